@@ -1,0 +1,115 @@
+import type { AccountStatus, Affiliation } from '../db/schema.ts';
+import { DomainError } from '../shared/errors.ts';
+import { checkPassword, type PolicyProfile } from '../password/password-policy.ts';
+import { generateInitialPassword } from '../password/initial-password.ts';
+import type { PasswordHasher } from '../password/password-hasher.ts';
+import type { AccountRow, AccountStore } from './account.store.ts';
+import { COMMON_ID_PATTERN } from './common-id.ts';
+import { accountKey, ACCOUNT_RULE, type LoginThrottle } from '../throttle/login-throttle.ts';
+
+export const AFFILIATIONS: readonly Affiliation[] = ['student', 'faculty', 'staff', 'alumni', 'guest'];
+export const STATUSES: readonly AccountStatus[] = ['active', 'suspended', 'revoked'];
+
+export interface AccountInput {
+  commonId: string;
+  name: string;
+  affiliation: string;
+  email?: string | null;
+}
+
+/** Ends sessions and tokens of an account; implemented next to the provider's storage. */
+export interface SessionRevoker {
+  revokeAccount(accountId: string): Promise<number>;
+}
+
+const EMAIL_PATTERN = /^[^\s@"<>()\\,;:]{1,64}@[a-z0-9-]+(\.[a-z0-9-]+)+$/i;
+
+export function validateAccountInput(input: AccountInput): { commonId: string; name: string; affiliation: Affiliation; email: string | null } {
+  const commonId = String(input.commonId ?? '').trim();
+  if (!COMMON_ID_PATTERN.test(commonId)) throw new DomainError('invalid_common_id', 'the Common ID must be exactly 10 digits');
+  const name = String(input.name ?? '').normalize('NFC').trim();
+  if (!name || name.length > 200 || /[\u0000-\u001f\u007f]/.test(name)) throw new DomainError('invalid_name', 'the name must be 1 to 200 printable characters');
+  const affiliation = String(input.affiliation ?? '').trim().toLowerCase() as Affiliation;
+  if (!AFFILIATIONS.includes(affiliation)) throw new DomainError('invalid_affiliation', `the affiliation must be one of ${AFFILIATIONS.join(', ')}`);
+  const email = input.email ? String(input.email).trim() : null;
+  if (email !== null && (email.length > 254 || !EMAIL_PATTERN.test(email))) throw new DomainError('invalid_email', 'the email address is not valid');
+  return { commonId, name, affiliation, email };
+}
+
+export class AccountService {
+  readonly #store: AccountStore;
+  readonly #hasher: PasswordHasher;
+  readonly #profile: PolicyProfile;
+  readonly #sessions: SessionRevoker;
+  readonly #throttle: LoginThrottle;
+
+  constructor(deps: { store: AccountStore; hasher: PasswordHasher; profile: PolicyProfile; sessions: SessionRevoker; throttle: LoginThrottle }) {
+    this.#store = deps.store;
+    this.#hasher = deps.hasher;
+    this.#profile = deps.profile;
+    this.#sessions = deps.sessions;
+    this.#throttle = deps.throttle;
+  }
+
+  /** Creates an account with a generated initial password, returned once and never stored in clear. */
+  async create(input: AccountInput): Promise<{ account: AccountRow; initialPassword: string }> {
+    const valid = validateAccountInput(input);
+    const initialPassword = generateInitialPassword(this.#profile);
+    const account = await this.#store.insert({ ...valid, passwordHash: await this.#hasher.hash(initialPassword) });
+    if (!account) throw new DomainError('account_exists', `an account with Common ID ${valid.commonId} already exists`);
+    return { account, initialPassword };
+  }
+
+  async get(commonId: string): Promise<AccountRow> {
+    const account = COMMON_ID_PATTERN.test(commonId) ? await this.#store.findByCommonId(commonId) : undefined;
+    if (!account) throw new DomainError('account_not_found', `no account with Common ID ${commonId}`);
+    return account;
+  }
+
+  /** A new initial password after the help desk checked the person; every session ends. */
+  async reissuePassword(commonId: string): Promise<{ account: AccountRow; initialPassword: string }> {
+    const account = await this.get(commonId);
+    const initialPassword = generateInitialPassword(this.#profile);
+    await this.#store.setPassword(account.id, await this.#hasher.hash(initialPassword), true);
+    await this.#sessions.revokeAccount(account.id);
+    await this.#throttle.clear(accountKey(account.common_id));
+    return { account: (await this.#store.findById(account.id))!, initialPassword };
+  }
+
+  async setStatus(commonId: string, status: AccountStatus): Promise<AccountRow> {
+    const account = await this.get(commonId);
+    await this.#store.setStatus(account.id, status);
+    if (status !== 'active') await this.#sessions.revokeAccount(account.id);
+    return (await this.#store.findById(account.id))!;
+  }
+
+  async unlock(commonId: string): Promise<AccountRow> {
+    const account = await this.get(commonId);
+    await this.#throttle.clear(accountKey(account.common_id));
+    return account;
+  }
+
+  /**
+   * Changes the password of a signed-in person. Every policy rule broken is reported at once
+   * (code password_policy, details.violations).
+   */
+  async changePassword(accountId: string, current: string, next: string, confirm: string): Promise<void> {
+    const account = await this.#store.findById(accountId);
+    if (!account) throw new DomainError('account_not_found', 'no such account');
+    if (typeof current !== 'string' || typeof next !== 'string' || next !== confirm) {
+      throw new DomainError('password_mismatch', 'the new password and its confirmation differ');
+    }
+    // The current password is a guessable secret too: the same limits as the sign-in form.
+    const keys = [{ key: accountKey(account.common_id), rule: ACCOUNT_RULE }];
+    const state = await this.#throttle.check(keys);
+    if (state.blocked || state.waitSeconds > 0) throw new DomainError('locked', 'too many failed attempts', { waitSeconds: state.waitSeconds });
+    const verified = await this.#hasher.verify(account.password_hash, current);
+    if (!verified.ok) {
+      await this.#throttle.recordFailure(keys);
+      throw new DomainError('wrong_current_password', 'the current password is not correct');
+    }
+    const policy = checkPassword(next, { profile: this.#profile, commonId: account.common_id, currentPassword: current });
+    if (!policy.ok) throw new DomainError('password_policy', 'the new password breaks the password rules', { violations: policy.violations, limits: policy.limits });
+    await this.#store.setPassword(account.id, await this.#hasher.hash(next), false);
+  }
+}

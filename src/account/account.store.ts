@@ -1,0 +1,77 @@
+import { sql, type Kysely, type Selectable } from 'kysely';
+import type { AccountStatus, AccountTable, Affiliation, DB } from '../db/schema.ts';
+
+export type AccountRow = Selectable<AccountTable>;
+
+export interface NewAccount {
+  commonId: string;
+  name: string;
+  email: string | null;
+  affiliation: Affiliation;
+  passwordHash: string;
+}
+
+export class AccountStore {
+  readonly #db: Kysely<DB>;
+
+  constructor(db: Kysely<DB>) {
+    this.#db = db;
+  }
+
+  async insert(account: NewAccount): Promise<AccountRow | undefined> {
+    return this.#db.insertInto('account')
+      .values({
+        common_id: account.commonId,
+        name: account.name,
+        email: account.email,
+        affiliation: account.affiliation,
+        status: 'active',
+        password_hash: account.passwordHash,
+        password_set_at: sql<Date>`now()` as never,
+        must_change_password: true,
+        updated_at: sql<Date>`now()` as never,
+      })
+      .onConflict((oc) => oc.column('common_id').doNothing())
+      .returningAll()
+      .executeTakeFirst();
+  }
+
+  findById(id: string): Promise<AccountRow | undefined> {
+    if (!/^[0-9a-f-]{36}$/i.test(id)) return Promise.resolve(undefined);
+    return this.#db.selectFrom('account').selectAll().where('id', '=', id).executeTakeFirst();
+  }
+
+  findByCommonId(commonId: string): Promise<AccountRow | undefined> {
+    return this.#db.selectFrom('account').selectAll().where('common_id', '=', commonId).executeTakeFirst();
+  }
+
+  findManyByCommonIds(commonIds: string[]): Promise<AccountRow[]> {
+    if (commonIds.length === 0) return Promise.resolve([]);
+    return this.#db.selectFrom('account').selectAll().where('common_id', 'in', commonIds).execute();
+  }
+
+  list(filter: { status?: AccountStatus; affiliation?: Affiliation; limit: number; after?: string }): Promise<AccountRow[]> {
+    let query = this.#db.selectFrom('account').selectAll().orderBy('common_id').limit(filter.limit);
+    if (filter.status) query = query.where('status', '=', filter.status);
+    if (filter.affiliation) query = query.where('affiliation', '=', filter.affiliation);
+    if (filter.after) query = query.where('common_id', '>', filter.after);
+    return query.execute();
+  }
+
+  async setPassword(id: string, passwordHash: string, mustChange: boolean): Promise<void> {
+    await this.#db.updateTable('account')
+      .set({ password_hash: passwordHash, must_change_password: mustChange, password_set_at: sql<Date>`now()` as never, updated_at: sql<Date>`now()` as never })
+      .where('id', '=', id)
+      .execute();
+  }
+
+  /** Replaces the hash only if it is still the one that was verified (a concurrent change wins). */
+  async rehash(id: string, oldHash: string, newHash: string): Promise<void> {
+    await this.#db.updateTable('account').set({ password_hash: newHash })
+      .where('id', '=', id).where('password_hash', '=', oldHash).execute();
+  }
+
+  async setStatus(id: string, status: AccountStatus): Promise<void> {
+    await this.#db.updateTable('account').set({ status, updated_at: sql<Date>`now()` as never }).where('id', '=', id).execute();
+  }
+}

@@ -1,0 +1,87 @@
+import type { SigninLog } from '../audit/signin-log.ts';
+import type { PasswordHasher } from '../password/password-hasher.ts';
+import { accountKey, addressKey, ACCOUNT_RULE, ADDRESS_RULE, type LoginThrottle } from '../throttle/login-throttle.ts';
+import type { AccountRow, AccountStore } from './account.store.ts';
+
+export interface SigninRequest {
+  commonId: string;
+  password: string;
+  ip: string;
+  userAgent: string | null;
+  clientId: string | null;
+}
+
+export type SigninOutcome =
+  | { ok: true; account: AccountRow }
+  /** Unknown account and wrong password look the same to the person. */
+  | { ok: false; reason: 'invalid_credentials' }
+  | { ok: false; reason: 'locked'; waitSeconds: number }
+  | { ok: false; reason: 'blocked' }
+  | { ok: false; reason: 'account_suspended' | 'account_revoked'; account: AccountRow };
+
+/** Longer than any policy allows: refused without spending a hash on it. */
+const MAX_PASSWORD_INPUT = 256;
+
+/**
+ * Checks a Common ID and password under the brute-force limits, spending the same hashing time
+ * whether or not the account exists, and records the attempt in the sign-in log.
+ */
+export class PasswordSignin {
+  readonly #accounts: AccountStore;
+  readonly #hasher: PasswordHasher;
+  readonly #throttle: LoginThrottle;
+  readonly #log: SigninLog;
+
+  constructor(deps: { accounts: AccountStore; hasher: PasswordHasher; throttle: LoginThrottle; log: SigninLog }) {
+    this.#accounts = deps.accounts;
+    this.#hasher = deps.hasher;
+    this.#throttle = deps.throttle;
+    this.#log = deps.log;
+  }
+
+  async signIn(request: SigninRequest): Promise<SigninOutcome> {
+    const keys = [
+      { key: accountKey(request.commonId), rule: ACCOUNT_RULE },
+      { key: addressKey(request.ip), rule: ADDRESS_RULE },
+    ];
+    const account = await this.#accounts.findByCommonId(request.commonId);
+    const record = (result: 'success' | 'failure', reason: string) =>
+      this.#log.record({ accountId: account?.id ?? null, clientId: request.clientId, ip: request.ip, userAgent: request.userAgent, result, reason });
+
+    const state = await this.#throttle.check(keys);
+    if (state.blocked) {
+      await record('failure', 'blocked');
+      return { ok: false, reason: 'blocked' };
+    }
+    if (state.waitSeconds > 0) {
+      await record('failure', 'locked');
+      return { ok: false, reason: 'locked', waitSeconds: state.waitSeconds };
+    }
+
+    const password = typeof request.password === 'string' ? request.password : '';
+    let verified = false;
+    if ([...password].length > MAX_PASSWORD_INPUT) {
+      verified = false;
+    } else if (account && password) {
+      const result = await this.#hasher.verify(account.password_hash, password);
+      verified = result.ok;
+      if (result.needsRehash) await this.#accounts.rehash(account.id, account.password_hash, await this.#hasher.hash(password));
+    } else {
+      await this.#hasher.verifyNothing(password);
+    }
+
+    if (!verified || !account) {
+      await this.#throttle.recordFailure(keys);
+      await record('failure', account ? 'wrong_password' : 'unknown_account');
+      return { ok: false, reason: 'invalid_credentials' };
+    }
+    await this.#throttle.clear(keys[0].key);
+    if (account.status !== 'active') {
+      const reason = account.status === 'suspended' ? 'account_suspended' : 'account_revoked';
+      await record('failure', reason);
+      return { ok: false, reason, account };
+    }
+    await record('success', 'password');
+    return { ok: true, account };
+  }
+}

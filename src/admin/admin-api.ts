@@ -1,0 +1,205 @@
+import Router from '@koa/router';
+import { bodyParser } from '@koa/bodyparser';
+import type { Context, Next } from 'koa';
+import type { AccountService } from '../account/account.service.ts';
+import { AFFILIATIONS, STATUSES } from '../account/account.service.ts';
+import type { AccountRow, AccountStore } from '../account/account.store.ts';
+import type { SigninLog } from '../audit/signin-log.ts';
+import type { ClientInput, ClientService } from '../client/client.service.ts';
+import type { AccountStatus, Affiliation } from '../db/schema.ts';
+import { DomainError } from '../shared/errors.ts';
+import type { OperatorStore } from './operator.store.ts';
+
+export interface AdminApiDeps {
+  operators: OperatorStore;
+  accountService: AccountService;
+  accounts: AccountStore;
+  clients: ClientService;
+  signinLog: SigninLog;
+  rotateKeys: () => Promise<string[]>;
+}
+
+const STATUS_OF: Record<string, number> = {
+  account_not_found: 404,
+  client_not_found: 404,
+  account_exists: 409,
+  client_exists: 409,
+};
+
+export function accountJson(a: AccountRow) {
+  return {
+    commonId: a.common_id,
+    name: a.name,
+    email: a.email,
+    affiliation: a.affiliation,
+    status: a.status,
+    mustChangePassword: a.must_change_password,
+    passwordSetAt: new Date(a.password_set_at).toISOString(),
+    createdAt: new Date(a.created_at).toISOString(),
+  };
+}
+
+function bad(message: string): never {
+  throw new DomainError('invalid_request', message);
+}
+
+function clientInput(body: Record<string, unknown>): ClientInput {
+  const strings = (key: string) => {
+    const value = body[key];
+    if (value === undefined) return undefined;
+    if (!Array.isArray(value) || !value.every((v) => typeof v === 'string')) bad(`${key} must be a list of strings`);
+    return value as string[];
+  };
+  const optional = <T>(key: string, type: string): T | undefined => {
+    const value = body[key];
+    if (value === undefined) return undefined;
+    if (value !== null && typeof value !== type) bad(`${key} must be a ${type}`);
+    return value as T;
+  };
+  return {
+    name: optional<string>('name', 'string'),
+    redirectUris: strings('redirectUris'),
+    postLogoutRedirectUris: strings('postLogoutRedirectUris'),
+    backchannelLogoutUri: optional<string | null>('backchannelLogoutUri', 'string'),
+    public: optional<boolean>('public', 'boolean'),
+    firstParty: optional<boolean>('firstParty', 'boolean'),
+    pairwise: optional<boolean>('pairwise', 'boolean'),
+    maxPasswordLength: optional<number | null>('maxPasswordLength', 'number'),
+  };
+}
+
+/**
+ * The operator API behind the `akamon` CLI: JSON in and out, a bearer operator token, errors as
+ * {"error": code, "error_description": text}. It works the same on every node and database.
+ */
+export function adminApi(deps: AdminApiDeps): Router {
+  const router = new Router({ prefix: '/admin/api' });
+
+  router.use(async (ctx: Context, next: Next) => {
+    ctx.set('Cache-Control', 'no-store');
+    try {
+      const header = ctx.get('authorization');
+      const operator = header.startsWith('Bearer ') ? await deps.operators.verify(header.slice(7).trim()) : undefined;
+      if (!operator) {
+        ctx.status = 401;
+        ctx.set('WWW-Authenticate', 'Bearer realm="akamon-admin"');
+        ctx.body = { error: 'unauthorized', error_description: 'a valid operator token is required' };
+        return;
+      }
+      ctx.state.operator = operator;
+      await next();
+    } catch (error) {
+      if (error instanceof DomainError) {
+        ctx.status = STATUS_OF[error.code] ?? 400;
+        ctx.body = { error: error.code, error_description: error.message, ...error.details };
+        return;
+      }
+      const status = (error as { status?: number }).status;
+      if (status && status >= 400 && status < 500) {
+        ctx.status = status;
+        ctx.body = { error: 'invalid_request', error_description: (error as Error).message };
+        return;
+      }
+      throw error;
+    }
+  });
+  router.use(bodyParser({ enableTypes: ['json'], jsonLimit: '64kb', onError: (_e, ctx) => ctx.throw(400, 'the body is not valid JSON') }));
+
+  const body = (ctx: Context) => {
+    const value = ctx.request.body;
+    if (value === undefined || value === null) return {};
+    if (typeof value !== 'object' || Array.isArray(value)) bad('the body must be a JSON object');
+    return value as Record<string, unknown>;
+  };
+
+  router.post('/accounts', async (ctx) => {
+    const b = body(ctx);
+    const { account, initialPassword } = await deps.accountService.create({
+      commonId: String(b.commonId ?? ''), name: String(b.name ?? ''), affiliation: String(b.affiliation ?? ''),
+      email: typeof b.email === 'string' ? b.email : null,
+    });
+    ctx.status = 201;
+    ctx.body = { commonId: account.common_id, initialPassword, account: accountJson(account) };
+  });
+
+  router.get('/accounts', async (ctx) => {
+    const { status, affiliation, after } = ctx.query;
+    const limit = Number(ctx.query.limit ?? 100);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) bad('limit must be from 1 to 1000');
+    if (status !== undefined && !STATUSES.includes(status as AccountStatus)) bad(`status must be one of ${STATUSES.join(', ')}`);
+    if (affiliation !== undefined && !AFFILIATIONS.includes(affiliation as Affiliation)) bad(`affiliation must be one of ${AFFILIATIONS.join(', ')}`);
+    const rows = await deps.accounts.list({ status: status as AccountStatus | undefined, affiliation: affiliation as Affiliation | undefined, limit, after: typeof after === 'string' ? after : undefined });
+    ctx.body = { accounts: rows.map(accountJson) };
+  });
+
+  router.get('/accounts/:commonId', async (ctx) => {
+    ctx.body = accountJson(await deps.accountService.get(ctx.params.commonId));
+  });
+
+  router.post('/accounts/:commonId/reissue-password', async (ctx) => {
+    const { account, initialPassword } = await deps.accountService.reissuePassword(ctx.params.commonId);
+    ctx.body = { commonId: account.common_id, initialPassword, account: accountJson(account) };
+  });
+
+  const statusActions: Record<string, AccountStatus> = { suspend: 'suspended', revoke: 'revoked', activate: 'active' };
+  for (const [action, status] of Object.entries(statusActions)) {
+    router.post(`/accounts/:commonId/${action}`, async (ctx) => {
+      ctx.body = accountJson(await deps.accountService.setStatus(ctx.params.commonId, status));
+    });
+  }
+
+  router.post('/accounts/:commonId/unlock', async (ctx) => {
+    ctx.body = accountJson(await deps.accountService.unlock(ctx.params.commonId));
+  });
+
+  router.post('/clients', async (ctx) => {
+    const { client, clientSecret } = await deps.clients.create(clientInput(body(ctx)));
+    ctx.status = 201;
+    ctx.body = { clientId: client.clientId, clientSecret, client };
+  });
+
+  router.get('/clients', async (ctx) => {
+    ctx.body = { clients: await deps.clients.list() };
+  });
+
+  router.get('/clients/:clientId', async (ctx) => {
+    ctx.body = await deps.clients.show(ctx.params.clientId);
+  });
+
+  router.patch('/clients/:clientId', async (ctx) => {
+    const b = body(ctx);
+    const { client, clientSecret } = await deps.clients.update(ctx.params.clientId, { ...clientInput(b), rotateSecret: b.rotateSecret === true });
+    ctx.body = { clientId: client.clientId, clientSecret, client };
+  });
+
+  router.delete('/clients/:clientId', async (ctx) => {
+    await deps.clients.delete(ctx.params.clientId);
+    ctx.status = 204;
+  });
+
+  router.post('/keys/rotate', async (ctx) => {
+    ctx.body = { kids: await deps.rotateKeys() };
+  });
+
+  router.get('/signins', async (ctx) => {
+    const { account, since } = ctx.query;
+    const limit = Number(ctx.query.limit ?? 100);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 10000) bad('limit must be from 1 to 10000');
+    let accountId: string | undefined;
+    if (typeof account === 'string') accountId = (await deps.accountService.get(account)).id;
+    let sinceDate: Date | undefined;
+    if (typeof since === 'string') {
+      sinceDate = new Date(since);
+      if (Number.isNaN(sinceDate.getTime())) bad('since must be a date, such as 2026-04-01 or 2026-04-01T09:00:00Z');
+    }
+    const rows = await deps.signinLog.list({ accountId, since: sinceDate, limit });
+    ctx.body = {
+      signins: rows.map((r) => ({
+        at: new Date(r.occurred_at).toISOString(), commonId: r.common_id, clientId: r.client_id, ip: r.ip,
+        userAgent: r.user_agent, result: r.result, reason: r.reason,
+      })),
+    };
+  });
+
+  return router;
+}

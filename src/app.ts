@@ -1,0 +1,146 @@
+import Koa from 'koa';
+import Router from '@koa/router';
+import { sql } from 'kysely';
+import type Provider from 'oidc-provider';
+import type { Deps } from './deps.ts';
+import { CsrfGuard } from './http/csrf.ts';
+import { Renderer } from './http/renderer.ts';
+import { errorPages, LANGUAGE_COOKIE, localeMiddleware, requestContext, securityHeaders } from './http/middleware.ts';
+import { staticFiles } from './http/static-files.ts';
+import { ClientService } from './client/client.service.ts';
+import { ensureKeys, loadKeyMaterial, rotateSigningKeys, type KeyTimings } from './oidc/keys.ts';
+import { postgresAdapter } from './oidc/adapter.ts';
+import { createProvider } from './oidc/provider.ts';
+import { ProviderHolder } from './oidc/provider-holder.ts';
+import { findAccount } from './oidc/find-account.ts';
+import { loadExistingGrant } from './oidc/grants.ts';
+import { providerPages } from './oidc/pages.ts';
+import { buildPolicy, buildSteps } from './interaction/policy.ts';
+import { factsLoader } from './interaction/facts.ts';
+import { interactionRouter } from './interaction/router.ts';
+import { KnownAccounts } from './interaction/known-accounts.ts';
+import { accountHome, ACCOUNT_CLIENT_ID } from './selfservice/account-home.ts';
+import { adminApi } from './admin/admin-api.ts';
+import { Sweeper } from './shared/sweeper.ts';
+import { isDomainError } from './http/middleware.ts';
+
+export interface AkamonApp {
+  app: Koa;
+  provider: () => Provider;
+  holder: ProviderHolder;
+  clients: ClientService;
+  sweeper: Sweeper;
+  rotateKeys: () => Promise<string[]>;
+}
+
+/** Akamon's own account home is a first-party client of itself, registered on first start. */
+async function ensureAccountClient(clients: ClientService, issuer: string): Promise<void> {
+  const wanted = { name: 'Akamon account', redirectUris: [`${issuer}/account/callback`], postLogoutRedirectUris: [`${issuer}/`], firstParty: true };
+  try {
+    const existing = await clients.show(ACCOUNT_CLIENT_ID);
+    if (existing.redirectUris[0] !== wanted.redirectUris[0]) await clients.update(ACCOUNT_CLIENT_ID, wanted);
+  } catch (error) {
+    if (!isDomainError(error, 'client_not_found')) throw error;
+    await clients.create(wanted, ACCOUNT_CLIENT_ID).catch((e) => {
+      if (!isDomainError(e, 'client_exists')) throw e; // another node registered it first
+    });
+  }
+}
+
+export async function buildApp(deps: Deps): Promise<AkamonApp> {
+  const { config, database, box, logger } = deps;
+  const db = database.db;
+  await ensureKeys(db, box);
+  const timings: KeyTimings = {
+    propagationSeconds: config.keyRefreshSeconds * 2,
+    retiredGraceSeconds: Math.max(config.ttl.idToken, config.ttl.accessToken),
+  };
+
+  const csrf = new CsrfGuard(box.deriveKey('csrf'), config.production);
+  const renderer = new Renderer(config.production, csrf);
+  const app = new Koa();
+  app.proxy = config.trustProxy;
+
+  let holder: ProviderHolder | undefined;
+  const clients = new ClientService({
+    store: deps.clientStore,
+    box,
+    validate: async (metadata) => { await holder!.provider.Client.validate(metadata as never); },
+    allowHttpRedirects: !config.production,
+  });
+
+  const steps = buildSteps({
+    config,
+    accounts: deps.accounts,
+    accountService: deps.accountService,
+    passwordSignin: deps.passwordSignin,
+    clients: deps.clientStore,
+    signinLog: deps.signinLog,
+    knownAccounts: new KnownAccounts(config.production),
+  });
+  const hooks = {
+    adapter: postgresAdapter(db, async (id) => clients.providerMetadata(id) as never),
+    findAccount: findAccount(deps.accounts),
+    policy: buildPolicy(steps, factsLoader(deps.accounts)),
+    loadExistingGrant,
+    pairwiseKey: box.deriveKey('pairwise-subject'),
+    ...providerPages(renderer),
+  };
+  const build = (keys: Parameters<typeof createProvider>[1]) => {
+    const provider = createProvider(config, keys, hooks);
+    provider.on('server_error', (ctx, error) => (ctx.state?.log ?? logger).error({ err: error }, 'oidc server error'));
+    provider.on('backchannel.error', (_ctx, error, client) => logger.warn({ err: { message: error.message }, clientId: client.clientId }, 'back-channel logout delivery failed'));
+    provider.on('grant.revoked', (_ctx, grantId) => logger.info({ grantId }, 'grant revoked'));
+    return provider;
+  };
+  const loadKeys = () => loadKeyMaterial(db, box, timings);
+  holder = new ProviderHolder(await loadKeys(), build, loadKeys, (keys) => { app.keys = keys.cookieKeys; });
+  await ensureAccountClient(clients, config.issuer);
+
+  const rotateKeys = async () => {
+    const kids = await rotateSigningKeys(db, box, timings);
+    await holder!.refresh();
+    return kids;
+  };
+
+  const pages = new Router();
+  pages.get('/', (ctx) => renderer.page(ctx, 'home', 'home.title', { accountUrl: '/account' }));
+  pages.get('/lang', (ctx) => {
+    const to = ctx.query.to === 'en' ? 'en' : 'ja';
+    const back = typeof ctx.query.back === 'string' && /^\/(?![/\\])/.test(ctx.query.back) ? ctx.query.back : '/';
+    ctx.cookies.set(LANGUAGE_COOKIE, to, { httpOnly: true, sameSite: 'lax', secure: config.production, path: '/', maxAge: 365 * 86400 * 1000, signed: false });
+    ctx.redirect(back);
+  });
+  pages.get('/healthz', (ctx) => { ctx.body = { status: 'ok' }; });
+  pages.get('/readyz', async (ctx) => {
+    try {
+      await sql`select 1`.execute(db);
+      ctx.body = { status: 'ready' };
+    } catch {
+      ctx.status = 503;
+      ctx.body = { status: 'database unavailable' };
+    }
+  });
+
+  const routers = [
+    pages,
+    interactionRouter({ provider: () => holder!.provider, steps, renderer, csrf, state: deps.interactionState, stateTtlSeconds: config.ttl.interaction }),
+    accountHome({ config, accounts: deps.accounts, renderer, clientSecret: async () => String((await clients.providerMetadata(ACCOUNT_CLIENT_ID))?.client_secret) }),
+    adminApi({ operators: deps.operators, accountService: deps.accountService, accounts: deps.accounts, clients, signinLog: deps.signinLog, rotateKeys }),
+  ];
+
+  app.use(requestContext(logger));
+  app.use(securityHeaders(config.production));
+  app.use(localeMiddleware());
+  app.use(errorPages(renderer));
+  app.use(staticFiles());
+  for (const router of routers) app.use(router.routes()).use(router.allowedMethods());
+  app.use(holder.middleware());
+
+  const sweeper = new Sweeper([
+    (n) => deps.payloads.deleteExpired(n),
+    (n) => deps.interactionState.deleteExpired(n),
+    (n) => deps.throttle.deleteStale(n),
+  ]);
+  return { app, provider: () => holder!.provider, holder, clients, sweeper, rotateKeys };
+}

@@ -1,0 +1,179 @@
+import { randomBytes } from 'node:crypto';
+import type { SecretBox } from '../crypto/secret-box.ts';
+import { DomainError } from '../shared/errors.ts';
+import type { ClientRecord, ClientRow, ClientStore } from './client.store.ts';
+
+export interface ClientInput {
+  name?: string;
+  redirectUris?: string[];
+  postLogoutRedirectUris?: string[];
+  backchannelLogoutUri?: string | null;
+  public?: boolean;
+  firstParty?: boolean;
+  pairwise?: boolean;
+  maxPasswordLength?: number | null;
+}
+
+export interface ClientView {
+  clientId: string;
+  name: string;
+  public: boolean;
+  firstParty: boolean;
+  pairwise: boolean;
+  redirectUris: string[];
+  postLogoutRedirectUris: string[];
+  backchannelLogoutUri: string | null;
+  maxPasswordLength: number | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** Lets the provider check metadata exactly as it will when the client is used. */
+export type MetadataValidator = (metadata: Record<string, unknown>) => Promise<void>;
+
+function uri(value: string, what: string, allowHttp: boolean): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new DomainError('invalid_uri', `${what} is not an absolute URL: ${value}`);
+  }
+  const loopback = ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname);
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && (allowHttp || loopback))) {
+    throw new DomainError('invalid_uri', `${what} must use https: ${value}`);
+  }
+  if (url.hash) throw new DomainError('invalid_uri', `${what} must not have a fragment: ${value}`);
+  if (url.username || url.password) throw new DomainError('invalid_uri', `${what} must not carry credentials: ${value}`);
+  return value;
+}
+
+function toView(row: ClientRow): ClientView {
+  const m = row.metadata as Record<string, any>;
+  return {
+    clientId: row.client_id,
+    name: row.name,
+    public: m.token_endpoint_auth_method === 'none',
+    firstParty: row.first_party,
+    pairwise: m.subject_type === 'pairwise',
+    redirectUris: m.redirect_uris ?? [],
+    postLogoutRedirectUris: m.post_logout_redirect_uris ?? [],
+    backchannelLogoutUri: m.backchannel_logout_uri ?? null,
+    maxPasswordLength: row.max_password_length,
+    createdAt: new Date(row.created_at).toISOString(),
+    updatedAt: new Date(row.updated_at).toISOString(),
+  };
+}
+
+/** Relying parties: registered by operators, read by the provider through the adapter. */
+export class ClientService {
+  readonly #store: ClientStore;
+  readonly #box: SecretBox;
+  readonly #validate: MetadataValidator;
+  readonly #allowHttp: boolean;
+
+  constructor(deps: { store: ClientStore; box: SecretBox; validate: MetadataValidator; allowHttpRedirects: boolean }) {
+    this.#store = deps.store;
+    this.#box = deps.box;
+    this.#validate = deps.validate;
+    this.#allowHttp = deps.allowHttpRedirects;
+  }
+
+  async create(input: ClientInput, clientId = `${slug(input.name ?? '')}-${randomBytes(6).toString('hex')}`): Promise<{ client: ClientView; clientSecret: string | null }> {
+    if (!input.name) throw new DomainError('invalid_name', 'a client needs a name (--name)');
+    if (!input.redirectUris?.length) throw new DomainError('invalid_uri', 'a client needs at least one redirect URI (--redirect-uri)');
+    const clientSecret = input.public ? null : randomBytes(32).toString('base64url');
+    const record = await this.#record(clientId, input, clientSecret);
+    if (!(await this.#store.insert(record))) throw new DomainError('client_exists', `client ${clientId} already exists`);
+    return { client: await this.show(clientId), clientSecret };
+  }
+
+  async update(clientId: string, changes: ClientInput & { rotateSecret?: boolean }): Promise<{ client: ClientView; clientSecret: string | null }> {
+    const row = await this.#find(clientId);
+    const current = toView(row);
+    const merged: ClientInput = {
+      name: changes.name ?? current.name,
+      redirectUris: changes.redirectUris ?? current.redirectUris,
+      postLogoutRedirectUris: changes.postLogoutRedirectUris ?? current.postLogoutRedirectUris,
+      backchannelLogoutUri: changes.backchannelLogoutUri !== undefined ? changes.backchannelLogoutUri : current.backchannelLogoutUri,
+      public: changes.public ?? current.public,
+      firstParty: changes.firstParty ?? current.firstParty,
+      pairwise: changes.pairwise ?? current.pairwise,
+      maxPasswordLength: changes.maxPasswordLength !== undefined ? changes.maxPasswordLength : current.maxPasswordLength,
+    };
+    let secret: string | null = null;
+    if (!merged.public && (changes.rotateSecret || !row.client_secret_enc)) secret = randomBytes(32).toString('base64url');
+    const record = await this.#record(clientId, merged, secret ?? (merged.public ? null : this.#box.decrypt(row.client_secret_enc!)));
+    await this.#store.update(record);
+    return { client: await this.show(clientId), clientSecret: secret };
+  }
+
+  async show(clientId: string): Promise<ClientView> {
+    return toView(await this.#find(clientId));
+  }
+
+  async list(): Promise<ClientView[]> {
+    return (await this.#store.list()).map(toView);
+  }
+
+  async delete(clientId: string): Promise<void> {
+    if (!(await this.#store.delete(clientId))) throw new DomainError('client_not_found', `no client ${clientId}`);
+  }
+
+  /** The registration as oidc-provider reads it, secret decrypted; undefined for unknown ids. */
+  async providerMetadata(clientId: string): Promise<Record<string, unknown> | undefined> {
+    if (clientId.length > 200) return undefined;
+    const row = await this.#store.find(clientId);
+    if (!row) return undefined;
+    const metadata: Record<string, unknown> = { ...(row.metadata as Record<string, unknown>) };
+    if (row.client_secret_enc) metadata.client_secret = this.#box.decrypt(row.client_secret_enc);
+    return metadata;
+  }
+
+  async #find(clientId: string): Promise<ClientRow> {
+    const row = clientId.length <= 200 ? await this.#store.find(clientId) : undefined;
+    if (!row) throw new DomainError('client_not_found', `no client ${clientId}`);
+    return row;
+  }
+
+  async #record(clientId: string, input: ClientInput, clientSecret: string | null): Promise<ClientRecord> {
+    const name = String(input.name).trim();
+    if (!name || name.length > 200) throw new DomainError('invalid_name', 'the client name must be 1 to 200 characters');
+    const max = input.maxPasswordLength ?? null;
+    if (max !== null && (!Number.isInteger(max) || max < 8 || max > 1024)) {
+      throw new DomainError('invalid_max_password_length', 'the maximum password length must be a whole number from 8 to 1024');
+    }
+    const metadata: Record<string, unknown> = {
+      client_id: clientId,
+      client_name: name,
+      redirect_uris: (input.redirectUris ?? []).map((u) => uri(u, 'redirect URI', this.#allowHttp)),
+      post_logout_redirect_uris: (input.postLogoutRedirectUris ?? []).map((u) => uri(u, 'post-logout redirect URI', this.#allowHttp)),
+      response_types: ['code'],
+      grant_types: ['authorization_code', 'refresh_token'],
+      token_endpoint_auth_method: input.public ? 'none' : 'client_secret_basic',
+      subject_type: input.pairwise ? 'pairwise' : 'public',
+      first_party: Boolean(input.firstParty),
+    };
+    if (input.backchannelLogoutUri) {
+      metadata.backchannel_logout_uri = uri(input.backchannelLogoutUri, 'back-channel logout URI', true);
+      metadata.backchannel_logout_session_required = true;
+    }
+    try {
+      await this.#validate({ ...metadata, ...(clientSecret ? { client_secret: clientSecret } : {}) });
+    } catch (error) {
+      const e = error as { error_description?: string; message?: string };
+      throw new DomainError('invalid_client_metadata', e.error_description ?? e.message ?? 'invalid client metadata');
+    }
+    return {
+      clientId,
+      clientSecretEnc: clientSecret ? this.#box.encrypt(clientSecret) : null,
+      name,
+      metadata,
+      firstParty: Boolean(input.firstParty),
+      maxPasswordLength: max,
+    };
+  }
+}
+
+function slug(name: string): string {
+  return name.normalize('NFKD').toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 24) || 'client';
+}

@@ -1,0 +1,69 @@
+import { sql, type Kysely, type Selectable } from 'kysely';
+import type { ClientTable, DB } from '../db/schema.ts';
+
+export type ClientRow = Selectable<ClientTable>;
+
+export interface ClientRecord {
+  clientId: string;
+  clientSecretEnc: string | null;
+  name: string;
+  metadata: Record<string, unknown>;
+  firstParty: boolean;
+  maxPasswordLength: number | null;
+}
+
+export class ClientStore {
+  readonly #db: Kysely<DB>;
+
+  constructor(db: Kysely<DB>) {
+    this.#db = db;
+  }
+
+  async insert(c: ClientRecord): Promise<boolean> {
+    const row = await this.#db.insertInto('client').values({
+      client_id: c.clientId,
+      client_secret_enc: c.clientSecretEnc,
+      name: c.name,
+      metadata: JSON.stringify(c.metadata),
+      first_party: c.firstParty,
+      max_password_length: c.maxPasswordLength,
+      updated_at: sql<Date>`now()` as never,
+    }).onConflict((oc) => oc.column('client_id').doNothing()).returning('client_id').executeTakeFirst();
+    return row !== undefined;
+  }
+
+  async update(c: ClientRecord): Promise<void> {
+    await this.#db.updateTable('client').set({
+      client_secret_enc: c.clientSecretEnc,
+      name: c.name,
+      metadata: JSON.stringify(c.metadata),
+      first_party: c.firstParty,
+      max_password_length: c.maxPasswordLength,
+      updated_at: sql<Date>`now()` as never,
+    }).where('client_id', '=', c.clientId).execute();
+  }
+
+  find(clientId: string): Promise<ClientRow | undefined> {
+    return this.#db.selectFrom('client').selectAll().where('client_id', '=', clientId).executeTakeFirst();
+  }
+
+  list(): Promise<ClientRow[]> {
+    return this.#db.selectFrom('client').selectAll().orderBy('name').execute();
+  }
+
+  async delete(clientId: string): Promise<boolean> {
+    const result = await this.#db.deleteFrom('client').where('client_id', '=', clientId).executeTakeFirst();
+    if (result.numDeletedRows > 0n) {
+      // Its grants and tokens are worthless now; the sweeper would take longer.
+      await sql`delete from oidc_payload where payload->>'clientId' = ${clientId} or payload->>'client_id' = ${clientId}`.execute(this.#db);
+    }
+    return result.numDeletedRows > 0n;
+  }
+
+  /** The smallest password length limit any client declares, and which clients declare it. */
+  async passwordLengthLimits(): Promise<Array<{ name: string; max_password_length: number }>> {
+    const rows = await this.#db.selectFrom('client').select(['name', 'max_password_length'])
+      .where('max_password_length', 'is not', null).orderBy('max_password_length').orderBy('name').execute();
+    return rows as Array<{ name: string; max_password_length: number }>;
+  }
+}

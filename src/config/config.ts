@@ -1,0 +1,120 @@
+import { availableParallelism } from 'node:os';
+import path from 'node:path';
+
+/** Everything Akamon reads from the environment, parsed once and frozen. */
+export interface Config {
+  readonly production: boolean;
+  readonly port: number;
+  readonly listenHost: string;
+  readonly issuer: string;
+  /** Base secret for encrypting keys at rest and deriving HMAC keys; undefined means "development: keep one in the data dir". */
+  readonly secret: string | undefined;
+  readonly databaseUrl: string | undefined;
+  readonly dataDir: string;
+  readonly realmSuffix: string | undefined;
+  readonly passwordProfile: 'university' | 'nist';
+  readonly argon2: { readonly memoryCost: number; readonly timeCost: number; readonly parallelism: number };
+  readonly hashConcurrency: number;
+  readonly hashQueueLimit: number;
+  readonly trustProxy: boolean;
+  readonly backchannelAllowPrivate: boolean;
+  readonly logLevel: string;
+  readonly keyRefreshSeconds: number;
+  readonly internalUrl: string | undefined;
+  readonly ttl: {
+    readonly session: number;
+    readonly interaction: number;
+    readonly accessToken: number;
+    readonly idToken: number;
+    readonly refreshToken: number;
+    readonly authorizationCode: number;
+  };
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+type Env = Record<string, string | undefined>;
+
+function integer(env: Env, name: string, fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!/^\d+$/.test(raw)) throw new ConfigError(`${name} must be a whole number, got "${raw}"`);
+  const value = Number(raw);
+  if (value < min || value > max) throw new ConfigError(`${name} must be between ${min} and ${max}, got ${value}`);
+  return value;
+}
+
+function flag(env: Env, name: string): boolean {
+  const raw = (env[name] ?? '').toLowerCase();
+  if (['', '0', 'false', 'no', 'off'].includes(raw)) return false;
+  if (['1', 'true', 'yes', 'on'].includes(raw)) return true;
+  throw new ConfigError(`${name} must be true or false, got "${env[name]}"`);
+}
+
+function issuerUrl(raw: string, production: boolean): string {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError(`AKAMON_ISSUER is not a URL: "${raw}"`);
+  }
+  if (url.search || url.hash) throw new ConfigError('AKAMON_ISSUER must not have a query or fragment');
+  if (production && url.protocol !== 'https:') throw new ConfigError('AKAMON_ISSUER must be an https URL in production');
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new ConfigError('AKAMON_ISSUER must be http or https');
+  return url.href.replace(/\/$/, '');
+}
+
+export function loadConfig(env: Env = process.env): Config {
+  const production = (env.AKAMON_ENV ?? env.NODE_ENV) === 'production';
+  const port = integer(env, 'PORT', 3000, 0, 65535);
+  const secret = env.AKAMON_SECRET || undefined;
+  if (production) {
+    if (!env.AKAMON_ISSUER) throw new ConfigError('AKAMON_ISSUER is required in production');
+    if (!secret) throw new ConfigError('AKAMON_SECRET is required in production');
+  }
+  if (secret !== undefined && secret.length < 32) {
+    throw new ConfigError('AKAMON_SECRET must be at least 32 characters (for example: openssl rand -base64 48)');
+  }
+  const profile = env.AKAMON_PASSWORD_PROFILE ?? 'university';
+  if (profile !== 'university' && profile !== 'nist') {
+    throw new ConfigError(`AKAMON_PASSWORD_PROFILE must be "university" or "nist", got "${profile}"`);
+  }
+  const realm = env.AKAMON_REALM_SUFFIX?.replace(/^@/, '').trim().toLowerCase();
+  if (realm && !/^[a-z0-9.-]+$/.test(realm)) throw new ConfigError(`AKAMON_REALM_SUFFIX is not a domain: "${realm}"`);
+  const cores = availableParallelism();
+  const hashConcurrency = integer(env, 'AKAMON_HASH_CONCURRENCY', cores, 1, 256);
+
+  return Object.freeze({
+    production,
+    port,
+    listenHost: env.AKAMON_LISTEN_HOST ?? (production ? '0.0.0.0' : '127.0.0.1'),
+    issuer: issuerUrl(env.AKAMON_ISSUER ?? `http://localhost:${port}`, production),
+    secret,
+    databaseUrl: env.DATABASE_URL || undefined,
+    dataDir: path.resolve(env.AKAMON_DATA_DIR ?? './data'),
+    realmSuffix: realm || undefined,
+    passwordProfile: profile,
+    argon2: Object.freeze({
+      memoryCost: integer(env, 'AKAMON_ARGON2_MEMORY_KIB', 19456, 1024, 4 * 1024 * 1024),
+      timeCost: integer(env, 'AKAMON_ARGON2_ITERATIONS', 2, 1, 100),
+      parallelism: integer(env, 'AKAMON_ARGON2_PARALLELISM', 1, 1, 16),
+    }),
+    hashConcurrency,
+    hashQueueLimit: integer(env, 'AKAMON_HASH_QUEUE', hashConcurrency * 4, 0, 100_000),
+    trustProxy: flag(env, 'AKAMON_TRUST_PROXY'),
+    backchannelAllowPrivate: flag(env, 'AKAMON_BACKCHANNEL_ALLOW_PRIVATE'),
+    logLevel: env.AKAMON_LOG_LEVEL ?? 'info',
+    keyRefreshSeconds: integer(env, 'AKAMON_KEY_REFRESH_SECONDS', 10, 1, 3600),
+    internalUrl: env.AKAMON_INTERNAL_URL || undefined,
+    ttl: Object.freeze({
+      session: integer(env, 'AKAMON_SESSION_TTL_SECONDS', 8 * 3600, 60),
+      interaction: 3600,
+      accessToken: integer(env, 'AKAMON_ACCESS_TOKEN_TTL_SECONDS', 3600, 60),
+      idToken: 3600,
+      refreshToken: integer(env, 'AKAMON_REFRESH_TOKEN_TTL_SECONDS', 14 * 86400, 60),
+      authorizationCode: 60,
+    }),
+  });
+}

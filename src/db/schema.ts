@@ -1,0 +1,105 @@
+import type { ColumnType, Generated, JSONColumnType } from 'kysely';
+
+type Timestamp = ColumnType<Date, Date | string, Date | string>;
+type CreatedAt = ColumnType<Date, Date | string | undefined, never>;
+
+export interface OidcPayloadTable {
+  model: string;
+  id: string;
+  payload: JSONColumnType<Record<string, unknown>>;
+  grant_id: string | null;
+  user_code: string | null;
+  uid: string | null;
+  account_id: string | null;
+  expires_at: Timestamp | null;
+  consumed_at: Timestamp | null;
+}
+
+export interface SigningKeyTable {
+  kid: string;
+  alg: string;
+  public_jwk: JSONColumnType<Record<string, unknown>>;
+  private_jwk_enc: string;
+  created_at: CreatedAt;
+  /** Published in JWKS from creation; used for signing only from this time, so every node has it first. */
+  activates_at: Timestamp;
+  retired_at: Timestamp | null;
+}
+
+export interface CookieKeyTable {
+  id: Generated<number>;
+  key_enc: string;
+  created_at: CreatedAt;
+}
+
+export type Affiliation = 'student' | 'faculty' | 'staff' | 'alumni' | 'guest';
+export type AccountStatus = 'active' | 'suspended' | 'revoked';
+
+export interface AccountTable {
+  id: Generated<string>;
+  common_id: string;
+  name: string;
+  email: string | null;
+  affiliation: Affiliation;
+  status: AccountStatus;
+  password_hash: string;
+  password_set_at: Timestamp;
+  must_change_password: boolean;
+  created_at: CreatedAt;
+  updated_at: Timestamp;
+}
+
+export interface ClientTable {
+  client_id: string;
+  client_secret_enc: string | null;
+  name: string;
+  metadata: JSONColumnType<Record<string, unknown>>;
+  first_party: boolean;
+  max_password_length: number | null;
+  created_at: CreatedAt;
+  updated_at: Timestamp;
+}
+
+export interface OperatorTable {
+  id: Generated<number>;
+  name: string;
+  token_hash: string;
+  created_at: CreatedAt;
+  last_used_at: Timestamp | null;
+}
+
+export interface SigninEventTable {
+  id: Generated<string>;
+  occurred_at: CreatedAt;
+  account_id: string | null;
+  client_id: string | null;
+  ip: string | null;
+  user_agent: string | null;
+  result: 'success' | 'failure';
+  reason: string;
+}
+
+export interface ThrottleTable {
+  key: string;
+  failures: number;
+  last_failure_at: Timestamp;
+  locked_until: Timestamp | null;
+}
+
+export interface InteractionStateTable {
+  uid: string;
+  data: JSONColumnType<Record<string, unknown>>;
+  expires_at: Timestamp;
+}
+
+export interface DB {
+  oidc_payload: OidcPayloadTable;
+  signing_key: SigningKeyTable;
+  cookie_key: CookieKeyTable;
+  account: AccountTable;
+  client: ClientTable;
+  operator: OperatorTable;
+  signin_event: SigninEventTable;
+  throttle: ThrottleTable;
+  interaction_state: InteractionStateTable;
+}

@@ -1,0 +1,94 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import type { Config } from './config/config.ts';
+import { openDatabase, type Database } from './db/database.ts';
+import { migrateToLatest } from './db/migrator.ts';
+import { SecretBox } from './crypto/secret-box.ts';
+import { randomToken } from './crypto/tokens.ts';
+import { AccountStore } from './account/account.store.ts';
+import { AccountService } from './account/account.service.ts';
+import { PasswordSignin } from './account/password-signin.ts';
+import { SigninLog } from './audit/signin-log.ts';
+import { ClientStore } from './client/client.store.ts';
+import { LoginThrottle } from './throttle/login-throttle.ts';
+import { PasswordHasher } from './password/password-hasher.ts';
+import { ConcurrencyLimiter } from './shared/concurrency-limiter.ts';
+import { systemClock, type Clock } from './shared/clock.ts';
+import { OidcPayloadStore } from './oidc/oidc-payload.store.ts';
+import { InteractionStateStore } from './interaction/interaction-state.store.ts';
+import { OperatorStore } from './admin/operator.store.ts';
+
+/** Everything the app is built from; tests pass their own database, clock or logger here. */
+export interface Deps {
+  config: Config;
+  database: Database;
+  logger: Logger;
+  clock: Clock;
+  box: SecretBox;
+  accounts: AccountStore;
+  accountService: AccountService;
+  passwordSignin: PasswordSignin;
+  signinLog: SigninLog;
+  clientStore: ClientStore;
+  throttle: LoginThrottle;
+  hasher: PasswordHasher;
+  payloads: OidcPayloadStore;
+  interactionState: InteractionStateStore;
+  operators: OperatorStore;
+}
+
+/**
+ * In development without AKAMON_SECRET, a random secret is kept in the data directory so that
+ * keys encrypted with it survive restarts. Production refuses to start without one (config.ts).
+ */
+async function resolveSecret(config: Config): Promise<string> {
+  if (config.secret) return config.secret;
+  const file = path.join(config.dataDir, 'dev-secret');
+  try {
+    return (await fs.readFile(file, 'utf8')).trim();
+  } catch {
+    await fs.mkdir(config.dataDir, { recursive: true });
+    const secret = randomToken();
+    await fs.writeFile(file, `${secret}\n`, { mode: 0o600, flag: 'wx' }).catch(() => undefined);
+    return (await fs.readFile(file, 'utf8')).trim();
+  }
+}
+
+export async function openConfiguredDatabase(config: Config, logger: Logger): Promise<Database> {
+  return openDatabase({
+    url: config.databaseUrl,
+    dataDir: config.databaseUrl ? undefined : path.join(config.dataDir, 'pglite'),
+    onError: (error) => logger.error({ err: error }, 'database connection error'),
+  });
+}
+
+export async function buildDeps(config: Config, logger: Logger, overrides: { database?: Database; clock?: Clock; schema?: string } = {}): Promise<Deps> {
+  const database = overrides.database ?? (await openConfiguredDatabase(config, logger));
+  await migrateToLatest(database.db, overrides.schema);
+  const db = database.db;
+  const clock = overrides.clock ?? systemClock;
+  const box = new SecretBox(await resolveSecret(config));
+  const hasher = new PasswordHasher(config.argon2, new ConcurrencyLimiter(config.hashConcurrency, config.hashQueueLimit));
+  const accounts = new AccountStore(db);
+  const throttle = new LoginThrottle(db, clock);
+  const payloads = new OidcPayloadStore(db);
+  const signinLog = new SigninLog(db);
+  return {
+    config,
+    database,
+    logger,
+    clock,
+    box,
+    accounts,
+    accountService: new AccountService({ store: accounts, hasher, profile: config.passwordProfile, sessions: payloads, throttle }),
+    passwordSignin: new PasswordSignin({ accounts, hasher, throttle, log: signinLog }),
+    signinLog,
+    clientStore: new ClientStore(db),
+    throttle,
+    hasher,
+    payloads,
+    interactionState: new InteractionStateStore(db),
+    operators: new OperatorStore(db),
+  };
+}

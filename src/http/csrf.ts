@@ -1,0 +1,35 @@
+import { randomBytes } from 'node:crypto';
+import type { Context } from 'koa';
+import { hmac, safeEqual } from '../crypto/tokens.ts';
+
+/**
+ * CSRF protection for Akamon's own forms: a random per-browser cookie, and in each form an HMAC of
+ * it that another site can neither read nor compute.
+ */
+export class CsrfGuard {
+  readonly #key: Buffer;
+  readonly #cookieName: string;
+  readonly #secure: boolean;
+
+  constructor(key: Buffer, production: boolean) {
+    this.#key = key;
+    this.#cookieName = production ? '__Host-akamon_csrf' : 'akamon_csrf';
+    this.#secure = production;
+  }
+
+  token(ctx: Context): string {
+    let secret = (ctx.state.csrfSecret as string | undefined) ?? ctx.cookies.get(this.#cookieName);
+    if (!secret || !/^[A-Za-z0-9_-]{43}$/.test(secret)) {
+      secret = randomBytes(32).toString('base64url');
+      ctx.cookies.set(this.#cookieName, secret, { httpOnly: true, sameSite: 'lax', secure: this.#secure, path: '/', overwrite: true, signed: false });
+    }
+    ctx.state.csrfSecret = secret;
+    return hmac(this.#key, secret);
+  }
+
+  valid(ctx: Context, submitted: unknown): boolean {
+    const secret = ctx.cookies.get(this.#cookieName);
+    if (!secret || typeof submitted !== 'string') return false;
+    return safeEqual(hmac(this.#key, secret), submitted);
+  }
+}

@@ -1,0 +1,97 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { Context, Next } from 'koa';
+import type { Logger } from 'pino';
+import { negotiateLocale } from '../i18n/i18n.ts';
+import type { MessageKey } from '../i18n/en.ts';
+import { DomainError, OverloadedError } from '../shared/errors.ts';
+import type { Renderer } from './renderer.ts';
+
+/** A request id (echoed as X-Request-Id), a child logger carrying it, and one access log line. */
+export function requestContext(logger: Logger) {
+  return async (ctx: Context, next: Next) => {
+    const incoming = ctx.get('x-request-id');
+    const requestId = /^[A-Za-z0-9._-]{8,64}$/.test(incoming) ? incoming : randomUUID();
+    ctx.state.requestId = requestId;
+    ctx.state.log = logger.child({ requestId });
+    ctx.set('X-Request-Id', requestId);
+    const started = performance.now();
+    try {
+      await next();
+    } finally {
+      // The path only: query strings can carry state, hints and codes.
+      ctx.state.log.info({ method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round(performance.now() - started), ip: ctx.ip }, 'request');
+    }
+  };
+}
+
+/** Security headers for every response, including a nonce-based Content-Security-Policy. */
+export function securityHeaders(production: boolean) {
+  return async (ctx: Context, next: Next) => {
+    ctx.state.nonce = randomBytes(16).toString('base64');
+    ctx.set('X-Content-Type-Options', 'nosniff');
+    ctx.set('X-Frame-Options', 'DENY');
+    ctx.set('Referrer-Policy', 'no-referrer');
+    ctx.set('Cross-Origin-Opener-Policy', 'same-origin');
+    ctx.set('Permissions-Policy', 'camera=(), microphone=(), geolocation=(), payment=()');
+    if (production) ctx.set('Strict-Transport-Security', 'max-age=63072000; includeSubDomains');
+    // Set before the handlers run: oidc-provider adds the hash of its form_post script to it.
+    // form-action is left out on purpose: Chrome applies it to the redirect that follows a form
+    // post, which would block the return to the relying party.
+    ctx.set('Content-Security-Policy', `default-src 'none'; style-src 'self'; img-src 'self' data:; script-src 'nonce-${ctx.state.nonce}'; base-uri 'none'; frame-ancestors 'none'`);
+    await next();
+  };
+}
+
+export const LANGUAGE_COOKIE = 'akamon_lang';
+
+/**
+ * The page language. A choice the person made with the language switch beats the relying
+ * party's ui_locales hint (otherwise the switch would do nothing on such a sign-in).
+ */
+export function requestLocale(ctx: Context, uiLocales: unknown) {
+  const chosen = ctx.cookies.get(LANGUAGE_COOKIE);
+  return negotiateLocale(chosen ? undefined : typeof uiLocales === 'string' ? uiLocales : undefined, chosen, ctx.get('accept-language'));
+}
+
+export function localeMiddleware() {
+  return async (ctx: Context, next: Next) => {
+    ctx.state.locale = requestLocale(ctx, ctx.query.ui_locales);
+    await next();
+  };
+}
+
+const STATUS_MESSAGES: Record<number, MessageKey> = {
+  400: 'error.bad_request',
+  403: 'error.csrf',
+  404: 'error.not_found',
+  413: 'error.too_large',
+  415: 'error.bad_request',
+};
+
+/**
+ * Turns anything thrown by Akamon's own routes into a page (or JSON under /admin/api) with the
+ * right status, and never shows a stack trace. Unexpected errors are logged with the request id.
+ */
+export function errorPages(renderer: Renderer) {
+  return async (ctx: Context, next: Next) => {
+    try {
+      await next();
+      if (ctx.status === 404 && !ctx.body) renderer.error(ctx, 'error.not_found', 404);
+    } catch (error) {
+      if (error instanceof OverloadedError) {
+        ctx.set('Retry-After', String(error.retryAfterSeconds));
+        renderer.page(ctx, 'busy', 'busy.title', {}, 503);
+        return;
+      }
+      const status = (error as { status?: number }).status ?? 500;
+      const expose = status < 500 && (error as { expose?: boolean }).expose !== false;
+      if (!expose || status >= 500) ctx.state.log.error({ err: error }, 'request failed');
+      const finalStatus = expose ? status : 500;
+      renderer.error(ctx, STATUS_MESSAGES[finalStatus] ?? 'error.generic', finalStatus);
+    }
+  };
+}
+
+export function isDomainError(error: unknown, code?: string): error is DomainError {
+  return error instanceof DomainError && (code === undefined || error.code === code);
+}

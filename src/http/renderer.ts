@@ -1,0 +1,50 @@
+import { fileURLToPath } from 'node:url';
+import { Eta } from 'eta';
+import type { Context } from 'koa';
+import { translator, type Locale } from '../i18n/i18n.ts';
+import type { MessageKey } from '../i18n/en.ts';
+import type { CsrfGuard } from './csrf.ts';
+
+export const viewsDir = fileURLToPath(new URL('../../views', import.meta.url));
+
+export interface PageData {
+  [name: string]: unknown;
+}
+
+/** Renders a page in the request's language with the values every page needs. */
+export class Renderer {
+  readonly #eta: Eta;
+  readonly #csrf: CsrfGuard;
+
+  constructor(production: boolean, csrf: CsrfGuard) {
+    this.#eta = new Eta({ views: viewsDir, autoEscape: true, cache: production });
+    this.#csrf = csrf;
+  }
+
+  page(ctx: Context, view: string, titleKey: MessageKey, data: PageData = {}, status = 200): void {
+    const locale: Locale = ctx.state.locale;
+    const t = translator(locale);
+    const other: Locale = locale === 'ja' ? 'en' : 'ja';
+    ctx.status = status;
+    ctx.type = 'text/html; charset=utf-8';
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = this.#eta.render(view, {
+      t,
+      locale,
+      title: t(titleKey),
+      langUrl: `/lang?to=${other}&back=${encodeURIComponent(ctx.originalUrl)}`,
+      csrf: this.#csrf.token(ctx),
+      requestId: ctx.state.requestId,
+      ...data,
+    });
+  }
+
+  error(ctx: Context, messageKey: MessageKey, status: number): void {
+    this.page(ctx, 'error', 'error.title', { message: translator(ctx.state.locale)(messageKey) }, status);
+  }
+
+  /** A standalone document (the printable letter) with translators for both languages. */
+  document(view: string, data: PageData): string {
+    return this.#eta.render(view, { tja: translator('ja'), ten: translator('en'), ...data });
+  }
+}

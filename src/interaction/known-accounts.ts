@@ -1,0 +1,29 @@
+import type { Context } from 'koa';
+import { COMMON_ID_PATTERN } from '../account/common-id.ts';
+
+const MAX_ACCOUNTS = 5;
+const MAX_AGE_MS = 400 * 86400 * 1000;
+
+/**
+ * The accounts used before in this browser, for the account picker: a signed cookie holding only
+ * Common IDs (names are looked up when the picker is shown).
+ */
+export class KnownAccounts {
+  readonly #name: string;
+  readonly #secure: boolean;
+
+  constructor(production: boolean) {
+    this.#name = production ? '__Host-akamon_accounts' : 'akamon_accounts';
+    this.#secure = production;
+  }
+
+  read(ctx: Context): string[] {
+    const raw = ctx.cookies.get(this.#name, { signed: true }) ?? '';
+    return raw.split('.').filter((id) => COMMON_ID_PATTERN.test(id)).slice(0, MAX_ACCOUNTS);
+  }
+
+  remember(ctx: Context, commonId: string): void {
+    const ids = [commonId, ...this.read(ctx).filter((id) => id !== commonId)].slice(0, MAX_ACCOUNTS);
+    ctx.cookies.set(this.#name, ids.join('.'), { signed: true, httpOnly: true, sameSite: 'lax', secure: this.#secure, path: '/', maxAge: MAX_AGE_MS, overwrite: true });
+  }
+}

@@ -1,0 +1,39 @@
+import { interactionPolicy, type KoaContextWithOIDC } from 'oidc-provider';
+import type { Facts, Step } from './step.ts';
+import type { StepDeps } from './steps/deps.ts';
+import { loginStep, selectAccountStep } from './steps/login.ts';
+import { clientAccessStep } from './steps/client-access.ts';
+import { passwordChangeStep } from './steps/password-change.ts';
+import { consentStep } from './steps/consent.ts';
+
+const { Prompt, Check, base } = interactionPolicy;
+
+/**
+ * THE sign-in pipeline, in order. The first step with a check that fires is shown; with
+ * prompt=none the relying party gets that check's error instead. Later features add their steps
+ * here (mfa_enrollment and mfa_verify go after password_change) without touching the others.
+ */
+export function buildSteps(deps: StepDeps): Step[] {
+  return [
+    selectAccountStep(deps),
+    loginStep(deps),
+    clientAccessStep(deps),
+    passwordChangeStep(deps),
+    consentStep(deps),
+  ];
+}
+
+export function buildPolicy(steps: Step[], loadFacts: (ctx: KoaContextWithOIDC) => Promise<Facts>) {
+  const builtIn = base();
+  return steps.map((step) => {
+    const checks = step.checks.map((c) => new Check(c.reason, c.description, c.error ?? 'interaction_required',
+      async (ctx: KoaContextWithOIDC) => c.test(await loadFacts(ctx), ctx)));
+    if (step.builtIn) {
+      const prompt = builtIn.get(step.name);
+      if (!prompt) throw new Error(`oidc-provider has no built-in prompt ${step.name}`);
+      for (const check of checks) prompt.checks.add(check);
+      return prompt;
+    }
+    return new Prompt({ name: step.name, requestable: step.requestable ?? false }, ...checks);
+  });
+}

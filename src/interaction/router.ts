@@ -1,0 +1,101 @@
+import Router from '@koa/router';
+import type { Context } from 'koa';
+import { errors, type InteractionResults } from 'oidc-provider';
+import type Provider from 'oidc-provider';
+import { translator } from '../i18n/i18n.ts';
+import type { MessageKey } from '../i18n/en.ts';
+import type { CsrfGuard } from '../http/csrf.ts';
+import { formBody } from '../http/form-body.ts';
+import { requestLocale } from '../http/middleware.ts';
+import type { PageData, Renderer } from '../http/renderer.ts';
+import type { InteractionStateStore } from './interaction-state.store.ts';
+import type { InteractionDetails, Step, StepHandler, StepRequest } from './step.ts';
+
+export interface InteractionRouterDeps {
+  provider: () => Provider;
+  steps: Step[];
+  renderer: Renderer;
+  csrf: CsrfGuard;
+  state: InteractionStateStore;
+  stateTtlSeconds: number;
+}
+
+/** Leaves the interaction: the relying party gets access_denied. Allowed from every step. */
+const abort: StepHandler = (request) =>
+  request.finish({ error: 'access_denied', error_description: 'the person left the sign-in' });
+
+/**
+ * GET /interaction/:uid shows the pending step; POST /interaction/:uid/:action runs one of its
+ * actions. Every request is checked against the interaction cookie and the pending prompt, so a
+ * step cannot be skipped or replayed from another tab's URL.
+ */
+export function interactionRouter(deps: InteractionRouterDeps): Router {
+  const router = new Router();
+  const byName = new Map(deps.steps.map((s) => [s.name, s]));
+
+  async function load(ctx: Context): Promise<InteractionDetails | undefined> {
+    try {
+      const details = await deps.provider().interactionDetails(ctx.req, ctx.res);
+      return details.uid === ctx.params.uid ? details : undefined;
+    } catch (error) {
+      if (error instanceof errors.SessionNotFound) return undefined;
+      throw error;
+    }
+  }
+
+  async function request(ctx: Context, details: InteractionDetails): Promise<StepRequest> {
+    const provider = deps.provider();
+    const client = await provider.Client.find(String(details.params.client_id));
+    const base = `/interaction/${details.uid}`;
+    return {
+      ctx,
+      provider,
+      details,
+      uid: details.uid,
+      clientName: client?.clientName ?? String(details.params.client_id),
+      body: (ctx.request.body ?? {}) as Record<string, unknown>,
+      t: translator(ctx.state.locale),
+      state: () => deps.state.get(details.uid),
+      saveState: (data) => deps.state.merge(details.uid, data, deps.stateTtlSeconds),
+      render: (view: string, titleKey: MessageKey, data?: PageData, status?: number) => deps.renderer.page(ctx, view, titleKey, data, status),
+      async finish(result: InteractionResults, merge = false) {
+        const url = await provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: merge });
+        ctx.status = 303;
+        ctx.redirect(url);
+      },
+      reload(query?: string) {
+        ctx.status = 303;
+        ctx.redirect(query ? `${base}?${query}` : base);
+      },
+      url: (action?: string) => (action ? `${base}/${action}` : base),
+    };
+  }
+
+  function expired(ctx: Context): void {
+    deps.renderer.error(ctx, 'error.expired', 400);
+  }
+
+  router.get('/interaction/:uid', async (ctx) => {
+    const details = await load(ctx);
+    const step = details && byName.get(details.prompt.name);
+    if (!details || !step) return expired(ctx);
+    // ui_locales of the authorization request decides the language of every step page.
+    ctx.state.locale = requestLocale(ctx, details.params.ui_locales);
+    await step.show(await request(ctx, details));
+  });
+
+  router.post('/interaction/:uid/:action', formBody, async (ctx) => {
+    const body = ctx.request.body as Record<string, unknown>;
+    if (!deps.csrf.valid(ctx, body._csrf)) return deps.renderer.error(ctx, 'error.csrf', 403);
+    const details = await load(ctx);
+    const step = details && byName.get(details.prompt.name);
+    if (!details || !step) return expired(ctx);
+    ctx.state.locale = requestLocale(ctx, details.params.ui_locales);
+    const action = ctx.params.action === 'abort' ? abort : Object.hasOwn(step.actions, ctx.params.action) ? step.actions[ctx.params.action] : undefined;
+    // An action of another step (say, the password form after the step moved on) is stale.
+    if (!action) return expired(ctx);
+    await action(await request(ctx, details));
+  });
+
+  return router;
+}

@@ -1,0 +1,59 @@
+import type { Context } from 'koa';
+import type Provider from 'oidc-provider';
+import type { InteractionResults, KoaContextWithOIDC } from 'oidc-provider';
+import type { AccountRow } from '../account/account.store.ts';
+import type { MessageKey } from '../i18n/en.ts';
+import type { Translate } from '../i18n/i18n.ts';
+import type { PageData } from '../http/renderer.ts';
+
+export type InteractionDetails = Awaited<ReturnType<Provider['interactionDetails']>>;
+
+/** What the checks decide on, loaded once per authorization request (checks run concurrently). */
+export interface Facts {
+  account: AccountRow | undefined;
+}
+
+/** One reason to show a step: a pure test over the facts, named by a snake_case reason code. */
+export interface StepCheck {
+  reason: string;
+  description: string;
+  /** The OAuth error the relying party gets with prompt=none; defaults to interaction_required. */
+  error?: string;
+  test(facts: Facts, ctx: KoaContextWithOIDC): boolean;
+}
+
+/** Everything a step's page or action handler needs about the request it serves. */
+export interface StepRequest {
+  ctx: Context;
+  provider: Provider;
+  details: InteractionDetails;
+  uid: string;
+  clientName: string;
+  body: Record<string, unknown>;
+  t: Translate;
+  /** Server-side state of this interaction (never hidden form fields). */
+  state(): Promise<Record<string, unknown>>;
+  saveState(data: Record<string, unknown>): Promise<void>;
+  render(view: string, titleKey: MessageKey, data?: PageData, status?: number): void;
+  /** Completes the step; the provider takes the browser on (303). */
+  finish(result: InteractionResults, merge?: boolean): Promise<void>;
+  /** Back to this interaction's page (303), after a POST that changed its state. */
+  reload(query?: string): void;
+  url(action?: string): string;
+}
+
+export type StepHandler = (request: StepRequest) => Promise<void>;
+
+/**
+ * A sign-in step: one oidc-provider prompt. Built-in prompts (login, consent) keep the library's
+ * own checks and may add more; the GET route calls `show`, POST /interaction/:uid/<action> calls
+ * the matching action, and only while this step is the pending prompt.
+ */
+export interface Step {
+  name: string;
+  builtIn?: boolean;
+  requestable?: boolean;
+  checks: StepCheck[];
+  show: StepHandler;
+  actions: Record<string, StepHandler>;
+}

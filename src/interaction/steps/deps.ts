@@ -1,0 +1,17 @@
+import type { Config } from '../../config/config.ts';
+import type { AccountService } from '../../account/account.service.ts';
+import type { AccountStore } from '../../account/account.store.ts';
+import type { PasswordSignin } from '../../account/password-signin.ts';
+import type { SigninLog } from '../../audit/signin-log.ts';
+import type { ClientStore } from '../../client/client.store.ts';
+import type { KnownAccounts } from '../known-accounts.ts';
+
+export interface StepDeps {
+  config: Config;
+  accounts: AccountStore;
+  accountService: AccountService;
+  passwordSignin: PasswordSignin;
+  clients: ClientStore;
+  signinLog: SigninLog;
+  knownAccounts: KnownAccounts;
+}

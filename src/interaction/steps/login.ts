@@ -1,0 +1,129 @@
+import { ACR_PASSWORD } from '../../oidc/provider.ts';
+import { parseIdentifier, withRealm } from '../../account/common-id.ts';
+import type { Step, StepRequest } from '../step.ts';
+import type { StepDeps } from './deps.ts';
+
+/**
+ * Step 0 and 1: choosing an account and proving it with a password. `login` is oidc-provider's
+ * built-in prompt (no session, max_age, prompt=login, id_token_hint ...); `select_account` runs
+ * when the relying party asks for it and shows the account picker first.
+ */
+function signInPages(deps: StepDeps, pickerFirst: boolean) {
+  const realmHint = (request: StepRequest) =>
+    request.t('identifier.hint', { realm: deps.config.realmSuffix ? request.t('identifier.hint_realm', { realm: deps.config.realmSuffix }) : '' });
+
+  const identifierPage = (request: StepRequest, value: string, error: string | null, status = 200) =>
+    request.render('identifier', 'identifier.title', { clientName: request.clientName, action: request.url('identifier'), value, error, hint: realmHint(request) }, status);
+
+  const passwordPage = (request: StepRequest, commonId: string, error: string | null, status = 200) =>
+    request.render('password', 'password.title', {
+      clientName: request.clientName,
+      action: request.url('password'),
+      commonId: withRealm(commonId, deps.config.realmSuffix),
+      switchUrl: `${request.url()}?account=other`,
+      error,
+    }, status);
+
+  async function sessionCommonId(request: StepRequest): Promise<string | undefined> {
+    const accountId = request.details.session?.accountId;
+    return accountId ? (await deps.accounts.findById(accountId))?.common_id : undefined;
+  }
+
+  async function pickerPage(request: StepRequest): Promise<boolean> {
+    const known = deps.knownAccounts.read(request.ctx);
+    if (known.length === 0) return false;
+    const current = await sessionCommonId(request);
+    const rows = await deps.accounts.findManyByCommonIds(known);
+    const accounts = known.flatMap((id) => {
+      const row = rows.find((r) => r.common_id === id);
+      return row ? [{ commonId: withRealm(id, deps.config.realmSuffix), name: row.name, signedIn: id === current }] : [];
+    });
+    if (accounts.length === 0) return false;
+    request.render('picker', 'picker.title', { clientName: request.clientName, action: request.url('select'), accounts });
+    return true;
+  }
+
+  async function show(request: StepRequest): Promise<void> {
+    if (request.ctx.query.account === 'other') return identifierPage(request, '', null);
+    const state = await request.state();
+    if (typeof state.identifier === 'string') return passwordPage(request, state.identifier, null);
+    const reasons = request.details.prompt.reasons;
+    // Re-authentication of the signed-in person (max_age, prompt=login): straight to the password.
+    if (!pickerFirst && (reasons.includes('max_age') || reasons.includes('login_prompt'))) {
+      const current = await sessionCommonId(request);
+      if (current) {
+        await request.saveState({ identifier: current });
+        return passwordPage(request, current, null);
+      }
+    }
+    const hint = typeof request.details.params.login_hint === 'string' ? request.details.params.login_hint.slice(0, 256) : '';
+    if ((pickerFirst || !hint) && (await pickerPage(request))) return;
+    return identifierPage(request, parseIdentifier(hint, deps.config.realmSuffix) ?? '', null);
+  }
+
+  async function identifier(request: StepRequest): Promise<void> {
+    const raw = typeof request.body.identifier === 'string' ? request.body.identifier : '';
+    const commonId = parseIdentifier(raw, deps.config.realmSuffix);
+    if (!commonId) return identifierPage(request, raw.slice(0, 256), request.t('identifier.invalid'), 400);
+    await request.saveState({ identifier: commonId });
+    request.reload();
+  }
+
+  async function select(request: StepRequest): Promise<void> {
+    const choice = request.body.account;
+    if (choice === 'other' || typeof choice !== 'string') return request.reload('account=other');
+    const commonId = parseIdentifier(choice, deps.config.realmSuffix);
+    if (!commonId) return request.reload('account=other');
+    // The person picked the account already signed in here: nothing to prove again.
+    if (pickerFirst && commonId === (await sessionCommonId(request))) return request.finish({ select_account: {} }, true);
+    await request.saveState({ identifier: commonId });
+    request.reload();
+  }
+
+  async function password(request: StepRequest): Promise<void> {
+    const state = await request.state();
+    if (typeof state.identifier !== 'string') return request.reload();
+    const commonId = state.identifier;
+    const outcome = await deps.passwordSignin.signIn({
+      commonId,
+      password: typeof request.body.password === 'string' ? request.body.password : '',
+      ip: request.ctx.ip,
+      userAgent: request.ctx.get('user-agent') || null,
+      clientId: String(request.details.params.client_id),
+    });
+    if (outcome.ok) {
+      deps.knownAccounts.remember(request.ctx, commonId);
+      return request.finish({
+        ...(pickerFirst ? { select_account: {} } : {}),
+        login: { accountId: outcome.account.id, acr: ACR_PASSWORD, amr: ['pwd'], remember: true },
+      });
+    }
+    switch (outcome.reason) {
+      case 'invalid_credentials':
+        return passwordPage(request, commonId, request.t('password.invalid'), 401);
+      case 'locked':
+        request.ctx.set('Retry-After', String(outcome.waitSeconds));
+        return passwordPage(request, commonId, request.t('password.locked', { minutes: Math.ceil(outcome.waitSeconds / 60) }), 429);
+      case 'blocked':
+        return passwordPage(request, commonId, request.t('password.blocked'), 429);
+      default:
+        // The right password for a suspended or closed account: say so plainly, then send the
+        // person back to the relying party with access_denied.
+        return request.render('inactive', 'inactive.title', {
+          clientName: request.clientName,
+          message: request.t(outcome.reason === 'account_suspended' ? 'inactive.suspended' : 'inactive.revoked'),
+          abortAction: request.url('abort'),
+        }, 403);
+    }
+  }
+
+  return { show, actions: { identifier, select, password } };
+}
+
+export function loginStep(deps: StepDeps): Step {
+  return { name: 'login', builtIn: true, checks: [], ...signInPages(deps, false) };
+}
+
+export function selectAccountStep(deps: StepDeps): Step {
+  return { name: 'select_account', requestable: true, checks: [], ...signInPages(deps, true) };
+}

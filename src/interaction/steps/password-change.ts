@@ -1,0 +1,89 @@
+import { exceedsLength, policyLimits, type PolicyViolation } from '../../password/password-policy.ts';
+import { isDomainError } from '../../http/middleware.ts';
+import type { Translate } from '../../i18n/i18n.ts';
+import type { MessageKey } from '../../i18n/en.ts';
+import type { Step, StepRequest } from '../step.ts';
+import type { StepDeps } from './deps.ts';
+
+/** The policy in words, for the page. */
+export function policyRules(t: Translate, profile: 'university' | 'nist'): string[] {
+  const limits = policyLimits(profile);
+  const vars = { min: limits.minLength, max: limits.maxLength, kinds: limits.minKinds };
+  return profile === 'university'
+    ? [t('policy.university.length', vars), t('policy.university.kinds', vars), t('policy.university.forbidden'), t('policy.common')]
+    : [t('policy.nist.length', vars), t('policy.common')];
+}
+
+/**
+ * Step 2: a new password before the person reaches the system, when the current one is an
+ * initial (office-issued) password. Password expiry will add its check here.
+ */
+export function passwordChangeStep(deps: StepDeps): Step {
+  const profile = deps.config.passwordProfile;
+
+  async function lengthLimits(t: Translate, length?: number): Promise<{ longNotice: string | null; longWarning: string | null }> {
+    const limits = await deps.clients.passwordLengthLimits();
+    if (limits.length === 0) return { longNotice: null, longWarning: null };
+    const max = limits[0].max_password_length;
+    const systems = limits.filter((l) => l.max_password_length === max).map((l) => l.name).join(', ');
+    return {
+      longNotice: t('password_change.long_notice', { max, systems }),
+      longWarning: length !== undefined && length > max ? t('password_change.long_warning', { max, systems, length }) : null,
+    };
+  }
+
+  async function page(request: StepRequest, errors: string[], rulesBroken: boolean, status: number, length?: number) {
+    const { longNotice, longWarning } = await lengthLimits(request.t, length);
+    request.render('password-change', 'password_change.title', {
+      action: request.url('change'),
+      initial: true,
+      errors,
+      rulesBroken,
+      rules: policyRules(request.t, profile),
+      longNotice: longWarning ? null : longNotice,
+      longWarning,
+    }, status);
+  }
+
+  return {
+    name: 'password_change',
+    checks: [{
+      reason: 'initial_password',
+      description: 'the account still has its initial password',
+      test: (facts) => facts.account?.must_change_password === true,
+    }],
+    show: (request) => page(request, [], false, 200),
+    actions: {
+      async change(request) {
+        const accountId = request.details.session?.accountId;
+        if (!accountId) return request.reload();
+        const field = (name: string) => (typeof request.body[name] === 'string' ? (request.body[name] as string) : '');
+        const next = field('new');
+        const limits = await deps.clients.passwordLengthLimits();
+        if (limits.length > 0 && exceedsLength(next, limits[0].max_password_length) && request.body.acknowledge_length !== 'yes') {
+          return page(request, [], false, 400, [...next.normalize('NFC')].length);
+        }
+        try {
+          await deps.accountService.changePassword(accountId, field('current'), next, field('confirm'));
+        } catch (error) {
+          if (!isDomainError(error)) throw error;
+          if (error.code === 'password_policy') {
+            const { violations, limits: l } = error.details as { violations: PolicyViolation[]; limits: { minLength: number; maxLength: number; minKinds: number } };
+            const vars = { min: l.minLength, max: l.maxLength, kinds: l.minKinds };
+            return page(request, violations.map((v) => request.t(`violation.${v}` as MessageKey, vars)), true, 400);
+          }
+          const messages: Record<string, MessageKey> = {
+            password_mismatch: 'password_change.mismatch',
+            wrong_current_password: 'password_change.wrong_current',
+          };
+          if (error.code === 'locked') {
+            return page(request, [request.t('password.locked', { minutes: Math.ceil(Number(error.details.waitSeconds) / 60) })], false, 429);
+          }
+          if (!messages[error.code]) throw error;
+          return page(request, [request.t(messages[error.code])], false, 400);
+        }
+        await request.finish({ password_change: {} }, true);
+      },
+    },
+  };
+}

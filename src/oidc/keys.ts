@@ -1,0 +1,91 @@
+import { randomBytes } from 'node:crypto';
+import { exportJWK, generateKeyPair } from 'jose';
+import { sql, type Kysely } from 'kysely';
+import type { DB } from '../db/schema.ts';
+import type { SecretBox } from '../crypto/secret-box.ts';
+import { randomToken, sha256 } from '../crypto/tokens.ts';
+
+export const SIGNING_ALGS = ['ES256', 'RS256'] as const;
+
+export interface KeyMaterial {
+  /** Private JWKs in the order oidc-provider needs: the first key of an algorithm signs. */
+  readonly jwks: { keys: Record<string, unknown>[] };
+  readonly cookieKeys: string[];
+  /** Changes whenever the set of keys changes, so nodes know when to rebuild the provider. */
+  readonly fingerprint: string;
+}
+
+export interface KeyTimings {
+  /** How long a new key is published before it signs, so every node serves it first. */
+  propagationSeconds: number;
+  /** How long a retired key stays published: the longest lifetime of anything it signed. */
+  retiredGraceSeconds: number;
+}
+
+async function newSigningKey(alg: (typeof SIGNING_ALGS)[number], box: SecretBox) {
+  const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true });
+  const kid = randomToken().slice(0, 22);
+  const privateJwk = { ...(await exportJWK(privateKey)), kid, alg, use: 'sig' };
+  const publicJwk = { ...(await exportJWK(publicKey)), kid, alg, use: 'sig' };
+  return { kid, alg, public_jwk: JSON.stringify(publicJwk), private_jwk_enc: box.encrypt(JSON.stringify(privateJwk)) };
+}
+
+// Serialises key creation across nodes starting at the same moment.
+const KEY_LOCK = 0x616b616d;
+
+/** Creates the first signing and cookie keys if the database has none. Idempotent across nodes. */
+export async function ensureKeys(db: Kysely<DB>, box: SecretBox): Promise<boolean> {
+  return db.transaction().execute(async (trx) => {
+    await sql`select pg_advisory_xact_lock(${KEY_LOCK})`.execute(trx);
+    const existing = await trx.selectFrom('signing_key').select('kid').limit(1).executeTakeFirst();
+    if (existing) return false;
+    for (const alg of SIGNING_ALGS) {
+      await trx.insertInto('signing_key').values({ ...(await newSigningKey(alg, box)), activates_at: sql`now()` } as never).execute();
+    }
+    await trx.insertInto('cookie_key').values({ key_enc: box.encrypt(randomBytes(32).toString('base64url')) }).execute();
+    return true;
+  });
+}
+
+/**
+ * Adds a new key per algorithm. It is published at once but signs only after the propagation
+ * delay; the keys it replaces stop signing then and leave JWKS after the grace period.
+ */
+export async function rotateSigningKeys(db: Kysely<DB>, box: SecretBox, timings: KeyTimings): Promise<string[]> {
+  return db.transaction().execute(async (trx) => {
+    await sql`select pg_advisory_xact_lock(${KEY_LOCK})`.execute(trx);
+    const activatesAt = sql<Date>`now() + make_interval(secs => ${timings.propagationSeconds})`;
+    await trx.updateTable('signing_key').set({ retired_at: activatesAt }).where('retired_at', 'is', null).execute();
+    const kids: string[] = [];
+    for (const alg of SIGNING_ALGS) {
+      const key = await newSigningKey(alg, box);
+      await trx.insertInto('signing_key').values({ ...key, activates_at: activatesAt } as never).execute();
+      kids.push(key.kid);
+    }
+    await trx.deleteFrom('signing_key')
+      .where('retired_at', '<', sql<Date>`now() - make_interval(secs => ${timings.retiredGraceSeconds})`)
+      .execute();
+    return kids;
+  });
+}
+
+export async function loadKeyMaterial(db: Kysely<DB>, box: SecretBox, timings: KeyTimings): Promise<KeyMaterial> {
+  const rows = await db.selectFrom('signing_key')
+    .select(['kid', 'alg', 'private_jwk_enc', 'activates_at', 'retired_at', sql<boolean>`activates_at <= now() and (retired_at is null or retired_at > now())`.as('signing')])
+    .where((eb) => eb.or([
+      eb('retired_at', 'is', null),
+      eb('retired_at', '>', sql<Date>`now() - make_interval(secs => ${timings.retiredGraceSeconds})`),
+    ]))
+    .orderBy('activates_at', 'desc')
+    .execute();
+  // Signing keys first (newest first), then keys waiting to sign, then retired ones still published.
+  const rank = (r: (typeof rows)[number]) => (r.signing ? 0 : r.retired_at && new Date(r.retired_at) <= new Date() ? 2 : 1);
+  rows.sort((a, b) => rank(a) - rank(b));
+  const cookieRows = await db.selectFrom('cookie_key').select(['id', 'key_enc']).orderBy('id', 'desc').execute();
+  if (rows.length === 0 || cookieRows.length === 0) throw new Error('no keys in the database: run the server once or akamon migrate');
+  return {
+    jwks: { keys: rows.map((r) => JSON.parse(box.decrypt(r.private_jwk_enc))) },
+    cookieKeys: cookieRows.map((r) => box.decrypt(r.key_enc)),
+    fingerprint: sha256(JSON.stringify([rows.map((r) => [r.kid, rank(r)]), cookieRows.map((r) => r.id)])),
+  };
+}

@@ -1,0 +1,32 @@
+import { sql, type Kysely } from 'kysely';
+import type { DB } from '../db/schema.ts';
+
+/** Housekeeping on the provider's table that the provider itself does not do. */
+export class OidcPayloadStore {
+  readonly #db: Kysely<DB>;
+
+  constructor(db: Kysely<DB>) {
+    this.#db = db;
+  }
+
+  /** Ends every session, grant and token of an account at once (all nodes read the same rows). */
+  async revokeAccount(accountId: string): Promise<number> {
+    const result = await this.#db.deleteFrom('oidc_payload')
+      .where((eb) => eb.or([
+        eb('account_id', '=', accountId),
+        eb('grant_id', 'in', eb.selectFrom('oidc_payload as g').select('g.id').where('g.model', '=', 'Grant').where('g.account_id', '=', accountId)),
+      ]))
+      .executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+
+  /** Deletes at most `limit` expired rows; the sweeper calls it until it returns less than the limit. */
+  async deleteExpired(limit: number): Promise<number> {
+    const result = await sql<{ count: string }>`
+      with doomed as (
+        select ctid from oidc_payload where expires_at < now() limit ${limit}
+      )
+      delete from oidc_payload where ctid in (select ctid from doomed)`.execute(this.#db);
+    return Number(result.numAffectedRows ?? 0);
+  }
+}

@@ -1,0 +1,104 @@
+import Provider, { type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import type { Config } from '../config/config.ts';
+import { hmac } from '../crypto/tokens.ts';
+import type { KeyMaterial } from './keys.ts';
+
+export const ACR_PASSWORD = 'urn:akamon:acr:password';
+
+/** What the provider needs from the rest of Akamon; the composition root fills it in. */
+export interface ProviderHooks {
+  adapter: NonNullable<Configuration['adapter']>;
+  findAccount: NonNullable<Configuration['findAccount']>;
+  policy: NonNullable<NonNullable<Configuration['interactions']>['policy']>;
+  loadExistingGrant: NonNullable<Configuration['loadExistingGrant']>;
+  renderError: NonNullable<Configuration['renderError']>;
+  logoutSource: (ctx: KoaContextWithOIDC, form: string) => Promise<void> | void;
+  postLogoutSuccessSource: (ctx: KoaContextWithOIDC) => Promise<void> | void;
+  pairwiseKey: Buffer;
+}
+
+export function cookieNames(config: Config) {
+  // __Host- needs https and Path=/; the interaction cookies are path-scoped, so they get __Secure-.
+  return config.production
+    ? { session: '__Host-akamon_session', interaction: '__Secure-akamon_interaction', resume: '__Secure-akamon_resume' }
+    : { session: 'akamon_session', interaction: 'akamon_interaction', resume: 'akamon_resume' };
+}
+
+export function createProvider(config: Config, keys: KeyMaterial, hooks: ProviderHooks): Provider {
+  const configuration: Configuration = {
+    adapter: hooks.adapter,
+    clients: [],
+    findAccount: hooks.findAccount,
+    jwks: keys.jwks as Configuration['jwks'],
+    cookies: {
+      keys: keys.cookieKeys,
+      names: cookieNames(config),
+      long: { signed: true, httpOnly: true, sameSite: 'lax' },
+      short: { signed: true, httpOnly: true, sameSite: 'lax' },
+    },
+    claims: {
+      acr: null,
+      amr: null,
+      auth_time: null,
+      sid: null,
+      iss: null,
+      openid: ['sub'],
+      profile: ['name', 'preferred_username', 'affiliation'],
+      email: ['email'],
+    },
+    acrValues: [ACR_PASSWORD],
+    responseTypes: ['code'],
+    pkce: { required: () => true },
+    subjectTypes: ['public', 'pairwise'],
+    pairwiseIdentifier: (_ctx, accountId, client) => hmac(hooks.pairwiseKey, `${client.sectorIdentifier}|${accountId}`),
+    allowOmittingSingleRegisteredRedirectUri: false,
+    extraClientMetadata: {
+      properties: ['first_party'],
+      validator(_ctx, key, value) {
+        if (key === 'first_party' && value !== undefined && typeof value !== 'boolean') throw new Error('first_party must be a boolean');
+      },
+    },
+    interactions: {
+      policy: hooks.policy,
+      url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
+    },
+    loadExistingGrant: hooks.loadExistingGrant,
+    // Refresh tokens for every client allowed the grant; without offline_access they end with the session.
+    issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
+    rotateRefreshToken: true,
+    features: {
+      devInteractions: { enabled: false },
+      revocation: { enabled: true },
+      introspection: { enabled: true },
+      userinfo: { enabled: true },
+      claimsParameter: { enabled: true },
+      backchannelLogout: { enabled: true },
+      rpInitiatedLogout: {
+        enabled: true,
+        logoutSource: hooks.logoutSource,
+        postLogoutSuccessSource: hooks.postLogoutSuccessSource,
+      },
+    },
+    // oidc-provider refuses private and loopback targets for back-channel logout and other
+    // outgoing requests; campus systems often live there, so one setting lifts it.
+    ...(config.backchannelAllowPrivate
+      ? { fetch: (url: string | URL | Request, options?: RequestInit) => globalThis.fetch(url, { ...options, dispatcher: undefined } as RequestInit) }
+      : {}),
+    renderError: hooks.renderError,
+    discovery: { ui_locales_supported: ['en', 'ja'], claims_locales_supported: ['en', 'ja'] },
+    ttl: {
+      Session: config.ttl.session,
+      Interaction: config.ttl.interaction,
+      Grant: config.ttl.refreshToken,
+      AccessToken: config.ttl.accessToken,
+      IdToken: config.ttl.idToken,
+      AuthorizationCode: config.ttl.authorizationCode,
+      RefreshToken: config.ttl.refreshToken,
+      ClientCredentials: config.ttl.accessToken,
+      BackchannelAuthenticationRequest: 600,
+      DeviceCode: 600,
+    },
+  };
+  const provider = new Provider(config.issuer, configuration);
+  return provider;
+}

@@ -1,0 +1,118 @@
+import Router from '@koa/router';
+import type { Context } from 'koa';
+import * as oidc from 'openid-client';
+import type { AccountStore } from '../account/account.store.ts';
+import { withRealm } from '../account/common-id.ts';
+import type { Config } from '../config/config.ts';
+import type { Renderer } from '../http/renderer.ts';
+import { translator } from '../i18n/i18n.ts';
+import type { MessageKey } from '../i18n/en.ts';
+
+export const ACCOUNT_CLIENT_ID = 'akamon-account';
+
+export interface AccountHomeDeps {
+  config: Config;
+  accounts: AccountStore;
+  renderer: Renderer;
+  /** The account home's own client secret, as registered. */
+  clientSecret: () => Promise<string>;
+}
+
+const SESSION_SECONDS = 3600;
+
+/**
+ * Akamon's own account home: a first-party relying party of Akamon itself (authorization code +
+ * PKCE through openid-client), so it signs in exactly as every campus system does.
+ */
+export function accountHome(deps: AccountHomeDeps): Router {
+  const router = new Router();
+  const { config } = deps;
+  const secure = config.production;
+  const cookie = (name: string) => (secure ? `__Host-${name}` : name);
+  const redirectUri = `${config.issuer}/account/callback`;
+  let discovered: Promise<oidc.Configuration> | undefined;
+
+  // Inside a container the public issuer may not be reachable; AKAMON_INTERNAL_URL says where it is.
+  const fetchVia: oidc.CustomFetch | undefined = config.internalUrl
+    ? (url, options) => fetch(url.replace(config.issuer, config.internalUrl!), options)
+    : undefined;
+
+  function configuration(): Promise<oidc.Configuration> {
+    discovered ??= (async () => {
+      const options: oidc.DiscoveryRequestOptions = {
+        execute: config.issuer.startsWith('http:') ? [oidc.allowInsecureRequests] : [],
+        ...(fetchVia ? { [oidc.customFetch]: fetchVia } : {}),
+      };
+      return oidc.discovery(new URL(config.issuer), ACCOUNT_CLIENT_ID, await deps.clientSecret(), undefined, options);
+    })().catch((error) => {
+      discovered = undefined;
+      throw error;
+    });
+    return discovered;
+  }
+
+  const setCookie = (ctx: Context, name: string, value: string | null, maxAgeSeconds: number) =>
+    ctx.cookies.set(cookie(name), value, { signed: true, httpOnly: true, sameSite: 'lax', secure, path: '/account', maxAge: maxAgeSeconds * 1000, overwrite: true });
+
+  router.get('/account', async (ctx) => {
+    const raw = ctx.cookies.get(cookie('akamon_home'), { signed: true });
+    const [accountId, expires] = raw?.split('|') ?? [];
+    const account = accountId && Number(expires) > Date.now() ? await deps.accounts.findById(accountId) : undefined;
+    if (!account || account.status !== 'active') return ctx.redirect('/account/login');
+    const t = translator(ctx.state.locale);
+    const rows: Array<[MessageKey, string]> = [
+      ['account.common_id', withRealm(account.common_id, config.realmSuffix)],
+      ['account.name', account.name],
+      ['account.affiliation', t(`affiliation.${account.affiliation}` as MessageKey)],
+      ['account.email', account.email ?? t('account.none')],
+      ['account.status', t(`status.${account.status}` as MessageKey)],
+      ['account.password_set', new Date(account.password_set_at).toLocaleString(ctx.state.locale === 'ja' ? 'ja-JP' : 'en-GB', { timeZone: 'Asia/Tokyo' })],
+    ];
+    deps.renderer.page(ctx, 'account', 'account.title', { name: account.name, rows: rows.map(([label, value]) => ({ label: t(label), value })), logoutUrl: '/account/logout' });
+  });
+
+  router.get('/account/login', async (ctx) => {
+    const verifier = oidc.randomPKCECodeVerifier();
+    const state = oidc.randomState();
+    setCookie(ctx, 'akamon_home_flow', `${state}|${verifier}`, 600);
+    const url = oidc.buildAuthorizationUrl(await configuration(), {
+      redirect_uri: redirectUri,
+      scope: 'openid profile email',
+      state,
+      code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+      code_challenge_method: 'S256',
+      ui_locales: ctx.state.locale,
+    });
+    ctx.redirect(url.href);
+  });
+
+  router.get('/account/callback', async (ctx) => {
+    const [state, verifier] = ctx.cookies.get(cookie('akamon_home_flow'), { signed: true })?.split('|') ?? [];
+    setCookie(ctx, 'akamon_home_flow', null, 0);
+    if (!state || !verifier) return deps.renderer.error(ctx, 'error.expired', 400);
+    const current = new URL(ctx.originalUrl, config.issuer);
+    if (current.searchParams.has('error')) return ctx.redirect('/');
+    let tokens: oidc.TokenEndpointResponse & oidc.TokenEndpointResponseHelpers;
+    try {
+      tokens = await oidc.authorizationCodeGrant(await configuration(), current, { pkceCodeVerifier: verifier, expectedState: state });
+    } catch (error) {
+      ctx.state.log.warn({ err: { name: (error as Error).name, code: (error as { code?: string }).code } }, 'account home sign-in failed');
+      return deps.renderer.error(ctx, 'error.expired', 400);
+    }
+    const sub = tokens.claims()!.sub;
+    setCookie(ctx, 'akamon_home', `${sub}|${Date.now() + SESSION_SECONDS * 1000}|${tokens.id_token}`, SESSION_SECONDS);
+    ctx.redirect('/account');
+  });
+
+  router.get('/account/logout', async (ctx) => {
+    const idToken = ctx.cookies.get(cookie('akamon_home'), { signed: true })?.split('|')[2];
+    setCookie(ctx, 'akamon_home', null, 0);
+    const url = oidc.buildEndSessionUrl(await configuration(), {
+      post_logout_redirect_uri: `${config.issuer}/`,
+      ...(idToken ? { id_token_hint: idToken } : {}),
+    });
+    ctx.redirect(url.href);
+  });
+
+  return router;
+}
