@@ -5,11 +5,21 @@ import type { DB } from '../db/schema.ts';
 /** Reads relying-party registrations for the provider (the `Client` model). */
 export type ClientMetadataSource = (clientId: string) => Promise<AdapterPayload | undefined>;
 
+const TOKEN_MODELS = ['AccessToken', 'AuthorizationCode', 'RefreshToken', 'DeviceCode', 'BackchannelAuthenticationRequest'];
+
 /**
  * Persists every oidc-provider model in one Postgres table so that any node can continue
  * what another began. Clients come from the `client` table through `clients`.
  */
 export function postgresAdapter(db: Kysely<DB>, clients: ClientMetadataSource) {
+  /** The grant and every token issued under it, as the provider does for a reused code. */
+  const revokeGrant = (grantId: string) => db.deleteFrom('oidc_payload')
+    .where((eb) => eb.or([
+      eb.and([eb('model', 'in', TOKEN_MODELS), eb('grant_id', '=', grantId)]),
+      eb.and([eb('model', '=', 'Grant'), eb('id', '=', grantId)]),
+    ]))
+    .execute();
+
   return class PostgresAdapter implements Adapter {
     readonly model: string;
 
@@ -84,7 +94,7 @@ export function postgresAdapter(db: Kysely<DB>, clients: ClientMetadataSource) {
       if (updated) return;
       const row = await db.selectFrom('oidc_payload').select('grant_id')
         .where('model', '=', this.model).where('id', '=', id).executeTakeFirst();
-      if (row?.grant_id) await this.revokeByGrantId(row.grant_id);
+      if (row?.grant_id) await revokeGrant(row.grant_id);
       throw new errors.InvalidGrant('grant already consumed');
     }
 
@@ -93,11 +103,8 @@ export function postgresAdapter(db: Kysely<DB>, clients: ClientMetadataSource) {
     }
 
     async revokeByGrantId(grantId: string): Promise<void> {
-      // Every token of the grant, whatever this instance's model: the provider calls this once per
-      // token model, and the later calls then find nothing left to delete.
-      await db.deleteFrom('oidc_payload')
-        .where((eb) => eb.or([eb('grant_id', '=', grantId), eb.and([eb('model', '=', 'Grant'), eb('id', '=', grantId)])]))
-        .execute();
+      // Only this model's rows: an Interaction or Session also records a grant id and must survive.
+      await db.deleteFrom('oidc_payload').where('model', '=', this.model).where('grant_id', '=', grantId).execute();
     }
   };
 }

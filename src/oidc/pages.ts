@@ -26,7 +26,7 @@ export function providerPages(renderer: Renderer) {
         invalid_request: 'error.bad_request',
         session_not_found: 'error.expired',
       };
-      if (status >= 500) koa(ctx).state.log?.error({ err: error }, 'provider error page');
+      koa(ctx).state.log?.[status >= 500 ? 'error' : 'info']({ error: out.error, description: out.error_description, err: status >= 500 ? error : undefined }, 'provider error page');
       renderer.error(koa(ctx), known[out.error] ?? 'error.generic', status);
     },
   };

@@ -36,13 +36,12 @@ export function createProvider(config: Config, keys: KeyMaterial, hooks: Provide
       long: { signed: true, httpOnly: true, sameSite: 'lax' },
       short: { signed: true, httpOnly: true, sameSite: 'lax' },
     },
+    // acr, amr and auth_time ride with the openid scope so that every ID token carries them,
+    // whether or not the relying party asked for them with the claims parameter.
     claims: {
-      acr: null,
-      amr: null,
-      auth_time: null,
       sid: null,
       iss: null,
-      openid: ['sub'],
+      openid: ['sub', 'acr', 'amr', 'auth_time'],
       profile: ['name', 'preferred_username', 'affiliation'],
       email: ['email'],
     },

@@ -1,0 +1,170 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { parse } from 'csv-parse/sync';
+import { AFFILIATIONS, validateAccountInput } from '../../account/account.service.ts';
+import { DomainError } from '../../shared/errors.ts';
+import type { AdminClient } from '../admin-client.ts';
+import { ApiError } from '../admin-client.ts';
+import { UsageError } from '../args.ts';
+import type { Command, RunContext } from '../command.ts';
+import { assertLetterAbsent, writeLetter } from '../letter.ts';
+import { csvLine, err, out, printJson } from '../output.ts';
+import type { IssuedJson } from './account-types.ts';
+
+const MAX_BYTES = 10 * 1024 * 1024;
+const REQUIRED_COLUMNS = ['common_id', 'name', 'affiliation'] as const;
+const COLUMNS: readonly string[] = [...REQUIRED_COLUMNS, 'email'];
+/** Accounts created at the same time: the server hashes each initial password. */
+const CONCURRENCY = 4;
+const PROGRESS_EVERY = 50;
+
+interface Row {
+  /** The line of the file the row ends on (the header is line 1). */
+  line: number;
+  fields: Record<string, string | undefined>;
+}
+
+type Outcome =
+  | { kind: 'created'; line: number; commonId: string; initialPassword: string; letterError?: string }
+  | { kind: 'failed'; line: number; commonId: string | null; error: string };
+
+/** What went wrong with a row, if anything: a refusal, or a letter that could not be written. */
+const problem = (o: Outcome): string | undefined => (o.kind === 'failed' ? o.error : o.letterError);
+
+/** Reads and checks the whole file first: a file that is not an account list is a usage error. */
+async function readRows(file: string, command: string): Promise<Row[]> {
+  const fail = (message: string): never => {
+    throw new UsageError(message, command);
+  };
+  const stat = await fs.stat(file).catch(() => fail(`cannot read ${file}`));
+  if (!stat.isFile()) fail(`${file} is not a file`);
+  if (stat.size > MAX_BYTES) fail(`${file} is larger than 10 MB; split it`);
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(await fs.readFile(file));
+  } catch {
+    fail(`${file} is not UTF-8 text (save it as "CSV UTF-8")`);
+  }
+  let records: Array<{ record: string[]; info: { lines: number } }>;
+  try {
+    records = parse(text!, { bom: true, trim: true, skip_empty_lines: true, relax_column_count: true, info: true });
+  } catch (error) {
+    fail(`${file} is not valid CSV: ${(error as Error).message.split('\n')[0]}`);
+  }
+  const [header, ...data] = records!;
+  if (!header) fail(`${file} is empty`);
+  const names = header!.record.map((name) => name.toLowerCase());
+  const unknown = names.filter((name) => !COLUMNS.includes(name));
+  if (unknown.length) fail(`${file} has unknown column ${unknown.join(', ')}; the columns are ${COLUMNS.join(',')}`);
+  const missing = REQUIRED_COLUMNS.filter((name) => !names.includes(name));
+  if (missing.length) fail(`${file} has no ${missing.join(', ')} column; the header must be ${COLUMNS.join(',')} (email optional)`);
+  if (new Set(names).size !== names.length) fail(`${file} has a column twice`);
+  return data.map(({ record, info }) => ({
+    line: info.lines,
+    fields: Object.fromEntries(names.map((name, i) => [name, record[i]])),
+  }));
+}
+
+async function importRow(api: AdminClient, row: Row, letters: string | undefined): Promise<Outcome> {
+  const raw = row.fields.common_id || null;
+  const failed = (commonId: string | null, error: string): Outcome => ({ kind: 'failed', line: row.line, commonId, error });
+  let input;
+  try {
+    input = validateAccountInput({ commonId: raw ?? '', name: row.fields.name ?? '', affiliation: row.fields.affiliation ?? '', email: row.fields.email || null });
+  } catch (error) {
+    if (error instanceof DomainError) return failed(raw, error.message);
+    throw error;
+  }
+  const letter = letters ? path.join(letters, `${input.commonId}.html`) : undefined;
+  if (letter) {
+    try {
+      await assertLetterAbsent(letter);
+    } catch (error) {
+      return failed(input.commonId, (error as Error).message);
+    }
+  }
+  let result: IssuedJson;
+  try {
+    result = await api.post<IssuedJson>('/accounts', input);
+  } catch (error) {
+    // A refusal concerns this row; anything else (the server went away) ends the import.
+    if (error instanceof ApiError) return failed(input.commonId, error.message);
+    throw error;
+  }
+  const created: Outcome = { kind: 'created', line: row.line, commonId: result.commonId, initialPassword: result.initialPassword };
+  if (letter) {
+    await writeLetter(letter, { name: result.account.name, commonId: result.commonId, password: result.initialPassword, serverUrl: api.url })
+      .catch((error: Error) => { created.letterError = `account created, but ${error.message}`; });
+  }
+  return created;
+}
+
+export const importCommand: Command = {
+  name: 'import',
+  synopsis: 'FILE.csv [--letters DIR]',
+  summary: 'Create the accounts listed in a CSV file.',
+  positionals: ['FILE.csv'],
+  optionHelp: ['  --letters DIR    write a printable letter per created account: DIR/<common id>.html'],
+  options: { letters: { type: 'string' } },
+  notes: [
+    'The file (UTF-8, at most 10 MB) has a header row common_id,name,affiliation,email (email is optional)',
+    `and one account per row; affiliation is one of ${AFFILIATIONS.join(', ')}.`,
+    'Prints common_id,initial_password (CSV) for the created accounts, or with --json',
+    '{"created": [{commonId, initialPassword}], "errors": [{row, commonId, error}]}.',
+    'Rows that are invalid or refused are reported on stderr as "row N: reason" (N is the line of the file)',
+    'and nothing is created for them. Exit status 0 when every row was created, 1 otherwise.',
+  ].join('\n'),
+  async run(ctx: RunContext) {
+    const rows = await readRows(ctx.positionals[0]!, ctx.command);
+    const letters = ctx.options.string('letters');
+    const api = await ctx.connect();
+    if (letters) await fs.mkdir(letters, { recursive: true, mode: 0o700 });
+
+    const outcomes: Array<Outcome | undefined> = new Array(rows.length);
+    let next = 0;
+    let settled = 0;
+    let flushed = 0;
+    let created = 0;
+    let fatal: unknown;
+    if (!ctx.json) out('common_id,initial_password');
+
+    const settle = (index: number, outcome: Outcome) => {
+      outcomes[index] = outcome;
+      settled++;
+      if (outcome.kind === 'created') created++;
+      const reason = problem(outcome);
+      if (reason) err(`row ${outcome.line}: ${reason}`);
+      // CSV lines go out in file order as soon as they are known, so an interrupted import loses nothing.
+      for (; flushed < rows.length && outcomes[flushed]; flushed++) {
+        const o = outcomes[flushed]!;
+        if (!ctx.json && o.kind === 'created') out(csvLine([o.commonId, o.initialPassword]));
+      }
+      if (settled % PROGRESS_EVERY === 0 || settled === rows.length) err(`imported ${created}/${rows.length}`);
+    };
+
+    const worker = async () => {
+      while (fatal === undefined && next < rows.length) {
+        const index = next++;
+        try {
+          settle(index, await importRow(api, rows[index]!, letters));
+        } catch (error) {
+          fatal ??= error;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(CONCURRENCY, rows.length) }, worker));
+
+    const done = outcomes.filter((o): o is Outcome => o !== undefined);
+    if (ctx.json) {
+      printJson({
+        created: done.flatMap((o) => (o.kind === 'created' ? [{ commonId: o.commonId, initialPassword: o.initialPassword }] : [])),
+        errors: done.flatMap((o) => (problem(o) ? [{ row: o.line, commonId: o.commonId, error: problem(o)! }] : [])),
+      });
+    } else {
+      // After a fatal error, rows behind the one that never finished are still printed.
+      for (const o of outcomes.slice(flushed)) if (o?.kind === 'created') out(csvLine([o.commonId, o.initialPassword]));
+    }
+    if (fatal !== undefined) throw fatal;
+    if (done.some(problem)) process.exitCode = 1;
+  },
+};

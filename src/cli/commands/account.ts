@@ -1,0 +1,168 @@
+import { AFFILIATIONS, STATUSES, validateAccountInput, type AccountInput } from '../../account/account.service.ts';
+import { COMMON_ID_PATTERN } from '../../account/common-id.ts';
+import { DomainError } from '../../shared/errors.ts';
+import { UsageError } from '../args.ts';
+import type { Command, Group, RunContext } from '../command.ts';
+import { assertLetterAbsent, writeLetter } from '../letter.ts';
+import { out, printFields, printTable } from '../output.ts';
+import { importCommand } from './account-import.ts';
+import type { AccountJson, IssuedJson } from './account-types.ts';
+
+const enc = encodeURIComponent;
+
+/** The account input checked with the server's own rules; a violation is a UsageError. */
+export function checkAccount(input: AccountInput, command: string): ReturnType<typeof validateAccountInput> {
+  try {
+    return validateAccountInput(input);
+  } catch (error) {
+    if (error instanceof DomainError) throw new UsageError(error.message, command);
+    throw error;
+  }
+}
+
+function commonIdArgument(ctx: RunContext): string {
+  const id = ctx.positionals[0]!;
+  if (!COMMON_ID_PATTERN.test(id)) ctx.options.fail(`the Common ID must be exactly 10 digits, got "${id}"`);
+  return id;
+}
+
+function printAccount(a: AccountJson): void {
+  printFields([
+    ['Common ID', a.commonId],
+    ['Name', a.name],
+    ['Email', a.email],
+    ['Affiliation', a.affiliation],
+    ['Status', a.status],
+    ['Must change password', a.mustChangePassword],
+    ['Password set', a.passwordSetAt],
+    ['Created', a.createdAt],
+  ]);
+}
+
+/**
+ * Prints a freshly issued initial password (exactly {commonId, initialPassword} with --json)
+ * and then writes the letter, so the password is never lost when the letter cannot be written.
+ */
+async function issued(ctx: RunContext, result: IssuedJson, serverUrl: string, headline: string, letter: string | undefined): Promise<void> {
+  ctx.result({ commonId: result.commonId, initialPassword: result.initialPassword }, () => {
+    out(headline);
+    out(`Initial password: ${result.initialPassword}`);
+  });
+  if (letter) {
+    await writeLetter(letter, { name: result.account.name, commonId: result.commonId, password: result.initialPassword, serverUrl });
+    if (!ctx.json) out(`Letter written to ${letter}`);
+  }
+}
+
+const LETTER_HELP = '  --letter FILE    also write a printable letter (HTML, mode 0600; FILE must not exist)';
+
+const create: Command = {
+  name: 'create',
+  synopsis: '--id ID --name NAME --affiliation A [--email ADDRESS] [--letter FILE]',
+  summary: 'Create an account with a generated initial password.',
+  optionHelp: [
+    '  --id ID          the Common ID: exactly 10 digits',
+    '  --name NAME      the full name, as printed on the letter',
+    `  --affiliation A  one of ${AFFILIATIONS.join(', ')}`,
+    '  --email ADDRESS  an email address (optional)',
+    LETTER_HELP,
+  ],
+  notes: 'With --json it prints {"commonId": ..., "initialPassword": ...}. The initial password is shown once.',
+  options: { id: { type: 'string' }, name: { type: 'string' }, affiliation: { type: 'string' }, email: { type: 'string' }, letter: { type: 'string' } },
+  async run(ctx) {
+    const o = ctx.options;
+    const input = checkAccount({ commonId: o.required('id'), name: o.required('name'), affiliation: o.required('affiliation'), email: o.string('email') }, ctx.command);
+    const letter = o.string('letter');
+    if (letter) await assertLetterAbsent(letter);
+    const api = await ctx.connect();
+    const result = await api.post<IssuedJson>('/accounts', input);
+    await issued(ctx, result, api.url, `Created account ${result.commonId} (${result.account.name}, ${result.account.affiliation}).`, letter);
+  },
+};
+
+const show: Command = {
+  name: 'show',
+  synopsis: 'ID',
+  summary: 'Show an account.',
+  positionals: ['ID'],
+  async run(ctx) {
+    const id = commonIdArgument(ctx);
+    const account = await (await ctx.connect()).get<AccountJson>(`/accounts/${enc(id)}`);
+    ctx.result(account, () => printAccount(account));
+  },
+};
+
+const list: Command = {
+  name: 'list',
+  synopsis: '[--status S] [--affiliation A] [--limit N] [--after ID]',
+  summary: 'List accounts, ordered by Common ID.',
+  optionHelp: [
+    `  --status S       only accounts that are ${STATUSES.join(', ')}`,
+    `  --affiliation A  only ${AFFILIATIONS.join(', ')}`,
+    '  --limit N        at most N accounts (1 to 1000, default 100)',
+    '  --after ID       start after this Common ID (the next page)',
+  ],
+  options: { status: { type: 'string' }, affiliation: { type: 'string' }, limit: { type: 'string' }, after: { type: 'string' } },
+  async run(ctx) {
+    const o = ctx.options;
+    const query = { status: o.oneOf('status', STATUSES), affiliation: o.oneOf('affiliation', AFFILIATIONS), limit: o.integer('limit', 1, 1000), after: o.string('after') };
+    const { accounts } = await (await ctx.connect()).get<{ accounts: AccountJson[] }>('/accounts', query);
+    ctx.result(accounts, () => printTable(
+      ['COMMON ID', 'STATUS', 'AFFILIATION', 'NAME'],
+      accounts.map((a) => [a.commonId, a.status, a.affiliation, a.name]),
+      'no accounts',
+    ));
+  },
+};
+
+const reissue: Command = {
+  name: 'reissue-password',
+  synopsis: 'ID [--checked "student ID card" --by NAME] [--letter FILE]',
+  summary: 'Replace the password of an account by a new initial password; every session of the account ends.',
+  optionHelp: [
+    '  --checked WHAT   how the person was identified (recorded with --by)',
+    '  --by NAME        who checked it',
+    LETTER_HELP,
+  ],
+  notes: 'With --json it prints {"commonId": ..., "initialPassword": ...}. The initial password is shown once.',
+  positionals: ['ID'],
+  options: { checked: { type: 'string' }, by: { type: 'string' }, letter: { type: 'string' } },
+  async run(ctx) {
+    const id = commonIdArgument(ctx);
+    const o = ctx.options;
+    const checked = o.string('checked');
+    const by = o.string('by');
+    if ((checked === undefined) !== (by === undefined)) o.fail('--checked and --by go together');
+    const letter = o.string('letter');
+    if (letter) await assertLetterAbsent(letter);
+    const api = await ctx.connect();
+    const result = await api.post<IssuedJson>(`/accounts/${enc(id)}/reissue-password`, checked !== undefined ? { checked, by } : undefined);
+    await issued(ctx, result, api.url, `New initial password for ${result.commonId} (${result.account.name}); all of its sessions ended.`, letter);
+  },
+};
+
+/** suspend, revoke, activate and unlock: one POST each, answered with the account. */
+const ACTIONS = [
+  { name: 'suspend', summary: 'Suspend an account (it can be activated again); its sessions end.', done: 'is now suspended' },
+  { name: 'revoke', summary: 'Revoke an account for good; its sessions end.', done: 'is now revoked' },
+  { name: 'activate', summary: 'Make a suspended account active again.', done: 'is now active' },
+  { name: 'unlock', summary: 'Clear the failed sign-in counter of an account.', done: 'is unlocked' },
+] as const;
+
+const actions: Command[] = ACTIONS.map((action) => ({
+  name: action.name,
+  synopsis: 'ID',
+  summary: action.summary,
+  positionals: ['ID'],
+  async run(ctx: RunContext) {
+    const id = commonIdArgument(ctx);
+    const account = await (await ctx.connect()).post<AccountJson>(`/accounts/${enc(id)}/${action.name}`);
+    ctx.result(account, () => out(`Account ${account.commonId} (${account.name}) ${action.done}.`));
+  },
+}));
+
+export const accountGroup: Group = {
+  name: 'account',
+  summary: 'Manage accounts: create, import, show, list, reissue passwords, suspend, revoke, activate, unlock.',
+  commands: [create, importCommand, show, list, reissue, ...actions],
+};

@@ -1,0 +1,231 @@
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { createRemoteJWKSet, jwtVerify } from 'jose';
+import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
+import { Browser } from '../support/browser.ts';
+import { codeFrom, enterCredentials, redeem, signIn, startAuthorization, tokenRequest } from '../support/flows.ts';
+
+let akamon: RunningAkamon;
+let client: Awaited<ReturnType<RunningAkamon['createClient']>>;
+
+beforeAll(async () => {
+  akamon = await startAkamon();
+  client = await akamon.createClient({ name: 'Learning System' });
+});
+afterAll(() => akamon.close());
+
+describe('authorization code flow', () => {
+  test('signs in, issues verified tokens with the documented claims, and logs the attempt', async () => {
+    const account = await akamon.createReadyAccount({ name: 'Taro Akamon', affiliation: 'faculty' });
+    const browser = new Browser(akamon.url);
+    const result = await signIn(browser, akamon, client, account, { nonce: 'n-123' });
+    expect(result.page.url.startsWith(client.redirectUri)).toBe(true);
+    expect(new URL(result.page.url).searchParams.get('state')).toBe(result.state);
+    expect(new URL(result.page.url).searchParams.get('iss')).toBe(akamon.url);
+
+    const tokens = await redeem(akamon, client, result.code!, result.verifier);
+    expect(tokens.status).toBe(200);
+    expect(tokens.headers.get('cache-control')).toMatch(/no-store/);
+    expect(tokens.body.refresh_token).toEqual(expect.any(String));
+    const jwks = createRemoteJWKSet(new URL(`${akamon.url}/jwks`));
+    const { payload, protectedHeader } = await jwtVerify(tokens.body.id_token, jwks, { issuer: akamon.url, audience: client.clientId });
+    expect(['ES256', 'RS256']).toContain(protectedHeader.alg);
+    expect(payload).toMatchObject({ sub: account.id, nonce: 'n-123', acr: 'urn:akamon:acr:password', amr: ['pwd'] });
+    expect(typeof payload.auth_time).toBe('number');
+
+    const userinfo = await fetch(`${akamon.url}/me`, { headers: { authorization: `Bearer ${tokens.body.access_token}` } });
+    expect(userinfo.status).toBe(200);
+    expect(await userinfo.json()).toEqual({
+      sub: account.id, name: 'Taro Akamon', preferred_username: account.commonId,
+      email: `${account.commonId}@mail.example.ac.jp`, affiliation: 'faculty',
+    });
+
+    const log = await akamon.deps.signinLog.list({ accountId: account.id, limit: 10 });
+    expect(log[0]).toMatchObject({ result: 'success', reason: 'password', client_id: client.clientId, ip: '127.0.0.1' });
+  });
+
+  test('the identifier is accepted with the realm suffix and with full-width digits', async () => {
+    const realm = await startAkamon({ env: { AKAMON_REALM_SUFFIX: 'utac.example.ac.jp' } });
+    try {
+      const rp = await realm.createClient();
+      const account = await realm.createReadyAccount();
+      const withSuffix = await signIn(new Browser(realm.url), realm, rp, { commonId: `${account.commonId}@utac.example.ac.jp`, password: account.password });
+      expect(withSuffix.code).toBeTruthy();
+      const fullWidth = account.commonId.replace(/\d/g, (d) => String.fromCharCode(0xff10 + Number(d)));
+      const wide = await signIn(new Browser(realm.url), realm, rp, { commonId: fullWidth, password: account.password });
+      expect(wide.code).toBeTruthy();
+      const wrongRealm = await startAuthorization(new Browser(realm.url), realm, rp);
+      const b = new Browser(realm.url);
+      const start = await startAuthorization(b, realm, rp);
+      const refused = await b.submit(start.page, /\/identifier$/, { identifier: `${account.commonId}@other.example` });
+      expect(refused.status).toBe(400);
+      expect(refused.html).toContain('ten digits');
+      expect(wrongRealm.page.status).toBe(200);
+    } finally {
+      await realm.close();
+    }
+  });
+
+  test('unknown account and wrong password give the same page and status', async () => {
+    const account = await akamon.createReadyAccount();
+    const pages = [];
+    for (const commonId of [account.commonId, '9999999999']) {
+      const browser = new Browser(akamon.url);
+      const { page } = await startAuthorization(browser, akamon, client);
+      pages.push(await enterCredentials(browser, page, commonId, 'Wrong-password-123'));
+    }
+    const strip = (html: string) => html.replace(/value="[^"]*"/g, '').replace(/interaction(\/|%2F)[\w-]+/g, '').replace(/\d{10}/g, '');
+    expect(pages[0].status).toBe(401);
+    expect(pages[1].status).toBe(401);
+    expect(strip(pages[0].html)).toBe(strip(pages[1].html));
+    expect(pages[0].html).toContain('The Common ID or password is incorrect');
+    const log = await akamon.deps.signinLog.list({ accountId: account.id, limit: 5 });
+    expect(log[0]).toMatchObject({ result: 'failure', reason: 'wrong_password' });
+  });
+
+  test('a code is single-use: 20 concurrent redemptions give one token set and 19 invalid_grant', async () => {
+    const account = await akamon.createReadyAccount();
+    const result = await signIn(new Browser(akamon.url), akamon, client, account);
+    const responses = await Promise.all(Array.from({ length: 20 }, () => redeem(akamon, client, result.code!, result.verifier)));
+    const statuses = responses.map((r) => r.status).sort();
+    expect(statuses.filter((s) => s === 200)).toHaveLength(1);
+    expect(statuses.filter((s) => s === 400)).toHaveLength(19);
+    for (const r of responses.filter((x) => x.status === 400)) expect(r.body.error).toBe('invalid_grant');
+  });
+
+  test('PKCE is required and checked', async () => {
+    const browser = new Browser(akamon.url);
+    const noPkce = await browser.visit(`${akamon.url}/auth?client_id=${client.clientId}&redirect_uri=${encodeURIComponent(client.redirectUri)}&response_type=code&scope=openid&state=s1`);
+    expect(noPkce.url).toContain('error=invalid_request');
+    const plain = await browser.visit(`${akamon.url}/auth?client_id=${client.clientId}&redirect_uri=${encodeURIComponent(client.redirectUri)}&response_type=code&scope=openid&code_challenge=abcdefghijklmnopqrstuvwxyzabcdefghijklmnopq&code_challenge_method=plain`);
+    expect(plain.url).toContain('error=invalid_request');
+    const account = await akamon.createReadyAccount();
+    const result = await signIn(new Browser(akamon.url), akamon, client, account);
+    const wrong = await redeem(akamon, client, result.code!, 'x'.repeat(43));
+    expect(wrong.status).toBe(400);
+    expect(wrong.body.error).toBe('invalid_grant');
+  });
+
+  test('refresh tokens rotate, and reusing a rotated one revokes the grant', async () => {
+    const account = await akamon.createReadyAccount();
+    const result = await signIn(new Browser(akamon.url), akamon, client, account);
+    const first = await redeem(akamon, client, result.code!, result.verifier);
+    const second = await tokenRequest(akamon, client, { grant_type: 'refresh_token', refresh_token: first.body.refresh_token });
+    expect(second.status).toBe(200);
+    expect(second.body.refresh_token).not.toBe(first.body.refresh_token);
+    const reuse = await tokenRequest(akamon, client, { grant_type: 'refresh_token', refresh_token: first.body.refresh_token });
+    expect(reuse.status).toBe(400);
+    expect(reuse.body.error).toBe('invalid_grant');
+    const after = await tokenRequest(akamon, client, { grant_type: 'refresh_token', refresh_token: second.body.refresh_token });
+    expect(after.body.error).toBe('invalid_grant');
+  });
+
+  test('introspection and revocation', async () => {
+    const account = await akamon.createReadyAccount();
+    const result = await signIn(new Browser(akamon.url), akamon, client, account);
+    const tokens = await redeem(akamon, client, result.code!, result.verifier);
+    const auth = { authorization: `Basic ${Buffer.from(`${client.clientId}:${client.clientSecret}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' };
+    const active = await (await fetch(`${akamon.url}/token/introspection`, { method: 'POST', headers: auth, body: new URLSearchParams({ token: tokens.body.access_token }) })).json() as Record<string, unknown>;
+    expect(active).toMatchObject({ active: true, sub: account.id, client_id: client.clientId });
+    const revoked = await fetch(`${akamon.url}/token/revocation`, { method: 'POST', headers: auth, body: new URLSearchParams({ token: tokens.body.access_token }) });
+    expect(revoked.status).toBe(200);
+    const inactive = await (await fetch(`${akamon.url}/token/introspection`, { method: 'POST', headers: auth, body: new URLSearchParams({ token: tokens.body.access_token }) })).json() as Record<string, unknown>;
+    expect(inactive).toEqual({ active: false });
+    const userinfo = await fetch(`${akamon.url}/me`, { headers: { authorization: `Bearer ${tokens.body.access_token}` } });
+    expect(userinfo.status).toBe(401);
+  });
+});
+
+describe('sessions and prompts', () => {
+  test('single sign-on, prompt=none, prompt=login and max_age', async () => {
+    const account = await akamon.createReadyAccount();
+    const browser = new Browser(akamon.url);
+    const noSession = await startAuthorization(browser, akamon, client, { prompt: 'none' });
+    expect(new URL(noSession.page.url).searchParams.get('error')).toBe('login_required');
+
+    await signIn(browser, akamon, client, account);
+    const silent = await startAuthorization(browser, akamon, client, { prompt: 'none' });
+    expect(codeFrom(silent.page)).toBeTruthy();
+    const sso = await startAuthorization(browser, akamon, client);
+    expect(codeFrom(sso.page)).toBeTruthy();
+
+    for (const params of [{ prompt: 'login' }, { max_age: '0' }]) {
+      const again = await startAuthorization(browser, akamon, client, params);
+      expect(again.page.html).toMatch(/name="password"/);
+      expect(again.page.html).toContain(account.commonId);
+      const done = await browser.submit(again.page, /\/password$/, { password: account.password });
+      const tokens = await redeem(akamon, client, codeFrom(done), again.verifier);
+      expect(tokens.status).toBe(200);
+    }
+    const silentMaxAge = await startAuthorization(browser, akamon, client, { prompt: 'none', max_age: '0' });
+    expect(new URL(silentMaxAge.page.url).searchParams.get('error')).toBe('login_required');
+  });
+
+  test('the account picker lists accounts used in this browser; select_account shows it', async () => {
+    const first = await akamon.createReadyAccount({ name: 'First Person' });
+    const second = await akamon.createReadyAccount({ name: 'Second Person' });
+    const browser = new Browser(akamon.url);
+    await signIn(browser, akamon, client, first);
+    const picker = await startAuthorization(browser, akamon, client, { prompt: 'select_account' });
+    expect(picker.page.html).toContain('First Person');
+    const other = await browser.submit(picker.page, /\/select$/, { account: 'other' });
+    expect(other.html).toMatch(/name="identifier"/);
+    const done = await enterCredentials(browser, other, second.commonId, second.password);
+    const tokens = await redeem(akamon, client, codeFrom(done), picker.verifier);
+    const claims = JSON.parse(Buffer.from(tokens.body.id_token.split('.')[1], 'base64url').toString());
+    expect(claims.sub).toBe(second.id);
+
+    const again = await startAuthorization(browser, akamon, client, { prompt: 'select_account' });
+    expect(again.page.html).toContain('First Person');
+    expect(again.page.html).toContain('Second Person');
+    const same = await browser.submit(again.page, /\/select$/, { account: second.commonId });
+    expect(codeFrom(same)).toBeTruthy();
+  });
+
+  test('a third-party client asks for consent; a first-party client does not', async () => {
+    const third = await akamon.createClient({ name: 'Outside Service', firstParty: false });
+    const account = await akamon.createReadyAccount();
+    const browser = new Browser(akamon.url);
+    const started = await startAuthorization(browser, akamon, third);
+    const consent = await enterCredentials(browser, started.page, account.commonId, account.password);
+    expect(consent.html).toContain('Outside Service');
+    expect(consent.html).toMatch(/name="decision"/);
+    const denied = await browser.submit(consent, /\/decide$/, { decision: 'deny' });
+    expect(new URL(denied.url).searchParams.get('error')).toBe('access_denied');
+
+    const again = await startAuthorization(browser, akamon, third);
+    const allowed = await browser.submit(again.page, /\/decide$/, { decision: 'approve' });
+    expect(codeFrom(allowed)).toBeTruthy();
+    const silent = await startAuthorization(browser, akamon, third, { prompt: 'none' });
+    expect(codeFrom(silent.page)).toBeTruthy();
+  });
+
+  test('logout asks for confirmation, then ends the session', async () => {
+    const account = await akamon.createReadyAccount();
+    const browser = new Browser(akamon.url);
+    await signIn(browser, akamon, client, account);
+    const confirm = await browser.visit(`${akamon.url}/session/end`);
+    expect(confirm.status).toBe(200);
+    expect(confirm.html).toContain('Yes, sign me out');
+    expect(confirm.headers.get('content-security-policy')).toContain("frame-ancestors 'none'");
+    const silentBefore = await startAuthorization(browser, akamon, client, { prompt: 'none' });
+    expect(codeFrom(silentBefore.page)).toBeTruthy();
+    const xsrf = /name="xsrf" value="([^"]+)"/.exec(confirm.html)![1];
+    const done = await browser.visit(`${akamon.url}/session/end/confirm`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ xsrf, logout: 'yes' }) });
+    expect(done.html).toContain('You are signed out');
+    const silentAfter = await startAuthorization(browser, akamon, client, { prompt: 'none' });
+    expect(new URL(silentAfter.page.url).searchParams.get('error')).toBe('login_required');
+  });
+
+  test('pairwise clients see a different, stable subject', async () => {
+    const pairwise = await akamon.createClient({ name: 'Pairwise RP', pairwise: true, redirectUris: ['http://127.0.0.1:9/pairwise'] });
+    const account = await akamon.createReadyAccount();
+    const subs = [];
+    for (let i = 0; i < 2; i += 1) {
+      const result = await signIn(new Browser(akamon.url), akamon, pairwise, account);
+      const tokens = await redeem(akamon, pairwise, result.code!, result.verifier);
+      subs.push(JSON.parse(Buffer.from(tokens.body.id_token.split('.')[1], 'base64url').toString()).sub);
+    }
+    expect(subs[0]).toBe(subs[1]);
+    expect(subs[0]).not.toBe(account.id);
+  });
+});

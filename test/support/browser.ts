@@ -1,0 +1,110 @@
+import crypto from 'node:crypto';
+
+interface StoredCookie {
+  name: string;
+  value: string;
+  path: string;
+}
+
+export interface Page {
+  status: number;
+  url: string;
+  html: string;
+  headers: Headers;
+}
+
+/**
+ * A minimal browser over real HTTP: a cookie jar that honours Path, manual redirects, and form
+ * posts with the page's CSRF token. Redirects leaving Akamon's origin (to a relying party) stop.
+ */
+export class Browser {
+  readonly origin: string;
+  readonly cookies = new Map<string, StoredCookie>();
+  acceptLanguage = 'en';
+
+  constructor(origin: string) {
+    this.origin = origin;
+  }
+
+  cookieHeader(url: URL): string {
+    return [...this.cookies.values()].filter((c) => url.pathname === c.path || url.pathname.startsWith(c.path.endsWith('/') ? c.path : `${c.path}/`) || c.path === '/')
+      .map((c) => `${c.name}=${c.value}`).join('; ');
+  }
+
+  #store(response: Response): void {
+    for (const line of response.headers.getSetCookie()) {
+      const [pair, ...attributes] = line.split(';');
+      const eq = pair.indexOf('=');
+      const name = pair.slice(0, eq).trim();
+      const value = pair.slice(eq + 1).trim();
+      const pathAttr = attributes.map((a) => a.trim()).find((a) => a.toLowerCase().startsWith('path='));
+      const cookiePath = pathAttr ? pathAttr.slice(5) : '/';
+      const expired = attributes.some((a) => /^expires=thu, 01 jan 1970/i.test(a.trim()) || /^max-age=0$/i.test(a.trim()));
+      const key = `${name};${cookiePath}`;
+      if (expired || value === '') this.cookies.delete(key);
+      else this.cookies.set(key, { name, value, path: cookiePath });
+    }
+  }
+
+  async request(url: string, init: RequestInit = {}): Promise<Response> {
+    const target = new URL(url, this.origin);
+    const headers = new Headers(init.headers);
+    const cookie = this.cookieHeader(target);
+    if (cookie) headers.set('cookie', cookie);
+    headers.set('accept-language', this.acceptLanguage);
+    const response = await fetch(target, { ...init, headers, redirect: 'manual' });
+    this.#store(response);
+    return response;
+  }
+
+  /** Follows redirects inside Akamon; returns the final page, or the relying-party URL it was sent to. */
+  async visit(url: string, init: RequestInit = {}): Promise<Page> {
+    let response = await this.request(url, init);
+    let current = new URL(url, this.origin).href;
+    for (let hops = 0; hops < 20 && response.status >= 300 && response.status < 400; hops += 1) {
+      current = new URL(response.headers.get('location')!, current).href;
+      if (new URL(current).origin !== this.origin) return { status: response.status, url: current, html: '', headers: response.headers };
+      response = await this.request(current);
+    }
+    const page = { status: response.status, url: current, html: await response.text(), headers: response.headers };
+    // oidc-provider's self-submitting forms (ending the previous session when another account
+    // signs in): a browser runs their script, so the driver submits them too.
+    if (/document\.forms\[0\]\.submit\(\)/.test(page.html)) {
+      const action = decode(/<form method="post" action="([^"]+)"/.exec(page.html)![1]);
+      const body = new URLSearchParams([...page.html.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)"\/?>/g)].map((m) => [m[1], decode(m[2])]));
+      return this.visit(action, { method: 'POST', body, headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    }
+    return page;
+  }
+
+  /** Submits the page's form (the first one whose action matches `action`) with `fields`. */
+  async submit(page: Page, action: RegExp, fields: Record<string, string>, options: { csrf?: string | null } = {}): Promise<Page> {
+    const forms = [...page.html.matchAll(/<form[^>]*action="([^"]+)"[^>]*>([\s\S]*?)<\/form>/g)];
+    const form = forms.find((f) => action.test(decode(f[1])));
+    if (!form) throw new Error(`no form matching ${action} on ${page.url}:\n${page.html.slice(0, 2000)}`);
+    const body = new URLSearchParams();
+    for (const hidden of form[2].matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)"/g)) body.set(hidden[1], decode(hidden[2]));
+    if (options.csrf !== undefined) {
+      if (options.csrf === null) body.delete('_csrf');
+      else body.set('_csrf', options.csrf);
+    }
+    for (const [name, value] of Object.entries(fields)) body.set(name, value);
+    return this.visit(new URL(decode(form[1]), page.url).href, { method: 'POST', body, headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+  }
+}
+
+export function decode(text: string): string {
+  return text.replace(/&amp;/g, '&').replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&#x2F;/g, '/');
+}
+
+export function pkce() {
+  const verifier = crypto.randomBytes(32).toString('base64url');
+  const challenge = crypto.createHash('sha256').update(verifier).digest('base64url');
+  return { verifier, challenge };
+}
+
+export function authorizeUrl(origin: string, params: Record<string, string>): string {
+  const url = new URL('/auth', origin);
+  for (const [k, v] of Object.entries({ response_type: 'code', scope: 'openid profile email', state: crypto.randomBytes(8).toString('hex'), ...params })) url.searchParams.set(k, v);
+  return url.href;
+}

@@ -1,0 +1,53 @@
+import { expect } from '@jest/globals';
+import { authorizeUrl, Browser, pkce, type Page } from './browser.ts';
+import type { RunningAkamon } from './akamon.ts';
+
+export interface SignInResult {
+  page: Page;
+  verifier: string;
+  state: string;
+  code?: string;
+}
+
+/** Starts an authorization request and returns the first page, with the PKCE verifier kept. */
+export async function startAuthorization(browser: Browser, akamon: RunningAkamon, client: { clientId: string; redirectUri: string }, params: Record<string, string> = {}) {
+  const { verifier, challenge } = pkce();
+  const state = `st-${Math.random().toString(36).slice(2)}`;
+  const page = await browser.visit(authorizeUrl(akamon.url, { client_id: client.clientId, redirect_uri: client.redirectUri, code_challenge: challenge, code_challenge_method: 'S256', state, ...params }));
+  return { page, verifier, state };
+}
+
+/** Identifier, then password; returns whatever comes next (the relying party, or another step). */
+export async function enterCredentials(browser: Browser, page: Page, commonId: string, password: string): Promise<Page> {
+  let current = page;
+  if (/name="identifier"/.test(current.html)) current = await browser.submit(current, /\/identifier$/, { identifier: commonId });
+  expect(current.html).toMatch(/name="password"/);
+  return browser.submit(current, /\/password$/, { password });
+}
+
+export function codeFrom(page: Page): string {
+  const url = new URL(page.url);
+  const code = url.searchParams.get('code');
+  if (!code) throw new Error(`no code in ${page.url} (status ${page.status}):\n${page.html.slice(0, 1500)}`);
+  return code;
+}
+
+/** A whole sign-in of a ready account (password already chosen) up to the code. */
+export async function signIn(browser: Browser, akamon: RunningAkamon, client: { clientId: string; redirectUri: string }, account: { commonId: string; password: string }, params: Record<string, string> = {}): Promise<SignInResult> {
+  const started = await startAuthorization(browser, akamon, client, params);
+  const page = await enterCredentials(browser, started.page, account.commonId, account.password);
+  return { ...started, page, code: codeFrom(page) };
+}
+
+export async function tokenRequest(akamon: RunningAkamon, client: { clientId: string; clientSecret: string | null }, body: Record<string, string>) {
+  const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded' };
+  const form = new URLSearchParams(body);
+  if (client.clientSecret) headers.authorization = `Basic ${Buffer.from(`${encodeURIComponent(client.clientId)}:${encodeURIComponent(client.clientSecret)}`).toString('base64')}`;
+  else form.set('client_id', client.clientId);
+  const response = await fetch(`${akamon.url}/token`, { method: 'POST', headers, body: form });
+  return { status: response.status, body: await response.json() as Record<string, any>, headers: response.headers };
+}
+
+export async function redeem(akamon: RunningAkamon, client: { clientId: string; clientSecret: string | null; redirectUri: string }, code: string, verifier: string) {
+  return tokenRequest(akamon, client, { grant_type: 'authorization_code', code, redirect_uri: client.redirectUri, code_verifier: verifier });
+}
