@@ -10,6 +10,7 @@ export default {
       sourceMaps: 'inline',
     }],
   },
+  globalSetup: '<rootDir>/test/support/global-setup.js',
   testTimeout: 60000,
   maxWorkers: 2,
 };

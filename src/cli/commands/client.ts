@@ -1,0 +1,185 @@
+import type { ParseArgsOptionsConfig } from 'node:util';
+import type { ClientView } from '../../client/client.service.ts';
+import type { OptionReader } from '../args.ts';
+import type { Command, Group, RunContext } from '../command.ts';
+import { out, printFields, printTable } from '../output.ts';
+
+/** What creating or updating a client answers; clientSecret is set only when one was made. */
+interface ClientResult {
+  clientId: string;
+  clientSecret: string | null;
+  client: ClientView;
+}
+
+const enc = encodeURIComponent;
+
+const CLIENT_OPTIONS = {
+  name: { type: 'string' },
+  'redirect-uri': { type: 'string', multiple: true },
+  public: { type: 'boolean' },
+  'first-party': { type: 'boolean' },
+  pairwise: { type: 'boolean' },
+  'post-logout-uri': { type: 'string', multiple: true },
+  'backchannel-logout-uri': { type: 'string' },
+  'max-password-length': { type: 'string' },
+} as const satisfies ParseArgsOptionsConfig;
+
+const UPDATE_OPTIONS = {
+  ...CLIENT_OPTIONS,
+  'no-public': { type: 'boolean' },
+  'no-first-party': { type: 'boolean' },
+  'no-pairwise': { type: 'boolean' },
+  'no-post-logout-uri': { type: 'boolean' },
+  'no-backchannel-logout-uri': { type: 'boolean' },
+  'no-max-password-length': { type: 'boolean' },
+  'rotate-secret': { type: 'boolean' },
+} as const satisfies ParseArgsOptionsConfig;
+
+const CLIENT_HELP = [
+  '  --name NAME                    the name people see on the consent page',
+  '  --redirect-uri URI             a redirect URI (repeat for more; https, or http on localhost)',
+  '  --public                       a public client (PKCE, no secret), such as a mobile app',
+  '  --first-party                  a university service: no consent page',
+  '  --pairwise                     a different subject identifier per client (privacy)',
+  '  --post-logout-uri URI          a post-logout redirect URI (repeat for more)',
+  '  --backchannel-logout-uri URI   where to send back-channel logout tokens',
+  '  --max-password-length N        the longest password this service accepts (8 to 1024)',
+];
+
+const MAX_PASSWORD_LENGTH = 'max-password-length';
+
+/**
+ * The admin API's client fields from the options given; absent options stay absent, so that an
+ * update changes only what was asked for.
+ */
+function clientFields(o: OptionReader): Record<string, unknown> {
+  const fields: Record<string, unknown> = {
+    name: o.string('name'),
+    redirectUris: o.list('redirect-uri'),
+    postLogoutRedirectUris: o.list('post-logout-uri') ?? (o.flag('no-post-logout-uri') ? [] : undefined),
+    backchannelLogoutUri: o.string('backchannel-logout-uri') ?? (o.flag('no-backchannel-logout-uri') ? null : undefined),
+    public: o.toggle('public'),
+    firstParty: o.toggle('first-party'),
+    pairwise: o.toggle('pairwise'),
+    maxPasswordLength: o.integer(MAX_PASSWORD_LENGTH, 8, 1024) ?? (o.flag(`no-${MAX_PASSWORD_LENGTH}`) ? null : undefined),
+  };
+  for (const [option, negation] of [['post-logout-uri', 'no-post-logout-uri'], ['backchannel-logout-uri', 'no-backchannel-logout-uri'], [MAX_PASSWORD_LENGTH, `no-${MAX_PASSWORD_LENGTH}`]]) {
+    if (o.values[option] !== undefined && o.flag(negation!)) o.fail(`--${option} and --${negation} contradict each other`);
+  }
+  if (fields.name !== undefined && !String(fields.name).trim()) o.fail('--name must not be empty');
+  return Object.fromEntries(Object.entries(fields).filter(([, value]) => value !== undefined));
+}
+
+function printClient(c: ClientView): void {
+  printFields([
+    ['Client ID', c.clientId],
+    ['Name', c.name],
+    ['Type', c.public ? 'public (PKCE, no secret)' : 'confidential'],
+    ['First party', c.firstParty],
+    ['Subject type', c.pairwise ? 'pairwise' : 'public'],
+    ['Redirect URIs', c.redirectUris],
+    ['Post-logout URIs', c.postLogoutRedirectUris],
+    ['Back-channel logout', c.backchannelLogoutUri],
+    ['Max password length', c.maxPasswordLength],
+    ['Created', c.createdAt],
+    ['Updated', c.updatedAt],
+  ]);
+}
+
+function printSecret(result: ClientResult): void {
+  if (result.clientSecret) out(`Client secret: ${result.clientSecret}\n(shown only now: put it in the relying party's configuration)`);
+}
+
+function clientIdArgument(ctx: RunContext): string {
+  const id = ctx.positionals[0]!;
+  if (!id.trim() || id.length > 200) ctx.options.fail('the client ID must be 1 to 200 characters');
+  return id;
+}
+
+const create: Command = {
+  name: 'create',
+  synopsis: '--name NAME --redirect-uri URI [--redirect-uri URI ...] [--public] [--first-party] [--pairwise] [--post-logout-uri URI ...] [--backchannel-logout-uri URI] [--max-password-length N]',
+  summary: 'Register a relying party.',
+  optionHelp: CLIENT_HELP,
+  notes: 'With --json it prints {"clientId": ..., "clientSecret": ...} (clientSecret is null for a public client). The secret is shown once.',
+  options: CLIENT_OPTIONS,
+  async run(ctx) {
+    ctx.options.required('name');
+    if (!ctx.options.list('redirect-uri')?.length) ctx.options.fail('missing --redirect-uri');
+    const result = await (await ctx.connect()).post<ClientResult>('/clients', clientFields(ctx.options));
+    ctx.result({ clientId: result.clientId, clientSecret: result.clientSecret }, () => {
+      out(`Registered client ${result.clientId} (${result.client.name}).`);
+      if (result.client.public) out('It is a public client: no secret, it must use PKCE.');
+      printSecret(result);
+    });
+  },
+};
+
+const show: Command = {
+  name: 'show',
+  synopsis: 'ID',
+  summary: 'Show a relying party (never its secret).',
+  positionals: ['ID'],
+  async run(ctx) {
+    const client = await (await ctx.connect()).get<ClientView>(`/clients/${enc(clientIdArgument(ctx))}`);
+    ctx.result(client, () => printClient(client));
+  },
+};
+
+const list: Command = {
+  name: 'list',
+  synopsis: '',
+  summary: 'List the relying parties.',
+  async run(ctx) {
+    const { clients } = await (await ctx.connect()).get<{ clients: ClientView[] }>('/clients');
+    ctx.result(clients, () => printTable(
+      ['CLIENT ID', 'TYPE', 'FIRST PARTY', 'NAME'],
+      clients.map((c) => [c.clientId, c.public ? 'public' : 'confidential', c.firstParty, c.name]),
+      'no clients',
+    ));
+  },
+};
+
+const update: Command = {
+  name: 'update',
+  synopsis: 'ID [options of create] [--no-first-party] [--no-pairwise] [--no-public] [--no-post-logout-uri] [--no-backchannel-logout-uri] [--no-max-password-length] [--rotate-secret]',
+  summary: 'Change a relying party: only the options given change; --redirect-uri and --post-logout-uri replace the lists.',
+  optionHelp: [
+    ...CLIENT_HELP,
+    '  --no-first-party, --no-pairwise, --no-public   turn the setting off',
+    '  --no-post-logout-uri, --no-backchannel-logout-uri, --no-max-password-length   remove the setting',
+    '  --rotate-secret                a new client secret (printed once; the old one stops working)',
+  ],
+  notes: 'With --json it prints {"clientId", "clientSecret", "client"}; clientSecret is null unless a new secret was made.',
+  positionals: ['ID'],
+  options: UPDATE_OPTIONS,
+  async run(ctx) {
+    const id = clientIdArgument(ctx);
+    const changes = clientFields(ctx.options);
+    if (ctx.options.flag('rotate-secret')) changes.rotateSecret = true;
+    if (!Object.keys(changes).length) ctx.options.fail('nothing to change: give at least one option');
+    const result = await (await ctx.connect()).patch<ClientResult>(`/clients/${enc(id)}`, changes);
+    ctx.result(result, () => {
+      out(`Updated client ${result.clientId}.`);
+      printSecret(result);
+    });
+  },
+};
+
+const remove: Command = {
+  name: 'delete',
+  synopsis: 'ID',
+  summary: 'Delete a relying party; it can no longer sign anyone in.',
+  positionals: ['ID'],
+  async run(ctx) {
+    const id = clientIdArgument(ctx);
+    await (await ctx.connect()).delete(`/clients/${enc(id)}`);
+    ctx.result({ clientId: id, deleted: true }, () => out(`Deleted client ${id}.`));
+  },
+};
+
+export const clientGroup: Group = {
+  name: 'client',
+  summary: 'Manage relying parties (OpenID Connect clients): create, show, list, update, delete.',
+  commands: [create, show, list, update, remove],
+};

@@ -1,0 +1,37 @@
+import { ConfigError, loadConfig } from '../../config/config.ts';
+import { UsageError } from '../args.ts';
+import type { Command } from '../command.ts';
+import { out } from '../output.ts';
+
+export const migrateCommand: Command = {
+  name: 'migrate',
+  synopsis: '',
+  summary: 'Apply the pending database migrations (the server also does this when it starts).',
+  server: false,
+  notes: [
+    'It opens the database itself, configured like the server: DATABASE_URL, else the embedded',
+    'database in $AKAMON_DATA_DIR/pglite (stop the server first: the embedded database has one user).',
+    'With --json it prints {"applied": [...]}.',
+  ].join('\n'),
+  async run(ctx) {
+    let config;
+    try {
+      config = loadConfig();
+    } catch (error) {
+      if (error instanceof ConfigError) throw new UsageError(error.message, ctx.command);
+      throw error;
+    }
+    // Loaded here only: the other commands never open a database.
+    const [{ openConfiguredDatabase }, { migrateToLatest }, { createLogger }] = await Promise.all([
+      import('../../deps.ts'), import('../../db/migrator.ts'), import('../../http/logger.ts'),
+    ]);
+    const database = await openConfiguredDatabase(config, createLogger('warn'));
+    let applied: string[];
+    try {
+      applied = await migrateToLatest(database.db);
+    } finally {
+      await database.close();
+    }
+    ctx.result({ applied }, () => out(applied.length ? `Applied ${applied.length} migration(s):\n${applied.map((m) => `  ${m}`).join('\n')}` : 'The database is already up to date.'));
+  },
+};
