@@ -47,7 +47,7 @@ async function readRows(file: string, command: string): Promise<Row[]> {
   }
   let records: Array<{ record: string[]; info: { lines: number } }>;
   try {
-    records = parse(text!, { bom: true, trim: true, skip_empty_lines: true, relax_column_count: true, info: true });
+    records = parse(text!, { bom: true, trim: true, skip_empty_lines: true, relax_column_count: true, info: true }) as unknown as typeof records;
   } catch (error) {
     fail(`${file} is not valid CSV: ${(error as Error).message.split('\n')[0]}`);
   }
