@@ -5,7 +5,7 @@ import type Provider from 'oidc-provider';
 import type { Deps } from './deps.ts';
 import { CsrfGuard } from './http/csrf.ts';
 import { Renderer } from './http/renderer.ts';
-import { errorPages, LANGUAGE_COOKIE, localeMiddleware, requestContext, securityHeaders } from './http/middleware.ts';
+import { errorPages, LANGUAGE_COOKIE, localeMiddleware, requestContext, requireHttps, securityHeaders } from './http/middleware.ts';
 import { staticFiles } from './http/static-files.ts';
 import { ClientService } from './client/client.service.ts';
 import { ensureKeys, loadKeyMaterial, rotateSigningKeys, type KeyTimings } from './oidc/keys.ts';
@@ -131,6 +131,7 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
 
   app.use(requestContext(logger));
   app.use(securityHeaders(config.production));
+  app.use(requireHttps(config.production));
   app.use(localeMiddleware());
   app.use(errorPages(renderer));
   app.use(staticFiles());

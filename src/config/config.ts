@@ -73,6 +73,8 @@ export function loadConfig(env: Env = process.env): Config {
   if (production) {
     if (!env.AKAMON_ISSUER) throw new ConfigError('AKAMON_ISSUER is required in production');
     if (!secret) throw new ConfigError('AKAMON_SECRET is required in production');
+    // Akamon speaks plain HTTP and relies on a TLS-terminating proxy in front of it.
+    if (!flag(env, 'AKAMON_TRUST_PROXY')) throw new ConfigError('production runs behind a TLS-terminating proxy: set AKAMON_TRUST_PROXY=true');
   }
   if (secret !== undefined && secret.length < 32) {
     throw new ConfigError('AKAMON_SECRET must be at least 32 characters (for example: openssl rand -base64 48)');

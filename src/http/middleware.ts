@@ -42,6 +42,19 @@ export function securityHeaders(production: boolean) {
   };
 }
 
+/**
+ * In production every request must have come through the TLS proxy (X-Forwarded-Proto: https);
+ * only the health checks answer over plain HTTP, for the container's own probe.
+ */
+export function requireHttps(production: boolean) {
+  return async (ctx: Context, next: Next) => {
+    if (!production || ctx.secure || ctx.path === '/healthz' || ctx.path === '/readyz') return next();
+    ctx.status = 400;
+    ctx.type = 'text/plain; charset=utf-8';
+    ctx.body = 'HTTPS is required / HTTPS で接続してください';
+  };
+}
+
 export const LANGUAGE_COOKIE = 'akamon_lang';
 
 /**

@@ -68,7 +68,8 @@ export function createProvider(config: Config, keys: KeyMaterial, hooks: Provide
     features: {
       devInteractions: { enabled: false },
       revocation: { enabled: true },
-      introspection: { enabled: true },
+      // A client may introspect only tokens issued to it: no relying party learns about another's.
+      introspection: { enabled: true, allowedPolicy: async (_ctx, client, token) => token.clientId === client.clientId },
       userinfo: { enabled: true },
       claimsParameter: { enabled: true },
       backchannelLogout: { enabled: true },

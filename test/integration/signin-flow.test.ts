@@ -148,7 +148,7 @@ describe('sessions and prompts', () => {
     const sso = await startAuthorization(browser, akamon, client);
     expect(codeFrom(sso.page)).toBeTruthy();
 
-    for (const params of [{ prompt: 'login' }, { max_age: '0' }]) {
+    for (const params of [{ prompt: 'login' }, { max_age: '0' }] as Record<string, string>[]) {
       const again = await startAuthorization(browser, akamon, client, params);
       expect(again.page.html).toMatch(/name="password"/);
       expect(again.page.html).toContain(account.commonId);

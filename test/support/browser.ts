@@ -19,11 +19,14 @@ export interface Page {
  */
 export class Browser {
   readonly origin: string;
-  readonly cookies = new Map<string, StoredCookie>();
+  readonly cookies: Map<string, StoredCookie>;
   acceptLanguage = 'en';
+  extraHeaders: Record<string, string> = {};
 
-  constructor(origin: string) {
+  /** Passing another browser's cookies makes both one browser behind a load balancer. */
+  constructor(origin: string, cookies = new Map<string, StoredCookie>()) {
     this.origin = origin;
+    this.cookies = cookies;
   }
 
   cookieHeader(url: URL): string {
@@ -52,6 +55,7 @@ export class Browser {
     const cookie = this.cookieHeader(target);
     if (cookie) headers.set('cookie', cookie);
     headers.set('accept-language', this.acceptLanguage);
+    for (const [name, value] of Object.entries(this.extraHeaders)) headers.set(name, value);
     const response = await fetch(target, { ...init, headers, redirect: 'manual' });
     this.#store(response);
     return response;
@@ -71,7 +75,7 @@ export class Browser {
     // signs in): a browser runs their script, so the driver submits them too.
     if (/document\.forms\[0\]\.submit\(\)/.test(page.html)) {
       const action = decode(/<form method="post" action="([^"]+)"/.exec(page.html)![1]);
-      const body = new URLSearchParams([...page.html.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)"\/?>/g)].map((m) => [m[1], decode(m[2])]));
+      const body = new URLSearchParams([...page.html.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)"\/?>/g)].map((m): [string, string] => [m[1], decode(m[2])]));
       return this.visit(action, { method: 'POST', body, headers: { 'content-type': 'application/x-www-form-urlencoded' } });
     }
     return page;
