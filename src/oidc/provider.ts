@@ -2,6 +2,7 @@ import Provider, { type Configuration, type KoaContextWithOIDC } from 'oidc-prov
 import type { Config } from '../config/config.ts';
 import { hmac } from '../crypto/tokens.ts';
 import type { KeyMaterial } from './keys.ts';
+import { outboundFetch } from './outbound-fetch.ts';
 
 export const ACR_PASSWORD = 'urn:akamon:acr:password';
 
@@ -79,11 +80,7 @@ export function createProvider(config: Config, keys: KeyMaterial, hooks: Provide
         postLogoutSuccessSource: hooks.postLogoutSuccessSource,
       },
     },
-    // oidc-provider refuses private and loopback targets for back-channel logout and other
-    // outgoing requests; campus systems often live there, so one setting lifts it.
-    ...(config.backchannelAllowPrivate
-      ? { fetch: (url: string | URL | Request, options?: RequestInit) => globalThis.fetch(url, { ...options, dispatcher: undefined } as RequestInit) }
-      : {}),
+    fetch: outboundFetch(config.backchannelAllowPrivate),
     renderError: hooks.renderError,
     discovery: { ui_locales_supported: ['en', 'ja'], claims_locales_supported: ['en', 'ja'] },
     ttl: {

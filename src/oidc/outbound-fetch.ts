@@ -1,0 +1,63 @@
+import dns from 'node:dns';
+import net from 'node:net';
+import { Agent, fetch as undiciFetch } from 'undici';
+
+/** Loopback, private, link-local, shared, documentation, multicast and reserved ranges. */
+const SPECIAL_USE = new net.BlockList();
+for (const [prefix, bits] of [
+  ['0.0.0.0', 8], ['10.0.0.0', 8], ['100.64.0.0', 10], ['127.0.0.0', 8], ['169.254.0.0', 16], ['172.16.0.0', 12],
+  ['192.0.0.0', 24], ['192.0.2.0', 24], ['192.168.0.0', 16], ['198.18.0.0', 15], ['198.51.100.0', 24],
+  ['203.0.113.0', 24], ['224.0.0.0', 4], ['240.0.0.0', 4],
+] as const) SPECIAL_USE.addSubnet(prefix, bits, 'ipv4');
+for (const [prefix, bits] of [
+  ['::', 128], ['::1', 128], ['::ffff:0:0', 96], ['64:ff9b::', 96], ['100::', 64], ['2001:db8::', 32], ['fc00::', 7], ['fe80::', 10], ['ff00::', 8],
+] as const) SPECIAL_USE.addSubnet(prefix, bits, 'ipv6');
+
+export function isSpecialUseAddress(address: string): boolean {
+  const family = net.isIP(address);
+  if (family === 0) return false;
+  // An IPv4-mapped IPv6 address is judged by its IPv4 part.
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (mapped) return SPECIAL_USE.check(mapped[1], 'ipv4');
+  return SPECIAL_USE.check(address, family === 4 ? 'ipv4' : 'ipv6');
+}
+
+export class SpecialUseAddressError extends Error {
+  override name = 'SpecialUseAddressError';
+}
+
+/**
+ * Resolves like dns.lookup but refuses special-use addresses. It runs at connect time, for the
+ * address actually dialled, so a DNS answer that changes between check and use gains nothing.
+ */
+const guardedLookup: net.LookupFunction = (hostname, options, callback) => {
+  dns.lookup(hostname, { ...options, all: true }, (error, addresses) => {
+    if (error) return callback(error, '', 4);
+    const list = addresses as dns.LookupAddress[];
+    if (list.length === 0 || list.some((a) => isSpecialUseAddress(a.address))) {
+      return callback(new SpecialUseAddressError(`${hostname} resolves to a loopback, private or reserved address`) as NodeJS.ErrnoException, '', 4);
+    }
+    if ((options as dns.LookupOptions).all) return (callback as unknown as (e: null, a: dns.LookupAddress[]) => void)(null, list);
+    callback(null, list[0].address, list[0].family);
+  });
+};
+
+const guardedAgent = new Agent({ connect: { lookup: guardedLookup } });
+
+/**
+ * The provider's outgoing requests (back-channel logout, a client's jwks_uri ...). By default
+ * loopback and private targets are refused, as oidc-provider intends; campus systems often live
+ * there, so AKAMON_BACKCHANNEL_ALLOW_PRIVATE=true lifts the rule.
+ */
+export function outboundFetch(allowPrivate: boolean): typeof fetch {
+  return (async (input: string | URL | Request, init?: RequestInit) => {
+    const url = new URL(input instanceof Request ? input.url : input);
+    const options = { ...init, dispatcher: allowPrivate ? undefined : guardedAgent } as Parameters<typeof undiciFetch>[1];
+    if (!allowPrivate) {
+      const host = url.hostname.replace(/^\[|\]$/g, '');
+      // Address literals never reach the lookup hook.
+      if (isSpecialUseAddress(host) || host === 'localhost') throw new SpecialUseAddressError(`${host} is a loopback, private or reserved address`);
+    }
+    return undiciFetch(url, options) as unknown as Response;
+  }) as typeof fetch;
+}

@@ -1,0 +1,94 @@
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { chromium, type Browser as ChromiumBrowser } from 'playwright-core';
+import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
+
+// One real browser (Debian's chromium, driven by playwright-core) through the newcomer's first
+// sign-in at Akamon's own account home: initial password, forced change, then the account page.
+
+const CHROMIUM = process.env.AKAMON_CHROMIUM ?? '/usr/bin/chromium';
+const SCREENSHOT = '/tmp/akamon-password-change.png';
+
+let akamon: RunningAkamon;
+let browser: ChromiumBrowser | undefined;
+
+beforeAll(async () => {
+  akamon = await startAkamon();
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+}, 120_000);
+
+afterAll(async () => {
+  try {
+    await browser?.close();
+  } finally {
+    await akamon?.close();
+  }
+});
+
+describe('real browser', () => {
+  test('first sign-in with an initial password at the account home: change it, then see the account', async () => {
+    const account = await akamon.createAccount({ name: 'Hanako Todai' });
+    const before = await akamon.deps.accounts.findById(account.id);
+    expect(before?.must_change_password).toBe(true);
+
+    const context = await browser!.newContext({ viewport: { width: 390, height: 844 }, locale: 'en-US', deviceScaleFactor: 2, isMobile: true, hasTouch: true });
+    try {
+      const page = await context.newPage();
+      await page.goto(`${akamon.url}/account`);
+
+      // /account -> /account/login -> /auth -> /interaction/<uid>: the identifier page.
+      await page.waitForURL(/\/interaction\/[^/]+$/);
+      await expect(page.getByRole('heading', { level: 1 }).textContent()).resolves.toBe('Sign in');
+      const identifier = page.getByLabel('Common ID');
+      // Keyboard only: the identifier field has the focus, Tab reaches Continue.
+      await expect(identifier.evaluate((el) => el === el.ownerDocument.activeElement)).resolves.toBe(true);
+      await page.keyboard.type(account.commonId);
+      await expect(identifier.inputValue()).resolves.toBe(account.commonId);
+      await page.keyboard.press('Tab');
+      const focused = await page.evaluate<{ tag?: string; text?: string; type?: string }>(
+        '({ tag: document.activeElement?.tagName, text: document.activeElement?.textContent?.trim(), type: document.activeElement?.type })');
+      expect(focused).toEqual({ tag: 'BUTTON', text: 'Continue', type: 'submit' });
+      await page.keyboard.press('Enter');
+
+      // The password page shows whose password is asked for.
+      const password = page.getByLabel('Password', { exact: true });
+      await password.waitFor();
+      await expect(page.locator('.account-chip__id').textContent()).resolves.toBe(account.commonId);
+      await expect(password.evaluate((el) => el === el.ownerDocument.activeElement)).resolves.toBe(true);
+      await password.fill(account.password);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+
+      // Forced change of the initial password.
+      await page.getByRole('heading', { name: 'Choose a new password' }).waitFor();
+      expect(page.url()).toMatch(/\/interaction\//);
+      await expect(page.getByText('You are signing in with an initial password').isVisible()).resolves.toBe(true);
+      await page.screenshot({ path: SCREENSHOT, fullPage: true });
+      const overflow = await page.evaluate<number>('document.documentElement.scrollWidth - document.documentElement.clientWidth');
+      expect(overflow).toBeLessThanOrEqual(0);
+
+      await page.getByLabel('Current password').fill(account.password);
+      await page.getByLabel('New password', { exact: true }).fill('Akamon-Gate-2026x');
+      await page.getByLabel('Confirm new password').fill('Akamon-Gate-2026x');
+      await page.getByRole('button', { name: 'Change password and continue' }).click();
+
+      // Back at the account home, signed in.
+      await page.waitForURL(`${akamon.url}/account`);
+      await page.getByRole('heading', { name: 'Your account' }).waitFor();
+      await expect(page.locator('main').innerText()).resolves.toContain('Hanako Todai');
+      await expect(page.locator('main').innerText()).resolves.toContain(account.commonId);
+      await expect(page.getByRole('link', { name: 'Sign out' }).isVisible()).resolves.toBe(true);
+
+      const after = await akamon.deps.accounts.findById(account.id);
+      expect(after?.must_change_password).toBe(false);
+      expect(new Date(after!.password_set_at).getTime()).toBeGreaterThanOrEqual(new Date(before!.password_set_at).getTime());
+    } catch (error) {
+      process.stderr.write(`Akamon log (last 20 lines):\n${akamon.logs.slice(-20).join('')}`);
+      throw error;
+    } finally {
+      await context.close();
+    }
+  }, 120_000);
+});

@@ -1,0 +1,330 @@
+import { describe, test, expect, beforeAll, afterAll } from '@jest/globals';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomInt } from 'node:crypto';
+import fs from 'node:fs/promises';
+import { createServer } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+// The akamon CLI against a real server: both run as child processes, as an operator runs them.
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const NODE = path.join(ROOT, 'node_modules/.bin/node');
+
+interface Result {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** The environment of the test run without anything that would steer the children elsewhere. */
+function cleanEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  for (const key of Object.keys(env)) if (key.startsWith('AKAMON_') || key === 'DATABASE_URL' || key === 'PORT' || key === 'NODE_OPTIONS') delete env[key];
+  return env;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Distinct Common IDs per run, so that runs against a shared TEST_DATABASE_URL do not collide. */
+const base = randomInt(100_000, 999_999) * 10_000;
+const cid = (n: number) => String(base + n).padStart(10, '0');
+
+let dataDir: string;
+let work: string;
+let url: string;
+let server: ChildProcess;
+let serverLog = '';
+
+function cli(args: string[], env: Record<string, string> = {}): Promise<Result> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(NODE, ['src/cli/main.ts', ...args], {
+      cwd: ROOT,
+      env: { ...cleanEnv(), AKAMON_URL: url, AKAMON_DATA_DIR: dataDir, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
+    child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+async function json<T = any>(args: string[]): Promise<T> {
+  const r = await cli([...args, '--json']);
+  if (r.code !== 0) throw new Error(`akamon ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
+  return JSON.parse(r.stdout) as T;
+}
+
+const lines = (text: string) => text.split('\n').filter((l) => l.trim() !== '');
+
+/** One line on stderr of the form "akamon: ...". */
+function expectOneErrorLine(r: Result, pattern?: RegExp): void {
+  const errs = lines(r.stderr);
+  expect(errs).toHaveLength(1);
+  expect(errs[0]).toMatch(/^akamon: /);
+  if (pattern) expect(errs[0]).toMatch(pattern);
+}
+
+async function waitForHealth(deadline: number): Promise<void> {
+  while (Date.now() < deadline) {
+    if (server.exitCode !== null) throw new Error(`the server exited with ${server.exitCode}:\n${serverLog}`);
+    try {
+      const response = await fetch(`${url}/healthz`);
+      if (response.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`the server did not answer /healthz in time:\n${serverLog}`);
+}
+
+beforeAll(async () => {
+  dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'akamon-cli-data-'));
+  work = await fs.mkdtemp(path.join(os.tmpdir(), 'akamon-cli-work-'));
+  const port = await freePort();
+  url = `http://127.0.0.1:${port}`;
+  const env: NodeJS.ProcessEnv = {
+    ...cleanEnv(),
+    PORT: String(port),
+    AKAMON_DATA_DIR: dataDir,
+    AKAMON_ARGON2_MEMORY_KIB: '1024',
+    AKAMON_ARGON2_ITERATIONS: '1',
+    AKAMON_LOG_LEVEL: 'warn',
+    AKAMON_ISSUER: url,
+  };
+  if (process.env.TEST_DATABASE_URL) env.DATABASE_URL = process.env.TEST_DATABASE_URL;
+  server = spawn(NODE, ['src/main.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  server.stdout!.setEncoding('utf8').on('data', (d: string) => { serverLog += d; });
+  server.stderr!.setEncoding('utf8').on('data', (d: string) => { serverLog += d; });
+  await waitForHealth(Date.now() + 45_000);
+}, 60_000);
+
+afterAll(async () => {
+  if (server && server.exitCode === null && server.signalCode === null) {
+    const exited = new Promise((resolve) => server.once('exit', resolve));
+    server.kill('SIGTERM');
+    const timer = setTimeout(() => server.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(timer);
+  }
+  await fs.rm(dataDir, { recursive: true, force: true });
+  await fs.rm(work, { recursive: true, force: true });
+}, 30_000);
+
+describe('akamon CLI', () => {
+  test('--help lists every command and exits 0', async () => {
+    const r = await cli(['--help']);
+    expect(r.code).toBe(0);
+    for (const command of ['account create', 'account import', 'account reissue-password', 'client update', 'keys rotate', 'signins', 'migrate']) {
+      expect(r.stdout).toContain(command);
+    }
+    const sub = await cli(['account', 'create', '--help']);
+    expect(sub.code).toBe(0);
+    expect(sub.stdout).toContain('--affiliation');
+    const group = await cli(['client', '--help']);
+    expect(group.code).toBe(0);
+    expect(group.stdout).toContain('update');
+  });
+
+  test('an unknown command exits 2 with one line', async () => {
+    const r = await cli(['frobnicate']);
+    expect(r.code).toBe(2);
+    expectOneErrorLine(r, /frobnicate.*\(see akamon --help\)/);
+    const sub = await cli(['account', 'frobnicate']);
+    expect(sub.code).toBe(2);
+    expectOneErrorLine(sub, /see akamon account --help/);
+  });
+
+  test('account create prints exactly the Common ID and a 16-character initial password', async () => {
+    const r = await cli(['account', 'create', '--id', cid(1), '--name', 'Hanako Todai', '--affiliation', 'student', '--json']);
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(Object.keys(out).sort()).toEqual(['commonId', 'initialPassword']);
+    expect(out.commonId).toBe(cid(1));
+    expect(out.initialPassword).toHaveLength(16);
+    const shown = await json(['account', 'show', cid(1)]);
+    expect(shown).toMatchObject({ commonId: cid(1), name: 'Hanako Todai', affiliation: 'student', status: 'active', mustChangePassword: true });
+  });
+
+  test('a duplicate Common ID is refused by the server: exit 1, one line', async () => {
+    const r = await cli(['account', 'create', '--id', cid(1), '--name', 'Someone Else', '--affiliation', 'staff']);
+    expect(r.code).toBe(1);
+    expectOneErrorLine(r, /already exists/);
+    expect(r.stdout).toBe('');
+  });
+
+  test('bad or missing arguments exit 2 with one line', async () => {
+    const badId = await cli(['account', 'create', '--id', '12345', '--name', 'X', '--affiliation', 'student']);
+    expect(badId.code).toBe(2);
+    expectOneErrorLine(badId, /10 digits.*\(see akamon account create --help\)$/);
+    const noName = await cli(['account', 'create', '--id', cid(2), '--affiliation', 'student']);
+    expect(noName.code).toBe(2);
+    expectOneErrorLine(noName, /--name/);
+    const badOption = await cli(['account', 'list', '--colour']);
+    expect(badOption.code).toBe(2);
+    expectOneErrorLine(badOption, /unknown option --colour/);
+    const badLimit = await cli(['signins', '--limit', 'many']);
+    expect(badLimit.code).toBe(2);
+    expectOneErrorLine(badLimit);
+    // Nothing was created by the refused commands.
+    expect((await cli(['account', 'show', cid(2)])).code).toBe(1);
+  });
+
+  test('account status changes and password reissue', async () => {
+    expect((await json(['account', 'suspend', cid(1)])).status).toBe('suspended');
+    expect((await json(['account', 'activate', cid(1)])).status).toBe('active');
+    expect((await cli(['account', 'unlock', cid(1)])).code).toBe(0);
+    const reissued = await json(['account', 'reissue-password', cid(1), '--checked', 'student ID card', '--by', 'Sato']);
+    expect(Object.keys(reissued).sort()).toEqual(['commonId', 'initialPassword']);
+    expect(reissued.initialPassword).toHaveLength(16);
+    const missing = await cli(['account', 'reissue-password', '9999999999']);
+    expect(missing.code).toBe(1);
+    expectOneErrorLine(missing, /no account/);
+  });
+
+  test('client create, update, show and delete', async () => {
+    const confidential = await json(['client', 'create', '--name', 'VPN', '--redirect-uri', 'https://vpn.example.ac.jp/cb']);
+    expect(Object.keys(confidential).sort()).toEqual(['clientId', 'clientSecret']);
+    expect(typeof confidential.clientId).toBe('string');
+    expect(typeof confidential.clientSecret).toBe('string');
+    expect(confidential.clientSecret.length).toBeGreaterThanOrEqual(32);
+
+    const pub = await json(['client', 'create', '--name', 'Mobile', '--redirect-uri', 'http://localhost:8080/cb', '--public']);
+    expect(Object.keys(pub).sort()).toEqual(['clientId', 'clientSecret']);
+    expect(pub.clientSecret).toBeNull();
+
+    const id = confidential.clientId;
+    const updated = await cli(['client', 'update', id, '--pairwise', '--max-password-length', '32', '--redirect-uri', 'https://vpn.example.ac.jp/cb2']);
+    expect(updated.code).toBe(0);
+    expect(updated.stdout).not.toContain(confidential.clientSecret);
+    const shown = await json(['client', 'show', id]);
+    expect(shown).toMatchObject({ clientId: id, name: 'VPN', pairwise: true, maxPasswordLength: 32, public: false, redirectUris: ['https://vpn.example.ac.jp/cb2'] });
+    expect(JSON.stringify(shown)).not.toContain(confidential.clientSecret);
+
+    const cleared = await json(['client', 'update', id, '--no-max-password-length', '--no-pairwise']);
+    expect(cleared.clientSecret).toBeNull();
+    expect(cleared.client).toMatchObject({ pairwise: false, maxPasswordLength: null });
+    const rotated = await json(['client', 'update', id, '--rotate-secret']);
+    expect(typeof rotated.clientSecret).toBe('string');
+    expect(rotated.clientSecret).not.toBe(confidential.clientSecret);
+
+    const nothing = await cli(['client', 'update', id]);
+    expect(nothing.code).toBe(2);
+    expectOneErrorLine(nothing);
+
+    const list = await json<Array<{ clientId: string }>>(['client', 'list']);
+    expect(list.map((c) => c.clientId)).toEqual(expect.arrayContaining([id, pub.clientId]));
+
+    expect((await cli(['client', 'delete', id])).code).toBe(0);
+    const gone = await cli(['client', 'show', id]);
+    expect(gone.code).toBe(1);
+    expectOneErrorLine(gone, /no client/);
+  });
+
+  test('keys rotate answers two key IDs', async () => {
+    const result = await json<{ kids: string[] }>(['keys', 'rotate']);
+    expect(result.kids).toHaveLength(2);
+    expect(new Set(result.kids).size).toBe(2);
+  });
+
+  test('account import creates the good rows and reports the bad ones', async () => {
+    const file = path.join(work, 'accounts.csv');
+    await fs.writeFile(file, [
+      'common_id,name,affiliation,email',
+      `${cid(11)},Alice Aoki,student,alice@example.ac.jp`,
+      `${cid(12)},"Bob, Jr.",faculty,`,
+      '12345,Too Short,student,',
+      `${cid(13)},Carol Chiba,staff,`,
+      `${cid(14)},Dan Doi,wizard,`,
+    ].join('\n'));
+    const letters = path.join(work, 'letters');
+    const r = await cli(['account', 'import', file, '--letters', letters]);
+    expect(r.code).toBe(1);
+    const csv = lines(r.stdout);
+    expect(csv[0]).toBe('common_id,initial_password');
+    expect(csv.slice(1).map((l) => l.split(',')[0])).toEqual([cid(11), cid(12), cid(13)]);
+    for (const line of csv.slice(1)) expect(line.split(',')[1]).toHaveLength(16);
+    const rowErrors = lines(r.stderr).filter((l) => l.startsWith('row '));
+    expect(rowErrors).toHaveLength(2);
+    expect(rowErrors[0]).toMatch(/^row 4: .*10 digits/);
+    expect(rowErrors[1]).toMatch(/^row 6: .*affiliation/);
+    expect(r.stderr).toContain('imported 3/5');
+    expect((await fs.readdir(letters)).sort()).toEqual([cid(11), cid(12), cid(13)].map((id) => `${id}.html`));
+
+    const listed = await json<Array<{ commonId: string; name: string }>>(['account', 'list', '--limit', '1000']);
+    const ids = listed.map((a) => a.commonId);
+    expect(ids).toEqual(expect.arrayContaining([cid(11), cid(12), cid(13)]));
+    expect(ids).not.toContain(cid(14));
+    expect(listed.find((a) => a.commonId === cid(12))?.name).toBe('Bob, Jr.');
+
+    // Again with --json: every row now fails (exists or invalid), nothing is created.
+    const again = await cli(['account', 'import', file, '--json']);
+    expect(again.code).toBe(1);
+    const out = JSON.parse(again.stdout);
+    expect(out.created).toEqual([]);
+    expect(out.errors.map((e: { row: number }) => e.row).sort()).toEqual([2, 3, 4, 5, 6]);
+  });
+
+  test('account import rejects a file without the required columns (exit 2)', async () => {
+    const file = path.join(work, 'wrong.csv');
+    await fs.writeFile(file, 'id,name\n0000000001,X\n');
+    const r = await cli(['account', 'import', file]);
+    expect(r.code).toBe(2);
+    expectOneErrorLine(r);
+  });
+
+  test('signins --json is an array', async () => {
+    const all = await json(['signins']);
+    expect(Array.isArray(all)).toBe(true);
+    const some = await json(['signins', '--account', cid(1), '--since', '2020-01-01', '--limit', '5']);
+    expect(Array.isArray(some)).toBe(true);
+  });
+
+  test('--letter writes a private letter with the name and the password, never over an existing file', async () => {
+    const file = path.join(work, 'letter.html');
+    const created = await json(['account', 'create', '--id', cid(21), '--name', 'Letter Person', '--affiliation', 'guest', '--letter', file]);
+    const stat = await fs.stat(file);
+    expect(stat.mode & 0o777).toBe(0o600);
+    const html = await fs.readFile(file, 'utf8');
+    const text = html.replace(/<[^>]*>/g, '').replace(/&amp;/g, '&').replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&#39;/g, "'");
+    expect(text).toContain('Letter Person');
+    expect(text).toContain(created.initialPassword);
+    expect(text).toContain(`${url}/account`);
+
+    const again = await cli(['account', 'create', '--id', cid(22), '--name', 'Other', '--affiliation', 'guest', '--letter', file]);
+    expect(again.code).toBe(1);
+    expectOneErrorLine(again, /exists/);
+    expect(await fs.readFile(file, 'utf8')).toBe(html);
+    // The file was checked before the account was created.
+    expect((await cli(['account', 'show', cid(22)])).code).toBe(1);
+  });
+
+  test('a wrong operator token exits 1 with one line', async () => {
+    const r = await cli(['account', 'list'], { AKAMON_OPERATOR_TOKEN: `akop_${'x'.repeat(43)}` });
+    expect(r.code).toBe(1);
+    expectOneErrorLine(r, /operator token/);
+    const flag = await cli(['keys', 'rotate', '--token', 'nonsense']);
+    expect(flag.code).toBe(1);
+    expectOneErrorLine(flag);
+  });
+
+  test('an unreachable server exits 1 with one line pointing to npm start', async () => {
+    const r = await cli(['account', 'list'], { AKAMON_URL: `http://127.0.0.1:${await freePort()}` });
+    expect(r.code).toBe(1);
+    expectOneErrorLine(r, /npm start/);
+  });
+});
