@@ -9,6 +9,7 @@ import type { ClientInput, ClientService } from '../client/client.service.ts';
 import type { AccountStatus, Affiliation } from '../db/schema.ts';
 import { DomainError } from '../shared/errors.ts';
 import type { OperatorStore } from './operator.store.ts';
+import { ACCOUNT_CLIENT_ID } from '../selfservice/account-home.ts';
 
 export interface AdminApiDeps {
   operators: OperatorStore;
@@ -88,6 +89,7 @@ export function adminApi(deps: AdminApiDeps): Router {
       }
       ctx.state.operator = operator;
       await next();
+      if (ctx.method !== 'GET') ctx.state.log.info({ operator, method: ctx.method, path: ctx.path, status: ctx.status }, 'admin action');
     } catch (error) {
       if (error instanceof DomainError) {
         ctx.status = STATUS_OF[error.code] ?? 400;
@@ -137,7 +139,10 @@ export function adminApi(deps: AdminApiDeps): Router {
   });
 
   router.post('/accounts/:commonId/reissue-password', async (ctx) => {
+    const b = body(ctx);
     const { account, initialPassword } = await deps.accountService.reissuePassword(ctx.params.commonId);
+    // Who checked which identity document; a durable audit record comes with the help-desk work.
+    ctx.state.log.info({ operator: ctx.state.operator, commonId: account.common_id, checked: String(b.checked ?? '').slice(0, 200), by: String(b.by ?? '').slice(0, 200) }, 'password reissued');
     ctx.body = { commonId: account.common_id, initialPassword, account: accountJson(account) };
   });
 
@@ -164,6 +169,14 @@ export function adminApi(deps: AdminApiDeps): Router {
 
   router.get('/clients/:clientId', async (ctx) => {
     ctx.body = await deps.clients.show(ctx.params.clientId);
+  });
+
+  // Akamon's own account home is registered by the server itself and must keep working.
+  router.use('/clients/:clientId', async (ctx, next) => {
+    if (ctx.params.clientId === ACCOUNT_CLIENT_ID && (ctx.method === 'PATCH' || ctx.method === 'DELETE')) {
+      throw new DomainError('protected_client', `${ACCOUNT_CLIENT_ID} is Akamon's own account home and is managed by the server`);
+    }
+    await next();
   });
 
   router.patch('/clients/:clientId', async (ctx) => {

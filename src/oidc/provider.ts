@@ -47,6 +47,8 @@ export function createProvider(config: Config, keys: KeyMaterial, hooks: Provide
       email: ['email'],
     },
     acrValues: [ACR_PASSWORD],
+    // Campus systems often read only the ID token: it carries the claims of the granted scopes too.
+    conformIdTokenClaims: false,
     responseTypes: ['code'],
     pkce: { required: () => true },
     subjectTypes: ['public', 'pairwise'],
@@ -68,7 +70,7 @@ export function createProvider(config: Config, keys: KeyMaterial, hooks: Provide
     rotateRefreshToken: true,
     features: {
       devInteractions: { enabled: false },
-      revocation: { enabled: true },
+      revocation: { enabled: true, allowedPolicy: async (_ctx, client, token) => token.clientId === client.clientId },
       // A client may introspect only tokens issued to it: no relying party learns about another's.
       introspection: { enabled: true, allowedPolicy: async (_ctx, client, token) => token.clientId === client.clientId },
       userinfo: { enabled: true },
