@@ -42,13 +42,18 @@ export function securityHeaders(production: boolean) {
   };
 }
 
+const LOOPBACK = new Set(['127.0.0.1', '::1', '::ffff:127.0.0.1']);
+
 /**
- * In production every request must have come through the TLS proxy (X-Forwarded-Proto: https);
- * only the health checks answer over plain HTTP, for the container's own probe.
+ * In production every request must have come through the TLS proxy (X-Forwarded-Proto: https).
+ * Plain HTTP is answered only for the health checks (the container's probe) and for the admin
+ * API from the same machine and not through the proxy (the CLI inside the container).
  */
 export function requireHttps(production: boolean) {
   return async (ctx: Context, next: Next) => {
     if (!production || ctx.secure || ctx.path === '/healthz' || ctx.path === '/readyz') return next();
+    const local = LOOPBACK.has(ctx.req.socket.remoteAddress ?? '') && !ctx.get('x-forwarded-for') && !ctx.get('x-forwarded-proto');
+    if (local && ctx.path.startsWith('/admin/api/')) return next();
     ctx.status = 400;
     ctx.type = 'text/plain; charset=utf-8';
     ctx.body = 'HTTPS is required / HTTPS で接続してください';

@@ -32,9 +32,15 @@ export function accountHome(deps: AccountHomeDeps): Router {
   const redirectUri = `${config.issuer}/account/callback`;
   let discovered: Promise<oidc.Configuration> | undefined;
 
-  // Inside a container the public issuer may not be reachable; AKAMON_INTERNAL_URL says where it is.
+  // Inside a container the public issuer may not be reachable; AKAMON_INTERNAL_URL says where it
+  // is. The forwarded headers make Akamon answer as it does through the TLS proxy (production
+  // trusts them), so discovery still names the public endpoints.
+  const issuerUrl = new URL(config.issuer);
   const fetchVia: oidc.CustomFetch | undefined = config.internalUrl
-    ? (url, options) => fetch(url.replace(config.issuer, config.internalUrl!), options)
+    ? (url, options) => fetch(url.replace(config.issuer, config.internalUrl!), {
+      ...options,
+      headers: { ...options.headers, 'x-forwarded-proto': issuerUrl.protocol.slice(0, -1), 'x-forwarded-host': issuerUrl.host },
+    })
     : undefined;
 
   function configuration(): Promise<oidc.Configuration> {

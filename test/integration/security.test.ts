@@ -201,6 +201,9 @@ describe('production mode', () => {
       expect(auth.status).toBe(303);
       const cookies = auth.headers.getSetCookie();
       expect(cookies.some((c) => c.startsWith('__Secure-akamon_interaction=') && /;\s*secure/i.test(c))).toBe(true);
+      // The admin API answers the CLI on the same machine over plain HTTP; other paths do not.
+      const admin = await fetch(`${prod.url}/admin/api/clients`, { headers: { authorization: `Bearer ${prod.operatorToken}` } });
+      expect(admin.status).toBe(200);
     } finally {
       await prod.close();
     }

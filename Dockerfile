@@ -1,0 +1,27 @@
+# Akamon: production image. Node 24 runs the TypeScript sources directly (type stripping).
+FROM node:24-slim
+
+ENV NODE_ENV=production \
+    AKAMON_ENV=production \
+    AKAMON_LISTEN_HOST=0.0.0.0 \
+    AKAMON_DATA_DIR=/var/lib/akamon \
+    PORT=3000 \
+    TZ=UTC
+
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm install --omit=dev --no-audit --no-fund && npm cache clean --force
+COPY src ./src
+COPY migrations ./migrations
+COPY views ./views
+COPY bin ./bin
+
+RUN mkdir -p /var/lib/akamon && chown node:node /var/lib/akamon
+USER node
+VOLUME ["/var/lib/akamon"]
+EXPOSE 3000
+
+HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:3000/readyz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+
+CMD ["node", "src/main.ts"]
