@@ -12,6 +12,17 @@ export interface ClientRecord {
   maxPasswordLength: number | null;
 }
 
+function columns(c: ClientRecord) {
+  return {
+    client_secret_enc: c.clientSecretEnc,
+    name: c.name,
+    metadata: JSON.stringify(c.metadata),
+    first_party: c.firstParty,
+    max_password_length: c.maxPasswordLength,
+    updated_at: sql<Date>`now()` as never,
+  };
+}
+
 export class ClientStore {
   readonly #db: Kysely<DB>;
 
@@ -20,27 +31,13 @@ export class ClientStore {
   }
 
   async insert(c: ClientRecord): Promise<boolean> {
-    const row = await this.#db.insertInto('client').values({
-      client_id: c.clientId,
-      client_secret_enc: c.clientSecretEnc,
-      name: c.name,
-      metadata: JSON.stringify(c.metadata),
-      first_party: c.firstParty,
-      max_password_length: c.maxPasswordLength,
-      updated_at: sql<Date>`now()` as never,
-    }).onConflict((oc) => oc.column('client_id').doNothing()).returning('client_id').executeTakeFirst();
+    const row = await this.#db.insertInto('client').values({ client_id: c.clientId, ...columns(c) })
+      .onConflict((oc) => oc.column('client_id').doNothing()).returning('client_id').executeTakeFirst();
     return row !== undefined;
   }
 
   async update(c: ClientRecord): Promise<void> {
-    await this.#db.updateTable('client').set({
-      client_secret_enc: c.clientSecretEnc,
-      name: c.name,
-      metadata: JSON.stringify(c.metadata),
-      first_party: c.firstParty,
-      max_password_length: c.maxPasswordLength,
-      updated_at: sql<Date>`now()` as never,
-    }).where('client_id', '=', c.clientId).execute();
+    await this.#db.updateTable('client').set(columns(c)).where('client_id', '=', c.clientId).execute();
   }
 
   find(clientId: string): Promise<ClientRow | undefined> {

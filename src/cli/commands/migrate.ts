@@ -1,5 +1,6 @@
 import { ConfigError, loadConfig } from '../../config/config.ts';
-import { UsageError } from '../args.ts';
+import { CliError, UsageError } from '../args.ts';
+import { serverUrl } from '../admin-client.ts';
 import type { Command } from '../command.ts';
 import { out } from '../output.ts';
 
@@ -20,6 +21,12 @@ export const migrateCommand: Command = {
     } catch (error) {
       if (error instanceof ConfigError) throw new UsageError(error.message, ctx.command);
       throw error;
+    }
+    // The embedded database has one user: opening it under a running server would corrupt it.
+    if (!config.databaseUrl) {
+      const url = serverUrl(undefined);
+      const running = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(1000) }).then(() => true, () => false);
+      if (running) throw new CliError(`a server is running at ${url} with the embedded database; it applied the migrations when it started (stop it to run migrate)`);
     }
     // Loaded here only: the other commands never open a database.
     const [{ openConfiguredDatabase }, { migrateToLatest }, { createLogger }] = await Promise.all([
