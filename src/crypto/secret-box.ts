@@ -27,8 +27,11 @@ export class SecretBox {
   decrypt(ciphertext: string): string {
     const [version, iv, tag, data] = ciphertext.split('.');
     if (version !== 'v1' || !iv || !tag || data === undefined) throw new Error('unrecognised ciphertext format');
-    const decipher = createDecipheriv('aes-256-gcm', this.#encryptionKey, Buffer.from(iv, 'base64url'));
-    decipher.setAuthTag(Buffer.from(tag, 'base64url'));
+    const authTag = Buffer.from(tag, 'base64url');
+    // A short tag would make forgery far easier: only the full 16 bytes are accepted.
+    if (authTag.length !== 16) throw new Error('invalid authentication tag');
+    const decipher = createDecipheriv('aes-256-gcm', this.#encryptionKey, Buffer.from(iv, 'base64url'), { authTagLength: 16 });
+    decipher.setAuthTag(authTag);
     return Buffer.concat([decipher.update(Buffer.from(data, 'base64url')), decipher.final()]).toString('utf8');
   }
 }

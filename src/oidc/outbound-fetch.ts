@@ -10,7 +10,9 @@ for (const [prefix, bits] of [
   ['203.0.113.0', 24], ['224.0.0.0', 4], ['240.0.0.0', 4],
 ] as const) SPECIAL_USE.addSubnet(prefix, bits, 'ipv4');
 for (const [prefix, bits] of [
-  ['::', 128], ['::1', 128], ['::ffff:0:0', 96], ['64:ff9b::', 96], ['100::', 64], ['2001:db8::', 32], ['fc00::', 7], ['fe80::', 10], ['ff00::', 8],
+  // No ::ffff:0:0/96 here: BlockList would apply it to every IPv4 address. Mapped addresses are
+  // unwrapped in isSpecialUseAddress instead.
+  ['::', 128], ['::1', 128], ['64:ff9b::', 96], ['100::', 64], ['2001:db8::', 32], ['fc00::', 7], ['fe80::', 10], ['ff00::', 8],
 ] as const) SPECIAL_USE.addSubnet(prefix, bits, 'ipv6');
 
 export function isSpecialUseAddress(address: string): boolean {

@@ -10,7 +10,8 @@ import { buildApp, type AkamonApp } from '../../src/app.ts';
 import { createLogger } from '../../src/http/logger.ts';
 import type { Clock } from '../../src/shared/clock.ts';
 import type { ClientInput } from '../../src/client/client.service.ts';
-import { createTestDatabase, type TestDatabase } from './database.ts';
+import { createTestDatabase, testDatabaseUrl, type TestDatabase } from './database.ts';
+import { openDatabase } from '../../src/db/database.ts';
 
 export interface RunningAkamon {
   url: string;
@@ -62,8 +63,12 @@ export async function startAkamon(options: { env?: Record<string, string>; clock
   const logger = createLogger(config.logLevel, new Writable({ write(chunk, _enc, done) { logs.push(String(chunk)); done(); } }));
   let testDb: TestDatabase | undefined;
   let deps: Deps;
+  let ownPool: Deps['database'] | undefined;
   if (options.share) {
-    deps = await buildDeps(config, logger, { database: options.share.deps.database, clock: options.clock, schema: options.share.schema });
+    // On a real server the second node gets its own connection pool, as a second process would;
+    // an embedded database has a single user, so there the nodes share its handle.
+    ownPool = testDatabaseUrl ? await openDatabase({ url: testDatabaseUrl, schema: options.share.schema }) : undefined;
+    deps = await buildDeps(config, logger, { database: ownPool ?? options.share.deps.database, clock: options.clock, schema: options.share.schema });
   } else {
     testDb = await createTestDatabase();
     deps = await buildDeps(config, logger, { database: testDb.database, clock: options.clock, schema: testDb.schema });
@@ -100,6 +105,7 @@ export async function startAkamon(options: { env?: Record<string, string>; clock
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       if (testDb) await testDb.database.close();
+      if (ownPool) await ownPool.close();
     },
   };
   return running;

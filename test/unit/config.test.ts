@@ -1,0 +1,156 @@
+import { describe, expect, test } from '@jest/globals';
+import path from 'node:path';
+import { ConfigError, loadConfig } from '../../src/config/config.ts';
+
+const SECRET = 'x'.repeat(32);
+
+/** Runs loadConfig and returns the ConfigError it throws (failing if it throws nothing or something else). */
+function configError(env: Record<string, string>): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return error as ConfigError;
+  }
+  throw new Error(`loadConfig accepted ${JSON.stringify(env)}`);
+}
+
+describe('loadConfig defaults', () => {
+  const config = loadConfig({});
+
+  test('port, issuer, listen host and profile', () => {
+    expect(config.production).toBe(false);
+    expect(config.port).toBe(3000);
+    expect(config.issuer).toBe('http://localhost:3000');
+    expect(config.listenHost).toBe('127.0.0.1');
+    expect(config.passwordProfile).toBe('university');
+    expect(config.secret).toBeUndefined();
+    expect(config.databaseUrl).toBeUndefined();
+    expect(config.realmSuffix).toBeUndefined();
+    expect(config.dataDir).toBe(path.resolve('./data'));
+  });
+
+  test('argon2 parameters follow the OWASP minimum (19 MiB, 2 iterations, 1 lane)', () => {
+    expect(config.argon2).toEqual({ memoryCost: 19456, timeCost: 2, parallelism: 1 });
+  });
+
+  test('flags are off, the hash queue is four times the concurrency', () => {
+    expect(config.trustProxy).toBe(false);
+    expect(config.backchannelAllowPrivate).toBe(false);
+    expect(config.hashConcurrency).toBeGreaterThanOrEqual(1);
+    expect(config.hashQueueLimit).toBe(config.hashConcurrency * 4);
+    expect(loadConfig({ AKAMON_HASH_CONCURRENCY: '3' }).hashQueueLimit).toBe(12);
+  });
+
+  test('the issuer follows PORT when not given, and loses a trailing slash', () => {
+    expect(loadConfig({ PORT: '8080' }).issuer).toBe('http://localhost:8080');
+    expect(loadConfig({ AKAMON_ISSUER: 'https://id.example.ac.jp/' }).issuer).toBe('https://id.example.ac.jp');
+    expect(loadConfig({ AKAMON_ISSUER: 'https://id.example.ac.jp/oidc/' }).issuer).toBe('https://id.example.ac.jp/oidc');
+  });
+
+  test('the configuration is frozen', () => {
+    expect(Object.isFrozen(config)).toBe(true);
+    expect(Object.isFrozen(config.argon2)).toBe(true);
+    expect(Object.isFrozen(config.ttl)).toBe(true);
+  });
+
+  test('values given are used', () => {
+    const custom = loadConfig({
+      PORT: '4000', AKAMON_ARGON2_MEMORY_KIB: '65536', AKAMON_ARGON2_ITERATIONS: '3', AKAMON_ARGON2_PARALLELISM: '2',
+      AKAMON_HASH_CONCURRENCY: '2', AKAMON_HASH_QUEUE: '0', AKAMON_PASSWORD_PROFILE: 'nist', AKAMON_TRUST_PROXY: 'yes',
+      AKAMON_BACKCHANNEL_ALLOW_PRIVATE: 'TRUE', AKAMON_SECRET: SECRET,
+    });
+    expect(custom.port).toBe(4000);
+    expect(custom.argon2).toEqual({ memoryCost: 65536, timeCost: 3, parallelism: 2 });
+    expect(custom.hashConcurrency).toBe(2);
+    expect(custom.hashQueueLimit).toBe(0);
+    expect(custom.passwordProfile).toBe('nist');
+    expect(custom.trustProxy).toBe(true);
+    expect(custom.backchannelAllowPrivate).toBe(true);
+    expect(custom.secret).toBe(SECRET);
+  });
+});
+
+describe('loadConfig refuses bad values, naming the variable', () => {
+  test.each([
+    ['PORT', 'abc'],
+    ['PORT', '-1'],
+    ['PORT', '3000.5'],
+    ['PORT', '1e3'],
+    ['PORT', ' 3000'],
+    ['PORT', '0x10'],
+    ['PORT', '65536'],
+    ['AKAMON_ARGON2_MEMORY_KIB', '19MiB'],
+    ['AKAMON_ARGON2_MEMORY_KIB', '512'],
+    ['AKAMON_ARGON2_ITERATIONS', '0'],
+    ['AKAMON_ARGON2_PARALLELISM', 'two'],
+    ['AKAMON_HASH_CONCURRENCY', '0'],
+    ['AKAMON_HASH_QUEUE', '-5'],
+    ['AKAMON_SESSION_TTL_SECONDS', '59'],
+    ['AKAMON_ACCESS_TOKEN_TTL_SECONDS', 'forever'],
+    ['AKAMON_KEY_REFRESH_SECONDS', '3601'],
+  ])('%s=%j', (name, value) => {
+    const error = configError({ [name]: value });
+    expect(error.message).toContain(name);
+    expect(error.name).toBe('ConfigError');
+  });
+
+  test.each([
+    ['AKAMON_TRUST_PROXY', 'maybe'],
+    ['AKAMON_TRUST_PROXY', '2'],
+    ['AKAMON_BACKCHANNEL_ALLOW_PRIVATE', 'enabled'],
+    ['AKAMON_BACKCHANNEL_ALLOW_PRIVATE', 'y'],
+  ])('boolean %s=%j', (name, value) => {
+    const error = configError({ [name]: value });
+    expect(error.message).toContain(name);
+    expect(error.message).toContain(value);
+  });
+
+  test.each([['1', true], ['true', true], ['YES', true], ['on', true], ['0', false], ['false', false], ['No', false], ['off', false], ['', false]])(
+    'boolean value %j reads as %s', (value, expected) => {
+      expect(loadConfig({ AKAMON_TRUST_PROXY: value }).trustProxy).toBe(expected);
+    },
+  );
+
+  test('an empty number falls back to the default', () => {
+    expect(loadConfig({ PORT: '' }).port).toBe(3000);
+  });
+
+  test('other refusals', () => {
+    expect(configError({ AKAMON_PASSWORD_PROFILE: 'strict' }).message).toContain('AKAMON_PASSWORD_PROFILE');
+    expect(configError({ AKAMON_SECRET: 'short' }).message).toContain('AKAMON_SECRET');
+    expect(configError({ AKAMON_ISSUER: 'not a url' }).message).toContain('AKAMON_ISSUER');
+    expect(configError({ AKAMON_ISSUER: 'https://id.example/?a=1' }).message).toContain('AKAMON_ISSUER');
+    expect(configError({ AKAMON_ISSUER: 'ftp://id.example' }).message).toContain('AKAMON_ISSUER');
+  });
+
+  test('production needs an https issuer, a secret and a trusted proxy', () => {
+    const good = { AKAMON_ENV: 'production', AKAMON_ISSUER: 'https://id.example.ac.jp', AKAMON_SECRET: SECRET, AKAMON_TRUST_PROXY: 'true' };
+    const config = loadConfig(good);
+    expect(config.production).toBe(true);
+    expect(config.listenHost).toBe('0.0.0.0');
+    expect(configError({ ...good, AKAMON_ISSUER: '' }).message).toContain('AKAMON_ISSUER');
+    expect(configError({ ...good, AKAMON_SECRET: '' }).message).toContain('AKAMON_SECRET');
+    expect(configError({ ...good, AKAMON_TRUST_PROXY: 'false' }).message).toContain('AKAMON_TRUST_PROXY');
+    expect(configError({ ...good, AKAMON_ISSUER: 'http://id.example.ac.jp' }).message).toContain('https');
+  });
+});
+
+describe('realm suffix', () => {
+  test('is normalised: no leading @, lower case, trimmed', () => {
+    expect(loadConfig({ AKAMON_REALM_SUFFIX: '@Utac.Example.ac.jp' }).realmSuffix).toBe('utac.example.ac.jp');
+    expect(loadConfig({ AKAMON_REALM_SUFFIX: 'utac.example.ac.jp' }).realmSuffix).toBe('utac.example.ac.jp');
+    expect(loadConfig({ AKAMON_REALM_SUFFIX: 'UTAC.EXAMPLE.AC.JP  ' }).realmSuffix).toBe('utac.example.ac.jp');
+  });
+
+  test('empty means none', () => {
+    expect(loadConfig({ AKAMON_REALM_SUFFIX: '' }).realmSuffix).toBeUndefined();
+    expect(loadConfig({ AKAMON_REALM_SUFFIX: '@' }).realmSuffix).toBeUndefined();
+  });
+
+  test.each(['utac example', 'utac.example.ac.jp/x', 'a@b.example', '@@utac.example.ac.jp', 'ユタック.jp', 'utac.example.ac.jp;drop', 'utac_example.ac.jp'])(
+    'invalid realm %j throws ConfigError naming the variable', (realm) => {
+      expect(configError({ AKAMON_REALM_SUFFIX: realm }).message).toContain('AKAMON_REALM_SUFFIX');
+    },
+  );
+});
