@@ -14,9 +14,19 @@ try {
   process.exit(2);
 }
 const logger = createLogger(config.logLevel);
-const deps = await buildDeps(config, logger);
-const firstOperatorTokenFile = await deps.operators.ensureInitial(config.dataDir);
-const akamon = await buildApp(deps);
+let deps: Awaited<ReturnType<typeof buildDeps>>;
+let akamon: Awaited<ReturnType<typeof buildApp>>;
+let firstOperatorTokenFile: string | undefined;
+try {
+  deps = await buildDeps(config, logger);
+  firstOperatorTokenFile = await deps.operators.ensureInitial(config.dataDir);
+  akamon = await buildApp(deps);
+} catch (error) {
+  // One line for the operator; the details (never secrets) go to the log.
+  logger.fatal({ err: error }, 'akamon could not start');
+  process.stderr.write(`akamon: could not start: ${(error as Error).message}\n`);
+  process.exit(1);
+}
 
 const server: Server = akamon.app.listen(config.port, config.listenHost, () => {
   akamon.holder.start(config.keyRefreshSeconds, (error) => logger.error({ err: error }, 'key refresh failed'));

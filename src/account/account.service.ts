@@ -101,13 +101,11 @@ export class AccountService {
     }
     // The current password is a guessable secret too: the same limits as the sign-in form.
     const keys = [{ key: accountKey(account.common_id), rule: ACCOUNT_RULE }];
-    const state = await this.#throttle.check(keys);
+    const state = await this.#throttle.reserve(keys);
     if (state.blocked || state.waitSeconds > 0) throw new DomainError('locked', 'too many failed attempts', { waitSeconds: state.waitSeconds });
     const verified = await this.#hasher.verify(account.password_hash, current);
-    if (!verified.ok) {
-      await this.#throttle.recordFailure(keys);
-      throw new DomainError('wrong_current_password', 'the current password is not correct');
-    }
+    if (!verified.ok) throw new DomainError('wrong_current_password', 'the current password is not correct');
+    await this.#throttle.succeeded(keys);
     const policy = checkPassword(next, { profile: this.#profile, commonId: account.common_id, currentPassword: current });
     if (!policy.ok) throw new DomainError('password_policy', 'the new password breaks the password rules', { violations: policy.violations, limits: policy.limits });
     await this.#store.setPassword(account.id, await this.#hasher.hash(next), false);

@@ -48,7 +48,8 @@ export class PasswordSignin {
     const record = (result: 'success' | 'failure', reason: string) =>
       this.#log.record({ accountId: account?.id ?? null, clientId: request.clientId, ip: request.ip, userAgent: request.userAgent, result, reason });
 
-    const state = await this.#throttle.check(keys);
+    // The attempt is counted before the password is checked, atomically per key.
+    const state = await this.#throttle.reserve(keys);
     if (state.blocked) {
       await record('failure', 'blocked');
       return { ok: false, reason: 'blocked' };
@@ -60,22 +61,27 @@ export class PasswordSignin {
 
     const password = typeof request.password === 'string' ? request.password : '';
     let verified = false;
-    if ([...password].length > MAX_PASSWORD_INPUT) {
-      verified = false;
-    } else if (account && password) {
-      const result = await this.#hasher.verify(account.password_hash, password);
-      verified = result.ok;
-      if (result.needsRehash) await this.#accounts.rehash(account.id, account.password_hash, await this.#hasher.hash(password));
-    } else {
-      await this.#hasher.verifyNothing(password);
+    try {
+      if ([...password].length > MAX_PASSWORD_INPUT) {
+        verified = false;
+      } else if (account && password) {
+        const result = await this.#hasher.verify(account.password_hash, password);
+        verified = result.ok;
+        if (result.needsRehash) await this.#accounts.rehash(account.id, account.password_hash, await this.#hasher.hash(password));
+      } else {
+        await this.#hasher.verifyNothing(password);
+      }
+    } catch (error) {
+      // Turned away before the password was checked: not a failed attempt.
+      await this.#throttle.release(keys);
+      throw error;
     }
 
     if (!verified || !account) {
-      await this.#throttle.recordFailure(keys);
       await record('failure', account ? 'wrong_password' : 'unknown_account');
       return { ok: false, reason: 'invalid_credentials' };
     }
-    await this.#throttle.clear(keys[0].key);
+    await this.#throttle.succeeded(keys);
     if (account.status !== 'active') {
       const reason = account.status === 'suspended' ? 'account_suspended' : 'account_revoked';
       await record('failure', reason);

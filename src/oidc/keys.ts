@@ -83,9 +83,16 @@ export async function loadKeyMaterial(db: Kysely<DB>, box: SecretBox, timings: K
   rows.sort((a, b) => rank(a) - rank(b));
   const cookieRows = await db.selectFrom('cookie_key').select(['id', 'key_enc']).orderBy('id', 'desc').execute();
   if (rows.length === 0 || cookieRows.length === 0) throw new Error('no keys in the database: run the server once or akamon migrate');
+  const open = (ciphertext: string) => {
+    try {
+      return box.decrypt(ciphertext);
+    } catch {
+      throw new Error('the keys in the database were encrypted with another AKAMON_SECRET: use the secret this database was created with');
+    }
+  };
   return {
-    jwks: { keys: rows.map((r) => JSON.parse(box.decrypt(r.private_jwk_enc))) },
-    cookieKeys: cookieRows.map((r) => box.decrypt(r.key_enc)),
+    jwks: { keys: rows.map((r) => JSON.parse(open(r.private_jwk_enc))) },
+    cookieKeys: cookieRows.map((r) => open(r.key_enc)),
     fingerprint: sha256(JSON.stringify([rows.map((r) => [r.kid, rank(r)]), cookieRows.map((r) => r.id)])),
   };
 }

@@ -131,6 +131,22 @@ describe('brute-force protection', () => {
     expect(new Date(row.locked_until!).getTime()).toBeGreaterThan(Date.now());
   });
 
+  test('parallel guesses cannot slip past the lock: of 12 at once, only the free attempts are checked', async () => {
+    const account = await akamon.createReadyAccount();
+    const pages = await Promise.all(Array.from({ length: 12 }, async (_, i) => {
+      const browser = new Browser(akamon.url);
+      const { page } = await startAuthorization(browser, akamon, client);
+      const passwordPage = await browser.submit(page, /\/identifier$/, { identifier: account.commonId });
+      return { browser, passwordPage, i };
+    }));
+    const results = await Promise.all(pages.map(({ browser, passwordPage, i }) => browser.submit(passwordPage, /\/password$/, { password: `Wrong-password-${i}` })));
+    const statuses = results.map((r) => r.status);
+    expect(statuses.filter((s) => s === 401)).toHaveLength(5);
+    expect(statuses.filter((s) => s === 429)).toHaveLength(7);
+    const log = await akamon.deps.signinLog.list({ accountId: account.id, limit: 20 });
+    expect(log.filter((e) => e.reason === 'wrong_password')).toHaveLength(5);
+  });
+
   test('an unknown Common ID is throttled exactly like a real one (no enumeration through the lock)', async () => {
     for (let i = 0; i < 5; i += 1) {
       const browser = new Browser(akamon.url);

@@ -6,6 +6,8 @@ import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { sql } from 'kysely';
+import { openDatabase } from '../../src/db/database.ts';
 
 // The akamon CLI against a real server: both run as child processes, as an operator runs them.
 
@@ -92,6 +94,8 @@ async function waitForHealth(deadline: number): Promise<void> {
   throw new Error(`the server did not answer /healthz in time:\n${serverLog}`);
 }
 
+let database: string | undefined;
+
 beforeAll(async () => {
   dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'akamon-cli-data-'));
   work = await fs.mkdtemp(path.join(os.tmpdir(), 'akamon-cli-work-'));
@@ -106,7 +110,16 @@ beforeAll(async () => {
     AKAMON_LOG_LEVEL: 'warn',
     AKAMON_ISSUER: url,
   };
-  if (process.env.TEST_DATABASE_URL) env.DATABASE_URL = process.env.TEST_DATABASE_URL;
+  if (process.env.TEST_DATABASE_URL) {
+    // A database of its own: the server process uses the default schema of whatever it is given.
+    database = `akamon_cli_${Date.now()}_${process.pid}`;
+    const admin = await openDatabase({ url: process.env.TEST_DATABASE_URL, poolMax: 1 });
+    await sql.raw(`create database ${database}`).execute(admin.db);
+    await admin.close();
+    const dbUrl = new URL(process.env.TEST_DATABASE_URL);
+    dbUrl.pathname = `/${database}`;
+    env.DATABASE_URL = dbUrl.href;
+  }
   server = spawn(NODE, ['src/main.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   server.stdout!.setEncoding('utf8').on('data', (d: string) => { serverLog += d; });
   server.stderr!.setEncoding('utf8').on('data', (d: string) => { serverLog += d; });
@@ -120,6 +133,11 @@ afterAll(async () => {
     const timer = setTimeout(() => server.kill('SIGKILL'), 10_000);
     await exited;
     clearTimeout(timer);
+  }
+  if (database) {
+    const admin = await openDatabase({ url: process.env.TEST_DATABASE_URL!, poolMax: 1 });
+    await sql.raw(`drop database if exists ${database} with (force)`).execute(admin.db);
+    await admin.close();
   }
   await fs.rm(dataDir, { recursive: true, force: true });
   await fs.rm(work, { recursive: true, force: true });

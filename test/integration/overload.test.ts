@@ -8,24 +8,28 @@ import { startAuthorization } from '../support/flows.ts';
 let akamon: RunningAkamon;
 let client: Awaited<ReturnType<RunningAkamon['createClient']>>;
 let account: { commonId: string; password: string };
+// One person per submission: the burst is many people at once, not one account guessed in parallel.
+let people: Array<{ commonId: string; password: string }>;
 
 beforeAll(async () => {
   akamon = await startAkamon({
     env: { AKAMON_HASH_CONCURRENCY: '1', AKAMON_HASH_QUEUE: '0', AKAMON_ARGON2_MEMORY_KIB: '65536', AKAMON_ARGON2_ITERATIONS: '3' },
   });
   client = await akamon.createClient({ name: 'Busy RP' });
-  account = await akamon.createReadyAccount();
+  people = [];
+  for (let i = 0; i < 8; i += 1) people.push(await akamon.createReadyAccount());
+  account = people[0];
 });
 afterAll(() => akamon.close());
 
 /** A browser of its own, already on the password page of its own interaction. */
-async function atPasswordPage(): Promise<{ browser: Browser; page: Page }> {
+async function atPasswordPage(person = account): Promise<{ browser: Browser; page: Page; person: typeof account }> {
   const browser = new Browser(akamon.url);
   const { page: first } = await startAuthorization(browser, akamon, client);
-  const page = await browser.submit(first, /\/identifier$/, { identifier: account.commonId });
+  const page = await browser.submit(first, /\/identifier$/, { identifier: person.commonId });
   expect(page.status).toBe(200);
   expect(page.html).toMatch(/name="password"/);
-  return { browser, page };
+  return { browser, page, person };
 }
 
 describe('overload', () => {
@@ -36,13 +40,13 @@ describe('overload', () => {
   });
 
   test('a burst of password submissions gets 503 busy pages, never 500, while discovery and JWKS still answer', async () => {
-    const ready = await Promise.all(Array.from({ length: 8 }, () => atPasswordPage()));
+    const ready = await Promise.all(people.map((person) => atPasswordPage(person)));
     const uids = new Set(ready.map(({ page }) => new URL(page.url).pathname));
     expect(uids.size).toBe(8);
 
     const started = Date.now();
     let burstOver = false;
-    const submissions = Promise.all(ready.map(({ browser, page }) => browser.submit(page, /\/password$/, { password: account.password })));
+    const submissions = Promise.all(ready.map(({ browser, page, person }) => browser.submit(page, /\/password$/, { password: person.password })));
 
     // While the hash runs, the cheap endpoints keep answering.
     const probes: Array<{ path: string; status: number; ms: number; duringBurst: boolean }> = [];
