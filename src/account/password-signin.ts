@@ -1,4 +1,5 @@
 import type { SigninLog } from '../audit/signin-log.ts';
+import { OverloadedError } from '../shared/errors.ts';
 import type { PasswordHasher } from '../password/password-hasher.ts';
 import { accountKey, addressKey, ACCOUNT_RULE, ADDRESS_RULE, type LoginThrottle } from '../throttle/login-throttle.ts';
 import type { AccountRow, AccountStore } from './account.store.ts';
@@ -72,8 +73,9 @@ export class PasswordSignin {
         await this.#hasher.verifyNothing(password);
       }
     } catch (error) {
-      // Turned away before the password was checked: not a failed attempt.
+      // Turned away before the password was checked: logged, but not a failed guess.
       await this.#throttle.release(keys);
+      if (error instanceof OverloadedError) await record('failure', 'overloaded');
       throw error;
     }
 

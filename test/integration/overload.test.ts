@@ -93,5 +93,8 @@ describe('overload', () => {
     expect(retry.url.startsWith(client.redirectUri)).toBe(true);
 
     expect(akamon.logs.join('')).not.toMatch(/"level":50[^\n]*request failed/);
+    // The sign-in log keeps the turned-away attempts too.
+    const shed = await akamon.deps.database.db.selectFrom('signin_event').select('reason').where('reason', '=', 'overloaded').execute();
+    expect(shed).toHaveLength(busy.length);
   });
 });
