@@ -4,7 +4,6 @@ import { createLogger } from './http/logger.ts';
 import { buildDeps } from './deps.ts';
 import { buildApp } from './app.ts';
 
-const started = performance.now();
 let config;
 try {
   config = loadConfig();
@@ -31,7 +30,7 @@ try {
 const server: Server = akamon.app.listen(config.port, config.listenHost, () => {
   akamon.holder.start(config.keyRefreshSeconds, (error) => logger.error({ err: error }, 'key refresh failed'));
   akamon.sweeper.start(60, (error) => logger.error({ err: error }, 'sweep failed'));
-  logger.info({ issuer: config.issuer, database: deps.database.kind, readyMs: Math.round(performance.now() - started) }, 'akamon ready');
+  logger.info({ issuer: config.issuer, database: deps.database.kind, readyMs: Math.round(process.uptime() * 1000) }, 'akamon ready');
   if (firstOperatorTokenFile) logger.info({ file: firstOperatorTokenFile }, 'operator token for the akamon CLI written');
   if (!config.production) {
     process.stdout.write([
