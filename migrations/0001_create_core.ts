@@ -84,9 +84,11 @@ export async function up(db: Kysely<any>): Promise<void> {
 
   await db.schema.createTable('throttle')
     .addColumn('key', 'text', (c) => c.primaryKey())
-    .addColumn('failures', 'integer', (c) => c.notNull())
-    .addColumn('last_failure_at', 'timestamptz', (c) => c.notNull())
+    .addColumn('failures', 'integer', (c) => c.notNull().defaultTo(0))
+    .addColumn('last_failure_at', 'timestamptz')
     .addColumn('locked_until', 'timestamptz')
+    .addColumn('pending', 'integer', (c) => c.notNull().defaultTo(0))
+    .addColumn('pending_since', 'timestamptz')
     .execute();
   await db.schema.createIndex('throttle_last_failure_idx').on('throttle').column('last_failure_at').execute();
 

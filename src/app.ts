@@ -60,6 +60,8 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
   const renderer = new Renderer(config.production, csrf);
   const app = new Koa();
   app.proxy = config.trustProxy;
+  // Only the addresses our own proxies appended: the left of X-Forwarded-For is the client's to forge.
+  app.maxIpsCount = config.proxyHops;
 
   let holder: ProviderHolder | undefined;
   const clients = new ClientService({

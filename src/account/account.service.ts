@@ -103,8 +103,17 @@ export class AccountService {
     const keys = [{ key: accountKey(account.common_id), rule: ACCOUNT_RULE }];
     const state = await this.#throttle.reserve(keys);
     if (state.blocked || state.waitSeconds > 0) throw new DomainError('locked', 'too many failed attempts', { waitSeconds: state.waitSeconds });
-    const verified = await this.#hasher.verify(account.password_hash, current);
-    if (!verified.ok) throw new DomainError('wrong_current_password', 'the current password is not correct');
+    let verified;
+    try {
+      verified = await this.#hasher.verify(account.password_hash, current);
+    } catch (error) {
+      await this.#throttle.release(keys); // too busy to check: not a guess
+      throw error;
+    }
+    if (!verified.ok) {
+      await this.#throttle.failed(keys);
+      throw new DomainError('wrong_current_password', 'the current password is not correct');
+    }
     await this.#throttle.succeeded(keys);
     const policy = checkPassword(next, { profile: this.#profile, commonId: account.common_id, currentPassword: current });
     if (!policy.ok) throw new DomainError('password_policy', 'the new password breaks the password rules', { violations: policy.violations, limits: policy.limits });

@@ -80,6 +80,7 @@ export class PasswordSignin {
     }
 
     if (!verified || !account) {
+      await this.#throttle.failed(keys);
       await record('failure', account ? 'wrong_password' : 'unknown_account');
       return { ok: false, reason: 'invalid_credentials' };
     }

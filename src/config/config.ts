@@ -17,6 +17,8 @@ export interface Config {
   readonly hashConcurrency: number;
   readonly hashQueueLimit: number;
   readonly trustProxy: boolean;
+  /** How many proxies append to X-Forwarded-For; the client address is the one they add. */
+  readonly proxyHops: number;
   readonly backchannelAllowPrivate: boolean;
   readonly logLevel: string;
   readonly keyRefreshSeconds: number;
@@ -106,6 +108,7 @@ export function loadConfig(env: Env = process.env): Config {
     hashConcurrency,
     hashQueueLimit: integer(env, 'AKAMON_HASH_QUEUE', hashConcurrency * 4, 0, 100_000),
     trustProxy: flag(env, 'AKAMON_TRUST_PROXY'),
+    proxyHops: integer(env, 'AKAMON_PROXY_HOPS', 1, 1, 10),
     backchannelAllowPrivate: flag(env, 'AKAMON_BACKCHANNEL_ALLOW_PRIVATE'),
     logLevel: env.AKAMON_LOG_LEVEL ?? 'info',
     keyRefreshSeconds: integer(env, 'AKAMON_KEY_REFRESH_SECONDS', 10, 1, 3600),

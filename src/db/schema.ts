@@ -81,9 +81,12 @@ export interface SigninEventTable {
 
 export interface ThrottleTable {
   key: string;
-  failures: number;
-  last_failure_at: Timestamp;
+  failures: Generated<number>;
+  last_failure_at: Timestamp | null;
   locked_until: Timestamp | null;
+  /** Attempts being checked right now (their secret is being hashed). */
+  pending: Generated<number>;
+  pending_since: Timestamp | null;
 }
 
 export interface InteractionStateTable {

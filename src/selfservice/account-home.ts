@@ -57,14 +57,17 @@ export function accountHome(deps: AccountHomeDeps): Router {
     return discovered;
   }
 
+  // Path=/ because browsers accept a __Host- cookie only with it.
   const setCookie = (ctx: Context, name: string, value: string | null, maxAgeSeconds: number) =>
-    ctx.cookies.set(cookie(name), value, { signed: true, httpOnly: true, sameSite: 'lax', secure, path: '/account', maxAge: maxAgeSeconds * 1000, overwrite: true });
+    ctx.cookies.set(cookie(name), value, { signed: true, httpOnly: true, sameSite: 'lax', secure, path: '/', maxAge: maxAgeSeconds * 1000, overwrite: true });
 
   router.get('/account', async (ctx) => {
     const raw = ctx.cookies.get(cookie('akamon_home'), { signed: true });
     const [accountId, expires] = raw?.split('|') ?? [];
     const account = accountId && Number(expires) > Date.now() ? await deps.accounts.findById(accountId) : undefined;
-    if (!account || account.status !== 'active') return ctx.redirect('/account/login');
+    const signedInAt = Number(expires) - SESSION_SECONDS * 1000;
+    // A password reissued or changed since this page was opened ends this page's session too.
+    if (!account || account.status !== 'active' || new Date(account.password_set_at).getTime() > signedInAt) return ctx.redirect('/account/login');
     const t = translator(ctx.state.locale);
     const rows: Array<[MessageKey, string]> = [
       ['account.common_id', withRealm(account.common_id, config.realmSuffix)],
@@ -77,11 +80,24 @@ export function accountHome(deps: AccountHomeDeps): Router {
     deps.renderer.page(ctx, 'account', 'account.title', { name: account.name, rows: rows.map(([label, value]) => ({ label: t(label), value })), logoutUrl: '/account/logout' });
   });
 
+  async function reachableConfiguration(ctx: Context): Promise<oidc.Configuration | undefined> {
+    try {
+      return await configuration();
+    } catch (error) {
+      ctx.state.log.error({ err: { name: (error as Error).name, message: (error as Error).message } }, 'account home cannot reach the issuer (set AKAMON_INTERNAL_URL?)');
+      ctx.set('Retry-After', '30');
+      deps.renderer.error(ctx, 'error.generic', 503);
+      return undefined;
+    }
+  }
+
   router.get('/account/login', async (ctx) => {
+    const discovered = await reachableConfiguration(ctx);
+    if (!discovered) return;
     const verifier = oidc.randomPKCECodeVerifier();
     const state = oidc.randomState();
     setCookie(ctx, 'akamon_home_flow', `${state}|${verifier}`, 600);
-    const url = oidc.buildAuthorizationUrl(await configuration(), {
+    const url = oidc.buildAuthorizationUrl(discovered, {
       redirect_uri: redirectUri,
       scope: 'openid profile email',
       state,
@@ -98,9 +114,11 @@ export function accountHome(deps: AccountHomeDeps): Router {
     if (!state || !verifier) return deps.renderer.error(ctx, 'error.expired', 400);
     const current = new URL(ctx.originalUrl, config.issuer);
     if (current.searchParams.has('error')) return ctx.redirect('/');
+    const discovered = await reachableConfiguration(ctx);
+    if (!discovered) return;
     let tokens: oidc.TokenEndpointResponse & oidc.TokenEndpointResponseHelpers;
     try {
-      tokens = await oidc.authorizationCodeGrant(await configuration(), current, { pkceCodeVerifier: verifier, expectedState: state });
+      tokens = await oidc.authorizationCodeGrant(discovered, current, { pkceCodeVerifier: verifier, expectedState: state });
     } catch (error) {
       ctx.state.log.warn({ err: { name: (error as Error).name, code: (error as { code?: string }).code } }, 'account home sign-in failed');
       return deps.renderer.error(ctx, 'error.expired', 400);
@@ -113,7 +131,9 @@ export function accountHome(deps: AccountHomeDeps): Router {
   router.get('/account/logout', async (ctx) => {
     const idToken = ctx.cookies.get(cookie('akamon_home'), { signed: true })?.split('|')[2];
     setCookie(ctx, 'akamon_home', null, 0);
-    const url = oidc.buildEndSessionUrl(await configuration(), {
+    const discovered = await reachableConfiguration(ctx);
+    if (!discovered) return;
+    const url = oidc.buildEndSessionUrl(discovered, {
       post_logout_redirect_uri: `${config.issuer}/`,
       ...(idToken ? { id_token_hint: idToken } : {}),
     });

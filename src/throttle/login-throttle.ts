@@ -41,6 +41,9 @@ export function lockSeconds(failures: number, rule: ThrottleRule): number {
   return Math.min(rule.baseSeconds * 2 ** (failures - rule.free), rule.maxSeconds);
 }
 
+/** A reservation whose request died (a node crashed mid-check) stops counting after this. */
+const PENDING_EXPIRY_SECONDS = 30;
+
 export class LoginThrottle {
   readonly #db: Kysely<DB>;
   readonly #clock: Clock;
@@ -51,65 +54,83 @@ export class LoginThrottle {
   }
 
   /**
-   * Counts an attempt before the secret is checked, in one statement per key that refuses while
-   * the key is locked. Concurrent attempts queue on the row, so parallel guesses cannot all slip
-   * through before the first failure is written. A success gives the count back (`succeeded`).
+   * Claims the right to check one guess, atomically per key, before the secret is hashed. A key
+   * refuses while it is locked, and otherwise lets only as many checks run at once as it has free
+   * failures left (one at a time once the free ones are used), so parallel guesses cannot slip
+   * through before the first failure is written. Every successful claim must end with
+   * `failed`, `succeeded` or `release`.
    */
   async reserve(keys: ThrottleKey[]): Promise<ThrottleState> {
-    const reserved: ThrottleKey[] = [];
+    const claimed: ThrottleKey[] = [];
     for (const key of keys) {
-      if (await this.#reserveOne(key)) {
-        reserved.push(key);
+      if (await this.#claim(key)) {
+        claimed.push(key);
         continue;
       }
-      for (const done of reserved) await this.#giveBack(done.key);
+      await this.release(claimed);
       return this.#state(key);
     }
     return OPEN;
   }
 
-  /** The attempt never happened (the server was too busy to check it): every key gets it back. */
-  async release(keys: ThrottleKey[]): Promise<void> {
-    for (const key of keys) await this.#giveBack(key.key);
+  /** The guess was wrong: count it and lock the key for the time its count brings. */
+  async failed(keys: ThrottleKey[]): Promise<void> {
+    const now = this.#clock.now();
+    for (const { key, rule } of keys) {
+      const failures = sql<number>`(${this.#failuresNow(rule, now)} + 1)`;
+      await sql`
+        update throttle as t set
+          failures = ${failures},
+          locked_until = case when ${failures} >= ${rule.free}::int
+            then ${now}::timestamptz + make_interval(secs => least(${rule.baseSeconds}::float8 * power(2, ${failures} - ${rule.free}::int), ${rule.maxSeconds}::float8))
+            end,
+          last_failure_at = ${now},
+          pending = greatest(t.pending - 1, 0)
+        where t.key = ${key}`.execute(this.#db);
+    }
   }
 
-  /** The attempt succeeded: the account's run of failures ends, the other keys get theirs back. */
+  /** The guess was right: the run of failures ends for the first key (the account); the others just end the claim. */
   async succeeded(keys: ThrottleKey[]): Promise<void> {
     const [first, ...rest] = keys;
     await this.clear(first.key);
-    for (const key of rest) await this.#giveBack(key.key);
+    await this.release(rest);
   }
 
-  async #reserveOne({ key, rule }: ThrottleKey): Promise<boolean> {
-    const now = this.#clock.now();
+  /** The guess was never checked (the server was too busy): the claims end, nothing is counted. */
+  async release(keys: ThrottleKey[]): Promise<void> {
+    for (const { key } of keys) {
+      await sql`update throttle set pending = greatest(pending - 1, 0) where key = ${key}`.execute(this.#db);
+    }
+  }
+
+  /** Failures that still count: a rule may forget them after a quiet period. */
+  #failuresNow(rule: ThrottleRule, now: Date): RawBuilder<number> {
     const forget = rule.forgetAfterSeconds ?? null;
-    const hardStop = rule.hardStop ?? null;
-    // The count after this attempt, and the lock that count brings (the SQL twin of lockSeconds).
-    const next = sql`(case
-      when ${forget}::int is not null and t.last_failure_at < ${now}::timestamptz - make_interval(secs => ${forget}::int) then 1
-      else t.failures + 1 end)`;
-    const lockFor = (failures: RawBuilder<unknown>) => sql`case when ${failures} >= ${rule.free}::int
-      then ${now}::timestamptz + make_interval(secs => least(${rule.baseSeconds}::float8 * power(2, ${failures} - ${rule.free}::int), ${rule.maxSeconds}::float8))
-      end`;
-    const result = await sql<{ failures: number }>`
-      insert into throttle as t (key, failures, last_failure_at, locked_until)
-      values (${key}, 1, ${now}, ${lockFor(sql`1`)})
-      on conflict (key) do update set failures = ${next}, last_failure_at = ${now}, locked_until = ${lockFor(next)}
-      where (t.locked_until is null or t.locked_until <= ${now})
-        and (${hardStop}::int is null or t.failures < ${hardStop}::int)
-      returning t.failures`.execute(this.#db);
-    return result.rows.length > 0;
+    return sql<number>`(case
+      when ${forget}::int is not null and t.last_failure_at < ${now}::timestamptz - make_interval(secs => ${forget}::int) then 0
+      else t.failures end)`;
   }
 
-  async #giveBack(key: string): Promise<void> {
-    await this.#db.updateTable('throttle').set((eb) => ({ failures: sql`greatest(${eb.ref('failures')} - 1, 0)` }))
-      .where('key', '=', key).execute();
+  async #claim({ key, rule }: ThrottleKey): Promise<boolean> {
+    const now = this.#clock.now();
+    const failures = this.#failuresNow(rule, now);
+    const pending = sql<number>`(case when t.pending_since < ${now}::timestamptz - make_interval(secs => ${PENDING_EXPIRY_SECONDS}) then 0 else t.pending end)`;
+    const result = await sql`
+      insert into throttle as t (key, failures, pending, pending_since) values (${key}, 0, 1, ${now})
+      on conflict (key) do update set failures = ${failures}, pending = ${pending} + 1, pending_since = ${now}
+      where (t.locked_until is null or t.locked_until <= ${now})
+        and (${rule.hardStop ?? null}::int is null or t.failures < ${rule.hardStop ?? null}::int)
+        and (${failures} + ${pending} < ${rule.free}::int or ${pending} = 0)
+      returning t.key`.execute(this.#db);
+    return result.rows.length > 0;
   }
 
   async #state({ key, rule }: ThrottleKey): Promise<ThrottleState> {
     const row = await this.#db.selectFrom('throttle').selectAll().where('key', '=', key).executeTakeFirst();
     if (!row) return OPEN;
     if (rule.hardStop !== undefined && row.failures >= rule.hardStop) return { waitSeconds: 0, blocked: true };
+    // Locked, or as many guesses in flight as the key allows: either way, a moment's wait.
     const until = row.locked_until ? new Date(row.locked_until).getTime() : 0;
     return { waitSeconds: Math.max(1, Math.ceil((until - this.#clock.now().getTime()) / 1000)), blocked: false };
   }
@@ -124,7 +145,7 @@ export class LoginThrottle {
     const result = await sql`
       with doomed as (
         select key from throttle
-        where last_failure_at < now() - interval '7 days' and failures < 100
+        where coalesce(last_failure_at, pending_since) < now() - interval '7 days' and failures < 100
         limit ${limit}
       )
       delete from throttle where key in (select key from doomed)`.execute(this.#db);

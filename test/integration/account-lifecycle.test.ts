@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { sql } from 'kysely';
+import { ACCOUNT_RULE, ADDRESS_RULE } from '../../src/throttle/login-throttle.ts';
 import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
 import { Browser } from '../support/browser.ts';
 import { codeFrom, enterCredentials, redeem, signIn, startAuthorization, tokenRequest } from '../support/flows.ts';
@@ -169,6 +170,21 @@ describe('brute-force protection', () => {
     await akamon.deps.accountService.unlock(account.commonId);
     const ok = await signIn(new Browser(akamon.url), akamon, client, account);
     expect(ok.code).toBeTruthy();
+  });
+
+  test('correct sign-ins from an address with many failures are not locked out by their own attempts', async () => {
+    const { throttle } = akamon.deps;
+    const address = [{ key: 'address:192.0.2.200', rule: ADDRESS_RULE }];
+    for (let i = 0; i < ADDRESS_RULE.free - 1; i += 1) {
+      expect((await throttle.reserve(address)).waitSeconds).toBe(0);
+      await throttle.failed(address);
+    }
+    for (let i = 0; i < 20; i += 1) {
+      expect(await throttle.reserve(address)).toEqual({ waitSeconds: 0, blocked: false });
+      await throttle.succeeded([{ key: 'account:0000000000', rule: ACCOUNT_RULE }, ...address]);
+    }
+    const row = await akamon.deps.database.db.selectFrom('throttle').selectAll().where('key', '=', 'address:192.0.2.200').executeTakeFirstOrThrow();
+    expect(row).toMatchObject({ failures: ADDRESS_RULE.free - 1, pending: 0, locked_until: null });
   });
 
   test('a success clears the per-account count', async () => {

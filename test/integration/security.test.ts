@@ -185,7 +185,7 @@ describe('production mode', () => {
   });
 
   test('serves with prefixed secure cookies and HSTS behind the proxy, and refuses plain HTTP', async () => {
-    const prod = await startAkamon({ env: { AKAMON_ENV: 'production', AKAMON_ISSUER: 'https://login.example.ac.jp', AKAMON_TRUST_PROXY: 'true' } });
+    const prod = await startAkamon({ env: { AKAMON_ENV: 'production', AKAMON_ISSUER: 'https://login.example.ac.jp', AKAMON_TRUST_PROXY: 'true', AKAMON_INTERNAL_URL: '{url}' } });
     try {
       const rp = await prod.createClient({ redirectUris: ['https://rp.example.ac.jp/cb'] });
       const plain = await fetch(`${prod.url}/.well-known/openid-configuration`);
@@ -201,6 +201,14 @@ describe('production mode', () => {
       expect(auth.status).toBe(303);
       const cookies = auth.headers.getSetCookie();
       expect(cookies.some((c) => c.startsWith('__Secure-akamon_interaction=') && /;\s*secure/i.test(c))).toBe(true);
+      // The account home reaches Akamon through the internal URL yet sends the browser to the public
+      // issuer, with a __Host- cookie that browsers accept (Path=/).
+      const home = await browser.request('/account/login');
+      expect(home.status).toBe(302);
+      expect(home.headers.get('location')).toMatch(/^https:\/\/login\.example\.ac\.jp\/auth\?/);
+      const flow = home.headers.getSetCookie().find((c) => c.startsWith('__Host-akamon_home_flow='));
+      expect(flow).toMatch(/;\s*path=\/;/i);
+      expect(flow).toMatch(/;\s*secure/i);
       // The admin API answers the CLI on the same machine over plain HTTP; other paths do not.
       const admin = await fetch(`${prod.url}/admin/api/clients`, { headers: { authorization: `Bearer ${prod.operatorToken}` } });
       expect(admin.status).toBe(200);
@@ -208,6 +216,22 @@ describe('production mode', () => {
       await prod.close();
     }
   });
+});
+
+test('behind the proxy the client address is the one the proxy appended, not a forged one', async () => {
+  const proxied = await startAkamon({ env: { AKAMON_TRUST_PROXY: 'true' } });
+  try {
+    const rp = await proxied.createClient();
+    const account = await proxied.createReadyAccount();
+    const browser = new Browser(proxied.url);
+    browser.extraHeaders = { 'x-forwarded-for': '198.51.100.7, 203.0.113.9' };
+    const { page } = await startAuthorization(browser, proxied, rp);
+    await enterCredentials(browser, page, account.commonId, 'Wrong-password-1');
+    const [event] = await proxied.deps.signinLog.list({ accountId: account.id, limit: 1 });
+    expect(event.ip).toBe('203.0.113.9');
+  } finally {
+    await proxied.close();
+  }
 });
 
 describe('back-channel logout', () => {
