@@ -340,6 +340,23 @@ describe('akamon CLI', () => {
     expectOneErrorLine(flag);
   });
 
+  test('migrate applies the migrations to a new embedded database once, and refuses while a server holds one', async () => {
+    const fresh = await fs.mkdtemp(path.join(os.tmpdir(), 'akamon-cli-migrate-'));
+    const nobody = `http://127.0.0.1:${await freePort()}`;
+    const first = await cli(['migrate', '--json'], { AKAMON_DATA_DIR: fresh, AKAMON_URL: nobody });
+    expect(first.code).toBe(0);
+    expect(JSON.parse(first.stdout).applied).toEqual(['0001_create_core']);
+    const second = await cli(['migrate'], { AKAMON_DATA_DIR: fresh, AKAMON_URL: nobody });
+    expect(second.code).toBe(0);
+    expect(second.stdout).toContain('already up to date');
+    if (!process.env.TEST_DATABASE_URL) {
+      const busy = await cli(['migrate']);
+      expect(busy.code).toBe(1);
+      expectOneErrorLine(busy, /a server is running/);
+    }
+    await fs.rm(fresh, { recursive: true, force: true });
+  }, 60_000);
+
   test('an unreachable server exits 1 with one line pointing to npm start', async () => {
     const r = await cli(['account', 'list'], { AKAMON_URL: `http://127.0.0.1:${await freePort()}` });
     expect(r.code).toBe(1);

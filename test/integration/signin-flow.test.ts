@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
 import { Browser } from '../support/browser.ts';
@@ -65,14 +65,23 @@ describe('authorization code flow', () => {
     }
   });
 
-  test('unknown account and wrong password give the same page and status', async () => {
+  test('unknown account and wrong password give the same page and status, and the same hashing work', async () => {
     const account = await akamon.createReadyAccount();
     const pages = [];
+    const hashes: number[] = [];
+    // Timing is equalised by construction: each attempt runs exactly one argon2 verification at
+    // the configured parameters, against a dummy hash when the account does not exist.
+    const verify = jest.spyOn(akamon.deps.hasher, 'verify');
     for (const commonId of [account.commonId, '9999999999']) {
       const browser = new Browser(akamon.url);
       const { page } = await startAuthorization(browser, akamon, client);
+      verify.mockClear();
       pages.push(await enterCredentials(browser, page, commonId, 'Wrong-password-123'));
+      hashes.push(verify.mock.calls.length);
+      expect(verify.mock.calls[0][0]).toMatch(/^\$argon2id\$v=19\$m=1024,t=1,p=1\$/);
     }
+    verify.mockRestore();
+    expect(hashes).toEqual([1, 1]);
     const strip = (html: string) => html.replace(/value="[^"]*"/g, '').replace(/interaction(\/|%2F)[\w-]+/g, '').replace(/\d{10}/g, '');
     expect(pages[0].status).toBe(401);
     expect(pages[1].status).toBe(401);
