@@ -79,11 +79,12 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
     clients: deps.clientStore,
     signinLog: deps.signinLog,
     knownAccounts: new KnownAccounts(config.production),
+    mfa: deps.mfa,
   });
   const hooks = {
     adapter: postgresAdapter(db, async (id) => clients.providerMetadata(id) as never),
     findAccount: findAccount(deps.accounts),
-    policy: buildPolicy(steps, factsLoader(deps.accounts)),
+    policy: buildPolicy(steps, factsLoader({ accounts: deps.accounts, clients: deps.clientStore, mfa: deps.mfaStore })),
     loadExistingGrant,
     pairwiseKey: box.deriveKey('pairwise-subject'),
     ...providerPages(renderer),
@@ -127,8 +128,8 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
   const routers = [
     pages,
     interactionRouter({ provider: () => holder!.provider, steps, renderer, csrf, state: deps.interactionState, stateTtlSeconds: config.ttl.interaction }),
-    accountHome({ config, accounts: deps.accounts, renderer, clientSecret: async () => String((await clients.providerMetadata(ACCOUNT_CLIENT_ID))?.client_secret) }),
-    adminApi({ operators: deps.operators, accountService: deps.accountService, accounts: deps.accounts, clients, signinLog: deps.signinLog, rotateKeys }),
+    accountHome({ config, accounts: deps.accounts, accountService: deps.accountService, mfa: deps.mfa, csrf, renderer, clientSecret: async () => String((await clients.providerMetadata(ACCOUNT_CLIENT_ID))?.client_secret) }),
+    adminApi({ operators: deps.operators, accountService: deps.accountService, accounts: deps.accounts, clients, signinLog: deps.signinLog, rotateKeys, mfa: deps.mfa }),
   ];
 
   app.use(requestContext(logger));
@@ -144,6 +145,7 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
     (n) => deps.payloads.deleteExpired(n),
     (n) => deps.interactionState.deleteExpired(n),
     (n) => deps.throttle.deleteStale(n),
+    (n) => deps.mfaStore.deleteOldSteps(n),
   ]);
   return { app, provider: () => holder!.provider, holder, clients, sweeper, rotateKeys };
 }

@@ -18,6 +18,8 @@ import { systemClock, type Clock } from './shared/clock.ts';
 import { OidcPayloadStore } from './oidc/oidc-payload.store.ts';
 import { InteractionStateStore } from './interaction/interaction-state.store.ts';
 import { OperatorStore } from './admin/operator.store.ts';
+import { MfaStore } from './mfa/mfa.store.ts';
+import { MfaService } from './mfa/mfa.service.ts';
 
 /** Everything the app is built from; tests pass their own database, clock or logger here. */
 export interface Deps {
@@ -36,6 +38,8 @@ export interface Deps {
   payloads: OidcPayloadStore;
   interactionState: InteractionStateStore;
   operators: OperatorStore;
+  mfaStore: MfaStore;
+  mfa: MfaService;
 }
 
 /**
@@ -74,6 +78,7 @@ export async function buildDeps(config: Config, logger: Logger, overrides: { dat
   const throttle = new LoginThrottle(db, clock);
   const payloads = new OidcPayloadStore(db);
   const signinLog = new SigninLog(db);
+  const mfaStore = new MfaStore(db);
   return {
     config,
     database,
@@ -90,5 +95,7 @@ export async function buildDeps(config: Config, logger: Logger, overrides: { dat
     payloads,
     interactionState: new InteractionStateStore(db),
     operators: new OperatorStore(db),
+    mfaStore,
+    mfa: new MfaService({ store: mfaStore, box, throttle, clock }),
   };
 }

@@ -83,6 +83,13 @@ export class AccountService {
     return (await this.#store.findById(account.id))!;
   }
 
+  /** Turns MFA on (the person applied, or an operator requires it) or off (operators only). */
+  async setMfaRequired(commonId: string, required: boolean): Promise<AccountRow> {
+    const account = await this.get(commonId);
+    await this.#store.setMfaRequired(account.id, required);
+    return (await this.#store.findById(account.id))!;
+  }
+
   async unlock(commonId: string): Promise<AccountRow> {
     const account = await this.get(commonId);
     await this.#throttle.clear(accountKey(account.common_id));

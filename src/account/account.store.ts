@@ -71,6 +71,10 @@ export class AccountStore {
       .where('id', '=', id).where('password_hash', '=', oldHash).execute();
   }
 
+  async setMfaRequired(id: string, required: boolean): Promise<void> {
+    await this.#db.updateTable('account').set({ mfa_required: required, updated_at: sql<Date>`now()` as never }).where('id', '=', id).execute();
+  }
+
   async setStatus(id: string, status: AccountStatus): Promise<void> {
     await this.#db.updateTable('account').set({ status, updated_at: sql<Date>`now()` as never }).where('id', '=', id).execute();
   }

@@ -9,6 +9,7 @@ import type { ClientInput, ClientService } from '../client/client.service.ts';
 import type { AccountStatus, Affiliation } from '../db/schema.ts';
 import { DomainError } from '../shared/errors.ts';
 import type { OperatorStore } from './operator.store.ts';
+import type { MfaService } from '../mfa/mfa.service.ts';
 import { ACCOUNT_CLIENT_ID } from '../selfservice/account-home.ts';
 
 export interface AdminApiDeps {
@@ -18,6 +19,7 @@ export interface AdminApiDeps {
   clients: ClientService;
   signinLog: SigninLog;
   rotateKeys: () => Promise<string[]>;
+  mfa: MfaService;
 }
 
 const STATUS_OF: Record<string, number> = {
@@ -35,6 +37,7 @@ export function accountJson(a: AccountRow) {
     affiliation: a.affiliation,
     status: a.status,
     mustChangePassword: a.must_change_password,
+    mfaRequired: a.mfa_required,
     passwordSetAt: new Date(a.password_set_at).toISOString(),
     createdAt: new Date(a.created_at).toISOString(),
   };
@@ -66,6 +69,8 @@ function clientInput(body: Record<string, unknown>): ClientInput {
     firstParty: optional<boolean>('firstParty', 'boolean'),
     pairwise: optional<boolean>('pairwise', 'boolean'),
     maxPasswordLength: optional<number | null>('maxPasswordLength', 'number'),
+    requireMfa: optional<boolean>('requireMfa', 'boolean'),
+    mfaMaxAge: optional<number | null>('mfaMaxAge', 'number'),
   };
 }
 
@@ -135,7 +140,28 @@ export function adminApi(deps: AdminApiDeps): Router {
   });
 
   router.get('/accounts/:commonId', async (ctx) => {
-    ctx.body = accountJson(await deps.accountService.get(ctx.params.commonId));
+    const account = await deps.accountService.get(ctx.params.commonId);
+    // Factors are listed by kind and label; their secrets never leave the server.
+    const factors = (await deps.mfa.factors(account.id)).map((f) => ({
+      kind: f.kind, label: f.label, default: f.is_default, createdAt: new Date(f.created_at).toISOString(),
+      lastUsedAt: f.last_used_at ? new Date(f.last_used_at).toISOString() : null,
+    }));
+    ctx.body = { ...accountJson(account), factors };
+  });
+
+  router.patch('/accounts/:commonId', async (ctx) => {
+    const b = body(ctx);
+    if (typeof b.requireMfa !== 'boolean') bad('requireMfa (true or false) is the only field that can be updated');
+    const account = await deps.accountService.setMfaRequired(ctx.params.commonId, b.requireMfa);
+    ctx.state.log.info({ operator: ctx.state.operator, commonId: account.common_id, mfaRequired: b.requireMfa }, 'account MFA requirement changed');
+    ctx.body = accountJson(account);
+  });
+
+  router.post('/accounts/:commonId/reset-mfa', async (ctx) => {
+    const account = await deps.accountService.get(ctx.params.commonId);
+    const removed = await deps.mfa.reset(account.id);
+    ctx.state.log.info({ operator: ctx.state.operator, commonId: account.common_id, removed }, 'account MFA reset');
+    ctx.body = { ...accountJson(account), removedFactors: removed };
   });
 
   router.post('/accounts/:commonId/reissue-password', async (ctx) => {

@@ -12,6 +12,8 @@ export interface ClientInput {
   firstParty?: boolean;
   pairwise?: boolean;
   maxPasswordLength?: number | null;
+  requireMfa?: boolean;
+  mfaMaxAge?: number | null;
 }
 
 export interface ClientView {
@@ -24,6 +26,8 @@ export interface ClientView {
   postLogoutRedirectUris: string[];
   backchannelLogoutUri: string | null;
   maxPasswordLength: number | null;
+  requireMfa: boolean;
+  mfaMaxAge: number | null;
   createdAt: string;
   updatedAt: string;
 }
@@ -59,6 +63,8 @@ function toView(row: ClientRow): ClientView {
     postLogoutRedirectUris: m.post_logout_redirect_uris ?? [],
     backchannelLogoutUri: m.backchannel_logout_uri ?? null,
     maxPasswordLength: row.max_password_length,
+    requireMfa: row.require_mfa,
+    mfaMaxAge: row.mfa_max_age,
     createdAt: new Date(row.created_at).toISOString(),
     updatedAt: new Date(row.updated_at).toISOString(),
   };
@@ -99,6 +105,8 @@ export class ClientService {
       firstParty: changes.firstParty ?? current.firstParty,
       pairwise: changes.pairwise ?? current.pairwise,
       maxPasswordLength: changes.maxPasswordLength !== undefined ? changes.maxPasswordLength : current.maxPasswordLength,
+      requireMfa: changes.requireMfa ?? current.requireMfa,
+      mfaMaxAge: changes.mfaMaxAge !== undefined ? changes.mfaMaxAge : current.mfaMaxAge,
     };
     let secret: string | null = null;
     if (!merged.public && (changes.rotateSecret || !row.client_secret_enc)) secret = randomBytes(32).toString('base64url');
@@ -142,6 +150,10 @@ export class ClientService {
     if (max !== null && (!Number.isInteger(max) || max < 8 || max > 1024)) {
       throw new DomainError('invalid_max_password_length', 'the maximum password length must be a whole number from 8 to 1024');
     }
+    const mfaMaxAge = input.mfaMaxAge ?? null;
+    if (mfaMaxAge !== null && (!Number.isInteger(mfaMaxAge) || mfaMaxAge < 60 || mfaMaxAge > 31_536_000)) {
+      throw new DomainError('invalid_mfa_max_age', 'the MFA maximum age must be a whole number of seconds from 60 to 31536000');
+    }
     const metadata: Record<string, unknown> = {
       client_id: clientId,
       client_name: name,
@@ -170,6 +182,8 @@ export class ClientService {
       metadata,
       firstParty: Boolean(input.firstParty),
       maxPasswordLength: max,
+      requireMfa: Boolean(input.requireMfa),
+      mfaMaxAge,
     };
   }
 }

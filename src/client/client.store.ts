@@ -10,6 +10,8 @@ export interface ClientRecord {
   metadata: Record<string, unknown>;
   firstParty: boolean;
   maxPasswordLength: number | null;
+  requireMfa: boolean;
+  mfaMaxAge: number | null;
 }
 
 function columns(c: ClientRecord) {
@@ -19,6 +21,8 @@ function columns(c: ClientRecord) {
     metadata: JSON.stringify(c.metadata),
     first_party: c.firstParty,
     max_password_length: c.maxPasswordLength,
+    require_mfa: c.requireMfa,
+    mfa_max_age: c.mfaMaxAge,
     updated_at: sql<Date>`now()` as never,
   };
 }

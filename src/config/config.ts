@@ -7,6 +7,8 @@ export interface Config {
   readonly port: number;
   readonly listenHost: string;
   readonly issuer: string;
+  /** The service's name in authenticator apps and letters. */
+  readonly issuerName: string;
   /** Base secret for encrypting keys at rest and deriving HMAC keys; undefined means "development: keep one in the data dir". */
   readonly secret: string | undefined;
   readonly databaseUrl: string | undefined;
@@ -95,6 +97,7 @@ export function loadConfig(env: Env = process.env): Config {
     port,
     listenHost: env.AKAMON_LISTEN_HOST ?? (production ? '0.0.0.0' : '127.0.0.1'),
     issuer: issuerUrl(env.AKAMON_ISSUER ?? `http://localhost:${port}`, production),
+    issuerName: (env.AKAMON_ISSUER_NAME ?? 'Akamon').slice(0, 64),
     secret,
     databaseUrl: env.DATABASE_URL || undefined,
     dataDir: path.resolve(env.AKAMON_DATA_DIR ?? './data'),

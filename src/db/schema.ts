@@ -45,8 +45,29 @@ export interface AccountTable {
   password_hash: string;
   password_set_at: Timestamp;
   must_change_password: boolean;
+  /** The person applied for MFA, or an operator requires it. */
+  mfa_required: Generated<boolean>;
   created_at: CreatedAt;
   updated_at: Timestamp;
+}
+
+export type FactorKind = 'totp' | 'token' | 'webauthn' | 'phone';
+
+export interface MfaFactorTable {
+  id: Generated<string>;
+  account_id: string;
+  kind: FactorKind;
+  label: string;
+  secret_enc: string | null;
+  is_default: Generated<boolean>;
+  created_at: CreatedAt;
+  last_used_at: Timestamp | null;
+}
+
+export interface TotpStepTable {
+  account_id: string;
+  step: ColumnType<string, string | number, never>;
+  used_at: CreatedAt;
 }
 
 export interface ClientTable {
@@ -56,6 +77,9 @@ export interface ClientTable {
   metadata: JSONColumnType<Record<string, unknown>>;
   first_party: boolean;
   max_password_length: number | null;
+  require_mfa: Generated<boolean>;
+  /** Seconds after which a second factor must be shown again at this client. */
+  mfa_max_age: number | null;
   created_at: CreatedAt;
   updated_at: Timestamp;
 }
@@ -105,4 +129,6 @@ export interface DB {
   signin_event: SigninEventTable;
   throttle: ThrottleTable;
   interaction_state: InteractionStateTable;
+  mfa_factor: MfaFactorTable;
+  totp_step: TotpStepTable;
 }

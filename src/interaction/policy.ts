@@ -5,13 +5,15 @@ import { loginStep, selectAccountStep } from './steps/login.ts';
 import { clientAccessStep } from './steps/client-access.ts';
 import { passwordChangeStep } from './steps/password-change.ts';
 import { consentStep } from './steps/consent.ts';
+import { mfaEnrollmentStep } from './steps/mfa-enrollment.ts';
+import { mfaVerifyStep } from './steps/mfa-verify.ts';
 
 const { Prompt, Check, base } = interactionPolicy;
 
 /**
  * THE sign-in pipeline, in order. The first step with a check that fires is shown; with
  * prompt=none the relying party gets that check's error instead. Later features add their steps
- * here (mfa_enrollment and mfa_verify go after password_change) without touching the others.
+ * here (security education goes after mfa_verify) without touching the others.
  */
 export function buildSteps(deps: StepDeps): Step[] {
   return [
@@ -19,6 +21,8 @@ export function buildSteps(deps: StepDeps): Step[] {
     loginStep(deps),
     clientAccessStep(deps),
     passwordChangeStep(deps),
+    mfaEnrollmentStep(deps),
+    mfaVerifyStep(deps),
     consentStep(deps),
   ];
 }

@@ -2,6 +2,8 @@ import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 import type { InteractionResults, KoaContextWithOIDC } from 'oidc-provider';
 import type { AccountRow } from '../account/account.store.ts';
+import type { ClientRow } from '../client/client.store.ts';
+import type { FactorRow } from '../mfa/mfa.store.ts';
 import type { MessageKey } from '../i18n/en.ts';
 import type { Translate } from '../i18n/i18n.ts';
 import type { PageData } from '../http/renderer.ts';
@@ -11,6 +13,8 @@ export type InteractionDetails = Awaited<ReturnType<Provider['interactionDetails
 /** What the checks decide on, loaded once per authorization request (checks run concurrently). */
 export interface Facts {
   account: AccountRow | undefined;
+  client: ClientRow | undefined;
+  factors: FactorRow[];
 }
 
 /** One reason to show a step: a pure test over the facts, named by a snake_case reason code. */

@@ -3,8 +3,7 @@ import type { Config } from '../config/config.ts';
 import { hmac } from '../crypto/tokens.ts';
 import type { KeyMaterial } from './keys.ts';
 import { outboundFetch } from './outbound-fetch.ts';
-
-export const ACR_PASSWORD = 'urn:akamon:acr:password';
+import { ACR_VALUES } from '../mfa/assurance.ts';
 
 /** What the provider needs from the rest of Akamon; the composition root fills it in. */
 export interface ProviderHooks {
@@ -46,7 +45,7 @@ export function createProvider(config: Config, keys: KeyMaterial, hooks: Provide
       profile: ['name', 'preferred_username', 'affiliation'],
       email: ['email'],
     },
-    acrValues: [ACR_PASSWORD],
+    acrValues: ACR_VALUES,
     // Campus systems often read only the ID token: it carries the claims of the granted scopes too.
     conformIdTokenClaims: false,
     responseTypes: ['code'],

@@ -7,12 +7,20 @@ import type { Config } from '../config/config.ts';
 import type { Renderer } from '../http/renderer.ts';
 import { translator } from '../i18n/i18n.ts';
 import type { MessageKey } from '../i18n/en.ts';
+import type { AccountService } from '../account/account.service.ts';
+import type { MfaService } from '../mfa/mfa.service.ts';
+import type { CsrfGuard } from '../http/csrf.ts';
+import { formBody } from '../http/form-body.ts';
+import type { AccountRow } from '../account/account.store.ts';
 
 export const ACCOUNT_CLIENT_ID = 'akamon-account';
 
 export interface AccountHomeDeps {
   config: Config;
   accounts: AccountStore;
+  accountService: AccountService;
+  mfa: MfaService;
+  csrf: CsrfGuard;
   renderer: Renderer;
   /** The account home's own client secret, as registered. */
   clientSecret: () => Promise<string>;
@@ -61,14 +69,25 @@ export function accountHome(deps: AccountHomeDeps): Router {
   const setCookie = (ctx: Context, name: string, value: string | null, maxAgeSeconds: number) =>
     ctx.cookies.set(cookie(name), value, { signed: true, httpOnly: true, sameSite: 'lax', secure, path: '/', maxAge: maxAgeSeconds * 1000, overwrite: true });
 
-  router.get('/account', async (ctx) => {
+  /** The signed-in person of the account home, if its session is still good. */
+  async function signedIn(ctx: Context): Promise<AccountRow | undefined> {
     const raw = ctx.cookies.get(cookie('akamon_home'), { signed: true });
     const [accountId, expires] = raw?.split('|') ?? [];
     const account = accountId && Number(expires) > Date.now() ? await deps.accounts.findById(accountId) : undefined;
     const signedInAt = Number(expires) - SESSION_SECONDS * 1000;
     // A password reissued or changed since this page was opened ends this page's session too.
-    if (!account || account.status !== 'active' || new Date(account.password_set_at).getTime() > signedInAt) return ctx.redirect('/account/login');
+    if (!account || account.status !== 'active' || new Date(account.password_set_at).getTime() > signedInAt) return undefined;
+    return account;
+  }
+
+  router.get('/account', async (ctx) => {
+    const account = await signedIn(ctx);
+    if (!account) return ctx.redirect('/account/login');
     const t = translator(ctx.state.locale);
+    const factors = await deps.mfa.factors(account.id);
+    const mfaStatus = factors.length > 0
+      ? factors.map((f) => f.label).join(', ')
+      : t(account.mfa_required ? 'account.mfa_pending' : 'account.mfa_off');
     const rows: Array<[MessageKey, string]> = [
       ['account.common_id', withRealm(account.common_id, config.realmSuffix)],
       ['account.name', account.name],
@@ -76,8 +95,24 @@ export function accountHome(deps: AccountHomeDeps): Router {
       ['account.email', account.email ?? t('account.none')],
       ['account.status', t(`status.${account.status}` as MessageKey)],
       ['account.password_set', new Date(account.password_set_at).toLocaleString(ctx.state.locale === 'ja' ? 'ja-JP' : 'en-GB', { timeZone: 'Asia/Tokyo' })],
+      ['account.mfa', mfaStatus],
     ];
-    deps.renderer.page(ctx, 'account', 'account.title', { name: account.name, rows: rows.map(([label, value]) => ({ label: t(label), value })), logoutUrl: '/account/logout' });
+    deps.renderer.page(ctx, 'account', 'account.title', {
+      name: account.name,
+      rows: rows.map(([label, value]) => ({ label: t(label), value })),
+      logoutUrl: '/account/logout',
+      mfaApplyAction: factors.length === 0 && !account.mfa_required ? '/account/mfa' : null,
+    });
+  });
+
+  // Applying for MFA: from the next sign-in (which starts right away) a second factor is required.
+  router.post('/account/mfa', formBody, async (ctx) => {
+    if (!deps.csrf.valid(ctx, (ctx.request.body as Record<string, unknown>)._csrf)) return deps.renderer.error(ctx, 'error.csrf', 403);
+    const account = await signedIn(ctx);
+    if (!account) return ctx.redirect('/account/login');
+    await deps.accountService.setMfaRequired(account.common_id, true);
+    ctx.status = 303;
+    ctx.redirect('/account/login');
   });
 
   async function reachableConfiguration(ctx: Context): Promise<oidc.Configuration | undefined> {

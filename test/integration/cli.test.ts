@@ -253,6 +253,26 @@ describe('akamon CLI', () => {
     expectOneErrorLine(gone, /no client/);
   });
 
+  test('MFA settings: account update, reset-mfa, and client --require-mfa / --mfa-max-age', async () => {
+    expect((await json(['account', 'update', cid(1), '--require-mfa'])).mfaRequired).toBe(true);
+    expect((await json(['account', 'show', cid(1)]))).toMatchObject({ mfaRequired: true, factors: [] });
+    const human = await cli(['account', 'show', cid(1)]);
+    expect(human.stdout).toMatch(/MFA required:\s+yes/);
+    const nothing = await cli(['account', 'update', cid(1)]);
+    expect(nothing.code).toBe(2);
+    expectOneErrorLine(nothing, /--require-mfa/);
+    expect((await json(['account', 'update', cid(1), '--no-require-mfa'])).mfaRequired).toBe(false);
+    expect((await cli(['account', 'reset-mfa', cid(1)])).code).toBe(0);
+
+    const created = await json(['client', 'create', '--name', 'Slack', '--redirect-uri', 'https://slack.example.ac.jp/cb', '--require-mfa', '--mfa-max-age', '600']);
+    expect(await json(['client', 'show', created.clientId])).toMatchObject({ requireMfa: true, mfaMaxAge: 600 });
+    const relaxed = await json(['client', 'update', created.clientId, '--no-require-mfa', '--no-mfa-max-age']);
+    expect(relaxed.client).toMatchObject({ requireMfa: false, mfaMaxAge: null });
+    const tooShort = await cli(['client', 'update', created.clientId, '--mfa-max-age', '5']);
+    expect(tooShort.code).toBe(2);
+    expectOneErrorLine(tooShort, /--mfa-max-age/);
+  });
+
   test('keys rotate answers two key IDs', async () => {
     const result = await json<{ kids: string[] }>(['keys', 'rotate']);
     expect(result.kids).toHaveLength(2);
@@ -345,7 +365,8 @@ describe('akamon CLI', () => {
     const nobody = `http://127.0.0.1:${await freePort()}`;
     const first = await cli(['migrate', '--json'], { AKAMON_DATA_DIR: fresh, AKAMON_URL: nobody });
     expect(first.code).toBe(0);
-    expect(JSON.parse(first.stdout).applied).toEqual(['0001_create_core']);
+    const all = (await fs.readdir(path.join(ROOT, 'migrations'))).map((f) => f.replace(/\.ts$/, '')).sort();
+    expect(JSON.parse(first.stdout).applied).toEqual(all);
     const second = await cli(['migrate'], { AKAMON_DATA_DIR: fresh, AKAMON_URL: nobody });
     expect(second.code).toBe(0);
     expect(second.stdout).toContain('already up to date');

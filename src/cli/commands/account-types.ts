@@ -6,8 +6,11 @@ export interface AccountJson {
   affiliation: string;
   status: string;
   mustChangePassword: boolean;
+  mfaRequired: boolean;
   passwordSetAt: string;
   createdAt: string;
+  /** Only in `account show`: the second factors, never their secrets. */
+  factors?: Array<{ kind: string; label: string; default: boolean; createdAt: string; lastUsedAt: string | null }>;
 }
 
 /** What creating an account or reissuing its password answers; the password is shown once. */

@@ -34,6 +34,8 @@ function printAccount(a: AccountJson): void {
     ['Affiliation', a.affiliation],
     ['Status', a.status],
     ['Must change password', a.mustChangePassword],
+    ['MFA required', a.mfaRequired],
+    ...(a.factors ? [['Second factors', a.factors.length ? a.factors.map((f) => `${f.label} (${f.kind}${f.default ? ', default' : ''}, last used ${f.lastUsedAt ?? 'never'})`) : 'none'] as [string, unknown]] : []),
     ['Password set', a.passwordSetAt],
     ['Created', a.createdAt],
   ]);
@@ -141,12 +143,29 @@ const reissue: Command = {
   },
 };
 
-/** suspend, revoke, activate and unlock: one POST each, answered with the account. */
+const update: Command = {
+  name: 'update',
+  synopsis: 'ID --require-mfa | --no-require-mfa',
+  summary: 'Require (or stop requiring) multi-factor authentication at every sign-in of an account.',
+  optionHelp: ['  --require-mfa     from the next sign-in, a second factor (the person sets one up first if needed)', '  --no-require-mfa  back to what the clients demand'],
+  positionals: ['ID'],
+  options: { 'require-mfa': { type: 'boolean' }, 'no-require-mfa': { type: 'boolean' } },
+  async run(ctx) {
+    const id = commonIdArgument(ctx);
+    const requireMfa = ctx.options.toggle('require-mfa');
+    if (requireMfa === undefined) ctx.options.fail('say what to change: --require-mfa or --no-require-mfa');
+    const account = await (await ctx.connect()).patch<AccountJson>(`/accounts/${enc(id)}`, { requireMfa });
+    ctx.result(account, () => out(`Account ${account.commonId} ${account.mfaRequired ? 'now requires' : 'no longer requires'} multi-factor authentication.`));
+  },
+};
+
+/** suspend, revoke, activate, unlock and reset-mfa: one POST each, answered with the account. */
 const ACTIONS = [
   { name: 'suspend', summary: 'Suspend an account (it can be activated again); its sessions end.', done: 'is now suspended' },
   { name: 'revoke', summary: 'Revoke an account for good; its sessions end.', done: 'is now revoked' },
   { name: 'activate', summary: 'Make a suspended account active again.', done: 'is now active' },
   { name: 'unlock', summary: 'Clear the failed sign-in counter of an account.', done: 'is unlocked' },
+  { name: 'reset-mfa', summary: 'Remove every second factor of an account; the person sets one up again at the next sign-in.', done: 'has no second factors now' },
 ] as const;
 
 const actions: Command[] = ACTIONS.map((action) => ({
@@ -163,6 +182,6 @@ const actions: Command[] = ACTIONS.map((action) => ({
 
 export const accountGroup: Group = {
   name: 'account',
-  summary: 'Manage accounts: create, import, show, list, reissue passwords, suspend, revoke, activate, unlock.',
-  commands: [create, importCommand, show, list, reissue, ...actions],
+  summary: 'Manage accounts: create, import, show, list, update, reissue passwords, suspend, revoke, activate, unlock, reset MFA.',
+  commands: [create, importCommand, show, list, update, reissue, ...actions],
 };

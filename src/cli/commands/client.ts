@@ -22,6 +22,8 @@ const CLIENT_OPTIONS = {
   'post-logout-uri': { type: 'string', multiple: true },
   'backchannel-logout-uri': { type: 'string' },
   'max-password-length': { type: 'string' },
+  'require-mfa': { type: 'boolean' },
+  'mfa-max-age': { type: 'string' },
 } as const satisfies ParseArgsOptionsConfig;
 
 const UPDATE_OPTIONS = {
@@ -32,6 +34,8 @@ const UPDATE_OPTIONS = {
   'no-post-logout-uri': { type: 'boolean' },
   'no-backchannel-logout-uri': { type: 'boolean' },
   'no-max-password-length': { type: 'boolean' },
+  'no-require-mfa': { type: 'boolean' },
+  'no-mfa-max-age': { type: 'boolean' },
   'rotate-secret': { type: 'boolean' },
 } as const satisfies ParseArgsOptionsConfig;
 
@@ -44,6 +48,8 @@ const CLIENT_HELP = [
   '  --post-logout-uri URI          a post-logout redirect URI (repeat for more)',
   '  --backchannel-logout-uri URI   where to send back-channel logout tokens',
   '  --max-password-length N        the longest password this service accepts (8 to 1024)',
+  '  --require-mfa                  everyone signing in here must show a second factor',
+  '  --mfa-max-age SECONDS          ask for the second factor again after this long (60 or more)',
 ];
 
 const MAX_PASSWORD_LENGTH = 'max-password-length';
@@ -62,8 +68,10 @@ function clientFields(o: OptionReader): Record<string, unknown> {
     firstParty: o.toggle('first-party'),
     pairwise: o.toggle('pairwise'),
     maxPasswordLength: o.integer(MAX_PASSWORD_LENGTH, 8, 1024) ?? (o.flag(`no-${MAX_PASSWORD_LENGTH}`) ? null : undefined),
+    requireMfa: o.toggle('require-mfa'),
+    mfaMaxAge: o.integer('mfa-max-age', 60, 31_536_000) ?? (o.flag('no-mfa-max-age') ? null : undefined),
   };
-  for (const [option, negation] of [['post-logout-uri', 'no-post-logout-uri'], ['backchannel-logout-uri', 'no-backchannel-logout-uri'], [MAX_PASSWORD_LENGTH, `no-${MAX_PASSWORD_LENGTH}`]]) {
+  for (const [option, negation] of [['post-logout-uri', 'no-post-logout-uri'], ['backchannel-logout-uri', 'no-backchannel-logout-uri'], [MAX_PASSWORD_LENGTH, `no-${MAX_PASSWORD_LENGTH}`], ['mfa-max-age', 'no-mfa-max-age']]) {
     if (o.values[option] !== undefined && o.flag(negation!)) o.fail(`--${option} and --${negation} contradict each other`);
   }
   if (fields.name !== undefined && !String(fields.name).trim()) o.fail('--name must not be empty');
@@ -81,6 +89,8 @@ function printClient(c: ClientView): void {
     ['Post-logout URIs', c.postLogoutRedirectUris],
     ['Back-channel logout', c.backchannelLogoutUri],
     ['Max password length', c.maxPasswordLength],
+    ['Requires MFA', c.requireMfa],
+    ['MFA max age (s)', c.mfaMaxAge],
     ['Created', c.createdAt],
     ['Updated', c.updatedAt],
   ]);
@@ -98,7 +108,7 @@ function clientIdArgument(ctx: RunContext): string {
 
 const create: Command = {
   name: 'create',
-  synopsis: '--name NAME --redirect-uri URI [--redirect-uri URI ...] [--public] [--first-party] [--pairwise] [--post-logout-uri URI ...] [--backchannel-logout-uri URI] [--max-password-length N]',
+  synopsis: '--name NAME --redirect-uri URI [--redirect-uri URI ...] [--public] [--first-party] [--pairwise] [--post-logout-uri URI ...] [--backchannel-logout-uri URI] [--max-password-length N] [--require-mfa] [--mfa-max-age SECONDS]',
   summary: 'Register a relying party.',
   optionHelp: CLIENT_HELP,
   notes: 'With --json it prints {"clientId": ..., "clientSecret": ...} (clientSecret is null for a public client). The secret is shown once.',
@@ -142,12 +152,12 @@ const list: Command = {
 
 const update: Command = {
   name: 'update',
-  synopsis: 'ID [options of create] [--no-first-party] [--no-pairwise] [--no-public] [--no-post-logout-uri] [--no-backchannel-logout-uri] [--no-max-password-length] [--rotate-secret]',
+  synopsis: 'ID [options of create] [--no-first-party] [--no-pairwise] [--no-public] [--no-post-logout-uri] [--no-backchannel-logout-uri] [--no-max-password-length] [--no-require-mfa] [--no-mfa-max-age] [--rotate-secret]',
   summary: 'Change a relying party: only the options given change; --redirect-uri and --post-logout-uri replace the lists.',
   optionHelp: [
     ...CLIENT_HELP,
-    '  --no-first-party, --no-pairwise, --no-public   turn the setting off',
-    '  --no-post-logout-uri, --no-backchannel-logout-uri, --no-max-password-length   remove the setting',
+    '  --no-first-party, --no-pairwise, --no-public, --no-require-mfa   turn the setting off',
+    '  --no-post-logout-uri, --no-backchannel-logout-uri, --no-max-password-length, --no-mfa-max-age   remove the setting',
     '  --rotate-secret                a new client secret (printed once; the old one stops working)',
   ],
   notes: 'With --json it prints {"clientId", "clientSecret", "client"}; clientSecret is null unless a new secret was made.',

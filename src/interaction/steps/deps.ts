@@ -5,6 +5,7 @@ import type { PasswordSignin } from '../../account/password-signin.ts';
 import type { SigninLog } from '../../audit/signin-log.ts';
 import type { ClientStore } from '../../client/client.store.ts';
 import type { KnownAccounts } from '../known-accounts.ts';
+import type { MfaService } from '../../mfa/mfa.service.ts';
 
 export interface StepDeps {
   config: Config;
@@ -14,4 +15,5 @@ export interface StepDeps {
   clients: ClientStore;
   signinLog: SigninLog;
   knownAccounts: KnownAccounts;
+  mfa: MfaService;
 }

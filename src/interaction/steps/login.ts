@@ -1,4 +1,4 @@
-import { ACR_PASSWORD } from '../../oidc/provider.ts';
+import { ACR_PASSWORD } from '../../mfa/assurance.ts';
 import { parseIdentifier, withRealm } from '../../account/common-id.ts';
 import type { Step, StepRequest } from '../step.ts';
 import type { StepDeps } from './deps.ts';

@@ -1,0 +1,37 @@
+import { sql, type Kysely } from 'kysely';
+
+// Frozen once landed: later changes go into new migrations.
+export async function up(db: Kysely<any>): Promise<void> {
+  await db.schema.alterTable('account').addColumn('mfa_required', 'boolean', (c) => c.notNull().defaultTo(false)).execute();
+  await db.schema.alterTable('client').addColumn('require_mfa', 'boolean', (c) => c.notNull().defaultTo(false)).execute();
+  await db.schema.alterTable('client').addColumn('mfa_max_age', 'integer').execute();
+
+  await db.schema.createTable('mfa_factor')
+    .addColumn('id', 'uuid', (c) => c.primaryKey().defaultTo(sql`gen_random_uuid()`))
+    .addColumn('account_id', 'uuid', (c) => c.notNull().references('account.id').onDelete('cascade'))
+    .addColumn('kind', 'text', (c) => c.notNull().check(sql`kind in ('totp','token','webauthn','phone')`))
+    .addColumn('label', 'text', (c) => c.notNull())
+    .addColumn('secret_enc', 'text')
+    .addColumn('is_default', 'boolean', (c) => c.notNull().defaultTo(false))
+    .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
+    .addColumn('last_used_at', 'timestamptz')
+    .execute();
+  await db.schema.createIndex('mfa_factor_account_idx').on('mfa_factor').column('account_id').execute();
+
+  // Time steps already accepted, so that no TOTP code works twice for an account.
+  await db.schema.createTable('totp_step')
+    .addColumn('account_id', 'uuid', (c) => c.notNull().references('account.id').onDelete('cascade'))
+    .addColumn('step', 'bigint', (c) => c.notNull())
+    .addColumn('used_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
+    .addPrimaryKeyConstraint('totp_step_pk', ['account_id', 'step'])
+    .execute();
+  await db.schema.createIndex('totp_step_used_idx').on('totp_step').column('used_at').execute();
+}
+
+export async function down(db: Kysely<any>): Promise<void> {
+  await db.schema.dropTable('totp_step').ifExists().execute();
+  await db.schema.dropTable('mfa_factor').ifExists().execute();
+  await db.schema.alterTable('client').dropColumn('mfa_max_age').execute();
+  await db.schema.alterTable('client').dropColumn('require_mfa').execute();
+  await db.schema.alterTable('account').dropColumn('mfa_required').execute();
+}

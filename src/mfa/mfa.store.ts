@@ -1,0 +1,51 @@
+import { sql, type Kysely, type Selectable } from 'kysely';
+import type { DB, FactorKind, MfaFactorTable } from '../db/schema.ts';
+
+export type FactorRow = Selectable<MfaFactorTable>;
+
+export class MfaStore {
+  readonly #db: Kysely<DB>;
+
+  constructor(db: Kysely<DB>) {
+    this.#db = db;
+  }
+
+  factors(accountId: string): Promise<FactorRow[]> {
+    return this.#db.selectFrom('mfa_factor').selectAll().where('account_id', '=', accountId)
+      .orderBy('is_default', 'desc').orderBy('created_at').execute();
+  }
+
+  /** The first factor of an account becomes its default. */
+  async insert(factor: { accountId: string; kind: FactorKind; label: string; secretEnc: string | null }): Promise<FactorRow> {
+    return this.#db.insertInto('mfa_factor').values({
+      account_id: factor.accountId,
+      kind: factor.kind,
+      label: factor.label,
+      secret_enc: factor.secretEnc,
+      is_default: sql<boolean>`not exists (select 1 from mfa_factor where account_id = ${factor.accountId})` as never,
+    }).returningAll().executeTakeFirstOrThrow();
+  }
+
+  async touch(factorId: string): Promise<void> {
+    await this.#db.updateTable('mfa_factor').set({ last_used_at: sql<Date>`now()` as never }).where('id', '=', factorId).execute();
+  }
+
+  async deleteAll(accountId: string): Promise<number> {
+    const result = await this.#db.deleteFrom('mfa_factor').where('account_id', '=', accountId).executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+
+  /** Records a used TOTP time step; false if it was used before (a replay). One atomic insert. */
+  async consumeStep(accountId: string, step: number): Promise<boolean> {
+    const row = await this.#db.insertInto('totp_step').values({ account_id: accountId, step })
+      .onConflict((oc) => oc.columns(['account_id', 'step']).doNothing()).returning('step').executeTakeFirst();
+    return row !== undefined;
+  }
+
+  async deleteOldSteps(limit: number): Promise<number> {
+    const result = await sql`
+      with doomed as (select account_id, step from totp_step where used_at < now() - interval '10 minutes' limit ${limit})
+      delete from totp_step t using doomed d where t.account_id = d.account_id and t.step = d.step`.execute(this.#db);
+    return Number(result.numAffectedRows ?? 0);
+  }
+}

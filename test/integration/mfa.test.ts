@@ -1,0 +1,210 @@
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { generate } from 'otplib';
+import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
+import { Browser, type Page } from '../support/browser.ts';
+import { codeFrom, enterCredentials, redeem, startAuthorization } from '../support/flows.ts';
+import { ACR_MFA, ACR_PASSWORD } from '../../src/mfa/assurance.ts';
+
+let akamon: RunningAkamon;
+let plain: Awaited<ReturnType<RunningAkamon['createClient']>>;
+let vpn: Awaited<ReturnType<RunningAkamon['createClient']>>;
+
+beforeAll(async () => {
+  akamon = await startAkamon();
+  plain = await akamon.createClient({ name: 'Library', redirectUris: ['http://127.0.0.1:9/library'] });
+  vpn = await akamon.createClient({ name: 'UTokyo VPN', requireMfa: true, redirectUris: ['http://127.0.0.1:9/vpn'] });
+});
+afterAll(() => akamon.close());
+
+const claimsOf = (idToken: string) => JSON.parse(Buffer.from(idToken.split('.')[1], 'base64url').toString());
+const secretOn = (page: Page) => /<code>([A-Z2-7 ]+)<\/code>/.exec(page.html)![1].replace(/ /g, '');
+/** A code for a given moment; distinct moments 30 s apart give distinct time steps. */
+const totpAt = (secret: string, offsetSteps = 0) => generate({ secret, epoch: Math.floor(Date.now() / 1000) + offsetSteps * 30 });
+
+async function enrolled(browser = new Browser(akamon.url)) {
+  const account = await akamon.createReadyAccount();
+  const started = await startAuthorization(browser, akamon, vpn);
+  const enroll = await enterCredentials(browser, started.page, account.commonId, account.password);
+  expect(enroll.html).toContain('More information required');
+  const secret = secretOn(enroll);
+  const done = await browser.submit(enroll, /\/totp$/, { code: await totpAt(secret) });
+  const tokens = await redeem(akamon, vpn, codeFrom(done), started.verifier);
+  return { account, secret, browser, tokens };
+}
+
+describe('enrolment at a client that demands MFA', () => {
+  test('shows a QR code and the key, saves the app only after a valid code, and the ID token says otp', async () => {
+    const account = await akamon.createReadyAccount();
+    const browser = new Browser(akamon.url);
+    const started = await startAuthorization(browser, akamon, vpn);
+    const enroll = await enterCredentials(browser, started.page, account.commonId, account.password);
+    expect(enroll.html).toContain('More information required');
+    expect(enroll.html).toMatch(/<img class="qr" src="data:image\/svg\+xml;base64,/);
+    const secret = secretOn(enroll);
+    expect(secret).toMatch(/^[A-Z2-7]{16,}$/);
+
+    const wrong = await browser.submit(enroll, /\/totp$/, { code: '000000' });
+    expect(wrong.status).toBe(400);
+    expect(wrong.html).toContain('That code is not correct');
+    expect(await akamon.deps.mfa.factors(account.id)).toHaveLength(0);
+    // The same key is offered again: the pending secret lives in the interaction, not in the form.
+    expect(secretOn(wrong)).toBe(secret);
+
+    const done = await browser.submit(wrong, /\/totp$/, { code: await totpAt(secret) });
+    const tokens = await redeem(akamon, vpn, codeFrom(done), started.verifier);
+    expect(tokens.status).toBe(200);
+    const claims = claimsOf(tokens.body.id_token);
+    expect(claims.amr).toEqual(['pwd', 'otp']);
+    expect(claims.acr).toBe(ACR_MFA);
+    const factors = await akamon.deps.mfa.factors(account.id);
+    expect(factors.map((f) => [f.kind, f.is_default])).toEqual([['totp', true]]);
+    expect(factors[0].secret_enc).not.toContain(secret);
+  });
+
+  test('leaving halfway stores no factor', async () => {
+    const account = await akamon.createReadyAccount();
+    const browser = new Browser(akamon.url);
+    const started = await startAuthorization(browser, akamon, vpn);
+    const enroll = await enterCredentials(browser, started.page, account.commonId, account.password);
+    const left = await browser.submit(enroll, /\/abort$/, {});
+    expect(new URL(left.url).searchParams.get('error')).toBe('access_denied');
+    expect(await akamon.deps.mfa.factors(account.id)).toHaveLength(0);
+    // Coming back later starts the enrolment again, with a new key.
+    const again = await startAuthorization(browser, akamon, vpn);
+    expect(again.page.html).toContain('More information required');
+    expect(secretOn(again.page)).not.toBe(secretOn(enroll));
+  });
+
+  test('prompt=none at the MFA client with a password-only session gives interaction_required', async () => {
+    const account = await akamon.createReadyAccount();
+    const browser = new Browser(akamon.url);
+    const first = await startAuthorization(browser, akamon, plain);
+    const done = await enterCredentials(browser, first.page, account.commonId, account.password);
+    expect(claimsOf((await redeem(akamon, plain, codeFrom(done), first.verifier)).body.id_token).acr).toBe(ACR_PASSWORD);
+    const silent = await startAuthorization(browser, akamon, vpn, { prompt: 'none' });
+    expect(new URL(silent.page.url).searchParams.get('error')).toBe('interaction_required');
+    expect(new URL(silent.page.url).searchParams.get('code')).toBeNull();
+  });
+});
+
+describe('verification', () => {
+  test('step-up through SSO: a password-only session is asked for a code at the MFA client only', async () => {
+    const { account, secret } = await enrolled();
+    const browser = new Browser(akamon.url);
+    const atLibrary = await startAuthorization(browser, akamon, plain);
+    const libraryDone = await enterCredentials(browser, atLibrary.page, account.commonId, account.password);
+    expect(claimsOf((await redeem(akamon, plain, codeFrom(libraryDone), atLibrary.verifier)).body.id_token).amr).toEqual(['pwd']);
+
+    const atVpn = await startAuthorization(browser, akamon, vpn);
+    expect(atVpn.page.html).toContain('Verify your identity');
+    expect(atVpn.page.html).toContain('UTokyo VPN');
+    const verified = await browser.submit(atVpn.page, /\/totp$/, { code: await totpAt(secret, 1) });
+    const claims = claimsOf((await redeem(akamon, vpn, codeFrom(verified), atVpn.verifier)).body.id_token);
+    expect(claims.amr).toEqual(['pwd', 'otp']);
+    expect(claims.acr).toBe(ACR_MFA);
+    // Now the session has MFA: SSO to the VPN needs nothing more, also with prompt=none.
+    const again = await startAuthorization(browser, akamon, vpn, { prompt: 'none' });
+    expect(codeFrom(again.page)).toBeTruthy();
+  });
+
+  test('a TOTP time step works once per account; one step of drift is accepted, two are not', async () => {
+    const { account, secret } = await enrolled();
+    const codeFor = (step: number) => generate({ secret, epoch: step * 30 });
+    // The enrolment consumed its code's step: that code never works again.
+    const [used] = await akamon.deps.database.db.selectFrom('totp_step').select('step').where('account_id', '=', account.id).execute();
+    const enrolStep = Number(used.step);
+    expect(await akamon.deps.mfa.verifyTotp(account.id, await codeFor(enrolStep))).toEqual({ ok: false, reason: 'replayed' });
+    const now = Math.floor(Date.now() / 1000 / 30);
+    const [first, second] = [now - 1, now, now + 1].filter((s) => s !== enrolStep);
+    expect((await akamon.deps.mfa.verifyTotp(account.id, await codeFor(first))).ok).toBe(true);
+    expect(await akamon.deps.mfa.verifyTotp(account.id, await codeFor(first))).toEqual({ ok: false, reason: 'replayed' });
+    // Grouped as apps show it, with spaces around: still the code.
+    expect((await akamon.deps.mfa.verifyTotp(account.id, ` ${(await codeFor(second)).replace(/(\d{3})/, '$1 ')} `)).ok).toBe(true);
+    expect(await akamon.deps.mfa.verifyTotp(account.id, await codeFor(now - 2))).toEqual({ ok: false, reason: 'wrong_code' });
+    expect(await akamon.deps.mfa.verifyTotp(account.id, await codeFor(now + 2))).toEqual({ ok: false, reason: 'wrong_code' });
+  });
+
+  test('one code submitted ten times at once is accepted once', async () => {
+    const { account, secret } = await enrolled();
+    const code = await totpAt(secret, 1);
+    const outcomes = await Promise.all(Array.from({ length: 10 }, () => akamon.deps.mfa.verifyTotp(account.id, code)));
+    expect(outcomes.filter((o) => o.ok)).toHaveLength(1);
+  });
+
+  test("another account's code is refused", async () => {
+    const one = await enrolled();
+    const other = await enrolled();
+    expect(await akamon.deps.mfa.verifyTotp(one.account.id, await totpAt(other.secret, 1))).toEqual({ ok: false, reason: 'wrong_code' });
+  });
+
+  test('wrong codes lock the method with a clear message, and the right code is refused meanwhile', async () => {
+    const { account, secret } = await enrolled();
+    const browser = new Browser(akamon.url);
+    const started = await startAuthorization(browser, akamon, vpn);
+    let page = await enterCredentials(browser, started.page, account.commonId, account.password);
+    expect(page.html).toContain('Verify your identity');
+    for (let i = 0; i < 5; i += 1) page = await browser.submit(page, /\/totp$/, { code: String(100000 + i) });
+    const locked = await browser.submit(page, /\/totp$/, { code: await totpAt(secret, 1) });
+    expect(locked.status).toBe(429);
+    expect(locked.html).toMatch(/Too many wrong codes\. Wait \d+ minute/);
+    expect(Number(locked.headers.get('retry-after'))).toBeGreaterThan(0);
+  });
+
+  test('acr_values asking for MFA is honoured at any client', async () => {
+    const { account, secret } = await enrolled();
+    const browser = new Browser(akamon.url);
+    const started = await startAuthorization(browser, akamon, plain, { acr_values: ACR_MFA });
+    const page = await enterCredentials(browser, started.page, account.commonId, account.password);
+    expect(page.html).toContain('Verify your identity');
+    const done = await browser.submit(page, /\/totp$/, { code: await totpAt(secret, 1) });
+    expect(claimsOf((await redeem(akamon, plain, codeFrom(done), started.verifier)).body.id_token).acr).toBe(ACR_MFA);
+  });
+
+  test('a client with --mfa-max-age asks again once the second factor is older than that', async () => {
+    const strict = await akamon.createClient({ name: 'Wi-Fi account menu', requireMfa: true, mfaMaxAge: 300, redirectUris: ['http://127.0.0.1:9/wifi'] });
+    const { browser } = await enrolled();
+    const fresh = await startAuthorization(browser, akamon, strict, { prompt: 'none' });
+    expect(codeFrom(fresh.page)).toBeTruthy();
+    // Age the session's sign-in by ten minutes, as time passing would.
+    await akamon.deps.database.db.updateTable('oidc_payload')
+      .set((eb) => ({ payload: eb.fn('jsonb_set', [eb.ref('payload'), eb.val('{loginTs}'), eb.val(JSON.stringify(Math.floor(Date.now() / 1000) - 600))]) as never }))
+      .where('model', '=', 'Session').execute();
+    const stale = await startAuthorization(browser, akamon, strict, { prompt: 'none' });
+    expect(new URL(stale.page.url).searchParams.get('error')).toBe('interaction_required');
+    const relaxed = await startAuthorization(browser, akamon, vpn, { prompt: 'none' });
+    expect(codeFrom(relaxed.page)).toBeTruthy();
+  });
+
+  test('a person who applied for MFA is asked at every client', async () => {
+    const { account, secret } = await enrolled();
+    await akamon.deps.accountService.setMfaRequired(account.commonId, true);
+    const browser = new Browser(akamon.url);
+    const started = await startAuthorization(browser, akamon, plain);
+    const page = await enterCredentials(browser, started.page, account.commonId, account.password);
+    expect(page.html).toContain('Verify your identity');
+    expect(codeFrom(await browser.submit(page, /\/totp$/, { code: await totpAt(secret, 1) }))).toBeTruthy();
+  });
+});
+
+describe('operators', () => {
+  test('discovery lists the acr values', async () => {
+    const discovery = (await (await fetch(`${akamon.url}/.well-known/openid-configuration`)).json()) as { acr_values_supported: string[] };
+    expect(discovery.acr_values_supported).toEqual([ACR_PASSWORD, ACR_MFA]);
+  });
+
+  test('account show lists factors without secrets; reset-mfa removes them so the person enrols again', async () => {
+    const { account, secret } = await enrolled();
+    const auth = { authorization: `Bearer ${akamon.operatorToken}`, 'content-type': 'application/json' };
+    const shown = await (await fetch(`${akamon.url}/admin/api/accounts/${account.commonId}`, { headers: auth })).text();
+    expect(JSON.parse(shown).factors).toEqual([expect.objectContaining({ kind: 'totp', label: 'Authenticator app', default: true })]);
+    expect(shown).not.toContain(secret);
+    const required = await fetch(`${akamon.url}/admin/api/accounts/${account.commonId}`, { method: 'PATCH', headers: auth, body: JSON.stringify({ requireMfa: true }) });
+    expect(((await required.json()) as { mfaRequired: boolean }).mfaRequired).toBe(true);
+    const reset = await fetch(`${akamon.url}/admin/api/accounts/${account.commonId}/reset-mfa`, { method: 'POST', headers: auth });
+    expect(((await reset.json()) as { removedFactors: number }).removedFactors).toBe(1);
+    const browser = new Browser(akamon.url);
+    const started = await startAuthorization(browser, akamon, plain);
+    const page = await enterCredentials(browser, started.page, account.commonId, account.password);
+    expect(page.html).toContain('More information required');
+  });
+});
