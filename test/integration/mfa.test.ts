@@ -186,6 +186,23 @@ describe('verification', () => {
   });
 });
 
+test('a person applies for MFA on the account home and sets up an app right away', async () => {
+  const account = await akamon.createReadyAccount();
+  const browser = new Browser(akamon.url);
+  const signIn = await browser.visit(`${akamon.url}/account`);
+  const home = await enterCredentials(browser, signIn, account.commonId, account.password);
+  expect(home.url).toBe(`${akamon.url}/account`);
+  expect(home.html).toContain('Not using it');
+  const enroll = await browser.submit(home, /\/account\/mfa$/, {});
+  expect(enroll.html).toContain('More information required');
+  const done = await browser.submit(enroll, /\/totp$/, { code: await totpAt(secretOn(enroll)) });
+  expect(done.url).toBe(`${akamon.url}/account`);
+  expect(done.html).toContain('Authenticator app');
+  expect((await akamon.deps.accounts.findById(account.id))!.mfa_required).toBe(true);
+  const forged = await browser.submit(home, /\/account\/mfa$/, {}, { csrf: 'forged' });
+  expect(forged.status).toBe(403);
+});
+
 describe('operators', () => {
   test('discovery lists the acr values', async () => {
     const discovery = (await (await fetch(`${akamon.url}/.well-known/openid-configuration`)).json()) as { acr_values_supported: string[] };
