@@ -12,11 +12,25 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('kind', 'text', (c) => c.notNull().check(sql`kind in ('totp','token','webauthn','phone')`))
     .addColumn('label', 'text', (c) => c.notNull())
     .addColumn('secret_enc', 'text')
+    .addColumn('digits', 'integer', (c) => c.notNull().defaultTo(6))
+    .addColumn('period', 'integer', (c) => c.notNull().defaultTo(30))
+    .addColumn('token_serial', 'text')
     .addColumn('is_default', 'boolean', (c) => c.notNull().defaultTo(false))
     .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
     .addColumn('last_used_at', 'timestamptz')
     .execute();
   await db.schema.createIndex('mfa_factor_account_idx').on('mfa_factor').column('account_id').execute();
+
+  // OATH TOTP hardware tokens the university lends to people without a suitable phone.
+  await db.schema.createTable('hardware_token')
+    .addColumn('serial', 'text', (c) => c.primaryKey())
+    .addColumn('secret_enc', 'text', (c) => c.notNull())
+    .addColumn('digits', 'integer', (c) => c.notNull())
+    .addColumn('period', 'integer', (c) => c.notNull())
+    .addColumn('assigned_to', 'uuid', (c) => c.references('account.id').onDelete('set null'))
+    .addColumn('assigned_at', 'timestamptz')
+    .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
+    .execute();
 
   // Time steps already accepted, so that no TOTP code works twice for an account.
   await db.schema.createTable('totp_step')
@@ -30,6 +44,7 @@ export async function up(db: Kysely<any>): Promise<void> {
 
 export async function down(db: Kysely<any>): Promise<void> {
   await db.schema.dropTable('totp_step').ifExists().execute();
+  await db.schema.dropTable('hardware_token').ifExists().execute();
   await db.schema.dropTable('mfa_factor').ifExists().execute();
   await db.schema.alterTable('client').dropColumn('mfa_max_age').execute();
   await db.schema.alterTable('client').dropColumn('require_mfa').execute();

@@ -20,6 +20,8 @@ import { InteractionStateStore } from './interaction/interaction-state.store.ts'
 import { OperatorStore } from './admin/operator.store.ts';
 import { MfaStore } from './mfa/mfa.store.ts';
 import { MfaService } from './mfa/mfa.service.ts';
+import { TokenStore } from './mfa/token.store.ts';
+import { TokenService } from './mfa/token.service.ts';
 
 /** Everything the app is built from; tests pass their own database, clock or logger here. */
 export interface Deps {
@@ -40,6 +42,7 @@ export interface Deps {
   operators: OperatorStore;
   mfaStore: MfaStore;
   mfa: MfaService;
+  tokens: TokenService;
 }
 
 /**
@@ -97,5 +100,6 @@ export async function buildDeps(config: Config, logger: Logger, overrides: { dat
     operators: new OperatorStore(db),
     mfaStore,
     mfa: new MfaService({ store: mfaStore, box, throttle, clock }),
+    tokens: new TokenService({ store: new TokenStore(db), box }),
   };
 }

@@ -10,6 +10,7 @@ import type { AccountStatus, Affiliation } from '../db/schema.ts';
 import { DomainError } from '../shared/errors.ts';
 import type { OperatorStore } from './operator.store.ts';
 import type { MfaService } from '../mfa/mfa.service.ts';
+import type { TokenService } from '../mfa/token.service.ts';
 import { ACCOUNT_CLIENT_ID } from '../selfservice/account-home.ts';
 
 export interface AdminApiDeps {
@@ -20,6 +21,7 @@ export interface AdminApiDeps {
   signinLog: SigninLog;
   rotateKeys: () => Promise<string[]>;
   mfa: MfaService;
+  tokens: TokenService;
 }
 
 const STATUS_OF: Record<string, number> = {
@@ -27,6 +29,9 @@ const STATUS_OF: Record<string, number> = {
   client_not_found: 404,
   account_exists: 409,
   client_exists: 409,
+  token_not_found: 404,
+  token_exists: 409,
+  token_unavailable: 409,
 };
 
 export function accountJson(a: AccountRow) {
@@ -214,6 +219,29 @@ export function adminApi(deps: AdminApiDeps): Router {
   router.delete('/clients/:clientId', async (ctx) => {
     await deps.clients.delete(ctx.params.clientId);
     ctx.status = 204;
+  });
+
+  router.post('/tokens', async (ctx) => {
+    const b = body(ctx);
+    ctx.status = 201;
+    ctx.body = await deps.tokens.add({ serial: b.serial, secret: b.secret, digits: b.digits, period: b.period });
+  });
+
+  router.get('/tokens', async (ctx) => {
+    ctx.body = { tokens: await deps.tokens.list() };
+  });
+
+  router.post('/tokens/:serial/assign', async (ctx) => {
+    const account = await deps.accountService.get(String(body(ctx).commonId ?? ''));
+    await deps.tokens.assign(ctx.params.serial, account.id);
+    ctx.state.log.info({ operator: ctx.state.operator, serial: ctx.params.serial, commonId: account.common_id }, 'token lent');
+    ctx.body = { serial: ctx.params.serial, assignedTo: account.common_id };
+  });
+
+  router.post('/tokens/:serial/unassign', async (ctx) => {
+    await deps.tokens.unassign(ctx.params.serial);
+    ctx.state.log.info({ operator: ctx.state.operator, serial: ctx.params.serial }, 'token returned');
+    ctx.body = { serial: ctx.params.serial, assignedTo: null };
   });
 
   router.post('/keys/rotate', async (ctx) => {

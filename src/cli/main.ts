@@ -3,11 +3,12 @@ import { commandHelp, commandPath, groupHelp, runCommand, type Command, type Gro
 import { accountGroup } from './commands/account.ts';
 import { clientGroup } from './commands/client.ts';
 import { keysGroup } from './commands/keys.ts';
+import { tokenGroup } from './commands/token.ts';
 import { migrateCommand } from './commands/migrate.ts';
 import { signinsCommand } from './commands/signins.ts';
 import { err, out } from './output.ts';
 
-const GROUPS: Group[] = [accountGroup, clientGroup, keysGroup];
+const GROUPS: Group[] = [accountGroup, clientGroup, tokenGroup, keysGroup];
 const COMMANDS: Command[] = [signinsCommand, migrateCommand];
 
 function mainHelp(): string {

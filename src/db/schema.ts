@@ -59,9 +59,23 @@ export interface MfaFactorTable {
   kind: FactorKind;
   label: string;
   secret_enc: string | null;
+  digits: Generated<number>;
+  period: Generated<number>;
+  /** For a lent hardware token: its serial number. */
+  token_serial: string | null;
   is_default: Generated<boolean>;
   created_at: CreatedAt;
   last_used_at: Timestamp | null;
+}
+
+export interface HardwareTokenTable {
+  serial: string;
+  secret_enc: string;
+  digits: number;
+  period: number;
+  assigned_to: string | null;
+  assigned_at: Timestamp | null;
+  created_at: CreatedAt;
 }
 
 export interface TotpStepTable {
@@ -131,4 +145,5 @@ export interface DB {
   interaction_state: InteractionStateTable;
   mfa_factor: MfaFactorTable;
   totp_step: TotpStepTable;
+  hardware_token: HardwareTokenTable;
 }

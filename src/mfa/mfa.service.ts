@@ -64,7 +64,7 @@ export class MfaService {
       const code = normalizeCode(input);
       for (const factor of await this.#store.factors(accountId)) {
         if ((factor.kind !== 'totp' && factor.kind !== 'token') || !factor.secret_enc) continue;
-        const step = await matchTotp(this.#box.decrypt(factor.secret_enc), code, this.#clock.now());
+        const step = await matchTotp(this.#box.decrypt(factor.secret_enc), code, this.#clock.now(), { digits: factor.digits, period: factor.period });
         if (step === undefined) continue;
         if (!(await this.#store.consumeStep(accountId, step))) return { ok: false, reason: 'replayed' };
         await this.#store.touch(factor.id);

@@ -12,15 +12,28 @@ export function totpUri(secret: string, accountName: string, issuer: string): st
   return generateURI({ secret, label: accountName, issuer, digits: TOTP_DIGITS, period: TOTP_PERIOD });
 }
 
+export interface TotpShape {
+  digits: number;
+  period: number;
+}
+
+export const APP_SHAPE: TotpShape = { digits: TOTP_DIGITS, period: TOTP_PERIOD };
+
 /**
  * Checks a code at `now`, accepting one time step of clock drift either way (RFC 6238 section 5.2).
- * Returns the matching time step, which the caller must consume so the code never works twice.
+ * Returns the start (epoch seconds) of the matching time step, which the caller must consume so
+ * the code never works twice; start times compare across factors with different periods.
  */
-export async function matchTotp(secret: string, code: string, now: Date): Promise<number | undefined> {
-  if (!/^\d{6}$/.test(code)) return undefined;
-  const result = await verify({ secret, token: code, epoch: Math.floor(now.getTime() / 1000), epochTolerance: TOTP_PERIOD, period: TOTP_PERIOD, digits: TOTP_DIGITS });
-  // The step of the matching code: the current one shifted by the drift that matched.
-  return result.valid ? Math.floor(now.getTime() / 1000 / TOTP_PERIOD) + result.delta : undefined;
+export async function matchTotp(secret: string, code: string, now: Date, shape: TotpShape = APP_SHAPE): Promise<number | undefined> {
+  if (code.length !== shape.digits || !/^\d+$/.test(code)) return undefined;
+  const epoch = Math.floor(now.getTime() / 1000);
+  const result = await verify({ secret, token: code, epoch, epochTolerance: shape.period, period: shape.period, digits: shape.digits });
+  return result.valid ? (Math.floor(epoch / shape.period) + result.delta) * shape.period : undefined;
+}
+
+/** An RFC 4648 base32 secret of at least 80 bits (what OATH token vendors ship). */
+export function isBase32Secret(value: string): boolean {
+  return /^[A-Z2-7]{16,128}=*$/.test(value);
 }
 
 /** What a person typed: spaces and hyphens (as apps group the digits) and full-width digits are fine. */

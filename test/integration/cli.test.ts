@@ -273,6 +273,34 @@ describe('akamon CLI', () => {
     expectOneErrorLine(tooShort, /--mfa-max-age/);
   });
 
+  test('token import, list, assign and unassign', async () => {
+    const file = path.join(work, 'tokens.csv');
+    const serial = `CLI${Date.now()}`;
+    await fs.writeFile(file, ['serial,secret,digits,period', `${serial}A,JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP,6,30`, `${serial}B,JBSWY3DPEHPK3PXP,8,60`, `${serial}C,not base32,6,30`].join('\n'));
+    const imported = await cli(['token', 'import', file, '--json']);
+    expect(imported.code).toBe(1);
+    const result = JSON.parse(imported.stdout);
+    expect(result.loaded).toEqual([`${serial}A`, `${serial}B`]);
+    expect(result.errors).toEqual([expect.objectContaining({ row: 4, serial: `${serial}C` })]);
+    expect(lines(imported.stderr).filter((l) => l.startsWith('row 4: '))).toHaveLength(1);
+    expect(imported.stdout).not.toContain('JBSWY3DP');
+
+    const assigned = await json(['token', 'assign', `${serial}A`, '--to', cid(1)]);
+    expect(assigned).toEqual({ serial: `${serial}A`, assignedTo: cid(1) });
+    const again = await cli(['token', 'assign', `${serial}A`, '--to', cid(1)]);
+    expect(again.code).toBe(1);
+    expectOneErrorLine(again, /already lent/);
+    const listed = await json<Array<{ serial: string; assignedTo: string | null }>>(['token', 'list']);
+    expect(listed.find((t) => t.serial === `${serial}A`)?.assignedTo).toBe(cid(1));
+    expect(JSON.stringify(listed)).not.toContain('JBSWY3DP');
+    expect((await json(['account', 'show', cid(1)])).factors).toEqual([expect.objectContaining({ kind: 'token', label: `Token ${serial}A` })]);
+    expect((await cli(['token', 'unassign', `${serial}A`])).code).toBe(0);
+    expect((await json(['account', 'show', cid(1)])).factors).toEqual([]);
+    const missingTo = await cli(['token', 'assign', `${serial}B`]);
+    expect(missingTo.code).toBe(2);
+    expectOneErrorLine(missingTo, /--to/);
+  });
+
   test('keys rotate answers two key IDs', async () => {
     const result = await json<{ kids: string[] }>(['keys', 'rotate']);
     expect(result.kids).toHaveLength(2);

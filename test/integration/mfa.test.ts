@@ -112,7 +112,7 @@ describe('verification', () => {
     const codeFor = (step: number) => generate({ secret, epoch: step * 30 });
     // The enrolment consumed its code's step: that code never works again.
     const [used] = await akamon.deps.database.db.selectFrom('totp_step').select('step').where('account_id', '=', account.id).execute();
-    const enrolStep = Number(used.step);
+    const enrolStep = Number(used.step) / 30; // stored as the step's start time
     expect(await akamon.deps.mfa.verifyTotp(account.id, await codeFor(enrolStep))).toEqual({ ok: false, reason: 'replayed' });
     const now = Math.floor(Date.now() / 1000 / 30);
     const [first, second] = [now - 1, now, now + 1].filter((s) => s !== enrolStep);
@@ -201,6 +201,42 @@ test('a person applies for MFA on the account home and sets up an app right away
   expect((await akamon.deps.accounts.findById(account.id))!.mfa_required).toBe(true);
   const forged = await browser.submit(home, /\/account\/mfa$/, {}, { csrf: 'forged' });
   expect(forged.status).toBe(403);
+});
+
+describe('lent hardware tokens', () => {
+  const SECRET = 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP';
+  const tokenCode = (offsetSteps = 0) => generate({ secret: SECRET, digits: 8, period: 60, epoch: Math.floor(Date.now() / 1000) + offsetSteps * 60 });
+
+  test('a lent 8-digit, 60-second token works like an app, stops working when taken back, and is never lent twice', async () => {
+    const serial = `TK${Date.now()}`;
+    await akamon.deps.tokens.add({ serial, secret: SECRET, digits: 8, period: 60 });
+    const stored = await akamon.deps.database.db.selectFrom('hardware_token').selectAll().where('serial', '=', serial).executeTakeFirstOrThrow();
+    expect(stored.secret_enc).not.toContain(SECRET);
+    await expect(akamon.deps.tokens.add({ serial, secret: SECRET, digits: 8, period: 60 })).rejects.toMatchObject({ code: 'token_exists' });
+    await expect(akamon.deps.tokens.add({ serial: 'x y', secret: SECRET, digits: 8, period: 60 })).rejects.toMatchObject({ code: 'invalid_serial' });
+    await expect(akamon.deps.tokens.add({ serial: 'T2', secret: 'not-base32!', digits: 8, period: 60 })).rejects.toMatchObject({ code: 'invalid_secret' });
+    await expect(akamon.deps.tokens.add({ serial: 'T3', secret: SECRET, digits: 7, period: 60 })).rejects.toMatchObject({ code: 'invalid_digits' });
+
+    const account = await akamon.createReadyAccount();
+    const other = await akamon.createReadyAccount();
+    await akamon.deps.tokens.assign(serial, account.id);
+    await expect(akamon.deps.tokens.assign(serial, other.id)).rejects.toMatchObject({ code: 'token_unavailable' });
+    const [factor] = await akamon.deps.mfa.factors(account.id);
+    expect(factor).toMatchObject({ kind: 'token', token_serial: serial, digits: 8, period: 60, is_default: true });
+
+    const browser = new Browser(akamon.url);
+    const started = await startAuthorization(browser, akamon, vpn);
+    const page = await enterCredentials(browser, started.page, account.commonId, account.password);
+    expect(page.html).toContain('Verify your identity');
+    const done = await browser.submit(page, /\/totp$/, { code: await tokenCode() });
+    expect(claimsOf((await redeem(akamon, vpn, codeFrom(done), started.verifier)).body.id_token).amr).toEqual(['pwd', 'otp']);
+
+    await akamon.deps.tokens.unassign(serial);
+    expect(await akamon.deps.mfa.factors(account.id)).toHaveLength(0);
+    expect(await akamon.deps.mfa.verifyTotp(account.id, await tokenCode(1))).toEqual({ ok: false, reason: 'wrong_code' });
+    await akamon.deps.tokens.assign(serial, other.id);
+    expect((await akamon.deps.tokens.list()).find((t) => t.serial === serial)).toMatchObject({ assignedTo: other.commonId });
+  });
 });
 
 describe('operators', () => {

@@ -1,28 +1,19 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { parse } from 'csv-parse/sync';
 import { AFFILIATIONS, validateAccountInput } from '../../account/account.service.ts';
 import { DomainError } from '../../shared/errors.ts';
 import type { AdminClient } from '../admin-client.ts';
 import { ApiError } from '../admin-client.ts';
-import { UsageError } from '../args.ts';
 import type { Command, RunContext } from '../command.ts';
 import { assertLetterAbsent, writeLetter } from '../letter.ts';
 import { csvLine, err, out, printJson } from '../output.ts';
 import type { IssuedJson } from './account-types.ts';
+import { readCsvRows, type CsvRow as Row } from '../csv-file.ts';
 
-const MAX_BYTES = 10 * 1024 * 1024;
-const REQUIRED_COLUMNS = ['common_id', 'name', 'affiliation'] as const;
-const COLUMNS: readonly string[] = [...REQUIRED_COLUMNS, 'email'];
+const ACCOUNT_COLUMNS = { required: ['common_id', 'name', 'affiliation'], optional: ['email'] };
 /** Accounts created at the same time: the server hashes each initial password. */
 const CONCURRENCY = 4;
 const PROGRESS_EVERY = 50;
-
-interface Row {
-  /** The line of the file the row ends on (the header is line 1). */
-  line: number;
-  fields: Record<string, string | undefined>;
-}
 
 type Outcome =
   | { kind: 'created'; line: number; commonId: string; initialPassword: string; letterError?: string }
@@ -30,40 +21,6 @@ type Outcome =
 
 /** What went wrong with a row, if anything: a refusal, or a letter that could not be written. */
 const problem = (o: Outcome): string | undefined => (o.kind === 'failed' ? o.error : o.letterError);
-
-/** Reads and checks the whole file first: a file that is not an account list is a usage error. */
-async function readRows(file: string, command: string): Promise<Row[]> {
-  const fail = (message: string): never => {
-    throw new UsageError(message, command);
-  };
-  const stat = await fs.stat(file).catch(() => fail(`cannot read ${file}`));
-  if (!stat.isFile()) fail(`${file} is not a file`);
-  if (stat.size > MAX_BYTES) fail(`${file} is larger than 10 MB; split it`);
-  let text: string;
-  try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(await fs.readFile(file));
-  } catch {
-    fail(`${file} is not UTF-8 text (save it as "CSV UTF-8")`);
-  }
-  let records: Array<{ record: string[]; info: { lines: number } }>;
-  try {
-    records = parse(text!, { bom: true, trim: true, skip_empty_lines: true, relax_column_count: true, info: true }) as unknown as typeof records;
-  } catch (error) {
-    fail(`${file} is not valid CSV: ${(error as Error).message.split('\n')[0]}`);
-  }
-  const [header, ...data] = records!;
-  if (!header) fail(`${file} is empty`);
-  const names = header!.record.map((name) => name.toLowerCase());
-  const unknown = names.filter((name) => !COLUMNS.includes(name));
-  if (unknown.length) fail(`${file} has unknown column ${unknown.join(', ')}; the columns are ${COLUMNS.join(',')}`);
-  const missing = REQUIRED_COLUMNS.filter((name) => !names.includes(name));
-  if (missing.length) fail(`${file} has no ${missing.join(', ')} column; the header must be ${COLUMNS.join(',')} (email optional)`);
-  if (new Set(names).size !== names.length) fail(`${file} has a column twice`);
-  return data.map(({ record, info }) => ({
-    line: info.lines,
-    fields: Object.fromEntries(names.map((name, i) => [name, record[i]])),
-  }));
-}
 
 async function importRow(api: AdminClient, row: Row, letters: string | undefined): Promise<Outcome> {
   const raw = row.fields.common_id || null;
@@ -115,7 +72,7 @@ export const importCommand: Command = {
     'and nothing is created for them. Exit status 0 when every row was created, 1 otherwise.',
   ].join('\n'),
   async run(ctx: RunContext) {
-    const rows = await readRows(ctx.positionals[0]!, ctx.command);
+    const rows = await readCsvRows(ctx.positionals[0]!, ctx.command, ACCOUNT_COLUMNS);
     const letters = ctx.options.string('letters');
     const api = await ctx.connect();
     if (letters) await fs.mkdir(letters, { recursive: true, mode: 0o700 });

@@ -1,0 +1,72 @@
+import type { SecretBox } from '../crypto/secret-box.ts';
+import { DomainError } from '../shared/errors.ts';
+import type { TokenRow, TokenStore } from './token.store.ts';
+import { isBase32Secret } from './totp.ts';
+
+export interface TokenInput {
+  serial: unknown;
+  secret: unknown;
+  digits: unknown;
+  period: unknown;
+}
+
+export interface TokenView {
+  serial: string;
+  digits: number;
+  period: number;
+  assignedTo: string | null;
+  assignedAt: string | null;
+}
+
+const SERIAL = /^[A-Za-z0-9._-]{1,64}$/;
+
+function toView(row: TokenRow): TokenView {
+  return {
+    serial: row.serial,
+    digits: row.digits,
+    period: row.period,
+    assignedTo: row.common_id,
+    assignedAt: row.assigned_at ? new Date(row.assigned_at).toISOString() : null,
+  };
+}
+
+/** Lent hardware tokens. Their secrets are encrypted at rest and never leave the server. */
+export class TokenService {
+  readonly #store: TokenStore;
+  readonly #box: SecretBox;
+
+  constructor(deps: { store: TokenStore; box: SecretBox }) {
+    this.#store = deps.store;
+    this.#box = deps.box;
+  }
+
+  async add(input: TokenInput): Promise<TokenView> {
+    const serial = String(input.serial ?? '').trim();
+    if (!SERIAL.test(serial)) throw new DomainError('invalid_serial', 'the serial must be 1 to 64 letters, digits, dots, hyphens or underscores');
+    const secret = String(input.secret ?? '').replace(/\s/g, '').toUpperCase();
+    if (!isBase32Secret(secret)) throw new DomainError('invalid_secret', 'the secret must be base32 (A-Z, 2-7), at least 16 characters');
+    const digits = Number(input.digits);
+    if (digits !== 6 && digits !== 8) throw new DomainError('invalid_digits', 'digits must be 6 or 8');
+    const period = Number(input.period);
+    if (period !== 30 && period !== 60) throw new DomainError('invalid_period', 'period must be 30 or 60 seconds');
+    if (!(await this.#store.insert({ serial, secretEnc: this.#box.encrypt(secret.replace(/=+$/, '')), digits, period }))) {
+      throw new DomainError('token_exists', `a token with serial ${serial} is already loaded`);
+    }
+    return { serial, digits, period, assignedTo: null, assignedAt: null };
+  }
+
+  async list(): Promise<TokenView[]> {
+    return (await this.#store.list()).map(toView);
+  }
+
+  async assign(serial: string, accountId: string): Promise<void> {
+    if (!(await this.#store.assign(serial, accountId))) {
+      throw new DomainError('token_unavailable', `token ${serial} is not loaded or is already lent`);
+    }
+  }
+
+  async unassign(serial: string): Promise<void> {
+    const previous = await this.#store.unassign(serial);
+    if (previous === undefined) throw new DomainError('token_not_found', `no token with serial ${serial}`);
+  }
+}
