@@ -5,6 +5,19 @@ export async function up(db: Kysely<any>): Promise<void> {
   await db.schema.alterTable('account').addColumn('mfa_required', 'boolean', (c) => c.notNull().defaultTo(false)).execute();
   await db.schema.alterTable('client').addColumn('require_mfa', 'boolean', (c) => c.notNull().defaultTo(false)).execute();
   await db.schema.alterTable('client').addColumn('mfa_max_age', 'integer').execute();
+  await db.schema.alterTable('client').addColumn('legacy_password', 'boolean', (c) => c.notNull().defaultTo(false)).execute();
+
+  // Passwords for systems that cannot do MFA, usable only through the password grant of clients
+  // flagged --legacy-password. High-entropy, so an HMAC digest (not a slow hash) is enough.
+  await db.schema.createTable('app_password')
+    .addColumn('id', 'uuid', (c) => c.primaryKey().defaultTo(sql`gen_random_uuid()`))
+    .addColumn('account_id', 'uuid', (c) => c.notNull().references('account.id').onDelete('cascade'))
+    .addColumn('name', 'text', (c) => c.notNull())
+    .addColumn('digest', 'text', (c) => c.notNull().unique())
+    .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
+    .addColumn('last_used_at', 'timestamptz')
+    .execute();
+  await db.schema.createIndex('app_password_account_idx').on('app_password').column('account_id').execute();
 
   await db.schema.createTable('mfa_factor')
     .addColumn('id', 'uuid', (c) => c.primaryKey().defaultTo(sql`gen_random_uuid()`))
@@ -43,6 +56,8 @@ export async function up(db: Kysely<any>): Promise<void> {
 }
 
 export async function down(db: Kysely<any>): Promise<void> {
+  await db.schema.dropTable('app_password').ifExists().execute();
+  await db.schema.alterTable('client').dropColumn('legacy_password').execute();
   await db.schema.dropTable('totp_step').ifExists().execute();
   await db.schema.dropTable('hardware_token').ifExists().execute();
   await db.schema.dropTable('mfa_factor').ifExists().execute();

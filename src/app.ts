@@ -15,6 +15,7 @@ import { ProviderHolder } from './oidc/provider-holder.ts';
 import { findAccount } from './oidc/find-account.ts';
 import { loadExistingGrant } from './oidc/grants.ts';
 import { providerPages } from './oidc/pages.ts';
+import { passwordGrant } from './oidc/password-grant.ts';
 import { buildPolicy, buildSteps } from './interaction/policy.ts';
 import { factsLoader } from './interaction/facts.ts';
 import { interactionRouter } from './interaction/router.ts';
@@ -87,6 +88,7 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
     policy: buildPolicy(steps, factsLoader({ accounts: deps.accounts, clients: deps.clientStore, mfa: deps.mfaStore })),
     loadExistingGrant,
     pairwiseKey: box.deriveKey('pairwise-subject'),
+    passwordGrant: passwordGrant(deps.passwordSignin, config.realmSuffix),
     ...providerPages(renderer),
   };
   const build = (keys: Parameters<typeof createProvider>[1]) => {

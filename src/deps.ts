@@ -22,6 +22,8 @@ import { MfaStore } from './mfa/mfa.store.ts';
 import { MfaService } from './mfa/mfa.service.ts';
 import { TokenStore } from './mfa/token.store.ts';
 import { TokenService } from './mfa/token.service.ts';
+import { AppPasswordStore } from './account/app-password.store.ts';
+import { AppPasswordService } from './account/app-password.service.ts';
 
 /** Everything the app is built from; tests pass their own database, clock or logger here. */
 export interface Deps {
@@ -43,6 +45,7 @@ export interface Deps {
   mfaStore: MfaStore;
   mfa: MfaService;
   tokens: TokenService;
+  appPasswords: AppPasswordService;
 }
 
 /**
@@ -82,6 +85,7 @@ export async function buildDeps(config: Config, logger: Logger, overrides: { dat
   const payloads = new OidcPayloadStore(db);
   const signinLog = new SigninLog(db);
   const mfaStore = new MfaStore(db);
+  const appPasswords = new AppPasswordService({ store: new AppPasswordStore(db), key: box.deriveKey('app-password') });
   return {
     config,
     database,
@@ -90,7 +94,16 @@ export async function buildDeps(config: Config, logger: Logger, overrides: { dat
     box,
     accounts,
     accountService: new AccountService({ store: accounts, hasher, profile: config.passwordProfile, sessions: payloads, throttle }),
-    passwordSignin: new PasswordSignin({ accounts, hasher, throttle, log: signinLog }),
+    passwordSignin: new PasswordSignin({
+      accounts,
+      hasher,
+      throttle,
+      log: signinLog,
+      legacy: {
+        usesMfa: async (account) => account.mfa_required || (await mfaStore.factors(account.id)).length > 0,
+        matchesAppPassword: (accountId, candidate) => appPasswords.matches(accountId, candidate),
+      },
+    }),
     signinLog,
     clientStore: new ClientStore(db),
     throttle,
@@ -101,5 +114,6 @@ export async function buildDeps(config: Config, logger: Logger, overrides: { dat
     mfaStore,
     mfa: new MfaService({ store: mfaStore, box, throttle, clock }),
     tokens: new TokenService({ store: new TokenStore(db), box }),
+    appPasswords,
   };
 }

@@ -10,10 +10,21 @@ export interface SigninRequest {
   ip: string;
   userAgent: string | null;
   clientId: string | null;
+  /**
+   * The OAuth password grant of a --legacy-password client: an app password always works, the
+   * real password only for an account without MFA (else the grant would bypass the second factor).
+   */
+  passwordGrant?: boolean;
+}
+
+/** What the password grant needs to know beyond the account row. */
+export interface LegacyCredentials {
+  usesMfa(account: AccountRow): Promise<boolean>;
+  matchesAppPassword(accountId: string, candidate: string): Promise<boolean>;
 }
 
 export type SigninOutcome =
-  | { ok: true; account: AccountRow }
+  | { ok: true; account: AccountRow; method: 'password' | 'app_password' }
   /** Unknown account and wrong password look the same to the person. */
   | { ok: false; reason: 'invalid_credentials' }
   | { ok: false; reason: 'locked'; waitSeconds: number }
@@ -32,12 +43,36 @@ export class PasswordSignin {
   readonly #hasher: PasswordHasher;
   readonly #throttle: LoginThrottle;
   readonly #log: SigninLog;
+  readonly #legacy: LegacyCredentials;
 
-  constructor(deps: { accounts: AccountStore; hasher: PasswordHasher; throttle: LoginThrottle; log: SigninLog }) {
+  constructor(deps: { accounts: AccountStore; hasher: PasswordHasher; throttle: LoginThrottle; log: SigninLog; legacy: LegacyCredentials }) {
     this.#accounts = deps.accounts;
     this.#hasher = deps.hasher;
     this.#throttle = deps.throttle;
     this.#log = deps.log;
+    this.#legacy = deps.legacy;
+  }
+
+  /**
+   * Exactly one argon2 verification per attempt whatever the outcome, so neither the existence of
+   * an account nor its MFA status shows in the time taken.
+   */
+  async #check(account: AccountRow | undefined, password: string, passwordGrant: boolean): Promise<'password' | 'app_password' | undefined> {
+    if ([...password].length > MAX_PASSWORD_INPUT) return undefined;
+    if (!account || !password) {
+      await this.#hasher.verifyNothing(password);
+      return undefined;
+    }
+    if (passwordGrant && (await this.#legacy.usesMfa(account))) {
+      await this.#hasher.verifyNothing(password);
+      return (await this.#legacy.matchesAppPassword(account.id, password)) ? 'app_password' : undefined;
+    }
+    const result = await this.#hasher.verify(account.password_hash, password);
+    if (result.ok) {
+      if (result.needsRehash) await this.#accounts.rehash(account.id, account.password_hash, await this.#hasher.hash(password));
+      return 'password';
+    }
+    return passwordGrant && (await this.#legacy.matchesAppPassword(account.id, password)) ? 'app_password' : undefined;
   }
 
   async signIn(request: SigninRequest): Promise<SigninOutcome> {
@@ -61,17 +96,9 @@ export class PasswordSignin {
     }
 
     const password = typeof request.password === 'string' ? request.password : '';
-    let verified = false;
+    let method: 'password' | 'app_password' | undefined;
     try {
-      if ([...password].length > MAX_PASSWORD_INPUT) {
-        verified = false;
-      } else if (account && password) {
-        const result = await this.#hasher.verify(account.password_hash, password);
-        verified = result.ok;
-        if (result.needsRehash) await this.#accounts.rehash(account.id, account.password_hash, await this.#hasher.hash(password));
-      } else {
-        await this.#hasher.verifyNothing(password);
-      }
+      method = await this.#check(account, password, request.passwordGrant === true);
     } catch (error) {
       // Turned away before the password was checked: logged, but not a failed guess.
       await this.#throttle.release(keys);
@@ -79,7 +106,7 @@ export class PasswordSignin {
       throw error;
     }
 
-    if (!verified || !account) {
+    if (!method || !account) {
       await this.#throttle.failed(keys);
       await record('failure', account ? 'wrong_password' : 'unknown_account');
       return { ok: false, reason: 'invalid_credentials' };
@@ -90,7 +117,7 @@ export class PasswordSignin {
       await record('failure', reason);
       return { ok: false, reason, account };
     }
-    await record('success', 'password');
-    return { ok: true, account };
+    await record('success', request.passwordGrant ? `password_grant_${method}` : method);
+    return { ok: true, account, method };
   }
 }

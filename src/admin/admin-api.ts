@@ -76,6 +76,7 @@ function clientInput(body: Record<string, unknown>): ClientInput {
     maxPasswordLength: optional<number | null>('maxPasswordLength', 'number'),
     requireMfa: optional<boolean>('requireMfa', 'boolean'),
     mfaMaxAge: optional<number | null>('mfaMaxAge', 'number'),
+    legacyPassword: optional<boolean>('legacyPassword', 'boolean'),
   };
 }
 

@@ -14,6 +14,7 @@ export interface ClientInput {
   maxPasswordLength?: number | null;
   requireMfa?: boolean;
   mfaMaxAge?: number | null;
+  legacyPassword?: boolean;
 }
 
 export interface ClientView {
@@ -28,6 +29,7 @@ export interface ClientView {
   maxPasswordLength: number | null;
   requireMfa: boolean;
   mfaMaxAge: number | null;
+  legacyPassword: boolean;
   createdAt: string;
   updatedAt: string;
 }
@@ -65,6 +67,7 @@ function toView(row: ClientRow): ClientView {
     maxPasswordLength: row.max_password_length,
     requireMfa: row.require_mfa,
     mfaMaxAge: row.mfa_max_age,
+    legacyPassword: row.legacy_password,
     createdAt: new Date(row.created_at).toISOString(),
     updatedAt: new Date(row.updated_at).toISOString(),
   };
@@ -107,6 +110,7 @@ export class ClientService {
       maxPasswordLength: changes.maxPasswordLength !== undefined ? changes.maxPasswordLength : current.maxPasswordLength,
       requireMfa: changes.requireMfa ?? current.requireMfa,
       mfaMaxAge: changes.mfaMaxAge !== undefined ? changes.mfaMaxAge : current.mfaMaxAge,
+      legacyPassword: changes.legacyPassword ?? current.legacyPassword,
     };
     let secret: string | null = null;
     if (!merged.public && (changes.rotateSecret || !row.client_secret_enc)) secret = randomBytes(32).toString('base64url');
@@ -160,7 +164,8 @@ export class ClientService {
       redirect_uris: (input.redirectUris ?? []).map((u) => uri(u, 'redirect URI', this.#allowHttp)),
       post_logout_redirect_uris: (input.postLogoutRedirectUris ?? []).map((u) => uri(u, 'post-logout redirect URI', this.#allowHttp)),
       response_types: ['code'],
-      grant_types: ['authorization_code', 'refresh_token'],
+      // The password grant is a deliberate, per-client exception for back-ends such as mail or Wi-Fi servers.
+      grant_types: input.legacyPassword ? ['authorization_code', 'refresh_token', 'password'] : ['authorization_code', 'refresh_token'],
       token_endpoint_auth_method: input.public ? 'none' : 'client_secret_basic',
       subject_type: input.pairwise ? 'pairwise' : 'public',
       first_party: Boolean(input.firstParty),
@@ -184,6 +189,7 @@ export class ClientService {
       maxPasswordLength: max,
       requireMfa: Boolean(input.requireMfa),
       mfaMaxAge,
+      legacyPassword: Boolean(input.legacyPassword),
     };
   }
 }

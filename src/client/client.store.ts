@@ -12,6 +12,7 @@ export interface ClientRecord {
   maxPasswordLength: number | null;
   requireMfa: boolean;
   mfaMaxAge: number | null;
+  legacyPassword: boolean;
 }
 
 function columns(c: ClientRecord) {
@@ -23,6 +24,7 @@ function columns(c: ClientRecord) {
     max_password_length: c.maxPasswordLength,
     require_mfa: c.requireMfa,
     mfa_max_age: c.mfaMaxAge,
+    legacy_password: c.legacyPassword,
     updated_at: sql<Date>`now()` as never,
   };
 }

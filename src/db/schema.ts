@@ -78,6 +78,15 @@ export interface HardwareTokenTable {
   created_at: CreatedAt;
 }
 
+export interface AppPasswordTable {
+  id: Generated<string>;
+  account_id: string;
+  name: string;
+  digest: string;
+  created_at: CreatedAt;
+  last_used_at: Timestamp | null;
+}
+
 export interface TotpStepTable {
   account_id: string;
   step: ColumnType<string, string | number, never>;
@@ -94,6 +103,8 @@ export interface ClientTable {
   require_mfa: Generated<boolean>;
   /** Seconds after which a second factor must be shown again at this client. */
   mfa_max_age: number | null;
+  /** Accepts the OAuth password grant (with app passwords for MFA accounts). */
+  legacy_password: Generated<boolean>;
   created_at: CreatedAt;
   updated_at: Timestamp;
 }
@@ -146,4 +157,5 @@ export interface DB {
   mfa_factor: MfaFactorTable;
   totp_step: TotpStepTable;
   hardware_token: HardwareTokenTable;
+  app_password: AppPasswordTable;
 }

@@ -4,6 +4,7 @@ import { hmac } from '../crypto/tokens.ts';
 import type { KeyMaterial } from './keys.ts';
 import { outboundFetch } from './outbound-fetch.ts';
 import { ACR_VALUES } from '../mfa/assurance.ts';
+import { PASSWORD_GRANT_PARAMETERS } from './password-grant.ts';
 
 /** What the provider needs from the rest of Akamon; the composition root fills it in. */
 export interface ProviderHooks {
@@ -15,6 +16,7 @@ export interface ProviderHooks {
   logoutSource: (ctx: KoaContextWithOIDC, form: string) => Promise<void> | void;
   postLogoutSuccessSource: (ctx: KoaContextWithOIDC) => Promise<void> | void;
   pairwiseKey: Buffer;
+  passwordGrant: (ctx: KoaContextWithOIDC) => Promise<void>;
 }
 
 export function cookieNames(config: Config) {
@@ -98,5 +100,6 @@ export function createProvider(config: Config, keys: KeyMaterial, hooks: Provide
     },
   };
   const provider = new Provider(config.issuer, configuration);
+  provider.registerGrantType('password', hooks.passwordGrant, PASSWORD_GRANT_PARAMETERS);
   return provider;
 }

@@ -24,6 +24,7 @@ const CLIENT_OPTIONS = {
   'max-password-length': { type: 'string' },
   'require-mfa': { type: 'boolean' },
   'mfa-max-age': { type: 'string' },
+  'legacy-password': { type: 'boolean' },
 } as const satisfies ParseArgsOptionsConfig;
 
 const UPDATE_OPTIONS = {
@@ -36,6 +37,7 @@ const UPDATE_OPTIONS = {
   'no-max-password-length': { type: 'boolean' },
   'no-require-mfa': { type: 'boolean' },
   'no-mfa-max-age': { type: 'boolean' },
+  'no-legacy-password': { type: 'boolean' },
   'rotate-secret': { type: 'boolean' },
 } as const satisfies ParseArgsOptionsConfig;
 
@@ -50,6 +52,7 @@ const CLIENT_HELP = [
   '  --max-password-length N        the longest password this service accepts (8 to 1024)',
   '  --require-mfa                  everyone signing in here must show a second factor',
   '  --mfa-max-age SECONDS          ask for the second factor again after this long (60 or more)',
+  '  --legacy-password              accept the OAuth password grant (app passwords for MFA accounts)',
 ];
 
 const MAX_PASSWORD_LENGTH = 'max-password-length';
@@ -70,6 +73,7 @@ function clientFields(o: OptionReader): Record<string, unknown> {
     maxPasswordLength: o.integer(MAX_PASSWORD_LENGTH, 8, 1024) ?? (o.flag(`no-${MAX_PASSWORD_LENGTH}`) ? null : undefined),
     requireMfa: o.toggle('require-mfa'),
     mfaMaxAge: o.integer('mfa-max-age', 60, 31_536_000) ?? (o.flag('no-mfa-max-age') ? null : undefined),
+    legacyPassword: o.toggle('legacy-password'),
   };
   for (const [option, negation] of [['post-logout-uri', 'no-post-logout-uri'], ['backchannel-logout-uri', 'no-backchannel-logout-uri'], [MAX_PASSWORD_LENGTH, `no-${MAX_PASSWORD_LENGTH}`], ['mfa-max-age', 'no-mfa-max-age']]) {
     if (o.values[option] !== undefined && o.flag(negation!)) o.fail(`--${option} and --${negation} contradict each other`);
@@ -91,6 +95,7 @@ function printClient(c: ClientView): void {
     ['Max password length', c.maxPasswordLength],
     ['Requires MFA', c.requireMfa],
     ['MFA max age (s)', c.mfaMaxAge],
+    ['Password grant', c.legacyPassword],
     ['Created', c.createdAt],
     ['Updated', c.updatedAt],
   ]);
@@ -108,7 +113,7 @@ function clientIdArgument(ctx: RunContext): string {
 
 const create: Command = {
   name: 'create',
-  synopsis: '--name NAME --redirect-uri URI [--redirect-uri URI ...] [--public] [--first-party] [--pairwise] [--post-logout-uri URI ...] [--backchannel-logout-uri URI] [--max-password-length N] [--require-mfa] [--mfa-max-age SECONDS]',
+  synopsis: '--name NAME --redirect-uri URI [--redirect-uri URI ...] [--public] [--first-party] [--pairwise] [--post-logout-uri URI ...] [--backchannel-logout-uri URI] [--max-password-length N] [--require-mfa] [--mfa-max-age SECONDS] [--legacy-password]',
   summary: 'Register a relying party.',
   optionHelp: CLIENT_HELP,
   notes: 'With --json it prints {"clientId": ..., "clientSecret": ...} (clientSecret is null for a public client). The secret is shown once.',
@@ -152,11 +157,11 @@ const list: Command = {
 
 const update: Command = {
   name: 'update',
-  synopsis: 'ID [options of create] [--no-first-party] [--no-pairwise] [--no-public] [--no-post-logout-uri] [--no-backchannel-logout-uri] [--no-max-password-length] [--no-require-mfa] [--no-mfa-max-age] [--rotate-secret]',
+  synopsis: 'ID [options of create] [--no-first-party] [--no-pairwise] [--no-public] [--no-post-logout-uri] [--no-backchannel-logout-uri] [--no-max-password-length] [--no-require-mfa] [--no-mfa-max-age] [--no-legacy-password] [--rotate-secret]',
   summary: 'Change a relying party: only the options given change; --redirect-uri and --post-logout-uri replace the lists.',
   optionHelp: [
     ...CLIENT_HELP,
-    '  --no-first-party, --no-pairwise, --no-public, --no-require-mfa   turn the setting off',
+    '  --no-first-party, --no-pairwise, --no-public, --no-require-mfa, --no-legacy-password   turn the setting off',
     '  --no-post-logout-uri, --no-backchannel-logout-uri, --no-max-password-length, --no-mfa-max-age   remove the setting',
     '  --rotate-secret                a new client secret (printed once; the old one stops working)',
   ],

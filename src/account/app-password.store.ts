@@ -1,0 +1,40 @@
+import { sql, type Kysely, type Selectable } from 'kysely';
+import type { AppPasswordTable, DB } from '../db/schema.ts';
+
+export type AppPasswordRow = Omit<Selectable<AppPasswordTable>, 'digest'>;
+
+export class AppPasswordStore {
+  readonly #db: Kysely<DB>;
+
+  constructor(db: Kysely<DB>) {
+    this.#db = db;
+  }
+
+  /** Inserts unless the account already has `max`; the count and the insert are one statement. */
+  async insert(accountId: string, name: string, digest: string, max: number): Promise<AppPasswordRow | undefined> {
+    const result = await sql<AppPasswordRow>`
+      insert into app_password (account_id, name, digest)
+      select ${accountId}, ${name}, ${digest}
+      where (select count(*) from app_password where account_id = ${accountId}) < ${max}
+      returning id, account_id, name, created_at, last_used_at`.execute(this.#db);
+    return result.rows[0];
+  }
+
+  list(accountId: string): Promise<AppPasswordRow[]> {
+    return this.#db.selectFrom('app_password').select(['id', 'account_id', 'name', 'created_at', 'last_used_at'])
+      .where('account_id', '=', accountId).orderBy('created_at').execute();
+  }
+
+  async delete(accountId: string, id: string): Promise<boolean> {
+    if (!/^[0-9a-f-]{36}$/i.test(id)) return false;
+    const result = await this.#db.deleteFrom('app_password').where('account_id', '=', accountId).where('id', '=', id).executeTakeFirst();
+    return result.numDeletedRows > 0n;
+  }
+
+  /** Finds the account's app password with this digest (an index lookup, no comparison in JS). */
+  async use(accountId: string, digest: string): Promise<boolean> {
+    const row = await this.#db.updateTable('app_password').set({ last_used_at: sql<Date>`now()` as never })
+      .where('account_id', '=', accountId).where('digest', '=', digest).returning('id').executeTakeFirst();
+    return row !== undefined;
+  }
+}

@@ -1,0 +1,41 @@
+import { errors, type KoaContextWithOIDC } from 'oidc-provider';
+import type { PasswordSignin } from '../account/password-signin.ts';
+import { parseIdentifier } from '../account/common-id.ts';
+import { OverloadedError } from '../shared/errors.ts';
+
+export const PASSWORD_GRANT_PARAMETERS = ['username', 'password', 'scope'];
+const ALLOWED_SCOPES = new Set(['openid', 'profile', 'email']);
+
+/**
+ * The OAuth password grant (RFC 6749 section 4.3) for clients flagged --legacy-password only
+ * (oidc-provider refuses it to clients whose grant_types lack it): back-ends such as mail or
+ * Wi-Fi servers that cannot send people through a browser. The same limits and sign-in log as the
+ * sign-in form apply; an account with MFA gets in only with an app password.
+ */
+export function passwordGrant(signin: PasswordSignin, realmSuffix: string | undefined) {
+  return async (ctx: KoaContextWithOIDC) => {
+    const { params, client, provider } = ctx.oidc;
+    const commonId = parseIdentifier(String(params?.username ?? ''), realmSuffix);
+    if (!commonId || typeof params?.password !== 'string') throw new errors.InvalidGrant('invalid credentials');
+    let outcome;
+    try {
+      outcome = await signin.signIn({ commonId, password: params.password, ip: ctx.ip, userAgent: ctx.get('user-agent') || null, clientId: client!.clientId, passwordGrant: true });
+    } catch (error) {
+      if (!(error instanceof OverloadedError)) throw error;
+      ctx.status = 503;
+      ctx.set('Retry-After', String(error.retryAfterSeconds));
+      ctx.body = { error: 'temporarily_unavailable', error_description: 'the server is busy; try again shortly' };
+      return;
+    }
+    // One answer for every refusal: the caller learns nothing about the account.
+    if (!outcome.ok) throw new errors.InvalidGrant('invalid credentials');
+    const scope = String(params.scope ?? 'openid').split(' ').filter((s) => ALLOWED_SCOPES.has(s)).join(' ') || 'openid';
+    const grant = new provider.Grant({ accountId: outcome.account.id, clientId: client!.clientId });
+    grant.addOIDCScope(scope);
+    const grantId = await grant.save();
+    const token = new provider.AccessToken({ accountId: outcome.account.id, client: client!, grantId, gty: 'password', scope });
+    ctx.oidc.entity('AccessToken', token);
+    const accessToken = await token.save();
+    ctx.body = { access_token: accessToken, expires_in: token.expiration, token_type: 'Bearer', scope };
+  };
+}

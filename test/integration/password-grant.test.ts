@@ -1,0 +1,93 @@
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
+import { tokenRequest } from '../support/flows.ts';
+import { MAX_APP_PASSWORDS } from '../../src/account/app-password.service.ts';
+
+let akamon: RunningAkamon;
+let mail: Awaited<ReturnType<RunningAkamon['createClient']>>;
+let modern: Awaited<ReturnType<RunningAkamon['createClient']>>;
+
+beforeAll(async () => {
+  akamon = await startAkamon();
+  mail = await akamon.createClient({ name: 'Mail server', legacyPassword: true, redirectUris: ['http://127.0.0.1:9/mail'] });
+  modern = await akamon.createClient({ name: 'LMS', redirectUris: ['http://127.0.0.1:9/lms'] });
+});
+afterAll(() => akamon.close());
+
+const grant = (client: { clientId: string; clientSecret: string | null }, username: string, password: string) =>
+  tokenRequest(akamon, client, { grant_type: 'password', username, password, scope: 'openid profile' });
+
+async function withMfa() {
+  const account = await akamon.createReadyAccount();
+  await akamon.deps.accountService.setMfaRequired(account.commonId, true);
+  return account;
+}
+
+describe('the password grant of --legacy-password clients', () => {
+  test('an account without MFA gets a token with its password; userinfo works with it', async () => {
+    const account = await akamon.createReadyAccount({ name: 'Mail User' });
+    const response = await grant(mail, account.commonId, account.password);
+    expect(response.status).toBe(200);
+    expect(response.body).toMatchObject({ token_type: 'Bearer', scope: 'openid profile' });
+    const userinfo = await fetch(`${akamon.url}/me`, { headers: { authorization: `Bearer ${response.body.access_token}` } });
+    expect(await userinfo.json()).toMatchObject({ sub: account.id, name: 'Mail User', preferred_username: account.commonId });
+    const [event] = await akamon.deps.signinLog.list({ accountId: account.id, limit: 1 });
+    expect(event).toMatchObject({ result: 'success', reason: 'password_grant_password', client_id: mail.clientId });
+  });
+
+  test('an account with MFA is refused its real password and accepted with an app password', async () => {
+    const account = await withMfa();
+    const refused = await grant(mail, account.commonId, account.password);
+    expect(refused.status).toBe(400);
+    expect(refused.body.error).toBe('invalid_grant');
+    const { secret } = await akamon.deps.appPasswords.create(account.id, 'Thunderbird');
+    expect(secret).toMatch(/^([a-z]{4} ){4}[a-z]{4}$/);
+    expect((await grant(mail, account.commonId, secret)).status).toBe(200);
+    // Typed without the spaces, as many mail programs would store it.
+    expect((await grant(mail, account.commonId, secret.replace(/ /g, '').toUpperCase())).status).toBe(200);
+    const [listed] = await akamon.deps.appPasswords.list(account.id);
+    expect(listed).toMatchObject({ name: 'Thunderbird' });
+    expect(listed.last_used_at).not.toBeNull();
+    const stored = await akamon.deps.database.db.selectFrom('app_password').select('digest').where('account_id', '=', account.id).executeTakeFirstOrThrow();
+    expect(stored.digest).not.toContain(secret.replace(/ /g, ''));
+  });
+
+  test('a revoked app password stops working at once', async () => {
+    const account = await withMfa();
+    const { appPassword, secret } = await akamon.deps.appPasswords.create(account.id, 'Phone mail');
+    expect((await grant(mail, account.commonId, secret)).status).toBe(200);
+    await akamon.deps.appPasswords.revoke(account.id, appPassword.id);
+    expect((await grant(mail, account.commonId, secret)).body.error).toBe('invalid_grant');
+  });
+
+  test('at most ten app passwords per account', async () => {
+    const account = await withMfa();
+    for (let i = 0; i < MAX_APP_PASSWORDS; i += 1) await akamon.deps.appPasswords.create(account.id, `device ${i}`);
+    await expect(akamon.deps.appPasswords.create(account.id, 'one too many')).rejects.toMatchObject({ code: 'too_many_app_passwords' });
+  });
+
+  test('clients without the flag are refused the grant; app passwords never work at the sign-in form path', async () => {
+    const account = await withMfa();
+    const { secret } = await akamon.deps.appPasswords.create(account.id, 'Laptop');
+    const refused = await grant(modern, account.commonId, secret);
+    expect(refused.status).toBe(400);
+    // oidc-provider answers invalid_request ("requested grant type is not allowed for this client").
+    expect(['unauthorized_client', 'invalid_request']).toContain(refused.body.error);
+    expect(refused.body.access_token).toBeUndefined();
+    const form = await akamon.deps.passwordSignin.signIn({ commonId: account.commonId, password: secret, ip: '127.0.0.3', userAgent: null, clientId: null });
+    expect(form.ok).toBe(false);
+  });
+
+  test('failed tries count toward the brute-force limits, and unknown accounts look the same', async () => {
+    const account = await akamon.createReadyAccount();
+    for (let i = 0; i < 5; i += 1) expect((await grant(mail, account.commonId, `Wrong-${i}-password`)).body.error).toBe('invalid_grant');
+    const locked = await grant(mail, account.commonId, account.password);
+    expect(locked.body.error).toBe('invalid_grant');
+    const row = await akamon.deps.database.db.selectFrom('throttle').selectAll().where('key', '=', `account:${account.commonId}`).executeTakeFirstOrThrow();
+    expect(row.failures).toBe(5);
+    const unknown = await grant(mail, '7777777777', 'Whatever-password-1');
+    expect(unknown).toMatchObject({ status: 400, body: { error: 'invalid_grant', error_description: expect.any(String) } });
+    const malformed = await tokenRequest(akamon, mail, { grant_type: 'password', username: 'not-an-id' });
+    expect(malformed.status).toBe(400);
+  });
+});
