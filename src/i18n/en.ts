@@ -137,6 +137,18 @@ export const en = {
   'account.mfa_pending': 'Requested: you will set it up at your next sign-in',
   'account.mfa_apply': 'Start using multi-factor authentication',
 
+  'account.never': 'never',
+  'account.app_passwords': 'App passwords',
+  'account.app_passwords_lead': 'For mail programs and other systems that cannot ask for a second factor. Each one works only where the university allows it; revoke any you no longer use.',
+  'account.app_password_name_label': 'Name (for example, the device or program)',
+  'account.app_password_create': 'Create an app password',
+  'account.app_password_new': 'Your new app password for {name}. Copy it now: it will not be shown again.',
+  'account.app_password_created': 'Created {created}, last used {lastUsed}',
+  'account.app_password_revoke': 'Revoke',
+  'account.app_password_limit': 'You already have the most app passwords allowed. Revoke one first.',
+  'account.app_password_name': 'Give the app password a name of 1 to 64 characters.',
+  'account.app_passwords_none': 'No app passwords.',
+
   'letter.title': 'Your university account',
   'letter.lead': 'This letter gives you your account for the university systems. Keep it private.',
   'letter.name': 'Name',

@@ -139,6 +139,18 @@ export const ja: Messages = {
   'account.mfa_pending': '申請済み(次回のサインイン時に設定します)',
   'account.mfa_apply': '多要素認証の利用を始める',
 
+  'account.never': 'なし',
+  'account.app_passwords': 'アプリパスワード',
+  'account.app_passwords_lead': '2つ目の確認に対応していないメールソフトなどのシステム用です。大学が認めたシステムでだけ使えます。使わなくなったものは取り消してください。',
+  'account.app_password_name_label': '名前(使う端末やソフトの名前など)',
+  'account.app_password_create': 'アプリパスワードを作成',
+  'account.app_password_new': '{name} 用の新しいアプリパスワードです。いま控えてください。二度と表示されません。',
+  'account.app_password_created': '作成 {created}、最終利用 {lastUsed}',
+  'account.app_password_revoke': '取り消す',
+  'account.app_password_limit': 'アプリパスワードは上限まで作成済みです。先にどれかを取り消してください。',
+  'account.app_password_name': 'アプリパスワードには1〜64文字の名前を付けてください。',
+  'account.app_passwords_none': 'アプリパスワードはありません。',
+
   'letter.title': '大学アカウントのお知らせ',
   'letter.lead': '学内の情報システムで使うアカウントをお知らせします。他人に見せないでください。',
   'letter.name': '氏名',

@@ -12,6 +12,9 @@ import type { MfaService } from '../mfa/mfa.service.ts';
 import type { CsrfGuard } from '../http/csrf.ts';
 import { formBody } from '../http/form-body.ts';
 import type { AccountRow } from '../account/account.store.ts';
+import type { AppPasswordService } from '../account/app-password.service.ts';
+import { ACR_MFA } from '../mfa/assurance.ts';
+import { DomainError } from '../shared/errors.ts';
 
 export const ACCOUNT_CLIENT_ID = 'akamon-account';
 
@@ -20,6 +23,7 @@ export interface AccountHomeDeps {
   accounts: AccountStore;
   accountService: AccountService;
   mfa: MfaService;
+  appPasswords: AppPasswordService;
   csrf: CsrfGuard;
   renderer: Renderer;
   /** The account home's own client secret, as registered. */
@@ -69,20 +73,31 @@ export function accountHome(deps: AccountHomeDeps): Router {
   const setCookie = (ctx: Context, name: string, value: string | null, maxAgeSeconds: number) =>
     ctx.cookies.set(cookie(name), value, { signed: true, httpOnly: true, sameSite: 'lax', secure, path: '/', maxAge: maxAgeSeconds * 1000, overwrite: true });
 
-  /** The signed-in person of the account home, if its session is still good. */
-  async function signedIn(ctx: Context): Promise<AccountRow | undefined> {
+  /** The signed-in person of the account home and the assurance of that sign-in, if still good. */
+  async function session(ctx: Context): Promise<{ account: AccountRow; acr: string } | undefined> {
     const raw = ctx.cookies.get(cookie('akamon_home'), { signed: true });
-    const [accountId, expires] = raw?.split('|') ?? [];
+    const [accountId, expires, acr] = raw?.split('|') ?? [];
     const account = accountId && Number(expires) > Date.now() ? await deps.accounts.findById(accountId) : undefined;
     const signedInAt = Number(expires) - SESSION_SECONDS * 1000;
     // A password reissued or changed since this page was opened ends this page's session too.
     if (!account || account.status !== 'active' || new Date(account.password_set_at).getTime() > signedInAt) return undefined;
-    return account;
+    return { account, acr: acr ?? '' };
   }
 
-  router.get('/account', async (ctx) => {
-    const account = await signedIn(ctx);
-    if (!account) return ctx.redirect('/account/login');
+  const signedIn = async (ctx: Context) => (await session(ctx))?.account;
+
+  /** A POST from the account home: a valid CSRF token and a live session, or the answer is sent. */
+  async function postedBy(ctx: Context): Promise<{ account: AccountRow; acr: string } | undefined> {
+    if (!deps.csrf.valid(ctx, (ctx.request.body as Record<string, unknown>)._csrf)) {
+      deps.renderer.error(ctx, 'error.csrf', 403);
+      return undefined;
+    }
+    const current = await session(ctx);
+    if (!current) ctx.redirect('/account/login');
+    return current;
+  }
+
+  async function accountPage(ctx: Context, account: AccountRow, newAppPassword: { name: string; secret: string } | null = null) {
     const t = translator(ctx.state.locale);
     const factors = await deps.mfa.factors(account.id);
     const mfaStatus = factors.length > 0
@@ -97,20 +112,59 @@ export function accountHome(deps: AccountHomeDeps): Router {
       ['account.password_set', new Date(account.password_set_at).toLocaleString(ctx.state.locale === 'ja' ? 'ja-JP' : 'en-GB', { timeZone: 'Asia/Tokyo' })],
       ['account.mfa', mfaStatus],
     ];
+    const when = (d: Date | string | null) => (d ? new Date(d).toLocaleString(ctx.state.locale === 'ja' ? 'ja-JP' : 'en-GB', { timeZone: 'Asia/Tokyo' }) : t('account.never'));
     deps.renderer.page(ctx, 'account', 'account.title', {
       name: account.name,
       rows: rows.map(([label, value]) => ({ label: t(label), value })),
       logoutUrl: '/account/logout',
       mfaApplyAction: factors.length === 0 && !account.mfa_required ? '/account/mfa' : null,
+      appPasswords: (await deps.appPasswords.list(account.id)).map((p) => ({
+        name: p.name, created: when(p.created_at), lastUsed: when(p.last_used_at), revokeAction: `/account/app-passwords/${p.id}/revoke`,
+      })),
+      appPasswordAction: '/account/app-passwords',
+      newAppPassword,
     });
+  }
+
+  router.get('/account', async (ctx) => {
+    const account = await signedIn(ctx);
+    if (!account) return ctx.redirect('/account/login');
+    await accountPage(ctx, account);
+  });
+
+  // App passwords: an account that has a second factor must have shown it in this sign-in.
+  router.post('/account/app-passwords', formBody, async (ctx) => {
+    const current = await postedBy(ctx);
+    if (!current) return;
+    if (current.acr !== ACR_MFA && (await deps.mfa.factors(current.account.id)).length > 0) {
+      ctx.status = 303;
+      return ctx.redirect('/account/login?mfa=1');
+    }
+    try {
+      const { appPassword, secret } = await deps.appPasswords.create(current.account.id, String((ctx.request.body as Record<string, unknown>).name ?? ''));
+      ctx.state.log.info({ accountId: current.account.id, appPassword: appPassword.id }, 'app password created');
+      await accountPage(ctx, current.account, { name: appPassword.name, secret });
+    } catch (error) {
+      if (!(error instanceof DomainError)) throw error;
+      deps.renderer.error(ctx, error.code === 'too_many_app_passwords' ? 'account.app_password_limit' : 'account.app_password_name', 400);
+    }
+  });
+
+  router.post('/account/app-passwords/:id/revoke', formBody, async (ctx) => {
+    const current = await postedBy(ctx);
+    if (!current) return;
+    await deps.appPasswords.revoke(current.account.id, ctx.params.id).catch((error) => {
+      if (!(error instanceof DomainError)) throw error; // already gone: nothing to do
+    });
+    ctx.status = 303;
+    ctx.redirect('/account');
   });
 
   // Applying for MFA: from the next sign-in (which starts right away) a second factor is required.
   router.post('/account/mfa', formBody, async (ctx) => {
-    if (!deps.csrf.valid(ctx, (ctx.request.body as Record<string, unknown>)._csrf)) return deps.renderer.error(ctx, 'error.csrf', 403);
-    const account = await signedIn(ctx);
-    if (!account) return ctx.redirect('/account/login');
-    await deps.accountService.setMfaRequired(account.common_id, true);
+    const current = await postedBy(ctx);
+    if (!current) return;
+    await deps.accountService.setMfaRequired(current.account.common_id, true);
     ctx.status = 303;
     ctx.redirect('/account/login');
   });
@@ -139,6 +193,8 @@ export function accountHome(deps: AccountHomeDeps): Router {
       code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
       code_challenge_method: 'S256',
       ui_locales: ctx.state.locale,
+      // Step-up for actions that need a second factor shown in this sign-in.
+      ...(ctx.query.mfa === '1' ? { acr_values: ACR_MFA } : {}),
     });
     ctx.redirect(url.href);
   });
@@ -159,12 +215,13 @@ export function accountHome(deps: AccountHomeDeps): Router {
       return deps.renderer.error(ctx, 'error.expired', 400);
     }
     const sub = tokens.claims()!.sub;
-    setCookie(ctx, 'akamon_home', `${sub}|${Date.now() + SESSION_SECONDS * 1000}|${tokens.id_token}`, SESSION_SECONDS);
+    const acr = String(tokens.claims()!.acr ?? '');
+    setCookie(ctx, 'akamon_home', `${sub}|${Date.now() + SESSION_SECONDS * 1000}|${acr}|${tokens.id_token}`, SESSION_SECONDS);
     ctx.redirect('/account');
   });
 
   router.get('/account/logout', async (ctx) => {
-    const idToken = ctx.cookies.get(cookie('akamon_home'), { signed: true })?.split('|')[2];
+    const idToken = ctx.cookies.get(cookie('akamon_home'), { signed: true })?.split('|')[3];
     setCookie(ctx, 'akamon_home', null, 0);
     const discovered = await reachableConfiguration(ctx);
     if (!discovered) return;

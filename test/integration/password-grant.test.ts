@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
-import { tokenRequest } from '../support/flows.ts';
+import { enterCredentials, tokenRequest } from '../support/flows.ts';
+import { Browser } from '../support/browser.ts';
+import { generate } from 'otplib';
 import { MAX_APP_PASSWORDS } from '../../src/account/app-password.service.ts';
 
 let akamon: RunningAkamon;
@@ -90,4 +92,30 @@ describe('the password grant of --legacy-password clients', () => {
     const malformed = await tokenRequest(akamon, mail, { grant_type: 'password', username: 'not-an-id' });
     expect(malformed.status).toBe(400);
   });
+});
+
+test('on the account home a person creates an app password (after a second factor), sees it once, and revokes it', async () => {
+  const account = await akamon.createReadyAccount();
+  const secret = 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXQ';
+  const serial = `HOME${Date.now()}`;
+  await akamon.deps.tokens.add({ serial, secret, digits: 6, period: 30 });
+  await akamon.deps.tokens.assign(serial, account.id);
+  const browser = new Browser(akamon.url);
+  const home = await enterCredentials(browser, await browser.visit(`${akamon.url}/account`), account.commonId, account.password);
+  expect(home.html).toContain('No app passwords.');
+  // The sign-in showed only a password, and the account has a token: a second factor first.
+  const stepUp = await browser.submit(home, /\/account\/app-passwords$/, { name: 'Thunderbird' });
+  expect(stepUp.html).toContain('Verify your identity');
+  const back = await browser.submit(stepUp, /\/totp$/, { code: await generate({ secret }) });
+  expect(back.url).toBe(`${akamon.url}/account`);
+  const created = await browser.submit(back, /\/account\/app-passwords$/, { name: 'Thunderbird' });
+  const shown = /<code>([a-z ]{24})<\/code>/.exec(created.html)![1];
+  expect(created.html).toContain('it will not be shown again');
+  expect((await grant(mail, account.commonId, shown)).status).toBe(200);
+  const again = await browser.visit(`${akamon.url}/account`);
+  expect(again.html).toContain('Thunderbird');
+  expect(again.html).not.toContain(shown);
+  await browser.submit(again, /\/revoke$/, {});
+  expect((await grant(mail, account.commonId, shown)).body.error).toBe('invalid_grant');
+  expect(await akamon.deps.appPasswords.list(account.id)).toHaveLength(0);
 });
