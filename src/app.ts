@@ -81,6 +81,7 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
     signinLog: deps.signinLog,
     knownAccounts: new KnownAccounts(config.production),
     mfa: deps.mfa,
+    audit: deps.audit,
   });
   const hooks = {
     adapter: postgresAdapter(db, async (id) => clients.providerMetadata(id) as never),
@@ -130,8 +131,8 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
   const routers = [
     pages,
     interactionRouter({ provider: () => holder!.provider, steps, renderer, csrf, state: deps.interactionState, stateTtlSeconds: config.ttl.interaction }),
-    accountHome({ config, accounts: deps.accounts, accountService: deps.accountService, mfa: deps.mfa, appPasswords: deps.appPasswords, csrf, renderer, clientSecret: async () => String((await clients.providerMetadata(ACCOUNT_CLIENT_ID))?.client_secret) }),
-    adminApi({ operators: deps.operators, accountService: deps.accountService, accounts: deps.accounts, clients, signinLog: deps.signinLog, rotateKeys, mfa: deps.mfa, tokens: deps.tokens }),
+    accountHome({ config, accounts: deps.accounts, accountService: deps.accountService, mfa: deps.mfa, appPasswords: deps.appPasswords, audit: deps.audit, csrf, renderer, clientSecret: async () => String((await clients.providerMetadata(ACCOUNT_CLIENT_ID))?.client_secret) }),
+    adminApi({ operators: deps.operators, accountService: deps.accountService, accounts: deps.accounts, clients, signinLog: deps.signinLog, rotateKeys, mfa: deps.mfa, tokens: deps.tokens, audit: deps.audit }),
   ];
 
   app.use(requestContext(logger));

@@ -24,6 +24,7 @@ import { TokenStore } from './mfa/token.store.ts';
 import { TokenService } from './mfa/token.service.ts';
 import { AppPasswordStore } from './account/app-password.store.ts';
 import { AppPasswordService } from './account/app-password.service.ts';
+import { AuditLog } from './audit/audit-log.ts';
 
 /** Everything the app is built from; tests pass their own database, clock or logger here. */
 export interface Deps {
@@ -46,6 +47,7 @@ export interface Deps {
   mfa: MfaService;
   tokens: TokenService;
   appPasswords: AppPasswordService;
+  audit: AuditLog;
 }
 
 /**
@@ -115,5 +117,6 @@ export async function buildDeps(config: Config, logger: Logger, overrides: { dat
     mfa: new MfaService({ store: mfaStore, box, throttle, clock }),
     tokens: new TokenService({ store: new TokenStore(db), box }),
     appPasswords,
+    audit: new AuditLog(db),
   };
 }

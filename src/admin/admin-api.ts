@@ -11,6 +11,7 @@ import { DomainError } from '../shared/errors.ts';
 import type { OperatorStore } from './operator.store.ts';
 import type { MfaService } from '../mfa/mfa.service.ts';
 import type { TokenService } from '../mfa/token.service.ts';
+import type { AuditLog } from '../audit/audit-log.ts';
 import { ACCOUNT_CLIENT_ID } from '../selfservice/account-home.ts';
 
 export interface AdminApiDeps {
@@ -22,6 +23,7 @@ export interface AdminApiDeps {
   rotateKeys: () => Promise<string[]>;
   mfa: MfaService;
   tokens: TokenService;
+  audit: AuditLog;
 }
 
 const STATUS_OF: Record<string, number> = {
@@ -118,6 +120,9 @@ export function adminApi(deps: AdminApiDeps): Router {
   });
   router.use(bodyParser({ enableTypes: ['json'], jsonLimit: '64kb', onError: (_e, ctx) => ctx.throw(400, 'the body is not valid JSON') }));
 
+  const audit = (ctx: Context, action: string, accountId: string | null, details: Record<string, unknown> = {}) =>
+    deps.audit.record({ actor: `operator:${ctx.state.operator}`, action, accountId, details });
+
   const body = (ctx: Context) => {
     const value = ctx.request.body;
     if (value === undefined || value === null) return {};
@@ -131,6 +136,7 @@ export function adminApi(deps: AdminApiDeps): Router {
       commonId: String(b.commonId ?? ''), name: String(b.name ?? ''), affiliation: String(b.affiliation ?? ''),
       email: typeof b.email === 'string' ? b.email : null,
     });
+    await audit(ctx, 'account.created', account.id);
     ctx.status = 201;
     ctx.body = { commonId: account.common_id, initialPassword, account: accountJson(account) };
   });
@@ -159,38 +165,43 @@ export function adminApi(deps: AdminApiDeps): Router {
     const b = body(ctx);
     if (typeof b.requireMfa !== 'boolean') bad('requireMfa (true or false) is the only field that can be updated');
     const account = await deps.accountService.setMfaRequired(ctx.params.commonId, b.requireMfa);
-    ctx.state.log.info({ operator: ctx.state.operator, commonId: account.common_id, mfaRequired: b.requireMfa }, 'account MFA requirement changed');
+    await audit(ctx, 'mfa.requirement_changed', account.id, { required: b.requireMfa });
     ctx.body = accountJson(account);
   });
 
   router.post('/accounts/:commonId/reset-mfa', async (ctx) => {
     const account = await deps.accountService.get(ctx.params.commonId);
     const removed = await deps.mfa.reset(account.id);
-    ctx.state.log.info({ operator: ctx.state.operator, commonId: account.common_id, removed }, 'account MFA reset');
+    await audit(ctx, 'mfa.reset', account.id, { removedFactors: removed });
     ctx.body = { ...accountJson(account), removedFactors: removed };
   });
 
   router.post('/accounts/:commonId/reissue-password', async (ctx) => {
     const b = body(ctx);
     const { account, initialPassword } = await deps.accountService.reissuePassword(ctx.params.commonId);
-    // Who checked which identity document; a durable audit record comes with the help-desk work.
-    ctx.state.log.info({ operator: ctx.state.operator, commonId: account.common_id, checked: String(b.checked ?? '').slice(0, 200), by: String(b.by ?? '').slice(0, 200) }, 'password reissued');
+    // Which identity document was checked, and by whom.
+    await audit(ctx, 'password.reissued', account.id, { checked: String(b.checked ?? '').slice(0, 200), by: String(b.by ?? '').slice(0, 200) });
     ctx.body = { commonId: account.common_id, initialPassword, account: accountJson(account) };
   });
 
   const statusActions: Record<string, AccountStatus> = { suspend: 'suspended', revoke: 'revoked', activate: 'active' };
   for (const [action, status] of Object.entries(statusActions)) {
     router.post(`/accounts/:commonId/${action}`, async (ctx) => {
-      ctx.body = accountJson(await deps.accountService.setStatus(ctx.params.commonId, status));
+      const account = await deps.accountService.setStatus(ctx.params.commonId, status);
+      await audit(ctx, `account.${status === 'active' ? 'activated' : status}`, account.id);
+      ctx.body = accountJson(account);
     });
   }
 
   router.post('/accounts/:commonId/unlock', async (ctx) => {
-    ctx.body = accountJson(await deps.accountService.unlock(ctx.params.commonId));
+    const account = await deps.accountService.unlock(ctx.params.commonId);
+    await audit(ctx, 'account.unlocked', account.id);
+    ctx.body = accountJson(account);
   });
 
   router.post('/clients', async (ctx) => {
     const { client, clientSecret } = await deps.clients.create(clientInput(body(ctx)));
+    await audit(ctx, 'client.created', null, { clientId: client.clientId });
     ctx.status = 201;
     ctx.body = { clientId: client.clientId, clientSecret, client };
   });
@@ -214,18 +225,22 @@ export function adminApi(deps: AdminApiDeps): Router {
   router.patch('/clients/:clientId', async (ctx) => {
     const b = body(ctx);
     const { client, clientSecret } = await deps.clients.update(ctx.params.clientId, { ...clientInput(b), rotateSecret: b.rotateSecret === true });
+    await audit(ctx, 'client.updated', null, { clientId: client.clientId, secretRotated: clientSecret !== null });
     ctx.body = { clientId: client.clientId, clientSecret, client };
   });
 
   router.delete('/clients/:clientId', async (ctx) => {
     await deps.clients.delete(ctx.params.clientId);
+    await audit(ctx, 'client.deleted', null, { clientId: ctx.params.clientId });
     ctx.status = 204;
   });
 
   router.post('/tokens', async (ctx) => {
     const b = body(ctx);
+    const token = await deps.tokens.add({ serial: b.serial, secret: b.secret, digits: b.digits, period: b.period });
+    await audit(ctx, 'token.loaded', null, { serial: token.serial });
     ctx.status = 201;
-    ctx.body = await deps.tokens.add({ serial: b.serial, secret: b.secret, digits: b.digits, period: b.period });
+    ctx.body = token;
   });
 
   router.get('/tokens', async (ctx) => {
@@ -235,18 +250,30 @@ export function adminApi(deps: AdminApiDeps): Router {
   router.post('/tokens/:serial/assign', async (ctx) => {
     const account = await deps.accountService.get(String(body(ctx).commonId ?? ''));
     await deps.tokens.assign(ctx.params.serial, account.id);
-    ctx.state.log.info({ operator: ctx.state.operator, serial: ctx.params.serial, commonId: account.common_id }, 'token lent');
+    await audit(ctx, 'token.lent', account.id, { serial: ctx.params.serial });
     ctx.body = { serial: ctx.params.serial, assignedTo: account.common_id };
   });
 
   router.post('/tokens/:serial/unassign', async (ctx) => {
-    await deps.tokens.unassign(ctx.params.serial);
-    ctx.state.log.info({ operator: ctx.state.operator, serial: ctx.params.serial }, 'token returned');
+    const previous = await deps.tokens.unassign(ctx.params.serial);
+    await audit(ctx, 'token.returned', previous, { serial: ctx.params.serial });
     ctx.body = { serial: ctx.params.serial, assignedTo: null };
   });
 
   router.post('/keys/rotate', async (ctx) => {
-    ctx.body = { kids: await deps.rotateKeys() };
+    const kids = await deps.rotateKeys();
+    await audit(ctx, 'keys.rotated', null, { kids });
+    ctx.body = { kids };
+  });
+
+  router.get('/audit', async (ctx) => {
+    const limit = Number(ctx.query.limit ?? 100);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 10000) bad('limit must be from 1 to 10000');
+    const accountId = typeof ctx.query.account === 'string' ? (await deps.accountService.get(ctx.query.account)).id : undefined;
+    const rows = await deps.audit.list({ accountId, limit });
+    ctx.body = {
+      events: rows.map((r) => ({ at: new Date(r.occurred_at).toISOString(), actor: r.actor, action: r.action, commonId: r.common_id, details: r.details })),
+    };
   });
 
   router.get('/signins', async (ctx) => {

@@ -6,10 +6,11 @@ import { keysGroup } from './commands/keys.ts';
 import { tokenGroup } from './commands/token.ts';
 import { migrateCommand } from './commands/migrate.ts';
 import { signinsCommand } from './commands/signins.ts';
+import { auditCommand } from './commands/audit.ts';
 import { err, out } from './output.ts';
 
 const GROUPS: Group[] = [accountGroup, clientGroup, tokenGroup, keysGroup];
-const COMMANDS: Command[] = [signinsCommand, migrateCommand];
+const COMMANDS: Command[] = [signinsCommand, auditCommand, migrateCommand];
 
 function mainHelp(): string {
   const entries = [

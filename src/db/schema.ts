@@ -128,6 +128,17 @@ export interface SigninEventTable {
   reason: string;
 }
 
+export interface AuditEventTable {
+  id: Generated<string>;
+  occurred_at: CreatedAt;
+  /** "operator:<name>", "self" (the person) or "system". */
+  actor: string;
+  /** noun.past_verb, e.g. mfa.enrolled, password.reissued */
+  action: string;
+  account_id: string | null;
+  details: JSONColumnType<Record<string, unknown>>;
+}
+
 export interface ThrottleTable {
   key: string;
   failures: Generated<number>;
@@ -158,4 +169,5 @@ export interface DB {
   totp_step: TotpStepTable;
   hardware_token: HardwareTokenTable;
   app_password: AppPasswordTable;
+  audit_event: AuditEventTable;
 }

@@ -65,8 +65,10 @@ export class TokenService {
     }
   }
 
-  async unassign(serial: string): Promise<void> {
+  /** Takes a token back; returns the account that had it (null if it was free). */
+  async unassign(serial: string): Promise<string | null> {
     const previous = await this.#store.unassign(serial);
     if (previous === undefined) throw new DomainError('token_not_found', `no token with serial ${serial}`);
+    return previous;
   }
 }

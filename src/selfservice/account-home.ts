@@ -13,6 +13,7 @@ import type { CsrfGuard } from '../http/csrf.ts';
 import { formBody } from '../http/form-body.ts';
 import type { AccountRow } from '../account/account.store.ts';
 import type { AppPasswordService } from '../account/app-password.service.ts';
+import type { AuditLog } from '../audit/audit-log.ts';
 import { ACR_MFA } from '../mfa/assurance.ts';
 import { DomainError } from '../shared/errors.ts';
 
@@ -24,6 +25,7 @@ export interface AccountHomeDeps {
   accountService: AccountService;
   mfa: MfaService;
   appPasswords: AppPasswordService;
+  audit: AuditLog;
   csrf: CsrfGuard;
   renderer: Renderer;
   /** The account home's own client secret, as registered. */
@@ -142,7 +144,7 @@ export function accountHome(deps: AccountHomeDeps): Router {
     }
     try {
       const { appPassword, secret } = await deps.appPasswords.create(current.account.id, String((ctx.request.body as Record<string, unknown>).name ?? ''));
-      ctx.state.log.info({ accountId: current.account.id, appPassword: appPassword.id }, 'app password created');
+      await deps.audit.record({ actor: 'self', action: 'app_password.created', accountId: current.account.id, details: { name: appPassword.name } });
       await accountPage(ctx, current.account, { name: appPassword.name, secret });
     } catch (error) {
       if (!(error instanceof DomainError)) throw error;
@@ -153,9 +155,12 @@ export function accountHome(deps: AccountHomeDeps): Router {
   router.post('/account/app-passwords/:id/revoke', formBody, async (ctx) => {
     const current = await postedBy(ctx);
     if (!current) return;
-    await deps.appPasswords.revoke(current.account.id, ctx.params.id).catch((error) => {
+    try {
+      await deps.appPasswords.revoke(current.account.id, ctx.params.id);
+      await deps.audit.record({ actor: 'self', action: 'app_password.revoked', accountId: current.account.id });
+    } catch (error) {
       if (!(error instanceof DomainError)) throw error; // already gone: nothing to do
-    });
+    }
     ctx.status = 303;
     ctx.redirect('/account');
   });
@@ -165,6 +170,7 @@ export function accountHome(deps: AccountHomeDeps): Router {
     const current = await postedBy(ctx);
     if (!current) return;
     await deps.accountService.setMfaRequired(current.account.common_id, true);
+    await deps.audit.record({ actor: 'self', action: 'mfa.applied', accountId: current.account.id });
     ctx.status = 303;
     ctx.redirect('/account/login');
   });

@@ -45,6 +45,8 @@ describe('first sign-in with an initial password', () => {
 
     const row = await akamon.deps.accounts.findById(account.id);
     expect(row!.must_change_password).toBe(false);
+    const [audit] = await akamon.deps.audit.list({ accountId: account.id, limit: 1 });
+    expect(audit).toMatchObject({ actor: 'self', action: 'password.changed' });
     // The old password stops working at once and the new one works, on a fresh browser.
     const oldBrowser = new Browser(akamon.url);
     const old = await startAuthorization(oldBrowser, akamon, client);

@@ -296,6 +296,12 @@ describe('akamon CLI', () => {
     expect((await json(['account', 'show', cid(1)])).factors).toEqual([expect.objectContaining({ kind: 'token', label: `Token ${serial}A` })]);
     expect((await cli(['token', 'unassign', `${serial}A`])).code).toBe(0);
     expect((await json(['account', 'show', cid(1)])).factors).toEqual([]);
+    // Every change is in the audit record, with the operator who made it.
+    const events = await json<Array<{ actor: string; action: string; commonId: string | null; details: Record<string, unknown> }>>(['audit', '--account', cid(1)]);
+    expect(events.slice(0, 2).map((e) => e.action)).toEqual(['token.returned', 'token.lent']);
+    expect(events[0]).toMatchObject({ actor: 'operator:initial', commonId: cid(1), details: { serial: `${serial}A` } });
+    expect(events.map((e) => e.action)).toEqual(expect.arrayContaining(['account.created', 'password.reissued', 'mfa.reset']));
+    expect(events.find((e) => e.action === 'password.reissued')?.details).toEqual({ checked: 'student ID card', by: 'Sato' });
     const missingTo = await cli(['token', 'assign', `${serial}B`]);
     expect(missingTo.code).toBe(2);
     expectOneErrorLine(missingTo, /--to/);

@@ -59,6 +59,9 @@ describe('enrolment at a client that demands MFA', () => {
     const factors = await akamon.deps.mfa.factors(account.id);
     expect(factors.map((f) => [f.kind, f.is_default])).toEqual([['totp', true]]);
     expect(factors[0].secret_enc).not.toContain(secret);
+    const [audit] = await akamon.deps.audit.list({ accountId: account.id, limit: 1 });
+    expect(audit).toMatchObject({ actor: 'self', action: 'mfa.enrolled', details: { kind: 'totp', label: 'Authenticator app' } });
+    expect(JSON.stringify(audit.details)).not.toContain(secret);
   });
 
   test('leaving halfway stores no factor', async () => {

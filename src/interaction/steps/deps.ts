@@ -6,6 +6,7 @@ import type { SigninLog } from '../../audit/signin-log.ts';
 import type { ClientStore } from '../../client/client.store.ts';
 import type { KnownAccounts } from '../known-accounts.ts';
 import type { MfaService } from '../../mfa/mfa.service.ts';
+import type { AuditLog } from '../../audit/audit-log.ts';
 
 export interface StepDeps {
   config: Config;
@@ -16,4 +17,5 @@ export interface StepDeps {
   signinLog: SigninLog;
   knownAccounts: KnownAccounts;
   mfa: MfaService;
+  audit: AuditLog;
 }

@@ -48,6 +48,7 @@ export function mfaEnrollmentStep(deps: StepDeps): Step {
           return page(request, error, status);
         }
         await request.saveState({ pendingTotp: null });
+        await deps.audit.record({ actor: 'self', action: 'mfa.enrolled', accountId: outcome.factor.account_id, details: { kind: outcome.factor.kind, label: outcome.factor.label } });
         await finishWithFactor(request, 'mfa_enrollment', outcome.amr);
       },
     },

@@ -82,6 +82,7 @@ export function passwordChangeStep(deps: StepDeps): Step {
           if (!messages[error.code]) throw error;
           return page(request, [request.t(messages[error.code])], false, 400);
         }
+        await deps.audit.record({ actor: 'self', action: 'password.changed', accountId, details: { reason: 'initial_password' } });
         await request.finish({ password_change: {} }, true);
       },
     },
