@@ -28,6 +28,11 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('digits', 'integer', (c) => c.notNull().defaultTo(6))
     .addColumn('period', 'integer', (c) => c.notNull().defaultTo(30))
     .addColumn('token_serial', 'text')
+    // WebAuthn: the credential (base64url id and COSE public key), its signature counter, transports.
+    .addColumn('credential_id', 'text', (c) => c.unique())
+    .addColumn('public_key', 'text')
+    .addColumn('sign_count', 'bigint', (c) => c.notNull().defaultTo(0))
+    .addColumn('transports', 'text')
     .addColumn('is_default', 'boolean', (c) => c.notNull().defaultTo(false))
     .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
     .addColumn('last_used_at', 'timestamptz')

@@ -114,7 +114,10 @@ export async function buildDeps(config: Config, logger: Logger, overrides: { dat
     interactionState: new InteractionStateStore(db),
     operators: new OperatorStore(db),
     mfaStore,
-    mfa: new MfaService({ store: mfaStore, box, throttle, clock }),
+    mfa: new MfaService({
+      store: mfaStore, box, throttle, clock,
+      rp: { name: config.issuerName, id: new URL(config.issuer).hostname, origin: new URL(config.issuer).origin },
+    }),
     tokens: new TokenService({ store: new TokenStore(db), box }),
     appPasswords,
     audit: new AuditLog(db),

@@ -63,6 +63,10 @@ export interface MfaFactorTable {
   period: Generated<number>;
   /** For a lent hardware token: its serial number. */
   token_serial: string | null;
+  credential_id: string | null;
+  public_key: string | null;
+  sign_count: ColumnType<string, string | number | undefined, string | number>;
+  transports: string | null;
   is_default: Generated<boolean>;
   created_at: CreatedAt;
   last_used_at: Timestamp | null;

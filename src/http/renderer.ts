@@ -35,6 +35,7 @@ export class Renderer {
       langUrl: `/lang?to=${other}&back=${encodeURIComponent(ctx.originalUrl)}`,
       csrf: this.#csrf.token(ctx),
       requestId: ctx.state.requestId,
+      nonce: ctx.state.nonce,
       ...data,
     });
   }

@@ -149,6 +149,14 @@ export const en = {
   'account.app_password_name': 'Give the app password a name of 1 to 64 characters.',
   'account.app_passwords_none': 'No app passwords.',
 
+  'mfa.webauthn_title': 'Security key or passkey',
+  'mfa.webauthn_lead': 'The safest choice: a USB or NFC security key, or a passkey kept by your phone or computer. It cannot be tricked by fake sign-in pages.',
+  'mfa.webauthn_register': 'Register a security key or passkey',
+  'mfa.webauthn_use': 'Use your security key or passkey',
+  'mfa.webauthn_failed': 'The security key or passkey did not respond or was not accepted. Try again, or use another way.',
+  'mfa.other_ways': 'Other ways',
+  'mfa.verify_lead_key': '{client} asks for a second check. Use your security key or passkey, or one of the other ways below.',
+
   'letter.title': 'Your university account',
   'letter.lead': 'This letter gives you your account for the university systems. Keep it private.',
   'letter.name': 'Name',

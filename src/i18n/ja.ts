@@ -151,6 +151,14 @@ export const ja: Messages = {
   'account.app_password_name': 'アプリパスワードには1〜64文字の名前を付けてください。',
   'account.app_passwords_none': 'アプリパスワードはありません。',
 
+  'mfa.webauthn_title': 'セキュリティキーまたはパスキー',
+  'mfa.webauthn_lead': '最も安全な方法です。USB・NFC のセキュリティキー、またはスマートフォンやコンピューターに保存されるパスキーを使います。偽のサインインページにだまされることがありません。',
+  'mfa.webauthn_register': 'セキュリティキーまたはパスキーを登録',
+  'mfa.webauthn_use': 'セキュリティキーまたはパスキーを使う',
+  'mfa.webauthn_failed': 'セキュリティキーまたはパスキーが応答しなかったか、受け付けられませんでした。もう一度試すか、別の方法を使ってください。',
+  'mfa.other_ways': 'その他の方法',
+  'mfa.verify_lead_key': '{client} が追加の確認を求めています。セキュリティキーまたはパスキー、または下のその他の方法を使ってください。',
+
   'letter.title': '大学アカウントのお知らせ',
   'letter.lead': '学内の情報システムで使うアカウントをお知らせします。他人に見せないでください。',
   'letter.name': '氏名',

@@ -1,3 +1,7 @@
+import {
+  generateAuthenticationOptions, generateRegistrationOptions, verifyAuthenticationResponse, verifyRegistrationResponse,
+  type AuthenticationResponseJSON, type PublicKeyCredentialCreationOptionsJSON, type PublicKeyCredentialRequestOptionsJSON, type RegistrationResponseJSON,
+} from '@simplewebauthn/server';
 import type { SecretBox } from '../crypto/secret-box.ts';
 import type { Clock } from '../shared/clock.ts';
 import type { LoginThrottle, ThrottleRule } from '../throttle/login-throttle.ts';
@@ -12,8 +16,25 @@ export const FACTOR_AMR: Record<FactorRow['kind'], string> = { totp: 'otp', toke
 
 export type VerifyOutcome =
   | { ok: true; factor: FactorRow; amr: string }
-  | { ok: false; reason: 'wrong_code' | 'replayed' }
+  | { ok: false; reason: 'wrong_code' | 'replayed' | 'webauthn_failed' }
   | { ok: false; reason: 'locked'; waitSeconds: number; blocked: boolean };
+
+/** Where WebAuthn credentials are scoped: the issuer's host and origin. */
+export interface RelyingParty {
+  name: string;
+  id: string;
+  origin: string;
+}
+
+function parseJson<T>(input: unknown): T | undefined {
+  if (typeof input !== 'string' || input.length > 12_000) return undefined;
+  try {
+    const value = JSON.parse(input) as unknown;
+    return value && typeof value === 'object' ? (value as T) : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 /** Second factors: enrolment and verification, with replay protection and attempt limits. */
 export class MfaService {
@@ -21,12 +42,75 @@ export class MfaService {
   readonly #box: SecretBox;
   readonly #throttle: LoginThrottle;
   readonly #clock: Clock;
+  readonly #rp: RelyingParty;
 
-  constructor(deps: { store: MfaStore; box: SecretBox; throttle: LoginThrottle; clock: Clock }) {
+  constructor(deps: { store: MfaStore; box: SecretBox; throttle: LoginThrottle; clock: Clock; rp: RelyingParty }) {
     this.#store = deps.store;
     this.#box = deps.box;
     this.#throttle = deps.throttle;
     this.#clock = deps.clock;
+    this.#rp = deps.rp;
+  }
+
+  /** Options for creating a security key or passkey credential; user verification is required. */
+  async webauthnRegistrationOptions(account: { id: string; common_id: string; name: string }): Promise<PublicKeyCredentialCreationOptionsJSON> {
+    const existing = (await this.#store.factors(account.id)).filter((f) => f.credential_id);
+    return generateRegistrationOptions({
+      rpName: this.#rp.name,
+      rpID: this.#rp.id,
+      userName: account.common_id,
+      userDisplayName: account.name,
+      userID: new TextEncoder().encode(account.id),
+      attestationType: 'none',
+      excludeCredentials: existing.map((f) => ({ id: f.credential_id!, transports: f.transports?.split(',').filter(Boolean) })),
+      authenticatorSelection: { userVerification: 'required', residentKey: 'preferred' },
+    });
+  }
+
+  async confirmWebauthn(accountId: string, input: unknown, expectedChallenge: string, label: string): Promise<VerifyOutcome> {
+    return this.#guarded(accountId, 'webauthn', async () => {
+      const response = parseJson<RegistrationResponseJSON>(input);
+      if (!response) return { ok: false, reason: 'webauthn_failed' };
+      const result = await verifyRegistrationResponse({
+        response, expectedChallenge, expectedOrigin: this.#rp.origin, expectedRPID: this.#rp.id, requireUserVerification: true,
+      }).catch(() => undefined);
+      if (!result?.verified) return { ok: false, reason: 'webauthn_failed' };
+      const { credential } = result.registrationInfo;
+      const factor = await this.#store.insert({
+        accountId,
+        kind: 'webauthn',
+        label,
+        credential: { id: credential.id, publicKey: Buffer.from(credential.publicKey).toString('base64url'), signCount: credential.counter, transports: credential.transports ?? [] },
+      });
+      return { ok: true, factor, amr: FACTOR_AMR.webauthn };
+    });
+  }
+
+  async webauthnAuthenticationOptions(accountId: string): Promise<PublicKeyCredentialRequestOptionsJSON | undefined> {
+    const credentials = (await this.#store.factors(accountId)).filter((f) => f.credential_id);
+    if (credentials.length === 0) return undefined;
+    return generateAuthenticationOptions({
+      rpID: this.#rp.id,
+      userVerification: 'required',
+      allowCredentials: credentials.map((f) => ({ id: f.credential_id!, transports: f.transports?.split(',').filter(Boolean) as never })),
+    });
+  }
+
+  /** Checks an assertion: signature, challenge, origin, user verification and a growing counter. */
+  async verifyWebauthn(accountId: string, input: unknown, expectedChallenge: string): Promise<VerifyOutcome> {
+    return this.#guarded(accountId, 'webauthn', async () => {
+      const response = parseJson<AuthenticationResponseJSON>(input);
+      const factor = response && (await this.#store.factors(accountId)).find((f) => f.credential_id === response.id);
+      if (!response || !factor) return { ok: false, reason: 'webauthn_failed' };
+      const result = await verifyAuthenticationResponse({
+        response, expectedChallenge, expectedOrigin: this.#rp.origin, expectedRPID: this.#rp.id, requireUserVerification: true,
+        credential: { id: factor.credential_id!, publicKey: Buffer.from(factor.public_key!, 'base64url'), counter: Number(factor.sign_count), transports: factor.transports?.split(',').filter(Boolean) as never },
+      }).catch(() => undefined);
+      if (!result?.verified) return { ok: false, reason: 'webauthn_failed' };
+      // A counter that did not grow means a cloned authenticator or a replay.
+      if (!(await this.#store.advanceCounter(factor.id, result.authenticationInfo.newCounter))) return { ok: false, reason: 'replayed' };
+      return { ok: true, factor, amr: FACTOR_AMR.webauthn };
+    });
   }
 
   factors(accountId: string): Promise<FactorRow[]> {

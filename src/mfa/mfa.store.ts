@@ -16,18 +16,38 @@ export class MfaStore {
   }
 
   /** The first factor of an account becomes its default. */
-  async insert(factor: { accountId: string; kind: FactorKind; label: string; secretEnc: string | null }): Promise<FactorRow> {
+  async insert(factor: {
+    accountId: string; kind: FactorKind; label: string; secretEnc?: string | null;
+    credential?: { id: string; publicKey: string; signCount: number; transports: string[] };
+  }): Promise<FactorRow> {
     return this.#db.insertInto('mfa_factor').values({
       account_id: factor.accountId,
       kind: factor.kind,
       label: factor.label,
-      secret_enc: factor.secretEnc,
+      secret_enc: factor.secretEnc ?? null,
+      credential_id: factor.credential?.id ?? null,
+      public_key: factor.credential?.publicKey ?? null,
+      sign_count: factor.credential?.signCount ?? 0,
+      transports: factor.credential?.transports.join(',') ?? null,
       is_default: sql<boolean>`not exists (select 1 from mfa_factor where account_id = ${factor.accountId})` as never,
     }).returningAll().executeTakeFirstOrThrow();
   }
 
   async touch(factorId: string): Promise<void> {
     await this.#db.updateTable('mfa_factor').set({ last_used_at: sql<Date>`now()` as never }).where('id', '=', factorId).execute();
+  }
+
+  /**
+   * Records a WebAuthn signature counter. It must grow (or stay 0 for authenticators without one);
+   * the condition in the UPDATE also settles two concurrent uses of a cloned authenticator.
+   */
+  async advanceCounter(factorId: string, counter: number): Promise<boolean> {
+    const row = await this.#db.updateTable('mfa_factor')
+      .set({ sign_count: counter, last_used_at: sql<Date>`now()` as never })
+      .where('id', '=', factorId)
+      .where(sql<boolean>`sign_count < ${counter} or (sign_count = 0 and ${counter}::bigint = 0)`)
+      .returning('id').executeTakeFirst();
+    return row !== undefined;
   }
 
   async deleteAll(accountId: string): Promise<number> {

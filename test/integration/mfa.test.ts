@@ -64,6 +64,21 @@ describe('enrolment at a client that demands MFA', () => {
     expect(JSON.stringify(audit.details)).not.toContain(secret);
   });
 
+  test('a forged or malformed security-key answer is refused and stores nothing', async () => {
+    const account = await akamon.createReadyAccount();
+    const browser = new Browser(akamon.url);
+    const started = await startAuthorization(browser, akamon, vpn);
+    const enroll = await enterCredentials(browser, started.page, account.commonId, account.password);
+    expect(enroll.html).toContain('type="application/json" id="webauthn-options"');
+    const options = JSON.parse(/id="webauthn-options">([^<]+)<\/script>/.exec(enroll.html)![1]);
+    expect(options).toMatchObject({ rp: { id: '127.0.0.1' }, authenticatorSelection: { userVerification: 'required' } });
+    for (const credential of ['not json', '{"id":"x","rawId":"x","type":"public-key","response":{}}', JSON.stringify({ id: 'a'.repeat(20000) })]) {
+      const refused = await browser.submit(enroll, /\/webauthn$/, { credential });
+      expect([400, 413]).toContain(refused.status);
+    }
+    expect(await akamon.deps.mfa.factors(account.id)).toHaveLength(0);
+  });
+
   test('leaving halfway stores no factor', async () => {
     const account = await akamon.createReadyAccount();
     const browser = new Browser(akamon.url);

@@ -57,8 +57,8 @@ export async function startAkamon(options: { env?: Record<string, string>; clock
     AKAMON_ARGON2_ITERATIONS: '1',
     AKAMON_LOG_LEVEL: 'debug',
     AKAMON_KEY_REFRESH_SECONDS: '1',
-    // '{url}' in a value stands for this node's own address, known only once it listens.
-    ...Object.fromEntries(Object.entries(options.env ?? {}).map(([k, v]) => [k, v.replaceAll('{url}', url)])),
+    // '{url}' and '{port}' in a value stand for this node's own address, known only once it listens.
+    ...Object.fromEntries(Object.entries(options.env ?? {}).map(([k, v]) => [k, v.replaceAll('{url}', url).replaceAll('{port}', String(port))])),
   });
   const logs: string[] = [];
   const logger = createLogger(config.logLevel, new Writable({ write(chunk, _enc, done) { logs.push(String(chunk)); done(); } }));

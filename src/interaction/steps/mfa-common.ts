@@ -24,6 +24,11 @@ export function finishWithFactor(request: StepRequest, step: string, amr: string
   return request.finish({ [step]: {}, login: { accountId: session.accountId, amr: methods, acr: acrFor(methods), remember: true } }, true);
 }
 
+/** Options for the browser, as inert JSON inside a <script type="application/json"> element. */
+export function embedJson(value: unknown): string {
+  return JSON.stringify(value).replace(/</g, '\\u003c');
+}
+
 /** The page's answer to a refused code: message and status. */
 export function refusal(request: StepRequest, outcome: Exclude<VerifyOutcome, { ok: true }>): { error: string; status: number } {
   if (outcome.reason === 'locked') {
@@ -32,5 +37,6 @@ export function refusal(request: StepRequest, outcome: Exclude<VerifyOutcome, { 
       ? { error: request.t('mfa.blocked'), status: 429 }
       : { error: request.t('mfa.locked', { minutes: Math.ceil(outcome.waitSeconds / 60) }), status: 429 };
   }
-  return { error: request.t(outcome.reason === 'replayed' ? 'mfa.replayed' : 'mfa.wrong_code'), status: 400 };
+  const key = outcome.reason === 'replayed' ? 'mfa.replayed' : outcome.reason === 'webauthn_failed' ? 'mfa.webauthn_failed' : 'mfa.wrong_code';
+  return { error: request.t(key), status: 400 };
 }

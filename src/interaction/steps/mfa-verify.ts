@@ -1,7 +1,8 @@
 import { mfaFresh } from '../../mfa/assurance.ts';
 import type { Step, StepRequest } from '../step.ts';
 import type { StepDeps } from './deps.ts';
-import { finishWithFactor, mfaDemandedHere, refusal } from './mfa-common.ts';
+import { embedJson, finishWithFactor, mfaDemandedHere, refusal } from './mfa-common.ts';
+import type { VerifyOutcome } from '../../mfa/mfa.service.ts';
 
 /**
  * Step 4: "Verify your identity". MFA is demanded (by the account, the client or acr_values) and
@@ -10,8 +11,31 @@ import { finishWithFactor, mfaDemandedHere, refusal } from './mfa-common.ts';
  * interaction_required.
  */
 export function mfaVerifyStep(deps: StepDeps): Step {
-  const page = (request: StepRequest, error: string | null, status = 200) =>
-    request.render('mfa-verify', 'mfa.verify_title', { action: request.url('totp'), abortAction: request.url('abort'), clientName: request.clientName, error }, status);
+  /** The default method first: a security key or passkey if there is one; codes as "other ways". */
+  async function page(request: StepRequest, error: string | null, status = 200) {
+    const accountId = request.details.session!.accountId;
+    const factors = await deps.mfa.factors(accountId);
+    const options = await deps.mfa.webauthnAuthenticationOptions(accountId);
+    if (options) await request.saveState({ webauthnChallenge: options.challenge });
+    const hasCodes = factors.some((f) => f.kind === 'totp' || f.kind === 'token');
+    request.render('mfa-verify', 'mfa.verify_title', {
+      action: hasCodes ? request.url('totp') : null,
+      webauthn: options ? { options: embedJson(options), action: request.url('webauthn'), mode: 'get', label: request.t('mfa.webauthn_use') } : null,
+      lead: request.t(options ? 'mfa.verify_lead_key' : 'mfa.verify_lead', { client: request.clientName }),
+      abortAction: request.url('abort'),
+      clientName: request.clientName,
+      error,
+    }, status);
+  }
+
+  const verified = (verify: (request: StepRequest, accountId: string) => Promise<VerifyOutcome>) => async (request: StepRequest) => {
+    const outcome = await verify(request, request.details.session!.accountId);
+    if (!outcome.ok) {
+      const { error, status } = refusal(request, outcome);
+      return page(request, error, status);
+    }
+    await finishWithFactor(request, 'mfa_verify', outcome.amr);
+  };
 
   return {
     name: 'mfa_verify',
@@ -21,16 +45,14 @@ export function mfaVerifyStep(deps: StepDeps): Step {
       test: (facts, ctx) => facts.factors.length > 0 && mfaDemandedHere(facts, ctx)
         && !mfaFresh({ amr: ctx.oidc.session?.amr, loginTs: ctx.oidc.session?.loginTs }, facts.client?.mfa_max_age ?? null, Math.floor(Date.now() / 1000)),
     }],
-    show: async (request) => page(request, null),
+    show: (request) => page(request, null),
     actions: {
-      async totp(request) {
-        const outcome = await deps.mfa.verifyTotp(request.details.session!.accountId, request.body.code);
-        if (!outcome.ok) {
-          const { error, status } = refusal(request, outcome);
-          return page(request, error, status);
-        }
-        await finishWithFactor(request, 'mfa_verify', outcome.amr);
-      },
+      totp: verified((request, accountId) => deps.mfa.verifyTotp(accountId, request.body.code)),
+      webauthn: verified(async (request, accountId) => {
+        const state = await request.state();
+        if (typeof state.webauthnChallenge !== 'string') return { ok: false, reason: 'webauthn_failed' };
+        return deps.mfa.verifyWebauthn(accountId, request.body.credential, state.webauthnChallenge);
+      }),
     },
   };
 }

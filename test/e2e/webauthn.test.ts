@@ -1,0 +1,89 @@
+import { afterAll, beforeAll, expect, test } from '@jest/globals';
+import { chromium, type Browser as ChromiumBrowser, type Page } from 'playwright-core';
+import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
+import { authorizeUrl, pkce } from '../support/browser.ts';
+import { redeem } from '../support/flows.ts';
+import { ACR_MFA } from '../../src/mfa/assurance.ts';
+
+// A security key registered and used through chromium's virtual authenticator (the DevTools
+// protocol's WebAuthn domain). WebAuthn needs a domain as relying-party id, so the issuer is
+// http://localhost here (a secure context, like https).
+
+const CHROMIUM = process.env.AKAMON_CHROMIUM ?? '/usr/bin/chromium';
+let akamon: RunningAkamon;
+let browser: ChromiumBrowser;
+
+beforeAll(async () => {
+  akamon = await startAkamon({ env: { AKAMON_ISSUER: 'http://localhost:{port}' } });
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+}, 120_000);
+
+afterAll(async () => {
+  try {
+    await browser?.close();
+  } finally {
+    await akamon?.close();
+  }
+});
+
+const claimsOf = (idToken: string) => JSON.parse(Buffer.from(idToken.split('.')[1], 'base64url').toString());
+
+/** Signs in at the MFA client up to the MFA page; returns the code the relying party receives. */
+async function signIn(page: Page, client: { clientId: string; redirectUri: string }, account: { commonId: string; password: string }, atMfaPage: (page: Page) => Promise<void>) {
+  const { verifier, challenge } = pkce();
+  const callback = page.waitForRequest((r) => r.url().startsWith(client.redirectUri));
+  await page.goto(authorizeUrl(akamon.config.issuer, { client_id: client.clientId, redirect_uri: client.redirectUri, code_challenge: challenge, code_challenge_method: 'S256' }));
+  await page.getByLabel('Common ID').fill(account.commonId);
+  await page.getByRole('button', { name: 'Continue' }).click();
+  await page.getByLabel('Password', { exact: true }).fill(account.password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await atMfaPage(page);
+  const code = new URL((await callback).url()).searchParams.get('code')!;
+  return { code, verifier };
+}
+
+test('a security key is registered at enrolment and then used at the next sign-in', async () => {
+  const vpn = await akamon.createClient({ name: 'UTokyo VPN', requireMfa: true, redirectUris: ['http://localhost:9/vpn'] });
+  const account = await akamon.createReadyAccount();
+  const context = await browser.newContext({ locale: 'en-US' });
+  try {
+    const page = await context.newPage();
+    await page.route('http://localhost:9/**', (route) => route.fulfill({ status: 200, body: 'relying party' }));
+    const cdp = await context.newCDPSession(page);
+    await cdp.send('WebAuthn.enable');
+    const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
+      options: { protocol: 'ctap2', transport: 'usb', hasResidentKey: true, hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: true },
+    });
+
+    const first = await signIn(page, vpn, account, async (p) => {
+      await expect(p.getByRole('heading', { level: 1 }).textContent()).resolves.toBe('More information required');
+      await p.getByRole('button', { name: 'Register a security key or passkey' }).click();
+    });
+    const tokens = await redeem(akamon, vpn, first.code, first.verifier);
+    expect(claimsOf(tokens.body.id_token)).toMatchObject({ amr: ['pwd', 'hwk'], acr: ACR_MFA });
+    const [factor] = await akamon.deps.mfa.factors(account.id);
+    expect(factor).toMatchObject({ kind: 'webauthn', label: 'Security key or passkey' });
+    const { credentials } = await cdp.send('WebAuthn.getCredentials', { authenticatorId });
+    expect(credentials).toHaveLength(1);
+    expect(Buffer.from(credentials[0].credentialId, 'base64').toString('base64url')).toBe(factor.credential_id);
+
+    // A new browser session: the key is the default method, with no code form since there is no app.
+    await context.clearCookies();
+    const second = await signIn(page, vpn, account, async (p) => {
+      await expect(p.getByRole('heading', { level: 1 }).textContent()).resolves.toBe('Verify your identity');
+      await expect(p.getByLabel('6-digit code').count()).resolves.toBe(0);
+      await p.getByRole('button', { name: 'Use your security key or passkey' }).click();
+    });
+    const again = await redeem(akamon, vpn, second.code, second.verifier);
+    expect(claimsOf(again.body.id_token).amr).toEqual(['pwd', 'hwk']);
+    const [used] = await akamon.deps.mfa.factors(account.id);
+    expect(Number(used.sign_count)).toBeGreaterThan(Number(factor.sign_count));
+    expect(used.last_used_at).not.toBeNull();
+  } finally {
+    await context.close();
+  }
+}, 120_000);
