@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { chromium, type Browser as ChromiumBrowser } from 'playwright-core';
+import type { Browser as ChromiumBrowser } from 'playwright-core';
+import { launchChromium } from '../support/chromium.ts';
 import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
 
 // One real browser (Debian's chromium, driven by playwright-core) through the newcomer's first
 // sign-in at Akamon's own account home: initial password, forced change, then the account page.
 
-const CHROMIUM = process.env.AKAMON_CHROMIUM ?? '/usr/bin/chromium';
 const SCREENSHOT = '/tmp/akamon-password-change.png';
 
 let akamon: RunningAkamon;
@@ -13,11 +13,7 @@ let browser: ChromiumBrowser | undefined;
 
 beforeAll(async () => {
   akamon = await startAkamon();
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchChromium();
 }, 120_000);
 
 afterAll(async () => {

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
-import { chromium, type Browser as ChromiumBrowser, type Page } from 'playwright-core';
+import type { Browser as ChromiumBrowser, Page } from 'playwright-core';
+import { launchChromium } from '../support/chromium.ts';
 import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
 import { authorizeUrl, pkce } from '../support/browser.ts';
 import { redeem } from '../support/flows.ts';
@@ -9,18 +10,13 @@ import { ACR_MFA } from '../../src/mfa/assurance.ts';
 // protocol's WebAuthn domain). WebAuthn needs a domain as relying-party id, so the issuer is
 // http://localhost here (a secure context, like https).
 
-const CHROMIUM = process.env.AKAMON_CHROMIUM ?? '/usr/bin/chromium';
 let akamon: RunningAkamon;
 let browser: ChromiumBrowser;
 
 beforeAll(async () => {
   akamon = await startAkamon({ env: { AKAMON_ISSUER: 'http://localhost:{port}' } });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    // localhost goes straight to the IPv4 loopback the test server listens on.
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--host-resolver-rules=MAP localhost 127.0.0.1'],
-  });
+  // localhost goes straight to the IPv4 loopback the test server listens on.
+  browser = await launchChromium(['--host-resolver-rules=MAP localhost 127.0.0.1']);
 }, 120_000);
 
 afterAll(async () => {
