@@ -50,6 +50,19 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
     .execute();
 
+  // One-time codes sent by SMS, voice call (and later email): single use, 10 minutes, 5 tries.
+  await db.schema.createTable('otp_code')
+    .addColumn('id', 'uuid', (c) => c.primaryKey().defaultTo(sql`gen_random_uuid()`))
+    .addColumn('account_id', 'uuid', (c) => c.notNull().references('account.id').onDelete('cascade'))
+    .addColumn('purpose', 'text', (c) => c.notNull())
+    .addColumn('code_digest', 'text', (c) => c.notNull())
+    .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+    .addColumn('expires_at', 'timestamptz', (c) => c.notNull())
+    .addColumn('consumed_at', 'timestamptz')
+    .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
+    .execute();
+  await db.schema.createIndex('otp_code_account_idx').on('otp_code').columns(['account_id', 'purpose']).execute();
+
   // Time steps already accepted, so that no TOTP code works twice for an account.
   await db.schema.createTable('totp_step')
     .addColumn('account_id', 'uuid', (c) => c.notNull().references('account.id').onDelete('cascade'))
@@ -61,6 +74,7 @@ export async function up(db: Kysely<any>): Promise<void> {
 }
 
 export async function down(db: Kysely<any>): Promise<void> {
+  await db.schema.dropTable('otp_code').ifExists().execute();
   await db.schema.dropTable('app_password').ifExists().execute();
   await db.schema.alterTable('client').dropColumn('legacy_password').execute();
   await db.schema.dropTable('totp_step').ifExists().execute();

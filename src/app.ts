@@ -149,6 +149,7 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
     (n) => deps.interactionState.deleteExpired(n),
     (n) => deps.throttle.deleteStale(n),
     (n) => deps.mfaStore.deleteOldSteps(n),
+    (n) => deps.otpCodes.deleteOld(n),
   ]);
   return { app, provider: () => holder!.provider, holder, clients, sweeper, rotateKeys };
 }

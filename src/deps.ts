@@ -25,6 +25,9 @@ import { TokenService } from './mfa/token.service.ts';
 import { AppPasswordStore } from './account/app-password.store.ts';
 import { AppPasswordService } from './account/app-password.service.ts';
 import { AuditLog } from './audit/audit-log.ts';
+import { PhoneService } from './mfa/phone.service.ts';
+import { OtpCodeStore } from './mfa/otp-code.store.ts';
+import { phoneGatewayFromConfig } from './mfa/phone-gateway.ts';
 
 /** Everything the app is built from; tests pass their own database, clock or logger here. */
 export interface Deps {
@@ -48,6 +51,7 @@ export interface Deps {
   tokens: TokenService;
   appPasswords: AppPasswordService;
   audit: AuditLog;
+  otpCodes: OtpCodeStore;
 }
 
 /**
@@ -87,6 +91,8 @@ export async function buildDeps(config: Config, logger: Logger, overrides: { dat
   const payloads = new OidcPayloadStore(db);
   const signinLog = new SigninLog(db);
   const mfaStore = new MfaStore(db);
+  const otpCodes = new OtpCodeStore(db);
+  const phone = new PhoneService({ store: mfaStore, codes: otpCodes, gateway: phoneGatewayFromConfig(config, logger), throttle, box });
   const appPasswords = new AppPasswordService({ store: new AppPasswordStore(db), key: box.deriveKey('app-password') });
   return {
     config,
@@ -115,11 +121,12 @@ export async function buildDeps(config: Config, logger: Logger, overrides: { dat
     operators: new OperatorStore(db),
     mfaStore,
     mfa: new MfaService({
-      store: mfaStore, box, throttle, clock,
+      store: mfaStore, box, throttle, clock, phone,
       rp: { name: config.issuerName, id: new URL(config.issuer).hostname, origin: new URL(config.issuer).origin },
     }),
     tokens: new TokenService({ store: new TokenStore(db), box }),
     appPasswords,
     audit: new AuditLog(db),
+    otpCodes,
   };
 }

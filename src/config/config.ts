@@ -25,6 +25,12 @@ export interface Config {
   readonly logLevel: string;
   readonly keyRefreshSeconds: number;
   readonly internalUrl: string | undefined;
+  readonly phoneGateway:
+    | { readonly kind: 'none' }
+    | { readonly kind: 'webhook'; readonly url: string; readonly secret: string }
+    | { readonly kind: 'twilio'; readonly apiUrl: string; readonly accountSid: string; readonly authToken: string; readonly from: string };
+  /** Country calling code for phone numbers typed without one (081-... in Japan). */
+  readonly phoneDefaultCountry: string;
   readonly ttl: {
     readonly session: number;
     readonly interaction: number;
@@ -68,6 +74,32 @@ function issuerUrl(raw: string, production: boolean): string {
   if (production && url.protocol !== 'https:') throw new ConfigError('AKAMON_ISSUER must be an https URL in production');
   if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new ConfigError('AKAMON_ISSUER must be http or https');
   return url.href.replace(/\/$/, '');
+}
+
+function phoneGateway(env: Env): Config['phoneGateway'] {
+  const kind = env.AKAMON_PHONE_GATEWAY ?? 'none';
+  const need = (name: string) => {
+    const value = env[name];
+    if (!value) throw new ConfigError(`${name} is required with AKAMON_PHONE_GATEWAY=${kind}`);
+    return value;
+  };
+  const url = (name: string, value: string) => {
+    try {
+      return new URL(value).href;
+    } catch {
+      throw new ConfigError(`${name} is not a URL: "${value}"`);
+    }
+  };
+  if (kind === 'none') return { kind };
+  if (kind === 'webhook') {
+    const secret = need('AKAMON_PHONE_WEBHOOK_SECRET');
+    if (secret.length < 32) throw new ConfigError('AKAMON_PHONE_WEBHOOK_SECRET must be at least 32 characters');
+    return { kind, url: url('AKAMON_PHONE_WEBHOOK_URL', need('AKAMON_PHONE_WEBHOOK_URL')), secret };
+  }
+  if (kind === 'twilio') {
+    return { kind, apiUrl: url('AKAMON_TWILIO_API_URL', env.AKAMON_TWILIO_API_URL ?? 'https://api.twilio.com'), accountSid: need('AKAMON_TWILIO_ACCOUNT_SID'), authToken: need('AKAMON_TWILIO_AUTH_TOKEN'), from: need('AKAMON_TWILIO_FROM') };
+  }
+  throw new ConfigError(`AKAMON_PHONE_GATEWAY must be none, webhook or twilio, got "${kind}"`);
 }
 
 export function loadConfig(env: Env = process.env): Config {
@@ -116,6 +148,8 @@ export function loadConfig(env: Env = process.env): Config {
     logLevel: env.AKAMON_LOG_LEVEL ?? 'info',
     keyRefreshSeconds: integer(env, 'AKAMON_KEY_REFRESH_SECONDS', 10, 1, 3600),
     internalUrl: env.AKAMON_INTERNAL_URL || undefined,
+    phoneGateway: phoneGateway(env),
+    phoneDefaultCountry: /^\d{1,3}$/.test(env.AKAMON_PHONE_DEFAULT_COUNTRY ?? '81') ? env.AKAMON_PHONE_DEFAULT_COUNTRY ?? '81' : (() => { throw new ConfigError('AKAMON_PHONE_DEFAULT_COUNTRY must be 1 to 3 digits'); })(),
     ttl: Object.freeze({
       session: integer(env, 'AKAMON_SESSION_TTL_SECONDS', 8 * 3600, 60),
       interaction: 3600,

@@ -91,6 +91,18 @@ export interface AppPasswordTable {
   last_used_at: Timestamp | null;
 }
 
+export interface OtpCodeTable {
+  id: Generated<string>;
+  account_id: string;
+  /** What the code proves, bound to where it went: "phone:<factor id>" or "enroll-phone:<interaction uid>". */
+  purpose: string;
+  code_digest: string;
+  attempts: Generated<number>;
+  expires_at: Timestamp;
+  consumed_at: Timestamp | null;
+  created_at: CreatedAt;
+}
+
 export interface TotpStepTable {
   account_id: string;
   step: ColumnType<string, string | number, never>;
@@ -174,4 +186,5 @@ export interface DB {
   hardware_token: HardwareTokenTable;
   app_password: AppPasswordTable;
   audit_event: AuditEventTable;
+  otp_code: OtpCodeTable;
 }

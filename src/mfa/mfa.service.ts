@@ -7,6 +7,7 @@ import type { Clock } from '../shared/clock.ts';
 import type { LoginThrottle, ThrottleRule } from '../throttle/login-throttle.ts';
 import type { FactorRow, MfaStore } from './mfa.store.ts';
 import { matchTotp, newTotpSecret, normalizeCode } from './totp.ts';
+import type { PhoneService, PhoneTarget } from './phone.service.ts';
 
 /** Wrong codes lock the method for a while; NIST allows at most 100 in a row, this is far below. */
 export const OTP_RULE: ThrottleRule = { free: 5, baseSeconds: 60, maxSeconds: 900, hardStop: 100 };
@@ -16,7 +17,7 @@ export const FACTOR_AMR: Record<FactorRow['kind'], string> = { totp: 'otp', toke
 
 export type VerifyOutcome =
   | { ok: true; factor: FactorRow; amr: string }
-  | { ok: false; reason: 'wrong_code' | 'replayed' | 'webauthn_failed' }
+  | { ok: false; reason: 'wrong_code' | 'replayed' | 'webauthn_failed' | 'expired' }
   | { ok: false; reason: 'locked'; waitSeconds: number; blocked: boolean };
 
 /** Where WebAuthn credentials are scoped: the issuer's host and origin. */
@@ -43,13 +44,37 @@ export class MfaService {
   readonly #throttle: LoginThrottle;
   readonly #clock: Clock;
   readonly #rp: RelyingParty;
+  readonly phone: PhoneService;
 
-  constructor(deps: { store: MfaStore; box: SecretBox; throttle: LoginThrottle; clock: Clock; rp: RelyingParty }) {
+  constructor(deps: { store: MfaStore; box: SecretBox; throttle: LoginThrottle; clock: Clock; rp: RelyingParty; phone: PhoneService }) {
     this.#store = deps.store;
     this.#box = deps.box;
     this.#throttle = deps.throttle;
     this.#clock = deps.clock;
     this.#rp = deps.rp;
+    this.phone = deps.phone;
+  }
+
+  /** Saves a phone after the code sent to it for this enrolment (`purpose`) came back. */
+  async confirmPhone(accountId: string, purpose: string, target: PhoneTarget, input: unknown, label: string): Promise<VerifyOutcome> {
+    return this.#guarded(accountId, 'phone', async () => {
+      const result = await this.phone.check(accountId, purpose, normalizeCode(input));
+      if (result !== 'ok') return { ok: false, reason: result === 'wrong' ? 'wrong_code' : 'expired' };
+      const factor = await this.phone.addFactor(accountId, target, label);
+      return { ok: true, factor, amr: target.channel === 'sms' ? 'sms' : 'tel' };
+    });
+  }
+
+  /** Checks the code sent to one of the account's phones for this sign-in (`purpose`). */
+  async verifyPhone(accountId: string, factorId: string, purpose: string, input: unknown): Promise<VerifyOutcome> {
+    return this.#guarded(accountId, 'phone', async () => {
+      const factor = (await this.#store.factors(accountId)).find((f) => f.id === factorId && f.kind === 'phone');
+      if (!factor) return { ok: false, reason: 'expired' };
+      const result = await this.phone.check(accountId, purpose, normalizeCode(input));
+      if (result !== 'ok') return { ok: false, reason: result === 'wrong' ? 'wrong_code' : 'expired' };
+      await this.#store.touch(factor.id);
+      return { ok: true, factor, amr: this.phone.target(factor).channel === 'sms' ? 'sms' : 'tel' };
+    });
   }
 
   /** Options for creating a security key or passkey credential; user verification is required. */

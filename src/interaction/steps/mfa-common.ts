@@ -1,6 +1,7 @@
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import { acrFor, mfaDemanded, withMethod } from '../../mfa/assurance.ts';
 import type { VerifyOutcome } from '../../mfa/mfa.service.ts';
+import type { SendOutcome } from '../../mfa/phone.service.ts';
 import type { Facts, StepRequest } from '../step.ts';
 
 /** Whether this sign-in needs a second factor: the account, the client or the request asks. */
@@ -24,6 +25,20 @@ export function finishWithFactor(request: StepRequest, step: string, amr: string
   return request.finish({ [step]: {}, login: { accountId: session.accountId, amr: methods, acr: acrFor(methods), remember: true } }, true);
 }
 
+/** The page's answer to a code that could not be sent. */
+export function sendRefusal(request: StepRequest, outcome: Exclude<SendOutcome, { ok: true }>): { error: string; status: number } {
+  if (outcome.reason === 'rate_limited') {
+    request.ctx.set('Retry-After', String(outcome.waitSeconds));
+    return { error: request.t('mfa.phone_rate_limited', { minutes: Math.max(1, Math.ceil(outcome.waitSeconds / 60)) }), status: 429 };
+  }
+  return { error: request.t('mfa.phone_delivery_failed'), status: 503 };
+}
+
+/** The words of an SMS or a voice call carrying a code. */
+export function codeMessage(request: StepRequest, service: string) {
+  return (code: string) => request.t('mfa.phone_text', { code: code.split('').join(' '), service });
+}
+
 /** Options for the browser, as inert JSON inside a <script type="application/json"> element. */
 export function embedJson(value: unknown): string {
   return JSON.stringify(value).replace(/</g, '\\u003c');
@@ -37,6 +52,7 @@ export function refusal(request: StepRequest, outcome: Exclude<VerifyOutcome, { 
       ? { error: request.t('mfa.blocked'), status: 429 }
       : { error: request.t('mfa.locked', { minutes: Math.ceil(outcome.waitSeconds / 60) }), status: 429 };
   }
-  const key = outcome.reason === 'replayed' ? 'mfa.replayed' : outcome.reason === 'webauthn_failed' ? 'mfa.webauthn_failed' : 'mfa.wrong_code';
+  const keys = { replayed: 'mfa.replayed', webauthn_failed: 'mfa.webauthn_failed', expired: 'mfa.code_expired', wrong_code: 'mfa.wrong_code' } as const;
+  const key = keys[outcome.reason];
   return { error: request.t(key), status: 400 };
 }

@@ -1,7 +1,7 @@
 import { mfaFresh } from '../../mfa/assurance.ts';
 import type { Step, StepRequest } from '../step.ts';
 import type { StepDeps } from './deps.ts';
-import { embedJson, finishWithFactor, mfaDemandedHere, refusal } from './mfa-common.ts';
+import { codeMessage, embedJson, finishWithFactor, mfaDemandedHere, refusal, sendRefusal } from './mfa-common.ts';
 import type { VerifyOutcome } from '../../mfa/mfa.service.ts';
 
 /**
@@ -18,10 +18,15 @@ export function mfaVerifyStep(deps: StepDeps): Step {
     const options = await deps.mfa.webauthnAuthenticationOptions(accountId);
     if (options) await request.saveState({ webauthnChallenge: options.challenge });
     const hasCodes = factors.some((f) => f.kind === 'totp' || f.kind === 'token');
+    const state = await request.state();
+    const phones = factors.filter((f) => f.kind === 'phone');
+    const sentTo = phones.find((f) => f.id === state.phoneFactor);
     request.render('mfa-verify', 'mfa.verify_title', {
       action: hasCodes ? request.url('totp') : null,
       webauthn: options ? { options: embedJson(options), action: request.url('webauthn'), mode: 'get', label: request.t('mfa.webauthn_use') } : null,
       lead: request.t(options ? 'mfa.verify_lead_key' : 'mfa.verify_lead', { client: request.clientName }),
+      phones: phones.map((f) => ({ id: f.id, label: f.label, sendAction: request.url('phone_send') })),
+      phoneCode: sentTo ? { label: sentTo.label, action: request.url('phone') } : null,
       abortAction: request.url('abort'),
       clientName: request.clientName,
       error,
@@ -48,6 +53,24 @@ export function mfaVerifyStep(deps: StepDeps): Step {
     show: (request) => page(request, null),
     actions: {
       totp: verified((request, accountId) => deps.mfa.verifyTotp(accountId, request.body.code)),
+      async phone_send(request) {
+        const accountId = request.details.session!.accountId;
+        // The factor id comes from the form, so it must be one of this account's phones.
+        const factor = (await deps.mfa.factors(accountId)).find((f) => f.id === request.body.factor && f.kind === 'phone');
+        if (!factor) return page(request, request.t('mfa.code_expired'), 400);
+        const outcome = await deps.mfa.phone.send(accountId, `signin:${request.uid}:${factor.id}`, deps.mfa.phone.target(factor), codeMessage(request, deps.config.issuerName));
+        if (!outcome.ok) {
+          const { error, status } = sendRefusal(request, outcome);
+          return page(request, error, status);
+        }
+        await request.saveState({ phoneFactor: factor.id });
+        return page(request, null);
+      },
+      phone: verified(async (request, accountId) => {
+        const state = await request.state();
+        if (typeof state.phoneFactor !== 'string') return { ok: false, reason: 'expired' };
+        return deps.mfa.verifyPhone(accountId, state.phoneFactor, `signin:${request.uid}:${state.phoneFactor}`, request.body.code);
+      }),
       webauthn: verified(async (request, accountId) => {
         const state = await request.state();
         if (typeof state.webauthnChallenge !== 'string') return { ok: false, reason: 'webauthn_failed' };
