@@ -27,6 +27,7 @@ import { AppPasswordService } from './account/app-password.service.ts';
 import { AuditLog } from './audit/audit-log.ts';
 import { PhoneService } from './mfa/phone.service.ts';
 import { OtpCodeStore } from './mfa/otp-code.store.ts';
+import { CodeSender } from './mfa/code-sender.ts';
 import { phoneGatewayFromConfig } from './mfa/phone-gateway.ts';
 
 /** Everything the app is built from; tests pass their own database, clock or logger here. */
@@ -92,7 +93,8 @@ export async function buildDeps(config: Config, logger: Logger, overrides: { dat
   const signinLog = new SigninLog(db);
   const mfaStore = new MfaStore(db);
   const otpCodes = new OtpCodeStore(db);
-  const phone = new PhoneService({ store: mfaStore, codes: otpCodes, gateway: phoneGatewayFromConfig(config, logger), throttle, box });
+  const codeSender = new CodeSender({ codes: otpCodes, throttle, key: box.deriveKey('otp-code') });
+  const phone = new PhoneService({ store: mfaStore, sender: codeSender, gateway: phoneGatewayFromConfig(config, logger), box });
   const appPasswords = new AppPasswordService({ store: new AppPasswordStore(db), key: box.deriveKey('app-password') });
   return {
     config,

@@ -1,6 +1,7 @@
 import { createHmac } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.ts';
+import { DeliveryError } from './code-sender.ts';
 
 export type PhoneChannel = 'sms' | 'voice';
 
@@ -9,10 +10,6 @@ export interface PhoneMessage {
   channel: PhoneChannel;
   /** The words to send or speak, in the person's language; the code is part of them. */
   text: string;
-}
-
-export class DeliveryError extends Error {
-  override name = 'DeliveryError';
 }
 
 /** Sends one-time codes by SMS or voice call. Pluggable: a signed webhook, a Twilio-compatible API, or the log. */

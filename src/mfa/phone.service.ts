@@ -1,13 +1,7 @@
-import { randomInt } from 'node:crypto';
 import type { SecretBox } from '../crypto/secret-box.ts';
-import { hmac } from '../crypto/tokens.ts';
-import type { LoginThrottle, ThrottleRule } from '../throttle/login-throttle.ts';
+import type { CodeSender, SendOutcome } from './code-sender.ts';
 import type { FactorRow, MfaStore } from './mfa.store.ts';
-import type { OtpCodeStore } from './otp-code.store.ts';
-import { DeliveryError, type PhoneChannel, type PhoneGateway } from './phone-gateway.ts';
-
-/** Sending is rate-limited per account and per number: 3 codes, then waits from 1 minute to 1 hour. */
-export const SEND_RULE: ThrottleRule = { free: 3, baseSeconds: 60, maxSeconds: 3600, forgetAfterSeconds: 3600 };
+import type { PhoneChannel, PhoneGateway } from './phone-gateway.ts';
 
 export interface PhoneTarget {
   phone: string;
@@ -26,8 +20,6 @@ export function maskPhone(phone: string): string {
   return `•••• ${phone.slice(-4)}`;
 }
 
-export type SendOutcome = { ok: true } | { ok: false; reason: 'rate_limited'; waitSeconds: number } | { ok: false; reason: 'delivery_failed' };
-
 /**
  * The phone factor: a 6-digit code by SMS or voice call (NIST SP 800-63B-4 calls this a
  * restricted authenticator; the pages say so and offer the others). Codes expire in 10 minutes,
@@ -35,19 +27,15 @@ export type SendOutcome = { ok: true } | { ok: false; reason: 'rate_limited'; wa
  */
 export class PhoneService {
   readonly #store: MfaStore;
-  readonly #codes: OtpCodeStore;
+  readonly #sender: CodeSender;
   readonly #gateway: PhoneGateway;
-  readonly #throttle: LoginThrottle;
   readonly #box: SecretBox;
-  readonly #key: Buffer;
 
-  constructor(deps: { store: MfaStore; codes: OtpCodeStore; gateway: PhoneGateway; throttle: LoginThrottle; box: SecretBox }) {
+  constructor(deps: { store: MfaStore; sender: CodeSender; gateway: PhoneGateway; box: SecretBox }) {
     this.#store = deps.store;
-    this.#codes = deps.codes;
+    this.#sender = deps.sender;
     this.#gateway = deps.gateway;
-    this.#throttle = deps.throttle;
     this.#box = deps.box;
-    this.#key = deps.box.deriveKey('otp-code');
   }
 
   get available(): boolean {
@@ -66,44 +54,17 @@ export class PhoneService {
     return this.unseal(factor.secret_enc!);
   }
 
-  /** Sends a fresh code for `purpose`; a failed delivery withdraws it, so nothing is lost or left. */
-  async send(accountId: string, purpose: string, target: PhoneTarget, text: (code: string) => string): Promise<SendOutcome> {
-    const keys = [
-      { key: `send:account:${accountId}`, rule: SEND_RULE },
-      { key: `send:phone:${hmac(this.#key, target.phone)}`, rule: SEND_RULE },
-    ];
-    const state = await this.#throttle.reserve(keys);
-    if (state.blocked || state.waitSeconds > 0) return { ok: false, reason: 'rate_limited', waitSeconds: state.waitSeconds };
-    const code = String(randomInt(0, 1_000_000)).padStart(6, '0');
-    await this.#codes.issue(accountId, purpose, this.#digest(purpose, code));
-    try {
-      await this.#gateway.send({ to: target.phone, channel: target.channel, text: text(code) });
-    } catch (error) {
-      await this.#codes.withdraw(accountId, purpose);
-      await this.#throttle.release(keys);
-      if (error instanceof DeliveryError) return { ok: false, reason: 'delivery_failed' };
-      throw error;
-    }
-    await this.#throttle.failed(keys); // a send is counted like a spent attempt
-    return { ok: true };
+  send(accountId: string, purpose: string, target: PhoneTarget, text: (code: string) => string): Promise<SendOutcome> {
+    return this.#sender.send(accountId, purpose, target.phone, (code) => this.#gateway.send({ to: target.phone, channel: target.channel, text: text(code) }));
   }
 
-  /** Uses up the code for `purpose`; wrong, expired and used codes all fail. */
-  async check(accountId: string, purpose: string, input: string): Promise<'ok' | 'wrong' | 'expired_or_used'> {
-    if (!/^\d{6}$/.test(input)) return (await this.#codes.consume(accountId, purpose, 'malformed')) === 'expired_or_used' ? 'expired_or_used' : 'wrong';
-    return this.#codes.consume(accountId, purpose, this.#digest(purpose, input));
+  check(accountId: string, purpose: string, input: string) {
+    return this.#sender.check(accountId, purpose, input);
   }
 
   async addFactor(accountId: string, target: PhoneTarget, label: string): Promise<FactorRow> {
     return this.#store.insert({ accountId, kind: 'phone', label, secretEnc: this.seal(target) });
   }
-
-  #digest(purpose: string, code: string): string {
-    return hmac(this.#key, `${purpose}:${code}`);
-  }
 }
 
-export function phoneLabel(target: PhoneTarget, channel: { sms: string; voice: string }): string {
-  return `${target.channel === 'sms' ? channel.sms : channel.voice} ${maskPhone(target.phone)}`;
-}
 

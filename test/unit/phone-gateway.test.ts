@@ -1,7 +1,8 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { DeliveryError, twilioGateway } from '../../src/mfa/phone-gateway.ts';
+import { twilioGateway } from '../../src/mfa/phone-gateway.ts';
+import { DeliveryError } from '../../src/mfa/code-sender.ts';
 import { maskPhone, normalizePhone } from '../../src/mfa/phone.service.ts';
 import { ConfigError, loadConfig } from '../../src/config/config.ts';
 

@@ -1,7 +1,7 @@
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import { acrFor, mfaDemanded, withMethod } from '../../mfa/assurance.ts';
 import type { VerifyOutcome } from '../../mfa/mfa.service.ts';
-import type { SendOutcome } from '../../mfa/phone.service.ts';
+import type { SendOutcome } from '../../mfa/code-sender.ts';
 import type { Facts, StepRequest } from '../step.ts';
 
 /** Whether this sign-in needs a second factor: the account, the client or the request asks. */
