@@ -3,6 +3,9 @@ import { sql, type Kysely } from 'kysely';
 // Frozen once landed: later changes go into new migrations.
 export async function up(db: Kysely<any>): Promise<void> {
   await db.schema.alterTable('account').addColumn('mfa_required', 'boolean', (c) => c.notNull().defaultTo(false)).execute();
+  // A confirmed address for recovery only (never a sign-in factor).
+  await db.schema.alterTable('account').addColumn('recovery_email', 'text').execute();
+  await db.schema.alterTable('account').addColumn('recovery_email_verified_at', 'timestamptz').execute();
   await db.schema.alterTable('client').addColumn('require_mfa', 'boolean', (c) => c.notNull().defaultTo(false)).execute();
   await db.schema.alterTable('client').addColumn('mfa_max_age', 'integer').execute();
   await db.schema.alterTable('client').addColumn('legacy_password', 'boolean', (c) => c.notNull().defaultTo(false)).execute();
@@ -82,5 +85,7 @@ export async function down(db: Kysely<any>): Promise<void> {
   await db.schema.dropTable('mfa_factor').ifExists().execute();
   await db.schema.alterTable('client').dropColumn('mfa_max_age').execute();
   await db.schema.alterTable('client').dropColumn('require_mfa').execute();
+  await db.schema.alterTable('account').dropColumn('recovery_email_verified_at').execute();
+  await db.schema.alterTable('account').dropColumn('recovery_email').execute();
   await db.schema.alterTable('account').dropColumn('mfa_required').execute();
 }

@@ -82,6 +82,8 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
     knownAccounts: new KnownAccounts(config.production),
     mfa: deps.mfa,
     audit: deps.audit,
+    recoveryEmail: deps.recoveryEmail,
+    appPasswords: deps.appPasswords,
   });
   const hooks = {
     adapter: postgresAdapter(db, async (id) => clients.providerMetadata(id) as never),

@@ -28,6 +28,8 @@ import { AuditLog } from './audit/audit-log.ts';
 import { PhoneService } from './mfa/phone.service.ts';
 import { OtpCodeStore } from './mfa/otp-code.store.ts';
 import { CodeSender } from './mfa/code-sender.ts';
+import { mailerFromConfig } from './mail/mailer.ts';
+import { RecoveryEmail } from './account/recovery-email.ts';
 import { phoneGatewayFromConfig } from './mfa/phone-gateway.ts';
 
 /** Everything the app is built from; tests pass their own database, clock or logger here. */
@@ -53,6 +55,7 @@ export interface Deps {
   appPasswords: AppPasswordService;
   audit: AuditLog;
   otpCodes: OtpCodeStore;
+  recoveryEmail: RecoveryEmail;
 }
 
 /**
@@ -130,5 +133,6 @@ export async function buildDeps(config: Config, logger: Logger, overrides: { dat
     appPasswords,
     audit: new AuditLog(db),
     otpCodes,
+    recoveryEmail: new RecoveryEmail({ accounts, sender: codeSender, mailer: mailerFromConfig(config, logger) }),
   };
 }

@@ -71,6 +71,13 @@ export class AccountStore {
       .where('id', '=', id).where('password_hash', '=', oldHash).execute();
   }
 
+  /** A recovery address, confirmed by a code sent to it. */
+  async setRecoveryEmail(id: string, email: string): Promise<void> {
+    await this.#db.updateTable('account')
+      .set({ recovery_email: email, recovery_email_verified_at: sql<Date>`now()` as never, updated_at: sql<Date>`now()` as never })
+      .where('id', '=', id).execute();
+  }
+
   async setMfaRequired(id: string, required: boolean): Promise<void> {
     await this.#db.updateTable('account').set({ mfa_required: required, updated_at: sql<Date>`now()` as never }).where('id', '=', id).execute();
   }

@@ -29,6 +29,9 @@ export interface Config {
     | { readonly kind: 'none' }
     | { readonly kind: 'webhook'; readonly url: string; readonly secret: string }
     | { readonly kind: 'twilio'; readonly apiUrl: string; readonly accountSid: string; readonly authToken: string; readonly from: string };
+  /** smtp:// or smtps:// URL of the mail server; undefined writes mails to the log in development. */
+  readonly smtpUrl: string | undefined;
+  readonly mailFrom: string;
   /** Country calling code for phone numbers typed without one (081-... in Japan). */
   readonly phoneDefaultCountry: string;
   readonly ttl: {
@@ -102,6 +105,18 @@ function phoneGateway(env: Env): Config['phoneGateway'] {
   throw new ConfigError(`AKAMON_PHONE_GATEWAY must be none, webhook or twilio, got "${kind}"`);
 }
 
+function smtpUrl(raw: string | undefined): string | undefined {
+  if (!raw) return undefined;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError('AKAMON_SMTP_URL is not a URL (smtp://user:password@host:587 or smtps://...)');
+  }
+  if (url.protocol !== 'smtp:' && url.protocol !== 'smtps:') throw new ConfigError('AKAMON_SMTP_URL must start with smtp:// or smtps://');
+  return raw;
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const production = (env.AKAMON_ENV ?? env.NODE_ENV) === 'production';
   const port = integer(env, 'PORT', 3000, 0, 65535);
@@ -149,6 +164,8 @@ export function loadConfig(env: Env = process.env): Config {
     keyRefreshSeconds: integer(env, 'AKAMON_KEY_REFRESH_SECONDS', 10, 1, 3600),
     internalUrl: env.AKAMON_INTERNAL_URL || undefined,
     phoneGateway: phoneGateway(env),
+    smtpUrl: smtpUrl(env.AKAMON_SMTP_URL),
+    mailFrom: env.AKAMON_MAIL_FROM ?? `Akamon <no-reply@${new URL(issuerUrl(env.AKAMON_ISSUER ?? `http://localhost:${port}`, production)).hostname}>`,
     phoneDefaultCountry: /^\d{1,3}$/.test(env.AKAMON_PHONE_DEFAULT_COUNTRY ?? '81') ? env.AKAMON_PHONE_DEFAULT_COUNTRY ?? '81' : (() => { throw new ConfigError('AKAMON_PHONE_DEFAULT_COUNTRY must be 1 to 3 digits'); })(),
     ttl: Object.freeze({
       session: integer(env, 'AKAMON_SESSION_TTL_SECONDS', 8 * 3600, 60),

@@ -47,6 +47,8 @@ export interface AccountTable {
   must_change_password: boolean;
   /** The person applied for MFA, or an operator requires it. */
   mfa_required: Generated<boolean>;
+  recovery_email: string | null;
+  recovery_email_verified_at: Timestamp | null;
   created_at: CreatedAt;
   updated_at: Timestamp;
 }

@@ -29,9 +29,9 @@ export class CodeSender {
   }
 
   /** Sends a fresh code; a failed delivery withdraws it and counts nothing, so nothing is lost. */
-  async send(accountId: string, purpose: string, destination: string, deliver: (code: string) => Promise<void>): Promise<SendOutcome> {
+  async send(channel: 'phone' | 'email', accountId: string, purpose: string, destination: string, deliver: (code: string) => Promise<void>): Promise<SendOutcome> {
     const keys = [
-      { key: `send:account:${accountId}`, rule: SEND_RULE },
+      { key: `send:${channel}:${accountId}`, rule: SEND_RULE },
       { key: `send:to:${hmac(this.#key, destination)}`, rule: SEND_RULE },
     ];
     const state = await this.#throttle.reserve(keys);

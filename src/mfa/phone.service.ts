@@ -55,7 +55,7 @@ export class PhoneService {
   }
 
   send(accountId: string, purpose: string, target: PhoneTarget, text: (code: string) => string): Promise<SendOutcome> {
-    return this.#sender.send(accountId, purpose, target.phone, (code) => this.#gateway.send({ to: target.phone, channel: target.channel, text: text(code) }));
+    return this.#sender.send('phone', accountId, purpose, target.phone, (code) => this.#gateway.send({ to: target.phone, channel: target.channel, text: text(code) }));
   }
 
   check(accountId: string, purpose: string, input: string) {

@@ -4,6 +4,7 @@ import { launchChromium } from '../support/chromium.ts';
 import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
 import { authorizeUrl, pkce } from '../support/browser.ts';
 import { redeem } from '../support/flows.ts';
+import { mailedCode } from '../support/smtp-sink.ts';
 import { ACR_MFA } from '../../src/mfa/assurance.ts';
 
 // A security key registered and used through chromium's virtual authenticator (the DevTools
@@ -59,6 +60,14 @@ test('a security key is registered at enrolment and then used at the next sign-i
     const first = await signIn(page, vpn, account, async (p) => {
       await expect(p.getByRole('heading', { level: 1 }).textContent()).resolves.toBe('More information required');
       await p.getByRole('button', { name: 'Register a security key or passkey' }).click();
+      // Then a recovery email, confirmed with the code the SMTP server received, and the finish page.
+      const email = `key-${Date.now()}@example.com`;
+      await p.getByLabel(/Email address/).fill(email);
+      await p.getByRole('button', { name: 'Send a code to this address' }).click();
+      await p.getByLabel('6-digit code').fill(mailedCode(akamon.mails, email));
+      await p.getByRole('button', { name: 'Confirm and continue' }).click();
+      await expect(p.getByRole('heading', { level: 1 }).textContent()).resolves.toBe('You are all set');
+      await p.getByRole('button', { name: 'Continue' }).click();
     });
     const tokens = await redeem(akamon, vpn, first.code, first.verifier);
     expect(claimsOf(tokens.body.id_token)).toMatchObject({ amr: ['pwd', 'hwk'], acr: ACR_MFA });

@@ -2,8 +2,9 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { generate } from 'otplib';
 import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
 import { Browser, type Page } from '../support/browser.ts';
-import { codeFrom, enterCredentials, redeem, startAuthorization } from '../support/flows.ts';
+import { codeFrom, enterCredentials, finishEnrolment, redeem, startAuthorization } from '../support/flows.ts';
 import { ACR_MFA, ACR_PASSWORD } from '../../src/mfa/assurance.ts';
+import { mailedCode } from '../support/smtp-sink.ts';
 
 let akamon: RunningAkamon;
 let plain: Awaited<ReturnType<RunningAkamon['createClient']>>;
@@ -27,7 +28,7 @@ async function enrolled(browser = new Browser(akamon.url)) {
   const enroll = await enterCredentials(browser, started.page, account.commonId, account.password);
   expect(enroll.html).toContain('More information required');
   const secret = secretOn(enroll);
-  const done = await browser.submit(enroll, /\/totp$/, { code: await totpAt(secret) });
+  const done = await finishEnrolment(browser, akamon, await browser.submit(enroll, /\/totp$/, { code: await totpAt(secret) }));
   const tokens = await redeem(akamon, vpn, codeFrom(done), started.verifier);
   return { account, secret, browser, tokens };
 }
@@ -50,7 +51,7 @@ describe('enrolment at a client that demands MFA', () => {
     // The same key is offered again: the pending secret lives in the interaction, not in the form.
     expect(secretOn(wrong)).toBe(secret);
 
-    const done = await browser.submit(wrong, /\/totp$/, { code: await totpAt(secret) });
+    const done = await finishEnrolment(browser, akamon, await browser.submit(wrong, /\/totp$/, { code: await totpAt(secret) }));
     const tokens = await redeem(akamon, vpn, codeFrom(done), started.verifier);
     expect(tokens.status).toBe(200);
     const claims = claimsOf(tokens.body.id_token);
@@ -59,8 +60,8 @@ describe('enrolment at a client that demands MFA', () => {
     const factors = await akamon.deps.mfa.factors(account.id);
     expect(factors.map((f) => [f.kind, f.is_default])).toEqual([['totp', true]]);
     expect(factors[0].secret_enc).not.toContain(secret);
-    const [audit] = await akamon.deps.audit.list({ accountId: account.id, limit: 1 });
-    expect(audit).toMatchObject({ actor: 'self', action: 'mfa.enrolled', details: { kind: 'totp', label: 'Authenticator app' } });
+    const audit = (await akamon.deps.audit.list({ accountId: account.id, limit: 10 })).find((e) => e.action === 'mfa.enrolled')!;
+    expect(audit).toMatchObject({ actor: 'self', details: { kind: 'totp', label: 'Authenticator app' } });
     expect(JSON.stringify(audit.details)).not.toContain(secret);
   });
 
@@ -77,6 +78,60 @@ describe('enrolment at a client that demands MFA', () => {
       expect([400, 413]).toContain(refused.status);
     }
     expect(await akamon.deps.mfa.factors(account.id)).toHaveLength(0);
+  });
+
+  test('after the factor: a recovery email confirmed by a mailed code, an optional app password, then the system', async () => {
+    const account = await akamon.createReadyAccount();
+    const browser = new Browser(akamon.url);
+    const started = await startAuthorization(browser, akamon, vpn);
+    const enroll = await enterCredentials(browser, started.page, account.commonId, account.password);
+    const recovery = await browser.submit(enroll, /\/totp$/, { code: await totpAt(secretOn(enroll)) });
+    expect(recovery.html).toContain('Add a recovery email');
+    expect(await akamon.deps.mfa.factors(account.id)).toHaveLength(1);
+
+    const email = `hanako.${account.commonId}@example.com`;
+    akamon.smtp.failNext(1);
+    const down = await browser.submit(recovery, /\/email_send$/, { email });
+    expect(down.status).toBe(503);
+    expect(down.html).toContain('could not be sent just now');
+    const sent = await browser.submit(down, /\/email_send$/, { email });
+    expect(sent.html).toContain(`was sent to ${email}`);
+    const mail = akamon.mails.at(-1)!;
+    expect(mail.to).toEqual([email]);
+    const code = mailedCode(akamon.mails, email);
+    const wrong = await browser.submit(sent, /\/email_confirm$/, { code: code === '000000' ? '111111' : '000000' });
+    expect(wrong.status).toBe(400);
+    const finish = await browser.submit(wrong, /\/email_confirm$/, { code });
+    expect(finish.html).toContain('You are all set');
+    expect(finish.html).toContain(email);
+    const row = await akamon.deps.accounts.findById(account.id);
+    expect(row).toMatchObject({ recovery_email: email });
+    expect(row!.recovery_email_verified_at).not.toBeNull();
+
+    const withAppPassword = await browser.submit(finish, /\/app_password$/, { name: 'Mail on my laptop' });
+    expect(withAppPassword.html).toMatch(/<code>[a-z]{4}( [a-z]{4}){4}<\/code>/);
+    expect(await akamon.deps.appPasswords.list(account.id)).toEqual([expect.objectContaining({ name: 'Mail on my laptop' })]);
+    const done = await browser.submit(withAppPassword, /\/finish$/, {});
+    const tokens = await redeem(akamon, vpn, codeFrom(done), started.verifier);
+    expect(claimsOf(tokens.body.id_token).amr).toEqual(['pwd', 'otp']);
+    // The mail has a plain-text part and never the recovery address of anyone else.
+    expect(mail.raw).toMatch(/Content-Type: text\/plain/i);
+  });
+
+  test('the recovery email and finish steps cannot be reached without proving a factor first', async () => {
+    const account = await akamon.createReadyAccount();
+    const browser = new Browser(akamon.url);
+    const started = await startAuthorization(browser, akamon, vpn);
+    const enroll = await enterCredentials(browser, started.page, account.commonId, account.password);
+    const csrf = /name="_csrf" value="([^"]+)"/.exec(enroll.html)![1];
+    const base = new URL(enroll.url).pathname;
+    for (const action of ['email_send', 'finish', 'app_password']) {
+      const response = await browser.request(`${akamon.url}${base}/${action}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ _csrf: csrf, email: 'x@example.com', name: 'x' }) });
+      expect(response.status).toBe(303);
+      expect(response.headers.get('location')).toBe(base);
+    }
+    expect(await akamon.deps.appPasswords.list(account.id)).toHaveLength(0);
+    expect((await akamon.deps.accounts.findById(account.id))!.recovery_email).toBeNull();
   });
 
   test('leaving halfway stores no factor', async () => {
@@ -213,7 +268,7 @@ test('a person applies for MFA on the account home and sets up an app right away
   expect(home.html).toContain('Not using it');
   const enroll = await browser.submit(home, /\/account\/mfa$/, {});
   expect(enroll.html).toContain('More information required');
-  const done = await browser.submit(enroll, /\/totp$/, { code: await totpAt(secretOn(enroll)) });
+  const done = await finishEnrolment(browser, akamon, await browser.submit(enroll, /\/totp$/, { code: await totpAt(secretOn(enroll)) }));
   expect(done.url).toBe(`${akamon.url}/account`);
   expect(done.html).toContain('Authenticator app');
   expect((await akamon.deps.accounts.findById(account.id))!.mfa_required).toBe(true);

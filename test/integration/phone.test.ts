@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
 import { Browser, type Page } from '../support/browser.ts';
-import { codeFrom, enterCredentials, redeem, startAuthorization } from '../support/flows.ts';
+import { codeFrom, enterCredentials, finishEnrolment, redeem, startAuthorization } from '../support/flows.ts';
 
 // A local SMS/voice gateway: the signed webhook Akamon posts to. It checks the signature and keeps
 // the messages, so the tests read codes the way a phone would, not from inside Akamon.
@@ -54,7 +54,7 @@ async function enrolPhone(channel: 'sms' | 'voice' = 'sms', number = newNumber()
   const sent = await browser.submit(enroll, /\/phone_send$/, { phone: number, channel });
   expect(sent.html).toContain(`was sent to •••• ${last4}`);
   expect(received.at(-1)).toMatchObject({ to: `+81${number.replace(/-/g, '').slice(1)}`, channel });
-  const done = await browser.submit(sent, /\/phone_confirm$/, { code: lastCode() });
+  const done = await finishEnrolment(browser, akamon, await browser.submit(sent, /\/phone_confirm$/, { code: lastCode() }));
   const tokens = await redeem(akamon, vpn, codeFrom(done), started.verifier);
   return { account, claims: claimsOf(tokens.body.id_token) };
 }

@@ -12,6 +12,7 @@ import type { Clock } from '../../src/shared/clock.ts';
 import type { ClientInput } from '../../src/client/client.service.ts';
 import { createTestDatabase, testDatabaseUrl, type TestDatabase } from './database.ts';
 import { openDatabase } from '../../src/db/database.ts';
+import { startSmtpSink, type ReceivedMail } from './smtp-sink.ts';
 
 export interface RunningAkamon {
   url: string;
@@ -23,6 +24,9 @@ export interface RunningAkamon {
   operatorToken: string;
   /** The Postgres schema of the database (real Postgres only), shared by a second node. */
   schema?: string;
+  /** Mails Akamon sent, as received by a real SMTP server on loopback. */
+  mails: ReceivedMail[];
+  smtp: Awaited<ReturnType<typeof startSmtpSink>>;
   createAccount(input?: Partial<{ commonId: string; name: string; affiliation: string; email: string | null }>): Promise<{ commonId: string; password: string; id: string }>;
   /** An account whose initial password was already replaced by `password`. */
   createReadyAccount(input?: Partial<{ commonId: string; name: string; affiliation: string; email: string | null }>): Promise<{ commonId: string; password: string; id: string }>;
@@ -47,6 +51,7 @@ export async function startAkamon(options: { env?: Record<string, string>; clock
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
   const url = `http://127.0.0.1:${port}`;
+  const smtp = await startSmtpSink();
   const dataDir = options.share?.config.dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'akamon-test-'));
   const config = loadConfig({
     PORT: String(port),
@@ -57,6 +62,7 @@ export async function startAkamon(options: { env?: Record<string, string>; clock
     AKAMON_ARGON2_ITERATIONS: '1',
     AKAMON_LOG_LEVEL: 'debug',
     AKAMON_KEY_REFRESH_SECONDS: '1',
+    AKAMON_SMTP_URL: smtp.url,
     // '{url}' and '{port}' in a value stand for this node's own address, known only once it listens.
     ...Object.fromEntries(Object.entries(options.env ?? {}).map(([k, v]) => [k, v.replaceAll('{url}', url).replaceAll('{port}', String(port))])),
   });
@@ -81,6 +87,8 @@ export async function startAkamon(options: { env?: Record<string, string>; clock
   const running: RunningAkamon = {
     url,
     schema: testDb?.schema ?? options.share?.schema,
+    mails: smtp.mails,
+    smtp,
     config,
     deps,
     akamon,
@@ -105,6 +113,7 @@ export async function startAkamon(options: { env?: Record<string, string>; clock
       akamon.holder.stop();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      await smtp.close();
       if (testDb) await testDb.database.close();
       if (ownPool) await ownPool.close();
     },

@@ -1,6 +1,7 @@
 import { expect } from '@jest/globals';
 import { authorizeUrl, Browser, pkce, type Page } from './browser.ts';
 import type { RunningAkamon } from './akamon.ts';
+import { mailedCode } from './smtp-sink.ts';
 
 export interface SignInResult {
   page: Page;
@@ -50,4 +51,18 @@ export async function tokenRequest(akamon: RunningAkamon, client: { clientId: st
 
 export async function redeem(akamon: RunningAkamon, client: { clientId: string; clientSecret: string | null; redirectUri: string }, code: string, verifier: string) {
   return tokenRequest(akamon, client, { grant_type: 'authorization_code', code, redirect_uri: client.redirectUri, code_verifier: verifier });
+}
+
+/**
+ * After a factor is set up at enrolment: confirm a recovery email (the code read from the SMTP
+ * sink) and continue. Returns the page after the enrolment: the relying party, or the next step.
+ */
+export async function finishEnrolment(browser: Browser, akamon: RunningAkamon, page: Page, email = `recovery-${Math.random().toString(36).slice(2)}@example.com`): Promise<Page> {
+  let current = page;
+  if (/\/email_send"/.test(current.html)) {
+    current = await browser.submit(current, /\/email_send$/, { email });
+    current = await browser.submit(current, /\/email_confirm$/, { code: mailedCode(akamon.mails, email) });
+  }
+  expect(current.html).toContain('You are all set');
+  return browser.submit(current, /\/finish$/, {});
 }

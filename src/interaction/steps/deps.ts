@@ -7,6 +7,8 @@ import type { ClientStore } from '../../client/client.store.ts';
 import type { KnownAccounts } from '../known-accounts.ts';
 import type { MfaService } from '../../mfa/mfa.service.ts';
 import type { AuditLog } from '../../audit/audit-log.ts';
+import type { RecoveryEmail } from '../../account/recovery-email.ts';
+import type { AppPasswordService } from '../../account/app-password.service.ts';
 
 export interface StepDeps {
   config: Config;
@@ -18,4 +20,6 @@ export interface StepDeps {
   knownAccounts: KnownAccounts;
   mfa: MfaService;
   audit: AuditLog;
+  recoveryEmail: RecoveryEmail;
+  appPasswords: AppPasswordService;
 }

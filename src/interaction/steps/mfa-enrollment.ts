@@ -5,14 +5,55 @@ import type { VerifyOutcome } from '../../mfa/mfa.service.ts';
 import type { StepDeps } from './deps.ts';
 import { codeMessage, embedJson, finishWithFactor, mfaDemandedHere, refusal, sendRefusal } from './mfa-common.ts';
 import { maskPhone, normalizePhone } from '../../mfa/phone.service.ts';
+import { normalizeEmail } from '../../account/recovery-email.ts';
+import { normalizeCode } from '../../mfa/totp.ts';
+import { DomainError } from '../../shared/errors.ts';
 
 /**
  * Step 3: "More information required". MFA is demanded and the account has no second factor, so
  * the person sets one up now. The new secret lives, encrypted, in the interaction's server-side
- * state until one valid code confirms it: leaving halfway stores no factor.
+ * state until one valid code confirms it: leaving halfway stores no factor. Once the factor is
+ * proven, in the same interaction: a recovery email (confirmed by a mailed code) if the account
+ * has none, then the offer of an app password, then a finish page that continues the sign-in.
  */
 export function mfaEnrollmentStep(deps: StepDeps): Step {
+  const accountOf = async (request: StepRequest) => (await deps.accounts.findById(request.details.session!.accountId))!;
+
   async function page(request: StepRequest, error: string | null, status = 200) {
+    const state = await request.state();
+    if (typeof state.enrolled === 'string') return afterFactorPage(request, error, status);
+    return factorPage(request, error, status);
+  }
+
+  /** After the factor: the recovery email while it is missing, then the finish page. */
+  async function afterFactorPage(request: StepRequest, error: string | null, status = 200, newAppPassword: { name: string; secret: string } | null = null) {
+    const state = await request.state();
+    const account = await accountOf(request);
+    if (deps.recoveryEmail.available && !account.recovery_email) {
+      const pending = typeof state.pendingEmail === 'string' ? state.pendingEmail : null;
+      return request.render('mfa-recovery-email', 'mfa.recovery_title', {
+        sendAction: request.url('email_send'),
+        pending: pending ? { email: pending, confirmAction: request.url('email_confirm') } : null,
+        error,
+      }, status);
+    }
+    request.render('mfa-finish', 'mfa.finish_title', {
+      appPasswordAction: request.url('app_password'),
+      finishAction: request.url('finish'),
+      newAppPassword,
+      recoveryEmail: account.recovery_email,
+      error,
+    }, status);
+  }
+
+  /** Only after a factor was proven in this interaction. */
+  const afterFactor = (handler: (request: StepRequest, amr: string) => Promise<void>) => async (request: StepRequest) => {
+    const state = await request.state();
+    if (typeof state.enrolled !== 'string') return request.reload();
+    await handler(request, state.enrolled);
+  };
+
+  async function factorPage(request: StepRequest, error: string | null, status = 200) {
     const state = await request.state();
     const pendingPhone = typeof state.pendingPhone === 'string' ? deps.mfa.phone.unseal(state.pendingPhone) : undefined;
     let sealed = typeof state.pendingTotp === 'string' ? state.pendingTotp : undefined;
@@ -21,7 +62,7 @@ export function mfaEnrollmentStep(deps: StepDeps): Step {
       await request.saveState({ pendingTotp: sealed });
     }
     const secret = deps.mfa.unseal(sealed);
-    const account = (await deps.accounts.findById(request.details.session!.accountId))!;
+    const account = await accountOf(request);
     const uri = totpUri(secret, account.common_id, deps.config.issuerName);
     const options = await deps.mfa.webauthnRegistrationOptions(account);
     await request.saveState({ webauthnChallenge: options.challenge });
@@ -41,9 +82,9 @@ export function mfaEnrollmentStep(deps: StepDeps): Step {
   }
 
   async function enrolled(request: StepRequest, outcome: Extract<VerifyOutcome, { ok: true }>) {
-    await request.saveState({ pendingTotp: null, webauthnChallenge: null, pendingPhone: null });
+    await request.saveState({ pendingTotp: null, webauthnChallenge: null, pendingPhone: null, enrolled: outcome.amr });
     await deps.audit.record({ actor: 'self', action: 'mfa.enrolled', accountId: outcome.factor.account_id, details: { kind: outcome.factor.kind, label: outcome.factor.label } });
-    await finishWithFactor(request, 'mfa_enrollment', outcome.amr);
+    await afterFactorPage(request, null);
   }
 
   return {
@@ -89,6 +130,48 @@ export function mfaEnrollmentStep(deps: StepDeps): Step {
         }
         await enrolled(request, outcome);
       },
+      email_send: afterFactor(async (request) => {
+        const email = normalizeEmail(request.body.email);
+        if (!email) return afterFactorPage(request, request.t('mfa.recovery_invalid'), 400);
+        const accountId = request.details.session!.accountId;
+        const outcome = await deps.recoveryEmail.sendCode(accountId, `enroll-email:${request.uid}`, email, (code) => ({
+          subject: request.t('mail.code_subject', { service: deps.config.issuerName }),
+          text: request.t('mail.code_body', { service: deps.config.issuerName, code, minutes: 10 }),
+        }));
+        if (!outcome.ok) {
+          const { error, status } = sendRefusal(request, outcome);
+          return afterFactorPage(request, error, status);
+        }
+        await request.saveState({ pendingEmail: email });
+        await afterFactorPage(request, null);
+      }),
+      email_confirm: afterFactor(async (request) => {
+        const state = await request.state();
+        if (typeof state.pendingEmail !== 'string') return afterFactorPage(request, null);
+        const accountId = request.details.session!.accountId;
+        const result = await deps.recoveryEmail.confirm(accountId, `enroll-email:${request.uid}`, state.pendingEmail, normalizeCode(request.body.code));
+        if (result !== 'ok') return afterFactorPage(request, request.t(result === 'wrong' ? 'mfa.wrong_code' : 'mfa.code_expired'), 400);
+        await deps.audit.record({ actor: 'self', action: 'recovery_email.confirmed', accountId });
+        await request.saveState({ pendingEmail: null });
+        await afterFactorPage(request, null);
+      }),
+      app_password: afterFactor(async (request) => {
+        try {
+          const accountId = request.details.session!.accountId;
+          const { appPassword, secret } = await deps.appPasswords.create(accountId, String(request.body.name ?? ''));
+          await deps.audit.record({ actor: 'self', action: 'app_password.created', accountId, details: { name: appPassword.name } });
+          await afterFactorPage(request, null, 200, { name: appPassword.name, secret });
+        } catch (error) {
+          if (!(error instanceof DomainError)) throw error;
+          await afterFactorPage(request, request.t(error.code === 'too_many_app_passwords' ? 'account.app_password_limit' : 'account.app_password_name'), 400);
+        }
+      }),
+      finish: afterFactor(async (request, amr) => {
+        const account = await accountOf(request);
+        // The recovery email is part of the enrolment while mail can be sent.
+        if (deps.recoveryEmail.available && !account.recovery_email) return afterFactorPage(request, null);
+        await finishWithFactor(request, 'mfa_enrollment', amr);
+      }),
       async webauthn(request) {
         const state = await request.state();
         if (typeof state.webauthnChallenge !== 'string') return request.reload();

@@ -1,0 +1,42 @@
+import type { CodeSender, SendOutcome } from '../mfa/code-sender.ts';
+import type { CodeCheck } from '../mfa/otp-code.store.ts';
+import type { Mailer } from '../mail/mailer.ts';
+import type { AccountStore } from './account.store.ts';
+
+const EMAIL = /^[^\s@"<>()\\,;:]{1,64}@[a-z0-9-]+(\.[a-z0-9-]+)+$/i;
+
+export function normalizeEmail(input: unknown): string | undefined {
+  if (typeof input !== 'string') return undefined;
+  const email = input.normalize('NFKC').trim();
+  return email.length <= 254 && EMAIL.test(email) ? email : undefined;
+}
+
+/**
+ * The recovery address: confirmed by a 6-digit code mailed to it before it is kept. It serves
+ * recovery only and is never accepted as a sign-in factor.
+ */
+export class RecoveryEmail {
+  readonly #accounts: AccountStore;
+  readonly #sender: CodeSender;
+  readonly #mailer: Mailer;
+
+  constructor(deps: { accounts: AccountStore; sender: CodeSender; mailer: Mailer }) {
+    this.#accounts = deps.accounts;
+    this.#sender = deps.sender;
+    this.#mailer = deps.mailer;
+  }
+
+  get available(): boolean {
+    return this.#mailer.available;
+  }
+
+  sendCode(accountId: string, purpose: string, email: string, message: (code: string) => { subject: string; text: string }): Promise<SendOutcome> {
+    return this.#sender.send('email', accountId, purpose, email.toLowerCase(), (code) => this.#mailer.send({ to: email, ...message(code) }));
+  }
+
+  async confirm(accountId: string, purpose: string, email: string, code: string): Promise<CodeCheck> {
+    const result = await this.#sender.check(accountId, purpose, code);
+    if (result === 'ok') await this.#accounts.setRecoveryEmail(accountId, email);
+    return result;
+  }
+}
