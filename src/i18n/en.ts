@@ -187,6 +187,8 @@ export const en = {
   'mail.code_subject': 'Your {service} confirmation code',
   'mail.code_body': 'Your {service} confirmation code is {code}\n\nEnter it on the page that asked for it. It is valid for {minutes} minutes.\nIf you did not ask for this code, you can ignore this mail.',
 
+  'mfa.verify_lead_phone': '{client} asks for a second check. Get a code on your phone, or use one of the other ways below.',
+
   'letter.title': 'Your university account',
   'letter.lead': 'This letter gives you your account for the university systems. Keep it private.',
   'letter.name': 'Name',

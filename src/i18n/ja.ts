@@ -189,6 +189,8 @@ export const ja: Messages = {
   'mail.code_subject': '{service} の確認コード',
   'mail.code_body': '{service} の確認コードは {code} です。\n\nコードを求めたページに入力してください。{minutes} 分間有効です。\nこのコードに心当たりがない場合は、このメールを無視してください。',
 
+  'mfa.verify_lead_phone': '{client} が追加の確認を求めています。電話でコードを受け取るか、下のその他の方法を使ってください。',
+
   'letter.title': '大学アカウントのお知らせ',
   'letter.lead': '学内の情報システムで使うアカウントをお知らせします。他人に見せないでください。',
   'letter.name': '氏名',

@@ -1,5 +1,6 @@
 import http from 'node:http';
 import { createHmac } from 'node:crypto';
+import { generate } from 'otplib';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
@@ -80,6 +81,18 @@ describe('phone factor through a signed webhook gateway', () => {
     expect(sent.html).toContain('was sent to SMS •••• 4321');
     const done = await browser.submit(sent, /\/phone$/, { code: lastCode() });
     expect(claimsOf((await redeem(akamon, vpn, codeFrom(done), verifier)).body.id_token).amr).toEqual(['pwd', 'sms']);
+  });
+
+  test('the default method comes first and the others under "other ways"', async () => {
+    const { account } = await enrolPhone();
+    const { secret, sealed } = akamon.deps.mfa.pendingTotp();
+    expect((await akamon.deps.mfa.confirmTotp(account.id, sealed, await generate({ secret }), 'Authenticator app')).ok).toBe(true);
+    const { page } = await atVerifyPage(account);
+    const [send, other, code] = ['Send a code to', 'Other ways', '6-digit code'].map((text) => page.html.indexOf(text));
+    expect(send).toBeGreaterThan(0);
+    expect(other).toBeGreaterThan(send);
+    expect(code).toBeGreaterThan(other);
+    expect(page.html).toContain('Get a code on your phone');
   });
 
   test('a voice call gives amr tel', async () => {

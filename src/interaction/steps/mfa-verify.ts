@@ -21,10 +21,14 @@ export function mfaVerifyStep(deps: StepDeps): Step {
     const state = await request.state();
     const phones = factors.filter((f) => f.kind === 'phone');
     const sentTo = phones.find((f) => f.id === state.phoneFactor);
+    // One entry per kind of method, in the order of the account's factors (the default first).
+    const methodOf = (kind: string) => (kind === 'webauthn' ? 'webauthn' : kind === 'phone' ? 'phone' : 'code');
+    const methods = [...new Set(factors.map((f) => methodOf(f.kind)))];
     request.render('mfa-verify', 'mfa.verify_title', {
       action: hasCodes ? request.url('totp') : null,
       webauthn: options ? { options: embedJson(options), action: request.url('webauthn'), mode: 'get', label: request.t('mfa.webauthn_use') } : null,
-      lead: request.t(options ? 'mfa.verify_lead_key' : 'mfa.verify_lead', { client: request.clientName }),
+      lead: request.t(methods[0] === 'webauthn' ? 'mfa.verify_lead_key' : methods[0] === 'phone' ? 'mfa.verify_lead_phone' : 'mfa.verify_lead', { client: request.clientName }),
+      methods,
       phones: phones.map((f) => ({ id: f.id, label: f.label, sendAction: request.url('phone_send') })),
       phoneCode: sentTo ? { label: sentTo.label, action: request.url('phone') } : null,
       abortAction: request.url('abort'),
