@@ -91,7 +91,7 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
     policy: buildPolicy(steps, factsLoader({ accounts: deps.accounts, clients: deps.clientStore, mfa: deps.mfaStore })),
     loadExistingGrant,
     pairwiseKey: box.deriveKey('pairwise-subject'),
-    passwordGrant: passwordGrant(deps.passwordSignin, config.realmSuffix),
+    passwordGrant: passwordGrant(deps.passwordSignin, deps.clientStore, config.realmSuffix),
     ...providerPages(renderer),
   };
   const build = (keys: Parameters<typeof createProvider>[1]) => {

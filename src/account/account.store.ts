@@ -1,3 +1,4 @@
+import { isUuid } from '../shared/uuid.ts';
 import { sql, type Kysely, type Selectable } from 'kysely';
 import type { AccountStatus, AccountTable, Affiliation, DB } from '../db/schema.ts';
 
@@ -37,7 +38,7 @@ export class AccountStore {
   }
 
   findById(id: string): Promise<AccountRow | undefined> {
-    if (!/^[0-9a-f-]{36}$/i.test(id)) return Promise.resolve(undefined);
+    if (!isUuid(id)) return Promise.resolve(undefined);
     return this.#db.selectFrom('account').selectAll().where('id', '=', id).executeTakeFirst();
   }
 

@@ -1,3 +1,4 @@
+import { isUuid } from '../shared/uuid.ts';
 import { sql, type Kysely, type Selectable } from 'kysely';
 import type { AppPasswordTable, DB } from '../db/schema.ts';
 
@@ -26,7 +27,7 @@ export class AppPasswordStore {
   }
 
   async delete(accountId: string, id: string): Promise<boolean> {
-    if (!/^[0-9a-f-]{36}$/i.test(id)) return false;
+    if (!isUuid(id)) return false;
     const result = await this.#db.deleteFrom('app_password').where('account_id', '=', accountId).where('id', '=', id).executeTakeFirst();
     return result.numDeletedRows > 0n;
   }

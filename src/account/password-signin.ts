@@ -12,9 +12,10 @@ export interface SigninRequest {
   clientId: string | null;
   /**
    * The OAuth password grant of a --legacy-password client: an app password always works, the
-   * real password only for an account without MFA (else the grant would bypass the second factor).
+   * real password only for an account without MFA at a client that does not demand it (else the
+   * grant would bypass the second factor).
    */
-  passwordGrant?: boolean;
+  passwordGrant?: { clientRequiresMfa: boolean };
 }
 
 /** What the password grant needs to know beyond the account row. */
@@ -57,13 +58,13 @@ export class PasswordSignin {
    * Exactly one argon2 verification per attempt whatever the outcome, so neither the existence of
    * an account nor its MFA status shows in the time taken.
    */
-  async #check(account: AccountRow | undefined, password: string, passwordGrant: boolean): Promise<'password' | 'app_password' | undefined> {
+  async #check(account: AccountRow | undefined, password: string, passwordGrant: SigninRequest['passwordGrant']): Promise<'password' | 'app_password' | undefined> {
     if ([...password].length > MAX_PASSWORD_INPUT) return undefined;
     if (!account || !password) {
       await this.#hasher.verifyNothing(password);
       return undefined;
     }
-    if (passwordGrant && (await this.#legacy.usesMfa(account))) {
+    if (passwordGrant && (passwordGrant.clientRequiresMfa || (await this.#legacy.usesMfa(account)))) {
       await this.#hasher.verifyNothing(password);
       return (await this.#legacy.matchesAppPassword(account.id, password)) ? 'app_password' : undefined;
     }
@@ -98,7 +99,7 @@ export class PasswordSignin {
     const password = typeof request.password === 'string' ? request.password : '';
     let method: 'password' | 'app_password' | undefined;
     try {
-      method = await this.#check(account, password, request.passwordGrant === true);
+      method = await this.#check(account, password, request.passwordGrant);
     } catch (error) {
       // Turned away before the password was checked: logged, but not a failed guess.
       await this.#throttle.release(keys);

@@ -195,6 +195,7 @@ export function adminApi(deps: AdminApiDeps): Router {
 
   router.post('/accounts/:commonId/unlock', async (ctx) => {
     const account = await deps.accountService.unlock(ctx.params.commonId);
+    await deps.mfa.clearLocks(account.id);
     await audit(ctx, 'account.unlocked', account.id);
     ctx.body = accountJson(account);
   });

@@ -35,6 +35,7 @@ export function buildPolicy(steps: Step[], loadFacts: (ctx: KoaContextWithOIDC) 
     if (step.builtIn) {
       const prompt = builtIn.get(step.name);
       if (!prompt) throw new Error(`oidc-provider has no built-in prompt ${step.name}`);
+      for (const reason of step.replacesChecks ?? []) prompt.checks.remove(reason);
       for (const check of checks) prompt.checks.add(check);
       return prompt;
     }

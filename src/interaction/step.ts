@@ -56,6 +56,8 @@ export type StepHandler = (request: StepRequest) => Promise<void>;
 export interface Step {
   name: string;
   builtIn?: boolean;
+  /** Checks of a built-in prompt that a later step does better (by reason code). */
+  replacesChecks?: string[];
   requestable?: boolean;
   checks: StepCheck[];
   show: StepHandler;

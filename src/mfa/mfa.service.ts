@@ -12,6 +12,13 @@ import type { PhoneService, PhoneTarget } from './phone.service.ts';
 /** Wrong codes lock the method for a while; NIST allows at most 100 in a row, this is far below. */
 export const OTP_RULE: ThrottleRule = { free: 5, baseSeconds: 60, maxSeconds: 900, hardStop: 100 };
 
+const METHODS = ['totp', 'webauthn', 'phone'] as const;
+type Method = (typeof METHODS)[number];
+const methodKey = (method: Method, accountId: string) => `mfa:${method}:${accountId}`;
+
+/** Transports a browser may report for a WebAuthn credential; anything else is dropped. */
+const TRANSPORTS = new Set(['usb', 'nfc', 'ble', 'internal', 'hybrid', 'cable', 'smart-card']);
+
 /** The amr value each kind of factor adds to the session (RFC 8176). */
 export const FACTOR_AMR: Record<FactorRow['kind'], string> = { totp: 'otp', token: 'otp', webauthn: 'hwk', phone: 'sms' };
 
@@ -101,12 +108,18 @@ export class MfaService {
       }).catch(() => undefined);
       if (!result?.verified) return { ok: false, reason: 'webauthn_failed' };
       const { credential } = result.registrationInfo;
+      const transports = Array.isArray(credential.transports) ? credential.transports.filter((t) => typeof t === 'string' && TRANSPORTS.has(t)) : [];
+      // A credential id registered before (here or to another account) is refused, not a 500.
       const factor = await this.#store.insert({
         accountId,
         kind: 'webauthn',
         label,
-        credential: { id: credential.id, publicKey: Buffer.from(credential.publicKey).toString('base64url'), signCount: credential.counter, transports: credential.transports ?? [] },
+        credential: { id: credential.id, publicKey: Buffer.from(credential.publicKey).toString('base64url'), signCount: credential.counter, transports },
+      }).catch((error: { code?: string }) => {
+        if (error.code === '23505') return undefined;
+        throw error;
       });
+      if (!factor) return { ok: false, reason: 'webauthn_failed' };
       return { ok: true, factor, amr: FACTOR_AMR.webauthn };
     });
   }
@@ -173,7 +186,8 @@ export class MfaService {
       const code = normalizeCode(input);
       for (const factor of await this.#store.factors(accountId)) {
         if ((factor.kind !== 'totp' && factor.kind !== 'token') || !factor.secret_enc) continue;
-        const step = await matchTotp(this.#box.decrypt(factor.secret_enc), code, this.#clock.now(), { digits: factor.digits, period: factor.period });
+        // One unusable factor (a token loaded before secrets were checked) must not block the others.
+        const step = await matchTotp(this.#box.decrypt(factor.secret_enc), code, this.#clock.now(), { digits: factor.digits, period: factor.period }).catch(() => undefined);
         if (step === undefined) continue;
         if (!(await this.#store.consumeStep(accountId, step))) return { ok: false, reason: 'replayed' };
         await this.#store.touch(factor.id);
@@ -183,13 +197,21 @@ export class MfaService {
     });
   }
 
+  /** Removes every factor (and gives back any lent token) and clears the methods' locks. */
   async reset(accountId: string): Promise<number> {
-    return this.#store.deleteAll(accountId);
+    const removed = await this.#store.deleteAll(accountId);
+    await this.clearLocks(accountId);
+    return removed;
+  }
+
+  /** An operator's unlock also lifts the locks of the second-factor methods. */
+  async clearLocks(accountId: string): Promise<void> {
+    for (const method of METHODS) await this.#throttle.clear(methodKey(method, accountId));
   }
 
   /** One attempt under the method's limits: a wrong or replayed code counts as a failure. */
-  async #guarded(accountId: string, method: string, attempt: () => Promise<VerifyOutcome>): Promise<VerifyOutcome> {
-    const keys = [{ key: `mfa:${method}:${accountId}`, rule: OTP_RULE }];
+  async #guarded(accountId: string, method: Method, attempt: () => Promise<VerifyOutcome>): Promise<VerifyOutcome> {
+    const keys = [{ key: methodKey(method, accountId), rule: OTP_RULE }];
     const state = await this.#throttle.reserve(keys);
     if (state.blocked || state.waitSeconds > 0) return { ok: false, reason: 'locked', ...state };
     let outcome: VerifyOutcome;

@@ -50,9 +50,13 @@ export class MfaStore {
     return row !== undefined;
   }
 
+  /** Every factor of the account; tokens lent to it become free to lend again. */
   async deleteAll(accountId: string): Promise<number> {
-    const result = await this.#db.deleteFrom('mfa_factor').where('account_id', '=', accountId).executeTakeFirst();
-    return Number(result.numDeletedRows);
+    return this.#db.transaction().execute(async (trx) => {
+      const result = await trx.deleteFrom('mfa_factor').where('account_id', '=', accountId).executeTakeFirst();
+      await trx.updateTable('hardware_token').set({ assigned_to: null, assigned_at: null }).where('assigned_to', '=', accountId).execute();
+      return Number(result.numDeletedRows);
+    });
   }
 
   /** Records a used TOTP time step; false if it was used before (a replay). One atomic insert. */

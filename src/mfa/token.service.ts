@@ -1,7 +1,7 @@
 import type { SecretBox } from '../crypto/secret-box.ts';
 import { DomainError } from '../shared/errors.ts';
 import type { TokenRow, TokenStore } from './token.store.ts';
-import { isBase32Secret } from './totp.ts';
+import { isBase32Secret, totpUsable } from './totp.ts';
 
 export interface TokenInput {
   serial: unknown;
@@ -44,7 +44,9 @@ export class TokenService {
     const serial = String(input.serial ?? '').trim();
     if (!SERIAL.test(serial)) throw new DomainError('invalid_serial', 'the serial must be 1 to 64 letters, digits, dots, hyphens or underscores');
     const secret = String(input.secret ?? '').replace(/\s/g, '').toUpperCase();
-    if (!isBase32Secret(secret)) throw new DomainError('invalid_secret', 'the secret must be base32 (A-Z, 2-7), at least 16 characters');
+    if (!isBase32Secret(secret) || !(await totpUsable(secret))) {
+      throw new DomainError('invalid_secret', 'the secret must be base32 (A-Z, 2-7) of at least 128 bits (26 characters or more)');
+    }
     const digits = Number(input.digits);
     if (digits !== 6 && digits !== 8) throw new DomainError('invalid_digits', 'digits must be 6 or 8');
     const period = Number(input.period);

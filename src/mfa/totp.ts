@@ -31,9 +31,19 @@ export async function matchTotp(secret: string, code: string, now: Date, shape: 
   return result.valid ? (Math.floor(epoch / shape.period) + result.delta) * shape.period : undefined;
 }
 
-/** An RFC 4648 base32 secret of at least 80 bits (what OATH token vendors ship). */
+/** An RFC 4648 base32 secret (letters and digits 2-7, optional padding). */
 export function isBase32Secret(value: string): boolean {
   return /^[A-Z2-7]{16,128}=*$/.test(value);
+}
+
+/** Whether the TOTP library can use this secret (it wants at least 16 whole bytes). */
+export async function totpUsable(secret: string): Promise<boolean> {
+  try {
+    await matchTotp(secret, '000000', new Date());
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** What a person typed: spaces and hyphens (as apps group the digits) and full-width digits are fine. */

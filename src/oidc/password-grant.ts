@@ -2,6 +2,7 @@ import { errors, type KoaContextWithOIDC } from 'oidc-provider';
 import type { PasswordSignin } from '../account/password-signin.ts';
 import { parseIdentifier } from '../account/common-id.ts';
 import { OverloadedError } from '../shared/errors.ts';
+import type { ClientStore } from '../client/client.store.ts';
 
 export const PASSWORD_GRANT_PARAMETERS = ['username', 'password', 'scope'];
 const ALLOWED_SCOPES = new Set(['openid', 'profile', 'email']);
@@ -12,14 +13,15 @@ const ALLOWED_SCOPES = new Set(['openid', 'profile', 'email']);
  * Wi-Fi servers that cannot send people through a browser. The same limits and sign-in log as the
  * sign-in form apply; an account with MFA gets in only with an app password.
  */
-export function passwordGrant(signin: PasswordSignin, realmSuffix: string | undefined) {
+export function passwordGrant(signin: PasswordSignin, clients: ClientStore, realmSuffix: string | undefined) {
   return async (ctx: KoaContextWithOIDC) => {
     const { params, client, provider } = ctx.oidc;
     const commonId = parseIdentifier(String(params?.username ?? ''), realmSuffix);
     if (!commonId || typeof params?.password !== 'string') throw new errors.InvalidGrant('invalid credentials');
     let outcome;
     try {
-      outcome = await signin.signIn({ commonId, password: params.password, ip: ctx.ip, userAgent: ctx.get('user-agent') || null, clientId: client!.clientId, passwordGrant: true });
+      const clientRequiresMfa = (await clients.find(client!.clientId))?.require_mfa ?? true;
+      outcome = await signin.signIn({ commonId, password: params.password, ip: ctx.ip, userAgent: ctx.get('user-agent') || null, clientId: client!.clientId, passwordGrant: { clientRequiresMfa } });
     } catch (error) {
       if (!(error instanceof OverloadedError)) throw error;
       ctx.status = 503;

@@ -276,7 +276,7 @@ describe('akamon CLI', () => {
   test('token import, list, assign and unassign', async () => {
     const file = path.join(work, 'tokens.csv');
     const serial = `CLI${Date.now()}`;
-    await fs.writeFile(file, ['serial,secret,digits,period', `${serial}A,JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP,6,30`, `${serial}B,JBSWY3DPEHPK3PXP,8,60`, `${serial}C,not base32,6,30`].join('\n'));
+    await fs.writeFile(file, ['serial,secret,digits,period', `${serial}A,JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP,6,30`, `${serial}B,GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ,8,60`, `${serial}C,not base32,6,30`].join('\n'));
     const imported = await cli(['token', 'import', file, '--json']);
     expect(imported.code).toBe(1);
     const result = JSON.parse(imported.stdout);

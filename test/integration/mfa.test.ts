@@ -288,6 +288,8 @@ describe('lent hardware tokens', () => {
     await expect(akamon.deps.tokens.add({ serial, secret: SECRET, digits: 8, period: 60 })).rejects.toMatchObject({ code: 'token_exists' });
     await expect(akamon.deps.tokens.add({ serial: 'x y', secret: SECRET, digits: 8, period: 60 })).rejects.toMatchObject({ code: 'invalid_serial' });
     await expect(akamon.deps.tokens.add({ serial: 'T2', secret: 'not-base32!', digits: 8, period: 60 })).rejects.toMatchObject({ code: 'invalid_secret' });
+    // 80 bits is base32 but too short for the TOTP library: refused at loading, not a 500 later.
+    await expect(akamon.deps.tokens.add({ serial: 'T4', secret: 'JBSWY3DPEHPK3PXP', digits: 6, period: 30 })).rejects.toMatchObject({ code: 'invalid_secret' });
     await expect(akamon.deps.tokens.add({ serial: 'T3', secret: SECRET, digits: 7, period: 60 })).rejects.toMatchObject({ code: 'invalid_digits' });
 
     const account = await akamon.createReadyAccount();
@@ -309,6 +311,39 @@ describe('lent hardware tokens', () => {
     expect(await akamon.deps.mfa.verifyTotp(account.id, await tokenCode(1))).toEqual({ ok: false, reason: 'wrong_code' });
     await akamon.deps.tokens.assign(serial, other.id);
     expect((await akamon.deps.tokens.list()).find((t) => t.serial === serial)).toMatchObject({ assignedTo: other.commonId });
+  });
+});
+
+describe('regressions found in review', () => {
+  test('an essential MFA acr in the claims parameter leads to the second factor, not to the password again', async () => {
+    const { account, secret } = await enrolled();
+    const browser = new Browser(akamon.url);
+    const claims = JSON.stringify({ id_token: { acr: { essential: true, value: ACR_MFA } } });
+    const started = await startAuthorization(browser, akamon, plain, { claims });
+    const page = await enterCredentials(browser, started.page, account.commonId, account.password);
+    expect(page.html).toContain('Verify your identity');
+    const done = await browser.submit(page, /\/totp$/, { code: await totpAt(secret, 1) });
+    expect(claimsOf((await redeem(akamon, plain, codeFrom(done), started.verifier)).body.id_token).acr).toBe(ACR_MFA);
+  });
+
+  test('an operator unlock also lifts a hard-stopped second-factor method', async () => {
+    const { account, secret } = await enrolled();
+    await akamon.deps.database.db.insertInto('throttle').values({ key: `mfa:totp:${account.id}`, failures: 100, last_failure_at: new Date(), locked_until: null }).execute();
+    expect(await akamon.deps.mfa.verifyTotp(account.id, await totpAt(secret, 1))).toMatchObject({ ok: false, reason: 'locked', blocked: true });
+    const unlocked = await fetch(`${akamon.url}/admin/api/accounts/${account.commonId}/unlock`, { method: 'POST', headers: { authorization: `Bearer ${akamon.operatorToken}` } });
+    expect(unlocked.status).toBe(200);
+    expect((await akamon.deps.mfa.verifyTotp(account.id, await totpAt(secret, 1))).ok).toBe(true);
+  });
+
+  test('reset-mfa gives a lent token back, so it can be lent again', async () => {
+    const account = await akamon.createReadyAccount();
+    const serial = `RESET${Date.now()}`;
+    await akamon.deps.tokens.add({ serial, secret: 'GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ', digits: 6, period: 30 });
+    await akamon.deps.tokens.assign(serial, account.id);
+    await akamon.deps.mfa.reset(account.id);
+    expect((await akamon.deps.tokens.list()).find((t) => t.serial === serial)?.assignedTo).toBeNull();
+    const other = await akamon.createReadyAccount();
+    await akamon.deps.tokens.assign(serial, other.id);
   });
 });
 

@@ -80,6 +80,14 @@ describe('the password grant of --legacy-password clients', () => {
     expect(form.ok).toBe(false);
   });
 
+  test('at a client that also demands MFA, even an account without MFA needs an app password', async () => {
+    const strict = await akamon.createClient({ name: 'Wi-Fi RADIUS', legacyPassword: true, requireMfa: true, redirectUris: ['http://127.0.0.1:9/radius'] });
+    const account = await akamon.createReadyAccount();
+    expect((await grant(strict, account.commonId, account.password)).body.error).toBe('invalid_grant');
+    const { secret } = await akamon.deps.appPasswords.create(account.id, 'RADIUS');
+    expect((await grant(strict, account.commonId, secret)).status).toBe(200);
+  });
+
   test('failed tries count toward the brute-force limits, and unknown accounts look the same', async () => {
     const account = await akamon.createReadyAccount();
     for (let i = 0; i < 5; i += 1) expect((await grant(mail, account.commonId, `Wrong-${i}-password`)).body.error).toBe('invalid_grant');
@@ -118,4 +126,11 @@ test('on the account home a person creates an app password (after a second facto
   await browser.submit(again, /\/revoke$/, {});
   expect((await grant(mail, account.commonId, shown)).body.error).toBe('invalid_grant');
   expect(await akamon.deps.appPasswords.list(account.id)).toHaveLength(0);
+  // A revoke of something that is not an app password's id is a no-op, never a 500.
+  const page = await browser.visit(`${akamon.url}/account`);
+  const csrf = /name="_csrf" value="([^"]+)"/.exec(page.html)![1];
+  for (const id of ['0'.repeat(36), 'x', '00000000-0000-0000-0000-000000000000']) {
+    const response = await browser.request(`${akamon.url}/account/app-passwords/${id}/revoke`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ _csrf: csrf }) });
+    expect(response.status).toBe(303);
+  }
 });

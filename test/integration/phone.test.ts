@@ -137,6 +137,20 @@ describe('phone factor through a signed webhook gateway', () => {
     expect(last.html).toContain('Too many codes were sent');
   });
 
+  test('an enrolment code proves only the number it was sent to', async () => {
+    const account = await akamon.createReadyAccount();
+    const browser = new Browser(akamon.url);
+    const started = await startAuthorization(browser, akamon, vpn);
+    const enroll = await enterCredentials(browser, started.page, account.commonId, account.password);
+    const first = await browser.submit(enroll, /\/phone_send$/, { phone: newNumber() });
+    const firstCode = lastCode();
+    const second = await browser.submit(first, /\/phone_send$/, { phone: newNumber() });
+    // The pending number is now the second one: the first number's code does not confirm it.
+    const refused = await browser.submit(second, /\/phone_confirm$/, { code: firstCode === lastCode() ? '000000' : firstCode });
+    expect(refused.status).toBe(400);
+    expect(await akamon.deps.mfa.factors(account.id)).toHaveLength(0);
+  });
+
   test('a bad number is refused before anything is sent', async () => {
     const account = await akamon.createReadyAccount();
     const browser = new Browser(akamon.url);

@@ -121,7 +121,9 @@ function signInPages(deps: StepDeps, pickerFirst: boolean) {
 }
 
 export function loginStep(deps: StepDeps): Step {
-  return { name: 'login', builtIn: true, checks: [], ...signInPages(deps, false) };
+  // An essential acr in the claims parameter is met by mfa_verify (a second factor), not by
+  // asking for the password again, which oidc-provider's own checks would do forever.
+  return { name: 'login', builtIn: true, replacesChecks: ['essential_acr', 'essential_acrs'], checks: [], ...signInPages(deps, false) };
 }
 
 export function selectAccountStep(deps: StepDeps): Step {

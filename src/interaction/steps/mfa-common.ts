@@ -4,10 +4,17 @@ import type { VerifyOutcome } from '../../mfa/mfa.service.ts';
 import type { SendOutcome } from '../../mfa/code-sender.ts';
 import type { Facts, StepRequest } from '../step.ts';
 
+/** The acr values the request asks for: acr_values, and an essential acr in the claims parameter. */
+function requestedAcr(ctx: KoaContextWithOIDC): string[] {
+  const fromParam = typeof ctx.oidc.params?.acr_values === 'string' ? ctx.oidc.params.acr_values.split(' ') : [];
+  const claim = (ctx.oidc.claims as { id_token?: { acr?: { essential?: boolean; value?: unknown; values?: unknown } } } | undefined)?.id_token?.acr;
+  const essential = claim?.essential ? [claim.value, ...(Array.isArray(claim.values) ? claim.values : [])].filter((v): v is string => typeof v === 'string') : [];
+  return [...fromParam, ...essential];
+}
+
 /** Whether this sign-in needs a second factor: the account, the client or the request asks. */
 export function mfaDemandedHere(facts: Facts, ctx: KoaContextWithOIDC): boolean {
-  const requested = ctx.oidc.params?.acr_values;
-  const acrValues = typeof requested === 'string' ? requested.split(' ') : [];
+  const acrValues = requestedAcr(ctx);
   return facts.account !== undefined && mfaDemanded({
     accountRequires: facts.account.mfa_required,
     clientRequires: facts.client?.require_mfa ?? false,

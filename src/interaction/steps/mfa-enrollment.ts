@@ -8,6 +8,7 @@ import { maskPhone, normalizePhone } from '../../mfa/phone.service.ts';
 import { normalizeEmail } from '../../account/recovery-email.ts';
 import { normalizeCode } from '../../mfa/totp.ts';
 import { DomainError } from '../../shared/errors.ts';
+import { sha256 } from '../../crypto/tokens.ts';
 
 /**
  * Step 3: "More information required". MFA is demanded and the account has no second factor, so
@@ -17,6 +18,9 @@ import { DomainError } from '../../shared/errors.ts';
  * has none, then the offer of an app password, then a finish page that continues the sign-in.
  */
 export function mfaEnrollmentStep(deps: StepDeps): Step {
+  // A code proves the destination it went to: two overlapping sends cannot swap number or address.
+  const purpose = (request: StepRequest, kind: 'phone' | 'email', destination: string) =>
+    `enroll-${kind}:${request.uid}:${sha256(destination.toLowerCase()).slice(0, 22)}`;
   const accountOf = async (request: StepRequest) => (await deps.accounts.findById(request.details.session!.accountId))!;
 
   async function page(request: StepRequest, error: string | null, status = 200) {
@@ -110,7 +114,7 @@ export function mfaEnrollmentStep(deps: StepDeps): Step {
         const phone = normalizePhone(request.body.phone, deps.config.phoneDefaultCountry);
         if (!phone) return page(request, request.t('mfa.phone_invalid'), 400);
         const target = { phone, channel: request.body.channel === 'voice' ? 'voice' : 'sms' } as const;
-        const outcome = await deps.mfa.phone.send(request.details.session!.accountId, `enroll-phone:${request.uid}`, target, codeMessage(request, deps.config.issuerName));
+        const outcome = await deps.mfa.phone.send(request.details.session!.accountId, purpose(request, 'phone', target.phone), target, codeMessage(request, deps.config.issuerName));
         if (!outcome.ok) {
           const { error, status } = sendRefusal(request, outcome);
           return page(request, error, status);
@@ -123,7 +127,7 @@ export function mfaEnrollmentStep(deps: StepDeps): Step {
         if (typeof state.pendingPhone !== 'string') return request.reload();
         const target = deps.mfa.phone.unseal(state.pendingPhone);
         const label = `${request.t(target.channel === 'sms' ? 'mfa.phone_sms' : 'mfa.phone_voice')} ${maskPhone(target.phone)}`;
-        const outcome = await deps.mfa.confirmPhone(request.details.session!.accountId, `enroll-phone:${request.uid}`, target, request.body.code, label);
+        const outcome = await deps.mfa.confirmPhone(request.details.session!.accountId, purpose(request, 'phone', target.phone), target, request.body.code, label);
         if (!outcome.ok) {
           const { error, status } = refusal(request, outcome);
           return page(request, error, status);
@@ -134,7 +138,7 @@ export function mfaEnrollmentStep(deps: StepDeps): Step {
         const email = normalizeEmail(request.body.email);
         if (!email) return afterFactorPage(request, request.t('mfa.recovery_invalid'), 400);
         const accountId = request.details.session!.accountId;
-        const outcome = await deps.recoveryEmail.sendCode(accountId, `enroll-email:${request.uid}`, email, (code) => ({
+        const outcome = await deps.recoveryEmail.sendCode(accountId, purpose(request, 'email', email), email, (code) => ({
           subject: request.t('mail.code_subject', { service: deps.config.issuerName }),
           text: request.t('mail.code_body', { service: deps.config.issuerName, code, minutes: 10 }),
         }));
@@ -149,7 +153,7 @@ export function mfaEnrollmentStep(deps: StepDeps): Step {
         const state = await request.state();
         if (typeof state.pendingEmail !== 'string') return afterFactorPage(request, null);
         const accountId = request.details.session!.accountId;
-        const result = await deps.recoveryEmail.confirm(accountId, `enroll-email:${request.uid}`, state.pendingEmail, normalizeCode(request.body.code));
+        const result = await deps.recoveryEmail.confirm(accountId, purpose(request, 'email', state.pendingEmail), state.pendingEmail, normalizeCode(request.body.code));
         if (result !== 'ok') return afterFactorPage(request, request.t(result === 'wrong' ? 'mfa.wrong_code' : 'mfa.code_expired'), 400);
         await deps.audit.record({ actor: 'self', action: 'recovery_email.confirmed', accountId });
         await request.saveState({ pendingEmail: null });
