@@ -30,6 +30,10 @@ import { OtpCodeStore } from './mfa/otp-code.store.ts';
 import { CodeSender } from './mfa/code-sender.ts';
 import { mailerFromConfig } from './mail/mailer.ts';
 import { RecoveryEmail } from './account/recovery-email.ts';
+import { EducationStore } from './education/education.store.ts';
+import { EducationService } from './education/education.service.ts';
+import { AccountRuleStore } from './access/account-rule.store.ts';
+import { AccessService } from './access/access.service.ts';
 import { phoneGatewayFromConfig } from './mfa/phone-gateway.ts';
 
 /** Everything the app is built from; tests pass their own database, clock or logger here. */
@@ -56,6 +60,9 @@ export interface Deps {
   audit: AuditLog;
   otpCodes: OtpCodeStore;
   recoveryEmail: RecoveryEmail;
+  education: EducationService;
+  accountRules: AccountRuleStore;
+  access: AccessService;
 }
 
 /**
@@ -98,6 +105,8 @@ export async function buildDeps(config: Config, logger: Logger, overrides: { dat
   const otpCodes = new OtpCodeStore(db);
   const codeSender = new CodeSender({ codes: otpCodes, throttle, key: box.deriveKey('otp-code') });
   const phone = new PhoneService({ store: mfaStore, sender: codeSender, gateway: phoneGatewayFromConfig(config, logger), box });
+  const education = new EducationService({ store: new EducationStore(db), clock, academicYearStart: config.academicYearStart, timeZone: config.timeZone });
+  const accountRules = new AccountRuleStore(db);
   const appPasswords = new AppPasswordService({ store: new AppPasswordStore(db), key: box.deriveKey('app-password') });
   return {
     config,
@@ -134,5 +143,8 @@ export async function buildDeps(config: Config, logger: Logger, overrides: { dat
     audit: new AuditLog(db),
     otpCodes,
     recoveryEmail: new RecoveryEmail({ accounts, sender: codeSender, mailer: mailerFromConfig(config, logger) }),
+    education,
+    accountRules,
+    access: new AccessService({ lists: accountRules, education }),
   };
 }

@@ -12,6 +12,9 @@ import type { OperatorStore } from './operator.store.ts';
 import type { MfaService } from '../mfa/mfa.service.ts';
 import type { TokenService } from '../mfa/token.service.ts';
 import type { AuditLog } from '../audit/audit-log.ts';
+import type { AccountRuleStore } from '../access/account-rule.store.ts';
+import type { EducationService } from '../education/education.service.ts';
+import { COMMON_ID_PATTERN } from '../account/common-id.ts';
 import { ACCOUNT_CLIENT_ID } from '../selfservice/account-home.ts';
 
 export interface AdminApiDeps {
@@ -24,6 +27,8 @@ export interface AdminApiDeps {
   mfa: MfaService;
   tokens: TokenService;
   audit: AuditLog;
+  accountRules: AccountRuleStore;
+  education: EducationService;
 }
 
 const STATUS_OF: Record<string, number> = {
@@ -34,6 +39,7 @@ const STATUS_OF: Record<string, number> = {
   token_not_found: 404,
   token_exists: 409,
   token_unavailable: 409,
+  rule_not_found: 404,
 };
 
 export function accountJson(a: AccountRow) {
@@ -79,6 +85,9 @@ function clientInput(body: Record<string, unknown>): ClientInput {
     requireMfa: optional<boolean>('requireMfa', 'boolean'),
     mfaMaxAge: optional<number | null>('mfaMaxAge', 'number'),
     legacyPassword: optional<boolean>('legacyPassword', 'boolean'),
+    allowedAffiliations: body.allowedAffiliations === null ? null : strings('allowedAffiliations') as Affiliation[] | undefined,
+    allowedStatuses: strings('allowedStatuses') as AccountStatus[] | undefined,
+    requireEducation: optional<boolean>('requireEducation', 'boolean'),
   };
 }
 
@@ -158,7 +167,8 @@ export function adminApi(deps: AdminApiDeps): Router {
       kind: f.kind, label: f.label, default: f.is_default, createdAt: new Date(f.created_at).toISOString(),
       lastUsedAt: f.last_used_at ? new Date(f.last_used_at).toISOString() : null,
     }));
-    ctx.body = { ...accountJson(account), factors };
+    const year = deps.education.currentYear();
+    ctx.body = { ...accountJson(account), factors, education: { year, passedOn: (await deps.education.passedThisYear(account.id)) ?? null } };
   });
 
   router.patch('/accounts/:commonId', async (ctx) => {
@@ -212,7 +222,36 @@ export function adminApi(deps: AdminApiDeps): Router {
   });
 
   router.get('/clients/:clientId', async (ctx) => {
-    ctx.body = await deps.clients.show(ctx.params.clientId);
+    const client = await deps.clients.show(ctx.params.clientId);
+    const rules = await deps.accountRules.list(client.clientId);
+    ctx.body = { ...client, accountRules: rules.map((r) => ({ commonId: r.common_id, effect: r.effect })) };
+  });
+
+  // Explicit allow and deny entries; they apply to the very next request on every node.
+  router.post('/clients/:clientId/accounts', async (ctx) => {
+    const b = body(ctx);
+    const client = await deps.clients.show(ctx.params.clientId);
+    const commonId = String(b.commonId ?? '');
+    if (!COMMON_ID_PATTERN.test(commonId)) bad('commonId must be 10 digits');
+    if (b.effect !== 'allow' && b.effect !== 'deny') bad('effect must be allow or deny');
+    await deps.accountRules.set(client.clientId, commonId, b.effect);
+    await audit(ctx, `client.account_${b.effect === 'allow' ? 'allowed' : 'denied'}`, null, { clientId: client.clientId, commonId });
+    ctx.body = { clientId: client.clientId, commonId, effect: b.effect };
+  });
+
+  router.delete('/clients/:clientId/accounts/:commonId', async (ctx) => {
+    const client = await deps.clients.show(ctx.params.clientId);
+    if (!(await deps.accountRules.remove(client.clientId, ctx.params.commonId))) throw new DomainError('rule_not_found', `${ctx.params.commonId} is on no list of ${client.clientId}`);
+    await audit(ctx, 'client.account_unlisted', null, { clientId: client.clientId, commonId: ctx.params.commonId });
+    ctx.status = 204;
+  });
+
+  router.post('/education', async (ctx) => {
+    const b = body(ctx);
+    const account = await deps.accountService.get(String(b.commonId ?? ''));
+    const result = await deps.education.record(account.id, b.year, b.passedOn);
+    await audit(ctx, 'education.recorded', account.id, result);
+    ctx.body = { commonId: account.common_id, ...result };
   });
 
   // Akamon's own account home is registered by the server itself and must keep working.

@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto';
 import type { SecretBox } from '../crypto/secret-box.ts';
 import { DomainError } from '../shared/errors.ts';
 import type { ClientRecord, ClientRow, ClientStore } from './client.store.ts';
+import type { AccountStatus, Affiliation } from '../db/schema.ts';
+import { AFFILIATIONS, STATUSES } from '../account/account.service.ts';
 
 export interface ClientInput {
   name?: string;
@@ -15,6 +17,10 @@ export interface ClientInput {
   requireMfa?: boolean;
   mfaMaxAge?: number | null;
   legacyPassword?: boolean;
+  /** null: every affiliation. */
+  allowedAffiliations?: Affiliation[] | null;
+  allowedStatuses?: AccountStatus[];
+  requireEducation?: boolean;
 }
 
 export interface ClientView {
@@ -30,6 +36,9 @@ export interface ClientView {
   requireMfa: boolean;
   mfaMaxAge: number | null;
   legacyPassword: boolean;
+  allowedAffiliations: Affiliation[] | null;
+  allowedStatuses: AccountStatus[];
+  requireEducation: boolean;
   createdAt: string;
   updatedAt: string;
 }
@@ -68,6 +77,9 @@ function toView(row: ClientRow): ClientView {
     requireMfa: row.require_mfa,
     mfaMaxAge: row.mfa_max_age,
     legacyPassword: row.legacy_password,
+    allowedAffiliations: row.allowed_affiliations,
+    allowedStatuses: row.allowed_statuses,
+    requireEducation: row.require_education,
     createdAt: new Date(row.created_at).toISOString(),
     updatedAt: new Date(row.updated_at).toISOString(),
   };
@@ -111,6 +123,9 @@ export class ClientService {
       requireMfa: changes.requireMfa ?? current.requireMfa,
       mfaMaxAge: changes.mfaMaxAge !== undefined ? changes.mfaMaxAge : current.mfaMaxAge,
       legacyPassword: changes.legacyPassword ?? current.legacyPassword,
+      allowedAffiliations: changes.allowedAffiliations !== undefined ? changes.allowedAffiliations : current.allowedAffiliations,
+      allowedStatuses: changes.allowedStatuses ?? current.allowedStatuses,
+      requireEducation: changes.requireEducation ?? current.requireEducation,
     };
     let secret: string | null = null;
     if (!merged.public && (changes.rotateSecret || !row.client_secret_enc)) secret = randomBytes(32).toString('base64url');
@@ -190,8 +205,20 @@ export class ClientService {
       requireMfa: Boolean(input.requireMfa),
       mfaMaxAge,
       legacyPassword: Boolean(input.legacyPassword),
+      allowedAffiliations: oneOfEach('affiliation', input.allowedAffiliations ?? null, AFFILIATIONS),
+      allowedStatuses: oneOfEach('status', input.allowedStatuses ?? ['active'], STATUSES)!,
+      requireEducation: Boolean(input.requireEducation),
     };
   }
+}
+
+/** A list of distinct known values (an empty list is refused: it would close the client to all). */
+function oneOfEach<T extends string>(what: string, values: readonly unknown[] | null, allowed: readonly T[]): T[] | null {
+  if (values === null) return null;
+  if (!Array.isArray(values) || values.length === 0 || values.some((v) => !allowed.includes(v as T))) {
+    throw new DomainError(`invalid_${what}`, `each ${what} must be one of ${allowed.join(', ')} (at least one)`);
+  }
+  return [...new Set(values as T[])];
 }
 
 function slug(name: string): string {

@@ -1,5 +1,5 @@
 import { sql, type Kysely, type Selectable } from 'kysely';
-import type { ClientTable, DB } from '../db/schema.ts';
+import type { AccountStatus, Affiliation, ClientTable, DB } from '../db/schema.ts';
 
 export type ClientRow = Selectable<ClientTable>;
 
@@ -13,6 +13,9 @@ export interface ClientRecord {
   requireMfa: boolean;
   mfaMaxAge: number | null;
   legacyPassword: boolean;
+  allowedAffiliations: Affiliation[] | null;
+  allowedStatuses: AccountStatus[];
+  requireEducation: boolean;
 }
 
 function columns(c: ClientRecord) {
@@ -25,6 +28,9 @@ function columns(c: ClientRecord) {
     require_mfa: c.requireMfa,
     mfa_max_age: c.mfaMaxAge,
     legacy_password: c.legacyPassword,
+    allowed_affiliations: c.allowedAffiliations,
+    allowed_statuses: c.allowedStatuses,
+    require_education: c.requireEducation,
     updated_at: sql<Date>`now()` as never,
   };
 }

@@ -32,6 +32,10 @@ export interface Config {
   /** smtp:// or smtps:// URL of the mail server; undefined writes mails to the log in development. */
   readonly smtpUrl: string | undefined;
   readonly mailFrom: string;
+  /** The day the academic year begins (month, day), for the yearly security education. */
+  readonly academicYearStart: { readonly month: number; readonly day: number };
+  /** The university's time zone: academic years and dates on pages follow it. */
+  readonly timeZone: string;
   /** Country calling code for phone numbers typed without one (081-... in Japan). */
   readonly phoneDefaultCountry: string;
   readonly ttl: {
@@ -105,6 +109,23 @@ function phoneGateway(env: Env): Config['phoneGateway'] {
   throw new ConfigError(`AKAMON_PHONE_GATEWAY must be none, webhook or twilio, got "${kind}"`);
 }
 
+function monthDay(raw: string): { month: number; day: number } {
+  const match = /^(\d{2})-(\d{2})$/.exec(raw);
+  const month = Number(match?.[1]);
+  const day = Number(match?.[2]);
+  if (!match || month < 1 || month > 12 || day < 1 || day > 28) throw new ConfigError(`AKAMON_ACADEMIC_YEAR_START must be MM-DD (day 1 to 28), got "${raw}"`);
+  return { month, day };
+}
+
+function timeZone(raw: string): string {
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: raw });
+    return raw;
+  } catch {
+    throw new ConfigError(`AKAMON_TIME_ZONE is not a time zone: "${raw}"`);
+  }
+}
+
 function smtpUrl(raw: string | undefined): string | undefined {
   if (!raw) return undefined;
   let url: URL;
@@ -164,6 +185,8 @@ export function loadConfig(env: Env = process.env): Config {
     keyRefreshSeconds: integer(env, 'AKAMON_KEY_REFRESH_SECONDS', 10, 1, 3600),
     internalUrl: env.AKAMON_INTERNAL_URL || undefined,
     phoneGateway: phoneGateway(env),
+    academicYearStart: monthDay(env.AKAMON_ACADEMIC_YEAR_START ?? '04-01'),
+    timeZone: timeZone(env.AKAMON_TIME_ZONE ?? 'Asia/Tokyo'),
     smtpUrl: smtpUrl(env.AKAMON_SMTP_URL),
     mailFrom: env.AKAMON_MAIL_FROM ?? `Akamon <no-reply@${new URL(issuerUrl(env.AKAMON_ISSUER ?? `http://localhost:${port}`, production)).hostname}>`,
     phoneDefaultCountry: /^\d{1,3}$/.test(env.AKAMON_PHONE_DEFAULT_COUNTRY ?? '81') ? env.AKAMON_PHONE_DEFAULT_COUNTRY ?? '81' : (() => { throw new ConfigError('AKAMON_PHONE_DEFAULT_COUNTRY must be 1 to 3 digits'); })(),

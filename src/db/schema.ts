@@ -123,8 +123,27 @@ export interface ClientTable {
   mfa_max_age: number | null;
   /** Accepts the OAuth password grant (with app passwords for MFA accounts). */
   legacy_password: Generated<boolean>;
+  /** null: every affiliation. */
+  allowed_affiliations: ColumnType<Affiliation[] | null, Affiliation[] | null | undefined, Affiliation[] | null>;
+  allowed_statuses: ColumnType<AccountStatus[], AccountStatus[] | undefined, AccountStatus[]>;
+  require_education: Generated<boolean>;
   created_at: CreatedAt;
   updated_at: Timestamp;
+}
+
+export interface ClientAccountRuleTable {
+  client_id: string;
+  common_id: string;
+  effect: 'allow' | 'deny';
+  created_at: CreatedAt;
+}
+
+export interface SecurityEducationTable {
+  account_id: string;
+  academic_year: number;
+  /** A calendar date (YYYY-MM-DD), kept as text so no time zone can shift it. */
+  passed_on: ColumnType<string, string, string>;
+  recorded_at: ColumnType<Date, Date | string | undefined, Date | string>;
 }
 
 export interface OperatorTable {
@@ -189,4 +208,6 @@ export interface DB {
   app_password: AppPasswordTable;
   audit_event: AuditEventTable;
   otp_code: OtpCodeTable;
+  client_account_rule: ClientAccountRuleTable;
+  security_education: SecurityEducationTable;
 }

@@ -189,6 +189,16 @@ export const en = {
 
   'mfa.verify_lead_phone': '{client} asks for a second check. Get a code on your phone, or use one of the other ways below.',
 
+  'denied.title': "You don't have access to this",
+  'denied.code': 'Error code: 53003',
+  'denied.reason.account_denied': 'Your account is not allowed to use {client}.',
+  'denied.reason.status_not_allowed': 'Your account cannot use {client} in its current state.',
+  'denied.reason.affiliation_not_allowed': '{client} is only for some members of the university, and your affiliation is not among them.',
+  'denied.reason.education_required': "{client} is open only to people who passed this academic year's information-security education, and your account has not passed it yet.",
+  'denied.todo.office': 'If you think you should have access, ask the office that runs this service or the account office of your faculty or department.',
+  'denied.todo.education': 'Take the information-security education (you are told when it opens), then sign in again. Results can take a day to arrive.',
+  'denied.back': 'Return to {client}',
+
   'letter.title': 'Your university account',
   'letter.lead': 'This letter gives you your account for the university systems. Keep it private.',
   'letter.name': 'Name',

@@ -191,6 +191,16 @@ export const ja: Messages = {
 
   'mfa.verify_lead_phone': '{client} が追加の確認を求めています。電話でコードを受け取るか、下のその他の方法を使ってください。',
 
+  'denied.title': 'これに対するアクセス権がありません',
+  'denied.code': 'エラーコード: 53003',
+  'denied.reason.account_denied': 'このアカウントは {client} の利用を認められていません。',
+  'denied.reason.status_not_allowed': 'このアカウントは現在の状態では {client} を利用できません。',
+  'denied.reason.affiliation_not_allowed': '{client} は大学の一部の構成員だけが利用できます。あなたの身分は対象に含まれていません。',
+  'denied.reason.education_required': '{client} は今年度の情報セキュリティ教育を修了した人だけが利用できます。このアカウントはまだ修了していません。',
+  'denied.todo.office': '利用できるはずだと思う場合は、このサービスの担当部署、または所属する学部・研究科等のアカウント担当窓口に問い合わせてください。',
+  'denied.todo.education': '情報セキュリティ教育(実施時期はお知らせされます)を受講し、修了してから、もう一度サインインしてください。結果の反映には1日ほどかかることがあります。',
+  'denied.back': '{client} に戻る',
+
   'letter.title': '大学アカウントのお知らせ',
   'letter.lead': '学内の情報システムで使うアカウントをお知らせします。他人に見せないでください。',
   'letter.name': '氏名',

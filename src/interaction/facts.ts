@@ -2,13 +2,14 @@ import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { AccountStore } from '../account/account.store.ts';
 import type { ClientStore } from '../client/client.store.ts';
 import type { MfaStore } from '../mfa/mfa.store.ts';
+import type { AccessService } from '../access/access.service.ts';
 import type { Facts } from './step.ts';
 
 /**
  * Loads the facts of one authorization request once, however many checks ask: the provider runs
  * the checks of a prompt concurrently. Keyed by the request's context, so nothing is shared.
  */
-export function factsLoader(stores: { accounts: AccountStore; clients: ClientStore; mfa: MfaStore }): (ctx: KoaContextWithOIDC) => Promise<Facts> {
+export function factsLoader(stores: { accounts: AccountStore; clients: ClientStore; mfa: MfaStore; access: AccessService }): (ctx: KoaContextWithOIDC) => Promise<Facts> {
   const cache = new WeakMap<object, Promise<Facts>>();
   return (ctx) => {
     let facts = cache.get(ctx);
@@ -21,7 +22,9 @@ export function factsLoader(stores: { accounts: AccountStore; clients: ClientSto
           clientId ? stores.clients.find(clientId) : undefined,
           accountId ? stores.mfa.factors(accountId) : [],
         ]);
-        return { account, client, factors };
+        // Rules are read from the database at every authorization: a change applies at once, on every node.
+        const access = account && client ? await stores.access.decide(account, client) : undefined;
+        return { account, client, factors, access };
       })();
       cache.set(ctx, facts);
     }

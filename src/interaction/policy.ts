@@ -7,13 +7,14 @@ import { passwordChangeStep } from './steps/password-change.ts';
 import { consentStep } from './steps/consent.ts';
 import { mfaEnrollmentStep } from './steps/mfa-enrollment.ts';
 import { mfaVerifyStep } from './steps/mfa-verify.ts';
+import { securityEducationStep } from './steps/security-education.ts';
 
 const { Prompt, Check, base } = interactionPolicy;
 
 /**
  * THE sign-in pipeline, in order. The first step with a check that fires is shown; with
  * prompt=none the relying party gets that check's error instead. Later features add their steps
- * here (security education goes after mfa_verify) without touching the others.
+ * here without touching the others.
  */
 export function buildSteps(deps: StepDeps): Step[] {
   return [
@@ -23,6 +24,7 @@ export function buildSteps(deps: StepDeps): Step[] {
     passwordChangeStep(deps),
     mfaEnrollmentStep(deps),
     mfaVerifyStep(deps),
+    securityEducationStep(deps),
     consentStep(deps),
   ];
 }

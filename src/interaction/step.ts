@@ -4,6 +4,7 @@ import type { InteractionResults, KoaContextWithOIDC } from 'oidc-provider';
 import type { AccountRow } from '../account/account.store.ts';
 import type { ClientRow } from '../client/client.store.ts';
 import type { FactorRow } from '../mfa/mfa.store.ts';
+import type { AccessDecision } from '../access/access-rules.ts';
 import type { MessageKey } from '../i18n/en.ts';
 import type { Translate } from '../i18n/i18n.ts';
 import type { PageData } from '../http/renderer.ts';
@@ -15,6 +16,8 @@ export interface Facts {
   account: AccountRow | undefined;
   client: ClientRow | undefined;
   factors: FactorRow[];
+  /** What the client's access rules say about this account (undefined without a session). */
+  access: AccessDecision | undefined;
 }
 
 /** One reason to show a step: a pure test over the facts, named by a snake_case reason code. */

@@ -105,8 +105,9 @@ describe('suspended and revoked accounts', () => {
     const shown = await startAuthorization(browser, akamon, client);
     expect(shown.page.status).toBe(403);
     expect(shown.page.html).toContain('This account is suspended');
+    expect(shown.page.html).toContain('53003');
     const log = await akamon.deps.signinLog.list({ accountId: account.id, limit: 1 });
-    expect(log[0]).toMatchObject({ result: 'failure', reason: 'account_suspended' });
+    expect(log[0]).toMatchObject({ result: 'failure', reason: 'access_denied.status_not_allowed' });
   });
 });
 

@@ -1,36 +1,66 @@
-import type { Step } from '../step.ts';
+import type { DenialReason } from '../../access/access-rules.ts';
+import type { MessageKey } from '../../i18n/en.ts';
+import type { Step, StepRequest } from '../step.ts';
 import type { StepDeps } from './deps.ts';
 
+const REASON_TEXT: Record<DenialReason, MessageKey> = {
+  account_denied: 'denied.reason.account_denied',
+  status_not_allowed: 'denied.reason.status_not_allowed',
+  affiliation_not_allowed: 'denied.reason.affiliation_not_allowed',
+  education_required: 'denied.reason.education_required',
+};
+
+const TODO_TEXT: Record<DenialReason, MessageKey> = {
+  account_denied: 'denied.todo.office',
+  status_not_allowed: 'denied.todo.office',
+  affiliation_not_allowed: 'denied.todo.office',
+  education_required: 'denied.todo.education',
+};
+
 /**
- * Step 1: may this account use this client at all? Today: only active accounts may. Per-client
- * rules (affiliation, allow and deny lists, error 53003) join this step as further checks.
+ * "You don't have access to this" (error code 53003): the reason in plain words, what to do, and
+ * the way back to the relying party (which then receives access_denied). The sign-in log records
+ * the rule that denied.
+ */
+export async function showDenial(deps: StepDeps, request: StepRequest, reason: DenialReason): Promise<void> {
+  const accountId = request.details.session?.accountId;
+  const account = accountId ? await deps.accounts.findById(accountId) : undefined;
+  await deps.signinLog.record({
+    accountId: account?.id ?? null,
+    clientId: String(request.details.params.client_id),
+    ip: request.ctx.ip,
+    userAgent: request.ctx.get('user-agent') || null,
+    result: 'failure',
+    reason: `access_denied.${reason}`,
+  });
+  // A suspended or closed account gets the words for its status.
+  const statusText: MessageKey | undefined = reason === 'status_not_allowed' && account?.status === 'suspended'
+    ? 'inactive.suspended' : reason === 'status_not_allowed' && account?.status === 'revoked' ? 'inactive.revoked' : undefined;
+  request.render('access-denied', 'denied.title', {
+    clientName: request.clientName,
+    reason: request.t(statusText ?? REASON_TEXT[reason], { client: request.clientName }),
+    todo: statusText ? null : request.t(TODO_TEXT[reason]),
+    abortAction: request.url('abort'),
+  }, 403);
+}
+
+/**
+ * Step 1: may this account use this client? The client's rules (allowed affiliations and account
+ * statuses, explicit allow and deny lists) are evaluated at every authorization, silent ones too.
+ * Education is the security_education step's, since the person can do something about it.
  */
 export function clientAccessStep(deps: StepDeps): Step {
   return {
     name: 'client_access',
     checks: [{
-      reason: 'account_inactive',
-      description: 'the account is suspended or revoked',
+      reason: 'client_rules_deny',
+      description: "the client's access rules deny this account",
       error: 'access_denied',
-      test: (facts) => facts.account !== undefined && facts.account.status !== 'active',
+      test: (facts) => facts.access !== undefined && !facts.access.allowed && facts.access.reason !== 'education_required',
     }],
     async show(request) {
-      const accountId = request.details.session?.accountId;
-      const account = accountId ? await deps.accounts.findById(accountId) : undefined;
-      const reason = account?.status === 'suspended' ? 'account_suspended' : 'account_revoked';
-      await deps.signinLog.record({
-        accountId: account?.id ?? null,
-        clientId: String(request.details.params.client_id),
-        ip: request.ctx.ip,
-        userAgent: request.ctx.get('user-agent') || null,
-        result: 'failure',
-        reason,
-      });
-      request.render('inactive', 'inactive.title', {
-        clientName: request.clientName,
-        message: request.t(reason === 'account_suspended' ? 'inactive.suspended' : 'inactive.revoked'),
-        abortAction: request.url('abort'),
-      }, 403);
+      const facts = await deps.decide(request);
+      await showDenial(deps, request, facts && !facts.allowed ? facts.reason : 'status_not_allowed');
     },
     actions: {},
   };

@@ -9,6 +9,8 @@ import type { MfaService } from '../../mfa/mfa.service.ts';
 import type { AuditLog } from '../../audit/audit-log.ts';
 import type { RecoveryEmail } from '../../account/recovery-email.ts';
 import type { AppPasswordService } from '../../account/app-password.service.ts';
+import type { AccessDecision } from '../../access/access-rules.ts';
+import type { StepRequest } from '../step.ts';
 
 export interface StepDeps {
   config: Config;
@@ -22,4 +24,6 @@ export interface StepDeps {
   audit: AuditLog;
   recoveryEmail: RecoveryEmail;
   appPasswords: AppPasswordService;
+  /** The access decision for the interaction's account at its client. */
+  decide(request: StepRequest): Promise<AccessDecision | undefined>;
 }

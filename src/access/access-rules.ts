@@ -1,0 +1,37 @@
+import type { AccountStatus, Affiliation } from '../db/schema.ts';
+
+/** Why a client is closed to an account (the person sees it in plain words, code 53003). */
+export type DenialReason = 'account_denied' | 'status_not_allowed' | 'affiliation_not_allowed' | 'education_required';
+
+export interface ClientRules {
+  allowedAffiliations: readonly Affiliation[] | null;
+  allowedStatuses: readonly AccountStatus[];
+  requireEducation: boolean;
+}
+
+export interface AccessFacts {
+  status: AccountStatus;
+  affiliation: Affiliation;
+  /** The account's entry in this client's explicit lists, if any. */
+  listed: 'allow' | 'deny' | null;
+  /** This academic year's security education is passed. */
+  educationPassed: boolean;
+}
+
+export type AccessDecision = { allowed: true } | { allowed: false; reason: DenialReason };
+
+/**
+ * The one place that decides who may use a client; the sign-in steps, token checks and the
+ * service directory all ask it, so they cannot drift apart. A deny-list entry wins over
+ * everything; an allow-list entry lets an account in whatever its affiliation, but not past
+ * the status or education rules.
+ */
+export function evaluateAccess(rules: ClientRules, facts: AccessFacts): AccessDecision {
+  if (facts.listed === 'deny') return { allowed: false, reason: 'account_denied' };
+  if (!rules.allowedStatuses.includes(facts.status)) return { allowed: false, reason: 'status_not_allowed' };
+  if (rules.allowedAffiliations && facts.listed !== 'allow' && !rules.allowedAffiliations.includes(facts.affiliation)) {
+    return { allowed: false, reason: 'affiliation_not_allowed' };
+  }
+  if (rules.requireEducation && !facts.educationPassed) return { allowed: false, reason: 'education_required' };
+  return { allowed: true };
+}

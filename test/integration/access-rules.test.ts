@@ -1,0 +1,118 @@
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
+import { Browser } from '../support/browser.ts';
+import { codeFrom, enterCredentials, redeem, signIn, startAuthorization, tokenRequest } from '../support/flows.ts';
+
+let akamon: RunningAkamon;
+beforeAll(async () => { akamon = await startAkamon(); });
+afterAll(() => akamon.close());
+
+const admin = (path: string, method: string, body?: unknown) => fetch(`${akamon.url}/admin/api${path}`, {
+  method, headers: { authorization: `Bearer ${akamon.operatorToken}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body),
+});
+
+describe('per-client rules, error 53003', () => {
+  test('allowed affiliations: others see the page with the reason, the client gets access_denied, the log keeps the rule', async () => {
+    const utas = await akamon.createClient({ name: 'UTAS', allowedAffiliations: ['student', 'faculty'], redirectUris: ['http://127.0.0.1:9/utas'] });
+    const student = await akamon.createReadyAccount({ affiliation: 'student' });
+    const staff = await akamon.createReadyAccount({ affiliation: 'staff' });
+    expect((await signIn(new Browser(akamon.url), akamon, utas, student)).code).toBeTruthy();
+
+    const browser = new Browser(akamon.url);
+    const started = await startAuthorization(browser, akamon, utas);
+    const denied = await enterCredentials(browser, started.page, staff.commonId, staff.password);
+    expect(denied.status).toBe(403);
+    expect(denied.html).toContain('You don&#39;t have access to this');
+    expect(denied.html).toContain('53003');
+    expect(denied.html).toContain('your affiliation is not among them');
+    const back = await browser.submit(denied, /\/abort$/, {});
+    expect(new URL(back.url).searchParams.get('error')).toBe('access_denied');
+    const silent = await startAuthorization(browser, akamon, utas, { prompt: 'none' });
+    expect(new URL(silent.page.url).searchParams.get('error')).toBe('access_denied');
+    const [event] = await akamon.deps.signinLog.list({ accountId: staff.id, limit: 1 });
+    expect(event).toMatchObject({ result: 'failure', reason: 'access_denied.affiliation_not_allowed', client_id: utas.clientId });
+  });
+
+  test('an allow-list entry admits an account of another affiliation; a deny-list entry wins over everything', async () => {
+    const lab = await akamon.createClient({ name: 'Lab server', allowedAffiliations: ['faculty'], redirectUris: ['http://127.0.0.1:9/lab'] });
+    const guest = await akamon.createReadyAccount({ affiliation: 'guest' });
+    const professor = await akamon.createReadyAccount({ affiliation: 'faculty' });
+    expect((await admin(`/clients/${lab.clientId}/accounts`, 'POST', { commonId: guest.commonId, effect: 'allow' })).status).toBe(200);
+    expect((await signIn(new Browser(akamon.url), akamon, lab, guest)).code).toBeTruthy();
+    expect((await admin(`/clients/${lab.clientId}/accounts`, 'POST', { commonId: professor.commonId, effect: 'deny' })).status).toBe(200);
+    const browser = new Browser(akamon.url);
+    const started = await startAuthorization(browser, akamon, lab);
+    const denied = await enterCredentials(browser, started.page, professor.commonId, professor.password);
+    expect(denied.html).toContain('is not allowed to use Lab server');
+    const shown = (await (await admin(`/clients/${lab.clientId}`, 'GET')).json()) as { accountRules: unknown[] };
+    expect(shown.accountRules).toEqual(expect.arrayContaining([{ commonId: guest.commonId, effect: 'allow' }, { commonId: professor.commonId, effect: 'deny' }]));
+    expect((await admin(`/clients/${lab.clientId}/accounts/${professor.commonId}`, 'DELETE')).status).toBe(204);
+    expect((await signIn(new Browser(akamon.url), akamon, lab, professor)).code).toBeTruthy();
+  });
+
+  test('a rule change applies to the very next request, and ends the refresh tokens and sessions it now denies', async () => {
+    const wiki = await akamon.createClient({ name: 'Wiki', redirectUris: ['http://127.0.0.1:9/wiki'] });
+    const account = await akamon.createReadyAccount({ affiliation: 'staff' });
+    const browser = new Browser(akamon.url);
+    const result = await signIn(browser, akamon, wiki, account);
+    const tokens = await redeem(akamon, wiki, result.code!, result.verifier);
+    expect((await admin(`/clients/${wiki.clientId}`, 'PATCH', { allowedAffiliations: ['student'] })).status).toBe(200);
+    const refresh = await tokenRequest(akamon, wiki, { grant_type: 'refresh_token', refresh_token: tokens.body.refresh_token });
+    expect(refresh.body.error).toBe('invalid_grant');
+    expect((await fetch(`${akamon.url}/me`, { headers: { authorization: `Bearer ${tokens.body.access_token}` } })).status).toBe(401);
+    const silent = await startAuthorization(browser, akamon, wiki, { prompt: 'none' });
+    expect(new URL(silent.page.url).searchParams.get('error')).toBe('access_denied');
+    expect((await admin(`/clients/${wiki.clientId}`, 'PATCH', { allowedAffiliations: null })).status).toBe(200);
+    expect(codeFrom((await startAuthorization(browser, akamon, wiki, { prompt: 'none' })).page)).toBeTruthy();
+  });
+
+  test('bad rule input is refused with a clear error', async () => {
+    const client = await akamon.createClient({ name: 'Rules', redirectUris: ['http://127.0.0.1:9/rules'] });
+    const cases: Array<[string, string, unknown]> = [
+      [`/clients/${client.clientId}`, 'PATCH', { allowedAffiliations: ['wizard'] }],
+      [`/clients/${client.clientId}`, 'PATCH', { allowedAffiliations: [] }],
+      [`/clients/${client.clientId}`, 'PATCH', { allowedStatuses: ['frozen'] }],
+      [`/clients/${client.clientId}/accounts`, 'POST', { commonId: '123', effect: 'allow' }],
+      [`/clients/${client.clientId}/accounts`, 'POST', { commonId: '0123456789', effect: 'maybe' }],
+    ];
+    for (const [path, method, body] of cases) {
+      const response = await admin(path, method, body);
+      expect(response.status).toBe(400);
+      expect(((await response.json()) as { error_description: string }).error_description).toEqual(expect.any(String));
+    }
+  });
+});
+
+describe('security education', () => {
+  test("a client that requires this year's education shows why (53003); prompt=none gets interaction_required; passing opens it at once", async () => {
+    const wifi = await akamon.createClient({ name: 'Wi-Fi account menu', requireEducation: true, redirectUris: ['http://127.0.0.1:9/wifi'] });
+    const account = await akamon.createReadyAccount();
+    const browser = new Browser(akamon.url);
+    const started = await startAuthorization(browser, akamon, wifi);
+    const denied = await enterCredentials(browser, started.page, account.commonId, account.password);
+    expect(denied.html).toContain('53003');
+    expect(denied.html).toContain('information-security education');
+    const silent = await startAuthorization(browser, akamon, wifi, { prompt: 'none' });
+    expect(new URL(silent.page.url).searchParams.get('error')).toBe('interaction_required');
+
+    const year = akamon.deps.education.currentYear();
+    await akamon.deps.education.record(account.id, year - 1, `${year - 1}-06-01`);
+    expect(new URL((await startAuthorization(browser, akamon, wifi, { prompt: 'none' })).page.url).searchParams.get('error')).toBe('interaction_required');
+    const recorded = await admin('/education', 'POST', { commonId: account.commonId, year });
+    expect(recorded.status).toBe(200);
+    expect(codeFrom((await startAuthorization(browser, akamon, wifi, { prompt: 'none' })).page)).toBeTruthy();
+    const shown = (await (await admin(`/accounts/${account.commonId}`, 'GET')).json()) as { education: { year: number; passedOn: string | null } };
+    expect(shown.education).toEqual({ year, passedOn: expect.stringMatching(/^\d{4}-\d{2}-\d{2}$/) });
+  });
+
+  test('records are checked: the date must be real and inside the academic year', async () => {
+    const account = await akamon.createReadyAccount();
+    const year = akamon.deps.education.currentYear();
+    for (const [y, date, code] of [[year, '2026-02-30', 'invalid_date'], [year, 'yesterday', 'invalid_date'], [1900, undefined, 'invalid_year'], [year, `${year + 2}-05-01`, 'date_outside_year']] as const) {
+      const response = await admin('/education', 'POST', { commonId: account.commonId, year: y, passedOn: date });
+      expect(response.status).toBe(400);
+      expect(((await response.json()) as { error: string }).error).toBe(code);
+    }
+    expect((await admin('/education', 'POST', { commonId: account.commonId, year, passedOn: `${year}-04-01` })).status).toBe(200);
+  });
+});

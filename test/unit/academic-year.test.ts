@@ -1,0 +1,32 @@
+import { describe, expect, test } from '@jest/globals';
+import { academicYear } from '../../src/education/academic-year.ts';
+import { evaluateAccess } from '../../src/access/access-rules.ts';
+
+describe('academic year (starts April 1, Tokyo time)', () => {
+  const april = { month: 4, day: 1 };
+  test.each([
+    ['2027-03-31T14:59:59Z', 2026], // 23:59:59 on March 31 in Tokyo
+    ['2027-03-31T15:00:00Z', 2027], // midnight of April 1 in Tokyo
+    ['2026-12-31T23:00:00Z', 2026],
+    ['2026-04-01T00:00:00Z', 2026],
+  ])('%s is in %i', (instant, year) => expect(academicYear(new Date(instant), april, 'Asia/Tokyo')).toBe(year));
+
+  test('another start day', () => {
+    expect(academicYear(new Date('2026-09-30T12:00:00Z'), { month: 10, day: 1 }, 'UTC')).toBe(2025);
+    expect(academicYear(new Date('2026-10-01T12:00:00Z'), { month: 10, day: 1 }, 'UTC')).toBe(2026);
+  });
+});
+
+describe('access rules', () => {
+  const open = { allowedAffiliations: null, allowedStatuses: ['active'] as const, requireEducation: false };
+  const staff = { status: 'active' as const, affiliation: 'staff' as const, listed: null, educationPassed: false };
+  test('deny wins over everything, allow only over affiliation', () => {
+    expect(evaluateAccess(open, { ...staff, listed: 'deny' })).toEqual({ allowed: false, reason: 'account_denied' });
+    expect(evaluateAccess({ ...open, allowedAffiliations: ['student'] }, { ...staff, listed: 'allow' })).toEqual({ allowed: true });
+    expect(evaluateAccess({ ...open, allowedAffiliations: ['student'], requireEducation: true }, { ...staff, listed: 'allow' })).toEqual({ allowed: false, reason: 'education_required' });
+    expect(evaluateAccess(open, { ...staff, status: 'suspended', listed: 'allow' })).toEqual({ allowed: false, reason: 'status_not_allowed' });
+    expect(evaluateAccess({ ...open, allowedStatuses: ['active', 'revoked'] }, { ...staff, status: 'revoked' })).toEqual({ allowed: true });
+    expect(evaluateAccess({ ...open, allowedAffiliations: ['student'] }, staff)).toEqual({ allowed: false, reason: 'affiliation_not_allowed' });
+    expect(evaluateAccess(open, staff)).toEqual({ allowed: true });
+  });
+});
