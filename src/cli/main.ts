@@ -4,12 +4,13 @@ import { accountGroup } from './commands/account.ts';
 import { clientGroup } from './commands/client.ts';
 import { keysGroup } from './commands/keys.ts';
 import { tokenGroup } from './commands/token.ts';
+import { educationGroup } from './commands/education.ts';
 import { migrateCommand } from './commands/migrate.ts';
 import { signinsCommand } from './commands/signins.ts';
 import { auditCommand } from './commands/audit.ts';
 import { err, out } from './output.ts';
 
-const GROUPS: Group[] = [accountGroup, clientGroup, tokenGroup, keysGroup];
+const GROUPS: Group[] = [accountGroup, clientGroup, tokenGroup, educationGroup, keysGroup];
 const COMMANDS: Command[] = [signinsCommand, auditCommand, migrateCommand];
 
 function mainHelp(): string {

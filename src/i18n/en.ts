@@ -199,6 +199,10 @@ export const en = {
   'denied.todo.education': 'Take the information-security education (you are told when it opens), then sign in again. Results can take a day to arrive.',
   'denied.back': 'Return to {client}',
 
+  'account.education': 'Information-security education',
+  'account.education_passed': 'Passed on {date} (academic year {year})',
+  'account.education_not_taken': 'Not taken yet (academic year {year})',
+
   'letter.title': 'Your university account',
   'letter.lead': 'This letter gives you your account for the university systems. Keep it private.',
   'letter.name': 'Name',

@@ -201,6 +201,10 @@ export const ja: Messages = {
   'denied.todo.education': '情報セキュリティ教育(実施時期はお知らせされます)を受講し、修了してから、もう一度サインインしてください。結果の反映には1日ほどかかることがあります。',
   'denied.back': '{client} に戻る',
 
+  'account.education': '情報セキュリティ教育',
+  'account.education_passed': '{date} に修了({year} 年度)',
+  'account.education_not_taken': '未受講({year} 年度)',
+
   'letter.title': '大学アカウントのお知らせ',
   'letter.lead': '学内の情報システムで使うアカウントをお知らせします。他人に見せないでください。',
   'letter.name': '氏名',

@@ -14,6 +14,7 @@ import { formBody } from '../http/form-body.ts';
 import type { AccountRow } from '../account/account.store.ts';
 import type { AppPasswordService } from '../account/app-password.service.ts';
 import type { AuditLog } from '../audit/audit-log.ts';
+import type { EducationService } from '../education/education.service.ts';
 import { ACR_MFA } from '../mfa/assurance.ts';
 import { DomainError } from '../shared/errors.ts';
 
@@ -26,6 +27,7 @@ export interface AccountHomeDeps {
   mfa: MfaService;
   appPasswords: AppPasswordService;
   audit: AuditLog;
+  education: EducationService;
   csrf: CsrfGuard;
   renderer: Renderer;
   /** The account home's own client secret, as registered. */
@@ -99,6 +101,12 @@ export function accountHome(deps: AccountHomeDeps): Router {
     return current;
   }
 
+  async function educationStatus(t: ReturnType<typeof translator>, accountId: string): Promise<string> {
+    const year = deps.education.currentYear();
+    const passedOn = await deps.education.passedThisYear(accountId);
+    return passedOn ? t('account.education_passed', { year, date: passedOn }) : t('account.education_not_taken', { year });
+  }
+
   async function accountPage(ctx: Context, account: AccountRow, newAppPassword: { name: string; secret: string } | null = null) {
     const t = translator(ctx.state.locale);
     const factors = await deps.mfa.factors(account.id);
@@ -113,6 +121,7 @@ export function accountHome(deps: AccountHomeDeps): Router {
       ['account.status', t(`status.${account.status}` as MessageKey)],
       ['account.password_set', new Date(account.password_set_at).toLocaleString(ctx.state.locale === 'ja' ? 'ja-JP' : 'en-GB', { timeZone: 'Asia/Tokyo' })],
       ['account.mfa', mfaStatus],
+      ['account.education', await educationStatus(t, account.id)],
     ];
     const when = (d: Date | string | null) => (d ? new Date(d).toLocaleString(ctx.state.locale === 'ja' ? 'ja-JP' : 'en-GB', { timeZone: 'Asia/Tokyo' }) : t('account.never'));
     deps.renderer.page(ctx, 'account', 'account.title', {

@@ -116,3 +116,14 @@ describe('security education', () => {
     expect((await admin('/education', 'POST', { commonId: account.commonId, year, passedOn: `${year}-04-01` })).status).toBe(200);
   });
 });
+
+test('the account home shows this year\'s education status', async () => {
+  const account = await akamon.createReadyAccount();
+  const browser = new Browser(akamon.url);
+  const home = await enterCredentials(browser, await browser.visit(`${akamon.url}/account`), account.commonId, account.password);
+  const year = akamon.deps.education.currentYear();
+  expect(home.html).toContain(`Not taken yet (academic year ${year})`);
+  await akamon.deps.education.record(account.id, year, `${year}-05-20`);
+  const again = await browser.visit(`${akamon.url}/account`);
+  expect(again.html).toContain(`Passed on ${year}-05-20 (academic year ${year})`);
+});

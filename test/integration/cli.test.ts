@@ -307,6 +307,36 @@ describe('akamon CLI', () => {
     expectOneErrorLine(missingTo, /--to/);
   });
 
+  test('access rules and education results', async () => {
+    const created = await json(['client', 'create', '--name', 'Wi-Fi menu', '--redirect-uri', 'https://wifi.example.ac.jp/cb', '--allow-affiliation', 'student,faculty', '--require-education']);
+    const id = created.clientId;
+    expect(await json(['client', 'show', id])).toMatchObject({ allowedAffiliations: ['student', 'faculty'], allowedStatuses: ['active'], requireEducation: true });
+    expect((await cli(['client', 'update', id, '--allow-account', cid(1), '--deny-account', cid(11)])).code).toBe(0);
+    expect((await json(['client', 'show', id])).accountRules).toEqual(expect.arrayContaining([{ commonId: cid(1), effect: 'allow' }, { commonId: cid(11), effect: 'deny' }]));
+    expect((await cli(['client', 'update', id, '--unlist-account', cid(11), '--allow-affiliation', 'any', '--no-require-education'])).code).toBe(0);
+    expect(await json(['client', 'show', id])).toMatchObject({ allowedAffiliations: null, requireEducation: false, accountRules: [{ commonId: cid(1), effect: 'allow' }] });
+    const badAffiliation = await cli(['client', 'update', id, '--allow-affiliation', 'wizard']);
+    expect(badAffiliation.code).toBe(1);
+    expectOneErrorLine(badAffiliation, /affiliation/);
+    const badListed = await cli(['client', 'update', id, '--deny-account', '12']);
+    expect(badListed.code).toBe(2);
+
+    const year = new Date().getUTCFullYear() - (new Date().getUTCMonth() < 3 ? 1 : 0);
+    for (const n of [31, 32]) expect((await cli(['account', 'create', '--id', cid(n), '--name', `Learner ${n}`, '--affiliation', 'student'])).code).toBe(0);
+    const recorded = await json(['education', 'record', cid(31), '--year', String(year), '--passed-on', `${year}-06-01`]);
+    expect(recorded).toEqual({ commonId: cid(31), year, passedOn: `${year}-06-01` });
+    const file = path.join(work, 'education.csv');
+    await fs.writeFile(file, ['common_id,year,passed_on', `${cid(31)},${year},${year}-07-01`, `${cid(32)},${year},`, `${cid(31)},${year},${year}-02-30`, '99,2026,'].join('\n'));
+    const imported = await cli(['education', 'import', file, '--json']);
+    expect(imported.code).toBe(1);
+    const out = JSON.parse(imported.stdout);
+    expect(out.recorded.map((r: { commonId: string }) => r.commonId)).toEqual([cid(31), cid(32)]);
+    expect(out.errors.map((e: { row: number }) => e.row)).toEqual([4, 5]);
+    expect(lines(imported.stderr).filter((l) => l.startsWith('row '))).toHaveLength(2);
+    const missingYear = await cli(['education', 'record', cid(31)]);
+    expect(missingYear.code).toBe(2);
+  });
+
   test('keys rotate answers two key IDs', async () => {
     const result = await json<{ kids: string[] }>(['keys', 'rotate']);
     expect(result.kids).toHaveLength(2);

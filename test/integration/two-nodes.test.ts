@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
 import { Browser } from '../support/browser.ts';
-import { codeFrom, redeem, startAuthorization } from '../support/flows.ts';
+import { codeFrom, redeem, signIn, startAuthorization } from '../support/flows.ts';
 
 // Two Akamon processes' worth of state (two apps, two ports, separate provider instances) on one
 // database, as behind a load balancer: both use the same public issuer.
@@ -77,4 +77,19 @@ test('a password changed through one node is the only one that works on the othe
   expect(outcome.ok).toBe(false);
   const fresh = await b.deps.passwordSignin.signIn({ commonId: account.commonId, password: next, ip: '127.0.0.2', userAgent: null, clientId: null });
   expect(fresh.ok).toBe(true);
+});
+
+test('a rule changed through one node applies to the very next request at the other', async () => {
+  const client = await a.createClient({ name: 'Shared RP', redirectUris: ['http://127.0.0.1:9/shared'] });
+  const account = await a.createReadyAccount({ affiliation: 'staff' });
+  const onA = new Browser(a.url);
+  const onB = new Browser(b.url, onA.cookies);
+  await signIn(onA, a, client, account);
+  expect(codeFrom((await startAuthorization(onB, b, client, { prompt: 'none' })).page)).toBeTruthy();
+  const changed = await fetch(`${a.url}/admin/api/clients/${client.clientId}`, {
+    method: 'PATCH', headers: { authorization: `Bearer ${a.operatorToken}`, 'content-type': 'application/json' }, body: JSON.stringify({ allowedAffiliations: ['student'] }),
+  });
+  expect(changed.status).toBe(200);
+  const denied = await startAuthorization(onB, b, client, { prompt: 'none' });
+  expect(new URL(denied.page.url).searchParams.get('error')).toBe('access_denied');
 });

@@ -3,6 +3,7 @@ import type { ClientView } from '../../client/client.service.ts';
 import type { OptionReader } from '../args.ts';
 import type { Command, Group, RunContext } from '../command.ts';
 import { out, printFields, printTable } from '../output.ts';
+import { COMMON_ID_PATTERN } from '../../account/common-id.ts';
 
 /** What creating or updating a client answers; clientSecret is set only when one was made. */
 interface ClientResult {
@@ -25,6 +26,9 @@ const CLIENT_OPTIONS = {
   'require-mfa': { type: 'boolean' },
   'mfa-max-age': { type: 'string' },
   'legacy-password': { type: 'boolean' },
+  'allow-affiliation': { type: 'string' },
+  'allow-status': { type: 'string' },
+  'require-education': { type: 'boolean' },
 } as const satisfies ParseArgsOptionsConfig;
 
 const UPDATE_OPTIONS = {
@@ -38,6 +42,10 @@ const UPDATE_OPTIONS = {
   'no-require-mfa': { type: 'boolean' },
   'no-mfa-max-age': { type: 'boolean' },
   'no-legacy-password': { type: 'boolean' },
+  'no-require-education': { type: 'boolean' },
+  'allow-account': { type: 'string', multiple: true },
+  'deny-account': { type: 'string', multiple: true },
+  'unlist-account': { type: 'string', multiple: true },
   'rotate-secret': { type: 'boolean' },
 } as const satisfies ParseArgsOptionsConfig;
 
@@ -53,6 +61,9 @@ const CLIENT_HELP = [
   '  --require-mfa                  everyone signing in here must show a second factor',
   '  --mfa-max-age SECONDS          ask for the second factor again after this long (60 or more)',
   '  --legacy-password              accept the OAuth password grant (app passwords for MFA accounts)',
+  '  --allow-affiliation A,B        only these affiliations may sign in here ("any" for all)',
+  '  --allow-status S,T             account statuses allowed here (default: active)',
+  "  --require-education            only people who passed this year's security education",
 ];
 
 const MAX_PASSWORD_LENGTH = 'max-password-length';
@@ -74,6 +85,9 @@ function clientFields(o: OptionReader): Record<string, unknown> {
     requireMfa: o.toggle('require-mfa'),
     mfaMaxAge: o.integer('mfa-max-age', 60, 31_536_000) ?? (o.flag('no-mfa-max-age') ? null : undefined),
     legacyPassword: o.toggle('legacy-password'),
+    allowedAffiliations: commaList(o, 'allow-affiliation', true),
+    allowedStatuses: commaList(o, 'allow-status', false),
+    requireEducation: o.toggle('require-education'),
   };
   for (const [option, negation] of [['post-logout-uri', 'no-post-logout-uri'], ['backchannel-logout-uri', 'no-backchannel-logout-uri'], [MAX_PASSWORD_LENGTH, `no-${MAX_PASSWORD_LENGTH}`], ['mfa-max-age', 'no-mfa-max-age']]) {
     if (o.values[option] !== undefined && o.flag(negation!)) o.fail(`--${option} and --${negation} contradict each other`);
@@ -82,7 +96,20 @@ function clientFields(o: OptionReader): Record<string, unknown> {
   return Object.fromEntries(Object.entries(fields).filter(([, value]) => value !== undefined));
 }
 
-function printClient(c: ClientView): void {
+/** "a,b" as a list; "any" as null where that means "no restriction". */
+function commaList(o: OptionReader, name: string, anyAllowed: boolean): string[] | null | undefined {
+  const raw = o.string(name);
+  if (raw === undefined) return undefined;
+  if (anyAllowed && raw.trim() === 'any') return null;
+  const list = raw.split(',').map((v) => v.trim()).filter(Boolean);
+  if (list.length === 0) o.fail(`--${name} needs at least one value`);
+  return list;
+}
+
+/** A client as `client show` gets it: with its explicit account lists. */
+type ShownClient = ClientView & { accountRules?: Array<{ commonId: string; effect: string }> };
+
+function printClient(c: ShownClient): void {
   printFields([
     ['Client ID', c.clientId],
     ['Name', c.name],
@@ -96,6 +123,10 @@ function printClient(c: ClientView): void {
     ['Requires MFA', c.requireMfa],
     ['MFA max age (s)', c.mfaMaxAge],
     ['Password grant', c.legacyPassword],
+    ['Allowed affiliations', c.allowedAffiliations ?? 'any'],
+    ['Allowed statuses', c.allowedStatuses],
+    ['Requires education', c.requireEducation],
+    ...(c.accountRules?.length ? [['Account lists', c.accountRules.map((r) => `${r.effect} ${r.commonId}`)] as [string, unknown]] : []),
     ['Created', c.createdAt],
     ['Updated', c.updatedAt],
   ]);
@@ -113,7 +144,7 @@ function clientIdArgument(ctx: RunContext): string {
 
 const create: Command = {
   name: 'create',
-  synopsis: '--name NAME --redirect-uri URI [--redirect-uri URI ...] [--public] [--first-party] [--pairwise] [--post-logout-uri URI ...] [--backchannel-logout-uri URI] [--max-password-length N] [--require-mfa] [--mfa-max-age SECONDS] [--legacy-password]',
+  synopsis: '--name NAME --redirect-uri URI [--redirect-uri URI ...] [--public] [--first-party] [--pairwise] [--post-logout-uri URI ...] [--backchannel-logout-uri URI] [--max-password-length N] [--require-mfa] [--mfa-max-age SECONDS] [--legacy-password] [--allow-affiliation A,B] [--allow-status S,T] [--require-education]',
   summary: 'Register a relying party.',
   optionHelp: CLIENT_HELP,
   notes: 'With --json it prints {"clientId": ..., "clientSecret": ...} (clientSecret is null for a public client). The secret is shown once.',
@@ -157,11 +188,12 @@ const list: Command = {
 
 const update: Command = {
   name: 'update',
-  synopsis: 'ID [options of create] [--no-first-party] [--no-pairwise] [--no-public] [--no-post-logout-uri] [--no-backchannel-logout-uri] [--no-max-password-length] [--no-require-mfa] [--no-mfa-max-age] [--no-legacy-password] [--rotate-secret]',
+  synopsis: 'ID [options of create] [--no-first-party] [--no-pairwise] [--no-public] [--no-post-logout-uri] [--no-backchannel-logout-uri] [--no-max-password-length] [--no-require-mfa] [--no-mfa-max-age] [--no-legacy-password] [--no-require-education] [--allow-account ID] [--deny-account ID] [--unlist-account ID] [--rotate-secret]',
   summary: 'Change a relying party: only the options given change; --redirect-uri and --post-logout-uri replace the lists.',
   optionHelp: [
     ...CLIENT_HELP,
-    '  --no-first-party, --no-pairwise, --no-public, --no-require-mfa, --no-legacy-password   turn the setting off',
+    '  --no-first-party, --no-pairwise, --no-public, --no-require-mfa, --no-legacy-password, --no-require-education   turn the setting off',
+    '  --allow-account ID, --deny-account ID, --unlist-account ID   the explicit lists (repeatable; deny wins)',
     '  --no-post-logout-uri, --no-backchannel-logout-uri, --no-max-password-length, --no-mfa-max-age   remove the setting',
     '  --rotate-secret                a new client secret (printed once; the old one stops working)',
   ],
@@ -172,11 +204,24 @@ const update: Command = {
     const id = clientIdArgument(ctx);
     const changes = clientFields(ctx.options);
     if (ctx.options.flag('rotate-secret')) changes.rotateSecret = true;
-    if (!Object.keys(changes).length) ctx.options.fail('nothing to change: give at least one option');
-    const result = await (await ctx.connect()).patch<ClientResult>(`/clients/${enc(id)}`, changes);
-    ctx.result(result, () => {
-      out(`Updated client ${result.clientId}.`);
-      printSecret(result);
+    const listed: Array<[string, 'allow' | 'deny' | null]> = [
+      ...(ctx.options.list('allow-account') ?? []).map((c): [string, 'allow'] => [c, 'allow']),
+      ...(ctx.options.list('deny-account') ?? []).map((c): [string, 'deny'] => [c, 'deny']),
+      ...(ctx.options.list('unlist-account') ?? []).map((c): [string, null] => [c, null]),
+    ];
+    for (const [commonId] of listed) if (!COMMON_ID_PATTERN.test(commonId)) ctx.options.fail(`"${commonId}" is not a Common ID (10 digits)`);
+    if (!Object.keys(changes).length && !listed.length) ctx.options.fail('nothing to change: give at least one option');
+    const api = await ctx.connect();
+    let result: ClientResult | undefined;
+    if (Object.keys(changes).length) result = await api.patch<ClientResult>(`/clients/${enc(id)}`, changes);
+    for (const [commonId, effect] of listed) {
+      if (effect) await api.post(`/clients/${enc(id)}/accounts`, { commonId, effect });
+      else await api.delete(`/clients/${enc(id)}/accounts/${enc(commonId)}`);
+    }
+    const shown = result ?? { clientId: id, clientSecret: null, client: await api.get<ClientView>(`/clients/${enc(id)}`) };
+    ctx.result(shown, () => {
+      out(`Updated client ${shown.clientId}.`);
+      printSecret(shown);
     });
   },
 };
