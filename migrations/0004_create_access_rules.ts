@@ -6,6 +6,10 @@ export async function up(db: Kysely<any>): Promise<void> {
   await db.schema.alterTable('client').addColumn('allowed_affiliations', sql`text[]`).execute();
   await db.schema.alterTable('client').addColumn('allowed_statuses', sql`text[]`, (c) => c.notNull().defaultTo(sql`'{active}'`)).execute();
   await db.schema.alterTable('client').addColumn('require_education', 'boolean', (c) => c.notNull().defaultTo(false)).execute();
+  // The public service directory: which clients are listed, with a description and a link.
+  await db.schema.alterTable('client').addColumn('listed', 'boolean', (c) => c.notNull().defaultTo(false)).execute();
+  await db.schema.alterTable('client').addColumn('description', 'text').execute();
+  await db.schema.alterTable('client').addColumn('homepage_url', 'text').execute();
 
   // Explicit allow and deny lists of Common IDs per client (deny wins over everything).
   await db.schema.createTable('client_account_rule')
@@ -29,7 +33,7 @@ export async function up(db: Kysely<any>): Promise<void> {
 export async function down(db: Kysely<any>): Promise<void> {
   await db.schema.dropTable('security_education').ifExists().execute();
   await db.schema.dropTable('client_account_rule').ifExists().execute();
-  for (const column of ['require_education', 'allowed_statuses', 'allowed_affiliations']) {
+  for (const column of ['homepage_url', 'description', 'listed', 'require_education', 'allowed_statuses', 'allowed_affiliations']) {
     await db.schema.alterTable('client').dropColumn(column).execute();
   }
 }

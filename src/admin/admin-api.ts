@@ -88,6 +88,9 @@ function clientInput(body: Record<string, unknown>): ClientInput {
     allowedAffiliations: body.allowedAffiliations === null ? null : strings('allowedAffiliations') as Affiliation[] | undefined,
     allowedStatuses: strings('allowedStatuses') as AccountStatus[] | undefined,
     requireEducation: optional<boolean>('requireEducation', 'boolean'),
+    listed: optional<boolean>('listed', 'boolean'),
+    description: optional<string | null>('description', 'string'),
+    homepageUrl: optional<string | null>('homepageUrl', 'string'),
   };
 }
 

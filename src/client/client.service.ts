@@ -21,6 +21,9 @@ export interface ClientInput {
   allowedAffiliations?: Affiliation[] | null;
   allowedStatuses?: AccountStatus[];
   requireEducation?: boolean;
+  listed?: boolean;
+  description?: string | null;
+  homepageUrl?: string | null;
 }
 
 export interface ClientView {
@@ -39,6 +42,9 @@ export interface ClientView {
   allowedAffiliations: Affiliation[] | null;
   allowedStatuses: AccountStatus[];
   requireEducation: boolean;
+  listed: boolean;
+  description: string | null;
+  homepageUrl: string | null;
   createdAt: string;
   updatedAt: string;
 }
@@ -80,6 +86,9 @@ function toView(row: ClientRow): ClientView {
     allowedAffiliations: row.allowed_affiliations,
     allowedStatuses: row.allowed_statuses,
     requireEducation: row.require_education,
+    listed: row.listed,
+    description: row.description,
+    homepageUrl: row.homepage_url,
     createdAt: new Date(row.created_at).toISOString(),
     updatedAt: new Date(row.updated_at).toISOString(),
   };
@@ -126,6 +135,9 @@ export class ClientService {
       allowedAffiliations: changes.allowedAffiliations !== undefined ? changes.allowedAffiliations : current.allowedAffiliations,
       allowedStatuses: changes.allowedStatuses ?? current.allowedStatuses,
       requireEducation: changes.requireEducation ?? current.requireEducation,
+      listed: changes.listed ?? current.listed,
+      description: changes.description !== undefined ? changes.description : current.description,
+      homepageUrl: changes.homepageUrl !== undefined ? changes.homepageUrl : current.homepageUrl,
     };
     let secret: string | null = null;
     if (!merged.public && (changes.rotateSecret || !row.client_secret_enc)) secret = randomBytes(32).toString('base64url');
@@ -208,8 +220,18 @@ export class ClientService {
       allowedAffiliations: oneOfEach('affiliation', input.allowedAffiliations ?? null, AFFILIATIONS),
       allowedStatuses: oneOfEach('status', input.allowedStatuses ?? ['active'], STATUSES)!,
       requireEducation: Boolean(input.requireEducation),
+      listed: Boolean(input.listed),
+      description: description(input.description ?? null),
+      homepageUrl: input.homepageUrl ? uri(input.homepageUrl, 'homepage URL', this.#allowHttp) : null,
     };
   }
+}
+
+function description(value: string | null): string | null {
+  if (value === null) return null;
+  const text = String(value).normalize('NFC').trim();
+  if (text.length > 500 || /[\u0000-\u0008\u000b-\u001f\u007f]/.test(text)) throw new DomainError('invalid_description', 'the description must be at most 500 printable characters');
+  return text || null;
 }
 
 /** A list of distinct known values (an empty list is refused: it would close the client to all). */

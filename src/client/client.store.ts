@@ -16,6 +16,9 @@ export interface ClientRecord {
   allowedAffiliations: Affiliation[] | null;
   allowedStatuses: AccountStatus[];
   requireEducation: boolean;
+  listed: boolean;
+  description: string | null;
+  homepageUrl: string | null;
 }
 
 function columns(c: ClientRecord) {
@@ -31,6 +34,9 @@ function columns(c: ClientRecord) {
     allowed_affiliations: c.allowedAffiliations,
     allowed_statuses: c.allowedStatuses,
     require_education: c.requireEducation,
+    listed: c.listed,
+    description: c.description,
+    homepage_url: c.homepageUrl,
     updated_at: sql<Date>`now()` as never,
   };
 }
@@ -58,6 +64,11 @@ export class ClientStore {
 
   list(): Promise<ClientRow[]> {
     return this.#db.selectFrom('client').selectAll().orderBy('name').execute();
+  }
+
+  /** The clients of the public service directory, by name. */
+  listed(): Promise<ClientRow[]> {
+    return this.#db.selectFrom('client').selectAll().where('listed', '=', true).orderBy('name').execute();
   }
 
   async delete(clientId: string): Promise<boolean> {

@@ -127,6 +127,9 @@ export interface ClientTable {
   allowed_affiliations: ColumnType<Affiliation[] | null, Affiliation[] | null | undefined, Affiliation[] | null>;
   allowed_statuses: ColumnType<AccountStatus[], AccountStatus[] | undefined, AccountStatus[]>;
   require_education: Generated<boolean>;
+  listed: Generated<boolean>;
+  description: string | null;
+  homepage_url: string | null;
   created_at: CreatedAt;
   updated_at: Timestamp;
 }

@@ -203,6 +203,17 @@ export const en = {
   'account.education_passed': 'Passed on {date} (academic year {year})',
   'account.education_not_taken': 'Not taken yet (academic year {year})',
 
+  'services.title': 'Service directory',
+  'services.lead': 'The university systems you sign in to with your account. ○ means the system asks for a second factor (multi-factor authentication); × means it does not yet.',
+  'services.name': 'System',
+  'services.mfa': 'MFA',
+  'services.for_you': 'For you',
+  'services.allowed': 'You can use this.',
+  'services.sign_in': 'Sign in to see which systems you can use',
+  'services.none': 'No systems are listed yet.',
+  'services.mfa_yes': 'Asks for a second factor',
+  'services.mfa_no': 'Does not ask for a second factor',
+
   'letter.title': 'Your university account',
   'letter.lead': 'This letter gives you your account for the university systems. Keep it private.',
   'letter.name': 'Name',

@@ -205,6 +205,17 @@ export const ja: Messages = {
   'account.education_passed': '{date} に修了({year} 年度)',
   'account.education_not_taken': '未受講({year} 年度)',
 
+  'services.title': 'サービス一覧',
+  'services.lead': 'このアカウントでサインインする学内のシステムです。○ は2つ目の確認(多要素認証)を求めるシステム、× はまだ求めないシステムです。',
+  'services.name': 'システム',
+  'services.mfa': '多要素認証',
+  'services.for_you': 'あなたの場合',
+  'services.allowed': '利用できます。',
+  'services.sign_in': 'サインインすると、利用できるシステムが表示されます',
+  'services.none': 'まだシステムが登録されていません。',
+  'services.mfa_yes': '2つ目の確認を求める',
+  'services.mfa_no': '2つ目の確認を求めない',
+
   'letter.title': '大学アカウントのお知らせ',
   'letter.lead': '学内の情報システムで使うアカウントをお知らせします。他人に見せないでください。',
   'letter.name': '氏名',

@@ -15,6 +15,9 @@ import type { AccountRow } from '../account/account.store.ts';
 import type { AppPasswordService } from '../account/app-password.service.ts';
 import type { AuditLog } from '../audit/audit-log.ts';
 import type { EducationService } from '../education/education.service.ts';
+import type { ClientStore } from '../client/client.store.ts';
+import type { AccessService } from '../access/access.service.ts';
+import { DENIAL_REASON_TEXT, DENIAL_TODO_TEXT } from '../access/denial-text.ts';
 import { ACR_MFA } from '../mfa/assurance.ts';
 import { DomainError } from '../shared/errors.ts';
 
@@ -28,6 +31,8 @@ export interface AccountHomeDeps {
   appPasswords: AppPasswordService;
   audit: AuditLog;
   education: EducationService;
+  clients: ClientStore;
+  access: AccessService;
   csrf: CsrfGuard;
   renderer: Renderer;
   /** The account home's own client secret, as registered. */
@@ -136,6 +141,28 @@ export function accountHome(deps: AccountHomeDeps): Router {
       newAppPassword,
     });
   }
+
+  /**
+   * The service directory: every listed client, whether it demands MFA (○/×) and, for a signed-in
+   * person, whether this account may use it, decided by the same rules that enforce access.
+   */
+  router.get('/services', async (ctx) => {
+    const t = translator(ctx.state.locale);
+    const account = await signedIn(ctx);
+    const services = await Promise.all((await deps.clients.listed()).map(async (client) => {
+      const decision = account ? await deps.access.decide(account, client) : undefined;
+      return {
+        name: client.name,
+        description: client.description,
+        homepage: client.homepage_url,
+        mfa: client.require_mfa,
+        forYou: decision === undefined ? null : decision.allowed
+          ? { allowed: true, text: t('services.allowed') }
+          : { allowed: false, text: t(DENIAL_REASON_TEXT[decision.reason], { client: client.name }), todo: t(DENIAL_TODO_TEXT[decision.reason]) },
+      };
+    }));
+    deps.renderer.page(ctx, 'services', 'services.title', { services, signedIn: Boolean(account), signInUrl: '/account/login' });
+  });
 
   router.get('/account', async (ctx) => {
     const account = await signedIn(ctx);

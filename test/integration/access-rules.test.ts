@@ -127,3 +127,36 @@ test('the account home shows this year\'s education status', async () => {
   const again = await browser.visit(`${akamon.url}/account`);
   expect(again.html).toContain(`Passed on ${year}-05-20 (academic year ${year})`);
 });
+
+describe('service directory', () => {
+  test('lists the listed clients with their MFA mark, and for a signed-in person says what the rules enforce', async () => {
+    const open = await akamon.createClient({ name: 'AAA Library', listed: true, description: 'Books and journals', homepageUrl: 'https://lib.example.ac.jp/', redirectUris: ['http://127.0.0.1:9/lib'] });
+    const studentsOnly = await akamon.createClient({ name: 'AAB Course registration', listed: true, allowedAffiliations: ['student'], redirectUris: ['http://127.0.0.1:9/reg'] });
+    const education = await akamon.createClient({ name: 'AAC Wi-Fi menu', listed: true, requireEducation: true, redirectUris: ['http://127.0.0.1:9/wifimenu'] });
+    await akamon.createClient({ name: 'AAD VPN', listed: true, requireMfa: true, redirectUris: ['http://127.0.0.1:9/vpn2'] });
+    await akamon.createClient({ name: 'AAE Hidden', redirectUris: ['http://127.0.0.1:9/hidden'] });
+
+    const anonymous = await (await fetch(`${akamon.url}/services`, { headers: { 'accept-language': 'en' } })).text();
+    expect(anonymous).toContain('AAA Library');
+    expect(anonymous).toContain('Books and journals');
+    expect(anonymous).toContain('href="https://lib.example.ac.jp/"');
+    expect(anonymous).not.toContain('AAE Hidden');
+    expect(anonymous).toMatch(/AAD VPN[\s\S]*?MFA: ○/);
+    expect(anonymous).toMatch(/AAA Library[\s\S]*?MFA: ×/);
+    expect(anonymous).toContain('Sign in to see which systems you can use');
+
+    const staff = await akamon.createReadyAccount({ affiliation: 'staff' });
+    const browser = new Browser(akamon.url);
+    await enterCredentials(browser, await browser.visit(`${akamon.url}/account`), staff.commonId, staff.password);
+    const page = (await browser.visit(`${akamon.url}/services`)).html;
+    const entry = (name: string) => page.slice(page.indexOf(name), page.indexOf('</li>', page.indexOf(name)));
+    // The directory and the authorization endpoint give the same answer for each client.
+    for (const [client, name] of [[open, 'AAA Library'], [studentsOnly, 'AAB Course registration'], [education, 'AAC Wi-Fi menu']] as const) {
+      const silent = await startAuthorization(browser, akamon, client, { prompt: 'none' });
+      const admitted = new URL(silent.page.url).searchParams.has('code');
+      expect([name, entry(name).includes('You can use this.')]).toEqual([name, admitted]);
+    }
+    expect(entry('AAB Course registration')).toContain('your affiliation is not among them');
+    expect(entry('AAC Wi-Fi menu')).toContain('information-security education');
+  });
+});

@@ -29,6 +29,9 @@ const CLIENT_OPTIONS = {
   'allow-affiliation': { type: 'string' },
   'allow-status': { type: 'string' },
   'require-education': { type: 'boolean' },
+  listed: { type: 'boolean' },
+  description: { type: 'string' },
+  homepage: { type: 'string' },
 } as const satisfies ParseArgsOptionsConfig;
 
 const UPDATE_OPTIONS = {
@@ -43,6 +46,7 @@ const UPDATE_OPTIONS = {
   'no-mfa-max-age': { type: 'boolean' },
   'no-legacy-password': { type: 'boolean' },
   'no-require-education': { type: 'boolean' },
+  'no-listed': { type: 'boolean' },
   'allow-account': { type: 'string', multiple: true },
   'deny-account': { type: 'string', multiple: true },
   'unlist-account': { type: 'string', multiple: true },
@@ -64,6 +68,9 @@ const CLIENT_HELP = [
   '  --allow-affiliation A,B        only these affiliations may sign in here ("any" for all)',
   '  --allow-status S,T             account statuses allowed here (default: active)',
   "  --require-education            only people who passed this year's security education",
+  '  --listed                       show it in the public service directory (/services)',
+  '  --description TEXT             its description there',
+  '  --homepage URL                 its link there',
 ];
 
 const MAX_PASSWORD_LENGTH = 'max-password-length';
@@ -88,6 +95,9 @@ function clientFields(o: OptionReader): Record<string, unknown> {
     allowedAffiliations: commaList(o, 'allow-affiliation', true),
     allowedStatuses: commaList(o, 'allow-status', false),
     requireEducation: o.toggle('require-education'),
+    listed: o.toggle('listed'),
+    description: o.string('description'),
+    homepageUrl: o.string('homepage'),
   };
   for (const [option, negation] of [['post-logout-uri', 'no-post-logout-uri'], ['backchannel-logout-uri', 'no-backchannel-logout-uri'], [MAX_PASSWORD_LENGTH, `no-${MAX_PASSWORD_LENGTH}`], ['mfa-max-age', 'no-mfa-max-age']]) {
     if (o.values[option] !== undefined && o.flag(negation!)) o.fail(`--${option} and --${negation} contradict each other`);
@@ -126,6 +136,9 @@ function printClient(c: ShownClient): void {
     ['Allowed affiliations', c.allowedAffiliations ?? 'any'],
     ['Allowed statuses', c.allowedStatuses],
     ['Requires education', c.requireEducation],
+    ['Listed in /services', c.listed],
+    ['Description', c.description],
+    ['Homepage', c.homepageUrl],
     ...(c.accountRules?.length ? [['Account lists', c.accountRules.map((r) => `${r.effect} ${r.commonId}`)] as [string, unknown]] : []),
     ['Created', c.createdAt],
     ['Updated', c.updatedAt],

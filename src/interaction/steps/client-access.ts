@@ -1,21 +1,8 @@
 import type { DenialReason } from '../../access/access-rules.ts';
+import { DENIAL_REASON_TEXT, DENIAL_TODO_TEXT } from '../../access/denial-text.ts';
 import type { MessageKey } from '../../i18n/en.ts';
 import type { Step, StepRequest } from '../step.ts';
 import type { StepDeps } from './deps.ts';
-
-const REASON_TEXT: Record<DenialReason, MessageKey> = {
-  account_denied: 'denied.reason.account_denied',
-  status_not_allowed: 'denied.reason.status_not_allowed',
-  affiliation_not_allowed: 'denied.reason.affiliation_not_allowed',
-  education_required: 'denied.reason.education_required',
-};
-
-const TODO_TEXT: Record<DenialReason, MessageKey> = {
-  account_denied: 'denied.todo.office',
-  status_not_allowed: 'denied.todo.office',
-  affiliation_not_allowed: 'denied.todo.office',
-  education_required: 'denied.todo.education',
-};
 
 /**
  * "You don't have access to this" (error code 53003): the reason in plain words, what to do, and
@@ -38,8 +25,8 @@ export async function showDenial(deps: StepDeps, request: StepRequest, reason: D
     ? 'inactive.suspended' : reason === 'status_not_allowed' && account?.status === 'revoked' ? 'inactive.revoked' : undefined;
   request.render('access-denied', 'denied.title', {
     clientName: request.clientName,
-    reason: request.t(statusText ?? REASON_TEXT[reason], { client: request.clientName }),
-    todo: statusText ? null : request.t(TODO_TEXT[reason]),
+    reason: request.t(statusText ?? DENIAL_REASON_TEXT[reason], { client: request.clientName }),
+    todo: statusText ? null : request.t(DENIAL_TODO_TEXT[reason]),
     abortAction: request.url('abort'),
   }, 403);
 }

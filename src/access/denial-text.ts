@@ -1,0 +1,17 @@
+import type { MessageKey } from '../i18n/en.ts';
+import type { DenialReason } from './access-rules.ts';
+
+/** The words for each access-rule denial: on the 53003 page and in the service directory alike. */
+export const DENIAL_REASON_TEXT: Record<DenialReason, MessageKey> = {
+  account_denied: 'denied.reason.account_denied',
+  status_not_allowed: 'denied.reason.status_not_allowed',
+  affiliation_not_allowed: 'denied.reason.affiliation_not_allowed',
+  education_required: 'denied.reason.education_required',
+};
+
+export const DENIAL_TODO_TEXT: Record<DenialReason, MessageKey> = {
+  account_denied: 'denied.todo.office',
+  status_not_allowed: 'denied.todo.office',
+  affiliation_not_allowed: 'denied.todo.office',
+  education_required: 'denied.todo.education',
+};
