@@ -10,6 +10,12 @@ export async function up(db: Kysely<any>): Promise<void> {
   await db.schema.alterTable('client').addColumn('listed', 'boolean', (c) => c.notNull().defaultTo(false)).execute();
   await db.schema.alterTable('client').addColumn('description', 'text').execute();
   await db.schema.alterTable('client').addColumn('homepage_url', 'text').execute();
+  // MFA rollout at this client: a warning period, then enforcement.
+  await db.schema.alterTable('client').addColumn('mfa_warning_from', 'timestamptz').execute();
+  await db.schema.alterTable('client').addColumn('mfa_required_from', 'timestamptz').execute();
+  // How often a person chose "later" on the rollout notice, and when last.
+  await db.schema.alterTable('account').addColumn('mfa_postpone_count', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+  await db.schema.alterTable('account').addColumn('mfa_postponed_at', 'timestamptz').execute();
 
   // Explicit allow and deny lists of Common IDs per client (deny wins over everything).
   await db.schema.createTable('client_account_rule')
@@ -33,7 +39,9 @@ export async function up(db: Kysely<any>): Promise<void> {
 export async function down(db: Kysely<any>): Promise<void> {
   await db.schema.dropTable('security_education').ifExists().execute();
   await db.schema.dropTable('client_account_rule').ifExists().execute();
-  for (const column of ['homepage_url', 'description', 'listed', 'require_education', 'allowed_statuses', 'allowed_affiliations']) {
+  await db.schema.alterTable('account').dropColumn('mfa_postponed_at').execute();
+  await db.schema.alterTable('account').dropColumn('mfa_postpone_count').execute();
+  for (const column of ['mfa_required_from', 'mfa_warning_from', 'homepage_url', 'description', 'listed', 'require_education', 'allowed_statuses', 'allowed_affiliations']) {
     await db.schema.alterTable('client').dropColumn(column).execute();
   }
 }

@@ -84,6 +84,7 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
     audit: deps.audit,
     recoveryEmail: deps.recoveryEmail,
     appPasswords: deps.appPasswords,
+    clock: deps.clock,
     async decide(request) {
       const accountId = request.details.session?.accountId;
       const [account, client] = await Promise.all([
@@ -96,7 +97,7 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
   const hooks = {
     adapter: postgresAdapter(db, async (id) => clients.providerMetadata(id) as never),
     findAccount: findAccount(deps.accounts, deps.clientStore, deps.access),
-    policy: buildPolicy(steps, factsLoader({ accounts: deps.accounts, clients: deps.clientStore, mfa: deps.mfaStore, access: deps.access })),
+    policy: buildPolicy(steps, factsLoader({ accounts: deps.accounts, clients: deps.clientStore, mfa: deps.mfaStore, access: deps.access, clock: deps.clock, rollout: config.mfaRollout })),
     loadExistingGrant,
     pairwiseKey: box.deriveKey('pairwise-subject'),
     passwordGrant: passwordGrant(deps.passwordSignin, deps.clientStore, config.realmSuffix),
@@ -141,7 +142,7 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
   const routers = [
     pages,
     interactionRouter({ provider: () => holder!.provider, steps, renderer, csrf, state: deps.interactionState, stateTtlSeconds: config.ttl.interaction }),
-    accountHome({ config, accounts: deps.accounts, accountService: deps.accountService, mfa: deps.mfa, appPasswords: deps.appPasswords, audit: deps.audit, education: deps.education, clients: deps.clientStore, access: deps.access, csrf, renderer, clientSecret: async () => String((await clients.providerMetadata(ACCOUNT_CLIENT_ID))?.client_secret) }),
+    accountHome({ config, accounts: deps.accounts, accountService: deps.accountService, mfa: deps.mfa, appPasswords: deps.appPasswords, audit: deps.audit, education: deps.education, clients: deps.clientStore, access: deps.access, clock: deps.clock, csrf, renderer, clientSecret: async () => String((await clients.providerMetadata(ACCOUNT_CLIENT_ID))?.client_secret) }),
     adminApi({ operators: deps.operators, accountService: deps.accountService, accounts: deps.accounts, clients, signinLog: deps.signinLog, rotateKeys, mfa: deps.mfa, tokens: deps.tokens, audit: deps.audit, accountRules: deps.accountRules, education: deps.education }),
   ];
 

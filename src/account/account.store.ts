@@ -79,6 +79,13 @@ export class AccountStore {
       .where('id', '=', id).execute();
   }
 
+  /** "Later" on the MFA rollout notice: counted, and remembered for a day. */
+  async postponeMfa(id: string, at: Date): Promise<void> {
+    await this.#db.updateTable('account')
+      .set((eb) => ({ mfa_postpone_count: eb('mfa_postpone_count', '+', 1), mfa_postponed_at: at }))
+      .where('id', '=', id).execute();
+  }
+
   async setMfaRequired(id: string, required: boolean): Promise<void> {
     await this.#db.updateTable('account').set({ mfa_required: required, updated_at: sql<Date>`now()` as never }).where('id', '=', id).execute();
   }

@@ -51,6 +51,7 @@ export function accountJson(a: AccountRow) {
     status: a.status,
     mustChangePassword: a.must_change_password,
     mfaRequired: a.mfa_required,
+    mfaPostponed: a.mfa_postpone_count,
     passwordSetAt: new Date(a.password_set_at).toISOString(),
     createdAt: new Date(a.created_at).toISOString(),
   };
@@ -91,6 +92,8 @@ function clientInput(body: Record<string, unknown>): ClientInput {
     listed: optional<boolean>('listed', 'boolean'),
     description: optional<string | null>('description', 'string'),
     homepageUrl: optional<string | null>('homepageUrl', 'string'),
+    mfaWarningFrom: optional<string | null>('mfaWarningFrom', 'string'),
+    mfaRequiredFrom: optional<string | null>('mfaRequiredFrom', 'string'),
   };
 }
 

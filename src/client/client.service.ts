@@ -24,6 +24,9 @@ export interface ClientInput {
   listed?: boolean;
   description?: string | null;
   homepageUrl?: string | null;
+  /** ISO dates or date-times: the MFA rollout at this client. */
+  mfaWarningFrom?: string | null;
+  mfaRequiredFrom?: string | null;
 }
 
 export interface ClientView {
@@ -45,6 +48,8 @@ export interface ClientView {
   listed: boolean;
   description: string | null;
   homepageUrl: string | null;
+  mfaWarningFrom: string | null;
+  mfaRequiredFrom: string | null;
   createdAt: string;
   updatedAt: string;
 }
@@ -89,6 +94,8 @@ function toView(row: ClientRow): ClientView {
     listed: row.listed,
     description: row.description,
     homepageUrl: row.homepage_url,
+    mfaWarningFrom: row.mfa_warning_from ? new Date(row.mfa_warning_from).toISOString() : null,
+    mfaRequiredFrom: row.mfa_required_from ? new Date(row.mfa_required_from).toISOString() : null,
     createdAt: new Date(row.created_at).toISOString(),
     updatedAt: new Date(row.updated_at).toISOString(),
   };
@@ -138,6 +145,8 @@ export class ClientService {
       listed: changes.listed ?? current.listed,
       description: changes.description !== undefined ? changes.description : current.description,
       homepageUrl: changes.homepageUrl !== undefined ? changes.homepageUrl : current.homepageUrl,
+      mfaWarningFrom: changes.mfaWarningFrom !== undefined ? changes.mfaWarningFrom : current.mfaWarningFrom,
+      mfaRequiredFrom: changes.mfaRequiredFrom !== undefined ? changes.mfaRequiredFrom : current.mfaRequiredFrom,
     };
     let secret: string | null = null;
     if (!merged.public && (changes.rotateSecret || !row.client_secret_enc)) secret = randomBytes(32).toString('base64url');
@@ -223,8 +232,18 @@ export class ClientService {
       listed: Boolean(input.listed),
       description: description(input.description ?? null),
       homepageUrl: input.homepageUrl ? uri(input.homepageUrl, 'homepage URL', this.#allowHttp) : null,
+      mfaWarningFrom: rolloutDate('MFA warning date', input.mfaWarningFrom ?? null),
+      mfaRequiredFrom: rolloutDate('MFA required date', input.mfaRequiredFrom ?? null),
     };
   }
+}
+
+/** A bare date is midnight in Japan (the reference university's time zone). */
+function rolloutDate(what: string, value: string | null): Date | null {
+  if (value === null || value === '') return null;
+  const date = /^\d{4}-\d{2}-\d{2}$/.test(value) ? new Date(`${value}T00:00:00+09:00`) : new Date(value);
+  if (Number.isNaN(date.getTime())) throw new DomainError('invalid_date', `the ${what} must be a date such as 2027-04-01`);
+  return date;
 }
 
 function description(value: string | null): string | null {

@@ -19,6 +19,8 @@ export interface ClientRecord {
   listed: boolean;
   description: string | null;
   homepageUrl: string | null;
+  mfaWarningFrom: Date | null;
+  mfaRequiredFrom: Date | null;
 }
 
 function columns(c: ClientRecord) {
@@ -37,6 +39,8 @@ function columns(c: ClientRecord) {
     listed: c.listed,
     description: c.description,
     homepage_url: c.homepageUrl,
+    mfa_warning_from: c.mfaWarningFrom,
+    mfa_required_from: c.mfaRequiredFrom,
     updated_at: sql<Date>`now()` as never,
   };
 }

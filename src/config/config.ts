@@ -34,6 +34,8 @@ export interface Config {
   readonly mailFrom: string;
   /** The day the academic year begins (month, day), for the yearly security education. */
   readonly academicYearStart: { readonly month: number; readonly day: number };
+  /** University-wide MFA rollout: a warning period from one date, enforcement from another. */
+  readonly mfaRollout: { readonly warningFrom: Date | undefined; readonly requiredFrom: Date | undefined };
   /** The university's time zone: academic years and dates on pages follow it. */
   readonly timeZone: string;
   /** Country calling code for phone numbers typed without one (081-... in Japan). */
@@ -107,6 +109,16 @@ function phoneGateway(env: Env): Config['phoneGateway'] {
     return { kind, apiUrl: url('AKAMON_TWILIO_API_URL', env.AKAMON_TWILIO_API_URL ?? 'https://api.twilio.com'), accountSid: need('AKAMON_TWILIO_ACCOUNT_SID'), authToken: need('AKAMON_TWILIO_AUTH_TOKEN'), from: need('AKAMON_TWILIO_FROM') };
   }
   throw new ConfigError(`AKAMON_PHONE_GATEWAY must be none, webhook or twilio, got "${kind}"`);
+}
+
+/** An ISO date or date-time; a bare date means its start in the university's time zone (JST by default). */
+function instant(env: Env, name: string): Date | undefined {
+  const raw = env[name];
+  if (!raw) return undefined;
+  const offset = env.AKAMON_TIME_ZONE && env.AKAMON_TIME_ZONE !== 'Asia/Tokyo' ? 'Z' : '+09:00';
+  const value = /^\d{4}-\d{2}-\d{2}$/.test(raw) ? new Date(`${raw}T00:00:00${offset}`) : new Date(raw);
+  if (Number.isNaN(value.getTime())) throw new ConfigError(`${name} must be a date such as 2027-04-01, got "${raw}"`);
+  return value;
 }
 
 function monthDay(raw: string): { month: number; day: number } {
@@ -187,6 +199,10 @@ export function loadConfig(env: Env = process.env): Config {
     phoneGateway: phoneGateway(env),
     academicYearStart: monthDay(env.AKAMON_ACADEMIC_YEAR_START ?? '04-01'),
     timeZone: timeZone(env.AKAMON_TIME_ZONE ?? 'Asia/Tokyo'),
+    mfaRollout: Object.freeze({
+      warningFrom: instant(env, 'AKAMON_MFA_WARNING_FROM'),
+      requiredFrom: instant(env, 'AKAMON_MFA_REQUIRED_FROM'),
+    }),
     smtpUrl: smtpUrl(env.AKAMON_SMTP_URL),
     mailFrom: env.AKAMON_MAIL_FROM ?? `Akamon <no-reply@${new URL(issuerUrl(env.AKAMON_ISSUER ?? `http://localhost:${port}`, production)).hostname}>`,
     phoneDefaultCountry: /^\d{1,3}$/.test(env.AKAMON_PHONE_DEFAULT_COUNTRY ?? '81') ? env.AKAMON_PHONE_DEFAULT_COUNTRY ?? '81' : (() => { throw new ConfigError('AKAMON_PHONE_DEFAULT_COUNTRY must be 1 to 3 digits'); })(),

@@ -49,6 +49,8 @@ export interface AccountTable {
   mfa_required: Generated<boolean>;
   recovery_email: string | null;
   recovery_email_verified_at: Timestamp | null;
+  mfa_postpone_count: Generated<number>;
+  mfa_postponed_at: Timestamp | null;
   created_at: CreatedAt;
   updated_at: Timestamp;
 }
@@ -130,6 +132,8 @@ export interface ClientTable {
   listed: Generated<boolean>;
   description: string | null;
   homepage_url: string | null;
+  mfa_warning_from: Timestamp | null;
+  mfa_required_from: Timestamp | null;
   created_at: CreatedAt;
   updated_at: Timestamp;
 }

@@ -214,6 +214,12 @@ export const en = {
   'services.mfa_yes': 'Asks for a second factor',
   'services.mfa_no': 'Does not ask for a second factor',
 
+  'mfa.notice_title': 'Multi-factor authentication is coming',
+  'mfa.notice_lead': 'Soon you will need a second way to prove it is you (a security key, a passkey, an authenticator app or your phone) to sign in here.',
+  'mfa.notice_date': 'It becomes required on {date}.',
+  'mfa.notice_setup': 'Set it up now',
+  'mfa.notice_later': 'Later',
+
   'letter.title': 'Your university account',
   'letter.lead': 'This letter gives you your account for the university systems. Keep it private.',
   'letter.name': 'Name',

@@ -216,6 +216,12 @@ export const ja: Messages = {
   'services.mfa_yes': '2つ目の確認を求める',
   'services.mfa_no': '2つ目の確認を求めない',
 
+  'mfa.notice_title': '多要素認証が必須になります',
+  'mfa.notice_lead': 'まもなく、ここにサインインするには本人であることを確かめる2つ目の方法(セキュリティキー、パスキー、認証アプリ、電話)が必要になります。',
+  'mfa.notice_date': '{date} から必須になります。',
+  'mfa.notice_setup': 'いま設定する',
+  'mfa.notice_later': '後で',
+
   'letter.title': '大学アカウントのお知らせ',
   'letter.lead': '学内の情報システムで使うアカウントをお知らせします。他人に見せないでください。',
   'letter.name': '氏名',

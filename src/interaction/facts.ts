@@ -3,13 +3,15 @@ import type { AccountStore } from '../account/account.store.ts';
 import type { ClientStore } from '../client/client.store.ts';
 import type { MfaStore } from '../mfa/mfa.store.ts';
 import type { AccessService } from '../access/access.service.ts';
+import type { Clock } from '../shared/clock.ts';
+import { rolloutPhase, type RolloutDates } from '../mfa/rollout.ts';
 import type { Facts } from './step.ts';
 
 /**
  * Loads the facts of one authorization request once, however many checks ask: the provider runs
  * the checks of a prompt concurrently. Keyed by the request's context, so nothing is shared.
  */
-export function factsLoader(stores: { accounts: AccountStore; clients: ClientStore; mfa: MfaStore; access: AccessService }): (ctx: KoaContextWithOIDC) => Promise<Facts> {
+export function factsLoader(stores: { accounts: AccountStore; clients: ClientStore; mfa: MfaStore; access: AccessService; clock: Clock; rollout: RolloutDates }): (ctx: KoaContextWithOIDC) => Promise<Facts> {
   const cache = new WeakMap<object, Promise<Facts>>();
   return (ctx) => {
     let facts = cache.get(ctx);
@@ -24,7 +26,9 @@ export function factsLoader(stores: { accounts: AccountStore; clients: ClientSto
         ]);
         // Rules are read from the database at every authorization: a change applies at once, on every node.
         const access = account && client ? await stores.access.decide(account, client) : undefined;
-        return { account, client, factors, access };
+        const now = stores.clock.now();
+        const mfaRollout = rolloutPhase(now, stores.rollout, { warningFrom: client?.mfa_warning_from, requiredFrom: client?.mfa_required_from });
+        return { account, client, factors, access, mfaRollout, now };
       })();
       cache.set(ctx, facts);
     }

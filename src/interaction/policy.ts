@@ -6,6 +6,7 @@ import { clientAccessStep } from './steps/client-access.ts';
 import { passwordChangeStep } from './steps/password-change.ts';
 import { consentStep } from './steps/consent.ts';
 import { mfaEnrollmentStep } from './steps/mfa-enrollment.ts';
+import { mfaNoticeStep } from './steps/mfa-notice.ts';
 import { mfaVerifyStep } from './steps/mfa-verify.ts';
 import { securityEducationStep } from './steps/security-education.ts';
 
@@ -22,6 +23,7 @@ export function buildSteps(deps: StepDeps): Step[] {
     loginStep(deps),
     clientAccessStep(deps),
     passwordChangeStep(deps),
+    mfaNoticeStep(deps),
     mfaEnrollmentStep(deps),
     mfaVerifyStep(deps),
     securityEducationStep(deps),

@@ -5,6 +5,7 @@ import type { AccountRow } from '../account/account.store.ts';
 import type { ClientRow } from '../client/client.store.ts';
 import type { FactorRow } from '../mfa/mfa.store.ts';
 import type { AccessDecision } from '../access/access-rules.ts';
+import type { RolloutPhase } from '../mfa/rollout.ts';
 import type { MessageKey } from '../i18n/en.ts';
 import type { Translate } from '../i18n/i18n.ts';
 import type { PageData } from '../http/renderer.ts';
@@ -18,6 +19,9 @@ export interface Facts {
   factors: FactorRow[];
   /** What the client's access rules say about this account (undefined without a session). */
   access: AccessDecision | undefined;
+  /** Where the MFA rollout stands for this client now. */
+  mfaRollout: { phase: RolloutPhase; requiredFrom: Date | undefined };
+  now: Date;
 }
 
 /** One reason to show a step: a pure test over the facts, named by a snake_case reason code. */

@@ -18,6 +18,8 @@ import type { EducationService } from '../education/education.service.ts';
 import type { ClientStore } from '../client/client.store.ts';
 import type { AccessService } from '../access/access.service.ts';
 import { DENIAL_REASON_TEXT, DENIAL_TODO_TEXT } from '../access/denial-text.ts';
+import { rolloutPhase } from '../mfa/rollout.ts';
+import type { Clock } from '../shared/clock.ts';
 import { ACR_MFA } from '../mfa/assurance.ts';
 import { DomainError } from '../shared/errors.ts';
 
@@ -33,6 +35,7 @@ export interface AccountHomeDeps {
   education: EducationService;
   clients: ClientStore;
   access: AccessService;
+  clock: Clock;
   csrf: CsrfGuard;
   renderer: Renderer;
   /** The account home's own client secret, as registered. */
@@ -155,7 +158,7 @@ export function accountHome(deps: AccountHomeDeps): Router {
         name: client.name,
         description: client.description,
         homepage: client.homepage_url,
-        mfa: client.require_mfa,
+        mfa: client.require_mfa || rolloutPhase(deps.clock.now(), deps.config.mfaRollout, { warningFrom: client.mfa_warning_from, requiredFrom: client.mfa_required_from }).phase === 'required',
         forYou: decision === undefined ? null : decision.allowed
           ? { allowed: true, text: t('services.allowed') }
           : { allowed: false, text: t(DENIAL_REASON_TEXT[decision.reason], { client: client.name }), todo: t(DENIAL_TODO_TEXT[decision.reason]) },

@@ -58,7 +58,8 @@ test('a security key is registered at enrolment and then used at the next sign-i
     });
 
     const first = await signIn(page, vpn, account, async (p) => {
-      await expect(p.getByRole('heading', { level: 1 }).textContent()).resolves.toBe('More information required');
+      // Wait for the new page itself: right after a click the old page may still be showing.
+      await p.getByRole('heading', { level: 1, name: 'More information required' }).waitFor();
       await p.getByRole('button', { name: 'Register a security key or passkey' }).click();
       // Then a recovery email, confirmed with the code the SMTP server received, and the finish page.
       const email = `key-${Date.now()}@example.com`;
@@ -66,7 +67,7 @@ test('a security key is registered at enrolment and then used at the next sign-i
       await p.getByRole('button', { name: 'Send a code to this address' }).click();
       await p.getByLabel('6-digit code').fill(mailedCode(akamon.mails, email));
       await p.getByRole('button', { name: 'Confirm and continue' }).click();
-      await expect(p.getByRole('heading', { level: 1 }).textContent()).resolves.toBe('You are all set');
+      await p.getByRole('heading', { level: 1, name: 'You are all set' }).waitFor();
       await p.getByRole('button', { name: 'Continue' }).click();
     });
     const tokens = await redeem(akamon, vpn, first.code, first.verifier);
@@ -80,7 +81,7 @@ test('a security key is registered at enrolment and then used at the next sign-i
     // A new browser session: the key is the default method, with no code form since there is no app.
     await context.clearCookies();
     const second = await signIn(page, vpn, account, async (p) => {
-      await expect(p.getByRole('heading', { level: 1 }).textContent()).resolves.toBe('Verify your identity');
+      await p.getByRole('heading', { level: 1, name: 'Verify your identity' }).waitFor();
       await expect(p.getByLabel('6-digit code').count()).resolves.toBe(0);
       await p.getByRole('button', { name: 'Use your security key or passkey' }).click();
     });

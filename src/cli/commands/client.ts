@@ -32,6 +32,8 @@ const CLIENT_OPTIONS = {
   listed: { type: 'boolean' },
   description: { type: 'string' },
   homepage: { type: 'string' },
+  'mfa-warning-from': { type: 'string' },
+  'mfa-required-from': { type: 'string' },
 } as const satisfies ParseArgsOptionsConfig;
 
 const UPDATE_OPTIONS = {
@@ -71,6 +73,8 @@ const CLIENT_HELP = [
   '  --listed                       show it in the public service directory (/services)',
   '  --description TEXT             its description there',
   '  --homepage URL                 its link there',
+  '  --mfa-warning-from DATE        from this date people without MFA are reminded here',
+  '  --mfa-required-from DATE       from this date MFA is required here (dates are midnight in Japan)',
 ];
 
 const MAX_PASSWORD_LENGTH = 'max-password-length';
@@ -98,6 +102,8 @@ function clientFields(o: OptionReader): Record<string, unknown> {
     listed: o.toggle('listed'),
     description: o.string('description'),
     homepageUrl: o.string('homepage'),
+    mfaWarningFrom: o.date('mfa-warning-from'),
+    mfaRequiredFrom: o.date('mfa-required-from'),
   };
   for (const [option, negation] of [['post-logout-uri', 'no-post-logout-uri'], ['backchannel-logout-uri', 'no-backchannel-logout-uri'], [MAX_PASSWORD_LENGTH, `no-${MAX_PASSWORD_LENGTH}`], ['mfa-max-age', 'no-mfa-max-age']]) {
     if (o.values[option] !== undefined && o.flag(negation!)) o.fail(`--${option} and --${negation} contradict each other`);
@@ -139,6 +145,8 @@ function printClient(c: ShownClient): void {
     ['Listed in /services', c.listed],
     ['Description', c.description],
     ['Homepage', c.homepageUrl],
+    ['MFA warning from', c.mfaWarningFrom],
+    ['MFA required from', c.mfaRequiredFrom],
     ...(c.accountRules?.length ? [['Account lists', c.accountRules.map((r) => `${r.effect} ${r.commonId}`)] as [string, unknown]] : []),
     ['Created', c.createdAt],
     ['Updated', c.updatedAt],

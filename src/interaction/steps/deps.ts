@@ -11,6 +11,7 @@ import type { RecoveryEmail } from '../../account/recovery-email.ts';
 import type { AppPasswordService } from '../../account/app-password.service.ts';
 import type { AccessDecision } from '../../access/access-rules.ts';
 import type { StepRequest } from '../step.ts';
+import type { Clock } from '../../shared/clock.ts';
 
 export interface StepDeps {
   config: Config;
@@ -24,6 +25,7 @@ export interface StepDeps {
   audit: AuditLog;
   recoveryEmail: RecoveryEmail;
   appPasswords: AppPasswordService;
+  clock: Clock;
   /** The access decision for the interaction's account at its client. */
   decide(request: StepRequest): Promise<AccessDecision | undefined>;
 }

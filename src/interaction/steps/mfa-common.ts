@@ -17,7 +17,7 @@ export function mfaDemandedHere(facts: Facts, ctx: KoaContextWithOIDC): boolean 
   const acrValues = requestedAcr(ctx);
   return facts.account !== undefined && mfaDemanded({
     accountRequires: facts.account.mfa_required,
-    clientRequires: facts.client?.require_mfa ?? false,
+    clientRequires: (facts.client?.require_mfa ?? false) || facts.mfaRollout.phase === 'required',
     requestedAcr: acrValues,
   });
 }

@@ -52,7 +52,7 @@ export function mfaVerifyStep(deps: StepDeps): Step {
       reason: 'mfa_required',
       description: 'the session has not shown a second factor recently enough',
       test: (facts, ctx) => facts.factors.length > 0 && mfaDemandedHere(facts, ctx)
-        && !mfaFresh({ amr: ctx.oidc.session?.amr, loginTs: ctx.oidc.session?.loginTs }, facts.client?.mfa_max_age ?? null, Math.floor(Date.now() / 1000)),
+        && !mfaFresh({ amr: ctx.oidc.session?.amr, loginTs: ctx.oidc.session?.loginTs }, facts.client?.mfa_max_age ?? null, Math.floor(facts.now.getTime() / 1000)),
     }],
     show: (request) => page(request, null),
     actions: {
