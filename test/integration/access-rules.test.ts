@@ -160,3 +160,17 @@ describe('service directory', () => {
     expect(entry('AAC Wi-Fi menu')).toContain('information-security education');
   });
 });
+
+test('allowed statuses: a client that admits suspended accounts lets one sign in; SSO elsewhere is still refused', async () => {
+  const export_ = await akamon.createClient({ name: 'Data export', allowedStatuses: ['active', 'suspended'], redirectUris: ['http://127.0.0.1:9/export'] });
+  const other = await akamon.createClient({ name: 'Mail', redirectUris: ['http://127.0.0.1:9/mail2'] });
+  const account = await akamon.createReadyAccount();
+  await akamon.deps.accountService.setStatus(account.commonId, 'suspended');
+  const browser = new Browser(akamon.url);
+  const result = await signIn(browser, akamon, export_, account);
+  expect(result.code).toBeTruthy();
+  const elsewhere = await startAuthorization(browser, akamon, other, { prompt: 'none' });
+  expect(new URL(elsewhere.page.url).searchParams.get('error')).toBe('access_denied');
+  const shown = await startAuthorization(browser, akamon, other);
+  expect(shown.page.html).toContain('This account is suspended');
+});

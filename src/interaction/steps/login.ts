@@ -91,13 +91,14 @@ function signInPages(deps: StepDeps, pickerFirst: boolean) {
       userAgent: request.ctx.get('user-agent') || null,
       clientId: String(request.details.params.client_id),
     });
-    if (outcome.ok) {
+    const signInAs = (accountId: string) => {
       deps.knownAccounts.remember(request.ctx, commonId);
       return request.finish({
         ...(pickerFirst ? { select_account: {} } : {}),
-        login: { accountId: outcome.account.id, acr: ACR_PASSWORD, amr: ['pwd'], remember: true },
+        login: { accountId, acr: ACR_PASSWORD, amr: ['pwd'], remember: true },
       });
-    }
+    };
+    if (outcome.ok) return signInAs(outcome.account.id);
     switch (outcome.reason) {
       case 'invalid_credentials':
         return passwordPage(request, commonId, request.t('password.invalid'), 401);
@@ -106,14 +107,18 @@ function signInPages(deps: StepDeps, pickerFirst: boolean) {
         return passwordPage(request, commonId, request.t('password.locked', { minutes: Math.ceil(outcome.waitSeconds / 60) }), 429);
       case 'blocked':
         return passwordPage(request, commonId, request.t('password.blocked'), 429);
-      default:
-        // The right password for a suspended or closed account: say so plainly, then send the
-        // person back to the relying party with access_denied.
+      default: {
+        // The right password for a suspended or closed account: only a client whose rules admit
+        // that status (a data-export service, say) lets it in; elsewhere say so plainly, then send
+        // the person back to the relying party with access_denied.
+        const client = await deps.clients.find(String(request.details.params.client_id));
+        if (client?.allowed_statuses.includes(outcome.account.status)) return signInAs(outcome.account.id);
         return request.render('inactive', 'inactive.title', {
           clientName: request.clientName,
           message: request.t(outcome.reason === 'account_suspended' ? 'inactive.suspended' : 'inactive.revoked'),
           abortAction: request.url('abort'),
         }, 403);
+      }
     }
   }
 
