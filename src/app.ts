@@ -142,7 +142,7 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
   const routers = [
     pages,
     interactionRouter({ provider: () => holder!.provider, steps, renderer, csrf, state: deps.interactionState, stateTtlSeconds: config.ttl.interaction }),
-    accountHome({ config, accounts: deps.accounts, accountService: deps.accountService, mfa: deps.mfa, appPasswords: deps.appPasswords, audit: deps.audit, education: deps.education, clients: deps.clientStore, access: deps.access, clock: deps.clock, csrf, renderer, clientSecret: async () => String((await clients.providerMetadata(ACCOUNT_CLIENT_ID))?.client_secret) }),
+    accountHome({ config, accounts: deps.accounts, accountService: deps.accountService, mfa: deps.mfa, appPasswords: deps.appPasswords, audit: deps.audit, education: deps.education, clients: deps.clientStore, access: deps.access, clock: deps.clock, signinLog: deps.signinLog, sessions: deps.payloads, csrf, renderer, clientSecret: async () => String((await clients.providerMetadata(ACCOUNT_CLIENT_ID))?.client_secret) }),
     adminApi({ operators: deps.operators, accountService: deps.accountService, accounts: deps.accounts, clients, signinLog: deps.signinLog, rotateKeys, mfa: deps.mfa, tokens: deps.tokens, audit: deps.audit, accountRules: deps.accountRules, education: deps.education }),
   ];
 

@@ -97,7 +97,7 @@ export async function buildDeps(config: Config, logger: Logger, overrides: { dat
   const clock = overrides.clock ?? systemClock;
   const box = new SecretBox(await resolveSecret(config));
   const hasher = new PasswordHasher(config.argon2, new ConcurrencyLimiter(config.hashConcurrency, config.hashQueueLimit));
-  const accounts = new AccountStore(db);
+  const accounts = new AccountStore(db, clock);
   const throttle = new LoginThrottle(db, clock);
   const payloads = new OidcPayloadStore(db);
   const signinLog = new SigninLog(db);

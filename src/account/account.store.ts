@@ -1,4 +1,5 @@
 import { isUuid } from '../shared/uuid.ts';
+import { systemClock, type Clock } from '../shared/clock.ts';
 import { sql, type Kysely, type Selectable } from 'kysely';
 import type { AccountStatus, AccountTable, Affiliation, DB } from '../db/schema.ts';
 
@@ -14,9 +15,12 @@ export interface NewAccount {
 
 export class AccountStore {
   readonly #db: Kysely<DB>;
+  readonly #clock: Clock;
 
-  constructor(db: Kysely<DB>) {
+  /** The clock sets password times, so that expiry follows the same (injectable) time as its checks. */
+  constructor(db: Kysely<DB>, clock: Clock = systemClock) {
     this.#db = db;
+    this.#clock = clock;
   }
 
   async insert(account: NewAccount): Promise<AccountRow | undefined> {
@@ -28,7 +32,7 @@ export class AccountStore {
         affiliation: account.affiliation,
         status: 'active',
         password_hash: account.passwordHash,
-        password_set_at: sql<Date>`now()` as never,
+        password_set_at: this.#clock.now(),
         must_change_password: true,
         updated_at: sql<Date>`now()` as never,
       })
@@ -61,7 +65,7 @@ export class AccountStore {
 
   async setPassword(id: string, passwordHash: string, mustChange: boolean): Promise<void> {
     await this.#db.updateTable('account')
-      .set({ password_hash: passwordHash, must_change_password: mustChange, password_set_at: sql<Date>`now()` as never, updated_at: sql<Date>`now()` as never })
+      .set({ password_hash: passwordHash, must_change_password: mustChange, password_set_at: this.#clock.now(), updated_at: sql<Date>`now()` as never })
       .where('id', '=', id)
       .execute();
   }

@@ -15,6 +15,8 @@ export interface Config {
   readonly dataDir: string;
   readonly realmSuffix: string | undefined;
   readonly passwordProfile: 'university' | 'nist';
+  /** Without MFA a password expires after maxAgeDays (0: never); a notice shows noticeDays before. */
+  readonly passwordExpiry: { readonly maxAgeDays: number; readonly noticeDays: number };
   readonly argon2: { readonly memoryCost: number; readonly timeCost: number; readonly parallelism: number };
   readonly hashConcurrency: number;
   readonly hashQueueLimit: number;
@@ -183,6 +185,10 @@ export function loadConfig(env: Env = process.env): Config {
     dataDir: path.resolve(env.AKAMON_DATA_DIR ?? './data'),
     realmSuffix: realm || undefined,
     passwordProfile: profile,
+    passwordExpiry: Object.freeze({
+      maxAgeDays: integer(env, 'AKAMON_PASSWORD_MAX_AGE_DAYS', 397, 0, 36500),
+      noticeDays: integer(env, 'AKAMON_PASSWORD_NOTICE_DAYS', 14, 0, 365),
+    }),
     argon2: Object.freeze({
       memoryCost: integer(env, 'AKAMON_ARGON2_MEMORY_KIB', 19456, 1024, 4 * 1024 * 1024),
       timeCost: integer(env, 'AKAMON_ARGON2_ITERATIONS', 2, 1, 100),

@@ -7,6 +7,7 @@ import { passwordChangeStep } from './steps/password-change.ts';
 import { consentStep } from './steps/consent.ts';
 import { mfaEnrollmentStep } from './steps/mfa-enrollment.ts';
 import { mfaNoticeStep } from './steps/mfa-notice.ts';
+import { passwordExpiryNoticeStep } from './steps/password-expiry-notice.ts';
 import { mfaVerifyStep } from './steps/mfa-verify.ts';
 import { securityEducationStep } from './steps/security-education.ts';
 
@@ -22,6 +23,7 @@ export function buildSteps(deps: StepDeps): Step[] {
     selectAccountStep(deps),
     loginStep(deps),
     clientAccessStep(deps),
+    passwordExpiryNoticeStep(deps),
     passwordChangeStep(deps),
     mfaNoticeStep(deps),
     mfaEnrollmentStep(deps),

@@ -20,6 +20,8 @@ import type { AccessService } from '../access/access.service.ts';
 import { DENIAL_REASON_TEXT, DENIAL_TODO_TEXT } from '../access/denial-text.ts';
 import { rolloutPhase } from '../mfa/rollout.ts';
 import type { Clock } from '../shared/clock.ts';
+import type { SigninLog } from '../audit/signin-log.ts';
+import { passwordExpiry } from '../password/expiry.ts';
 import { ACR_MFA } from '../mfa/assurance.ts';
 import { DomainError } from '../shared/errors.ts';
 
@@ -36,6 +38,8 @@ export interface AccountHomeDeps {
   clients: ClientStore;
   access: AccessService;
   clock: Clock;
+  signinLog: SigninLog;
+  sessions: { revokeAccount(accountId: string): Promise<number> };
   csrf: CsrfGuard;
   renderer: Renderer;
   /** The account home's own client secret, as registered. */
@@ -89,7 +93,7 @@ export function accountHome(deps: AccountHomeDeps): Router {
   async function session(ctx: Context): Promise<{ account: AccountRow; acr: string } | undefined> {
     const raw = ctx.cookies.get(cookie('akamon_home'), { signed: true });
     const [accountId, expires, acr] = raw?.split('|') ?? [];
-    const account = accountId && Number(expires) > Date.now() ? await deps.accounts.findById(accountId) : undefined;
+    const account = accountId && Number(expires) > deps.clock.now().getTime() ? await deps.accounts.findById(accountId) : undefined;
     const signedInAt = Number(expires) - SESSION_SECONDS * 1000;
     // A password reissued or changed since this page was opened ends this page's session too.
     if (!account || account.status !== 'active' || new Date(account.password_set_at).getTime() > signedInAt) return undefined;
@@ -118,6 +122,8 @@ export function accountHome(deps: AccountHomeDeps): Router {
   async function accountPage(ctx: Context, account: AccountRow, newAppPassword: { name: string; secret: string } | null = null) {
     const t = translator(ctx.state.locale);
     const factors = await deps.mfa.factors(account.id);
+    const when = (d: Date | string | null) => (d ? new Date(d).toLocaleString(ctx.state.locale === 'ja' ? 'ja-JP' : 'en-GB', { timeZone: deps.config.timeZone }) : t('account.never'));
+    const expiry = passwordExpiry(account.password_set_at, factors.length > 0, deps.config.passwordExpiry, deps.clock.now());
     const mfaStatus = factors.length > 0
       ? factors.map((f) => f.label).join(', ')
       : t(account.mfa_required ? 'account.mfa_pending' : 'account.mfa_off');
@@ -127,12 +133,20 @@ export function accountHome(deps: AccountHomeDeps): Router {
       ['account.affiliation', t(`affiliation.${account.affiliation}` as MessageKey)],
       ['account.email', account.email ?? t('account.none')],
       ['account.status', t(`status.${account.status}` as MessageKey)],
-      ['account.password_set', new Date(account.password_set_at).toLocaleString(ctx.state.locale === 'ja' ? 'ja-JP' : 'en-GB', { timeZone: 'Asia/Tokyo' })],
+      ['account.password_set', when(account.password_set_at)],
       ['account.mfa', mfaStatus],
       ['account.education', await educationStatus(t, account.id)],
+      ['account.password_expires', expiry.expiresAt ? when(expiry.expiresAt) : t('account.password_never')],
     ];
-    const when = (d: Date | string | null) => (d ? new Date(d).toLocaleString(ctx.state.locale === 'ja' ? 'ja-JP' : 'en-GB', { timeZone: 'Asia/Tokyo' }) : t('account.never'));
+    const signins = await deps.signinLog.list({ accountId: account.id, limit: 10 });
+    const clientNames = new Map((await Promise.all([...new Set(signins.map((e) => e.client_id).filter((c): c is string => Boolean(c)))]
+      .map(async (id) => [id, (await deps.clients.find(id))?.name ?? id] as const))));
     deps.renderer.page(ctx, 'account', 'account.title', {
+      recentSignins: signins.map((e) => ({
+        at: when(e.occurred_at), system: e.client_id ? clientNames.get(e.client_id) ?? e.client_id : '-', place: e.ip ?? '-',
+        result: t(e.result === 'success' ? 'account.signin_success' : 'account.signin_failure'),
+      })),
+      signOutEverywhereAction: '/account/sign-out-everywhere',
       name: account.name,
       rows: rows.map(([label, value]) => ({ label: t(label), value })),
       logoutUrl: '/account/logout',
@@ -171,6 +185,17 @@ export function accountHome(deps: AccountHomeDeps): Router {
     const account = await signedIn(ctx);
     if (!account) return ctx.redirect('/account/login');
     await accountPage(ctx, account);
+  });
+
+  // "Sign out everywhere": every session, grant and refresh token of the account ends now.
+  router.post('/account/sign-out-everywhere', formBody, async (ctx) => {
+    const current = await postedBy(ctx);
+    if (!current) return;
+    const ended = await deps.sessions.revokeAccount(current.account.id);
+    await deps.audit.record({ actor: 'self', action: 'sessions.ended', accountId: current.account.id, details: { ended } });
+    setCookie(ctx, 'akamon_home', null, 0);
+    ctx.status = 303;
+    ctx.redirect('/');
   });
 
   // App passwords: an account that has a second factor must have shown it in this sign-in.
@@ -261,7 +286,7 @@ export function accountHome(deps: AccountHomeDeps): Router {
     }
     const sub = tokens.claims()!.sub;
     const acr = String(tokens.claims()!.acr ?? '');
-    setCookie(ctx, 'akamon_home', `${sub}|${Date.now() + SESSION_SECONDS * 1000}|${acr}|${tokens.id_token}`, SESSION_SECONDS);
+    setCookie(ctx, 'akamon_home', `${sub}|${deps.clock.now().getTime() + SESSION_SECONDS * 1000}|${acr}|${tokens.id_token}`, SESSION_SECONDS);
     ctx.redirect('/account');
   });
 

@@ -4,6 +4,7 @@ import type { Translate } from '../../i18n/i18n.ts';
 import type { MessageKey } from '../../i18n/en.ts';
 import type { Step, StepRequest } from '../step.ts';
 import type { StepDeps } from './deps.ts';
+import { passwordExpiry } from '../../password/expiry.ts';
 
 /** The policy in words, for the page. */
 export function policyRules(t: Translate, profile: 'university' | 'nist'): string[] {
@@ -34,9 +35,10 @@ export function passwordChangeStep(deps: StepDeps): Step {
 
   async function page(request: StepRequest, errors: string[], rulesBroken: boolean, status: number, length?: number) {
     const { longNotice, longWarning } = await lengthLimits(request.t, length);
+    const reasons = request.details.prompt.reasons;
     request.render('password-change', 'password_change.title', {
       action: request.url('change'),
-      initial: true,
+      lead: request.t(reasons.includes('initial_password') ? 'password_change.lead_initial' : reasons.includes('password_expired') ? 'password_change.lead_expired' : 'password_change.lead_soon'),
       errors,
       rulesBroken,
       rules: policyRules(request.t, profile),
@@ -51,6 +53,15 @@ export function passwordChangeStep(deps: StepDeps): Step {
       reason: 'initial_password',
       description: 'the account still has its initial password',
       test: (facts) => facts.account?.must_change_password === true,
+    }, {
+      reason: 'password_expired',
+      description: 'the password is older than the password age limit',
+      test: (facts) => facts.account !== undefined
+        && passwordExpiry(facts.account.password_set_at, facts.factors.length > 0, deps.config.passwordExpiry, facts.now).expired,
+    }, {
+      reason: 'password_change_chosen',
+      description: 'the person chose to change the password on the expiry notice',
+      test: (_facts, ctx) => (ctx.oidc.result?.password_expiry_notice as { change?: boolean } | undefined)?.change === true,
     }],
     show: (request) => page(request, [], false, 200),
     actions: {
@@ -82,8 +93,8 @@ export function passwordChangeStep(deps: StepDeps): Step {
           if (!messages[error.code]) throw error;
           return page(request, [request.t(messages[error.code])], false, 400);
         }
-        await deps.audit.record({ actor: 'self', action: 'password.changed', accountId, details: { reason: 'initial_password' } });
-        await request.finish({ password_change: {} }, true);
+        await deps.audit.record({ actor: 'self', action: 'password.changed', accountId, details: { reason: request.details.prompt.reasons[0] } });
+        await request.finish({ password_change: {}, password_expiry_notice: { change: false } }, true);
       },
     },
   };
