@@ -16,6 +16,7 @@ import { findAccount } from './oidc/find-account.ts';
 import { loadExistingGrant } from './oidc/grants.ts';
 import { providerPages } from './oidc/pages.ts';
 import { passwordGrant } from './oidc/password-grant.ts';
+import { notifyAccountLogout } from './oidc/backchannel.ts';
 import { buildPolicy, buildSteps } from './interaction/policy.ts';
 import { factsLoader } from './interaction/facts.ts';
 import { interactionRouter } from './interaction/router.ts';
@@ -113,6 +114,7 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
   const loadKeys = () => loadKeyMaterial(db, box, timings);
   holder = new ProviderHolder(await loadKeys(), build, loadKeys, (keys) => { app.keys = keys.cookieKeys; });
   await ensureAccountClient(clients, config.issuer);
+  deps.payloads.beforeRevoke((accountId) => notifyAccountLogout(holder!.provider, db, accountId, logger));
 
   const rotateKeys = async () => {
     const kids = await rotateSigningKeys(db, box, timings);

@@ -4,13 +4,20 @@ import type { DB } from '../db/schema.ts';
 /** Housekeeping on the provider's table that the provider itself does not do. */
 export class OidcPayloadStore {
   readonly #db: Kysely<DB>;
+  #beforeRevoke: (accountId: string) => Promise<unknown> = async () => undefined;
 
   constructor(db: Kysely<DB>) {
     this.#db = db;
   }
 
+  /** What must happen while the sessions still exist (back-channel logout); set once the provider is built. */
+  beforeRevoke(hook: (accountId: string) => Promise<unknown>): void {
+    this.#beforeRevoke = hook;
+  }
+
   /** Ends every session, grant and token of an account at once (all nodes read the same rows). */
   async revokeAccount(accountId: string): Promise<number> {
+    await this.#beforeRevoke(accountId);
     const result = await this.#db.deleteFrom('oidc_payload')
       .where((eb) => eb.or([
         eb('account_id', '=', accountId),

@@ -318,3 +318,27 @@ test('the log of a whole sign-in never contains a password, code, token, secret 
     expect(logs).not.toContain(secret);
   }
 });
+
+test('ending every session of an account (sign out everywhere, reset, revocation) tells back-channel relying parties', async () => {
+  const node = await startAkamon({ env: { AKAMON_BACKCHANNEL_ALLOW_PRIVATE: 'true' } });
+  const received: string[] = [];
+  const server = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => { body += c; });
+    req.on('end', () => { received.push(new URLSearchParams(body).get('logout_token') ?? ''); res.end(); });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  try {
+    const rp = await node.createClient({ name: 'BC RP', backchannelLogoutUri: `http://127.0.0.1:${(server.address() as AddressInfo).port}/bc`, redirectUris: ['http://127.0.0.1:9/bc2'] });
+    const account = await node.createReadyAccount();
+    const result = await signIn(new Browser(node.url), node, rp, account);
+    await redeem(node, rp, result.code!, result.verifier);
+    await node.deps.accountService.setStatus(account.commonId, 'suspended');
+    expect(received).toHaveLength(1);
+    const claims = JSON.parse(Buffer.from(received[0].split('.')[1], 'base64url').toString());
+    expect(claims).toMatchObject({ aud: rp.clientId, sub: account.id });
+  } finally {
+    await new Promise((r) => server.close(r));
+    await node.close();
+  }
+});
