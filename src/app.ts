@@ -17,6 +17,8 @@ import { loadExistingGrant } from './oidc/grants.ts';
 import { providerPages } from './oidc/pages.ts';
 import { passwordGrant } from './oidc/password-grant.ts';
 import { notifyAccountLogout } from './oidc/backchannel.ts';
+import { recoveryRoutes } from './recovery/recovery-routes.ts';
+import { Captcha } from './recovery/captcha.ts';
 import { buildPolicy, buildSteps } from './interaction/policy.ts';
 import { factsLoader } from './interaction/facts.ts';
 import { interactionRouter } from './interaction/router.ts';
@@ -145,6 +147,10 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
     pages,
     interactionRouter({ provider: () => holder!.provider, steps, renderer, csrf, state: deps.interactionState, stateTtlSeconds: config.ttl.interaction }),
     accountHome({ config, accounts: deps.accounts, accountService: deps.accountService, mfa: deps.mfa, appPasswords: deps.appPasswords, audit: deps.audit, education: deps.education, clients: deps.clientStore, access: deps.access, clock: deps.clock, signinLog: deps.signinLog, sessions: deps.payloads, csrf, renderer, clientSecret: async () => String((await clients.providerMetadata(ACCOUNT_CLIENT_ID))?.client_secret) }),
+    recoveryRoutes({
+      config, renderer, csrf, state: deps.interactionState, captcha: new Captcha(box.deriveKey('captcha'), config.captchaMaxNumber), throttle: deps.throttle,
+      accounts: deps.accounts, accountService: deps.accountService, recoveryEmail: deps.recoveryEmail, mfa: deps.mfa, audit: deps.audit,
+    }),
     adminApi({ operators: deps.operators, accountService: deps.accountService, accounts: deps.accounts, clients, signinLog: deps.signinLog, rotateKeys, mfa: deps.mfa, tokens: deps.tokens, audit: deps.audit, accountRules: deps.accountRules, education: deps.education }),
   ];
 

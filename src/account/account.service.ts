@@ -96,6 +96,18 @@ export class AccountService {
     return account;
   }
 
+  /** A new password after a verified recovery (no current password to show); every rule applies. */
+  async resetPassword(accountId: string, next: string, confirm: string): Promise<void> {
+    const account = await this.#store.findById(accountId);
+    if (!account) throw new DomainError('account_not_found', 'no such account');
+    if (typeof next !== 'string' || next !== confirm) throw new DomainError('password_mismatch', 'the new password and its confirmation differ');
+    const policy = checkPassword(next, { profile: this.#profile, commonId: account.common_id });
+    if (!policy.ok) throw new DomainError('password_policy', 'the new password breaks the password rules', { violations: policy.violations, limits: policy.limits });
+    await this.#store.setPassword(account.id, await this.#hasher.hash(next), false);
+    await this.#sessions.revokeAccount(account.id);
+    await this.#throttle.clear(accountKey(account.common_id));
+  }
+
   /**
    * Changes the password of a signed-in person. Every policy rule broken is reported at once
    * (code password_policy, details.violations).

@@ -5,6 +5,13 @@ import type { AccountStore } from './account.store.ts';
 
 const EMAIL = /^[^\s@"<>()\\,;:]{1,64}@[a-z0-9-]+(\.[a-z0-9-]+)+$/i;
 
+/** "h****@e****.com": enough for the person to recognise, too little to reveal the address. */
+export function maskEmail(email: string): string {
+  const [local, domain] = email.split('@');
+  const dot = domain.lastIndexOf('.');
+  return `${local[0]}****@${domain[0]}****${dot > 0 ? domain.slice(dot) : ''}`;
+}
+
 export function normalizeEmail(input: unknown): string | undefined {
   if (typeof input !== 'string') return undefined;
   const email = input.normalize('NFKC').trim();
@@ -32,6 +39,16 @@ export class RecoveryEmail {
 
   sendCode(accountId: string, purpose: string, email: string, message: (code: string) => { subject: string; text: string }): Promise<SendOutcome> {
     return this.#sender.send('email', accountId, purpose, email.toLowerCase(), (code) => this.#mailer.send({ to: email, ...message(code) }));
+  }
+
+  /** Uses up a code sent for `purpose` (a password reset), without changing the address. */
+  checkCode(accountId: string, purpose: string, code: string): Promise<CodeCheck> {
+    return this.#sender.check(accountId, purpose, code);
+  }
+
+  /** A notice to the recovery address (a password was reset, say); failures are the caller's to log. */
+  notify(email: string, subject: string, text: string): Promise<void> {
+    return this.#mailer.send({ to: email, subject, text });
   }
 
   async confirm(accountId: string, purpose: string, email: string, code: string): Promise<CodeCheck> {

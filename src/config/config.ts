@@ -36,6 +36,8 @@ export interface Config {
   readonly mailFrom: string;
   /** The day the academic year begins (month, day), for the yearly security education. */
   readonly academicYearStart: { readonly month: number; readonly day: number };
+  /** Work of the password-reset captcha: the largest number the browser may have to try. */
+  readonly captchaMaxNumber: number;
   /** University-wide MFA rollout: a warning period from one date, enforcement from another. */
   readonly mfaRollout: { readonly warningFrom: Date | undefined; readonly requiredFrom: Date | undefined };
   /** The university's time zone: academic years and dates on pages follow it. */
@@ -205,6 +207,7 @@ export function loadConfig(env: Env = process.env): Config {
     phoneGateway: phoneGateway(env),
     academicYearStart: monthDay(env.AKAMON_ACADEMIC_YEAR_START ?? '04-01'),
     timeZone: timeZone(env.AKAMON_TIME_ZONE ?? 'Asia/Tokyo'),
+    captchaMaxNumber: integer(env, 'AKAMON_CAPTCHA_MAX_NUMBER', 50_000, 100, 10_000_000),
     mfaRollout: Object.freeze({
       warningFrom: instant(env, 'AKAMON_MFA_WARNING_FROM'),
       requiredFrom: instant(env, 'AKAMON_MFA_REQUIRED_FROM'),

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import type { Browser as ChromiumBrowser } from 'playwright-core';
 import { launchChromium } from '../support/chromium.ts';
 import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
+import { mailedCode } from '../support/smtp-sink.ts';
 
 // One real browser (Debian's chromium, driven by playwright-core) through the newcomer's first
 // sign-in at Akamon's own account home: initial password, forced change, then the account page.
@@ -83,6 +84,36 @@ describe('real browser', () => {
     } catch (error) {
       process.stderr.write(`Akamon log (last 20 lines):\n${akamon.logs.slice(-20).join('')}`);
       throw error;
+    } finally {
+      await context.close();
+    }
+  }, 120_000);
+
+  test('the whole forgotten-password flow in a real browser: captcha solved by the page, mailed code, new password', async () => {
+    const account = await akamon.createReadyAccount({ name: 'Reset Person' });
+    const email = `browser-reset-${account.commonId}@example.com`;
+    await akamon.deps.accounts.setRecoveryEmail(account.id, email);
+    const context = await browser!.newContext({ locale: 'en-US' });
+    try {
+      const page = await context.newPage();
+      await page.goto(`${akamon.url}/account`);
+      await page.getByRole('link', { name: 'Forgot your password?' }).click();
+      await page.getByRole('heading', { level: 1, name: 'Reset your password' }).waitFor();
+      await page.getByLabel('Common ID').fill(account.commonId);
+      const send = page.getByRole('button', { name: 'Send a code' });
+      // The page's own script solves the proof-of-work and only then enables the button.
+      await send.and(page.locator(':enabled')).waitFor({ timeout: 30_000 });
+      await send.click();
+      await page.getByRole('heading', { level: 1, name: 'Check your email' }).waitFor();
+      await page.getByLabel('6-digit code').fill(mailedCode(akamon.mails, email));
+      await page.getByRole('button', { name: 'Continue' }).click();
+      await page.getByRole('heading', { level: 1, name: 'Choose a new password' }).waitFor();
+      await page.getByLabel('New password', { exact: true }).fill('Browser-Reset-2026x');
+      await page.getByLabel('Confirm new password').fill('Browser-Reset-2026x');
+      await page.getByRole('button', { name: 'Set the new password' }).click();
+      await page.getByRole('heading', { level: 1, name: 'Your password was changed' }).waitFor();
+      const after = await akamon.deps.passwordSignin.signIn({ commonId: account.commonId, password: 'Browser-Reset-2026x', ip: '127.0.0.9', userAgent: null, clientId: null });
+      expect(after.ok).toBe(true);
     } finally {
       await context.close();
     }

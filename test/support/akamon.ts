@@ -63,6 +63,7 @@ export async function startAkamon(options: { env?: Record<string, string>; clock
     AKAMON_LOG_LEVEL: 'debug',
     AKAMON_KEY_REFRESH_SECONDS: '1',
     AKAMON_SMTP_URL: smtp.url,
+    AKAMON_CAPTCHA_MAX_NUMBER: '2000',
     // '{url}' and '{port}' in a value stand for this node's own address, known only once it listens.
     ...Object.fromEntries(Object.entries(options.env ?? {}).map(([k, v]) => [k, v.replaceAll('{url}', url).replaceAll('{port}', String(port))])),
   });

@@ -36,20 +36,9 @@ export async function createTestDatabase(): Promise<TestDatabase> {
     await admin.close();
     const database = await openDatabase({ url: testDatabaseUrl, schema });
     await migrateToLatest(database.db, schema);
-    const close = database.close;
-    return {
-      schema,
-      url: testDatabaseUrl,
-      database: {
-        ...database,
-        async close() {
-          await close();
-          const cleanup = await openDatabase({ url: testDatabaseUrl!, poolMax: 1 });
-          await sql.raw(`drop schema ${schema} cascade`).execute(cleanup.db);
-          await cleanup.close();
-        },
-      },
-    };
+    // The schema is left in place: dropping it while another file's migrator introspects every
+    // schema makes that file fail. The global setup drops the previous run's schemas instead.
+    return { schema, url: testDatabaseUrl, database };
   }
   const file = snapshotFile();
   if (fs.existsSync(file)) {

@@ -6,7 +6,8 @@ import fs from 'node:fs';
 
 export const CHROMIUM = process.env.AKAMON_CHROMIUM ?? '/usr/bin/chromium';
 
-export default function globalSetup() {
+export default async function globalSetup() {
+  await dropOldTestSchemas();
   if (fs.existsSync(CHROMIUM)) return;
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
   const hasApt = spawnSync('which', ['apt-get']).status === 0;
@@ -19,4 +20,19 @@ export default function globalSetup() {
     stdio: ['ignore', 'ignore', 'inherit'],
     env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
   });
+}
+
+/** On a real Postgres, each test file makes a schema test_<random>; the last run's go here, before any file starts. */
+async function dropOldTestSchemas() {
+  const url = process.env.TEST_DATABASE_URL || process.env.DATABASE_URL;
+  if (!url) return;
+  const { default: pg } = await import('pg');
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const { rows } = await client.query("select nspname from pg_namespace where nspname like 'test\\_%'");
+    for (const { nspname } of rows) await client.query(`drop schema "${nspname}" cascade`);
+  } finally {
+    await client.end();
+  }
 }
