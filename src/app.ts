@@ -146,7 +146,7 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
   const routers = [
     pages,
     interactionRouter({ provider: () => holder!.provider, steps, renderer, csrf, state: deps.interactionState, stateTtlSeconds: config.ttl.interaction }),
-    accountHome({ config, accounts: deps.accounts, accountService: deps.accountService, mfa: deps.mfa, appPasswords: deps.appPasswords, audit: deps.audit, education: deps.education, clients: deps.clientStore, access: deps.access, clock: deps.clock, signinLog: deps.signinLog, sessions: deps.payloads, csrf, renderer, clientSecret: async () => String((await clients.providerMetadata(ACCOUNT_CLIENT_ID))?.client_secret) }),
+    accountHome({ config, accounts: deps.accounts, accountService: deps.accountService, mfa: deps.mfa, appPasswords: deps.appPasswords, recoveryEmail: deps.recoveryEmail, audit: deps.audit, education: deps.education, clients: deps.clientStore, access: deps.access, clock: deps.clock, signinLog: deps.signinLog, sessions: deps.payloads, csrf, renderer, clientSecret: async () => String((await clients.providerMetadata(ACCOUNT_CLIENT_ID))?.client_secret) }),
     recoveryRoutes({
       config, renderer, csrf, state: deps.interactionState, captcha: new Captcha(box.deriveKey('captcha'), config.captchaMaxNumber), throttle: deps.throttle,
       accounts: deps.accounts, accountService: deps.accountService, recoveryEmail: deps.recoveryEmail, mfa: deps.mfa, audit: deps.audit,

@@ -3,6 +3,7 @@ import {
   type AuthenticationResponseJSON, type PublicKeyCredentialCreationOptionsJSON, type PublicKeyCredentialRequestOptionsJSON, type RegistrationResponseJSON,
 } from '@simplewebauthn/server';
 import type { SecretBox } from '../crypto/secret-box.ts';
+import { isUuid } from '../shared/uuid.ts';
 import type { Clock } from '../shared/clock.ts';
 import type { LoginThrottle, ThrottleRule } from '../throttle/login-throttle.ts';
 import type { FactorRow, MfaStore } from './mfa.store.ts';
@@ -195,6 +196,14 @@ export class MfaService {
       }
       return { ok: false, reason: 'wrong_code' };
     });
+  }
+
+  removeFactor(accountId: string, factorId: string): Promise<boolean> {
+    return isUuid(factorId) ? this.#store.deleteOne(accountId, factorId) : Promise.resolve(false);
+  }
+
+  makeDefault(accountId: string, factorId: string): Promise<boolean> {
+    return isUuid(factorId) ? this.#store.setDefault(accountId, factorId) : Promise.resolve(false);
   }
 
   /** Removes every factor (and gives back any lent token) and clears the methods' locks. */

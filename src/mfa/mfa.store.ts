@@ -50,6 +50,30 @@ export class MfaStore {
     return row !== undefined;
   }
 
+  /** One factor of the account (a lent token becomes free to lend again); the default passes to the oldest left. */
+  async deleteOne(accountId: string, factorId: string): Promise<boolean> {
+    return this.#db.transaction().execute(async (trx) => {
+      const removed = await trx.deleteFrom('mfa_factor').where('account_id', '=', accountId).where('id', '=', factorId)
+        .returning(['token_serial', 'is_default']).executeTakeFirst();
+      if (!removed) return false;
+      if (removed.token_serial) await trx.updateTable('hardware_token').set({ assigned_to: null, assigned_at: null }).where('serial', '=', removed.token_serial).execute();
+      if (removed.is_default) {
+        const next = await trx.selectFrom('mfa_factor').select('id').where('account_id', '=', accountId).orderBy('created_at').limit(1).executeTakeFirst();
+        if (next) await trx.updateTable('mfa_factor').set({ is_default: true }).where('id', '=', next.id).execute();
+      }
+      return true;
+    });
+  }
+
+  async setDefault(accountId: string, factorId: string): Promise<boolean> {
+    return this.#db.transaction().execute(async (trx) => {
+      const exists = await trx.selectFrom('mfa_factor').select('id').where('account_id', '=', accountId).where('id', '=', factorId).executeTakeFirst();
+      if (!exists) return false;
+      await trx.updateTable('mfa_factor').set({ is_default: sql<boolean>`id = ${factorId}` as never }).where('account_id', '=', accountId).execute();
+      return true;
+    });
+  }
+
   /** Every factor of the account; tokens lent to it become free to lend again. */
   async deleteAll(accountId: string): Promise<number> {
     return this.#db.transaction().execute(async (trx) => {

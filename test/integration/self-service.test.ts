@@ -90,3 +90,71 @@ describe('account information', () => {
     expect(audit.action).toBe('sessions.ended');
   });
 });
+
+describe('security info', () => {
+  async function homeWithApp() {
+    clock.current = new Date();
+    const account = await akamon.createReadyAccount();
+    const { generate } = await import('otplib');
+    const first = akamon.deps.mfa.pendingTotp();
+    await akamon.deps.mfa.confirmTotp(account.id, first.sealed, await generate({ secret: first.secret }), 'Phone app');
+    const second = akamon.deps.mfa.pendingTotp();
+    await akamon.deps.mfa.confirmTotp(account.id, second.sealed, await generate({ secret: second.secret, epoch: Math.floor(Date.now() / 1000) + 30 }), 'Tablet app');
+    const browser = new Browser(akamon.url);
+    const home = await enterCredentials(browser, await browser.visit(`${akamon.url}/account/security`), account.commonId, account.password);
+    return { account, browser, home, secret: first.secret, generate };
+  }
+
+  test('lists the methods; choosing the default works; removing one needs a fresh second factor', async () => {
+    const { account, browser, home, secret, generate } = await homeWithApp();
+    expect(new URL(home.url).pathname).toBe('/account/security');
+    expect(home.html).toContain('Phone app');
+    expect(home.html).toContain('Tablet app');
+    const changed = await browser.submit(home, /\/default$/, {});
+    expect(changed.html).toContain('The default method was changed.');
+    expect((await akamon.deps.mfa.factors(account.id))[0].label).toBe('Tablet app');
+
+    // The sign-in showed only a password: removing a method sends the person through a fresh MFA sign-in first.
+    const stepUp = await browser.submit(changed, /\/remove$/, {});
+    expect(stepUp.html).toContain('Verify your identity');
+    // The two enrolments used the current and the next time step: the previous one is still free.
+    const back = await browser.submit(stepUp, /\/totp$/, { code: await generate({ secret, epoch: Math.floor(Date.now() / 1000) - 30 }) });
+    expect(new URL(back.url).pathname).toBe('/account/security');
+    const removed = await browser.submit(back, /\/remove$/, {});
+    expect(removed.html).toContain('The method was removed.');
+    expect(await akamon.deps.mfa.factors(account.id)).toHaveLength(1);
+  });
+
+  test('changes the password with every rule named; the page comes back through a new sign-in (SSO)', async () => {
+    clock.current = new Date();
+    const account = await akamon.createReadyAccount();
+    const browser = new Browser(akamon.url);
+    const page = await enterCredentials(browser, await browser.visit(`${akamon.url}/account/security`), account.commonId, account.password);
+    const broken = await browser.submit(page, /\/account\/security\/password$/, { current: account.password, new: 'short', confirm: 'short' });
+    expect(broken.status).toBe(400);
+    expect(broken.html).toContain('It is too short');
+    const wrong = await browser.submit(broken, /\/account\/security\/password$/, { current: 'Not-The-Password-1', new: 'Security-Page-Pass-9', confirm: 'Security-Page-Pass-9' });
+    expect(wrong.html).toContain('The current password is incorrect.');
+    const done = await browser.submit(wrong, /\/account\/security\/password$/, { current: account.password, new: 'Security-Page-Pass-9', confirm: 'Security-Page-Pass-9' });
+    expect(new URL(done.url).pathname).toBe('/account/security');
+    expect(done.html).toContain('Security info');
+    const ok = await akamon.deps.passwordSignin.signIn({ commonId: account.commonId, password: 'Security-Page-Pass-9', ip: '127.0.0.7', userAgent: null, clientId: null });
+    expect(ok.ok).toBe(true);
+  });
+
+  test('changes the recovery email with a code to the new address, and tells the old one', async () => {
+    clock.current = new Date();
+    const account = await akamon.createReadyAccount();
+    await akamon.deps.accounts.setRecoveryEmail(account.id, `old-${account.commonId}@example.com`);
+    const browser = new Browser(akamon.url);
+    const page = await enterCredentials(browser, await browser.visit(`${akamon.url}/account/security`), account.commonId, account.password);
+    const next = `new-${account.commonId}@example.com`;
+    const sent = await browser.submit(page, /\/account\/security\/email$/, { email: next });
+    expect(sent.html).toContain(`was sent to ${next}`);
+    const { mailedCode } = await import('../support/smtp-sink.ts');
+    const confirmed = await browser.submit(sent, /\/email\/confirm$/, { code: mailedCode(akamon.mails, next) });
+    expect(confirmed.html).toContain('Your recovery email was changed.');
+    expect((await akamon.deps.accounts.findById(account.id))!.recovery_email).toBe(next);
+    expect(akamon.mails.some((m) => m.to.includes(`old-${account.commonId}@example.com`) && /was just changed/.test(m.raw.replace(/=\r?\n/g, '')))).toBe(true);
+  });
+});
