@@ -15,7 +15,7 @@ import type { AuditLog } from '../audit/audit-log.ts';
 import type { AccountRuleStore } from '../access/account-rule.store.ts';
 import type { EducationService } from '../education/education.service.ts';
 import { COMMON_ID_PATTERN } from '../account/common-id.ts';
-import { ACCOUNT_CLIENT_ID } from '../selfservice/account-home.ts';
+import { ACCOUNT_CLIENT_ID } from '../selfservice/account-client.ts';
 
 export interface AdminApiDeps {
   operators: OperatorStore;

@@ -271,7 +271,7 @@ export const en = {
   'security.default': 'default',
   'security.make_default': 'Make default',
   'security.remove': 'Remove',
-  'security.add': 'Set up a second factor',
+  'security.add': 'Add a sign-in method',
   'security.password': 'Change password',
   'security.change_password': 'Change password',
   'security.recovery_email': 'Recovery email',

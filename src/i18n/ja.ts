@@ -273,7 +273,7 @@ export const ja: Messages = {
   'security.default': '既定',
   'security.make_default': '既定にする',
   'security.remove': '削除',
-  'security.add': '2つ目の確認方法を設定する',
+  'security.add': 'サインイン方法を追加',
   'security.password': 'パスワードの変更',
   'security.change_password': 'パスワードを変更',
   'security.recovery_email': '回復用メールアドレス',

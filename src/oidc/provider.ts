@@ -48,6 +48,8 @@ export function createProvider(config: Config, keys: KeyMaterial, hooks: Provide
       email: ['email'],
     },
     acrValues: ACR_VALUES,
+    // Akamon's own account home asks the enrolment step for one more sign-in method.
+    extraParams: ['akamon_add_factor'],
     // Campus systems often read only the ID token: it carries the claims of the granted scopes too.
     conformIdTokenClaims: false,
     responseTypes: ['code'],

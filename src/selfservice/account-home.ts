@@ -18,6 +18,7 @@ import { normalizeEmail, type RecoveryEmail } from '../account/recovery-email.ts
 import { policyRules } from '../interaction/steps/password-change.ts';
 import { normalizeCode } from '../mfa/totp.ts';
 import { sha256 } from '../crypto/tokens.ts';
+import { lengthAdvice } from '../password/length-advice.ts';
 import type { EducationService } from '../education/education.service.ts';
 import type { ClientStore } from '../client/client.store.ts';
 import type { AccessService } from '../access/access.service.ts';
@@ -29,7 +30,7 @@ import { passwordExpiry } from '../password/expiry.ts';
 import { ACR_MFA } from '../mfa/assurance.ts';
 import { DomainError } from '../shared/errors.ts';
 
-export const ACCOUNT_CLIENT_ID = 'akamon-account';
+import { ACCOUNT_CLIENT_ID } from './account-client.ts';
 
 export interface AccountHomeDeps {
   config: Config;
@@ -214,9 +215,9 @@ export function accountHome(deps: AccountHomeDeps): Router {
         label: f.label, isDefault: f.is_default,
         removeAction: `/account/security/factors/${f.id}/remove`, defaultAction: `/account/security/factors/${f.id}/default`,
       })),
-      addAction: '/account/mfa',
-      canApply: factors.length === 0,
+      addUrl: `/account/login?add=1${factors.length ? '&fresh=1' : ''}&back=%2Faccount%2Fsecurity`,
       passwordAction: '/account/security/password',
+      longNotice: (await lengthAdvice(deps.clients, t)).longNotice,
       rules: policyRules(t, deps.config.passwordProfile),
       recoveryEmail: account.recovery_email,
       emailAction: '/account/security/email',
@@ -388,6 +389,8 @@ export function accountHome(deps: AccountHomeDeps): Router {
       ui_locales: ctx.state.locale,
       // Step-up for changes that need a second factor shown within the last ten minutes.
       ...(ctx.query.fresh === '1' ? { acr_values: ACR_MFA, max_age: String(FRESH_SECONDS) } : {}),
+      // Adding a sign-in method runs the enrolment step (after that step-up when there are factors).
+      ...(ctx.query.add === '1' ? { akamon_add_factor: '1' } : {}),
     });
     ctx.redirect(url.href);
   });

@@ -158,3 +158,33 @@ describe('security info', () => {
     expect(akamon.mails.some((m) => m.to.includes(`old-${account.commonId}@example.com`) && /was just changed/.test(m.raw.replace(/=\r?\n/g, '')))).toBe(true);
   });
 });
+
+test('security info adds another sign-in method after a fresh second factor', async () => {
+  clock.current = new Date();
+  const account = await akamon.createReadyAccount();
+  const { generate } = await import('otplib');
+  const first = akamon.deps.mfa.pendingTotp();
+  await akamon.deps.mfa.confirmTotp(account.id, first.sealed, await generate({ secret: first.secret }), 'Phone app');
+  await akamon.deps.accounts.setRecoveryEmail(account.id, `add-${account.commonId}@example.com`);
+  const browser = new Browser(akamon.url);
+  const page = await enterCredentials(browser, await browser.visit(`${akamon.url}/account/security`), account.commonId, account.password);
+  const addUrl = /href="(\/account\/login\?add=1[^"]*)"/.exec(page.html)![1].replace(/&amp;/g, '&');
+  const verify = await browser.visit(`${akamon.url}${addUrl}`);
+  expect(verify.html).toContain('Verify your identity');
+  const enrol = await browser.submit(verify, /\/totp$/, { code: await generate({ secret: first.secret, epoch: Math.floor(Date.now() / 1000) + 30 }) });
+  expect(enrol.html).toContain('More information required');
+  const secret = /<code>([A-Z2-7 ]+)<\/code>/.exec(enrol.html)![1].replace(/ /g, '');
+  const finish = await browser.submit(enrol, /\/totp$/, { code: await generate({ secret, epoch: Math.floor(Date.now() / 1000) - 30 }) });
+  expect(finish.html).toContain('You are all set');
+  const back = await browser.submit(finish, /\/finish$/, {});
+  expect(new URL(back.url).pathname).toBe('/account/security');
+  expect(await akamon.deps.mfa.factors(account.id)).toHaveLength(2);
+});
+
+test('other clients cannot start the add-a-method enrolment', async () => {
+  clock.current = new Date();
+  const account = await akamon.createReadyAccount();
+  const result = await signIn(new Browser(akamon.url), akamon, client, account, { akamon_add_factor: '1' });
+  expect(result.code).toBeTruthy();
+  expect(await akamon.deps.mfa.factors(account.id)).toHaveLength(0);
+});

@@ -9,6 +9,10 @@ import { normalizeEmail } from '../../account/recovery-email.ts';
 import { normalizeCode } from '../../mfa/totp.ts';
 import { DomainError } from '../../shared/errors.ts';
 import { sha256 } from '../../crypto/tokens.ts';
+import { ACCOUNT_CLIENT_ID } from '../../selfservice/account-client.ts';
+import { mfaFresh } from '../../mfa/assurance.ts';
+
+const ADD_FACTOR_FRESH_SECONDS = 600;
 
 /**
  * Step 3: "More information required". MFA is demanded and the account has no second factor, so
@@ -97,6 +101,13 @@ export function mfaEnrollmentStep(deps: StepDeps): Step {
       reason: 'mfa_enrollment_required',
       description: 'a second factor is required and the account has none',
       test: (facts, ctx) => facts.factors.length === 0 && mfaDemandedHere(facts, ctx),
+    }, {
+      // From the account home's security info: one more method, after a recent second factor.
+      reason: 'mfa_factor_added',
+      description: 'the person adds a sign-in method from the account home',
+      test: (facts, ctx) => facts.client?.client_id === ACCOUNT_CLIENT_ID && ctx.oidc.params?.akamon_add_factor === '1'
+        && ctx.oidc.result?.mfa_enrollment === undefined
+        && (facts.factors.length === 0 || mfaFresh({ amr: ctx.oidc.session?.amr, loginTs: ctx.oidc.session?.loginTs }, ADD_FACTOR_FRESH_SECONDS, Math.floor(facts.now.getTime() / 1000))),
     }],
     show: (request) => page(request, null),
     actions: {

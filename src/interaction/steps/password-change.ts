@@ -5,6 +5,7 @@ import type { MessageKey } from '../../i18n/en.ts';
 import type { Step, StepRequest } from '../step.ts';
 import type { StepDeps } from './deps.ts';
 import { passwordExpiry } from '../../password/expiry.ts';
+import { lengthAdvice } from '../../password/length-advice.ts';
 
 /** The policy in words, for the page. */
 export function policyRules(t: Translate, profile: 'university' | 'nist'): string[] {
@@ -17,24 +18,13 @@ export function policyRules(t: Translate, profile: 'university' | 'nist'): strin
 
 /**
  * Step 2: a new password before the person reaches the system, when the current one is an
- * initial (office-issued) password. Password expiry will add its check here.
+ * initial (office-issued) password, an expired one, or when the person chose to on the notice.
  */
 export function passwordChangeStep(deps: StepDeps): Step {
   const profile = deps.config.passwordProfile;
 
-  async function lengthLimits(t: Translate, length?: number): Promise<{ longNotice: string | null; longWarning: string | null }> {
-    const limits = await deps.clients.passwordLengthLimits();
-    if (limits.length === 0) return { longNotice: null, longWarning: null };
-    const max = limits[0].max_password_length;
-    const systems = limits.filter((l) => l.max_password_length === max).map((l) => l.name).join(', ');
-    return {
-      longNotice: t('password_change.long_notice', { max, systems }),
-      longWarning: length !== undefined && length > max ? t('password_change.long_warning', { max, systems, length }) : null,
-    };
-  }
-
   async function page(request: StepRequest, errors: string[], rulesBroken: boolean, status: number, length?: number) {
-    const { longNotice, longWarning } = await lengthLimits(request.t, length);
+    const { longNotice, longWarning } = await lengthAdvice(deps.clients, request.t, length);
     const reasons = request.details.prompt.reasons;
     request.render('password-change', 'password_change.title', {
       action: request.url('change'),
