@@ -234,18 +234,19 @@ test('behind the proxy the client address is the one the proxy appended, not a f
   }
 });
 
-describe('back-channel logout', () => {
-  async function receiver() {
-    const received: string[] = [];
-    const server = http.createServer((req, res) => {
-      let body = '';
-      req.on('data', (c) => { body += c; });
-      req.on('end', () => { received.push(new URLSearchParams(body).get('logout_token') ?? ''); res.end(); });
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    return { received, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/backchannel`, close: () => new Promise((r) => server.close(r)) };
-  }
+/** A loopback relying party's back-channel logout endpoint that keeps the logout tokens it receives. */
+async function receiver() {
+  const received: string[] = [];
+  const server = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => { body += c; });
+    req.on('end', () => { received.push(new URLSearchParams(body).get('logout_token') ?? ''); res.end(); });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { received, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/backchannel`, close: () => new Promise((r) => server.close(r)) };
+}
 
+describe('back-channel logout', () => {
   async function signInAndLogOut(node: RunningAkamon, uri: string) {
     const rp = await node.createClient({ name: 'Back-channel RP', backchannelLogoutUri: uri, redirectUris: ['http://127.0.0.1:9/bc'] });
     const account = await node.createReadyAccount();
@@ -321,15 +322,9 @@ test('the log of a whole sign-in never contains a password, code, token, secret 
 
 test('ending every session of an account (sign out everywhere, reset, revocation) tells back-channel relying parties', async () => {
   const node = await startAkamon({ env: { AKAMON_BACKCHANNEL_ALLOW_PRIVATE: 'true' } });
-  const received: string[] = [];
-  const server = http.createServer((req, res) => {
-    let body = '';
-    req.on('data', (c) => { body += c; });
-    req.on('end', () => { received.push(new URLSearchParams(body).get('logout_token') ?? ''); res.end(); });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { received, url, close } = await receiver();
   try {
-    const rp = await node.createClient({ name: 'BC RP', backchannelLogoutUri: `http://127.0.0.1:${(server.address() as AddressInfo).port}/bc`, redirectUris: ['http://127.0.0.1:9/bc2'] });
+    const rp = await node.createClient({ name: 'BC RP', backchannelLogoutUri: url, redirectUris: ['http://127.0.0.1:9/bc2'] });
     const account = await node.createReadyAccount();
     const result = await signIn(new Browser(node.url), node, rp, account);
     await redeem(node, rp, result.code!, result.verifier);
@@ -338,7 +333,7 @@ test('ending every session of an account (sign out everywhere, reset, revocation
     const claims = JSON.parse(Buffer.from(received[0].split('.')[1], 'base64url').toString());
     expect(claims).toMatchObject({ aud: rp.clientId, sub: account.id });
   } finally {
-    await new Promise((r) => server.close(r));
+    await close();
     await node.close();
   }
 });
