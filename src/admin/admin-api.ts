@@ -68,32 +68,33 @@ function clientInput(body: Record<string, unknown>): ClientInput {
     if (!Array.isArray(value) || !value.every((v) => typeof v === 'string')) bad(`${key} must be a list of strings`);
     return value as string[];
   };
-  const optional = <T>(key: string, type: string): T | undefined => {
+  // null clears a setting that may be unset (nullable); it is no value for the others.
+  const optional = <T>(key: string, type: string, nullable = false): T | undefined => {
     const value = body[key];
     if (value === undefined) return undefined;
-    if (value !== null && typeof value !== type) bad(`${key} must be a ${type}`);
+    if (!(nullable && value === null) && typeof value !== type) bad(`${key} must be a ${type}${nullable ? ' or null' : ''}`);
     return value as T;
   };
   return {
     name: optional<string>('name', 'string'),
     redirectUris: strings('redirectUris'),
     postLogoutRedirectUris: strings('postLogoutRedirectUris'),
-    backchannelLogoutUri: optional<string | null>('backchannelLogoutUri', 'string'),
+    backchannelLogoutUri: optional<string | null>('backchannelLogoutUri', 'string', true),
     public: optional<boolean>('public', 'boolean'),
     firstParty: optional<boolean>('firstParty', 'boolean'),
     pairwise: optional<boolean>('pairwise', 'boolean'),
-    maxPasswordLength: optional<number | null>('maxPasswordLength', 'number'),
+    maxPasswordLength: optional<number | null>('maxPasswordLength', 'number', true),
     requireMfa: optional<boolean>('requireMfa', 'boolean'),
-    mfaMaxAge: optional<number | null>('mfaMaxAge', 'number'),
+    mfaMaxAge: optional<number | null>('mfaMaxAge', 'number', true),
     legacyPassword: optional<boolean>('legacyPassword', 'boolean'),
     allowedAffiliations: body.allowedAffiliations === null ? null : strings('allowedAffiliations') as Affiliation[] | undefined,
     allowedStatuses: strings('allowedStatuses') as AccountStatus[] | undefined,
     requireEducation: optional<boolean>('requireEducation', 'boolean'),
     listed: optional<boolean>('listed', 'boolean'),
-    description: optional<string | null>('description', 'string'),
-    homepageUrl: optional<string | null>('homepageUrl', 'string'),
-    mfaWarningFrom: optional<string | null>('mfaWarningFrom', 'string'),
-    mfaRequiredFrom: optional<string | null>('mfaRequiredFrom', 'string'),
+    description: optional<string | null>('description', 'string', true),
+    homepageUrl: optional<string | null>('homepageUrl', 'string', true),
+    mfaWarningFrom: optional<string | null>('mfaWarningFrom', 'string', true),
+    mfaRequiredFrom: optional<string | null>('mfaRequiredFrom', 'string', true),
   };
 }
 

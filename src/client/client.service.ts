@@ -126,30 +126,11 @@ export class ClientService {
 
   async update(clientId: string, changes: ClientInput & { rotateSecret?: boolean }): Promise<{ client: ClientView; clientSecret: string | null }> {
     const row = await this.#find(clientId);
-    const current = toView(row);
-    const merged: ClientInput = {
-      name: changes.name ?? current.name,
-      redirectUris: changes.redirectUris ?? current.redirectUris,
-      postLogoutRedirectUris: changes.postLogoutRedirectUris ?? current.postLogoutRedirectUris,
-      backchannelLogoutUri: changes.backchannelLogoutUri !== undefined ? changes.backchannelLogoutUri : current.backchannelLogoutUri,
-      public: changes.public ?? current.public,
-      firstParty: changes.firstParty ?? current.firstParty,
-      pairwise: changes.pairwise ?? current.pairwise,
-      maxPasswordLength: changes.maxPasswordLength !== undefined ? changes.maxPasswordLength : current.maxPasswordLength,
-      requireMfa: changes.requireMfa ?? current.requireMfa,
-      mfaMaxAge: changes.mfaMaxAge !== undefined ? changes.mfaMaxAge : current.mfaMaxAge,
-      legacyPassword: changes.legacyPassword ?? current.legacyPassword,
-      allowedAffiliations: changes.allowedAffiliations !== undefined ? changes.allowedAffiliations : current.allowedAffiliations,
-      allowedStatuses: changes.allowedStatuses ?? current.allowedStatuses,
-      requireEducation: changes.requireEducation ?? current.requireEducation,
-      listed: changes.listed ?? current.listed,
-      description: changes.description !== undefined ? changes.description : current.description,
-      homepageUrl: changes.homepageUrl !== undefined ? changes.homepageUrl : current.homepageUrl,
-      mfaWarningFrom: changes.mfaWarningFrom !== undefined ? changes.mfaWarningFrom : current.mfaWarningFrom,
-      mfaRequiredFrom: changes.mfaRequiredFrom !== undefined ? changes.mfaRequiredFrom : current.mfaRequiredFrom,
-    };
+    const { rotateSecret, ...given } = changes;
+    // What the change leaves out (undefined) keeps its current value; null clears a nullable setting.
+    const merged: ClientInput = { ...toView(row), ...Object.fromEntries(Object.entries(given).filter(([, value]) => value !== undefined)) };
     let secret: string | null = null;
-    if (!merged.public && (changes.rotateSecret || !row.client_secret_enc)) secret = randomBytes(32).toString('base64url');
+    if (!merged.public && (rotateSecret || !row.client_secret_enc)) secret = randomBytes(32).toString('base64url');
     const record = await this.#record(clientId, merged, secret ?? (merged.public ? null : this.#box.decrypt(row.client_secret_enc!)));
     await this.#store.update(record);
     return { client: await this.show(clientId), clientSecret: secret };

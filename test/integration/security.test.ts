@@ -151,6 +151,30 @@ describe('bad input at the token endpoint', () => {
   });
 });
 
+describe('bad input at the admin API', () => {
+  const patchClient = (clientId: string, body: unknown) => fetch(`${akamon.url}/admin/api/clients/${clientId}`, {
+    method: 'PATCH', headers: { authorization: `Bearer ${akamon.operatorToken}`, 'content-type': 'application/json' }, body: JSON.stringify(body),
+  });
+
+  test('null is refused for a setting that cannot be unset, and nothing changes', async () => {
+    const rp = await akamon.createClient({ name: 'Null RP' });
+    for (const body of [{ name: null }, { requireMfa: null }, { public: null }]) {
+      const response = await patchClient(rp.clientId, body);
+      expect(response.status).toBe(400);
+      expect(await response.json()).toMatchObject({ error: 'invalid_request' });
+    }
+    expect((await akamon.akamon.clients.show(rp.clientId)).name).toBe('Null RP');
+  });
+
+  test('null clears a nullable setting; what the change leaves out keeps its value', async () => {
+    const rp = await akamon.createClient({ name: 'Clear RP' });
+    expect((await patchClient(rp.clientId, { description: 'Mail for staff', requireMfa: true })).status).toBe(200);
+    expect((await patchClient(rp.clientId, { description: null })).status).toBe(200);
+    const shown = await akamon.akamon.clients.show(rp.clientId);
+    expect(shown).toMatchObject({ name: 'Clear RP', description: null, requireMfa: true });
+  });
+});
+
 describe('headers and cookies', () => {
   test('pages carry strict security headers; cookies are HttpOnly and SameSite', async () => {
     const browser = new Browser(akamon.url);
