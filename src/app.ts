@@ -5,7 +5,7 @@ import type Provider from 'oidc-provider';
 import type { Deps } from './deps.ts';
 import { CsrfGuard } from './http/csrf.ts';
 import { Renderer } from './http/renderer.ts';
-import { errorPages, LANGUAGE_COOKIE, localeMiddleware, requestContext, requireHttps, securityHeaders } from './http/middleware.ts';
+import { errorPages, languageSwitch, localeMiddleware, requestContext, requireHttps, securityHeaders } from './http/middleware.ts';
 import { staticFiles } from './http/static-files.ts';
 import { ClientService } from './client/client.service.ts';
 import { ensureKeys, loadKeyMaterial, rotateSigningKeys, type KeyTimings } from './oidc/keys.ts';
@@ -28,6 +28,8 @@ import { ACCOUNT_CLIENT_ID } from './selfservice/account-client.ts';
 import { adminApi } from './admin/admin-api.ts';
 import { Sweeper } from './shared/sweeper.ts';
 import { isDomainError } from './http/middleware.ts';
+import { IdvFlow } from './idv/idv-flow.ts';
+import { UpstreamIdp } from './idv/upstream.ts';
 
 export interface AkamonApp {
   app: Koa;
@@ -68,6 +70,14 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
   // Only the addresses our own proxies appended: the left of X-Forwarded-For is the client's to forge.
   app.maxIpsCount = config.proxyHops;
 
+  // Identity verification through the upstream provider (the national ID card app), when configured.
+  const idvFlow = deps.idvSettings
+    ? new IdvFlow({
+      config, renderer, csrf, state: deps.interactionState, throttle: deps.throttle, idv: deps.idv, stateTtlSeconds: config.ttl.interaction,
+      upstream: new UpstreamIdp(deps.idvSettings, `${config.issuer}/idv/callback`),
+    })
+    : undefined;
+
   let holder: ProviderHolder | undefined;
   const clients = new ClientService({
     store: deps.clientStore,
@@ -89,6 +99,7 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
     recoveryEmail: deps.recoveryEmail,
     appPasswords: deps.appPasswords,
     clock: deps.clock,
+    idv: idvFlow ? { flow: idvFlow, verification: deps.idv } : undefined,
     async decide(request) {
       const accountId = request.details.session?.accountId;
       const [account, client] = await Promise.all([
@@ -127,12 +138,7 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
 
   const pages = new Router();
   pages.get('/', (ctx) => renderer.page(ctx, 'home', 'home.title', { accountUrl: '/account' }));
-  pages.get('/lang', (ctx) => {
-    const to = ctx.query.to === 'en' ? 'en' : 'ja';
-    const back = typeof ctx.query.back === 'string' && /^\/(?![/\\])/.test(ctx.query.back) ? ctx.query.back : '/';
-    ctx.cookies.set(LANGUAGE_COOKIE, to, { httpOnly: true, sameSite: 'lax', secure: config.production, path: '/', maxAge: 365 * 86400 * 1000, signed: false });
-    ctx.redirect(back);
-  });
+  pages.get('/lang', languageSwitch(config.production));
   pages.get('/healthz', (ctx) => { ctx.body = { status: 'ok' }; });
   pages.get('/readyz', async (ctx) => {
     try {
@@ -147,12 +153,14 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
   const routers = [
     pages,
     interactionRouter({ provider: () => holder!.provider, steps, renderer, csrf, state: deps.interactionState, stateTtlSeconds: config.ttl.interaction }),
-    accountHome({ config, accounts: deps.accounts, accountService: deps.accountService, mfa: deps.mfa, appPasswords: deps.appPasswords, recoveryEmail: deps.recoveryEmail, audit: deps.audit, education: deps.education, clients: deps.clientStore, access: deps.access, clock: deps.clock, signinLog: deps.signinLog, sessions: deps.payloads, csrf, renderer, clientSecret: async () => String((await clients.providerMetadata(ACCOUNT_CLIENT_ID))?.client_secret) }),
+    accountHome({ config, accounts: deps.accounts, accountService: deps.accountService, mfa: deps.mfa, appPasswords: deps.appPasswords, recoveryEmail: deps.recoveryEmail, audit: deps.audit, education: deps.education, clients: deps.clientStore, access: deps.access, clock: deps.clock, signinLog: deps.signinLog, sessions: deps.payloads, idv: deps.idv, idvFlow, csrf, renderer, clientSecret: async () => String((await clients.providerMetadata(ACCOUNT_CLIENT_ID))?.client_secret) }),
     recoveryRoutes({
       config, renderer, csrf, state: deps.interactionState, captcha: new Captcha(box.deriveKey('captcha'), config.captchaMaxNumber), throttle: deps.throttle,
       accounts: deps.accounts, accountService: deps.accountService, recoveryEmail: deps.recoveryEmail, mfa: deps.mfa, audit: deps.audit,
+      idvAvailable: Boolean(idvFlow),
     }),
-    adminApi({ operators: deps.operators, accountService: deps.accountService, accounts: deps.accounts, clients, signinLog: deps.signinLog, rotateKeys, mfa: deps.mfa, tokens: deps.tokens, audit: deps.audit, accountRules: deps.accountRules, education: deps.education }),
+    ...(idvFlow ? [idvFlow.routes()] : []),
+    adminApi({ operators: deps.operators, accountService: deps.accountService, accounts: deps.accounts, clients, signinLog: deps.signinLog, rotateKeys, mfa: deps.mfa, tokens: deps.tokens, audit: deps.audit, accountRules: deps.accountRules, education: deps.education, revocations: deps.revocations, idv: deps.idv, timeZone: config.timeZone }),
   ];
 
   app.use(requestContext(logger));
@@ -170,6 +178,8 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
     (n) => deps.throttle.deleteStale(n),
     (n) => deps.mfaStore.deleteOldSteps(n),
     (n) => deps.otpCodes.deleteOld(n),
+    // Not a deletion, but the same kind of bounded periodic batch: scheduled revocations that are due.
+    (n) => deps.revocations.applyDue(n),
   ]);
   return { app, provider: () => holder!.provider, holder, clients, sweeper, rotateKeys };
 }

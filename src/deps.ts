@@ -1,7 +1,6 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import type { Config } from './config/config.ts';
 import { openDatabase, type Database } from './db/database.ts';
 import { migrateToLatest } from './db/migrator.ts';
 import { SecretBox } from './crypto/secret-box.ts';
@@ -35,6 +34,10 @@ import { EducationService } from './education/education.service.ts';
 import { AccountRuleStore } from './access/account-rule.store.ts';
 import { AccessService } from './access/access.service.ts';
 import { phoneGatewayFromConfig } from './mfa/phone-gateway.ts';
+import { Revocations } from './account/revocation.ts';
+import { IdentityLinkStore } from './idv/identity-link.store.ts';
+import { IdentityVerification } from './idv/identity-verification.ts';
+import type { Config, IdvSettings } from './config/config.ts';
 
 /** Everything the app is built from; tests pass their own database, clock or logger here. */
 export interface Deps {
@@ -63,6 +66,10 @@ export interface Deps {
   education: EducationService;
   accountRules: AccountRuleStore;
   access: AccessService;
+  idv: IdentityVerification;
+  /** The upstream identity provider: configured, or the development stand-in main.ts started. */
+  idvSettings: IdvSettings | undefined;
+  revocations: Revocations;
 }
 
 /**
@@ -90,7 +97,7 @@ export async function openConfiguredDatabase(config: Config, logger: Logger): Pr
   });
 }
 
-export async function buildDeps(config: Config, logger: Logger, overrides: { database?: Database; clock?: Clock; schema?: string } = {}): Promise<Deps> {
+export async function buildDeps(config: Config, logger: Logger, overrides: { database?: Database; clock?: Clock; schema?: string; idvSettings?: IdvSettings } = {}): Promise<Deps> {
   const database = overrides.database ?? (await openConfiguredDatabase(config, logger));
   await migrateToLatest(database.db, overrides.schema);
   const db = database.db;
@@ -108,6 +115,15 @@ export async function buildDeps(config: Config, logger: Logger, overrides: { dat
   const education = new EducationService({ store: new EducationStore(db), clock, academicYearStart: config.academicYearStart, timeZone: config.timeZone });
   const accountRules = new AccountRuleStore(db);
   const appPasswords = new AppPasswordService({ store: new AppPasswordStore(db), key: box.deriveKey('app-password') });
+  const accountService = new AccountService({ store: accounts, hasher, profile: config.passwordProfile, sessions: payloads, throttle });
+  const mfa = new MfaService({
+    store: mfaStore, box, throttle, clock, phone,
+    rp: { name: config.issuerName, id: new URL(config.issuer).hostname, origin: new URL(config.issuer).origin },
+  });
+  const audit = new AuditLog(db);
+  const idv = new IdentityVerification({
+    links: new IdentityLinkStore(db), accounts, accountService, mfa, sessions: payloads, audit, throttle, clock, salvageDays: config.salvageDays,
+  });
   return {
     config,
     database,
@@ -115,7 +131,7 @@ export async function buildDeps(config: Config, logger: Logger, overrides: { dat
     clock,
     box,
     accounts,
-    accountService: new AccountService({ store: accounts, hasher, profile: config.passwordProfile, sessions: payloads, throttle }),
+    accountService,
     passwordSignin: new PasswordSignin({
       accounts,
       hasher,
@@ -134,17 +150,17 @@ export async function buildDeps(config: Config, logger: Logger, overrides: { dat
     interactionState: new InteractionStateStore(db),
     operators: new OperatorStore(db),
     mfaStore,
-    mfa: new MfaService({
-      store: mfaStore, box, throttle, clock, phone,
-      rp: { name: config.issuerName, id: new URL(config.issuer).hostname, origin: new URL(config.issuer).origin },
-    }),
+    mfa,
     tokens: new TokenService({ store: new TokenStore(db), box }),
     appPasswords,
-    audit: new AuditLog(db),
+    audit,
     otpCodes,
     recoveryEmail: new RecoveryEmail({ accounts, sender: codeSender, mailer: mailerFromConfig(config, logger) }),
     education,
     accountRules,
-    access: new AccessService({ lists: accountRules, education }),
+    access: new AccessService({ lists: accountRules, education, salvageOpen: (account) => idv.salvageOpen(account) }),
+    idv,
+    idvSettings: overrides.idvSettings ?? config.idv,
+    revocations: new Revocations({ db, accounts, accountService, sessions: payloads, audit, clock, logger }),
   };
 }

@@ -3,8 +3,11 @@ import { ConfigError, loadConfig } from './config/config.ts';
 import { createLogger } from './http/logger.ts';
 import { buildDeps } from './deps.ts';
 import { buildApp } from './app.ts';
+import { randomToken } from './crypto/tokens.ts';
+import { startDevIdv, type DevIdv } from './idv/dev-provider.ts';
+import type { Config, IdvSettings } from './config/config.ts';
 
-let config;
+let config: Config;
 try {
   config = loadConfig();
 } catch (error) {
@@ -16,8 +19,30 @@ const logger = createLogger(config.logLevel);
 let deps: Awaited<ReturnType<typeof buildDeps>>;
 let akamon: Awaited<ReturnType<typeof buildApp>>;
 let firstOperatorTokenFile: string | undefined;
+let devIdv: DevIdv | undefined;
+
+/**
+ * Development only: the stand-in for the national ID card app, on its own port, with Akamon as its
+ * client. A busy port costs the convenience, not the start.
+ */
+async function startDevelopmentIdv(port: number): Promise<IdvSettings | undefined> {
+  const secret = randomToken();
+  try {
+    devIdv = await startDevIdv({
+      production: config.production, host: config.listenHost, port, publicHost: new URL(config.issuer).hostname, logger,
+      clients: [{ client_id: 'akamon', client_secret: secret, redirect_uris: [`${config.issuer}/idv/callback`] }],
+    });
+  } catch (error) {
+    if ((error as { code?: string }).code !== 'EADDRINUSE') throw error;
+    logger.warn({ port }, 'development identity provider not started: its port is in use (set AKAMON_DEV_IDV_PORT)');
+    return undefined;
+  }
+  return { issuer: devIdv.issuer, clientId: 'akamon', auth: { kind: 'secret', secret }, scopes: 'openid profile', nameClaim: 'name' };
+}
+
 try {
-  deps = await buildDeps(config, logger);
+  const idvSettings = config.devIdvPort === undefined ? undefined : await startDevelopmentIdv(config.devIdvPort);
+  deps = await buildDeps(config, logger, { idvSettings });
   firstOperatorTokenFile = await deps.operators.ensureInitial(config.dataDir);
   akamon = await buildApp(deps);
 } catch (error) {
@@ -55,6 +80,7 @@ async function shutdown(signal: string) {
   logger.info({ signal }, 'shutting down');
   akamon.holder.stop();
   akamon.sweeper.stop();
+  await devIdv?.close();
   server.close();
   server.closeIdleConnections();
   await deps.database.close();

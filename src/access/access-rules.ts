@@ -1,12 +1,14 @@
 import type { AccountStatus, Affiliation } from '../db/schema.ts';
 
 /** Why a client is closed to an account (the person sees it in plain words, code 53003). */
-export type DenialReason = 'account_denied' | 'status_not_allowed' | 'affiliation_not_allowed' | 'education_required';
+export type DenialReason = 'account_denied' | 'status_not_allowed' | 'affiliation_not_allowed' | 'education_required' | 'salvage_over';
 
 export interface ClientRules {
   allowedAffiliations: readonly Affiliation[] | null;
   allowedStatuses: readonly AccountStatus[];
   requireEducation: boolean;
+  /** Revoked accounts may use it during their salvage period (a data-export service). */
+  salvage: boolean;
 }
 
 export interface AccessFacts {
@@ -16,6 +18,8 @@ export interface AccessFacts {
   listed: 'allow' | 'deny' | null;
   /** This academic year's security education is passed. */
   educationPassed: boolean;
+  /** The account is revoked and still inside its data-salvage period. */
+  salvageOpen: boolean;
 }
 
 export type AccessDecision = { allowed: true } | { allowed: false; reason: DenialReason };
@@ -24,11 +28,17 @@ export type AccessDecision = { allowed: true } | { allowed: false; reason: Denia
  * The one place that decides who may use a client; the sign-in steps, token checks and the
  * service directory all ask it, so they cannot drift apart. A deny-list entry wins over
  * everything; an allow-list entry lets an account in whatever its affiliation, but not past
- * the status or education rules.
+ * the status or education rules. A salvage client admits revoked accounts during their salvage
+ * period (they reach it only through identity verification).
  */
 export function evaluateAccess(rules: ClientRules, facts: AccessFacts): AccessDecision {
   if (facts.listed === 'deny') return { allowed: false, reason: 'account_denied' };
-  if (!rules.allowedStatuses.includes(facts.status)) return { allowed: false, reason: 'status_not_allowed' };
+  // At a salvage client a revoked account is judged by its salvage period instead of the status rule.
+  if (rules.salvage && facts.status === 'revoked' && !rules.allowedStatuses.includes('revoked')) {
+    if (!facts.salvageOpen) return { allowed: false, reason: 'salvage_over' };
+  } else if (!rules.allowedStatuses.includes(facts.status)) {
+    return { allowed: false, reason: 'status_not_allowed' };
+  }
   if (rules.allowedAffiliations && facts.listed !== 'allow' && !rules.allowedAffiliations.includes(facts.affiliation)) {
     return { allowed: false, reason: 'affiliation_not_allowed' };
   }

@@ -9,9 +9,12 @@ export class AccessService {
   readonly #lists: AccountRuleStore;
   readonly #education: EducationService;
 
-  constructor(deps: { lists: AccountRuleStore; education: EducationService }) {
+  readonly #salvageOpen: (account: AccountRow) => boolean;
+
+  constructor(deps: { lists: AccountRuleStore; education: EducationService; salvageOpen: (account: AccountRow) => boolean }) {
     this.#lists = deps.lists;
     this.#education = deps.education;
+    this.#salvageOpen = deps.salvageOpen;
   }
 
   async decide(account: AccountRow, client: ClientRow): Promise<AccessDecision> {
@@ -20,8 +23,8 @@ export class AccessService {
       client.require_education ? this.#education.passedThisYear(account.id) : Promise.resolve(undefined),
     ]);
     return evaluateAccess(
-      { allowedAffiliations: client.allowed_affiliations, allowedStatuses: client.allowed_statuses, requireEducation: client.require_education },
-      { status: account.status, affiliation: account.affiliation, listed, educationPassed: passed !== undefined },
+      { allowedAffiliations: client.allowed_affiliations, allowedStatuses: client.allowed_statuses, requireEducation: client.require_education, salvage: client.salvage },
+      { status: account.status, affiliation: account.affiliation, listed, educationPassed: passed !== undefined, salvageOpen: this.#salvageOpen(account) },
     );
   }
 }

@@ -7,6 +7,7 @@ export const DENIAL_REASON_TEXT: Record<DenialReason, MessageKey> = {
   status_not_allowed: 'denied.reason.status_not_allowed',
   affiliation_not_allowed: 'denied.reason.affiliation_not_allowed',
   education_required: 'denied.reason.education_required',
+  salvage_over: 'denied.reason.salvage_over',
 };
 
 export const DENIAL_TODO_TEXT: Record<DenialReason, MessageKey> = {
@@ -14,4 +15,5 @@ export const DENIAL_TODO_TEXT: Record<DenialReason, MessageKey> = {
   status_not_allowed: 'denied.todo.office',
   affiliation_not_allowed: 'denied.todo.office',
   education_required: 'denied.todo.education',
+  salvage_over: 'denied.todo.office',
 };

@@ -76,9 +76,9 @@ export class AccountService {
     return { account: (await this.#store.findById(account.id))!, initialPassword };
   }
 
-  async setStatus(commonId: string, status: AccountStatus): Promise<AccountRow> {
+  async setStatus(commonId: string, status: AccountStatus, reason: string | null = null): Promise<AccountRow> {
     const account = await this.get(commonId);
-    await this.#store.setStatus(account.id, status);
+    await this.#store.setStatus(account.id, status, reason);
     if (status !== 'active') await this.#sessions.revokeAccount(account.id);
     return (await this.#store.findById(account.id))!;
   }

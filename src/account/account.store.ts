@@ -94,7 +94,11 @@ export class AccountStore {
     await this.#db.updateTable('account').set({ mfa_required: required, updated_at: sql<Date>`now()` as never }).where('id', '=', id).execute();
   }
 
-  async setStatus(id: string, status: AccountStatus): Promise<void> {
-    await this.#db.updateTable('account').set({ status, updated_at: sql<Date>`now()` as never }).where('id', '=', id).execute();
+  /** Revoking records when (the salvage period counts from it) and why, and settles any scheduled revocation. */
+  async setStatus(id: string, status: AccountStatus, reason: string | null = null): Promise<void> {
+    const lifecycle = status === 'revoked'
+      ? { revoked_at: this.#clock.now(), revoke_at: null, revoke_reason: sql<string>`coalesce(${reason}, revoke_reason)` }
+      : { revoked_at: null };
+    await this.#db.updateTable('account').set({ status, ...lifecycle, updated_at: sql<Date>`now()` as never }).where('id', '=', id).execute();
   }
 }

@@ -16,6 +16,8 @@ import type { AccountRuleStore } from '../access/account-rule.store.ts';
 import type { EducationService } from '../education/education.service.ts';
 import { COMMON_ID_PATTERN } from '../account/common-id.ts';
 import { ACCOUNT_CLIENT_ID } from '../selfservice/account-client.ts';
+import { revocationReason, revocationTime, type Revocations } from '../account/revocation.ts';
+import type { IdentityVerification } from '../idv/identity-verification.ts';
 
 export interface AdminApiDeps {
   operators: OperatorStore;
@@ -29,6 +31,9 @@ export interface AdminApiDeps {
   audit: AuditLog;
   accountRules: AccountRuleStore;
   education: EducationService;
+  revocations: Revocations;
+  idv: IdentityVerification;
+  timeZone: string;
 }
 
 const STATUS_OF: Record<string, number> = {
@@ -40,6 +45,9 @@ const STATUS_OF: Record<string, number> = {
   token_exists: 409,
   token_unavailable: 409,
   rule_not_found: 404,
+  already_revoked: 409,
+  not_scheduled: 409,
+  link_not_found: 404,
 };
 
 export function accountJson(a: AccountRow) {
@@ -53,6 +61,9 @@ export function accountJson(a: AccountRow) {
     mfaRequired: a.mfa_required,
     mfaPostponed: a.mfa_postpone_count,
     passwordSetAt: new Date(a.password_set_at).toISOString(),
+    revokeAt: a.revoke_at ? new Date(a.revoke_at).toISOString() : null,
+    revokeReason: a.revoke_reason,
+    revokedAt: a.revoked_at ? new Date(a.revoked_at).toISOString() : null,
     createdAt: new Date(a.created_at).toISOString(),
   };
 }
@@ -90,6 +101,7 @@ function clientInput(body: Record<string, unknown>): ClientInput {
     allowedAffiliations: body.allowedAffiliations === null ? null : strings('allowedAffiliations') as Affiliation[] | undefined,
     allowedStatuses: strings('allowedStatuses') as AccountStatus[] | undefined,
     requireEducation: optional<boolean>('requireEducation', 'boolean'),
+    salvage: optional<boolean>('salvage', 'boolean'),
     listed: optional<boolean>('listed', 'boolean'),
     description: optional<string | null>('description', 'string', true),
     homepageUrl: optional<string | null>('homepageUrl', 'string', true),
@@ -175,7 +187,12 @@ export function adminApi(deps: AdminApiDeps): Router {
       lastUsedAt: f.last_used_at ? new Date(f.last_used_at).toISOString() : null,
     }));
     const year = deps.education.currentYear();
-    ctx.body = { ...accountJson(account), factors, education: { year, passedOn: (await deps.education.passedThisYear(account.id)) ?? null } };
+    // The identity link is shown by its date only: the pairwise identifier is of no use to operators.
+    const link = await deps.idv.linkOf(account.id);
+    ctx.body = {
+      ...accountJson(account), factors, education: { year, passedOn: (await deps.education.passedThisYear(account.id)) ?? null },
+      identityLink: link ? { linkedAt: new Date(link.linked_at).toISOString() } : null,
+    };
   });
 
   router.patch('/accounts/:commonId', async (ctx) => {
@@ -201,7 +218,42 @@ export function adminApi(deps: AdminApiDeps): Router {
     ctx.body = { commonId: account.common_id, initialPassword, account: accountJson(account) };
   });
 
-  const statusActions: Record<string, AccountStatus> = { suspend: 'suspended', revoke: 'revoked', activate: 'active' };
+  // Revoke now, or on a date (the lifecycle job applies it then), with an optional reason.
+  router.post('/accounts/:commonId/revoke', async (ctx) => {
+    const b = body(ctx);
+    const reason = revocationReason(b.reason);
+    if (b.on !== undefined) {
+      const account = await deps.revocations.schedule(ctx.params.commonId, revocationTime(b.on, deps.timeZone), reason);
+      await audit(ctx, 'account.revocation_scheduled', account.id, { on: new Date(account.revoke_at!).toISOString(), reason });
+      ctx.body = accountJson(account);
+      return;
+    }
+    const account = await deps.accountService.setStatus(ctx.params.commonId, 'revoked', reason);
+    await audit(ctx, 'account.revoked', account.id, { reason: account.revoke_reason });
+    ctx.body = accountJson(account);
+  });
+
+  router.delete('/accounts/:commonId/revocation', async (ctx) => {
+    const account = await deps.revocations.cancel(ctx.params.commonId);
+    await audit(ctx, 'account.revocation_cancelled', account.id);
+    ctx.body = accountJson(account);
+  });
+
+  router.get('/revocations', async (ctx) => {
+    const limit = Number(ctx.query.limit ?? 100);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) bad('limit must be from 1 to 1000');
+    const until = ctx.query.until === undefined ? undefined : revocationTime(ctx.query.until, deps.timeZone, 'until');
+    const rows = await deps.revocations.scheduled({ until, limit, after: typeof ctx.query.after === 'string' ? ctx.query.after : undefined });
+    ctx.body = { accounts: rows.map(accountJson) };
+  });
+
+  router.post('/accounts/:commonId/unlink-idv', async (ctx) => {
+    const account = await deps.accountService.get(ctx.params.commonId);
+    if (!(await deps.idv.unlink(account.id, `operator:${ctx.state.operator}`))) throw new DomainError('link_not_found', `account ${account.common_id} has no identity link`);
+    ctx.body = accountJson(account);
+  });
+
+  const statusActions: Record<string, AccountStatus> = { suspend: 'suspended', activate: 'active' };
   for (const [action, status] of Object.entries(statusActions)) {
     router.post(`/accounts/:commonId/${action}`, async (ctx) => {
       const account = await deps.accountService.setStatus(ctx.params.commonId, status);

@@ -77,8 +77,8 @@ export class AdminClient {
     return this.request<T>('PATCH', pathname, body);
   }
 
-  delete(pathname: string): Promise<void> {
-    return this.request<void>('DELETE', pathname);
+  delete<T = void>(pathname: string): Promise<T> {
+    return this.request<T>('DELETE', pathname);
   }
 
   async request<T>(method: string, pathname: string, body?: unknown): Promise<T> {

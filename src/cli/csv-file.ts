@@ -1,6 +1,8 @@
 import fs from 'node:fs/promises';
 import { parse } from 'csv-parse/sync';
 import { UsageError } from './args.ts';
+import { ApiError } from './admin-client.ts';
+import { err } from './output.ts';
 
 const MAX_BYTES = 10 * 1024 * 1024;
 
@@ -46,3 +48,29 @@ export async function readCsvRows(file: string, command: string, columns: { requ
   }));
 }
 
+
+export interface RowError {
+  row: number;
+  commonId: string | null;
+  error: string;
+}
+
+/**
+ * Sends the rows to the server one at a time. A row the server refuses is reported on stderr
+ * ("row N: reason") and the rest go on; progress goes to stderr every 100 rows and at the end.
+ */
+export async function sendRows<T>(rows: CsvRow[], verb: string, send: (row: CsvRow) => Promise<T>): Promise<{ done: T[]; errors: RowError[] }> {
+  const done: T[] = [];
+  const errors: RowError[] = [];
+  for (const [index, row] of rows.entries()) {
+    try {
+      done.push(await send(row));
+    } catch (error) {
+      if (!(error instanceof ApiError)) throw error;
+      errors.push({ row: row.line, commonId: row.fields.common_id || null, error: error.message });
+      err(`row ${row.line}: ${error.message}`);
+    }
+    if ((index + 1) % 100 === 0 || index + 1 === rows.length) err(`${verb} ${done.length}/${rows.length}`);
+  }
+  return { done, errors };
+}

@@ -21,6 +21,8 @@ export interface ClientInput {
   allowedAffiliations?: Affiliation[] | null;
   allowedStatuses?: AccountStatus[];
   requireEducation?: boolean;
+  /** Revoked accounts may sign in here through identity verification during the salvage period. */
+  salvage?: boolean;
   listed?: boolean;
   description?: string | null;
   homepageUrl?: string | null;
@@ -45,6 +47,7 @@ export interface ClientView {
   allowedAffiliations: Affiliation[] | null;
   allowedStatuses: AccountStatus[];
   requireEducation: boolean;
+  salvage: boolean;
   listed: boolean;
   description: string | null;
   homepageUrl: string | null;
@@ -91,6 +94,7 @@ function toView(row: ClientRow): ClientView {
     allowedAffiliations: row.allowed_affiliations,
     allowedStatuses: row.allowed_statuses,
     requireEducation: row.require_education,
+    salvage: row.salvage,
     listed: row.listed,
     description: row.description,
     homepageUrl: row.homepage_url,
@@ -210,6 +214,7 @@ export class ClientService {
       allowedAffiliations: oneOfEach('affiliation', input.allowedAffiliations ?? null, AFFILIATIONS),
       allowedStatuses: oneOfEach('status', input.allowedStatuses ?? ['active'], STATUSES)!,
       requireEducation: Boolean(input.requireEducation),
+      salvage: Boolean(input.salvage),
       listed: Boolean(input.listed),
       description: description(input.description ?? null),
       homepageUrl: input.homepageUrl ? uri(input.homepageUrl, 'homepage URL', this.#allowHttp) : null,

@@ -16,6 +16,7 @@ export interface ClientRecord {
   allowedAffiliations: Affiliation[] | null;
   allowedStatuses: AccountStatus[];
   requireEducation: boolean;
+  salvage: boolean;
   listed: boolean;
   description: string | null;
   homepageUrl: string | null;
@@ -36,6 +37,7 @@ function columns(c: ClientRecord) {
     allowed_affiliations: c.allowedAffiliations,
     allowed_statuses: c.allowedStatuses,
     require_education: c.requireEducation,
+    salvage: c.salvage,
     listed: c.listed,
     description: c.description,
     homepage_url: c.homepageUrl,

@@ -1,4 +1,5 @@
 import { availableParallelism } from 'node:os';
+import fs from 'node:fs';
 import path from 'node:path';
 
 /** Everything Akamon reads from the environment, parsed once and frozen. */
@@ -44,6 +45,12 @@ export interface Config {
   readonly timeZone: string;
   /** Country calling code for phone numbers typed without one (081-... in Japan). */
   readonly phoneDefaultCountry: string;
+  /** The upstream identity provider for identity verification (the national ID card app), if any. */
+  readonly idv: IdvSettings | undefined;
+  /** Development only: run the stand-in identity provider on this port and verify through it. */
+  readonly devIdvPort: number | undefined;
+  /** Days after revocation during which a linked account may still reach salvage clients (0: never). */
+  readonly salvageDays: number;
   readonly ttl: {
     readonly session: number;
     readonly interaction: number;
@@ -52,6 +59,16 @@ export interface Config {
     readonly refreshToken: number;
     readonly authorizationCode: number;
   };
+}
+
+export interface IdvSettings {
+  readonly issuer: string;
+  readonly clientId: string;
+  /** client_secret_basic with this secret, or private_key_jwt with this key (PEM or JWK text). */
+  readonly auth: { readonly kind: 'secret'; readonly secret: string } | { readonly kind: 'private_key_jwt'; readonly privateKey: string };
+  readonly scopes: string;
+  /** The ID-token claim that carries the person's name. */
+  readonly nameClaim: string;
 }
 
 export class ConfigError extends Error {
@@ -154,7 +171,55 @@ function smtpUrl(raw: string | undefined): string | undefined {
   return raw;
 }
 
-export function loadConfig(env: Env = process.env): Config {
+function urlOf(name: string, raw: string, production: boolean): string {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError(`${name} is not a URL: "${raw}"`);
+  }
+  if (production && url.protocol !== 'https:') throw new ConfigError(`${name} must be an https URL in production`);
+  return url.href.replace(/\/$/, '');
+}
+
+function idvSettings(env: Env, production: boolean, readFile: (file: string) => string): IdvSettings | undefined {
+  if (!env.AKAMON_IDV_ISSUER) return undefined;
+  const clientId = env.AKAMON_IDV_CLIENT_ID;
+  if (!clientId) throw new ConfigError('AKAMON_IDV_CLIENT_ID is required with AKAMON_IDV_ISSUER');
+  const secret = env.AKAMON_IDV_CLIENT_SECRET;
+  const keyFile = env.AKAMON_IDV_PRIVATE_KEY_FILE;
+  if (Boolean(secret) === Boolean(keyFile)) throw new ConfigError('set exactly one of AKAMON_IDV_CLIENT_SECRET and AKAMON_IDV_PRIVATE_KEY_FILE');
+  let auth: IdvSettings['auth'];
+  if (keyFile) {
+    try {
+      auth = { kind: 'private_key_jwt', privateKey: readFile(keyFile) };
+    } catch {
+      throw new ConfigError(`AKAMON_IDV_PRIVATE_KEY_FILE cannot be read: ${keyFile}`);
+    }
+  } else {
+    auth = { kind: 'secret', secret: secret! };
+  }
+  const scopes = (env.AKAMON_IDV_SCOPES ?? 'openid profile').trim().split(/\s+/);
+  if (!scopes.includes('openid')) throw new ConfigError('AKAMON_IDV_SCOPES must include openid');
+  return Object.freeze({
+    issuer: urlOf('AKAMON_IDV_ISSUER', env.AKAMON_IDV_ISSUER, production),
+    clientId,
+    auth: Object.freeze(auth),
+    scopes: scopes.join(' '),
+    nameClaim: env.AKAMON_IDV_NAME_CLAIM || 'name',
+  });
+}
+
+/** The stand-in identity provider runs in development unless a real one is configured or it is turned off. */
+function devIdvPort(env: Env, production: boolean, port: number): number | undefined {
+  const wanted = env.AKAMON_DEV_IDV === undefined || env.AKAMON_DEV_IDV === '' ? !env.AKAMON_IDV_ISSUER && !production : flag(env, 'AKAMON_DEV_IDV');
+  if (!wanted) return undefined;
+  if (production) throw new ConfigError('AKAMON_DEV_IDV is for development only and cannot be turned on in production');
+  if (env.AKAMON_IDV_ISSUER) throw new ConfigError('AKAMON_DEV_IDV and AKAMON_IDV_ISSUER exclude each other');
+  return integer(env, 'AKAMON_DEV_IDV_PORT', port === 0 ? 0 : (port + 1) % 65536, 0, 65535);
+}
+
+export function loadConfig(env: Env = process.env, readFile: (file: string) => string = (file) => fs.readFileSync(file, 'utf8')): Config {
   const production = (env.AKAMON_ENV ?? env.NODE_ENV) === 'production';
   const port = integer(env, 'PORT', 3000, 0, 65535);
   const secret = env.AKAMON_SECRET || undefined;
@@ -215,6 +280,9 @@ export function loadConfig(env: Env = process.env): Config {
     smtpUrl: smtpUrl(env.AKAMON_SMTP_URL),
     mailFrom: env.AKAMON_MAIL_FROM ?? `Akamon <no-reply@${new URL(issuerUrl(env.AKAMON_ISSUER ?? `http://localhost:${port}`, production)).hostname}>`,
     phoneDefaultCountry: /^\d{1,3}$/.test(env.AKAMON_PHONE_DEFAULT_COUNTRY ?? '81') ? env.AKAMON_PHONE_DEFAULT_COUNTRY ?? '81' : (() => { throw new ConfigError('AKAMON_PHONE_DEFAULT_COUNTRY must be 1 to 3 digits'); })(),
+    idv: idvSettings(env, production, readFile),
+    devIdvPort: devIdvPort(env, production, port),
+    salvageDays: integer(env, 'AKAMON_SALVAGE_DAYS', 90, 0, 3650),
     ttl: Object.freeze({
       session: integer(env, 'AKAMON_SESSION_TTL_SECONDS', 8 * 3600, 60),
       interaction: 3600,

@@ -51,8 +51,24 @@ export interface AccountTable {
   recovery_email_verified_at: Timestamp | null;
   mfa_postpone_count: Generated<number>;
   mfa_postponed_at: Timestamp | null;
+  /** A scheduled revocation: the account is revoked at this time by the lifecycle job. */
+  revoke_at: Timestamp | null;
+  revoke_reason: string | null;
+  /** When the account was revoked; the data-salvage period counts from here. */
+  revoked_at: Timestamp | null;
   created_at: CreatedAt;
   updated_at: Timestamp;
+}
+
+export interface IdentityLinkTable {
+  account_id: string;
+  /** The upstream identity provider's issuer. */
+  issuer: string;
+  /** Its pairwise pseudonymous identifier of the person (sub). */
+  subject: string;
+  /** The name as the upstream provider gave it at linking. */
+  name: string;
+  linked_at: Timestamp;
 }
 
 export type FactorKind = 'totp' | 'token' | 'webauthn' | 'phone';
@@ -134,6 +150,8 @@ export interface ClientTable {
   homepage_url: string | null;
   mfa_warning_from: Timestamp | null;
   mfa_required_from: Timestamp | null;
+  /** Revoked accounts may reach it through identity verification during the salvage period. */
+  salvage: Generated<boolean>;
   created_at: CreatedAt;
   updated_at: Timestamp;
 }
@@ -217,4 +235,5 @@ export interface DB {
   otp_code: OtpCodeTable;
   client_account_rule: ClientAccountRuleTable;
   security_education: SecurityEducationTable;
+  identity_link: IdentityLinkTable;
 }

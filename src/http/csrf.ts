@@ -11,9 +11,10 @@ export class CsrfGuard {
   readonly #cookieName: string;
   readonly #secure: boolean;
 
-  constructor(key: Buffer, production: boolean) {
+  /** `name` keeps another server on the same host (cookies ignore ports) from overwriting ours. */
+  constructor(key: Buffer, production: boolean, name = 'akamon_csrf') {
     this.#key = key;
-    this.#cookieName = production ? '__Host-akamon_csrf' : 'akamon_csrf';
+    this.#cookieName = production ? `__Host-${name}` : name;
     this.#secure = production;
   }
 

@@ -71,6 +71,16 @@ export function requestLocale(ctx: Context, uiLocales: unknown) {
   return negotiateLocale(chosen ? undefined : typeof uiLocales === 'string' ? uiLocales : undefined, chosen, ctx.get('accept-language'));
 }
 
+/** GET /lang?to=en&back=/path: remembers the language chosen with the switch and goes back (to a path here only). */
+export function languageSwitch(production: boolean) {
+  return (ctx: Context) => {
+    const to = ctx.query.to === 'en' ? 'en' : 'ja';
+    const back = typeof ctx.query.back === 'string' && /^\/(?![/\\])/.test(ctx.query.back) ? ctx.query.back : '/';
+    ctx.cookies.set(LANGUAGE_COOKIE, to, { httpOnly: true, sameSite: 'lax', secure: production, path: '/', maxAge: 365 * 86400 * 1000, signed: false });
+    ctx.redirect(back);
+  };
+}
+
 export function localeMiddleware() {
   return async (ctx: Context, next: Next) => {
     ctx.state.locale = requestLocale(ctx, ctx.query.ui_locales);

@@ -37,7 +37,10 @@ export function buildPolicy(steps: Step[], loadFacts: (ctx: KoaContextWithOIDC) 
   const builtIn = base();
   return steps.map((step) => {
     const checks = step.checks.map((c) => new Check(c.reason, c.description, c.error ?? 'interaction_required',
-      async (ctx: KoaContextWithOIDC) => c.test(await loadFacts(ctx), ctx)));
+      async (ctx: KoaContextWithOIDC) => {
+        const facts = await loadFacts(ctx);
+        return !(step.skipForRevoked && facts.account?.status === 'revoked') && c.test(facts, ctx);
+      }));
     if (step.builtIn) {
       const prompt = builtIn.get(step.name);
       if (!prompt) throw new Error(`oidc-provider has no built-in prompt ${step.name}`);

@@ -66,6 +66,8 @@ export interface Step {
   /** Checks of a built-in prompt that a later step does better (by reason code). */
   replacesChecks?: string[];
   requestable?: boolean;
+  /** A revoked account (let in for data salvage) is past changing its password or factors: never shown. */
+  skipForRevoked?: boolean;
   checks: StepCheck[];
   show: StepHandler;
   actions: Record<string, StepHandler>;

@@ -6,7 +6,8 @@ export const ACR_PASSWORD = 'urn:akamon:acr:password';
 export const ACR_MFA = 'urn:akamon:acr:mfa';
 export const ACR_VALUES = [ACR_PASSWORD, ACR_MFA];
 
-const SECOND_FACTORS = new Set(['otp', 'sms', 'tel', 'hwk', 'swk']);
+// idv: verified through the national ID card app (the card and its PIN: two factors upstream).
+const SECOND_FACTORS = new Set(['otp', 'sms', 'tel', 'hwk', 'swk', 'idv']);
 
 export function hasSecondFactor(amr: readonly string[] | undefined): boolean {
   return (amr ?? []).some((m) => SECOND_FACTORS.has(m));

@@ -7,16 +7,17 @@ import type { ClientStore } from '../client/client.store.ts';
  * The claims of an account. Interactions see every account (a suspended one must reach the page
  * that says so); anything presenting a token (userinfo, refresh, introspection) sees the account
  * only while the token's client still admits it, so a suspension or a rule change ends those
- * tokens at once.
+ * tokens at once. A revoked account signed in at a salvage client carries `salvage: true`.
  */
 export function findAccount(accounts: AccountStore, clients: ClientStore, access: AccessService): FindAccount {
-  return async (_ctx, id, token) => {
+  return async (ctx, id, token) => {
     const account = await accounts.findById(id);
     if (!account) return undefined;
-    if (token) {
-      const client = token.clientId ? await clients.find(token.clientId) : undefined;
-      if (!client || !(await access.decide(account, client)).allowed) return undefined;
-    }
+    const clientId = token?.clientId ?? ctx.oidc?.client?.clientId;
+    const client = clientId ? await clients.find(clientId) : undefined;
+    if (token && (!client || !(await access.decide(account, client)).allowed)) return undefined;
+    // A closed account at a data-salvage client: the relying party should offer export only.
+    const salvage = account.status === 'revoked' && client?.salvage === true ? true : undefined;
     return {
       accountId: account.id,
       async claims() {
@@ -26,6 +27,7 @@ export function findAccount(accounts: AccountStore, clients: ClientStore, access
           preferred_username: account.common_id,
           email: account.email ?? undefined,
           affiliation: account.affiliation,
+          salvage,
         };
       },
     };

@@ -38,12 +38,13 @@ export function createProvider(config: Config, keys: KeyMaterial, hooks: Provide
       long: { signed: true, httpOnly: true, sameSite: 'lax' },
       short: { signed: true, httpOnly: true, sameSite: 'lax' },
     },
-    // acr, amr and auth_time ride with the openid scope so that every ID token carries them,
+    // acr, amr, auth_time (and salvage, for a closed account at a salvage client) ride with the
+    // openid scope so that every ID token carries them,
     // whether or not the relying party asked for them with the claims parameter.
     claims: {
       sid: null,
       iss: null,
-      openid: ['sub', 'acr', 'amr', 'auth_time'],
+      openid: ['sub', 'acr', 'amr', 'auth_time', 'salvage'],
       profile: ['name', 'preferred_username', 'affiliation'],
       email: ['email'],
     },

@@ -37,6 +37,8 @@ export interface RecoveryDeps {
   recoveryEmail: RecoveryEmail;
   mfa: MfaService;
   audit: AuditLog;
+  /** Offer "verify your identity with your ID card" (POST /idv/start) as another way in. */
+  idvAvailable: boolean;
 }
 
 interface Flow {
@@ -73,7 +75,7 @@ export function recoveryRoutes(deps: RecoveryDeps): Router {
     const challenge = await deps.captcha.challenge();
     await save(id, { challenge: challenge.challenge });
     ctx.cookies.set(cookieName, id, { signed: true, httpOnly: true, sameSite: 'lax', secure: deps.config.production, path: '/', maxAge: FLOW_TTL_SECONDS * 1000, overwrite: true });
-    render(ctx, 'recover-start', 'recover.title', { action: '/recover/start', challenge: JSON.stringify(challenge).replace(/</g, '\\u003c'), error }, status);
+    render(ctx, 'recover-start', 'recover.title', { action: '/recover/start', challenge: JSON.stringify(challenge).replace(/</g, '\\u003c'), error, idvAction: deps.idvAvailable ? '/idv/start' : null }, status);
   }
 
   async function factorPage(ctx: Context, id: string, flow: Flow, error: string | null = null, status = 200) {

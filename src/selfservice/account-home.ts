@@ -23,6 +23,9 @@ import { DomainError } from '../shared/errors.ts';
 import { homeSession } from './home-session.ts';
 import { securityInfoRoutes } from './security-info.ts';
 import { serviceDirectoryRoutes } from './service-directory.ts';
+import { identityLinkRoutes } from './identity-link-page.ts';
+import type { IdentityVerification } from '../idv/identity-verification.ts';
+import type { IdvFlow } from '../idv/idv-flow.ts';
 
 export interface AccountHomeDeps {
   config: Config;
@@ -40,6 +43,9 @@ export interface AccountHomeDeps {
   sessions: { revokeAccount(accountId: string): Promise<number> };
   csrf: CsrfGuard;
   renderer: Renderer;
+  idv: IdentityVerification;
+  /** The trip through the upstream identity provider, when one is configured. */
+  idvFlow: IdvFlow | undefined;
   /** The account home's own client secret, as registered. */
   clientSecret: () => Promise<string>;
 }
@@ -56,6 +62,7 @@ export function accountHome(deps: AccountHomeDeps): Router {
   home.routes(router);
   securityInfoRoutes(router, deps, home);
   serviceDirectoryRoutes(router, deps, home);
+  identityLinkRoutes(router, deps, home);
 
   async function educationStatus(t: ReturnType<typeof translator>, accountId: string): Promise<string> {
     const year = deps.education.currentYear();
@@ -67,6 +74,7 @@ export function accountHome(deps: AccountHomeDeps): Router {
     const t = translator(ctx.state.locale);
     const factors = await deps.mfa.factors(account.id);
     const when = (d: Date | string | null) => (d ? new Date(d).toLocaleString(ctx.state.locale === 'ja' ? 'ja-JP' : 'en-GB', { timeZone: deps.config.timeZone }) : t('account.never'));
+    const link = await deps.idv.linkOf(account.id);
     const expiry = passwordExpiry(account.password_set_at, factors.length > 0, deps.config.passwordExpiry, deps.clock.now());
     const mfaStatus = factors.length > 0
       ? factors.map((f) => f.label).join(', ')
@@ -81,6 +89,7 @@ export function accountHome(deps: AccountHomeDeps): Router {
       ['account.mfa', mfaStatus],
       ['account.education', await educationStatus(t, account.id)],
       ['account.password_expires', expiry.expiresAt ? when(expiry.expiresAt) : t('account.password_never')],
+      ['account.idv', link ? t('account.idv_linked', { date: when(link.linked_at) }) : t('account.idv_not_linked')],
     ];
     const signins = await deps.signinLog.list({ accountId: account.id, limit: 10 });
     const clientNames = new Map((await Promise.all([...new Set(signins.map((e) => e.client_id).filter((c): c is string => Boolean(c)))]

@@ -68,12 +68,14 @@ export function homeSession(deps: AccountHomeDeps) {
   /**
    * Changes to how an account with MFA is protected need a second factor shown within the last
    * ten minutes; otherwise the person is sent through a fresh sign-in first (acr + max_age).
+   * With `reauthenticate`, an account without MFA must also have entered its password that recently.
    */
-  async function freshEnough(ctx: Context, current: HomeSignIn, back: string): Promise<boolean> {
-    if ((await deps.mfa.factors(current.account.id)).length === 0) return true;
-    if (current.acr === ACR_MFA && deps.clock.now().getTime() / 1000 - current.authTime <= FRESH_SECONDS) return true;
+  async function freshEnough(ctx: Context, current: HomeSignIn, back: string, options: { reauthenticate?: boolean } = {}): Promise<boolean> {
+    const hasFactors = (await deps.mfa.factors(current.account.id)).length > 0;
+    const recent = deps.clock.now().getTime() / 1000 - current.authTime <= FRESH_SECONDS;
+    if (hasFactors ? current.acr === ACR_MFA && recent : !options.reauthenticate || recent) return true;
     ctx.status = 303;
-    ctx.redirect(`/account/login?fresh=1&back=${encodeURIComponent(back)}`);
+    ctx.redirect(`/account/login?fresh=${hasFactors ? '1' : 'password'}&back=${encodeURIComponent(back)}`);
     return false;
   }
 
@@ -119,6 +121,7 @@ export function homeSession(deps: AccountHomeDeps) {
         ui_locales: ctx.state.locale,
         // Step-up for changes that need a second factor shown within the last ten minutes.
         ...(ctx.query.fresh === '1' ? { acr_values: ACR_MFA, max_age: String(FRESH_SECONDS) } : {}),
+        ...(ctx.query.fresh === 'password' ? { max_age: String(FRESH_SECONDS) } : {}),
         // Adding a sign-in method runs the enrolment step (after that step-up when there are factors).
         ...(ctx.query.add === '1' ? { akamon_add_factor: '1' } : {}),
       });

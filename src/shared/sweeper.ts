@@ -1,6 +1,7 @@
 /**
- * Removes expired rows in small batches on a timer, so that no single statement holds locks or
- * scans for long. Each task deletes at most `batch` rows per call and returns how many it did.
+ * Runs the periodic batch jobs on a timer (removing expired rows, applying scheduled revocations)
+ * in small batches, so that no single statement holds locks or scans for long. Each task handles
+ * at most `batch` rows per call and returns how many it did.
  */
 export type SweepTask = (batch: number) => Promise<number>;
 

@@ -46,7 +46,13 @@ export const READY_PASSWORD = 'Kq7#vLm2$pRt9w';
  * Starts Akamon on a loopback port with its own database, small argon2 parameters and captured
  * logs. `share` lets a second node use the first node's database (two-node tests).
  */
-export async function startAkamon(options: { env?: Record<string, string>; clock?: Clock; share?: RunningAkamon } = {}): Promise<RunningAkamon> {
+export async function startAkamon(options: {
+  env?: Record<string, string>;
+  /** More environment that needs this node's URL first (an upstream provider registering its redirect URI). */
+  envFor?: (url: string) => Promise<Record<string, string>>;
+  clock?: Clock;
+  share?: RunningAkamon;
+} = {}): Promise<RunningAkamon> {
   const server = http.createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
@@ -66,6 +72,7 @@ export async function startAkamon(options: { env?: Record<string, string>; clock
     AKAMON_CAPTCHA_MAX_NUMBER: '2000',
     // '{url}' and '{port}' in a value stand for this node's own address, known only once it listens.
     ...Object.fromEntries(Object.entries(options.env ?? {}).map(([k, v]) => [k, v.replaceAll('{url}', url).replaceAll('{port}', String(port))])),
+    ...(await options.envFor?.(url)),
   });
   const logs: string[] = [];
   const logger = createLogger(config.logLevel, new Writable({ write(chunk, _enc, done) { logs.push(String(chunk)); done(); } }));

@@ -18,8 +18,8 @@ describe('academic year (starts April 1, Tokyo time)', () => {
 });
 
 describe('access rules', () => {
-  const open = { allowedAffiliations: null, allowedStatuses: ['active'] as const, requireEducation: false };
-  const staff = { status: 'active' as const, affiliation: 'staff' as const, listed: null, educationPassed: false };
+  const open = { allowedAffiliations: null, allowedStatuses: ['active'] as const, requireEducation: false, salvage: false };
+  const staff = { status: 'active' as const, affiliation: 'staff' as const, listed: null, educationPassed: false, salvageOpen: false };
   test('deny wins over everything, allow only over affiliation', () => {
     expect(evaluateAccess(open, { ...staff, listed: 'deny' })).toEqual({ allowed: false, reason: 'account_denied' });
     expect(evaluateAccess({ ...open, allowedAffiliations: ['student'] }, { ...staff, listed: 'allow' })).toEqual({ allowed: true });
@@ -28,5 +28,16 @@ describe('access rules', () => {
     expect(evaluateAccess({ ...open, allowedStatuses: ['active', 'revoked'] }, { ...staff, status: 'revoked' })).toEqual({ allowed: true });
     expect(evaluateAccess({ ...open, allowedAffiliations: ['student'] }, staff)).toEqual({ allowed: false, reason: 'affiliation_not_allowed' });
     expect(evaluateAccess(open, staff)).toEqual({ allowed: true });
+  });
+
+  test('a salvage client admits a revoked account only inside its salvage period; other clients never', () => {
+    const revoked = { ...staff, status: 'revoked' as const };
+    expect(evaluateAccess({ ...open, salvage: true }, { ...revoked, salvageOpen: true })).toEqual({ allowed: true });
+    expect(evaluateAccess({ ...open, salvage: true }, revoked)).toEqual({ allowed: false, reason: 'salvage_over' });
+    expect(evaluateAccess(open, { ...revoked, salvageOpen: true })).toEqual({ allowed: false, reason: 'status_not_allowed' });
+    expect(evaluateAccess({ ...open, salvage: true }, { ...revoked, salvageOpen: true, listed: 'deny' })).toEqual({ allowed: false, reason: 'account_denied' });
+    // Active accounts are judged as anywhere else.
+    expect(evaluateAccess({ ...open, salvage: true }, staff)).toEqual({ allowed: true });
+    expect(evaluateAccess({ ...open, salvage: true }, { ...staff, status: 'suspended' })).toEqual({ allowed: false, reason: 'status_not_allowed' });
   });
 });

@@ -8,7 +8,12 @@ export interface AccountJson {
   mustChangePassword: boolean;
   mfaRequired: boolean;
   passwordSetAt: string;
+  revokeAt: string | null;
+  revokeReason: string | null;
+  revokedAt: string | null;
   createdAt: string;
+  /** Only in `account show`: when the national ID card was linked, if it is. */
+  identityLink?: { linkedAt: string } | null;
   /** Only in `account show`: the second factors, never their secrets. */
   factors?: Array<{ kind: string; label: string; default: boolean; createdAt: string; lastUsedAt: string | null }>;
 }

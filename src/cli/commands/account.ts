@@ -7,6 +7,7 @@ import { assertLetterAbsent, writeLetter } from '../letter.ts';
 import { out, printFields, printTable } from '../output.ts';
 import { importCommand } from './account-import.ts';
 import type { AccountJson, IssuedJson } from './account-types.ts';
+import { revocationsCommand, revokeCommand, revokeImportCommand } from './account-revocation.ts';
 
 const enc = encodeURIComponent;
 
@@ -37,6 +38,9 @@ function printAccount(a: AccountJson): void {
     ['MFA required', a.mfaRequired],
     ...(a.factors ? [['Second factors', a.factors.length ? a.factors.map((f) => `${f.label} (${f.kind}${f.default ? ', default' : ''}, last used ${f.lastUsedAt ?? 'never'})`) : 'none'] as [string, unknown]] : []),
     ['Password set', a.passwordSetAt],
+    ...(a.identityLink !== undefined ? [['ID card linked', a.identityLink?.linkedAt ?? 'no'] as [string, unknown]] : []),
+    ...(a.revokeAt ? [['Revocation scheduled', `${a.revokeAt}${a.revokeReason ? ` (${a.revokeReason})` : ''}`] as [string, unknown]] : []),
+    ...(a.revokedAt ? [['Revoked', `${a.revokedAt}${a.revokeReason ? ` (${a.revokeReason})` : ''}`] as [string, unknown]] : []),
     ['Created', a.createdAt],
   ]);
 }
@@ -162,10 +166,10 @@ const update: Command = {
 /** suspend, revoke, activate, unlock and reset-mfa: one POST each, answered with the account. */
 const ACTIONS = [
   { name: 'suspend', summary: 'Suspend an account (it can be activated again); its sessions end.', done: 'is now suspended' },
-  { name: 'revoke', summary: 'Revoke an account for good; its sessions end.', done: 'is now revoked' },
   { name: 'activate', summary: 'Make a suspended account active again.', done: 'is now active' },
   { name: 'unlock', summary: 'Clear the failed sign-in counter of an account.', done: 'is unlocked' },
   { name: 'reset-mfa', summary: 'Remove every second factor of an account; the person sets one up again at the next sign-in.', done: 'has no second factors now' },
+  { name: 'unlink-idv', summary: 'Remove the link between an account and a national ID card (the person links again from the account page).', done: 'is no longer linked to an ID card' },
 ] as const;
 
 const actions: Command[] = ACTIONS.map((action) => ({
@@ -182,6 +186,6 @@ const actions: Command[] = ACTIONS.map((action) => ({
 
 export const accountGroup: Group = {
   name: 'account',
-  summary: 'Manage accounts: create, import, show, list, update, reissue passwords, suspend, revoke, activate, unlock, reset MFA.',
-  commands: [create, importCommand, show, list, update, reissue, ...actions],
+  summary: 'Manage accounts: create, import, show, list, update, reissue passwords, suspend, revoke (now or scheduled), activate, unlock, reset MFA.',
+  commands: [create, importCommand, show, list, update, reissue, revokeCommand, revokeImportCommand, revocationsCommand, ...actions],
 };

@@ -29,6 +29,7 @@ const CLIENT_OPTIONS = {
   'allow-affiliation': { type: 'string' },
   'allow-status': { type: 'string' },
   'require-education': { type: 'boolean' },
+  salvage: { type: 'boolean' },
   listed: { type: 'boolean' },
   description: { type: 'string' },
   homepage: { type: 'string' },
@@ -48,6 +49,7 @@ const UPDATE_OPTIONS = {
   'no-mfa-max-age': { type: 'boolean' },
   'no-legacy-password': { type: 'boolean' },
   'no-require-education': { type: 'boolean' },
+  'no-salvage': { type: 'boolean' },
   'no-listed': { type: 'boolean' },
   'allow-account': { type: 'string', multiple: true },
   'deny-account': { type: 'string', multiple: true },
@@ -70,6 +72,7 @@ const CLIENT_HELP = [
   '  --allow-affiliation A,B        only these affiliations may sign in here ("any" for all)',
   '  --allow-status S,T             account statuses allowed here (default: active)',
   "  --require-education            only people who passed this year's security education",
+  '  --salvage                      a data-salvage service: revoked accounts reach it through identity verification for a while',
   '  --listed                       show it in the public service directory (/services)',
   '  --description TEXT             its description there',
   '  --homepage URL                 its link there',
@@ -99,6 +102,7 @@ function clientFields(o: OptionReader): Record<string, unknown> {
     allowedAffiliations: commaList(o, 'allow-affiliation', true),
     allowedStatuses: commaList(o, 'allow-status', false),
     requireEducation: o.toggle('require-education'),
+    salvage: o.toggle('salvage'),
     listed: o.toggle('listed'),
     description: o.string('description'),
     homepageUrl: o.string('homepage'),
@@ -142,6 +146,7 @@ function printClient(c: ShownClient): void {
     ['Allowed affiliations', c.allowedAffiliations ?? 'any'],
     ['Allowed statuses', c.allowedStatuses],
     ['Requires education', c.requireEducation],
+    ['Data salvage', c.salvage],
     ['Listed in /services', c.listed],
     ['Description', c.description],
     ['Homepage', c.homepageUrl],
@@ -165,7 +170,7 @@ function clientIdArgument(ctx: RunContext): string {
 
 const create: Command = {
   name: 'create',
-  synopsis: '--name NAME --redirect-uri URI [--redirect-uri URI ...] [--public] [--first-party] [--pairwise] [--post-logout-uri URI ...] [--backchannel-logout-uri URI] [--max-password-length N] [--require-mfa] [--mfa-max-age SECONDS] [--legacy-password] [--allow-affiliation A,B] [--allow-status S,T] [--require-education]',
+  synopsis: '--name NAME --redirect-uri URI [--redirect-uri URI ...] [--public] [--first-party] [--pairwise] [--post-logout-uri URI ...] [--backchannel-logout-uri URI] [--max-password-length N] [--require-mfa] [--mfa-max-age SECONDS] [--legacy-password] [--allow-affiliation A,B] [--allow-status S,T] [--require-education] [--salvage]',
   summary: 'Register a relying party.',
   optionHelp: CLIENT_HELP,
   notes: 'With --json it prints {"clientId": ..., "clientSecret": ...} (clientSecret is null for a public client). The secret is shown once.',
@@ -209,11 +214,11 @@ const list: Command = {
 
 const update: Command = {
   name: 'update',
-  synopsis: 'ID [options of create] [--no-first-party] [--no-pairwise] [--no-public] [--no-post-logout-uri] [--no-backchannel-logout-uri] [--no-max-password-length] [--no-require-mfa] [--no-mfa-max-age] [--no-legacy-password] [--no-require-education] [--allow-account ID] [--deny-account ID] [--unlist-account ID] [--rotate-secret]',
+  synopsis: 'ID [options of create] [--no-first-party] [--no-pairwise] [--no-public] [--no-post-logout-uri] [--no-backchannel-logout-uri] [--no-max-password-length] [--no-require-mfa] [--no-mfa-max-age] [--no-legacy-password] [--no-require-education] [--no-salvage] [--allow-account ID] [--deny-account ID] [--unlist-account ID] [--rotate-secret]',
   summary: 'Change a relying party: only the options given change; --redirect-uri and --post-logout-uri replace the lists.',
   optionHelp: [
     ...CLIENT_HELP,
-    '  --no-first-party, --no-pairwise, --no-public, --no-require-mfa, --no-legacy-password, --no-require-education   turn the setting off',
+    '  --no-first-party, --no-pairwise, --no-public, --no-require-mfa, --no-legacy-password, --no-require-education, --no-salvage   turn the setting off',
     '  --allow-account ID, --deny-account ID, --unlist-account ID   the explicit lists (repeatable; deny wins)',
     '  --no-post-logout-uri, --no-backchannel-logout-uri, --no-max-password-length, --no-mfa-max-age   remove the setting',
     '  --rotate-secret                a new client secret (printed once; the old one stops working)',

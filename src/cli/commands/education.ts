@@ -1,8 +1,8 @@
 import { COMMON_ID_PATTERN } from '../../account/common-id.ts';
 import { ApiError } from '../admin-client.ts';
 import type { Command, Group } from '../command.ts';
-import { readCsvRows } from '../csv-file.ts';
-import { err, out, printJson } from '../output.ts';
+import { readCsvRows, sendRows } from '../csv-file.ts';
+import { out, printJson } from '../output.ts';
 
 interface Recorded {
   commonId: string;
@@ -42,20 +42,11 @@ const importResults: Command = {
   async run(ctx) {
     const rows = await readCsvRows(ctx.positionals[0]!, ctx.command, { required: ['common_id', 'year'], optional: ['passed_on'] });
     const api = await ctx.connect();
-    const recorded: Recorded[] = [];
-    const errors: Array<{ row: number; commonId: string | null; error: string }> = [];
-    for (const [index, row] of rows.entries()) {
-      try {
-        const commonId = row.fields.common_id ?? '';
-        if (!COMMON_ID_PATTERN.test(commonId)) throw new ApiError('invalid_common_id', 'the Common ID must be exactly 10 digits', 400);
-        recorded.push(await api.post<Recorded>('/education', { commonId, year: Number(row.fields.year), passedOn: row.fields.passed_on || undefined }));
-      } catch (error) {
-        if (!(error instanceof ApiError)) throw error;
-        errors.push({ row: row.line, commonId: row.fields.common_id || null, error: error.message });
-        err(`row ${row.line}: ${error.message}`);
-      }
-      if ((index + 1) % 100 === 0 || index + 1 === rows.length) err(`recorded ${recorded.length}/${rows.length}`);
-    }
+    const { done: recorded, errors } = await sendRows(rows, 'recorded', (row) => {
+      const commonId = row.fields.common_id ?? '';
+      if (!COMMON_ID_PATTERN.test(commonId)) throw new ApiError('invalid_common_id', 'the Common ID must be exactly 10 digits', 400);
+      return api.post<Recorded>('/education', { commonId, year: Number(row.fields.year), passedOn: row.fields.passed_on || undefined });
+    });
     if (ctx.json) printJson({ recorded, errors });
     else out(`Recorded ${recorded.length} of ${rows.length} result(s).`);
     if (errors.length) process.exitCode = 1;

@@ -12,6 +12,8 @@ import type { AppPasswordService } from '../../account/app-password.service.ts';
 import type { AccessDecision } from '../../access/access-rules.ts';
 import type { StepRequest } from '../step.ts';
 import type { Clock } from '../../shared/clock.ts';
+import type { IdvFlow } from '../../idv/idv-flow.ts';
+import type { IdentityVerification } from '../../idv/identity-verification.ts';
 
 export interface StepDeps {
   config: Config;
@@ -26,6 +28,8 @@ export interface StepDeps {
   recoveryEmail: RecoveryEmail;
   appPasswords: AppPasswordService;
   clock: Clock;
+  /** Identity verification through the upstream provider, when one is configured. */
+  idv: { flow: IdvFlow; verification: IdentityVerification } | undefined;
   /** The access decision for the interaction's account at its client. */
   decide(request: StepRequest): Promise<AccessDecision | undefined>;
 }

@@ -1,4 +1,4 @@
-import { ACR_PASSWORD } from '../../mfa/assurance.ts';
+import { ACR_MFA, ACR_PASSWORD } from '../../mfa/assurance.ts';
 import { parseIdentifier, withRealm } from '../../account/common-id.ts';
 import type { Step, StepRequest } from '../step.ts';
 import type { StepDeps } from './deps.ts';
@@ -13,7 +13,7 @@ function signInPages(deps: StepDeps, pickerFirst: boolean) {
     request.t('identifier.hint', { realm: deps.config.realmSuffix ? request.t('identifier.hint_realm', { realm: deps.config.realmSuffix }) : '' });
 
   const identifierPage = (request: StepRequest, value: string, error: string | null, status = 200) =>
-    request.render('identifier', 'identifier.title', { clientName: request.clientName, action: request.url('identifier'), value, error, hint: realmHint(request) }, status);
+    request.render('identifier', 'identifier.title', { clientName: request.clientName, action: request.url('identifier'), value, error, hint: realmHint(request), idvAction: idvAction(request) }, status);
 
   const passwordPage = (request: StepRequest, commonId: string, error: string | null, status = 200) =>
     request.render('password', 'password.title', {
@@ -22,7 +22,32 @@ function signInPages(deps: StepDeps, pickerFirst: boolean) {
       commonId: withRealm(commonId, deps.config.realmSuffix),
       switchUrl: `${request.url()}?account=other`,
       error,
+      idvAction: idvAction(request),
     }, status);
+
+  // "Verify your identity with your ID card", when an identity provider is configured.
+  const idvAction = (request: StepRequest) => (deps.idv ? request.url('idv') : null);
+
+  const inactivePage = (request: StepRequest, message: string, salvage: boolean) => request.render('inactive', 'inactive.title', {
+    clientName: request.clientName,
+    message,
+    abortAction: request.url('abort'),
+    idvAction: salvage ? idvAction(request) : null,
+  }, 403);
+
+  /**
+   * Back from identity verification with a closed (revoked) account: a salvage client lets it in
+   * during the salvage period, with `idv` as its method; everywhere else it is refused.
+   */
+  async function salvage(request: StepRequest, accountId: string): Promise<void> {
+    await request.saveState({ idvAccountId: null }); // used once
+    const clientId = String(request.details.params.client_id);
+    const [account, client] = await Promise.all([deps.accounts.findById(accountId), deps.clients.find(clientId)]);
+    const open = account && client?.salvage && deps.idv?.verification.salvageOpen(account);
+    await deps.signinLog.record({ accountId, clientId, ip: request.ctx.ip, userAgent: request.ctx.get('user-agent') || null, result: open ? 'success' : 'failure', reason: open ? 'salvage' : 'salvage_refused' });
+    if (!open) return inactivePage(request, request.t(client?.salvage ? 'idv.salvage_over' : 'idv.salvage_elsewhere'), false);
+    return request.finish({ login: { accountId, acr: ACR_MFA, amr: ['idv'], remember: false } });
+  }
 
   async function sessionCommonId(request: StepRequest): Promise<string | undefined> {
     const accountId = request.details.session?.accountId;
@@ -46,6 +71,7 @@ function signInPages(deps: StepDeps, pickerFirst: boolean) {
   async function show(request: StepRequest): Promise<void> {
     if (request.ctx.query.account === 'other') return identifierPage(request, '', null);
     const state = await request.state();
+    if (typeof state.idvAccountId === 'string') return salvage(request, state.idvAccountId);
     if (typeof state.identifier === 'string') return passwordPage(request, state.identifier, null);
     const reasons = request.details.prompt.reasons;
     // Re-authentication of the signed-in person (max_age, prompt=login): straight to the password.
@@ -113,16 +139,19 @@ function signInPages(deps: StepDeps, pickerFirst: boolean) {
         // the person back to the relying party with access_denied.
         const client = await deps.clients.find(String(request.details.params.client_id));
         if (client?.allowed_statuses.includes(outcome.account.status)) return signInAs(outcome.account.id);
-        return request.render('inactive', 'inactive.title', {
-          clientName: request.clientName,
-          message: request.t(outcome.reason === 'account_suspended' ? 'inactive.suspended' : 'inactive.revoked'),
-          abortAction: request.url('abort'),
-        }, 403);
+        // At a salvage client a closed account is offered identity verification instead.
+        const salvageHere = outcome.reason === 'account_revoked' && client?.salvage === true;
+        return inactivePage(request, request.t(outcome.reason === 'account_suspended' ? 'inactive.suspended' : salvageHere ? 'idv.salvage_offer' : 'inactive.revoked'), salvageHere);
       }
     }
   }
 
-  return { show, actions: { identifier, select, password } };
+  async function idv(request: StepRequest): Promise<void> {
+    if (!deps.idv) return request.reload();
+    await deps.idv.flow.begin(request.ctx, 'recover', { uid: request.uid });
+  }
+
+  return { show, actions: { identifier, select, password, idv } };
 }
 
 export function loginStep(deps: StepDeps): Step {

@@ -97,6 +97,7 @@ export function mfaEnrollmentStep(deps: StepDeps): Step {
 
   return {
     name: 'mfa_enrollment',
+    skipForRevoked: true,
     checks: [{
       reason: 'mfa_enrollment_required',
       description: 'a second factor is required and the account has none',

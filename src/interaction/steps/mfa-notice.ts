@@ -13,6 +13,7 @@ const REMIND_AGAIN_AFTER_MS = 24 * 3600 * 1000;
 export function mfaNoticeStep(deps: StepDeps): Step {
   return {
     name: 'mfa_notice',
+    skipForRevoked: true,
     checks: [{
       reason: 'mfa_rollout_warning',
       description: 'MFA will soon be required and the account has no second factor',

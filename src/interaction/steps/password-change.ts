@@ -39,6 +39,7 @@ export function passwordChangeStep(deps: StepDeps): Step {
 
   return {
     name: 'password_change',
+    skipForRevoked: true,
     checks: [{
       reason: 'initial_password',
       description: 'the account still has its initial password',

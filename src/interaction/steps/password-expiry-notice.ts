@@ -9,6 +9,7 @@ import type { StepDeps } from './deps.ts';
 export function passwordExpiryNoticeStep(deps: StepDeps): Step {
   return {
     name: 'password_expiry_notice',
+    skipForRevoked: true,
     checks: [{
       reason: 'password_expiring_soon',
       description: 'the password expires soon',

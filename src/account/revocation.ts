@@ -1,0 +1,106 @@
+import { sql, type Kysely } from 'kysely';
+import type { Logger } from 'pino';
+import type { DB } from '../db/schema.ts';
+import type { AuditLog } from '../audit/audit-log.ts';
+import type { Clock } from '../shared/clock.ts';
+import { DomainError } from '../shared/errors.ts';
+import type { AccountService, SessionRevoker } from './account.service.ts';
+import type { AccountRow, AccountStore } from './account.store.ts';
+
+const REASON_PATTERN = /^[\p{L}\p{N} ._:/-]{1,100}$/u;
+
+/** A revocation time from an operator: a date means its start in the university's time zone. */
+export function revocationTime(value: unknown, timeZone: string, what = 'on'): Date {
+  if (typeof value !== 'string') throw new DomainError('invalid_request', `${what} must be a date such as 2027-03-31`);
+  const date = /^\d{4}-\d{2}-\d{2}$/.test(value) ? startOfDay(value, timeZone) : new Date(value);
+  if (Number.isNaN(date.getTime()) || !/^\d{4}-\d{2}-\d{2}/.test(value)) throw new DomainError('invalid_request', `${what} must be a date such as 2027-03-31, got "${value.slice(0, 40)}"`);
+  return date;
+}
+
+/** 00:00 of a calendar day in a time zone, as an instant. */
+function startOfDay(day: string, timeZone: string): Date {
+  const utcMidnight = new Date(`${day}T00:00:00Z`);
+  if (Number.isNaN(utcMidnight.getTime()) || utcMidnight.toISOString().slice(0, 10) !== day) return new Date(Number.NaN);
+  // The zone's offset at that moment (close enough: no zone changes offset at midnight twice a day).
+  const parts = new Intl.DateTimeFormat('en-US', { timeZone, hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit' })
+    .formatToParts(utcMidnight).reduce<Record<string, string>>((all, p) => ({ ...all, [p.type]: p.value }), {});
+  const asLocal = Date.UTC(Number(parts.year), Number(parts.month) - 1, Number(parts.day), Number(parts.hour), Number(parts.minute));
+  return new Date(utcMidnight.getTime() - (asLocal - utcMidnight.getTime()));
+}
+
+export function revocationReason(value: unknown): string | null {
+  if (value === undefined || value === null || value === '') return null;
+  if (typeof value !== 'string' || !REASON_PATTERN.test(value)) throw new DomainError('invalid_request', 'reason must be 1 to 100 letters, digits, spaces or ._:/- (such as graduation)');
+  return value;
+}
+
+/**
+ * Revocation at a set time (a graduating cohort on 31 March, a contract's end): operators schedule
+ * it, and the lifecycle job applies what is due on every run. Applying it is the same as an
+ * immediate revocation: sessions and refresh tokens end at once and back-channel relying parties
+ * are told.
+ */
+export class Revocations {
+  readonly #db: Kysely<DB>;
+  readonly #accounts: AccountStore;
+  readonly #accountService: AccountService;
+  readonly #sessions: SessionRevoker;
+  readonly #audit: AuditLog;
+  readonly #clock: Clock;
+  readonly #logger: Logger;
+
+  constructor(deps: { db: Kysely<DB>; accounts: AccountStore; accountService: AccountService; sessions: SessionRevoker; audit: AuditLog; clock: Clock; logger: Logger }) {
+    this.#db = deps.db;
+    this.#accounts = deps.accounts;
+    this.#accountService = deps.accountService;
+    this.#sessions = deps.sessions;
+    this.#audit = deps.audit;
+    this.#clock = deps.clock;
+    this.#logger = deps.logger;
+  }
+
+  async schedule(commonId: string, at: Date, reason: string | null): Promise<AccountRow> {
+    const account = await this.#accountService.get(commonId);
+    if (account.status === 'revoked') throw new DomainError('already_revoked', `account ${commonId} is already revoked`);
+    if (at.getTime() < this.#clock.now().getTime() - 86_400_000) throw new DomainError('invalid_request', 'that date has passed; revoke without a date to revoke now');
+    await this.#db.updateTable('account').set({ revoke_at: at, revoke_reason: reason, updated_at: sql<Date>`now()` as never }).where('id', '=', account.id).execute();
+    return (await this.#accounts.findById(account.id))!;
+  }
+
+  async cancel(commonId: string): Promise<AccountRow> {
+    const account = await this.#accountService.get(commonId);
+    if (!account.revoke_at) throw new DomainError('not_scheduled', `account ${commonId} has no scheduled revocation`);
+    await this.#db.updateTable('account').set({ revoke_at: null, revoke_reason: null, updated_at: sql<Date>`now()` as never }).where('id', '=', account.id).execute();
+    return (await this.#accounts.findById(account.id))!;
+  }
+
+  /** Accounts with a revocation scheduled up to `until` (all of them without it), soonest first. */
+  scheduled(filter: { until?: Date; limit: number; after?: string }): Promise<AccountRow[]> {
+    let query = this.#db.selectFrom('account').selectAll().where('revoke_at', 'is not', null)
+      .orderBy('revoke_at').orderBy('common_id').limit(filter.limit);
+    if (filter.until) query = query.where('revoke_at', '<=', filter.until);
+    if (filter.after) query = query.where('common_id', '>', filter.after);
+    return query.execute();
+  }
+
+  /**
+   * Revokes up to `batch` accounts whose time has come. Each row is claimed by one UPDATE (rows
+   * another node is applying are skipped), so two nodes never revoke the same account twice.
+   */
+  async applyDue(batch: number): Promise<number> {
+    const now = this.#clock.now();
+    const revoked = await this.#db.updateTable('account')
+      .set({ status: 'revoked', revoked_at: now, revoke_at: null, updated_at: sql<Date>`now()` as never })
+      .where('id', 'in', (eb) => eb.selectFrom('account').select('id')
+        .where('revoke_at', '<=', now).where('status', '!=', 'revoked')
+        .orderBy('revoke_at').limit(batch).forUpdate().skipLocked())
+      .returning(['id', 'common_id', 'revoke_reason'])
+      .execute();
+    for (const account of revoked) {
+      const ended = await this.#sessions.revokeAccount(account.id);
+      await this.#audit.record({ actor: 'system', action: 'account.revoked', accountId: account.id, details: { scheduled: true, reason: account.revoke_reason, endedSessions: ended } });
+    }
+    if (revoked.length) this.#logger.info({ revoked: revoked.length }, 'scheduled revocations applied');
+    return revoked.length;
+  }
+}

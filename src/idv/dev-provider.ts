@@ -1,0 +1,120 @@
+import { randomBytes } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import Koa from 'koa';
+import Router from '@koa/router';
+import compose from 'koa-compose';
+import { exportJWK, generateKeyPair } from 'jose';
+import Provider, { type ClientMetadata, type KoaContextWithOIDC } from 'oidc-provider';
+import type { Logger } from 'pino';
+import { hmac } from '../crypto/tokens.ts';
+import { CsrfGuard } from '../http/csrf.ts';
+import { formBody } from '../http/form-body.ts';
+import { errorPages, languageSwitch, localeMiddleware, requestContext, securityHeaders } from '../http/middleware.ts';
+import { Renderer } from '../http/renderer.ts';
+import { staticFiles } from '../http/static-files.ts';
+
+export interface DevIdvOptions {
+  /** Refused when true: the stand-in provider never runs in production. */
+  production: boolean;
+  host: string;
+  port: number;
+  /** The host name in the issuer URL (the one browsers use); defaults to `host`. */
+  publicHost?: string;
+  clients: ClientMetadata[];
+  logger: Logger;
+}
+
+export interface DevIdv {
+  issuer: string;
+  close(): Promise<void>;
+}
+
+const CARD_PATTERN = /^[A-Za-z0-9-]{4,32}$/;
+
+/**
+ * A development stand-in for the national ID card app: a real OpenID Connect provider (oidc-provider,
+ * code flow with PKCE, signed ID tokens) whose sign-in page asks for any card number and a name
+ * instead of reading a card. Like the real one it returns a pairwise `sub` per relying party,
+ * derived from the card number alone, and the name. State is in memory: it is for trying Akamon
+ * locally and for tests, and refuses to start in production.
+ */
+export async function startDevIdv(options: DevIdvOptions): Promise<DevIdv> {
+  if (options.production) throw new Error('the development identity provider cannot run in production');
+  const server = http.createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => resolve());
+  });
+  const issuer = `http://${options.publicHost ?? options.host}:${(server.address() as AddressInfo).port}`;
+  const pairwiseKey = randomBytes(32);
+  const { privateKey } = await generateKeyPair('ES256', { extractable: true });
+  // The name each card number last signed in with; a new name shows a name mismatch downstream.
+  const names = new Map<string, string>();
+
+  const provider = new Provider(issuer, {
+    clients: options.clients.map((c) => ({ subject_type: 'pairwise', ...c })),
+    jwks: { keys: [{ ...(await exportJWK(privateKey)), alg: 'ES256', use: 'sig', kid: 'dev-idv' }] as never },
+    cookies: { keys: [randomBytes(32).toString('base64url')], names: { session: 'devidv_session', interaction: 'devidv_interaction', resume: 'devidv_resume' } },
+    claims: { openid: ['sub'], profile: ['name'] },
+    conformIdTokenClaims: false,
+    pkce: { required: () => true },
+    responseTypes: ['code'],
+    subjectTypes: ['pairwise'],
+    pairwiseIdentifier: (_ctx, accountId, client) => hmac(pairwiseKey, `${client.sectorIdentifier}|${accountId}`),
+    features: { devInteractions: { enabled: false } },
+    findAccount: (_ctx, card) => ({ accountId: card, claims: () => ({ sub: card, name: names.get(card) ?? '' }) }),
+    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    async loadExistingGrant(ctx: KoaContextWithOIDC) {
+      const grant = new ctx.oidc.provider.Grant({ clientId: ctx.oidc.client!.clientId, accountId: ctx.oidc.session!.accountId! });
+      grant.addOIDCScope([...ctx.oidc.requestParamOIDCScopes].join(' '));
+      await grant.save();
+      return grant;
+    },
+  });
+
+  // Its own cookie names: cookies ignore ports, and Akamon runs on the same host.
+  const csrf = new CsrfGuard(randomBytes(32), false, 'devidv_csrf');
+  const renderer = new Renderer(false, csrf);
+  const router = new Router();
+  const page = (ctx: Koa.Context, uid: string, invalid: boolean, status = 200) =>
+    renderer.page(ctx, 'dev-idv', 'devidv.title', { action: `/interaction/${uid}/card`, invalid }, status);
+
+  router.get('/lang', languageSwitch(false));
+  router.get('/interaction/:uid', async (ctx) => {
+    const { uid } = await provider.interactionDetails(ctx.req, ctx.res);
+    page(ctx, uid, false);
+  });
+  router.post('/interaction/:uid/card', formBody, async (ctx) => {
+    const { uid } = await provider.interactionDetails(ctx.req, ctx.res);
+    const body = ctx.request.body as Record<string, string>;
+    if (!csrf.valid(ctx, body._csrf)) return renderer.error(ctx, 'error.csrf', 403);
+    const card = String(body.card ?? '').trim();
+    const name = String(body.name ?? '').normalize('NFC').trim();
+    if (!CARD_PATTERN.test(card) || !name || name.length > 100) return page(ctx, uid, true, 400);
+    names.set(card, name);
+    const url = await provider.interactionResult(ctx.req, ctx.res, { login: { accountId: card } });
+    ctx.status = 303;
+    ctx.redirect(url);
+  });
+
+  const app = new Koa();
+  app.keys = [randomBytes(32).toString('base64url')];
+  app.use(requestContext(options.logger.child({ component: 'dev-idv' })));
+  app.use(securityHeaders(false));
+  app.use(localeMiddleware());
+  app.use(errorPages(renderer));
+  app.use(staticFiles());
+  app.use(router.routes()).use(router.allowedMethods());
+  app.use(compose(provider.middleware));
+  server.on('request', app.callback());
+  options.logger.warn({ issuer }, 'development identity provider running: it stands in for the national ID card app and must never be used in production');
+
+  return {
+    issuer,
+    async close() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}

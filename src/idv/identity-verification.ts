@@ -1,0 +1,113 @@
+import type { AccountService, SessionRevoker } from '../account/account.service.ts';
+import type { AccountRow, AccountStore } from '../account/account.store.ts';
+import type { AuditLog } from '../audit/audit-log.ts';
+import type { MfaService } from '../mfa/mfa.service.ts';
+import type { Clock } from '../shared/clock.ts';
+import type { LoginThrottle, ThrottleRule } from '../throttle/login-throttle.ts';
+import type { IdentityLinkRow, IdentityLinkStore } from './identity-link.store.ts';
+import { sameName, type VerifiedIdentity } from './upstream.ts';
+
+/** Recoveries of one account: three a day, then a day's wait, so a stolen card cannot churn an account. */
+const RECOVERY_RULE: ThrottleRule = { free: 3, baseSeconds: 86_400, maxSeconds: 86_400, forgetAfterSeconds: 86_400 };
+
+export type Identification =
+  | { kind: 'unknown' }
+  | { kind: 'name_mismatch'; account: AccountRow }
+  | { kind: 'found'; account: AccountRow };
+
+export type RecoveryKind = 'password' | 'mfa';
+export type RecoveryOutcome = { ok: true; temporaryPassword: string | null } | { ok: false; waitSeconds: number };
+
+/**
+ * Identity verification through the upstream provider: pre-linking an account while the person
+ * can still sign in, finding the account again from a later verification, and what a verified
+ * person may then do (a temporary password, or starting MFA over). Only the pairwise identifier
+ * and the name are kept.
+ */
+export class IdentityVerification {
+  readonly #links: IdentityLinkStore;
+  readonly #accounts: AccountStore;
+  readonly #accountService: AccountService;
+  readonly #mfa: MfaService;
+  readonly #sessions: SessionRevoker;
+  readonly #audit: AuditLog;
+  readonly #throttle: LoginThrottle;
+  readonly #clock: Clock;
+  readonly #salvageDays: number;
+
+  constructor(deps: {
+    links: IdentityLinkStore; accounts: AccountStore; accountService: AccountService; mfa: MfaService; sessions: SessionRevoker;
+    audit: AuditLog; throttle: LoginThrottle; clock: Clock; salvageDays: number;
+  }) {
+    this.#links = deps.links;
+    this.#accounts = deps.accounts;
+    this.#accountService = deps.accountService;
+    this.#mfa = deps.mfa;
+    this.#sessions = deps.sessions;
+    this.#audit = deps.audit;
+    this.#throttle = deps.throttle;
+    this.#clock = deps.clock;
+    this.#salvageDays = deps.salvageDays;
+  }
+
+  accountById(accountId: string): Promise<AccountRow | undefined> {
+    return this.#accounts.findById(accountId);
+  }
+
+  linkOf(accountId: string): Promise<IdentityLinkRow | undefined> {
+    return this.#links.forAccount(accountId);
+  }
+
+  /** Links the account to the verified identity; false when the identity is another account's. */
+  async link(account: AccountRow, identity: VerifiedIdentity): Promise<boolean> {
+    const linked = await this.#links.save({ account_id: account.id, issuer: identity.issuer, subject: identity.subject, name: identity.name, linked_at: this.#clock.now() });
+    await this.#audit.record({ actor: 'self', action: linked ? 'idv.linked' : 'idv.link_refused', accountId: account.id, details: linked ? {} : { reason: 'linked_to_another_account' } });
+    return linked;
+  }
+
+  async unlink(accountId: string, actor: string): Promise<boolean> {
+    const removed = await this.#links.remove(accountId);
+    if (removed) await this.#audit.record({ actor, action: 'idv.unlinked', accountId });
+    return removed;
+  }
+
+  /** The account linked to a verified identity, if the name still matches the one given at linking. */
+  async identify(identity: VerifiedIdentity): Promise<Identification> {
+    const link = await this.#links.forSubject(identity.issuer, identity.subject);
+    const account = link && (await this.#accounts.findById(link.account_id));
+    if (!link || !account) return { kind: 'unknown' };
+    if (!sameName(link.name, identity.name)) {
+      await this.#audit.record({ actor: 'self', action: 'idv.name_mismatch', accountId: account.id });
+      return { kind: 'name_mismatch', account };
+    }
+    return { kind: 'found', account };
+  }
+
+  /** A revoked account may still reach salvage clients for a while after its revocation. */
+  salvageOpen(account: AccountRow): boolean {
+    if (account.status !== 'revoked' || !account.revoked_at || this.#salvageDays === 0) return false;
+    return this.#clock.now().getTime() - new Date(account.revoked_at).getTime() < this.#salvageDays * 86_400_000;
+  }
+
+  /**
+   * What a verified person asked for: (a) a temporary password, shown once and changed at the next
+   * sign-in (second factors stay), or (b) every second factor removed, to enrol again at the next
+   * sign-in. Either way every session and refresh token of the account ends.
+   */
+  async recover(account: AccountRow, kind: RecoveryKind): Promise<RecoveryOutcome> {
+    const keys = [{ key: `idv:recover:${account.id}`, rule: RECOVERY_RULE }];
+    const state = await this.#throttle.reserve(keys);
+    if (state.blocked || state.waitSeconds > 0) return { ok: false, waitSeconds: state.waitSeconds };
+    await this.#throttle.failed(keys); // every recovery counts
+    if (kind === 'password') {
+      const { initialPassword } = await this.#accountService.reissuePassword(account.common_id);
+      await this.#audit.record({ actor: 'self', action: 'password.reissued', accountId: account.id, details: { via: 'identity_verification' } });
+      return { ok: true, temporaryPassword: initialPassword };
+    }
+    const removed = await this.#mfa.reset(account.id);
+    await this.#accounts.setMfaRequired(account.id, true);
+    await this.#sessions.revokeAccount(account.id);
+    await this.#audit.record({ actor: 'self', action: 'mfa.reset', accountId: account.id, details: { via: 'identity_verification', removedFactors: removed } });
+    return { ok: true, temporaryPassword: null };
+  }
+}

@@ -1,0 +1,202 @@
+import { randomBytes } from 'node:crypto';
+import Router from '@koa/router';
+import type { Context } from 'koa';
+import { withRealm } from '../account/common-id.ts';
+import type { Config } from '../config/config.ts';
+import type { CsrfGuard } from '../http/csrf.ts';
+import { formBody } from '../http/form-body.ts';
+import type { PageData, Renderer } from '../http/renderer.ts';
+import type { MessageKey } from '../i18n/en.ts';
+import { translator } from '../i18n/i18n.ts';
+import type { InteractionStateStore } from '../interaction/interaction-state.store.ts';
+import type { LoginThrottle, ThrottleRule } from '../throttle/login-throttle.ts';
+import type { IdentityVerification, RecoveryKind } from './identity-verification.ts';
+import { UpstreamUnavailableError, VerificationFailedError, type PendingCheck, type UpstreamIdp, type VerifiedIdentity } from './upstream.ts';
+
+/** Verifications started from one address: a handful, then waits (each one costs the upstream a sign-in). */
+const START_RULE: ThrottleRule = { free: 10, baseSeconds: 60, maxSeconds: 3600, forgetAfterSeconds: 3600 };
+const FLOW_TTL_SECONDS = 15 * 60;
+
+export type IdvPurpose = 'link' | 'recover';
+
+interface Flow {
+  purpose: IdvPurpose;
+  stage: 'upstream' | 'verified' | 'done';
+  check?: PendingCheck;
+  /** link: the signed-in account; recover: the account the verification found. */
+  accountId?: string;
+  /** recover from a sign-in: the interaction to continue afterwards. */
+  uid?: string;
+  identity?: VerifiedIdentity;
+}
+
+export interface IdvFlowDeps {
+  config: Config;
+  renderer: Renderer;
+  csrf: CsrfGuard;
+  state: InteractionStateStore;
+  throttle: LoginThrottle;
+  upstream: UpstreamIdp;
+  idv: IdentityVerification;
+  stateTtlSeconds: number;
+}
+
+/**
+ * The browser's trip through the upstream identity provider and what follows it. A flow is kept
+ * server-side under a random id in a signed cookie, so the upstream answer is accepted only in
+ * the browser that started it (with its state, nonce and PKCE verifier) and only once.
+ *
+ * - link (from the account home): the verified identity is handed to /account/idv/linked.
+ * - recover (from the sign-in pages or /recover): the linked account is found; an active one
+ *   chooses a temporary password or starting MFA over; a revoked one goes back to its sign-in,
+ *   where a salvage client may let it in.
+ */
+export class IdvFlow {
+  readonly #deps: IdvFlowDeps;
+  readonly #cookie: string;
+
+  constructor(deps: IdvFlowDeps) {
+    this.#deps = deps;
+    this.#cookie = deps.config.production ? '__Host-akamon_idv' : 'akamon_idv';
+  }
+
+  #key = (id: string) => `idv:${id}`;
+  #t = (ctx: Context) => translator(ctx.state.locale);
+
+  async #flow(ctx: Context): Promise<{ id: string; flow: Flow } | undefined> {
+    const id = ctx.cookies.get(this.#cookie, { signed: true });
+    if (!id || !/^[A-Za-z0-9_-]{22}$/.test(id)) return undefined;
+    const flow = (await this.#deps.state.get(this.#key(id))) as Partial<Flow>;
+    return flow.purpose ? { id, flow: flow as Flow } : undefined;
+  }
+
+  #save(id: string, flow: Flow): Promise<void> {
+    return this.#deps.state.merge(this.#key(id), flow as unknown as Record<string, unknown>, FLOW_TTL_SECONDS);
+  }
+
+  page(ctx: Context, view: string, title: MessageKey, data: PageData = {}, status = 200): void {
+    this.#deps.renderer.page(ctx, view, title, data, status);
+  }
+
+  /** A page that sends the person to the office, with why. */
+  office(ctx: Context, reason: MessageKey, status: number): void {
+    this.page(ctx, 'idv-office', 'idv.office_title', { reason: this.#t(ctx)(reason) }, status);
+  }
+
+  /** Sends the browser to the upstream provider (303), or answers why it cannot go now. */
+  async begin(ctx: Context, purpose: IdvPurpose, bound: { accountId?: string; uid?: string } = {}): Promise<void> {
+    const keys = [{ key: `idv:address:${ctx.ip}`, rule: START_RULE }];
+    const limit = await this.#deps.throttle.reserve(keys);
+    if (limit.blocked || limit.waitSeconds > 0) {
+      ctx.set('Retry-After', String(limit.waitSeconds));
+      return this.#deps.renderer.page(ctx, 'error', 'error.title', { message: this.#t(ctx)('idv.rate_limited', { minutes: Math.max(1, Math.ceil(limit.waitSeconds / 60)) }) }, 429);
+    }
+    await this.#deps.throttle.failed(keys); // every start counts
+    let started: Awaited<ReturnType<UpstreamIdp['begin']>>;
+    try {
+      started = await this.#deps.upstream.begin(ctx.state.locale);
+    } catch (error) {
+      if (!(error instanceof UpstreamUnavailableError)) throw error;
+      return this.#unavailable(ctx, error);
+    }
+    const id = randomBytes(16).toString('base64url');
+    await this.#save(id, { purpose, stage: 'upstream', check: started.check, ...bound });
+    ctx.cookies.set(this.#cookie, id, { signed: true, httpOnly: true, sameSite: 'lax', secure: this.#deps.config.production, path: '/', maxAge: FLOW_TTL_SECONDS * 1000, overwrite: true });
+    ctx.status = 303;
+    ctx.redirect(started.url);
+  }
+
+  #unavailable(ctx: Context, error: Error): void {
+    ctx.state.log.warn({ err: { name: error.name, message: error.message } }, 'identity provider unavailable');
+    ctx.set('Retry-After', '60');
+    this.#deps.renderer.error(ctx, 'idv.unavailable', 503);
+  }
+
+  /** The verified identity of a finished link flow (once), for the account that started it. */
+  async takeLink(ctx: Context, accountId: string): Promise<VerifiedIdentity | undefined> {
+    const current = await this.#flow(ctx);
+    if (!current || current.flow.purpose !== 'link' || current.flow.stage !== 'verified' || current.flow.accountId !== accountId) return undefined;
+    await this.#save(current.id, { ...current.flow, stage: 'done', identity: undefined });
+    return current.flow.identity;
+  }
+
+  routes(): Router {
+    const router = new Router({ prefix: '/idv' });
+    const deps = this.#deps;
+    const t = this.#t;
+
+    // The upstream provider's redirect back (its redirect_uri).
+    router.get('/callback', async (ctx) => {
+      const current = await this.#flow(ctx);
+      if (!current || current.flow.stage !== 'upstream' || !current.flow.check) return deps.renderer.error(ctx, 'error.expired', 400);
+      const { id, flow } = current;
+      // The answer is used once, whatever it is.
+      await this.#save(id, { ...flow, stage: 'done', check: undefined });
+      let identity: VerifiedIdentity;
+      try {
+        identity = await deps.upstream.complete(new URL(ctx.originalUrl, deps.config.issuer), flow.check!);
+      } catch (error) {
+        if (error instanceof UpstreamUnavailableError) return this.#unavailable(ctx, error);
+        if (!(error instanceof VerificationFailedError)) throw error;
+        ctx.state.log.warn({ err: { message: error.message } }, 'identity verification failed');
+        return deps.renderer.error(ctx, error.cancelled ? 'idv.cancelled' : 'idv.failed', 400);
+      }
+      if (flow.purpose === 'link') {
+        await this.#save(id, { ...flow, stage: 'verified', check: undefined, identity });
+        ctx.status = 303;
+        return ctx.redirect('/account/idv/linked');
+      }
+      const found = await deps.idv.identify(identity);
+      if (found.kind === 'unknown') return this.office(ctx, 'idv.office_unknown', 404);
+      if (found.kind === 'name_mismatch') return this.office(ctx, 'idv.office_name', 403);
+      const { account } = found;
+      if (account.status === 'revoked' && flow.uid) {
+        // Back to the sign-in it came from: a salvage client may let the closed account in.
+        await deps.state.merge(flow.uid, { idvAccountId: account.id }, deps.stateTtlSeconds);
+        ctx.status = 303;
+        return ctx.redirect(`/interaction/${flow.uid}`);
+      }
+      if (account.status !== 'active') return this.office(ctx, account.status === 'revoked' ? 'idv.office_revoked' : 'idv.office_suspended', 403);
+      await this.#save(id, { ...flow, stage: 'verified', check: undefined, accountId: account.id });
+      this.page(ctx, 'idv-recover', 'idv.recover_title', {
+        commonId: withRealm(account.common_id, deps.config.realmSuffix),
+        name: account.name,
+        passwordAction: '/idv/recover/password',
+        mfaAction: '/idv/recover/mfa',
+      });
+    });
+
+    router.post('/recover/:kind', formBody, async (ctx) => {
+      const body = ctx.request.body as Record<string, unknown>;
+      if (!deps.csrf.valid(ctx, body._csrf)) return deps.renderer.error(ctx, 'error.csrf', 403);
+      const kind = ctx.params.kind as RecoveryKind;
+      if (kind !== 'password' && kind !== 'mfa') return deps.renderer.error(ctx, 'error.not_found', 404);
+      const current = await this.#flow(ctx);
+      if (!current || current.flow.purpose !== 'recover' || current.flow.stage !== 'verified' || !current.flow.accountId) return deps.renderer.error(ctx, 'error.expired', 400);
+      await this.#save(current.id, { ...current.flow, stage: 'done' });
+      const account = await deps.idv.accountById(current.flow.accountId);
+      if (!account || account.status !== 'active') return deps.renderer.error(ctx, 'error.expired', 400);
+      const outcome = await deps.idv.recover(account, kind);
+      if (!outcome.ok) {
+        ctx.set('Retry-After', String(outcome.waitSeconds));
+        return deps.renderer.page(ctx, 'error', 'error.title', { message: t(ctx)('idv.recover_limited', { hours: Math.max(1, Math.ceil(outcome.waitSeconds / 3600)) }) }, 429);
+      }
+      const uid = current.flow.uid;
+      // Continuing the sign-in it came from: straight to the password page of this account.
+      if (uid) await deps.state.merge(uid, { identifier: account.common_id }, deps.stateTtlSeconds);
+      this.page(ctx, 'idv-recovered', 'idv.recovered_title', {
+        commonId: withRealm(account.common_id, deps.config.realmSuffix),
+        temporaryPassword: outcome.temporaryPassword,
+        continueUrl: uid ? `/interaction/${uid}` : '/account',
+      });
+    });
+
+    // From /recover: "Verify your identity with your ID card" (a form of ours).
+    router.post('/start', formBody, async (ctx) => {
+      if (!deps.csrf.valid(ctx, (ctx.request.body as Record<string, unknown>)._csrf)) return deps.renderer.error(ctx, 'error.csrf', 403);
+      await this.begin(ctx, 'recover');
+    });
+
+    return router;
+  }
+}

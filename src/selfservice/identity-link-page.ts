@@ -1,0 +1,62 @@
+import type Router from '@koa/router';
+import type { Context } from 'koa';
+import type { AccountRow } from '../account/account.store.ts';
+import { formBody } from '../http/form-body.ts';
+import type { MessageKey } from '../i18n/en.ts';
+import { translator } from '../i18n/i18n.ts';
+import type { AccountHomeDeps } from './account-home.ts';
+import type { HomeSession } from './home-session.ts';
+
+/**
+ * "Identity verification" on the account home (/account/idv): pre-linking the account to the
+ * person's national ID card while they can still sign in, its status, and removing the link.
+ * Linking needs a fresh second factor when the account has one; removing needs a fresh sign-in.
+ */
+export function identityLinkRoutes(router: Router, deps: AccountHomeDeps, home: HomeSession): void {
+  const { signedIn, postedBy, freshEnough } = home;
+
+  async function linkPage(ctx: Context, account: AccountRow, notice: { message?: MessageKey; error?: MessageKey } = {}, status = 200) {
+    const t = translator(ctx.state.locale);
+    const link = await deps.idv.linkOf(account.id);
+    deps.renderer.page(ctx, 'identity-link', 'idv.link_title', {
+      available: Boolean(deps.idvFlow),
+      link: link ? { name: link.name, linkedAt: new Date(link.linked_at).toLocaleString(ctx.state.locale === 'ja' ? 'ja-JP' : 'en-GB', { timeZone: deps.config.timeZone }) } : null,
+      linkAction: '/account/idv/link',
+      unlinkAction: '/account/idv/unlink',
+      message: notice.message ? t(notice.message) : null,
+      error: notice.error ? t(notice.error) : null,
+    }, status);
+  }
+
+  router.get('/account/idv', async (ctx) => {
+    const account = await signedIn(ctx);
+    if (!account) return ctx.redirect('/account/login?back=%2Faccount%2Fidv');
+    await linkPage(ctx, account);
+  });
+
+  router.post('/account/idv/link', formBody, async (ctx) => {
+    const current = await postedBy(ctx);
+    if (!current) return;
+    if (!deps.idvFlow) return deps.renderer.error(ctx, 'idv.unavailable', 503);
+    if (!(await freshEnough(ctx, current, '/account/idv'))) return;
+    await deps.idvFlow.begin(ctx, 'link', { accountId: current.account.id });
+  });
+
+  // Back from the upstream provider with the verified identity of this browser's link flow.
+  router.get('/account/idv/linked', async (ctx) => {
+    const account = await signedIn(ctx);
+    if (!account) return ctx.redirect('/account/login?back=%2Faccount%2Fidv');
+    const identity = deps.idvFlow && (await deps.idvFlow.takeLink(ctx, account.id));
+    if (!identity) return deps.renderer.error(ctx, 'error.expired', 400);
+    if (!(await deps.idv.link(account, identity))) return linkPage(ctx, account, { error: 'idv.link_taken' }, 409);
+    await linkPage(ctx, account, { message: 'idv.linked' });
+  });
+
+  router.post('/account/idv/unlink', formBody, async (ctx) => {
+    const current = await postedBy(ctx);
+    if (!current) return;
+    if (!(await freshEnough(ctx, current, '/account/idv', { reauthenticate: true }))) return;
+    await deps.idv.unlink(current.account.id, 'self');
+    await linkPage(ctx, current.account, { message: 'idv.unlinked' });
+  });
+}
