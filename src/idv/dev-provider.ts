@@ -48,14 +48,19 @@ export async function startDevIdv(options: DevIdvOptions): Promise<DevIdv> {
   });
   const issuer = `http://${options.publicHost ?? options.host}:${(server.address() as AddressInfo).port}`;
   const pairwiseKey = randomBytes(32);
+  // The provider's routes run inside this Koa app: both must sign cookies with the same keys.
+  const cookieKeys = [randomBytes(32).toString('base64url')];
   const { privateKey } = await generateKeyPair('ES256', { extractable: true });
   // The name each card number last signed in with; a new name shows a name mismatch downstream.
   const names = new Map<string, string>();
 
+  // Its own cookie names: cookies ignore ports, and Akamon runs on the same host.
+  const csrf = new CsrfGuard(randomBytes(32), false, 'devidv_csrf');
+  const renderer = new Renderer(false, csrf);
   const provider = new Provider(issuer, {
-    clients: options.clients.map((c) => ({ subject_type: 'pairwise', ...c })),
+    clients: options.clients.map((c) => ({ subject_type: 'pairwise', id_token_signed_response_alg: 'ES256', ...c })),
     jwks: { keys: [{ ...(await exportJWK(privateKey)), alg: 'ES256', use: 'sig', kid: 'dev-idv' }] as never },
-    cookies: { keys: [randomBytes(32).toString('base64url')], names: { session: 'devidv_session', interaction: 'devidv_interaction', resume: 'devidv_resume' } },
+    cookies: { keys: cookieKeys, names: { session: 'devidv_session', interaction: 'devidv_interaction', resume: 'devidv_resume' } },
     claims: { openid: ['sub'], profile: ['name'] },
     conformIdTokenClaims: false,
     pkce: { required: () => true },
@@ -65,6 +70,10 @@ export async function startDevIdv(options: DevIdvOptions): Promise<DevIdv> {
     features: { devInteractions: { enabled: false } },
     findAccount: (_ctx, card) => ({ accountId: card, claims: () => ({ sub: card, name: names.get(card) ?? '' }) }),
     interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    renderError: (ctx, _out, error) => {
+      ctx.state.log?.warn({ err: { message: (error as Error).message, description: (error as { error_description?: string }).error_description } }, 'dev-idv error');
+      renderer.error(ctx as never, 'error.generic', (error as { statusCode?: number }).statusCode ?? 400);
+    },
     async loadExistingGrant(ctx: KoaContextWithOIDC) {
       const grant = new ctx.oidc.provider.Grant({ clientId: ctx.oidc.client!.clientId, accountId: ctx.oidc.session!.accountId! });
       grant.addOIDCScope([...ctx.oidc.requestParamOIDCScopes].join(' '));
@@ -73,9 +82,6 @@ export async function startDevIdv(options: DevIdvOptions): Promise<DevIdv> {
     },
   });
 
-  // Its own cookie names: cookies ignore ports, and Akamon runs on the same host.
-  const csrf = new CsrfGuard(randomBytes(32), false, 'devidv_csrf');
-  const renderer = new Renderer(false, csrf);
   const router = new Router();
   const page = (ctx: Koa.Context, uid: string, invalid: boolean, status = 200) =>
     renderer.page(ctx, 'dev-idv', 'devidv.title', { action: `/interaction/${uid}/card`, invalid }, status);
@@ -99,7 +105,7 @@ export async function startDevIdv(options: DevIdvOptions): Promise<DevIdv> {
   });
 
   const app = new Koa();
-  app.keys = [randomBytes(32).toString('base64url')];
+  app.keys = cookieKeys;
   app.use(requestContext(options.logger.child({ component: 'dev-idv' })));
   app.use(securityHeaders(false));
   app.use(localeMiddleware());

@@ -13,8 +13,8 @@ import type { LoginThrottle, ThrottleRule } from '../throttle/login-throttle.ts'
 import type { IdentityVerification, RecoveryKind } from './identity-verification.ts';
 import { UpstreamUnavailableError, VerificationFailedError, type PendingCheck, type UpstreamIdp, type VerifiedIdentity } from './upstream.ts';
 
-/** Verifications started from one address: a handful, then waits (each one costs the upstream a sign-in). */
-const START_RULE: ThrottleRule = { free: 10, baseSeconds: 60, maxSeconds: 3600, forgetAfterSeconds: 3600 };
+/** Verifications started from one address (a campus may share one NAT address), then growing waits. */
+const START_RULE: ThrottleRule = { free: 30, baseSeconds: 60, maxSeconds: 3600, forgetAfterSeconds: 3600 };
 const FLOW_TTL_SECONDS = 15 * 60;
 
 export type IdvPurpose = 'link' | 'recover';

@@ -1,6 +1,5 @@
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { backchannelReceiver } from '../support/backchannel.ts';
 import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
 import { authorizeUrl, Browser } from '../support/browser.ts';
 import { codeFrom, enterCredentials, redeem, signIn, startAuthorization, tokenRequest } from '../support/flows.ts';
@@ -258,18 +257,6 @@ test('behind the proxy the client address is the one the proxy appended, not a f
   }
 });
 
-/** A loopback relying party's back-channel logout endpoint that keeps the logout tokens it receives. */
-async function receiver() {
-  const received: string[] = [];
-  const server = http.createServer((req, res) => {
-    let body = '';
-    req.on('data', (c) => { body += c; });
-    req.on('end', () => { received.push(new URLSearchParams(body).get('logout_token') ?? ''); res.end(); });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { received, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/backchannel`, close: () => new Promise((r) => server.close(r)) };
-}
-
 describe('back-channel logout', () => {
   async function signInAndLogOut(node: RunningAkamon, uri: string) {
     const rp = await node.createClient({ name: 'Back-channel RP', backchannelLogoutUri: uri, redirectUris: ['http://127.0.0.1:9/bc'] });
@@ -284,7 +271,7 @@ describe('back-channel logout', () => {
   }
 
   test('delivery to loopback and private addresses is refused by default', async () => {
-    const rp = await receiver();
+    const rp = await backchannelReceiver();
     try {
       await signInAndLogOut(akamon, rp.url);
       await new Promise((r) => setTimeout(r, 300));
@@ -297,7 +284,7 @@ describe('back-channel logout', () => {
 
   test('AKAMON_BACKCHANNEL_ALLOW_PRIVATE=true delivers a signed logout token', async () => {
     const node = await startAkamon({ env: { AKAMON_BACKCHANNEL_ALLOW_PRIVATE: 'true' } });
-    const rp = await receiver();
+    const rp = await backchannelReceiver();
     try {
       const registered = await signInAndLogOut(node, rp.url);
       const deadline = Date.now() + 3000;
@@ -346,7 +333,7 @@ test('the log of a whole sign-in never contains a password, code, token, secret 
 
 test('ending every session of an account (sign out everywhere, reset, revocation) tells back-channel relying parties', async () => {
   const node = await startAkamon({ env: { AKAMON_BACKCHANNEL_ALLOW_PRIVATE: 'true' } });
-  const { received, url, close } = await receiver();
+  const { received, url, close } = await backchannelReceiver();
   try {
     const rp = await node.createClient({ name: 'BC RP', backchannelLogoutUri: url, redirectUris: ['http://127.0.0.1:9/bc2'] });
     const account = await node.createReadyAccount();

@@ -1,0 +1,294 @@
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
+import { Browser, decode, type Page } from '../support/browser.ts';
+import { codeFrom, enterCredentials, redeem, signIn, startAuthorization, tokenRequest } from '../support/flows.ts';
+import { upstreamIdv, verifyUpstream } from '../support/idv.ts';
+
+const DAY = 24 * 3600 * 1000;
+const clock = { offset: 0, now() { return new Date(Date.now() + this.offset); } };
+const upstream = upstreamIdv();
+let akamon: RunningAkamon;
+let portal: Awaited<ReturnType<RunningAkamon['createClient']>>;
+let cardCounter = 0;
+const newCard = () => `card-${process.pid}-${Date.now() % 100000}-${(cardCounter += 1)}`;
+
+beforeAll(async () => {
+  akamon = await startAkamon({ clock, envFor: upstream.envFor, env: { AKAMON_SALVAGE_DAYS: '30' } });
+  portal = await akamon.createClient({ name: 'Portal', redirectUris: ['http://127.0.0.1:9/portal'] });
+});
+afterAll(async () => {
+  await akamon.close();
+  await upstream.close();
+});
+
+/** Signs in to the account home at /account/idv with the password. */
+async function idvHome(account: { commonId: string; password: string }): Promise<{ browser: Browser; page: Page }> {
+  const browser = new Browser(akamon.url);
+  const page = await enterCredentials(browser, await browser.visit(`${akamon.url}/account/idv`), account.commonId, account.password);
+  expect(new URL(page.url).pathname).toBe('/account/idv');
+  return { browser, page };
+}
+
+/** Links the account to a card through the account home; returns the page after linking. */
+async function link(account: { commonId: string; password: string }, card: string, name: string): Promise<Page> {
+  const { browser, page } = await idvHome(account);
+  const atUpstream = await browser.submit(page, /\/account\/idv\/link$/, {});
+  return verifyUpstream(browser, atUpstream, card, name);
+}
+
+/** An authorization at the portal that goes straight to "verify your identity with your ID card". */
+async function verifyFromSignIn(card: string, name: string, client = portal) {
+  const browser = new Browser(akamon.url);
+  const started = await startAuthorization(browser, akamon, client);
+  expect(started.page.html).toContain('Verify your identity with your ID card');
+  const atUpstream = await browser.submit(started.page, /\/idv$/, {});
+  return { browser, started, page: await verifyUpstream(browser, atUpstream, card, name) };
+}
+
+describe('pre-link from the account home', () => {
+  test('links the pairwise identifier and the name only, shows the status, and refuses a card linked to another account', async () => {
+    const account = await akamon.createReadyAccount({ name: 'Hanako Todai' });
+    const card = newCard();
+    const linked = await link(account, card, '東大 花子');
+    expect(linked.status).toBe(200);
+    expect(linked.html).toContain('Your ID card is now linked to this account.');
+    expect(linked.html).toContain('東大 花子');
+
+    const rows = await akamon.deps.database.db.selectFrom('identity_link').selectAll().where('account_id', '=', account.id).execute();
+    expect(rows).toHaveLength(1);
+    expect(Object.keys(rows[0]).sort()).toEqual(['account_id', 'issuer', 'linked_at', 'name', 'subject']);
+    expect(rows[0]).toMatchObject({ issuer: upstream.holder.idp!.issuer, name: '東大 花子' });
+    // Pairwise: the upstream's identifier, not the card number typed there.
+    expect(rows[0].subject).not.toContain(card);
+    expect((await akamon.deps.audit.list({ accountId: account.id, limit: 1 }))[0]).toMatchObject({ actor: 'self', action: 'idv.linked' });
+
+    const { page: home } = await idvHome(account);
+    expect(home.html).toContain('Linked on');
+
+    // The same card for another account is refused, and the first link stays.
+    const other = await akamon.createReadyAccount();
+    const refused = await link(other, card, '東大 花子');
+    expect(refused.status).toBe(409);
+    expect(refused.html).toContain('already linked to another account');
+    expect(await akamon.deps.idv.linkOf(other.id)).toBeUndefined();
+    expect((await akamon.deps.idv.linkOf(account.id))?.subject).toBe(rows[0].subject);
+    expect((await akamon.deps.audit.list({ accountId: other.id, limit: 1 }))[0]).toMatchObject({ action: 'idv.link_refused' });
+  });
+
+  test('an account with MFA links only after a fresh second factor', async () => {
+    const account = await akamon.createReadyAccount();
+    const { generate } = await import('otplib');
+    const pending = akamon.deps.mfa.pendingTotp();
+    await akamon.deps.mfa.confirmTotp(account.id, pending.sealed, await generate({ secret: pending.secret, epoch: Math.floor(Date.now() / 1000) - 30 }), 'Phone app');
+    const { browser, page } = await idvHome(account);
+    const stepUp = await browser.submit(page, /\/account\/idv\/link$/, {});
+    expect(stepUp.html).toContain('Verify your identity');
+    const back = await browser.submit(stepUp, /\/totp$/, { code: await generate({ secret: pending.secret }) });
+    expect(new URL(back.url).pathname).toBe('/account/idv');
+    const linked = await verifyUpstream(browser, await browser.submit(back, /\/account\/idv\/link$/, {}), newCard(), 'Taro Komaba');
+    expect(linked.html).toContain('Your ID card is now linked to this account.');
+  });
+
+  test('removing the link needs a fresh sign-in', async () => {
+    const account = await akamon.createReadyAccount();
+    await link(account, newCard(), 'Jiro Hongo');
+    const { browser, page } = await idvHome(account);
+    // Eleven minutes later the sign-in is no longer fresh: the password is asked again first.
+    clock.offset = 11 * 60 * 1000;
+    const response = await browser.request(`${akamon.url}/account/idv/unlink`, {
+      method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ _csrf: /name="_csrf" value="([^"]+)"/.exec(page.html)![1] }),
+    });
+    expect(response.status).toBe(303);
+    expect(response.headers.get('location')).toBe('/account/login?fresh=password&back=%2Faccount%2Fidv');
+    expect(await akamon.deps.idv.linkOf(account.id)).toBeDefined();
+    clock.offset = 0;
+    const password = await browser.visit(response.headers.get('location')!);
+    expect(password.html).toMatch(/name="password"/);
+    const back = await browser.submit(password, /\/password$/, { password: account.password });
+    expect(new URL(back.url).pathname).toBe('/account/idv');
+    const removed = await browser.submit(back, /\/account\/idv\/unlink$/, {});
+    expect(removed.html).toContain('The link to your ID card was removed.');
+    expect(await akamon.deps.idv.linkOf(account.id)).toBeUndefined();
+    expect((await akamon.deps.audit.list({ accountId: account.id, limit: 1 }))[0]).toMatchObject({ actor: 'self', action: 'idv.unlinked' });
+  });
+});
+
+describe('recovery through the link', () => {
+  test('(a) a temporary password, shown once: sessions end, and it must be changed at the next sign-in', async () => {
+    const account = await akamon.createReadyAccount();
+    const card = newCard();
+    await link(account, card, 'Saburo Yayoi');
+    const before = await signIn(new Browser(akamon.url), akamon, portal, account);
+    const tokens = await redeem(akamon, portal, before.code!, before.verifier);
+    expect(tokens.body.refresh_token).toBeTruthy();
+
+    const { browser, page: choice } = await verifyFromSignIn(card, 'Saburo Yayoi');
+    expect(choice.html).toContain('Your identity is confirmed');
+    const issued = await browser.submit(choice, /\/idv\/recover\/password$/, {});
+    const temporary = decode(/id="temporary-password"><code>([^<]+)<\/code>/.exec(issued.html)![1]);
+    expect(temporary).toHaveLength(16);
+    expect((await akamon.deps.accounts.findById(account.id))!.must_change_password).toBe(true);
+    expect((await akamon.deps.audit.list({ accountId: account.id, limit: 1 }))[0]).toMatchObject({ actor: 'self', action: 'password.reissued', details: { via: 'identity_verification' } });
+    // Every earlier session and refresh token ended.
+    expect((await tokenRequest(akamon, portal, { grant_type: 'refresh_token', refresh_token: tokens.body.refresh_token })).body.error).toBe('invalid_grant');
+    // The same choice cannot be made twice.
+    expect((await browser.submit(choice, /\/idv\/recover\/password$/, {})).status).toBe(400);
+
+    // "Continue to sign in" returns to the portal's sign-in, at this account's password page.
+    const passwordPage = await browser.visit(decode(/href="([^"]+)">Continue to sign in/.exec(issued.html)![1]));
+    expect(passwordPage.html).toContain(account.commonId);
+    const change = await browser.submit(passwordPage, /\/password$/, { password: temporary });
+    expect(change.html).toContain('Choose a new password');
+    const next = 'Recovered-Pass-2027';
+    const done = await browser.submit(change, /\/change$/, { current: temporary, new: next, confirm: next });
+    expect(codeFrom(done)).toBeTruthy();
+  });
+
+  test('(b) second factors removed from /recover: sessions end and the person enrols again at the next sign-in', async () => {
+    const account = await akamon.createReadyAccount();
+    const { generate } = await import('otplib');
+    const pending = akamon.deps.mfa.pendingTotp();
+    await akamon.deps.mfa.confirmTotp(account.id, pending.sealed, await generate({ secret: pending.secret }), 'Lost phone');
+    const card = newCard();
+    // Before the pre-link the card leads nowhere: the office.
+    const browser = new Browser(akamon.url);
+    const start = await browser.visit(`${akamon.url}/recover`);
+    expect(start.html).toContain('Verify your identity with your ID card');
+    const unknown = await verifyUpstream(browser, await browser.submit(start, /\/idv\/start$/, {}), card, 'Shiro Kashiwa');
+    expect(unknown.status).toBe(404);
+    expect(unknown.html).toContain('not linked to any account');
+
+    expect(await linkThroughHomeWithMfa(account, pending.secret, card, 'Shiro Kashiwa')).toBe(true);
+    await akamon.deps.accountService.setMfaRequired(account.commonId, true);
+    const session = await signInWithTotp(account, pending.secret);
+    const again = new Browser(akamon.url);
+    const choice = await verifyUpstream(again, await again.submit(await again.visit(`${akamon.url}/recover`), /\/idv\/start$/, {}), card, 'Shiro Kashiwa');
+    const done = await again.submit(choice, /\/idv\/recover\/mfa$/, {});
+    expect(done.html).toContain('sign-in methods');
+    expect(await akamon.deps.mfa.factors(account.id)).toHaveLength(0);
+    expect((await akamon.deps.accounts.findById(account.id))!.mfa_required).toBe(true);
+    expect((await akamon.deps.audit.list({ accountId: account.id, limit: 1 }))[0]).toMatchObject({ action: 'mfa.reset', details: { via: 'identity_verification', removedFactors: 1 } });
+    expect((await tokenRequest(akamon, portal, { grant_type: 'refresh_token', refresh_token: session })).body.error).toBe('invalid_grant');
+
+    const fresh = new Browser(akamon.url);
+    const started = await startAuthorization(fresh, akamon, portal);
+    const enrol = await enterCredentials(fresh, started.page, account.commonId, account.password);
+    expect(enrol.html).toContain('Set up');
+  });
+
+  test('a name that no longer matches sends the person to the office', async () => {
+    const account = await akamon.createReadyAccount();
+    const card = newCard();
+    await link(account, card, 'Goro Nakano');
+    const { page } = await verifyFromSignIn(card, 'Goro Shinjuku');
+    expect(page.status).toBe(403);
+    expect(page.html).toContain('does not match');
+    expect((await akamon.deps.audit.list({ accountId: account.id, limit: 1 }))[0]).toMatchObject({ action: 'idv.name_mismatch' });
+    // Width, case and spaces do not count as a different name.
+    const { page: same } = await verifyFromSignIn(card, 'ＧＯＲＯ　ＮＡＫＡＮＯ');
+    expect(same.html).toContain('Your identity is confirmed');
+  });
+
+  test('recoveries are limited to three a day per account', async () => {
+    const account = await akamon.createReadyAccount();
+    const card = newCard();
+    await link(account, card, 'Rokuro Ueno');
+    for (let i = 0; i < 3; i += 1) expect((await akamon.deps.idv.recover((await akamon.deps.accounts.findById(account.id))!, 'password')).ok).toBe(true);
+    const { browser, page } = await verifyFromSignIn(card, 'Rokuro Ueno');
+    const limited = await browser.submit(page, /\/idv\/recover\/password$/, {});
+    expect(limited.status).toBe(429);
+    expect(limited.headers.get('retry-after')).toBeTruthy();
+    expect(limited.html).toContain('recovered several times recently');
+  });
+
+  test('a cancelled or replayed upstream answer changes nothing', async () => {
+    const browser = new Browser(akamon.url);
+    const started = await startAuthorization(browser, akamon, portal);
+    const atUpstream = await browser.submit(started.page, /\/idv$/, {});
+    const state = new URL(atUpstream.url).searchParams.get('state')!;
+    const cancelled = await browser.visit(`${akamon.url}/idv/callback?error=access_denied&state=${state}`);
+    expect(cancelled.status).toBe(400);
+    expect(cancelled.html).toContain('was cancelled');
+    // The flow was used up by that answer.
+    expect((await browser.visit(`${akamon.url}/idv/callback?code=x&state=${state}`)).status).toBe(400);
+    // Without the flow cookie (another browser) the answer is refused.
+    expect((await new Browser(akamon.url).visit(`${akamon.url}/idv/callback?code=x&state=${state}`)).status).toBe(400);
+  });
+});
+
+describe('data salvage after revocation', () => {
+  test('a revoked, linked account reaches salvage clients only, with a salvage claim, and only within the period', async () => {
+    const salvageClient = await akamon.createClient({ name: 'Data Export', salvage: true, redirectUris: ['http://127.0.0.1:9/export'] });
+    const account = await akamon.createReadyAccount({ name: 'Nanami Todai' });
+    const card = newCard();
+    await link(account, card, 'Nanami Todai');
+    await akamon.deps.accountService.setStatus(account.commonId, 'revoked', 'graduation');
+
+    // The password at the salvage client: the closed account is offered identity verification.
+    const browser = new Browser(akamon.url);
+    const started = await startAuthorization(browser, akamon, salvageClient);
+    const offer = await enterCredentials(browser, started.page, account.commonId, account.password);
+    expect(offer.status).toBe(403);
+    expect(offer.html).toContain('retrieve your data');
+    const back = await verifyUpstream(browser, await browser.submit(offer, /\/idv$/, {}), card, 'Nanami Todai');
+    const tokens = await redeem(akamon, salvageClient, codeFrom(back), started.verifier);
+    expect(tokens.status).toBe(200);
+    const claims = JSON.parse(Buffer.from(tokens.body.id_token.split('.')[1], 'base64url').toString());
+    expect(claims).toMatchObject({ salvage: true, amr: ['idv'], acr: 'urn:akamon:acr:mfa' });
+    const [event] = await akamon.deps.signinLog.list({ accountId: account.id, limit: 1 });
+    expect(event).toMatchObject({ result: 'success', reason: 'salvage', client_id: salvageClient.clientId });
+
+    // Any other client refuses it: with the salvage session (SSO) and through verification alike.
+    const sso = await startAuthorization(browser, akamon, portal);
+    expect(sso.page.status).toBe(403);
+    expect(sso.page.html).toContain('53003');
+    const elsewhere = await verifyFromSignIn(card, 'Nanami Todai');
+    expect(elsewhere.page.status).toBe(403);
+    expect(elsewhere.page.html).toContain('only the data-salvage services');
+
+    // After the period (30 days here) the salvage client refuses too, and earlier tokens stop working.
+    clock.offset = 31 * DAY;
+    try {
+      expect((await tokenRequest(akamon, salvageClient, { grant_type: 'refresh_token', refresh_token: tokens.body.refresh_token })).body.error).toBe('invalid_grant');
+      const late = new Browser(akamon.url);
+      const lateStart = await startAuthorization(late, akamon, salvageClient);
+      const over = await verifyUpstream(late, await late.submit(lateStart.page, /\/idv$/, {}), card, 'Nanami Todai');
+      expect(over.status).toBe(403);
+      expect(over.html).toContain('has ended');
+    } finally {
+      clock.offset = 0;
+    }
+  });
+
+  test('an active account at a salvage client signs in as anywhere else, without a salvage claim', async () => {
+    const salvageClient = await akamon.createClient({ name: 'Data Export 2', salvage: true, redirectUris: ['http://127.0.0.1:9/export2'] });
+    const account = await akamon.createReadyAccount();
+    const result = await signIn(new Browser(akamon.url), akamon, salvageClient, account);
+    const tokens = await redeem(akamon, salvageClient, result.code!, result.verifier);
+    const claims = JSON.parse(Buffer.from(tokens.body.id_token.split('.')[1], 'base64url').toString());
+    expect(claims.salvage).toBeUndefined();
+    expect(claims.amr).toEqual(['pwd']);
+  });
+});
+
+/** A sign-in at the portal with password and TOTP; returns the refresh token. */
+async function signInWithTotp(account: { commonId: string; password: string }, secret: string): Promise<string> {
+  const { generate } = await import('otplib');
+  const browser = new Browser(akamon.url);
+  const started = await startAuthorization(browser, akamon, portal);
+  const verify = await enterCredentials(browser, started.page, account.commonId, account.password);
+  const done = await browser.submit(verify, /\/totp$/, { code: await generate({ secret, epoch: Math.floor(Date.now() / 1000) + 30 }) });
+  const tokens = await redeem(akamon, portal, codeFrom(done), started.verifier);
+  return tokens.body.refresh_token;
+}
+
+/** The pre-link of an account with MFA: password, a fresh TOTP code, then the upstream. */
+async function linkThroughHomeWithMfa(account: { commonId: string; password: string; id: string }, secret: string, card: string, name: string): Promise<boolean> {
+  const { generate } = await import('otplib');
+  const { browser, page } = await idvHome(account);
+  const stepUp = await browser.submit(page, /\/account\/idv\/link$/, {});
+  const back = await browser.submit(stepUp, /\/totp$/, { code: await generate({ secret, epoch: Math.floor(Date.now() / 1000) - 30 }) });
+  const linked = await verifyUpstream(browser, await browser.submit(back, /\/account\/idv\/link$/, {}), card, name);
+  return linked.html.includes('Your ID card is now linked');
+}
