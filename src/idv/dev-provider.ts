@@ -5,7 +5,7 @@ import Koa from 'koa';
 import Router from '@koa/router';
 import compose from 'koa-compose';
 import { exportJWK, generateKeyPair } from 'jose';
-import Provider, { type ClientMetadata, type KoaContextWithOIDC } from 'oidc-provider';
+import Provider, { type AdapterPayload, type ClientMetadata, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Logger } from 'pino';
 import { hmac } from '../crypto/tokens.ts';
 import { CsrfGuard } from '../http/csrf.ts';
@@ -31,6 +31,50 @@ export interface DevIdv {
 }
 
 const CARD_PATTERN = /^[A-Za-z0-9-]{4,32}$/;
+
+/** oidc-provider's storage in a Map: this tool keeps nothing across restarts, and everything lives ten minutes. */
+function memoryAdapter(): NonNullable<Configuration['adapter']> {
+  const rows = new Map<string, { payload: AdapterPayload; expires: number }>();
+  const live = (row: { expires: number } | undefined) => row !== undefined && row.expires > Date.now();
+  return class {
+    readonly #model: string;
+    constructor(model: string) {
+      this.#model = model;
+    }
+
+    async upsert(id: string, payload: AdapterPayload, expiresIn: number) {
+      if (rows.size > 10_000) for (const [key, row] of rows) if (!live(row)) rows.delete(key);
+      rows.set(`${this.#model}:${id}`, { payload, expires: Date.now() + expiresIn * 1000 });
+    }
+
+    async find(id: string) {
+      const row = rows.get(`${this.#model}:${id}`);
+      return live(row) ? row!.payload : undefined;
+    }
+
+    async findByUid(uid: string) {
+      for (const [key, row] of rows) if (key.startsWith(`${this.#model}:`) && row.payload.uid === uid && live(row)) return row.payload;
+      return undefined;
+    }
+
+    async findByUserCode() {
+      return undefined;
+    }
+
+    async consume(id: string) {
+      const row = rows.get(`${this.#model}:${id}`);
+      if (row) row.payload.consumed = Math.floor(Date.now() / 1000);
+    }
+
+    async destroy(id: string) {
+      rows.delete(`${this.#model}:${id}`);
+    }
+
+    async revokeByGrantId(grantId: string) {
+      for (const [key, row] of rows) if (row.payload.grantId === grantId) rows.delete(key);
+    }
+  };
+}
 
 /**
  * A development stand-in for the national ID card app: a real OpenID Connect provider (oidc-provider,
@@ -58,6 +102,8 @@ export async function startDevIdv(options: DevIdvOptions): Promise<DevIdv> {
   const csrf = new CsrfGuard(randomBytes(32), false, 'devidv_csrf');
   const renderer = new Renderer(false, csrf);
   const provider = new Provider(issuer, {
+    adapter: memoryAdapter(),
+    ttl: { Interaction: 600, Session: 600, Grant: 600, AccessToken: 600, IdToken: 600, AuthorizationCode: 60 },
     clients: options.clients.map((c) => ({ subject_type: 'pairwise', id_token_signed_response_alg: 'ES256', ...c })),
     jwks: { keys: [{ ...(await exportJWK(privateKey)), alg: 'ES256', use: 'sig', kid: 'dev-idv' }] as never },
     cookies: { keys: cookieKeys, names: { session: 'devidv_session', interaction: 'devidv_interaction', resume: 'devidv_resume' } },
