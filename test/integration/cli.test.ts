@@ -337,6 +337,42 @@ describe('akamon CLI', () => {
     expect(missingYear.code).toBe(2);
   });
 
+  test('revocation: now, on a date, cancelled, a cohort from CSV, and the list of those due', async () => {
+    for (const n of [41, 42, 43, 44]) expect((await cli(['account', 'create', '--id', cid(n), '--name', `Graduate ${n}`, '--affiliation', 'student'])).code).toBe(0);
+    const later = `${new Date().getUTCFullYear() + 1}-03-31`;
+    const scheduled = await json(['account', 'revoke', cid(41), '--on', later, '--reason', 'graduation']);
+    expect(scheduled).toMatchObject({ status: 'active', revokeReason: 'graduation' });
+    expect(scheduled.revokeAt).toMatch(new RegExp(`^${later.slice(0, 8)}30T15:00:00`));
+    const shown = await cli(['account', 'show', cid(41)]);
+    expect(shown.stdout).toMatch(/Revocation scheduled:\s+\S+ \(graduation\)/);
+    expect(shown.stdout).toMatch(/ID card linked:\s+no/);
+    expect((await json(['account', 'revoke', cid(41), '--cancel'])).revokeAt).toBeNull();
+    const notScheduled = await cli(['account', 'revoke', cid(41), '--cancel']);
+    expect(notScheduled.code).toBe(1);
+    expectOneErrorLine(notScheduled, /no scheduled revocation/);
+    expect((await cli(['account', 'revoke', cid(41), '--cancel', '--on', later])).code).toBe(2);
+    expect((await cli(['account', 'revoke', cid(41), '--on', 'someday'])).code).toBe(2);
+
+    const file = path.join(work, 'cohort.csv');
+    await fs.writeFile(file, ['common_id,revoke_on,reason', `${cid(42)},${later},graduation`, `${cid(43)},${later},`, `${cid(44)},,graduation`, `${cid(42)}0,${later},graduation`, `9999999998,${later},graduation`].join('\n'));
+    const imported = await cli(['account', 'revoke-import', file, '--json']);
+    expect(imported.code).toBe(1);
+    const out = JSON.parse(imported.stdout);
+    expect(out.scheduled.map((a: { commonId: string }) => a.commonId)).toEqual([cid(42), cid(43)]);
+    expect(out.errors.map((e: { row: number }) => e.row)).toEqual([4, 5, 6]);
+    expect(lines(imported.stderr)).toContain('scheduled 2/5');
+    const due = await json(['account', 'revocations', '--until', later]);
+    expect(due.map((a: { commonId: string }) => a.commonId)).toEqual(expect.arrayContaining([cid(42), cid(43)]));
+    expect(due.map((a: { commonId: string }) => a.commonId)).not.toContain(cid(41));
+    const table = await cli(['account', 'revocations']);
+    expect(table.stdout).toMatch(new RegExp(`${cid(42)}\\s+active\\s+graduation`));
+
+    expect((await json(['account', 'revoke', cid(44), '--reason', 'resignation'])).status).toBe('revoked');
+    const noLink = await cli(['account', 'unlink-idv', cid(44)]);
+    expect(noLink.code).toBe(1);
+    expectOneErrorLine(noLink, /no identity link/);
+  });
+
   test('keys rotate answers two key IDs', async () => {
     const result = await json<{ kids: string[] }>(['keys', 'rotate']);
     expect(result.kids).toHaveLength(2);

@@ -154,3 +154,34 @@ describe('realm suffix', () => {
     },
   );
 });
+
+describe('identity verification settings', () => {
+  const production = { AKAMON_ENV: 'production', AKAMON_ISSUER: 'https://login.example.ac.jp', AKAMON_SECRET: SECRET, AKAMON_TRUST_PROXY: 'true' };
+  const upstream = { AKAMON_IDV_ISSUER: 'https://idv.example.go.jp', AKAMON_IDV_CLIENT_ID: 'akamon' };
+
+  test('development runs the stand-in provider on the next port unless told otherwise or a real one is set', () => {
+    expect(loadConfig({ PORT: '3000' }).devIdvPort).toBe(3001);
+    expect(loadConfig({ PORT: '3000', AKAMON_DEV_IDV_PORT: '4100' }).devIdvPort).toBe(4100);
+    expect(loadConfig({ AKAMON_DEV_IDV: 'false' }).devIdvPort).toBeUndefined();
+    expect(loadConfig({ ...upstream, AKAMON_IDV_CLIENT_SECRET: 's' }).devIdvPort).toBeUndefined();
+  });
+
+  test('production never runs the stand-in provider, and refuses to be told to', () => {
+    expect(loadConfig(production).devIdvPort).toBeUndefined();
+    expect(loadConfig(production).idv).toBeUndefined();
+    expect(configError({ ...production, AKAMON_DEV_IDV: 'true' }).message).toMatch(/development only/);
+  });
+
+  test('an upstream provider needs a client id and exactly one way to authenticate', () => {
+    expect(loadConfig({ ...production, ...upstream, AKAMON_IDV_CLIENT_SECRET: 's' }).idv).toMatchObject({ issuer: 'https://idv.example.go.jp', auth: { kind: 'secret' }, scopes: 'openid profile', nameClaim: 'name' });
+    const key = loadConfig({ ...upstream, AKAMON_IDV_PRIVATE_KEY_FILE: '/keys/rp.pem' }, () => '-----BEGIN PRIVATE KEY-----').idv;
+    expect(key?.auth).toEqual({ kind: 'private_key_jwt', privateKey: '-----BEGIN PRIVATE KEY-----' });
+    expect(configError({ AKAMON_IDV_ISSUER: 'https://idv.example.go.jp', AKAMON_IDV_CLIENT_SECRET: 's' }).message).toMatch(/AKAMON_IDV_CLIENT_ID/);
+    expect(configError(upstream).message).toMatch(/exactly one/);
+    expect(configError({ ...upstream, AKAMON_IDV_CLIENT_SECRET: 's', AKAMON_IDV_PRIVATE_KEY_FILE: '/k' }).message).toMatch(/exactly one/);
+    expect(configError({ ...upstream, AKAMON_IDV_PRIVATE_KEY_FILE: '/nonexistent/key.pem' }).message).toMatch(/cannot be read/);
+    expect(configError({ ...production, ...upstream, AKAMON_IDV_ISSUER: 'http://idv.example.go.jp', AKAMON_IDV_CLIENT_SECRET: 's' }).message).toMatch(/https/);
+    expect(configError({ ...upstream, AKAMON_IDV_CLIENT_SECRET: 's', AKAMON_IDV_SCOPES: 'profile' }).message).toMatch(/openid/);
+    expect(configError({ AKAMON_SALVAGE_DAYS: '-1' }).message).toMatch(/AKAMON_SALVAGE_DAYS/);
+  });
+});
