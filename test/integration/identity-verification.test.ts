@@ -217,6 +217,35 @@ describe('recovery through the link', () => {
   });
 });
 
+describe('hostile input on the identity-verification endpoints', () => {
+  test('forged, oversized and out-of-order requests get a clear 4xx page and change nothing', async () => {
+    const browser = new Browser(akamon.url);
+    const form = (body: Record<string, string>) => ({ method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(body) });
+    // No CSRF token, and a wrong one.
+    expect((await browser.visit(`${akamon.url}/idv/start`, form({}))).status).toBe(403);
+    expect((await browser.visit(`${akamon.url}/idv/recover/password`, form({ _csrf: 'forged' }))).status).toBe(403);
+    // A valid token but no verified flow behind it, or a kind that does not exist.
+    const page = await browser.visit(`${akamon.url}/recover`);
+    const csrf = /name="_csrf" value="([^"]+)"/.exec(page.html)![1];
+    expect((await browser.visit(`${akamon.url}/idv/recover/password`, form({ _csrf: csrf }))).status).toBe(400);
+    expect((await browser.visit(`${akamon.url}/idv/recover/everything`, form({ _csrf: csrf }))).status).toBe(404);
+    // Not a form, and a field sent twice.
+    expect((await browser.visit(`${akamon.url}/idv/start`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).status).toBe(415);
+    expect((await browser.visit(`${akamon.url}/idv/start`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `_csrf=${csrf}&_csrf=${csrf}` })).status).toBe(400);
+    // A callback nobody started, with a huge or a strange state; a forged flow cookie.
+    expect((await browser.visit(`${akamon.url}/idv/callback?code=abc&state=${'x'.repeat(6000)}`)).status).toBe(400);
+    browser.cookies.set('akamon_idv;/', { name: 'akamon_idv', value: 'AAAAAAAAAAAAAAAAAAAAAA', path: '/' });
+    expect((await browser.visit(`${akamon.url}/idv/callback?code=abc&state=%00%ff`)).status).toBe(400);
+    // The account home's link pages without a session go to the sign-in; without a flow, 400.
+    expect((await new Browser(akamon.url).request(`${akamon.url}/account/idv/linked`)).headers.get('location')).toMatch(/^\/account\/login/);
+    const account = await akamon.createReadyAccount();
+    const { browser: home } = await idvHome(account);
+    expect((await home.visit(`${akamon.url}/account/idv/linked`)).status).toBe(400);
+    expect(await akamon.deps.idv.linkOf(account.id)).toBeUndefined();
+    expect(akamon.logs.join('')).not.toMatch(/"status":500/);
+  });
+});
+
 describe('data salvage after revocation', () => {
   test('a revoked, linked account reaches salvage clients only, with a salvage claim, and only within the period', async () => {
     const salvageClient = await akamon.createClient({ name: 'Data Export', salvage: true, redirectUris: ['http://127.0.0.1:9/export'] });
