@@ -1,0 +1,69 @@
+import fs from 'node:fs';
+import { execFileSync } from 'node:child_process';
+
+/** Latencies in milliseconds, summarised. */
+export interface Summary {
+  count: number;
+  errors: number;
+  seconds: number;
+  perSecond: number;
+  p50: number;
+  p95: number;
+  p99: number;
+}
+
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+export function summarise(latencies: number[], errors: number, seconds: number): Summary {
+  const sorted = [...latencies].sort((a, b) => a - b);
+  const round = (n: number) => Math.round(n * 10) / 10;
+  return {
+    count: latencies.length, errors, seconds: round(seconds), perSecond: round(latencies.length / seconds),
+    p50: round(percentile(sorted, 50)), p95: round(percentile(sorted, 95)), p99: round(percentile(sorted, 99)),
+  };
+}
+
+/**
+ * Runs `task` from `concurrency` workers until `count` tasks have run or `seconds` have passed.
+ * A task resolves true for success; a thrown error or false counts as an error.
+ */
+export async function load(options: { concurrency: number; count?: number; seconds?: number }, task: (i: number) => Promise<boolean>): Promise<Summary> {
+  const latencies: number[] = [];
+  let errors = 0;
+  let next = 0;
+  const started = performance.now();
+  const deadline = options.seconds === undefined ? Infinity : started + options.seconds * 1000;
+  const limit = options.count ?? Infinity;
+  await Promise.all(Array.from({ length: options.concurrency }, async () => {
+    while (next < limit && performance.now() < deadline) {
+      const i = next++;
+      const t0 = performance.now();
+      let ok = false;
+      try {
+        ok = await task(i);
+      } catch {
+        ok = false;
+      }
+      if (ok) latencies.push(performance.now() - t0);
+      else errors += 1;
+    }
+  }));
+  return summarise(latencies, errors, (performance.now() - started) / 1000);
+}
+
+const TICKS = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+
+/** CPU seconds (user + system) a process has used so far. */
+export function cpuSeconds(pid: number): number {
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / TICKS;
+}
+
+/** The peak resident set size of a process, in MiB. */
+export function peakRssMiB(pid: number): number {
+  const line = fs.readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmHWM:'));
+  return Math.round(Number(/(\d+)/.exec(line ?? '')?.[1] ?? 0) / 1024);
+}

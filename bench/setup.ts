@@ -1,0 +1,131 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Writable } from 'node:stream';
+import { sql } from 'kysely';
+import { generate } from 'otplib';
+import { loadConfig } from '../src/config/config.ts';
+import { buildDeps } from '../src/deps.ts';
+import { createLogger } from '../src/http/logger.ts';
+import { openDatabase } from '../src/db/database.ts';
+import { ClientService } from '../src/client/client.service.ts';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+export const PASSWORD = 'Bench-Password-2026!';
+export const REDIRECT_URI = 'http://127.0.0.1:9/bench/callback';
+
+export interface BenchAccount {
+  commonId: string;
+  totpSecret: string;
+}
+
+export interface Seeded {
+  env: Record<string, string>;
+  accounts: BenchAccount[];
+  client: { clientId: string; clientSecret: string };
+  /** Drops the throwaway Postgres database, if one was made. */
+  cleanup(): Promise<void>;
+}
+
+/**
+ * A fresh database with `people` ready accounts (one precomputed production-strength hash shared
+ * by all, a TOTP factor each) and one confidential client that requires MFA. On Postgres a
+ * database of its own is created next to the one DATABASE_URL names.
+ */
+export async function seed(options: { people: number; port: number; databaseUrl?: string }): Promise<Seeded> {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'akamon-bench-'));
+  const env: Record<string, string> = {
+    PORT: String(options.port),
+    AKAMON_ISSUER: `http://127.0.0.1:${options.port}`,
+    AKAMON_DATA_DIR: dataDir,
+    AKAMON_SECRET: 'bench-secret-0123456789-abcdefghijklmnopqrstuvwxyz',
+    AKAMON_DEV_IDV: 'false',
+    AKAMON_LOG_LEVEL: 'info',
+  };
+  let cleanup = async () => { fs.rmSync(dataDir, { recursive: true, force: true }); };
+  if (options.databaseUrl) {
+    const name = `akamon_bench_${Date.now()}`;
+    const admin = await openDatabase({ url: options.databaseUrl, poolMax: 1 });
+    await sql.raw(`create database ${name}`).execute(admin.db);
+    await admin.close();
+    const url = new URL(options.databaseUrl);
+    url.pathname = `/${name}`;
+    env.DATABASE_URL = url.href;
+    const removeDir = cleanup;
+    cleanup = async () => {
+      await removeDir();
+      const again = await openDatabase({ url: options.databaseUrl!, poolMax: 1 });
+      await sql.raw(`drop database if exists ${name} with (force)`).execute(again.db);
+      await again.close();
+    };
+  }
+  const config = loadConfig(env);
+  const deps = await buildDeps(config, createLogger('silent', new Writable({ write(_c, _e, done) { done(); } })));
+  try {
+    const hash = await deps.hasher.hash(PASSWORD);
+    const accounts: BenchAccount[] = [];
+    const base = 9_000_000_000;
+    for (let start = 0; start < options.people; start += 500) {
+      const rows = Array.from({ length: Math.min(500, options.people - start) }, (_, i) => ({
+        common_id: String(base + start + i), name: `Bench Person ${start + i}`, email: null, affiliation: 'student' as const, status: 'active' as const,
+        password_hash: hash, password_set_at: new Date(), must_change_password: false, updated_at: new Date(),
+      }));
+      const inserted = await deps.database.db.insertInto('account').values(rows).returning(['id', 'common_id']).execute();
+      for (const account of inserted) {
+        const { secret, sealed } = deps.mfa.pendingTotp();
+        // Enrolled one step back, so that the code of the current step is still unused at sign-in.
+        const enrolled = await deps.mfa.confirmTotp(account.id, sealed, await generate({ secret, epoch: Math.floor(Date.now() / 1000) - 30 }), 'Bench app');
+        if (!enrolled.ok) throw new Error(`TOTP enrolment failed for ${account.common_id}: ${enrolled.reason}`);
+        accounts.push({ commonId: account.common_id, totpSecret: secret });
+      }
+    }
+    const clients = new ClientService({ store: deps.clientStore, box: deps.box, validate: async () => undefined, allowHttpRedirects: true });
+    const { client, clientSecret } = await clients.create({ name: 'Bench RP', redirectUris: [REDIRECT_URI], firstParty: true, requireMfa: true });
+    return { env, accounts, client: { clientId: client.clientId, clientSecret: clientSecret! }, cleanup };
+  } finally {
+    await deps.database.close();
+  }
+}
+
+export interface Server {
+  process: ChildProcess;
+  url: string;
+  /** Milliseconds from process start to "ready", as the server itself reports it. */
+  readyMs: number;
+  stop(): Promise<void>;
+}
+
+/** Starts `node src/main.ts` as an operator would, and waits for its "akamon ready" line. */
+export async function startServer(env: Record<string, string>): Promise<Server> {
+  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('AKAMON_') && k !== 'DATABASE_URL' && k !== 'NODE_OPTIONS'));
+  const child = spawn(path.join(ROOT, 'node_modules/.bin/node'), ['src/main.ts'], { cwd: ROOT, env: { ...clean, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let buffered = '';
+  const readyMs = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`the server did not get ready:\n${buffered.slice(-2000)}`)), 60_000);
+    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+      if (buffered.length < 100_000) buffered += chunk;
+      const match = /"readyMs":(\d+)/.exec(buffered);
+      if (match) {
+        clearTimeout(timer);
+        resolve(Number(match[1]));
+      }
+    });
+    child.stderr!.setEncoding('utf8').on('data', (chunk: string) => { buffered += chunk; });
+    child.once('exit', (code) => reject(new Error(`the server exited with ${code}:\n${buffered.slice(-2000)}`)));
+  });
+  // From here on its log is read by nobody: drain it so that the pipe never blocks the server.
+  child.stdout!.removeAllListeners('data').resume();
+  child.stderr!.removeAllListeners('data').resume();
+  return {
+    process: child,
+    url: env.AKAMON_ISSUER!,
+    readyMs,
+    async stop() {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
