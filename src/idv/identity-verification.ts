@@ -95,10 +95,8 @@ export class IdentityVerification {
    * sign-in. Either way every session and refresh token of the account ends.
    */
   async recover(account: AccountRow, kind: RecoveryKind): Promise<RecoveryOutcome> {
-    const keys = [{ key: `idv:recover:${account.id}`, rule: RECOVERY_RULE }];
-    const state = await this.#throttle.reserve(keys);
+    const state = await this.#throttle.countUse([{ key: `idv:recover:${account.id}`, rule: RECOVERY_RULE }]);
     if (state.blocked || state.waitSeconds > 0) return { ok: false, waitSeconds: state.waitSeconds };
-    await this.#throttle.failed(keys); // every recovery counts
     if (kind === 'password') {
       const { initialPassword } = await this.#accountService.reissuePassword(account.common_id);
       await this.#audit.record({ actor: 'self', action: 'password.reissued', accountId: account.id, details: { via: 'identity_verification' } });

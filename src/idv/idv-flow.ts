@@ -85,13 +85,11 @@ export class IdvFlow {
 
   /** Sends the browser to the upstream provider (303), or answers why it cannot go now. */
   async begin(ctx: Context, purpose: IdvPurpose, bound: { accountId?: string; uid?: string } = {}): Promise<void> {
-    const keys = [{ key: `idv:address:${ctx.ip}`, rule: START_RULE }];
-    const limit = await this.#deps.throttle.reserve(keys);
+    const limit = await this.#deps.throttle.countUse([{ key: `idv:address:${ctx.ip}`, rule: START_RULE }]);
     if (limit.blocked || limit.waitSeconds > 0) {
       ctx.set('Retry-After', String(limit.waitSeconds));
       return this.#deps.renderer.page(ctx, 'error', 'error.title', { message: this.#t(ctx)('idv.rate_limited', { minutes: Math.max(1, Math.ceil(limit.waitSeconds / 60)) }) }, 429);
     }
-    await this.#deps.throttle.failed(keys); // every start counts
     let started: Awaited<ReturnType<UpstreamIdp['begin']>>;
     try {
       started = await this.#deps.upstream.begin(ctx.state.locale);

@@ -112,13 +112,11 @@ export function recoveryRoutes(deps: RecoveryDeps): Router {
     }] as const;
 
   router.post('/start', ...step('start', async (ctx, id, flow, body) => {
-    const addressKeys = [{ key: `recover:address:${ctx.ip}`, rule: START_RULE }];
-    const limit = await deps.throttle.reserve(addressKeys);
+    const limit = await deps.throttle.countUse([{ key: `recover:address:${ctx.ip}`, rule: START_RULE }]);
     if (limit.blocked || limit.waitSeconds > 0) {
       ctx.set('Retry-After', String(limit.waitSeconds));
       return startPage(ctx, t(ctx)('recover.rate_limited', { minutes: Math.max(1, Math.ceil(limit.waitSeconds / 60)) }), 429);
     }
-    await deps.throttle.failed(addressKeys); // every start counts, whatever follows
     // The captcha is single use: the flow forgets its challenge now.
     await save(id, { challenge: '' });
     if (!(await deps.captcha.verify(body.captcha, flow.challenge!))) return startPage(ctx, t(ctx)('recover.captcha_failed'), 400);

@@ -73,6 +73,17 @@ export class LoginThrottle {
     return OPEN;
   }
 
+  /**
+   * A use that counts whatever follows (starting a reset, an identity verification, a recovery):
+   * refused while a key is locked, otherwise counted at once.
+   */
+  async countUse(keys: ThrottleKey[]): Promise<ThrottleState> {
+    const state = await this.reserve(keys);
+    if (state.blocked || state.waitSeconds > 0) return state;
+    await this.failed(keys);
+    return OPEN;
+  }
+
   /** The guess was wrong: count it and lock the key for the time its count brings. */
   async failed(keys: ThrottleKey[]): Promise<void> {
     const now = this.#clock.now();
