@@ -13,7 +13,9 @@ export function findAccount(accounts: AccountStore, clients: ClientStore, access
   return async (ctx, id, token) => {
     const account = await accounts.findById(id);
     if (!account) return undefined;
-    const clientId = token?.clientId ?? ctx.oidc?.client?.clientId;
+    // The client's row is read only when it matters: a token's client must admit the account, and
+    // a revoked account may carry the salvage claim. Active accounts in an interaction skip the query.
+    const clientId = token?.clientId ?? (account.status === 'revoked' ? ctx.oidc?.client?.clientId : undefined);
     const client = clientId ? await clients.find(clientId) : undefined;
     if (token && (!client || !(await access.decide(account, client)).allowed)) return undefined;
     // A closed account at a data-salvage client: the relying party should offer export only.
