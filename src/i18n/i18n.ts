@@ -37,3 +37,8 @@ export function negotiateLocale(uiLocales: string | undefined, cookie: string | 
   for (const { base, q } of ranked) if (q > 0 && isLocale(base)) return base;
   return 'ja';
 }
+
+/** A moment as people read it on a page: in their language and the university's time zone. */
+export function formatDateTime(locale: Locale, value: Date | string, timeZone: string): string {
+  return new Date(value).toLocaleString(locale === 'ja' ? 'ja-JP' : 'en-GB', { timeZone });
+}

@@ -15,7 +15,7 @@ import type { CsrfGuard } from '../http/csrf.ts';
 import { formBody } from '../http/form-body.ts';
 import type { Renderer } from '../http/renderer.ts';
 import type { MessageKey } from '../i18n/en.ts';
-import { translator } from '../i18n/i18n.ts';
+import { formatDateTime, translator } from '../i18n/i18n.ts';
 import type { MfaService } from '../mfa/mfa.service.ts';
 import { passwordExpiry } from '../password/expiry.ts';
 import type { Clock } from '../shared/clock.ts';
@@ -73,7 +73,7 @@ export function accountHome(deps: AccountHomeDeps): Router {
   async function accountPage(ctx: Context, account: AccountRow, newAppPassword: { name: string; secret: string } | null = null) {
     const t = translator(ctx.state.locale);
     const factors = await deps.mfa.factors(account.id);
-    const when = (d: Date | string | null) => (d ? new Date(d).toLocaleString(ctx.state.locale === 'ja' ? 'ja-JP' : 'en-GB', { timeZone: deps.config.timeZone }) : t('account.never'));
+    const when = (d: Date | string | null) => (d ? formatDateTime(ctx.state.locale, d, deps.config.timeZone) : t('account.never'));
     const link = await deps.idv.linkOf(account.id);
     const expiry = passwordExpiry(account.password_set_at, factors.length > 0, deps.config.passwordExpiry, deps.clock.now());
     const mfaStatus = factors.length > 0

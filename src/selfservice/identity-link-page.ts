@@ -3,7 +3,7 @@ import type { Context } from 'koa';
 import type { AccountRow } from '../account/account.store.ts';
 import { formBody } from '../http/form-body.ts';
 import type { MessageKey } from '../i18n/en.ts';
-import { translator } from '../i18n/i18n.ts';
+import { formatDateTime, translator } from '../i18n/i18n.ts';
 import type { AccountHomeDeps } from './account-home.ts';
 import type { HomeSession } from './home-session.ts';
 
@@ -20,7 +20,7 @@ export function identityLinkRoutes(router: Router, deps: AccountHomeDeps, home: 
     const link = await deps.idv.linkOf(account.id);
     deps.renderer.page(ctx, 'identity-link', 'idv.link_title', {
       available: Boolean(deps.idvFlow),
-      link: link ? { name: link.name, linkedAt: new Date(link.linked_at).toLocaleString(ctx.state.locale === 'ja' ? 'ja-JP' : 'en-GB', { timeZone: deps.config.timeZone }) } : null,
+      link: link ? { name: link.name, linkedAt: formatDateTime(ctx.state.locale, link.linked_at, deps.config.timeZone) } : null,
       linkAction: '/account/idv/link',
       unlinkAction: '/account/idv/unlink',
       message: notice.message ? t(notice.message) : null,
