@@ -22,12 +22,12 @@ export type IdvPurpose = 'link' | 'recover';
 interface Flow {
   purpose: IdvPurpose;
   stage: 'upstream' | 'verified' | 'done';
-  check?: PendingCheck;
+  check?: PendingCheck | null;
   /** link: the signed-in account; recover: the account the verification found. */
   accountId?: string;
   /** recover from a sign-in: the interaction to continue afterwards. */
   uid?: string;
-  identity?: VerifiedIdentity;
+  identity?: VerifiedIdentity | null;
 }
 
 export interface IdvFlowDeps {
@@ -74,13 +74,13 @@ export class IdvFlow {
     return this.#deps.state.merge(this.#key(id), flow as unknown as Record<string, unknown>, FLOW_TTL_SECONDS);
   }
 
-  page(ctx: Context, view: string, title: MessageKey, data: PageData = {}, status = 200): void {
+  #page(ctx: Context, view: string, title: MessageKey, data: PageData = {}, status = 200): void {
     this.#deps.renderer.page(ctx, view, title, data, status);
   }
 
   /** A page that sends the person to the office, with why. */
-  office(ctx: Context, reason: MessageKey, status: number): void {
-    this.page(ctx, 'idv-office', 'idv.office_title', { reason: this.#t(ctx)(reason) }, status);
+  #office(ctx: Context, reason: MessageKey, status: number): void {
+    this.#page(ctx, 'idv-office', 'idv.office_title', { reason: this.#t(ctx)(reason) }, status);
   }
 
   /** Sends the browser to the upstream provider (303), or answers why it cannot go now. */
@@ -114,8 +114,8 @@ export class IdvFlow {
   async takeLink(ctx: Context, accountId: string): Promise<VerifiedIdentity | undefined> {
     const current = await this.#flow(ctx);
     if (!current || current.flow.purpose !== 'link' || current.flow.stage !== 'verified' || current.flow.accountId !== accountId) return undefined;
-    await this.#save(current.id, { ...current.flow, stage: 'done', identity: undefined });
-    return current.flow.identity;
+    await this.#save(current.id, { ...current.flow, stage: 'done', identity: null });
+    return current.flow.identity ?? undefined;
   }
 
   routes(): Router {
@@ -129,7 +129,8 @@ export class IdvFlow {
       if (!current || current.flow.stage !== 'upstream' || !current.flow.check) return deps.renderer.error(ctx, 'error.expired', 400);
       const { id, flow } = current;
       // The answer is used once, whatever it is.
-      await this.#save(id, { ...flow, stage: 'done', check: undefined });
+      // (null, not undefined: the stored flow is merged as JSON, which drops undefined.)
+      await this.#save(id, { ...flow, stage: 'done', check: null });
       let identity: VerifiedIdentity;
       try {
         identity = await deps.upstream.complete(new URL(ctx.originalUrl, deps.config.issuer), flow.check!);
@@ -140,13 +141,13 @@ export class IdvFlow {
         return deps.renderer.error(ctx, error.cancelled ? 'idv.cancelled' : 'idv.failed', 400);
       }
       if (flow.purpose === 'link') {
-        await this.#save(id, { ...flow, stage: 'verified', check: undefined, identity });
+        await this.#save(id, { ...flow, stage: 'verified', check: null, identity });
         ctx.status = 303;
         return ctx.redirect('/account/idv/linked');
       }
       const found = await deps.idv.identify(identity);
-      if (found.kind === 'unknown') return this.office(ctx, 'idv.office_unknown', 404);
-      if (found.kind === 'name_mismatch') return this.office(ctx, 'idv.office_name', 403);
+      if (found.kind === 'unknown') return this.#office(ctx, 'idv.office_unknown', 404);
+      if (found.kind === 'name_mismatch') return this.#office(ctx, 'idv.office_name', 403);
       const { account } = found;
       if (account.status === 'revoked' && flow.uid) {
         // Back to the sign-in it came from: a salvage client may let the closed account in.
@@ -154,9 +155,9 @@ export class IdvFlow {
         ctx.status = 303;
         return ctx.redirect(`/interaction/${flow.uid}`);
       }
-      if (account.status !== 'active') return this.office(ctx, account.status === 'revoked' ? 'idv.office_revoked' : 'idv.office_suspended', 403);
-      await this.#save(id, { ...flow, stage: 'verified', check: undefined, accountId: account.id });
-      this.page(ctx, 'idv-recover', 'idv.recover_title', {
+      if (account.status !== 'active') return this.#office(ctx, account.status === 'revoked' ? 'idv.office_revoked' : 'idv.office_suspended', 403);
+      await this.#save(id, { ...flow, stage: 'verified', check: null, accountId: account.id });
+      this.#page(ctx, 'idv-recover', 'idv.recover_title', {
         commonId: withRealm(account.common_id, deps.config.realmSuffix),
         name: account.name,
         passwordAction: '/idv/recover/password',
@@ -182,7 +183,7 @@ export class IdvFlow {
       const uid = current.flow.uid;
       // Continuing the sign-in it came from: straight to the password page of this account.
       if (uid) await deps.state.merge(uid, { identifier: account.common_id }, deps.stateTtlSeconds);
-      this.page(ctx, 'idv-recovered', 'idv.recovered_title', {
+      this.#page(ctx, 'idv-recovered', 'idv.recovered_title', {
         commonId: withRealm(account.common_id, deps.config.realmSuffix),
         temporaryPassword: outcome.temporaryPassword,
         continueUrl: uid ? `/interaction/${uid}` : '/account',
