@@ -67,3 +67,22 @@ export function peakRssMiB(pid: number): number {
   const line = fs.readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmHWM:'));
   return Math.round(Number(/(\d+)/.exec(line ?? '')?.[1] ?? 0) / 1024);
 }
+
+/** Nanoseconds each kind of thread of a process has run so far (the scheduler's count, finer than ticks). */
+export function threadNanoseconds(pid: number): Map<string, number> {
+  const byName = new Map<string, number>();
+  for (const task of fs.readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const name = task === String(pid) ? 'main' : fs.readFileSync(`/proc/${pid}/task/${task}/comm`, 'utf8').trim().replace(/\d+$/, '');
+      byName.set(name, (byName.get(name) ?? 0) + Number(fs.readFileSync(`/proc/${pid}/task/${task}/schedstat`, 'utf8').split(' ')[0]));
+    } catch {
+      // A thread that ended between the listing and the read.
+    }
+  }
+  return byName;
+}
+
+/** Nanoseconds all threads of a process have run so far. */
+export function runNanoseconds(pid: number): number {
+  return [...threadNanoseconds(pid).values()].reduce((sum, n) => sum + n, 0);
+}

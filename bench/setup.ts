@@ -11,6 +11,7 @@ import { buildDeps } from '../src/deps.ts';
 import { createLogger } from '../src/http/logger.ts';
 import { openDatabase } from '../src/db/database.ts';
 import { ClientService } from '../src/client/client.service.ts';
+import { onCpus } from './cpus.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 export const PASSWORD = 'Bench-Password-2026!';
@@ -97,10 +98,29 @@ export interface Server {
   stop(): Promise<void>;
 }
 
-/** Starts `node src/main.ts` as an operator would, and waits for its "akamon ready" line. */
-export async function startServer(env: Record<string, string>): Promise<Server> {
+/**
+ * The command line of `npm start`, split into its environment assignments and node's arguments,
+ * so that the bench runs the server exactly as operators start it (allocator and heap settings).
+ */
+export function startCommand(): { env: Record<string, string>; nodeArgs: string[] } {
+  const script = (JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start;
+  const words = script.trim().split(/\s+/);
+  const env: Record<string, string> = {};
+  while (/^[A-Z_]+=/.test(words[0] ?? '')) {
+    const [name, ...value] = words.shift()!.split('=');
+    env[name!] = value.join('=');
+  }
+  if (words.shift() !== 'node') throw new Error(`npm start does not run node: ${script}`);
+  return { env, nodeArgs: words };
+}
+
+/** Starts the server as `npm start` does (on `cpus` if given), and waits for its "akamon ready" line. */
+export async function startServer(env: Record<string, string>, options: { profileDir?: string; cpus?: string } = {}): Promise<Server> {
   const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('AKAMON_') && k !== 'DATABASE_URL' && k !== 'NODE_OPTIONS'));
-  const child = spawn(path.join(ROOT, 'node_modules/.bin/node'), ['src/main.ts'], { cwd: ROOT, env: { ...clean, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const start = startCommand();
+  const profile = options.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.profileDir}`] : [];
+  const [command, args] = onCpus(options.cpus, path.join(ROOT, 'node_modules/.bin/node'), [...profile, ...start.nodeArgs]);
+  const child = spawn(command, args, { cwd: ROOT, env: { ...clean, ...start.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let buffered = '';
   const readyMs = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`the server did not get ready:\n${buffered.slice(-2000)}`)), 60_000);

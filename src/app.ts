@@ -64,7 +64,7 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
   };
 
   const csrf = new CsrfGuard(box.deriveKey('csrf'), config.production);
-  const renderer = new Renderer(config.production, csrf);
+  const renderer = new Renderer(csrf);
   const app = new Koa();
   app.proxy = config.trustProxy;
   // Only the addresses our own proxies appended: the left of X-Forwarded-For is the client's to forge.

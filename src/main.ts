@@ -3,6 +3,7 @@ import { ConfigError, loadConfig } from './config/config.ts';
 import { createLogger } from './http/logger.ts';
 import { buildDeps } from './deps.ts';
 import { buildApp } from './app.ts';
+import { lowerWorkerPriority } from './password/hash-priority.ts';
 import { randomToken } from './crypto/tokens.ts';
 import { startDevIdv, type DevIdv } from './idv/dev-provider.ts';
 import type { Config, IdvSettings } from './config/config.ts';
@@ -45,6 +46,9 @@ try {
   deps = await buildDeps(config, logger, { idvSettings });
   firstOperatorTokenFile = await deps.operators.ensureInitial(config.dataDir);
   akamon = await buildApp(deps);
+  await deps.hasher.warmUp();
+  const lowered = lowerWorkerPriority(config.hashNiceness);
+  if (lowered) logger.debug({ threads: lowered, niceness: config.hashNiceness }, 'hashing threads run at lower priority');
 } catch (error) {
   // One line for the operator; the details (never secrets) go to the log.
   logger.fatal({ err: error }, 'akamon could not start');

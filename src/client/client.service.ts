@@ -109,6 +109,8 @@ function toView(row: ClientRow): ClientView {
 export class ClientService {
   readonly #store: ClientStore;
   readonly #box: SecretBox;
+  /** Decrypted secrets by ciphertext: the provider reads the client on every request it serves. */
+  readonly #secrets = new Map<string, string>();
   readonly #validate: MetadataValidator;
   readonly #allowHttp: boolean;
 
@@ -158,8 +160,19 @@ export class ClientService {
     const row = await this.#store.find(clientId);
     if (!row) return undefined;
     const metadata: Record<string, unknown> = { ...(row.metadata as Record<string, unknown>) };
-    if (row.client_secret_enc) metadata.client_secret = this.#box.decrypt(row.client_secret_enc);
+    if (row.client_secret_enc) metadata.client_secret = this.#secret(row.client_secret_enc);
     return metadata;
+  }
+
+  #secret(ciphertext: string): string {
+    let secret = this.#secrets.get(ciphertext);
+    if (secret === undefined) {
+      // A rotated secret gets a new ciphertext; the bound keeps stale entries from piling up.
+      if (this.#secrets.size >= 10_000) this.#secrets.clear();
+      secret = this.#box.decrypt(ciphertext);
+      this.#secrets.set(ciphertext, secret);
+    }
+    return secret;
   }
 
   async #find(clientId: string): Promise<ClientRow> {

@@ -21,6 +21,7 @@ export interface Config {
   readonly argon2: { readonly memoryCost: number; readonly timeCost: number; readonly parallelism: number };
   readonly hashConcurrency: number;
   readonly hashQueueLimit: number;
+  readonly hashNiceness: number;
   readonly trustProxy: boolean;
   /** How many proxies append to X-Forwarded-For; the client address is the one they add. */
   readonly proxyHops: number;
@@ -263,6 +264,7 @@ export function loadConfig(env: Env = process.env, readFile: (file: string) => s
     }),
     hashConcurrency,
     hashQueueLimit: integer(env, 'AKAMON_HASH_QUEUE', hashConcurrency * 4, 0, 100_000),
+    hashNiceness: integer(env, 'AKAMON_HASH_NICE', 10, 0, 19),
     trustProxy: flag(env, 'AKAMON_TRUST_PROXY'),
     proxyHops: integer(env, 'AKAMON_PROXY_HOPS', 1, 1, 10),
     backchannelAllowPrivate: flag(env, 'AKAMON_BACKCHANNEL_ALLOW_PRIVATE'),

@@ -1,16 +1,17 @@
-import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createSecretKey, hkdfSync, randomBytes, type KeyObject } from 'node:crypto';
 
 /**
  * Derives purpose-bound keys from AKAMON_SECRET and encrypts values at rest (AES-256-GCM).
  * Ciphertexts are "v1.<iv>.<tag>.<data>" in base64url so a later format can sit beside this one.
  */
 export class SecretBox {
-  readonly #encryptionKey: Buffer;
+  // A KeyObject, made once: a raw key would be imported again on every call.
+  readonly #encryptionKey: KeyObject;
   readonly #secret: string;
 
   constructor(secret: string) {
     this.#secret = secret;
-    this.#encryptionKey = this.deriveKey('at-rest-encryption');
+    this.#encryptionKey = createSecretKey(this.deriveKey('at-rest-encryption'));
   }
 
   deriveKey(purpose: string, length = 32): Buffer {

@@ -9,7 +9,12 @@ export const REDACTED_PATHS = [
   'req.headers.authorization', 'headers.cookie', 'headers.authorization', '_csrf', '*._csrf',
 ];
 
-export function createLogger(level: string, destination?: DestinationStream): Logger {
+/**
+ * Standard output is written asynchronously: a synchronous write per line cost a sign-in more CPU
+ * than its database work. Lines written while one write is in flight go out together, and pino
+ * flushes what is left when the process exits.
+ */
+export function createLogger(level: string, destination: DestinationStream = pino.destination({ dest: 1, sync: false })): Logger {
   return pino({
     level,
     base: { service: 'akamon' },

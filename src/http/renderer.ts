@@ -16,8 +16,10 @@ export class Renderer {
   readonly #eta: Eta;
   readonly #csrf: CsrfGuard;
 
-  constructor(production: boolean, csrf: CsrfGuard) {
-    this.#eta = new Eta({ views: viewsDir, autoEscape: true, cache: production });
+  constructor(csrf: CsrfGuard) {
+    // Compiled templates are kept in every mode: compiling a page on each request cost more CPU
+    // than everything else the page does. Views are part of the release; edit, then restart.
+    this.#eta = new Eta({ views: viewsDir, autoEscape: true, cache: true });
     this.#csrf = csrf;
   }
 

@@ -100,7 +100,7 @@ export async function startDevIdv(options: DevIdvOptions): Promise<DevIdv> {
 
   // Its own cookie names: cookies ignore ports, and Akamon runs on the same host.
   const csrf = new CsrfGuard(randomBytes(32), false, 'devidv_csrf');
-  const renderer = new Renderer(false, csrf);
+  const renderer = new Renderer(csrf);
   const provider = new Provider(issuer, {
     adapter: memoryAdapter(),
     ttl: { Interaction: 600, Session: 600, Grant: 600, AccessToken: 600, IdToken: 600, AuthorizationCode: 60 },

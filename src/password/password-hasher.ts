@@ -28,6 +28,11 @@ export class PasswordHasher {
     return { ok, needsRehash: ok && argon2.needsRehash(hash, this.#params) };
   }
 
+  /** Makes the timing equaliser's hash now, which also starts libuv's worker threads. */
+  async warmUp(): Promise<void> {
+    await this.verifyNothing('');
+  }
+
   /** Spends the same time as a real verification, for accounts that do not exist. */
   async verifyNothing(password: string): Promise<void> {
     this.#dummyHash ??= argon2.hash('akamon-timing-equaliser', { type: argon2.argon2id, ...this.#params });

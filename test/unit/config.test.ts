@@ -42,6 +42,13 @@ describe('loadConfig defaults', () => {
     expect(loadConfig({ AKAMON_HASH_CONCURRENCY: '3' }).hashQueueLimit).toBe(12);
   });
 
+  test('hashing runs at niceness 10 unless told otherwise, within 0 to 19', () => {
+    expect(config.hashNiceness).toBe(10);
+    expect(loadConfig({ AKAMON_HASH_NICE: '0' }).hashNiceness).toBe(0);
+    expect(() => loadConfig({ AKAMON_HASH_NICE: '20' })).toThrow(ConfigError);
+    expect(() => loadConfig({ AKAMON_HASH_NICE: '-5' })).toThrow(ConfigError);
+  });
+
   test('the issuer follows PORT when not given, and loses a trailing slash', () => {
     expect(loadConfig({ PORT: '8080' }).issuer).toBe('http://localhost:8080');
     expect(loadConfig({ AKAMON_ISSUER: 'https://id.example.ac.jp/' }).issuer).toBe('https://id.example.ac.jp');

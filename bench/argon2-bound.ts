@@ -1,0 +1,16 @@
+import os from 'node:os';
+import argon2 from 'argon2';
+import { loadConfig } from '../src/config/config.ts';
+import { load } from './measure.ts';
+import { PASSWORD } from './setup.ts';
+
+// The physical bound of a sign-in: argon2id verifications alone, at the server's parameters and
+// hash concurrency, on the CPUs this process may use (the bench starts it with the server's).
+// Prints one JSON summary.
+
+const concurrency = loadConfig({}).hashConcurrency;
+const { argon2: params } = loadConfig({});
+const hash = await argon2.hash(PASSWORD, { type: argon2.argon2id, ...params });
+await argon2.verify(hash, PASSWORD);
+const summary = await load({ concurrency, count: Math.max(50, os.availableParallelism() * 40) }, () => argon2.verify(hash, PASSWORD));
+process.stdout.write(`${JSON.stringify({ ...summary, concurrency })}\n`);

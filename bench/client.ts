@@ -1,0 +1,61 @@
+import { generate } from 'otplib';
+import { Agent, request } from 'undici';
+import { authorizeUrl, Browser, pkce } from '../test/support/browser.ts';
+import { PASSWORD, REDIRECT_URI, type BenchAccount, type Seeded } from './setup.ts';
+
+// What the load generator does, as a browser and as a relying party would.
+
+export interface Tokens {
+  accessToken: string;
+  refreshToken: string;
+}
+
+// undici's own request API: the generator must outrun the server it measures, and fetch costs more.
+const agent = new Agent({ connections: 256, keepAliveTimeout: 60_000 });
+
+export async function call(url: string, init: { method?: 'GET' | 'POST'; headers?: Record<string, string>; form?: Record<string, string> } = {}): Promise<{ status: number; text: string }> {
+  const headers = { ...init.headers, ...(init.form ? { 'content-type': 'application/x-www-form-urlencoded' } : {}) };
+  const response = await request(url, { method: init.method ?? (init.form ? 'POST' : 'GET'), headers, body: init.form ? new URLSearchParams(init.form).toString() : undefined, dispatcher: agent });
+  return { status: response.statusCode, text: await response.body.text() };
+}
+
+export const basic = (client: Seeded['client']) => `Basic ${Buffer.from(`${encodeURIComponent(client.clientId)}:${encodeURIComponent(client.clientSecret)}`).toString('base64')}`;
+
+export async function tokenRequest(url: string, client: Seeded['client'], form: Record<string, string>): Promise<{ status: number; body: Record<string, string> }> {
+  const answer = await call(`${url}/token`, { headers: { authorization: basic(client) }, form });
+  return { status: answer.status, body: JSON.parse(answer.text) as Record<string, string> };
+}
+
+/** One person signing in as a browser does: authorize, identifier, password, TOTP, code, token, userinfo. */
+export async function signIn(url: string, client: Seeded['client'], account: BenchAccount, browser = new Browser(url)): Promise<Tokens | undefined> {
+  const { verifier, challenge } = pkce();
+  let page = await browser.visit(authorizeUrl(url, { client_id: client.clientId, redirect_uri: REDIRECT_URI, code_challenge: challenge, code_challenge_method: 'S256' }));
+  page = await browser.submit(page, /\/identifier$/, { identifier: account.commonId });
+  page = await browser.submit(page, /\/password$/, { password: PASSWORD });
+  if (page.status !== 200) return undefined;
+  // The next time step: the enrolment used the previous one, and each account signs in once per run.
+  page = await browser.submit(page, /\/totp$/, { code: await generate({ secret: account.totpSecret, epoch: Math.floor(Date.now() / 1000) + 30 }) });
+  const code = page.url.startsWith(REDIRECT_URI) ? new URL(page.url).searchParams.get('code') : null;
+  if (!code) return undefined;
+  const tokens = await tokenRequest(url, client, { grant_type: 'authorization_code', code, redirect_uri: REDIRECT_URI, code_verifier: verifier });
+  if (tokens.status !== 200) return undefined;
+  const userinfo = await call(`${url}/me`, { headers: { authorization: `Bearer ${tokens.body.access_token}` } });
+  return userinfo.status === 200 ? { accessToken: tokens.body.access_token!, refreshToken: tokens.body.refresh_token! } : undefined;
+}
+
+/** Refresh grants over a pool of grants, each rotated in turn (one request per grant at a time). */
+export function refresher(url: string, client: Seeded['client'], pool: Tokens[]) {
+  const free = [...pool];
+  return async () => {
+    const tokens = free.pop();
+    if (!tokens) return false;
+    const answer = await tokenRequest(url, client, { grant_type: 'refresh_token', refresh_token: tokens.refreshToken });
+    if (answer.status === 200) {
+      tokens.refreshToken = answer.body.refresh_token!;
+      tokens.accessToken = answer.body.access_token!;
+    }
+    free.unshift(tokens);
+    return answer.status === 200;
+  };
+}
+

@@ -1,0 +1,82 @@
+import { parseArgs } from 'node:util';
+import { Browser } from '../test/support/browser.ts';
+import { basic, call, signIn, type Tokens } from './client.ts';
+import { cpuPlan, pinSelf } from './cpus.ts';
+import { runNanoseconds, threadNanoseconds } from './measure.ts';
+import { seed, startServer } from './setup.ts';
+
+// node bench/signin-steps.ts [--signins N] [--profile DIR]: where a sign-in's server CPU goes, request by
+// request, and what one request to each token and metadata endpoint costs.
+// Sign-ins run one at a time, so every CPU nanosecond the server spends between a request and its
+// answer belongs to that request. On PGlite the database's work counts too; on Postgres it does not.
+
+const { values } = parseArgs({ options: { signins: { type: 'string', default: '100' }, profile: { type: 'string' } } });
+const count = Number(values.signins);
+const plan = cpuPlan();
+const port = 30_000 + Math.floor(Math.random() * 20_000);
+const seeded = await seed({ people: count, port, databaseUrl: process.env.DATABASE_URL });
+const server = await startServer(seeded.env, { cpus: plan.server, profileDir: values.profile });
+pinSelf(plan.generator);
+const pid = server.process.pid!;
+const perStep = new Map<string, { count: number; nanoseconds: number }>();
+const record = (step: string, nanoseconds: number) => {
+  const entry = perStep.get(step) ?? { count: 0, nanoseconds: 0 };
+  entry.count += 1;
+  entry.nanoseconds += nanoseconds;
+  perStep.set(step, entry);
+};
+
+/** A browser whose every request is charged to its method and path (ids and codes folded). */
+class MeteredBrowser extends Browser {
+  override async request(url: string, init: RequestInit = {}): Promise<Response> {
+    const before = runNanoseconds(pid);
+    const response = await super.request(url, init);
+    await response.clone().arrayBuffer();
+    const route = new URL(url, this.origin).pathname.replace(/\/interaction\/[^/]+/, '/interaction/:uid').replace(/\/auth\/[^/]+/, '/auth/:uid');
+    record(`${init.method ?? 'GET'} ${route}`, runNanoseconds(pid) - before);
+    return response;
+  }
+}
+
+try {
+  let total = 0;
+  const threadsBefore = threadNanoseconds(pid);
+  const issued: Tokens[] = [];
+  for (const account of seeded.accounts.slice(0, count)) {
+    const before = runNanoseconds(pid);
+    const tokens = await signIn(server.url, seeded.client, account, new MeteredBrowser(server.url));
+    if (!tokens) throw new Error('a sign-in failed');
+    issued.push(tokens);
+    total += runNanoseconds(pid) - before;
+  }
+  const ms = (ns: number) => (ns / 1e6 / count).toFixed(2).padStart(7);
+  process.stdout.write(`server CPU per sign-in: ${ms(total)} ms (${process.env.DATABASE_URL ? 'postgres' : 'pglite'}, ${count} sign-ins)\n`);
+  for (const [step, { count: n, nanoseconds }] of [...perStep].sort((a, b) => b[1].nanoseconds - a[1].nanoseconds)) {
+    process.stdout.write(`${ms(nanoseconds)} ms  ${(n / count).toFixed(1)}×  ${step}\n`);
+  }
+  process.stdout.write(`${ms(total - [...perStep.values()].reduce((sum, s) => sum + s.nanoseconds, 0))} ms  token and userinfo (undici)\nby thread:\n`);
+  for (const [name, nanoseconds] of threadNanoseconds(pid)) process.stdout.write(`${ms(nanoseconds - (threadsBefore.get(name) ?? 0))} ms  ${name}\n`);
+
+  // The endpoints relying parties call, one request at a time, each `count` times.
+  const auth = { authorization: basic(seeded.client) };
+  const endpoints: Record<string, (tokens: Tokens) => Promise<number>> = {
+    'refresh grant': async (tokens) => {
+      const answer = await call(`${server.url}/token`, { headers: auth, form: { grant_type: 'refresh_token', refresh_token: tokens.refreshToken } });
+      if (answer.status === 200) Object.assign(tokens, { refreshToken: JSON.parse(answer.text).refresh_token, accessToken: JSON.parse(answer.text).access_token });
+      return answer.status;
+    },
+    userinfo: async (tokens) => (await call(`${server.url}/me`, { headers: { authorization: `Bearer ${tokens.accessToken}` } })).status,
+    introspection: async (tokens) => (await call(`${server.url}/token/introspection`, { headers: auth, form: { token: tokens.accessToken } })).status,
+    discovery: async () => (await call(`${server.url}/.well-known/openid-configuration`)).status,
+    JWKS: async () => (await call(`${server.url}/jwks`)).status,
+  };
+  process.stdout.write('per request:\n');
+  for (const [name, send] of Object.entries(endpoints)) {
+    const before = runNanoseconds(pid);
+    for (const tokens of issued) if ((await send(tokens)) !== 200) throw new Error(`${name} failed`);
+    process.stdout.write(`${ms(runNanoseconds(pid) - before)} ms  ${name}\n`);
+  }
+} finally {
+  await server.stop();
+  await seeded.cleanup();
+}
