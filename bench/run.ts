@@ -8,7 +8,7 @@ import { authorizeUrl, Browser, pkce } from '../test/support/browser.ts';
 import { cpuPlan, onCpus, pinSelf } from './cpus.ts';
 import { cpuSeconds, load, peakRssMiB, type Summary } from './measure.ts';
 import { PASSWORD, REDIRECT_URI, seed, startServer } from './setup.ts';
-import { basic, call, refresher, signIn, type Tokens } from './client.ts';
+import { basic, call, refresher, signIn, tokenRequest, type Tokens } from './client.ts';
 
 // npm run bench [-- --concurrency C --signins N --seconds S --server-cpus K --profile]: Akamon as a
 // separate process with production argon2 parameters, on PGlite, or on Postgres when DATABASE_URL
@@ -68,6 +68,7 @@ async function main(): Promise<void> {
 
     // c. Token endpoints and metadata.
     const refresh = await load({ concurrency: C, seconds: SECONDS }, refresher(url, seeded.client, tokens));
+    const clientCredentials = await load({ concurrency: C, seconds: SECONDS / 2 }, async () => (await tokenRequest(url, seeded.service, { grant_type: 'client_credentials' })).status === 200);
     const discovery = await load({ concurrency: 32, seconds: SECONDS / 2 }, () => get(`${url}/.well-known/openid-configuration`));
     const jwks = await load({ concurrency: 32, seconds: SECONDS / 2 }, () => get(`${url}/jwks`));
     const userinfo = await load({ concurrency: C, seconds: SECONDS / 2 }, (i) => get(`${url}/me`, { authorization: `Bearer ${tokens[i % tokens.length]!.accessToken}` }));
@@ -111,7 +112,7 @@ async function main(): Promise<void> {
       parameters: { argon2: argonParams, concurrency: C, signins: SIGNINS, seconds: SECONDS },
       argon2Bound: bound,
       signin: { ...signins, cpuSecondsPerSignin: Math.round(cpuPerSignin * 1000) / 1000, ratioToBound: Math.round((signins.perSecond / bound.perSecond) * 100) / 100 },
-      refresh, discovery, jwks, userinfo, introspection,
+      refresh, clientCredentials, discovery, jwks, userinfo, introspection,
       storm: {
         attemptsPerSecond: Math.round(stormRate * 10) / 10,
         statuses: Object.fromEntries(stormStatuses),
@@ -135,7 +136,7 @@ async function main(): Promise<void> {
   process.stdout.write(table);
 }
 
-function markdown(r: { machine: { cores: number; serverCores: number; serverCpus: string; generatorCpus: string; database: string; node: string }; parameters: { argon2: { memoryCost: number; timeCost: number; parallelism: number }; concurrency: number }; argon2Bound: Summary; signin: Summary & { cpuSecondsPerSignin: number; ratioToBound: number }; refresh: Summary; discovery: Summary; jwks: Summary; userinfo: Summary; introspection: Summary; storm: { attemptsPerSecond: number; statuses: Record<string, number>; turnedAwayP50: number | null; refresh: Summary; refreshP99Ratio: number | null; otherServerErrors: number }; peakRssMiB: number; readyMs: number }): string {
+function markdown(r: { machine: { cores: number; serverCores: number; serverCpus: string; generatorCpus: string; database: string; node: string }; parameters: { argon2: { memoryCost: number; timeCost: number; parallelism: number }; concurrency: number }; argon2Bound: Summary; signin: Summary & { cpuSecondsPerSignin: number; ratioToBound: number }; refresh: Summary; clientCredentials: Summary; discovery: Summary; jwks: Summary; userinfo: Summary; introspection: Summary; storm: { attemptsPerSecond: number; statuses: Record<string, number>; turnedAwayP50: number | null; refresh: Summary; refreshP99Ratio: number | null; otherServerErrors: number }; peakRssMiB: number; readyMs: number }): string {
   const row = (name: string, s: Summary, note = '') => `| ${name} | ${s.perSecond} | ${(s.perSecond / r.machine.serverCores).toFixed(1)} | ${s.p50} | ${s.p95} | ${s.p99} | ${s.errors} | ${note} |`;
   return [
     `Akamon benchmark: ${r.machine.cores} cores (server on CPU ${r.machine.serverCpus}, load generator on CPU ${r.machine.generatorCpus}), ${r.machine.database}, Node ${r.machine.node}, argon2id m=${r.parameters.argon2.memoryCost} KiB t=${r.parameters.argon2.timeCost} p=${r.parameters.argon2.parallelism}, concurrency ${r.parameters.concurrency}`,
@@ -145,6 +146,7 @@ function markdown(r: { machine: { cores: number; serverCores: number; serverCpus
     row('argon2id verify (bound)', r.argon2Bound),
     row('full sign-in (password + TOTP)', r.signin, `${r.signin.ratioToBound} of bound; ${r.signin.cpuSecondsPerSignin} CPU s each`),
     row('refresh grant (rotation)', r.refresh),
+    row('client-credentials grant', r.clientCredentials),
     row('discovery', r.discovery),
     row('JWKS', r.jwks),
     row('userinfo', r.userinfo),

@@ -26,13 +26,15 @@ export interface Seeded {
   env: Record<string, string>;
   accounts: BenchAccount[];
   client: { clientId: string; clientSecret: string };
+  /** A back-end service registered for the client-credentials grant. */
+  service: { clientId: string; clientSecret: string };
   /** Drops the throwaway Postgres database, if one was made. */
   cleanup(): Promise<void>;
 }
 
 /**
  * A fresh database with `people` ready accounts (one precomputed production-strength hash shared
- * by all, a TOTP factor each) and one confidential client that requires MFA. On Postgres a
+ * by all, a TOTP factor each), one confidential client that requires MFA and one service client. On Postgres a
  * database of its own is created next to the one DATABASE_URL names.
  */
 export async function seed(options: { people: number; port: number; databaseUrl?: string }): Promise<Seeded> {
@@ -84,7 +86,12 @@ export async function seed(options: { people: number; port: number; databaseUrl?
     }
     const clients = new ClientService({ store: deps.clientStore, box: deps.box, validate: async () => undefined, allowHttpRedirects: true });
     const { client, clientSecret } = await clients.create({ name: 'Bench RP', redirectUris: [REDIRECT_URI], firstParty: true, requireMfa: true });
-    return { env, accounts, client: { clientId: client.clientId, clientSecret: clientSecret! }, cleanup };
+    const service = await clients.create({ name: 'Bench service', redirectUris: [REDIRECT_URI], clientCredentials: true });
+    return {
+      env, accounts, cleanup,
+      client: { clientId: client.clientId, clientSecret: clientSecret! },
+      service: { clientId: service.client.clientId, clientSecret: service.clientSecret! },
+    };
   } finally {
     await deps.database.close();
   }

@@ -98,6 +98,7 @@ function clientInput(body: Record<string, unknown>): ClientInput {
     requireMfa: optional<boolean>('requireMfa', 'boolean'),
     mfaMaxAge: optional<number | null>('mfaMaxAge', 'number', true),
     legacyPassword: optional<boolean>('legacyPassword', 'boolean'),
+    clientCredentials: optional<boolean>('clientCredentials', 'boolean'),
     allowedAffiliations: body.allowedAffiliations === null ? null : strings('allowedAffiliations') as Affiliation[] | undefined,
     allowedStatuses: strings('allowedStatuses') as AccountStatus[] | undefined,
     requireEducation: optional<boolean>('requireEducation', 'boolean'),

@@ -17,6 +17,8 @@ export interface ClientInput {
   requireMfa?: boolean;
   mfaMaxAge?: number | null;
   legacyPassword?: boolean;
+  /** The client may get access tokens for itself (client_credentials grant), as a back-end service. */
+  clientCredentials?: boolean;
   /** null: every affiliation. */
   allowedAffiliations?: Affiliation[] | null;
   allowedStatuses?: AccountStatus[];
@@ -44,6 +46,7 @@ export interface ClientView {
   requireMfa: boolean;
   mfaMaxAge: number | null;
   legacyPassword: boolean;
+  clientCredentials: boolean;
   allowedAffiliations: Affiliation[] | null;
   allowedStatuses: AccountStatus[];
   requireEducation: boolean;
@@ -91,6 +94,7 @@ function toView(row: ClientRow): ClientView {
     requireMfa: row.require_mfa,
     mfaMaxAge: row.mfa_max_age,
     legacyPassword: row.legacy_password,
+    clientCredentials: (m.grant_types ?? []).includes('client_credentials'),
     allowedAffiliations: row.allowed_affiliations,
     allowedStatuses: row.allowed_statuses,
     requireEducation: row.require_education,
@@ -192,6 +196,9 @@ export class ClientService {
     if (mfaMaxAge !== null && (!Number.isInteger(mfaMaxAge) || mfaMaxAge < 60 || mfaMaxAge > 31_536_000)) {
       throw new DomainError('invalid_mfa_max_age', 'the MFA maximum age must be a whole number of seconds from 60 to 31536000');
     }
+    if (input.clientCredentials && input.public) {
+      throw new DomainError('invalid_client_metadata', 'a public client has no secret to authenticate a client-credentials grant');
+    }
     const metadata: Record<string, unknown> = {
       client_id: clientId,
       client_name: name,
@@ -199,7 +206,7 @@ export class ClientService {
       post_logout_redirect_uris: (input.postLogoutRedirectUris ?? []).map((u) => uri(u, 'post-logout redirect URI', this.#allowHttp)),
       response_types: ['code'],
       // The password grant is a deliberate, per-client exception for back-ends such as mail or Wi-Fi servers.
-      grant_types: input.legacyPassword ? ['authorization_code', 'refresh_token', 'password'] : ['authorization_code', 'refresh_token'],
+      grant_types: ['authorization_code', 'refresh_token', ...(input.legacyPassword ? ['password'] : []), ...(input.clientCredentials ? ['client_credentials'] : [])],
       token_endpoint_auth_method: input.public ? 'none' : 'client_secret_basic',
       subject_type: input.pairwise ? 'pairwise' : 'public',
       first_party: Boolean(input.firstParty),

@@ -78,6 +78,8 @@ export function createProvider(config: Config, keys: KeyMaterial, hooks: Provide
       // A client may introspect only tokens issued to it: no relying party learns about another's.
       introspection: { enabled: true, allowedPolicy: async (_ctx, client, token) => token.clientId === client.clientId },
       userinfo: { enabled: true },
+      // Back-end services that call each other's APIs; only clients registered with it may use it.
+      clientCredentials: { enabled: true },
       claimsParameter: { enabled: true },
       backchannelLogout: { enabled: true },
       rpInitiatedLogout: {

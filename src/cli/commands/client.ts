@@ -26,6 +26,7 @@ const CLIENT_OPTIONS = {
   'require-mfa': { type: 'boolean' },
   'mfa-max-age': { type: 'string' },
   'legacy-password': { type: 'boolean' },
+  'client-credentials': { type: 'boolean' },
   'allow-affiliation': { type: 'string' },
   'allow-status': { type: 'string' },
   'require-education': { type: 'boolean' },
@@ -48,6 +49,7 @@ const UPDATE_OPTIONS = {
   'no-require-mfa': { type: 'boolean' },
   'no-mfa-max-age': { type: 'boolean' },
   'no-legacy-password': { type: 'boolean' },
+  'no-client-credentials': { type: 'boolean' },
   'no-require-education': { type: 'boolean' },
   'no-salvage': { type: 'boolean' },
   'no-listed': { type: 'boolean' },
@@ -69,6 +71,7 @@ const CLIENT_HELP = [
   '  --require-mfa                  everyone signing in here must show a second factor',
   '  --mfa-max-age SECONDS          ask for the second factor again after this long (60 or more)',
   '  --legacy-password              accept the OAuth password grant (app passwords for MFA accounts)',
+  '  --client-credentials           a back-end service: may get access tokens for itself',
   '  --allow-affiliation A,B        only these affiliations may sign in here ("any" for all)',
   '  --allow-status S,T             account statuses allowed here (default: active)',
   "  --require-education            only people who passed this year's security education",
@@ -99,6 +102,7 @@ function clientFields(o: OptionReader): Record<string, unknown> {
     requireMfa: o.toggle('require-mfa'),
     mfaMaxAge: o.integer('mfa-max-age', 60, 31_536_000) ?? (o.flag('no-mfa-max-age') ? null : undefined),
     legacyPassword: o.toggle('legacy-password'),
+    clientCredentials: o.toggle('client-credentials'),
     allowedAffiliations: commaList(o, 'allow-affiliation', true),
     allowedStatuses: commaList(o, 'allow-status', false),
     requireEducation: o.toggle('require-education'),
@@ -143,6 +147,7 @@ function printClient(c: ShownClient): void {
     ['Requires MFA', c.requireMfa],
     ['MFA max age (s)', c.mfaMaxAge],
     ['Password grant', c.legacyPassword],
+    ['Client credentials', c.clientCredentials],
     ['Allowed affiliations', c.allowedAffiliations ?? 'any'],
     ['Allowed statuses', c.allowedStatuses],
     ['Requires education', c.requireEducation],
@@ -170,7 +175,7 @@ function clientIdArgument(ctx: RunContext): string {
 
 const create: Command = {
   name: 'create',
-  synopsis: '--name NAME --redirect-uri URI [--redirect-uri URI ...] [--public] [--first-party] [--pairwise] [--post-logout-uri URI ...] [--backchannel-logout-uri URI] [--max-password-length N] [--require-mfa] [--mfa-max-age SECONDS] [--legacy-password] [--allow-affiliation A,B] [--allow-status S,T] [--require-education] [--salvage]',
+  synopsis: '--name NAME --redirect-uri URI [--redirect-uri URI ...] [--public] [--first-party] [--pairwise] [--post-logout-uri URI ...] [--backchannel-logout-uri URI] [--max-password-length N] [--require-mfa] [--mfa-max-age SECONDS] [--legacy-password] [--client-credentials] [--allow-affiliation A,B] [--allow-status S,T] [--require-education] [--salvage]',
   summary: 'Register a relying party.',
   optionHelp: CLIENT_HELP,
   notes: 'With --json it prints {"clientId": ..., "clientSecret": ...} (clientSecret is null for a public client). The secret is shown once.',
@@ -214,11 +219,11 @@ const list: Command = {
 
 const update: Command = {
   name: 'update',
-  synopsis: 'ID [options of create] [--no-first-party] [--no-pairwise] [--no-public] [--no-post-logout-uri] [--no-backchannel-logout-uri] [--no-max-password-length] [--no-require-mfa] [--no-mfa-max-age] [--no-legacy-password] [--no-require-education] [--no-salvage] [--allow-account ID] [--deny-account ID] [--unlist-account ID] [--rotate-secret]',
+  synopsis: 'ID [options of create] [--no-first-party] [--no-pairwise] [--no-public] [--no-post-logout-uri] [--no-backchannel-logout-uri] [--no-max-password-length] [--no-require-mfa] [--no-mfa-max-age] [--no-legacy-password] [--no-client-credentials] [--no-require-education] [--no-salvage] [--allow-account ID] [--deny-account ID] [--unlist-account ID] [--rotate-secret]',
   summary: 'Change a relying party: only the options given change; --redirect-uri and --post-logout-uri replace the lists.',
   optionHelp: [
     ...CLIENT_HELP,
-    '  --no-first-party, --no-pairwise, --no-public, --no-require-mfa, --no-legacy-password, --no-require-education, --no-salvage   turn the setting off',
+    '  --no-first-party, --no-pairwise, --no-public, --no-require-mfa, --no-legacy-password, --no-client-credentials, --no-require-education, --no-salvage   turn the setting off',
     '  --allow-account ID, --deny-account ID, --unlist-account ID   the explicit lists (repeatable; deny wins)',
     '  --no-post-logout-uri, --no-backchannel-logout-uri, --no-max-password-length, --no-mfa-max-age   remove the setting',
     '  --rotate-secret                a new client secret (printed once; the old one stops working)',
