@@ -8,9 +8,10 @@ import { authorizeUrl, Browser, pkce } from '../test/support/browser.ts';
 import { cpuPlan, onCpus, pinSelf } from './cpus.ts';
 import { cpuSeconds, load, peakRssMiB, type Summary } from './measure.ts';
 import { PASSWORD, REDIRECT_URI, seed, startServer } from './setup.ts';
+import { runScale } from './scale.ts';
 import { basic, call, refresher, signIn, tokenRequest, type Tokens } from './client.ts';
 
-// npm run bench [-- --concurrency C --signins N --seconds S --server-cpus K --profile]: Akamon as a
+// npm run bench [-- --concurrency C --signins N --seconds S --server-cpus K --profile] [--scale ROWS]: Akamon as a
 // separate process with production argon2 parameters, on PGlite, or on Postgres when DATABASE_URL
 // is set. Loopback only; the server and this load generator run on CPUs of their own.
 
@@ -22,6 +23,7 @@ const { values } = parseArgs({
     'server-cpus': { type: 'string' },
     out: { type: 'string', default: path.join('bench', 'results') },
     profile: { type: 'boolean', default: false },
+    scale: { type: 'string' },
   },
 });
 const machineCores = os.availableParallelism();
@@ -158,4 +160,13 @@ function markdown(r: { machine: { cores: number; serverCores: number; serverCpus
   ].join('\n');
 }
 
-await main();
+if (values.scale) {
+  const rows = Number(values.scale);
+  if (!Number.isInteger(rows) || rows < 1 || rows > 100_000_000) {
+    process.stderr.write(`bench: --scale must be a whole number of rows from 1 to 100000000, got "${values.scale}"\n`);
+    process.exit(2);
+  }
+  process.stdout.write(await runScale({ rows, concurrency: C, signins: SIGNINS, seconds: SECONDS, plan, out: values.out! }));
+} else {
+  await main();
+}
