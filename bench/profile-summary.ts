@@ -19,6 +19,8 @@ if (!file) {
   process.stderr.write('usage: node bench/profile-summary.ts FILE.cpuprofile [--top N]\n');
   process.exit(2);
 }
+// Piped into head, the reader may leave early: that is the end, not an error.
+process.stdout.on('error', () => process.exit(0));
 const top = Number(rest[rest.indexOf('--top') + 1]) || 25;
 const profile = JSON.parse(fs.readFileSync(file, 'utf8')) as Profile;
 const byId = new Map(profile.nodes.map((node) => [node.id, node]));
