@@ -8,8 +8,7 @@ import { PASSWORD } from './setup.ts';
 // hash concurrency, on the CPUs this process may use (the bench starts it with the server's).
 // Prints one JSON summary.
 
-const concurrency = loadConfig({}).hashConcurrency;
-const { argon2: params } = loadConfig({});
+const { argon2: params, hashConcurrency: concurrency } = loadConfig({});
 const hash = await argon2.hash(PASSWORD, { type: argon2.argon2id, ...params });
 await argon2.verify(hash, PASSWORD);
 const summary = await load({ concurrency, count: Math.max(50, os.availableParallelism() * 40) }, () => argon2.verify(hash, PASSWORD));

@@ -1,6 +1,6 @@
 import { generate } from 'otplib';
 import { Agent, request } from 'undici';
-import { authorizeUrl, Browser, pkce } from '../test/support/browser.ts';
+import { authorizeUrl, Browser, pkce, type Page } from '../test/support/browser.ts';
 import { PASSWORD, REDIRECT_URI, type BenchAccount, type Seeded } from './setup.ts';
 
 // What the load generator does, as a browser and as a relying party would.
@@ -26,12 +26,20 @@ export async function tokenRequest(url: string, client: Seeded['client'], form: 
   return { status: answer.status, body: JSON.parse(answer.text) as Record<string, string> };
 }
 
+/** Authorize and the identifier step: the password page, and the PKCE verifier to redeem the code with. */
+export async function toPasswordPage(url: string, client: Seeded['client'], account: BenchAccount, browser: Browser): Promise<{ page: Page; verifier: string }> {
+  const { verifier, challenge } = pkce();
+  const page = await browser.visit(authorizeUrl(url, { client_id: client.clientId, redirect_uri: REDIRECT_URI, code_challenge: challenge, code_challenge_method: 'S256' }));
+  return { page: await browser.submit(page, /\/identifier$/, { identifier: account.commonId }), verifier };
+}
+
+export const submitPassword = (browser: Browser, page: Page) => browser.submit(page, /\/password$/, { password: PASSWORD });
+
 /** One person signing in as a browser does: authorize, identifier, password, TOTP, code, token, userinfo. */
 export async function signIn(url: string, client: Seeded['client'], account: BenchAccount, browser = new Browser(url)): Promise<Tokens | undefined> {
-  const { verifier, challenge } = pkce();
-  let page = await browser.visit(authorizeUrl(url, { client_id: client.clientId, redirect_uri: REDIRECT_URI, code_challenge: challenge, code_challenge_method: 'S256' }));
-  page = await browser.submit(page, /\/identifier$/, { identifier: account.commonId });
-  page = await browser.submit(page, /\/password$/, { password: PASSWORD });
+  const start = await toPasswordPage(url, client, account, browser);
+  const { verifier } = start;
+  let page = await submitPassword(browser, start.page);
   if (page.status !== 200) return undefined;
   // The next time step: the enrolment used the previous one, and each account signs in once per run.
   page = await browser.submit(page, /\/totp$/, { code: await generate({ secret: account.totpSecret, epoch: Math.floor(Date.now() / 1000) + 30 }) });

@@ -4,12 +4,12 @@ import path from 'node:path';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../src/config/config.ts';
-import { authorizeUrl, Browser, pkce } from '../test/support/browser.ts';
+import { Browser } from '../test/support/browser.ts';
 import { cpuPlan, onCpus, pinSelf } from './cpus.ts';
 import { cpuSeconds, load, peakRssMiB, type Summary } from './measure.ts';
-import { PASSWORD, REDIRECT_URI, seed, startServer } from './setup.ts';
+import { seed, startServer } from './setup.ts';
 import { runScale } from './scale.ts';
-import { basic, call, refresher, signIn, tokenRequest, type Tokens } from './client.ts';
+import { basic, call, refresher, signIn, submitPassword, toPasswordPage, tokenRequest, type Tokens } from './client.ts';
 
 // npm run bench [-- --concurrency C --signins N --seconds S --server-cpus K --profile] [--scale ROWS]: Akamon as a
 // separate process with production argon2 parameters, on PGlite, or on Postgres when DATABASE_URL
@@ -93,12 +93,10 @@ async function main(): Promise<void> {
         if (!account) break;
         inflight.push((async () => {
           const browser = new Browser(url);
-          const { challenge } = pkce();
-          let page = await browser.visit(authorizeUrl(url, { client_id: seeded.client.clientId, redirect_uri: REDIRECT_URI, code_challenge: challenge, code_challenge_method: 'S256' }));
-          page = await browser.submit(page, /\/identifier$/, { identifier: account.commonId });
+          const { page: passwordPage } = await toPasswordPage(url, seeded.client, account, browser);
           // Turned away means: the password was sent and the busy page came back.
           const t0 = performance.now();
-          page = await browser.submit(page, /\/password$/, { password: PASSWORD });
+          const page = await submitPassword(browser, passwordPage);
           stormStatuses.set(page.status, (stormStatuses.get(page.status) ?? 0) + 1);
           if (page.status === 503) turnedAway.push(performance.now() - t0);
         })().catch(() => { stormStatuses.set(0, (stormStatuses.get(0) ?? 0) + 1); }));

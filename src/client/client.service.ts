@@ -141,7 +141,7 @@ export class ClientService {
     const merged: ClientInput = { ...toView(row), ...Object.fromEntries(Object.entries(given).filter(([, value]) => value !== undefined)) };
     let secret: string | null = null;
     if (!merged.public && (rotateSecret || !row.client_secret_enc)) secret = randomBytes(32).toString('base64url');
-    const record = await this.#record(clientId, merged, secret ?? (merged.public ? null : this.#box.decrypt(row.client_secret_enc!)));
+    const record = await this.#record(clientId, merged, secret ?? (merged.public ? null : this.#secret(row.client_secret_enc!)));
     await this.#store.update(record);
     return { client: await this.show(clientId), clientSecret: secret };
   }
