@@ -1,3 +1,5 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import type { Browser as ChromiumBrowser, Page } from 'playwright-core';
 import { launchChromium } from '../support/chromium.ts';
@@ -13,15 +15,23 @@ import { ACR_MFA } from '../../src/mfa/assurance.ts';
 
 let akamon: RunningAkamon;
 let browser: ChromiumBrowser;
+// The relying party's callback is a real page on loopback: chromium refuses some ports outright
+// (port 9 is "unsafe"), and an intercepted redirect can slip past page.route.
+let relyingParty: Server;
+let relyingPartyOrigin: string;
 
 beforeAll(async () => {
   akamon = await startAkamon({ env: { AKAMON_ISSUER: 'http://localhost:{port}' } });
   // localhost goes straight to the IPv4 loopback the test server listens on.
   browser = await launchChromium(['--host-resolver-rules=MAP localhost 127.0.0.1']);
+  relyingParty = createServer((_request, response) => response.end('relying party'));
+  await new Promise<void>((resolve) => relyingParty.listen(0, '127.0.0.1', resolve));
+  relyingPartyOrigin = `http://localhost:${(relyingParty.address() as AddressInfo).port}`;
 }, 120_000);
 
 afterAll(async () => {
   try {
+    relyingParty?.close();
     await browser?.close();
   } finally {
     await akamon?.close();
@@ -33,24 +43,25 @@ const claimsOf = (idToken: string) => JSON.parse(Buffer.from(idToken.split('.')[
 /** Signs in at the MFA client up to the MFA page; returns the code the relying party receives. */
 async function signIn(page: Page, client: { clientId: string; redirectUri: string }, account: { commonId: string; password: string }, atMfaPage: (page: Page) => Promise<void>) {
   const { verifier, challenge } = pkce();
-  const callback = page.waitForRequest((r) => r.url().startsWith(client.redirectUri));
   await page.goto(authorizeUrl(akamon.config.issuer, { client_id: client.clientId, redirect_uri: client.redirectUri, code_challenge: challenge, code_challenge_method: 'S256' }));
   await page.getByLabel('Common ID').fill(account.commonId);
   await page.getByRole('button', { name: 'Continue' }).click();
   await page.getByLabel('Password', { exact: true }).fill(account.password);
   await page.getByRole('button', { name: 'Sign in' }).click();
   await atMfaPage(page);
-  const code = new URL((await callback).url()).searchParams.get('code')!;
+  // Wait until the relying party's page has loaded, not just been requested: a navigation still
+  // in flight would otherwise cut into the next sign-in's first page.
+  await page.waitForURL((url) => url.href.startsWith(client.redirectUri));
+  const code = new URL(page.url()).searchParams.get('code')!;
   return { code, verifier };
 }
 
 test('a security key is registered at enrolment and then used at the next sign-in', async () => {
-  const vpn = await akamon.createClient({ name: 'UTokyo VPN', requireMfa: true, redirectUris: ['http://localhost:9/vpn'] });
+  const vpn = await akamon.createClient({ name: 'UTokyo VPN', requireMfa: true, redirectUris: [`${relyingPartyOrigin}/vpn`] });
   const account = await akamon.createReadyAccount();
   const context = await browser.newContext({ locale: 'en-US' });
   try {
     const page = await context.newPage();
-    await page.route('http://localhost:9/**', (route) => route.fulfill({ status: 200, body: 'relying party' }));
     const cdp = await context.newCDPSession(page);
     await cdp.send('WebAuthn.enable');
     const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
