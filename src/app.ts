@@ -12,6 +12,7 @@ import { ensureKeys, loadKeyMaterial, rotateSigningKeys, type KeyTimings } from 
 import { postgresAdapter } from './oidc/adapter.ts';
 import { createProvider } from './oidc/provider.ts';
 import { ProviderHolder } from './oidc/provider-holder.ts';
+import { metadataCache } from './oidc/metadata-cache.ts';
 import { findAccount } from './oidc/find-account.ts';
 import { loadExistingGrant } from './oidc/grants.ts';
 import { providerPages } from './oidc/pages.ts';
@@ -166,6 +167,7 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
   app.use(requestContext(logger));
   app.use(securityHeaders(config.production));
   app.use(requireHttps(config.production));
+  app.use(metadataCache(() => holder!.provider, config.issuer));
   app.use(localeMiddleware());
   app.use(errorPages(renderer));
   app.use(staticFiles());

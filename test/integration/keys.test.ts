@@ -1,3 +1,4 @@
+import { request } from 'node:http';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import { jwtVerify, createLocalJWKSet, type JSONWebKeySet } from 'jose';
 import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
@@ -58,4 +59,35 @@ test('after rotation the old key stays published, tokens it signed still verify,
   await akamon.deps.database.db.updateTable('signing_key').set({ retired_at: new Date(Date.now() - 86400_000) }).where('kid', 'not in', kids).execute();
   const material = await loadKeyMaterial(akamon.deps.database.db, akamon.deps.box, { propagationSeconds: 2, retiredGraceSeconds: 3600 });
   expect(material.jwks.keys.map((k) => k.kid)).not.toContain(oldKid);
+});
+
+test('discovery and JWKS are replayed from a cache that a forged Host or an Origin cannot poison, and each hit is still logged', async () => {
+  const discoveryUrl = `${akamon.url}/.well-known/openid-configuration`;
+  const first = await fetch(discoveryUrl);
+  const firstBody = await first.text();
+  expect(JSON.parse(firstBody).token_endpoint).toBe(`${akamon.url}/token`);
+
+  // Another Host builds its URLs from that host (oidc-provider's behaviour) and must not be kept.
+  const forged = await new Promise<string>((resolve, reject) => {
+    const url = new URL(discoveryUrl);
+    request({ host: url.hostname, port: url.port, path: url.pathname, headers: { host: 'attacker.example' } }, (response) => {
+      let text = '';
+      response.on('data', (chunk) => { text += chunk; }).on('end', () => resolve(text));
+    }).on('error', reject).end();
+  });
+  expect(JSON.parse(forged).token_endpoint).toBe('http://attacker.example/token');
+
+  const again = await fetch(discoveryUrl);
+  expect(again.status).toBe(200);
+  expect(await again.text()).toBe(firstBody);
+  for (const name of ['content-type', 'access-control-allow-origin', 'vary']) expect(again.headers.get(name)).toBe(first.headers.get(name));
+  expect(again.headers.get('access-control-allow-origin')).toBe('*');
+
+  // A browser's cross-origin fetch gets its own origin echoed, not the cached '*'.
+  const cors = await fetch(`${akamon.url}/jwks`, { headers: { origin: 'https://spa.example' } });
+  expect(cors.headers.get('access-control-allow-origin')).toBe('https://spa.example');
+  expect((await fetch(`${akamon.url}/jwks`)).headers.get('access-control-allow-origin')).toBe('*');
+
+  const logged = akamon.logs.filter((line) => line.includes('"path":"/.well-known/openid-configuration"'));
+  expect(logged.length).toBeGreaterThanOrEqual(3);
 });

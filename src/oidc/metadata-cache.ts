@@ -1,0 +1,50 @@
+import type { Context, Middleware, Next } from 'koa';
+import type Provider from 'oidc-provider';
+
+/** The provider routes whose answer is the same for every plain GET until the provider is rebuilt. */
+const CACHED_ROUTES = new Set(['discovery', 'jwks']);
+
+interface CachedAnswer {
+  type: string;
+  headers: [string, string][];
+  body: Buffer;
+}
+
+/**
+ * Relying parties poll discovery and the JWKS, and oidc-provider rebuilds both on every request
+ * behind the whole middleware stack. The first answer is kept and replayed. It belongs to the
+ * provider instance that produced it: a key rotation builds a new instance, which starts an empty
+ * cache. Only requests without an Origin header are served from it (the provider's CORS answer
+ * echoes the origin), and only for the issuer's own origin (the URLs in discovery follow the Host).
+ */
+export function metadataCache(currentProvider: () => Provider, issuer: string): Middleware {
+  const issuerOrigin = new URL(issuer).origin;
+  let owner: Provider | undefined;
+  const answers = new Map<string, CachedAnswer>();
+
+  return async (ctx: Context, next: Next) => {
+    if (ctx.method !== 'GET' || ctx.get('origin') || ctx.origin !== issuerOrigin) return next();
+    const provider = currentProvider();
+    if (owner !== provider) {
+      answers.clear();
+      owner = provider;
+    }
+    const cached = answers.get(ctx.path);
+    if (cached) {
+      for (const [name, value] of cached.headers) ctx.set(name, value);
+      ctx.type = cached.type;
+      ctx.body = cached.body;
+      return;
+    }
+
+    const before = { ...ctx.response.headers };
+    await next();
+    const route = (ctx as Context & { oidc?: { route?: string } }).oidc?.route;
+    if (ctx.status !== 200 || !route || !CACHED_ROUTES.has(route) || owner !== currentProvider()) return;
+    const headers = Object.entries(ctx.response.headers)
+      .filter(([name, value]) => name !== 'content-type' && name !== 'content-length' && before[name] !== value)
+      .map(([name, value]) => [name, String(value)] as [string, string]);
+    const body = Buffer.isBuffer(ctx.body) ? ctx.body : Buffer.from(typeof ctx.body === 'string' ? ctx.body : JSON.stringify(ctx.body));
+    answers.set(ctx.path, { type: ctx.response.get('content-type'), headers, body });
+  };
+}
