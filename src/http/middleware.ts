@@ -6,20 +6,26 @@ import type { MessageKey } from '../i18n/en.ts';
 import { DomainError, OverloadedError } from '../shared/errors.ts';
 import type { Renderer } from './renderer.ts';
 
-/** A request id (echoed as X-Request-Id), a child logger carrying it, and one access log line. */
+/**
+ * A request id (echoed as X-Request-Id), a child logger carrying it, and one access log line.
+ * The child is made only when a handler logs something, and the access line skips redaction: its
+ * fields are fixed and none is secret, and the two cost more than all of a metadata request.
+ */
 export function requestContext(logger: Logger) {
+  const access = logger.child({}, { redact: [] });
   return async (ctx: Context, next: Next) => {
     const incoming = ctx.get('x-request-id');
     const requestId = /^[A-Za-z0-9._-]{8,64}$/.test(incoming) ? incoming : randomUUID();
     ctx.state.requestId = requestId;
-    ctx.state.log = logger.child({ requestId });
+    let log: Logger | undefined;
+    Object.defineProperty(ctx.state, 'log', { get: () => (log ??= logger.child({ requestId })), enumerable: true });
     ctx.set('X-Request-Id', requestId);
     const started = performance.now();
     try {
       await next();
     } finally {
       // The path only: query strings can carry state, hints and codes.
-      ctx.state.log.info({ method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round(performance.now() - started), ip: ctx.ip }, 'request');
+      access.info({ requestId, method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round(performance.now() - started), ip: ctx.ip }, 'request');
     }
   };
 }

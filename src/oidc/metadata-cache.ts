@@ -23,7 +23,8 @@ export function metadataCache(currentProvider: () => Provider, issuer: string): 
   const answers = new Map<string, CachedAnswer>();
 
   return async (ctx: Context, next: Next) => {
-    if (ctx.method !== 'GET' || ctx.get('origin') || ctx.origin !== issuerOrigin) return next();
+    // Koa's ctx.origin is the Origin header; the request's own origin is protocol and host.
+    if (ctx.method !== 'GET' || ctx.get('origin') || `${ctx.protocol}://${ctx.host}` !== issuerOrigin) return next();
     const provider = currentProvider();
     if (owner !== provider) {
       answers.clear();

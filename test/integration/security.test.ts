@@ -331,6 +331,18 @@ test('the log of a whole sign-in never contains a password, code, token, secret 
   }
 });
 
+test('each request leaves one access line (request id, method, path without the query, status), and what its handlers log carries the same id', async () => {
+  const response = await fetch(`${akamon.url}/auth?client_id=nobody&state=private-state-value`, { headers: { 'x-request-id': 'trace-12345678' } });
+  expect(response.headers.get('x-request-id')).toBe('trace-12345678');
+  const lines = akamon.logs.join('').split('\n').filter(Boolean).map((line) => JSON.parse(line) as Record<string, unknown>);
+  const mine = lines.filter((line) => line.requestId === 'trace-12345678');
+  expect(mine).toEqual([
+    expect.objectContaining({ msg: 'provider error page', error: 'invalid_client' }),
+    expect.objectContaining({ msg: 'request', method: 'GET', path: '/auth', status: 400, service: 'akamon' }),
+  ]);
+  expect(akamon.logs.join('')).not.toContain('private-state-value');
+});
+
 test('ending every session of an account (sign out everywhere, reset, revocation) tells back-channel relying parties', async () => {
   const node = await startAkamon({ env: { AKAMON_BACKCHANNEL_ALLOW_PRIVATE: 'true' } });
   const { received, url, close } = await backchannelReceiver();
