@@ -163,7 +163,8 @@ export class ClientService {
     if (clientId.length > 200) return undefined;
     const row = await this.#store.find(clientId);
     if (!row) return undefined;
-    const metadata: Record<string, unknown> = { ...(row.metadata as Record<string, unknown>) };
+    // A copy: the row is shared with the request's other readers (request-memo).
+    const metadata = structuredClone(row.metadata) as Record<string, unknown>;
     if (row.client_secret_enc) metadata.client_secret = this.#secret(row.client_secret_enc);
     return metadata;
   }

@@ -1,5 +1,6 @@
 import { sql, type Kysely, type Selectable } from 'kysely';
 import type { AccountStatus, Affiliation, ClientTable, DB } from '../db/schema.ts';
+import { forget, memoised } from '../shared/request-memo.ts';
 
 export type ClientRow = Selectable<ClientTable>;
 
@@ -47,6 +48,8 @@ function columns(c: ClientRecord) {
   };
 }
 
+const memoKey = (clientId: string) => `client:${clientId}`;
+
 export class ClientStore {
   readonly #db: Kysely<DB>;
 
@@ -55,17 +58,20 @@ export class ClientStore {
   }
 
   async insert(c: ClientRecord): Promise<boolean> {
+    forget(memoKey(c.clientId));
     const row = await this.#db.insertInto('client').values({ client_id: c.clientId, ...columns(c) })
       .onConflict((oc) => oc.column('client_id').doNothing()).returning('client_id').executeTakeFirst();
     return row !== undefined;
   }
 
   async update(c: ClientRecord): Promise<void> {
+    forget(memoKey(c.clientId));
     await this.#db.updateTable('client').set(columns(c)).where('client_id', '=', c.clientId).execute();
   }
 
+  /** Read once per request however many steps ask (see request-memo). */
   find(clientId: string): Promise<ClientRow | undefined> {
-    return this.#db.selectFrom('client').selectAll().where('client_id', '=', clientId).executeTakeFirst();
+    return memoised(memoKey(clientId), () => this.#db.selectFrom('client').selectAll().where('client_id', '=', clientId).executeTakeFirst());
   }
 
   list(): Promise<ClientRow[]> {
@@ -78,6 +84,7 @@ export class ClientStore {
   }
 
   async delete(clientId: string): Promise<boolean> {
+    forget(memoKey(clientId));
     const result = await this.#db.deleteFrom('client').where('client_id', '=', clientId).executeTakeFirst();
     if (result.numDeletedRows > 0n) {
       // Its grants and tokens are worthless now; the sweeper would take longer.

@@ -5,10 +5,11 @@ import { negotiateLocale } from '../i18n/i18n.ts';
 import type { MessageKey } from '../i18n/en.ts';
 import { DomainError, OverloadedError } from '../shared/errors.ts';
 import type { Renderer } from './renderer.ts';
+import { inRequestMemo } from '../shared/request-memo.ts';
 
 /**
- * A request id (echoed as X-Request-Id), a child logger carrying it, and one access log line.
- * The child is made only when a handler logs something, and the access line skips redaction: its
+ * A request id (echoed as X-Request-Id), a child logger carrying it, one access log line, and
+ * the scope of the request's shared reads (request-memo). The child is made only when a handler logs something, and the access line skips redaction: its
  * fields are fixed and none is secret, and the two cost more than all of a metadata request.
  */
 export function requestContext(logger: Logger) {
@@ -22,7 +23,7 @@ export function requestContext(logger: Logger) {
     ctx.set('X-Request-Id', requestId);
     const started = performance.now();
     try {
-      await next();
+      await inRequestMemo(next);
     } finally {
       // The path only: query strings can carry state, hints and codes.
       access.info({ requestId, method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round(performance.now() - started), ip: ctx.ip }, 'request');
