@@ -44,10 +44,9 @@ function argon2Bound(): Summary & { concurrency: number } {
 }
 
 async function main(): Promise<void> {
-  const port = 30_000 + Math.floor(Math.random() * 20_000);
   const database = process.env.DATABASE_URL ? 'postgres' : 'pglite';
   // Enough accounts for every sign-in of the run, the storm included (each signs in once).
-  const seeded = await seed({ people: SIGNINS * 4 + C * SECONDS * 4, port, databaseUrl: process.env.DATABASE_URL });
+  const seeded = await seed({ people: SIGNINS * 4 + C * SECONDS * 4, databaseUrl: process.env.DATABASE_URL });
   const server = await startServer(seeded.env, { cpus: plan.server, profileDir: values.profile ? path.resolve(values.out!, 'profiles') : undefined });
   pinSelf(plan.generator);
   const pid = server.process.pid!;

@@ -91,8 +91,7 @@ async function plans(databaseUrl: string): Promise<Record<string, string>> {
 export async function runScale(options: ScaleOptions): Promise<string> {
   const databaseUrl = process.env.DATABASE_URL;
   if (!databaseUrl) throw new Error('--scale needs Postgres: set DATABASE_URL');
-  const port = 30_000 + Math.floor(Math.random() * 20_000);
-  const seeded = await seed({ people: options.signins * 3, port, databaseUrl });
+  const seeded = await seed({ people: options.signins * 3, databaseUrl });
   const server = await startServer(seeded.env, { cpus: options.plan.server });
   pinSelf(options.plan.generator);
   const accounts = [...seeded.accounts];

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,15 +34,31 @@ export interface Seeded {
 }
 
 /**
+ * A port free now and below Linux's ephemeral range (32768 and up), so that none of the load
+ * generator's own outgoing connections can take it before the server binds it.
+ */
+async function freePort(): Promise<number> {
+  for (;;) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    const free = await new Promise<boolean>((resolve) => {
+      const probe = net.createServer().once('error', () => resolve(false));
+      probe.listen(port, '127.0.0.1', () => probe.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+}
+
+/**
  * A fresh database with `people` ready accounts (one precomputed production-strength hash shared
  * by all, a TOTP factor each), one confidential client that requires MFA and one service client. On Postgres a
  * database of its own is created next to the one DATABASE_URL names.
  */
-export async function seed(options: { people: number; port: number; databaseUrl?: string }): Promise<Seeded> {
+export async function seed(options: { people: number; databaseUrl?: string }): Promise<Seeded> {
+  const port = await freePort();
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'akamon-bench-'));
   const env: Record<string, string> = {
-    PORT: String(options.port),
-    AKAMON_ISSUER: `http://127.0.0.1:${options.port}`,
+    PORT: String(port),
+    AKAMON_ISSUER: `http://127.0.0.1:${port}`,
     AKAMON_DATA_DIR: dataDir,
     AKAMON_SECRET: 'bench-secret-0123456789-abcdefghijklmnopqrstuvwxyz',
     AKAMON_DEV_IDV: 'false',
