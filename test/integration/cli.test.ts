@@ -48,13 +48,10 @@ let url: string;
 let server: ChildProcess;
 let serverLog = '';
 
-function cli(args: string[], env: Record<string, string> = {}): Promise<Result> {
+/** Runs a script of the project to its end, as an operator would. */
+function run(script: string, args: string[], env: Record<string, string>): Promise<Result> {
   return new Promise((resolve, reject) => {
-    const child = spawn(NODE, ['src/cli/main.ts', ...args], {
-      cwd: ROOT,
-      env: { ...cleanEnv(), AKAMON_URL: url, AKAMON_DATA_DIR: dataDir, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(NODE, [script, ...args], { cwd: ROOT, env: { ...cleanEnv(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
@@ -63,6 +60,8 @@ function cli(args: string[], env: Record<string, string> = {}): Promise<Result> 
     child.once('close', (code) => resolve({ code, stdout, stderr }));
   });
 }
+
+const cli = (args: string[], env: Record<string, string> = {}) => run('src/cli/main.ts', args, { AKAMON_URL: url, AKAMON_DATA_DIR: dataDir, ...env });
 
 async function json<T = any>(args: string[]): Promise<T> {
   const r = await cli([...args, '--json']);
@@ -156,6 +155,14 @@ describe('akamon CLI', () => {
     const group = await cli(['client', '--help']);
     expect(group.code).toBe(0);
     expect(group.stdout).toContain('update');
+  });
+
+  test('the server started in production without an issuer exits 2 with one line, before opening anything', async () => {
+    // The Docker image build relies on this: it starts the server so to fill Node's compile cache.
+    const r = await run('src/main.ts', [], { AKAMON_ENV: 'production', AKAMON_DATA_DIR: dataDir });
+    expect(r.code).toBe(2);
+    expectOneErrorLine(r, /AKAMON_ISSUER/);
+    expect(r.stdout).toBe('');
   });
 
   test('an unknown command exits 2 with one line', async () => {
