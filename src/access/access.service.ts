@@ -19,7 +19,8 @@ export class AccessService {
 
   async decide(account: AccountRow, client: ClientRow): Promise<AccessDecision> {
     const [listed, passed] = await Promise.all([
-      this.#lists.effect(client.client_id, account.common_id),
+      // Only false when the row was read with its rules and there are none (ClientStore.find).
+      client.has_account_rules === false ? Promise.resolve(null) : this.#lists.effect(client.client_id, account.common_id),
       client.require_education ? this.#education.passedThisYear(account.id) : Promise.resolve(undefined),
     ]);
     return evaluateAccess(

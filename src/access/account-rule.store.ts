@@ -1,5 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { DB } from '../db/schema.ts';
+import { forget } from '../shared/request-memo.ts';
+import { clientMemoKey } from '../client/client.store.ts';
 
 export type ListEffect = 'allow' | 'deny';
 
@@ -18,11 +20,13 @@ export class AccountRuleStore {
   }
 
   async set(clientId: string, commonId: string, effect: ListEffect): Promise<void> {
+    forget(clientMemoKey(clientId));
     await this.#db.insertInto('client_account_rule').values({ client_id: clientId, common_id: commonId, effect })
       .onConflict((oc) => oc.columns(['client_id', 'common_id']).doUpdateSet({ effect })).execute();
   }
 
   async remove(clientId: string, commonId: string): Promise<boolean> {
+    forget(clientMemoKey(clientId));
     const result = await this.#db.deleteFrom('client_account_rule').where('client_id', '=', clientId).where('common_id', '=', commonId).executeTakeFirst();
     return result.numDeletedRows > 0n;
   }

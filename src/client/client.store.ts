@@ -2,7 +2,11 @@ import { sql, type Kysely, type Selectable } from 'kysely';
 import type { AccountStatus, Affiliation, ClientTable, DB } from '../db/schema.ts';
 import { forget, memoised } from '../shared/request-memo.ts';
 
-export type ClientRow = Selectable<ClientTable>;
+/**
+ * A client as stored. `has_account_rules` (read with the row by `find`) says whether any allow or
+ * deny entry names this client: most name none, and then no account needs a lookup of its own.
+ */
+export type ClientRow = Selectable<ClientTable> & { has_account_rules?: boolean };
 
 export interface ClientRecord {
   clientId: string;
@@ -48,7 +52,8 @@ function columns(c: ClientRecord) {
   };
 }
 
-const memoKey = (clientId: string) => `client:${clientId}`;
+/** The request-memo key of a client's row (its account rules are part of it). */
+export const clientMemoKey = (clientId: string) => `client:${clientId}`;
 
 export class ClientStore {
   readonly #db: Kysely<DB>;
@@ -58,20 +63,22 @@ export class ClientStore {
   }
 
   async insert(c: ClientRecord): Promise<boolean> {
-    forget(memoKey(c.clientId));
+    forget(clientMemoKey(c.clientId));
     const row = await this.#db.insertInto('client').values({ client_id: c.clientId, ...columns(c) })
       .onConflict((oc) => oc.column('client_id').doNothing()).returning('client_id').executeTakeFirst();
     return row !== undefined;
   }
 
   async update(c: ClientRecord): Promise<void> {
-    forget(memoKey(c.clientId));
+    forget(clientMemoKey(c.clientId));
     await this.#db.updateTable('client').set(columns(c)).where('client_id', '=', c.clientId).execute();
   }
 
   /** Read once per request however many steps ask (see request-memo). */
   find(clientId: string): Promise<ClientRow | undefined> {
-    return memoised(memoKey(clientId), () => this.#db.selectFrom('client').selectAll().where('client_id', '=', clientId).executeTakeFirst());
+    return memoised(clientMemoKey(clientId), () => this.#db.selectFrom('client').selectAll('client')
+      .select((eb) => eb.exists(eb.selectFrom('client_account_rule').select(sql`1`.as('one')).whereRef('client_account_rule.client_id', '=', 'client.client_id')).$castTo<boolean>().as('has_account_rules'))
+      .where('client_id', '=', clientId).executeTakeFirst());
   }
 
   list(): Promise<ClientRow[]> {
@@ -84,7 +91,7 @@ export class ClientStore {
   }
 
   async delete(clientId: string): Promise<boolean> {
-    forget(memoKey(clientId));
+    forget(clientMemoKey(clientId));
     const result = await this.#db.deleteFrom('client').where('client_id', '=', clientId).executeTakeFirst();
     if (result.numDeletedRows > 0n) {
       // Its grants and tokens are worthless now; the sweeper would take longer.

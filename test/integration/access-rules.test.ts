@@ -66,6 +66,25 @@ describe('per-client rules, error 53003', () => {
     expect(codeFrom((await startAuthorization(browser, akamon, wiki, { prompt: 'none' })).page)).toBeTruthy();
   });
 
+  test("a client's first deny entry ends that account's tokens at the next request; its removal restores them", async () => {
+    // Tokens issued while the client names nobody (the account lookup is skipped then).
+    const chat = await akamon.createClient({ name: 'Chat', redirectUris: ['http://127.0.0.1:9/chat'] });
+    const account = await akamon.createReadyAccount();
+    const result = await signIn(new Browser(akamon.url), akamon, chat, account);
+    const tokens = await redeem(akamon, chat, result.code!, result.verifier);
+    const userinfo = () => fetch(`${akamon.url}/me`, { headers: { authorization: `Bearer ${tokens.body.access_token}` } });
+    expect((await userinfo()).status).toBe(200);
+    expect((await akamon.deps.clientStore.find(chat.clientId))?.has_account_rules).toBe(false);
+
+    expect((await admin(`/clients/${chat.clientId}/accounts`, 'POST', { commonId: account.commonId, effect: 'deny' })).status).toBe(200);
+    expect((await akamon.deps.clientStore.find(chat.clientId))?.has_account_rules).toBe(true);
+    expect((await userinfo()).status).toBe(401);
+    expect((await admin(`/clients/${chat.clientId}/accounts/${account.commonId}`, 'DELETE')).status).toBe(204);
+    expect((await userinfo()).status).toBe(200);
+    const refreshed = await tokenRequest(akamon, chat, { grant_type: 'refresh_token', refresh_token: tokens.body.refresh_token });
+    expect(refreshed.status).toBe(200);
+  });
+
   test('bad rule input is refused with a clear error', async () => {
     const client = await akamon.createClient({ name: 'Rules', redirectUris: ['http://127.0.0.1:9/rules'] });
     const cases: Array<[string, string, unknown]> = [
