@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { sql } from 'kysely';
 import { openDatabase } from '../src/db/database.ts';
+import { tokenWithGrantAndSession } from '../src/oidc/adapter.ts';
 import { refresher, signIn, type Tokens } from './client.ts';
 import type { CpuPlan } from './cpus.ts';
 import { pinSelf } from './cpus.ts';
@@ -93,8 +94,10 @@ async function plans(databaseUrl: string): Promise<Record<string, string>> {
   const database = await openDatabase({ url: databaseUrl, poolMax: 1 });
   try {
     const result: Record<string, string> = {};
-    for (const [name, query] of Object.entries(HOT_LOOKUPS)) {
-      const { rows } = await sql.raw<{ 'QUERY PLAN': string }>(`explain ${query}`).execute(database.db);
+    // The token read of every refresh, userinfo and introspection, exactly as the adapter words it.
+    const lookups = { ...HOT_LOOKUPS, 'refresh token with its grant and session': tokenWithGrantAndSession('RefreshToken', 'none') };
+    for (const [name, query] of Object.entries(lookups)) {
+      const { rows } = await sql<{ 'QUERY PLAN': string }>`explain ${typeof query === 'string' ? sql.raw(query) : query}`.execute(database.db);
       result[name] = rows.map((r) => r['QUERY PLAN'].trim()).filter((line) => /Scan/.test(line)).map((line) => line.replace(/^->\s*/, '').replace(/\s+\(cost.*$/, '')).join('; ');
     }
     return result;

@@ -1,6 +1,7 @@
 import { sql, type Kysely, type Selectable } from 'kysely';
 import type { AccountStatus, Affiliation, ClientTable, DB } from '../db/schema.ts';
 import { forget, memoised } from '../shared/request-memo.ts';
+import { forgetProviderReads } from '../oidc/adapter.ts';
 
 /**
  * A client as stored. `has_account_rules` (read with the row by `find`) says whether any allow or
@@ -95,6 +96,7 @@ export class ClientStore {
     const result = await this.#db.deleteFrom('client').where('client_id', '=', clientId).executeTakeFirst();
     if (result.numDeletedRows > 0n) {
       // Its grants and tokens are worthless now; the sweeper would take longer.
+      forgetProviderReads();
       await sql`delete from oidc_payload where payload->>'clientId' = ${clientId} or payload->>'client_id' = ${clientId}`.execute(this.#db);
     }
     return result.numDeletedRows > 0n;

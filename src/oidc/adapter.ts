@@ -1,11 +1,47 @@
 import { sql, type Kysely } from 'kysely';
 import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import type { DB } from '../db/schema.ts';
+import { forgetAll, memoised, remember } from '../shared/request-memo.ts';
 
 /** Reads relying-party registrations for the provider (the `Client` model). */
 export type ClientMetadataSource = (clientId: string) => Promise<AdapterPayload | undefined>;
 
 const TOKEN_MODELS = ['AccessToken', 'AuthorizationCode', 'RefreshToken', 'DeviceCode', 'BackchannelAuthenticationRequest'];
+
+/**
+ * Tokens whose use makes oidc-provider read their grant (and session) next, one query after the
+ * other. Reading them by id brings both along in the same round trip (see #findToken).
+ */
+const PREFETCHING_MODELS = new Set(['AccessToken', 'AuthorizationCode', 'RefreshToken']);
+
+type Column = 'id' | 'uid' | 'user_code';
+const MEMO_PREFIX = 'oidc:';
+const memoKey = (model: string, column: Column, value: string) => `${MEMO_PREFIX}${model}:${column}:${value}`;
+const live = sql<boolean>`(expires_at is null or expires_at > now())`;
+
+/** One round trip for a token row, the row of its grant and the row of the session it is bound to. */
+export function tokenWithGrantAndSession(model: string, id: string) {
+  return sql<{ role: string; payload: unknown; consumed_at: Date | null }>`
+    with token as (
+      select payload, consumed_at from oidc_payload where model = ${model} and id = ${id} and ${live}
+    )
+    select 'token' as role, payload, consumed_at from token
+    union all
+    select 'Grant', g.payload, g.consumed_at from token join oidc_payload g
+      on g.model = 'Grant' and g.id = token.payload->>'grantId' and (g.expires_at is null or g.expires_at > now())
+    union all
+    select 'Session', s.payload, s.consumed_at from token join oidc_payload s
+      on s.model = 'Session' and s.uid = token.payload->>'sessionUid' and (s.expires_at is null or s.expires_at > now())`;
+}
+
+/** For writes to the provider's table made outside the adapter, within a request. */
+export const forgetProviderReads = () => forgetAll(MEMO_PREFIX);
+
+function toPayload(row: { payload: unknown; consumed_at: Date | string | null }): AdapterPayload {
+  const payload = row.payload as AdapterPayload;
+  if (row.consumed_at) payload.consumed = Math.floor(new Date(row.consumed_at).getTime() / 1000);
+  return payload;
+}
 
 /**
  * Persists every oidc-provider model in one Postgres table so that any node can continue
@@ -29,6 +65,7 @@ export function postgresAdapter(db: Kysely<DB>, clients: ClientMetadataSource) {
 
     async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
       if (this.model === 'Client') throw new Error('clients are managed with the akamon CLI');
+      forgetProviderReads();
       const expiresAt = expiresIn ? sql<Date>`now() + make_interval(secs => ${expiresIn})` : null;
       const row = {
         model: this.model,
@@ -66,16 +103,29 @@ export function postgresAdapter(db: Kysely<DB>, clients: ClientMetadataSource) {
       return this.#findBy('user_code', userCode);
     }
 
-    async #findBy(column: 'id' | 'uid' | 'user_code', value: string): Promise<AdapterPayload | undefined> {
-      const row = await db.selectFrom('oidc_payload')
-        .select(['payload', 'consumed_at'])
-        .where('model', '=', this.model)
-        .where(column, '=', value)
-        .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', sql<Date>`now()`)]))
-        .executeTakeFirst();
-      if (!row) return undefined;
-      const payload = row.payload as AdapterPayload;
-      if (row.consumed_at) payload.consumed = Math.floor(new Date(row.consumed_at).getTime() / 1000);
+    /**
+     * Within a request, a row is read from the database once (request-memo); every caller gets a
+     * copy of its own, since the provider's models keep and change what they are given.
+     */
+    async #findBy(column: Column, value: string): Promise<AdapterPayload | undefined> {
+      const load = column === 'id' && PREFETCHING_MODELS.has(this.model) ? () => this.#findToken(value) : async () => {
+        const row = await db.selectFrom('oidc_payload').select(['payload', 'consumed_at'])
+          .where('model', '=', this.model).where(column, '=', value).where(live).executeTakeFirst();
+        return row && toPayload(row);
+      };
+      const payload = await memoised(memoKey(this.model, column, value), load);
+      return payload && structuredClone(payload);
+    }
+
+    /** The token, and in the same query the grant it belongs to and the session it is bound to. */
+    async #findToken(id: string): Promise<AdapterPayload | undefined> {
+      const { rows } = await tokenWithGrantAndSession(this.model, id).execute(db);
+      const byRole = new Map(rows.map((row) => [row.role, toPayload(row)]));
+      const payload = byRole.get('token');
+      if (!payload) return undefined;
+      // Absent rows are remembered too: the provider's own read would find nothing either.
+      if (payload.grantId) remember(memoKey('Grant', 'id', payload.grantId), byRole.get('Grant'));
+      if (payload.sessionUid) remember(memoKey('Session', 'uid', String(payload.sessionUid)), byRole.get('Session'));
       return payload;
     }
 
@@ -84,6 +134,7 @@ export function postgresAdapter(db: Kysely<DB>, clients: ClientMetadataSource) {
      * race with a replay, so they get invalid_grant and the grant is revoked, as for a reused code.
      */
     async consume(id: string): Promise<void> {
+      forgetProviderReads();
       const updated = await db.updateTable('oidc_payload')
         .set({ consumed_at: sql<Date>`now()` })
         .where('model', '=', this.model)
@@ -99,10 +150,12 @@ export function postgresAdapter(db: Kysely<DB>, clients: ClientMetadataSource) {
     }
 
     async destroy(id: string): Promise<void> {
+      forgetProviderReads();
       await db.deleteFrom('oidc_payload').where('model', '=', this.model).where('id', '=', id).execute();
     }
 
     async revokeByGrantId(grantId: string): Promise<void> {
+      forgetProviderReads();
       // Only this model's rows: an Interaction or Session also records a grant id and must survive.
       await db.deleteFrom('oidc_payload').where('model', '=', this.model).where('grant_id', '=', grantId).execute();
     }

@@ -1,5 +1,6 @@
 import { sql, type Kysely } from 'kysely';
 import type { DB } from '../db/schema.ts';
+import { forgetProviderReads } from './adapter.ts';
 
 /** Housekeeping on the provider's table that the provider itself does not do. */
 export class OidcPayloadStore {
@@ -18,6 +19,7 @@ export class OidcPayloadStore {
   /** Ends every session, grant and token of an account at once (all nodes read the same rows). */
   async revokeAccount(accountId: string): Promise<number> {
     await this.#beforeRevoke(accountId);
+    forgetProviderReads();
     const result = await this.#db.deleteFrom('oidc_payload')
       .where((eb) => eb.or([
         eb('account_id', '=', accountId),

@@ -25,7 +25,19 @@ export function memoised<T>(key: string, load: () => Promise<T>): Promise<T> {
   return answer;
 }
 
+/** Keeps what a read brought along with it, for a later `memoised` read of `key` in this request. */
+export function remember(key: string, value: unknown): void {
+  scope.getStore()?.set(key, Promise.resolve(value));
+}
+
 /** After a write in this request, the next read of `key` goes to the database. */
 export function forget(key: string): void {
   scope.getStore()?.delete(key);
+}
+
+/** `forget` for every key that starts with `prefix`. */
+export function forgetAll(prefix: string): void {
+  const memo = scope.getStore();
+  if (!memo) return;
+  for (const key of memo.keys()) if (key.startsWith(prefix)) memo.delete(key);
 }

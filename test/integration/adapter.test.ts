@@ -6,6 +6,7 @@ import type { DB } from '../../src/db/schema.ts';
 import { postgresAdapter } from '../../src/oidc/adapter.ts';
 import { OidcPayloadStore } from '../../src/oidc/oidc-payload.store.ts';
 import { Sweeper } from '../../src/shared/sweeper.ts';
+import { inRequestMemo } from '../../src/shared/request-memo.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 
 let testDb: TestDatabase;
@@ -211,6 +212,62 @@ describe('postgresAdapter', () => {
     expect(rejected).toHaveLength(19);
     for (const r of rejected) expect(r.reason).toBeInstanceOf(errors.InvalidGrant);
     expect((await codes.find(id))!.consumed).toEqual(expect.any(Number));
+  });
+});
+
+describe('postgresAdapter within one request', () => {
+  /** A grant, a session and a refresh token bound to both, as the provider writes them. */
+  async function tokenFamily() {
+    const ids = { grant: uniqueId('grant'), session: uniqueId('sess'), uid: uniqueId('uid'), token: uniqueId('rt') };
+    await new Adapter('Grant').upsert(ids.grant, { accountId: 'a1', clientId: 'c1' } as AdapterPayload, 3600);
+    await new Adapter('Session').upsert(ids.session, { uid: ids.uid, accountId: 'a1' } as AdapterPayload, 3600);
+    await new Adapter('RefreshToken').upsert(ids.token, { grantId: ids.grant, sessionUid: ids.uid, accountId: 'a1' } as AdapterPayload, 3600);
+    return ids;
+  }
+  const deleteRow = (model: string, id: string) => db.deleteFrom('oidc_payload').where('model', '=', model).where('id', '=', id).execute();
+
+  test('reading a token brings its grant and session along: later reads in the request need no query', async () => {
+    const ids = await tokenFamily();
+    await inRequestMemo(async () => {
+      expect(await new Adapter('RefreshToken').find(ids.token)).toMatchObject({ grantId: ids.grant });
+      // Gone from the table, yet still answered: these come from the token's round trip.
+      await deleteRow('Grant', ids.grant);
+      await deleteRow('Session', ids.session);
+      expect(await new Adapter('Grant').find(ids.grant)).toMatchObject({ accountId: 'a1' });
+      expect(await new Adapter('Session').findByUid(ids.uid)).toMatchObject({ accountId: 'a1' });
+    });
+    // The next request reads the table again.
+    await inRequestMemo(async () => {
+      expect(await new Adapter('Grant').find(ids.grant)).toBeUndefined();
+      expect(await new Adapter('Session').findByUid(ids.uid)).toBeUndefined();
+    });
+  });
+
+  test('a write through the adapter or the payload store makes the next read go to the table', async () => {
+    const ids = await tokenFamily();
+    await inRequestMemo(async () => {
+      await new Adapter('RefreshToken').find(ids.token);
+      await new Adapter('Session').upsert(ids.session, { uid: ids.uid, accountId: 'a1', touched: 1 } as AdapterPayload, 3600);
+      expect(await new Adapter('Session').findByUid(ids.uid)).toMatchObject({ touched: 1 });
+      await new Adapter('RefreshToken').consume(ids.token);
+      expect((await new Adapter('RefreshToken').find(ids.token))?.consumed).toEqual(expect.any(Number));
+      await new OidcPayloadStore(db).revokeAccount('a1');
+      expect(await new Adapter('Grant').find(ids.grant)).toBeUndefined();
+      expect(await new Adapter('RefreshToken').find(ids.token)).toBeUndefined();
+    });
+  });
+
+  test('every caller gets a copy of its own, and a token without grant or session still reads', async () => {
+    const ids = await tokenFamily();
+    const lone = uniqueId('at');
+    await new Adapter('AccessToken').upsert(lone, { accountId: 'a2', grantId: uniqueId('missing') } as AdapterPayload, 3600);
+    await inRequestMemo(async () => {
+      const first = await new Adapter('Grant').find(ids.grant);
+      first!.accountId = 'changed by the caller';
+      expect(await new Adapter('Grant').find(ids.grant)).toMatchObject({ accountId: 'a1' });
+      expect(await new Adapter('AccessToken').find(lone)).toMatchObject({ accountId: 'a2' });
+      expect(await new Adapter('AccessToken').find(uniqueId('nothing'))).toBeUndefined();
+    });
   });
 });
 
