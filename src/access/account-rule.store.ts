@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { DB } from '../db/schema.ts';
-import { forget } from '../shared/request-memo.ts';
+import { writing } from '../shared/request-memo.ts';
 import { clientMemoKey } from '../client/client.store.ts';
 
 export type ListEffect = 'allow' | 'deny';
@@ -20,14 +20,14 @@ export class AccountRuleStore {
   }
 
   async set(clientId: string, commonId: string, effect: ListEffect): Promise<void> {
-    forget(clientMemoKey(clientId));
-    await this.#db.insertInto('client_account_rule').values({ client_id: clientId, common_id: commonId, effect })
-      .onConflict((oc) => oc.columns(['client_id', 'common_id']).doUpdateSet({ effect })).execute();
+    // The client's row says whether any entry names it (ClientStore.find).
+    await writing(clientMemoKey(clientId), () => this.#db.insertInto('client_account_rule').values({ client_id: clientId, common_id: commonId, effect })
+      .onConflict((oc) => oc.columns(['client_id', 'common_id']).doUpdateSet({ effect })).execute());
   }
 
   async remove(clientId: string, commonId: string): Promise<boolean> {
-    forget(clientMemoKey(clientId));
-    const result = await this.#db.deleteFrom('client_account_rule').where('client_id', '=', clientId).where('common_id', '=', commonId).executeTakeFirst();
+    const result = await writing(clientMemoKey(clientId), () => this.#db.deleteFrom('client_account_rule')
+      .where('client_id', '=', clientId).where('common_id', '=', commonId).executeTakeFirst());
     return result.numDeletedRows > 0n;
   }
 

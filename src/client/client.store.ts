@@ -1,7 +1,7 @@
 import { sql, type Kysely, type Selectable } from 'kysely';
 import type { AccountStatus, Affiliation, ClientTable, DB } from '../db/schema.ts';
-import { forget, memoised } from '../shared/request-memo.ts';
-import { forgetProviderReads } from '../oidc/adapter.ts';
+import { memoised, writing } from '../shared/request-memo.ts';
+import { writingProviderRows } from '../oidc/adapter.ts';
 
 /**
  * A client as stored. `has_account_rules` (read with the row by `find`) says whether any allow or
@@ -64,15 +64,13 @@ export class ClientStore {
   }
 
   async insert(c: ClientRecord): Promise<boolean> {
-    forget(clientMemoKey(c.clientId));
-    const row = await this.#db.insertInto('client').values({ client_id: c.clientId, ...columns(c) })
-      .onConflict((oc) => oc.column('client_id').doNothing()).returning('client_id').executeTakeFirst();
+    const row = await writing(clientMemoKey(c.clientId), () => this.#db.insertInto('client').values({ client_id: c.clientId, ...columns(c) })
+      .onConflict((oc) => oc.column('client_id').doNothing()).returning('client_id').executeTakeFirst());
     return row !== undefined;
   }
 
   async update(c: ClientRecord): Promise<void> {
-    forget(clientMemoKey(c.clientId));
-    await this.#db.updateTable('client').set(columns(c)).where('client_id', '=', c.clientId).execute();
+    await writing(clientMemoKey(c.clientId), () => this.#db.updateTable('client').set(columns(c)).where('client_id', '=', c.clientId).execute());
   }
 
   /** Read once per request however many steps ask (see request-memo). */
@@ -92,12 +90,10 @@ export class ClientStore {
   }
 
   async delete(clientId: string): Promise<boolean> {
-    forget(clientMemoKey(clientId));
-    const result = await this.#db.deleteFrom('client').where('client_id', '=', clientId).executeTakeFirst();
+    const result = await writing(clientMemoKey(clientId), () => this.#db.deleteFrom('client').where('client_id', '=', clientId).executeTakeFirst());
     if (result.numDeletedRows > 0n) {
       // Its grants and tokens are worthless now; the sweeper would take longer.
-      forgetProviderReads();
-      await sql`delete from oidc_payload where payload->>'clientId' = ${clientId} or payload->>'client_id' = ${clientId}`.execute(this.#db);
+      await writingProviderRows(() => sql`delete from oidc_payload where payload->>'clientId' = ${clientId} or payload->>'client_id' = ${clientId}`.execute(this.#db));
     }
     return result.numDeletedRows > 0n;
   }

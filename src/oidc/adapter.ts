@@ -1,7 +1,7 @@
 import { sql, type Kysely } from 'kysely';
 import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import type { DB } from '../db/schema.ts';
-import { forgetAll, memoised, remember } from '../shared/request-memo.ts';
+import { memoised, remember, writing, writesSoFar } from '../shared/request-memo.ts';
 
 /** Reads relying-party registrations for the provider (the `Client` model). */
 export type ClientMetadataSource = (clientId: string) => Promise<AdapterPayload | undefined>;
@@ -34,8 +34,8 @@ export function tokenWithGrantAndSession(model: string, id: string) {
       on s.model = 'Session' and s.uid = token.payload->>'sessionUid' and (s.expires_at is null or s.expires_at > now())`;
 }
 
-/** For writes to the provider's table made outside the adapter, within a request. */
-export const forgetProviderReads = () => forgetAll(MEMO_PREFIX);
+/** For writes to the provider's table made outside the adapter (see request-memo's `writing`). */
+export const writingProviderRows = <T>(write: () => Promise<T>) => writing(MEMO_PREFIX, write);
 
 function toPayload(row: { payload: unknown; consumed_at: Date | string | null }): AdapterPayload {
   const payload = row.payload as AdapterPayload;
@@ -65,7 +65,6 @@ export function postgresAdapter(db: Kysely<DB>, clients: ClientMetadataSource) {
 
     async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
       if (this.model === 'Client') throw new Error('clients are managed with the akamon CLI');
-      forgetProviderReads();
       const expiresAt = expiresIn ? sql<Date>`now() + make_interval(secs => ${expiresIn})` : null;
       const row = {
         model: this.model,
@@ -77,7 +76,7 @@ export function postgresAdapter(db: Kysely<DB>, clients: ClientMetadataSource) {
         account_id: payload.accountId ?? null,
         expires_at: expiresAt,
       };
-      await db.insertInto('oidc_payload')
+      await writingProviderRows(() => db.insertInto('oidc_payload')
         .values(row as never)
         .onConflict((oc) => oc.columns(['model', 'id']).doUpdateSet({
           payload: row.payload,
@@ -87,7 +86,7 @@ export function postgresAdapter(db: Kysely<DB>, clients: ClientMetadataSource) {
           account_id: row.account_id,
           expires_at: expiresAt,
         } as never))
-        .execute();
+        .execute());
     }
 
     async find(id: string): Promise<AdapterPayload | undefined> {
@@ -119,13 +118,14 @@ export function postgresAdapter(db: Kysely<DB>, clients: ClientMetadataSource) {
 
     /** The token, and in the same query the grant it belongs to and the session it is bound to. */
     async #findToken(id: string): Promise<AdapterPayload | undefined> {
+      const writes = writesSoFar();
       const { rows } = await tokenWithGrantAndSession(this.model, id).execute(db);
       const byRole = new Map(rows.map((row) => [row.role, toPayload(row)]));
       const payload = byRole.get('token');
       if (!payload) return undefined;
       // Absent rows are remembered too: the provider's own read would find nothing either.
-      if (payload.grantId) remember(memoKey('Grant', 'id', payload.grantId), byRole.get('Grant'));
-      if (payload.sessionUid) remember(memoKey('Session', 'uid', String(payload.sessionUid)), byRole.get('Session'));
+      if (payload.grantId) remember(memoKey('Grant', 'id', payload.grantId), byRole.get('Grant'), writes);
+      if (payload.sessionUid) remember(memoKey('Session', 'uid', String(payload.sessionUid)), byRole.get('Session'), writes);
       return payload;
     }
 
@@ -134,30 +134,29 @@ export function postgresAdapter(db: Kysely<DB>, clients: ClientMetadataSource) {
      * race with a replay, so they get invalid_grant and the grant is revoked, as for a reused code.
      */
     async consume(id: string): Promise<void> {
-      forgetProviderReads();
-      const updated = await db.updateTable('oidc_payload')
-        .set({ consumed_at: sql<Date>`now()` })
-        .where('model', '=', this.model)
-        .where('id', '=', id)
-        .where('consumed_at', 'is', null)
-        .returning('id')
-        .executeTakeFirst();
-      if (updated) return;
-      const row = await db.selectFrom('oidc_payload').select('grant_id')
-        .where('model', '=', this.model).where('id', '=', id).executeTakeFirst();
-      if (row?.grant_id) await revokeGrant(row.grant_id);
-      throw new errors.InvalidGrant('grant already consumed');
+      await writingProviderRows(async () => {
+        const updated = await db.updateTable('oidc_payload')
+          .set({ consumed_at: sql<Date>`now()` })
+          .where('model', '=', this.model)
+          .where('id', '=', id)
+          .where('consumed_at', 'is', null)
+          .returning('id')
+          .executeTakeFirst();
+        if (updated) return;
+        const row = await db.selectFrom('oidc_payload').select('grant_id')
+          .where('model', '=', this.model).where('id', '=', id).executeTakeFirst();
+        if (row?.grant_id) await revokeGrant(row.grant_id);
+        throw new errors.InvalidGrant('grant already consumed');
+      });
     }
 
     async destroy(id: string): Promise<void> {
-      forgetProviderReads();
-      await db.deleteFrom('oidc_payload').where('model', '=', this.model).where('id', '=', id).execute();
+      await writingProviderRows(() => db.deleteFrom('oidc_payload').where('model', '=', this.model).where('id', '=', id).execute());
     }
 
     async revokeByGrantId(grantId: string): Promise<void> {
-      forgetProviderReads();
       // Only this model's rows: an Interaction or Session also records a grant id and must survive.
-      await db.deleteFrom('oidc_payload').where('model', '=', this.model).where('grant_id', '=', grantId).execute();
+      await writingProviderRows(() => db.deleteFrom('oidc_payload').where('model', '=', this.model).where('grant_id', '=', grantId).execute());
     }
   };
 }

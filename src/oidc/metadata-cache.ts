@@ -1,8 +1,16 @@
 import type { Context, Middleware, Next } from 'koa';
 import type Provider from 'oidc-provider';
 
-/** The provider routes whose answer is the same for every plain GET until the provider is rebuilt. */
-const CACHED_ROUTES = new Set(['discovery', 'jwks']);
+/**
+ * The provider routes whose answer is the same for every plain GET until the provider is rebuilt,
+ * by their one canonical path: the provider's router also answers other spellings (any letter
+ * case, a trailing slash), which must not each become an entry.
+ */
+const CACHED_PATHS = new Map([
+  ['/.well-known/openid-configuration', 'discovery'],
+  ['/.well-known/oauth-authorization-server', 'discovery'],
+  ['/jwks', 'jwks'],
+]);
 
 interface CachedAnswer {
   type: string;
@@ -23,8 +31,9 @@ export function metadataCache(currentProvider: () => Provider, issuer: string): 
   const answers = new Map<string, CachedAnswer>();
 
   return async (ctx: Context, next: Next) => {
+    const route = CACHED_PATHS.get(ctx.path);
     // Koa's ctx.origin is the Origin header; the request's own origin is protocol and host.
-    if (ctx.method !== 'GET' || ctx.get('origin') || `${ctx.protocol}://${ctx.host}` !== issuerOrigin) return next();
+    if (!route || ctx.method !== 'GET' || ctx.get('origin') || `${ctx.protocol}://${ctx.host}` !== issuerOrigin) return next();
     const provider = currentProvider();
     if (owner !== provider) {
       answers.clear();
@@ -40,8 +49,9 @@ export function metadataCache(currentProvider: () => Provider, issuer: string): 
 
     const before = { ...ctx.response.headers };
     await next();
-    const route = (ctx as Context & { oidc?: { route?: string } }).oidc?.route;
-    if (ctx.status !== 200 || !route || !CACHED_ROUTES.has(route) || owner !== currentProvider()) return;
+    // Kept only if this very provider answered (a rotation may have swapped it meanwhile).
+    const answeredBy = (ctx as Context & { oidc?: { route?: string } }).oidc?.route;
+    if (ctx.status !== 200 || answeredBy !== route || currentProvider() !== provider) return;
     const headers = Object.entries(ctx.response.headers)
       .filter(([name, value]) => name !== 'content-type' && name !== 'content-length' && before[name] !== value)
       .map(([name, value]) => [name, String(value)] as [string, string]);

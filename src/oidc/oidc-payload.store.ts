@@ -1,6 +1,6 @@
 import { sql, type Kysely } from 'kysely';
 import type { DB } from '../db/schema.ts';
-import { forgetProviderReads } from './adapter.ts';
+import { writingProviderRows } from './adapter.ts';
 
 /** Housekeeping on the provider's table that the provider itself does not do. */
 export class OidcPayloadStore {
@@ -19,13 +19,12 @@ export class OidcPayloadStore {
   /** Ends every session, grant and token of an account at once (all nodes read the same rows). */
   async revokeAccount(accountId: string): Promise<number> {
     await this.#beforeRevoke(accountId);
-    forgetProviderReads();
-    const result = await this.#db.deleteFrom('oidc_payload')
+    const result = await writingProviderRows(() => this.#db.deleteFrom('oidc_payload')
       .where((eb) => eb.or([
         eb('account_id', '=', accountId),
         eb('grant_id', 'in', eb.selectFrom('oidc_payload as g').select('g.id').where('g.model', '=', 'Grant').where('g.account_id', '=', accountId)),
       ]))
-      .executeTakeFirst();
+      .executeTakeFirst());
     return Number(result.numDeletedRows);
   }
 

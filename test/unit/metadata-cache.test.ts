@@ -14,7 +14,9 @@ function setUp() {
   app.use(metadataCache(() => state.provider, 'http://idp.example'));
   app.use((ctx) => {
     state.answered += 1;
-    const route = ({ '/jwks': 'jwks', '/.well-known/openid-configuration': 'discovery' } as Record<string, string>)[ctx.path] ?? 'userinfo';
+    // Like oidc-provider's router: any letter case, and a trailing slash, reach the same route.
+    const path = ctx.path.toLowerCase().replace(/\/$/, '');
+    const route = ({ '/jwks': 'jwks', '/.well-known/openid-configuration': 'discovery' } as Record<string, string>)[path] ?? 'userinfo';
     Object.defineProperty(ctx, 'oidc', { value: { route } });
     ctx.vary('Origin');
     ctx.set('Access-Control-Allow-Origin', ctx.get('origin') || '*');
@@ -49,6 +51,16 @@ test('other hosts, cross-origin requests, other routes and other methods always 
   expect(state.answered).toBe(5);
   // And none of them was kept: the plain request is still the first answer.
   expect((await get('/jwks')).body).toEqual({ host: 'idp.example', answer: 1 });
+});
+
+test('other spellings of the paths are answered by the provider every time and never stored', async () => {
+  const { state, get } = setUp();
+  await get('/jwks');
+  for (const path of ['/JWKS', '/jwks/', '/.Well-Known/OpenID-Configuration', '/.well-known/openid-configuration/']) {
+    expect((await get(path)).status).toBe(200);
+    expect((await get(path)).status).toBe(200);
+  }
+  expect(state.answered).toBe(9);
 });
 
 test('a new provider instance (a key rotation) starts an empty cache', async () => {

@@ -1,10 +1,12 @@
 import { expect, test } from '@jest/globals';
-import { forget, inRequestMemo, memoised } from '../../src/shared/request-memo.ts';
+import { inRequestMemo, memoised, remember, writesSoFar, writing } from '../../src/shared/request-memo.ts';
 
 function counter() {
   let loads = 0;
   return { load: async () => ++loads, get loads() { return loads; } };
 }
+
+const write = () => Promise.resolve();
 
 test('within one request a key is loaded once, concurrent readers included, until a write forgets it', async () => {
   const source = counter();
@@ -12,11 +14,14 @@ test('within one request a key is loaded once, concurrent readers included, unti
     const [a, b] = await Promise.all([memoised('client:x', source.load), memoised('client:x', source.load)]);
     expect([a, b]).toEqual([1, 1]);
     expect(await memoised('client:y', source.load)).toBe(2);
-    forget('client:x');
+    await writing('client:x', write);
     expect(await memoised('client:x', source.load)).toBe(3);
     expect(await memoised('client:x', source.load)).toBe(3);
+    // A prefix forgets every key under it.
+    await writing('client:', write);
+    expect(await memoised('client:y', source.load)).toBe(4);
   });
-  expect(source.loads).toBe(3);
+  expect(source.loads).toBe(4);
 });
 
 test('each request starts empty, and outside a request every read loads', async () => {
@@ -28,16 +33,31 @@ test('each request starts empty, and outside a request every read loads', async 
   expect(source.loads).toBe(4);
 });
 
-test('a failed read is not remembered', async () => {
+test('a failed read is not remembered, nor is a failed write allowed to keep old reads', async () => {
   let calls = 0;
   const flaky = async () => {
     calls += 1;
     if (calls === 1) throw new Error('connection reset');
-    return 'row';
+    return `row ${calls}`;
   };
   await inRequestMemo(async () => {
     await expect(memoised('k', flaky)).rejects.toThrow('connection reset');
-    await expect(memoised('k', flaky)).resolves.toBe('row');
+    await expect(memoised('k', flaky)).resolves.toBe('row 2');
+    await expect(writing('k', async () => { throw new Error('deadlock'); })).rejects.toThrow('deadlock');
+    await expect(memoised('k', flaky)).resolves.toBe('row 3');
   });
-  expect(calls).toBe(2);
+});
+
+test('a read that a write overtook is not kept, and what it brought along is not remembered', async () => {
+  await inRequestMemo(async () => {
+    let finishRead!: (value: string) => void;
+    const before = writesSoFar();
+    const slow = memoised('session:1', () => new Promise<string>((resolve) => { finishRead = resolve; }));
+    await writing('session:', write);
+    finishRead('old row');
+    expect(await slow).toBe('old row');
+    expect(await memoised('session:1', async () => 'new row')).toBe('new row');
+    remember('grant:1', 'old grant', before);
+    expect(await memoised('grant:1', async () => 'grant from the table')).toBe('grant from the table');
+  });
 });
