@@ -1,7 +1,7 @@
 import { sql, type Kysely } from 'kysely';
 import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import type { DB } from '../db/schema.ts';
-import { memoised, remember, writing, writesSoFar } from '../shared/request-memo.ts';
+import { memoised, writing, type BringAlong } from '../shared/request-memo.ts';
 
 /** Reads relying-party registrations for the provider (the `Client` model). */
 export type ClientMetadataSource = (clientId: string) => Promise<AdapterPayload | undefined>;
@@ -17,21 +17,22 @@ const PREFETCHING_MODELS = new Set(['AccessToken', 'AuthorizationCode', 'Refresh
 type Column = 'id' | 'uid' | 'user_code';
 const MEMO_PREFIX = 'oidc:';
 const memoKey = (model: string, column: Column, value: string) => `${MEMO_PREFIX}${model}:${column}:${value}`;
-const live = sql<boolean>`(expires_at is null or expires_at > now())`;
+/** The row of `table` (a name or an alias) has not expired. */
+const live = (table: string) => sql<boolean>`(${sql.ref(`${table}.expires_at`)} is null or ${sql.ref(`${table}.expires_at`)} > now())`;
 
 /** One round trip for a token row, the row of its grant and the row of the session it is bound to. */
 export function tokenWithGrantAndSession(model: string, id: string) {
   return sql<{ role: string; payload: unknown; consumed_at: Date | null }>`
     with token as (
-      select payload, consumed_at from oidc_payload where model = ${model} and id = ${id} and ${live}
+      select payload, consumed_at from oidc_payload where model = ${model} and id = ${id} and ${live('oidc_payload')}
     )
     select 'token' as role, payload, consumed_at from token
     union all
     select 'Grant', g.payload, g.consumed_at from token join oidc_payload g
-      on g.model = 'Grant' and g.id = token.payload->>'grantId' and (g.expires_at is null or g.expires_at > now())
+      on g.model = 'Grant' and g.id = token.payload->>'grantId' and ${live('g')}
     union all
     select 'Session', s.payload, s.consumed_at from token join oidc_payload s
-      on s.model = 'Session' and s.uid = token.payload->>'sessionUid' and (s.expires_at is null or s.expires_at > now())`;
+      on s.model = 'Session' and s.uid = token.payload->>'sessionUid' and ${live('s')}`;
 }
 
 /** For writes to the provider's table made outside the adapter (see request-memo's `writing`). */
@@ -107,9 +108,9 @@ export function postgresAdapter(db: Kysely<DB>, clients: ClientMetadataSource) {
      * copy of its own, since the provider's models keep and change what they are given.
      */
     async #findBy(column: Column, value: string): Promise<AdapterPayload | undefined> {
-      const load = column === 'id' && PREFETCHING_MODELS.has(this.model) ? () => this.#findToken(value) : async () => {
+      const load = column === 'id' && PREFETCHING_MODELS.has(this.model) ? (bringAlong: BringAlong) => this.#findToken(value, bringAlong) : async () => {
         const row = await db.selectFrom('oidc_payload').select(['payload', 'consumed_at'])
-          .where('model', '=', this.model).where(column, '=', value).where(live).executeTakeFirst();
+          .where('model', '=', this.model).where(column, '=', value).where(live('oidc_payload')).executeTakeFirst();
         return row && toPayload(row);
       };
       const payload = await memoised(memoKey(this.model, column, value), load);
@@ -117,15 +118,14 @@ export function postgresAdapter(db: Kysely<DB>, clients: ClientMetadataSource) {
     }
 
     /** The token, and in the same query the grant it belongs to and the session it is bound to. */
-    async #findToken(id: string): Promise<AdapterPayload | undefined> {
-      const writes = writesSoFar();
+    async #findToken(id: string, bringAlong: BringAlong): Promise<AdapterPayload | undefined> {
       const { rows } = await tokenWithGrantAndSession(this.model, id).execute(db);
       const byRole = new Map(rows.map((row) => [row.role, toPayload(row)]));
       const payload = byRole.get('token');
       if (!payload) return undefined;
       // Absent rows are remembered too: the provider's own read would find nothing either.
-      if (payload.grantId) remember(memoKey('Grant', 'id', payload.grantId), byRole.get('Grant'), writes);
-      if (payload.sessionUid) remember(memoKey('Session', 'uid', String(payload.sessionUid)), byRole.get('Session'), writes);
+      if (payload.grantId) bringAlong(memoKey('Grant', 'id', payload.grantId), byRole.get('Grant'));
+      if (payload.sessionUid) bringAlong(memoKey('Session', 'uid', String(payload.sessionUid)), byRole.get('Session'));
       return payload;
     }
 

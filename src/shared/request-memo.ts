@@ -20,36 +20,30 @@ export function inRequestMemo<T>(run: () => Promise<T>): Promise<T> {
   return scope.run({ memo: new Map(), writes: 0 }, run);
 }
 
-export function memoised<T>(key: string, load: () => Promise<T>): Promise<T> {
+/**
+ * Loads `key` once in this request. `load` may hand over rows its query brought along with
+ * `bringAlong(key, value)`: they answer later `memoised` reads of those keys, unless a write
+ * happened while the load ran.
+ */
+export type BringAlong = (key: string, value: unknown) => void;
+
+export function memoised<T>(key: string, load: (bringAlong: BringAlong) => Promise<T>): Promise<T> {
   const current = scope.getStore();
-  if (!current) return load();
+  if (!current) return load(() => undefined);
   let answer = current.memo.get(key) as Promise<T> | undefined;
   if (!answer) {
     const writesAtStart = current.writes;
-    const loading = load();
+    const unchanged = () => current.writes === writesAtStart;
+    const loading = load((other, value) => { if (unchanged()) current.memo.set(other, Promise.resolve(value)); });
     answer = loading;
     current.memo.set(key, loading);
     const drop = () => {
       if (current.memo.get(key) === loading) current.memo.delete(key);
     };
     // A failed read is not kept, nor one that a write overtook: the next step reads again.
-    loading.then(() => { if (current.writes !== writesAtStart) drop(); }, drop);
+    loading.then(() => { if (!unchanged()) drop(); }, drop);
   }
   return answer;
-}
-
-/** How many writes this request has made so far: pass it to `remember` from before the read. */
-export function writesSoFar(): number {
-  return scope.getStore()?.writes ?? 0;
-}
-
-/**
- * Keeps what a read brought along with it, for a later `memoised` read of `key` in this request,
- * unless a write has happened since the read began (`writesAtRead`).
- */
-export function remember(key: string, value: unknown, writesAtRead: number): void {
-  const current = scope.getStore();
-  if (current && current.writes === writesAtRead) current.memo.set(key, Promise.resolve(value));
 }
 
 /**

@@ -1,5 +1,5 @@
 import { expect, test } from '@jest/globals';
-import { inRequestMemo, memoised, remember, writesSoFar, writing } from '../../src/shared/request-memo.ts';
+import { inRequestMemo, memoised, writing } from '../../src/shared/request-memo.ts';
 
 function counter() {
   let loads = 0;
@@ -48,16 +48,21 @@ test('a failed read is not remembered, nor is a failed write allowed to keep old
   });
 });
 
-test('a read that a write overtook is not kept, and what it brought along is not remembered', async () => {
+test('what a read brings along answers later reads, unless a write overtook the read', async () => {
   await inRequestMemo(async () => {
-    let finishRead!: (value: string) => void;
-    const before = writesSoFar();
-    const slow = memoised('session:1', () => new Promise<string>((resolve) => { finishRead = resolve; }));
-    await writing('session:', write);
-    finishRead('old row');
-    expect(await slow).toBe('old row');
-    expect(await memoised('session:1', async () => 'new row')).toBe('new row');
-    remember('grant:1', 'old grant', before);
-    expect(await memoised('grant:1', async () => 'grant from the table')).toBe('grant from the table');
+    await memoised('token:1', async (bringAlong) => { bringAlong('grant:1', 'grant row'); return 'token row'; });
+    expect(await memoised('grant:1', async () => 'grant from the table')).toBe('grant row');
+
+    let finishRead!: () => void;
+    const slow = memoised('token:2', async (bringAlong) => {
+      await new Promise<void>((resolve) => { finishRead = resolve; });
+      bringAlong('grant:2', 'old grant');
+      return 'old token';
+    });
+    await writing('other:', write);
+    finishRead();
+    expect(await slow).toBe('old token');
+    expect(await memoised('token:2', async () => 'new token')).toBe('new token');
+    expect(await memoised('grant:2', async () => 'grant from the table')).toBe('grant from the table');
   });
 });
