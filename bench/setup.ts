@@ -9,7 +9,7 @@ import { sql } from 'kysely';
 import { generate } from 'otplib';
 import { loadConfig } from '../src/config/config.ts';
 import { buildDeps } from '../src/deps.ts';
-import { createLogger } from '../src/http/logger.ts';
+import { createLogger } from '../src/shared/logger.ts';
 import { openDatabase } from '../src/db/database.ts';
 import { ClientService } from '../src/client/client.service.ts';
 import { onCpus } from './cpus.ts';

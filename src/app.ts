@@ -1,18 +1,25 @@
 import Koa from 'koa';
 import Router from '@koa/router';
-import { sql } from 'kysely';
 import type Provider from 'oidc-provider';
 import type { Deps } from './deps.ts';
+import { DATABASE_RETRY_AFTER_SECONDS, READINESS_TIMEOUT_MS } from './config/defaults.ts';
 import { CsrfGuard } from './http/csrf.ts';
 import { Renderer } from './http/renderer.ts';
 import { errorPages, languageSwitch, localeMiddleware, requestContext, requireHttps, securityHeaders } from './http/middleware.ts';
 import { staticFiles } from './http/static-files.ts';
+import { inputGuard, surfaceByRoute } from './http/input-guard.ts';
 import { ClientService } from './client/client.service.ts';
+import { bindIssuer } from './db/issuer-binding.ts';
 import { ensureKeys, loadKeyMaterial, rotateSigningKeys, type KeyTimings } from './oidc/keys.ts';
 import { postgresAdapter } from './oidc/adapter.ts';
+import { cappingAnonymousRecords } from './oidc/anonymous-records.ts';
+import { AnonymousCap } from './throttle/anonymous-cap.ts';
 import { createProvider } from './oidc/provider.ts';
 import { ProviderHolder } from './oidc/provider-holder.ts';
 import { metadataCache } from './oidc/metadata-cache.ts';
+import { logRefusals } from './oidc/error-log.ts';
+import { providerGate, PROVIDER_ERROR } from './oidc/provider-gate.ts';
+import { RetryLaterError } from './shared/errors.ts';
 import { findAccount } from './oidc/find-account.ts';
 import { loadExistingGrant } from './oidc/grants.ts';
 import { providerPages } from './oidc/pages.ts';
@@ -58,6 +65,13 @@ async function ensureAccountClient(clients: ClientService, issuer: string): Prom
 export async function buildApp(deps: Deps): Promise<AkamonApp> {
   const { config, database, box, logger } = deps;
   const db = database.db;
+  // Before anything is written under this node's issuer (the account home's redirect URI below).
+  const binding = await bindIssuer(db, config.issuer, config.migrateIssuerFrom);
+  if (binding.kind === 'migrated') {
+    logger.warn({ from: binding.from, to: config.issuer }, 'issuer migrated: every node must now run with the new AKAMON_ISSUER, and relying parties must be told');
+  } else if (config.migrateIssuerFrom) {
+    logger.warn({ issuer: config.issuer }, 'AKAMON_MIGRATE_ISSUER_FROM is set but there was nothing to migrate: remove the setting');
+  }
   await ensureKeys(db, box);
   const timings: KeyTimings = {
     propagationSeconds: config.keyRefreshSeconds * 2,
@@ -71,10 +85,13 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
   // Only the addresses our own proxies appended: the left of X-Forwarded-For is the client's to forge.
   app.maxIpsCount = config.proxyHops;
 
+  // What a caller can make Akamon store without signing in, counted per source address.
+  const anonymousCap = new AnonymousCap(deps.throttle, config.anonymous);
+
   // Identity verification through the upstream provider (the national ID card app), when configured.
   const idvFlow = deps.idvSettings
     ? new IdvFlow({
-      config, renderer, csrf, state: deps.interactionState, throttle: deps.throttle, idv: deps.idv, stateTtlSeconds: config.ttl.interaction,
+      config, renderer, csrf, state: deps.interactionState, throttle: deps.throttle, anonymousCap, idv: deps.idv, stateTtlSeconds: config.ttl.interaction,
       upstream: new UpstreamIdp(deps.idvSettings, `${config.issuer}/idv/callback`),
     })
     : undefined;
@@ -111,7 +128,7 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
     },
   });
   const hooks = {
-    adapter: postgresAdapter(db, async (id) => clients.providerMetadata(id) as never),
+    adapter: cappingAnonymousRecords(postgresAdapter(db, async (id) => clients.providerMetadata(id) as never), anonymousCap),
     findAccount: findAccount(deps.accounts, deps.clientStore, deps.access),
     policy: buildPolicy(steps, factsLoader({ accounts: deps.accounts, clients: deps.clientStore, mfa: deps.mfaStore, access: deps.access, clock: deps.clock, rollout: config.mfaRollout })),
     loadExistingGrant,
@@ -121,8 +138,12 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
   };
   const build = (keys: Parameters<typeof createProvider>[1]) => {
     const provider = createProvider(config, keys, hooks);
-    provider.on('server_error', (ctx, error) => (ctx.state?.log ?? logger).error({ err: error }, 'oidc server error'));
-    provider.on('backchannel.error', (_ctx, error, client) => logger.warn({ err: { message: error.message }, clientId: client.clientId }, 'back-channel logout delivery failed'));
+    provider.on('server_error', (ctx, error) => {
+      // The gate answers these (503, or 429 for an address over its cap); anything else is a bug worth a stack trace in the log.
+      if (error instanceof RetryLaterError) ctx.state[PROVIDER_ERROR] = error;
+      else (ctx.state?.log ?? logger).error({ err: error }, 'oidc server error');
+    });
+    logRefusals(provider, logger);
     provider.on('grant.revoked', (_ctx, grantId) => logger.info({ grantId }, 'grant revoked'));
     return provider;
   };
@@ -141,12 +162,14 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
   pages.get('/', (ctx) => renderer.page(ctx, 'home', 'home.title', { accountUrl: '/account' }));
   pages.get('/lang', languageSwitch(config.production));
   pages.get('/healthz', (ctx) => { ctx.body = { status: 'ok' }; });
+  // Answers within about a second in every state: a frozen database must not hang the probe.
   pages.get('/readyz', async (ctx) => {
     try {
-      await sql`select 1`.execute(db);
+      await database.ping(READINESS_TIMEOUT_MS);
       ctx.body = { status: 'ready' };
     } catch {
       ctx.status = 503;
+      ctx.set('Retry-After', String(DATABASE_RETRY_AFTER_SECONDS));
       ctx.body = { status: 'database unavailable' };
     }
   });
@@ -156,7 +179,7 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
     interactionRouter({ provider: () => holder!.provider, steps, renderer, csrf, state: deps.interactionState, stateTtlSeconds: config.ttl.interaction }),
     accountHome({ config, accounts: deps.accounts, accountService: deps.accountService, mfa: deps.mfa, appPasswords: deps.appPasswords, recoveryEmail: deps.recoveryEmail, audit: deps.audit, education: deps.education, clients: deps.clientStore, access: deps.access, clock: deps.clock, signinLog: deps.signinLog, sessions: deps.payloads, idv: deps.idv, idvFlow, csrf, renderer, clientSecret: async () => String((await clients.providerMetadata(ACCOUNT_CLIENT_ID))?.client_secret) }),
     recoveryRoutes({
-      config, renderer, csrf, state: deps.interactionState, captcha: new Captcha(box.deriveKey('captcha'), config.captchaMaxNumber), throttle: deps.throttle,
+      config, renderer, csrf, state: deps.interactionState, captcha: new Captcha(box.deriveKey('captcha'), config.captchaMaxNumber), throttle: deps.throttle, anonymousCap,
       accounts: deps.accounts, accountService: deps.accountService, recoveryEmail: deps.recoveryEmail, mfa: deps.mfa, audit: deps.audit,
       idvAvailable: Boolean(idvFlow),
     }),
@@ -170,8 +193,11 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
   app.use(metadataCache(() => holder!.provider, config.issuer));
   app.use(localeMiddleware());
   app.use(errorPages(renderer));
+  // Before every route and the provider: bad characters are refused before anything is looked up or stored.
+  app.use(inputGuard(renderer, surfaceByRoute(routers)));
   app.use(staticFiles());
   for (const router of routers) app.use(router.routes()).use(router.allowedMethods());
+  app.use(providerGate(database, renderer));
   app.use(holder.middleware());
 
   const sweeper = new Sweeper([

@@ -1,12 +1,14 @@
 import type { Server } from 'node:http';
 import { ConfigError, loadConfig } from './config/config.ts';
-import { createLogger } from './http/logger.ts';
+import { createLogger } from './shared/logger.ts';
 import { buildDeps } from './deps.ts';
 import { buildApp } from './app.ts';
 import { lowerWorkerPriority } from './password/hash-priority.ts';
 import { randomToken } from './crypto/tokens.ts';
+import { DatabaseUnavailableError } from './shared/errors.ts';
 import { startDevIdv, type DevIdv } from './idv/dev-provider.ts';
 import type { Config, IdvSettings } from './config/config.ts';
+import { HTTP_HEADERS_TIMEOUT_MS, HTTP_MAX_HEADERS, HTTP_REQUEST_TIMEOUT_MS, SWEEP_INTERVAL_SECONDS } from './config/defaults.ts';
 
 let config: Config;
 try {
@@ -17,6 +19,10 @@ try {
   process.exit(2);
 }
 const logger = createLogger(config.logLevel);
+// A fault that escapes every handler (a socket error, a rejected background write) is logged and
+// the node keeps serving: the requests in flight already have their answers or their 503s.
+process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled rejection; still serving'));
+process.on('uncaughtException', (error) => logger.error({ err: error }, 'uncaught exception; still serving'));
 let deps: Awaited<ReturnType<typeof buildDeps>>;
 let akamon: Awaited<ReturnType<typeof buildApp>>;
 let firstOperatorTokenFile: string | undefined;
@@ -57,8 +63,13 @@ try {
 }
 
 const server: Server = akamon.app.listen(config.port, config.listenHost, () => {
-  akamon.holder.start(config.keyRefreshSeconds, (error) => logger.error({ err: error }, 'key refresh failed'));
-  akamon.sweeper.start(60, (error) => logger.error({ err: error }, 'sweep failed'));
+  // Background jobs retry on their next tick; an outage is expected and needs no stack trace.
+  const backgroundFailure = (job: string) => (error: unknown) => {
+    if (error instanceof DatabaseUnavailableError) logger.warn({ job, cause: (error.cause as Error | undefined)?.message }, 'background job skipped: database unavailable');
+    else logger.error({ err: error, job }, 'background job failed');
+  };
+  akamon.holder.start(config.keyRefreshSeconds, backgroundFailure('key refresh'));
+  akamon.sweeper.start(SWEEP_INTERVAL_SECONDS, backgroundFailure('sweep'));
   logger.info({ issuer: config.issuer, database: deps.database.kind, readyMs: Math.round(process.uptime() * 1000) }, 'akamon ready');
   if (firstOperatorTokenFile) logger.info({ file: firstOperatorTokenFile }, 'operator token for the akamon CLI written');
   if (!config.production) {
@@ -76,9 +87,9 @@ const server: Server = akamon.app.listen(config.port, config.listenHost, () => {
     ].join('\n'));
   }
 });
-server.requestTimeout = 30_000;
-server.headersTimeout = 15_000;
-server.maxHeadersCount = 100;
+server.requestTimeout = HTTP_REQUEST_TIMEOUT_MS;
+server.headersTimeout = HTTP_HEADERS_TIMEOUT_MS;
+server.maxHeadersCount = HTTP_MAX_HEADERS;
 
 async function shutdown(signal: string) {
   logger.info({ signal }, 'shutting down');

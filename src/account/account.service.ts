@@ -1,5 +1,6 @@
 import type { AccountStatus, Affiliation } from '../db/schema.ts';
 import { DomainError } from '../shared/errors.ts';
+import { cleanName } from '../shared/text.ts';
 import { checkPassword, type PolicyProfile } from '../password/password-policy.ts';
 import { generateInitialPassword } from '../password/initial-password.ts';
 import type { PasswordHasher } from '../password/password-hasher.ts';
@@ -27,8 +28,8 @@ const EMAIL_PATTERN = /^[^\s@"<>()\\,;:]{1,64}@[a-z0-9-]+(\.[a-z0-9-]+)+$/i;
 export function validateAccountInput(input: AccountInput): { commonId: string; name: string; affiliation: Affiliation; email: string | null } {
   const commonId = String(input.commonId ?? '').trim();
   if (!COMMON_ID_PATTERN.test(commonId)) throw new DomainError('invalid_common_id', 'the Common ID must be exactly 10 digits');
-  const name = String(input.name ?? '').normalize('NFC').trim();
-  if (!name || name.length > 200 || /[\u0000-\u001f\u007f]/.test(name)) throw new DomainError('invalid_name', 'the name must be 1 to 200 printable characters');
+  const name = cleanName(String(input.name ?? ''), 200);
+  if (!name) throw new DomainError('invalid_name', 'the name must be 1 to 200 characters on one line, without control or bidirectional formatting characters');
   const affiliation = String(input.affiliation ?? '').trim().toLowerCase() as Affiliation;
   if (!AFFILIATIONS.includes(affiliation)) throw new DomainError('invalid_affiliation', `the affiliation must be one of ${AFFILIATIONS.join(', ')}`);
   const email = input.email ? String(input.email).trim() : null;
@@ -136,6 +137,9 @@ export class AccountService {
     await this.#throttle.succeeded(keys);
     const policy = checkPassword(next, { profile: this.#profile, commonId: account.common_id, currentPassword: current });
     if (!policy.ok) throw new DomainError('password_policy', 'the new password breaks the password rules', { violations: policy.violations, limits: policy.limits });
-    await this.#store.setPassword(account.id, await this.#hasher.hash(next), false);
+    // A change that raced with another one made with the same current password finds it current no more.
+    if (!(await this.#store.setPassword(account.id, await this.#hasher.hash(next), false, account.password_hash))) {
+      throw new DomainError('wrong_current_password', 'the current password is not correct');
+    }
   }
 }

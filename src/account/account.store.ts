@@ -63,11 +63,17 @@ export class AccountStore {
     return query.execute();
   }
 
-  async setPassword(id: string, passwordHash: string, mustChange: boolean): Promise<void> {
-    await this.#db.updateTable('account')
+  /**
+   * With `replacing`, only while the hash is still that one (the password the person just proved):
+   * of concurrent changes made with the same current password, one wins. Returns whether it changed.
+   */
+  async setPassword(id: string, passwordHash: string, mustChange: boolean, replacing?: string): Promise<boolean> {
+    let update = this.#db.updateTable('account')
       .set({ password_hash: passwordHash, must_change_password: mustChange, password_set_at: this.#clock.now(), updated_at: sql<Date>`now()` as never })
-      .where('id', '=', id)
-      .execute();
+      .where('id', '=', id);
+    if (replacing !== undefined) update = update.where('password_hash', '=', replacing);
+    const result = await update.executeTakeFirst();
+    return result.numUpdatedRows > 0n;
   }
 
   /** Replaces the hash only if it is still the one that was verified (a concurrent change wins). */

@@ -1,9 +1,11 @@
 import { randomInt } from 'node:crypto';
 import { hmac } from '../crypto/tokens.ts';
 import { DomainError } from '../shared/errors.ts';
+import { cleanName } from '../shared/text.ts';
 import type { AppPasswordRow, AppPasswordStore } from './app-password.store.ts';
+import { APP_PASSWORDS_MAX } from '../config/defaults.ts';
 
-export const MAX_APP_PASSWORDS = 10;
+export const MAX_APP_PASSWORDS = APP_PASSWORDS_MAX;
 const ALPHABET = 'abcdefghijkmnopqrstuvwxyz';
 
 /**
@@ -21,8 +23,8 @@ export class AppPasswordService {
 
   /** 20 lower-case letters in groups of four (about 93 bits); spaces are ignored when used. */
   async create(accountId: string, name: string): Promise<{ appPassword: AppPasswordRow; secret: string }> {
-    const label = String(name ?? '').normalize('NFC').trim();
-    if (!label || label.length > 64 || /[\u0000-\u001f\u007f]/.test(label)) throw new DomainError('invalid_name', 'an app password needs a name of 1 to 64 characters');
+    const label = cleanName(String(name ?? ''), 64);
+    if (!label) throw new DomainError('invalid_name', 'an app password needs a name of 1 to 64 characters on one line, without control or bidirectional formatting characters');
     const letters = Array.from({ length: 20 }, () => ALPHABET[randomInt(ALPHABET.length)]).join('');
     const secret = letters.match(/.{4}/g)!.join(' ');
     const appPassword = await this.#store.insert(accountId, label, this.#digest(secret), MAX_APP_PASSWORDS);

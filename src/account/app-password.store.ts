@@ -1,6 +1,7 @@
 import { isUuid } from '../shared/uuid.ts';
 import { sql, type Kysely, type Selectable } from 'kysely';
 import type { AppPasswordTable, DB } from '../db/schema.ts';
+import { lockAccountRow } from '../db/row-locks.ts';
 
 export type AppPasswordRow = Omit<Selectable<AppPasswordTable>, 'digest'>;
 
@@ -11,14 +12,20 @@ export class AppPasswordStore {
     this.#db = db;
   }
 
-  /** Inserts unless the account already has `max`; the count and the insert are one statement. */
+  /**
+   * Inserts unless the account already has `max`. One statement alone is not enough: concurrent
+   * ones each count before the others' rows exist. Under the account's row lock they count in turn.
+   */
   async insert(accountId: string, name: string, digest: string, max: number): Promise<AppPasswordRow | undefined> {
-    const result = await sql<AppPasswordRow>`
-      insert into app_password (account_id, name, digest)
-      select ${accountId}, ${name}, ${digest}
-      where (select count(*) from app_password where account_id = ${accountId}) < ${max}
-      returning id, account_id, name, created_at, last_used_at`.execute(this.#db);
-    return result.rows[0];
+    return this.#db.transaction().execute(async (trx) => {
+      await lockAccountRow(trx, accountId);
+      const result = await sql<AppPasswordRow>`
+        insert into app_password (account_id, name, digest)
+        select ${accountId}, ${name}, ${digest}
+        where (select count(*) from app_password where account_id = ${accountId}) < ${max}
+        returning id, account_id, name, created_at, last_used_at`.execute(trx);
+      return result.rows[0];
+    });
   }
 
   list(accountId: string): Promise<AppPasswordRow[]> {

@@ -3,6 +3,7 @@ import { OverloadedError } from '../shared/errors.ts';
 import type { PasswordHasher } from '../password/password-hasher.ts';
 import { accountKey, addressKey, ACCOUNT_RULE, ADDRESS_RULE, type LoginThrottle } from '../throttle/login-throttle.ts';
 import type { AccountRow, AccountStore } from './account.store.ts';
+import { PASSWORD_INPUT_MAX_LENGTH } from '../config/defaults.ts';
 
 export interface SigninRequest {
   commonId: string;
@@ -33,7 +34,7 @@ export type SigninOutcome =
   | { ok: false; reason: 'account_suspended' | 'account_revoked'; account: AccountRow };
 
 /** Longer than any policy allows: refused without spending a hash on it. */
-const MAX_PASSWORD_INPUT = 256;
+const MAX_PASSWORD_INPUT = PASSWORD_INPUT_MAX_LENGTH;
 
 /**
  * Checks a Common ID and password under the brute-force limits, spending the same hashing time

@@ -1,5 +1,4 @@
 import Router from '@koa/router';
-import { bodyParser } from '@koa/bodyparser';
 import type { Context, Next } from 'koa';
 import type { AccountService } from '../account/account.service.ts';
 import { AFFILIATIONS, STATUSES } from '../account/account.service.ts';
@@ -7,7 +6,8 @@ import type { AccountRow, AccountStore } from '../account/account.store.ts';
 import type { SigninLog } from '../audit/signin-log.ts';
 import type { ClientInput, ClientService } from '../client/client.service.ts';
 import type { AccountStatus, Affiliation } from '../db/schema.ts';
-import { DomainError } from '../shared/errors.ts';
+import { DomainError, RetryLaterError } from '../shared/errors.ts';
+import { errorAnswer, setRetryAfter } from '../http/error-map.ts';
 import type { OperatorStore } from './operator.store.ts';
 import type { MfaService } from '../mfa/mfa.service.ts';
 import type { TokenService } from '../mfa/token.service.ts';
@@ -35,20 +35,6 @@ export interface AdminApiDeps {
   idv: IdentityVerification;
   timeZone: string;
 }
-
-const STATUS_OF: Record<string, number> = {
-  account_not_found: 404,
-  client_not_found: 404,
-  account_exists: 409,
-  client_exists: 409,
-  token_not_found: 404,
-  token_exists: 409,
-  token_unavailable: 409,
-  rule_not_found: 404,
-  already_revoked: 409,
-  not_scheduled: 409,
-  link_not_found: 404,
-};
 
 export function accountJson(a: AccountRow) {
   return {
@@ -134,7 +120,10 @@ export function adminApi(deps: AdminApiDeps): Router {
       if (ctx.method !== 'GET') ctx.state.log.info({ operator, method: ctx.method, path: ctx.path, status: ctx.status }, 'admin action');
     } catch (error) {
       if (error instanceof DomainError) {
-        ctx.status = STATUS_OF[error.code] ?? 400;
+        const { status } = errorAnswer(error);
+        if (error instanceof RetryLaterError) setRetryAfter(ctx, error);
+        if (status >= 500 && !(error instanceof RetryLaterError)) ctx.state.log.error({ err: error }, 'admin request failed');
+        ctx.status = status;
         ctx.body = { error: error.code, error_description: error.message, ...error.details };
         return;
       }
@@ -147,14 +136,14 @@ export function adminApi(deps: AdminApiDeps): Router {
       throw error;
     }
   });
-  router.use(bodyParser({ enableTypes: ['json'], jsonLimit: '64kb', onError: (_e, ctx) => ctx.throw(400, 'the body is not valid JSON') }));
 
   const audit = (ctx: Context, action: string, accountId: string | null, details: Record<string, unknown> = {}) =>
     deps.audit.record({ actor: `operator:${ctx.state.operator}`, action, accountId, details });
 
   const body = (ctx: Context) => {
     const value = ctx.request.body;
-    if (value === undefined || value === null) return {};
+    // The input guard parses forms too; this API reads JSON only, as it always has.
+    if (value === undefined || value === null || !ctx.request.is('json', '+json')) return {};
     if (typeof value !== 'object' || Array.isArray(value)) bad('the body must be a JSON object');
     return value as Record<string, unknown>;
   };

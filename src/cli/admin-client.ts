@@ -1,6 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { CliError, UsageError } from './args.ts';
+import { CLI_REQUEST_TIMEOUT_MS } from '../config/defaults.ts';
 
 type Env = Record<string, string | undefined>;
 
@@ -10,7 +11,7 @@ export interface Connection {
 }
 
 const TOKEN_FILE = 'operator-token';
-const REQUEST_TIMEOUT_MS = 60_000;
+const REQUEST_TIMEOUT_MS = CLI_REQUEST_TIMEOUT_MS;
 /** Waits before retrying a request the server refused as overloaded (nothing was done then). */
 const OVERLOAD_RETRY_MS = [500, 1000, 2000, 4000];
 

@@ -3,8 +3,9 @@ import { parse } from 'csv-parse/sync';
 import { UsageError } from './args.ts';
 import { ApiError } from './admin-client.ts';
 import { err } from './output.ts';
+import { CSV_MAX_BYTES } from '../config/defaults.ts';
 
-const MAX_BYTES = 10 * 1024 * 1024;
+const MAX_BYTES = CSV_MAX_BYTES;
 
 export interface CsvRow {
   /** The line of the file the row ends on (the header is line 1). */

@@ -1,7 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Eta } from 'eta';
-import { viewsDir } from '../http/renderer.ts';
+import { viewsDir } from '../shared/views-dir.ts';
 import { translator } from '../i18n/i18n.ts';
 import { CliError } from './args.ts';
 

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { SecretBox } from '../crypto/secret-box.ts';
 import { DomainError } from '../shared/errors.ts';
+import { cleanName } from '../shared/text.ts';
 import type { ClientRecord, ClientRow, ClientStore } from './client.store.ts';
 import type { AccountStatus, Affiliation } from '../db/schema.ts';
 import { AFFILIATIONS, STATUSES } from '../account/account.service.ts';
@@ -187,8 +188,8 @@ export class ClientService {
   }
 
   async #record(clientId: string, input: ClientInput, clientSecret: string | null): Promise<ClientRecord> {
-    const name = String(input.name).trim();
-    if (!name || name.length > 200) throw new DomainError('invalid_name', 'the client name must be 1 to 200 characters');
+    const name = cleanName(String(input.name ?? ''), 200);
+    if (!name) throw new DomainError('invalid_name', 'the client name must be 1 to 200 characters on one line, without control or bidirectional formatting characters');
     const max = input.maxPasswordLength ?? null;
     if (max !== null && (!Number.isInteger(max) || max < 8 || max > 1024)) {
       throw new DomainError('invalid_max_password_length', 'the maximum password length must be a whole number from 8 to 1024');
@@ -255,16 +256,18 @@ function rolloutDate(what: string, value: string | null): Date | null {
 
 function description(value: string | null): string | null {
   if (value === null) return null;
-  const text = String(value).normalize('NFC').trim();
-  if (text.length > 500 || /[\u0000-\u0008\u000b-\u001f\u007f]/.test(text)) throw new DomainError('invalid_description', 'the description must be at most 500 printable characters');
-  return text || null;
+  if (String(value).trim() === '') return null;
+  const text = cleanName(String(value), 500, { lineBreaks: true });
+  if (!text) throw new DomainError('invalid_description', 'the description must be at most 500 characters, without control or bidirectional formatting characters (line breaks are allowed)');
+  return text;
 }
 
 /** A list of distinct known values (an empty list is refused: it would close the client to all). */
-function oneOfEach<T extends string>(what: string, values: readonly unknown[] | null, allowed: readonly T[]): T[] | null {
+function oneOfEach<T extends string>(what: 'affiliation' | 'status', values: readonly unknown[] | null, allowed: readonly T[]): T[] | null {
   if (values === null) return null;
   if (!Array.isArray(values) || values.length === 0 || values.some((v) => !allowed.includes(v as T))) {
-    throw new DomainError(`invalid_${what}`, `each ${what} must be one of ${allowed.join(', ')} (at least one)`);
+    const message = `each ${what} must be one of ${allowed.join(', ')} (at least one)`;
+    throw what === 'affiliation' ? new DomainError('invalid_affiliation', message) : new DomainError('invalid_status', message);
   }
   return [...new Set(values as T[])];
 }

@@ -1,7 +1,7 @@
 import { sql, type Kysely, type Selectable } from 'kysely';
 import type { AccountStatus, Affiliation, ClientTable, DB } from '../db/schema.ts';
 import { memoised, writing } from '../shared/request-memo.ts';
-import { writingProviderRows } from '../oidc/adapter.ts';
+import { writingProviderRows } from '../db/provider-rows.ts';
 
 /**
  * A client as stored. `has_account_rules` (read with the row by `find`) says whether any allow or

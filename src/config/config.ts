@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import fs from 'node:fs';
 import path from 'node:path';
+import { ACCESS_TOKEN_TTL_SECONDS, ANONYMOUS_RECORDS_PER_ADDRESS, ANONYMOUS_SESSION_TTL_SECONDS, ANONYMOUS_WINDOW_SECONDS, ARGON2, AUTHORIZATION_CODE_TTL_SECONDS, CAPTCHA_MAX_NUMBER, HASH_QUEUE_PER_THREAD, ID_TOKEN_TTL_SECONDS, INTERACTION_TTL_SECONDS, KEY_REFRESH_SECONDS, PASSWORD_MAX_AGE_DAYS, PASSWORD_NOTICE_DAYS, REFRESH_TOKEN_TTL_SECONDS, SALVAGE_DAYS, SESSION_TTL_SECONDS } from './defaults.ts';
 
 /** Everything Akamon reads from the environment, parsed once and frozen. */
 export interface Config {
@@ -8,6 +9,8 @@ export interface Config {
   readonly port: number;
   readonly listenHost: string;
   readonly issuer: string;
+  /** Set to the issuer the database serves now to move it to `issuer` (see db/issuer-binding.ts). */
+  readonly migrateIssuerFrom: string | undefined;
   /** The service's name in authenticator apps and letters. */
   readonly issuerName: string;
   /** Base secret for encrypting keys at rest and deriving HMAC keys; undefined means "development: keep one in the data dir". */
@@ -52,6 +55,12 @@ export interface Config {
   readonly devIdvPort: number | undefined;
   /** Days after revocation during which a linked account may still reach salvage clients (0: never). */
   readonly salvageDays: number;
+  /**
+   * What a caller who has not signed in may make Akamon store: at most `perAddress` records per
+   * source address per `windowSeconds` (throttle/anonymous-cap.ts); a session without a sign-in
+   * lives `sessionTtl` seconds.
+   */
+  readonly anonymous: { readonly perAddress: number; readonly windowSeconds: number; readonly sessionTtl: number };
   readonly ttl: {
     readonly session: number;
     readonly interaction: number;
@@ -247,6 +256,7 @@ export function loadConfig(env: Env = process.env, readFile: (file: string) => s
     port,
     listenHost: env.AKAMON_LISTEN_HOST ?? (production ? '0.0.0.0' : '127.0.0.1'),
     issuer: issuerUrl(env.AKAMON_ISSUER ?? `http://localhost:${port}`, production),
+    migrateIssuerFrom: env.AKAMON_MIGRATE_ISSUER_FROM ? urlOf('AKAMON_MIGRATE_ISSUER_FROM', env.AKAMON_MIGRATE_ISSUER_FROM, false) : undefined,
     issuerName: (env.AKAMON_ISSUER_NAME ?? 'Akamon').slice(0, 64),
     secret,
     databaseUrl: env.DATABASE_URL || undefined,
@@ -254,27 +264,27 @@ export function loadConfig(env: Env = process.env, readFile: (file: string) => s
     realmSuffix: realm || undefined,
     passwordProfile: profile,
     passwordExpiry: Object.freeze({
-      maxAgeDays: integer(env, 'AKAMON_PASSWORD_MAX_AGE_DAYS', 397, 0, 36500),
-      noticeDays: integer(env, 'AKAMON_PASSWORD_NOTICE_DAYS', 14, 0, 365),
+      maxAgeDays: integer(env, 'AKAMON_PASSWORD_MAX_AGE_DAYS', PASSWORD_MAX_AGE_DAYS, 0, 36500),
+      noticeDays: integer(env, 'AKAMON_PASSWORD_NOTICE_DAYS', PASSWORD_NOTICE_DAYS, 0, 365),
     }),
     argon2: Object.freeze({
-      memoryCost: integer(env, 'AKAMON_ARGON2_MEMORY_KIB', 19456, 1024, 4 * 1024 * 1024),
-      timeCost: integer(env, 'AKAMON_ARGON2_ITERATIONS', 2, 1, 100),
-      parallelism: integer(env, 'AKAMON_ARGON2_PARALLELISM', 1, 1, 16),
+      memoryCost: integer(env, 'AKAMON_ARGON2_MEMORY_KIB', ARGON2.memoryCost, 1024, 4 * 1024 * 1024),
+      timeCost: integer(env, 'AKAMON_ARGON2_ITERATIONS', ARGON2.timeCost, 1, 100),
+      parallelism: integer(env, 'AKAMON_ARGON2_PARALLELISM', ARGON2.parallelism, 1, 16),
     }),
     hashConcurrency,
-    hashQueueLimit: integer(env, 'AKAMON_HASH_QUEUE', hashConcurrency * 4, 0, 100_000),
+    hashQueueLimit: integer(env, 'AKAMON_HASH_QUEUE', hashConcurrency * HASH_QUEUE_PER_THREAD, 0, 100_000),
     hashNiceness: integer(env, 'AKAMON_HASH_NICE', 10, 0, 19),
     trustProxy: flag(env, 'AKAMON_TRUST_PROXY'),
     proxyHops: integer(env, 'AKAMON_PROXY_HOPS', 1, 1, 10),
     backchannelAllowPrivate: flag(env, 'AKAMON_BACKCHANNEL_ALLOW_PRIVATE'),
     logLevel: env.AKAMON_LOG_LEVEL ?? 'info',
-    keyRefreshSeconds: integer(env, 'AKAMON_KEY_REFRESH_SECONDS', 10, 1, 3600),
+    keyRefreshSeconds: integer(env, 'AKAMON_KEY_REFRESH_SECONDS', KEY_REFRESH_SECONDS, 1, 3600),
     internalUrl: env.AKAMON_INTERNAL_URL || undefined,
     phoneGateway: phoneGateway(env),
     academicYearStart: monthDay(env.AKAMON_ACADEMIC_YEAR_START ?? '04-01'),
     timeZone: timeZone(env.AKAMON_TIME_ZONE ?? 'Asia/Tokyo'),
-    captchaMaxNumber: integer(env, 'AKAMON_CAPTCHA_MAX_NUMBER', 50_000, 100, 10_000_000),
+    captchaMaxNumber: integer(env, 'AKAMON_CAPTCHA_MAX_NUMBER', CAPTCHA_MAX_NUMBER, 100, 10_000_000),
     mfaRollout: Object.freeze({
       warningFrom: instant(env, 'AKAMON_MFA_WARNING_FROM'),
       requiredFrom: instant(env, 'AKAMON_MFA_REQUIRED_FROM'),
@@ -284,14 +294,19 @@ export function loadConfig(env: Env = process.env, readFile: (file: string) => s
     phoneDefaultCountry: /^\d{1,3}$/.test(env.AKAMON_PHONE_DEFAULT_COUNTRY ?? '81') ? env.AKAMON_PHONE_DEFAULT_COUNTRY ?? '81' : (() => { throw new ConfigError('AKAMON_PHONE_DEFAULT_COUNTRY must be 1 to 3 digits'); })(),
     idv: idvSettings(env, production, readFile),
     devIdvPort: devIdvPort(env, production, port),
-    salvageDays: integer(env, 'AKAMON_SALVAGE_DAYS', 90, 0, 3650),
+    salvageDays: integer(env, 'AKAMON_SALVAGE_DAYS', SALVAGE_DAYS, 0, 3650),
+    anonymous: Object.freeze({
+      perAddress: integer(env, 'AKAMON_ANONYMOUS_PER_ADDRESS', ANONYMOUS_RECORDS_PER_ADDRESS, 1, 10_000_000),
+      windowSeconds: ANONYMOUS_WINDOW_SECONDS,
+      sessionTtl: integer(env, 'AKAMON_ANONYMOUS_SESSION_TTL_SECONDS', ANONYMOUS_SESSION_TTL_SECONDS, 60, 86_400),
+    }),
     ttl: Object.freeze({
-      session: integer(env, 'AKAMON_SESSION_TTL_SECONDS', 8 * 3600, 60),
-      interaction: 3600,
-      accessToken: integer(env, 'AKAMON_ACCESS_TOKEN_TTL_SECONDS', 3600, 60),
-      idToken: 3600,
-      refreshToken: integer(env, 'AKAMON_REFRESH_TOKEN_TTL_SECONDS', 14 * 86400, 60),
-      authorizationCode: 60,
+      session: integer(env, 'AKAMON_SESSION_TTL_SECONDS', SESSION_TTL_SECONDS, 60),
+      interaction: INTERACTION_TTL_SECONDS,
+      accessToken: integer(env, 'AKAMON_ACCESS_TOKEN_TTL_SECONDS', ACCESS_TOKEN_TTL_SECONDS, 60),
+      idToken: ID_TOKEN_TTL_SECONDS,
+      refreshToken: integer(env, 'AKAMON_REFRESH_TOKEN_TTL_SECONDS', REFRESH_TOKEN_TTL_SECONDS, 60),
+      authorizationCode: AUTHORIZATION_CODE_TTL_SECONDS,
     }),
   });
 }

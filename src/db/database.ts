@@ -1,14 +1,24 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { Kysely, PostgresDialect } from 'kysely';
+import { Kysely, sql } from 'kysely';
 import pg from 'pg';
 import { PGlite } from '@electric-sql/pglite';
 import { createPgConfig } from '@electric-sql/pglite/node-postgres';
 import type { DB } from './schema.ts';
+import { ResilientPostgresDialect } from './driver.ts';
+import { DatabaseUnavailableError } from '../shared/errors.ts';
+import { DATABASE_RETRY_AFTER_SECONDS, DATABASE_ACQUIRE_TIMEOUT_MS, DATABASE_IDLE_IN_TRANSACTION_MS, DATABASE_LOCK_TIMEOUT_MS, DATABASE_READ_TIMEOUT_MS, DATABASE_STATEMENT_TIMEOUT_MS } from '../config/defaults.ts';
 
 export interface Database {
   readonly db: Kysely<DB>;
   readonly kind: 'postgres' | 'pglite';
+  /**
+   * Runs `work` (an HTTP request, say) in one transaction: every query inside it, however deep,
+   * uses the same connection; it commits when `keep(result)` holds, rolls back otherwise.
+   */
+  unitOfWork<T>(work: () => Promise<T>, keep: (result: T) => boolean): Promise<T>;
+  /** Resolves when the database answers `select 1` within `ms`; rejects with DatabaseUnavailableError otherwise. */
+  ping(ms: number): Promise<void>;
   /** Only for embedded databases: a dump of the whole data directory (tests cache a migrated one). */
   dump?(): Promise<Blob>;
   close(): Promise<void>;
@@ -24,6 +34,7 @@ export interface DatabaseOptions {
   /** Postgres schema to use (tests give each database handle its own). */
   schema?: string;
   poolMax?: number;
+  /** Told of connection errors that no query is waiting for (an idle or lent client's backend went away). */
   onError?: (error: Error) => void;
 }
 
@@ -35,20 +46,56 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
 }
 
 async function openPostgres(url: string, options: DatabaseOptions): Promise<Database> {
+  const serverSettings = [
+    options.schema && `-c search_path=${options.schema}`,
+    `-c lock_timeout=${DATABASE_LOCK_TIMEOUT_MS}`,
+    `-c idle_in_transaction_session_timeout=${DATABASE_IDLE_IN_TRANSACTION_MS}`,
+  ].filter(Boolean).join(' ');
   const pool = new pg.Pool({
     connectionString: url,
     max: options.poolMax ?? 10,
-    connectionTimeoutMillis: 5000,
+    connectionTimeoutMillis: DATABASE_ACQUIRE_TIMEOUT_MS,
     idleTimeoutMillis: 30000,
     keepAlive: true,
-    // A stuck query must not hold a request forever.
-    statement_timeout: 10000,
-    options: options.schema ? `-c search_path=${options.schema}` : undefined,
+    statement_timeout: DATABASE_STATEMENT_TIMEOUT_MS,
+    query_timeout: DATABASE_READ_TIMEOUT_MS,
+    options: serverSettings,
   });
-  // An idle client whose backend went away emits 'error'; unhandled, it would crash the process.
-  pool.on('error', (error) => options.onError?.(error));
-  const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
-  return { db, kind: 'postgres', close: () => db.destroy() };
+  return handle(pool, 'postgres', options, async (db) => db.destroy());
+}
+
+/**
+ * A client whose backend goes away emits 'error'. The pool listens only while the client is idle,
+ * so a lent one needs a listener of its own: unheard, the event would end the process. The query
+ * that was running fails by itself (and the driver turns that into a 503).
+ */
+function listenForErrors(pool: pg.Pool, onError: (error: Error) => void) {
+  pool.on('error', onError);
+  pool.on('connect', (client) => client.on('error', onError));
+}
+
+function handle(pool: pg.Pool, kind: Database['kind'], options: DatabaseOptions, close: (db: Kysely<DB>) => Promise<void>, extra: Partial<Database> = {}): Database {
+  listenForErrors(pool, (error) => options.onError?.(error));
+  const dialect = new ResilientPostgresDialect(pool);
+  const db = new Kysely<DB>({ dialect });
+  return {
+    db,
+    kind,
+    unitOfWork: (work, keep) => dialect.driver.runInUnitOfWork(work, keep),
+    async ping(ms) {
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new DatabaseUnavailableError(new Error(`no answer within ${ms} ms`), DATABASE_RETRY_AFTER_SECONDS)), ms);
+      });
+      try {
+        await Promise.race([sql`select 1`.execute(db), late]);
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+    close: () => close(db),
+    ...extra,
+  };
 }
 
 async function openPglite(options: DatabaseOptions): Promise<Database> {
@@ -59,15 +106,9 @@ async function openPglite(options: DatabaseOptions): Promise<Database> {
   });
   // One connection: PGlite is a single session, so the pool serialises transactions.
   const pool = new pg.Pool(createPgConfig(pglite) as pg.PoolConfig);
-  pool.on('error', (error) => options.onError?.(error));
-  const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
-  return {
-    db,
-    kind: 'pglite',
-    dump: () => pglite.dumpDataDir('none') as Promise<Blob>,
-    async close() {
-      await db.destroy();
-      await pglite.close();
-    },
+  const close = async (db: Kysely<DB>) => {
+    await db.destroy();
+    await pglite.close();
   };
+  return handle(pool, 'pglite', options, close, { dump: () => pglite.dumpDataDir('none') as Promise<Blob> });
 }

@@ -217,6 +217,13 @@ export interface InteractionStateTable {
   expires_at: Timestamp;
 }
 
+/** One row at most (migration 0006): the issuer this database serves. */
+export interface InstallationTable {
+  singleton: Generated<boolean>;
+  issuer: string;
+  issuer_since: ColumnType<Date, Date | string | undefined, Date | string>;
+}
+
 export interface DB {
   oidc_payload: OidcPayloadTable;
   signing_key: SigningKeyTable;
@@ -236,4 +243,5 @@ export interface DB {
   client_account_rule: ClientAccountRuleTable;
   security_education: SecurityEducationTable;
   identity_link: IdentityLinkTable;
+  installation: InstallationTable;
 }

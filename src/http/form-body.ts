@@ -1,17 +1,19 @@
-import { bodyParser } from '@koa/bodyparser';
 import type { Context, Next } from 'koa';
+import { FORM_BODY_MAX_BYTES } from '../config/defaults.ts';
 
-const parse = bodyParser({ enableTypes: ['form'], formLimit: '16kb', encoding: 'utf-8' });
+const FORM_LIMIT = FORM_BODY_MAX_BYTES;
 
 /**
- * Parses a urlencoded form (16 KB at most). Anything else, and any field sent twice (arrays),
- * is refused with 400/413/415 instead of reaching a handler that expects plain strings.
+ * Admits a urlencoded form of 16 KB at most, already read, parsed and checked for bad characters
+ * by the input guard. Anything else, and any field sent twice (arrays), is refused with
+ * 400/413/415 instead of reaching a handler that expects plain strings.
  */
 export async function formBody(ctx: Context, next: Next): Promise<void> {
   if (!ctx.is('application/x-www-form-urlencoded')) ctx.throw(415, 'a form is expected');
-  await parse(ctx, async () => {
-    const body = (ctx.request.body ?? {}) as Record<string, unknown>;
-    if (Object.values(body).some((v) => typeof v !== 'string')) ctx.throw(400, 'each field may appear once');
-    await next();
-  });
+  const raw = ctx.request.rawBody;
+  if (raw === undefined) throw new Error('the input guard reads forms: mount it before the routes');
+  if (Buffer.byteLength(raw) > FORM_LIMIT) ctx.throw(413, 'the form is too large');
+  const body = ctx.request.body as Record<string, unknown>;
+  if (Object.values(body).some((v) => typeof v !== 'string')) ctx.throw(400, 'each field may appear once');
+  await next();
 }

@@ -3,9 +3,11 @@ import type { Context, Next } from 'koa';
 import type { Logger } from 'pino';
 import { negotiateLocale } from '../i18n/i18n.ts';
 import type { MessageKey } from '../i18n/en.ts';
-import { DomainError, OverloadedError } from '../shared/errors.ts';
+import { DomainError, RetryLaterError } from '../shared/errors.ts';
+import { errorAnswer } from './error-map.ts';
 import type { Renderer } from './renderer.ts';
 import { inRequestMemo } from '../shared/request-memo.ts';
+import { HSTS_MAX_AGE_SECONDS } from '../config/defaults.ts';
 
 /**
  * A request id (echoed as X-Request-Id), a child logger carrying it, one access log line, and
@@ -40,7 +42,7 @@ export function securityHeaders(production: boolean) {
     ctx.set('Referrer-Policy', 'no-referrer');
     ctx.set('Cross-Origin-Opener-Policy', 'same-origin');
     ctx.set('Permissions-Policy', 'camera=(), microphone=(), geolocation=(), payment=()');
-    if (production) ctx.set('Strict-Transport-Security', 'max-age=63072000; includeSubDomains');
+    if (production) ctx.set('Strict-Transport-Security', `max-age=${HSTS_MAX_AGE_SECONDS}; includeSubDomains`);
     // Set before the handlers run: oidc-provider adds the hash of its form_post script to it.
     // form-action is left out on purpose: Chrome applies it to the redirect that follows a form
     // post, which would block the return to the relying party.
@@ -104,8 +106,8 @@ const STATUS_MESSAGES: Record<number, MessageKey> = {
 };
 
 /**
- * Turns anything thrown by Akamon's own routes into a page (or JSON under /admin/api) with the
- * right status, and never shows a stack trace. Unexpected errors are logged with the request id.
+ * Turns anything thrown by Akamon's own routes into a page with the status the error map declares,
+ * and never shows a stack trace. Unexpected errors are logged with the request id.
  */
 export function errorPages(renderer: Renderer) {
   return async (ctx: Context, next: Next) => {
@@ -113,14 +115,20 @@ export function errorPages(renderer: Renderer) {
       await next();
       if (ctx.status === 404 && !ctx.body) renderer.error(ctx, 'error.not_found', 404);
     } catch (error) {
-      if (error instanceof OverloadedError) {
-        ctx.set('Retry-After', String(error.retryAfterSeconds));
-        renderer.page(ctx, 'busy', 'busy.title', {}, 503);
+      if (error instanceof RetryLaterError) {
+        ctx.state.log.warn({ errorCode: error.code, cause: (error.cause as Error | undefined)?.message }, `request answered ${errorAnswer(error).status}`);
+        renderer.retryLater(ctx, error);
+        return;
+      }
+      if (error instanceof DomainError) {
+        const { status, message } = errorAnswer(error);
+        if (status >= 500) ctx.state.log.error({ err: error }, 'request failed');
+        renderer.error(ctx, message, status);
         return;
       }
       const status = (error as { status?: number }).status ?? 500;
       const expose = status < 500 && (error as { expose?: boolean }).expose !== false;
-      if (!expose || status >= 500) ctx.state.log.error({ err: error }, 'request failed');
+      if (!expose) ctx.state.log.error({ err: error }, 'request failed');
       const finalStatus = expose ? status : 500;
       renderer.error(ctx, STATUS_MESSAGES[finalStatus] ?? 'error.generic', finalStatus);
     }

@@ -1,11 +1,11 @@
-import { fileURLToPath } from 'node:url';
 import { Eta } from 'eta';
 import type { Context } from 'koa';
 import { translator, type Locale } from '../i18n/i18n.ts';
 import type { MessageKey } from '../i18n/en.ts';
 import type { CsrfGuard } from './csrf.ts';
-
-export const viewsDir = fileURLToPath(new URL('../../views', import.meta.url));
+import { viewsDir } from '../shared/views-dir.ts';
+import type { RetryLaterError } from '../shared/errors.ts';
+import { errorAnswer, setRetryAfter } from './error-map.ts';
 
 export interface PageData {
   [name: string]: unknown;
@@ -46,8 +46,10 @@ export class Renderer {
     this.page(ctx, 'error', 'error.title', { message: translator(ctx.state.locale)(messageKey) }, status);
   }
 
-  /** A standalone document (the printable letter) with translators for both languages. */
-  document(view: string, data: PageData): string {
-    return this.#eta.render(view, { tja: translator('ja'), ten: translator('en'), ...data });
+  /** "Try again in a moment" (an overload, a database outage, an address over its cap) with its status and Retry-After. */
+  retryLater(ctx: Context, error: RetryLaterError): void {
+    const { status, message, title = 'error.title' } = errorAnswer(error);
+    setRetryAfter(ctx, error);
+    this.page(ctx, 'busy', title, { message: translator(ctx.state.locale)(message) }, status);
   }
 }

@@ -32,6 +32,12 @@ export const en = {
   'picker.other': 'Use another account',
   'picker.signed_in': 'Signed in',
 
+  'unavailable.title': 'Akamon is temporarily unavailable',
+  'unavailable.body': 'Akamon cannot reach its database at the moment. Wait a few seconds and try again; if you were signing in, your sign-in continues where it stopped.',
+  'error.conflict': 'This was already done or conflicts with a change made at the same time. Reload the page to see the current state.',
+  'error.locked': 'Too many attempts. Wait a while, then try again.',
+  'rate_limited.title': 'Too many requests from your network',
+  'rate_limited.body': 'Too many sign-ins and other requests were started from your network in the last few minutes. Wait a few minutes, then try again.',
   'busy.title': 'Akamon is busy',
   'busy.body': 'Many people are signing in right now. Wait a few seconds and try again.',
 
@@ -63,6 +69,7 @@ export const en = {
   'violation.too_long': 'It is too long (at most {max} characters).',
   'violation.too_few_character_kinds': 'It needs at least {kinds} kinds of characters: upper case, lower case, digits, symbols.',
   'violation.forbidden_character': 'It contains a space or one of " . \\ ¥, which are not allowed.',
+  'violation.control_character': 'It contains a control character (such as a tab or line break), which is not allowed.',
   'violation.same_as_common_id': 'It must not contain your Common ID.',
   'violation.same_as_current': 'It must differ from your current password.',
   'violation.blocklisted': 'It is on the list of commonly used passwords.',
@@ -91,6 +98,7 @@ export const en = {
   'error.bad_request': 'The request was malformed and could not be processed.',
   'error.csrf': 'This form was open too long or came from another site. Reload the page and try again.',
   'error.too_large': 'The request was too large.',
+  'error.invalid_text': 'What was sent contains characters that cannot be accepted (control characters, or text that is not valid UTF-8). Check what you entered and try again.',
   'error.not_found': 'This page does not exist.',
   'error.invalid_client': 'The service that sent you here is not registered with Akamon.',
   'error.invalid_redirect_uri': 'The service that sent you here gave an address that is not registered with Akamon.',
@@ -145,7 +153,7 @@ export const en = {
   'account.app_password_created': 'Created {created}, last used {lastUsed}',
   'account.app_password_revoke': 'Revoke',
   'account.app_password_limit': 'You already have the most app passwords allowed. Revoke one first.',
-  'account.app_password_name': 'Give the app password a name of 1 to 64 characters.',
+  'account.app_password_name': 'Give the app password a name of 1 to 64 characters on one line, without control or text-direction characters.',
   'account.app_passwords_none': 'No app passwords.',
 
   'mfa.webauthn_title': 'Security key or passkey',

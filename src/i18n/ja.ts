@@ -34,6 +34,12 @@ export const ja: Messages = {
   'picker.other': '別のアカウントを使う',
   'picker.signed_in': 'サインイン中',
 
+  'unavailable.title': '一時的に利用できません',
+  'unavailable.body': '現在 Akamon はデータベースに接続できません。数秒待ってから、もう一度試してください。サインインの途中だった場合は、止まったところから続けられます。',
+  'error.conflict': 'この操作はすでに行われたか、同時に行われた別の変更と重なりました。ページを再読み込みして、現在の状態を確認してください。',
+  'error.locked': '試行回数が多すぎます。しばらく待ってから、もう一度試してください。',
+  'rate_limited.title': 'リクエストが多すぎます',
+  'rate_limited.body': 'お使いのネットワークから、この数分間に多すぎるサインインなどの要求がありました。数分待ってから、もう一度試してください。',
   'busy.title': '混み合っています',
   'busy.body': 'ただいま多くの方がサインインしています。数秒待ってから、もう一度試してください。',
 
@@ -65,6 +71,7 @@ export const ja: Messages = {
   'violation.too_long': '長すぎます({max} 文字以下)。',
   'violation.too_few_character_kinds': '英大文字・英小文字・数字・記号のうち {kinds} 種類以上が必要です。',
   'violation.forbidden_character': '使えない文字(空白、" . \\ ¥)が含まれています。',
+  'violation.control_character': '使えない制御文字(タブや改行など)が含まれています。',
   'violation.same_as_common_id': '共通IDを含めることはできません。',
   'violation.same_as_current': '現在のパスワードと同じものは使えません。',
   'violation.blocklisted': 'よく使われているパスワードのため使えません。',
@@ -93,6 +100,7 @@ export const ja: Messages = {
   'error.bad_request': '要求の形式が正しくないため、処理できませんでした。',
   'error.csrf': 'フォームを開いてから時間が経ちすぎたか、別のサイトから送信されました。ページを再読み込みして、もう一度試してください。',
   'error.too_large': '要求が大きすぎます。',
+  'error.invalid_text': '送信された内容に受け付けられない文字(制御文字、または正しい UTF-8 ではない文字列)が含まれています。入力内容を確認して、もう一度試してください。',
   'error.not_found': 'このページは存在しません。',
   'error.invalid_client': '移動元のサービスは Akamon に登録されていません。',
   'error.invalid_redirect_uri': '移動元のサービスが、Akamon に登録されていない戻り先を指定しました。',
@@ -147,7 +155,7 @@ export const ja: Messages = {
   'account.app_password_created': '作成 {created}、最終利用 {lastUsed}',
   'account.app_password_revoke': '取り消す',
   'account.app_password_limit': 'アプリパスワードは上限まで作成済みです。先にどれかを取り消してください。',
-  'account.app_password_name': 'アプリパスワードには1〜64文字の名前を付けてください。',
+  'account.app_password_name': 'アプリパスワードには1〜64文字の1行の名前を付けてください(制御文字や文字の向きを変える文字は使えません)。',
   'account.app_passwords_none': 'アプリパスワードはありません。',
 
   'mfa.webauthn_title': 'セキュリティキーまたはパスキー',

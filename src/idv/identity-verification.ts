@@ -6,9 +6,10 @@ import type { Clock } from '../shared/clock.ts';
 import type { LoginThrottle, ThrottleRule } from '../throttle/login-throttle.ts';
 import type { IdentityLinkRow, IdentityLinkStore } from './identity-link.store.ts';
 import { sameName, type VerifiedIdentity } from './upstream.ts';
+import { IDV_RECOVERY_THROTTLE } from '../config/defaults.ts';
 
 /** Recoveries of one account: three a day, then a day's wait, so a stolen card cannot churn an account. */
-const RECOVERY_RULE: ThrottleRule = { free: 3, baseSeconds: 86_400, maxSeconds: 86_400, forgetAfterSeconds: 86_400 };
+const RECOVERY_RULE: ThrottleRule = IDV_RECOVERY_THROTTLE;
 
 export type Identification =
   | { kind: 'unknown' }

@@ -9,13 +9,16 @@ import type { PageData, Renderer } from '../http/renderer.ts';
 import type { MessageKey } from '../i18n/en.ts';
 import { translator } from '../i18n/i18n.ts';
 import type { InteractionStateStore } from '../interaction/interaction-state.store.ts';
+import { oneAtATime } from '../interaction/one-at-a-time.ts';
 import type { LoginThrottle, ThrottleRule } from '../throttle/login-throttle.ts';
+import type { AnonymousCap } from '../throttle/anonymous-cap.ts';
 import type { IdentityVerification, RecoveryKind } from './identity-verification.ts';
 import { UpstreamUnavailableError, VerificationFailedError, type PendingCheck, type UpstreamIdp, type VerifiedIdentity } from './upstream.ts';
+import { IDV_FLOW_TTL_SECONDS, IDV_START_THROTTLE } from '../config/defaults.ts';
 
 /** Verifications started from one address (a campus may share one NAT address), then growing waits. */
-const START_RULE: ThrottleRule = { free: 30, baseSeconds: 60, maxSeconds: 3600, forgetAfterSeconds: 3600 };
-const FLOW_TTL_SECONDS = 15 * 60;
+const START_RULE: ThrottleRule = IDV_START_THROTTLE;
+const FLOW_TTL_SECONDS = IDV_FLOW_TTL_SECONDS;
 
 export type IdvPurpose = 'link' | 'recover';
 
@@ -36,6 +39,8 @@ export interface IdvFlowDeps {
   csrf: CsrfGuard;
   state: InteractionStateStore;
   throttle: LoginThrottle;
+  /** Each flow started is stored: counted against the caller's address like every anonymous record. */
+  anonymousCap: AnonymousCap;
   upstream: UpstreamIdp;
   idv: IdentityVerification;
   stateTtlSeconds: number;
@@ -63,11 +68,20 @@ export class IdvFlow {
   #key = (id: string) => `idv:${id}`;
   #t = (ctx: Context) => translator(ctx.state.locale);
 
-  async #flow(ctx: Context): Promise<{ id: string; flow: Flow } | undefined> {
+  /**
+   * Runs `work` with this browser's flow, one request at a time (see oneAtATime), so each stage is
+   * passed once: an upstream answer is redeemed once, a verified identity recovers or links once.
+   * Without a flow `work` gets undefined; when another request holds the flow too long, the answer
+   * is 409 and `work` does not run.
+   */
+  async #withFlow(ctx: Context, work: (current: { id: string; flow: Flow } | undefined) => Promise<void>): Promise<void> {
     const id = ctx.cookies.get(this.#cookie, { signed: true });
-    if (!id || !/^[A-Za-z0-9_-]{22}$/.test(id)) return undefined;
-    const flow = (await this.#deps.state.get(this.#key(id))) as Partial<Flow>;
-    return flow.purpose ? { id, flow: flow as Flow } : undefined;
+    if (!id || !/^[A-Za-z0-9_-]{22}$/.test(id)) return work(undefined);
+    const ran = await oneAtATime(this.#deps.state, this.#key(id), FLOW_TTL_SECONDS, async (state) => {
+      const flow = state as Partial<Flow>;
+      await work(flow.purpose ? { id, flow: flow as Flow } : undefined);
+    });
+    if (!ran) this.#deps.renderer.error(ctx, 'error.conflict', 409);
   }
 
   #save(id: string, flow: Flow): Promise<void> {
@@ -97,6 +111,7 @@ export class IdvFlow {
       if (!(error instanceof UpstreamUnavailableError)) throw error;
       return this.#unavailable(ctx, error);
     }
+    await this.#deps.anonymousCap.take(ctx.ip);
     const id = randomBytes(16).toString('base64url');
     await this.#save(id, { purpose, stage: 'upstream', check: started.check, ...bound });
     ctx.cookies.set(this.#cookie, id, { signed: true, httpOnly: true, sameSite: 'lax', secure: this.#deps.config.production, path: '/', maxAge: FLOW_TTL_SECONDS * 1000, overwrite: true });
@@ -110,22 +125,46 @@ export class IdvFlow {
     this.#deps.renderer.error(ctx, 'idv.unavailable', 503);
   }
 
-  /** The verified identity of a finished link flow (once), for the account that started it. */
-  async takeLink(ctx: Context, accountId: string): Promise<VerifiedIdentity | undefined> {
-    const current = await this.#flow(ctx);
-    if (!current || current.flow.purpose !== 'link' || current.flow.stage !== 'verified' || current.flow.accountId !== accountId) return undefined;
-    await this.#save(current.id, { ...current.flow, stage: 'done', identity: null });
-    return current.flow.identity ?? undefined;
+  /**
+   * Hands the verified identity of a finished link flow (once) to `use`, for the account that
+   * started it; `use` gets undefined when there is none.
+   */
+  async takeLink(ctx: Context, accountId: string, use: (identity: VerifiedIdentity | undefined) => Promise<void>): Promise<void> {
+    await this.#withFlow(ctx, async (current) => {
+      if (current?.flow.purpose !== 'link' || current.flow.stage !== 'verified' || current.flow.accountId !== accountId || !current.flow.identity) return use(undefined);
+      await this.#save(current.id, { ...current.flow, stage: 'done', identity: null });
+      await use(current.flow.identity);
+    });
+  }
+
+  /** What the verified person chose: the verification is used up first, whatever follows. */
+  async #recover(ctx: Context, kind: RecoveryKind, current: { id: string; flow: Flow } | undefined): Promise<void> {
+    const deps = this.#deps;
+    if (current?.flow.purpose !== 'recover' || current.flow.stage !== 'verified' || !current.flow.accountId) return deps.renderer.error(ctx, 'error.expired', 400);
+    await this.#save(current.id, { ...current.flow, stage: 'done' });
+    const account = await deps.idv.accountById(current.flow.accountId);
+    if (!account || account.status !== 'active') return deps.renderer.error(ctx, 'error.expired', 400);
+    const outcome = await deps.idv.recover(account, kind);
+    if (!outcome.ok) {
+      ctx.set('Retry-After', String(outcome.waitSeconds));
+      return deps.renderer.page(ctx, 'error', 'error.title', { message: this.#t(ctx)('idv.recover_limited', { hours: Math.max(1, Math.ceil(outcome.waitSeconds / 3600)) }) }, 429);
+    }
+    const uid = current.flow.uid;
+    // Continuing the sign-in it came from: straight to the password page of this account.
+    if (uid) await deps.state.merge(uid, { identifier: account.common_id }, deps.stateTtlSeconds);
+    this.#page(ctx, 'idv-recovered', 'idv.recovered_title', {
+      commonId: withRealm(account.common_id, deps.config.realmSuffix),
+      temporaryPassword: outcome.temporaryPassword,
+      continueUrl: uid ? `/interaction/${uid}` : '/account',
+    });
   }
 
   routes(): Router {
     const router = new Router({ prefix: '/idv' });
     const deps = this.#deps;
-    const t = this.#t;
 
     // The upstream provider's redirect back (its redirect_uri).
-    router.get('/callback', async (ctx) => {
-      const current = await this.#flow(ctx);
+    router.get('/callback', (ctx) => this.#withFlow(ctx, async (current) => {
       if (!current || current.flow.stage !== 'upstream' || !current.flow.check) return deps.renderer.error(ctx, 'error.expired', 400);
       const { id, flow } = current;
       // The answer is used once, whatever it is.
@@ -163,31 +202,14 @@ export class IdvFlow {
         passwordAction: '/idv/recover/password',
         mfaAction: '/idv/recover/mfa',
       });
-    });
+    }));
 
     router.post('/recover/:kind', formBody, async (ctx) => {
       const body = ctx.request.body as Record<string, unknown>;
       if (!deps.csrf.valid(ctx, body._csrf)) return deps.renderer.error(ctx, 'error.csrf', 403);
       const kind = ctx.params.kind as RecoveryKind;
       if (kind !== 'password' && kind !== 'mfa') return deps.renderer.error(ctx, 'error.not_found', 404);
-      const current = await this.#flow(ctx);
-      if (!current || current.flow.purpose !== 'recover' || current.flow.stage !== 'verified' || !current.flow.accountId) return deps.renderer.error(ctx, 'error.expired', 400);
-      await this.#save(current.id, { ...current.flow, stage: 'done' });
-      const account = await deps.idv.accountById(current.flow.accountId);
-      if (!account || account.status !== 'active') return deps.renderer.error(ctx, 'error.expired', 400);
-      const outcome = await deps.idv.recover(account, kind);
-      if (!outcome.ok) {
-        ctx.set('Retry-After', String(outcome.waitSeconds));
-        return deps.renderer.page(ctx, 'error', 'error.title', { message: t(ctx)('idv.recover_limited', { hours: Math.max(1, Math.ceil(outcome.waitSeconds / 3600)) }) }, 429);
-      }
-      const uid = current.flow.uid;
-      // Continuing the sign-in it came from: straight to the password page of this account.
-      if (uid) await deps.state.merge(uid, { identifier: account.common_id }, deps.stateTtlSeconds);
-      this.#page(ctx, 'idv-recovered', 'idv.recovered_title', {
-        commonId: withRealm(account.common_id, deps.config.realmSuffix),
-        temporaryPassword: outcome.temporaryPassword,
-        continueUrl: uid ? `/interaction/${uid}` : '/account',
-      });
+      await this.#withFlow(ctx, (current) => this.#recover(ctx, kind, current));
     });
 
     // From /recover: "Verify your identity with your ID card" (a form of ours).

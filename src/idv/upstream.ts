@@ -2,6 +2,7 @@ import { createPrivateKey } from 'node:crypto';
 import * as oidc from 'openid-client';
 import { importJWK, type JWK } from 'jose';
 import type { IdvSettings } from '../config/config.ts';
+import { IDV_UPSTREAM_TIMEOUT_SECONDS } from '../config/defaults.ts';
 
 /** What Akamon keeps of an upstream sign-in: the pairwise identifier and the name, nothing else. */
 export interface VerifiedIdentity {
@@ -72,7 +73,7 @@ export class UpstreamIdp {
       const { auth } = this.#settings;
       const clientAuth = auth.kind === 'secret' ? oidc.ClientSecretBasic(auth.secret) : await privateKeyJwt(auth.privateKey);
       const execute = [oidc.enableNonRepudiationChecks, ...(this.#settings.issuer.startsWith('http:') ? [oidc.allowInsecureRequests] : [])];
-      return oidc.discovery(new URL(this.#settings.issuer), this.#settings.clientId, undefined, clientAuth, { execute, timeout: 10 });
+      return oidc.discovery(new URL(this.#settings.issuer), this.#settings.clientId, undefined, clientAuth, { execute, timeout: IDV_UPSTREAM_TIMEOUT_SECONDS });
     })().catch((error: Error) => {
       this.#configuration = undefined; // try again at the next request
       throw new UpstreamUnavailableError(`the identity provider cannot be reached: ${error.message}`);

@@ -1,8 +1,9 @@
 import type { Context } from 'koa';
 import { COMMON_ID_PATTERN } from '../account/common-id.ts';
+import { KNOWN_ACCOUNTS_DAYS, KNOWN_ACCOUNTS_MAX } from '../config/defaults.ts';
 
-const MAX_ACCOUNTS = 5;
-const MAX_AGE_MS = 400 * 86400 * 1000;
+const MAX_ACCOUNTS = KNOWN_ACCOUNTS_MAX;
+const MAX_AGE_MS = KNOWN_ACCOUNTS_DAYS * 86400 * 1000;
 
 /**
  * The accounts used before in this browser, for the account picker: a signed cookie holding only

@@ -9,6 +9,7 @@ import { formBody } from '../http/form-body.ts';
 import { requestLocale } from '../http/middleware.ts';
 import type { PageData, Renderer } from '../http/renderer.ts';
 import type { InteractionStateStore } from './interaction-state.store.ts';
+import { oneAtATime } from './one-at-a-time.ts';
 import type { InteractionDetails, Step, StepHandler, StepRequest } from './step.ts';
 
 export interface InteractionRouterDeps {
@@ -43,7 +44,8 @@ export function interactionRouter(deps: InteractionRouterDeps): Router {
     }
   }
 
-  async function request(ctx: Context, details: InteractionDetails): Promise<StepRequest> {
+  /** `onFinish` hears when the step completes the interaction (see the POST route). */
+  async function request(ctx: Context, details: InteractionDetails, onFinish = () => {}): Promise<StepRequest> {
     const provider = deps.provider();
     const client = await provider.Client.find(String(details.params.client_id));
     const base = `/interaction/${details.uid}`;
@@ -57,9 +59,11 @@ export function interactionRouter(deps: InteractionRouterDeps): Router {
       t: translator(ctx.state.locale),
       state: () => deps.state.get(details.uid),
       saveState: (data) => deps.state.merge(details.uid, data, deps.stateTtlSeconds),
+      swapState: (expected, patch) => deps.state.transition(details.uid, expected, patch, deps.stateTtlSeconds),
       render: (view: string, titleKey: MessageKey, data?: PageData, status?: number) => deps.renderer.page(ctx, view, titleKey, data, status),
       async finish(result: InteractionResults, merge = false) {
         const url = await provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: merge });
+        onFinish();
         ctx.status = 303;
         ctx.redirect(url);
       },
@@ -94,7 +98,17 @@ export function interactionRouter(deps: InteractionRouterDeps): Router {
     const action = ctx.params.action === 'abort' ? abort : Object.hasOwn(step.actions, ctx.params.action) ? step.actions[ctx.params.action] : undefined;
     // An action of another step (say, the password form after the step moved on) is stale.
     if (!action) return expired(ctx);
-    await action(await request(ctx, details));
+    // One submission at a time per interaction, and none once one has completed it: a form sent
+    // twice completes the step once (one password change, one audit record), and the later
+    // copies are sent where the first one went, as a double click expects.
+    const ran = await oneAtATime(deps.state, details.uid, deps.stateTtlSeconds, async (state, leave) => {
+      if (state.completed === true) {
+        ctx.status = 303;
+        return ctx.redirect(details.returnTo);
+      }
+      await action(await request(ctx, details, () => leave({ completed: true })));
+    });
+    if (!ran) deps.renderer.error(ctx, 'error.conflict', 409);
   });
 
   return router;

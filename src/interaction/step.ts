@@ -45,6 +45,8 @@ export interface StepRequest {
   /** Server-side state of this interaction (never hidden form fields). */
   state(): Promise<Record<string, unknown>>;
   saveState(data: Record<string, unknown>): Promise<void>;
+  /** Writes `patch` only if the state still holds `expected`: of concurrent swaps exactly one wins. */
+  swapState(expected: Record<string, unknown>, patch: Record<string, unknown>): Promise<boolean>;
   render(view: string, titleKey: MessageKey, data?: PageData, status?: number): void;
   /** Completes the step; the provider takes the browser on (303). */
   finish(result: InteractionResults, merge?: boolean): Promise<void>;

@@ -2,9 +2,10 @@ import { randomInt } from 'node:crypto';
 import { hmac } from '../crypto/tokens.ts';
 import type { LoginThrottle, ThrottleRule } from '../throttle/login-throttle.ts';
 import type { CodeCheck, OtpCodeStore } from './otp-code.store.ts';
+import { CODE_SEND_THROTTLE } from '../config/defaults.ts';
 
 /** Sending is rate-limited per account and per destination: 3 codes, then waits from 1 minute to 1 hour. */
-export const SEND_RULE: ThrottleRule = { free: 3, baseSeconds: 60, maxSeconds: 3600, forgetAfterSeconds: 3600 };
+export const SEND_RULE: ThrottleRule = CODE_SEND_THROTTLE;
 
 export type SendOutcome = { ok: true } | { ok: false; reason: 'rate_limited'; waitSeconds: number } | { ok: false; reason: 'delivery_failed' };
 

@@ -9,9 +9,10 @@ import type { LoginThrottle, ThrottleRule } from '../throttle/login-throttle.ts'
 import type { FactorRow, MfaStore } from './mfa.store.ts';
 import { matchTotp, newTotpSecret, normalizeCode } from './totp.ts';
 import type { PhoneService, PhoneTarget } from './phone.service.ts';
+import { SECOND_FACTOR_THROTTLE } from '../config/defaults.ts';
 
 /** Wrong codes lock the method for a while; NIST allows at most 100 in a row, this is far below. */
-export const OTP_RULE: ThrottleRule = { free: 5, baseSeconds: 60, maxSeconds: 900, hardStop: 100 };
+export const OTP_RULE: ThrottleRule = SECOND_FACTOR_THROTTLE;
 
 const METHODS = ['totp', 'webauthn', 'phone'] as const;
 type Method = (typeof METHODS)[number];

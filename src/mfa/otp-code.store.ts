@@ -1,8 +1,10 @@
 import { sql, type Kysely } from 'kysely';
 import type { DB } from '../db/schema.ts';
+import { lockAccountRow } from '../db/row-locks.ts';
+import { OTP_CODE_MAX_ATTEMPTS, OTP_CODE_TTL_SECONDS } from '../config/defaults.ts';
 
-export const CODE_TTL_SECONDS = 600;
-export const CODE_MAX_ATTEMPTS = 5;
+export const CODE_TTL_SECONDS = OTP_CODE_TTL_SECONDS;
+export const CODE_MAX_ATTEMPTS = OTP_CODE_MAX_ATTEMPTS;
 
 export type CodeCheck = 'ok' | 'wrong' | 'expired_or_used';
 
@@ -14,9 +16,13 @@ export class OtpCodeStore {
     this.#db = db;
   }
 
-  /** A new code replaces any earlier one for the same purpose. */
+  /**
+   * A new code replaces any earlier one for the same purpose. Under the account's row lock, so two
+   * sends at the same moment cannot both insert: one live code per purpose, always.
+   */
   async issue(accountId: string, purpose: string, codeDigest: string): Promise<void> {
     await this.#db.transaction().execute(async (trx) => {
+      await lockAccountRow(trx, accountId);
       await trx.deleteFrom('otp_code').where('account_id', '=', accountId).where('purpose', '=', purpose).execute();
       await trx.insertInto('otp_code').values({
         account_id: accountId, purpose, code_digest: codeDigest,

@@ -2,6 +2,7 @@ import { createHmac } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.ts';
 import { DeliveryError } from './code-sender.ts';
+import { PHONE_GATEWAY_TIMEOUT_MS } from '../config/defaults.ts';
 
 export type PhoneChannel = 'sms' | 'voice';
 
@@ -18,7 +19,7 @@ export interface PhoneGateway {
   send(message: PhoneMessage): Promise<void>;
 }
 
-const TIMEOUT_MS = 5000;
+const TIMEOUT_MS = PHONE_GATEWAY_TIMEOUT_MS;
 
 async function post(url: string, init: RequestInit): Promise<void> {
   let response: Response;

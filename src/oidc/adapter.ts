@@ -1,7 +1,9 @@
 import { sql, type Kysely } from 'kysely';
 import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import type { DB } from '../db/schema.ts';
-import { memoised, writing, type BringAlong } from '../shared/request-memo.ts';
+import { afterUnitOfWork } from '../db/driver.ts';
+import { memoised, type BringAlong } from '../shared/request-memo.ts';
+import { PROVIDER_ROWS_MEMO_PREFIX as MEMO_PREFIX, writingProviderRows } from '../db/provider-rows.ts';
 
 /** Reads relying-party registrations for the provider (the `Client` model). */
 export type ClientMetadataSource = (clientId: string) => Promise<AdapterPayload | undefined>;
@@ -15,7 +17,6 @@ const TOKEN_MODELS = ['AccessToken', 'AuthorizationCode', 'RefreshToken', 'Devic
 const PREFETCHING_MODELS = new Set(['AccessToken', 'AuthorizationCode', 'RefreshToken']);
 
 type Column = 'id' | 'uid' | 'user_code';
-const MEMO_PREFIX = 'oidc:';
 const memoKey = (model: string, column: Column, value: string) => `${MEMO_PREFIX}${model}:${column}:${value}`;
 /** The row of `table` (a name or an alias) has not expired. */
 const live = (table: string) => sql<boolean>`(${sql.ref(`${table}.expires_at`)} is null or ${sql.ref(`${table}.expires_at`)} > now())`;
@@ -35,9 +36,6 @@ export function tokenWithGrantAndSession(model: string, id: string) {
       on s.model = 'Session' and s.uid = token.payload->>'sessionUid' and ${live('s')}`;
 }
 
-/** For writes to the provider's table made outside the adapter (see request-memo's `writing`). */
-export const writingProviderRows = <T>(write: () => Promise<T>) => writing(MEMO_PREFIX, write);
-
 function toPayload(row: { payload: unknown; consumed_at: Date | string | null }): AdapterPayload {
   const payload = row.payload as AdapterPayload;
   if (row.consumed_at) payload.consumed = Math.floor(new Date(row.consumed_at).getTime() / 1000);
@@ -49,13 +47,16 @@ function toPayload(row: { payload: unknown; consumed_at: Date | string | null })
  * what another began. Clients come from the `client` table through `clients`.
  */
 export function postgresAdapter(db: Kysely<DB>, clients: ClientMetadataSource) {
+  /**
+   * Every token issued under a grant, in one statement whichever model asked: concurrent
+   * revocations of one grant then lock its rows in the same order and never deadlock.
+   */
+  const deleteTokensOf = (grantId: string) => db.deleteFrom('oidc_payload').where('model', 'in', TOKEN_MODELS).where('grant_id', '=', grantId).execute();
   /** The grant and every token issued under it, as the provider does for a reused code. */
-  const revokeGrant = (grantId: string) => db.deleteFrom('oidc_payload')
-    .where((eb) => eb.or([
-      eb.and([eb('model', 'in', TOKEN_MODELS), eb('grant_id', '=', grantId)]),
-      eb.and([eb('model', '=', 'Grant'), eb('id', '=', grantId)]),
-    ]))
-    .execute();
+  const revokeGrant = (grantId: string) => afterUnitOfWork(async () => {
+    await deleteTokensOf(grantId);
+    await db.deleteFrom('oidc_payload').where('model', '=', 'Grant').where('id', '=', grantId).execute();
+  });
 
   return class PostgresAdapter implements Adapter {
     readonly model: string;
@@ -150,13 +151,23 @@ export function postgresAdapter(db: Kysely<DB>, clients: ClientMetadataSource) {
       });
     }
 
+    /**
+     * The provider destroys an Interaction when it resumes the authorization request it finished:
+     * of parallel resumes only the one that deleted the row goes on, so one sign-in gives one code.
+     */
     async destroy(id: string): Promise<void> {
-      await writingProviderRows(() => db.deleteFrom('oidc_payload').where('model', '=', this.model).where('id', '=', id).execute());
+      const deleted = await writingProviderRows(() => db.deleteFrom('oidc_payload').where('model', '=', this.model).where('id', '=', id).returning('id').executeTakeFirst());
+      if (!deleted && this.model === 'Interaction') throw new errors.SessionNotFound('interaction session not found');
     }
 
+    /**
+     * The provider revokes a grant's tokens model by model; each call deletes them all (the same
+     * end state) so that concurrent revocations take their locks in one order. It runs after the
+     * token request's unit of work (see afterUnitOfWork): a revocation stands even if the request fails.
+     * An Interaction or Session also records a grant id and must survive.
+     */
     async revokeByGrantId(grantId: string): Promise<void> {
-      // Only this model's rows: an Interaction or Session also records a grant id and must survive.
-      await writingProviderRows(() => db.deleteFrom('oidc_payload').where('model', '=', this.model).where('grant_id', '=', grantId).execute());
+      await writingProviderRows(() => afterUnitOfWork(() => deleteTokensOf(grantId)));
     }
   };
 }

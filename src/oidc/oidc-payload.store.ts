@@ -1,6 +1,6 @@
 import { sql, type Kysely } from 'kysely';
 import type { DB } from '../db/schema.ts';
-import { writingProviderRows } from './adapter.ts';
+import { writingProviderRows } from '../db/provider-rows.ts';
 
 /** Housekeeping on the provider's table that the provider itself does not do. */
 export class OidcPayloadStore {

@@ -3,6 +3,7 @@ import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { MessageKey } from '../i18n/en.ts';
 import { translator } from '../i18n/i18n.ts';
 import type { Renderer } from '../http/renderer.ts';
+import { RetryLaterError } from '../shared/errors.ts';
 
 /** oidc-provider's own pages (logout, errors) drawn in Akamon's style and language. */
 export function providerPages(renderer: Renderer) {
@@ -19,6 +20,7 @@ export function providerPages(renderer: Renderer) {
       renderer.page(koa(ctx), 'logged-out', 'logout.done_title');
     },
     renderError(ctx: KoaContextWithOIDC, out: { error: string; error_description?: string }, error: Error) {
+      if (error instanceof RetryLaterError) return renderer.retryLater(koa(ctx), error);
       const status = ctx.status >= 400 ? ctx.status : 400;
       const known: Record<string, MessageKey> = {
         invalid_client: 'error.invalid_client',
@@ -26,7 +28,7 @@ export function providerPages(renderer: Renderer) {
         invalid_request: 'error.bad_request',
         session_not_found: 'error.expired',
       };
-      koa(ctx).state.log?.[status >= 500 ? 'error' : 'info']({ error: out.error, description: out.error_description, err: status >= 500 ? error : undefined }, 'provider error page');
+      // Not logged here: a refusal is logged with its reasons by error-log.ts, a server error by app.ts.
       renderer.error(koa(ctx), known[out.error] ?? 'error.generic', status);
     },
   };

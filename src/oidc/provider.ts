@@ -5,6 +5,7 @@ import type { KeyMaterial } from './keys.ts';
 import { outboundFetch } from './outbound-fetch.ts';
 import { ACR_VALUES } from '../mfa/assurance.ts';
 import { PASSWORD_GRANT_PARAMETERS } from './password-grant.ts';
+import { UNUSED_FLOW_TTL_SECONDS } from '../config/defaults.ts';
 
 /** What the provider needs from the rest of Akamon; the composition root fills it in. */
 export interface ProviderHooks {
@@ -92,7 +93,9 @@ export function createProvider(config: Config, keys: KeyMaterial, hooks: Provide
     renderError: hooks.renderError,
     discovery: { ui_locales_supported: ['en', 'ja'], claims_locales_supported: ['en', 'ja'] },
     ttl: {
-      Session: config.ttl.session,
+      // A session that holds no sign-in (a logout begun by someone signed out) keeps only the
+      // logout's state until its confirmation; it gets the long lifetime once someone signs in.
+      Session: (_ctx, session) => (session.accountId ? config.ttl.session : config.anonymous.sessionTtl),
       Interaction: config.ttl.interaction,
       Grant: config.ttl.refreshToken,
       AccessToken: config.ttl.accessToken,
@@ -100,8 +103,8 @@ export function createProvider(config: Config, keys: KeyMaterial, hooks: Provide
       AuthorizationCode: config.ttl.authorizationCode,
       RefreshToken: config.ttl.refreshToken,
       ClientCredentials: config.ttl.accessToken,
-      BackchannelAuthenticationRequest: 600,
-      DeviceCode: 600,
+      BackchannelAuthenticationRequest: UNUSED_FLOW_TTL_SECONDS,
+      DeviceCode: UNUSED_FLOW_TTL_SECONDS,
     },
   };
   const provider = new Provider(config.issuer, configuration);

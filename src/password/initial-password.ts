@@ -20,8 +20,9 @@
 
 import { randomInt } from 'node:crypto';
 import { checkPassword, type PolicyProfile } from './password-policy.ts';
+import { INITIAL_PASSWORD_CHARACTERS } from '../config/defaults.ts';
 
-export const INITIAL_PASSWORD_LENGTH = 16;
+export const INITIAL_PASSWORD_LENGTH = INITIAL_PASSWORD_CHARACTERS;
 
 const UPPER = 'ABCDEFGHJKLMNPQRSTUVWXYZ';
 const LOWER = 'abcdefghijkmnpqrstuvwxyz';

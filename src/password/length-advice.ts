@@ -1,17 +1,15 @@
 import type { ClientStore } from '../client/client.store.ts';
-import type { Translate } from '../i18n/i18n.ts';
 
-/**
- * The advisory about systems that accept only shorter passwords (32 characters at the reference
- * university): the notice to show, and a warning when a chosen password is longer.
- */
-export async function lengthAdvice(clients: ClientStore, t: Translate, length?: number): Promise<{ longNotice: string | null; longWarning: string | null }> {
+/** The shortest password limit any system has (32 characters at the reference university), and the systems with it. */
+export interface ShortestLengthLimit {
+  max: number;
+  systems: string[];
+}
+
+/** Null when no system limits the length; the pages turn the answer into their notice and warning. */
+export async function shortestLengthLimit(clients: ClientStore): Promise<ShortestLengthLimit | null> {
   const limits = await clients.passwordLengthLimits();
-  if (limits.length === 0) return { longNotice: null, longWarning: null };
+  if (limits.length === 0) return null;
   const max = limits[0].max_password_length;
-  const systems = limits.filter((l) => l.max_password_length === max).map((l) => l.name).join(', ');
-  return {
-    longNotice: t('password_change.long_notice', { max, systems }),
-    longWarning: length !== undefined && length > max ? t('password_change.long_warning', { max, systems, length }) : null,
-  };
+  return { max, systems: limits.filter((l) => l.max_password_length === max).map((l) => l.name) };
 }

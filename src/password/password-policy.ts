@@ -6,13 +6,15 @@
 //   `"` `.` `\` `¥`.
 // - 'nist': NIST SP 800-63B-4. 15 to 64 characters, no composition rules, every
 //   character allowed (spaces included).
-// Both: must not equal or contain the Common ID, must not equal the current
-// password, must not be a common password (blocklist).
+// Both: no control characters (C0, DEL, C1: no keyboard enters them into a password
+// field, and the other systems that receive the password refuse them), must not equal or contain the Common ID,
+// must not equal the current password, must not be a common password (blocklist).
 //
 // Lengths are counted in Unicode code points after NFC normalisation, so an emoji
 // counts as one character and `é` counts as one whether typed precomposed or not.
 
 import { isBlocklisted } from './blocklist.ts';
+import { hasControlCharacter } from '../shared/text.ts';
 
 export type PolicyProfile = 'university' | 'nist';
 
@@ -21,6 +23,7 @@ export type PolicyViolation =
   | 'too_long'
   | 'too_few_character_kinds'
   | 'forbidden_character'
+  | 'control_character'
   | 'same_as_common_id'
   | 'same_as_current'
   | 'blocklisted';
@@ -124,9 +127,10 @@ export function countCharacterKinds(password: string): number {
 }
 
 // Forbidden in the 'university' profile: any Unicode whitespace (\s covers the
-// ideographic space U+3000, NBSP, line breaks, ...), `"`, `.`, `\` and `¥` (U+00A5,
-// which JIS keyboards and fonts confuse with the backslash).
-const FORBIDDEN = /[\s".\\\u00A5]/u;
+// ideographic space U+3000, NBSP, ...), `"`, `.`, `\` and `¥` (U+00A5, which JIS
+// keyboards and fonts confuse with the backslash). Tab and line breaks are control
+// characters, reported by their own rule in every profile, so they are left out here.
+const FORBIDDEN = /[[\s".\\\u00A5]--\p{Cc}]/v;
 
 function fold(s: string): string {
   return normalizePassword(s).toLowerCase();
@@ -166,6 +170,7 @@ export function checkPassword(
     if (countCharacterKinds(normalized) < limits.minKinds) violations.push('too_few_character_kinds');
     if (FORBIDDEN.test(normalized)) violations.push('forbidden_character');
   }
+  if (hasControlCharacter(normalized)) violations.push('control_character');
   if (containsCommonId(normalized.toLowerCase(), context.commonId ?? '')) violations.push('same_as_common_id');
   if (context.currentPassword !== undefined && normalizePassword(context.currentPassword) === normalized) {
     violations.push('same_as_current');

@@ -13,17 +13,20 @@ import type { PageData, Renderer } from '../http/renderer.ts';
 import { translator } from '../i18n/i18n.ts';
 import type { MessageKey } from '../i18n/en.ts';
 import type { InteractionStateStore } from '../interaction/interaction-state.store.ts';
+import { oneAtATime } from '../interaction/one-at-a-time.ts';
 import type { MfaService, VerifyOutcome } from '../mfa/mfa.service.ts';
 import { normalizeCode } from '../mfa/totp.ts';
 import { policyRules } from '../interaction/steps/password-change.ts';
 import { isDomainError } from '../http/middleware.ts';
 import type { LoginThrottle, ThrottleRule } from '../throttle/login-throttle.ts';
+import type { AnonymousCap } from '../throttle/anonymous-cap.ts';
 import type { PolicyViolation } from '../password/password-policy.ts';
 import type { Captcha } from './captcha.ts';
+import { OTP_CODE_TTL_SECONDS, RECOVERY_FLOW_TTL_SECONDS, RECOVERY_START_THROTTLE } from '../config/defaults.ts';
 
 /** Starting resets from one address: a handful, then waits, so many accounts cannot be probed. */
-const START_RULE: ThrottleRule = { free: 5, baseSeconds: 60, maxSeconds: 3600, forgetAfterSeconds: 3600 };
-const FLOW_TTL_SECONDS = 15 * 60;
+const START_RULE: ThrottleRule = RECOVERY_START_THROTTLE;
+const FLOW_TTL_SECONDS = RECOVERY_FLOW_TTL_SECONDS;
 
 export interface RecoveryDeps {
   config: Config;
@@ -32,6 +35,8 @@ export interface RecoveryDeps {
   state: InteractionStateStore;
   captcha: Captcha;
   throttle: LoginThrottle;
+  /** Each start page stores a new flow (with its captcha challenge): counted like every anonymous record. */
+  anonymousCap: AnonymousCap;
   accounts: AccountStore;
   accountService: AccountService;
   recoveryEmail: RecoveryEmail;
@@ -61,16 +66,16 @@ export function recoveryRoutes(deps: RecoveryDeps): Router {
   const cookieName = deps.config.production ? '__Host-akamon_recover' : 'akamon_recover';
   const key = (flowId: string) => `recover:${flowId}`;
 
-  async function flowOf(ctx: Context): Promise<{ id: string; flow: Flow } | undefined> {
+  function flowId(ctx: Context): string | undefined {
     const id = ctx.cookies.get(cookieName, { signed: true });
-    if (!id || !/^[A-Za-z0-9_-]{22}$/.test(id)) return undefined;
-    return { id, flow: (await deps.state.get(key(id))) as Flow };
+    return id && /^[A-Za-z0-9_-]{22}$/.test(id) ? id : undefined;
   }
   const save = (id: string, flow: Flow) => deps.state.merge(key(id), flow as Record<string, unknown>, FLOW_TTL_SECONDS);
   const render = (ctx: Context, view: string, title: MessageKey, data: PageData = {}, status = 200) => deps.renderer.page(ctx, view, title, data, status);
   const t = (ctx: Context) => translator(ctx.state.locale);
 
   async function startPage(ctx: Context, error: string | null = null, status = 200) {
+    await deps.anonymousCap.take(ctx.ip);
     const id = randomBytes(16).toString('base64url');
     const challenge = await deps.captcha.challenge();
     await save(id, { challenge: challenge.challenge });
@@ -100,15 +105,20 @@ export function recoveryRoutes(deps: RecoveryDeps): Router {
   router.get('/', (ctx) => startPage(ctx));
 
   // Every POST: a form of ours (CSRF) and a flow at the expected stage, else back to the start.
+  // The posts of one flow run one at a time, so a stage (the captcha, the final password) is
+  // passed once however often the form is sent; the later copies find the flow moved on.
   const step = (stage: Flow['stage'] | 'start', handler: (ctx: Context, id: string, flow: Flow, body: Record<string, unknown>) => Promise<void>) =>
     [formBody, async (ctx: Context) => {
       const body = ctx.request.body as Record<string, unknown>;
       if (!deps.csrf.valid(ctx, body._csrf)) return deps.renderer.error(ctx, 'error.csrf', 403);
-      const current = await flowOf(ctx);
-      if (!current || (stage === 'start' ? current.flow.stage !== undefined || !current.flow.challenge : current.flow.stage !== stage)) {
-        return startPage(ctx, t(ctx)('recover.expired'), 400);
-      }
-      await handler(ctx, current.id, current.flow, body);
+      const id = flowId(ctx);
+      if (!id) return startPage(ctx, t(ctx)('recover.expired'), 400);
+      const ran = await oneAtATime(deps.state, key(id), FLOW_TTL_SECONDS, async (state) => {
+        const flow = state as Flow;
+        if (stage === 'start' ? flow.stage !== undefined || !flow.challenge : flow.stage !== stage) return startPage(ctx, t(ctx)('recover.expired'), 400);
+        await handler(ctx, id, flow, body);
+      });
+      if (!ran) deps.renderer.error(ctx, 'error.conflict', 409);
     }] as const;
 
   router.post('/start', ...step('start', async (ctx, id, flow, body) => {
@@ -128,7 +138,7 @@ export function recoveryRoutes(deps: RecoveryDeps): Router {
     const email = account.recovery_email;
     const sent = await deps.recoveryEmail.sendCode(account.id, `reset:${id}`, email, (code) => ({
       subject: t(ctx)('mail.reset_subject', { service: deps.config.issuerName }),
-      text: t(ctx)('mail.reset_body', { service: deps.config.issuerName, code, minutes: 10 }),
+      text: t(ctx)('mail.reset_body', { service: deps.config.issuerName, code, minutes: OTP_CODE_TTL_SECONDS / 60 }),
     }));
     if (!sent.ok) {
       if (sent.reason === 'rate_limited') ctx.set('Retry-After', String(sent.waitSeconds));

@@ -5,9 +5,10 @@ import type { AccountRow } from '../account/account.store.ts';
 import { ACR_MFA } from '../mfa/assurance.ts';
 import { ACCOUNT_CLIENT_ID } from './account-client.ts';
 import type { AccountHomeDeps } from './account-home.ts';
+import { FRESH_SIGNIN_SECONDS, HOME_SESSION_TTL_SECONDS } from '../config/defaults.ts';
 
-const SESSION_SECONDS = 3600;
-export const FRESH_SECONDS = 600;
+const SESSION_SECONDS = HOME_SESSION_TTL_SECONDS;
+export const FRESH_SECONDS = FRESH_SIGNIN_SECONDS;
 
 export type HomeSignIn = { account: AccountRow; acr: string; authTime: number };
 export type HomeSession = ReturnType<typeof homeSession>;

@@ -46,10 +46,12 @@ export function identityLinkRoutes(router: Router, deps: AccountHomeDeps, home: 
   router.get('/account/idv/linked', async (ctx) => {
     const account = await signedIn(ctx);
     if (!account) return ctx.redirect('/account/login?back=%2Faccount%2Fidv');
-    const identity = deps.idvFlow && (await deps.idvFlow.takeLink(ctx, account.id));
-    if (!identity) return deps.renderer.error(ctx, 'error.expired', 400);
-    if (!(await deps.idv.link(account, identity))) return linkPage(ctx, account, { error: 'idv.link_taken' }, 409);
-    await linkPage(ctx, account, { message: 'idv.linked' });
+    if (!deps.idvFlow) return deps.renderer.error(ctx, 'error.expired', 400);
+    await deps.idvFlow.takeLink(ctx, account.id, async (identity) => {
+      if (!identity) return deps.renderer.error(ctx, 'error.expired', 400);
+      if (!(await deps.idv.link(account, identity))) return linkPage(ctx, account, { error: 'idv.link_taken' }, 409);
+      await linkPage(ctx, account, { message: 'idv.linked' });
+    });
   });
 
   router.post('/account/idv/unlink', formBody, async (ctx) => {

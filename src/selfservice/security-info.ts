@@ -6,12 +6,12 @@ import { sha256 } from '../crypto/tokens.ts';
 import { formBody } from '../http/form-body.ts';
 import type { MessageKey } from '../i18n/en.ts';
 import { translator } from '../i18n/i18n.ts';
-import { policyRules } from '../interaction/steps/password-change.ts';
+import { lengthAdvice, policyRules } from '../interaction/steps/password-change.ts';
 import { normalizeCode } from '../mfa/totp.ts';
-import { lengthAdvice } from '../password/length-advice.ts';
 import { DomainError } from '../shared/errors.ts';
 import type { AccountHomeDeps } from './account-home.ts';
 import type { HomeSession } from './home-session.ts';
+import { OTP_CODE_TTL_SECONDS } from '../config/defaults.ts';
 
 export function securityInfoRoutes(router: Router, deps: AccountHomeDeps, home: HomeSession): void {
   const { cookie, setCookie, signedIn, postedBy, freshEnough } = home;
@@ -94,7 +94,7 @@ export function securityInfoRoutes(router: Router, deps: AccountHomeDeps, home: 
     if (!email) return securityPage(ctx, current.account, { errors: [t('mfa.recovery_invalid')] }, 400);
     const sent = await deps.recoveryEmail.sendCode(current.account.id, `change-email:${sha256(email.toLowerCase()).slice(0, 22)}`, email, (code) => ({
       subject: t('mail.code_subject', { service: deps.config.issuerName }),
-      text: t('mail.code_body', { service: deps.config.issuerName, code, minutes: 10 }),
+      text: t('mail.code_body', { service: deps.config.issuerName, code, minutes: OTP_CODE_TTL_SECONDS / 60 }),
     }));
     if (!sent.ok) {
       return securityPage(ctx, current.account, { errors: [t(sent.reason === 'rate_limited' ? 'mfa.phone_rate_limited' : 'mfa.phone_delivery_failed', { minutes: sent.reason === 'rate_limited' ? Math.max(1, Math.ceil(sent.waitSeconds / 60)) : 0 })] }, sent.reason === 'rate_limited' ? 429 : 503);

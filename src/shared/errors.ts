@@ -7,19 +7,33 @@ export class DomainError extends Error {
   readonly code: string;
   readonly details: Record<string, unknown>;
 
-  constructor(code: string, message: string, details: Record<string, unknown> = {}) {
-    super(message);
+  constructor(code: string, message: string, details: Record<string, unknown> = {}, options?: ErrorOptions) {
+    super(message, options);
     this.code = code;
     this.details = details;
   }
 }
 
-/** Too much work already queued (password hashing): the caller should retry after a moment. */
-export class OverloadedError extends DomainError {
+/** Nothing is wrong with the request, but it cannot be served now: the caller should retry after a moment. */
+export class RetryLaterError extends DomainError {
   readonly retryAfterSeconds: number;
 
-  constructor(retryAfterSeconds: number) {
-    super('overloaded', 'the server is busy; try again shortly');
+  constructor(code: string, message: string, retryAfterSeconds: number, options?: ErrorOptions) {
+    super(code, message, {}, options);
     this.retryAfterSeconds = retryAfterSeconds;
+  }
+}
+
+/** Too much work already queued (password hashing). */
+export class OverloadedError extends RetryLaterError {
+  constructor(retryAfterSeconds: number) {
+    super('overloaded', 'the server is busy; try again shortly', retryAfterSeconds);
+  }
+}
+
+/** The database cannot answer now (down, restarting, frozen, out of connections): nothing was decided. */
+export class DatabaseUnavailableError extends RetryLaterError {
+  constructor(cause: unknown, retryAfterSeconds: number) {
+    super('database_unavailable', 'the database is temporarily unavailable; try again in a moment', retryAfterSeconds, { cause });
   }
 }

@@ -1,6 +1,7 @@
 import { sql, type Kysely, type RawBuilder } from 'kysely';
 import type { DB } from '../db/schema.ts';
 import type { Clock } from '../shared/clock.ts';
+import { PASSWORD_THROTTLE_PER_ACCOUNT, PASSWORD_THROTTLE_PER_ADDRESS, THROTTLE_RESERVATION_SECONDS } from '../config/defaults.ts';
 
 /**
  * Brute-force protection for guessable secrets, counted in Postgres so that it holds across nodes.
@@ -18,9 +19,9 @@ export interface ThrottleRule {
 }
 
 /** Per account: slow enough that reaching 100 consecutive failures takes days. */
-export const ACCOUNT_RULE: ThrottleRule = { free: 5, baseSeconds: 30, maxSeconds: 3600, hardStop: 100 };
+export const ACCOUNT_RULE: ThrottleRule = PASSWORD_THROTTLE_PER_ACCOUNT;
 /** Per source address: generous, since a whole campus can sit behind one NAT address. */
-export const ADDRESS_RULE: ThrottleRule = { free: 30, baseSeconds: 10, maxSeconds: 900, forgetAfterSeconds: 3600 };
+export const ADDRESS_RULE: ThrottleRule = PASSWORD_THROTTLE_PER_ADDRESS;
 
 export interface ThrottleKey {
   key: string;
@@ -41,8 +42,11 @@ export function lockSeconds(failures: number, rule: ThrottleRule): number {
   return Math.min(rule.baseSeconds * 2 ** (failures - rule.free), rule.maxSeconds);
 }
 
+/** Keys counted per window (countInWindow): their rows go as soon as their window has closed. */
+const WINDOW_PREFIX = 'window:';
+
 /** A reservation whose request died (a node crashed mid-check) stops counting after this. */
-const PENDING_EXPIRY_SECONDS = 30;
+const PENDING_EXPIRY_SECONDS = THROTTLE_RESERVATION_SECONDS;
 
 export class LoginThrottle {
   readonly #db: Kysely<DB>;
@@ -82,6 +86,32 @@ export class LoginThrottle {
     if (state.blocked || state.waitSeconds > 0) return state;
     await this.failed(keys);
     return OPEN;
+  }
+
+  /**
+   * A cap rather than a lock: at most `limit` uses of `name` per window of `windowSeconds`, the
+   * window opened by its first use. Unlike the failure counts above it never slows a steady use
+   * below the cap and never serialises parallel uses, so it suits counting what a whole campus
+   * behind one NAT address legitimately does. One atomic statement counts and decides, so parallel
+   * requests on any node cannot pass the cap together; a refused use changes nothing.
+   * (The row's `failures` is the count in the window, `last_failure_at` when it opened and
+   * `locked_until` when it closes; the sweep removes the row once it has.)
+   */
+  async countInWindow(name: string, limit: number, windowSeconds: number): Promise<ThrottleState> {
+    const now = this.#clock.now();
+    const closes = sql<Date>`${now}::timestamptz + make_interval(secs => ${windowSeconds}::int)`;
+    const open = sql<boolean>`t.locked_until > ${now}::timestamptz`;
+    const { rows } = await sql<{ failures: number; locked_until: Date | string }>`
+      insert into throttle as t (key, failures, last_failure_at, locked_until)
+      values (${WINDOW_PREFIX + name}, 1, ${now}, ${closes})
+      on conflict (key) do update set
+        failures = case when ${open} then least(t.failures + 1, ${limit + 1}::int) else 1 end,
+        last_failure_at = case when ${open} then t.last_failure_at else ${now}::timestamptz end,
+        locked_until = case when ${open} then t.locked_until else ${closes} end
+      returning failures, locked_until`.execute(this.#db);
+    const [row] = rows;
+    if (row.failures <= limit) return OPEN;
+    return { waitSeconds: Math.max(1, Math.ceil((new Date(row.locked_until).getTime() - now.getTime()) / 1000)), blocked: false };
   }
 
   /** The guess was wrong: count it and lock the key for the time its count brings. */
@@ -156,7 +186,8 @@ export class LoginThrottle {
     const result = await sql`
       with doomed as (
         select key from throttle
-        where coalesce(last_failure_at, pending_since) < now() - interval '7 days' and failures < 100
+        where (coalesce(last_failure_at, pending_since) < now() - interval '7 days' and failures < 100)
+          or (key like ${`${WINDOW_PREFIX}%`} and locked_until < now())
         limit ${limit}
       )
       delete from throttle where key in (select key from doomed)`.execute(this.#db);

@@ -176,7 +176,9 @@ describe('postgresAdapter', () => {
     expect(await rowKeys()).toEqual(['AccessToken:at-keep']);
   });
 
-  test('revokeByGrantId deletes only its own model\'s rows of that grant', async () => {
+  // The provider revokes a grant's tokens model by model; each call takes them all (same end state,
+  // one lock order for concurrent revocations), but never the grant's Interaction or Session.
+  test('revokeByGrantId deletes every token of that grant and nothing else', async () => {
     const grantId = uniqueId('grant');
     await new Adapter('AccessToken').upsert('at-a', { grantId } as AdapterPayload, 3600);
     await new Adapter('AccessToken').upsert('at-b', { grantId } as AdapterPayload, 3600);
@@ -186,7 +188,7 @@ describe('postgresAdapter', () => {
     await new Adapter('Session').upsert('sess-a', { grantId } as AdapterPayload, 3600);
 
     await new Adapter('AccessToken').revokeByGrantId(grantId);
-    expect(await rowKeys()).toEqual(['AccessToken:at-other', 'Interaction:int-a', 'RefreshToken:rt-a', 'Session:sess-a']);
+    expect(await rowKeys()).toEqual(['AccessToken:at-other', 'Interaction:int-a', 'Session:sess-a']);
 
     await new Adapter('RefreshToken').revokeByGrantId(grantId);
     expect(await rowKeys()).toEqual(['AccessToken:at-other', 'Interaction:int-a', 'Session:sess-a']);

@@ -337,7 +337,7 @@ test('each request leaves one access line (request id, method, path without the 
   const lines = akamon.logs.join('').split('\n').filter(Boolean).map((line) => JSON.parse(line) as Record<string, unknown>);
   const mine = lines.filter((line) => line.requestId === 'trace-12345678');
   expect(mine).toEqual([
-    expect.objectContaining({ msg: 'provider error page', error: 'invalid_client' }),
+    expect.objectContaining({ msg: 'protocol request refused', error: 'invalid_client', clientId: 'nobody', detail: 'client not found' }),
     expect.objectContaining({ msg: 'request', method: 'GET', path: '/auth', status: 400, service: 'akamon' }),
   ]);
   expect(akamon.logs.join('')).not.toContain('private-state-value');

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { loadConfig, type Config } from '../../src/config/config.ts';
 import { buildDeps, type Deps } from '../../src/deps.ts';
 import { buildApp, type AkamonApp } from '../../src/app.ts';
-import { createLogger } from '../../src/http/logger.ts';
+import { createLogger } from '../../src/shared/logger.ts';
 import type { Clock } from '../../src/shared/clock.ts';
 import type { ClientInput } from '../../src/client/client.service.ts';
 import { createTestDatabase, testDatabaseUrl, type TestDatabase } from './database.ts';

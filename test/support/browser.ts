@@ -81,8 +81,8 @@ export class Browser {
     return page;
   }
 
-  /** Submits the page's form (the first one whose action matches `action`) with `fields`. */
-  async submit(page: Page, action: RegExp, fields: Record<string, string>, options: { csrf?: string | null } = {}): Promise<Page> {
+  /** The page's form (the first one whose action matches `action`) filled with `fields`: where it posts, and what. */
+  form(page: Page, action: RegExp, fields: Record<string, string>, options: { csrf?: string | null } = {}): { url: string; body: URLSearchParams } {
     const forms = [...page.html.matchAll(/<form[^>]*action="([^"]+)"[^>]*>([\s\S]*?)<\/form>/g)];
     const form = forms.find((f) => action.test(decode(f[1])));
     if (!form) throw new Error(`no form matching ${action} on ${page.url}:\n${page.html.slice(0, 2000)}`);
@@ -93,7 +93,13 @@ export class Browser {
       else body.set('_csrf', options.csrf);
     }
     for (const [name, value] of Object.entries(fields)) body.set(name, value);
-    return this.visit(new URL(decode(form[1]), page.url).href, { method: 'POST', body, headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    return { url: new URL(decode(form[1]), page.url).href, body };
+  }
+
+  /** Submits the page's form (the first one whose action matches `action`) with `fields`. */
+  async submit(page: Page, action: RegExp, fields: Record<string, string>, options: { csrf?: string | null } = {}): Promise<Page> {
+    const { url, body } = this.form(page, action, fields, options);
+    return this.visit(url, { method: 'POST', body, headers: { 'content-type': 'application/x-www-form-urlencoded' } });
   }
 }
 

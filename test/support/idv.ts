@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { expect } from '@jest/globals';
-import { createLogger } from '../../src/http/logger.ts';
+import { createLogger } from '../../src/shared/logger.ts';
 import { startDevIdv, type DevIdv } from '../../src/idv/dev-provider.ts';
 import { Browser, type Page } from './browser.ts';
 

@@ -1,6 +1,6 @@
 import { expect, test } from '@jest/globals';
 import { Writable } from 'node:stream';
-import { createLogger } from '../../src/http/logger.ts';
+import { createLogger } from '../../src/shared/logger.ts';
 import { startDevIdv } from '../../src/idv/dev-provider.ts';
 
 test('the development identity provider refuses to start in production', async () => {

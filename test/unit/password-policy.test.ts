@@ -116,7 +116,7 @@ describe('university profile', () => {
   });
 
   test('forbidden characters: whitespace, ", ., \\, ¥', () => {
-    for (const c of [' ', '\t', '\u3000', '\u00a0', '\n', '"', '.', '\\', '\u00a5']) {
+    for (const c of [' ', '\u3000', '\u00a0', '\u2028', '"', '.', '\\', '\u00a5']) {
       expect(uni('Vq7#mK2$rTx9' + c).violations).toEqual(['forbidden_character']);
       expect(uni(c + 'Vq7#mK2$rTx9').violations).toEqual(['forbidden_character']);
     }
@@ -124,6 +124,13 @@ describe('university profile', () => {
 
   test('forbidden characters do not count as the symbol kind', () => {
     expect(uni('vqmkrtxpwz47.').violations).toEqual(['too_few_character_kinds', 'forbidden_character']);
+  });
+
+  test('tab, line breaks and the other control characters are named by their own rule, not as whitespace', () => {
+    for (const c of ['\t', '\n', '\r', '\u0000', '\u0007', '\u007f', '\u0085', '\u009f']) {
+      expect(uni('Vq7#mK2$rTx9' + c).violations).toEqual(['control_character']);
+    }
+    expect(uni('Vq7#mK2$rTx9 \t').violations).toEqual(['forbidden_character', 'control_character']);
   });
 });
 
@@ -140,6 +147,12 @@ describe('nist profile', () => {
     expect(nist(max + 'y').violations).toEqual(['too_long']);
     expect(nist('😀'.repeat(15)).ok).toBe(true);
     expect(nist('😀'.repeat(14)).violations).toEqual(['too_short']);
+  });
+
+  test('control characters are refused here too', () => {
+    for (const c of ['\t', '\n', '\u0000', '\u001b', '\u0085']) {
+      expect(nist(GOOD + c).violations).toEqual(['control_character']);
+    }
   });
 
   test('no composition rules and no forbidden characters', () => {

@@ -30,7 +30,7 @@ export const migrateCommand: Command = {
     }
     // Loaded here only: the other commands never open a database.
     const [{ openConfiguredDatabase }, { migrateToLatest }, { createLogger }] = await Promise.all([
-      import('../../deps.ts'), import('../../db/migrator.ts'), import('../../http/logger.ts'),
+      import('../../deps.ts'), import('../../db/migrator.ts'), import('../../shared/logger.ts'),
     ]);
     const database = await openConfiguredDatabase(config, createLogger('warn'));
     let applied: string[];

@@ -40,7 +40,8 @@ function signInPages(deps: StepDeps, pickerFirst: boolean) {
    * during the salvage period, with `idv` as its method; everywhere else it is refused.
    */
   async function salvage(request: StepRequest, accountId: string): Promise<void> {
-    await request.saveState({ idvAccountId: null }); // used once
+    // The verification's result is used once, also by two requests that arrive together.
+    if (!(await request.swapState({ idvAccountId: accountId }, { idvAccountId: null }))) return request.reload();
     const clientId = String(request.details.params.client_id);
     const [account, client] = await Promise.all([deps.accounts.findById(accountId), deps.clients.find(clientId)]);
     const open = account && client?.salvage && deps.idv?.verification.salvageOpen(account);

@@ -11,8 +11,9 @@ import { DomainError } from '../../shared/errors.ts';
 import { sha256 } from '../../crypto/tokens.ts';
 import { ACCOUNT_CLIENT_ID } from '../../selfservice/account-client.ts';
 import { mfaFresh } from '../../mfa/assurance.ts';
+import { FRESH_SIGNIN_SECONDS, OTP_CODE_TTL_SECONDS } from '../../config/defaults.ts';
 
-const ADD_FACTOR_FRESH_SECONDS = 600;
+const ADD_FACTOR_FRESH_SECONDS = FRESH_SIGNIN_SECONDS;
 
 /**
  * Step 3: "More information required". MFA is demanded and the account has no second factor, so
@@ -152,7 +153,7 @@ export function mfaEnrollmentStep(deps: StepDeps): Step {
         const accountId = request.details.session!.accountId;
         const outcome = await deps.recoveryEmail.sendCode(accountId, purpose(request, 'email', email), email, (code) => ({
           subject: request.t('mail.code_subject', { service: deps.config.issuerName }),
-          text: request.t('mail.code_body', { service: deps.config.issuerName, code, minutes: 10 }),
+          text: request.t('mail.code_body', { service: deps.config.issuerName, code, minutes: OTP_CODE_TTL_SECONDS / 60 }),
         }));
         if (!outcome.ok) {
           const { error, status } = sendRefusal(request, outcome);

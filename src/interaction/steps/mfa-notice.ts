@@ -2,8 +2,9 @@ import type { Step } from '../step.ts';
 import type { StepDeps } from './deps.ts';
 import { mfaDemandedHere } from './mfa-common.ts';
 import { rolloutPhase } from '../../mfa/rollout.ts';
+import { MFA_NOTICE_REMIND_SECONDS } from '../../config/defaults.ts';
 
-const REMIND_AGAIN_AFTER_MS = 24 * 3600 * 1000;
+const REMIND_AGAIN_AFTER_MS = MFA_NOTICE_REMIND_SECONDS * 1000;
 
 /**
  * Step 2b: the MFA rollout's warning period. People without a second factor are told that MFA

@@ -5,7 +5,8 @@ import type { MessageKey } from '../../i18n/en.ts';
 import type { Step, StepRequest } from '../step.ts';
 import type { StepDeps } from './deps.ts';
 import { passwordExpiry } from '../../password/expiry.ts';
-import { lengthAdvice } from '../../password/length-advice.ts';
+import { shortestLengthLimit } from '../../password/length-advice.ts';
+import type { ClientStore } from '../../client/client.store.ts';
 
 /** The policy in words, for the page. */
 export function policyRules(t: Translate, profile: 'university' | 'nist'): string[] {
@@ -14,6 +15,20 @@ export function policyRules(t: Translate, profile: 'university' | 'nist'): strin
   return profile === 'university'
     ? [t('policy.university.length', vars), t('policy.university.kinds', vars), t('policy.university.forbidden'), t('policy.common')]
     : [t('policy.nist.length', vars), t('policy.common')];
+}
+
+/**
+ * The advisory about systems that accept only shorter passwords, for the page: the notice to show,
+ * and a warning when a chosen password is longer.
+ */
+export async function lengthAdvice(clients: ClientStore, t: Translate, length?: number): Promise<{ longNotice: string | null; longWarning: string | null }> {
+  const limit = await shortestLengthLimit(clients);
+  if (!limit) return { longNotice: null, longWarning: null };
+  const vars = { max: limit.max, systems: limit.systems.join(', ') };
+  return {
+    longNotice: t('password_change.long_notice', vars),
+    longWarning: length !== undefined && length > limit.max ? t('password_change.long_warning', { ...vars, length }) : null,
+  };
 }
 
 /**

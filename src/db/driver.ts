@@ -1,0 +1,226 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { CompiledQuery, PostgresAdapter, PostgresIntrospector, PostgresQueryCompiler, type DatabaseConnection, type Dialect, type Driver, type Kysely, type QueryResult, type TransactionSettings } from 'kysely';
+import type pg from 'pg';
+import { DatabaseUnavailableError } from '../shared/errors.ts';
+import { DATABASE_RETRY_AFTER_SECONDS } from '../config/defaults.ts';
+
+/**
+ * SQLSTATEs that say "the database cannot answer now", not "this statement is wrong": connection
+ * exceptions (08), insufficient resources (53, e.g. too many connections), operator intervention
+ * (57: shutdown, restart, statement_timeout's cancel), lock_timeout (55P03), an expired idle
+ * transaction (25P03), and serialization failures and deadlocks (40001, 40P01), where a retry wins.
+ */
+const UNAVAILABLE_SQLSTATE = /^(08|53|57|55P03|25P03|40001|40P01)/;
+/** What node-postgres and the socket say when the server is gone, refuses, or does not answer. */
+const UNAVAILABLE_MESSAGE = /Connection terminated|timeout exceeded when trying to connect|Query read timeout|not queryable|Connection ended|Client was closed|ECONNREFUSED|ECONNRESET/;
+const UNAVAILABLE_ERRNO = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+
+export function isUnavailable(error: unknown): boolean {
+  if (error instanceof DatabaseUnavailableError) return true;
+  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
+  if (typeof code === 'string' && (UNAVAILABLE_ERRNO.has(code) || (code.length === 5 && UNAVAILABLE_SQLSTATE.test(code)))) return true;
+  return typeof message === 'string' && UNAVAILABLE_MESSAGE.test(message);
+}
+
+const translate = (error: unknown) => (isUnavailable(error) && !(error instanceof DatabaseUnavailableError) ? new DatabaseUnavailableError(error, DATABASE_RETRY_AFTER_SECONDS) : error);
+
+class PoolConnection implements DatabaseConnection {
+  readonly client: pg.PoolClient;
+  /** Set when the connection failed in a way that leaves it unusable: it is destroyed at release. */
+  broken: Error | undefined;
+
+  constructor(client: pg.PoolClient) {
+    this.client = client;
+  }
+
+  async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
+    try {
+      const { command, rowCount, rows } = await this.client.query(query.sql, [...query.parameters]);
+      const changed = command === 'INSERT' || command === 'UPDATE' || command === 'DELETE' || command === 'MERGE';
+      return { numAffectedRows: changed ? BigInt(rowCount ?? 0) : undefined, rows: rows ?? [] };
+    } catch (error) {
+      const translated = translate(error);
+      if (translated instanceof DatabaseUnavailableError) this.broken = translated;
+      throw translated;
+    }
+  }
+
+  // biome-ignore lint/correctness/useYield: streaming is refused outright
+  async *streamQuery<R>(): AsyncIterableIterator<QueryResult<R>> {
+    throw new Error('streaming queries are not used by Akamon');
+  }
+}
+
+/**
+ * What code inside a unit of work gets as its connection: the unit's one connection, which it never
+ * releases. Once the unit has ended, stray work still holding it (a query started inside a
+ * Promise.all that failed) is refused rather than run outside the transaction on a lent client.
+ */
+class UnitConnection implements DatabaseConnection {
+  readonly #connection: PoolConnection;
+  /** Work to run once the unit has ended (afterUnitOfWork). */
+  readonly deferred: Array<() => Promise<unknown>> = [];
+  open = true;
+  savepoints = 0;
+
+  constructor(connection: PoolConnection) {
+    this.#connection = connection;
+  }
+
+  executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
+    if (!this.open) return Promise.reject(new Error('the unit of work this query belonged to has ended'));
+    return this.#connection.executeQuery(query);
+  }
+
+  // biome-ignore lint/correctness/useYield: streaming is refused outright
+  async *streamQuery<R>(): AsyncIterableIterator<QueryResult<R>> {
+    throw new Error('streaming queries are not used by Akamon');
+  }
+}
+
+const units = new AsyncLocalStorage<UnitConnection>();
+const currentUnit = () => {
+  const unit = units.getStore();
+  return unit?.open ? unit : undefined;
+};
+
+/**
+ * Runs `work` once the current unit of work has ended (at once when there is none), committed on
+ * its own whatever became of the unit: for security actions that must stand even if the request
+ * fails (revoking a replayed grant). Run inside the unit, they would wait for row locks that this
+ * same unit holds (a lost UPDATE keeps its lock) or that racing units hold, and deadlock. The
+ * promise resolves at once inside a unit; a deferred failure fails the unit's request (503).
+ */
+export async function afterUnitOfWork(work: () => Promise<unknown>): Promise<void> {
+  const unit = currentUnit();
+  if (unit) unit.deferred.push(work);
+  else await work();
+}
+
+/**
+ * kysely's Postgres driver, plus what a node needs to survive its database:
+ * - every query's failure that means "unavailable" becomes a DatabaseUnavailableError (503), and a
+ *   connection that failed so is destroyed rather than lent again;
+ * - a unit of work (`runInUnitOfWork`) holds one connection in a transaction for everything the
+ *   code inside it runs, so a whole HTTP request can commit or roll back as one; transactions begun
+ *   inside it become savepoints.
+ */
+class ResilientDriver implements Driver {
+  readonly #pool: pg.Pool;
+
+  constructor(pool: pg.Pool) {
+    this.#pool = pool;
+  }
+
+  async init(): Promise<void> {}
+
+  async acquireConnection(): Promise<DatabaseConnection> {
+    return currentUnit() ?? this.#acquireOwn();
+  }
+
+  async #acquireOwn(): Promise<PoolConnection> {
+    try {
+      return new PoolConnection(await this.#pool.connect());
+    } catch (error) {
+      throw translate(error);
+    }
+  }
+
+  async beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
+    if (connection instanceof UnitConnection) return this.#run(connection, `savepoint akamon_${++connection.savepoints}`);
+    const options = [settings.isolationLevel && `isolation level ${settings.isolationLevel}`, settings.accessMode].filter(Boolean).join(' ');
+    await this.#run(connection, options ? `start transaction ${options}` : 'begin');
+  }
+
+  async commitTransaction(connection: DatabaseConnection): Promise<void> {
+    if (connection instanceof UnitConnection) return this.#run(connection, `release savepoint akamon_${connection.savepoints--}`);
+    await this.#run(connection, 'commit');
+  }
+
+  async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
+    if (connection instanceof UnitConnection) return this.#run(connection, `rollback to savepoint akamon_${connection.savepoints--}`);
+    await this.#run(connection, 'rollback');
+  }
+
+  async #run(connection: DatabaseConnection, statement: string): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw(statement));
+  }
+
+  async releaseConnection(connection: DatabaseConnection): Promise<void> {
+    if (connection instanceof UnitConnection) return;
+    const own = connection as PoolConnection;
+    own.client.release(own.broken);
+  }
+
+  async destroy(): Promise<void> {
+    await this.#pool.end();
+  }
+
+  /**
+   * Runs `work` in one transaction on one connection: it commits when `keep(result)` says so and
+   * rolls back otherwise or when `work` throws. Nested calls join the outer unit. What `work`
+   * deferred (afterUnitOfWork) runs after the connection is back in the pool, in any case.
+   */
+  async runInUnitOfWork<T>(work: () => Promise<T>, keep: (result: T) => boolean): Promise<T> {
+    if (currentUnit()) return work();
+    const connection = await this.#acquireOwn();
+    const unit = new UnitConnection(connection);
+    let outcome: { result: T } | { error: unknown };
+    try {
+      outcome = await this.#transaction(connection, unit, work, keep);
+    } finally {
+      connection.client.release(connection.broken);
+    }
+    for (const deferred of unit.deferred) await units.exit(deferred);
+    if ('error' in outcome) throw outcome.error;
+    return outcome.result;
+  }
+
+  async #transaction<T>(connection: PoolConnection, unit: UnitConnection, work: () => Promise<T>, keep: (result: T) => boolean): Promise<{ result: T } | { error: unknown }> {
+    try {
+      await this.#run(connection, 'begin');
+    } catch (error) {
+      unit.open = false;
+      return { error };
+    }
+    let result: T;
+    try {
+      result = await units.run(unit, work);
+    } catch (error) {
+      unit.open = false;
+      await this.#run(connection, 'rollback').catch(() => undefined);
+      return { error };
+    }
+    unit.open = false;
+    try {
+      await this.#run(connection, keep(result) ? 'commit' : 'rollback');
+      return { result };
+    } catch (error) {
+      return { error };
+    }
+  }
+}
+
+export class ResilientPostgresDialect implements Dialect {
+  readonly driver: ResilientDriver;
+
+  constructor(pool: pg.Pool) {
+    this.driver = new ResilientDriver(pool);
+  }
+
+  createDriver(): Driver {
+    return this.driver;
+  }
+
+  createQueryCompiler() {
+    return new PostgresQueryCompiler();
+  }
+
+  createAdapter() {
+    return new PostgresAdapter();
+  }
+
+  createIntrospector(db: Kysely<unknown>) {
+    return new PostgresIntrospector(db);
+  }
+}

@@ -1,0 +1,79 @@
+import type { Context } from 'koa';
+import type { MessageKey } from '../i18n/en.ts';
+import { DomainError, RetryLaterError } from '../shared/errors.ts';
+
+export interface ErrorAnswer {
+  readonly status: number;
+  /** What a page says (the admin API says the error's own text to the operator). */
+  readonly message: MessageKey;
+  /** The page's heading, where it is not the generic "Something went wrong". */
+  readonly title?: MessageKey;
+}
+
+const invalid = (message: MessageKey = 'error.bad_request'): ErrorAnswer => ({ status: 400, message });
+const notFound: ErrorAnswer = { status: 404, message: 'error.not_found' };
+const conflict: ErrorAnswer = { status: 409, message: 'error.conflict' };
+
+/**
+ * Every domain error code, declared once with its HTTP status and its page message. Pages, the
+ * protocol front end and the admin API all answer from here; a code missing from this table is a
+ * programming error and answers 500 (the test over the sources keeps the table complete).
+ */
+export const ERROR_ANSWERS: Readonly<Record<string, ErrorAnswer>> = {
+  database_unavailable: { status: 503, message: 'unavailable.body', title: 'unavailable.title' },
+  overloaded: { status: 503, message: 'busy.body', title: 'busy.title' },
+  locked: { status: 429, message: 'error.locked' },
+  rate_limited: { status: 429, message: 'rate_limited.body', title: 'rate_limited.title' },
+
+  account_not_found: notFound,
+  client_not_found: notFound,
+  token_not_found: notFound,
+  rule_not_found: notFound,
+  link_not_found: notFound,
+  app_password_not_found: notFound,
+
+  account_exists: conflict,
+  client_exists: conflict,
+  token_exists: conflict,
+  token_unavailable: conflict,
+  already_revoked: conflict,
+  not_scheduled: conflict,
+  protected_client: { status: 403, message: 'error.generic' },
+
+  too_many_app_passwords: invalid('account.app_password_limit'),
+  invalid_name: invalid(),
+  invalid_email: invalid(),
+  invalid_request: invalid(),
+  invalid_uri: invalid(),
+  invalid_date: invalid(),
+  invalid_period: invalid(),
+  invalid_year: invalid(),
+  date_outside_year: invalid(),
+  invalid_client_metadata: invalid(),
+  invalid_common_id: invalid(),
+  invalid_affiliation: invalid(),
+  invalid_status: invalid(),
+  invalid_description: invalid(),
+  invalid_digits: invalid(),
+  invalid_secret: invalid(),
+  invalid_serial: invalid(),
+  invalid_mfa_max_age: invalid(),
+  invalid_max_password_length: invalid(),
+  password_policy: invalid('password_change.broken_rules'),
+  password_mismatch: invalid('password_change.mismatch'),
+  wrong_current_password: invalid('password_change.wrong_current'),
+};
+
+const UNDECLARED: ErrorAnswer = { status: 500, message: 'error.generic' };
+
+export function errorAnswer(error: DomainError): ErrorAnswer {
+  return ERROR_ANSWERS[error.code] ?? UNDECLARED;
+}
+
+/** A 503 (or whatever is declared) that tells the caller when to come back. */
+export function setRetryAfter(ctx: Context, error: RetryLaterError): void {
+  ctx.set('Retry-After', String(error.retryAfterSeconds));
+}
+
+/** The body a protocol endpoint (RFC 6749 section 5.2 style) answers for a retry-later error. */
+export const TEMPORARILY_UNAVAILABLE = { error: 'temporarily_unavailable', error_description: 'the service is temporarily unavailable; try again in a moment' } as const;

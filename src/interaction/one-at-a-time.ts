@@ -1,0 +1,40 @@
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { FLOW_TURN_HOLD_SECONDS, FLOW_TURN_WAIT_MS } from '../config/defaults.ts';
+import type { InteractionStateStore } from './interaction-state.store.ts';
+
+type Patch = Record<string, unknown>;
+
+/**
+ * Runs `work` for the flow or interaction `key` while no other request for it runs, on any node:
+ * a form posted twice (a double click, a retry, twenty on purpose) is handled once after the
+ * other, each seeing what the one before it left. So every step written as "read the state,
+ * check it, act, write the state" is a single transition, and what it uses up (a stage, a
+ * challenge, a pending secret) is used once. `work` gets the state as its turn began, and may
+ * `leave` a patch that is merged into the state as the turn ends; the state then lives at least
+ * `ttlSeconds` more. Resolves false, having run nothing, when the turn did not come in time.
+ */
+export async function oneAtATime(store: InteractionStateStore, key: string, ttlSeconds: number, work: (state: Patch, leave: (patch: Patch) => void) => Promise<unknown>): Promise<boolean> {
+  const token = randomUUID();
+  const deadline = Date.now() + FLOW_TURN_WAIT_MS;
+  let pause = 10;
+  let state = await store.takeTurn(key, token, FLOW_TURN_HOLD_SECONDS);
+  while (!state) {
+    if (Date.now() + pause > deadline) return false;
+    await sleep(pause);
+    pause = Math.min(pause * 2, 200);
+    state = await store.takeTurn(key, token, FLOW_TURN_HOLD_SECONDS);
+  }
+  let left: Patch = {};
+  try {
+    await work(state, (patch) => {
+      left = { ...left, ...patch };
+    });
+  } catch (error) {
+    // The work's own failure is the one to report; an unreturned turn ends when its hold does.
+    await store.endTurn(key, token, {}, ttlSeconds).catch(() => undefined);
+    throw error;
+  }
+  await store.endTurn(key, token, left, ttlSeconds);
+  return true;
+}

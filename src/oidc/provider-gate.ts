@@ -1,0 +1,47 @@
+import type { Context, Next } from 'koa';
+import type { Database } from '../db/database.ts';
+import type { Renderer } from '../http/renderer.ts';
+import { errorAnswer, setRetryAfter, TEMPORARILY_UNAVAILABLE } from '../http/error-map.ts';
+import { RetryLaterError } from '../shared/errors.ts';
+
+/**
+ * A token request consumes a code or refresh token and writes what replaces it: both stand or fall
+ * together, so a fault between them leaves the old one usable by the client's retry.
+ */
+const isTokenRequest = (ctx: Context) => ctx.method === 'POST' && ctx.path === '/token';
+
+/** Where the provider's `server_error` event leaves the error it caught (see app.ts). */
+export const PROVIDER_ERROR = 'providerError';
+
+/**
+ * Wraps the protocol front end: token requests run as one unit of work, and a request the
+ * provider could not serve because the database (or the hashing queue) was unavailable answers 503
+ * (429 when its address is over the cap of anonymous records: throttle/anonymous-cap.ts)
+ * with Retry-After instead of the provider's 500 server_error: RFC 6749 JSON
+ * `temporarily_unavailable` on the JSON endpoints, the ja/en page where a person is looking.
+ */
+export function providerGate(database: Database, renderer: Renderer) {
+  return async (ctx: Context, next: Next) => {
+    try {
+      if (isTokenRequest(ctx)) await database.unitOfWork(next, () => ctx.status < 500);
+      else await next();
+    } catch (error) {
+      if (!(error instanceof RetryLaterError)) throw error;
+      ctx.state[PROVIDER_ERROR] = error;
+      ctx.body = undefined;
+    }
+    const error = ctx.state[PROVIDER_ERROR];
+    if (!(error instanceof RetryLaterError)) return;
+    // 503 for an outage or overload, 429 for an address over its cap of anonymous records (error map).
+    const { status } = errorAnswer(error);
+    ctx.state.log.warn({ errorCode: error.code, cause: (error.cause as Error | undefined)?.message, path: ctx.path }, `protocol request answered ${status}`);
+    if (ctx.response.is('html') || (!ctx.body && ctx.accepts('json', 'html') === 'html' && !isTokenRequest(ctx))) {
+      renderer.retryLater(ctx, error);
+      return;
+    }
+    ctx.status = status;
+    setRetryAfter(ctx, error);
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = { ...TEMPORARILY_UNAVAILABLE };
+  };
+}

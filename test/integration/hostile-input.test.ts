@@ -1,0 +1,395 @@
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
+import { Browser, pkce, type Page } from '../support/browser.ts';
+import { enterCredentials, redeem, signIn, startAuthorization, tokenRequest } from '../support/flows.ts';
+
+// Guards issue 12 point 5: NUL, C0/C1 controls, lone surrogates and invalid UTF-8 in any parameter
+// are refused at the edge with a 400 (RFC 6749 JSON on the protocol endpoints, a ja/en page on
+// Akamon's pages, JSON on the admin API) before anything is looked up, stored, sent or mailed, and
+// without a stack trace in the log. Before the guard, a NUL reached PostgreSQL and answered 500.
+
+let akamon: RunningAkamon;
+let client: Awaited<ReturnType<RunningAkamon['createClient']>>;
+
+beforeAll(async () => {
+  akamon = await startAkamon();
+  client = await akamon.createClient({ name: 'Hostile RP', redirectUris: ['http://127.0.0.1:9/hostile'] });
+});
+afterAll(() => akamon.close());
+
+/** Percent-encoded payloads as they arrive on the wire. */
+const HOSTILE = {
+  nul: '%00',
+  c1: '%C2%85', // U+0085 NEXT LINE
+  surrogate: '%ED%A0%80', // U+D800 alone
+  invalid_utf8: '%FF',
+} as const;
+
+const db = () => akamon.deps.database.db;
+const count = async (table: 'oidc_payload' | 'otp_code' | 'account' | 'app_password') =>
+  Number(
+    (
+      await db()
+        .selectFrom(table)
+        .select((eb) => eb.fn.countAll<string>().as('n'))
+        .executeTakeFirstOrThrow()
+    ).n,
+  );
+
+/** The log lines written while `run` ran, parsed. */
+async function logsOf(run: () => Promise<void>): Promise<Array<Record<string, unknown>>> {
+  const before = akamon.logs.length;
+  await run();
+  return akamon.logs
+    .slice(before)
+    .join('')
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+}
+
+function expectQuietLog(lines: Array<Record<string, unknown>>): void {
+  expect(lines.filter((l) => (l.level as number) >= 50)).toEqual([]);
+  expect(JSON.stringify(lines)).not.toMatch(/"stack"|node_modules/);
+  expect(lines.some((l) => l.msg === 'input refused')).toBe(true);
+}
+
+async function expectOAuthRefusal(response: Response, parameter: RegExp): Promise<void> {
+  expect(response.status).toBe(400);
+  expect(response.headers.get('location')).toBeNull();
+  expect(response.headers.get('content-type')).toMatch(/^application\/json/);
+  expect(response.headers.get('cache-control')).toBe('no-store');
+  const body = (await response.json()) as { error: string; error_description: string };
+  expect(body.error).toBe('invalid_request');
+  expect(body.error_description).toMatch(parameter);
+  expect(body.error_description).toMatch(/control character|not valid UTF-8/);
+}
+
+const form = (fields: Record<string, string>) =>
+  Object.entries(fields)
+    .map(([k, v]) => `${k}=${v}`)
+    .join('&');
+const post = (pathname: string, body: string | Buffer, headers: Record<string, string> = {}) =>
+  fetch(`${akamon.url}${pathname}`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body });
+const basic = (c: { clientId: string; clientSecret: string | null }) => `Basic ${Buffer.from(`${c.clientId}:${c.clientSecret}`).toString('base64')}`;
+
+/**
+ * Posts a page's form with one field sent as raw percent-encoded bytes: a browser turns a lone
+ * surrogate into U+FFFD and never sends invalid UTF-8, so those come only from hand-made requests.
+ */
+async function submitRaw(browser: Browser, page: Page, action: RegExp, field: string, encoded: string, fields: Record<string, string> = {}) {
+  const { url, body } = browser.form(page, action, fields);
+  body.delete(field);
+  const response = await browser.request(url, { method: 'POST', body: `${body}&${field}=${encoded}`, headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+  return { status: response.status, html: await response.text() };
+}
+
+describe('protocol endpoints answer RFC 6749 JSON 400 and store nothing', () => {
+  test('every OIDC parameter, every kind of bad text, on every endpoint', async () => {
+    const { challenge } = pkce();
+    const authQuery = {
+      response_type: 'code',
+      scope: 'openid',
+      client_id: client.clientId,
+      redirect_uri: encodeURIComponent(client.redirectUri),
+      code_challenge: challenge,
+      code_challenge_method: 'S256',
+      state: 'ok-state',
+      nonce: 'ok-nonce',
+    };
+    const auth = { authorization: basic(client) };
+    const cases: Array<{ name: string; send: (bad: string) => Promise<Response> }> = [];
+    for (const parameter of ['client_id', 'state', 'nonce', 'login_hint']) {
+      cases.push({ name: `GET /auth ${parameter}`, send: (bad) => fetch(`${akamon.url}/auth?${form({ ...authQuery, [parameter]: `x${bad}y` })}`, { redirect: 'manual' }) });
+    }
+    cases.push({ name: 'POST /auth state', send: (bad) => post('/auth', form({ ...authQuery, state: `x${bad}` })) });
+    cases.push({
+      name: 'POST /token code',
+      send: (bad) => post('/token', form({ grant_type: 'authorization_code', code: `c${bad}`, redirect_uri: encodeURIComponent(client.redirectUri), code_verifier: 'v'.repeat(43) }), auth),
+    });
+    cases.push({ name: 'POST /token refresh_token', send: (bad) => post('/token', form({ grant_type: 'refresh_token', refresh_token: `r${bad}` }), auth) });
+    cases.push({ name: 'POST /token client_id', send: (bad) => post('/token', form({ grant_type: 'refresh_token', refresh_token: 'r', client_id: `c${bad}` })) });
+    cases.push({ name: 'POST /token/introspection token', send: (bad) => post('/token/introspection', form({ token: `t${bad}` }), auth) });
+    cases.push({ name: 'POST /token/revocation token', send: (bad) => post('/token/revocation', form({ token: `t${bad}` }), auth) });
+    cases.push({ name: 'POST /me access_token', send: (bad) => post('/me', form({ access_token: `a${bad}` })) });
+    cases.push({ name: 'GET /me query', send: (bad) => fetch(`${akamon.url}/me?x=${bad}`, { headers: { authorization: 'Bearer abc' } }) });
+    cases.push({ name: 'GET /session/end state', send: (bad) => fetch(`${akamon.url}/session/end?state=s${bad}`, { redirect: 'manual' }) });
+    cases.push({ name: 'GET /session/end client_id', send: (bad) => fetch(`${akamon.url}/session/end?client_id=c${bad}`, { redirect: 'manual' }) });
+    cases.push({ name: 'POST /session/end/confirm xsrf', send: (bad) => post('/session/end/confirm', form({ xsrf: `x${bad}`, logout: 'yes' })) });
+    cases.push({ name: 'GET /jwks query', send: (bad) => fetch(`${akamon.url}/jwks?kid=${bad}`, { headers: { origin: 'http://rp.example' } }) });
+
+    const payloadsBefore = await count('oidc_payload');
+    const lines = await logsOf(async () => {
+      for (const { name, send } of cases) {
+        for (const [kind, bad] of Object.entries(HOSTILE)) {
+          const response = await send(bad);
+          const parameter = /(?:client_id|state|nonce|login_hint|code|refresh_token|token|access_token|xsrf|x|kid) parameter/;
+          try {
+            await expectOAuthRefusal(response, parameter);
+          } catch (error) {
+            throw new Error(`${name} with ${kind}: ${(error as Error).message}`);
+          }
+        }
+      }
+    });
+    expectQuietLog(lines);
+    // Nothing was stored: no interaction from /auth, no session from /session/end, no consumed token.
+    expect(await count('oidc_payload')).toBe(payloadsBefore);
+    // The log says which parameter and why, never the value.
+    const refused = lines.filter((l) => l.msg === 'input refused');
+    expect(refused).toHaveLength(cases.length * Object.keys(HOSTILE).length);
+    expect(refused[0]).toMatchObject({ where: 'the client_id parameter', problem: 'control_character', surface: 'protocol' });
+  });
+
+  test('a refused token request consumes nothing: the real code and refresh token still work afterwards', async () => {
+    const account = await akamon.createReadyAccount();
+    const result = await signIn(new Browser(akamon.url), akamon, client, account);
+    for (const bad of Object.values(HOSTILE)) {
+      expect(
+        (
+          await post('/token', form({ grant_type: 'authorization_code', code: `${result.code}${bad}`, redirect_uri: encodeURIComponent(client.redirectUri), code_verifier: result.verifier }), {
+            authorization: basic(client),
+          })
+        ).status,
+      ).toBe(400);
+    }
+    const tokens = await redeem(akamon, client, result.code!, result.verifier);
+    expect(tokens.status).toBe(200);
+    const refreshToken = tokens.body.refresh_token as string;
+    expect(refreshToken).toBeTruthy();
+    expect((await post('/token', form({ grant_type: 'refresh_token', refresh_token: `${refreshToken}%00` }), { authorization: basic(client) })).status).toBe(400);
+    expect((await tokenRequest(akamon, client, { grant_type: 'refresh_token', refresh_token: refreshToken })).status).toBe(200);
+  });
+
+  test('other invalid UTF-8 (%C3%28, raw bytes) and bad bodies', async () => {
+    await expectOAuthRefusal(await fetch(`${akamon.url}/auth?client_id=${client.clientId}&state=%C3%28`, { redirect: 'manual' }), /the state parameter/);
+    await expectOAuthRefusal(await fetch(`${akamon.url}/auth?client_id=${client.clientId}&nonce=%C0%80`, { redirect: 'manual' }), /the nonce parameter/);
+    // A parameter name is judged too.
+    await expectOAuthRefusal(await fetch(`${akamon.url}/auth?client_id=${client.clientId}&st%00ate=1`, { redirect: 'manual' }), /a parameter name/);
+    // Raw bytes that are not UTF-8 in a form body.
+    const raw = await post('/token', Buffer.concat([Buffer.from('grant_type=refresh_token&refresh_token=r'), Buffer.from([0xff, 0xfe])]), { authorization: basic(client) });
+    expect(raw.status).toBe(400);
+    expect(await raw.json()).toEqual({ error: 'invalid_request', error_description: 'the request body is not valid UTF-8 text' });
+    // JSON bodies (dynamic registration's content type): escapes are judged once decoded.
+    for (const body of ['{"client_name":"a\\u0000b"}', '{"client_name":"\\ud800"}', '{"redirect_uris":["https://rp.example/\\u0085"]}']) {
+      const response = await post('/reg', body, { 'content-type': 'application/json' });
+      await expectOAuthRefusal(response, /the (client_name|redirect_uris) field/);
+    }
+    const broken = await post('/reg', '{"client_name":', { 'content-type': 'application/json' });
+    expect(broken.status).toBe(400);
+    expect(await broken.json()).toEqual({ error: 'invalid_request', error_description: 'the request body is not valid JSON' });
+    const latin1 = await post('/token', 'grant_type=refresh_token', { 'content-type': 'application/x-www-form-urlencoded; charset=iso-8859-1' });
+    expect(latin1.status).toBe(415);
+    const huge = await post('/token', `grant_type=refresh_token&x=${'a'.repeat(70 * 1024)}`);
+    expect(huge.status).toBe(413);
+  });
+
+  test('what is allowed still passes: line breaks in the JSON claims parameter, non-ASCII text, a literal "%"', async () => {
+    const claims = encodeURIComponent(JSON.stringify({ id_token: { email: { essential: true } } }, null, 2));
+    expect(claims).toContain('%0A');
+    for (const extra of [`claims=${claims}`, 'login_hint=%E5%B1%B1%E7%94%B0', 'state=100%25', 'state=50%zz']) {
+      const response = await fetch(
+        `${akamon.url}/auth?${form({ response_type: 'code', scope: 'openid', client_id: client.clientId, redirect_uri: encodeURIComponent(client.redirectUri), code_challenge: pkce().challenge, code_challenge_method: 'S256' })}&${extra}`,
+        { redirect: 'manual' },
+      );
+      expect(response.status).toBe(303);
+      expect(response.headers.get('location')).toMatch(/^\/interaction\//);
+    }
+  });
+});
+
+describe('pages answer a ja/en page', () => {
+  test('the sign-in form, a path and a query string', async () => {
+    const browser = new Browser(akamon.url);
+    const { page } = await startAuthorization(browser, akamon, client);
+    const lines = await logsOf(async () => {
+      const refused = await browser.submit(page, /\/identifier$/, { identifier: '12345\u000067890' });
+      expect(refused.status).toBe(400);
+      expect(refused.html).toContain('contains characters that cannot be accepted');
+      browser.acceptLanguage = 'ja';
+      const ja = await browser.submit(page, /\/identifier$/, { identifier: '12345\u0085' });
+      expect(ja.status).toBe(400);
+      expect(ja.html).toContain('受け付けられない文字');
+      browser.acceptLanguage = 'en';
+      const uid = new URL(page.url).pathname.split('/')[2];
+      for (const url of [`/interaction/${uid}%00`, `/interaction/${uid}%ED%A0%80`, '/recover?x=%FF', '/account?lang=%C2%85']) {
+        const response = await browser.request(url);
+        expect(response.status).toBe(400);
+        expect(response.headers.get('content-type')).toMatch(/^text\/html/);
+        expect(await response.text()).toContain('contains characters that cannot be accepted');
+      }
+    });
+    expectQuietLog(lines);
+    // The interaction was left as it was: the right identifier still goes on.
+    const account = await akamon.createReadyAccount();
+    const next = await enterCredentials(browser, page, account.commonId, account.password);
+    expect(next.url).toMatch(/^http:\/\/127\.0\.0\.1:9\/hostile\?code=/);
+  });
+
+  test('the forgotten-password form: a NUL Common ID is refused before the captcha and no mail goes out', async () => {
+    const browser = new Browser(akamon.url);
+    const start = await browser.visit(`${akamon.url}/recover`);
+    const mails = akamon.mails.length;
+    const codes = await count('otp_code');
+    for (const bad of Object.values(HOSTILE)) {
+      const refused = await submitRaw(browser, start, /\/recover\/start$/, 'identifier', `0000000000${bad}`, { captcha: 'x' });
+      expect(refused.status).toBe(400);
+      expect(refused.html).toContain('contains characters that cannot be accepted');
+    }
+    expect(akamon.mails.length).toBe(mails);
+    expect(await count('otp_code')).toBe(codes);
+  });
+
+  test('the recovery email form: a NUL address is neither mailed nor stored', async () => {
+    const account = await akamon.createReadyAccount({ email: null });
+    const browser = new Browser(akamon.url);
+    const security = await enterCredentials(browser, await browser.visit(`${akamon.url}/account/security`), account.commonId, account.password);
+    expect(new URL(security.url).pathname).toBe('/account/security');
+    const mails = akamon.mails.length;
+    const codes = await count('otp_code');
+    const lines = await logsOf(async () => {
+      for (const email of ['a\u0000b@example.com', 'victim@example.com\u0000', 'a\u0085@example.com']) {
+        const refused = await browser.submit(security, /\/account\/security\/email$/, { email });
+        expect(refused.status).toBe(400);
+        expect(refused.html).toContain('contains characters that cannot be accepted');
+      }
+      for (const bad of [HOSTILE.surrogate, HOSTILE.invalid_utf8]) {
+        const refused = await submitRaw(browser, security, /\/account\/security\/email$/, 'email', `a${bad}%40example.com`);
+        expect(refused.status).toBe(400);
+        expect(refused.html).toContain('contains characters that cannot be accepted');
+      }
+    });
+    expectQuietLog(lines);
+    // What a browser sends for a lone surrogate (U+FFFD), or any address outside ASCII, is no address
+    // Akamon can mail: refused by the address rule (it used to be mailed, then fail the cookie with a 500).
+    for (const email of ['a\ud800@example.com', 'はなこ@example.com']) {
+      const refused = await browser.submit(security, /\/account\/security\/email$/, { email });
+      expect(refused.status).toBe(400);
+      expect(refused.html).toContain('Enter an email address, such as hanako@example.com.');
+    }
+    expect(akamon.mails.length).toBe(mails);
+    expect(await count('otp_code')).toBe(codes);
+    expect((await akamon.deps.accounts.findById(account.id))!.recovery_email).toBeNull();
+    // A good address still works on the same page.
+    const sent = await browser.submit(security, /\/account\/security\/email$/, { email: 'good@example.com' });
+    expect(sent.status).toBe(200);
+    expect(akamon.mails.at(-1)!.to).toEqual(['good@example.com']);
+  });
+
+  test('a password with a control character is refused by its named rule, in both languages', async () => {
+    const account = await akamon.createReadyAccount();
+    const browser = new Browser(akamon.url);
+    const security = await enterCredentials(browser, await browser.visit(`${akamon.url}/account/security`), account.commonId, account.password);
+    for (const [control, language, text] of [
+      ['\u0007', 'en', 'It contains a control character'],
+      ['\u0000', 'en', 'It contains a control character'],
+      ['\u0085', 'ja', '使えない制御文字'],
+    ] as const) {
+      browser.acceptLanguage = language;
+      const next = `Kq7#vLm2$pRt9w-New${control}x`;
+      const refused = await browser.submit(security, /\/account\/security\/password$/, { current: account.password, new: next, confirm: next });
+      expect(refused.status).toBe(400);
+      expect(refused.html).toContain(text);
+    }
+    // The password did not change.
+    browser.acceptLanguage = 'en';
+    expect((await signIn(new Browser(akamon.url), akamon, client, account)).code).toBeTruthy();
+  });
+
+  test('an app-password name with a bidi override is refused and nothing is created', async () => {
+    const account = await akamon.createReadyAccount();
+    const browser = new Browser(akamon.url);
+    const home = await enterCredentials(browser, await browser.visit(`${akamon.url}/account`), account.commonId, account.password);
+    for (const name of ['Mail \u202Egnp.exe', 'Mail\u2066x\u2069', 'Mail\u200F']) {
+      const refused = await browser.submit(home, /\/account\/app-passwords$/, { name });
+      expect(refused.status).toBe(400);
+      expect(refused.html).toContain('without control or text-direction characters');
+    }
+    expect(await akamon.deps.appPasswords.list(account.id)).toEqual([]);
+  });
+});
+
+describe('admin API and CLI', () => {
+  const admin = (method: string, pathname: string, body?: unknown) =>
+    fetch(`${akamon.url}/admin/api${pathname}`, {
+      method,
+      headers: { authorization: `Bearer ${akamon.operatorToken}`, 'content-type': 'application/json' },
+      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+    });
+
+  test('names with bidi overrides or controls, and lone surrogates, are refused with JSON and nothing is stored', async () => {
+    const accounts = await count('account');
+    const lines = await logsOf(async () => {
+      for (const name of ['Hanako \u202Eoyk', 'Hanako\u2067', 'Hanako\u200E', 'Hanako\u0085', 'Hanako\u0000', 'Hanako\ud800', 'Hanako\nTodai']) {
+        const response = await admin('POST', '/accounts', { commonId: '7000000001', name, affiliation: 'student' });
+        expect(response.status).toBe(400);
+        const body = (await response.json()) as { error: string; error_description: string };
+        // Controls and ill-formed text stop at the edge; bidi characters at the domain's name rule.
+        expect(['invalid_request', 'invalid_name']).toContain(body.error);
+        expect(body.error_description).toMatch(/the name field|on one line, without control or bidirectional formatting characters/);
+      }
+    });
+    expect(lines.filter((l) => (l.level as number) >= 50)).toEqual([]);
+    expect(await count('account')).toBe(accounts);
+    expect((await admin('GET', '/accounts/7000000001')).status).toBe(404);
+
+    const created = await admin('POST', '/clients', { name: 'Evil \u202Ecod.exe', redirectUris: ['https://rp.example/cb'] });
+    expect(created.status).toBe(400);
+    expect(((await created.json()) as { error: string }).error).toBe('invalid_name');
+    const good = await admin('POST', '/clients', { name: 'Good RP', redirectUris: ['https://rp.example/cb'] });
+    expect(good.status).toBe(201);
+    const { client: registered } = (await good.json()) as { client: { clientId: string } };
+    // A description keeps its line breaks, but not a bidi override.
+    expect((await admin('PATCH', `/clients/${registered.clientId}`, { description: 'Line one\nLine two' })).status).toBe(200);
+    const bidi = await admin('PATCH', `/clients/${registered.clientId}`, { description: 'Line \u202E' });
+    expect(bidi.status).toBe(400);
+    expect(((await bidi.json()) as { error: string }).error).toBe('invalid_description');
+    expect((await akamon.deps.clientStore.find(registered.clientId))!.description).toBe('Line one\nLine two');
+
+    const path = await admin('GET', '/accounts/%00');
+    expect(path.status).toBe(400);
+    expect(await path.json()).toEqual({ error: 'invalid_request', error_description: 'the request path contains a control character' });
+  });
+
+  test('the CLI answers with a non-zero exit and one line', async () => {
+    const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+    const cli = (args: string[]) =>
+      new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+        const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('AKAMON_') && k !== 'NODE_OPTIONS'));
+        const child = spawn(path.join(ROOT, 'node_modules/.bin/node'), ['src/cli/main.ts', ...args], {
+          cwd: ROOT,
+          env: { ...env, AKAMON_URL: akamon.url, AKAMON_OPERATOR_TOKEN: akamon.operatorToken },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        let stdout = '';
+        let stderr = '';
+        child.stdout.setEncoding('utf8').on('data', (d: string) => {
+          stdout += d;
+        });
+        child.stderr.setEncoding('utf8').on('data', (d: string) => {
+          stderr += d;
+        });
+        child.once('error', reject);
+        child.once('close', (code) => resolve({ code, stdout, stderr }));
+      });
+    const oneLine = (r: { code: number | null; stderr: string }, pattern: RegExp) => {
+      expect(r.code).not.toBe(0);
+      const errs = r.stderr.split('\n').filter((l) => l.trim() !== '');
+      expect(errs).toHaveLength(1);
+      expect(errs[0]).toMatch(pattern);
+    };
+    // Checked by the CLI with the server's own rule, before anything is sent.
+    oneLine(
+      await cli(['account', 'create', '--id', '7000000002', '--name', 'Hanako \u202Eoyk', '--affiliation', 'student']),
+      /^akamon: the name must be 1 to 200 characters on one line, without control or bidirectional/,
+    );
+    // Refused by the server's name rule and by the edge guard.
+    oneLine(await cli(['client', 'create', '--name', 'Evil \u202Ecod.exe', '--redirect-uri', 'https://rp.example/cb']), /^akamon: the client name must be 1 to 200 characters on one line/);
+    oneLine(await cli(['client', 'create', '--name', 'Evil\u0085', '--redirect-uri', 'https://rp.example/cb']), /^akamon: the name field contains a control character$/);
+    oneLine(await cli(['client', 'show', 'x\u0085']), /^akamon: the request path contains a control character$/);
+    expect((await admin('GET', '/accounts/7000000002')).status).toBe(404);
+  });
+});

@@ -1,0 +1,135 @@
+import { afterAll, beforeAll, expect, test } from '@jest/globals';
+import { sql } from 'kysely';
+import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
+import { Browser } from '../support/browser.ts';
+import { redeem, signIn, startAuthorization, tokenRequest } from '../support/flows.ts';
+
+// Guards issue 12 point 4: consuming a code or refresh token and writing what replaces it happen in
+// one transaction. A database fault in between leaves the old one usable by the client's retry
+// (before, the retry was taken for a replay and the grant revoked: a sign-out by a fault), and a
+// genuine replay is still caught.
+
+let akamon: RunningAkamon;
+let client: Awaited<ReturnType<RunningAkamon['createClient']>>;
+let account: Awaited<ReturnType<RunningAkamon['createReadyAccount']>>;
+
+beforeAll(async () => {
+  akamon = await startAkamon();
+  client = await akamon.createClient({ name: 'Atomic RP', redirectUris: ['http://127.0.0.1:9/cb'], firstParty: true, grantTypes: ['authorization_code', 'refresh_token'] } as never);
+  account = await akamon.createReadyAccount();
+  // The database fails the next write of one model's row, once, the way a backend killed
+  // mid-request fails it (a sequence, because the failed transaction rolls back everything else).
+  await sql.raw(`
+    create table if not exists fault_target (model text primary key, fire_at bigint not null);
+    create sequence if not exists fault_count;
+    create or replace function inject_fault() returns trigger language plpgsql as $$
+    begin
+      if exists (select 1 from fault_target where model = new.model and fire_at = nextval('fault_count')) then
+        raise exception 'injected fault' using errcode = '57P01';
+      end if;
+      return new;
+    end $$;
+    drop trigger if exists inject_fault on oidc_payload;
+    create trigger inject_fault before insert on oidc_payload for each row execute function inject_fault();
+  `).execute(akamon.deps.database.db);
+});
+afterAll(async () => {
+  await akamon?.close();
+});
+
+/** The next insert of a `model` row fails with "terminating connection due to administrator command". */
+async function failNextInsertOf(model: string) {
+  const db = akamon.deps.database.db;
+  await sql`delete from fault_target`.execute(db);
+  const { rows } = await sql<{ n: string }>`select nextval('fault_count') as n`.execute(db);
+  // Every insert calls nextval once: the next one gets n + 1.
+  await sql`insert into fault_target values (${model}, ${Number(rows[0].n) + 1})`.execute(db);
+}
+
+const consumedAt = async (model: string, id: string) => {
+  const row = await akamon.deps.database.db.selectFrom('oidc_payload').select('consumed_at').where('model', '=', model).where('id', '=', id).executeTakeFirst();
+  return row?.consumed_at ?? null;
+};
+
+async function freshTokens() {
+  const browser = new Browser(akamon.url);
+  const { code, verifier } = await signIn(browser, akamon, client, account, { scope: 'openid' });
+  const tokens = await redeem(akamon, client, code!, verifier);
+  expect(tokens.status).toBe(200);
+  return tokens.body as { access_token: string; refresh_token: string };
+}
+
+test('a fault while a code is redeemed answers 503; the retry redeems it, and a later replay revokes the grant', async () => {
+  const browser = new Browser(akamon.url);
+  const { code, verifier } = await signIn(browser, akamon, client, account, { scope: 'openid' });
+  await failNextInsertOf('AccessToken');
+  const failed = await redeem(akamon, client, code!, verifier);
+  expect(failed.status).toBe(503);
+  expect(failed.headers.get('retry-after')).toMatch(/^\d+$/);
+  expect(failed.body).toEqual({ error: 'temporarily_unavailable', error_description: expect.any(String) });
+  expect(await consumedAt('AuthorizationCode', code!)).toBeNull();
+
+  const retried = await redeem(akamon, client, code!, verifier);
+  expect(retried.status).toBe(200);
+  expect(await consumedAt('AuthorizationCode', code!)).not.toBeNull();
+
+  const replayed = await redeem(akamon, client, code!, verifier);
+  expect(replayed.status).toBe(400);
+  expect(replayed.body.error).toBe('invalid_grant');
+  const userinfo = await fetch(`${akamon.url}/me`, { headers: { authorization: `Bearer ${retried.body.access_token}` } });
+  expect(userinfo.status).toBe(401);
+});
+
+test('a fault while a refresh token rotates answers 503; the retry rotates it, and a later replay revokes the grant', async () => {
+  const { refresh_token: first } = await freshTokens();
+  await failNextInsertOf('RefreshToken');
+  const failed = await tokenRequest(akamon, client, { grant_type: 'refresh_token', refresh_token: first });
+  expect(failed.status).toBe(503);
+  expect(failed.body.error).toBe('temporarily_unavailable');
+  expect(await consumedAt('RefreshToken', first)).toBeNull();
+
+  const retried = await tokenRequest(akamon, client, { grant_type: 'refresh_token', refresh_token: first });
+  expect(retried.status).toBe(200);
+  const second = retried.body.refresh_token as string;
+  expect(second).not.toBe(first);
+
+  const replayed = await tokenRequest(akamon, client, { grant_type: 'refresh_token', refresh_token: first });
+  expect(replayed.body.error).toBe('invalid_grant');
+  const afterReplay = await tokenRequest(akamon, client, { grant_type: 'refresh_token', refresh_token: second });
+  expect(afterReplay.body.error).toBe('invalid_grant');
+  expect(akamon.logs.some((line) => line.includes('"level":50') && line.includes('injected fault'))).toBe(false);
+});
+
+test('20 parallel redemptions of one refresh token: exactly one wins, the rest are refused cleanly', async () => {
+  const { refresh_token: token } = await freshTokens();
+  const results = await Promise.all(Array.from({ length: 20 }, () => tokenRequest(akamon, client, { grant_type: 'refresh_token', refresh_token: token })));
+  const statuses = results.map((r) => r.status);
+  expect(statuses.filter((s) => s === 200)).toHaveLength(1);
+  for (const result of results.filter((r) => r.status !== 200)) {
+    expect(result.status).toBe(400);
+    expect(result.body.error).toBe('invalid_grant');
+  }
+});
+
+test('20 parallel redemptions of one code: exactly one wins', async () => {
+  const browser = new Browser(akamon.url);
+  const { code, verifier } = await signIn(browser, akamon, client, account, { scope: 'openid' });
+  const results = await Promise.all(Array.from({ length: 20 }, () => redeem(akamon, client, code!, verifier)));
+  expect(results.filter((r) => r.status === 200)).toHaveLength(1);
+  for (const result of results.filter((r) => r.status !== 200)) expect(result.body.error).toBe('invalid_grant');
+});
+
+test('20 parallel resumes of one finished sign-in: exactly one code reaches the relying party', async () => {
+  const browser = new Browser(akamon.url);
+  const started = await startAuthorization(browser, akamon, client, { scope: 'openid' });
+  const passwordPage = await browser.submit(started.page, /\/identifier$/, { identifier: account.commonId });
+  const action = /action="([^"]+\/password)"/.exec(passwordPage.html)![1];
+  const csrf = /name="_csrf" value="([^"]+)"/.exec(passwordPage.html)![1];
+  const posted = await browser.request(action, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ _csrf: csrf, password: account.password }) });
+  expect(posted.status).toBe(303);
+  const resume = posted.headers.get('location')!;
+  const results = await Promise.all(Array.from({ length: 20 }, () => browser.request(resume)));
+  const codes = results.map((r) => r.headers.get('location') ?? '').filter((location) => location.startsWith(client.redirectUri) && new URL(location).searchParams.has('code'));
+  expect(codes).toHaveLength(1);
+  expect(results.filter((r) => r.status >= 500)).toEqual([]);
+});
