@@ -66,4 +66,3 @@ export function refresher(url: string, client: Seeded['client'], pool: Tokens[])
     return answer.status === 200;
   };
 }
-

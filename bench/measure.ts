@@ -21,8 +21,13 @@ export function summarise(latencies: number[], errors: number, seconds: number):
   const sorted = [...latencies].sort((a, b) => a - b);
   const round = (n: number) => Math.round(n * 10) / 10;
   return {
-    count: latencies.length, errors, seconds: round(seconds), perSecond: round(latencies.length / seconds),
-    p50: round(percentile(sorted, 50)), p95: round(percentile(sorted, 95)), p99: round(percentile(sorted, 99)),
+    count: latencies.length,
+    errors,
+    seconds: round(seconds),
+    perSecond: round(latencies.length / seconds),
+    p50: round(percentile(sorted, 50)),
+    p95: round(percentile(sorted, 95)),
+    p99: round(percentile(sorted, 99)),
   };
 }
 
@@ -37,20 +42,22 @@ export async function load(options: { concurrency: number; count?: number; secon
   const started = performance.now();
   const deadline = options.seconds === undefined ? Infinity : started + options.seconds * 1000;
   const limit = options.count ?? Infinity;
-  await Promise.all(Array.from({ length: options.concurrency }, async () => {
-    while (next < limit && performance.now() < deadline) {
-      const i = next++;
-      const t0 = performance.now();
-      let ok = false;
-      try {
-        ok = await task(i);
-      } catch {
-        ok = false;
+  await Promise.all(
+    Array.from({ length: options.concurrency }, async () => {
+      while (next < limit && performance.now() < deadline) {
+        const i = next++;
+        const t0 = performance.now();
+        let ok = false;
+        try {
+          ok = await task(i);
+        } catch {
+          ok = false;
+        }
+        if (ok) latencies.push(performance.now() - t0);
+        else errors += 1;
       }
-      if (ok) latencies.push(performance.now() - t0);
-      else errors += 1;
-    }
-  }));
+    }),
+  );
   return summarise(latencies, errors, (performance.now() - started) / 1000);
 }
 
@@ -64,7 +71,10 @@ export function cpuSeconds(pid: number): number {
 
 /** The peak resident set size of a process, in MiB. */
 export function peakRssMiB(pid: number): number {
-  const line = fs.readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmHWM:'));
+  const line = fs
+    .readFileSync(`/proc/${pid}/status`, 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('VmHWM:'));
   return Math.round(Number(/(\d+)/.exec(line ?? '')?.[1] ?? 0) / 1024);
 }
 

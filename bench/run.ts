@@ -90,15 +90,19 @@ async function main(): Promise<void> {
         if (due > performance.now()) await new Promise((r) => setTimeout(r, due - performance.now()));
         const account = accounts.pop();
         if (!account) break;
-        inflight.push((async () => {
-          const browser = new Browser(url);
-          const { page: passwordPage } = await toPasswordPage(url, seeded.client, account, browser);
-          // Turned away means: the password was sent and the busy page came back.
-          const t0 = performance.now();
-          const page = await submitPassword(browser, passwordPage);
-          stormStatuses.set(page.status, (stormStatuses.get(page.status) ?? 0) + 1);
-          if (page.status === 503) turnedAway.push(performance.now() - t0);
-        })().catch(() => { stormStatuses.set(0, (stormStatuses.get(0) ?? 0) + 1); }));
+        inflight.push(
+          (async () => {
+            const browser = new Browser(url);
+            const { page: passwordPage } = await toPasswordPage(url, seeded.client, account, browser);
+            // Turned away means: the password was sent and the busy page came back.
+            const t0 = performance.now();
+            const page = await submitPassword(browser, passwordPage);
+            stormStatuses.set(page.status, (stormStatuses.get(page.status) ?? 0) + 1);
+            if (page.status === 503) turnedAway.push(performance.now() - t0);
+          })().catch(() => {
+            stormStatuses.set(0, (stormStatuses.get(0) ?? 0) + 1);
+          }),
+        );
       }
       await Promise.all(inflight);
     })();
@@ -107,11 +111,24 @@ async function main(): Promise<void> {
     const sortedAway = turnedAway.sort((a, b) => a - b);
 
     Object.assign(results, {
-      machine: { cores: machineCores, serverCores: plan.serverCores, serverCpus: plan.server ?? 'all', generatorCpus: plan.generator ?? 'all', node: process.version, database, platform: `${os.type()} ${os.release()}` },
+      machine: {
+        cores: machineCores,
+        serverCores: plan.serverCores,
+        serverCpus: plan.server ?? 'all',
+        generatorCpus: plan.generator ?? 'all',
+        node: process.version,
+        database,
+        platform: `${os.type()} ${os.release()}`,
+      },
       parameters: { argon2: argonParams, concurrency: C, signins: SIGNINS, seconds: SECONDS },
       argon2Bound: bound,
       signin: { ...signins, cpuSecondsPerSignin: Math.round(cpuPerSignin * 1000) / 1000, ratioToBound: Math.round((signins.perSecond / bound.perSecond) * 100) / 100 },
-      refresh, clientCredentials, discovery, jwks, userinfo, introspection,
+      refresh,
+      clientCredentials,
+      discovery,
+      jwks,
+      userinfo,
+      introspection,
       storm: {
         attemptsPerSecond: Math.round(stormRate * 10) / 10,
         statuses: Object.fromEntries(stormStatuses),
@@ -135,7 +152,21 @@ async function main(): Promise<void> {
   process.stdout.write(table);
 }
 
-function markdown(r: { machine: { cores: number; serverCores: number; serverCpus: string; generatorCpus: string; database: string; node: string }; parameters: { argon2: { memoryCost: number; timeCost: number; parallelism: number }; concurrency: number }; argon2Bound: Summary; signin: Summary & { cpuSecondsPerSignin: number; ratioToBound: number }; refresh: Summary; clientCredentials: Summary; discovery: Summary; jwks: Summary; userinfo: Summary; introspection: Summary; storm: { attemptsPerSecond: number; statuses: Record<string, number>; turnedAwayP50: number | null; refresh: Summary; refreshP99Ratio: number | null; otherServerErrors: number }; peakRssMiB: number; readyMs: number }): string {
+function markdown(r: {
+  machine: { cores: number; serverCores: number; serverCpus: string; generatorCpus: string; database: string; node: string };
+  parameters: { argon2: { memoryCost: number; timeCost: number; parallelism: number }; concurrency: number };
+  argon2Bound: Summary;
+  signin: Summary & { cpuSecondsPerSignin: number; ratioToBound: number };
+  refresh: Summary;
+  clientCredentials: Summary;
+  discovery: Summary;
+  jwks: Summary;
+  userinfo: Summary;
+  introspection: Summary;
+  storm: { attemptsPerSecond: number; statuses: Record<string, number>; turnedAwayP50: number | null; refresh: Summary; refreshP99Ratio: number | null; otherServerErrors: number };
+  peakRssMiB: number;
+  readyMs: number;
+}): string {
   const row = (name: string, s: Summary, note = '') => `| ${name} | ${s.perSecond} | ${(s.perSecond / r.machine.serverCores).toFixed(1)} | ${s.p50} | ${s.p95} | ${s.p99} | ${s.errors} | ${note} |`;
   return [
     `Akamon benchmark: ${r.machine.cores} cores (server on CPU ${r.machine.serverCpus}, load generator on CPU ${r.machine.generatorCpus}), ${r.machine.database}, Node ${r.machine.node}, argon2id m=${r.parameters.argon2.memoryCost} KiB t=${r.parameters.argon2.timeCost} p=${r.parameters.argon2.parallelism}, concurrency ${r.parameters.concurrency}`,
@@ -150,7 +181,11 @@ function markdown(r: { machine: { cores: number; serverCores: number; serverCpus
     row('JWKS', r.jwks),
     row('userinfo', r.userinfo),
     row('introspection', r.introspection),
-    row('refresh during a login storm', r.storm.refresh, `p99 ${r.storm.refreshP99Ratio}× alone; storm ${r.storm.attemptsPerSecond}/s, statuses ${JSON.stringify(r.storm.statuses)}, turned away in ${r.storm.turnedAwayP50} ms (p50), other 5xx ${r.storm.otherServerErrors}`),
+    row(
+      'refresh during a login storm',
+      r.storm.refresh,
+      `p99 ${r.storm.refreshP99Ratio}× alone; storm ${r.storm.attemptsPerSecond}/s, statuses ${JSON.stringify(r.storm.statuses)}, turned away in ${r.storm.turnedAwayP50} ms (p50), other 5xx ${r.storm.otherServerErrors}`,
+    ),
     '',
     `Peak server RSS ${r.peakRssMiB} MiB; ready ${r.readyMs} ms after start.`,
     '',

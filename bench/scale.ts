@@ -98,7 +98,11 @@ async function plans(databaseUrl: string): Promise<Record<string, string>> {
     const lookups = { ...HOT_LOOKUPS, 'refresh token with its grant and session': tokenWithGrantAndSession('RefreshToken', 'none') };
     for (const [name, query] of Object.entries(lookups)) {
       const { rows } = await sql<{ 'QUERY PLAN': string }>`explain ${typeof query === 'string' ? sql.raw(query) : query}`.execute(database.db);
-      result[name] = rows.map((r) => r['QUERY PLAN'].trim()).filter((line) => /Scan/.test(line)).map((line) => line.replace(/^->\s*/, '').replace(/\s+\(cost.*$/, '')).join('; ');
+      result[name] = rows
+        .map((r) => r['QUERY PLAN'].trim())
+        .filter((line) => /Scan/.test(line))
+        .map((line) => line.replace(/^->\s*/, '').replace(/\s+\(cost.*$/, ''))
+        .join('; ');
     }
     return result;
   } finally {
@@ -131,10 +135,17 @@ export async function runScale(options: ScaleOptions): Promise<string> {
     const ratio = (a: number, b: number) => (b ? Math.round((a / b) * 100) / 100 : null);
     const results = {
       parameters: { rows: options.rows, concurrency: options.concurrency, signins: options.signins, seconds: options.seconds, serverCpus: options.plan.server ?? 'all' },
-      fillSeconds, small, large, smallRounds, largeRounds, queryPlans,
+      fillSeconds,
+      small,
+      large,
+      smallRounds,
+      largeRounds,
+      queryPlans,
       ratios: {
-        signinP50: ratio(large.signin.p50, small.signin.p50), signinP95: ratio(large.signin.p95, small.signin.p95),
-        refreshP50: ratio(large.refresh.p50, small.refresh.p50), refreshP95: ratio(large.refresh.p95, small.refresh.p95),
+        signinP50: ratio(large.signin.p50, small.signin.p50),
+        signinP95: ratio(large.signin.p95, small.signin.p95),
+        refreshP50: ratio(large.refresh.p50, small.refresh.p50),
+        refreshP95: ratio(large.refresh.p95, small.refresh.p95),
       },
     };
     const row = (name: string, s: Summary, l: Summary) => `| ${name} | ${s.perSecond} | ${s.p50} | ${s.p95} | ${l.perSecond} | ${l.p50} | ${l.p95} | ${ratio(l.p50, s.p50)} | ${ratio(l.p95, s.p95)} |`;

@@ -64,7 +64,9 @@ export async function seed(options: { people: number; databaseUrl?: string }): P
     AKAMON_DEV_IDV: 'false',
     AKAMON_LOG_LEVEL: 'info',
   };
-  let cleanup = async () => { fs.rmSync(dataDir, { recursive: true, force: true }); };
+  let cleanup = async () => {
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  };
   if (options.databaseUrl) {
     const name = `akamon_bench_${Date.now()}`;
     const admin = await openDatabase({ url: options.databaseUrl, poolMax: 1 });
@@ -82,15 +84,32 @@ export async function seed(options: { people: number; databaseUrl?: string }): P
     };
   }
   const config = loadConfig(env);
-  const deps = await buildDeps(config, createLogger('silent', new Writable({ write(_c, _e, done) { done(); } })));
+  const deps = await buildDeps(
+    config,
+    createLogger(
+      'silent',
+      new Writable({
+        write(_c, _e, done) {
+          done();
+        },
+      }),
+    ),
+  );
   try {
     const hash = await deps.hasher.hash(PASSWORD);
     const accounts: BenchAccount[] = [];
     const base = 9_000_000_000;
     for (let start = 0; start < options.people; start += 500) {
       const rows = Array.from({ length: Math.min(500, options.people - start) }, (_, i) => ({
-        common_id: String(base + start + i), name: `Bench Person ${start + i}`, email: null, affiliation: 'student' as const, status: 'active' as const,
-        password_hash: hash, password_set_at: new Date(), must_change_password: false, updated_at: new Date(),
+        common_id: String(base + start + i),
+        name: `Bench Person ${start + i}`,
+        email: null,
+        affiliation: 'student' as const,
+        status: 'active' as const,
+        password_hash: hash,
+        password_set_at: new Date(),
+        must_change_password: false,
+        updated_at: new Date(),
       }));
       const inserted = await deps.database.db.insertInto('account').values(rows).returning(['id', 'common_id']).execute();
       for (const account of inserted) {
@@ -105,7 +124,9 @@ export async function seed(options: { people: number; databaseUrl?: string }): P
     const { client, clientSecret } = await clients.create({ name: 'Bench RP', redirectUris: [REDIRECT_URI], firstParty: true, requireMfa: true });
     const service = await clients.create({ name: 'Bench service', redirectUris: [REDIRECT_URI], clientCredentials: true });
     return {
-      env, accounts, cleanup,
+      env,
+      accounts,
+      cleanup,
       client: { clientId: client.clientId, clientSecret: clientSecret! },
       service: { clientId: service.client.clientId, clientSecret: service.clientSecret! },
     };
@@ -156,7 +177,9 @@ export async function startServer(env: Record<string, string>, options: { profil
         resolve(Number(match[1]));
       }
     });
-    child.stderr!.setEncoding('utf8').on('data', (chunk: string) => { buffered += chunk; });
+    child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
+      buffered += chunk;
+    });
     child.once('exit', (code) => reject(new Error(`the server exited with ${code}:\n${buffered.slice(-2000)}`)));
   });
   // From here on its log is read by nobody: drain it so that the pipe never blocks the server.

@@ -91,16 +91,25 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
   // Identity verification through the upstream provider (the national ID card app), when configured.
   const idvFlow = deps.idvSettings
     ? new IdvFlow({
-      config, renderer, csrf, state: deps.interactionState, throttle: deps.throttle, anonymousCap, idv: deps.idv, stateTtlSeconds: config.ttl.interaction,
-      upstream: new UpstreamIdp(deps.idvSettings, `${config.issuer}/idv/callback`),
-    })
+        config,
+        renderer,
+        csrf,
+        state: deps.interactionState,
+        throttle: deps.throttle,
+        anonymousCap,
+        idv: deps.idv,
+        stateTtlSeconds: config.ttl.interaction,
+        upstream: new UpstreamIdp(deps.idvSettings, `${config.issuer}/idv/callback`),
+      })
     : undefined;
 
   let holder: ProviderHolder | undefined;
   const clients = new ClientService({
     store: deps.clientStore,
     box,
-    validate: async (metadata) => { await holder!.provider.Client.validate(metadata as never); },
+    validate: async (metadata) => {
+      await holder!.provider.Client.validate(metadata as never);
+    },
     allowHttpRedirects: !config.production,
   });
 
@@ -120,15 +129,15 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
     idv: idvFlow ? { flow: idvFlow, verification: deps.idv } : undefined,
     async decide(request) {
       const accountId = request.details.session?.accountId;
-      const [account, client] = await Promise.all([
-        accountId ? deps.accounts.findById(accountId) : undefined,
-        deps.clientStore.find(String(request.details.params.client_id)),
-      ]);
+      const [account, client] = await Promise.all([accountId ? deps.accounts.findById(accountId) : undefined, deps.clientStore.find(String(request.details.params.client_id))]);
       return account && client ? deps.access.decide(account, client) : undefined;
     },
   });
   const hooks = {
-    adapter: cappingAnonymousRecords(postgresAdapter(db, async (id) => clients.providerMetadata(id) as never), anonymousCap),
+    adapter: cappingAnonymousRecords(
+      postgresAdapter(db, async (id) => clients.providerMetadata(id) as never),
+      anonymousCap,
+    ),
     findAccount: findAccount(deps.accounts, deps.clientStore, deps.access),
     policy: buildPolicy(steps, factsLoader({ accounts: deps.accounts, clients: deps.clientStore, mfa: deps.mfaStore, access: deps.access, clock: deps.clock, rollout: config.mfaRollout })),
     loadExistingGrant,
@@ -148,7 +157,9 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
     return provider;
   };
   const loadKeys = () => loadKeyMaterial(db, box, timings);
-  holder = new ProviderHolder(await loadKeys(), build, loadKeys, (keys) => { app.keys = keys.cookieKeys; });
+  holder = new ProviderHolder(await loadKeys(), build, loadKeys, (keys) => {
+    app.keys = keys.cookieKeys;
+  });
   await ensureAccountClient(clients, config.issuer);
   deps.payloads.beforeRevoke((accountId) => notifyAccountLogout(holder!.provider, db, accountId, logger));
 
@@ -161,7 +172,9 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
   const pages = new Router();
   pages.get('/', (ctx) => renderer.page(ctx, 'home', 'home.title', { accountUrl: '/account' }));
   pages.get('/lang', languageSwitch(config.production));
-  pages.get('/healthz', (ctx) => { ctx.body = { status: 'ok' }; });
+  pages.get('/healthz', (ctx) => {
+    ctx.body = { status: 'ok' };
+  });
   // Answers within about a second in every state: a frozen database must not hang the probe.
   pages.get('/readyz', async (ctx) => {
     try {
@@ -177,14 +190,58 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
   const routers = [
     pages,
     interactionRouter({ provider: () => holder!.provider, steps, renderer, csrf, state: deps.interactionState, stateTtlSeconds: config.ttl.interaction }),
-    accountHome({ config, accounts: deps.accounts, accountService: deps.accountService, mfa: deps.mfa, appPasswords: deps.appPasswords, recoveryEmail: deps.recoveryEmail, audit: deps.audit, education: deps.education, clients: deps.clientStore, access: deps.access, clock: deps.clock, signinLog: deps.signinLog, sessions: deps.payloads, idv: deps.idv, idvFlow, csrf, renderer, clientSecret: async () => String((await clients.providerMetadata(ACCOUNT_CLIENT_ID))?.client_secret) }),
+    accountHome({
+      config,
+      accounts: deps.accounts,
+      accountService: deps.accountService,
+      mfa: deps.mfa,
+      appPasswords: deps.appPasswords,
+      recoveryEmail: deps.recoveryEmail,
+      audit: deps.audit,
+      education: deps.education,
+      clients: deps.clientStore,
+      access: deps.access,
+      clock: deps.clock,
+      signinLog: deps.signinLog,
+      sessions: deps.payloads,
+      idv: deps.idv,
+      idvFlow,
+      csrf,
+      renderer,
+      clientSecret: async () => String((await clients.providerMetadata(ACCOUNT_CLIENT_ID))?.client_secret),
+    }),
     recoveryRoutes({
-      config, renderer, csrf, state: deps.interactionState, captcha: new Captcha(box.deriveKey('captcha'), config.captchaMaxNumber), throttle: deps.throttle, anonymousCap,
-      accounts: deps.accounts, accountService: deps.accountService, recoveryEmail: deps.recoveryEmail, mfa: deps.mfa, audit: deps.audit,
+      config,
+      renderer,
+      csrf,
+      state: deps.interactionState,
+      captcha: new Captcha(box.deriveKey('captcha'), config.captchaMaxNumber),
+      throttle: deps.throttle,
+      anonymousCap,
+      accounts: deps.accounts,
+      accountService: deps.accountService,
+      recoveryEmail: deps.recoveryEmail,
+      mfa: deps.mfa,
+      audit: deps.audit,
       idvAvailable: Boolean(idvFlow),
     }),
     ...(idvFlow ? [idvFlow.routes()] : []),
-    adminApi({ operators: deps.operators, accountService: deps.accountService, accounts: deps.accounts, clients, signinLog: deps.signinLog, rotateKeys, mfa: deps.mfa, tokens: deps.tokens, audit: deps.audit, accountRules: deps.accountRules, education: deps.education, revocations: deps.revocations, idv: deps.idv, timeZone: config.timeZone }),
+    adminApi({
+      operators: deps.operators,
+      accountService: deps.accountService,
+      accounts: deps.accounts,
+      clients,
+      signinLog: deps.signinLog,
+      rotateKeys,
+      mfa: deps.mfa,
+      tokens: deps.tokens,
+      audit: deps.audit,
+      accountRules: deps.accountRules,
+      education: deps.education,
+      revocations: deps.revocations,
+      idv: deps.idv,
+      timeZone: config.timeZone,
+    }),
   ];
 
   app.use(requestContext(logger));

@@ -117,12 +117,24 @@ export async function buildDeps(config: Config, logger: Logger, overrides: { dat
   const appPasswords = new AppPasswordService({ store: new AppPasswordStore(db), key: box.deriveKey('app-password') });
   const accountService = new AccountService({ store: accounts, hasher, profile: config.passwordProfile, sessions: payloads, throttle });
   const mfa = new MfaService({
-    store: mfaStore, box, throttle, clock, phone,
+    store: mfaStore,
+    box,
+    throttle,
+    clock,
+    phone,
     rp: { name: config.issuerName, id: new URL(config.issuer).hostname, origin: new URL(config.issuer).origin },
   });
   const audit = new AuditLog(db);
   const idv = new IdentityVerification({
-    links: new IdentityLinkStore(db), accounts, accountService, mfa, sessions: payloads, audit, throttle, clock, salvageDays: config.salvageDays,
+    links: new IdentityLinkStore(db),
+    accounts,
+    accountService,
+    mfa,
+    sessions: payloads,
+    audit,
+    throttle,
+    clock,
+    salvageDays: config.salvageDays,
   });
   return {
     config,

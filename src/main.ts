@@ -36,7 +36,11 @@ async function startDevelopmentIdv(port: number): Promise<IdvSettings | undefine
   const secret = randomToken();
   try {
     devIdv = await startDevIdv({
-      production: config.production, host: config.listenHost, port, publicHost: new URL(config.issuer).hostname, logger,
+      production: config.production,
+      host: config.listenHost,
+      port,
+      publicHost: new URL(config.issuer).hostname,
+      logger,
       clients: [{ client_id: 'akamon', client_secret: secret, redirect_uris: [`${config.issuer}/idv/callback`] }],
     });
   } catch (error) {
@@ -73,18 +77,20 @@ const server: Server = akamon.app.listen(config.port, config.listenHost, () => {
   logger.info({ issuer: config.issuer, database: deps.database.kind, readyMs: Math.round(process.uptime() * 1000) }, 'akamon ready');
   if (firstOperatorTokenFile) logger.info({ file: firstOperatorTokenFile }, 'operator token for the akamon CLI written');
   if (!config.production) {
-    process.stdout.write([
-      '',
-      `Akamon is running at ${config.issuer}`,
-      '',
-      'Create an account (in another terminal):',
-      '  npx akamon account create --id 0123456789 --name "Hanako Todai" --affiliation student',
-      `Then sign in at ${config.issuer}/account with the Common ID and the initial password it prints.`,
-      '',
-      'Register a relying party:',
-      '  npx akamon client create --name "My app" --redirect-uri http://localhost:8080/callback',
-      '',
-    ].join('\n'));
+    process.stdout.write(
+      [
+        '',
+        `Akamon is running at ${config.issuer}`,
+        '',
+        'Create an account (in another terminal):',
+        '  npx akamon account create --id 0123456789 --name "Hanako Todai" --affiliation student',
+        `Then sign in at ${config.issuer}/account with the Common ID and the initial password it prints.`,
+        '',
+        'Register a relying party:',
+        '  npx akamon client create --name "My app" --redirect-uri http://localhost:8080/callback',
+        '',
+      ].join('\n'),
+    );
   }
 });
 server.requestTimeout = HTTP_REQUEST_TIMEOUT_MS;

@@ -30,7 +30,9 @@ export function validateAccountInput(input: AccountInput): { commonId: string; n
   if (!COMMON_ID_PATTERN.test(commonId)) throw new DomainError('invalid_common_id', 'the Common ID must be exactly 10 digits');
   const name = cleanName(String(input.name ?? ''), 200);
   if (!name) throw new DomainError('invalid_name', 'the name must be 1 to 200 characters on one line, without control or bidirectional formatting characters');
-  const affiliation = String(input.affiliation ?? '').trim().toLowerCase() as Affiliation;
+  const affiliation = String(input.affiliation ?? '')
+    .trim()
+    .toLowerCase() as Affiliation;
   if (!AFFILIATIONS.includes(affiliation)) throw new DomainError('invalid_affiliation', `the affiliation must be one of ${AFFILIATIONS.join(', ')}`);
   const email = input.email ? String(input.email).trim() : null;
   if (email !== null && (email.length > 254 || !EMAIL_PATTERN.test(email))) throw new DomainError('invalid_email', 'the email address is not valid');

@@ -24,7 +24,8 @@ export class AccountStore {
   }
 
   async insert(account: NewAccount): Promise<AccountRow | undefined> {
-    return this.#db.insertInto('account')
+    return this.#db
+      .insertInto('account')
       .values({
         common_id: account.commonId,
         name: account.name,
@@ -68,7 +69,8 @@ export class AccountStore {
    * of concurrent changes made with the same current password, one wins. Returns whether it changed.
    */
   async setPassword(id: string, passwordHash: string, mustChange: boolean, replacing?: string): Promise<boolean> {
-    let update = this.#db.updateTable('account')
+    let update = this.#db
+      .updateTable('account')
       .set({ password_hash: passwordHash, must_change_password: mustChange, password_set_at: this.#clock.now(), updated_at: sql<Date>`now()` as never })
       .where('id', '=', id);
     if (replacing !== undefined) update = update.where('password_hash', '=', replacing);
@@ -78,33 +80,42 @@ export class AccountStore {
 
   /** Replaces the hash only if it is still the one that was verified (a concurrent change wins). */
   async rehash(id: string, oldHash: string, newHash: string): Promise<void> {
-    await this.#db.updateTable('account').set({ password_hash: newHash })
-      .where('id', '=', id).where('password_hash', '=', oldHash).execute();
+    await this.#db.updateTable('account').set({ password_hash: newHash }).where('id', '=', id).where('password_hash', '=', oldHash).execute();
   }
 
   /** A recovery address, confirmed by a code sent to it. */
   async setRecoveryEmail(id: string, email: string): Promise<void> {
-    await this.#db.updateTable('account')
+    await this.#db
+      .updateTable('account')
       .set({ recovery_email: email, recovery_email_verified_at: sql<Date>`now()` as never, updated_at: sql<Date>`now()` as never })
-      .where('id', '=', id).execute();
+      .where('id', '=', id)
+      .execute();
   }
 
   /** "Later" on the MFA rollout notice: counted, and remembered for a day. */
   async postponeMfa(id: string, at: Date): Promise<void> {
-    await this.#db.updateTable('account')
+    await this.#db
+      .updateTable('account')
       .set((eb) => ({ mfa_postpone_count: eb('mfa_postpone_count', '+', 1), mfa_postponed_at: at }))
-      .where('id', '=', id).execute();
+      .where('id', '=', id)
+      .execute();
   }
 
   async setMfaRequired(id: string, required: boolean): Promise<void> {
-    await this.#db.updateTable('account').set({ mfa_required: required, updated_at: sql<Date>`now()` as never }).where('id', '=', id).execute();
+    await this.#db
+      .updateTable('account')
+      .set({ mfa_required: required, updated_at: sql<Date>`now()` as never })
+      .where('id', '=', id)
+      .execute();
   }
 
   /** Revoking records when (the salvage period counts from it) and why, and settles any scheduled revocation. */
   async setStatus(id: string, status: AccountStatus, reason: string | null = null): Promise<void> {
-    const lifecycle = status === 'revoked'
-      ? { revoked_at: this.#clock.now(), revoke_at: null, revoke_reason: sql<string>`coalesce(${reason}, revoke_reason)` }
-      : { revoked_at: null };
-    await this.#db.updateTable('account').set({ status, ...lifecycle, updated_at: sql<Date>`now()` as never }).where('id', '=', id).execute();
+    const lifecycle = status === 'revoked' ? { revoked_at: this.#clock.now(), revoke_at: null, revoke_reason: sql<string>`coalesce(${reason}, revoke_reason)` } : { revoked_at: null };
+    await this.#db
+      .updateTable('account')
+      .set({ status, ...lifecycle, updated_at: sql<Date>`now()` as never })
+      .where('id', '=', id)
+      .execute();
   }
 }

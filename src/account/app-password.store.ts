@@ -29,8 +29,7 @@ export class AppPasswordStore {
   }
 
   list(accountId: string): Promise<AppPasswordRow[]> {
-    return this.#db.selectFrom('app_password').select(['id', 'account_id', 'name', 'created_at', 'last_used_at'])
-      .where('account_id', '=', accountId).orderBy('created_at').execute();
+    return this.#db.selectFrom('app_password').select(['id', 'account_id', 'name', 'created_at', 'last_used_at']).where('account_id', '=', accountId).orderBy('created_at').execute();
   }
 
   async delete(accountId: string, id: string): Promise<boolean> {
@@ -41,8 +40,13 @@ export class AppPasswordStore {
 
   /** Finds the account's app password with this digest (an index lookup, no comparison in JS). */
   async use(accountId: string, digest: string): Promise<boolean> {
-    const row = await this.#db.updateTable('app_password').set({ last_used_at: sql<Date>`now()` as never })
-      .where('account_id', '=', accountId).where('digest', '=', digest).returning('id').executeTakeFirst();
+    const row = await this.#db
+      .updateTable('app_password')
+      .set({ last_used_at: sql<Date>`now()` as never })
+      .where('account_id', '=', accountId)
+      .where('digest', '=', digest)
+      .returning('id')
+      .executeTakeFirst();
     return row !== undefined;
   }
 }

@@ -22,9 +22,9 @@ function startOfDay(day: string, timeZone: string): Date {
   const utcMidnight = new Date(`${day}T00:00:00Z`);
   if (Number.isNaN(utcMidnight.getTime()) || utcMidnight.toISOString().slice(0, 10) !== day) return new Date(Number.NaN);
   // The zone's offset at that moment (close enough: no zone changes offset at midnight twice a day).
-  const parts = new Intl.DateTimeFormat('en-US', { timeZone, hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit' })
-    .formatToParts(utcMidnight).reduce<Record<string, string>>((all, p) => ({ ...all, [p.type]: p.value }), {});
-  const asLocal = Date.UTC(Number(parts.year), Number(parts.month) - 1, Number(parts.day), Number(parts.hour), Number(parts.minute));
+  const parts = new Intl.DateTimeFormat('en-US', { timeZone, hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit' }).formatToParts(utcMidnight);
+  const part = (type: Intl.DateTimeFormatPartTypes) => Number(parts.find((p) => p.type === type)?.value);
+  const asLocal = Date.UTC(part('year'), part('month') - 1, part('day'), part('hour'), part('minute'));
   return new Date(utcMidnight.getTime() - (asLocal - utcMidnight.getTime()));
 }
 
@@ -63,21 +63,28 @@ export class Revocations {
     const account = await this.#accountService.get(commonId);
     if (account.status === 'revoked') throw new DomainError('already_revoked', `account ${commonId} is already revoked`);
     if (at.getTime() < this.#clock.now().getTime() - 86_400_000) throw new DomainError('invalid_request', 'that date has passed; revoke without a date to revoke now');
-    await this.#db.updateTable('account').set({ revoke_at: at, revoke_reason: reason, updated_at: sql<Date>`now()` as never }).where('id', '=', account.id).execute();
+    await this.#db
+      .updateTable('account')
+      .set({ revoke_at: at, revoke_reason: reason, updated_at: sql<Date>`now()` as never })
+      .where('id', '=', account.id)
+      .execute();
     return (await this.#accounts.findById(account.id))!;
   }
 
   async cancel(commonId: string): Promise<AccountRow> {
     const account = await this.#accountService.get(commonId);
     if (!account.revoke_at) throw new DomainError('not_scheduled', `account ${commonId} has no scheduled revocation`);
-    await this.#db.updateTable('account').set({ revoke_at: null, revoke_reason: null, updated_at: sql<Date>`now()` as never }).where('id', '=', account.id).execute();
+    await this.#db
+      .updateTable('account')
+      .set({ revoke_at: null, revoke_reason: null, updated_at: sql<Date>`now()` as never })
+      .where('id', '=', account.id)
+      .execute();
     return (await this.#accounts.findById(account.id))!;
   }
 
   /** Accounts with a revocation scheduled up to `until` (all of them without it), soonest first. */
   scheduled(filter: { until?: Date; limit: number; after?: string }): Promise<AccountRow[]> {
-    let query = this.#db.selectFrom('account').selectAll().where('revoke_at', 'is not', null)
-      .orderBy('revoke_at').orderBy('common_id').limit(filter.limit);
+    let query = this.#db.selectFrom('account').selectAll().where('revoke_at', 'is not', null).orderBy('revoke_at').orderBy('common_id').limit(filter.limit);
     if (filter.until) query = query.where('revoke_at', '<=', filter.until);
     if (filter.after) query = query.where('common_id', '>', filter.after);
     return query.execute();
@@ -89,11 +96,10 @@ export class Revocations {
    */
   async applyDue(batch: number): Promise<number> {
     const now = this.#clock.now();
-    const revoked = await this.#db.updateTable('account')
+    const revoked = await this.#db
+      .updateTable('account')
       .set({ status: 'revoked', revoked_at: now, revoke_at: null, updated_at: sql<Date>`now()` as never })
-      .where('id', 'in', (eb) => eb.selectFrom('account').select('id')
-        .where('revoke_at', '<=', now).where('status', '!=', 'revoked')
-        .orderBy('revoke_at').limit(batch).forUpdate().skipLocked())
+      .where('id', 'in', (eb) => eb.selectFrom('account').select('id').where('revoke_at', '<=', now).where('status', '!=', 'revoked').orderBy('revoke_at').limit(batch).forUpdate().skipLocked())
       .returning(['id', 'common_id', 'revoke_reason'])
       .execute();
     for (const account of revoked) {

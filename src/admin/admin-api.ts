@@ -85,7 +85,7 @@ function clientInput(body: Record<string, unknown>): ClientInput {
     mfaMaxAge: optional<number | null>('mfaMaxAge', 'number', true),
     legacyPassword: optional<boolean>('legacyPassword', 'boolean'),
     clientCredentials: optional<boolean>('clientCredentials', 'boolean'),
-    allowedAffiliations: body.allowedAffiliations === null ? null : strings('allowedAffiliations') as Affiliation[] | undefined,
+    allowedAffiliations: body.allowedAffiliations === null ? null : (strings('allowedAffiliations') as Affiliation[] | undefined),
     allowedStatuses: strings('allowedStatuses') as AccountStatus[] | undefined,
     requireEducation: optional<boolean>('requireEducation', 'boolean'),
     salvage: optional<boolean>('salvage', 'boolean'),
@@ -151,7 +151,9 @@ export function adminApi(deps: AdminApiDeps): Router {
   router.post('/accounts', async (ctx) => {
     const b = body(ctx);
     const { account, initialPassword } = await deps.accountService.create({
-      commonId: String(b.commonId ?? ''), name: String(b.name ?? ''), affiliation: String(b.affiliation ?? ''),
+      commonId: String(b.commonId ?? ''),
+      name: String(b.name ?? ''),
+      affiliation: String(b.affiliation ?? ''),
       email: typeof b.email === 'string' ? b.email : null,
     });
     await audit(ctx, 'account.created', account.id);
@@ -165,7 +167,12 @@ export function adminApi(deps: AdminApiDeps): Router {
     if (!Number.isInteger(limit) || limit < 1 || limit > 1000) bad('limit must be from 1 to 1000');
     if (status !== undefined && !STATUSES.includes(status as AccountStatus)) bad(`status must be one of ${STATUSES.join(', ')}`);
     if (affiliation !== undefined && !AFFILIATIONS.includes(affiliation as Affiliation)) bad(`affiliation must be one of ${AFFILIATIONS.join(', ')}`);
-    const rows = await deps.accounts.list({ status: status as AccountStatus | undefined, affiliation: affiliation as Affiliation | undefined, limit, after: typeof after === 'string' ? after : undefined });
+    const rows = await deps.accounts.list({
+      status: status as AccountStatus | undefined,
+      affiliation: affiliation as Affiliation | undefined,
+      limit,
+      after: typeof after === 'string' ? after : undefined,
+    });
     ctx.body = { accounts: rows.map(accountJson) };
   });
 
@@ -173,14 +180,19 @@ export function adminApi(deps: AdminApiDeps): Router {
     const account = await deps.accountService.get(ctx.params.commonId);
     // Factors are listed by kind and label; their secrets never leave the server.
     const factors = (await deps.mfa.factors(account.id)).map((f) => ({
-      kind: f.kind, label: f.label, default: f.is_default, createdAt: new Date(f.created_at).toISOString(),
+      kind: f.kind,
+      label: f.label,
+      default: f.is_default,
+      createdAt: new Date(f.created_at).toISOString(),
       lastUsedAt: f.last_used_at ? new Date(f.last_used_at).toISOString() : null,
     }));
     const year = deps.education.currentYear();
     // The identity link is shown by its date only: the pairwise identifier is of no use to operators.
     const link = await deps.idv.linkOf(account.id);
     ctx.body = {
-      ...accountJson(account), factors, education: { year, passedOn: (await deps.education.passedThisYear(account.id)) ?? null },
+      ...accountJson(account),
+      factors,
+      education: { year, passedOn: (await deps.education.passedThisYear(account.id)) ?? null },
       identityLink: link ? { linkedAt: new Date(link.linked_at).toISOString() } : null,
     };
   });
@@ -379,8 +391,13 @@ export function adminApi(deps: AdminApiDeps): Router {
     const rows = await deps.signinLog.list({ accountId, since: sinceDate, limit });
     ctx.body = {
       signins: rows.map((r) => ({
-        at: new Date(r.occurred_at).toISOString(), commonId: r.common_id, clientId: r.client_id, ip: r.ip,
-        userAgent: r.user_agent, result: r.result, reason: r.reason,
+        at: new Date(r.occurred_at).toISOString(),
+        commonId: r.common_id,
+        clientId: r.client_id,
+        ip: r.ip,
+        userAgent: r.user_agent,
+        result: r.result,
+        reason: r.reason,
       })),
     };
   });

@@ -19,15 +19,22 @@ export class OperatorStore {
 
   async create(name: string): Promise<string> {
     const token = randomToken('akop_');
-    await this.#db.insertInto('operator').values({ name, token_hash: sha256(token) }).execute();
+    await this.#db
+      .insertInto('operator')
+      .values({ name, token_hash: sha256(token) })
+      .execute();
     return token;
   }
 
   /** Looks the token up by its hash: no comparison of secrets happens in JavaScript. */
   async verify(token: string): Promise<string | undefined> {
     if (!/^akop_[A-Za-z0-9_-]{43}$/.test(token)) return undefined;
-    const row = await this.#db.updateTable('operator').set({ last_used_at: sql<Date>`now()` as never })
-      .where('token_hash', '=', sha256(token)).returning('name').executeTakeFirst();
+    const row = await this.#db
+      .updateTable('operator')
+      .set({ last_used_at: sql<Date>`now()` as never })
+      .where('token_hash', '=', sha256(token))
+      .returning('name')
+      .executeTakeFirst();
     return row?.name;
   }
 

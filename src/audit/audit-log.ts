@@ -20,18 +20,26 @@ export class AuditLog {
   }
 
   async record(entry: AuditEntry): Promise<void> {
-    await this.#db.insertInto('audit_event').values({
-      actor: entry.actor.slice(0, 200),
-      action: entry.action,
-      account_id: entry.accountId ?? null,
-      details: JSON.stringify(entry.details ?? {}),
-    }).execute();
+    await this.#db
+      .insertInto('audit_event')
+      .values({
+        actor: entry.actor.slice(0, 200),
+        action: entry.action,
+        account_id: entry.accountId ?? null,
+        details: JSON.stringify(entry.details ?? {}),
+      })
+      .execute();
   }
 
   list(filter: { accountId?: string; limit: number }): Promise<AuditEvent[]> {
-    let query = this.#db.selectFrom('audit_event').leftJoin('account', 'account.id', 'audit_event.account_id')
-      .selectAll('audit_event').select('account.common_id')
-      .orderBy('audit_event.occurred_at', 'desc').orderBy('audit_event.id', 'desc').limit(filter.limit);
+    let query = this.#db
+      .selectFrom('audit_event')
+      .leftJoin('account', 'account.id', 'audit_event.account_id')
+      .selectAll('audit_event')
+      .select('account.common_id')
+      .orderBy('audit_event.occurred_at', 'desc')
+      .orderBy('audit_event.id', 'desc')
+      .limit(filter.limit);
     if (filter.accountId) query = query.where('audit_event.account_id', '=', filter.accountId);
     return query.execute();
   }

@@ -22,18 +22,22 @@ export class SigninLog {
   }
 
   async record(attempt: SigninAttempt): Promise<void> {
-    await this.#db.insertInto('signin_event').values({
-      account_id: attempt.accountId,
-      client_id: attempt.clientId?.slice(0, 200) ?? null,
-      ip: attempt.ip?.slice(0, 100) ?? null,
-      user_agent: attempt.userAgent?.slice(0, 500) ?? null,
-      result: attempt.result,
-      reason: attempt.reason,
-    }).execute();
+    await this.#db
+      .insertInto('signin_event')
+      .values({
+        account_id: attempt.accountId,
+        client_id: attempt.clientId?.slice(0, 200) ?? null,
+        ip: attempt.ip?.slice(0, 100) ?? null,
+        user_agent: attempt.userAgent?.slice(0, 500) ?? null,
+        result: attempt.result,
+        reason: attempt.reason,
+      })
+      .execute();
   }
 
   list(filter: { accountId?: string; since?: Date; limit: number }): Promise<Array<SigninEvent & { common_id: string | null }>> {
-    let query = this.#db.selectFrom('signin_event')
+    let query = this.#db
+      .selectFrom('signin_event')
       .leftJoin('account', 'account.id', 'signin_event.account_id')
       .selectAll('signin_event')
       .select('account.common_id')

@@ -49,7 +49,6 @@ export async function readCsvRows(file: string, command: string, columns: { requ
   }));
 }
 
-
 export interface RowError {
   row: number;
   commonId: string | null;

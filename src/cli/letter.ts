@@ -45,7 +45,13 @@ export async function renderLetter(data: LetterData): Promise<string> {
 
 /** Fails (exit 1) when the letter file exists: checked before an account is changed. */
 export async function assertLetterAbsent(file: string): Promise<void> {
-  if (await fs.stat(file).then(() => true, () => false)) throw new CliError(`${file} already exists; not overwriting it`);
+  if (
+    await fs.stat(file).then(
+      () => true,
+      () => false,
+    )
+  )
+    throw new CliError(`${file} already exists; not overwriting it`);
 }
 
 /** Writes a letter readable by the owner only, never replacing an existing file. */

@@ -14,10 +14,7 @@ const GROUPS: Group[] = [accountGroup, clientGroup, tokenGroup, educationGroup, 
 const COMMANDS: Command[] = [signinsCommand, auditCommand, migrateCommand];
 
 function mainHelp(): string {
-  const entries = [
-    ...GROUPS.flatMap((g) => g.commands.map((c) => [commandPath(g, c), c.summary] as const)),
-    ...COMMANDS.map((c) => [c.name, c.summary] as const),
-  ];
+  const entries = [...GROUPS.flatMap((g) => g.commands.map((c) => [commandPath(g, c), c.summary] as const)), ...COMMANDS.map((c) => [c.name, c.summary] as const)];
   const width = Math.max(...entries.map(([path]) => path.length)) + 2;
   return [
     'Usage: akamon <command> [options]',

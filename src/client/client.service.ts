@@ -81,6 +81,7 @@ function uri(value: string, what: string, allowHttp: boolean): string {
 }
 
 function toView(row: ClientRow): ClientView {
+  // biome-ignore lint/suspicious/noExplicitAny: the provider's stored client metadata is open-ended JSON
   const m = row.metadata as Record<string, any>;
   return {
     clientId: row.client_id,
@@ -273,5 +274,12 @@ function oneOfEach<T extends string>(what: 'affiliation' | 'status', values: rea
 }
 
 function slug(name: string): string {
-  return name.normalize('NFKD').toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 24) || 'client';
+  return (
+    name
+      .normalize('NFKD')
+      .toLowerCase()
+      .replace(/[^a-z0-9]+/g, '-')
+      .replace(/^-|-$/g, '')
+      .slice(0, 24) || 'client'
+  );
 }

@@ -64,8 +64,14 @@ export class ClientStore {
   }
 
   async insert(c: ClientRecord): Promise<boolean> {
-    const row = await writing(clientMemoKey(c.clientId), () => this.#db.insertInto('client').values({ client_id: c.clientId, ...columns(c) })
-      .onConflict((oc) => oc.column('client_id').doNothing()).returning('client_id').executeTakeFirst());
+    const row = await writing(clientMemoKey(c.clientId), () =>
+      this.#db
+        .insertInto('client')
+        .values({ client_id: c.clientId, ...columns(c) })
+        .onConflict((oc) => oc.column('client_id').doNothing())
+        .returning('client_id')
+        .executeTakeFirst(),
+    );
     return row !== undefined;
   }
 
@@ -75,9 +81,19 @@ export class ClientStore {
 
   /** Read once per request however many steps ask (see request-memo). */
   find(clientId: string): Promise<ClientRow | undefined> {
-    return memoised(clientMemoKey(clientId), () => this.#db.selectFrom('client').selectAll('client')
-      .select((eb) => eb.exists(eb.selectFrom('client_account_rule').select(sql`1`.as('one')).whereRef('client_account_rule.client_id', '=', 'client.client_id')).$castTo<boolean>().as('has_account_rules'))
-      .where('client_id', '=', clientId).executeTakeFirst());
+    return memoised(clientMemoKey(clientId), () =>
+      this.#db
+        .selectFrom('client')
+        .selectAll('client')
+        .select((eb) =>
+          eb
+            .exists(eb.selectFrom('client_account_rule').select(sql`1`.as('one')).whereRef('client_account_rule.client_id', '=', 'client.client_id'))
+            .$castTo<boolean>()
+            .as('has_account_rules'),
+        )
+        .where('client_id', '=', clientId)
+        .executeTakeFirst(),
+    );
   }
 
   list(): Promise<ClientRow[]> {
@@ -100,8 +116,7 @@ export class ClientStore {
 
   /** The smallest password length limit any client declares, and which clients declare it. */
   async passwordLengthLimits(): Promise<Array<{ name: string; max_password_length: number }>> {
-    const rows = await this.#db.selectFrom('client').select(['name', 'max_password_length'])
-      .where('max_password_length', 'is not', null).orderBy('max_password_length').orderBy('name').execute();
+    const rows = await this.#db.selectFrom('client').select(['name', 'max_password_length']).where('max_password_length', 'is not', null).orderBy('max_password_length').orderBy('name').execute();
     return rows as Array<{ name: string; max_password_length: number }>;
   }
 }

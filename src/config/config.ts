@@ -1,7 +1,24 @@
 import { availableParallelism } from 'node:os';
 import fs from 'node:fs';
 import path from 'node:path';
-import { ACCESS_TOKEN_TTL_SECONDS, ANONYMOUS_RECORDS_PER_ADDRESS, ANONYMOUS_SESSION_TTL_SECONDS, ANONYMOUS_WINDOW_SECONDS, ARGON2, AUTHORIZATION_CODE_TTL_SECONDS, CAPTCHA_MAX_NUMBER, HASH_QUEUE_PER_THREAD, ID_TOKEN_TTL_SECONDS, INTERACTION_TTL_SECONDS, KEY_REFRESH_SECONDS, PASSWORD_MAX_AGE_DAYS, PASSWORD_NOTICE_DAYS, REFRESH_TOKEN_TTL_SECONDS, SALVAGE_DAYS, SESSION_TTL_SECONDS } from './defaults.ts';
+import {
+  ACCESS_TOKEN_TTL_SECONDS,
+  ANONYMOUS_RECORDS_PER_ADDRESS,
+  ANONYMOUS_SESSION_TTL_SECONDS,
+  ANONYMOUS_WINDOW_SECONDS,
+  ARGON2,
+  AUTHORIZATION_CODE_TTL_SECONDS,
+  CAPTCHA_MAX_NUMBER,
+  HASH_QUEUE_PER_THREAD,
+  ID_TOKEN_TTL_SECONDS,
+  INTERACTION_TTL_SECONDS,
+  KEY_REFRESH_SECONDS,
+  PASSWORD_MAX_AGE_DAYS,
+  PASSWORD_NOTICE_DAYS,
+  REFRESH_TOKEN_TTL_SECONDS,
+  SALVAGE_DAYS,
+  SESSION_TTL_SECONDS,
+} from './defaults.ts';
 
 /** Everything Akamon reads from the environment, parsed once and frozen. */
 export interface Config {
@@ -137,7 +154,13 @@ function phoneGateway(env: Env): Config['phoneGateway'] {
     return { kind, url: url('AKAMON_PHONE_WEBHOOK_URL', need('AKAMON_PHONE_WEBHOOK_URL')), secret };
   }
   if (kind === 'twilio') {
-    return { kind, apiUrl: url('AKAMON_TWILIO_API_URL', env.AKAMON_TWILIO_API_URL ?? 'https://api.twilio.com'), accountSid: need('AKAMON_TWILIO_ACCOUNT_SID'), authToken: need('AKAMON_TWILIO_AUTH_TOKEN'), from: need('AKAMON_TWILIO_FROM') };
+    return {
+      kind,
+      apiUrl: url('AKAMON_TWILIO_API_URL', env.AKAMON_TWILIO_API_URL ?? 'https://api.twilio.com'),
+      accountSid: need('AKAMON_TWILIO_ACCOUNT_SID'),
+      authToken: need('AKAMON_TWILIO_AUTH_TOKEN'),
+      from: need('AKAMON_TWILIO_FROM'),
+    };
   }
   throw new ConfigError(`AKAMON_PHONE_GATEWAY must be none, webhook or twilio, got "${kind}"`);
 }
@@ -291,7 +314,11 @@ export function loadConfig(env: Env = process.env, readFile: (file: string) => s
     }),
     smtpUrl: smtpUrl(env.AKAMON_SMTP_URL),
     mailFrom: env.AKAMON_MAIL_FROM ?? `Akamon <no-reply@${new URL(issuerUrl(env.AKAMON_ISSUER ?? `http://localhost:${port}`, production)).hostname}>`,
-    phoneDefaultCountry: /^\d{1,3}$/.test(env.AKAMON_PHONE_DEFAULT_COUNTRY ?? '81') ? env.AKAMON_PHONE_DEFAULT_COUNTRY ?? '81' : (() => { throw new ConfigError('AKAMON_PHONE_DEFAULT_COUNTRY must be 1 to 3 digits'); })(),
+    phoneDefaultCountry: /^\d{1,3}$/.test(env.AKAMON_PHONE_DEFAULT_COUNTRY ?? '81')
+      ? (env.AKAMON_PHONE_DEFAULT_COUNTRY ?? '81')
+      : (() => {
+          throw new ConfigError('AKAMON_PHONE_DEFAULT_COUNTRY must be 1 to 3 digits');
+        })(),
     idv: idvSettings(env, production, readFile),
     devIdvPort: devIdvPort(env, production, port),
     salvageDays: integer(env, 'AKAMON_SALVAGE_DAYS', SALVAGE_DAYS, 0, 3650),

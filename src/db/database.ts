@@ -7,7 +7,14 @@ import { createPgConfig } from '@electric-sql/pglite/node-postgres';
 import type { DB } from './schema.ts';
 import { ResilientPostgresDialect } from './driver.ts';
 import { DatabaseUnavailableError } from '../shared/errors.ts';
-import { DATABASE_RETRY_AFTER_SECONDS, DATABASE_ACQUIRE_TIMEOUT_MS, DATABASE_IDLE_IN_TRANSACTION_MS, DATABASE_LOCK_TIMEOUT_MS, DATABASE_READ_TIMEOUT_MS, DATABASE_STATEMENT_TIMEOUT_MS } from '../config/defaults.ts';
+import {
+  DATABASE_RETRY_AFTER_SECONDS,
+  DATABASE_ACQUIRE_TIMEOUT_MS,
+  DATABASE_IDLE_IN_TRANSACTION_MS,
+  DATABASE_LOCK_TIMEOUT_MS,
+  DATABASE_READ_TIMEOUT_MS,
+  DATABASE_STATEMENT_TIMEOUT_MS,
+} from '../config/defaults.ts';
 
 export interface Database {
   readonly db: Kysely<DB>;
@@ -50,7 +57,9 @@ async function openPostgres(url: string, options: DatabaseOptions): Promise<Data
     options.schema && `-c search_path=${options.schema}`,
     `-c lock_timeout=${DATABASE_LOCK_TIMEOUT_MS}`,
     `-c idle_in_transaction_session_timeout=${DATABASE_IDLE_IN_TRANSACTION_MS}`,
-  ].filter(Boolean).join(' ');
+  ]
+    .filter(Boolean)
+    .join(' ');
   const pool = new pg.Pool({
     connectionString: url,
     max: options.poolMax ?? 10,

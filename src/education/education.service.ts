@@ -33,9 +33,7 @@ export class EducationService {
     const academic = Number(year);
     if (!Number.isInteger(academic) || academic < 2000 || academic > 2100) throw new DomainError('invalid_year', 'the academic year must be a year such as 2026');
     const today = dateIn(this.#clock.now(), this.#timeZone);
-    const date = passedOn === undefined || passedOn === null || passedOn === ''
-      ? `${today.year}-${String(today.month).padStart(2, '0')}-${String(today.day).padStart(2, '0')}`
-      : String(passedOn);
+    const date = passedOn === undefined || passedOn === null || passedOn === '' ? `${today.year}-${String(today.month).padStart(2, '0')}-${String(today.day).padStart(2, '0')}` : String(passedOn);
     const match = DATE.exec(date);
     const parsed = match ? new Date(Date.UTC(Number(match[1]), Number(match[2]) - 1, Number(match[3]))) : undefined;
     if (!match || !parsed || parsed.getUTCMonth() !== Number(match[2]) - 1 || parsed.getUTCDate() !== Number(match[3])) {

@@ -1,6 +1,6 @@
 import type { Context } from 'koa';
 import type { MessageKey } from '../i18n/en.ts';
-import { DomainError, RetryLaterError } from '../shared/errors.ts';
+import type { DomainError, RetryLaterError } from '../shared/errors.ts';
 
 export interface ErrorAnswer {
   readonly status: number;

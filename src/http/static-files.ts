@@ -9,7 +9,10 @@ const TYPES: Record<string, string> = { '.css': 'text/css; charset=utf-8', '.js'
 export function staticFiles() {
   const dir = path.join(viewsDir, 'static');
   const files = new Map<string, Buffer>(
-    fs.readdirSync(dir).filter((name) => TYPES[path.extname(name)]).map((name) => [name, fs.readFileSync(path.join(dir, name))]),
+    fs
+      .readdirSync(dir)
+      .filter((name) => TYPES[path.extname(name)])
+      .map((name) => [name, fs.readFileSync(path.join(dir, name))]),
   );
   return async (ctx: Context, next: Next) => {
     if (!ctx.path.startsWith('/static/') || (ctx.method !== 'GET' && ctx.method !== 'HEAD')) return next();

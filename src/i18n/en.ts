@@ -126,7 +126,8 @@ export const en = {
 
   'mfa.enroll_title': 'More information required',
   'mfa.enroll_lead': 'Your account needs a second way to prove it is you. Set up an authenticator app now; it takes a minute.',
-  'mfa.enroll_step1': 'Open an authenticator app on your phone (for example Google Authenticator, Microsoft Authenticator or any app that supports time-based codes) and add an account by scanning this QR code.',
+  'mfa.enroll_step1':
+    'Open an authenticator app on your phone (for example Google Authenticator, Microsoft Authenticator or any app that supports time-based codes) and add an account by scanning this QR code.',
   'mfa.enroll_manual': 'Cannot scan? Enter this key in the app instead:',
   'mfa.enroll_step2': 'Enter the 6-digit code the app now shows.',
   'mfa.code_label': '6-digit code',
@@ -192,7 +193,8 @@ export const en = {
   'mfa.finish_app_password_lead': 'A mail program or other system that cannot ask for a second factor needs an app password. You can make one now, or later on your account page.',
   'mfa.finish_continue': 'Continue',
   'mail.code_subject': 'Your {service} confirmation code',
-  'mail.code_body': 'Your {service} confirmation code is {code}\n\nEnter it on the page that asked for it. It is valid for {minutes} minutes.\nIf you did not ask for this code, you can ignore this mail.',
+  'mail.code_body':
+    'Your {service} confirmation code is {code}\n\nEnter it on the page that asked for it. It is valid for {minutes} minutes.\nIf you did not ask for this code, you can ignore this mail.',
 
   'mfa.verify_lead_phone': '{client} asks for a second check. Get a code on your phone, or use one of the other ways below.',
 
@@ -256,7 +258,8 @@ export const en = {
   'recover.rate_limited': 'Too many attempts from here. Wait {minutes} minute(s), then try again.',
   'recover.expired': 'This reset has expired or was already used. Start again.',
   'recover.no_email_title': 'No recovery email on record',
-  'recover.no_email_body': 'A password cannot be reset online for this account because no recovery email address is registered (or the account is not active). Bring your student or staff ID card to the account office of your faculty or department: they will check your identity and issue a new initial password.',
+  'recover.no_email_body':
+    'A password cannot be reset online for this account because no recovery email address is registered (or the account is not active). Bring your student or staff ID card to the account office of your faculty or department: they will check your identity and issue a new initial password.',
   'recover.code_title': 'Check your email',
   'recover.code_lead': 'We sent a 6-digit code to {email}. It is valid for 10 minutes.',
   'recover.code_expired': 'That code has expired, was already used, or was tried too often. Start again.',
@@ -269,9 +272,11 @@ export const en = {
   'recover.done_body': 'You can now sign in with your new password. Every earlier sign-in of your account has ended, and a notice went to your recovery email.',
   'recover.sign_in': 'Sign in',
   'mail.reset_subject': 'Your {service} password reset code',
-  'mail.reset_body': 'Someone (hopefully you) asked to reset the {service} password of your account.\n\nYour code is {code}. It is valid for {minutes} minutes.\nIf you did not ask for this, ignore this mail: your password stays as it is.',
+  'mail.reset_body':
+    'Someone (hopefully you) asked to reset the {service} password of your account.\n\nYour code is {code}. It is valid for {minutes} minutes.\nIf you did not ask for this, ignore this mail: your password stays as it is.',
   'mail.reset_done_subject': 'Your {service} password was changed',
-  'mail.reset_done_body': 'The {service} password of your account was just reset, and every sign-in of the account has ended.\n\nIf this was not you, contact the account office of your faculty or department at once.',
+  'mail.reset_done_body':
+    'The {service} password of your account was just reset, and every sign-in of the account has ended.\n\nIf this was not you, contact the account office of your faculty or department at once.',
 
   'security.title': 'Security info',
   'security.methods': 'Sign-in methods',
@@ -290,7 +295,8 @@ export const en = {
   'security.email_changed': 'Your recovery email was changed.',
   'account.security_link': 'Security info',
   'mail.email_changed_subject': 'Your {service} recovery email was changed',
-  'mail.email_changed_body': 'The recovery email of your {service} account was just changed to another address.\n\nIf this was not you, contact the account office of your faculty or department at once.',
+  'mail.email_changed_body':
+    'The recovery email of your {service} account was just changed to another address.\n\nIf this was not you, contact the account office of your faculty or department at once.',
 
   'letter.title': 'Your university account',
   'letter.lead': 'This letter gives you your account for the university systems. Keep it private.',
@@ -310,8 +316,10 @@ export const en = {
   'idv.button': 'Verify your identity with your ID card',
   'idv.button_hint': 'Forgot your password or lost your second factor? If you linked your national ID card in advance, you can prove who you are with it and get back in without visiting an office.',
   'idv.link_title': 'Identity verification with your ID card',
-  'idv.link_lead': 'Link your national ID card (through the government smartphone app) to this account now, while you can sign in. Later, if you forget your password, lose your second factor, or after your account is closed, you can prove who you are online instead of at an office.',
-  'idv.link_kept': 'Only two things are kept: an identifier that the ID service makes for this university alone, and your name as the card gives it. Your individual number, address and date of birth are never received.',
+  'idv.link_lead':
+    'Link your national ID card (through the government smartphone app) to this account now, while you can sign in. Later, if you forget your password, lose your second factor, or after your account is closed, you can prove who you are online instead of at an office.',
+  'idv.link_kept':
+    'Only two things are kept: an identifier that the ID service makes for this university alone, and your name as the card gives it. Your individual number, address and date of birth are never received.',
   'idv.link_status': 'Status',
   'idv.link_on': 'Linked on {date}',
   'idv.link_name': 'Name on the card',
@@ -349,7 +357,8 @@ export const en = {
   'idv.recovered_password_hint': 'If your account uses a second factor, you will still be asked for it.',
   'idv.recovered_mfa': 'The sign-in methods of {commonId} were removed. Sign in with your password, then set up a new second factor.',
   'idv.continue': 'Continue to sign in',
-  'idv.salvage_offer': 'This account has been closed. For a limited time after closing, this service can still be used to retrieve your data: verify your identity with your linked ID card to continue.',
+  'idv.salvage_offer':
+    'This account has been closed. For a limited time after closing, this service can still be used to retrieve your data: verify your identity with your linked ID card to continue.',
   'idv.salvage_over': 'This account has been closed, and the period for retrieving data from it has ended. Ask the account office if you still need something.',
   'idv.salvage_elsewhere': 'This account has been closed and cannot sign in here. After closing, only the data-salvage services accept it, for a limited time.',
 

@@ -29,11 +29,15 @@ export function negotiateLocale(uiLocales: string | undefined, cookie: string | 
     if (isLocale(base)) return base;
   }
   if (isLocale(cookie)) return cookie;
-  const ranked = (acceptLanguage ?? '').split(',').slice(0, 20).map((part, index) => {
-    const [tag, ...params] = part.trim().split(';');
-    const q = params.map((p) => p.trim()).find((p) => p.startsWith('q='));
-    return { base: tag.toLowerCase().split('-')[0], q: q ? Number(q.slice(2)) || 0 : 1, index };
-  }).sort((a, b) => b.q - a.q || a.index - b.index);
+  const ranked = (acceptLanguage ?? '')
+    .split(',')
+    .slice(0, 20)
+    .map((part, index) => {
+      const [tag, ...params] = part.trim().split(';');
+      const q = params.map((p) => p.trim()).find((p) => p.startsWith('q='));
+      return { base: tag.toLowerCase().split('-')[0], q: q ? Number(q.slice(2)) || 0 : 1, index };
+    })
+    .sort((a, b) => b.q - a.q || a.index - b.index);
   for (const { base, q } of ranked) if (q > 0 && isLocale(base)) return base;
   return 'ja';
 }

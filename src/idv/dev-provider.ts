@@ -131,8 +131,7 @@ export async function startDevIdv(options: DevIdvOptions): Promise<DevIdv> {
   });
 
   const router = new Router();
-  const page = (ctx: Koa.Context, uid: string, invalid: boolean, status = 200) =>
-    renderer.page(ctx, 'dev-idv', 'devidv.title', { action: `/interaction/${uid}/card`, invalid }, status);
+  const page = (ctx: Koa.Context, uid: string, invalid: boolean, status = 200) => renderer.page(ctx, 'dev-idv', 'devidv.title', { action: `/interaction/${uid}/card`, invalid }, status);
 
   router.get('/lang', languageSwitch(false));
   router.get('/interaction/:uid', async (ctx) => {

@@ -27,7 +27,9 @@ export class IdentityLinkStore {
    * cannot both win.
    */
   async save(link: IdentityLinkRow): Promise<boolean> {
-    const row = await this.#db.insertInto('identity_link').values(link)
+    const row = await this.#db
+      .insertInto('identity_link')
+      .values(link)
       .onConflict((oc) => oc.column('account_id').doUpdateSet({ issuer: link.issuer, subject: link.subject, name: link.name, linked_at: link.linked_at }))
       .returning('account_id')
       .executeTakeFirst()

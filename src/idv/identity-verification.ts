@@ -11,10 +11,7 @@ import { IDV_RECOVERY_THROTTLE } from '../config/defaults.ts';
 /** Recoveries of one account: three a day, then a day's wait, so a stolen card cannot churn an account. */
 const RECOVERY_RULE: ThrottleRule = IDV_RECOVERY_THROTTLE;
 
-export type Identification =
-  | { kind: 'unknown' }
-  | { kind: 'name_mismatch'; account: AccountRow }
-  | { kind: 'found'; account: AccountRow };
+export type Identification = { kind: 'unknown' } | { kind: 'name_mismatch'; account: AccountRow } | { kind: 'found'; account: AccountRow };
 
 export type RecoveryKind = 'password' | 'mfa';
 export type RecoveryOutcome = { ok: true; temporaryPassword: string | null } | { ok: false; waitSeconds: number };
@@ -37,8 +34,15 @@ export class IdentityVerification {
   readonly #salvageDays: number;
 
   constructor(deps: {
-    links: IdentityLinkStore; accounts: AccountStore; accountService: AccountService; mfa: MfaService; sessions: SessionRevoker;
-    audit: AuditLog; throttle: LoginThrottle; clock: Clock; salvageDays: number;
+    links: IdentityLinkStore;
+    accounts: AccountStore;
+    accountService: AccountService;
+    mfa: MfaService;
+    sessions: SessionRevoker;
+    audit: AuditLog;
+    throttle: LoginThrottle;
+    clock: Clock;
+    salvageDays: number;
   }) {
     this.#links = deps.links;
     this.#accounts = deps.accounts;

@@ -143,7 +143,7 @@ export class IdvFlow {
     if (current?.flow.purpose !== 'recover' || current.flow.stage !== 'verified' || !current.flow.accountId) return deps.renderer.error(ctx, 'error.expired', 400);
     await this.#save(current.id, { ...current.flow, stage: 'done' });
     const account = await deps.idv.accountById(current.flow.accountId);
-    if (!account || account.status !== 'active') return deps.renderer.error(ctx, 'error.expired', 400);
+    if (account?.status !== 'active') return deps.renderer.error(ctx, 'error.expired', 400);
     const outcome = await deps.idv.recover(account, kind);
     if (!outcome.ok) {
       ctx.set('Retry-After', String(outcome.waitSeconds));
@@ -164,45 +164,47 @@ export class IdvFlow {
     const deps = this.#deps;
 
     // The upstream provider's redirect back (its redirect_uri).
-    router.get('/callback', (ctx) => this.#withFlow(ctx, async (current) => {
-      if (!current || current.flow.stage !== 'upstream' || !current.flow.check) return deps.renderer.error(ctx, 'error.expired', 400);
-      const { id, flow } = current;
-      // The answer is used once, whatever it is.
-      // (null, not undefined: the stored flow is merged as JSON, which drops undefined.)
-      await this.#save(id, { ...flow, stage: 'done', check: null });
-      let identity: VerifiedIdentity;
-      try {
-        identity = await deps.upstream.complete(new URL(ctx.originalUrl, deps.config.issuer), flow.check!);
-      } catch (error) {
-        if (error instanceof UpstreamUnavailableError) return this.#unavailable(ctx, error);
-        if (!(error instanceof VerificationFailedError)) throw error;
-        ctx.state.log.warn({ err: { message: error.message } }, 'identity verification failed');
-        return deps.renderer.error(ctx, error.cancelled ? 'idv.cancelled' : 'idv.failed', 400);
-      }
-      if (flow.purpose === 'link') {
-        await this.#save(id, { ...flow, stage: 'verified', check: null, identity });
-        ctx.status = 303;
-        return ctx.redirect('/account/idv/linked');
-      }
-      const found = await deps.idv.identify(identity);
-      if (found.kind === 'unknown') return this.#office(ctx, 'idv.office_unknown', 404);
-      if (found.kind === 'name_mismatch') return this.#office(ctx, 'idv.office_name', 403);
-      const { account } = found;
-      if (account.status === 'revoked' && flow.uid) {
-        // Back to the sign-in it came from: a salvage client may let the closed account in.
-        await deps.state.merge(flow.uid, { idvAccountId: account.id }, deps.stateTtlSeconds);
-        ctx.status = 303;
-        return ctx.redirect(`/interaction/${flow.uid}`);
-      }
-      if (account.status !== 'active') return this.#office(ctx, account.status === 'revoked' ? 'idv.office_revoked' : 'idv.office_suspended', 403);
-      await this.#save(id, { ...flow, stage: 'verified', check: null, accountId: account.id });
-      this.#page(ctx, 'idv-recover', 'idv.recover_title', {
-        commonId: withRealm(account.common_id, deps.config.realmSuffix),
-        name: account.name,
-        passwordAction: '/idv/recover/password',
-        mfaAction: '/idv/recover/mfa',
-      });
-    }));
+    router.get('/callback', (ctx) =>
+      this.#withFlow(ctx, async (current) => {
+        if (current?.flow.stage !== 'upstream' || !current.flow.check) return deps.renderer.error(ctx, 'error.expired', 400);
+        const { id, flow } = current;
+        // The answer is used once, whatever it is.
+        // (null, not undefined: the stored flow is merged as JSON, which drops undefined.)
+        await this.#save(id, { ...flow, stage: 'done', check: null });
+        let identity: VerifiedIdentity;
+        try {
+          identity = await deps.upstream.complete(new URL(ctx.originalUrl, deps.config.issuer), flow.check!);
+        } catch (error) {
+          if (error instanceof UpstreamUnavailableError) return this.#unavailable(ctx, error);
+          if (!(error instanceof VerificationFailedError)) throw error;
+          ctx.state.log.warn({ err: { message: error.message } }, 'identity verification failed');
+          return deps.renderer.error(ctx, error.cancelled ? 'idv.cancelled' : 'idv.failed', 400);
+        }
+        if (flow.purpose === 'link') {
+          await this.#save(id, { ...flow, stage: 'verified', check: null, identity });
+          ctx.status = 303;
+          return ctx.redirect('/account/idv/linked');
+        }
+        const found = await deps.idv.identify(identity);
+        if (found.kind === 'unknown') return this.#office(ctx, 'idv.office_unknown', 404);
+        if (found.kind === 'name_mismatch') return this.#office(ctx, 'idv.office_name', 403);
+        const { account } = found;
+        if (account.status === 'revoked' && flow.uid) {
+          // Back to the sign-in it came from: a salvage client may let the closed account in.
+          await deps.state.merge(flow.uid, { idvAccountId: account.id }, deps.stateTtlSeconds);
+          ctx.status = 303;
+          return ctx.redirect(`/interaction/${flow.uid}`);
+        }
+        if (account.status !== 'active') return this.#office(ctx, account.status === 'revoked' ? 'idv.office_revoked' : 'idv.office_suspended', 403);
+        await this.#save(id, { ...flow, stage: 'verified', check: null, accountId: account.id });
+        this.#page(ctx, 'idv-recover', 'idv.recover_title', {
+          commonId: withRealm(account.common_id, deps.config.realmSuffix),
+          name: account.name,
+          passwordAction: '/idv/recover/password',
+          mfaAction: '/idv/recover/mfa',
+        });
+      }),
+    );
 
     router.post('/recover/:kind', formBody, async (ctx) => {
       const body = ctx.request.body as Record<string, unknown>;

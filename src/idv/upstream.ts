@@ -38,14 +38,14 @@ const ALGORITHM_OF: Record<string, string> = { rsa: 'RS256', 'rsa-pss': 'PS256',
 /** A PEM (PKCS#8) or JWK private key, with the JWS algorithm its type implies. */
 async function privateKeyJwt(text: string): Promise<oidc.ClientAuth> {
   const trimmed = text.trim();
-  const parsed = trimmed.startsWith('{') ? JSON.parse(trimmed) as JWK : undefined;
+  const parsed = trimmed.startsWith('{') ? (JSON.parse(trimmed) as JWK) : undefined;
   const key = parsed ? createPrivateKey({ key: parsed as never, format: 'jwk' }) : createPrivateKey(trimmed);
   const type = key.asymmetricKeyType ?? '';
   const curve = key.asymmetricKeyDetails?.namedCurve;
   const alg = parsed?.alg ?? (type === 'ec' ? { prime256v1: 'ES256', secp384r1: 'ES384', secp521r1: 'ES512' }[curve ?? ''] : ALGORITHM_OF[type]);
   if (!alg) throw new Error(`AKAMON_IDV_PRIVATE_KEY_FILE holds a ${type} key that cannot sign a client assertion`);
   const jwk = key.export({ format: 'jwk' }) as JWK;
-  return oidc.PrivateKeyJwt({ key: await importJWK(jwk, alg) as oidc.CryptoKey, kid: parsed?.kid });
+  return oidc.PrivateKeyJwt({ key: (await importJWK(jwk, alg)) as oidc.CryptoKey, kid: parsed?.kid });
 }
 
 /**
@@ -105,7 +105,10 @@ export class UpstreamIdp {
     let claims: oidc.IDToken | undefined;
     try {
       const tokens = await oidc.authorizationCodeGrant(configuration, callbackUrl, {
-        pkceCodeVerifier: check.verifier, expectedState: check.state, expectedNonce: check.nonce, idTokenExpected: true,
+        pkceCodeVerifier: check.verifier,
+        expectedState: check.state,
+        expectedNonce: check.nonce,
+        idTokenExpected: true,
       });
       claims = tokens.claims();
     } catch (failure) {

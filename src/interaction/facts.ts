@@ -11,7 +11,14 @@ import type { Facts } from './step.ts';
  * Loads the facts of one authorization request once, however many checks ask: the provider runs
  * the checks of a prompt concurrently. Keyed by the request's context, so nothing is shared.
  */
-export function factsLoader(stores: { accounts: AccountStore; clients: ClientStore; mfa: MfaStore; access: AccessService; clock: Clock; rollout: RolloutDates }): (ctx: KoaContextWithOIDC) => Promise<Facts> {
+export function factsLoader(stores: {
+  accounts: AccountStore;
+  clients: ClientStore;
+  mfa: MfaStore;
+  access: AccessService;
+  clock: Clock;
+  rollout: RolloutDates;
+}): (ctx: KoaContextWithOIDC) => Promise<Facts> {
   const cache = new WeakMap<object, Promise<Facts>>();
   return (ctx) => {
     let facts = cache.get(ctx);

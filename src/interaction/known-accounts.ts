@@ -20,7 +20,10 @@ export class KnownAccounts {
 
   read(ctx: Context): string[] {
     const raw = ctx.cookies.get(this.#name, { signed: true }) ?? '';
-    return raw.split('.').filter((id) => COMMON_ID_PATTERN.test(id)).slice(0, MAX_ACCOUNTS);
+    return raw
+      .split('.')
+      .filter((id) => COMMON_ID_PATTERN.test(id))
+      .slice(0, MAX_ACCOUNTS);
   }
 
   remember(ctx: Context, commonId: string): void {

@@ -36,11 +36,13 @@ export function buildSteps(deps: StepDeps): Step[] {
 export function buildPolicy(steps: Step[], loadFacts: (ctx: KoaContextWithOIDC) => Promise<Facts>) {
   const builtIn = base();
   return steps.map((step) => {
-    const checks = step.checks.map((c) => new Check(c.reason, c.description, c.error ?? 'interaction_required',
-      async (ctx: KoaContextWithOIDC) => {
-        const facts = await loadFacts(ctx);
-        return !(step.skipForRevoked && facts.account?.status === 'revoked') && c.test(facts, ctx);
-      }));
+    const checks = step.checks.map(
+      (c) =>
+        new Check(c.reason, c.description, c.error ?? 'interaction_required', async (ctx: KoaContextWithOIDC) => {
+          const facts = await loadFacts(ctx);
+          return !(step.skipForRevoked && facts.account?.status === 'revoked') && c.test(facts, ctx);
+        }),
+    );
     if (step.builtIn) {
       const prompt = builtIn.get(step.name);
       if (!prompt) throw new Error(`oidc-provider has no built-in prompt ${step.name}`);

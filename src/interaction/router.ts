@@ -22,8 +22,7 @@ export interface InteractionRouterDeps {
 }
 
 /** Leaves the interaction: the relying party gets access_denied. Allowed from every step. */
-const abort: StepHandler = (request) =>
-  request.finish({ error: 'access_denied', error_description: 'the person left the sign-in' });
+const abort: StepHandler = (request) => request.finish({ error: 'access_denied', error_description: 'the person left the sign-in' });
 
 /**
  * GET /interaction/:uid shows the pending step; POST /interaction/:uid/:action runs one of its

@@ -21,7 +21,11 @@ export function mailerFromConfig(config: Config, logger: Logger): Mailer {
   if (config.smtpUrl) {
     // Short timeouts: a person waits on the page while the code is sent.
     const url = new URL(config.smtpUrl);
-    for (const [name, value] of [['connectionTimeout', '5000'], ['greetingTimeout', '5000'], ['socketTimeout', '10000']]) {
+    for (const [name, value] of [
+      ['connectionTimeout', '5000'],
+      ['greetingTimeout', '5000'],
+      ['socketTimeout', '10000'],
+    ]) {
       if (!url.searchParams.has(name)) url.searchParams.set(name, value);
     }
     const transport = nodemailer.createTransport(url.href);

@@ -1,6 +1,12 @@
 import {
-  generateAuthenticationOptions, generateRegistrationOptions, verifyAuthenticationResponse, verifyRegistrationResponse,
-  type AuthenticationResponseJSON, type PublicKeyCredentialCreationOptionsJSON, type PublicKeyCredentialRequestOptionsJSON, type RegistrationResponseJSON,
+  generateAuthenticationOptions,
+  generateRegistrationOptions,
+  verifyAuthenticationResponse,
+  verifyRegistrationResponse,
+  type AuthenticationResponseJSON,
+  type PublicKeyCredentialCreationOptionsJSON,
+  type PublicKeyCredentialRequestOptionsJSON,
+  type RegistrationResponseJSON,
 } from '@simplewebauthn/server';
 import type { SecretBox } from '../crypto/secret-box.ts';
 import { isUuid } from '../shared/uuid.ts';
@@ -106,21 +112,27 @@ export class MfaService {
       const response = parseJson<RegistrationResponseJSON>(input);
       if (!response) return { ok: false, reason: 'webauthn_failed' };
       const result = await verifyRegistrationResponse({
-        response, expectedChallenge, expectedOrigin: this.#rp.origin, expectedRPID: this.#rp.id, requireUserVerification: true,
+        response,
+        expectedChallenge,
+        expectedOrigin: this.#rp.origin,
+        expectedRPID: this.#rp.id,
+        requireUserVerification: true,
       }).catch(() => undefined);
       if (!result?.verified) return { ok: false, reason: 'webauthn_failed' };
       const { credential } = result.registrationInfo;
       const transports = Array.isArray(credential.transports) ? credential.transports.filter((t) => typeof t === 'string' && TRANSPORTS.has(t)) : [];
       // A credential id registered before (here or to another account) is refused, not a 500.
-      const factor = await this.#store.insert({
-        accountId,
-        kind: 'webauthn',
-        label,
-        credential: { id: credential.id, publicKey: Buffer.from(credential.publicKey).toString('base64url'), signCount: credential.counter, transports },
-      }).catch((error: { code?: string }) => {
-        if (error.code === '23505') return undefined;
-        throw error;
-      });
+      const factor = await this.#store
+        .insert({
+          accountId,
+          kind: 'webauthn',
+          label,
+          credential: { id: credential.id, publicKey: Buffer.from(credential.publicKey).toString('base64url'), signCount: credential.counter, transports },
+        })
+        .catch((error: { code?: string }) => {
+          if (error.code === '23505') return undefined;
+          throw error;
+        });
       if (!factor) return { ok: false, reason: 'webauthn_failed' };
       return { ok: true, factor, amr: FACTOR_AMR.webauthn };
     });
@@ -143,8 +155,17 @@ export class MfaService {
       const factor = response && (await this.#store.factors(accountId)).find((f) => f.credential_id === response.id);
       if (!response || !factor) return { ok: false, reason: 'webauthn_failed' };
       const result = await verifyAuthenticationResponse({
-        response, expectedChallenge, expectedOrigin: this.#rp.origin, expectedRPID: this.#rp.id, requireUserVerification: true,
-        credential: { id: factor.credential_id!, publicKey: Buffer.from(factor.public_key!, 'base64url'), counter: Number(factor.sign_count), transports: factor.transports?.split(',').filter(Boolean) as never },
+        response,
+        expectedChallenge,
+        expectedOrigin: this.#rp.origin,
+        expectedRPID: this.#rp.id,
+        requireUserVerification: true,
+        credential: {
+          id: factor.credential_id!,
+          publicKey: Buffer.from(factor.public_key!, 'base64url'),
+          counter: Number(factor.sign_count),
+          transports: factor.transports?.split(',').filter(Boolean) as never,
+        },
       }).catch(() => undefined);
       if (!result?.verified) return { ok: false, reason: 'webauthn_failed' };
       // A counter that did not grow means a cloned authenticator or a replay.

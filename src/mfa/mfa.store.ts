@@ -11,30 +11,40 @@ export class MfaStore {
   }
 
   factors(accountId: string): Promise<FactorRow[]> {
-    return this.#db.selectFrom('mfa_factor').selectAll().where('account_id', '=', accountId)
-      .orderBy('is_default', 'desc').orderBy('created_at').execute();
+    return this.#db.selectFrom('mfa_factor').selectAll().where('account_id', '=', accountId).orderBy('is_default', 'desc').orderBy('created_at').execute();
   }
 
   /** The first factor of an account becomes its default. */
   async insert(factor: {
-    accountId: string; kind: FactorKind; label: string; secretEnc?: string | null;
+    accountId: string;
+    kind: FactorKind;
+    label: string;
+    secretEnc?: string | null;
     credential?: { id: string; publicKey: string; signCount: number; transports: string[] };
   }): Promise<FactorRow> {
-    return this.#db.insertInto('mfa_factor').values({
-      account_id: factor.accountId,
-      kind: factor.kind,
-      label: factor.label,
-      secret_enc: factor.secretEnc ?? null,
-      credential_id: factor.credential?.id ?? null,
-      public_key: factor.credential?.publicKey ?? null,
-      sign_count: factor.credential?.signCount ?? 0,
-      transports: factor.credential?.transports.join(',') ?? null,
-      is_default: sql<boolean>`not exists (select 1 from mfa_factor where account_id = ${factor.accountId})` as never,
-    }).returningAll().executeTakeFirstOrThrow();
+    return this.#db
+      .insertInto('mfa_factor')
+      .values({
+        account_id: factor.accountId,
+        kind: factor.kind,
+        label: factor.label,
+        secret_enc: factor.secretEnc ?? null,
+        credential_id: factor.credential?.id ?? null,
+        public_key: factor.credential?.publicKey ?? null,
+        sign_count: factor.credential?.signCount ?? 0,
+        transports: factor.credential?.transports.join(',') ?? null,
+        is_default: sql<boolean>`not exists (select 1 from mfa_factor where account_id = ${factor.accountId})` as never,
+      })
+      .returningAll()
+      .executeTakeFirstOrThrow();
   }
 
   async touch(factorId: string): Promise<void> {
-    await this.#db.updateTable('mfa_factor').set({ last_used_at: sql<Date>`now()` as never }).where('id', '=', factorId).execute();
+    await this.#db
+      .updateTable('mfa_factor')
+      .set({ last_used_at: sql<Date>`now()` as never })
+      .where('id', '=', factorId)
+      .execute();
   }
 
   /**
@@ -42,19 +52,20 @@ export class MfaStore {
    * the condition in the UPDATE also settles two concurrent uses of a cloned authenticator.
    */
   async advanceCounter(factorId: string, counter: number): Promise<boolean> {
-    const row = await this.#db.updateTable('mfa_factor')
+    const row = await this.#db
+      .updateTable('mfa_factor')
       .set({ sign_count: counter, last_used_at: sql<Date>`now()` as never })
       .where('id', '=', factorId)
       .where(sql<boolean>`sign_count < ${counter} or (sign_count = 0 and ${counter}::bigint = 0)`)
-      .returning('id').executeTakeFirst();
+      .returning('id')
+      .executeTakeFirst();
     return row !== undefined;
   }
 
   /** One factor of the account (a lent token becomes free to lend again); the default passes to the oldest left. */
   async deleteOne(accountId: string, factorId: string): Promise<boolean> {
     return this.#db.transaction().execute(async (trx) => {
-      const removed = await trx.deleteFrom('mfa_factor').where('account_id', '=', accountId).where('id', '=', factorId)
-        .returning(['token_serial', 'is_default']).executeTakeFirst();
+      const removed = await trx.deleteFrom('mfa_factor').where('account_id', '=', accountId).where('id', '=', factorId).returning(['token_serial', 'is_default']).executeTakeFirst();
       if (!removed) return false;
       if (removed.token_serial) await trx.updateTable('hardware_token').set({ assigned_to: null, assigned_at: null }).where('serial', '=', removed.token_serial).execute();
       if (removed.is_default) {
@@ -69,7 +80,11 @@ export class MfaStore {
     return this.#db.transaction().execute(async (trx) => {
       const exists = await trx.selectFrom('mfa_factor').select('id').where('account_id', '=', accountId).where('id', '=', factorId).executeTakeFirst();
       if (!exists) return false;
-      await trx.updateTable('mfa_factor').set({ is_default: sql<boolean>`id = ${factorId}` as never }).where('account_id', '=', accountId).execute();
+      await trx
+        .updateTable('mfa_factor')
+        .set({ is_default: sql<boolean>`id = ${factorId}` as never })
+        .where('account_id', '=', accountId)
+        .execute();
       return true;
     });
   }
@@ -85,8 +100,12 @@ export class MfaStore {
 
   /** Records a used TOTP time step; false if it was used before (a replay). One atomic insert. */
   async consumeStep(accountId: string, step: number): Promise<boolean> {
-    const row = await this.#db.insertInto('totp_step').values({ account_id: accountId, step })
-      .onConflict((oc) => oc.columns(['account_id', 'step']).doNothing()).returning('step').executeTakeFirst();
+    const row = await this.#db
+      .insertInto('totp_step')
+      .values({ account_id: accountId, step })
+      .onConflict((oc) => oc.columns(['account_id', 'step']).doNothing())
+      .returning('step')
+      .executeTakeFirst();
     return row !== undefined;
   }
 

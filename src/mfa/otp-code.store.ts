@@ -24,10 +24,15 @@ export class OtpCodeStore {
     await this.#db.transaction().execute(async (trx) => {
       await lockAccountRow(trx, accountId);
       await trx.deleteFrom('otp_code').where('account_id', '=', accountId).where('purpose', '=', purpose).execute();
-      await trx.insertInto('otp_code').values({
-        account_id: accountId, purpose, code_digest: codeDigest,
-        expires_at: sql<Date>`now() + make_interval(secs => ${CODE_TTL_SECONDS})` as never,
-      }).execute();
+      await trx
+        .insertInto('otp_code')
+        .values({
+          account_id: accountId,
+          purpose,
+          code_digest: codeDigest,
+          expires_at: sql<Date>`now() + make_interval(secs => ${CODE_TTL_SECONDS})` as never,
+        })
+        .execute();
     });
   }
 
@@ -41,15 +46,28 @@ export class OtpCodeStore {
    * A wrong try costs one of the code's attempts.
    */
   async consume(accountId: string, purpose: string, codeDigest: string): Promise<CodeCheck> {
-    const used = await this.#db.updateTable('otp_code').set({ consumed_at: sql<Date>`now()` as never })
-      .where('account_id', '=', accountId).where('purpose', '=', purpose).where('code_digest', '=', codeDigest)
-      .where('consumed_at', 'is', null).where('expires_at', '>', sql<Date>`now()`).where('attempts', '<', CODE_MAX_ATTEMPTS)
-      .returning('id').executeTakeFirst();
+    const used = await this.#db
+      .updateTable('otp_code')
+      .set({ consumed_at: sql<Date>`now()` as never })
+      .where('account_id', '=', accountId)
+      .where('purpose', '=', purpose)
+      .where('code_digest', '=', codeDigest)
+      .where('consumed_at', 'is', null)
+      .where('expires_at', '>', sql<Date>`now()`)
+      .where('attempts', '<', CODE_MAX_ATTEMPTS)
+      .returning('id')
+      .executeTakeFirst();
     if (used) return 'ok';
-    const counted = await this.#db.updateTable('otp_code').set((eb) => ({ attempts: eb('attempts', '+', 1) }))
-      .where('account_id', '=', accountId).where('purpose', '=', purpose)
-      .where('consumed_at', 'is', null).where('expires_at', '>', sql<Date>`now()`).where('attempts', '<', CODE_MAX_ATTEMPTS)
-      .returning('attempts').executeTakeFirst();
+    const counted = await this.#db
+      .updateTable('otp_code')
+      .set((eb) => ({ attempts: eb('attempts', '+', 1) }))
+      .where('account_id', '=', accountId)
+      .where('purpose', '=', purpose)
+      .where('consumed_at', 'is', null)
+      .where('expires_at', '>', sql<Date>`now()`)
+      .where('attempts', '<', CODE_MAX_ATTEMPTS)
+      .returning('attempts')
+      .executeTakeFirst();
     return counted ? 'wrong' : 'expired_or_used';
   }
 

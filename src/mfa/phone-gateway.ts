@@ -56,9 +56,10 @@ export function twilioGateway(options: { apiUrl: string; accountSid: string; aut
   return {
     available: true,
     async send(message) {
-      const form = message.channel === 'sms'
-        ? new URLSearchParams({ To: message.to, From: options.from, Body: message.text })
-        : new URLSearchParams({ To: message.to, From: options.from, Twiml: `<Response><Say>${escapeXml(message.text)}</Say><Pause length="1"/><Say>${escapeXml(message.text)}</Say></Response>` });
+      const form =
+        message.channel === 'sms'
+          ? new URLSearchParams({ To: message.to, From: options.from, Body: message.text })
+          : new URLSearchParams({ To: message.to, From: options.from, Twiml: `<Response><Say>${escapeXml(message.text)}</Say><Pause length="1"/><Say>${escapeXml(message.text)}</Say></Response>` });
       await post(`${base}/${message.channel === 'sms' ? 'Messages' : 'Calls'}.json`, { headers: { authorization: auth, 'content-type': 'application/x-www-form-urlencoded' }, body: form });
     },
   };

@@ -66,5 +66,3 @@ export class PhoneService {
     return this.#store.insert({ accountId, kind: 'phone', label, secretEnc: this.seal(target) });
   }
 }
-
-

@@ -43,7 +43,9 @@ export class TokenService {
   async add(input: TokenInput): Promise<TokenView> {
     const serial = String(input.serial ?? '').trim();
     if (!SERIAL.test(serial)) throw new DomainError('invalid_serial', 'the serial must be 1 to 64 letters, digits, dots, hyphens or underscores');
-    const secret = String(input.secret ?? '').replace(/\s/g, '').toUpperCase();
+    const secret = String(input.secret ?? '')
+      .replace(/\s/g, '')
+      .toUpperCase();
     if (!isBase32Secret(secret) || !(await totpUsable(secret))) {
       throw new DomainError('invalid_secret', 'the secret must be base32 (A-Z, 2-7) of at least 128 bits (26 characters or more)');
     }

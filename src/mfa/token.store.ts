@@ -12,15 +12,17 @@ export class TokenStore {
   }
 
   async insert(token: { serial: string; secretEnc: string; digits: number; period: number }): Promise<boolean> {
-    const row = await this.#db.insertInto('hardware_token')
+    const row = await this.#db
+      .insertInto('hardware_token')
       .values({ serial: token.serial, secret_enc: token.secretEnc, digits: token.digits, period: token.period })
-      .onConflict((oc) => oc.column('serial').doNothing()).returning('serial').executeTakeFirst();
+      .onConflict((oc) => oc.column('serial').doNothing())
+      .returning('serial')
+      .executeTakeFirst();
     return row !== undefined;
   }
 
   list(): Promise<TokenRow[]> {
-    return this.#db.selectFrom('hardware_token').leftJoin('account', 'account.id', 'hardware_token.assigned_to')
-      .selectAll('hardware_token').select('account.common_id').orderBy('serial').execute();
+    return this.#db.selectFrom('hardware_token').leftJoin('account', 'account.id', 'hardware_token.assigned_to').selectAll('hardware_token').select('account.common_id').orderBy('serial').execute();
   }
 
   /**
@@ -29,21 +31,27 @@ export class TokenStore {
    */
   async assign(serial: string, accountId: string): Promise<boolean> {
     return this.#db.transaction().execute(async (trx) => {
-      const token = await trx.updateTable('hardware_token')
+      const token = await trx
+        .updateTable('hardware_token')
         .set({ assigned_to: accountId, assigned_at: sql<Date>`now()` as never })
-        .where('serial', '=', serial).where('assigned_to', 'is', null)
-        .returningAll().executeTakeFirst();
+        .where('serial', '=', serial)
+        .where('assigned_to', 'is', null)
+        .returningAll()
+        .executeTakeFirst();
       if (!token) return false;
-      await trx.insertInto('mfa_factor').values({
-        account_id: accountId,
-        kind: 'token',
-        label: `Token ${serial}`,
-        secret_enc: token.secret_enc,
-        digits: token.digits,
-        period: token.period,
-        token_serial: serial,
-        is_default: sql<boolean>`not exists (select 1 from mfa_factor where account_id = ${accountId})` as never,
-      }).execute();
+      await trx
+        .insertInto('mfa_factor')
+        .values({
+          account_id: accountId,
+          kind: 'token',
+          label: `Token ${serial}`,
+          secret_enc: token.secret_enc,
+          digits: token.digits,
+          period: token.period,
+          token_serial: serial,
+          is_default: sql<boolean>`not exists (select 1 from mfa_factor where account_id = ${accountId})` as never,
+        })
+        .execute();
       return true;
     });
   }

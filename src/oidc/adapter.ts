@@ -53,10 +53,11 @@ export function postgresAdapter(db: Kysely<DB>, clients: ClientMetadataSource) {
    */
   const deleteTokensOf = (grantId: string) => db.deleteFrom('oidc_payload').where('model', 'in', TOKEN_MODELS).where('grant_id', '=', grantId).execute();
   /** The grant and every token issued under it, as the provider does for a reused code. */
-  const revokeGrant = (grantId: string) => afterUnitOfWork(async () => {
-    await deleteTokensOf(grantId);
-    await db.deleteFrom('oidc_payload').where('model', '=', 'Grant').where('id', '=', grantId).execute();
-  });
+  const revokeGrant = (grantId: string) =>
+    afterUnitOfWork(async () => {
+      await deleteTokensOf(grantId);
+      await db.deleteFrom('oidc_payload').where('model', '=', 'Grant').where('id', '=', grantId).execute();
+    });
 
   return class PostgresAdapter implements Adapter {
     readonly model: string;
@@ -78,17 +79,22 @@ export function postgresAdapter(db: Kysely<DB>, clients: ClientMetadataSource) {
         account_id: payload.accountId ?? null,
         expires_at: expiresAt,
       };
-      await writingProviderRows(() => db.insertInto('oidc_payload')
-        .values(row as never)
-        .onConflict((oc) => oc.columns(['model', 'id']).doUpdateSet({
-          payload: row.payload,
-          grant_id: row.grant_id,
-          user_code: row.user_code,
-          uid: row.uid,
-          account_id: row.account_id,
-          expires_at: expiresAt,
-        } as never))
-        .execute());
+      await writingProviderRows(() =>
+        db
+          .insertInto('oidc_payload')
+          .values(row as never)
+          .onConflict((oc) =>
+            oc.columns(['model', 'id']).doUpdateSet({
+              payload: row.payload,
+              grant_id: row.grant_id,
+              user_code: row.user_code,
+              uid: row.uid,
+              account_id: row.account_id,
+              expires_at: expiresAt,
+            } as never),
+          )
+          .execute(),
+      );
     }
 
     async find(id: string): Promise<AdapterPayload | undefined> {
@@ -109,11 +115,19 @@ export function postgresAdapter(db: Kysely<DB>, clients: ClientMetadataSource) {
      * copy of its own, since the provider's models keep and change what they are given.
      */
     async #findBy(column: Column, value: string): Promise<AdapterPayload | undefined> {
-      const load = column === 'id' && PREFETCHING_MODELS.has(this.model) ? (bringAlong: BringAlong) => this.#findToken(value, bringAlong) : async () => {
-        const row = await db.selectFrom('oidc_payload').select(['payload', 'consumed_at'])
-          .where('model', '=', this.model).where(column, '=', value).where(live('oidc_payload')).executeTakeFirst();
-        return row && toPayload(row);
-      };
+      const load =
+        column === 'id' && PREFETCHING_MODELS.has(this.model)
+          ? (bringAlong: BringAlong) => this.#findToken(value, bringAlong)
+          : async () => {
+              const row = await db
+                .selectFrom('oidc_payload')
+                .select(['payload', 'consumed_at'])
+                .where('model', '=', this.model)
+                .where(column, '=', value)
+                .where(live('oidc_payload'))
+                .executeTakeFirst();
+              return row && toPayload(row);
+            };
       const payload = await memoised(memoKey(this.model, column, value), load);
       return payload && structuredClone(payload);
     }
@@ -136,7 +150,8 @@ export function postgresAdapter(db: Kysely<DB>, clients: ClientMetadataSource) {
      */
     async consume(id: string): Promise<void> {
       await writingProviderRows(async () => {
-        const updated = await db.updateTable('oidc_payload')
+        const updated = await db
+          .updateTable('oidc_payload')
           .set({ consumed_at: sql<Date>`now()` })
           .where('model', '=', this.model)
           .where('id', '=', id)
@@ -144,8 +159,7 @@ export function postgresAdapter(db: Kysely<DB>, clients: ClientMetadataSource) {
           .returning('id')
           .executeTakeFirst();
         if (updated) return;
-        const row = await db.selectFrom('oidc_payload').select('grant_id')
-          .where('model', '=', this.model).where('id', '=', id).executeTakeFirst();
+        const row = await db.selectFrom('oidc_payload').select('grant_id').where('model', '=', this.model).where('id', '=', id).executeTakeFirst();
         if (row?.grant_id) await revokeGrant(row.grant_id);
         throw new errors.InvalidGrant('grant already consumed');
       });

@@ -9,8 +9,7 @@ import type { DB } from '../db/schema.ts';
  * a relying party that does not answer is logged and does not hold the others up.
  */
 export async function notifyAccountLogout(provider: Provider, db: Kysely<DB>, accountId: string, logger: Logger): Promise<number> {
-  const sessions = await db.selectFrom('oidc_payload').select('payload')
-    .where('model', '=', 'Session').where('account_id', '=', accountId).execute();
+  const sessions = await db.selectFrom('oidc_payload').select('payload').where('model', '=', 'Session').where('account_id', '=', accountId).execute();
   const deliveries: Array<Promise<void>> = [];
   for (const { payload } of sessions) {
     const authorizations = (payload as { authorizations?: Record<string, { sid?: string }> }).authorizations ?? {};
@@ -19,9 +18,11 @@ export async function notifyAccountLogout(provider: Provider, db: Kysely<DB>, ac
       if (!client?.backchannelLogoutUri || !sid) continue;
       // Client#backchannelLogout is oidc-provider's own delivery (signed logout token, its fetch).
       const deliver = (client as unknown as { backchannelLogout(sub: string, sid: string): Promise<void> }).backchannelLogout.bind(client);
-      deliveries.push(deliver(accountId, sid).catch((error: Error) => {
-        logger.warn({ err: { message: error.message }, clientId }, 'back-channel logout delivery failed');
-      }));
+      deliveries.push(
+        deliver(accountId, sid).catch((error: Error) => {
+          logger.warn({ err: { message: error.message }, clientId }, 'back-channel logout delivery failed');
+        }),
+      );
     }
   }
   await Promise.all(deliveries);

@@ -40,9 +40,15 @@ export async function ensureKeys(db: Kysely<DB>, box: SecretBox): Promise<boolea
     const existing = await trx.selectFrom('signing_key').select('kid').limit(1).executeTakeFirst();
     if (existing) return false;
     for (const alg of SIGNING_ALGS) {
-      await trx.insertInto('signing_key').values({ ...(await newSigningKey(alg, box)), activates_at: sql`now()` } as never).execute();
+      await trx
+        .insertInto('signing_key')
+        .values({ ...(await newSigningKey(alg, box)), activates_at: sql`now()` } as never)
+        .execute();
     }
-    await trx.insertInto('cookie_key').values({ key_enc: box.encrypt(randomBytes(32).toString('base64url')) }).execute();
+    await trx
+      .insertInto('cookie_key')
+      .values({ key_enc: box.encrypt(randomBytes(32).toString('base64url')) })
+      .execute();
     return true;
   });
 }
@@ -59,23 +65,22 @@ export async function rotateSigningKeys(db: Kysely<DB>, box: SecretBox, timings:
     const kids: string[] = [];
     for (const alg of SIGNING_ALGS) {
       const key = await newSigningKey(alg, box);
-      await trx.insertInto('signing_key').values({ ...key, activates_at: activatesAt } as never).execute();
+      await trx
+        .insertInto('signing_key')
+        .values({ ...key, activates_at: activatesAt } as never)
+        .execute();
       kids.push(key.kid);
     }
-    await trx.deleteFrom('signing_key')
-      .where('retired_at', '<', sql<Date>`now() - make_interval(secs => ${timings.retiredGraceSeconds})`)
-      .execute();
+    await trx.deleteFrom('signing_key').where('retired_at', '<', sql<Date>`now() - make_interval(secs => ${timings.retiredGraceSeconds})`).execute();
     return kids;
   });
 }
 
 export async function loadKeyMaterial(db: Kysely<DB>, box: SecretBox, timings: KeyTimings): Promise<KeyMaterial> {
-  const rows = await db.selectFrom('signing_key')
+  const rows = await db
+    .selectFrom('signing_key')
     .select(['kid', 'alg', 'private_jwk_enc', 'activates_at', 'retired_at', sql<boolean>`activates_at <= now() and (retired_at is null or retired_at > now())`.as('signing')])
-    .where((eb) => eb.or([
-      eb('retired_at', 'is', null),
-      eb('retired_at', '>', sql<Date>`now() - make_interval(secs => ${timings.retiredGraceSeconds})`),
-    ]))
+    .where((eb) => eb.or([eb('retired_at', 'is', null), eb('retired_at', '>', sql<Date>`now() - make_interval(secs => ${timings.retiredGraceSeconds})`)]))
     .orderBy('activates_at', 'desc')
     .execute();
   // Signing keys first (newest first), then keys waiting to sign, then retired ones still published.

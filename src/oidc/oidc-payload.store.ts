@@ -19,12 +19,14 @@ export class OidcPayloadStore {
   /** Ends every session, grant and token of an account at once (all nodes read the same rows). */
   async revokeAccount(accountId: string): Promise<number> {
     await this.#beforeRevoke(accountId);
-    const result = await writingProviderRows(() => this.#db.deleteFrom('oidc_payload')
-      .where((eb) => eb.or([
-        eb('account_id', '=', accountId),
-        eb('grant_id', 'in', eb.selectFrom('oidc_payload as g').select('g.id').where('g.model', '=', 'Grant').where('g.account_id', '=', accountId)),
-      ]))
-      .executeTakeFirst());
+    const result = await writingProviderRows(() =>
+      this.#db
+        .deleteFrom('oidc_payload')
+        .where((eb) =>
+          eb.or([eb('account_id', '=', accountId), eb('grant_id', 'in', eb.selectFrom('oidc_payload as g').select('g.id').where('g.model', '=', 'Grant').where('g.account_id', '=', accountId))]),
+        )
+        .executeTakeFirst(),
+    );
     return Number(result.numDeletedRows);
   }
 

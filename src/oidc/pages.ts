@@ -21,7 +21,7 @@ export function providerPages(renderer: Renderer) {
     },
     renderError(ctx: KoaContextWithOIDC, out: { error: string; error_description?: string }, error: Error) {
       if (error instanceof RetryLaterError) return renderer.retryLater(koa(ctx), error);
-      const status = ctx.status >= 400 ? ctx.status : 400;
+      const status = Math.max(ctx.status, 400);
       const known: Record<string, MessageKey> = {
         invalid_client: 'error.invalid_client',
         invalid_redirect_uri: 'error.invalid_redirect_uri',

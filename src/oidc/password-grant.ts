@@ -31,7 +31,11 @@ export function passwordGrant(signin: PasswordSignin, clients: ClientStore, real
     }
     // One answer for every refusal: the caller learns nothing about the account.
     if (!outcome.ok) throw new errors.InvalidGrant('invalid credentials');
-    const scope = String(params.scope ?? 'openid').split(' ').filter((s) => ALLOWED_SCOPES.has(s)).join(' ') || 'openid';
+    const scope =
+      String(params.scope ?? 'openid')
+        .split(' ')
+        .filter((s) => ALLOWED_SCOPES.has(s))
+        .join(' ') || 'openid';
     const grant = new provider.Grant({ accountId: outcome.account.id, clientId: client!.clientId });
     grant.addOIDCScope(scope);
     const grantId = await grant.save();

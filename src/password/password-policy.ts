@@ -18,15 +18,7 @@ import { hasControlCharacter } from '../shared/text.ts';
 
 export type PolicyProfile = 'university' | 'nist';
 
-export type PolicyViolation =
-  | 'too_short'
-  | 'too_long'
-  | 'too_few_character_kinds'
-  | 'forbidden_character'
-  | 'control_character'
-  | 'same_as_common_id'
-  | 'same_as_current'
-  | 'blocklisted';
+export type PolicyViolation = 'too_short' | 'too_long' | 'too_few_character_kinds' | 'forbidden_character' | 'control_character' | 'same_as_common_id' | 'same_as_current' | 'blocklisted';
 
 export interface PolicyLimits {
   minLength: number;
@@ -154,10 +146,7 @@ function containsCommonId(folded: string, commonId: string): boolean {
  * Checks a new password against the profile's rules and reports every violated
  * rule, not just the first.
  */
-export function checkPassword(
-  password: string,
-  context: { profile: PolicyProfile; commonId: string; currentPassword?: string },
-): PolicyResult {
+export function checkPassword(password: string, context: { profile: PolicyProfile; commonId: string; currentPassword?: string }): PolicyResult {
   const profile: PolicyProfile = context.profile ?? DEFAULT_PROFILE;
   const limits = policyLimits(profile);
   const normalized = normalizePassword(password);

@@ -76,9 +76,7 @@ export function accountHome(deps: AccountHomeDeps): Router {
     const when = (d: Date | string | null) => (d ? formatDateTime(ctx.state.locale, d, deps.config.timeZone) : t('account.never'));
     const link = await deps.idv.linkOf(account.id);
     const expiry = passwordExpiry(account.password_set_at, factors.length > 0, deps.config.passwordExpiry, deps.clock.now());
-    const mfaStatus = factors.length > 0
-      ? factors.map((f) => f.label).join(', ')
-      : t(account.mfa_required ? 'account.mfa_pending' : 'account.mfa_off');
+    const mfaStatus = factors.length > 0 ? factors.map((f) => f.label).join(', ') : t(account.mfa_required ? 'account.mfa_pending' : 'account.mfa_off');
     const rows: Array<[MessageKey, string]> = [
       ['account.common_id', withRealm(account.common_id, config.realmSuffix)],
       ['account.name', account.name],
@@ -92,11 +90,14 @@ export function accountHome(deps: AccountHomeDeps): Router {
       ['account.idv', link ? t('account.idv_linked', { date: when(link.linked_at) }) : t('account.idv_not_linked')],
     ];
     const signins = await deps.signinLog.list({ accountId: account.id, limit: 10 });
-    const clientNames = new Map((await Promise.all([...new Set(signins.map((e) => e.client_id).filter((c): c is string => Boolean(c)))]
-      .map(async (id) => [id, (await deps.clients.find(id))?.name ?? id] as const))));
+    const clientNames = new Map(
+      await Promise.all([...new Set(signins.map((e) => e.client_id).filter((c): c is string => Boolean(c)))].map(async (id) => [id, (await deps.clients.find(id))?.name ?? id] as const)),
+    );
     deps.renderer.page(ctx, 'account', 'account.title', {
       recentSignins: signins.map((e) => ({
-        at: when(e.occurred_at), system: e.client_id ? clientNames.get(e.client_id) ?? e.client_id : '-', place: e.ip ?? '-',
+        at: when(e.occurred_at),
+        system: e.client_id ? (clientNames.get(e.client_id) ?? e.client_id) : '-',
+        place: e.ip ?? '-',
         result: t(e.result === 'success' ? 'account.signin_success' : 'account.signin_failure'),
       })),
       signOutEverywhereAction: '/account/sign-out-everywhere',
@@ -105,7 +106,10 @@ export function accountHome(deps: AccountHomeDeps): Router {
       logoutUrl: '/account/logout',
       mfaApplyAction: factors.length === 0 && !account.mfa_required ? '/account/mfa' : null,
       appPasswords: (await deps.appPasswords.list(account.id)).map((p) => ({
-        name: p.name, created: when(p.created_at), lastUsed: when(p.last_used_at), revokeAction: `/account/app-passwords/${p.id}/revoke`,
+        name: p.name,
+        created: when(p.created_at),
+        lastUsed: when(p.last_used_at),
+        revokeAction: `/account/app-passwords/${p.id}/revoke`,
       })),
       appPasswordAction: '/account/app-passwords',
       newAppPassword,

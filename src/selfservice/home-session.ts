@@ -31,10 +31,11 @@ export function homeSession(deps: AccountHomeDeps) {
   // trusts them), so discovery still names the public endpoints.
   const issuerUrl = new URL(config.issuer);
   const fetchVia: oidc.CustomFetch | undefined = config.internalUrl
-    ? (url, options) => fetch(url.replace(config.issuer, config.internalUrl!), {
-      ...options,
-      headers: { ...options.headers, 'x-forwarded-proto': issuerUrl.protocol.slice(0, -1), 'x-forwarded-host': issuerUrl.host },
-    })
+    ? (url, options) =>
+        fetch(url.replace(config.issuer, config.internalUrl!), {
+          ...options,
+          headers: { ...options.headers, 'x-forwarded-proto': issuerUrl.protocol.slice(0, -1), 'x-forwarded-host': issuerUrl.host },
+        })
     : undefined;
 
   function configuration(): Promise<oidc.Configuration> {
@@ -62,7 +63,7 @@ export function homeSession(deps: AccountHomeDeps) {
     const account = accountId && Number(expires) > deps.clock.now().getTime() ? await deps.accounts.findById(accountId) : undefined;
     const signedInAt = Number(expires) - SESSION_SECONDS * 1000;
     // A password reissued or changed since this page was opened ends this page's session too.
-    if (!account || account.status !== 'active' || new Date(account.password_set_at).getTime() > signedInAt) return undefined;
+    if (account?.status !== 'active' || new Date(account.password_set_at).getTime() > signedInAt) return undefined;
     return { account, acr: acr ?? '', authTime: Number(authTime) || 0 };
   }
 
@@ -162,7 +163,6 @@ export function homeSession(deps: AccountHomeDeps) {
       });
       ctx.redirect(url.href);
     });
-
   }
 
   return { cookie, setCookie, session, signedIn, postedBy, freshEnough, routes };

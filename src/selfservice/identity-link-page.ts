@@ -18,14 +18,20 @@ export function identityLinkRoutes(router: Router, deps: AccountHomeDeps, home: 
   async function linkPage(ctx: Context, account: AccountRow, notice: { message?: MessageKey; error?: MessageKey } = {}, status = 200) {
     const t = translator(ctx.state.locale);
     const link = await deps.idv.linkOf(account.id);
-    deps.renderer.page(ctx, 'identity-link', 'idv.link_title', {
-      available: Boolean(deps.idvFlow),
-      link: link ? { name: link.name, linkedAt: formatDateTime(ctx.state.locale, link.linked_at, deps.config.timeZone) } : null,
-      linkAction: '/account/idv/link',
-      unlinkAction: '/account/idv/unlink',
-      message: notice.message ? t(notice.message) : null,
-      error: notice.error ? t(notice.error) : null,
-    }, status);
+    deps.renderer.page(
+      ctx,
+      'identity-link',
+      'idv.link_title',
+      {
+        available: Boolean(deps.idvFlow),
+        link: link ? { name: link.name, linkedAt: formatDateTime(ctx.state.locale, link.linked_at, deps.config.timeZone) } : null,
+        linkAction: '/account/idv/link',
+        unlinkAction: '/account/idv/unlink',
+        message: notice.message ? t(notice.message) : null,
+        error: notice.error ? t(notice.error) : null,
+      },
+      status,
+    );
   }
 
   router.get('/account/idv', async (ctx) => {

@@ -19,22 +19,30 @@ export function securityInfoRoutes(router: Router, deps: AccountHomeDeps, home: 
   async function securityPage(ctx: Context, account: AccountRow, notice: { errors?: string[]; message?: string; pendingEmail?: string } = {}, status = 200) {
     const t = translator(ctx.state.locale);
     const factors = await deps.mfa.factors(account.id);
-    deps.renderer.page(ctx, 'security', 'security.title', {
-      factors: factors.map((f) => ({
-        label: f.label, isDefault: f.is_default,
-        removeAction: `/account/security/factors/${f.id}/remove`, defaultAction: `/account/security/factors/${f.id}/default`,
-      })),
-      addUrl: `/account/login?add=1${factors.length ? '&fresh=1' : ''}&back=%2Faccount%2Fsecurity`,
-      passwordAction: '/account/security/password',
-      longNotice: (await lengthAdvice(deps.clients, t)).longNotice,
-      rules: policyRules(t, deps.config.passwordProfile),
-      recoveryEmail: account.recovery_email,
-      emailAction: '/account/security/email',
-      emailConfirmAction: notice.pendingEmail ? '/account/security/email/confirm' : null,
-      pendingEmail: notice.pendingEmail ?? null,
-      errors: notice.errors ?? [],
-      message: notice.message ?? null,
-    }, status);
+    deps.renderer.page(
+      ctx,
+      'security',
+      'security.title',
+      {
+        factors: factors.map((f) => ({
+          label: f.label,
+          isDefault: f.is_default,
+          removeAction: `/account/security/factors/${f.id}/remove`,
+          defaultAction: `/account/security/factors/${f.id}/default`,
+        })),
+        addUrl: `/account/login?add=1${factors.length ? '&fresh=1' : ''}&back=%2Faccount%2Fsecurity`,
+        passwordAction: '/account/security/password',
+        longNotice: (await lengthAdvice(deps.clients, t)).longNotice,
+        rules: policyRules(t, deps.config.passwordProfile),
+        recoveryEmail: account.recovery_email,
+        emailAction: '/account/security/email',
+        emailConfirmAction: notice.pendingEmail ? '/account/security/email/confirm' : null,
+        pendingEmail: notice.pendingEmail ?? null,
+        errors: notice.errors ?? [],
+        message: notice.message ?? null,
+      },
+      status,
+    );
   }
 
   router.get('/account/security', async (ctx) => {
@@ -71,12 +79,13 @@ export function securityInfoRoutes(router: Router, deps: AccountHomeDeps, home: 
     } catch (error) {
       if (!(error instanceof DomainError)) throw error;
       const messages: Record<string, MessageKey> = { password_mismatch: 'password_change.mismatch', wrong_current_password: 'password_change.wrong_current', locked: 'password.locked' };
-      const errors = error.code === 'password_policy'
-        ? (error.details.violations as string[]).map((v) => {
-          const l = error.details.limits as { minLength: number; maxLength: number; minKinds: number };
-          return t(`violation.${v}` as MessageKey, { min: l.minLength, max: l.maxLength, kinds: l.minKinds });
-        })
-        : [t(messages[error.code] ?? 'error.generic', { minutes: Math.ceil(Number(error.details.waitSeconds ?? 60) / 60) })];
+      const errors =
+        error.code === 'password_policy'
+          ? (error.details.violations as string[]).map((v) => {
+              const l = error.details.limits as { minLength: number; maxLength: number; minKinds: number };
+              return t(`violation.${v}` as MessageKey, { min: l.minLength, max: l.maxLength, kinds: l.minKinds });
+            })
+          : [t(messages[error.code] ?? 'error.generic', { minutes: Math.ceil(Number(error.details.waitSeconds ?? 60) / 60) })];
       return securityPage(ctx, current.account, { errors }, error.code === 'locked' ? 429 : 400);
     }
     await deps.audit.record({ actor: 'self', action: 'password.changed', accountId: current.account.id, details: { reason: 'security_info' } });
@@ -97,7 +106,16 @@ export function securityInfoRoutes(router: Router, deps: AccountHomeDeps, home: 
       text: t('mail.code_body', { service: deps.config.issuerName, code, minutes: OTP_CODE_TTL_SECONDS / 60 }),
     }));
     if (!sent.ok) {
-      return securityPage(ctx, current.account, { errors: [t(sent.reason === 'rate_limited' ? 'mfa.phone_rate_limited' : 'mfa.phone_delivery_failed', { minutes: sent.reason === 'rate_limited' ? Math.max(1, Math.ceil(sent.waitSeconds / 60)) : 0 })] }, sent.reason === 'rate_limited' ? 429 : 503);
+      return securityPage(
+        ctx,
+        current.account,
+        {
+          errors: [
+            t(sent.reason === 'rate_limited' ? 'mfa.phone_rate_limited' : 'mfa.phone_delivery_failed', { minutes: sent.reason === 'rate_limited' ? Math.max(1, Math.ceil(sent.waitSeconds / 60)) : 0 }),
+          ],
+        },
+        sent.reason === 'rate_limited' ? 429 : 503,
+      );
     }
     setCookie(ctx, 'akamon_home_email', email, 600);
     await securityPage(ctx, current.account, { pendingEmail: email });
@@ -109,14 +127,20 @@ export function securityInfoRoutes(router: Router, deps: AccountHomeDeps, home: 
     const t = translator(ctx.state.locale);
     const email = ctx.cookies.get(cookie('akamon_home_email'), { signed: true });
     if (!email) return securityPage(ctx, current.account, { errors: [t('mfa.code_expired')] }, 400);
-    const result = await deps.recoveryEmail.confirm(current.account.id, `change-email:${sha256(email.toLowerCase()).slice(0, 22)}`, email, normalizeCode((ctx.request.body as Record<string, unknown>).code));
+    const result = await deps.recoveryEmail.confirm(
+      current.account.id,
+      `change-email:${sha256(email.toLowerCase()).slice(0, 22)}`,
+      email,
+      normalizeCode((ctx.request.body as Record<string, unknown>).code),
+    );
     if (result !== 'ok') return securityPage(ctx, current.account, { errors: [t(result === 'wrong' ? 'mfa.wrong_code' : 'mfa.code_expired')], pendingEmail: email }, 400);
     setCookie(ctx, 'akamon_home_email', null, 0);
     const previous = current.account.recovery_email;
     await deps.audit.record({ actor: 'self', action: 'recovery_email.changed', accountId: current.account.id });
     // The old address hears about it: a changed recovery address is how accounts are taken over.
     if (previous && previous !== email) {
-      await deps.recoveryEmail.notify(previous, t('mail.email_changed_subject', { service: deps.config.issuerName }), t('mail.email_changed_body', { service: deps.config.issuerName }))
+      await deps.recoveryEmail
+        .notify(previous, t('mail.email_changed_subject', { service: deps.config.issuerName }), t('mail.email_changed_body', { service: deps.config.issuerName }))
         .catch((error: Error) => ctx.state.log.warn({ err: { message: error.message } }, 'recovery email change notice not sent'));
     }
     await securityPage(ctx, (await deps.accounts.findById(current.account.id))!, { message: t('security.email_changed') });

@@ -14,19 +14,23 @@ export function serviceDirectoryRoutes(router: Router, deps: AccountHomeDeps, ho
   router.get('/services', async (ctx) => {
     const t = translator(ctx.state.locale);
     const account = await signedIn(ctx);
-    const services = await Promise.all((await deps.clients.listed()).map(async (client) => {
-      const decision = account ? await deps.access.decide(account, client) : undefined;
-      return {
-        name: client.name,
-        description: client.description,
-        homepage: client.homepage_url,
-        mfa: client.require_mfa || rolloutPhase(deps.clock.now(), deps.config.mfaRollout, { warningFrom: client.mfa_warning_from, requiredFrom: client.mfa_required_from }).phase === 'required',
-        forYou: decision === undefined ? null : decision.allowed
-          ? { allowed: true, text: t('services.allowed') }
-          : { allowed: false, text: t(DENIAL_REASON_TEXT[decision.reason], { client: client.name }), todo: t(DENIAL_TODO_TEXT[decision.reason]) },
-      };
-    }));
+    const services = await Promise.all(
+      (await deps.clients.listed()).map(async (client) => {
+        const decision = account ? await deps.access.decide(account, client) : undefined;
+        return {
+          name: client.name,
+          description: client.description,
+          homepage: client.homepage_url,
+          mfa: client.require_mfa || rolloutPhase(deps.clock.now(), deps.config.mfaRollout, { warningFrom: client.mfa_warning_from, requiredFrom: client.mfa_required_from }).phase === 'required',
+          forYou:
+            decision === undefined
+              ? null
+              : decision.allowed
+                ? { allowed: true, text: t('services.allowed') }
+                : { allowed: false, text: t(DENIAL_REASON_TEXT[decision.reason], { client: client.name }), todo: t(DENIAL_TODO_TEXT[decision.reason]) },
+        };
+      }),
+    );
     deps.renderer.page(ctx, 'services', 'services.title', { services, signedIn: Boolean(account), signInUrl: '/account/login' });
   });
-
 }

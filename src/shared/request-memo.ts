@@ -34,14 +34,18 @@ export function memoised<T>(key: string, load: (bringAlong: BringAlong) => Promi
   if (!answer) {
     const writesAtStart = current.writes;
     const unchanged = () => current.writes === writesAtStart;
-    const loading = load((other, value) => { if (unchanged()) current.memo.set(other, Promise.resolve(value)); });
+    const loading = load((other, value) => {
+      if (unchanged()) current.memo.set(other, Promise.resolve(value));
+    });
     answer = loading;
     current.memo.set(key, loading);
     const drop = () => {
       if (current.memo.get(key) === loading) current.memo.delete(key);
     };
     // A failed read is not kept, nor one that a write overtook: the next step reads again.
-    loading.then(() => { if (!unchanged()) drop(); }, drop);
+    loading.then(() => {
+      if (!unchanged()) drop();
+    }, drop);
   }
   return answer;
 }

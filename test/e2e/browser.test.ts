@@ -46,7 +46,8 @@ describe('real browser', () => {
       await expect(identifier.inputValue()).resolves.toBe(account.commonId);
       await page.keyboard.press('Tab');
       const focused = await page.evaluate<{ tag?: string; text?: string; type?: string }>(
-        '({ tag: document.activeElement?.tagName, text: document.activeElement?.textContent?.trim(), type: document.activeElement?.type })');
+        '({ tag: document.activeElement?.tagName, text: document.activeElement?.textContent?.trim(), type: document.activeElement?.type })',
+      );
       expect(focused).toEqual({ tag: 'BUTTON', text: 'Continue', type: 'submit' });
       await page.keyboard.press('Enter');
 
@@ -74,8 +75,8 @@ describe('real browser', () => {
       // Back at the account home, signed in.
       await page.waitForURL(`${akamon.url}/account`);
       await page.getByRole('heading', { name: 'Your account' }).waitFor();
-      await expect(page.locator('main').innerText()).resolves.toContain('Hanako Todai');
-      await expect(page.locator('main').innerText()).resolves.toContain(account.commonId);
+      await expect(page.locator('main').textContent()).resolves.toContain('Hanako Todai');
+      await expect(page.locator('main').textContent()).resolves.toContain(account.commonId);
       await expect(page.getByRole('link', { name: 'Sign out' }).isVisible()).resolves.toBe(true);
 
       const after = await akamon.deps.accounts.findById(account.id);

@@ -56,10 +56,12 @@ describe('the client-credentials grant', () => {
     const other = await akamon.createClient({ name: 'Batch job', clientCredentials: true, redirectUris: ['http://127.0.0.1:9/batch'] });
     expect((await tokenRequest(akamon, other, { grant_type: 'client_credentials' })).status).toBe(200);
     const changed = await fetch(`${akamon.url}/admin/api/clients/${other.clientId}`, {
-      method: 'PATCH', headers: { authorization: `Bearer ${akamon.operatorToken}`, 'content-type': 'application/json' }, body: JSON.stringify({ clientCredentials: false }),
+      method: 'PATCH',
+      headers: { authorization: `Bearer ${akamon.operatorToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ clientCredentials: false }),
     });
     expect(changed.status).toBe(200);
-    expect((await changed.json() as { client: { clientCredentials: boolean } }).client.clientCredentials).toBe(false);
+    expect(((await changed.json()) as { client: { clientCredentials: boolean } }).client.clientCredentials).toBe(false);
     expect((await tokenRequest(akamon, other, { grant_type: 'client_credentials' })).body.error_description).toBe('requested grant type is not allowed for this client');
   });
 });

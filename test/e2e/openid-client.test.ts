@@ -126,7 +126,11 @@ describe('openid-client v6 as a relying party', () => {
     expect(confirm.html).toContain('Library System');
     const xsrf = decode(/name="xsrf" value="([^"]+)"/.exec(confirm.html)![1]);
     const action = decode(/<form[^>]*id="op.logoutForm"[^>]*action="([^"]+)"|<form[^>]*action="([^"]+)"[^>]*id="op.logoutForm"/.exec(confirm.html)?.slice(1).find(Boolean) ?? '/session/end/confirm');
-    const done = await browser.visit(new URL(action, akamon.url).href, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ xsrf, logout: 'yes' }) });
+    const done = await browser.visit(new URL(action, akamon.url).href, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ xsrf, logout: 'yes' }),
+    });
     expect(done.url.startsWith('http://127.0.0.1:9/library/bye')).toBe(true);
     expect(new URL(done.url).searchParams.get('state')).toBe(logoutState);
   });

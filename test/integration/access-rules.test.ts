@@ -4,12 +4,17 @@ import { Browser } from '../support/browser.ts';
 import { codeFrom, enterCredentials, redeem, signIn, startAuthorization, tokenRequest } from '../support/flows.ts';
 
 let akamon: RunningAkamon;
-beforeAll(async () => { akamon = await startAkamon(); });
+beforeAll(async () => {
+  akamon = await startAkamon();
+});
 afterAll(() => akamon.close());
 
-const admin = (path: string, method: string, body?: unknown) => fetch(`${akamon.url}/admin/api${path}`, {
-  method, headers: { authorization: `Bearer ${akamon.operatorToken}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body),
-});
+const admin = (path: string, method: string, body?: unknown) =>
+  fetch(`${akamon.url}/admin/api${path}`, {
+    method,
+    headers: { authorization: `Bearer ${akamon.operatorToken}`, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
 
 describe('per-client rules, error 53003', () => {
   test('allowed affiliations: others see the page with the reason, the client gets access_denied, the log keeps the rule', async () => {
@@ -45,7 +50,12 @@ describe('per-client rules, error 53003', () => {
     const denied = await enterCredentials(browser, started.page, professor.commonId, professor.password);
     expect(denied.html).toContain('is not allowed to use Lab server');
     const shown = (await (await admin(`/clients/${lab.clientId}`, 'GET')).json()) as { accountRules: unknown[] };
-    expect(shown.accountRules).toEqual(expect.arrayContaining([{ commonId: guest.commonId, effect: 'allow' }, { commonId: professor.commonId, effect: 'deny' }]));
+    expect(shown.accountRules).toEqual(
+      expect.arrayContaining([
+        { commonId: guest.commonId, effect: 'allow' },
+        { commonId: professor.commonId, effect: 'deny' },
+      ]),
+    );
     expect((await admin(`/clients/${lab.clientId}/accounts/${professor.commonId}`, 'DELETE')).status).toBe(204);
     expect((await signIn(new Browser(akamon.url), akamon, lab, professor)).code).toBeTruthy();
   });
@@ -127,7 +137,12 @@ describe('security education', () => {
   test('records are checked: the date must be real and inside the academic year', async () => {
     const account = await akamon.createReadyAccount();
     const year = akamon.deps.education.currentYear();
-    for (const [y, date, code] of [[year, '2026-02-30', 'invalid_date'], [year, 'yesterday', 'invalid_date'], [1900, undefined, 'invalid_year'], [year, `${year + 2}-05-01`, 'date_outside_year']] as const) {
+    for (const [y, date, code] of [
+      [year, '2026-02-30', 'invalid_date'],
+      [year, 'yesterday', 'invalid_date'],
+      [1900, undefined, 'invalid_year'],
+      [year, `${year + 2}-05-01`, 'date_outside_year'],
+    ] as const) {
       const response = await admin('/education', 'POST', { commonId: account.commonId, year: y, passedOn: date });
       expect(response.status).toBe(400);
       expect(((await response.json()) as { error: string }).error).toBe(code);
@@ -136,7 +151,7 @@ describe('security education', () => {
   });
 });
 
-test('the account home shows this year\'s education status', async () => {
+test("the account home shows this year's education status", async () => {
   const account = await akamon.createReadyAccount();
   const browser = new Browser(akamon.url);
   const home = await enterCredentials(browser, await browser.visit(`${akamon.url}/account`), account.commonId, account.password);
@@ -149,7 +164,13 @@ test('the account home shows this year\'s education status', async () => {
 
 describe('service directory', () => {
   test('lists the listed clients with their MFA mark, and for a signed-in person says what the rules enforce', async () => {
-    const open = await akamon.createClient({ name: 'AAA Library', listed: true, description: 'Books and journals', homepageUrl: 'https://lib.example.ac.jp/', redirectUris: ['http://127.0.0.1:9/lib'] });
+    const open = await akamon.createClient({
+      name: 'AAA Library',
+      listed: true,
+      description: 'Books and journals',
+      homepageUrl: 'https://lib.example.ac.jp/',
+      redirectUris: ['http://127.0.0.1:9/lib'],
+    });
     const studentsOnly = await akamon.createClient({ name: 'AAB Course registration', listed: true, allowedAffiliations: ['student'], redirectUris: ['http://127.0.0.1:9/reg'] });
     const education = await akamon.createClient({ name: 'AAC Wi-Fi menu', listed: true, requireEducation: true, redirectUris: ['http://127.0.0.1:9/wifimenu'] });
     await akamon.createClient({ name: 'AAD VPN', listed: true, requireMfa: true, redirectUris: ['http://127.0.0.1:9/vpn2'] });
@@ -170,7 +191,11 @@ describe('service directory', () => {
     const page = (await browser.visit(`${akamon.url}/services`)).html;
     const entry = (name: string) => page.slice(page.indexOf(name), page.indexOf('</li>', page.indexOf(name)));
     // The directory and the authorization endpoint give the same answer for each client.
-    for (const [client, name] of [[open, 'AAA Library'], [studentsOnly, 'AAB Course registration'], [education, 'AAC Wi-Fi menu']] as const) {
+    for (const [client, name] of [
+      [open, 'AAA Library'],
+      [studentsOnly, 'AAB Course registration'],
+      [education, 'AAC Wi-Fi menu'],
+    ] as const) {
       const silent = await startAuthorization(browser, akamon, client, { prompt: 'none' });
       const admitted = new URL(silent.page.url).searchParams.has('code');
       expect([name, entry(name).includes('You can use this.')]).toEqual([name, admitted]);

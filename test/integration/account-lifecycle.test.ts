@@ -137,12 +137,14 @@ describe('brute-force protection', () => {
 
   test('parallel guesses cannot slip past the lock: of 12 at once, only the free attempts are checked', async () => {
     const account = await akamon.createReadyAccount();
-    const pages = await Promise.all(Array.from({ length: 12 }, async (_, i) => {
-      const browser = new Browser(akamon.url);
-      const { page } = await startAuthorization(browser, akamon, client);
-      const passwordPage = await browser.submit(page, /\/identifier$/, { identifier: account.commonId });
-      return { browser, passwordPage, i };
-    }));
+    const pages = await Promise.all(
+      Array.from({ length: 12 }, async (_, i) => {
+        const browser = new Browser(akamon.url);
+        const { page } = await startAuthorization(browser, akamon, client);
+        const passwordPage = await browser.submit(page, /\/identifier$/, { identifier: account.commonId });
+        return { browser, passwordPage, i };
+      }),
+    );
     const results = await Promise.all(pages.map(({ browser, passwordPage, i }) => browser.submit(passwordPage, /\/password$/, { password: `Wrong-password-${i}` })));
     const statuses = results.map((r) => r.status);
     expect(statuses.filter((s) => s === 401)).toHaveLength(5);
@@ -165,7 +167,10 @@ describe('brute-force protection', () => {
 
   test('at 100 consecutive failures the account stays locked until an operator unlocks it', async () => {
     const account = await akamon.createReadyAccount();
-    await akamon.deps.database.db.insertInto('throttle').values({ key: `account:${account.commonId}`, failures: 100, last_failure_at: new Date(), locked_until: null }).execute();
+    await akamon.deps.database.db
+      .insertInto('throttle')
+      .values({ key: `account:${account.commonId}`, failures: 100, last_failure_at: new Date(), locked_until: null })
+      .execute();
     const browser = new Browser(akamon.url);
     const { page } = await startAuthorization(browser, akamon, client);
     const blocked = await enterCredentials(browser, page, account.commonId, account.password);

@@ -36,8 +36,12 @@ async function rowKeys(): Promise<string[]> {
 }
 
 async function expire(model: string, id: string): Promise<void> {
-  await db.updateTable('oidc_payload').set({ expires_at: sql<Date>`now() - interval '1 second'` as never })
-    .where('model', '=', model).where('id', '=', id).execute();
+  await db
+    .updateTable('oidc_payload')
+    .set({ expires_at: sql<Date>`now() - interval '1 second'` as never })
+    .where('model', '=', model)
+    .where('id', '=', id)
+    .execute();
 }
 
 /** Inserts `count` rows directly; `expired` decides whether they are already past expiry. */
@@ -158,16 +162,14 @@ describe('postgresAdapter', () => {
     // The first redemption changes nothing else.
     expect(await rowKeys()).toHaveLength(9);
 
-    const error = await codes.consume(code).then(() => undefined, (e: unknown) => e);
+    const error = await codes.consume(code).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(error).toBeInstanceOf(errors.InvalidGrant);
     expect((error as { error?: string }).error).toBe('invalid_grant');
 
-    expect(await rowKeys()).toEqual([
-      'AccessToken:at-other',
-      `Grant:${otherGrant}`,
-      'Interaction:int-1',
-      'Session:sess-1',
-    ].sort());
+    expect(await rowKeys()).toEqual(['AccessToken:at-other', `Grant:${otherGrant}`, 'Interaction:int-1', 'Session:sess-1'].sort());
   });
 
   test('consuming an unknown id throws InvalidGrant and deletes nothing', async () => {
@@ -275,7 +277,9 @@ describe('postgresAdapter within one request', () => {
 
 describe('OidcPayloadStore', () => {
   let store: OidcPayloadStore;
-  beforeAll(() => { store = new OidcPayloadStore(db); });
+  beforeAll(() => {
+    store = new OidcPayloadStore(db);
+  });
 
   test('deleteExpired removes at most `limit` expired rows per call and never live ones', async () => {
     await insertRows(25, { expired: true });
@@ -291,7 +295,7 @@ describe('OidcPayloadStore', () => {
     expect(await new Adapter('Grant').find('never-expires')).toEqual({ accountId: 'a' });
   });
 
-  test('revokeAccount removes the account\'s sessions, grants and tokens, and leaves another account\'s', async () => {
+  test("revokeAccount removes the account's sessions, grants and tokens, and leaves another account's", async () => {
     const grantA = uniqueId('grant-a');
     const grantB = uniqueId('grant-b');
     await new Adapter('Session').upsert('sess-a', { accountId: 'alice', uid: 'ua' } as AdapterPayload, 3600);
@@ -319,13 +323,22 @@ describe('Sweeper', () => {
     await insertRows(2500, { expired: true });
     await insertRows(7, { expired: false });
     const batches: Array<{ asked: number; removed: number }> = [];
-    const sweeper = new Sweeper([async (n) => {
-      const removed = await store.deleteExpired(n);
-      batches.push({ asked: n, removed });
-      return removed;
-    }], 1000);
+    const sweeper = new Sweeper(
+      [
+        async (n) => {
+          const removed = await store.deleteExpired(n);
+          batches.push({ asked: n, removed });
+          return removed;
+        },
+      ],
+      1000,
+    );
     expect(await sweeper.sweep()).toBe(2500);
-    expect(batches).toEqual([{ asked: 1000, removed: 1000 }, { asked: 1000, removed: 1000 }, { asked: 1000, removed: 500 }]);
+    expect(batches).toEqual([
+      { asked: 1000, removed: 1000 },
+      { asked: 1000, removed: 1000 },
+      { asked: 1000, removed: 500 },
+    ]);
     expect(await countRows()).toEqual({ expired: 0, live: 7 });
     expect(await sweeper.sweep()).toBe(0);
   });
@@ -334,7 +347,17 @@ describe('Sweeper', () => {
     const store = new OidcPayloadStore(db);
     await insertRows(2500, { expired: true });
     let otherCalls = 0;
-    const sweeper = new Sweeper([(n) => store.deleteExpired(n), async () => { otherCalls += 1; return 3; }], 1000, 2);
+    const sweeper = new Sweeper(
+      [
+        (n) => store.deleteExpired(n),
+        async () => {
+          otherCalls += 1;
+          return 3;
+        },
+      ],
+      1000,
+      2,
+    );
     expect(await sweeper.sweep()).toBe(2003);
     expect(otherCalls).toBe(1);
     expect(await countRows()).toEqual({ expired: 500, live: 0 });

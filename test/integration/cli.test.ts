@@ -54,8 +54,12 @@ function run(script: string, args: string[], env: Record<string, string>): Promi
     const child = spawn(NODE, [script, ...args], { cwd: ROOT, env: { ...cleanEnv(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
-    child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      stdout += d;
+    });
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d;
+    });
     child.once('error', reject);
     child.once('close', (code) => resolve({ code, stdout, stderr }));
   });
@@ -120,8 +124,12 @@ beforeAll(async () => {
     env.DATABASE_URL = dbUrl.href;
   }
   server = spawn(NODE, ['src/main.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  server.stdout!.setEncoding('utf8').on('data', (d: string) => { serverLog += d; });
-  server.stderr!.setEncoding('utf8').on('data', (d: string) => { serverLog += d; });
+  server.stdout!.setEncoding('utf8').on('data', (d: string) => {
+    serverLog += d;
+  });
+  server.stderr!.setEncoding('utf8').on('data', (d: string) => {
+    serverLog += d;
+  });
   await waitForHealth(Date.now() + 45_000);
 }, 60_000);
 
@@ -262,7 +270,7 @@ describe('akamon CLI', () => {
 
   test('MFA settings: account update, reset-mfa, and client --require-mfa / --mfa-max-age', async () => {
     expect((await json(['account', 'update', cid(1), '--require-mfa'])).mfaRequired).toBe(true);
-    expect((await json(['account', 'show', cid(1)]))).toMatchObject({ mfaRequired: true, factors: [] });
+    expect(await json(['account', 'show', cid(1)])).toMatchObject({ mfaRequired: true, factors: [] });
     const human = await cli(['account', 'show', cid(1)]);
     expect(human.stdout).toMatch(/MFA required:\s+yes/);
     const nothing = await cli(['account', 'update', cid(1)]);
@@ -283,7 +291,10 @@ describe('akamon CLI', () => {
   test('token import, list, assign and unassign', async () => {
     const file = path.join(work, 'tokens.csv');
     const serial = `CLI${Date.now()}`;
-    await fs.writeFile(file, ['serial,secret,digits,period', `${serial}A,JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP,6,30`, `${serial}B,GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ,8,60`, `${serial}C,not base32,6,30`].join('\n'));
+    await fs.writeFile(
+      file,
+      ['serial,secret,digits,period', `${serial}A,JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP,6,30`, `${serial}B,GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ,8,60`, `${serial}C,not base32,6,30`].join('\n'),
+    );
     const imported = await cli(['token', 'import', file, '--json']);
     expect(imported.code).toBe(1);
     const result = JSON.parse(imported.stdout);
@@ -319,7 +330,12 @@ describe('akamon CLI', () => {
     const id = created.clientId;
     expect(await json(['client', 'show', id])).toMatchObject({ allowedAffiliations: ['student', 'faculty'], allowedStatuses: ['active'], requireEducation: true });
     expect((await cli(['client', 'update', id, '--allow-account', cid(1), '--deny-account', cid(11)])).code).toBe(0);
-    expect((await json(['client', 'show', id])).accountRules).toEqual(expect.arrayContaining([{ commonId: cid(1), effect: 'allow' }, { commonId: cid(11), effect: 'deny' }]));
+    expect((await json(['client', 'show', id])).accountRules).toEqual(
+      expect.arrayContaining([
+        { commonId: cid(1), effect: 'allow' },
+        { commonId: cid(11), effect: 'deny' },
+      ]),
+    );
     expect((await cli(['client', 'update', id, '--unlist-account', cid(11), '--allow-affiliation', 'any', '--no-require-education'])).code).toBe(0);
     expect(await json(['client', 'show', id])).toMatchObject({ allowedAffiliations: null, requireEducation: false, accountRules: [{ commonId: cid(1), effect: 'allow' }] });
     const badAffiliation = await cli(['client', 'update', id, '--allow-affiliation', 'wizard']);
@@ -361,7 +377,12 @@ describe('akamon CLI', () => {
     expect((await cli(['account', 'revoke', cid(41), '--on', 'someday'])).code).toBe(2);
 
     const file = path.join(work, 'cohort.csv');
-    await fs.writeFile(file, ['common_id,revoke_on,reason', `${cid(42)},${later},graduation`, `${cid(43)},${later},`, `${cid(44)},,graduation`, `${cid(42)}0,${later},graduation`, `9999999998,${later},graduation`].join('\n'));
+    await fs.writeFile(
+      file,
+      ['common_id,revoke_on,reason', `${cid(42)},${later},graduation`, `${cid(43)},${later},`, `${cid(44)},,graduation`, `${cid(42)}0,${later},graduation`, `9999999998,${later},graduation`].join(
+        '\n',
+      ),
+    );
     const imported = await cli(['account', 'revoke-import', file, '--json']);
     expect(imported.code).toBe(1);
     const out = JSON.parse(imported.stdout);
@@ -388,14 +409,17 @@ describe('akamon CLI', () => {
 
   test('account import creates the good rows and reports the bad ones', async () => {
     const file = path.join(work, 'accounts.csv');
-    await fs.writeFile(file, [
-      'common_id,name,affiliation,email',
-      `${cid(11)},Alice Aoki,student,alice@example.ac.jp`,
-      `${cid(12)},"Bob, Jr.",faculty,`,
-      '12345,Too Short,student,',
-      `${cid(13)},Carol Chiba,staff,`,
-      `${cid(14)},Dan Doi,wizard,`,
-    ].join('\n'));
+    await fs.writeFile(
+      file,
+      [
+        'common_id,name,affiliation,email',
+        `${cid(11)},Alice Aoki,student,alice@example.ac.jp`,
+        `${cid(12)},"Bob, Jr.",faculty,`,
+        '12345,Too Short,student,',
+        `${cid(13)},Carol Chiba,staff,`,
+        `${cid(14)},Dan Doi,wizard,`,
+      ].join('\n'),
+    );
     const letters = path.join(work, 'letters');
     const r = await cli(['account', 'import', file, '--letters', letters]);
     expect(r.code).toBe(1);
@@ -445,7 +469,13 @@ describe('akamon CLI', () => {
     const stat = await fs.stat(file);
     expect(stat.mode & 0o777).toBe(0o600);
     const html = await fs.readFile(file, 'utf8');
-    const text = html.replace(/<[^>]*>/g, '').replace(/&amp;/g, '&').replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&#39;/g, "'");
+    const text = html
+      .replace(/<[^>]*>/g, '')
+      .replace(/&amp;/g, '&')
+      .replace(/&lt;/g, '<')
+      .replace(/&gt;/g, '>')
+      .replace(/&quot;/g, '"')
+      .replace(/&#39;/g, "'");
     expect(text).toContain('Letter Person');
     expect(text).toContain(created.initialPassword);
     expect(text).toContain(`${url}/account`);

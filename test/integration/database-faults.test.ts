@@ -37,8 +37,16 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-interface Account { commonId: string; password: string; id: string }
-interface Client { clientId: string; clientSecret: string; redirectUri: string }
+interface Account {
+  commonId: string;
+  password: string;
+  id: string;
+}
+interface Client {
+  clientId: string;
+  clientSecret: string;
+  redirectUri: string;
+}
 
 suite('database faults against two node processes', () => {
   let cluster: PostgresCluster;
@@ -122,7 +130,14 @@ suite('database faults against two node processes', () => {
   async function recovery(name: string) {
     const started = Date.now();
     for (;;) {
-      const ready = await Promise.all(nodes.map((node) => fetch(`${node.url}/readyz`).then((r) => r.status === 200, () => false)));
+      const ready = await Promise.all(
+        nodes.map((node) =>
+          fetch(`${node.url}/readyz`).then(
+            (r) => r.status === 200,
+            () => false,
+          ),
+        ),
+      );
       if (ready.every(Boolean)) {
         const results = await Promise.all(nodes.map((node, i) => refreshOnce(node, 4 + i)));
         if (results.every((result) => result.status === 200)) break;
@@ -143,7 +158,14 @@ suite('database faults against two node processes', () => {
     nodes.push(await startNode({ port: portB, env }));
 
     const config = loadConfig({ ...env, AKAMON_ARGON2_MEMORY_KIB: '1024', AKAMON_ARGON2_ITERATIONS: '1', AKAMON_DATA_DIR: '/tmp/akamon-fault-seed' });
-    const quiet = createLogger('error', new Writable({ write(_chunk, _enc, done) { done(); } }));
+    const quiet = createLogger(
+      'error',
+      new Writable({
+        write(_chunk, _enc, done) {
+          done();
+        },
+      }),
+    );
     deps = await buildDeps(config, quiet, { database: await openDatabase({ url: cluster.url, poolMax: 2 }) });
     operatorToken = await deps.operators.create('fault-test');
     const created = await fetch(`${nodes[0].url}/admin/api/clients`, {
@@ -251,10 +273,7 @@ suite('database faults against two node processes', () => {
       expect(ready.status).toBe(503);
       expect(Date.now() - started).toBeLessThan(1500);
       started = Date.now();
-      const [token, page] = await Promise.all([
-        refreshOnce(nodes[1], 1),
-        new Browser(nodes[0].url).visit('/recover'),
-      ]);
+      const [token, page] = await Promise.all([refreshOnce(nodes[1], 1), new Browser(nodes[0].url).visit('/recover')]);
       expect(token.status).toBe(503);
       expect(page.status).toBe(503);
       recoveries['frozen: 503 after'] = Date.now() - started;

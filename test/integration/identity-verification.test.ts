@@ -5,12 +5,17 @@ import { codeFrom, enterCredentials, redeem, signIn, startAuthorization, tokenRe
 import { upstreamIdv, verifyUpstream } from '../support/idv.ts';
 
 const DAY = 24 * 3600 * 1000;
-const clock = { offset: 0, now() { return new Date(Date.now() + this.offset); } };
+const clock = {
+  offset: 0,
+  now() {
+    return new Date(Date.now() + this.offset);
+  },
+};
 const upstream = upstreamIdv();
 let akamon: RunningAkamon;
 let portal: Awaited<ReturnType<RunningAkamon['createClient']>>;
 let cardCounter = 0;
-const newCard = () => `card-${process.pid}-${Date.now() % 100000}-${(cardCounter += 1)}`;
+const newCard = () => `card-${process.pid}-${Date.now() % 100000}-${++cardCounter}`;
 
 beforeAll(async () => {
   akamon = await startAkamon({ clock, envFor: upstream.envFor, env: { AKAMON_SALVAGE_DAYS: '30' } });
@@ -96,7 +101,8 @@ describe('pre-link from the account home', () => {
     // Eleven minutes later the sign-in is no longer fresh: the password is asked again first.
     clock.offset = 11 * 60 * 1000;
     const response = await browser.request(`${akamon.url}/account/idv/unlink`, {
-      method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
       body: new URLSearchParams({ _csrf: /name="_csrf" value="([^"]+)"/.exec(page.html)![1] }),
     });
     expect(response.status).toBe(303);
@@ -231,7 +237,9 @@ describe('hostile input on the identity-verification endpoints', () => {
     expect((await browser.visit(`${akamon.url}/idv/recover/everything`, form({ _csrf: csrf }))).status).toBe(404);
     // Not a form, and a field sent twice.
     expect((await browser.visit(`${akamon.url}/idv/start`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).status).toBe(415);
-    expect((await browser.visit(`${akamon.url}/idv/start`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `_csrf=${csrf}&_csrf=${csrf}` })).status).toBe(400);
+    expect((await browser.visit(`${akamon.url}/idv/start`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `_csrf=${csrf}&_csrf=${csrf}` })).status).toBe(
+      400,
+    );
     // A callback nobody started, with a huge or a strange state; a forged flow cookie.
     expect((await browser.visit(`${akamon.url}/idv/callback?code=abc&state=${'x'.repeat(6000)}`)).status).toBe(400);
     browser.cookies.set('akamon_idv;/', { name: 'akamon_idv', value: 'AAAAAAAAAAAAAAAAAAAAAA', path: '/' });

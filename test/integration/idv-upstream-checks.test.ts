@@ -24,12 +24,20 @@ const pending = new Map<string, { nonce: string; challenge: string }>();
 async function startProvider(signing: CryptoKey, impostor: CryptoKey, opPublic: Record<string, unknown>, clientPublic: CryptoKey) {
   server = http.createServer(async (req, res) => {
     const url = new URL(req.url!, issuer);
-    const json = (status: number, body: unknown) => { res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body)); };
+    const json = (status: number, body: unknown) => {
+      res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+    };
     if (url.pathname === '/.well-known/openid-configuration') {
       return json(200, {
-        issuer, authorization_endpoint: `${issuer}/authorize`, token_endpoint: `${issuer}/token`, jwks_uri: `${issuer}/jwks`,
-        response_types_supported: ['code'], subject_types_supported: ['pairwise'], id_token_signing_alg_values_supported: ['ES256'],
-        token_endpoint_auth_methods_supported: ['private_key_jwt'], code_challenge_methods_supported: ['S256'],
+        issuer,
+        authorization_endpoint: `${issuer}/authorize`,
+        token_endpoint: `${issuer}/token`,
+        jwks_uri: `${issuer}/jwks`,
+        response_types_supported: ['code'],
+        subject_types_supported: ['pairwise'],
+        id_token_signing_alg_values_supported: ['ES256'],
+        token_endpoint_auth_methods_supported: ['private_key_jwt'],
+        code_challenge_methods_supported: ['S256'],
       });
     }
     if (url.pathname === '/jwks') return json(200, { keys: [opPublic] });
@@ -61,7 +69,8 @@ async function startProvider(signing: CryptoKey, impostor: CryptoKey, opPublic: 
       const claims: Record<string, unknown> = { sub: 'pairwise-subject-1', name: 'Test Person', nonce: request.nonce };
       if (mode === 'wrong_nonce') claims.nonce = 'another-nonce';
       if (mode === 'no_name') delete claims.name;
-      const token = await new SignJWT(claims).setProtectedHeader({ alg: 'ES256', kid: 'op' })
+      const token = await new SignJWT(claims)
+        .setProtectedHeader({ alg: 'ES256', kid: 'op' })
         .setIssuer(mode === 'wrong_issuer' ? 'https://evil.example' : issuer)
         .setAudience(mode === 'wrong_audience' ? 'someone-else' : 'akamon-rp')
         .setIssuedAt(mode === 'expired' ? now - 7200 : now)
@@ -81,7 +90,7 @@ beforeAll(async () => {
   const client = await generateKeyPair('ES256', { extractable: true });
   await startProvider(op.privateKey, impostor.privateKey, { ...(await exportJWK(op.publicKey)), kid: 'op', alg: 'ES256', use: 'sig' }, client.publicKey);
   // The relying party's key as an operator would keep it: a PKCS#8 PEM file.
-  const pem = crypto.createPrivateKey({ key: await exportJWK(client.privateKey) as crypto.JsonWebKey, format: 'jwk' }).export({ format: 'pem', type: 'pkcs8' });
+  const pem = crypto.createPrivateKey({ key: (await exportJWK(client.privateKey)) as crypto.JsonWebKey, format: 'jwk' }).export({ format: 'pem', type: 'pkcs8' });
   const keyFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'akamon-rp-key-')), 'key.pem');
   fs.writeFileSync(keyFile, pem, { mode: 0o600 });
   akamon = await startAkamon({ env: { AKAMON_IDV_ISSUER: issuer, AKAMON_IDV_CLIENT_ID: 'akamon-rp', AKAMON_IDV_PRIVATE_KEY_FILE: keyFile } });

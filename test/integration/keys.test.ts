@@ -7,7 +7,9 @@ import { redeem, signIn } from '../support/flows.ts';
 import { loadKeyMaterial } from '../../src/oidc/keys.ts';
 
 let akamon: RunningAkamon;
-beforeAll(async () => { akamon = await startAkamon(); });
+beforeAll(async () => {
+  akamon = await startAkamon();
+});
 afterAll(() => akamon.close());
 
 const jwks = async () => (await (await fetch(`${akamon.url}/jwks`)).json()) as JSONWebKeySet;
@@ -45,8 +47,16 @@ test('after rotation the old key stays published, tokens it signed still verify,
   expect(JSON.parse(Buffer.from(duringToken.split('.')[0], 'base64url').toString()).kid).toBe(oldKid);
 
   // Make the new keys due now, as the clock would after the delay.
-  await akamon.deps.database.db.updateTable('signing_key').set({ activates_at: new Date(Date.now() - 1000) }).where('kid', 'in', kids).execute();
-  await akamon.deps.database.db.updateTable('signing_key').set({ retired_at: new Date(Date.now() - 1000) }).where('kid', 'not in', kids).execute();
+  await akamon.deps.database.db
+    .updateTable('signing_key')
+    .set({ activates_at: new Date(Date.now() - 1000) })
+    .where('kid', 'in', kids)
+    .execute();
+  await akamon.deps.database.db
+    .updateTable('signing_key')
+    .set({ retired_at: new Date(Date.now() - 1000) })
+    .where('kid', 'not in', kids)
+    .execute();
   expect(await akamon.akamon.holder.refresh()).toBe(true);
   const after = await signIn(new Browser(akamon.url), akamon, client, account);
   const newToken = (await redeem(akamon, client, after.code!, after.verifier)).body.id_token as string;
@@ -56,7 +66,11 @@ test('after rotation the old key stays published, tokens it signed still verify,
   await jwtVerify(oldToken, createLocalJWKSet(afterJwks), { issuer: akamon.url });
 
   // Past the grace period the retired keys leave JWKS.
-  await akamon.deps.database.db.updateTable('signing_key').set({ retired_at: new Date(Date.now() - 86400_000) }).where('kid', 'not in', kids).execute();
+  await akamon.deps.database.db
+    .updateTable('signing_key')
+    .set({ retired_at: new Date(Date.now() - 86400_000) })
+    .where('kid', 'not in', kids)
+    .execute();
   const material = await loadKeyMaterial(akamon.deps.database.db, akamon.deps.box, { propagationSeconds: 2, retiredGraceSeconds: 3600 });
   expect(material.jwks.keys.map((k) => k.kid)).not.toContain(oldKid);
 });
@@ -72,8 +86,14 @@ test('discovery and JWKS are replayed from a cache that a forged Host or an Orig
     const url = new URL(discoveryUrl);
     request({ host: url.hostname, port: url.port, path: url.pathname, headers: { host: 'attacker.example' } }, (response) => {
       let text = '';
-      response.on('data', (chunk) => { text += chunk; }).on('end', () => resolve(text));
-    }).on('error', reject).end();
+      response
+        .on('data', (chunk) => {
+          text += chunk;
+        })
+        .on('end', () => resolve(text));
+    })
+      .on('error', reject)
+      .end();
   });
   expect(JSON.parse(forged).token_endpoint).toBe('http://attacker.example/token');
 

@@ -6,10 +6,17 @@ import { codeFrom, enterCredentials, startAuthorization } from '../support/flows
 // The MFA rollout in stages, with the clock moved by the test: optional, a warning period with a
 // "set up now / later" notice (counted), then required.
 const DAY = 24 * 3600 * 1000;
-const clock = { current: new Date(), now() { return this.current; } };
+const clock = {
+  current: new Date(),
+  now() {
+    return this.current;
+  },
+};
 let akamon: RunningAkamon;
 
-beforeAll(async () => { akamon = await startAkamon({ clock }); });
+beforeAll(async () => {
+  akamon = await startAkamon({ clock });
+});
 afterAll(() => akamon.close());
 
 async function signInPage(client: { clientId: string; redirectUri: string }, account: { commonId: string; password: string }, browser = new Browser(akamon.url)) {
@@ -20,8 +27,10 @@ async function signInPage(client: { clientId: string; redirectUri: string }, acc
 test('per-client schedule: nothing before the warning, a counted notice during it, required after', async () => {
   const start = Date.now();
   const slack = await akamon.createClient({
-    name: 'Slack', redirectUris: ['http://127.0.0.1:9/slack'],
-    mfaWarningFrom: new Date(start + 10 * DAY).toISOString(), mfaRequiredFrom: new Date(start + 30 * DAY).toISOString(),
+    name: 'Slack',
+    redirectUris: ['http://127.0.0.1:9/slack'],
+    mfaWarningFrom: new Date(start + 10 * DAY).toISOString(),
+    mfaRequiredFrom: new Date(start + 30 * DAY).toISOString(),
   });
   const account = await akamon.createReadyAccount();
 

@@ -126,7 +126,11 @@ describe('enrolment at a client that demands MFA', () => {
     const csrf = /name="_csrf" value="([^"]+)"/.exec(enroll.html)![1];
     const base = new URL(enroll.url).pathname;
     for (const action of ['email_send', 'finish', 'app_password']) {
-      const response = await browser.request(`${akamon.url}${base}/${action}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ _csrf: csrf, email: 'x@example.com', name: 'x' }) });
+      const response = await browser.request(`${akamon.url}${base}/${action}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ _csrf: csrf, email: 'x@example.com', name: 'x' }),
+      });
       expect(response.status).toBe(303);
       expect(response.headers.get('location')).toBe(base);
     }
@@ -239,9 +243,11 @@ describe('verification', () => {
     const fresh = await startAuthorization(browser, akamon, strict, { prompt: 'none' });
     expect(codeFrom(fresh.page)).toBeTruthy();
     // Age the session's sign-in by ten minutes, as time passing would.
-    await akamon.deps.database.db.updateTable('oidc_payload')
+    await akamon.deps.database.db
+      .updateTable('oidc_payload')
       .set((eb) => ({ payload: eb.fn('jsonb_set', [eb.ref('payload'), eb.val('{loginTs}'), eb.val(JSON.stringify(Math.floor(Date.now() / 1000) - 600))]) as never }))
-      .where('model', '=', 'Session').execute();
+      .where('model', '=', 'Session')
+      .execute();
     const stale = await startAuthorization(browser, akamon, strict, { prompt: 'none' });
     expect(new URL(stale.page.url).searchParams.get('error')).toBe('interaction_required');
     const relaxed = await startAuthorization(browser, akamon, vpn, { prompt: 'none' });
@@ -328,7 +334,10 @@ describe('regressions found in review', () => {
 
   test('an operator unlock also lifts a hard-stopped second-factor method', async () => {
     const { account, secret } = await enrolled();
-    await akamon.deps.database.db.insertInto('throttle').values({ key: `mfa:totp:${account.id}`, failures: 100, last_failure_at: new Date(), locked_until: null }).execute();
+    await akamon.deps.database.db
+      .insertInto('throttle')
+      .values({ key: `mfa:totp:${account.id}`, failures: 100, last_failure_at: new Date(), locked_until: null })
+      .execute();
     expect(await akamon.deps.mfa.verifyTotp(account.id, await totpAt(secret, 1))).toMatchObject({ ok: false, reason: 'locked', blocked: true });
     const unlocked = await fetch(`${akamon.url}/admin/api/accounts/${account.commonId}/unlock`, { method: 'POST', headers: { authorization: `Bearer ${akamon.operatorToken}` } });
     expect(unlocked.status).toBe(200);

@@ -55,7 +55,7 @@ describe('overload', () => {
         for (const path of ['/.well-known/openid-configuration', '/jwks']) {
           const t0 = Date.now();
           const response = await fetch(`${akamon.url}${path}`);
-          const body = await response.json() as Record<string, unknown>;
+          const body = (await response.json()) as Record<string, unknown>;
           probes.push({ path, status: response.status, ms: Date.now() - t0, duringBurst: !burstOver });
           if (path === '/jwks') expect(Array.isArray(body.keys)).toBe(true);
           else expect(body.issuer).toBe(akamon.url);

@@ -130,7 +130,11 @@ test('on the account home a person creates an app password (after a second facto
   const page = await browser.visit(`${akamon.url}/account`);
   const csrf = /name="_csrf" value="([^"]+)"/.exec(page.html)![1];
   for (const id of ['0'.repeat(36), 'x', '00000000-0000-0000-0000-000000000000']) {
-    const response = await browser.request(`${akamon.url}/account/app-passwords/${id}/revoke`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ _csrf: csrf }) });
+    const response = await browser.request(`${akamon.url}/account/app-passwords/${id}/revoke`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ _csrf: csrf }),
+    });
     expect(response.status).toBe(303);
   }
 });

@@ -128,7 +128,11 @@ describe('forgotten password', () => {
     const account = await withRecoveryEmail();
     const { browser, page } = await start(account.commonId, '10.9.6.1');
     const code = mailedCode(akamon.mails, account.email);
-    await akamon.deps.database.db.updateTable('otp_code').set({ expires_at: new Date(Date.now() - 1000) }).where('account_id', '=', account.id).execute();
+    await akamon.deps.database.db
+      .updateTable('otp_code')
+      .set({ expires_at: new Date(Date.now() - 1000) })
+      .where('account_id', '=', account.id)
+      .execute();
     const late = await browser.submit(page, /\/recover\/code$/, { code });
     expect(late.status).toBe(400);
     expect(late.html).toContain('has expired, was already used');

@@ -19,11 +19,22 @@ let vpn: Awaited<ReturnType<RunningAkamon['createClient']>>;
 beforeAll(async () => {
   gateway = http.createServer((req, res) => {
     let body = '';
-    req.on('data', (c) => { body += c; });
+    req.on('data', (c) => {
+      body += c;
+    });
     req.on('end', () => {
       const expected = `sha256=${createHmac('sha256', SECRET).update(`${req.headers['x-akamon-timestamp']}.${body}`).digest('hex')}`;
-      if (req.headers['x-akamon-signature'] !== expected) { res.statusCode = 401; res.end(); return; }
-      if (failNext > 0) { failNext -= 1; res.statusCode = 500; res.end(); return; }
+      if (req.headers['x-akamon-signature'] !== expected) {
+        res.statusCode = 401;
+        res.end();
+        return;
+      }
+      if (failNext > 0) {
+        failNext -= 1;
+        res.statusCode = 500;
+        res.end();
+        return;
+      }
       received.push(JSON.parse(body));
       res.end('{}');
     });
@@ -43,7 +54,7 @@ const claimsOf = (idToken: string) => JSON.parse(Buffer.from(idToken.split('.')[
 
 let numbers = 0;
 /** A number of its own per enrolment: sending is limited per number too. */
-const newNumber = () => `090-1234-${String(5000 + (numbers += 1)).padStart(4, '0')}`;
+const newNumber = () => `090-1234-${String(5000 + ++numbers).padStart(4, '0')}`;
 
 async function enrolPhone(channel: 'sms' | 'voice' = 'sms', number = newNumber()) {
   const account = await akamon.createReadyAccount();
@@ -113,7 +124,11 @@ describe('phone factor through a signed webhook gateway', () => {
     const done = await a.browser.submit(sentA, /\/phone$/, { code: codeA });
     expect(codeFrom(done)).toBeTruthy();
     // B's code, aged past ten minutes, no longer works.
-    await akamon.deps.database.db.updateTable('otp_code').set({ expires_at: new Date(Date.now() - 1000) }).where('account_id', '=', account.id).execute();
+    await akamon.deps.database.db
+      .updateTable('otp_code')
+      .set({ expires_at: new Date(Date.now() - 1000) })
+      .where('account_id', '=', account.id)
+      .execute();
     const expired = await b.browser.submit(crossed, /\/phone$/, { code: lastCode() });
     expect(expired.html).toContain('has expired or was already used');
   });

@@ -5,7 +5,12 @@ import { backchannelReceiver } from '../support/backchannel.ts';
 import { enterCredentials, redeem, signIn, startAuthorization, tokenRequest } from '../support/flows.ts';
 
 // The clock of the app starts on the day before a graduation (JST) and is moved across it.
-const clock = { current: new Date('2027-03-30T12:00:00+09:00'), now() { return this.current; } };
+const clock = {
+  current: new Date('2027-03-30T12:00:00+09:00'),
+  now() {
+    return this.current;
+  },
+};
 let akamon: RunningAkamon;
 
 beforeAll(async () => {
@@ -19,7 +24,7 @@ async function admin(method: string, path: string, body?: unknown) {
     headers: { authorization: `Bearer ${akamon.operatorToken}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
-  return { status: response.status, body: await response.json() as Record<string, any> };
+  return { status: response.status, body: (await response.json()) as Record<string, any> };
 }
 
 describe('scheduled revocation', () => {

@@ -40,9 +40,9 @@ describe('bad input at the authorization endpoint', () => {
 
   test('unsupported response types, prompt values and max_age are refused with an OAuth error and no code', async () => {
     const browser = new Browser(akamon.url);
-    for (const params of [
-      { response_type: 'token' }, { response_type: 'code id_token' }, { prompt: 'none login' }, { prompt: 'foo' }, { max_age: 'abc' }, { max_age: '-1' },
-    ] as Array<Record<string, string>>) {
+    for (const params of [{ response_type: 'token' }, { response_type: 'code id_token' }, { prompt: 'none login' }, { prompt: 'foo' }, { max_age: 'abc' }, { max_age: '-1' }] as Array<
+      Record<string, string>
+    >) {
       const { page } = await startAuthorization(browser, akamon, client, params);
       if (page.status === 400) {
         expect(page.html).toContain('Something went wrong');
@@ -83,8 +83,7 @@ describe('bad input at the sign-in forms', () => {
     const { page } = await startAuthorization(browser, akamon, client);
     const action = /action="([^"]+\/identifier)"/.exec(page.html)![1];
     const csrf = /name="_csrf" value="([^"]+)"/.exec(page.html)![1];
-    const post = (path: string, body: string, type = 'application/x-www-form-urlencoded') =>
-      browser.request(`${akamon.url}${path}`, { method: 'POST', headers: { 'content-type': type }, body });
+    const post = (path: string, body: string, type = 'application/x-www-form-urlencoded') => browser.request(`${akamon.url}${path}`, { method: 'POST', headers: { 'content-type': type }, body });
     expect((await post(action, `_csrf=${csrf}&identifier=1&identifier=2`)).status).toBe(400);
     expect((await post(action, JSON.stringify({ identifier: '0123456789' }), 'application/json')).status).toBe(415);
     expect((await post(action, `_csrf=${csrf}&identifier=${'1'.repeat(20000)}`)).status).toBe(413);
@@ -95,7 +94,12 @@ describe('bad input at the sign-in forms', () => {
 
   test('NUL bytes, control characters and a 10 KB password fail cleanly', async () => {
     const account = await akamon.createReadyAccount();
-    for (const [identifier, password] of [[`${account.commonId}\u0000`, 'x'], [account.commonId, 'a\u0000b\r\nc'], [account.commonId, 'p'.repeat(10000)], [account.commonId, '']]) {
+    for (const [identifier, password] of [
+      [`${account.commonId}\u0000`, 'x'],
+      [account.commonId, 'a\u0000b\r\nc'],
+      [account.commonId, 'p'.repeat(10000)],
+      [account.commonId, ''],
+    ]) {
       const browser = new Browser(akamon.url);
       const { page } = await startAuthorization(browser, akamon, client);
       const next = await browser.submit(page, /\/identifier$/, { identifier });
@@ -126,7 +130,11 @@ describe('bad input at the sign-in forms', () => {
 
 describe('bad input at the token endpoint', () => {
   test('wrong secret, JSON body, unsupported grants and a 2 MB body give RFC 6749 JSON errors', async () => {
-    const wrong = await tokenRequest(akamon, { clientId: client.clientId, clientSecret: 'wrong' }, { grant_type: 'authorization_code', code: 'x', redirect_uri: client.redirectUri, code_verifier: 'x'.repeat(43) });
+    const wrong = await tokenRequest(
+      akamon,
+      { clientId: client.clientId, clientSecret: 'wrong' },
+      { grant_type: 'authorization_code', code: 'x', redirect_uri: client.redirectUri, code_verifier: 'x'.repeat(43) },
+    );
     expect(wrong.status).toBe(401);
     expect(wrong.body.error).toBe('invalid_client');
     for (const grant of ['password', 'client_credentials', 'urn:ietf:params:oauth:grant-type:device_code', 'nonsense']) {
@@ -151,9 +159,12 @@ describe('bad input at the token endpoint', () => {
 });
 
 describe('bad input at the admin API', () => {
-  const patchClient = (clientId: string, body: unknown) => fetch(`${akamon.url}/admin/api/clients/${clientId}`, {
-    method: 'PATCH', headers: { authorization: `Bearer ${akamon.operatorToken}`, 'content-type': 'application/json' }, body: JSON.stringify(body),
-  });
+  const patchClient = (clientId: string, body: unknown) =>
+    fetch(`${akamon.url}/admin/api/clients/${clientId}`, {
+      method: 'PATCH',
+      headers: { authorization: `Bearer ${akamon.operatorToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
 
   test('null is refused for a setting that cannot be unset, and nothing changes', async () => {
     const rp = await akamon.createClient({ name: 'Null RP' });
@@ -322,11 +333,28 @@ test('the log of a whole sign-in never contains a password, code, token, secret 
   const code = codeFrom(done);
   const tokens = await redeem(akamon, client, code, started.verifier);
   const refreshed = await tokenRequest(akamon, client, { grant_type: 'refresh_token', refresh_token: tokens.body.refresh_token });
-  const created = await fetch(`${akamon.url}/admin/api/accounts`, { method: 'POST', headers: { authorization: `Bearer ${akamon.operatorToken}`, 'content-type': 'application/json' }, body: JSON.stringify({ commonId: '5555555555', name: 'Log Test', affiliation: 'staff' }) });
+  const created = await fetch(`${akamon.url}/admin/api/accounts`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${akamon.operatorToken}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ commonId: '5555555555', name: 'Log Test', affiliation: 'staff' }),
+  });
   const { initialPassword } = (await created.json()) as { initialPassword: string };
   const logs = akamon.logs.join('');
   expect(logs).toContain('"path":"/token"');
-  for (const secret of [account.password, newPassword, code, started.verifier, tokens.body.access_token, tokens.body.refresh_token, tokens.body.id_token, refreshed.body.refresh_token, client.clientSecret!, csrf, initialPassword, akamon.operatorToken]) {
+  for (const secret of [
+    account.password,
+    newPassword,
+    code,
+    started.verifier,
+    tokens.body.access_token,
+    tokens.body.refresh_token,
+    tokens.body.id_token,
+    refreshed.body.refresh_token,
+    client.clientSecret!,
+    csrf,
+    initialPassword,
+    akamon.operatorToken,
+  ]) {
     expect(logs).not.toContain(secret);
   }
 });
@@ -334,7 +362,11 @@ test('the log of a whole sign-in never contains a password, code, token, secret 
 test('each request leaves one access line (request id, method, path without the query, status), and what its handlers log carries the same id', async () => {
   const response = await fetch(`${akamon.url}/auth?client_id=nobody&state=private-state-value`, { headers: { 'x-request-id': 'trace-12345678' } });
   expect(response.headers.get('x-request-id')).toBe('trace-12345678');
-  const lines = akamon.logs.join('').split('\n').filter(Boolean).map((line) => JSON.parse(line) as Record<string, unknown>);
+  const lines = akamon.logs
+    .join('')
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
   const mine = lines.filter((line) => line.requestId === 'trace-12345678');
   expect(mine).toEqual([
     expect.objectContaining({ msg: 'protocol request refused', error: 'invalid_client', clientId: 'nobody', detail: 'client not found' }),

@@ -4,7 +4,12 @@ import { Browser } from '../support/browser.ts';
 import { codeFrom, enterCredentials, redeem, signIn, startAuthorization, tokenRequest } from '../support/flows.ts';
 
 const DAY = 24 * 3600 * 1000;
-const clock = { current: new Date(), now() { return this.current; } };
+const clock = {
+  current: new Date(),
+  now() {
+    return this.current;
+  },
+};
 let akamon: RunningAkamon;
 let client: Awaited<ReturnType<RunningAkamon['createClient']>>;
 

@@ -35,8 +35,11 @@ describe('authorization code flow', () => {
     const userinfo = await fetch(`${akamon.url}/me`, { headers: { authorization: `Bearer ${tokens.body.access_token}` } });
     expect(userinfo.status).toBe(200);
     expect(await userinfo.json()).toEqual({
-      sub: account.id, name: 'Taro Akamon', preferred_username: account.commonId,
-      email: `${account.commonId}@mail.example.ac.jp`, affiliation: 'faculty',
+      sub: account.id,
+      name: 'Taro Akamon',
+      preferred_username: account.commonId,
+      email: `${account.commonId}@mail.example.ac.jp`,
+      affiliation: 'faculty',
     });
 
     const log = await akamon.deps.signinLog.list({ accountId: account.id, limit: 10 });
@@ -82,7 +85,11 @@ describe('authorization code flow', () => {
     }
     verify.mockRestore();
     expect(hashes).toEqual([1, 1]);
-    const strip = (html: string) => html.replace(/value="[^"]*"/g, '').replace(/interaction(\/|%2F)[\w-]+/g, '').replace(/\d{10}/g, '');
+    const strip = (html: string) =>
+      html
+        .replace(/value="[^"]*"/g, '')
+        .replace(/interaction(\/|%2F)[\w-]+/g, '')
+        .replace(/\d{10}/g, '');
     expect(pages[0].status).toBe(401);
     expect(pages[1].status).toBe(401);
     expect(strip(pages[0].html)).toBe(strip(pages[1].html));
@@ -105,7 +112,9 @@ describe('authorization code flow', () => {
     const browser = new Browser(akamon.url);
     const noPkce = await browser.visit(`${akamon.url}/auth?client_id=${client.clientId}&redirect_uri=${encodeURIComponent(client.redirectUri)}&response_type=code&scope=openid&state=s1`);
     expect(noPkce.url).toContain('error=invalid_request');
-    const plain = await browser.visit(`${akamon.url}/auth?client_id=${client.clientId}&redirect_uri=${encodeURIComponent(client.redirectUri)}&response_type=code&scope=openid&code_challenge=abcdefghijklmnopqrstuvwxyzabcdefghijklmnopq&code_challenge_method=plain`);
+    const plain = await browser.visit(
+      `${akamon.url}/auth?client_id=${client.clientId}&redirect_uri=${encodeURIComponent(client.redirectUri)}&response_type=code&scope=openid&code_challenge=abcdefghijklmnopqrstuvwxyzabcdefghijklmnopq&code_challenge_method=plain`,
+    );
     expect(plain.url).toContain('error=invalid_request');
     const account = await akamon.createReadyAccount();
     const result = await signIn(new Browser(akamon.url), akamon, client, account);
@@ -133,11 +142,17 @@ describe('authorization code flow', () => {
     const result = await signIn(new Browser(akamon.url), akamon, client, account);
     const tokens = await redeem(akamon, client, result.code!, result.verifier);
     const auth = { authorization: `Basic ${Buffer.from(`${client.clientId}:${client.clientSecret}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' };
-    const active = await (await fetch(`${akamon.url}/token/introspection`, { method: 'POST', headers: auth, body: new URLSearchParams({ token: tokens.body.access_token }) })).json() as Record<string, unknown>;
+    const active = (await (await fetch(`${akamon.url}/token/introspection`, { method: 'POST', headers: auth, body: new URLSearchParams({ token: tokens.body.access_token }) })).json()) as Record<
+      string,
+      unknown
+    >;
     expect(active).toMatchObject({ active: true, sub: account.id, client_id: client.clientId });
     const revoked = await fetch(`${akamon.url}/token/revocation`, { method: 'POST', headers: auth, body: new URLSearchParams({ token: tokens.body.access_token }) });
     expect(revoked.status).toBe(200);
-    const inactive = await (await fetch(`${akamon.url}/token/introspection`, { method: 'POST', headers: auth, body: new URLSearchParams({ token: tokens.body.access_token }) })).json() as Record<string, unknown>;
+    const inactive = (await (await fetch(`${akamon.url}/token/introspection`, { method: 'POST', headers: auth, body: new URLSearchParams({ token: tokens.body.access_token }) })).json()) as Record<
+      string,
+      unknown
+    >;
     expect(inactive).toEqual({ active: false });
     const userinfo = await fetch(`${akamon.url}/me`, { headers: { authorization: `Bearer ${tokens.body.access_token}` } });
     expect(userinfo.status).toBe(401);
@@ -219,7 +234,11 @@ describe('sessions and prompts', () => {
     const silentBefore = await startAuthorization(browser, akamon, client, { prompt: 'none' });
     expect(codeFrom(silentBefore.page)).toBeTruthy();
     const xsrf = /name="xsrf" value="([^"]+)"/.exec(confirm.html)![1];
-    const done = await browser.visit(`${akamon.url}/session/end/confirm`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ xsrf, logout: 'yes' }) });
+    const done = await browser.visit(`${akamon.url}/session/end/confirm`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ xsrf, logout: 'yes' }),
+    });
     expect(done.html).toContain('You are signed out');
     const silentAfter = await startAuthorization(browser, akamon, client, { prompt: 'none' });
     expect(new URL(silentAfter.page.url).searchParams.get('error')).toBe('login_required');

@@ -19,7 +19,8 @@ beforeAll(async () => {
   account = await akamon.createReadyAccount();
   // The database fails the next write of one model's row, once, the way a backend killed
   // mid-request fails it (a sequence, because the failed transaction rolls back everything else).
-  await sql.raw(`
+  await sql
+    .raw(`
     create table if not exists fault_target (model text primary key, fire_at bigint not null);
     create sequence if not exists fault_count;
     create or replace function inject_fault() returns trigger language plpgsql as $$
@@ -31,7 +32,8 @@ beforeAll(async () => {
     end $$;
     drop trigger if exists inject_fault on oidc_payload;
     create trigger inject_fault before insert on oidc_payload for each row execute function inject_fault();
-  `).execute(akamon.deps.database.db);
+  `)
+    .execute(akamon.deps.database.db);
 });
 afterAll(async () => {
   await akamon?.close();
@@ -125,7 +127,11 @@ test('20 parallel resumes of one finished sign-in: exactly one code reaches the 
   const passwordPage = await browser.submit(started.page, /\/identifier$/, { identifier: account.commonId });
   const action = /action="([^"]+\/password)"/.exec(passwordPage.html)![1];
   const csrf = /name="_csrf" value="([^"]+)"/.exec(passwordPage.html)![1];
-  const posted = await browser.request(action, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ _csrf: csrf, password: account.password }) });
+  const posted = await browser.request(action, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ _csrf: csrf, password: account.password }),
+  });
   expect(posted.status).toBe(303);
   const resume = posted.headers.get('location')!;
   const results = await Promise.all(Array.from({ length: 20 }, () => browser.request(resume)));

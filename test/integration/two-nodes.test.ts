@@ -31,7 +31,11 @@ test('a sign-in begun on one node finishes on the other, and tokens work on both
   // The password is checked on B, which sends the browser to the resume URL: follow it on A.
   const form = /action="([^"]+\/password)"/.exec(passwordPage.html)![1];
   const csrf = /name="_csrf" value="([^"]+)"/.exec(passwordPage.html)![1];
-  const posted = await onB.request(`${b.url}${form}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ _csrf: csrf, password: account.password }) });
+  const posted = await onB.request(`${b.url}${form}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ _csrf: csrf, password: account.password }),
+  });
   expect(posted.status).toBe(303);
   const resumed = await onA.visit(posted.headers.get('location')!.replace(b.url, a.url));
   const code = codeFrom(resumed);
@@ -87,7 +91,9 @@ test('a rule changed through one node applies to the very next request at the ot
   await signIn(onA, a, client, account);
   expect(codeFrom((await startAuthorization(onB, b, client, { prompt: 'none' })).page)).toBeTruthy();
   const changed = await fetch(`${a.url}/admin/api/clients/${client.clientId}`, {
-    method: 'PATCH', headers: { authorization: `Bearer ${a.operatorToken}`, 'content-type': 'application/json' }, body: JSON.stringify({ allowedAffiliations: ['student'] }),
+    method: 'PATCH',
+    headers: { authorization: `Bearer ${a.operatorToken}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ allowedAffiliations: ['student'] }),
   });
   expect(changed.status).toBe(200);
   const denied = await startAuthorization(onB, b, client, { prompt: 'none' });

@@ -24,35 +24,58 @@ afterAll(async () => {
 describe('unit of work', () => {
   test('commits what ran inside when kept, and nothing when not kept or when the work throws', async () => {
     const [kept, dropped, thrown] = [id(), id(), id()];
-    await handle.database.unitOfWork(() => note(kept), () => true);
-    await handle.database.unitOfWork(() => note(dropped), () => false);
-    await expect(handle.database.unitOfWork(async () => {
-      await note(thrown);
-      throw new Error('the request failed');
-    }, () => true)).rejects.toThrow('the request failed');
+    await handle.database.unitOfWork(
+      () => note(kept),
+      () => true,
+    );
+    await handle.database.unitOfWork(
+      () => note(dropped),
+      () => false,
+    );
+    await expect(
+      handle.database.unitOfWork(
+        async () => {
+          await note(thrown);
+          throw new Error('the request failed');
+        },
+        () => true,
+      ),
+    ).rejects.toThrow('the request failed');
     expect([await exists(kept), await exists(dropped), await exists(thrown)]).toEqual([true, false, false]);
   });
 
-  test('a transaction inside the unit is a savepoint: its rollback keeps the unit\'s other work', async () => {
+  test("a transaction inside the unit is a savepoint: its rollback keeps the unit's other work", async () => {
     const [outer, inner] = [id(), id()];
-    await handle.database.unitOfWork(async () => {
-      await note(outer);
-      await expect(db().transaction().execute(async (trx) => {
-        await sql`insert into interaction_state (uid, data, expires_at) values (${inner}, '{}'::jsonb, now() + interval '1 hour')`.execute(trx);
-        throw new Error('inner failure');
-      })).rejects.toThrow('inner failure');
-    }, () => true);
+    await handle.database.unitOfWork(
+      async () => {
+        await note(outer);
+        await expect(
+          db()
+            .transaction()
+            .execute(async (trx) => {
+              await sql`insert into interaction_state (uid, data, expires_at) values (${inner}, '{}'::jsonb, now() + interval '1 hour')`.execute(trx);
+              throw new Error('inner failure');
+            }),
+        ).rejects.toThrow('inner failure');
+      },
+      () => true,
+    );
     expect([await exists(outer), await exists(inner)]).toEqual([true, false]);
   });
 
   test('deferred work runs after the unit ends, and stands even when the unit rolls back', async () => {
     const [inside, deferred] = [id(), id()];
     let ranInside = false;
-    await handle.database.unitOfWork(async () => {
-      await note(inside);
-      await afterUnitOfWork(async () => { await note(deferred); });
-      ranInside = await exists(deferred);
-    }, () => false);
+    await handle.database.unitOfWork(
+      async () => {
+        await note(inside);
+        await afterUnitOfWork(async () => {
+          await note(deferred);
+        });
+        ranInside = await exists(deferred);
+      },
+      () => false,
+    );
     expect(ranInside).toBe(false);
     expect([await exists(inside), await exists(deferred)]).toEqual([false, true]);
   });
@@ -60,9 +83,12 @@ describe('unit of work', () => {
   test('work the unit started but that queries only after it ended takes a connection of its own', async () => {
     const late = id();
     let straggler: Promise<unknown> | undefined;
-    await handle.database.unitOfWork(async () => {
-      straggler = new Promise((resolve) => setTimeout(resolve, 50)).then(() => note(late));
-    }, () => false);
+    await handle.database.unitOfWork(
+      async () => {
+        straggler = new Promise((resolve) => setTimeout(resolve, 50)).then(() => note(late));
+      },
+      () => false,
+    );
     await straggler;
     expect(await exists(late)).toBe(true);
   });
@@ -70,8 +96,15 @@ describe('unit of work', () => {
 
 describe('what counts as unavailable', () => {
   test.each([
-    ['57P01', true], ['08006', true], ['53300', true], ['57014', true], ['55P03', true], ['40P01', true],
-    ['23505', false], ['42P01', false], ['22P02', false],
+    ['57P01', true],
+    ['08006', true],
+    ['53300', true],
+    ['57014', true],
+    ['55P03', true],
+    ['40P01', true],
+    ['23505', false],
+    ['42P01', false],
+    ['22P02', false],
   ])('SQLSTATE %s -> %s', (code, expected) => {
     expect(isUnavailable({ code, message: 'x' })).toBe(expected);
   });

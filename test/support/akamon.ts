@@ -46,13 +46,15 @@ export const READY_PASSWORD = 'Kq7#vLm2$pRt9w';
  * Starts Akamon on a loopback port with its own database, small argon2 parameters and captured
  * logs. `share` lets a second node use the first node's database (two-node tests).
  */
-export async function startAkamon(options: {
-  env?: Record<string, string>;
-  /** More environment that needs this node's URL first (an upstream provider registering its redirect URI). */
-  envFor?: (url: string) => Promise<Record<string, string>>;
-  clock?: Clock;
-  share?: RunningAkamon;
-} = {}): Promise<RunningAkamon> {
+export async function startAkamon(
+  options: {
+    env?: Record<string, string>;
+    /** More environment that needs this node's URL first (an upstream provider registering its redirect URI). */
+    envFor?: (url: string) => Promise<Record<string, string>>;
+    clock?: Clock;
+    share?: RunningAkamon;
+  } = {},
+): Promise<RunningAkamon> {
   const server = http.createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
@@ -75,7 +77,15 @@ export async function startAkamon(options: {
     ...(await options.envFor?.(url)),
   });
   const logs: string[] = [];
-  const logger = createLogger(config.logLevel, new Writable({ write(chunk, _enc, done) { logs.push(String(chunk)); done(); } }));
+  const logger = createLogger(
+    config.logLevel,
+    new Writable({
+      write(chunk, _enc, done) {
+        logs.push(String(chunk));
+        done();
+      },
+    }),
+  );
   let testDb: TestDatabase | undefined;
   let deps: Deps;
   let ownPool: Deps['database'] | undefined;
@@ -104,7 +114,12 @@ export async function startAkamon(options: {
     operatorToken,
     async createAccount(input = {}) {
       const commonId = input.commonId ?? newCommonId();
-      const { account, initialPassword } = await deps.accountService.create({ commonId, name: input.name ?? 'Hanako Todai', affiliation: input.affiliation ?? 'student', email: input.email === undefined ? `${commonId}@mail.example.ac.jp` : input.email });
+      const { account, initialPassword } = await deps.accountService.create({
+        commonId,
+        name: input.name ?? 'Hanako Todai',
+        affiliation: input.affiliation ?? 'student',
+        email: input.email === undefined ? `${commonId}@mail.example.ac.jp` : input.email,
+      });
       return { commonId, password: initialPassword, id: account.id };
     },
     async createReadyAccount(input = {}) {

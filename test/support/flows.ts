@@ -1,5 +1,5 @@
 import { expect } from '@jest/globals';
-import { authorizeUrl, Browser, pkce, type Page } from './browser.ts';
+import { authorizeUrl, type Browser, pkce, type Page } from './browser.ts';
 import type { RunningAkamon } from './akamon.ts';
 import { mailedCode } from './smtp-sink.ts';
 
@@ -14,7 +14,9 @@ export interface SignInResult {
 export async function startAuthorization(browser: Browser, akamon: RunningAkamon, client: { clientId: string; redirectUri: string }, params: Record<string, string> = {}) {
   const { verifier, challenge } = pkce();
   const state = `st-${Math.random().toString(36).slice(2)}`;
-  const page = await browser.visit(authorizeUrl(akamon.url, { client_id: client.clientId, redirect_uri: client.redirectUri, code_challenge: challenge, code_challenge_method: 'S256', state, ...params }));
+  const page = await browser.visit(
+    authorizeUrl(akamon.url, { client_id: client.clientId, redirect_uri: client.redirectUri, code_challenge: challenge, code_challenge_method: 'S256', state, ...params }),
+  );
   return { page, verifier, state };
 }
 
@@ -34,7 +36,13 @@ export function codeFrom(page: Page): string {
 }
 
 /** A whole sign-in of a ready account (password already chosen) up to the code. */
-export async function signIn(browser: Browser, akamon: RunningAkamon, client: { clientId: string; redirectUri: string }, account: { commonId: string; password: string }, params: Record<string, string> = {}): Promise<SignInResult> {
+export async function signIn(
+  browser: Browser,
+  akamon: RunningAkamon,
+  client: { clientId: string; redirectUri: string },
+  account: { commonId: string; password: string },
+  params: Record<string, string> = {},
+): Promise<SignInResult> {
   const started = await startAuthorization(browser, akamon, client, params);
   const page = await enterCredentials(browser, started.page, account.commonId, account.password);
   return { ...started, page, code: codeFrom(page) };
@@ -46,7 +54,7 @@ export async function tokenRequest(akamon: RunningAkamon, client: { clientId: st
   if (client.clientSecret) headers.authorization = `Basic ${Buffer.from(`${encodeURIComponent(client.clientId)}:${encodeURIComponent(client.clientSecret)}`).toString('base64')}`;
   else form.set('client_id', client.clientId);
   const response = await fetch(`${akamon.url}/token`, { method: 'POST', headers, body: form });
-  return { status: response.status, body: await response.json() as Record<string, any>, headers: response.headers };
+  return { status: response.status, body: (await response.json()) as Record<string, any>, headers: response.headers };
 }
 
 export async function redeem(akamon: RunningAkamon, client: { clientId: string; clientSecret: string | null; redirectUri: string }, code: string, verifier: string) {

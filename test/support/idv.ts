@@ -17,8 +17,19 @@ export function upstreamIdv() {
     async envFor(url: string): Promise<Record<string, string>> {
       const secret = randomBytes(32).toString('base64url');
       holder.idp = await startDevIdv({
-        production: false, host: '127.0.0.1', port: 0,
-        logger: createLogger(process.env.DEV_IDV_LOG ?? 'silent', process.env.DEV_IDV_LOG ? process.stderr as never : new Writable({ write(_c, _e, done) { done(); } })),
+        production: false,
+        host: '127.0.0.1',
+        port: 0,
+        logger: createLogger(
+          process.env.DEV_IDV_LOG ?? 'silent',
+          process.env.DEV_IDV_LOG
+            ? (process.stderr as never)
+            : new Writable({
+                write(_c, _e, done) {
+                  done();
+                },
+              }),
+        ),
         clients: [{ client_id: 'akamon-test', client_secret: secret, redirect_uris: [`${url}/idv/callback`] }],
       });
       return { AKAMON_IDV_ISSUER: holder.idp.issuer, AKAMON_IDV_CLIENT_ID: 'akamon-test', AKAMON_IDV_CLIENT_SECRET: secret };

@@ -17,7 +17,9 @@ export async function startSmtpSink(): Promise<{ url: string; mails: ReceivedMai
     onData(stream, session, callback) {
       let raw = '';
       stream.setEncoding('utf8');
-      stream.on('data', (chunk: string) => { raw += chunk; });
+      stream.on('data', (chunk: string) => {
+        raw += chunk;
+      });
       stream.on('end', () => {
         if (failures > 0) {
           failures -= 1;
@@ -33,7 +35,9 @@ export async function startSmtpSink(): Promise<{ url: string; mails: ReceivedMai
   return {
     url: `smtp://127.0.0.1:${port}`,
     mails,
-    failNext: (n) => { failures = n; },
+    failNext: (n) => {
+      failures = n;
+    },
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }
@@ -43,5 +47,10 @@ export function mailedCode(mails: ReceivedMail[], to: string): string {
   const mail = [...mails].reverse().find((m) => m.to.includes(to.toLowerCase()) || m.to.includes(to));
   if (!mail) throw new Error(`no mail to ${to}`);
   const text = mail.raw.replace(/=\r?\n/g, '');
-  return /\b(\d{6})\b/.exec(text.split(/\r?\n\r?\n/).slice(1).join('\n'))![1];
+  return /\b(\d{6})\b/.exec(
+    text
+      .split(/\r?\n\r?\n/)
+      .slice(1)
+      .join('\n'),
+  )![1];
 }

@@ -30,7 +30,7 @@ describe('parseIdentifier', () => {
     expect(parseIdentifier(`${fullWidth(ID)}＠${REALM}`, REALM)).toBe(ID);
   });
 
-  test('other scripts\' digits are not Common IDs', () => {
+  test("other scripts' digits are not Common IDs", () => {
     // Arabic-Indic and Devanagari digits match \d only with the u flag; NFKC keeps them.
     expect(parseIdentifier('٠١٢٣٤٥٦٧٨٩', undefined)).toBeUndefined();
     expect(parseIdentifier('०१२३४५६७८९', undefined)).toBeUndefined();

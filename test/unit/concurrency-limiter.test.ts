@@ -20,8 +20,12 @@ function gauge() {
     task,
     started,
     release: (n: number) => releases.get(n)!(),
-    get running() { return running; },
-    get peak() { return peak; },
+    get running() {
+      return running;
+    },
+    get peak() {
+      return peak;
+    },
   };
 }
 
@@ -32,13 +36,17 @@ describe('ConcurrencyLimiter', () => {
     const limiter = new ConcurrencyLimiter(3, 100);
     let running = 0;
     let peak = 0;
-    const results = await Promise.all(Array.from({ length: 40 }, (_, i) => limiter.run(async () => {
-      running += 1;
-      peak = Math.max(peak, running);
-      await new Promise((resolve) => setTimeout(resolve, 1 + (i % 4)));
-      running -= 1;
-      return i * 2;
-    })));
+    const results = await Promise.all(
+      Array.from({ length: 40 }, (_, i) =>
+        limiter.run(async () => {
+          running += 1;
+          peak = Math.max(peak, running);
+          await new Promise((resolve) => setTimeout(resolve, 1 + (i % 4)));
+          running -= 1;
+          return i * 2;
+        }),
+      ),
+    );
     expect(peak).toBe(3);
     expect(running).toBe(0);
     expect(results).toEqual(Array.from({ length: 40 }, (_, i) => i * 2));
@@ -82,7 +90,14 @@ describe('ConcurrencyLimiter', () => {
 
     let ran = false;
     const started = performance.now();
-    const refusal = await limiter.run(async () => { ran = true; }).then(() => undefined, (error: unknown) => error);
+    const refusal = await limiter
+      .run(async () => {
+        ran = true;
+      })
+      .then(
+        () => undefined,
+        (error: unknown) => error,
+      );
     expect(performance.now() - started).toBeLessThan(50);
     expect(refusal).toBeInstanceOf(OverloadedError);
     expect(refusal).toBeInstanceOf(DomainError);
@@ -116,20 +131,40 @@ describe('ConcurrencyLimiter', () => {
 
   test('a throwing task frees its slot and its error reaches the caller', async () => {
     const limiter = new ConcurrencyLimiter(1, 0);
-    await expect(limiter.run(async () => { throw new Error('boom'); })).rejects.toThrow('boom');
+    await expect(
+      limiter.run(async () => {
+        throw new Error('boom');
+      }),
+    ).rejects.toThrow('boom');
     await expect(limiter.run(async () => 'next')).resolves.toBe('next');
 
     // A task that throws synchronously (not an async function) frees its slot too.
-    await expect(limiter.run((() => { throw new Error('sync boom'); }) as () => Promise<never>)).rejects.toThrow('sync boom');
+    await expect(
+      limiter.run((() => {
+        throw new Error('sync boom');
+      }) as () => Promise<never>),
+    ).rejects.toThrow('sync boom');
     await expect(limiter.run(async () => 'after sync')).resolves.toBe('after sync');
   });
 
   test('a throwing task hands its slot to the next queued task', async () => {
     const limiter = new ConcurrencyLimiter(1, 5);
     let fail!: (error: Error) => void;
-    const failing = limiter.run(() => new Promise<never>((_, reject) => { fail = reject; }));
+    const failing = limiter.run(
+      () =>
+        new Promise<never>((_, reject) => {
+          fail = reject;
+        }),
+    );
     const order: string[] = [];
-    const queued = [limiter.run(async () => { order.push('a'); }), limiter.run(async () => { order.push('b'); })];
+    const queued = [
+      limiter.run(async () => {
+        order.push('a');
+      }),
+      limiter.run(async () => {
+        order.push('b');
+      }),
+    ];
     await tick();
     expect(order).toEqual([]);
     fail(new Error('x'));
@@ -140,12 +175,16 @@ describe('ConcurrencyLimiter', () => {
     // The slot count is intact: a double release would let two tasks overlap here.
     let running = 0;
     let peak = 0;
-    await Promise.all(Array.from({ length: 5 }, () => limiter.run(async () => {
-      running += 1;
-      peak = Math.max(peak, running);
-      await tick();
-      running -= 1;
-    })));
+    await Promise.all(
+      Array.from({ length: 5 }, () =>
+        limiter.run(async () => {
+          running += 1;
+          peak = Math.max(peak, running);
+          await tick();
+          running -= 1;
+        }),
+      ),
+    );
     expect(peak).toBe(1);
   });
 });

@@ -63,9 +63,16 @@ describe('loadConfig defaults', () => {
 
   test('values given are used', () => {
     const custom = loadConfig({
-      PORT: '4000', AKAMON_ARGON2_MEMORY_KIB: '65536', AKAMON_ARGON2_ITERATIONS: '3', AKAMON_ARGON2_PARALLELISM: '2',
-      AKAMON_HASH_CONCURRENCY: '2', AKAMON_HASH_QUEUE: '0', AKAMON_PASSWORD_PROFILE: 'nist', AKAMON_TRUST_PROXY: 'yes',
-      AKAMON_BACKCHANNEL_ALLOW_PRIVATE: 'TRUE', AKAMON_SECRET: SECRET,
+      PORT: '4000',
+      AKAMON_ARGON2_MEMORY_KIB: '65536',
+      AKAMON_ARGON2_ITERATIONS: '3',
+      AKAMON_ARGON2_PARALLELISM: '2',
+      AKAMON_HASH_CONCURRENCY: '2',
+      AKAMON_HASH_QUEUE: '0',
+      AKAMON_PASSWORD_PROFILE: 'nist',
+      AKAMON_TRUST_PROXY: 'yes',
+      AKAMON_BACKCHANNEL_ALLOW_PRIVATE: 'TRUE',
+      AKAMON_SECRET: SECRET,
     });
     expect(custom.port).toBe(4000);
     expect(custom.argon2).toEqual({ memoryCost: 65536, timeCost: 3, parallelism: 2 });
@@ -113,11 +120,19 @@ describe('loadConfig refuses bad values, naming the variable', () => {
     expect(error.message).toContain(value);
   });
 
-  test.each([['1', true], ['true', true], ['YES', true], ['on', true], ['0', false], ['false', false], ['No', false], ['off', false], ['', false]])(
-    'boolean value %j reads as %s', (value, expected) => {
-      expect(loadConfig({ AKAMON_TRUST_PROXY: value }).trustProxy).toBe(expected);
-    },
-  );
+  test.each([
+    ['1', true],
+    ['true', true],
+    ['YES', true],
+    ['on', true],
+    ['0', false],
+    ['false', false],
+    ['No', false],
+    ['off', false],
+    ['', false],
+  ])('boolean value %j reads as %s', (value, expected) => {
+    expect(loadConfig({ AKAMON_TRUST_PROXY: value }).trustProxy).toBe(expected);
+  });
 
   test('an empty number falls back to the default', () => {
     expect(loadConfig({ PORT: '' }).port).toBe(3000);
@@ -156,7 +171,8 @@ describe('realm suffix', () => {
   });
 
   test.each(['utac example', 'utac.example.ac.jp/x', 'a@b.example', '@@utac.example.ac.jp', 'ユタック.jp', 'utac.example.ac.jp;drop', 'utac_example.ac.jp'])(
-    'invalid realm %j throws ConfigError naming the variable', (realm) => {
+    'invalid realm %j throws ConfigError naming the variable',
+    (realm) => {
       expect(configError({ AKAMON_REALM_SUFFIX: realm }).message).toContain('AKAMON_REALM_SUFFIX');
     },
   );
@@ -180,7 +196,12 @@ describe('identity verification settings', () => {
   });
 
   test('an upstream provider needs a client id and exactly one way to authenticate', () => {
-    expect(loadConfig({ ...production, ...upstream, AKAMON_IDV_CLIENT_SECRET: 's' }).idv).toMatchObject({ issuer: 'https://idv.example.go.jp', auth: { kind: 'secret' }, scopes: 'openid profile', nameClaim: 'name' });
+    expect(loadConfig({ ...production, ...upstream, AKAMON_IDV_CLIENT_SECRET: 's' }).idv).toMatchObject({
+      issuer: 'https://idv.example.go.jp',
+      auth: { kind: 'secret' },
+      scopes: 'openid profile',
+      nameClaim: 'name',
+    });
     const key = loadConfig({ ...upstream, AKAMON_IDV_PRIVATE_KEY_FILE: '/keys/rp.pem' }, () => '-----BEGIN PRIVATE KEY-----').idv;
     expect(key?.auth).toEqual({ kind: 'private_key_jwt', privateKey: '-----BEGIN PRIVATE KEY-----' });
     expect(configError({ AKAMON_IDV_ISSUER: 'https://idv.example.go.jp', AKAMON_IDV_CLIENT_SECRET: 's' }).message).toMatch(/AKAMON_IDV_CLIENT_ID/);

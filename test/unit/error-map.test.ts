@@ -39,7 +39,11 @@ describe('the error map', () => {
   test('declares every code the sources throw, and nothing they do not', () => {
     const thrown = thrownCodes();
     expect([...thrown].filter((code) => !(code in ERROR_ANSWERS)).sort()).toEqual([]);
-    expect(Object.keys(ERROR_ANSWERS).filter((code) => !thrown.has(code)).sort()).toEqual([]);
+    expect(
+      Object.keys(ERROR_ANSWERS)
+        .filter((code) => !thrown.has(code))
+        .sort(),
+    ).toEqual([]);
   });
 
   test('every declared message exists in the catalogue and every status is an error status', () => {

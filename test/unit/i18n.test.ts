@@ -15,8 +15,13 @@ describe('message catalogues', () => {
   });
 
   test('no message is empty or only white space', () => {
-    for (const [locale, messages] of [['en', en], ['ja', ja]] as const) {
-      const empty = Object.entries(messages).filter(([, text]) => typeof text !== 'string' || text.trim() === '').map(([key]) => `${locale}:${key}`);
+    for (const [locale, messages] of [
+      ['en', en],
+      ['ja', ja],
+    ] as const) {
+      const empty = Object.entries(messages)
+        .filter(([, text]) => typeof text !== 'string' || text.trim() === '')
+        .map(([key]) => `${locale}:${key}`);
       expect(empty).toEqual([]);
     }
   });
@@ -111,8 +116,20 @@ describe('negotiateLocale', () => {
 
   test('malformed headers do not throw', () => {
     const malformed = [
-      ';;;', ',,,', 'q=0.5', 'en;q=abc', 'en;q=', ';q=1', '*', '\u0000', 'en;;;q=1;;', ' , ;q=0.9 , ',
-      'x'.repeat(100_000), Array.from({ length: 5000 }, () => 'fr;q=0.5').join(','), 'en;q=1e999', 'en;q=-1',
+      ';;;',
+      ',,,',
+      'q=0.5',
+      'en;q=abc',
+      'en;q=',
+      ';q=1',
+      '*',
+      '\u0000',
+      'en;;;q=1;;',
+      ' , ;q=0.9 , ',
+      'x'.repeat(100_000),
+      Array.from({ length: 5000 }, () => 'fr;q=0.5').join(','),
+      'en;q=1e999',
+      'en;q=-1',
     ];
     for (const header of malformed) {
       expect(() => negotiateLocale(header, header, header)).not.toThrow();

@@ -23,7 +23,10 @@ function setUp() {
     ctx.body = { host: ctx.host, answer: state.answered };
   });
   const server = app.callback();
-  const get = (path: string, headers: Record<string, string> = {}) => request(server).get(path).set({ host: 'idp.example', ...headers });
+  const get = (path: string, headers: Record<string, string> = {}) =>
+    request(server)
+      .get(path)
+      .set({ host: 'idp.example', ...headers });
   return { state, get };
 }
 

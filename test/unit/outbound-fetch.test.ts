@@ -47,7 +47,8 @@ describe('isSpecialUseAddress', () => {
   });
 
   test.each(['localhost', 'example.com', '', ' ', '1.2.3', '256.1.1.1', '127.0.0.1 ', '[::1]', 'http://127.0.0.1/', 'fe80::1::2', 'example.com.'])(
-    'a non-IP string (%j) is not an address at all', (value) => {
+    'a non-IP string (%j) is not an address at all',
+    (value) => {
       expect(isSpecialUseAddress(value)).toBe(false);
     },
   );
@@ -65,7 +66,9 @@ describe('outboundFetch', () => {
       response.setHeader('content-type', 'application/json');
       response.end(JSON.stringify({ method: request.method, path: request.url, marker: request.headers['x-marker'] ?? null }));
     });
-    server.on('connection', () => { connections += 1; });
+    server.on('connection', () => {
+      connections += 1;
+    });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     port = (server.address() as AddressInfo).port;
   });
@@ -75,8 +78,12 @@ describe('outboundFetch', () => {
   });
 
   test.each(['http://127.0.0.1:1/', 'http://localhost:1/', 'http://[::1]:1/', 'http://[::ffff:127.0.0.1]:1/', 'http://2130706433:1/', 'http://LOCALHOST:1/'])(
-    'outboundFetch(false) refuses %s with SpecialUseAddressError', async (url) => {
-      const error = await outboundFetch(false)(url).then(() => undefined, (e: unknown) => e);
+    'outboundFetch(false) refuses %s with SpecialUseAddressError',
+    async (url) => {
+      const error = await outboundFetch(false)(url).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect(error).toBeInstanceOf(SpecialUseAddressError);
     },
   );
@@ -84,10 +91,16 @@ describe('outboundFetch', () => {
   test('outboundFetch(false) refuses before connecting to a listening loopback server', async () => {
     const before = connections;
     for (const host of ['127.0.0.1', 'localhost']) {
-      const error = await outboundFetch(false)(`http://${host}:${port}/secret`).then(() => undefined, (e: unknown) => e);
+      const error = await outboundFetch(false)(`http://${host}:${port}/secret`).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect(error).toBeInstanceOf(SpecialUseAddressError);
     }
-    const asUrl = await outboundFetch(false)(new URL(`http://127.0.0.1:${port}/secret`)).then(() => undefined, (e: unknown) => e);
+    const asUrl = await outboundFetch(false)(new URL(`http://127.0.0.1:${port}/secret`)).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(asUrl).toBeInstanceOf(SpecialUseAddressError);
     expect(connections).toBe(before);
   });
@@ -99,7 +112,10 @@ describe('outboundFetch', () => {
     const addresses = await dns.lookup(name, { all: true }).catch(() => []);
     if (addresses.length === 0 || !addresses.some((a) => isSpecialUseAddress(a.address))) return;
     const before = connections;
-    const error = await outboundFetch(false)(`http://${name}:${port}/`).then(() => undefined, (e: unknown) => e);
+    const error = await outboundFetch(false)(`http://${name}:${port}/`).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(error).toBeDefined();
     const chain: unknown[] = [];
     for (let e: unknown = error; e && chain.length < 5; e = (e as { cause?: unknown }).cause) chain.push(e);

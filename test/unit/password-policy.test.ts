@@ -1,20 +1,9 @@
 import { describe, expect, test } from '@jest/globals';
 import { randomInt } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
-import {
-  checkPassword,
-  countCharacterKinds,
-  exceedsLength,
-  normalizePassword,
-  policyLimits,
-  type PolicyProfile,
-} from '../../src/password/password-policy.ts';
+import { checkPassword, countCharacterKinds, exceedsLength, normalizePassword, policyLimits, type PolicyProfile } from '../../src/password/password-policy.ts';
 import { blocklistSize, isBlocklisted, stripTrailingDigitsAndSymbols } from '../../src/password/blocklist.ts';
-import {
-  generateInitialPassword,
-  INITIAL_PASSWORD_LENGTH,
-  INITIAL_PASSWORD_SYMBOLS,
-} from '../../src/password/initial-password.ts';
+import { generateInitialPassword, INITIAL_PASSWORD_LENGTH, INITIAL_PASSWORD_SYMBOLS } from '../../src/password/initial-password.ts';
 
 const ID = '1234567890';
 const uni = (password: string, extra: { commonId?: string; currentPassword?: string } = {}) =>
@@ -68,25 +57,25 @@ describe('university profile', () => {
   test('length: 12 to 64 code points', () => {
     expect(uni('Vq7#mK2$rTx9').ok).toBe(true); // 12
     expect(uni('Vq7#mK2$rTx').violations).toEqual(['too_short']); // 11
-    const max = 'Vq7#' + 'mK2$rTx9&pLw'.repeat(5); // 64
+    const max = `Vq7#${'mK2$rTx9&pLw'.repeat(5)}`; // 64
     expect([...max].length).toBe(64);
     expect(uni(max).ok).toBe(true);
-    expect(uni(max + 'z').violations).toEqual(['too_long']);
+    expect(uni(`${max}z`).violations).toEqual(['too_long']);
   });
 
   test('length counts emoji as one character each', () => {
     // 8 emoji (16 UTF-16 units) + 3 ASCII kinds = 11 code points: too short.
-    const short = 'A1a' + '😀'.repeat(8);
+    const short = `A1a${'😀'.repeat(8)}`;
     expect(short.length).toBe(19);
     expect(uni(short).violations).toEqual(['too_short']);
-    expect(uni('A1a' + '😀'.repeat(9)).ok).toBe(true);
-    expect(uni('A1a' + '😀'.repeat(61)).ok).toBe(true); // 64
-    expect(uni('A1a' + '😀'.repeat(62)).violations).toEqual(['too_long']);
+    expect(uni(`A1a${'😀'.repeat(9)}`).ok).toBe(true);
+    expect(uni(`A1a${'😀'.repeat(61)}`).ok).toBe(true); // 64
+    expect(uni(`A1a${'😀'.repeat(62)}`).violations).toEqual(['too_long']);
   });
 
   test('length counts after NFC', () => {
     // 11 composed characters written with 22 code points in NFD.
-    const nfd = 'Ab1e\u0301' + 'e\u0301'.repeat(7);
+    const nfd = `Ab1e\u0301${'e\u0301'.repeat(7)}`;
     expect([...nfd].length).toBe(19);
     expect(uni(nfd).violations).toEqual(['too_short']);
   });
@@ -104,7 +93,7 @@ describe('university profile', () => {
   test('every printable ASCII symbol except the forbidden ones counts as a kind', () => {
     for (const s of "!#$%&'()*+,-/:;<=>?@[]^_`{|}~") {
       expect(countCharacterKinds(s)).toBe(1);
-      expect(uni('vqmkrtxpwz47' + s).ok).toBe(true);
+      expect(uni(`vqmkrtxpwz47${s}`).ok).toBe(true);
     }
   });
 
@@ -117,8 +106,8 @@ describe('university profile', () => {
 
   test('forbidden characters: whitespace, ", ., \\, ¥', () => {
     for (const c of [' ', '\u3000', '\u00a0', '\u2028', '"', '.', '\\', '\u00a5']) {
-      expect(uni('Vq7#mK2$rTx9' + c).violations).toEqual(['forbidden_character']);
-      expect(uni(c + 'Vq7#mK2$rTx9').violations).toEqual(['forbidden_character']);
+      expect(uni(`Vq7#mK2$rTx9${c}`).violations).toEqual(['forbidden_character']);
+      expect(uni(`${c}Vq7#mK2$rTx9`).violations).toEqual(['forbidden_character']);
     }
   });
 
@@ -128,7 +117,7 @@ describe('university profile', () => {
 
   test('tab, line breaks and the other control characters are named by their own rule, not as whitespace', () => {
     for (const c of ['\t', '\n', '\r', '\u0000', '\u0007', '\u007f', '\u0085', '\u009f']) {
-      expect(uni('Vq7#mK2$rTx9' + c).violations).toEqual(['control_character']);
+      expect(uni(`Vq7#mK2$rTx9${c}`).violations).toEqual(['control_character']);
     }
     expect(uni('Vq7#mK2$rTx9 \t').violations).toEqual(['forbidden_character', 'control_character']);
   });
@@ -144,7 +133,7 @@ describe('nist profile', () => {
     expect(nist('vqmkrtxpwzhgnb').violations).toEqual(['too_short']); // 14
     const max = 'qmkrtxpwzhgnbfjd'.repeat(4); // 64
     expect(nist(max).ok).toBe(true);
-    expect(nist(max + 'y').violations).toEqual(['too_long']);
+    expect(nist(`${max}y`).violations).toEqual(['too_long']);
     expect(nist('😀'.repeat(15)).ok).toBe(true);
     expect(nist('😀'.repeat(14)).violations).toEqual(['too_short']);
   });
@@ -211,7 +200,7 @@ describe('current password', () => {
     expect(nfd).not.toBe(nfc);
     expect(uni(nfc, { currentPassword: nfd }).violations).toEqual(['same_as_current']);
     expect(uni(nfd, { currentPassword: nfc }).violations).toEqual(['same_as_current']);
-    expect(nist(nfd + 'zzz', { currentPassword: nfc + 'zzz' }).violations).toEqual(['same_as_current']);
+    expect(nist(`${nfd}zzz`, { currentPassword: `${nfc}zzz` }).violations).toEqual(['same_as_current']);
   });
 });
 
@@ -229,9 +218,32 @@ describe('blocklist', () => {
   });
 
   test('contains the expected weak patterns', () => {
-    for (const p of ['password', 'qwerty', 'dragon', 'sakura', 'tokyo', 'todai', 'utokyo', 'hongo', 'komaba',
-      'kashiwa', 'university', 'welcome', 'letmein', 'iloveyou', 'p@ssw0rd', 'p@$$w0rd', '1qaz2wsx',
-      'qwertyuiop', 'asdfghjkl', 'tokyo2020', '1985sakura', 'aaaaaaaaaaaa', '123456789012', 'abcdefghijkl']) {
+    for (const p of [
+      'password',
+      'qwerty',
+      'dragon',
+      'sakura',
+      'tokyo',
+      'todai',
+      'utokyo',
+      'hongo',
+      'komaba',
+      'kashiwa',
+      'university',
+      'welcome',
+      'letmein',
+      'iloveyou',
+      'p@ssw0rd',
+      'p@$$w0rd',
+      '1qaz2wsx',
+      'qwertyuiop',
+      'asdfghjkl',
+      'tokyo2020',
+      '1985sakura',
+      'aaaaaaaaaaaa',
+      '123456789012',
+      'abcdefghijkl',
+    ]) {
       expect(isBlocklisted(p)).toBe(true);
     }
   });
@@ -247,8 +259,7 @@ describe('blocklist', () => {
     expect(stripTrailingDigitsAndSymbols('password123!')).toBe('password');
     expect(stripTrailingDigitsAndSymbols('pass😀1')).toBe('pass');
     expect(stripTrailingDigitsAndSymbols('1234!')).toBe('');
-    for (const p of ['Password123!', 'Password1234', 'P@ssw0rd!!', 'Sakura2024#', 'Todai1877!?', 'Welcome1!',
-      'Utokyo#2025', 'Iloveyou!!!!', 'Qwerty123456', 'Hongo 2024', 'Komaba\u3000１２３']) {
+    for (const p of ['Password123!', 'Password1234', 'P@ssw0rd!!', 'Sakura2024#', 'Todai1877!?', 'Welcome1!', 'Utokyo#2025', 'Iloveyou!!!!', 'Qwerty123456', 'Hongo 2024', 'Komaba\u3000１２３']) {
       expect(isBlocklisted(p)).toBe(true);
     }
   });
@@ -269,8 +280,8 @@ describe('blocklist', () => {
 
   test('long inputs are handled quickly', () => {
     const start = performance.now();
-    expect(isBlocklisted('1'.repeat(200_000) + 'a')).toBe(false);
-    expect(isBlocklisted('a' + '1'.repeat(200_000))).toBe(false);
+    expect(isBlocklisted(`${'1'.repeat(200_000)}a`)).toBe(false);
+    expect(isBlocklisted(`a${'1'.repeat(200_000)}`)).toBe(false);
     expect(performance.now() - start).toBeLessThan(2000);
   });
 });
@@ -282,20 +293,14 @@ describe('several violations at once', () => {
     expect(r.violations).toEqual(['too_short', 'too_few_character_kinds', 'forbidden_character', 'same_as_current']);
 
     const r2 = uni('password.1234567890', { currentPassword: 'password.1234567890' });
-    expect(r2.violations).toEqual([
-      'too_few_character_kinds',
-      'forbidden_character',
-      'same_as_common_id',
-      'same_as_current',
-      'blocklisted',
-    ]);
+    expect(r2.violations).toEqual(['too_few_character_kinds', 'forbidden_character', 'same_as_common_id', 'same_as_current', 'blocklisted']);
 
     const r3 = nist('password', { commonId: 'password', currentPassword: 'password' });
     expect(r3.violations).toEqual(['too_short', 'same_as_common_id', 'same_as_current', 'blocklisted']);
   });
 
   test('too_long together with other rules', () => {
-    const r = uni('a'.repeat(70) + ' ');
+    const r = uni(`${'a'.repeat(70)} `);
     expect(r.violations).toEqual(['too_long', 'too_few_character_kinds', 'forbidden_character']);
   });
 });

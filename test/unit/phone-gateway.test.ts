@@ -14,7 +14,9 @@ let status = 201;
 beforeAll(async () => {
   server = http.createServer((req, res) => {
     let body = '';
-    req.on('data', (c) => { body += c; });
+    req.on('data', (c) => {
+      body += c;
+    });
     req.on('end', () => {
       requests.push({ path: req.url!, auth: req.headers.authorization, form: new URLSearchParams(body) });
       res.statusCode = status;
@@ -64,8 +66,11 @@ describe('phone numbers', () => {
 
 describe('gateway configuration', () => {
   test('each kind needs its settings, named in the error', () => {
-    expect(loadConfig({ AKAMON_PHONE_GATEWAY: 'webhook', AKAMON_PHONE_WEBHOOK_URL: 'https://sms.example.ac.jp/send', AKAMON_PHONE_WEBHOOK_SECRET: 's'.repeat(32) }).phoneGateway)
-      .toEqual({ kind: 'webhook', url: 'https://sms.example.ac.jp/send', secret: 's'.repeat(32) });
+    expect(loadConfig({ AKAMON_PHONE_GATEWAY: 'webhook', AKAMON_PHONE_WEBHOOK_URL: 'https://sms.example.ac.jp/send', AKAMON_PHONE_WEBHOOK_SECRET: 's'.repeat(32) }).phoneGateway).toEqual({
+      kind: 'webhook',
+      url: 'https://sms.example.ac.jp/send',
+      secret: 's'.repeat(32),
+    });
     expect(() => loadConfig({ AKAMON_PHONE_GATEWAY: 'webhook' })).toThrow(/AKAMON_PHONE_WEBHOOK_SECRET/);
     expect(() => loadConfig({ AKAMON_PHONE_GATEWAY: 'webhook', AKAMON_PHONE_WEBHOOK_URL: 'not a url', AKAMON_PHONE_WEBHOOK_SECRET: 's'.repeat(32) })).toThrow(ConfigError);
     expect(() => loadConfig({ AKAMON_PHONE_GATEWAY: 'twilio', AKAMON_TWILIO_ACCOUNT_SID: 'A' })).toThrow(/AKAMON_TWILIO_AUTH_TOKEN/);

@@ -3,7 +3,12 @@ import { inRequestMemo, memoised, writing } from '../../src/shared/request-memo.
 
 function counter() {
   let loads = 0;
-  return { load: async () => ++loads, get loads() { return loads; } };
+  return {
+    load: async () => ++loads,
+    get loads() {
+      return loads;
+    },
+  };
 }
 
 const write = () => Promise.resolve();
@@ -43,19 +48,28 @@ test('a failed read is not remembered, nor is a failed write allowed to keep old
   await inRequestMemo(async () => {
     await expect(memoised('k', flaky)).rejects.toThrow('connection reset');
     await expect(memoised('k', flaky)).resolves.toBe('row 2');
-    await expect(writing('k', async () => { throw new Error('deadlock'); })).rejects.toThrow('deadlock');
+    await expect(
+      writing('k', async () => {
+        throw new Error('deadlock');
+      }),
+    ).rejects.toThrow('deadlock');
     await expect(memoised('k', flaky)).resolves.toBe('row 3');
   });
 });
 
 test('what a read brings along answers later reads, unless a write overtook the read', async () => {
   await inRequestMemo(async () => {
-    await memoised('token:1', async (bringAlong) => { bringAlong('grant:1', 'grant row'); return 'token row'; });
+    await memoised('token:1', async (bringAlong) => {
+      bringAlong('grant:1', 'grant row');
+      return 'token row';
+    });
     expect(await memoised('grant:1', async () => 'grant from the table')).toBe('grant row');
 
     let finishRead!: () => void;
     const slow = memoised('token:2', async (bringAlong) => {
-      await new Promise<void>((resolve) => { finishRead = resolve; });
+      await new Promise<void>((resolve) => {
+        finishRead = resolve;
+      });
       bringAlong('grant:2', 'old grant');
       return 'old token';
     });

@@ -2,9 +2,7 @@
 // ask the browser's authenticator, put its answer in the form, submit. Without WebAuthn support
 // the button stays hidden and the other methods remain.
 (() => {
-  const supported = window.PublicKeyCredential
-    && typeof PublicKeyCredential.parseCreationOptionsFromJSON === 'function'
-    && typeof PublicKeyCredential.parseRequestOptionsFromJSON === 'function';
+  const supported = window.PublicKeyCredential && typeof PublicKeyCredential.parseCreationOptionsFromJSON === 'function' && typeof PublicKeyCredential.parseRequestOptionsFromJSON === 'function';
   if (!supported) return;
   for (const button of document.querySelectorAll('button[data-webauthn]')) {
     const form = button.closest('form');
@@ -14,9 +12,10 @@
       failure.hidden = true;
       try {
         const options = JSON.parse(document.getElementById(button.dataset.options).textContent);
-        const credential = button.dataset.webauthn === 'create'
-          ? await navigator.credentials.create({ publicKey: PublicKeyCredential.parseCreationOptionsFromJSON(options) })
-          : await navigator.credentials.get({ publicKey: PublicKeyCredential.parseRequestOptionsFromJSON(options) });
+        const credential =
+          button.dataset.webauthn === 'create'
+            ? await navigator.credentials.create({ publicKey: PublicKeyCredential.parseCreationOptionsFromJSON(options) })
+            : await navigator.credentials.get({ publicKey: PublicKeyCredential.parseRequestOptionsFromJSON(options) });
         form.querySelector('input[name="credential"]').value = JSON.stringify(credential.toJSON());
         form.submit();
       } catch {

@@ -15,9 +15,7 @@ const ACCOUNT_COLUMNS = { required: ['common_id', 'name', 'affiliation'], option
 const CONCURRENCY = 4;
 const PROGRESS_EVERY = 50;
 
-type Outcome =
-  | { kind: 'created'; line: number; commonId: string; initialPassword: string; letterError?: string }
-  | { kind: 'failed'; line: number; commonId: string | null; error: string };
+type Outcome = { kind: 'created'; line: number; commonId: string; initialPassword: string; letterError?: string } | { kind: 'failed'; line: number; commonId: string | null; error: string };
 
 /** What went wrong with a row, if anything: a refusal, or a letter that could not be written. */
 const problem = (o: Outcome): string | undefined => (o.kind === 'failed' ? o.error : o.letterError);
@@ -50,8 +48,9 @@ async function importRow(api: AdminClient, row: Row, letters: string | undefined
   }
   const created: Outcome = { kind: 'created', line: row.line, commonId: result.commonId, initialPassword: result.initialPassword };
   if (letter) {
-    await writeLetter(letter, { name: result.account.name, commonId: result.commonId, password: result.initialPassword, serverUrl: api.url })
-      .catch((error: Error) => { created.letterError = `account created, but ${error.message}`; });
+    await writeLetter(letter, { name: result.account.name, commonId: result.commonId, password: result.initialPassword, serverUrl: api.url }).catch((error: Error) => {
+      created.letterError = `account created, but ${error.message}`;
+    });
   }
   return created;
 }

@@ -72,19 +72,17 @@ export const revocationsCommand: Command = {
   name: 'revocations',
   synopsis: '[--until DATE] [--limit N] [--after ID]',
   summary: 'List accounts due for revocation, soonest first.',
-  optionHelp: [
-    '  --until DATE     only those due by then',
-    '  --limit N        at most N accounts (1 to 1000, default 100)',
-    '  --after ID       start after this Common ID (the next page)',
-  ],
+  optionHelp: ['  --until DATE     only those due by then', '  --limit N        at most N accounts (1 to 1000, default 100)', '  --after ID       start after this Common ID (the next page)'],
   options: { until: { type: 'string' }, limit: { type: 'string' }, after: { type: 'string' } },
   async run(ctx) {
     const o = ctx.options;
     const { accounts } = await (await ctx.connect()).get<{ accounts: AccountJson[] }>('/revocations', { until: o.date('until'), limit: o.integer('limit', 1, 1000), after: o.string('after') });
-    ctx.result(accounts, () => printTable(
-      ['REVOKE AT', 'COMMON ID', 'STATUS', 'REASON', 'NAME'],
-      accounts.map((a) => [a.revokeAt ?? '', a.commonId, a.status, a.revokeReason ?? '', a.name]),
-      'no revocations scheduled',
-    ));
+    ctx.result(accounts, () =>
+      printTable(
+        ['REVOKE AT', 'COMMON ID', 'STATUS', 'REASON', 'NAME'],
+        accounts.map((a) => [a.revokeAt ?? '', a.commonId, a.status, a.revokeReason ?? '', a.name]),
+        'no revocations scheduled',
+      ),
+    );
   },
 };

@@ -36,7 +36,9 @@ function printAccount(a: AccountJson): void {
     ['Status', a.status],
     ['Must change password', a.mustChangePassword],
     ['MFA required', a.mfaRequired],
-    ...(a.factors ? [['Second factors', a.factors.length ? a.factors.map((f) => `${f.label} (${f.kind}${f.default ? ', default' : ''}, last used ${f.lastUsedAt ?? 'never'})`) : 'none'] as [string, unknown]] : []),
+    ...(a.factors
+      ? [['Second factors', a.factors.length ? a.factors.map((f) => `${f.label} (${f.kind}${f.default ? ', default' : ''}, last used ${f.lastUsedAt ?? 'never'})`) : 'none'] as [string, unknown]]
+      : []),
     ['Password set', a.passwordSetAt],
     ...(a.identityLink !== undefined ? [['ID card linked', a.identityLink?.linkedAt ?? 'no'] as [string, unknown]] : []),
     ...(a.revokeAt ? [['Revocation scheduled', `${a.revokeAt}${a.revokeReason ? ` (${a.revokeReason})` : ''}`] as [string, unknown]] : []),
@@ -113,11 +115,13 @@ const list: Command = {
     const o = ctx.options;
     const query = { status: o.oneOf('status', STATUSES), affiliation: o.oneOf('affiliation', AFFILIATIONS), limit: o.integer('limit', 1, 1000), after: o.string('after') };
     const { accounts } = await (await ctx.connect()).get<{ accounts: AccountJson[] }>('/accounts', query);
-    ctx.result(accounts, () => printTable(
-      ['COMMON ID', 'STATUS', 'AFFILIATION', 'NAME'],
-      accounts.map((a) => [a.commonId, a.status, a.affiliation, a.name]),
-      'no accounts',
-    ));
+    ctx.result(accounts, () =>
+      printTable(
+        ['COMMON ID', 'STATUS', 'AFFILIATION', 'NAME'],
+        accounts.map((a) => [a.commonId, a.status, a.affiliation, a.name]),
+        'no accounts',
+      ),
+    );
   },
 };
 
@@ -125,11 +129,7 @@ const reissue: Command = {
   name: 'reissue-password',
   synopsis: 'ID [--checked "student ID card" --by NAME] [--letter FILE]',
   summary: 'Replace the password of an account by a new initial password; every session of the account ends.',
-  optionHelp: [
-    '  --checked WHAT   how the person was identified (recorded with --by)',
-    '  --by NAME        who checked it',
-    LETTER_HELP,
-  ],
+  optionHelp: ['  --checked WHAT   how the person was identified (recorded with --by)', '  --by NAME        who checked it', LETTER_HELP],
   notes: 'With --json it prints {"commonId": ..., "initialPassword": ...}. The initial password is shown once.',
   positionals: ['ID'],
   options: { checked: { type: 'string' }, by: { type: 'string' }, letter: { type: 'string' } },

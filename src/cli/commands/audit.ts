@@ -14,10 +14,7 @@ export const auditCommand: Command = {
   name: 'audit',
   synopsis: '[--account ID] [--limit N]',
   summary: 'Show recent changes to accounts, clients, tokens and keys (who did what), newest first.',
-  optionHelp: [
-    '  --account ID     only the changes to this Common ID',
-    '  --limit N        at most N events (1 to 10000, default 100)',
-  ],
+  optionHelp: ['  --account ID     only the changes to this Common ID', '  --limit N        at most N events (1 to 10000, default 100)'],
   notes: 'Each line: time, actor, action, Common ID, details. With --json: an array of events.',
   options: { account: { type: 'string' }, limit: { type: 'string' } },
   async run(ctx) {

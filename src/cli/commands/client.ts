@@ -113,7 +113,12 @@ function clientFields(o: OptionReader): Record<string, unknown> {
     mfaWarningFrom: o.date('mfa-warning-from'),
     mfaRequiredFrom: o.date('mfa-required-from'),
   };
-  for (const [option, negation] of [['post-logout-uri', 'no-post-logout-uri'], ['backchannel-logout-uri', 'no-backchannel-logout-uri'], [MAX_PASSWORD_LENGTH, `no-${MAX_PASSWORD_LENGTH}`], ['mfa-max-age', 'no-mfa-max-age']]) {
+  for (const [option, negation] of [
+    ['post-logout-uri', 'no-post-logout-uri'],
+    ['backchannel-logout-uri', 'no-backchannel-logout-uri'],
+    [MAX_PASSWORD_LENGTH, `no-${MAX_PASSWORD_LENGTH}`],
+    ['mfa-max-age', 'no-mfa-max-age'],
+  ]) {
     if (o.values[option] !== undefined && o.flag(negation!)) o.fail(`--${option} and --${negation} contradict each other`);
   }
   if (fields.name !== undefined && !String(fields.name).trim()) o.fail('--name must not be empty');
@@ -125,7 +130,10 @@ function commaList(o: OptionReader, name: string, anyAllowed: boolean): string[]
   const raw = o.string(name);
   if (raw === undefined) return undefined;
   if (anyAllowed && raw.trim() === 'any') return null;
-  const list = raw.split(',').map((v) => v.trim()).filter(Boolean);
+  const list = raw
+    .split(',')
+    .map((v) => v.trim())
+    .filter(Boolean);
   if (list.length === 0) o.fail(`--${name} needs at least one value`);
   return list;
 }
@@ -175,7 +183,8 @@ function clientIdArgument(ctx: RunContext): string {
 
 const create: Command = {
   name: 'create',
-  synopsis: '--name NAME --redirect-uri URI [--redirect-uri URI ...] [--public] [--first-party] [--pairwise] [--post-logout-uri URI ...] [--backchannel-logout-uri URI] [--max-password-length N] [--require-mfa] [--mfa-max-age SECONDS] [--legacy-password] [--client-credentials] [--allow-affiliation A,B] [--allow-status S,T] [--require-education] [--salvage]',
+  synopsis:
+    '--name NAME --redirect-uri URI [--redirect-uri URI ...] [--public] [--first-party] [--pairwise] [--post-logout-uri URI ...] [--backchannel-logout-uri URI] [--max-password-length N] [--require-mfa] [--mfa-max-age SECONDS] [--legacy-password] [--client-credentials] [--allow-affiliation A,B] [--allow-status S,T] [--require-education] [--salvage]',
   summary: 'Register a relying party.',
   optionHelp: CLIENT_HELP,
   notes: 'With --json it prints {"clientId": ..., "clientSecret": ...} (clientSecret is null for a public client). The secret is shown once.',
@@ -209,17 +218,20 @@ const list: Command = {
   summary: 'List the relying parties.',
   async run(ctx) {
     const { clients } = await (await ctx.connect()).get<{ clients: ClientView[] }>('/clients');
-    ctx.result(clients, () => printTable(
-      ['CLIENT ID', 'TYPE', 'FIRST PARTY', 'NAME'],
-      clients.map((c) => [c.clientId, c.public ? 'public' : 'confidential', c.firstParty, c.name]),
-      'no clients',
-    ));
+    ctx.result(clients, () =>
+      printTable(
+        ['CLIENT ID', 'TYPE', 'FIRST PARTY', 'NAME'],
+        clients.map((c) => [c.clientId, c.public ? 'public' : 'confidential', c.firstParty, c.name]),
+        'no clients',
+      ),
+    );
   },
 };
 
 const update: Command = {
   name: 'update',
-  synopsis: 'ID [options of create] [--no-first-party] [--no-pairwise] [--no-public] [--no-post-logout-uri] [--no-backchannel-logout-uri] [--no-max-password-length] [--no-require-mfa] [--no-mfa-max-age] [--no-legacy-password] [--no-client-credentials] [--no-require-education] [--no-salvage] [--allow-account ID] [--deny-account ID] [--unlist-account ID] [--rotate-secret]',
+  synopsis:
+    'ID [options of create] [--no-first-party] [--no-pairwise] [--no-public] [--no-post-logout-uri] [--no-backchannel-logout-uri] [--no-max-password-length] [--no-require-mfa] [--no-mfa-max-age] [--no-legacy-password] [--no-client-credentials] [--no-require-education] [--no-salvage] [--allow-account ID] [--deny-account ID] [--unlist-account ID] [--rotate-secret]',
   summary: 'Change a relying party: only the options given change; --redirect-uri and --post-logout-uri replace the lists.',
   optionHelp: [
     ...CLIENT_HELP,

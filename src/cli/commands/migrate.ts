@@ -25,13 +25,14 @@ export const migrateCommand: Command = {
     // The embedded database has one user: opening it under a running server would corrupt it.
     if (!config.databaseUrl) {
       const url = serverUrl(undefined);
-      const running = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(1000) }).then(() => true, () => false);
+      const running = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(1000) }).then(
+        () => true,
+        () => false,
+      );
       if (running) throw new CliError(`a server is running at ${url} with the embedded database; it applied the migrations when it started (stop it to run migrate)`);
     }
     // Loaded here only: the other commands never open a database.
-    const [{ openConfiguredDatabase }, { migrateToLatest }, { createLogger }] = await Promise.all([
-      import('../../deps.ts'), import('../../db/migrator.ts'), import('../../shared/logger.ts'),
-    ]);
+    const [{ openConfiguredDatabase }, { migrateToLatest }, { createLogger }] = await Promise.all([import('../../deps.ts'), import('../../db/migrator.ts'), import('../../shared/logger.ts')]);
     const database = await openConfiguredDatabase(config, createLogger('warn'));
     let applied: string[];
     try {

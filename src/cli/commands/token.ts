@@ -51,8 +51,13 @@ const list: Command = {
   summary: 'List the loaded tokens and who has each.',
   async run(ctx) {
     const { tokens } = await (await ctx.connect()).get<{ tokens: TokenView[] }>('/tokens');
-    ctx.result(tokens, () => printTable(['SERIAL', 'DIGITS', 'PERIOD', 'LENT TO', 'SINCE'],
-      tokens.map((t) => [t.serial, String(t.digits), String(t.period), t.assignedTo ?? '-', t.assignedAt ?? '-']), 'no tokens'));
+    ctx.result(tokens, () =>
+      printTable(
+        ['SERIAL', 'DIGITS', 'PERIOD', 'LENT TO', 'SINCE'],
+        tokens.map((t) => [t.serial, String(t.digits), String(t.period), t.assignedTo ?? '-', t.assignedAt ?? '-']),
+        'no tokens',
+      ),
+    );
   },
 };
 

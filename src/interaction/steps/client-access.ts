@@ -21,14 +21,19 @@ export async function showDenial(deps: StepDeps, request: StepRequest, reason: D
     reason: `access_denied.${reason}`,
   });
   // A suspended or closed account gets the words for its status.
-  const statusText: MessageKey | undefined = reason === 'status_not_allowed' && account?.status === 'suspended'
-    ? 'inactive.suspended' : reason === 'status_not_allowed' && account?.status === 'revoked' ? 'inactive.revoked' : undefined;
-  request.render('access-denied', 'denied.title', {
-    clientName: request.clientName,
-    reason: request.t(statusText ?? DENIAL_REASON_TEXT[reason], { client: request.clientName }),
-    todo: statusText ? null : request.t(DENIAL_TODO_TEXT[reason]),
-    abortAction: request.url('abort'),
-  }, 403);
+  const statusText: MessageKey | undefined =
+    reason === 'status_not_allowed' && account?.status === 'suspended' ? 'inactive.suspended' : reason === 'status_not_allowed' && account?.status === 'revoked' ? 'inactive.revoked' : undefined;
+  request.render(
+    'access-denied',
+    'denied.title',
+    {
+      clientName: request.clientName,
+      reason: request.t(statusText ?? DENIAL_REASON_TEXT[reason], { client: request.clientName }),
+      todo: statusText ? null : request.t(DENIAL_TODO_TEXT[reason]),
+      abortAction: request.url('abort'),
+    },
+    403,
+  );
 }
 
 /**
@@ -39,12 +44,14 @@ export async function showDenial(deps: StepDeps, request: StepRequest, reason: D
 export function clientAccessStep(deps: StepDeps): Step {
   return {
     name: 'client_access',
-    checks: [{
-      reason: 'client_rules_deny',
-      description: "the client's access rules deny this account",
-      error: 'access_denied',
-      test: (facts) => facts.access !== undefined && !facts.access.allowed && facts.access.reason !== 'education_required',
-    }],
+    checks: [
+      {
+        reason: 'client_rules_deny',
+        description: "the client's access rules deny this account",
+        error: 'access_denied',
+        test: (facts) => facts.access !== undefined && !facts.access.allowed && facts.access.reason !== 'education_required',
+      },
+    ],
     async show(request) {
       const facts = await deps.decide(request);
       await showDenial(deps, request, facts && !facts.allowed ? facts.reason : 'status_not_allowed');

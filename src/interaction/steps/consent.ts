@@ -36,9 +36,7 @@ export function consentStep(deps: StepDeps): Step {
         const { details, provider } = request;
         const accountId = details.session!.accountId;
         const clientId = String(details.params.client_id);
-        const grant = details.grantId
-          ? (await provider.Grant.find(details.grantId)) ?? new provider.Grant({ accountId, clientId })
-          : new provider.Grant({ accountId, clientId });
+        const grant = details.grantId ? ((await provider.Grant.find(details.grantId)) ?? new provider.Grant({ accountId, clientId })) : new provider.Grant({ accountId, clientId });
         const prompt = details.prompt.details as { missingOIDCScope?: string[]; missingOIDCClaims?: string[]; missingResourceScopes?: Record<string, string[]> };
         if (prompt.missingOIDCScope) grant.addOIDCScope(prompt.missingOIDCScope.join(' '));
         if (prompt.missingOIDCClaims) grant.addOIDCClaims(prompt.missingOIDCClaims);

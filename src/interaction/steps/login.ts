@@ -9,31 +9,46 @@ import type { StepDeps } from './deps.ts';
  * when the relying party asks for it and shows the account picker first.
  */
 function signInPages(deps: StepDeps, pickerFirst: boolean) {
-  const realmHint = (request: StepRequest) =>
-    request.t('identifier.hint', { realm: deps.config.realmSuffix ? request.t('identifier.hint_realm', { realm: deps.config.realmSuffix }) : '' });
+  const realmHint = (request: StepRequest) => request.t('identifier.hint', { realm: deps.config.realmSuffix ? request.t('identifier.hint_realm', { realm: deps.config.realmSuffix }) : '' });
 
   const identifierPage = (request: StepRequest, value: string, error: string | null, status = 200) =>
-    request.render('identifier', 'identifier.title', { clientName: request.clientName, action: request.url('identifier'), value, error, hint: realmHint(request), idvAction: idvAction(request) }, status);
+    request.render(
+      'identifier',
+      'identifier.title',
+      { clientName: request.clientName, action: request.url('identifier'), value, error, hint: realmHint(request), idvAction: idvAction(request) },
+      status,
+    );
 
   const passwordPage = (request: StepRequest, commonId: string, error: string | null, status = 200) =>
-    request.render('password', 'password.title', {
-      clientName: request.clientName,
-      action: request.url('password'),
-      commonId: withRealm(commonId, deps.config.realmSuffix),
-      switchUrl: `${request.url()}?account=other`,
-      error,
-      idvAction: idvAction(request),
-    }, status);
+    request.render(
+      'password',
+      'password.title',
+      {
+        clientName: request.clientName,
+        action: request.url('password'),
+        commonId: withRealm(commonId, deps.config.realmSuffix),
+        switchUrl: `${request.url()}?account=other`,
+        error,
+        idvAction: idvAction(request),
+      },
+      status,
+    );
 
   // "Verify your identity with your ID card", when an identity provider is configured.
   const idvAction = (request: StepRequest) => (deps.idv ? request.url('idv') : null);
 
-  const inactivePage = (request: StepRequest, message: string, salvage: boolean) => request.render('inactive', 'inactive.title', {
-    clientName: request.clientName,
-    message,
-    abortAction: request.url('abort'),
-    idvAction: salvage ? idvAction(request) : null,
-  }, 403);
+  const inactivePage = (request: StepRequest, message: string, salvage: boolean) =>
+    request.render(
+      'inactive',
+      'inactive.title',
+      {
+        clientName: request.clientName,
+        message,
+        abortAction: request.url('abort'),
+        idvAction: salvage ? idvAction(request) : null,
+      },
+      403,
+    );
 
   /**
    * Back from identity verification with a closed (revoked) account: a salvage client lets it in
@@ -45,7 +60,14 @@ function signInPages(deps: StepDeps, pickerFirst: boolean) {
     const clientId = String(request.details.params.client_id);
     const [account, client] = await Promise.all([deps.accounts.findById(accountId), deps.clients.find(clientId)]);
     const open = account && client?.salvage && deps.idv?.verification.salvageOpen(account);
-    await deps.signinLog.record({ accountId, clientId, ip: request.ctx.ip, userAgent: request.ctx.get('user-agent') || null, result: open ? 'success' : 'failure', reason: open ? 'salvage' : 'salvage_refused' });
+    await deps.signinLog.record({
+      accountId,
+      clientId,
+      ip: request.ctx.ip,
+      userAgent: request.ctx.get('user-agent') || null,
+      result: open ? 'success' : 'failure',
+      reason: open ? 'salvage' : 'salvage_refused',
+    });
     if (!open) return inactivePage(request, request.t(client?.salvage ? 'idv.salvage_over' : 'idv.salvage_elsewhere'), false);
     return request.finish({ login: { accountId, acr: ACR_MFA, amr: ['idv'], remember: false } });
   }

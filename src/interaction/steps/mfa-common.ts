@@ -15,11 +15,14 @@ function requestedAcr(ctx: KoaContextWithOIDC): string[] {
 /** Whether this sign-in needs a second factor: the account, the client or the request asks. */
 export function mfaDemandedHere(facts: Facts, ctx: KoaContextWithOIDC): boolean {
   const acrValues = requestedAcr(ctx);
-  return facts.account !== undefined && mfaDemanded({
-    accountRequires: facts.account.mfa_required,
-    clientRequires: (facts.client?.require_mfa ?? false) || facts.mfaRollout.phase === 'required',
-    requestedAcr: acrValues,
-  });
+  return (
+    facts.account !== undefined &&
+    mfaDemanded({
+      accountRequires: facts.account.mfa_required,
+      clientRequires: (facts.client?.require_mfa ?? false) || facts.mfaRollout.phase === 'required',
+      requestedAcr: acrValues,
+    })
+  );
 }
 
 /**
@@ -55,9 +58,7 @@ export function embedJson(value: unknown): string {
 export function refusal(request: StepRequest, outcome: Exclude<VerifyOutcome, { ok: true }>): { error: string; status: number } {
   if (outcome.reason === 'locked') {
     if (!outcome.blocked) request.ctx.set('Retry-After', String(outcome.waitSeconds));
-    return outcome.blocked
-      ? { error: request.t('mfa.blocked'), status: 429 }
-      : { error: request.t('mfa.locked', { minutes: Math.ceil(outcome.waitSeconds / 60) }), status: 429 };
+    return outcome.blocked ? { error: request.t('mfa.blocked'), status: 429 } : { error: request.t('mfa.locked', { minutes: Math.ceil(outcome.waitSeconds / 60) }), status: 429 };
   }
   const keys = { replayed: 'mfa.replayed', webauthn_failed: 'mfa.webauthn_failed', expired: 'mfa.code_expired', wrong_code: 'mfa.wrong_code' } as const;
   const key = keys[outcome.reason];

@@ -24,8 +24,7 @@ const ADD_FACTOR_FRESH_SECONDS = FRESH_SIGNIN_SECONDS;
  */
 export function mfaEnrollmentStep(deps: StepDeps): Step {
   // A code proves the destination it went to: two overlapping sends cannot swap number or address.
-  const purpose = (request: StepRequest, kind: 'phone' | 'email', destination: string) =>
-    `enroll-${kind}:${request.uid}:${sha256(destination.toLowerCase()).slice(0, 22)}`;
+  const purpose = (request: StepRequest, kind: 'phone' | 'email', destination: string) => `enroll-${kind}:${request.uid}:${sha256(destination.toLowerCase()).slice(0, 22)}`;
   const accountOf = async (request: StepRequest) => (await deps.accounts.findById(request.details.session!.accountId))!;
 
   async function page(request: StepRequest, error: string | null, status = 200) {
@@ -40,19 +39,29 @@ export function mfaEnrollmentStep(deps: StepDeps): Step {
     const account = await accountOf(request);
     if (deps.recoveryEmail.available && !account.recovery_email) {
       const pending = typeof state.pendingEmail === 'string' ? state.pendingEmail : null;
-      return request.render('mfa-recovery-email', 'mfa.recovery_title', {
-        sendAction: request.url('email_send'),
-        pending: pending ? { email: pending, confirmAction: request.url('email_confirm') } : null,
-        error,
-      }, status);
+      return request.render(
+        'mfa-recovery-email',
+        'mfa.recovery_title',
+        {
+          sendAction: request.url('email_send'),
+          pending: pending ? { email: pending, confirmAction: request.url('email_confirm') } : null,
+          error,
+        },
+        status,
+      );
     }
-    request.render('mfa-finish', 'mfa.finish_title', {
-      appPasswordAction: request.url('app_password'),
-      finishAction: request.url('finish'),
-      newAppPassword,
-      recoveryEmail: account.recovery_email,
-      error,
-    }, status);
+    request.render(
+      'mfa-finish',
+      'mfa.finish_title',
+      {
+        appPasswordAction: request.url('app_password'),
+        finishAction: request.url('finish'),
+        newAppPassword,
+        recoveryEmail: account.recovery_email,
+        error,
+      },
+      status,
+    );
   }
 
   /** Only after a factor was proven in this interaction. */
@@ -76,18 +85,25 @@ export function mfaEnrollmentStep(deps: StepDeps): Step {
     const options = await deps.mfa.webauthnRegistrationOptions(account);
     await request.saveState({ webauthnChallenge: options.challenge });
     const svg = await QRCode.toString(uri, { type: 'svg', errorCorrectionLevel: 'M', margin: 2 });
-    request.render('mfa-enroll', 'mfa.enroll_title', {
-      action: request.url('totp'),
-      abortAction: request.url('abort'),
-      qr: `data:image/svg+xml;base64,${Buffer.from(svg).toString('base64')}`,
-      secret: secret.match(/.{1,4}/g)!.join(' '),
-      webauthn: { options: embedJson(options), action: request.url('webauthn'), mode: 'create', label: request.t('mfa.webauthn_register') },
-      phone: deps.mfa.phone.available ? {
-        sendAction: request.url('phone_send'),
-        pending: pendingPhone ? { masked: maskPhone(pendingPhone.phone), confirmAction: request.url('phone_confirm') } : null,
-      } : null,
-      error,
-    }, status);
+    request.render(
+      'mfa-enroll',
+      'mfa.enroll_title',
+      {
+        action: request.url('totp'),
+        abortAction: request.url('abort'),
+        qr: `data:image/svg+xml;base64,${Buffer.from(svg).toString('base64')}`,
+        secret: secret.match(/.{1,4}/g)!.join(' '),
+        webauthn: { options: embedJson(options), action: request.url('webauthn'), mode: 'create', label: request.t('mfa.webauthn_register') },
+        phone: deps.mfa.phone.available
+          ? {
+              sendAction: request.url('phone_send'),
+              pending: pendingPhone ? { masked: maskPhone(pendingPhone.phone), confirmAction: request.url('phone_confirm') } : null,
+            }
+          : null,
+        error,
+      },
+      status,
+    );
   }
 
   async function enrolled(request: StepRequest, outcome: Extract<VerifyOutcome, { ok: true }>) {
@@ -99,18 +115,23 @@ export function mfaEnrollmentStep(deps: StepDeps): Step {
   return {
     name: 'mfa_enrollment',
     skipForRevoked: true,
-    checks: [{
-      reason: 'mfa_enrollment_required',
-      description: 'a second factor is required and the account has none',
-      test: (facts, ctx) => facts.factors.length === 0 && mfaDemandedHere(facts, ctx),
-    }, {
-      // From the account home's security info: one more method, after a recent second factor.
-      reason: 'mfa_factor_added',
-      description: 'the person adds a sign-in method from the account home',
-      test: (facts, ctx) => facts.client?.client_id === ACCOUNT_CLIENT_ID && ctx.oidc.params?.akamon_add_factor === '1'
-        && ctx.oidc.result?.mfa_enrollment === undefined
-        && (facts.factors.length === 0 || mfaFresh({ amr: ctx.oidc.session?.amr, loginTs: ctx.oidc.session?.loginTs }, ADD_FACTOR_FRESH_SECONDS, Math.floor(facts.now.getTime() / 1000))),
-    }],
+    checks: [
+      {
+        reason: 'mfa_enrollment_required',
+        description: 'a second factor is required and the account has none',
+        test: (facts, ctx) => facts.factors.length === 0 && mfaDemandedHere(facts, ctx),
+      },
+      {
+        // From the account home's security info: one more method, after a recent second factor.
+        reason: 'mfa_factor_added',
+        description: 'the person adds a sign-in method from the account home',
+        test: (facts, ctx) =>
+          facts.client?.client_id === ACCOUNT_CLIENT_ID &&
+          ctx.oidc.params?.akamon_add_factor === '1' &&
+          ctx.oidc.result?.mfa_enrollment === undefined &&
+          (facts.factors.length === 0 || mfaFresh({ amr: ctx.oidc.session?.amr, loginTs: ctx.oidc.session?.loginTs }, ADD_FACTOR_FRESH_SECONDS, Math.floor(facts.now.getTime() / 1000))),
+      },
+    ],
     show: (request) => page(request, null),
     actions: {
       async totp(request) {

@@ -15,13 +15,19 @@ export function mfaNoticeStep(deps: StepDeps): Step {
   return {
     name: 'mfa_notice',
     skipForRevoked: true,
-    checks: [{
-      reason: 'mfa_rollout_warning',
-      description: 'MFA will soon be required and the account has no second factor',
-      test: (facts, ctx) => facts.account !== undefined && facts.factors.length === 0
-        && facts.mfaRollout.phase === 'warning' && !mfaDemandedHere(facts, ctx) && !ctx.oidc.prompts.has('none')
-        && (!facts.account.mfa_postponed_at || facts.now.getTime() - new Date(facts.account.mfa_postponed_at).getTime() > REMIND_AGAIN_AFTER_MS),
-    }],
+    checks: [
+      {
+        reason: 'mfa_rollout_warning',
+        description: 'MFA will soon be required and the account has no second factor',
+        test: (facts, ctx) =>
+          facts.account !== undefined &&
+          facts.factors.length === 0 &&
+          facts.mfaRollout.phase === 'warning' &&
+          !mfaDemandedHere(facts, ctx) &&
+          !ctx.oidc.prompts.has('none') &&
+          (!facts.account.mfa_postponed_at || facts.now.getTime() - new Date(facts.account.mfa_postponed_at).getTime() > REMIND_AGAIN_AFTER_MS),
+      },
+    ],
     async show(request) {
       const client = await deps.clients.find(String(request.details.params.client_id));
       const { requiredFrom } = rolloutPhase(deps.clock.now(), deps.config.mfaRollout, { warningFrom: client?.mfa_warning_from, requiredFrom: client?.mfa_required_from });

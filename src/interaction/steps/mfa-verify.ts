@@ -24,17 +24,22 @@ export function mfaVerifyStep(deps: StepDeps): Step {
     // One entry per kind of method, in the order of the account's factors (the default first).
     const methodOf = (kind: string) => (kind === 'webauthn' ? 'webauthn' : kind === 'phone' ? 'phone' : 'code');
     const methods = [...new Set(factors.map((f) => methodOf(f.kind)))];
-    request.render('mfa-verify', 'mfa.verify_title', {
-      action: hasCodes ? request.url('totp') : null,
-      webauthn: options ? { options: embedJson(options), action: request.url('webauthn'), mode: 'get', label: request.t('mfa.webauthn_use') } : null,
-      lead: request.t(methods[0] === 'webauthn' ? 'mfa.verify_lead_key' : methods[0] === 'phone' ? 'mfa.verify_lead_phone' : 'mfa.verify_lead', { client: request.clientName }),
-      methods,
-      phones: phones.map((f) => ({ id: f.id, label: f.label, sendAction: request.url('phone_send') })),
-      phoneCode: sentTo ? { label: sentTo.label, action: request.url('phone') } : null,
-      abortAction: request.url('abort'),
-      clientName: request.clientName,
-      error,
-    }, status);
+    request.render(
+      'mfa-verify',
+      'mfa.verify_title',
+      {
+        action: hasCodes ? request.url('totp') : null,
+        webauthn: options ? { options: embedJson(options), action: request.url('webauthn'), mode: 'get', label: request.t('mfa.webauthn_use') } : null,
+        lead: request.t(methods[0] === 'webauthn' ? 'mfa.verify_lead_key' : methods[0] === 'phone' ? 'mfa.verify_lead_phone' : 'mfa.verify_lead', { client: request.clientName }),
+        methods,
+        phones: phones.map((f) => ({ id: f.id, label: f.label, sendAction: request.url('phone_send') })),
+        phoneCode: sentTo ? { label: sentTo.label, action: request.url('phone') } : null,
+        abortAction: request.url('abort'),
+        clientName: request.clientName,
+        error,
+      },
+      status,
+    );
   }
 
   const verified = (verify: (request: StepRequest, accountId: string) => Promise<VerifyOutcome>) => async (request: StepRequest) => {
@@ -48,12 +53,16 @@ export function mfaVerifyStep(deps: StepDeps): Step {
 
   return {
     name: 'mfa_verify',
-    checks: [{
-      reason: 'mfa_required',
-      description: 'the session has not shown a second factor recently enough',
-      test: (facts, ctx) => facts.factors.length > 0 && mfaDemandedHere(facts, ctx)
-        && !mfaFresh({ amr: ctx.oidc.session?.amr, loginTs: ctx.oidc.session?.loginTs }, facts.client?.mfa_max_age ?? null, Math.floor(facts.now.getTime() / 1000)),
-    }],
+    checks: [
+      {
+        reason: 'mfa_required',
+        description: 'the session has not shown a second factor recently enough',
+        test: (facts, ctx) =>
+          facts.factors.length > 0 &&
+          mfaDemandedHere(facts, ctx) &&
+          !mfaFresh({ amr: ctx.oidc.session?.amr, loginTs: ctx.oidc.session?.loginTs }, facts.client?.mfa_max_age ?? null, Math.floor(facts.now.getTime() / 1000)),
+      },
+    ],
     show: (request) => page(request, null),
     actions: {
       totp: verified((request, accountId) => deps.mfa.verifyTotp(accountId, request.body.code)),

@@ -41,34 +41,42 @@ export function passwordChangeStep(deps: StepDeps): Step {
   async function page(request: StepRequest, errors: string[], rulesBroken: boolean, status: number, length?: number) {
     const { longNotice, longWarning } = await lengthAdvice(deps.clients, request.t, length);
     const reasons = request.details.prompt.reasons;
-    request.render('password-change', 'password_change.title', {
-      action: request.url('change'),
-      lead: request.t(reasons.includes('initial_password') ? 'password_change.lead_initial' : reasons.includes('password_expired') ? 'password_change.lead_expired' : 'password_change.lead_soon'),
-      errors,
-      rulesBroken,
-      rules: policyRules(request.t, profile),
-      longNotice: longWarning ? null : longNotice,
-      longWarning,
-    }, status);
+    request.render(
+      'password-change',
+      'password_change.title',
+      {
+        action: request.url('change'),
+        lead: request.t(reasons.includes('initial_password') ? 'password_change.lead_initial' : reasons.includes('password_expired') ? 'password_change.lead_expired' : 'password_change.lead_soon'),
+        errors,
+        rulesBroken,
+        rules: policyRules(request.t, profile),
+        longNotice: longWarning ? null : longNotice,
+        longWarning,
+      },
+      status,
+    );
   }
 
   return {
     name: 'password_change',
     skipForRevoked: true,
-    checks: [{
-      reason: 'initial_password',
-      description: 'the account still has its initial password',
-      test: (facts) => facts.account?.must_change_password === true,
-    }, {
-      reason: 'password_expired',
-      description: 'the password is older than the password age limit',
-      test: (facts) => facts.account !== undefined
-        && passwordExpiry(facts.account.password_set_at, facts.factors.length > 0, deps.config.passwordExpiry, facts.now).expired,
-    }, {
-      reason: 'password_change_chosen',
-      description: 'the person chose to change the password on the expiry notice',
-      test: (_facts, ctx) => (ctx.oidc.result?.password_expiry_notice as { change?: boolean } | undefined)?.change === true,
-    }],
+    checks: [
+      {
+        reason: 'initial_password',
+        description: 'the account still has its initial password',
+        test: (facts) => facts.account?.must_change_password === true,
+      },
+      {
+        reason: 'password_expired',
+        description: 'the password is older than the password age limit',
+        test: (facts) => facts.account !== undefined && passwordExpiry(facts.account.password_set_at, facts.factors.length > 0, deps.config.passwordExpiry, facts.now).expired,
+      },
+      {
+        reason: 'password_change_chosen',
+        description: 'the person chose to change the password on the expiry notice',
+        test: (_facts, ctx) => (ctx.oidc.result?.password_expiry_notice as { change?: boolean } | undefined)?.change === true,
+      },
+    ],
     show: (request) => page(request, [], false, 200),
     actions: {
       async change(request) {
@@ -87,7 +95,12 @@ export function passwordChangeStep(deps: StepDeps): Step {
           if (error.code === 'password_policy') {
             const { violations, limits: l } = error.details as { violations: PolicyViolation[]; limits: { minLength: number; maxLength: number; minKinds: number } };
             const vars = { min: l.minLength, max: l.maxLength, kinds: l.minKinds };
-            return page(request, violations.map((v) => request.t(`violation.${v}` as MessageKey, vars)), true, 400);
+            return page(
+              request,
+              violations.map((v) => request.t(`violation.${v}` as MessageKey, vars)),
+              true,
+              400,
+            );
           }
           const messages: Record<string, MessageKey> = {
             password_mismatch: 'password_change.mismatch',

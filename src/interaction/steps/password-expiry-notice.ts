@@ -10,12 +10,17 @@ export function passwordExpiryNoticeStep(deps: StepDeps): Step {
   return {
     name: 'password_expiry_notice',
     skipForRevoked: true,
-    checks: [{
-      reason: 'password_expiring_soon',
-      description: 'the password expires soon',
-      test: (facts, ctx) => facts.account !== undefined && !ctx.oidc.prompts.has('none') && ctx.oidc.result?.password_expiry_notice === undefined
-        && passwordExpiry(facts.account.password_set_at, facts.factors.length > 0, deps.config.passwordExpiry, facts.now).expiringSoon,
-    }],
+    checks: [
+      {
+        reason: 'password_expiring_soon',
+        description: 'the password expires soon',
+        test: (facts, ctx) =>
+          facts.account !== undefined &&
+          !ctx.oidc.prompts.has('none') &&
+          ctx.oidc.result?.password_expiry_notice === undefined &&
+          passwordExpiry(facts.account.password_set_at, facts.factors.length > 0, deps.config.passwordExpiry, facts.now).expiringSoon,
+      },
+    ],
     async show(request) {
       const account = (await deps.accounts.findById(request.details.session!.accountId))!;
       const { expiresAt } = passwordExpiry(account.password_set_at, (await deps.mfa.factors(account.id)).length > 0, deps.config.passwordExpiry, deps.clock.now());

@@ -10,11 +10,13 @@ import { showDenial } from './client-access.ts';
 export function securityEducationStep(deps: StepDeps): Step {
   return {
     name: 'security_education',
-    checks: [{
-      reason: 'education_not_passed',
-      description: "this academic year's security education is required and not passed",
-      test: (facts) => facts.access !== undefined && !facts.access.allowed && facts.access.reason === 'education_required',
-    }],
+    checks: [
+      {
+        reason: 'education_not_passed',
+        description: "this academic year's security education is required and not passed",
+        test: (facts) => facts.access !== undefined && !facts.access.allowed && facts.access.reason === 'education_required',
+      },
+    ],
     show: (request) => showDenial(deps, request, 'education_required'),
     actions: {},
   };
