@@ -142,7 +142,7 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
     policy: buildPolicy(steps, factsLoader({ accounts: deps.accounts, clients: deps.clientStore, mfa: deps.mfaStore, access: deps.access, clock: deps.clock, rollout: config.mfaRollout })),
     loadExistingGrant,
     pairwiseKey: box.deriveKey('pairwise-subject'),
-    passwordGrant: passwordGrant(deps.passwordSignin, deps.clientStore, config.realmSuffix),
+    passwordGrant: passwordGrant(deps.passwordSignin, deps.clientStore, deps.access, config.realmSuffix),
     ...providerPages(renderer),
   };
   const build = (keys: Parameters<typeof createProvider>[1]) => {
@@ -204,6 +204,7 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
       clock: deps.clock,
       signinLog: deps.signinLog,
       sessions: deps.payloads,
+      unitOfWork: (work, keep) => database.unitOfWork(work, keep),
       idv: deps.idv,
       idvFlow,
       csrf,

@@ -12,6 +12,7 @@ import { SigninLog } from './audit/signin-log.ts';
 import { ClientStore } from './client/client.store.ts';
 import { LoginThrottle } from './throttle/login-throttle.ts';
 import { PasswordHasher } from './password/password-hasher.ts';
+import { HashCensus } from './password/hash-census.ts';
 import { ConcurrencyLimiter } from './shared/concurrency-limiter.ts';
 import { systemClock, type Clock } from './shared/clock.ts';
 import { OidcPayloadStore } from './oidc/oidc-payload.store.ts';
@@ -38,6 +39,7 @@ import { Revocations } from './account/revocation.ts';
 import { IdentityLinkStore } from './idv/identity-link.store.ts';
 import { IdentityVerification } from './idv/identity-verification.ts';
 import type { Config, IdvSettings } from './config/config.ts';
+import { HASH_CENSUS_REFRESH_SECONDS } from './config/defaults.ts';
 
 /** Everything the app is built from; tests pass their own database, clock or logger here. */
 export interface Deps {
@@ -147,6 +149,7 @@ export async function buildDeps(config: Config, logger: Logger, overrides: { dat
     passwordSignin: new PasswordSignin({
       accounts,
       hasher,
+      census: new HashCensus({ count: () => accounts.hashShapes(), hasher, key: box.deriveKey('hash-census'), clock, refreshSeconds: HASH_CENSUS_REFRESH_SECONDS }),
       throttle,
       log: signinLog,
       legacy: {
@@ -170,7 +173,7 @@ export async function buildDeps(config: Config, logger: Logger, overrides: { dat
     recoveryEmail: new RecoveryEmail({ accounts, sender: codeSender, mailer: mailerFromConfig(config, logger) }),
     education,
     accountRules,
-    access: new AccessService({ lists: accountRules, education, salvageOpen: (account) => idv.salvageOpen(account) }),
+    access: new AccessService({ lists: accountRules, education, salvageOpen: (account) => idv.salvageOpen(account), clock, rollout: config.mfaRollout }),
     idv,
     idvSettings: overrides.idvSettings ?? config.idv,
     revocations: new Revocations({ db, accounts, accountService, sessions: payloads, audit, clock, logger }),

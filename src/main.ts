@@ -56,7 +56,7 @@ try {
   deps = await buildDeps(config, logger, { idvSettings });
   firstOperatorTokenFile = await deps.operators.ensureInitial(config.dataDir);
   akamon = await buildApp(deps);
-  await deps.hasher.warmUp();
+  await deps.passwordSignin.warmUp();
   const lowered = lowerWorkerPriority(config.hashNiceness);
   if (lowered) logger.debug({ threads: lowered, niceness: config.hashNiceness }, 'hashing threads run at lower priority');
 } catch (error) {

@@ -1,12 +1,14 @@
 import type { AccountStatus, Affiliation } from '../db/schema.ts';
 
 /** Why a client is closed to an account (the person sees it in plain words, code 53003). */
-export type DenialReason = 'account_denied' | 'status_not_allowed' | 'affiliation_not_allowed' | 'education_required' | 'salvage_over';
+export type DenialReason = 'account_denied' | 'status_not_allowed' | 'affiliation_not_allowed' | 'education_required' | 'salvage_over' | 'mfa_required';
 
 export interface ClientRules {
   allowedAffiliations: readonly Affiliation[] | null;
   allowedStatuses: readonly AccountStatus[];
   requireEducation: boolean;
+  /** The client demands a second factor (its --require-mfa, or its MFA rollout has reached enforcement). */
+  requireMfa: boolean;
   /** Revoked accounts may use it during their salvage period (a data-export service). */
   salvage: boolean;
 }
@@ -20,6 +22,13 @@ export interface AccessFacts {
   educationPassed: boolean;
   /** The account is revoked and still inside its data-salvage period. */
   salvageOpen: boolean;
+  /** The account itself demands a second factor (the person applied, or an operator set it). */
+  accountRequiresMfa: boolean;
+  /**
+   * Whether the sign-in behind the request showed a second factor; undefined while the sign-in is
+   * still under way (an authorization), where the MFA steps ask for one instead of refusing.
+   */
+  secondFactor: boolean | undefined;
 }
 
 export type AccessDecision = { allowed: true } | { allowed: false; reason: DenialReason };
@@ -29,7 +38,9 @@ export type AccessDecision = { allowed: true } | { allowed: false; reason: Denia
  * service directory all ask it, so they cannot drift apart. A deny-list entry wins over
  * everything; an allow-list entry lets an account in whatever its affiliation, but not past
  * the status or education rules. A salvage client admits revoked accounts during their salvage
- * period (they reach it only through identity verification).
+ * period (they reach it only through identity verification). A sign-in that is over (a token,
+ * the password grant) without a second factor is refused where the client or the account demands
+ * one: the token outlives the moment the person could have been asked.
  */
 export function evaluateAccess(rules: ClientRules, facts: AccessFacts): AccessDecision {
   if (facts.listed === 'deny') return { allowed: false, reason: 'account_denied' };
@@ -42,6 +53,7 @@ export function evaluateAccess(rules: ClientRules, facts: AccessFacts): AccessDe
   if (rules.allowedAffiliations && facts.listed !== 'allow' && !rules.allowedAffiliations.includes(facts.affiliation)) {
     return { allowed: false, reason: 'affiliation_not_allowed' };
   }
+  if (facts.secondFactor === false && (rules.requireMfa || facts.accountRequiresMfa)) return { allowed: false, reason: 'mfa_required' };
   if (rules.requireEducation && !facts.educationPassed) return { allowed: false, reason: 'education_required' };
   return { allowed: true };
 }

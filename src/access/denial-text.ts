@@ -8,6 +8,7 @@ export const DENIAL_REASON_TEXT: Record<DenialReason, MessageKey> = {
   affiliation_not_allowed: 'denied.reason.affiliation_not_allowed',
   education_required: 'denied.reason.education_required',
   salvage_over: 'denied.reason.salvage_over',
+  mfa_required: 'denied.reason.mfa_required',
 };
 
 export const DENIAL_TODO_TEXT: Record<DenialReason, MessageKey> = {
@@ -16,4 +17,13 @@ export const DENIAL_TODO_TEXT: Record<DenialReason, MessageKey> = {
   affiliation_not_allowed: 'denied.todo.office',
   education_required: 'denied.todo.education',
   salvage_over: 'denied.todo.office',
+  mfa_required: 'denied.todo.mfa',
 };
+
+/**
+ * The relying party's error_description for a denial (protocol text, so English): it names the
+ * refusal and the rule, never reading like a person's cancel.
+ */
+export function denialDescription(reason: DenialReason): string {
+  return `the account is not allowed to use this system (${reason})`;
+}

@@ -78,6 +78,23 @@ export class AccountStore {
     return result.numUpdatedRows > 0n;
   }
 
+  /**
+   * How many stored password hashes have each argon2 shape (type, version, memory, iterations,
+   * lanes: `$argon2id$v=19$m=19456,t=2,p=1`), the most common first; a handful at most, since each
+   * is a past setting of AKAMON_ARGON2_*. One scan of the table, every few minutes per node.
+   */
+  async hashShapes(limit = 8): Promise<Array<{ shape: string; count: number }>> {
+    const shape = sql<string | null>`substring(password_hash from '^([$]argon2(?:d|i|id)[$]v=[0-9]+[$]m=[0-9]+,t=[0-9]+,p=[0-9]+)[$]')`;
+    const rows = await this.#db
+      .selectFrom('account')
+      .select([shape.as('shape'), sql<string>`count(*)`.as('count')])
+      .groupBy(sql`1`)
+      .orderBy(sql`2`, 'desc')
+      .limit(limit)
+      .execute();
+    return rows.flatMap((row) => (row.shape ? [{ shape: row.shape, count: Number(row.count) }] : []));
+  }
+
   /** Replaces the hash only if it is still the one that was verified (a concurrent change wins). */
   async rehash(id: string, oldHash: string, newHash: string): Promise<void> {
     await this.#db.updateTable('account').set({ password_hash: newHash }).where('id', '=', id).where('password_hash', '=', oldHash).execute();

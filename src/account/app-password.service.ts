@@ -24,7 +24,7 @@ export class AppPasswordService {
   /** 20 lower-case letters in groups of four (about 93 bits); spaces are ignored when used. */
   async create(accountId: string, name: string): Promise<{ appPassword: AppPasswordRow; secret: string }> {
     const label = cleanName(String(name ?? ''), 64);
-    if (!label) throw new DomainError('invalid_name', 'an app password needs a name of 1 to 64 characters on one line, without control or bidirectional formatting characters');
+    if (!label) throw new DomainError('invalid_app_password_name', 'an app password needs a name of 1 to 64 characters on one line, without control or bidirectional formatting characters');
     const letters = Array.from({ length: 20 }, () => ALPHABET[randomInt(ALPHABET.length)]).join('');
     const secret = letters.match(/.{4}/g)!.join(' ');
     const appPassword = await this.#store.insert(accountId, label, this.#digest(secret), MAX_APP_PASSWORDS);

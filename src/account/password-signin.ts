@@ -1,9 +1,11 @@
 import type { SigninLog } from '../audit/signin-log.ts';
 import { OverloadedError } from '../shared/errors.ts';
 import type { PasswordHasher } from '../password/password-hasher.ts';
+import type { HashCensus } from '../password/hash-census.ts';
 import { accountKey, addressKey, ACCOUNT_RULE, ADDRESS_RULE, type LoginThrottle } from '../throttle/login-throttle.ts';
 import type { AccountRow, AccountStore } from './account.store.ts';
 import { PASSWORD_INPUT_MAX_LENGTH } from '../config/defaults.ts';
+import type { AccessDecision, DenialReason } from '../access/access-rules.ts';
 
 export interface SigninRequest {
   commonId: string;
@@ -13,10 +15,19 @@ export interface SigninRequest {
   clientId: string | null;
   /**
    * The OAuth password grant of a --legacy-password client: an app password always works, the
-   * real password only for an account without MFA at a client that does not demand it (else the
-   * grant would bypass the second factor).
+   * real password only for an account without MFA (else the grant would bypass its second factor).
    */
-  passwordGrant?: { clientRequiresMfa: boolean };
+  passwordGrant?: PasswordGrantCheck;
+}
+
+export type SigninMethod = 'password' | 'app_password';
+
+export interface PasswordGrantCheck {
+  /**
+   * The client's access rules for the account and the credential it showed (an MFA demand of the
+   * client included): the grant's whole decision, status too, logged with the rule's reason code.
+   */
+  admit(account: AccountRow, method: SigninMethod): Promise<AccessDecision>;
 }
 
 /** What the password grant needs to know beyond the account row. */
@@ -26,12 +37,15 @@ export interface LegacyCredentials {
 }
 
 export type SigninOutcome =
-  | { ok: true; account: AccountRow; method: 'password' | 'app_password' }
+  | { ok: true; account: AccountRow; method: SigninMethod }
   /** Unknown account and wrong password look the same to the person. */
   | { ok: false; reason: 'invalid_credentials' }
   | { ok: false; reason: 'locked'; waitSeconds: number }
   | { ok: false; reason: 'blocked' }
   | { ok: false; reason: 'account_suspended' | 'account_revoked'; account: AccountRow };
+
+/** The password grant's outcome: the form's, or a refusal by the client's access rules. */
+export type GrantOutcome = SigninOutcome | { ok: false; reason: 'access_denied'; denial: DenialReason };
 
 /** Longer than any policy allows: refused without spending a hash on it. */
 const MAX_PASSWORD_INPUT = PASSWORD_INPUT_MAX_LENGTH;
@@ -46,27 +60,40 @@ export class PasswordSignin {
   readonly #throttle: LoginThrottle;
   readonly #log: SigninLog;
   readonly #legacy: LegacyCredentials;
+  readonly #census: HashCensus;
 
-  constructor(deps: { accounts: AccountStore; hasher: PasswordHasher; throttle: LoginThrottle; log: SigninLog; legacy: LegacyCredentials }) {
+  constructor(deps: { accounts: AccountStore; hasher: PasswordHasher; census: HashCensus; throttle: LoginThrottle; log: SigninLog; legacy: LegacyCredentials }) {
     this.#accounts = deps.accounts;
     this.#hasher = deps.hasher;
+    this.#census = deps.census;
     this.#throttle = deps.throttle;
     this.#log = deps.log;
     this.#legacy = deps.legacy;
   }
 
+  /** Ready to refuse unknown accounts at once: the stored hash shapes counted, their dummy hashes made. */
+  warmUp(): Promise<void> {
+    return this.#census.refresh();
+  }
+
   /**
-   * Exactly one argon2 verification per attempt whatever the outcome, so neither the existence of
-   * an account nor its MFA status shows in the time taken.
+   * Exactly one argon2 verification per attempt whatever the outcome, and of the same parameters,
+   * so neither the existence of an account nor its MFA status shows in the time taken: where the
+   * answer is known without it, a hash shaped like the account's is verified (verifyLike), or for
+   * an unknown account one shaped like the stored hashes (hash-census.ts), not like today's settings.
    */
-  async #check(account: AccountRow | undefined, password: string, passwordGrant: SigninRequest['passwordGrant']): Promise<'password' | 'app_password' | undefined> {
+  async #check(commonId: string, account: AccountRow | undefined, password: string, passwordGrant: SigninRequest['passwordGrant']): Promise<SigninMethod | undefined> {
     if ([...password].length > MAX_PASSWORD_INPUT) return undefined;
-    if (!account || !password) {
-      await this.#hasher.verifyNothing(password);
+    if (!account) {
+      await this.#hasher.verifyLike(await this.#census.shapeFor(commonId), password);
       return undefined;
     }
-    if (passwordGrant && (passwordGrant.clientRequiresMfa || (await this.#legacy.usesMfa(account)))) {
-      await this.#hasher.verifyNothing(password);
+    if (!password) {
+      await this.#hasher.verifyLike(account.password_hash, password);
+      return undefined;
+    }
+    if (passwordGrant && (await this.#legacy.usesMfa(account))) {
+      await this.#hasher.verifyLike(account.password_hash, password);
       return (await this.#legacy.matchesAppPassword(account.id, password)) ? 'app_password' : undefined;
     }
     const result = await this.#hasher.verify(account.password_hash, password);
@@ -77,7 +104,9 @@ export class PasswordSignin {
     return passwordGrant && (await this.#legacy.matchesAppPassword(account.id, password)) ? 'app_password' : undefined;
   }
 
-  async signIn(request: SigninRequest): Promise<SigninOutcome> {
+  signIn(request: SigninRequest & { passwordGrant: PasswordGrantCheck }): Promise<GrantOutcome>;
+  signIn(request: SigninRequest): Promise<SigninOutcome>;
+  async signIn(request: SigninRequest): Promise<GrantOutcome> {
     const keys = [
       { key: accountKey(request.commonId), rule: ACCOUNT_RULE },
       { key: addressKey(request.ip), rule: ADDRESS_RULE },
@@ -98,9 +127,9 @@ export class PasswordSignin {
     }
 
     const password = typeof request.password === 'string' ? request.password : '';
-    let method: 'password' | 'app_password' | undefined;
+    let method: SigninMethod | undefined;
     try {
-      method = await this.#check(account, password, request.passwordGrant);
+      method = await this.#check(request.commonId, account, password, request.passwordGrant);
     } catch (error) {
       // Turned away before the password was checked: logged, but not a failed guess.
       await this.#throttle.release(keys);
@@ -114,7 +143,15 @@ export class PasswordSignin {
       return { ok: false, reason: 'invalid_credentials' };
     }
     await this.#throttle.succeeded(keys);
-    if (account.status !== 'active') {
+    // The grant's answer is the client's access rules (the one evaluation every path asks); the
+    // form turns a suspended or closed account to the page that says so, and its steps ask the rules.
+    if (request.passwordGrant) {
+      const decision = await request.passwordGrant.admit(account, method);
+      if (!decision.allowed) {
+        await record('failure', `access_denied.${decision.reason}`);
+        return { ok: false, reason: 'access_denied', denial: decision.reason };
+      }
+    } else if (account.status !== 'active') {
       const reason = account.status === 'suspended' ? 'account_suspended' : 'account_revoked';
       await record('failure', reason);
       return { ok: false, reason, account };

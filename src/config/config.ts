@@ -17,6 +17,7 @@ import {
   PASSWORD_NOTICE_DAYS,
   REFRESH_TOKEN_TTL_SECONDS,
   SALVAGE_DAYS,
+  SESSION_IDLE_SECONDS,
   SESSION_TTL_SECONDS,
 } from './defaults.ts';
 
@@ -79,7 +80,10 @@ export interface Config {
    */
   readonly anonymous: { readonly perAddress: number; readonly windowSeconds: number; readonly sessionTtl: number };
   readonly ttl: {
+    /** The sign-in session's absolute lifetime, from the sign-in (auth_time); using it never extends it. */
     readonly session: number;
+    /** A sign-in session unused this long ends (src/oidc/session-lifetime.ts). */
+    readonly sessionIdle: number;
     readonly interaction: number;
     readonly accessToken: number;
     readonly idToken: number;
@@ -328,7 +332,9 @@ export function loadConfig(env: Env = process.env, readFile: (file: string) => s
       sessionTtl: integer(env, 'AKAMON_ANONYMOUS_SESSION_TTL_SECONDS', ANONYMOUS_SESSION_TTL_SECONDS, 60, 86_400),
     }),
     ttl: Object.freeze({
-      session: integer(env, 'AKAMON_SESSION_TTL_SECONDS', SESSION_TTL_SECONDS, 60),
+      // Seconds are allowed (tests, demonstrations): a short session is never less safe.
+      session: integer(env, 'AKAMON_SESSION_TTL_SECONDS', SESSION_TTL_SECONDS, 1),
+      sessionIdle: integer(env, 'AKAMON_SESSION_IDLE_SECONDS', SESSION_IDLE_SECONDS, 1),
       interaction: INTERACTION_TTL_SECONDS,
       accessToken: integer(env, 'AKAMON_ACCESS_TOKEN_TTL_SECONDS', ACCESS_TOKEN_TTL_SECONDS, 60),
       idToken: ID_TOKEN_TTL_SECONDS,

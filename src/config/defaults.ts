@@ -68,8 +68,10 @@ export const KNOWN_ACCOUNTS_DAYS = 400;
 
 // The provider's lifetimes (sessions, interactions, codes, tokens).
 
-/** The sign-in session (single sign-on): a working day. */
+/** The sign-in session (single sign-on), counted from the sign-in and never extended by using it: a working day. */
 export const SESSION_TTL_SECONDS = 8 * 3600;
+/** A sign-in session unused this long (no authorization, no refresh of a token bound to it) ends: two access-token lifetimes, so a system that refreshes its hourly token keeps a working person signed in, while a browser left alone on a shared computer asks for the password again within two hours, not at the end of the day. */
+export const SESSION_IDLE_SECONDS = 2 * 3600;
 /** A session that holds no sign-in (a logout begun by someone already signed out): it only has to outlive the logout's confirmation. */
 export const ANONYMOUS_SESSION_TTL_SECONDS = 600;
 /** One sign-in's steps (password change, MFA enrolment, education) must be finished within this. */
@@ -95,6 +97,8 @@ export const PASSWORD_MAX_AGE_DAYS = 397;
 export const PASSWORD_NOTICE_DAYS = 14;
 /** argon2id parameters: OWASP's recommendation (19 MiB, 2 iterations, 1 lane); hashes are upgraded at sign-in when these change. */
 export const ARGON2 = Object.freeze({ memoryCost: 19_456, timeCost: 2, parallelism: 1 });
+/** How often a node recounts the argon2 parameters of stored hashes, which unknown accounts are checked with: the mix changes only as people sign in after a settings change. */
+export const HASH_CENSUS_REFRESH_SECONDS = 600;
 /** Hashes allowed to wait per hashing thread; beyond that sign-in answers 503 instead of queueing for minutes. */
 export const HASH_QUEUE_PER_THREAD = 4;
 /** A typed password longer than this is refused without spending a hash on it: longer than any policy allows. */

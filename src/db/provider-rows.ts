@@ -1,4 +1,6 @@
+import { sql } from 'kysely';
 import { writing } from '../shared/request-memo.ts';
+import { UUID_PATTERN } from '../shared/uuid.ts';
 
 /**
  * The request-memo keys of oidc-provider's rows (the `oidc_payload` table) begin with this: the
@@ -10,3 +12,24 @@ export const PROVIDER_ROWS_MEMO_PREFIX = 'oidc:';
 
 /** For every write to the provider's table (see request-memo's `writing`). */
 export const writingProviderRows = <T>(write: () => Promise<T>) => writing(PROVIDER_ROWS_MEMO_PREFIX, write);
+
+/** The row of `table` (a name or an alias of `oidc_payload`) has not expired. */
+export const live = (table: string) => sql<boolean>`(${sql.ref(`${table}.expires_at`)} is null or ${sql.ref(`${table}.expires_at`)} > now())`;
+
+/**
+ * The row `table` (a name or an alias of `oidc_payload`: a Session or a Grant) began after its
+ * account's sessions were last ended (`account.sessions_ended_at`). Ending them deletes the rows at
+ * once, but a request that loaded one before (a silent sign-in in flight, on any node) saves it
+ * again when it finishes; such a row began earlier, so this condition keeps it dead wherever it is
+ * read. A Session begins at its sign-in (`loginTs`), a Grant when it was made (`iat`); both are whole
+ * seconds, so the comparison is with the second the sessions ended in: a sign-in in that same second
+ * counts as after it (a person signing in again at once is not sent round).
+ */
+export function begunAfterSessionsEnded(table: string, model: 'Session' | 'Grant') {
+  const begun = model === 'Session' ? 'loginTs' : 'iat';
+  const payload = sql.ref(`${table}.payload`);
+  const accountId = sql.ref(`${table}.account_id`);
+  // account_id is text to the provider (any string); Akamon's are uuids, and only those are looked up.
+  const account = sql`case when ${accountId} ~* ${UUID_PATTERN} then ${accountId}::uuid end`;
+  return sql<boolean>`coalesce((${payload}->>${begun})::bigint, 0) >= coalesce((select floor(extract(epoch from a.sessions_ended_at))::bigint from account a where a.id = ${account}), 0)`;
+}

@@ -56,6 +56,11 @@ export interface AccountTable {
   revoke_reason: string | null;
   /** When the account was revoked; the data-salvage period counts from here. */
   revoked_at: Timestamp | null;
+  /**
+   * When every session of the account was last ended: a session signed in, or a grant made, before
+   * it is dead even if a request in flight wrote it back after the delete (provider-rows.ts).
+   */
+  sessions_ended_at: Timestamp | null;
   created_at: CreatedAt;
   updated_at: Timestamp;
 }

@@ -41,6 +41,7 @@ export const ERROR_ANSWERS: Readonly<Record<string, ErrorAnswer>> = {
   protected_client: { status: 403, message: 'error.generic' },
 
   too_many_app_passwords: invalid('account.app_password_limit'),
+  invalid_app_password_name: invalid('account.app_password_name'),
   invalid_name: invalid(),
   invalid_email: invalid(),
   invalid_request: invalid(),

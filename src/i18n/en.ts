@@ -207,6 +207,9 @@ export const en = {
   'denied.todo.office': 'If you think you should have access, ask the office that runs this service or the account office of your faculty or department.',
   'denied.todo.education': 'Take the information-security education (you are told when it opens), then sign in again. Results can take a day to arrive.',
   'denied.back': 'Return to {client}',
+  'denied.reason.mfa_required': '{client} asks for a second way to prove it is you, and this sign-in did not use one.',
+  'denied.todo.mfa':
+    'Sign in again from the service: you will be asked for your second way to sign in, or shown how to set one up. A mail program or other system that cannot ask for it needs an app password.',
 
   'account.education': 'Information-security education',
   'account.education_passed': 'Passed on {date} (academic year {year})',

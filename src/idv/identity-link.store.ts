@@ -27,12 +27,18 @@ export class IdentityLinkStore {
    * cannot both win.
    */
   async save(link: IdentityLinkRow): Promise<boolean> {
+    // In a transaction of its own: inside a larger one (a change the account home makes while its
+    // session is held) that is a savepoint, and the refused insert does not abort the rest.
     const row = await this.#db
-      .insertInto('identity_link')
-      .values(link)
-      .onConflict((oc) => oc.column('account_id').doUpdateSet({ issuer: link.issuer, subject: link.subject, name: link.name, linked_at: link.linked_at }))
-      .returning('account_id')
-      .executeTakeFirst()
+      .transaction()
+      .execute((trx) =>
+        trx
+          .insertInto('identity_link')
+          .values(link)
+          .onConflict((oc) => oc.column('account_id').doUpdateSet({ issuer: link.issuer, subject: link.subject, name: link.name, linked_at: link.linked_at }))
+          .returning('account_id')
+          .executeTakeFirst(),
+      )
       .catch((error: { code?: string }) => {
         if (error.code === '23505') return undefined; // identity_link_subject_key: another account has it
         throw error;

@@ -74,3 +74,13 @@ export interface Step {
   show: StepHandler;
   actions: Record<string, StepHandler>;
 }
+
+/** Whether `check` of `step` fires for these facts: the one place that applies skipForRevoked. */
+export function checkFires(step: Step, check: StepCheck, facts: Facts, ctx: KoaContextWithOIDC): boolean {
+  return !(step.skipForRevoked && facts.account?.status === 'revoked') && check.test(facts, ctx);
+}
+
+/** Whether `step` is due for these facts (one of its checks fires), for a step that must come before it. */
+export function stepDue(step: Step, facts: Facts, ctx: KoaContextWithOIDC): boolean {
+  return step.checks.some((check) => checkFires(step, check, facts, ctx));
+}

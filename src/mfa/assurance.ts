@@ -6,8 +6,16 @@ export const ACR_PASSWORD = 'urn:akamon:acr:password';
 export const ACR_MFA = 'urn:akamon:acr:mfa';
 export const ACR_VALUES = [ACR_PASSWORD, ACR_MFA];
 
+/**
+ * The amr of a token from the password grant given an app password (not an RFC 8176 value). An
+ * app password is a random secret for one device, made on the account home (after a fresh second
+ * factor when the account has one), and the only thing the grant accepts where a second factor is
+ * demanded: there it stands for that factor. It never appears in a session's amr.
+ */
+export const AMR_APP_PASSWORD = 'app';
+
 // idv: verified through the national ID card app (the card and its PIN: two factors upstream).
-const SECOND_FACTORS = new Set(['otp', 'sms', 'tel', 'hwk', 'swk', 'idv']);
+const SECOND_FACTORS = new Set(['otp', 'sms', 'tel', 'hwk', 'swk', 'idv', AMR_APP_PASSWORD]);
 
 export function hasSecondFactor(amr: readonly string[] | undefined): boolean {
   return (amr ?? []).some((m) => SECOND_FACTORS.has(m));

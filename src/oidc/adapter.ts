@@ -3,7 +3,7 @@ import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import type { DB } from '../db/schema.ts';
 import { afterUnitOfWork } from '../db/driver.ts';
 import { memoised, type BringAlong } from '../shared/request-memo.ts';
-import { PROVIDER_ROWS_MEMO_PREFIX as MEMO_PREFIX, writingProviderRows } from '../db/provider-rows.ts';
+import { begunAfterSessionsEnded, live, PROVIDER_ROWS_MEMO_PREFIX as MEMO_PREFIX, writingProviderRows } from '../db/provider-rows.ts';
 
 /** Reads relying-party registrations for the provider (the `Client` model). */
 export type ClientMetadataSource = (clientId: string) => Promise<AdapterPayload | undefined>;
@@ -18,8 +18,6 @@ const PREFETCHING_MODELS = new Set(['AccessToken', 'AuthorizationCode', 'Refresh
 
 type Column = 'id' | 'uid' | 'user_code';
 const memoKey = (model: string, column: Column, value: string) => `${MEMO_PREFIX}${model}:${column}:${value}`;
-/** The row of `table` (a name or an alias) has not expired. */
-const live = (table: string) => sql<boolean>`(${sql.ref(`${table}.expires_at`)} is null or ${sql.ref(`${table}.expires_at`)} > now())`;
 
 /** One round trip for a token row, the row of its grant and the row of the session it is bound to. */
 export function tokenWithGrantAndSession(model: string, id: string) {
@@ -30,10 +28,10 @@ export function tokenWithGrantAndSession(model: string, id: string) {
     select 'token' as role, payload, consumed_at from token
     union all
     select 'Grant', g.payload, g.consumed_at from token join oidc_payload g
-      on g.model = 'Grant' and g.id = token.payload->>'grantId' and ${live('g')}
+      on g.model = 'Grant' and g.id = token.payload->>'grantId' and ${live('g')} and ${begunAfterSessionsEnded('g', 'Grant')}
     union all
     select 'Session', s.payload, s.consumed_at from token join oidc_payload s
-      on s.model = 'Session' and s.uid = token.payload->>'sessionUid' and ${live('s')}`;
+      on s.model = 'Session' and s.uid = token.payload->>'sessionUid' and ${live('s')} and ${begunAfterSessionsEnded('s', 'Session')}`;
 }
 
 function toPayload(row: { payload: unknown; consumed_at: Date | string | null }): AdapterPayload {
@@ -97,6 +95,26 @@ export function postgresAdapter(db: Kysely<DB>, clients: ClientMetadataSource) {
       );
     }
 
+    /**
+     * Moves a live row's expiry in place, in the payload (which oidc-provider checks) and in
+     * expires_at (which every read checks): for a session used through its refresh tokens
+     * (session-lifetime.ts). A row that is gone or expired stays so; nothing is inserted.
+     */
+    async extend(id: string, exp: number, expiresIn: number): Promise<void> {
+      await writingProviderRows(() =>
+        db
+          .updateTable('oidc_payload')
+          .set({
+            payload: sql`jsonb_set(payload, '{exp}', to_jsonb(${exp}::bigint))`,
+            expires_at: sql<Date>`now() + make_interval(secs => ${expiresIn})`,
+          } as never)
+          .where('model', '=', this.model)
+          .where('id', '=', id)
+          .where(live('oidc_payload'))
+          .execute(),
+      );
+    }
+
     async find(id: string): Promise<AdapterPayload | undefined> {
       if (this.model === 'Client') return clients(id);
       return this.#findBy('id', id);
@@ -125,6 +143,8 @@ export function postgresAdapter(db: Kysely<DB>, clients: ClientMetadataSource) {
                 .where('model', '=', this.model)
                 .where(column, '=', value)
                 .where(live('oidc_payload'))
+                // A session or grant of an account whose sessions were all ended after it began is gone.
+                .$if(this.model === 'Session' || this.model === 'Grant', (query) => query.where(begunAfterSessionsEnded('oidc_payload', this.model as 'Session' | 'Grant')))
                 .executeTakeFirst();
               return row && toPayload(row);
             };

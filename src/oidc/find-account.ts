@@ -2,12 +2,17 @@ import type { FindAccount } from 'oidc-provider';
 import type { AccountStore } from '../account/account.store.ts';
 import type { AccessService } from '../access/access.service.ts';
 import type { ClientStore } from '../client/client.store.ts';
+import { signInMethods } from './token-sign-in.ts';
 
 /**
- * The claims of an account. Interactions see every account (a suspended one must reach the page
- * that says so); anything presenting a token (userinfo, refresh, introspection) sees the account
- * only while the token's client still admits it, so a suspension or a rule change ends those
- * tokens at once. A revoked account signed in at a salvage client carries `salvage: true`.
+ * The claims of an account, and the one gate for tokens. Interactions see every account (a
+ * suspended one must reach the page that says so). Anything presenting a token sees the account
+ * only while the token's client still admits it, by the same evaluation as the authorization
+ * endpoint plus the MFA demand against what the token's sign-in showed: oidc-provider asks here
+ * for userinfo and for every grant that redeems a token (code, refresh), the introspection policy
+ * asks here (provider.ts), so a suspension or a rule change ends those tokens at once, on every
+ * node, and a path added later that loads a token's account is covered by the same gate. A
+ * revoked account signed in at a salvage client carries `salvage: true`.
  */
 export function findAccount(accounts: AccountStore, clients: ClientStore, access: AccessService): FindAccount {
   return async (ctx, id, token) => {
@@ -17,7 +22,7 @@ export function findAccount(accounts: AccountStore, clients: ClientStore, access
     // a revoked account may carry the salvage claim. Active accounts in an interaction skip the query.
     const clientId = token?.clientId ?? (account.status === 'revoked' ? ctx.oidc?.client?.clientId : undefined);
     const client = clientId ? await clients.find(clientId) : undefined;
-    if (token && (!client || !(await access.decide(account, client)).allowed)) return undefined;
+    if (token && (!client || !(await access.decide(account, client, { amr: signInMethods(token) })).allowed)) return undefined;
     // A closed account at a data-salvage client: the relying party should offer export only.
     const salvage = account.status === 'revoked' && client?.salvage === true ? true : undefined;
     return {

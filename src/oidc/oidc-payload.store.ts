@@ -1,6 +1,7 @@
 import { sql, type Kysely } from 'kysely';
 import type { DB } from '../db/schema.ts';
-import { writingProviderRows } from '../db/provider-rows.ts';
+import { begunAfterSessionsEnded, live, writingProviderRows } from '../db/provider-rows.ts';
+import { isUuid } from '../shared/uuid.ts';
 
 /** Housekeeping on the provider's table that the provider itself does not do. */
 export class OidcPayloadStore {
@@ -16,18 +17,53 @@ export class OidcPayloadStore {
     this.#beforeRevoke = hook;
   }
 
-  /** Ends every session, grant and token of an account at once (all nodes read the same rows). */
+  /**
+   * Ends every session, grant and token of an account at once (all nodes read the same rows), and
+   * with them the account home on every device, whose sign-in is one of those sessions. The time is
+   * recorded too, so that a session a request in flight writes back is dead all the same
+   * (begunAfterSessionsEnded). The delete comes first: it waits for an account-home change that
+   * holds its session (authorizationLive with `hold`), which then lands before the sign-out, never after.
+   */
   async revokeAccount(accountId: string): Promise<number> {
     await this.#beforeRevoke(accountId);
     const result = await writingProviderRows(() =>
-      this.#db
-        .deleteFrom('oidc_payload')
-        .where((eb) =>
-          eb.or([eb('account_id', '=', accountId), eb('grant_id', 'in', eb.selectFrom('oidc_payload as g').select('g.id').where('g.model', '=', 'Grant').where('g.account_id', '=', accountId))]),
-        )
-        .executeTakeFirst(),
+      this.#db.transaction().execute(async (trx) => {
+        const deleted = await trx
+          .deleteFrom('oidc_payload')
+          .where((eb) =>
+            eb.or([eb('account_id', '=', accountId), eb('grant_id', 'in', eb.selectFrom('oidc_payload as g').select('g.id').where('g.model', '=', 'Grant').where('g.account_id', '=', accountId))]),
+          )
+          .executeTakeFirst();
+        // The provider's account ids are any string; only an account's uuid has a row to mark.
+        if (isUuid(accountId)) {
+          await trx
+            .updateTable('account')
+            .set({ sessions_ended_at: sql<Date>`now()` as never })
+            .where('id', '=', accountId)
+            .execute();
+        }
+        return deleted;
+      }),
     );
     return Number(result.numDeletedRows);
+  }
+
+  /**
+   * Whether the sign-in `sid` of `clientId` (the ID token's sid claim) still belongs to a live
+   * session of the account: not ended by a logout, a sign-out everywhere or its lifetime. With
+   * `hold`, inside a transaction, the session's row stays locked (FOR SHARE) until it ends, so that
+   * nothing can end the session meanwhile: a sign-out waits for the change being made.
+   */
+  async authorizationLive(accountId: string, clientId: string, sid: string, options: { hold?: boolean } = {}): Promise<boolean> {
+    const query = this.#db
+      .selectFrom('oidc_payload as s')
+      .select('s.id')
+      .where('s.model', '=', 'Session')
+      .where('s.account_id', '=', accountId)
+      .where(sql<boolean>`s.payload->'authorizations'->${clientId}->>'sid' = ${sid}`)
+      .where(live('s'))
+      .where(begunAfterSessionsEnded('s', 'Session'));
+    return Boolean(await (options.hold ? query.forShare() : query).executeTakeFirst());
   }
 
   /** Deletes at most `limit` expired rows; the sweeper calls it until it returns less than the limit. */

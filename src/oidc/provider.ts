@@ -5,7 +5,9 @@ import type { KeyMaterial } from './keys.ts';
 import { outboundFetch } from './outbound-fetch.ts';
 import { ACR_VALUES } from '../mfa/assurance.ts';
 import { PASSWORD_GRANT_PARAMETERS } from './password-grant.ts';
+import { accessTokenClaims } from './token-sign-in.ts';
 import { UNUSED_FLOW_TTL_SECONDS } from '../config/defaults.ts';
+import { refreshUsesSession, sessionSeconds } from './session-lifetime.ts';
 
 /** What the provider needs from the rest of Akamon; the composition root fills it in. */
 export interface ProviderHooks {
@@ -28,6 +30,7 @@ export function cookieNames(config: Config) {
 }
 
 export function createProvider(config: Config, keys: KeyMaterial, hooks: ProviderHooks): Provider {
+  const sessionLimits = { absolute: config.ttl.session, idle: config.ttl.sessionIdle };
   const configuration: Configuration = {
     adapter: hooks.adapter,
     clients: [],
@@ -70,6 +73,8 @@ export function createProvider(config: Config, keys: KeyMaterial, hooks: Provide
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
     },
     loadExistingGrant: hooks.loadExistingGrant,
+    // Access tokens keep the amr of their sign-in, for the access rules' MFA demand at each use.
+    extraTokenClaims: accessTokenClaims,
     // Refresh tokens for every client allowed the grant; without offline_access they end with the session.
     issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
     rotateRefreshToken: true,
@@ -77,7 +82,13 @@ export function createProvider(config: Config, keys: KeyMaterial, hooks: Provide
       devInteractions: { enabled: false },
       revocation: { enabled: true, allowedPolicy: async (_ctx, client, token) => token.clientId === client.clientId },
       // A client may introspect only tokens issued to it: no relying party learns about another's.
-      introspection: { enabled: true, allowedPolicy: async (_ctx, client, token) => token.clientId === client.clientId },
+      // A token is active only while its client admits its account: the same gate as userinfo
+      // and refresh (findAccount), so introspection answers as they do.
+      introspection: {
+        enabled: true,
+        allowedPolicy: async (ctx, client, token) =>
+          token.clientId === client.clientId && (!('accountId' in token) || !token.accountId || (await hooks.findAccount(ctx, token.accountId, token)) !== undefined),
+      },
       userinfo: { enabled: true },
       // Back-end services that call each other's APIs; only clients registered with it may use it.
       clientCredentials: { enabled: true },
@@ -94,8 +105,9 @@ export function createProvider(config: Config, keys: KeyMaterial, hooks: Provide
     discovery: { ui_locales_supported: ['en', 'ja'], claims_locales_supported: ['en', 'ja'] },
     ttl: {
       // A session that holds no sign-in (a logout begun by someone signed out) keeps only the
-      // logout's state until its confirmation; it gets the long lifetime once someone signs in.
-      Session: (_ctx, session) => (session.accountId ? config.ttl.session : config.anonymous.sessionTtl),
+      // logout's state until its confirmation; once someone signs in, it has the idle and
+      // absolute lifetimes of session-lifetime.ts, recomputed at each save (each authorization).
+      Session: (_ctx, session) => (session.accountId ? sessionSeconds(sessionLimits, session.loginTs) : config.anonymous.sessionTtl),
       Interaction: config.ttl.interaction,
       Grant: config.ttl.refreshToken,
       AccessToken: config.ttl.accessToken,
@@ -109,5 +121,6 @@ export function createProvider(config: Config, keys: KeyMaterial, hooks: Provide
   };
   const provider = new Provider(config.issuer, configuration);
   provider.registerGrantType('password', hooks.passwordGrant, PASSWORD_GRANT_PARAMETERS);
+  provider.use(refreshUsesSession(provider, sessionLimits));
   return provider;
 }

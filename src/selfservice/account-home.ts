@@ -10,6 +10,7 @@ import type { AuditLog } from '../audit/audit-log.ts';
 import type { SigninLog } from '../audit/signin-log.ts';
 import type { ClientStore } from '../client/client.store.ts';
 import type { Config } from '../config/config.ts';
+import type { Database } from '../db/database.ts';
 import type { EducationService } from '../education/education.service.ts';
 import type { CsrfGuard } from '../http/csrf.ts';
 import { formBody } from '../http/form-body.ts';
@@ -40,7 +41,13 @@ export interface AccountHomeDeps {
   access: AccessService;
   clock: Clock;
   signinLog: SigninLog;
-  sessions: { revokeAccount(accountId: string): Promise<number> };
+  /** The provider's sessions: ending all of an account's, and whether one sign-in in them is still live (oidc-payload.store.ts). */
+  sessions: {
+    revokeAccount(accountId: string): Promise<number>;
+    authorizationLive(accountId: string, clientId: string, sid: string, options?: { hold?: boolean }): Promise<boolean>;
+  };
+  /** One transaction for a change and the check that its session is live (Database#unitOfWork). */
+  unitOfWork: Database['unitOfWork'];
   csrf: CsrfGuard;
   renderer: Renderer;
   idv: IdentityVerification;
@@ -58,7 +65,7 @@ export function accountHome(deps: AccountHomeDeps): Router {
   const router = new Router();
   const home = homeSession(deps);
   const { config } = deps;
-  const { setCookie, signedIn, postedBy, freshEnough } = home;
+  const { setCookie, signedIn, postedBy, freshEnough, whileLive } = home;
   home.routes(router);
   securityInfoRoutes(router, deps, home);
   serviceDirectoryRoutes(router, deps, home);
@@ -138,14 +145,13 @@ export function accountHome(deps: AccountHomeDeps): Router {
     const current = await postedBy(ctx);
     if (!current) return;
     if (!(await freshEnough(ctx, current, '/account'))) return;
-    try {
-      const { appPassword, secret } = await deps.appPasswords.create(current.account.id, String((ctx.request.body as Record<string, unknown>).name ?? ''));
-      await deps.audit.record({ actor: 'self', action: 'app_password.created', accountId: current.account.id, details: { name: appPassword.name } });
-      await accountPage(ctx, current.account, { name: appPassword.name, secret });
-    } catch (error) {
-      if (!(error instanceof DomainError)) throw error;
-      deps.renderer.error(ctx, error.code === 'too_many_app_passwords' ? 'account.app_password_limit' : 'account.app_password_name', 400);
-    }
+    // A refused name or the cap is a DomainError: the error pages answer it from the error map.
+    const created = await whileLive(ctx, current, async () => {
+      const made = await deps.appPasswords.create(current.account.id, String((ctx.request.body as Record<string, unknown>).name ?? ''));
+      await deps.audit.record({ actor: 'self', action: 'app_password.created', accountId: current.account.id, details: { name: made.appPassword.name } });
+      return made;
+    });
+    if (created) await accountPage(ctx, current.account, { name: created.appPassword.name, secret: created.secret });
   });
 
   router.post('/account/app-passwords/:id/revoke', formBody, async (ctx) => {

@@ -10,14 +10,19 @@ import { FRESH_SIGNIN_SECONDS, HOME_SESSION_TTL_SECONDS } from '../config/defaul
 const SESSION_SECONDS = HOME_SESSION_TTL_SECONDS;
 export const FRESH_SECONDS = FRESH_SIGNIN_SECONDS;
 
-export type HomeSignIn = { account: AccountRow; acr: string; authTime: number };
+/** `sid` is the ID token's: it names this sign-in within the provider session it came from. */
+export type HomeSignIn = { account: AccountRow; acr: string; authTime: number; sid: string };
 export type HomeSession = ReturnType<typeof homeSession>;
 
 /**
  * The account home's own sign-in: a first-party relying party of Akamon itself (authorization
  * code + PKCE through openid-client), so it signs in exactly as every campus system does. Its
- * session is a signed cookie; the helpers here read it, check a page's POST, and ask for a fresh
- * second factor when a change needs one.
+ * session is a signed cookie bound to the provider session it came from (the ID token's sid):
+ * every request checks in the database that this sign-in is still part of a live provider session,
+ * so whatever ends that session (a logout, "sign out everywhere", suspension, revocation, a reset
+ * or reissued password) ends the account home too, on every device and node, with no check of its
+ * own. The helpers here read it, check a page's POST, hold it live while a change is made, and ask
+ * for a fresh second factor when a change needs one.
  */
 export function homeSession(deps: AccountHomeDeps) {
   const { config } = deps;
@@ -56,15 +61,39 @@ export function homeSession(deps: AccountHomeDeps) {
   const setCookie = (ctx: Context, name: string, value: string | null, maxAgeSeconds: number) =>
     ctx.cookies.set(cookie(name), value, { signed: true, httpOnly: true, sameSite: 'lax', secure, path: '/', maxAge: maxAgeSeconds * 1000, overwrite: true });
 
-  /** The signed-in person of the account home, the assurance of that sign-in and when it happened. */
+  /**
+   * The signed-in person of the account home, the assurance of that sign-in and when it happened;
+   * undefined once its provider session has ended, or the account is no longer active.
+   */
   async function session(ctx: Context): Promise<HomeSignIn | undefined> {
     const raw = ctx.cookies.get(cookie('akamon_home'), { signed: true });
-    const [accountId, expires, acr, authTime] = raw?.split('|') ?? [];
-    const account = accountId && Number(expires) > deps.clock.now().getTime() ? await deps.accounts.findById(accountId) : undefined;
+    const [accountId, expires, acr, authTime, sid] = raw?.split('|') ?? [];
+    if (!accountId || !sid || !(Number(expires) > deps.clock.now().getTime())) return undefined;
+    if (!(await deps.sessions.authorizationLive(accountId, ACCOUNT_CLIENT_ID, sid))) return undefined;
+    const account = await deps.accounts.findById(accountId);
     const signedInAt = Number(expires) - SESSION_SECONDS * 1000;
-    // A password reissued or changed since this page was opened ends this page's session too.
+    // A password changed on the security page since this page's sign-in ends it too (on every device).
     if (account?.status !== 'active' || new Date(account.password_set_at).getTime() > signedInAt) return undefined;
-    return { account, acr: acr ?? '', authTime: Number(authTime) || 0 };
+    return { account, acr: acr ?? '', authTime: Number(authTime) || 0, sid };
+  }
+
+  /**
+   * Makes a change for the signed-in person (`current`, from postedBy) while its session is held
+   * live: in one transaction that first finds its provider session and locks it, so a sign-out
+   * anywhere either came first (nothing is changed, and the person is sent to sign in) or waits
+   * until the change is made. Checked at the moment of the change, not when the page was loaded.
+   * Returns what `change` returned (never undefined), or undefined when the answer (a redirect) was sent.
+   */
+  async function whileLive<T extends NonNullable<unknown> | null>(ctx: Context, current: HomeSignIn, change: () => Promise<T>): Promise<T | undefined> {
+    const outcome = await deps.unitOfWork(
+      async () => ((await deps.sessions.authorizationLive(current.account.id, ACCOUNT_CLIENT_ID, current.sid, { hold: true })) ? { made: await change() } : undefined),
+      (result) => result !== undefined,
+    );
+    if (!outcome) {
+      ctx.status = 303;
+      ctx.redirect('/account/login');
+    }
+    return outcome?.made;
   }
 
   /**
@@ -127,6 +156,8 @@ export function homeSession(deps: AccountHomeDeps) {
         ...(ctx.query.fresh === 'password' ? { prompt: 'login' } : {}),
         // Adding a sign-in method runs the enrolment step (after that step-up when there are factors).
         ...(ctx.query.add === '1' ? { akamon_add_factor: '1' } : {}),
+        // The sid claim names this sign-in within the provider session: the cookie is bound to it.
+        claims: JSON.stringify({ id_token: { sid: null } }),
       });
       ctx.redirect(url.href);
     });
@@ -146,14 +177,22 @@ export function homeSession(deps: AccountHomeDeps) {
         ctx.state.log.warn({ err: { name: (error as Error).name, code: (error as { code?: string }).code } }, 'account home sign-in failed');
         return deps.renderer.error(ctx, 'error.expired', 400);
       }
-      const sub = tokens.claims()!.sub;
       const claims = tokens.claims()!;
-      setCookie(ctx, 'akamon_home', `${sub}|${deps.clock.now().getTime() + SESSION_SECONDS * 1000}|${String(claims.acr ?? '')}|${Number(claims.auth_time ?? 0)}|${tokens.id_token}`, SESSION_SECONDS);
+      if (typeof claims.sid !== 'string') {
+        ctx.state.log.warn('account home sign-in without a sid claim');
+        return deps.renderer.error(ctx, 'error.expired', 400);
+      }
+      setCookie(
+        ctx,
+        'akamon_home',
+        `${claims.sub}|${deps.clock.now().getTime() + SESSION_SECONDS * 1000}|${String(claims.acr ?? '')}|${Number(claims.auth_time ?? 0)}|${claims.sid}|${tokens.id_token}`,
+        SESSION_SECONDS,
+      );
       ctx.redirect(back || '/account');
     });
 
     router.get('/account/logout', async (ctx) => {
-      const idToken = ctx.cookies.get(cookie('akamon_home'), { signed: true })?.split('|')[4];
+      const idToken = ctx.cookies.get(cookie('akamon_home'), { signed: true })?.split('|')[5];
       setCookie(ctx, 'akamon_home', null, 0);
       const discovered = await reachableConfiguration(ctx);
       if (!discovered) return;
@@ -165,5 +204,5 @@ export function homeSession(deps: AccountHomeDeps) {
     });
   }
 
-  return { cookie, setCookie, session, signedIn, postedBy, freshEnough, routes };
+  return { cookie, setCookie, session, signedIn, postedBy, freshEnough, whileLive, routes };
 }

@@ -13,7 +13,7 @@ import type { HomeSession } from './home-session.ts';
  * Linking needs a fresh second factor when the account has one; removing needs a fresh sign-in.
  */
 export function identityLinkRoutes(router: Router, deps: AccountHomeDeps, home: HomeSession): void {
-  const { signedIn, postedBy, freshEnough } = home;
+  const { signedIn, postedBy, freshEnough, whileLive } = home;
 
   async function linkPage(ctx: Context, account: AccountRow, notice: { message?: MessageKey; error?: MessageKey } = {}, status = 200) {
     const t = translator(ctx.state.locale);
@@ -49,13 +49,17 @@ export function identityLinkRoutes(router: Router, deps: AccountHomeDeps, home: 
   });
 
   // Back from the upstream provider with the verified identity of this browser's link flow.
+  // The link is made while the sign-in that asked for it (with a fresh factor) is held live.
   router.get('/account/idv/linked', async (ctx) => {
-    const account = await signedIn(ctx);
-    if (!account) return ctx.redirect('/account/login?back=%2Faccount%2Fidv');
+    const current = await home.session(ctx);
+    if (!current) return ctx.redirect('/account/login?back=%2Faccount%2Fidv');
+    const { account } = current;
     if (!deps.idvFlow) return deps.renderer.error(ctx, 'error.expired', 400);
     await deps.idvFlow.takeLink(ctx, account.id, async (identity) => {
       if (!identity) return deps.renderer.error(ctx, 'error.expired', 400);
-      if (!(await deps.idv.link(account, identity))) return linkPage(ctx, account, { error: 'idv.link_taken' }, 409);
+      const linked = await whileLive(ctx, current, () => deps.idv.link(account, identity));
+      if (linked === undefined) return;
+      if (!linked) return linkPage(ctx, account, { error: 'idv.link_taken' }, 409);
       await linkPage(ctx, account, { message: 'idv.linked' });
     });
   });
@@ -64,7 +68,7 @@ export function identityLinkRoutes(router: Router, deps: AccountHomeDeps, home: 
     const current = await postedBy(ctx);
     if (!current) return;
     if (!(await freshEnough(ctx, current, '/account/idv', { reauthenticate: true }))) return;
-    await deps.idv.unlink(current.account.id, 'self');
+    if ((await whileLive(ctx, current, () => deps.idv.unlink(current.account.id, 'self'))) === undefined) return;
     await linkPage(ctx, current.account, { message: 'idv.unlinked' });
   });
 }

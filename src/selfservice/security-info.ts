@@ -14,7 +14,7 @@ import type { HomeSession } from './home-session.ts';
 import { OTP_CODE_TTL_SECONDS } from '../config/defaults.ts';
 
 export function securityInfoRoutes(router: Router, deps: AccountHomeDeps, home: HomeSession): void {
-  const { cookie, setCookie, signedIn, postedBy, freshEnough } = home;
+  const { cookie, setCookie, signedIn, postedBy, freshEnough, whileLive } = home;
   /** "Security info": the sign-in methods, the password and the recovery email. */
   async function securityPage(ctx: Context, account: AccountRow, notice: { errors?: string[]; message?: string; pendingEmail?: string } = {}, status = 200) {
     const t = translator(ctx.state.locale);
@@ -57,9 +57,12 @@ export function securityInfoRoutes(router: Router, deps: AccountHomeDeps, home: 
     const t = translator(ctx.state.locale);
     if (ctx.params.action === 'remove') {
       if (!(await freshEnough(ctx, current, '/account/security'))) return;
-      if (await deps.mfa.removeFactor(current.account.id, ctx.params.id)) {
-        await deps.audit.record({ actor: 'self', action: 'mfa.removed', accountId: current.account.id });
-      }
+      const removed = await whileLive(ctx, current, async () => {
+        const gone = await deps.mfa.removeFactor(current.account.id, ctx.params.id);
+        if (gone) await deps.audit.record({ actor: 'self', action: 'mfa.removed', accountId: current.account.id });
+        return gone;
+      });
+      if (removed === undefined) return;
       return securityPage(ctx, current.account, { message: t('security.removed') });
     }
     if (ctx.params.action === 'default' && (await deps.mfa.makeDefault(current.account.id, ctx.params.id))) {
@@ -127,12 +130,11 @@ export function securityInfoRoutes(router: Router, deps: AccountHomeDeps, home: 
     const t = translator(ctx.state.locale);
     const email = ctx.cookies.get(cookie('akamon_home_email'), { signed: true });
     if (!email) return securityPage(ctx, current.account, { errors: [t('mfa.code_expired')] }, 400);
-    const result = await deps.recoveryEmail.confirm(
-      current.account.id,
-      `change-email:${sha256(email.toLowerCase()).slice(0, 22)}`,
-      email,
-      normalizeCode((ctx.request.body as Record<string, unknown>).code),
+    // The address was asked for after a fresh second factor; it changes only while that sign-in lives.
+    const result = await whileLive(ctx, current, () =>
+      deps.recoveryEmail.confirm(current.account.id, `change-email:${sha256(email.toLowerCase()).slice(0, 22)}`, email, normalizeCode((ctx.request.body as Record<string, unknown>).code)),
     );
+    if (result === undefined) return;
     if (result !== 'ok') return securityPage(ctx, current.account, { errors: [t(result === 'wrong' ? 'mfa.wrong_code' : 'mfa.code_expired')], pendingEmail: email }, 400);
     setCookie(ctx, 'akamon_home_email', null, 0);
     const previous = current.account.recovery_email;

@@ -30,12 +30,48 @@ describe('per-client rules, error 53003', () => {
     expect(denied.html).toContain('You don&#39;t have access to this');
     expect(denied.html).toContain('53003');
     expect(denied.html).toContain('your affiliation is not among them');
-    const back = await browser.submit(denied, /\/abort$/, {});
+    const back = await browser.submit(denied, /\/leave$/, {});
     expect(new URL(back.url).searchParams.get('error')).toBe('access_denied');
+    expect(new URL(back.url).searchParams.get('error_description')).toBe('the account is not allowed to use this system (affiliation_not_allowed)');
     const silent = await startAuthorization(browser, akamon, utas, { prompt: 'none' });
     expect(new URL(silent.page.url).searchParams.get('error')).toBe('access_denied');
     const [event] = await akamon.deps.signinLog.list({ accountId: staff.id, limit: 1 });
     expect(event).toMatchObject({ result: 'failure', reason: 'access_denied.affiliation_not_allowed', client_id: utas.clientId });
+  });
+
+  // Guards issue 13, point 6: a relying party must tell a refusal from a person who changed their mind.
+  test('leaving the 53003 page is a refusal naming the rule; leaving a sign-in is a cancel', async () => {
+    const payroll = await akamon.createClient({ name: 'Payroll', allowedAffiliations: ['staff'], redirectUris: ['http://127.0.0.1:9/payroll'] });
+    const student = await akamon.createReadyAccount({ affiliation: 'student' });
+    const browser = new Browser(akamon.url);
+    const denied = await enterCredentials(browser, (await startAuthorization(browser, akamon, payroll)).page, student.commonId, student.password);
+    const refusal = new URL((await browser.submit(denied, /\/leave$/, {})).url).searchParams;
+    expect(refusal.get('error')).toBe('access_denied');
+    expect(refusal.get('error_description')).toBe('the account is not allowed to use this system (affiliation_not_allowed)');
+    const [logged] = await akamon.deps.signinLog.list({ accountId: student.id, limit: 1 });
+    expect(logged).toMatchObject({ result: 'failure', reason: 'access_denied.affiliation_not_allowed', client_id: payroll.clientId });
+
+    // A person who may use the system leaves at a step instead (setting up a second factor): a
+    // cancel, which says so and logs no refusal.
+    const vpn = await akamon.createClient({ name: 'VPN', requireMfa: true, redirectUris: ['http://127.0.0.1:9/vpn-cancel'] });
+    const other = await akamon.createReadyAccount({ affiliation: 'student' });
+    const fresh = new Browser(akamon.url);
+    const enrol = await enterCredentials(fresh, (await startAuthorization(fresh, akamon, vpn)).page, other.commonId, other.password);
+    expect(enrol.html).toContain('More information required');
+    const cancel = new URL((await fresh.submit(enrol, /\/abort$/, {})).url).searchParams;
+    expect(cancel.get('error')).toBe('access_denied');
+    expect(cancel.get('error_description')).toBe('the person left the sign-in');
+    expect(await akamon.deps.signinLog.list({ accountId: other.id, limit: 1 })).toEqual([expect.objectContaining({ result: 'success', reason: 'password' })]);
+  });
+
+  test('if the rules admit the account by the time the person leaves the 53003 page, the sign-in carries on', async () => {
+    const desk = await akamon.createClient({ name: 'Help desk', allowedAffiliations: ['staff'], redirectUris: ['http://127.0.0.1:9/desk'] });
+    const student = await akamon.createReadyAccount({ affiliation: 'student' });
+    const browser = new Browser(akamon.url);
+    const denied = await enterCredentials(browser, (await startAuthorization(browser, akamon, desk)).page, student.commonId, student.password);
+    expect(denied.status).toBe(403);
+    expect((await admin(`/clients/${desk.clientId}/accounts`, 'POST', { commonId: student.commonId, effect: 'allow' })).status).toBe(200);
+    expect(codeFrom(await browser.submit(denied, /\/leave$/, {}))).toBeTruthy();
   });
 
   test('an allow-list entry admits an account of another affiliation; a deny-list entry wins over everything', async () => {

@@ -315,6 +315,53 @@ describe('OidcPayloadStore', () => {
     expect(await store.revokeAccount('nobody')).toBe(0);
     expect(await rowKeys()).toHaveLength(4);
   });
+
+  test('a session or grant written back after revokeAccount is dead when it began before, alive when after (every read path)', async () => {
+    const account = await db
+      .insertInto('account')
+      .values({
+        common_id: String(Date.now()).slice(-10),
+        name: 'Written Back',
+        email: null,
+        status: 'active',
+        affiliation: 'student',
+        password_hash: 'x',
+        password_set_at: new Date(),
+        must_change_password: false,
+        updated_at: new Date(),
+      })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    const now = Math.floor(Date.now() / 1000);
+    const family = async (begun: number) => {
+      const ids = { session: uniqueId('sess'), uid: uniqueId('uid'), grant: uniqueId('grant'), token: uniqueId('rt') };
+      await new Adapter('Session').upsert(ids.session, { accountId: account.id, uid: ids.uid, loginTs: begun } as AdapterPayload, 3600);
+      await new Adapter('Grant').upsert(ids.grant, { accountId: account.id, iat: begun } as AdapterPayload, 3600);
+      await new Adapter('RefreshToken').upsert(ids.token, { accountId: account.id, grantId: ids.grant, sessionUid: ids.uid } as AdapterPayload, 3600);
+      return ids;
+    };
+    const before = await family(now - 60);
+    await store.revokeAccount(account.id);
+    expect(await rowKeys()).toEqual([]);
+    // Written back by requests that loaded them before the end, and a sign-in made after it.
+    const writtenBack = await family(now - 60);
+    expect(writtenBack).not.toEqual(before);
+    const after = await family(now + 1);
+    for (const [ids, alive] of [
+      [writtenBack, false],
+      [after, true],
+    ] as const) {
+      expect(Boolean(await new Adapter('Session').find(ids.session))).toBe(alive);
+      expect(Boolean(await new Adapter('Session').findByUid(ids.uid))).toBe(alive);
+      expect(Boolean(await new Adapter('Grant').find(ids.grant))).toBe(alive);
+      // The token's read brings its grant and session along: the same rule applies there.
+      await inRequestMemo(async () => {
+        expect(await new Adapter('RefreshToken').find(ids.token)).toBeDefined();
+        expect(Boolean(await new Adapter('Grant').find(ids.grant))).toBe(alive);
+        expect(Boolean(await new Adapter('Session').findByUid(ids.uid))).toBe(alive);
+      });
+    }
+  });
 });
 
 describe('Sweeper', () => {

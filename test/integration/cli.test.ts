@@ -1,71 +1,27 @@
 import { describe, test, expect, beforeAll, afterAll } from '@jest/globals';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import fs from 'node:fs/promises';
-import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { sql } from 'kysely';
-import { openDatabase } from '../../src/db/database.ts';
+import { freePort, processDatabase, runCli, runScript, startServer, type ProcessDatabase, type ScriptResult, type ServerProcess } from '../support/processes.ts';
 
 // The akamon CLI against a real server: both run as child processes, as an operator runs them.
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const NODE = path.join(ROOT, 'node_modules/.bin/node');
-
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** The environment of the test run without anything that would steer the children elsewhere. */
-function cleanEnv(): NodeJS.ProcessEnv {
-  const env = { ...process.env };
-  for (const key of Object.keys(env)) if (key.startsWith('AKAMON_') || key === 'DATABASE_URL' || key === 'PORT' || key === 'NODE_OPTIONS') delete env[key];
-  return env;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** Distinct Common IDs per run, so that runs against a shared TEST_DATABASE_URL do not collide. */
 const base = randomInt(100_000, 999_999) * 10_000;
 const cid = (n: number) => String(base + n).padStart(10, '0');
 
+let database: ProcessDatabase;
 let dataDir: string;
 let work: string;
 let url: string;
-let server: ChildProcess;
-let serverLog = '';
+let server: ServerProcess;
 
-/** Runs a script of the project to its end, as an operator would. */
-function run(script: string, args: string[], env: Record<string, string>): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(NODE, [script, ...args], { cwd: ROOT, env: { ...cleanEnv(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      stdout += d;
-    });
-    child.stderr.setEncoding('utf8').on('data', (d: string) => {
-      stderr += d;
-    });
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
-const cli = (args: string[], env: Record<string, string> = {}) => run('src/cli/main.ts', args, { AKAMON_URL: url, AKAMON_DATA_DIR: dataDir, ...env });
+/** Without a token: the CLI reads the server's first operator token from the data directory. */
+const cli = (args: string[], env: Record<string, string> = {}) => runCli({ url }, args, { AKAMON_DATA_DIR: dataDir, ...env });
 
 async function json<T = any>(args: string[]): Promise<T> {
   const r = await cli([...args, '--json']);
@@ -76,78 +32,25 @@ async function json<T = any>(args: string[]): Promise<T> {
 const lines = (text: string) => text.split('\n').filter((l) => l.trim() !== '');
 
 /** One line on stderr of the form "akamon: ...". */
-function expectOneErrorLine(r: Result, pattern?: RegExp): void {
+function expectOneErrorLine(r: ScriptResult, pattern?: RegExp): void {
   const errs = lines(r.stderr);
   expect(errs).toHaveLength(1);
   expect(errs[0]).toMatch(/^akamon: /);
   if (pattern) expect(errs[0]).toMatch(pattern);
 }
 
-async function waitForHealth(deadline: number): Promise<void> {
-  while (Date.now() < deadline) {
-    if (server.exitCode !== null) throw new Error(`the server exited with ${server.exitCode}:\n${serverLog}`);
-    try {
-      const response = await fetch(`${url}/healthz`);
-      if (response.ok) return;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`the server did not answer /healthz in time:\n${serverLog}`);
-}
-
-let database: string | undefined;
-
 beforeAll(async () => {
-  dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'akamon-cli-data-'));
+  database = await processDatabase();
+  dataDir = database.env.AKAMON_DATA_DIR!;
   work = await fs.mkdtemp(path.join(os.tmpdir(), 'akamon-cli-work-'));
-  const port = await freePort();
-  url = `http://127.0.0.1:${port}`;
-  const env: NodeJS.ProcessEnv = {
-    ...cleanEnv(),
-    PORT: String(port),
-    AKAMON_DATA_DIR: dataDir,
-    AKAMON_ARGON2_MEMORY_KIB: '1024',
-    AKAMON_ARGON2_ITERATIONS: '1',
-    AKAMON_LOG_LEVEL: 'warn',
-    AKAMON_ISSUER: url,
-  };
-  if (process.env.TEST_DATABASE_URL) {
-    // A database of its own: the server process uses the default schema of whatever it is given.
-    database = `akamon_cli_${Date.now()}_${process.pid}`;
-    const admin = await openDatabase({ url: process.env.TEST_DATABASE_URL, poolMax: 1 });
-    await sql.raw(`create database ${database}`).execute(admin.db);
-    await admin.close();
-    const dbUrl = new URL(process.env.TEST_DATABASE_URL);
-    dbUrl.pathname = `/${database}`;
-    env.DATABASE_URL = dbUrl.href;
-  }
-  server = spawn(NODE, ['src/main.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  server.stdout!.setEncoding('utf8').on('data', (d: string) => {
-    serverLog += d;
-  });
-  server.stderr!.setEncoding('utf8').on('data', (d: string) => {
-    serverLog += d;
-  });
-  await waitForHealth(Date.now() + 45_000);
+  server = await startServer({ port: await freePort(), env: database.env });
+  url = server.url;
 }, 60_000);
 
 afterAll(async () => {
-  if (server && server.exitCode === null && server.signalCode === null) {
-    const exited = new Promise((resolve) => server.once('exit', resolve));
-    server.kill('SIGTERM');
-    const timer = setTimeout(() => server.kill('SIGKILL'), 10_000);
-    await exited;
-    clearTimeout(timer);
-  }
-  if (database) {
-    const admin = await openDatabase({ url: process.env.TEST_DATABASE_URL!, poolMax: 1 });
-    await sql.raw(`drop database if exists ${database} with (force)`).execute(admin.db);
-    await admin.close();
-  }
-  await fs.rm(dataDir, { recursive: true, force: true });
-  await fs.rm(work, { recursive: true, force: true });
+  await server?.stop();
+  await database?.drop();
+  if (work) await fs.rm(work, { recursive: true, force: true });
 }, 30_000);
 
 describe('akamon CLI', () => {
@@ -167,7 +70,7 @@ describe('akamon CLI', () => {
 
   test('the server started in production without an issuer exits 2 with one line, before opening anything', async () => {
     // The Docker image build relies on this: it starts the server so to fill Node's compile cache.
-    const r = await run('src/main.ts', [], { AKAMON_ENV: 'production', AKAMON_DATA_DIR: dataDir });
+    const r = await runScript('src/main.ts', [], { AKAMON_ENV: 'production', AKAMON_DATA_DIR: dataDir });
     expect(r.code).toBe(2);
     expectOneErrorLine(r, /AKAMON_ISSUER/);
     expect(r.stdout).toBe('');

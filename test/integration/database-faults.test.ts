@@ -1,7 +1,3 @@
-import { execFile } from 'node:child_process';
-import net from 'node:net';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { sql } from 'kysely';
@@ -13,7 +9,7 @@ import { Browser } from '../support/browser.ts';
 import { redeem, startAuthorization, tokenRequest } from '../support/flows.ts';
 import { testDatabaseUrl } from '../support/database.ts';
 import { clusterUnavailableReason, startCluster, type PostgresCluster } from '../support/postgres-cluster.ts';
-import { startNode, type NodeProcess } from '../support/node-process.ts';
+import { freePort, runCli, startServer, type ServerProcess } from '../support/processes.ts';
 import type { RunningAkamon } from '../support/akamon.ts';
 
 // Guards issue 12 points 1-3: two node processes on one PostgreSQL 15 of the test's own, under a
@@ -22,20 +18,10 @@ import type { RunningAkamon } from '../support/akamon.ts';
 // 200/303/400/401/503; both nodes recover by themselves; what existed before is intact afterwards.
 // It runs in the PostgreSQL pass of CI (where the server binaries are installed), once.
 
-const CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
-const run = promisify(execFile);
 const reason = clusterUnavailableReason();
 const suite = testDatabaseUrl && !reason ? describe : describe.skip;
 const ALLOWED = new Set([200, 303, 400, 401, 503]);
 const SECRET = 'fault-test-secret-0123456789-abcdefghijklmnopqrstuvwxyz';
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 interface Account {
   commonId: string;
@@ -50,7 +36,7 @@ interface Client {
 
 suite('database faults against two node processes', () => {
   let cluster: PostgresCluster;
-  let nodes: NodeProcess[];
+  let nodes: ServerProcess[];
   let deps: Deps;
   let operatorToken: string;
   let client: Client;
@@ -62,13 +48,13 @@ suite('database faults against two node processes', () => {
   const recoveries: Record<string, number> = {};
   let before: { accounts: number; audit: number };
 
-  const as = (node: NodeProcess) => ({ url: node.url }) as RunningAkamon;
+  const as = (node: ServerProcess) => ({ url: node.url }) as RunningAkamon;
   const note = (what: string, status: number, detail = '') => {
     statuses.set(status, (statuses.get(status) ?? 0) + 1);
     if (!ALLOWED.has(status)) unexpected.push(`${what}: ${status} ${detail.slice(0, 300)}`);
   };
 
-  async function signInOnce(node: NodeProcess, account: Account): Promise<string | undefined> {
+  async function signInOnce(node: ServerProcess, account: Account): Promise<string | undefined> {
     const browser = new Browser(node.url);
     const started = await startAuthorization(browser, as(node), client, { scope: 'openid' });
     note('authorize', started.page.status, started.page.html);
@@ -91,7 +77,7 @@ suite('database faults against two node processes', () => {
     return tokens.status === 200 ? tokens.body.refresh_token : undefined;
   }
 
-  async function refreshOnce(node: NodeProcess, worker: number) {
+  async function refreshOnce(node: ServerProcess, worker: number) {
     const result = await tokenRequest(as(node), client, { grant_type: 'refresh_token', refresh_token: chains[worker] });
     note('refresh', result.status, JSON.stringify(result.body));
     if (result.status === 200) chains[worker] = result.body.refresh_token;
@@ -154,8 +140,10 @@ suite('database faults against two node processes', () => {
     cluster = await startCluster({ maxConnections: 40, database: 'akamon' });
     const [portA, portB] = [await freePort(), await freePort()];
     const env = { DATABASE_URL: cluster.url, AKAMON_ISSUER: `http://127.0.0.1:${portA}`, AKAMON_SECRET: SECRET };
-    nodes = [await startNode({ port: portA, env })];
-    nodes.push(await startNode({ port: portB, env }));
+    // Both nodes serve one issuer, each with a data directory of its own; info lines tell a failure's story.
+    const nodeEnv = { ...env, AKAMON_LOG_LEVEL: 'info' };
+    nodes = [await startServer({ port: portA, env: nodeEnv })];
+    nodes.push(await startServer({ port: portB, env: nodeEnv }));
 
     const config = loadConfig({ ...env, AKAMON_ARGON2_MEMORY_KIB: '1024', AKAMON_ARGON2_ITERATIONS: '1', AKAMON_DATA_DIR: '/tmp/akamon-fault-seed' });
     const quiet = createLogger(
@@ -253,10 +241,7 @@ suite('database faults against two node processes', () => {
     expect(admin.status).toBe(503);
     expect(admin.headers.get('retry-after')).toMatch(/^\d+$/);
     expect(await admin.json()).toMatchObject({ error: 'database_unavailable' });
-    const cli = await run(process.execPath, [CLI, 'account', 'show', accounts[0].commonId, '--url', nodes[0].url, '--token', operatorToken]).then(
-      () => ({ code: 0, stderr: '' }),
-      (error: { code: number; stderr: string }) => error,
-    );
+    const cli = await runCli({ url: nodes[0].url, token: operatorToken }, ['account', 'show', accounts[0].commonId]);
     expect(cli.code).toBe(1);
     expect(cli.stderr.trim().split('\n')).toHaveLength(1);
     expect(cli.stderr).toMatch(/database is temporarily unavailable/);

@@ -1,10 +1,8 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { spawn } from 'node:child_process';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
 import { Browser, pkce, type Page } from '../support/browser.ts';
 import { enterCredentials, redeem, signIn, startAuthorization, tokenRequest } from '../support/flows.ts';
+import { runCli } from '../support/processes.ts';
 
 // Guards issue 12 point 5: NUL, C0/C1 controls, lone surrogates and invalid UTF-8 in any parameter
 // are refused at the edge with a 400 (RFC 6749 JSON on the protocol endpoints, a ja/en page on
@@ -355,26 +353,7 @@ describe('admin API and CLI', () => {
   });
 
   test('the CLI answers with a non-zero exit and one line', async () => {
-    const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-    const cli = (args: string[]) =>
-      new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-        const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('AKAMON_') && k !== 'NODE_OPTIONS'));
-        const child = spawn(path.join(ROOT, 'node_modules/.bin/node'), ['src/cli/main.ts', ...args], {
-          cwd: ROOT,
-          env: { ...env, AKAMON_URL: akamon.url, AKAMON_OPERATOR_TOKEN: akamon.operatorToken },
-          stdio: ['ignore', 'pipe', 'pipe'],
-        });
-        let stdout = '';
-        let stderr = '';
-        child.stdout.setEncoding('utf8').on('data', (d: string) => {
-          stdout += d;
-        });
-        child.stderr.setEncoding('utf8').on('data', (d: string) => {
-          stderr += d;
-        });
-        child.once('error', reject);
-        child.once('close', (code) => resolve({ code, stdout, stderr }));
-      });
+    const cli = (args: string[]) => runCli({ url: akamon.url, token: akamon.operatorToken }, args);
     const oneLine = (r: { code: number | null; stderr: string }, pattern: RegExp) => {
       expect(r.code).not.toBe(0);
       const errs = r.stderr.split('\n').filter((l) => l.trim() !== '');

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { bindIssuer, IssuerMismatchError } from '../../src/db/issuer-binding.ts';
 import { createTestDatabase } from '../support/database.ts';
-import { freePort, processDatabase, spawnServer, untilHealthy, type ProcessDatabase, type ServerProcess } from '../support/server-process.ts';
+import { freePort, processDatabase, spawnServer, type ProcessDatabase, type ServerProcess } from '../support/processes.ts';
 
 /**
  * Guards issue 12 point 7: a database serves one issuer. A node started with another one used to
@@ -25,24 +25,24 @@ afterAll(async () => {
   await database.drop();
 }, 30_000);
 
-function spawnNode(port: number, env: Record<string, string> = {}): ServerProcess {
-  const server = spawnServer({ ...database.env, PORT: String(port), AKAMON_ISSUER: origin(port), ...env });
+async function spawnNode(port: number, env: Record<string, string> = {}): Promise<ServerProcess> {
+  const server = await spawnServer({ port, env: { ...database.env, ...env } });
   running.push(server);
   return server;
 }
 
 async function startNode(port: number, env: Record<string, string> = {}): Promise<ServerProcess> {
-  const server = spawnNode(port, env);
-  await untilHealthy(server, origin(port));
+  const server = await spawnNode(port, env);
+  await server.untilReady();
   return server;
 }
 
 /** Starts a node that must refuse: its exit code and its stderr lines. */
 async function refusedNode(port: number, env: Record<string, string> = {}) {
-  const server = spawnNode(port, env);
+  const server = await spawnNode(port, env);
   let timer: NodeJS.Timeout | undefined;
   const code = await Promise.race([
-    server.exited,
+    server.exited.then((exit) => exit.code),
     new Promise((resolve) => {
       timer = setTimeout(() => resolve('still running'), 45_000);
     }),

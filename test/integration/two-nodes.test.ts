@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
 import { Browser } from '../support/browser.ts';
-import { codeFrom, redeem, signIn, startAuthorization } from '../support/flows.ts';
+import { codeFrom, redeem, signIn, startAuthorization, tokenRequest } from '../support/flows.ts';
 
 // Two Akamon processes' worth of state (two apps, two ports, separate provider instances) on one
 // database, as behind a load balancer: both use the same public issuer.
@@ -98,4 +98,41 @@ test('a rule changed through one node applies to the very next request at the ot
   expect(changed.status).toBe(200);
   const denied = await startAuthorization(onB, b, client, { prompt: 'none' });
   expect(new URL(denied.page.url).searchParams.get('error')).toBe('access_denied');
+});
+
+// Guards issue 13, point 2: a rule changed through one node ends, at the other, every token and
+// grant it now denies (userinfo, introspection of both tokens, refresh, the password grant).
+test("a deny entry added through one node ends the account's tokens and password grant at the other, at once", async () => {
+  const client = await a.createClient({ name: 'Shared mail', legacyPassword: true, redirectUris: ['http://127.0.0.1:9/shared-mail'] });
+  const account = await a.createReadyAccount();
+  const result = await signIn(new Browser(a.url), a, client, account);
+  const tokens = (await redeem(a, client, result.code!, result.verifier)).body;
+  const basic = `Basic ${Buffer.from(`${client.clientId}:${client.clientSecret}`).toString('base64')}`;
+  const introspect = async (token: string) =>
+    (await (
+      await fetch(`${b.url}/token/introspection`, { method: 'POST', headers: { authorization: basic, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ token }) })
+    ).json()) as {
+      active: boolean;
+    };
+  const userinfo = async () => (await fetch(`${b.url}/me`, { headers: { authorization: `Bearer ${tokens.access_token}` } })).status;
+  const grant = () => tokenRequest(b, client, { grant_type: 'password', username: account.commonId, password: account.password });
+  // B has said yes once already: whatever it kept from that must not outlive the change.
+  expect(await userinfo()).toBe(200);
+  expect((await introspect(tokens.access_token)).active).toBe(true);
+  expect((await introspect(tokens.refresh_token)).active).toBe(true);
+  expect((await grant()).status).toBe(200);
+
+  const denied = await fetch(`${a.url}/admin/api/clients/${client.clientId}/accounts`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${a.operatorToken}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ commonId: account.commonId, effect: 'deny' }),
+  });
+  expect(denied.status).toBe(200);
+  expect(await userinfo()).toBe(401);
+  expect(await introspect(tokens.access_token)).toEqual({ active: false });
+  expect(await introspect(tokens.refresh_token)).toEqual({ active: false });
+  expect((await tokenRequest(b, client, { grant_type: 'refresh_token', refresh_token: tokens.refresh_token })).body.error).toBe('invalid_grant');
+  expect((await grant()).body.error).toBe('invalid_grant');
+  const [logged] = await b.deps.signinLog.list({ accountId: account.id, limit: 1 });
+  expect(logged).toMatchObject({ result: 'failure', reason: 'access_denied.account_denied', client_id: client.clientId });
 });

@@ -1,9 +1,9 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
+import { freePort } from './processes.ts';
 
 /**
  * A throwaway PostgreSQL server of the test's own, so that the test can restart, stop, freeze and
@@ -43,14 +43,6 @@ export function clusterUnavailableReason(): string | undefined {
   if (!binaries()) return 'no PostgreSQL server binaries under /usr/lib/postgresql';
   if (!isRoot() && !isPostgresUser()) return 'the server binaries must run as root (through su postgres) or as the postgres user';
   return undefined;
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 export async function startCluster(options: { maxConnections: number; database: string }): Promise<PostgresCluster> {

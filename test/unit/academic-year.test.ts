@@ -18,8 +18,8 @@ describe('academic year (starts April 1, Tokyo time)', () => {
 });
 
 describe('access rules', () => {
-  const open = { allowedAffiliations: null, allowedStatuses: ['active'] as const, requireEducation: false, salvage: false };
-  const staff = { status: 'active' as const, affiliation: 'staff' as const, listed: null, educationPassed: false, salvageOpen: false };
+  const open = { allowedAffiliations: null, allowedStatuses: ['active'] as const, requireEducation: false, requireMfa: false, salvage: false };
+  const staff = { status: 'active' as const, affiliation: 'staff' as const, listed: null, educationPassed: false, salvageOpen: false, accountRequiresMfa: false, secondFactor: undefined };
   test('deny wins over everything, allow only over affiliation', () => {
     expect(evaluateAccess(open, { ...staff, listed: 'deny' })).toEqual({ allowed: false, reason: 'account_denied' });
     expect(evaluateAccess({ ...open, allowedAffiliations: ['student'] }, { ...staff, listed: 'allow' })).toEqual({ allowed: true });
@@ -39,5 +39,19 @@ describe('access rules', () => {
     // Active accounts are judged as anywhere else.
     expect(evaluateAccess({ ...open, salvage: true }, staff)).toEqual({ allowed: true });
     expect(evaluateAccess({ ...open, salvage: true }, { ...staff, status: 'suspended' })).toEqual({ allowed: false, reason: 'status_not_allowed' });
+  });
+
+  test('a sign-in that is over without a second factor is refused where the client or the account demands one', () => {
+    const strict = { ...open, requireMfa: true };
+    const mfaRequired = { allowed: false, reason: 'mfa_required' };
+    expect(evaluateAccess(strict, { ...staff, secondFactor: false })).toEqual(mfaRequired);
+    expect(evaluateAccess(open, { ...staff, accountRequiresMfa: true, secondFactor: false })).toEqual(mfaRequired);
+    expect(evaluateAccess(strict, { ...staff, secondFactor: true })).toEqual({ allowed: true });
+    expect(evaluateAccess(open, { ...staff, secondFactor: false })).toEqual({ allowed: true });
+    // During an authorization (nothing shown yet) the MFA steps ask for the factor instead.
+    expect(evaluateAccess(strict, staff)).toEqual({ allowed: true });
+    // The lists and the status still come first.
+    expect(evaluateAccess(strict, { ...staff, secondFactor: false, listed: 'deny' })).toEqual({ allowed: false, reason: 'account_denied' });
+    expect(evaluateAccess(strict, { ...staff, secondFactor: false, status: 'suspended' })).toEqual({ allowed: false, reason: 'status_not_allowed' });
   });
 });

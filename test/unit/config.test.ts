@@ -100,7 +100,9 @@ describe('loadConfig refuses bad values, naming the variable', () => {
     ['AKAMON_ARGON2_PARALLELISM', 'two'],
     ['AKAMON_HASH_CONCURRENCY', '0'],
     ['AKAMON_HASH_QUEUE', '-5'],
-    ['AKAMON_SESSION_TTL_SECONDS', '59'],
+    ['AKAMON_SESSION_TTL_SECONDS', '0'],
+    ['AKAMON_SESSION_IDLE_SECONDS', '0'],
+    ['AKAMON_SESSION_IDLE_SECONDS', '2h'],
     ['AKAMON_ACCESS_TOKEN_TTL_SECONDS', 'forever'],
     ['AKAMON_KEY_REFRESH_SECONDS', '3601'],
   ])('%s=%j', (name, value) => {

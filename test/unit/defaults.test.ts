@@ -62,6 +62,7 @@ describe('security defaults', () => {
     const config = loadConfig({});
     expect(config.ttl).toEqual({
       session: defaults.SESSION_TTL_SECONDS,
+      sessionIdle: defaults.SESSION_IDLE_SECONDS,
       interaction: defaults.INTERACTION_TTL_SECONDS,
       accessToken: defaults.ACCESS_TOKEN_TTL_SECONDS,
       idToken: defaults.ID_TOKEN_TTL_SECONDS,

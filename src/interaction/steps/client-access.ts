@@ -1,12 +1,12 @@
 import type { DenialReason } from '../../access/access-rules.ts';
-import { DENIAL_REASON_TEXT, DENIAL_TODO_TEXT } from '../../access/denial-text.ts';
+import { DENIAL_REASON_TEXT, DENIAL_TODO_TEXT, denialDescription } from '../../access/denial-text.ts';
 import type { MessageKey } from '../../i18n/en.ts';
-import type { Step, StepRequest } from '../step.ts';
+import type { Step, StepHandler, StepRequest } from '../step.ts';
 import type { StepDeps } from './deps.ts';
 
 /**
  * "You don't have access to this" (error code 53003): the reason in plain words, what to do, and
- * the way back to the relying party (which then receives access_denied). The sign-in log records
+ * the way back to the relying party (the step's `leave` action, below). The sign-in log records
  * the rule that denied.
  */
 export async function showDenial(deps: StepDeps, request: StepRequest, reason: DenialReason): Promise<void> {
@@ -30,10 +30,23 @@ export async function showDenial(deps: StepDeps, request: StepRequest, reason: D
       clientName: request.clientName,
       reason: request.t(statusText ?? DENIAL_REASON_TEXT[reason], { client: request.clientName }),
       todo: statusText ? null : request.t(DENIAL_TODO_TEXT[reason]),
-      abortAction: request.url('abort'),
+      abortAction: request.url('leave'),
     },
     403,
   );
+}
+
+/**
+ * The way back from the 53003 page. A refusal is not a cancel: the relying party gets
+ * access_denied with a description naming the rule, decided again here rather than taken from the
+ * form. Should the rules admit the account by now, the authorization carries on through the steps.
+ */
+export function leaveDenial(deps: StepDeps): StepHandler {
+  return async (request) => {
+    const decision = await deps.decide(request);
+    if (decision?.allowed) return request.finish({});
+    await request.finish({ error: 'access_denied', error_description: denialDescription(decision?.reason ?? 'status_not_allowed') });
+  };
 }
 
 /**
@@ -56,6 +69,6 @@ export function clientAccessStep(deps: StepDeps): Step {
       const facts = await deps.decide(request);
       await showDenial(deps, request, facts && !facts.allowed ? facts.reason : 'status_not_allowed');
     },
-    actions: {},
+    actions: { leave: leaveDenial(deps) },
   };
 }

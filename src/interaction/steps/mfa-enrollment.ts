@@ -7,7 +7,8 @@ import { codeMessage, embedJson, finishWithFactor, mfaDemandedHere, refusal, sen
 import { maskPhone, normalizePhone } from '../../mfa/phone.service.ts';
 import { normalizeEmail } from '../../account/recovery-email.ts';
 import { normalizeCode } from '../../mfa/totp.ts';
-import { DomainError } from '../../shared/errors.ts';
+import { DomainError, RetryLaterError } from '../../shared/errors.ts';
+import { errorAnswer } from '../../http/error-map.ts';
 import { sha256 } from '../../crypto/tokens.ts';
 import { ACCOUNT_CLIENT_ID } from '../../selfservice/account-client.ts';
 import { mfaFresh } from '../../mfa/assurance.ts';
@@ -16,7 +17,7 @@ import { FRESH_SIGNIN_SECONDS, OTP_CODE_TTL_SECONDS } from '../../config/default
 const ADD_FACTOR_FRESH_SECONDS = FRESH_SIGNIN_SECONDS;
 
 /**
- * Step 3: "More information required". MFA is demanded and the account has no second factor, so
+ * Step 4: "More information required". MFA is demanded and the account has no second factor, so
  * the person sets one up now. The new secret lives, encrypted, in the interaction's server-side
  * state until one valid code confirms it: leaving halfway stores no factor. Once the factor is
  * proven, in the same interaction: a recovery email (confirmed by a mailed code) if the account
@@ -200,8 +201,9 @@ export function mfaEnrollmentStep(deps: StepDeps): Step {
           await deps.audit.record({ actor: 'self', action: 'app_password.created', accountId, details: { name: appPassword.name } });
           await afterFactorPage(request, null, 200, { name: appPassword.name, secret });
         } catch (error) {
-          if (!(error instanceof DomainError)) throw error;
-          await afterFactorPage(request, request.t(error.code === 'too_many_app_passwords' ? 'account.app_password_limit' : 'account.app_password_name'), 400);
+          if (!(error instanceof DomainError) || error instanceof RetryLaterError) throw error;
+          const { message, status } = errorAnswer(error);
+          await afterFactorPage(request, request.t(message), status);
         }
       }),
       finish: afterFactor(async (request, amr) => {

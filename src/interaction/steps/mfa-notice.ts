@@ -7,7 +7,7 @@ import { MFA_NOTICE_REMIND_SECONDS } from '../../config/defaults.ts';
 const REMIND_AGAIN_AFTER_MS = MFA_NOTICE_REMIND_SECONDS * 1000;
 
 /**
- * Step 2b: the MFA rollout's warning period. People without a second factor are told that MFA
+ * Step 4a: the MFA rollout's warning period. People without a second factor are told that MFA
  * becomes required on a date and may set it up now or later ("later" is counted and remembered
  * for a day). Never shown to prompt=none requests: a reminder must not break silent sign-in.
  */

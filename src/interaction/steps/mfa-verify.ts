@@ -1,16 +1,22 @@
 import { mfaFresh } from '../../mfa/assurance.ts';
-import type { Step, StepRequest } from '../step.ts';
+import type { KoaContextWithOIDC } from 'oidc-provider';
+import type { Facts, Step, StepRequest } from '../step.ts';
 import type { StepDeps } from './deps.ts';
 import { codeMessage, embedJson, finishWithFactor, mfaDemandedHere, refusal, sendRefusal } from './mfa-common.ts';
 import type { VerifyOutcome } from '../../mfa/mfa.service.ts';
 
 /**
- * Step 4: "Verify your identity". MFA is demanded (by the account, the client or acr_values) and
- * this session has not shown a second factor, or not recently enough for the client. Through SSO
- * too: a password-only session reaching an MFA client is stopped here, and prompt=none gets
- * interaction_required.
+ * Step 2: "Verify your identity", right after the password: the account has a second factor and this
+ * session has not shown it, or not recently enough for the client, and either MFA is demanded (by
+ * the account, the client or acr_values) or the password is to be changed. Through SSO too: a
+ * password-only session reaching an MFA client is stopped here, and prompt=none gets
+ * interaction_required. `passwordChangeDue` is the password_change step's own test (policy.ts).
  */
-export function mfaVerifyStep(deps: StepDeps): Step {
+export function mfaVerifyStep(deps: StepDeps, later: { passwordChangeDue: (facts: Facts, ctx: KoaContextWithOIDC) => boolean }): Step {
+  /** The account has a factor that this session has not shown recently enough for the client. */
+  const factorMissing = (facts: Facts, ctx: KoaContextWithOIDC) =>
+    facts.factors.length > 0 && !mfaFresh({ amr: ctx.oidc.session?.amr, loginTs: ctx.oidc.session?.loginTs }, facts.client?.mfa_max_age ?? null, Math.floor(facts.now.getTime() / 1000));
+
   /** The default method first: a security key or passkey if there is one; codes as "other ways". */
   async function page(request: StepRequest, error: string | null, status = 200) {
     const accountId = request.details.session!.accountId;
@@ -57,10 +63,14 @@ export function mfaVerifyStep(deps: StepDeps): Step {
       {
         reason: 'mfa_required',
         description: 'the session has not shown a second factor recently enough',
-        test: (facts, ctx) =>
-          facts.factors.length > 0 &&
-          mfaDemandedHere(facts, ctx) &&
-          !mfaFresh({ amr: ctx.oidc.session?.amr, loginTs: ctx.oidc.session?.loginTs }, facts.client?.mfa_max_age ?? null, Math.floor(facts.now.getTime() / 1000)),
+        test: (facts, ctx) => factorMissing(facts, ctx) && mfaDemandedHere(facts, ctx),
+      },
+      {
+        // A password from a letter or a help desk proves the paper, not the person: with a factor
+        // on the account, the factor comes before that password may be replaced.
+        reason: 'mfa_before_password_change',
+        description: 'the password is to be changed and the account has a second factor that this session has not shown',
+        test: (facts, ctx) => factorMissing(facts, ctx) && later.passwordChangeDue(facts, ctx),
       },
     ],
     show: (request) => page(request, null),

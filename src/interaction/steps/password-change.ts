@@ -32,8 +32,9 @@ export async function lengthAdvice(clients: ClientStore, t: Translate, length?: 
 }
 
 /**
- * Step 2: a new password before the person reaches the system, when the current one is an
+ * Step 3: a new password before the person reaches the system, when the current one is an
  * initial (office-issued) password, an expired one, or when the person chose to on the notice.
+ * An account with a second factor has shown it first (mfa_verify fires for this step's checks).
  */
 export function passwordChangeStep(deps: StepDeps): Step {
   const profile = deps.config.passwordProfile;

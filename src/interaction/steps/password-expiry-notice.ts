@@ -3,7 +3,7 @@ import type { Step } from '../step.ts';
 import type { StepDeps } from './deps.ts';
 
 /**
- * Step 2a: the password of an account without MFA expires within the notice period. The person
+ * Step 3a: the password of an account without MFA expires within the notice period. The person
  * may change it now (the password_change step follows) or continue. Never shown to prompt=none.
  */
 export function passwordExpiryNoticeStep(deps: StepDeps): Step {

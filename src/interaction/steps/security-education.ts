@@ -1,6 +1,6 @@
 import type { Step } from '../step.ts';
 import type { StepDeps } from './deps.ts';
-import { showDenial } from './client-access.ts';
+import { leaveDenial, showDenial } from './client-access.ts';
 
 /**
  * Step 5: the client requires this academic year's information-security education and the
@@ -18,6 +18,6 @@ export function securityEducationStep(deps: StepDeps): Step {
       },
     ],
     show: (request) => showDenial(deps, request, 'education_required'),
-    actions: {},
+    actions: { leave: leaveDenial(deps) },
   };
 }
