@@ -11,7 +11,7 @@ const FORM_LIMIT = FORM_BODY_MAX_BYTES;
 export async function formBody(ctx: Context, next: Next): Promise<void> {
   if (!ctx.is('application/x-www-form-urlencoded')) ctx.throw(415, 'a form is expected');
   const raw = ctx.request.rawBody;
-  if (raw === undefined) throw new Error('the input guard reads forms: mount it before the routes');
+  if (raw === undefined) ctx.throw(415, 'a form must be sent as application/x-www-form-urlencoded');
   if (Buffer.byteLength(raw) > FORM_LIMIT) ctx.throw(413, 'the form is too large');
   const body = ctx.request.body as Record<string, unknown>;
   if (Object.values(body).some((v) => typeof v !== 'string')) ctx.throw(400, 'each field may appear once');

@@ -167,9 +167,11 @@ async function readText(ctx: Context): Promise<string> {
 async function inspect(ctx: Context): Promise<Refusal | undefined> {
   const early = pathRefusal(ctx.path) ?? urlencodedRefusal(ctx.querystring, 'parameter');
   if (early || !BODY_METHODS.has(ctx.method)) return early;
-  const type = ctx.request.type;
-  const json = type === 'application/json' || type.endsWith('+json');
-  if (!json && type !== 'application/x-www-form-urlencoded') return undefined;
+  // Koa's is() lower-cases and trims the type, as the provider and formBody do: a reader that
+  // judged the type differently from them would let a body past unread ("Application/JSON ;").
+  const kind = ctx.request.is('application/x-www-form-urlencoded', 'json', '+json');
+  if (!kind) return undefined;
+  const json = kind !== 'application/x-www-form-urlencoded';
   const text = await readText(ctx);
   ctx.request.rawBody = text;
   if (!json) {

@@ -8,7 +8,13 @@ import { RetryLaterError } from '../shared/errors.ts';
  * A token request consumes a code or refresh token and writes what replaces it: both stand or fall
  * together, so a fault between them leaves the old one usable by the client's retry.
  */
-const isTokenRequest = (ctx: Context) => ctx.method === 'POST' && ctx.path === '/token';
+// The provider's router also answers other letter cases and a trailing slash. Only the grants that
+// consume something need the unit: a password grant would hold its throttle row's lock over a hash.
+const isTokenRequest = (ctx: Context) => ctx.method === 'POST' && /^\/token\/?$/i.test(ctx.path);
+const consumesSomething = (ctx: Context) => {
+  const grant = (ctx.request.body as Record<string, unknown> | undefined)?.grant_type;
+  return grant === 'authorization_code' || grant === 'refresh_token';
+};
 
 /** Where the provider's `server_error` event leaves the error it caught (see app.ts). */
 export const PROVIDER_ERROR = 'providerError';
@@ -23,7 +29,7 @@ export const PROVIDER_ERROR = 'providerError';
 export function providerGate(database: Database, renderer: Renderer) {
   return async (ctx: Context, next: Next) => {
     try {
-      if (isTokenRequest(ctx)) await database.unitOfWork(next, () => ctx.status < 500);
+      if (isTokenRequest(ctx) && consumesSomething(ctx)) await database.unitOfWork(next, () => ctx.status < 500);
       else await next();
     } catch (error) {
       if (!(error instanceof RetryLaterError)) throw error;

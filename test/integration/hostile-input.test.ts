@@ -372,3 +372,13 @@ describe('admin API and CLI', () => {
     expect((await admin('GET', '/accounts/7000000002')).status).toBe(404);
   });
 });
+
+// Found by an attack review: a Content-Type in other letter cases, or with a space before its
+// parameters, must be read and judged by the guard like any other (the provider reads it so).
+test('an oddly written form content type is still judged by the guard', async () => {
+  for (const type of ['Application/X-WWW-Form-Urlencoded', 'application/x-www-form-urlencoded ; charset=utf-8']) {
+    const response = await fetch(`${akamon.url}/token`, { method: 'POST', headers: { 'content-type': type }, body: 'grant_type=refresh_token&refresh_token=abc&client_id=x%00' });
+    expect(response.status).toBe(400);
+    expect(((await response.json()) as { error: string }).error).toBe('invalid_request');
+  }
+});
