@@ -3,6 +3,7 @@ import { sql } from 'kysely';
 import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
 import { authorizeUrl, Browser, pkce } from '../support/browser.ts';
 import { redeem, signIn } from '../support/flows.ts';
+import { shiftableClock } from '../support/clock.ts';
 import { upstreamIdv } from '../support/idv.ts';
 
 /**
@@ -16,12 +17,7 @@ import { upstreamIdv } from '../support/idv.ts';
  * behind the TLS proxy; each test uses addresses of its own.
  */
 const CAP = 8;
-const clock = {
-  offset: 0,
-  now() {
-    return new Date(Date.now() + this.offset);
-  },
-};
+const clock = shiftableClock();
 const upstream = upstreamIdv();
 let akamon: RunningAkamon;
 let second: RunningAkamon;

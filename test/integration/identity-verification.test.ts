@@ -2,15 +2,11 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
 import { Browser, decode, type Page } from '../support/browser.ts';
 import { codeFrom, enterCredentials, redeem, signIn, startAuthorization, tokenRequest } from '../support/flows.ts';
+import { shiftableClock } from '../support/clock.ts';
 import { upstreamIdv, verifyUpstream } from '../support/idv.ts';
 
 const DAY = 24 * 3600 * 1000;
-const clock = {
-  offset: 0,
-  now() {
-    return new Date(Date.now() + this.offset);
-  },
-};
+const clock = shiftableClock();
 const upstream = upstreamIdv();
 let akamon: RunningAkamon;
 let portal: Awaited<ReturnType<RunningAkamon['createClient']>>;
