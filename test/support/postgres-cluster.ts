@@ -94,7 +94,15 @@ export async function startCluster(options: { maxConnections: number; database: 
       const client = new pg.Client({ connectionString: adminUrl });
       await client.connect();
       try {
-        const { rowCount } = await client.query('select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()', [database]);
+        const others = 'from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()';
+        const { rowCount } = await client.query(`select pg_terminate_backend(pid) ${others}`, [database]);
+        // A terminated backend frees its slot only when it has exited: wait for that, so that a
+        // caller filling the connection table next does not find slots freed behind it.
+        for (let waited = 0; waited < 5_000; waited += 50) {
+          const { rows } = await client.query(`select count(*)::int as n ${others}`, [database]);
+          if (rows[0].n === 0) break;
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
         return rowCount ?? 0;
       } finally {
         await client.end();
@@ -103,14 +111,18 @@ export async function startCluster(options: { maxConnections: number; database: 
     async exhaustConnections() {
       const held: pg.Client[] = [];
       // As the superuser, to take the reserved slots too (the nodes connect as the superuser).
-      for (;;) {
+      // Full means refused three times in a row, a moment apart: a backend still exiting frees
+      // its slot a little later, and the node must not get it.
+      for (let refusals = 0; refusals < 3; ) {
         const client = new pg.Client({ connectionString: adminUrl });
         client.on('error', () => undefined);
         try {
           await client.connect();
           held.push(client);
+          refusals = 0;
         } catch {
-          break;
+          refusals++;
+          await new Promise((resolve) => setTimeout(resolve, 100));
         }
       }
       return async () => {
