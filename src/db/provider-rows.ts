@@ -21,15 +21,16 @@ export const live = (table: string) => sql<boolean>`(${sql.ref(`${table}.expires
  * account's sessions were last ended (`account.sessions_ended_at`). Ending them deletes the rows at
  * once, but a request that loaded one before (a silent sign-in in flight, on any node) saves it
  * again when it finishes; such a row began earlier, so this condition keeps it dead wherever it is
- * read. A Session begins at its sign-in (`loginTs`), a Grant when it was made (`iat`); both are whole
+ * read. A Session begins at its sign-in (`signedInAt`), a Grant when it was made (`iat`); both are whole
  * seconds, so the comparison is with the second the sessions ended in: a sign-in in that same second
  * counts as after it (a person signing in again at once is not sent round).
  */
 export function begunAfterSessionsEnded(table: string, model: 'Session' | 'Grant') {
-  const begun = model === 'Session' ? 'loginTs' : 'iat';
   const payload = sql.ref(`${table}.payload`);
+  // A second factor moves a session's loginTs, its sign-in does not (session-lifetime.ts).
+  const begun = model === 'Session' ? sql`coalesce(${payload}->>'signedInAt', ${payload}->>'loginTs')` : sql`${payload}->>'iat'`;
   const accountId = sql.ref(`${table}.account_id`);
   // account_id is text to the provider (any string); Akamon's are uuids, and only those are looked up.
   const account = sql`case when ${accountId} ~* ${UUID_PATTERN} then ${accountId}::uuid end`;
-  return sql<boolean>`coalesce((${payload}->>${begun})::bigint, 0) >= coalesce((select floor(extract(epoch from a.sessions_ended_at))::bigint from account a where a.id = ${account}), 0)`;
+  return sql<boolean>`coalesce((${begun})::bigint, 0) >= coalesce((select floor(extract(epoch from a.sessions_ended_at))::bigint from account a where a.id = ${account}), 0)`;
 }

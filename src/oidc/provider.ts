@@ -7,7 +7,7 @@ import { ACR_VALUES } from '../mfa/assurance.ts';
 import { PASSWORD_GRANT_PARAMETERS } from './password-grant.ts';
 import { accessTokenClaims } from './token-sign-in.ts';
 import { UNUSED_FLOW_TTL_SECONDS } from '../config/defaults.ts';
-import { refreshUsesSession, sessionSeconds } from './session-lifetime.ts';
+import { keepSignInTime, refreshUsesSession, sessionTtl } from './session-lifetime.ts';
 
 /** What the provider needs from the rest of Akamon; the composition root fills it in. */
 export interface ProviderHooks {
@@ -104,10 +104,8 @@ export function createProvider(config: Config, keys: KeyMaterial, hooks: Provide
     renderError: hooks.renderError,
     discovery: { ui_locales_supported: ['en', 'ja'], claims_locales_supported: ['en', 'ja'] },
     ttl: {
-      // A session that holds no sign-in (a logout begun by someone signed out) keeps only the
-      // logout's state until its confirmation; once someone signs in, it has the idle and
-      // absolute lifetimes of session-lifetime.ts, recomputed at each save (each authorization).
-      Session: (_ctx, session) => (session.accountId ? sessionSeconds(sessionLimits, session.loginTs) : config.anonymous.sessionTtl),
+      // The idle and absolute lifetimes of session-lifetime.ts, recomputed at each save.
+      Session: sessionTtl(sessionLimits, config.anonymous.sessionTtl),
       Interaction: config.ttl.interaction,
       Grant: config.ttl.refreshToken,
       AccessToken: config.ttl.accessToken,
@@ -120,6 +118,7 @@ export function createProvider(config: Config, keys: KeyMaterial, hooks: Provide
     },
   };
   const provider = new Provider(config.issuer, configuration);
+  keepSignInTime(provider);
   provider.registerGrantType('password', hooks.passwordGrant, PASSWORD_GRANT_PARAMETERS);
   provider.use(refreshUsesSession(provider, sessionLimits));
   return provider;

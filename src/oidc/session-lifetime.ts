@@ -1,5 +1,5 @@
 import type Provider from 'oidc-provider';
-import type { KoaContextWithOIDC } from 'oidc-provider';
+import type { KoaContextWithOIDC, Session } from 'oidc-provider';
 
 export interface SessionLimits {
   /** Seconds from the sign-in after which the session ends, however much it is used. */
@@ -16,18 +16,67 @@ export interface ExtendableRows {
 const epochNow = () => Math.floor(Date.now() / 1000);
 
 /**
- * The lifetime a signed-in session is saved with, each time it is used: the idle timeout from now,
- * but never past the absolute lifetime from the sign-in. The sign-in is the session's loginTs (the
- * ID token's auth_time): set when the person proves a password or a second factor, never by a
- * silent or single-sign-on authorization, so using a session cannot stretch it past its end.
- * oidc-provider saves the session at every authorization with this (configuration ttl.Session), and
- * a session row past its expiry is never read again (adapter), so both limits hold everywhere a
- * session is looked up: authorizations, silent ones included, and tokens bound to the session.
+ * The interaction-result key of a step that proved who the person is from nothing (a password, an
+ * identity verification), with the time it did (`{ at }`, epoch seconds; later steps of the same
+ * interaction merge their results into it and keep it). Only such a result starts a session's
+ * absolute lifetime: a second factor
+ * also signs the session in again (loginTs, auth_time, for step-up freshness), but a factor the
+ * session's holder enrolled themselves must not stretch the session (a stolen cookie kept alive by
+ * enrolling a factor of the thief's own and verifying it again and again).
  */
-export function sessionSeconds(limits: SessionLimits, loginTs: number | undefined, now = epochNow()): number {
-  const left = (loginTs ?? now) + limits.absolute - now;
+export const SIGN_IN_RESULT = 'sign_in';
+
+/** The provider's session, with the second Akamon keeps in it: when its sign-in happened. */
+type AnchoredSession = Session & { signedInAt?: number };
+
+/**
+ * Teaches the provider's Session model to keep `signedInAt` (its payload is a fixed list of fields;
+ * anything else is dropped at save). Run once, before the provider serves.
+ */
+export function keepSignInTime(provider: Provider) {
+  const model = provider.Session as unknown as { IN_PAYLOAD: string[] };
+  const fields = [...model.IN_PAYLOAD, 'signedInAt'];
+  Object.defineProperty(model, 'IN_PAYLOAD', { configurable: true, get: () => fields });
+}
+
+/** The part of a step's interaction result that says the person signed in now. */
+export const signInResult = (now = epochNow()) => ({ [SIGN_IN_RESULT]: { at: now } });
+
+/** When the session's person signed in: the anchor of the absolute lifetime. */
+export function signedInAt(session: AnchoredSession): number | undefined {
+  // Sessions saved before the anchor existed fall back on loginTs.
+  return session.signedInAt ?? session.loginTs;
+}
+
+/**
+ * The lifetime a signed-in session is saved with, each time it is used: the idle timeout from now,
+ * but never past the absolute lifetime from the sign-in (`signedInAt`). A silent or single-sign-on
+ * authorization never sets it, nor does a second factor, so using a session cannot stretch it past
+ * its end. oidc-provider saves the session at every authorization with this (configuration
+ * ttl.Session), and a session row past its expiry is never read again (adapter), so both limits
+ * hold everywhere a session is looked up: authorizations, silent ones included, and tokens bound
+ * to the session.
+ */
+export function sessionSeconds(limits: SessionLimits, signedIn: number | undefined, now = epochNow()): number {
+  const left = (signedIn ?? now) + limits.absolute - now;
   // oidc-provider saves with a positive lifetime; a session read this request had time left.
   return Math.max(1, Math.min(limits.idle, left));
+}
+
+/**
+ * The provider's ttl.Session: records the sign-in time when this request completes a sign-in, then
+ * answers the lifetime. A session that holds no sign-in (a logout begun by someone signed out)
+ * keeps only the logout's state until its confirmation.
+ */
+export function sessionTtl(limits: SessionLimits, anonymousSeconds: number) {
+  return (ctx: KoaContextWithOIDC | undefined, session: Session): number => {
+    const anchored = session as AnchoredSession;
+    if (!anchored.accountId) return anonymousSeconds;
+    const signIn = (ctx?.oidc?.result as { [SIGN_IN_RESULT]?: { at?: unknown } } | undefined)?.[SIGN_IN_RESULT];
+    if (typeof signIn?.at === 'number') anchored.signedInAt = signIn.at;
+    anchored.signedInAt ??= anchored.loginTs;
+    return sessionSeconds(limits, anchored.signedInAt);
+  };
 }
 
 /**
@@ -46,7 +95,7 @@ export function refreshUsesSession(provider: Provider, limits: SessionLimits) {
     const session = await provider.Session.findByUid(token.sessionUid);
     if (!session?.accountId) return;
     const now = epochNow();
-    const seconds = sessionSeconds(limits, session.loginTs, now);
+    const seconds = sessionSeconds(limits, signedInAt(session), now);
     await (provider.Session.adapter as unknown as ExtendableRows).extend(session.jti, now + seconds, seconds);
   };
 }

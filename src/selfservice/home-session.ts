@@ -152,6 +152,9 @@ export function homeSession(deps: AccountHomeDeps) {
         ui_locales: ctx.state.locale,
         // Step-up for changes that need a second factor shown within the last ten minutes.
         ...(ctx.query.fresh === '1' ? { acr_values: ACR_MFA, max_age: String(FRESH_SECONDS) } : {}),
+        // A first sign-in method: the password given within the last ten minutes, so that a session
+        // alone (a borrowed or stolen cookie) cannot attach a factor of someone else's.
+        ...(ctx.query.fresh === 'recent' ? { max_age: String(FRESH_SECONDS) } : {}),
         // Re-authentication of an account without MFA: the password again, whenever it was last given.
         ...(ctx.query.fresh === 'password' ? { prompt: 'login' } : {}),
         // Adding a sign-in method runs the enrolment step (after that step-up when there are factors).

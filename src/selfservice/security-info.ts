@@ -30,7 +30,7 @@ export function securityInfoRoutes(router: Router, deps: AccountHomeDeps, home: 
           removeAction: `/account/security/factors/${f.id}/remove`,
           defaultAction: `/account/security/factors/${f.id}/default`,
         })),
-        addUrl: `/account/login?add=1${factors.length ? '&fresh=1' : ''}&back=%2Faccount%2Fsecurity`,
+        addUrl: `/account/login?add=1&fresh=${factors.length ? '1' : 'recent'}&back=%2Faccount%2Fsecurity`,
         passwordAction: '/account/security/password',
         longNotice: (await lengthAdvice(deps.clients, t)).longNotice,
         rules: policyRules(t, deps.config.passwordProfile),

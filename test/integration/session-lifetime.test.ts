@@ -1,7 +1,10 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
 import { Browser } from '../support/browser.ts';
-import { codeFrom, enterCredentials, redeem, startAuthorization, tokenRequest } from '../support/flows.ts';
+import { generate } from 'otplib';
+import { shiftableClock } from '../support/clock.ts';
+import type { Page } from '../support/browser.ts';
+import { codeFrom, enterCredentials, finishEnrolment, redeem, startAuthorization, tokenRequest } from '../support/flows.ts';
 
 /**
  * Guards issue 13 point 4: the sign-in session used to be saved with the full lifetime at every
@@ -13,10 +16,12 @@ import { codeFrom, enterCredentials, redeem, startAuthorization, tokenRequest } 
  */
 let absolute: RunningAkamon;
 let idle: RunningAkamon;
+/** The clock of the absolute-lifetime node's own checks (oidc-provider keeps the real time). */
+const clock = shiftableClock();
 
 beforeAll(async () => {
   [absolute, idle] = await Promise.all([
-    startAkamon({ env: { AKAMON_SESSION_TTL_SECONDS: '6', AKAMON_SESSION_IDLE_SECONDS: '600' } }),
+    startAkamon({ clock, env: { AKAMON_SESSION_TTL_SECONDS: '6', AKAMON_SESSION_IDLE_SECONDS: '600' } }),
     startAkamon({ env: { AKAMON_SESSION_TTL_SECONDS: '600', AKAMON_SESSION_IDLE_SECONDS: '3' } }),
   ]);
 });
@@ -24,6 +29,7 @@ afterAll(() => Promise.all([absolute.close(), idle.close()]));
 
 type Client = Awaited<ReturnType<RunningAkamon['createClient']>>;
 const claimsOf = (idToken: string) => JSON.parse(Buffer.from(idToken.split('.')[1], 'base64url').toString());
+const secretOn = (page: Page) => /<code>([A-Z2-7 ]+)<\/code>/.exec(page.html)![1].replace(/ /g, '');
 const until = (epochMs: number) => new Promise((resolve) => setTimeout(resolve, Math.max(0, epochMs - Date.now())));
 
 /** A silent authorization: the tokens if the session still holds, else the error the relying party got. */
@@ -78,6 +84,57 @@ describe('the absolute lifetime, from the sign-in', () => {
     expect(refused.status).toBe(400);
     expect(refused.body.error).toBe('invalid_grant');
     await expectSignInPage(absolute, browser, client);
+  });
+  test('a second factor does not extend it: enrolling one and verifying it later still ends the session 6 s after the password', async () => {
+    const client = await absolute.createClient();
+    const account = await absolute.createReadyAccount();
+    const browser = new Browser(absolute.url);
+    const started = await startAuthorization(browser, absolute, client);
+    const first = (await redeem(absolute, client, codeFrom(await enterCredentials(browser, started.page, account.commonId, account.password)), started.verifier)).body;
+    const signedInAt = claimsOf(first.id_token).auth_time as number;
+
+    // A first factor from the account home (the password is recent), then a step-up with it at a
+    // client that wants a factor shown within the last minute. Akamon's clock runs 59 s ahead: the
+    // factor enrolled 3 s before is stale there, the one verified now is not.
+    const page = await browser.visit(`${absolute.url}/account/login?add=1&fresh=recent&back=%2Faccount`);
+    const secret = secretOn(page);
+    await finishEnrolment(browser, absolute, await browser.submit(page, /\/totp$/, { code: await generate({ secret }) }));
+    const vpn = await absolute.createClient({ name: 'VPN', requireMfa: true, mfaMaxAge: 60 });
+    await until((signedInAt + 4) * 1000);
+    clock.offset = 59_000;
+    let afterFactor: Record<string, string>;
+    try {
+      const stepUp = await startAuthorization(browser, absolute, vpn);
+      expect(stepUp.page.html).toContain('Verify your identity');
+      const verified = await browser.submit(stepUp.page, /\/totp$/, { code: await generate({ secret, epoch: Math.floor(clock.now().getTime() / 1000) }) });
+      afterFactor = (await redeem(absolute, vpn, codeFrom(verified), stepUp.verifier)).body;
+    } finally {
+      clock.offset = 0;
+    }
+    // The factor signed the session in again (auth_time, for step-up freshness)...
+    expect(claimsOf(afterFactor.id_token).auth_time).toBeGreaterThan(signedInAt);
+    // ...but its lifetime still counts from the password.
+    for (const expiry of await sessionExpiries(absolute, account.id)) expect(expiry).toBeLessThan((signedInAt + 7) * 1000);
+
+    await until((signedInAt + 7.3) * 1000);
+    expect(await silent(absolute, browser, client)).toEqual({ error: 'login_required' });
+  });
+
+  test('a session alone cannot add a first factor once its password is ten minutes old', async () => {
+    const client = await absolute.createClient();
+    const account = await absolute.createReadyAccount();
+    const browser = new Browser(absolute.url);
+    const started = await startAuthorization(browser, absolute, client);
+    await enterCredentials(browser, started.page, account.commonId, account.password);
+    clock.offset = 601_000;
+    try {
+      // A crafted request without max_age: the enrolment step does not open.
+      const crafted = await browser.visit(`${absolute.url}/account/login?add=1&back=%2Faccount`);
+      expect(crafted.html).not.toContain('<code>');
+      expect(await absolute.deps.mfa.factors(account.id)).toEqual([]);
+    } finally {
+      clock.offset = 0;
+    }
   });
 });
 

@@ -1,5 +1,6 @@
 import { ACR_MFA, ACR_PASSWORD } from '../../mfa/assurance.ts';
 import { parseIdentifier, withRealm } from '../../account/common-id.ts';
+import { signInResult } from '../../oidc/session-lifetime.ts';
 import type { Step, StepRequest } from '../step.ts';
 import type { StepDeps } from './deps.ts';
 
@@ -69,7 +70,7 @@ function signInPages(deps: StepDeps, pickerFirst: boolean) {
       reason: open ? 'salvage' : 'salvage_refused',
     });
     if (!open) return inactivePage(request, request.t(client?.salvage ? 'idv.salvage_over' : 'idv.salvage_elsewhere'), false);
-    return request.finish({ login: { accountId, acr: ACR_MFA, amr: ['idv'], remember: false } });
+    return request.finish({ ...signInResult(), login: { accountId, acr: ACR_MFA, amr: ['idv'], remember: false } });
   }
 
   async function sessionCommonId(request: StepRequest): Promise<string | undefined> {
@@ -144,6 +145,7 @@ function signInPages(deps: StepDeps, pickerFirst: boolean) {
       deps.knownAccounts.remember(request.ctx, commonId);
       return request.finish({
         ...(pickerFirst ? { select_account: {} } : {}),
+        ...signInResult(),
         login: { accountId, acr: ACR_PASSWORD, amr: ['pwd'], remember: true },
       });
     };

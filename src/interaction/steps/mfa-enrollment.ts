@@ -1,6 +1,7 @@
 import QRCode from 'qrcode';
 import { totpUri } from '../../mfa/totp.ts';
-import type { Step, StepRequest } from '../step.ts';
+import type { KoaContextWithOIDC } from 'oidc-provider';
+import type { Facts, Step, StepRequest } from '../step.ts';
 import type { VerifyOutcome } from '../../mfa/mfa.service.ts';
 import type { StepDeps } from './deps.ts';
 import { codeMessage, embedJson, finishWithFactor, mfaDemandedHere, refusal, sendRefusal } from './mfa-common.ts';
@@ -15,6 +16,18 @@ import { mfaFresh } from '../../mfa/assurance.ts';
 import { FRESH_SIGNIN_SECONDS, OTP_CODE_TTL_SECONDS } from '../../config/defaults.ts';
 
 const ADD_FACTOR_FRESH_SECONDS = FRESH_SIGNIN_SECONDS;
+
+/**
+ * A method may be added from the account home after proof given recently in this session: a second
+ * factor when the account has one, else the password (the session's sign-in, auth_time). The
+ * session alone never suffices: whoever holds a cookie could attach a factor of their own.
+ */
+function addingAllowed(facts: Facts, ctx: KoaContextWithOIDC): boolean {
+  const now = Math.floor(facts.now.getTime() / 1000);
+  const session = { amr: ctx.oidc.session?.amr, loginTs: ctx.oidc.session?.loginTs };
+  if (facts.factors.length > 0) return mfaFresh(session, ADD_FACTOR_FRESH_SECONDS, now);
+  return session.loginTs !== undefined && now - session.loginTs <= ADD_FACTOR_FRESH_SECONDS;
+}
 
 /**
  * Step 4: "More information required". MFA is demanded and the account has no second factor, so
@@ -123,14 +136,11 @@ export function mfaEnrollmentStep(deps: StepDeps): Step {
         test: (facts, ctx) => facts.factors.length === 0 && mfaDemandedHere(facts, ctx),
       },
       {
-        // From the account home's security info: one more method, after a recent second factor.
+        // From the account home's security info: one more method, after a recent second factor (or,
+        // for the first one, a recent password).
         reason: 'mfa_factor_added',
         description: 'the person adds a sign-in method from the account home',
-        test: (facts, ctx) =>
-          facts.client?.client_id === ACCOUNT_CLIENT_ID &&
-          ctx.oidc.params?.akamon_add_factor === '1' &&
-          ctx.oidc.result?.mfa_enrollment === undefined &&
-          (facts.factors.length === 0 || mfaFresh({ amr: ctx.oidc.session?.amr, loginTs: ctx.oidc.session?.loginTs }, ADD_FACTOR_FRESH_SECONDS, Math.floor(facts.now.getTime() / 1000))),
+        test: (facts, ctx) => facts.client?.client_id === ACCOUNT_CLIENT_ID && ctx.oidc.params?.akamon_add_factor === '1' && ctx.oidc.result?.mfa_enrollment === undefined && addingAllowed(facts, ctx),
       },
     ],
     show: (request) => page(request, null),
