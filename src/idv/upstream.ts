@@ -1,3 +1,4 @@
+import { cleanName } from '../shared/text.ts';
 import { createPrivateKey } from 'node:crypto';
 import * as oidc from 'openid-client';
 import { importJWK, type JWK } from 'jose';
@@ -117,9 +118,12 @@ export class UpstreamIdp {
       if (name === 'TypeError' || code === 'OAUTH_TIMEOUT' || /fetch failed|ECONNREFUSED/.test(message)) throw new UpstreamUnavailableError(message);
       throw new VerificationFailedError(`${code ?? name}: ${message}`);
     }
-    const name = claims?.[this.#settings.nameClaim];
-    if (!claims?.sub || typeof name !== 'string' || !name.trim()) throw new VerificationFailedError(`the ID token carries no ${this.#settings.nameClaim}`);
-    return { issuer: this.#settings.issuer, subject: claims.sub, name: name.normalize('NFC').trim().slice(0, 200) };
+    const claimed = claims?.[this.#settings.nameClaim];
+    if (!claims?.sub || typeof claimed !== 'string' || !claimed.trim()) throw new VerificationFailedError(`the ID token carries no ${this.#settings.nameClaim}`);
+    // The provider's word is input like any other: the same rules as a name typed on a form.
+    const name = cleanName(claimed, 200);
+    if (!name) throw new VerificationFailedError(`the ID token's ${this.#settings.nameClaim} is not a name Akamon can keep`);
+    return { issuer: this.#settings.issuer, subject: claims.sub, name };
   }
 }
 

@@ -1,7 +1,25 @@
-import { sql, type Kysely, type Selectable } from 'kysely';
+import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
+import { lockAccountRow } from '../db/row-locks.ts';
 import type { DB, FactorKind, MfaFactorTable } from '../db/schema.ts';
 
 export type FactorRow = Selectable<MfaFactorTable>;
+
+/**
+ * An account with factors has exactly one default. Every write that adds or removes factors holds
+ * the account's row lock (so two at once cannot both make a default, or both remove one) and ends
+ * with this: a new factor is the default when it is the only one, and when the default went, the
+ * oldest factor left takes its place.
+ */
+export const isFirstFactor = (accountId: string) => sql<boolean>`not exists (select 1 from mfa_factor where account_id = ${accountId})`;
+
+export async function keepOneDefault(trx: Transaction<DB>, accountId: string): Promise<void> {
+  await trx
+    .updateTable('mfa_factor')
+    .set({ is_default: true })
+    .where('id', '=', (eb) => eb.selectFrom('mfa_factor').select('id').where('account_id', '=', accountId).orderBy('created_at').limit(1))
+    .where(sql<boolean>`not exists (select 1 from mfa_factor where account_id = ${accountId} and is_default)`)
+    .execute();
+}
 
 export class MfaStore {
   readonly #db: Kysely<DB>;
@@ -22,21 +40,24 @@ export class MfaStore {
     secretEnc?: string | null;
     credential?: { id: string; publicKey: string; signCount: number; transports: string[] };
   }): Promise<FactorRow> {
-    return this.#db
-      .insertInto('mfa_factor')
-      .values({
-        account_id: factor.accountId,
-        kind: factor.kind,
-        label: factor.label,
-        secret_enc: factor.secretEnc ?? null,
-        credential_id: factor.credential?.id ?? null,
-        public_key: factor.credential?.publicKey ?? null,
-        sign_count: factor.credential?.signCount ?? 0,
-        transports: factor.credential?.transports.join(',') ?? null,
-        is_default: sql<boolean>`not exists (select 1 from mfa_factor where account_id = ${factor.accountId})` as never,
-      })
-      .returningAll()
-      .executeTakeFirstOrThrow();
+    return this.#db.transaction().execute(async (trx) => {
+      await lockAccountRow(trx, factor.accountId);
+      return trx
+        .insertInto('mfa_factor')
+        .values({
+          account_id: factor.accountId,
+          kind: factor.kind,
+          label: factor.label,
+          secret_enc: factor.secretEnc ?? null,
+          credential_id: factor.credential?.id ?? null,
+          public_key: factor.credential?.publicKey ?? null,
+          sign_count: factor.credential?.signCount ?? 0,
+          transports: factor.credential?.transports.join(',') ?? null,
+          is_default: isFirstFactor(factor.accountId) as never,
+        })
+        .returningAll()
+        .executeTakeFirstOrThrow();
+    });
   }
 
   async touch(factorId: string): Promise<void> {
@@ -65,19 +86,18 @@ export class MfaStore {
   /** One factor of the account (a lent token becomes free to lend again); the default passes to the oldest left. */
   async deleteOne(accountId: string, factorId: string): Promise<boolean> {
     return this.#db.transaction().execute(async (trx) => {
-      const removed = await trx.deleteFrom('mfa_factor').where('account_id', '=', accountId).where('id', '=', factorId).returning(['token_serial', 'is_default']).executeTakeFirst();
+      await lockAccountRow(trx, accountId);
+      const removed = await trx.deleteFrom('mfa_factor').where('account_id', '=', accountId).where('id', '=', factorId).returning(['token_serial']).executeTakeFirst();
       if (!removed) return false;
       if (removed.token_serial) await trx.updateTable('hardware_token').set({ assigned_to: null, assigned_at: null }).where('serial', '=', removed.token_serial).execute();
-      if (removed.is_default) {
-        const next = await trx.selectFrom('mfa_factor').select('id').where('account_id', '=', accountId).orderBy('created_at').limit(1).executeTakeFirst();
-        if (next) await trx.updateTable('mfa_factor').set({ is_default: true }).where('id', '=', next.id).execute();
-      }
+      await keepOneDefault(trx, accountId);
       return true;
     });
   }
 
   async setDefault(accountId: string, factorId: string): Promise<boolean> {
     return this.#db.transaction().execute(async (trx) => {
+      await lockAccountRow(trx, accountId);
       const exists = await trx.selectFrom('mfa_factor').select('id').where('account_id', '=', accountId).where('id', '=', factorId).executeTakeFirst();
       if (!exists) return false;
       await trx

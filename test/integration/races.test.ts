@@ -8,6 +8,7 @@ import { mailedCode } from '../support/smtp-sink.ts';
 import { solveCaptcha } from '../support/captcha.ts';
 import { upstreamIdv } from '../support/idv.ts';
 import { SoftwareAuthenticator, webauthnOptions } from '../support/webauthn.ts';
+import { MfaStore } from '../../src/mfa/mfa.store.ts';
 
 // Issue 12, point 4: twenty copies of the same request at the same moment (a double click, a
 // retry, or someone trying) use a single-use thing once, and a capped thing up to its cap. The
@@ -455,5 +456,29 @@ describe('account home', () => {
     expect(answers.filter((a) => a.status === 400).every((a) => a.html.includes('You already have the most app passwords allowed'))).toBe(true);
     expect(await akamon.deps.appPasswords.list(account.id)).toHaveLength(10);
     expect(await auditCount(account.id, 'app_password.created')).toBe(10);
+  });
+});
+
+describe('second-factor defaults', () => {
+  const defaults = async (accountId: string) => (await new MfaStore(db()).factors(accountId)).filter((f) => f.is_default).length;
+
+  test('twenty first factors added at once: exactly one is the default', async () => {
+    const account = await akamon.createReadyAccount();
+    const store = new MfaStore(db());
+    await Promise.all(repeat(0, PARALLEL).map((_, i) => store.insert({ accountId: account.id, kind: 'totp', label: `App ${i}`, secretEnc: 'x' })));
+    expect(await store.factors(account.id)).toHaveLength(PARALLEL);
+    expect(await defaults(account.id)).toBe(1);
+  });
+
+  test('twenty factors removed at once, the default among them: the one left is the default', async () => {
+    const account = await akamon.createReadyAccount();
+    const store = new MfaStore(db());
+    const factors = [];
+    for (let i = 0; i <= PARALLEL; i++) factors.push(await store.insert({ accountId: account.id, kind: 'totp', label: `App ${i}`, secretEnc: 'x' }));
+    expect(factors[0].is_default).toBe(true);
+    const removed = await Promise.all(factors.slice(0, PARALLEL).map((factor) => store.deleteOne(account.id, factor.id)));
+    expect(removed.every(Boolean)).toBe(true);
+    const left = await store.factors(account.id);
+    expect(left.map((f) => [f.id, f.is_default])).toEqual([[factors[PARALLEL].id, true]]);
   });
 });
