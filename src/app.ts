@@ -1,3 +1,4 @@
+import { issuerHost } from './http/issuer-host.ts';
 import Koa from 'koa';
 import Router from '@koa/router';
 import type Provider from 'oidc-provider';
@@ -246,6 +247,7 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
   ];
 
   app.use(requestContext(logger));
+  app.use(issuerHost(config.issuer));
   app.use(securityHeaders(config.production));
   app.use(requireHttps(config.production));
   app.use(metadataCache(() => holder!.provider, config.issuer));

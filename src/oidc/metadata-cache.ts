@@ -23,7 +23,7 @@ interface CachedAnswer {
  * behind the whole middleware stack. The first answer is kept and replayed. It belongs to the
  * provider instance that produced it: a key rotation builds a new instance, which starts an empty
  * cache. Only requests without an Origin header are served from it (the provider's CORS answer
- * echoes the origin), and only for the issuer's own origin (the URLs in discovery follow the Host).
+ * echoes the origin), and only over the issuer's protocol (issuer-host.ts puts every request under its host).
  */
 export function metadataCache(currentProvider: () => Provider, issuer: string): Middleware {
   const issuerOrigin = new URL(issuer).origin;
