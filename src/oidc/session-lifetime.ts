@@ -1,5 +1,6 @@
 import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC, Session } from 'oidc-provider';
+import { SIGN_IN_RESULT } from '../shared/sign-in-result.ts';
 
 export interface SessionLimits {
   /** Seconds from the sign-in after which the session ends, however much it is used. */
@@ -15,17 +16,6 @@ export interface ExtendableRows {
 
 const epochNow = () => Math.floor(Date.now() / 1000);
 
-/**
- * The interaction-result key of a step that proved who the person is from nothing (a password, an
- * identity verification), with the time it did (`{ at }`, epoch seconds; later steps of the same
- * interaction merge their results into it and keep it). Only such a result starts a session's
- * absolute lifetime: a second factor
- * also signs the session in again (loginTs, auth_time, for step-up freshness), but a factor the
- * session's holder enrolled themselves must not stretch the session (a stolen cookie kept alive by
- * enrolling a factor of the thief's own and verifying it again and again).
- */
-export const SIGN_IN_RESULT = 'sign_in';
-
 /** The provider's session, with the second Akamon keeps in it: when its sign-in happened. */
 type AnchoredSession = Session & { signedInAt?: number };
 
@@ -38,9 +28,6 @@ export function keepSignInTime(provider: Provider) {
   const fields = [...model.IN_PAYLOAD, 'signedInAt'];
   Object.defineProperty(model, 'IN_PAYLOAD', { configurable: true, get: () => fields });
 }
-
-/** The part of a step's interaction result that says the person signed in now. */
-export const signInResult = (now = epochNow()) => ({ [SIGN_IN_RESULT]: { at: now } });
 
 /** When the session's person signed in: the anchor of the absolute lifetime. */
 export function signedInAt(session: AnchoredSession): number | undefined {

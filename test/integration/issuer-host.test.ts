@@ -33,7 +33,7 @@ function get(path: string, headers: Record<string, string>): Promise<{ status: n
 const urlsIn = (metadata: Record<string, unknown>) => Object.values(metadata).filter((v): v is string => typeof v === 'string' && /^https?:\/\//.test(v));
 
 test('discovery names endpoints under the issuer whatever Host or X-Forwarded-Host the request carried', async () => {
-  for (const headers of [{ host: 'alias.example.ac.jp' }, { host: 'alias.example.ac.jp:8443' }, { host: new URL(akamon.url).host, 'x-forwarded-host': 'evil.example' }]) {
+  for (const headers of [{ host: 'alias.example.ac.jp' }, { host: 'alias.example.ac.jp:8443' }, { host: new URL(akamon.url).host, 'x-forwarded-host': 'evil.example' }] as Record<string, string>[]) {
     const answer = await get('/.well-known/openid-configuration', headers);
     expect(answer.status).toBe(200);
     const metadata = JSON.parse(answer.body);

@@ -1,6 +1,6 @@
 import { ACR_MFA, ACR_PASSWORD } from '../../mfa/assurance.ts';
 import { parseIdentifier, withRealm } from '../../account/common-id.ts';
-import { signInResult } from '../../oidc/session-lifetime.ts';
+import { signInResult } from '../../shared/sign-in-result.ts';
 import type { Step, StepRequest } from '../step.ts';
 import type { StepDeps } from './deps.ts';
 
