@@ -8,6 +8,7 @@ import { CsrfGuard } from './http/csrf.ts';
 import { Renderer } from './http/renderer.ts';
 import { errorPages, languageSwitch, localeMiddleware, requestContext, requireHttps, securityHeaders } from './http/middleware.ts';
 import { staticFiles } from './http/static-files.ts';
+import { clientAddressMiddleware } from './http/client-address.ts';
 import { inputGuard, surfaceByRoute } from './http/input-guard.ts';
 import { ClientService } from './client/client.service.ts';
 import { bindIssuer } from './db/issuer-binding.ts';
@@ -22,8 +23,14 @@ import { logRefusals } from './oidc/error-log.ts';
 import { providerGate, PROVIDER_ERROR } from './oidc/provider-gate.ts';
 import { RetryLaterError } from './shared/errors.ts';
 import { findAccount } from './oidc/find-account.ts';
+import { resourceServers } from './oidc/resource-servers.ts';
+import { eduPersonScope } from './oidc/eduperson.ts';
+import { logIgnoredAuthorizationScopes } from './oidc/ignored-scopes.ts';
 import { loadExistingGrant } from './oidc/grants.ts';
 import { providerPages } from './oidc/pages.ts';
+import { devicePages } from './oidc/device-pages.ts';
+import { devicePolling, deviceVerificationRoutes } from './oidc/device-flow.ts';
+import { DeviceCodeLimits } from './throttle/device-codes.ts';
 import { passwordGrant } from './oidc/password-grant.ts';
 import { notifyAccountLogout } from './oidc/backchannel.ts';
 import { recoveryRoutes } from './recovery/recovery-routes.ts';
@@ -82,12 +89,13 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
   const csrf = new CsrfGuard(box.deriveKey('csrf'), config.production);
   const renderer = new Renderer(csrf);
   const app = new Koa();
+  // For X-Forwarded-Proto and -Host; the client's address is clientAddressMiddleware's alone.
   app.proxy = config.trustProxy;
-  // Only the addresses our own proxies appended: the left of X-Forwarded-For is the client's to forge.
-  app.maxIpsCount = config.proxyHops;
 
-  // What a caller can make Akamon store without signing in, counted per source address.
+  // What a caller can make Akamon store without signing in, counted per source address and for everyone.
   const anonymousCap = new AnonymousCap(deps.throttle, config.anonymous);
+  // The device flow's guessing limit of user codes and its polling interval.
+  const deviceLimits = new DeviceCodeLimits(deps.throttle);
 
   // Identity verification through the upstream provider (the national ID card app), when configured.
   const idvFlow = deps.idvSettings
@@ -136,15 +144,17 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
   });
   const hooks = {
     adapter: cappingAnonymousRecords(
-      postgresAdapter(db, async (id) => clients.providerMetadata(id) as never),
+      postgresAdapter(db, async (id) => clients.providerMetadata(id) as never, config.tokenRetryGraceSeconds),
       anonymousCap,
     ),
-    findAccount: findAccount(deps.accounts, deps.clientStore, deps.access),
+    findAccount: findAccount(deps.accounts, deps.clientStore, deps.access, { eduPersonScope: eduPersonScope(config) }),
     policy: buildPolicy(steps, factsLoader({ accounts: deps.accounts, clients: deps.clientStore, mfa: deps.mfaStore, access: deps.access, clock: deps.clock, rollout: config.mfaRollout })),
     loadExistingGrant,
     pairwiseKey: box.deriveKey('pairwise-subject'),
     passwordGrant: passwordGrant(deps.passwordSignin, deps.clientStore, deps.access, config.realmSuffix),
+    resourceServers: resourceServers({ clients: deps.clientStore, accounts: deps.accounts, access: deps.access }),
     ...providerPages(renderer),
+    devicePages: devicePages(renderer),
   };
   const build = (keys: Parameters<typeof createProvider>[1]) => {
     const provider = createProvider(config, keys, hooks);
@@ -154,6 +164,8 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
       else (ctx.state?.log ?? logger).error({ err: error }, 'oidc server error');
     });
     logRefusals(provider, logger);
+    provider.use(logIgnoredAuthorizationScopes(logger));
+    provider.use(devicePolling(deviceLimits));
     provider.on('grant.revoked', (_ctx, grantId) => logger.info({ grantId }, 'grant revoked'));
     return provider;
   };
@@ -190,6 +202,7 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
 
   const routers = [
     pages,
+    deviceVerificationRoutes(deviceLimits, renderer),
     interactionRouter({ provider: () => holder!.provider, steps, renderer, csrf, state: deps.interactionState, stateTtlSeconds: config.ttl.interaction }),
     accountHome({
       config,
@@ -246,6 +259,8 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
     }),
   ];
 
+  // First: everything after it, the access log included, reads the client's address as ctx.ip.
+  app.use(clientAddressMiddleware(config));
   app.use(requestContext(logger));
   app.use(issuerHost(config.issuer));
   app.use(securityHeaders(config.production));

@@ -1,10 +1,13 @@
+import { inDepartments } from '../account/department.ts';
 import type { AccountStatus, Affiliation } from '../db/schema.ts';
 
 /** Why a client is closed to an account (the person sees it in plain words, code 53003). */
-export type DenialReason = 'account_denied' | 'status_not_allowed' | 'affiliation_not_allowed' | 'education_required' | 'salvage_over' | 'mfa_required';
+export type DenialReason = 'account_denied' | 'status_not_allowed' | 'affiliation_not_allowed' | 'department_not_allowed' | 'education_required' | 'salvage_over' | 'mfa_required';
 
 export interface ClientRules {
   allowedAffiliations: readonly Affiliation[] | null;
+  /** null: every department; else these departments and the ones below them. */
+  allowedDepartments: readonly string[] | null;
   allowedStatuses: readonly AccountStatus[];
   requireEducation: boolean;
   /** The client demands a second factor (its --require-mfa, or its MFA rollout has reached enforcement). */
@@ -16,6 +19,7 @@ export interface ClientRules {
 export interface AccessFacts {
   status: AccountStatus;
   affiliation: Affiliation;
+  department: string | null;
   /** The account's entry in this client's explicit lists, if any. */
   listed: 'allow' | 'deny' | null;
   /** This academic year's security education is passed. */
@@ -36,8 +40,9 @@ export type AccessDecision = { allowed: true } | { allowed: false; reason: Denia
 /**
  * The one place that decides who may use a client; the sign-in steps, token checks and the
  * service directory all ask it, so they cannot drift apart. A deny-list entry wins over
- * everything; an allow-list entry lets an account in whatever its affiliation, but not past
- * the status or education rules. A salvage client admits revoked accounts during their salvage
+ * everything; an allow-list entry lets an account in whatever its affiliation and department, but
+ * not past the status or education rules. Affiliation and department rules both apply: "faculty
+ * of eng" is allowed affiliations [faculty] with allowed departments [eng]. A salvage client admits revoked accounts during their salvage
  * period (they reach it only through identity verification). A sign-in that is over (a token,
  * the password grant) without a second factor is refused where the client or the account demands
  * one: the token outlives the moment the person could have been asked.
@@ -52,6 +57,9 @@ export function evaluateAccess(rules: ClientRules, facts: AccessFacts): AccessDe
   }
   if (rules.allowedAffiliations && facts.listed !== 'allow' && !rules.allowedAffiliations.includes(facts.affiliation)) {
     return { allowed: false, reason: 'affiliation_not_allowed' };
+  }
+  if (rules.allowedDepartments && facts.listed !== 'allow' && !inDepartments(facts.department, rules.allowedDepartments)) {
+    return { allowed: false, reason: 'department_not_allowed' };
   }
   if (facts.secondFactor === false && (rules.requireMfa || facts.accountRequiresMfa)) return { allowed: false, reason: 'mfa_required' };
   if (rules.requireEducation && !facts.educationPassed) return { allowed: false, reason: 'education_required' };

@@ -45,10 +45,18 @@ export class AccessService {
     ]);
     const requireMfa = client.require_mfa || rolloutPhase(this.#clock.now(), this.#rollout, { warningFrom: client.mfa_warning_from, requiredFrom: client.mfa_required_from }).phase === 'required';
     return evaluateAccess(
-      { allowedAffiliations: client.allowed_affiliations, allowedStatuses: client.allowed_statuses, requireEducation: client.require_education, requireMfa, salvage: client.salvage },
+      {
+        allowedAffiliations: client.allowed_affiliations,
+        allowedDepartments: client.allowed_departments,
+        allowedStatuses: client.allowed_statuses,
+        requireEducation: client.require_education,
+        requireMfa,
+        salvage: client.salvage,
+      },
       {
         status: account.status,
         affiliation: account.affiliation,
+        department: account.department,
         listed,
         educationPassed: passed !== undefined,
         salvageOpen: this.#salvageOpen(account),

@@ -7,6 +7,7 @@ import type { PasswordHasher } from '../password/password-hasher.ts';
 import type { AccountRow, AccountStore } from './account.store.ts';
 import { COMMON_ID_PATTERN } from './common-id.ts';
 import { accountKey, ACCOUNT_RULE, type LoginThrottle } from '../throttle/login-throttle.ts';
+import { ACCOUNT_FIELD_KEYS, type ProfileValues, readProfile } from './account-fields.ts';
 
 export const AFFILIATIONS: readonly Affiliation[] = ['student', 'faculty', 'staff', 'alumni', 'guest'];
 export const STATUSES: readonly AccountStatus[] = ['active', 'suspended', 'revoked'];
@@ -16,6 +17,8 @@ export interface AccountInput {
   name: string;
   affiliation: string;
   email?: string | null;
+  /** The fields of account-fields.ts, by their admin API names (familyName, department, ...). */
+  profile?: Readonly<Record<string, unknown>>;
 }
 
 /** Ends sessions and tokens of an account; implemented next to the provider's storage. */
@@ -25,7 +28,7 @@ export interface SessionRevoker {
 
 const EMAIL_PATTERN = /^[^\s@"<>()\\,;:]{1,64}@[a-z0-9-]+(\.[a-z0-9-]+)+$/i;
 
-export function validateAccountInput(input: AccountInput): { commonId: string; name: string; affiliation: Affiliation; email: string | null } {
+export function validateAccountInput(input: AccountInput): { commonId: string; name: string; affiliation: Affiliation; email: string | null; profile: Partial<ProfileValues> } {
   const commonId = String(input.commonId ?? '').trim();
   if (!COMMON_ID_PATTERN.test(commonId)) throw new DomainError('invalid_common_id', 'the Common ID must be exactly 10 digits');
   const name = cleanName(String(input.name ?? ''), 200);
@@ -36,7 +39,7 @@ export function validateAccountInput(input: AccountInput): { commonId: string; n
   if (!AFFILIATIONS.includes(affiliation)) throw new DomainError('invalid_affiliation', `the affiliation must be one of ${AFFILIATIONS.join(', ')}`);
   const email = input.email ? String(input.email).trim() : null;
   if (email !== null && (email.length > 254 || !EMAIL_PATTERN.test(email))) throw new DomainError('invalid_email', 'the email address is not valid');
-  return { commonId, name, affiliation, email };
+  return { commonId, name, affiliation, email, profile: readProfile(input.profile ?? {}) };
 }
 
 export class AccountService {
@@ -67,6 +70,19 @@ export class AccountService {
     const account = COMMON_ID_PATTERN.test(commonId) ? await this.#store.findByCommonId(commonId) : undefined;
     if (!account) throw new DomainError('account_not_found', `no account with Common ID ${commonId}`);
     return account;
+  }
+
+  /**
+   * Changes the fields of account-fields.ts that `changes` names (admin API names); the others
+   * stay. Access rules see a new department at the account's next request, on every path.
+   */
+  async updateProfile(commonId: string, changes: Readonly<Record<string, unknown>>): Promise<{ account: AccountRow; changed: string[] }> {
+    const account = await this.get(commonId);
+    const values = readProfile(changes);
+    const changed = Object.keys(changes).filter((key) => ACCOUNT_FIELD_KEYS.has(key));
+    if (changed.length === 0) throw new DomainError('invalid_request', `say what to change: ${[...ACCOUNT_FIELD_KEYS].join(', ')}`);
+    await this.#store.updateProfile(account.id, values);
+    return { account: (await this.#store.findById(account.id))!, changed };
   }
 
   /** A new initial password after the help desk checked the person; every session ends. */

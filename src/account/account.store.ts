@@ -2,6 +2,7 @@ import { isUuid } from '../shared/uuid.ts';
 import { systemClock, type Clock } from '../shared/clock.ts';
 import { sql, type Kysely, type Selectable } from 'kysely';
 import type { AccountStatus, AccountTable, Affiliation, DB } from '../db/schema.ts';
+import type { ProfileValues } from './account-fields.ts';
 
 export type AccountRow = Selectable<AccountTable>;
 
@@ -11,6 +12,8 @@ export interface NewAccount {
   email: string | null;
   affiliation: Affiliation;
   passwordHash: string;
+  /** Fields left out take their defaults (no name parts, no department, a verified email). */
+  profile?: Partial<ProfileValues>;
 }
 
 export class AccountStore {
@@ -31,6 +34,7 @@ export class AccountStore {
         name: account.name,
         email: account.email,
         affiliation: account.affiliation,
+        ...account.profile,
         status: 'active',
         password_hash: account.passwordHash,
         password_set_at: this.#clock.now(),
@@ -56,10 +60,14 @@ export class AccountStore {
     return this.#db.selectFrom('account').selectAll().where('common_id', 'in', commonIds).execute();
   }
 
-  list(filter: { status?: AccountStatus; affiliation?: Affiliation; limit: number; after?: string }): Promise<AccountRow[]> {
+  /** `department` takes in the departments below it too ("eng" lists "eng/mech"). */
+  list(filter: { status?: AccountStatus; affiliation?: Affiliation; department?: string; limit: number; after?: string }): Promise<AccountRow[]> {
     let query = this.#db.selectFrom('account').selectAll().orderBy('common_id').limit(filter.limit);
     if (filter.status) query = query.where('status', '=', filter.status);
     if (filter.affiliation) query = query.where('affiliation', '=', filter.affiliation);
+    const unit = filter.department;
+    // A code never holds "%"; its "_" is escaped so that LIKE takes it literally.
+    if (unit) query = query.where((eb) => eb.or([eb('department', '=', unit), eb('department', 'like', `${unit.replaceAll('_', '\\_')}/%`)]));
     if (filter.after) query = query.where('common_id', '>', filter.after);
     return query.execute();
   }
@@ -105,6 +113,14 @@ export class AccountStore {
     await this.#db
       .updateTable('account')
       .set({ recovery_email: email, recovery_email_verified_at: sql<Date>`now()` as never, updated_at: sql<Date>`now()` as never })
+      .where('id', '=', id)
+      .execute();
+  }
+
+  async updateProfile(id: string, values: Partial<ProfileValues>): Promise<void> {
+    await this.#db
+      .updateTable('account')
+      .set({ ...values, updated_at: sql<Date>`now()` as never })
       .where('id', '=', id)
       .execute();
   }

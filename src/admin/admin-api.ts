@@ -4,7 +4,8 @@ import type { AccountService } from '../account/account.service.ts';
 import { AFFILIATIONS, STATUSES } from '../account/account.service.ts';
 import type { AccountRow, AccountStore } from '../account/account.store.ts';
 import type { SigninLog } from '../audit/signin-log.ts';
-import type { ClientInput, ClientService } from '../client/client.service.ts';
+import type { ClientService } from '../client/client.service.ts';
+import { SETTING_ENTRIES, type ClientInput, type SettingType } from '../client/client-settings.ts';
 import type { AccountStatus, Affiliation } from '../db/schema.ts';
 import { DomainError, RetryLaterError } from '../shared/errors.ts';
 import { errorAnswer, setRetryAfter } from '../http/error-map.ts';
@@ -18,6 +19,8 @@ import { COMMON_ID_PATTERN } from '../account/common-id.ts';
 import { ACCOUNT_CLIENT_ID } from '../selfservice/account-client.ts';
 import { revocationReason, revocationTime, type Revocations } from '../account/revocation.ts';
 import type { IdentityVerification } from '../idv/identity-verification.ts';
+import { ACCOUNT_FIELD_KEYS, profileJson } from '../account/account-fields.ts';
+import { normalizeDepartment } from '../account/department.ts';
 
 export interface AdminApiDeps {
   operators: OperatorStore;
@@ -51,50 +54,51 @@ export function accountJson(a: AccountRow) {
     revokeReason: a.revoke_reason,
     revokedAt: a.revoked_at ? new Date(a.revoked_at).toISOString() : null,
     createdAt: new Date(a.created_at).toISOString(),
+    ...profileJson(a),
   };
+}
+
+/** What creating an account takes: the core fields and those of account-fields.ts. */
+const ACCOUNT_KEYS: ReadonlySet<string> = new Set(['commonId', 'name', 'affiliation', 'email', ...ACCOUNT_FIELD_KEYS]);
+const FIELD_LIST = [...ACCOUNT_FIELD_KEYS].join(', ');
+
+/** A misspelt field would otherwise be dropped without a word, and the operator believe it set. */
+function refuseUnknown(body: Record<string, unknown>, known: (key: string) => boolean, what: string): void {
+  const unknown = Object.keys(body).filter((key) => !known(key));
+  if (unknown.length) bad(`unknown field ${unknown.join(', ')}; ${what}`);
 }
 
 function bad(message: string): never {
   throw new DomainError('invalid_request', message);
 }
 
-function clientInput(body: Record<string, unknown>): ClientInput {
-  const strings = (key: string) => {
-    const value = body[key];
-    if (value === undefined) return undefined;
-    if (!Array.isArray(value) || !value.every((v) => typeof v === 'string')) bad(`${key} must be a list of strings`);
-    return value as string[];
-  };
-  // null clears a setting that may be unset (nullable); it is no value for the others.
-  const optional = <T>(key: string, type: string, nullable = false): T | undefined => {
-    const value = body[key];
-    if (value === undefined) return undefined;
-    if (!(nullable && value === null) && typeof value !== type) bad(`${key} must be a ${type}${nullable ? ' or null' : ''}`);
-    return value as T;
-  };
-  return {
-    name: optional<string>('name', 'string'),
-    redirectUris: strings('redirectUris'),
-    postLogoutRedirectUris: strings('postLogoutRedirectUris'),
-    backchannelLogoutUri: optional<string | null>('backchannelLogoutUri', 'string', true),
-    public: optional<boolean>('public', 'boolean'),
-    firstParty: optional<boolean>('firstParty', 'boolean'),
-    pairwise: optional<boolean>('pairwise', 'boolean'),
-    maxPasswordLength: optional<number | null>('maxPasswordLength', 'number', true),
-    requireMfa: optional<boolean>('requireMfa', 'boolean'),
-    mfaMaxAge: optional<number | null>('mfaMaxAge', 'number', true),
-    legacyPassword: optional<boolean>('legacyPassword', 'boolean'),
-    clientCredentials: optional<boolean>('clientCredentials', 'boolean'),
-    allowedAffiliations: body.allowedAffiliations === null ? null : (strings('allowedAffiliations') as Affiliation[] | undefined),
-    allowedStatuses: strings('allowedStatuses') as AccountStatus[] | undefined,
-    requireEducation: optional<boolean>('requireEducation', 'boolean'),
-    salvage: optional<boolean>('salvage', 'boolean'),
-    listed: optional<boolean>('listed', 'boolean'),
-    description: optional<string | null>('description', 'string', true),
-    homepageUrl: optional<string | null>('homepageUrl', 'string', true),
-    mfaWarningFrom: optional<string | null>('mfaWarningFrom', 'string', true),
-    mfaRequiredFrom: optional<string | null>('mfaRequiredFrom', 'string', true),
-  };
+/** The JSON type a setting of each kind takes in the admin API (null clears a nullable one). */
+function settingValue(key: string, type: SettingType, value: unknown): unknown {
+  const strings = Array.isArray(value) && value.every((v) => typeof v === 'string');
+  switch (type.kind) {
+    case 'flag':
+      return typeof value === 'boolean' ? value : bad(`${key} must be a boolean`);
+    case 'choice':
+      return typeof value === 'string' ? value : bad(`${key} must be a string`);
+    case 'text':
+      return typeof value === 'string' || (type.nullable && value === null) ? value : bad(`${key} must be a string${type.nullable ? ' or null' : ''}`);
+    case 'uri':
+    case 'date':
+      return typeof value === 'string' || value === null ? value : bad(`${key} must be a string or null`);
+    case 'integer':
+      return typeof value === 'number' || value === null ? value : bad(`${key} must be a number or null`);
+    case 'uris':
+      return strings ? value : bad(`${key} must be a list of strings`);
+    case 'list':
+      return strings || (type.anyMeansAll && value === null) ? value : bad(`${key} must be a list of strings${type.anyMeansAll ? ' or null' : ''}`);
+    case 'jwks':
+      return (typeof value === 'object' && !Array.isArray(value)) || value === null ? value : bad(`${key} must be a JSON Web Key Set object or null`);
+  }
+}
+
+/** The client settings in a request body, by the settings table; what a body leaves out stays out. */
+export function clientInput(body: Record<string, unknown>): ClientInput {
+  return Object.fromEntries(SETTING_ENTRIES.filter(([key]) => body[key] !== undefined).map(([key, setting]) => [key, settingValue(key, setting.type, body[key])])) as ClientInput;
 }
 
 /**
@@ -150,11 +154,13 @@ export function adminApi(deps: AdminApiDeps): Router {
 
   router.post('/accounts', async (ctx) => {
     const b = body(ctx);
+    refuseUnknown(b, (key) => ACCOUNT_KEYS.has(key), `an account has ${[...ACCOUNT_KEYS].join(', ')}`);
     const { account, initialPassword } = await deps.accountService.create({
       commonId: String(b.commonId ?? ''),
       name: String(b.name ?? ''),
       affiliation: String(b.affiliation ?? ''),
       email: typeof b.email === 'string' ? b.email : null,
+      profile: b,
     });
     await audit(ctx, 'account.created', account.id);
     ctx.status = 201;
@@ -162,14 +168,17 @@ export function adminApi(deps: AdminApiDeps): Router {
   });
 
   router.get('/accounts', async (ctx) => {
-    const { status, affiliation, after } = ctx.query;
+    const { status, affiliation, department, after } = ctx.query;
     const limit = Number(ctx.query.limit ?? 100);
     if (!Number.isInteger(limit) || limit < 1 || limit > 1000) bad('limit must be from 1 to 1000');
     if (status !== undefined && !STATUSES.includes(status as AccountStatus)) bad(`status must be one of ${STATUSES.join(', ')}`);
     if (affiliation !== undefined && !AFFILIATIONS.includes(affiliation as Affiliation)) bad(`affiliation must be one of ${AFFILIATIONS.join(', ')}`);
+    const unit = typeof department === 'string' ? normalizeDepartment(department) : undefined;
+    if (department !== undefined && !unit) bad('department must be a department code such as eng or eng/mech');
     const rows = await deps.accounts.list({
       status: status as AccountStatus | undefined,
       affiliation: affiliation as Affiliation | undefined,
+      department: unit,
       limit,
       after: typeof after === 'string' ? after : undefined,
     });
@@ -197,11 +206,23 @@ export function adminApi(deps: AdminApiDeps): Router {
     };
   });
 
+  // requireMfa, and the fields of account-fields.ts (null clears one). All are checked before any is written.
   router.patch('/accounts/:commonId', async (ctx) => {
     const b = body(ctx);
-    if (typeof b.requireMfa !== 'boolean') bad('requireMfa (true or false) is the only field that can be updated');
-    const account = await deps.accountService.setMfaRequired(ctx.params.commonId, b.requireMfa);
-    await audit(ctx, 'mfa.requirement_changed', account.id, { required: b.requireMfa });
+    refuseUnknown(b, (key) => key === 'requireMfa' || ACCOUNT_FIELD_KEYS.has(key), `the fields are requireMfa, ${FIELD_LIST}`);
+    if (b.requireMfa !== undefined && typeof b.requireMfa !== 'boolean') bad('requireMfa must be true or false');
+    if (Object.keys(b).length === 0) bad(`say what to change: requireMfa, ${FIELD_LIST}`);
+    const { requireMfa, ...fields } = b;
+    let account = await deps.accountService.get(ctx.params.commonId);
+    if (Object.keys(fields).length) {
+      const updated = await deps.accountService.updateProfile(account.common_id, fields);
+      account = updated.account;
+      await audit(ctx, 'account.updated', account.id, { fields: updated.changed });
+    }
+    if (typeof requireMfa === 'boolean') {
+      account = await deps.accountService.setMfaRequired(account.common_id, requireMfa);
+      await audit(ctx, 'mfa.requirement_changed', account.id, { required: requireMfa });
+    }
     ctx.body = accountJson(account);
   });
 

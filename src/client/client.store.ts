@@ -1,7 +1,8 @@
-import { sql, type Kysely, type Selectable } from 'kysely';
-import type { AccountStatus, Affiliation, ClientTable, DB } from '../db/schema.ts';
+import { sql, type Insertable, type Kysely, type Selectable } from 'kysely';
+import type { ClientTable, DB } from '../db/schema.ts';
 import { memoised, writing } from '../shared/request-memo.ts';
 import { writingProviderRows } from '../db/provider-rows.ts';
+import { DomainError } from '../shared/errors.ts';
 
 /**
  * A client as stored. `has_account_rules` (read with the row by `find`) says whether any allow or
@@ -9,49 +10,34 @@ import { writingProviderRows } from '../db/provider-rows.ts';
  */
 export type ClientRow = Selectable<ClientTable> & { has_account_rules?: boolean };
 
+/**
+ * A client as the service writes it: its secret, its registration for the provider, and the other
+ * columns, which the settings table (client-settings.ts) names.
+ */
 export interface ClientRecord {
   clientId: string;
   clientSecretEnc: string | null;
-  name: string;
   metadata: Record<string, unknown>;
-  firstParty: boolean;
-  maxPasswordLength: number | null;
-  requireMfa: boolean;
-  mfaMaxAge: number | null;
-  legacyPassword: boolean;
-  allowedAffiliations: Affiliation[] | null;
-  allowedStatuses: AccountStatus[];
-  requireEducation: boolean;
-  salvage: boolean;
-  listed: boolean;
-  description: string | null;
-  homepageUrl: string | null;
-  mfaWarningFrom: Date | null;
-  mfaRequiredFrom: Date | null;
+  columns: Record<string, unknown>;
 }
 
 function columns(c: ClientRecord) {
   return {
+    // The names and values come from the settings table, which is typed against ClientTable.
+    ...(c.columns as Omit<Insertable<ClientTable>, 'client_id' | 'client_secret_enc' | 'metadata' | 'created_at' | 'updated_at'>),
     client_secret_enc: c.clientSecretEnc,
-    name: c.name,
     metadata: JSON.stringify(c.metadata),
-    first_party: c.firstParty,
-    max_password_length: c.maxPasswordLength,
-    require_mfa: c.requireMfa,
-    mfa_max_age: c.mfaMaxAge,
-    legacy_password: c.legacyPassword,
-    allowed_affiliations: c.allowedAffiliations,
-    allowed_statuses: c.allowedStatuses,
-    require_education: c.requireEducation,
-    salvage: c.salvage,
-    listed: c.listed,
-    description: c.description,
-    homepage_url: c.homepageUrl,
-    mfa_warning_from: c.mfaWarningFrom,
-    mfa_required_from: c.mfaRequiredFrom,
     updated_at: sql<Date>`now()` as never,
   };
 }
+
+/** The one unique value besides the id (client_resource_server_key): another API has this resource indicator. */
+const resourceServerTaken =
+  (c: ClientRecord) =>
+  (error: { code?: string }): never => {
+    if (error.code === '23505') throw new DomainError('resource_server_taken', `another client is already the API with resource indicator ${c.columns.resource_server}`);
+    throw error;
+  };
 
 /** The request-memo key of a client's row (its account rules are part of it). */
 export const clientMemoKey = (clientId: string) => `client:${clientId}`;
@@ -70,13 +56,14 @@ export class ClientStore {
         .values({ client_id: c.clientId, ...columns(c) })
         .onConflict((oc) => oc.column('client_id').doNothing())
         .returning('client_id')
-        .executeTakeFirst(),
+        .executeTakeFirst()
+        .catch(resourceServerTaken(c)),
     );
     return row !== undefined;
   }
 
   async update(c: ClientRecord): Promise<void> {
-    await writing(clientMemoKey(c.clientId), () => this.#db.updateTable('client').set(columns(c)).where('client_id', '=', c.clientId).execute());
+    await writing(clientMemoKey(c.clientId), () => this.#db.updateTable('client').set(columns(c)).where('client_id', '=', c.clientId).execute().catch(resourceServerTaken(c)));
   }
 
   /** Read once per request however many steps ask (see request-memo). */
@@ -94,6 +81,11 @@ export class ClientStore {
         .where('client_id', '=', clientId)
         .executeTakeFirst(),
     );
+  }
+
+  /** The API (resource server) with this resource indicator. */
+  findByResource(indicator: string): Promise<ClientRow | undefined> {
+    return this.#db.selectFrom('client').selectAll().where('resource_server', '=', indicator).executeTakeFirst();
   }
 
   list(): Promise<ClientRow[]> {

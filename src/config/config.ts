@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import {
   ACCESS_TOKEN_TTL_SECONDS,
+  ANONYMOUS_RECORDS_MAX_STORED,
   ANONYMOUS_RECORDS_PER_ADDRESS,
   ANONYMOUS_SESSION_TTL_SECONDS,
   ANONYMOUS_WINDOW_SECONDS,
@@ -11,15 +12,20 @@ import {
   CAPTCHA_MAX_NUMBER,
   HASH_QUEUE_PER_THREAD,
   ID_TOKEN_TTL_SECONDS,
+  IDV_FLOW_TTL_SECONDS,
   INTERACTION_TTL_SECONDS,
   KEY_REFRESH_SECONDS,
   PASSWORD_MAX_AGE_DAYS,
   PASSWORD_NOTICE_DAYS,
+  RECOVERY_FLOW_TTL_SECONDS,
   REFRESH_TOKEN_TTL_SECONDS,
   SALVAGE_DAYS,
   SESSION_IDLE_SECONDS,
   SESSION_TTL_SECONDS,
+  SWEEP_INTERVAL_SECONDS,
+  TOKEN_RETRY_GRACE_SECONDS,
 } from './defaults.ts';
+import { parseSubnet, type Subnet } from '../shared/ip-address.ts';
 
 /** Everything Akamon reads from the environment, parsed once and frozen. */
 export interface Config {
@@ -43,8 +49,11 @@ export interface Config {
   readonly hashConcurrency: number;
   readonly hashQueueLimit: number;
   readonly hashNiceness: number;
+  /** Whether any proxy is trusted: Koa then reads X-Forwarded-Proto and X-Forwarded-Host. */
   readonly trustProxy: boolean;
-  /** How many proxies append to X-Forwarded-For; the client address is the one they add. */
+  /** The proxies whose X-Forwarded-For is believed (http/client-address.ts); empty: nobody's. */
+  readonly trustedProxies: readonly Subnet[];
+  /** How many X-Forwarded-For entries, from the right, the proxies in front of Akamon append at most. */
   readonly proxyHops: number;
   readonly backchannelAllowPrivate: boolean;
   readonly logLevel: string;
@@ -74,11 +83,18 @@ export interface Config {
   /** Days after revocation during which a linked account may still reach salvage clients (0: never). */
   readonly salvageDays: number;
   /**
-   * What a caller who has not signed in may make Akamon store: at most `perAddress` records per
-   * source address per `windowSeconds` (throttle/anonymous-cap.ts); a session without a sign-in
-   * lives `sessionTtl` seconds.
+   * What a caller who has not signed in may make Akamon store (throttle/anonymous-cap.ts): per
+   * source address `perAddress` records at once, refilled over `windowSeconds`; from everyone at most
+   * `maxStored` stored at once, none longer than `lifetimeSeconds`. A session without a sign-in lives
+   * `sessionTtl` seconds.
    */
-  readonly anonymous: { readonly perAddress: number; readonly windowSeconds: number; readonly sessionTtl: number };
+  readonly anonymous: {
+    readonly perAddress: number;
+    readonly windowSeconds: number;
+    readonly maxStored: number;
+    readonly lifetimeSeconds: number;
+    readonly sessionTtl: number;
+  };
   readonly ttl: {
     /** The sign-in session's absolute lifetime, from the sign-in (auth_time); using it never extends it. */
     readonly session: number;
@@ -90,6 +106,8 @@ export interface Config {
     readonly refreshToken: number;
     readonly authorizationCode: number;
   };
+  /** A consumed code or refresh token presented again by its client within this many seconds may be a retry after a lost reply (oidc/token-retry.ts); 0: never. */
+  readonly tokenRetryGraceSeconds: number;
 }
 
 export interface IdvSettings {
@@ -247,6 +265,34 @@ function idvSettings(env: Env, production: boolean, readFile: (file: string) => 
   });
 }
 
+/** Loopback and private networks: the proxies AKAMON_TRUST_PROXY=true trusts when AKAMON_TRUSTED_PROXIES names none. */
+export const LOCAL_NETWORKS: readonly string[] = Object.freeze(['127.0.0.0/8', '::1', '10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', 'fc00::/7']);
+
+/** AKAMON_TRUSTED_PROXIES, or the local networks with AKAMON_TRUST_PROXY=true alone, or nobody. */
+function trustedProxies(env: Env): readonly Subnet[] {
+  const named = (env.AKAMON_TRUSTED_PROXIES ?? '')
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter(Boolean);
+  const trust = flag(env, 'AKAMON_TRUST_PROXY');
+  if (named.length > 0 && env.AKAMON_TRUST_PROXY && !trust) throw new ConfigError('AKAMON_TRUSTED_PROXIES names proxies but AKAMON_TRUST_PROXY is false: remove one of the two');
+  const entries = named.length > 0 ? named : trust ? LOCAL_NETWORKS : [];
+  return Object.freeze(
+    entries.map(
+      (entry) =>
+        parseSubnet(entry) ??
+        (() => {
+          throw new ConfigError(`AKAMON_TRUSTED_PROXIES: "${entry.slice(0, 60)}" is not an address or network (such as 10.0.0.5 or 10.0.0.0/24)`);
+        })(),
+    ),
+  );
+}
+
+const anonymousSessionTtl = (env: Env) => integer(env, 'AKAMON_ANONYMOUS_SESSION_TTL_SECONDS', ANONYMOUS_SESSION_TTL_SECONDS, 60, 86_400);
+
+/** The longest a record made without a sign-in stays stored: the longest of their lifetimes, until the next sweep. */
+const anonymousLifetime = (env: Env) => Math.max(INTERACTION_TTL_SECONDS, RECOVERY_FLOW_TTL_SECONDS, IDV_FLOW_TTL_SECONDS, anonymousSessionTtl(env)) + SWEEP_INTERVAL_SECONDS;
+
 /** The stand-in identity provider runs in development unless a real one is configured or it is turned off. */
 function devIdvPort(env: Env, production: boolean, port: number): number | undefined {
   const wanted = env.AKAMON_DEV_IDV === undefined || env.AKAMON_DEV_IDV === '' ? !env.AKAMON_IDV_ISSUER && !production : flag(env, 'AKAMON_DEV_IDV');
@@ -260,11 +306,13 @@ export function loadConfig(env: Env = process.env, readFile: (file: string) => s
   const production = (env.AKAMON_ENV ?? env.NODE_ENV) === 'production';
   const port = integer(env, 'PORT', 3000, 0, 65535);
   const secret = env.AKAMON_SECRET || undefined;
+  const proxies = trustedProxies(env);
   if (production) {
     if (!env.AKAMON_ISSUER) throw new ConfigError('AKAMON_ISSUER is required in production');
     if (!secret) throw new ConfigError('AKAMON_SECRET is required in production');
-    // Akamon speaks plain HTTP and relies on a TLS-terminating proxy in front of it.
-    if (!flag(env, 'AKAMON_TRUST_PROXY')) throw new ConfigError('production runs behind a TLS-terminating proxy: set AKAMON_TRUST_PROXY=true');
+    // Akamon speaks plain HTTP behind a TLS-terminating proxy, and only a trusted proxy may say who the client is.
+    if (proxies.length === 0)
+      throw new ConfigError('production runs behind a TLS-terminating proxy: set AKAMON_TRUSTED_PROXIES to its addresses (or AKAMON_TRUST_PROXY=true for a proxy on a loopback or private network)');
   }
   if (secret !== undefined && secret.length < 32) {
     throw new ConfigError('AKAMON_SECRET must be at least 32 characters (for example: openssl rand -base64 48)');
@@ -302,7 +350,8 @@ export function loadConfig(env: Env = process.env, readFile: (file: string) => s
     hashConcurrency,
     hashQueueLimit: integer(env, 'AKAMON_HASH_QUEUE', hashConcurrency * HASH_QUEUE_PER_THREAD, 0, 100_000),
     hashNiceness: integer(env, 'AKAMON_HASH_NICE', 10, 0, 19),
-    trustProxy: flag(env, 'AKAMON_TRUST_PROXY'),
+    trustProxy: proxies.length > 0,
+    trustedProxies: proxies,
     proxyHops: integer(env, 'AKAMON_PROXY_HOPS', 1, 1, 10),
     backchannelAllowPrivate: flag(env, 'AKAMON_BACKCHANNEL_ALLOW_PRIVATE'),
     logLevel: env.AKAMON_LOG_LEVEL ?? 'info',
@@ -329,7 +378,9 @@ export function loadConfig(env: Env = process.env, readFile: (file: string) => s
     anonymous: Object.freeze({
       perAddress: integer(env, 'AKAMON_ANONYMOUS_PER_ADDRESS', ANONYMOUS_RECORDS_PER_ADDRESS, 1, 10_000_000),
       windowSeconds: ANONYMOUS_WINDOW_SECONDS,
-      sessionTtl: integer(env, 'AKAMON_ANONYMOUS_SESSION_TTL_SECONDS', ANONYMOUS_SESSION_TTL_SECONDS, 60, 86_400),
+      maxStored: integer(env, 'AKAMON_ANONYMOUS_MAX_STORED', ANONYMOUS_RECORDS_MAX_STORED, 2, 1_000_000_000),
+      lifetimeSeconds: anonymousLifetime(env),
+      sessionTtl: anonymousSessionTtl(env),
     }),
     ttl: Object.freeze({
       // Seconds are allowed (tests, demonstrations): a short session is never less safe.
@@ -341,5 +392,7 @@ export function loadConfig(env: Env = process.env, readFile: (file: string) => s
       refreshToken: integer(env, 'AKAMON_REFRESH_TOKEN_TTL_SECONDS', REFRESH_TOKEN_TTL_SECONDS, 60),
       authorizationCode: AUTHORIZATION_CODE_TTL_SECONDS,
     }),
+    // At most the 60 s a code lives (and the shortest access-token lifetime): what a retry replaces must still be there.
+    tokenRetryGraceSeconds: integer(env, 'AKAMON_TOKEN_RETRY_GRACE_SECONDS', TOKEN_RETRY_GRACE_SECONDS, 0, AUTHORIZATION_CODE_TTL_SECONDS),
   });
 }

@@ -27,10 +27,16 @@ export const RECOVERY_START_THROTTLE = Object.freeze({ free: 5, baseSeconds: 60,
 export const IDV_START_THROTTLE = Object.freeze({ free: 30, baseSeconds: 60, maxSeconds: 3600, forgetAfterSeconds: 3600 });
 /** Recoveries by identity verification per account: three a day, since each ends every session and replaces a credential. */
 export const IDV_RECOVERY_THROTTLE = Object.freeze({ free: 3, baseSeconds: 86_400, maxSeconds: 86_400, forgetAfterSeconds: 86_400 });
-/** Records one source address may make Akamon store without a sign-in (sign-ins begun, logouts, reset and ID-card flows) per window: above a NAT-shared campus's busiest ten minutes, far below a flood. */
+/** Records one source address may make Akamon store without a sign-in (sign-ins begun, logouts, reset and ID-card flows) at once and per window: above a NAT-shared campus's busiest ten minutes, far below a flood. */
 export const ANONYMOUS_RECORDS_PER_ADDRESS = 10_000;
-/** The window the count of anonymous records restarts after: ten minutes, so an address that reached the cap waits minutes, not hours. */
+/** The per-address budget refills over this, steadily (one record every 60 ms by default): a host that empties it shuts nobody out for long. */
 export const ANONYMOUS_WINDOW_SECONDS = 600;
+/** Records all callers without a sign-in together may keep stored at once: some 30 times a large campus's busiest hour, about half a gigabyte of rows at most. */
+export const ANONYMOUS_RECORDS_MAX_STORED = 500_000;
+/** Wrong device-flow user codes per source address, a budget: 30 at once, then one a minute; plenty for typing mistakes behind a campus NAT address, a few guesses of a 20^8 space. */
+export const DEVICE_USER_CODE_GUESSES_PER_ADDRESS = Object.freeze({ burst: 30, refillSeconds: 60 });
+/** Wrong device-flow user codes from all addresses together: 500 at once, then one every 10 s: all addresses together get some 9,000 guesses a day at most. */
+export const DEVICE_USER_CODE_GUESSES_EVERYONE = Object.freeze({ burst: 500, refillSeconds: 10 });
 
 // One-time codes and captchas.
 
@@ -84,7 +90,17 @@ export const ID_TOKEN_TTL_SECONDS = 3600;
 export const REFRESH_TOKEN_TTL_SECONDS = 14 * 86_400;
 /** An authorization code: the redirect back takes seconds (RFC 6749 asks for at most 10 minutes). */
 export const AUTHORIZATION_CODE_TTL_SECONDS = 60;
-/** Device-flow and CIBA requests: both flows are off; short in case one is turned on. */
+/** A consumed code or refresh token its client presents again within this is a retry after a lost reply, not a replay: twice openid-client's 30 s timeout, and no longer than a code or an access token lives. */
+export const TOKEN_RETRY_GRACE_SECONDS = 60;
+/** A consumed code or refresh token presented again sooner than this after its use is a copy sent alongside it (a double submit), not a retry: a client learns of a lost answer from its timeout or a 503 with Retry-After 5. */
+export const TOKEN_RETRY_EARLIEST_SECONDS = 2;
+/** A device-flow request (RFC 8628): time to pick up a phone, open the page, type the code and sign in with MFA; short, since every live code is a target for guessing. */
+export const DEVICE_CODE_TTL_SECONDS = 600;
+/** An expired device code is kept this long, so that its device, still polling, hears expired_token rather than invalid_grant for an unknown code. */
+export const DEVICE_CODE_KEPT_EXPIRED_SECONDS = 600;
+/** Polls of one device code closer together than this answer slow_down: RFC 8628's default interval of 5 s, less a second for the network's jitter. */
+export const DEVICE_POLL_MIN_SECONDS = 4;
+/** CIBA requests: the flow is off; short in case it is turned on. */
 export const UNUSED_FLOW_TTL_SECONDS = 600;
 /** How often a node looks for rotated signing keys; a new key is published for twice this before it signs. */
 export const KEY_REFRESH_SECONDS = 10;
@@ -109,6 +125,10 @@ export const INITIAL_PASSWORD_CHARACTERS = 16;
 export const APP_PASSWORDS_MAX = 10;
 /** Days after revocation during which a verified account may still reach data-salvage clients. */
 export const SALVAGE_DAYS = 90;
+/** A client secret's random bytes (client_secret_basic, client_secret_post): 256 bits, beyond any guessing. */
+export const CLIENT_SECRET_BYTES = 32;
+/** A client_secret_jwt client's secret, which is also its HMAC key: at least as long as HS512's hash (RFC 7518 section 3.2). */
+export const HMAC_CLIENT_SECRET_BYTES = 64;
 
 // Timeouts and limits of connections.
 

@@ -13,6 +13,10 @@ export interface OidcPayloadTable {
   account_id: string | null;
   expires_at: Timestamp | null;
   consumed_at: Timestamp | null;
+  /** The code or refresh token this access or refresh token was issued in exchange for. */
+  replaces: string | null;
+  /** When the one retry of this consumed code or refresh token was granted. */
+  retried_at: Timestamp | null;
 }
 
 export interface SigningKeyTable {
@@ -38,8 +42,22 @@ export type AccountStatus = 'active' | 'suspended' | 'revoked';
 export interface AccountTable {
   id: Generated<string>;
   common_id: string;
+  /** The name as the operator gave it: shown on pages and letters, the `name` claim by default. */
   name: string;
   email: string | null;
+  /** The university vouches for `email` (migration 0010); see src/oidc/claims.ts. */
+  email_verified: Generated<boolean>;
+  /** The name in parts (src/account/account-fields.ts): Latin script, Japanese script, katakana reading. */
+  family_name: string | null;
+  given_name: string | null;
+  family_name_ja: string | null;
+  given_name_ja: string | null;
+  family_name_kana: string | null;
+  given_name_kana: string | null;
+  /** The organisational unit, a code with levels separated by "/" (src/account/department.ts). */
+  department: string | null;
+  /** eduPerson entitlement URIs set by operators. */
+  entitlements: ColumnType<string[], string[] | undefined, string[]>;
   affiliation: Affiliation;
   status: AccountStatus;
   password_hash: string;
@@ -148,6 +166,8 @@ export interface ClientTable {
   legacy_password: Generated<boolean>;
   /** null: every affiliation. */
   allowed_affiliations: ColumnType<Affiliation[] | null, Affiliation[] | null | undefined, Affiliation[] | null>;
+  /** null: every department; else the accounts in one of these departments or below (src/account/department.ts). */
+  allowed_departments: ColumnType<string[] | null, string[] | null | undefined, string[] | null>;
   allowed_statuses: ColumnType<AccountStatus[], AccountStatus[] | undefined, AccountStatus[]>;
   require_education: Generated<boolean>;
   listed: Generated<boolean>;
@@ -157,6 +177,10 @@ export interface ClientTable {
   mfa_required_from: Timestamp | null;
   /** Revoked accounts may reach it through identity verification during the salvage period. */
   salvage: Generated<boolean>;
+  /** An API's resource indicator (RFC 8707, migration 0009): tokens for it may be introspected by it. */
+  resource_server: string | null;
+  /** The resource indicators of the APIs this client may get tokens for (migration 0009). */
+  resources: ColumnType<string[], string[] | undefined, string[]>;
   created_at: CreatedAt;
   updated_at: Timestamp;
 }

@@ -22,6 +22,8 @@ const conflict: ErrorAnswer = { status: 409, message: 'error.conflict' };
 export const ERROR_ANSWERS: Readonly<Record<string, ErrorAnswer>> = {
   database_unavailable: { status: 503, message: 'unavailable.body', title: 'unavailable.title' },
   overloaded: { status: 503, message: 'busy.body', title: 'busy.title' },
+  // The ceiling of records stored for callers not signed in, reached by all sources together (throttle/anonymous-cap.ts).
+  anonymous_ceiling: { status: 503, message: 'busy.body', title: 'busy.title' },
   locked: { status: 429, message: 'error.locked' },
   rate_limited: { status: 429, message: 'rate_limited.body', title: 'rate_limited.title' },
 
@@ -34,6 +36,7 @@ export const ERROR_ANSWERS: Readonly<Record<string, ErrorAnswer>> = {
 
   account_exists: conflict,
   client_exists: conflict,
+  resource_server_taken: conflict,
   token_exists: conflict,
   token_unavailable: conflict,
   already_revoked: conflict,
@@ -53,6 +56,9 @@ export const ERROR_ANSWERS: Readonly<Record<string, ErrorAnswer>> = {
   invalid_client_metadata: invalid(),
   invalid_common_id: invalid(),
   invalid_affiliation: invalid(),
+  invalid_reading: invalid(),
+  invalid_department: invalid(),
+  invalid_entitlement: invalid(),
   invalid_status: invalid(),
   invalid_description: invalid(),
   invalid_digits: invalid(),

@@ -10,7 +10,7 @@ import type { MessageKey } from '../i18n/en.ts';
 import { translator } from '../i18n/i18n.ts';
 import type { InteractionStateStore } from '../interaction/interaction-state.store.ts';
 import { oneAtATime } from '../interaction/one-at-a-time.ts';
-import type { LoginThrottle, ThrottleRule } from '../throttle/login-throttle.ts';
+import { addressKey, type LoginThrottle, type ThrottleRule } from '../throttle/login-throttle.ts';
 import type { AnonymousCap } from '../throttle/anonymous-cap.ts';
 import type { IdentityVerification, RecoveryKind } from './identity-verification.ts';
 import { UpstreamUnavailableError, VerificationFailedError, type PendingCheck, type UpstreamIdp, type VerifiedIdentity } from './upstream.ts';
@@ -99,7 +99,7 @@ export class IdvFlow {
 
   /** Sends the browser to the upstream provider (303), or answers why it cannot go now. */
   async begin(ctx: Context, purpose: IdvPurpose, bound: { accountId?: string; uid?: string } = {}): Promise<void> {
-    const limit = await this.#deps.throttle.countUse([{ key: `idv:address:${ctx.ip}`, rule: START_RULE }]);
+    const limit = await this.#deps.throttle.countUse([{ key: addressKey(ctx.ip, 'idv'), rule: START_RULE }]);
     if (limit.blocked || limit.waitSeconds > 0) {
       ctx.set('Retry-After', String(limit.waitSeconds));
       return this.#deps.renderer.page(ctx, 'error', 'error.title', { message: this.#t(ctx)('idv.rate_limited', { minutes: Math.max(1, Math.ceil(limit.waitSeconds / 60)) }) }, 429);

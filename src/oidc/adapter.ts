@@ -1,9 +1,11 @@
 import { sql, type Kysely } from 'kysely';
-import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
+import Provider, { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import type { DB } from '../db/schema.ts';
 import { afterUnitOfWork } from '../db/driver.ts';
 import { memoised, type BringAlong } from '../shared/request-memo.ts';
 import { begunAfterSessionsEnded, live, PROVIDER_ROWS_MEMO_PREFIX as MEMO_PREFIX, writingProviderRows } from '../db/provider-rows.ts';
+import { DEVICE_CODE_KEPT_EXPIRED_SECONDS, TOKEN_RETRY_GRACE_SECONDS } from '../config/defaults.ts';
+import { TokenRetries } from './token-retry.ts';
 
 /** Reads relying-party registrations for the provider (the `Client` model). */
 export type ClientMetadataSource = (clientId: string) => Promise<AdapterPayload | undefined>;
@@ -15,6 +17,13 @@ const TOKEN_MODELS = ['AccessToken', 'AuthorizationCode', 'RefreshToken', 'Devic
  * other. Reading them by id brings both along in the same round trip (see #findToken).
  */
 const PREFETCHING_MODELS = new Set(['AccessToken', 'AuthorizationCode', 'RefreshToken']);
+
+/**
+ * Rows kept readable past the expiry the provider gave them (it checks its own `exp`): a device
+ * still polling an expired code hears expired_token rather than invalid_grant, and a person typing
+ * it reads that it expired rather than that it is wrong (RFC 8628 section 3.5).
+ */
+const KEPT_PAST_EXPIRY: Record<string, number> = { DeviceCode: DEVICE_CODE_KEPT_EXPIRED_SECONDS };
 
 type Column = 'id' | 'uid' | 'user_code';
 const memoKey = (model: string, column: Column, value: string) => `${MEMO_PREFIX}${model}:${column}:${value}`;
@@ -41,21 +50,53 @@ function toPayload(row: { payload: unknown; consumed_at: Date | string | null })
 }
 
 /**
- * Persists every oidc-provider model in one Postgres table so that any node can continue
- * what another began. Clients come from the `client` table through `clients`.
+ * A used client assertion (the provider's ReplayDetection: its issuer and jti, kept until it expires)
+ * is recorded by one insert that fails while a live record exists, so of requests carrying the same
+ * assertion at once only one gets through (the provider's find-then-save would let both). It is
+ * refused as the provider refuses a replay; an expired record is taken over.
  */
-export function postgresAdapter(db: Kysely<DB>, clients: ClientMetadataSource) {
+async function rememberOnce(db: Kysely<DB>, id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
+  const expiresAt = sql<Date>`now() + make_interval(secs => ${Math.max(1, expiresIn)})`;
+  const taken = await writingProviderRows(() =>
+    db
+      .insertInto('oidc_payload')
+      .values({ model: 'ReplayDetection', id, payload: JSON.stringify(payload), expires_at: expiresAt } as never)
+      .onConflict((oc) =>
+        oc
+          .columns(['model', 'id'])
+          .doUpdateSet({ payload: JSON.stringify(payload), expires_at: expiresAt } as never)
+          .where(sql<boolean>`oidc_payload.expires_at <= now()`),
+      )
+      .returning('id')
+      .executeTakeFirst(),
+  );
+  if (!taken) throw new errors.InvalidClientAuth('client assertion tokens must only be used once');
+}
+
+/**
+ * Persists every oidc-provider model in one Postgres table so that any node can continue
+ * what another began. Clients come from the `client` table through `clients`. A code or refresh
+ * token presented again within `retryGraceSeconds` may be a retry of a lost answer (token-retry.ts).
+ */
+export function postgresAdapter(db: Kysely<DB>, clients: ClientMetadataSource, retryGraceSeconds = TOKEN_RETRY_GRACE_SECONDS) {
+  const retries = new TokenRetries(db, retryGraceSeconds);
   /**
    * Every token issued under a grant, in one statement whichever model asked: concurrent
    * revocations of one grant then lock its rows in the same order and never deadlock.
    */
   const deleteTokensOf = (grantId: string) => db.deleteFrom('oidc_payload').where('model', 'in', TOKEN_MODELS).where('grant_id', '=', grantId).execute();
-  /** The grant and every token issued under it, as the provider does for a reused code. */
-  const revokeGrant = (grantId: string) =>
-    afterUnitOfWork(async () => {
+  /**
+   * The grant and every token issued under it, as the provider does for a reused code, with the
+   * provider's 'grant.revoked' event (the log's "grant revoked" line) as its own revocation sends.
+   */
+  const revokeGrant = async (grantId: string) => {
+    await afterUnitOfWork(async () => {
       await deleteTokensOf(grantId);
       await db.deleteFrom('oidc_payload').where('model', '=', 'Grant').where('id', '=', grantId).execute();
     });
+    const ctx = Provider.ctx;
+    ctx?.oidc?.provider.emit('grant.revoked', ctx, grantId);
+  };
 
   return class PostgresAdapter implements Adapter {
     readonly model: string;
@@ -66,7 +107,8 @@ export function postgresAdapter(db: Kysely<DB>, clients: ClientMetadataSource) {
 
     async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
       if (this.model === 'Client') throw new Error('clients are managed with the akamon CLI');
-      const expiresAt = expiresIn ? sql<Date>`now() + make_interval(secs => ${expiresIn})` : null;
+      if (this.model === 'ReplayDetection') return rememberOnce(db, id, payload, expiresIn);
+      const expiresAt = expiresIn ? sql<Date>`now() + make_interval(secs => ${expiresIn + (KEPT_PAST_EXPIRY[this.model] ?? 0)})` : null;
       const row = {
         model: this.model,
         id,
@@ -76,6 +118,8 @@ export function postgresAdapter(db: Kysely<DB>, clients: ClientMetadataSource) {
         uid: payload.uid ?? null,
         account_id: payload.accountId ?? null,
         expires_at: expiresAt,
+        // Set once, when the token is issued; a later save of the row keeps it.
+        replaces: retries.replaced(this.model, payload),
       };
       await writingProviderRows(() =>
         db
@@ -117,7 +161,7 @@ export function postgresAdapter(db: Kysely<DB>, clients: ClientMetadataSource) {
 
     async find(id: string): Promise<AdapterPayload | undefined> {
       if (this.model === 'Client') return clients(id);
-      return this.#findBy('id', id);
+      return retries.shown(this.model, id, await this.#findBy('id', id));
     }
 
     async findByUid(uid: string): Promise<AdapterPayload | undefined> {
@@ -167,18 +211,30 @@ export function postgresAdapter(db: Kysely<DB>, clients: ClientMetadataSource) {
     /**
      * One atomic UPDATE: of concurrent redemptions exactly one changes the row. The others lost a
      * race with a replay, so they get invalid_grant and the grant is revoked, as for a reused code.
+     * A token request presenting a code or token it found consumed already may be a retry of a
+     * lost answer instead: token-retry.ts tells which. The time is the statement's, not the
+     * transaction's: a retry must have arrived after it.
      */
     async consume(id: string): Promise<void> {
       await writingProviderRows(async () => {
+        if (retries.presentedAgain(this.model, id)) {
+          const refusal = await retries.claim(this.model, id);
+          if (!refusal) return;
+          if (refusal.grantId) await revokeGrant(refusal.grantId);
+          throw new errors.InvalidGrant(refusal.detail);
+        }
         const updated = await db
           .updateTable('oidc_payload')
-          .set({ consumed_at: sql<Date>`now()` })
+          .set({ consumed_at: sql<Date>`clock_timestamp()` })
           .where('model', '=', this.model)
           .where('id', '=', id)
           .where('consumed_at', 'is', null)
-          .returning('id')
+          .returning('grant_id')
           .executeTakeFirst();
-        if (updated) return;
+        if (updated) {
+          retries.consumed(this.model, id, updated.grant_id);
+          return;
+        }
         const row = await db.selectFrom('oidc_payload').select('grant_id').where('model', '=', this.model).where('id', '=', id).executeTakeFirst();
         if (row?.grant_id) await revokeGrant(row.grant_id);
         throw new errors.InvalidGrant('grant already consumed');

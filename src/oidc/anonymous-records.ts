@@ -9,7 +9,8 @@ type AdapterClass = new (model: string) => Adapter & { readonly model: string };
  *   logout's state until the confirmation); a session is saved at /auth only once it has one;
  * - a new Interaction: every authorization request that needs a sign-in step. The provider
  *   writes an interaction again only to record its result, so a write without one is a new one;
- * - a pushed authorization request of a public client (no client authentication at all).
+ * - a pushed authorization request of a public client (no client authentication at all);
+ * - a device authorization request of a public client (a new device code).
  */
 function isAnonymousRecord(model: string, payload: AdapterPayload, ctx: KoaContextWithOIDC): boolean {
   switch (model) {
@@ -19,6 +20,8 @@ function isAnonymousRecord(model: string, payload: AdapterPayload, ctx: KoaConte
       return !payload.result;
     case 'PushedAuthorizationRequest':
       return ctx.oidc.client?.clientAuthMethod === 'none';
+    case 'DeviceCode':
+      return ctx.oidc.route === 'device_authorization' && ctx.oidc.client?.clientAuthMethod === 'none';
     default:
       return false;
   }
@@ -26,9 +29,10 @@ function isAnonymousRecord(model: string, payload: AdapterPayload, ctx: KoaConte
 
 /**
  * The provider's adapter, with every anonymous record counted against its caller's source
- * address (AnonymousCap) before it is written. Over the cap the write throws AnonymousCapError:
- * the provider reports it as a server error, and the protocol gate answers 429 with Retry-After
- * (a page where a person is looking, RFC 6749 JSON elsewhere). The caller's address comes from the
+ * address and the ceiling for everyone (AnonymousCap) before it is written. Over a budget the write
+ * throws: the provider reports it as a server error, and the protocol gate answers 429 (the
+ * address's budget) or 503 (the ceiling) with Retry-After (a page where a person is looking,
+ * RFC 6749 JSON elsewhere). The caller's address comes from the
  * request the provider is serving (its request context); writes made outside a provider route
  * (results of our own interaction steps) carry no new anonymous record.
  */

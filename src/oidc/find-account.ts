@@ -3,6 +3,8 @@ import type { AccountStore } from '../account/account.store.ts';
 import type { AccessService } from '../access/access.service.ts';
 import type { ClientStore } from '../client/client.store.ts';
 import { signInMethods } from './token-sign-in.ts';
+import { accountClaims, type ClaimSettings } from './claims.ts';
+import { carriedForms } from './claims-locales.ts';
 
 /**
  * The claims of an account, and the one gate for tokens. Interactions see every account (a
@@ -12,9 +14,10 @@ import { signInMethods } from './token-sign-in.ts';
  * for userinfo and for every grant that redeems a token (code, refresh), the introspection policy
  * asks here (provider.ts), so a suspension or a rule change ends those tokens at once, on every
  * node, and a path added later that loads a token's account is covered by the same gate. A
- * revoked account signed in at a salvage client carries `salvage: true`.
+ * revoked account signed in at a salvage client carries `salvage: true`. The claims themselves are
+ * composed in claims.ts.
  */
-export function findAccount(accounts: AccountStore, clients: ClientStore, access: AccessService): FindAccount {
+export function findAccount(accounts: AccountStore, clients: ClientStore, access: AccessService, settings: ClaimSettings): FindAccount {
   return async (ctx, id, token) => {
     const account = await accounts.findById(id);
     if (!account) return undefined;
@@ -28,14 +31,9 @@ export function findAccount(accounts: AccountStore, clients: ClientStore, access
     return {
       accountId: account.id,
       async claims() {
-        return {
-          sub: account.id,
-          name: account.name,
-          preferred_username: account.common_id,
-          email: account.email ?? undefined,
-          affiliation: account.affiliation,
-          salvage,
-        };
+        // The token's claims_locales (claims-locales.ts); in an interaction, the request's own.
+        const forms = carriedForms(token ?? ctx.oidc);
+        return { ...accountClaims(account, forms, settings), salvage };
       },
     };
   };

@@ -5,9 +5,10 @@ import { OverloadedError } from '../shared/errors.ts';
 import type { ClientStore } from '../client/client.store.ts';
 import type { AccessService } from '../access/access.service.ts';
 import { AMR_APP_PASSWORD } from '../mfa/assurance.ts';
+import { CLAIM_SCOPES } from './claims.ts';
+import { logIgnoredScopes } from './ignored-scopes.ts';
 
 export const PASSWORD_GRANT_PARAMETERS = ['username', 'password', 'scope'];
-const ALLOWED_SCOPES = new Set(['openid', 'profile', 'email']);
 
 /** What a grant's sign-in showed, as the amr its token carries and the access rules judge. */
 const amrOf = (method: SigninMethod) => (method === 'app_password' ? [AMR_APP_PASSWORD] : ['pwd']);
@@ -48,11 +49,15 @@ export function passwordGrant(signin: PasswordSignin, clients: ClientStore, acce
     // One answer for every refusal, access rules included: the caller learns nothing about the
     // account (the sign-in log keeps the reason).
     if (!outcome.ok) throw new errors.InvalidGrant('invalid credentials');
-    const scope =
-      String(params.scope ?? 'openid')
-        .split(' ')
-        .filter((s) => ALLOWED_SCOPES.has(s))
-        .join(' ') || 'openid';
+    // The scopes of claims.ts; others are ignored as at the authorization endpoint (no refresh
+    // token here, so no offline_access either).
+    const requested = String(params.scope ?? 'openid').split(' ');
+    logIgnoredScopes(
+      ctx.state?.log,
+      client!.clientId,
+      requested.filter((s) => s && !CLAIM_SCOPES.has(s)),
+    );
+    const scope = [...new Set(requested.filter((s) => CLAIM_SCOPES.has(s)))].join(' ') || 'openid';
     const grant = new provider.Grant({ accountId: outcome.account.id, clientId: client!.clientId });
     grant.addOIDCScope(scope);
     const grantId = await grant.save();

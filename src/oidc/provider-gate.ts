@@ -3,18 +3,16 @@ import type { Database } from '../db/database.ts';
 import type { Renderer } from '../http/renderer.ts';
 import { errorAnswer, setRetryAfter, TEMPORARILY_UNAVAILABLE } from '../http/error-map.ts';
 import { RetryLaterError } from '../shared/errors.ts';
+import { consumesPresented, servingTokenRequest } from './token-retry.ts';
 
 /**
- * A token request consumes a code or refresh token and writes what replaces it: both stand or fall
- * together, so a fault between them leaves the old one usable by the client's retry.
+ * A token request consumes a code, device code or refresh token and writes what replaces it: both
+ * stand or fall together, so a fault between them leaves the old one usable by the client's retry.
  */
 // The provider's router also answers other letter cases and a trailing slash. Only the grants that
 // consume something need the unit: a password grant would hold its throttle row's lock over a hash.
 const isTokenRequest = (ctx: Context) => ctx.method === 'POST' && /^\/token\/?$/i.test(ctx.path);
-const consumesSomething = (ctx: Context) => {
-  const grant = (ctx.request.body as Record<string, unknown> | undefined)?.grant_type;
-  return grant === 'authorization_code' || grant === 'refresh_token';
-};
+const consumesSomething = (ctx: Context) => consumesPresented((ctx.request.body as Record<string, unknown> | undefined)?.grant_type);
 
 /** Where the provider's `server_error` event leaves the error it caught (see app.ts). */
 export const PROVIDER_ERROR = 'providerError';
@@ -29,7 +27,8 @@ export const PROVIDER_ERROR = 'providerError';
 export function providerGate(database: Database, renderer: Renderer) {
   return async (ctx: Context, next: Next) => {
     try {
-      if (isTokenRequest(ctx) && consumesSomething(ctx)) await database.unitOfWork(next, () => ctx.status < 500);
+      // Its arrival is taken before it waits for a connection: a retry of a lost answer must come after it (token-retry.ts).
+      if (isTokenRequest(ctx) && consumesSomething(ctx)) await servingTokenRequest(ctx, () => database.unitOfWork(next, () => ctx.status < 500));
       else await next();
     } catch (error) {
       if (!(error instanceof RetryLaterError)) throw error;

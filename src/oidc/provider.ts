@@ -6,8 +6,13 @@ import { outboundFetch } from './outbound-fetch.ts';
 import { ACR_VALUES } from '../mfa/assurance.ts';
 import { PASSWORD_GRANT_PARAMETERS } from './password-grant.ts';
 import { accessTokenClaims } from './token-sign-in.ts';
-import { UNUSED_FLOW_TTL_SECONDS } from '../config/defaults.ts';
+import { DEVICE_CODE_TTL_SECONDS, UNUSED_FLOW_TTL_SECONDS } from '../config/defaults.ts';
+import type { DevicePages } from './device-pages.ts';
 import { keepSignInTime, refreshUsesSession, sessionTtl } from './session-lifetime.ts';
+import { CLIENT_AUTH_DISCOVERY, CLIENT_AUTHENTICATION } from './client-auth.ts';
+import type { ResourceServers } from './resource-servers.ts';
+import { SCOPE_CLAIMS } from './claims.ts';
+import { carryClaimsLocales, NAME_FORMS } from './claims-locales.ts';
 
 /** What the provider needs from the rest of Akamon; the composition root fills it in. */
 export interface ProviderHooks {
@@ -20,6 +25,10 @@ export interface ProviderHooks {
   postLogoutSuccessSource: (ctx: KoaContextWithOIDC) => Promise<void> | void;
   pairwiseKey: Buffer;
   passwordGrant: (ctx: KoaContextWithOIDC) => Promise<void>;
+  /** APIs: their resource indicators, who may introspect which token, and the introspection's username. */
+  resourceServers: ResourceServers;
+  /** The device flow's verification pages (device-pages.ts). */
+  devicePages: DevicePages;
 }
 
 export function cookieNames(config: Config) {
@@ -34,6 +43,8 @@ export function createProvider(config: Config, keys: KeyMaterial, hooks: Provide
   const configuration: Configuration = {
     adapter: hooks.adapter,
     clients: [],
+    // The client authentication methods and algorithms Akamon accepts, and discovery lists (client-auth.ts).
+    ...CLIENT_AUTHENTICATION,
     findAccount: hooks.findAccount,
     jwks: keys.jwks as Configuration['jwks'],
     cookies: {
@@ -42,16 +53,9 @@ export function createProvider(config: Config, keys: KeyMaterial, hooks: Provide
       long: { signed: true, httpOnly: true, sameSite: 'lax' },
       short: { signed: true, httpOnly: true, sameSite: 'lax' },
     },
-    // acr, amr, auth_time (and salvage, for a closed account at a salvage client) ride with the
-    // openid scope so that every ID token carries them,
-    // whether or not the relying party asked for them with the claims parameter.
-    claims: {
-      sid: null,
-      iss: null,
-      openid: ['sub', 'acr', 'amr', 'auth_time', 'salvage'],
-      profile: ['name', 'preferred_username', 'affiliation'],
-      email: ['email'],
-    },
+    // The scopes and their claims (claims.ts); these scopes and offline_access are all there are,
+    // and an authorization asking for others gets them ignored (OIDC Core 3.1.2.1).
+    claims: { sid: null, iss: null, ...Object.fromEntries(Object.entries(SCOPE_CLAIMS).map(([scope, claims]) => [scope, [...claims]])) },
     acrValues: ACR_VALUES,
     // Akamon's own account home asks the enrolment step for one more sign-in method.
     extraParams: ['akamon_add_factor'],
@@ -72,7 +76,12 @@ export function createProvider(config: Config, keys: KeyMaterial, hooks: Provide
       policy: hooks.policy,
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
     },
-    loadExistingGrant: hooks.loadExistingGrant,
+    // Runs on every authorization that reaches a signed-in account, after the provider read the
+    // claims parameter and before it makes the code: the moment to keep claims_locales for later.
+    loadExistingGrant: (ctx) => {
+      carryClaimsLocales(ctx);
+      return hooks.loadExistingGrant(ctx);
+    },
     // Access tokens keep the amr of their sign-in, for the access rules' MFA demand at each use.
     extraTokenClaims: accessTokenClaims,
     // Refresh tokens for every client allowed the grant; without offline_access they end with the session.
@@ -81,17 +90,22 @@ export function createProvider(config: Config, keys: KeyMaterial, hooks: Provide
     features: {
       devInteractions: { enabled: false },
       revocation: { enabled: true, allowedPolicy: async (_ctx, client, token) => token.clientId === client.clientId },
-      // A client may introspect only tokens issued to it: no relying party learns about another's.
-      // A token is active only while its client admits its account: the same gate as userinfo
-      // and refresh (findAccount), so introspection answers as they do.
+      // A client may introspect only tokens issued to it, an API those issued for it: no relying
+      // party learns about another's. A token is active only while its client admits its account:
+      // the same gate as userinfo and refresh (findAccount), so introspection answers as they do.
       introspection: {
         enabled: true,
-        allowedPolicy: async (ctx, client, token) =>
-          token.clientId === client.clientId && (!('accountId' in token) || !token.accountId || (await hooks.findAccount(ctx, token.accountId, token)) !== undefined),
+        allowedPolicy: (ctx, client, token) => hooks.resourceServers.mayIntrospect(ctx, client, token, hooks.findAccount),
       },
+      // Tokens for an API (RFC 8707): `resource=URI` of an API the client is registered for.
+      resourceIndicators: { enabled: true, getResourceServerInfo: (ctx, indicator, client) => hooks.resourceServers.info(ctx, indicator, client) },
       userinfo: { enabled: true },
       // Back-end services that call each other's APIs; only clients registered with it may use it.
       clientCredentials: { enabled: true },
+      // Command-line tools and devices without a browser (RFC 8628), for clients registered for it.
+      // User codes: 8 letters of 20 consonants (no vowels, so no words; no look-alike characters),
+      // about 34.5 bits, read case-insensitively with or without the dash.
+      deviceFlow: { enabled: true, charset: 'base-20', mask: '****-****', ...hooks.devicePages },
       claimsParameter: { enabled: true },
       backchannelLogout: { enabled: true },
       rpInitiatedLogout: {
@@ -102,7 +116,7 @@ export function createProvider(config: Config, keys: KeyMaterial, hooks: Provide
     },
     fetch: outboundFetch(config.backchannelAllowPrivate),
     renderError: hooks.renderError,
-    discovery: { ui_locales_supported: ['en', 'ja'], claims_locales_supported: ['en', 'ja'] },
+    discovery: { ui_locales_supported: ['en', 'ja'], claims_locales_supported: ['en', 'ja', ...NAME_FORMS.filter((form) => form !== 'en')], ...CLIENT_AUTH_DISCOVERY },
     ttl: {
       // The idle and absolute lifetimes of session-lifetime.ts, recomputed at each save.
       Session: sessionTtl(sessionLimits, config.anonymous.sessionTtl),
@@ -114,12 +128,13 @@ export function createProvider(config: Config, keys: KeyMaterial, hooks: Provide
       RefreshToken: config.ttl.refreshToken,
       ClientCredentials: config.ttl.accessToken,
       BackchannelAuthenticationRequest: UNUSED_FLOW_TTL_SECONDS,
-      DeviceCode: UNUSED_FLOW_TTL_SECONDS,
+      DeviceCode: DEVICE_CODE_TTL_SECONDS,
     },
   };
   const provider = new Provider(config.issuer, configuration);
   keepSignInTime(provider);
   provider.registerGrantType('password', hooks.passwordGrant, PASSWORD_GRANT_PARAMETERS);
   provider.use(refreshUsesSession(provider, sessionLimits));
+  provider.use(hooks.resourceServers.introspectionUsername);
   return provider;
 }

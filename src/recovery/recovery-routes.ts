@@ -18,7 +18,7 @@ import type { MfaService, VerifyOutcome } from '../mfa/mfa.service.ts';
 import { normalizeCode } from '../mfa/totp.ts';
 import { policyRules } from '../interaction/steps/password-change.ts';
 import { isDomainError } from '../http/middleware.ts';
-import type { LoginThrottle, ThrottleRule } from '../throttle/login-throttle.ts';
+import { addressKey, type LoginThrottle, type ThrottleRule } from '../throttle/login-throttle.ts';
 import type { AnonymousCap } from '../throttle/anonymous-cap.ts';
 import type { PolicyViolation } from '../password/password-policy.ts';
 import type { Captcha } from './captcha.ts';
@@ -139,7 +139,7 @@ export function recoveryRoutes(deps: RecoveryDeps): Router {
   router.post(
     '/start',
     ...step('start', async (ctx, id, flow, body) => {
-      const limit = await deps.throttle.countUse([{ key: `recover:address:${ctx.ip}`, rule: START_RULE }]);
+      const limit = await deps.throttle.countUse([{ key: addressKey(ctx.ip, 'recover'), rule: START_RULE }]);
       if (limit.blocked || limit.waitSeconds > 0) {
         ctx.set('Retry-After', String(limit.waitSeconds));
         return startPage(ctx, t(ctx)('recover.rate_limited', { minutes: Math.max(1, Math.ceil(limit.waitSeconds / 60)) }), 429);

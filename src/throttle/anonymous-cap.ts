@@ -1,61 +1,66 @@
-import { isIPv6 } from 'node:net';
 import { RetryLaterError } from '../shared/errors.ts';
-import type { LoginThrottle } from './login-throttle.ts';
+import type { Bucket, LoginThrottle } from './login-throttle.ts';
+import { sourceOf } from './source.ts';
 
-/** An address made as many records as it may in this window: 429 with Retry-After (error map: rate_limited). */
+/** An address made records faster than its budget refills: 429 with Retry-After (error map: rate_limited). */
 export class AnonymousCapError extends RetryLaterError {
   constructor(retryAfterSeconds: number) {
     super('rate_limited', 'too many sign-ins, logouts and recoveries were begun from this address; try again later', retryAfterSeconds);
   }
 }
 
-/**
- * The unit a caller is counted by: its IPv4 address, or the /64 network of its IPv6 address. A
- * /64 is what one subscriber or one LAN gets, so counting single IPv6 addresses would give each
- * caller 2^64 fresh budgets.
- */
-export function sourceOf(ip: string): string {
-  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(ip);
-  if (mapped) return mapped[1];
-  const address = ip.split('%')[0];
-  if (!isIPv6(address)) return ip;
-  const [head, tail] = address.split('::');
-  const left = head ? head.split(':') : [];
-  const right = tail === undefined ? [] : tail ? tail.split(':') : [];
-  // An embedded IPv4 tail fills two groups; only the first four groups matter here.
-  const missing = 8 - left.length - right.length - (right.at(-1)?.includes('.') ? 1 : 0);
-  const groups = tail === undefined ? left : [...left, ...Array<string>(missing).fill('0'), ...right];
-  return `${groups
-    .slice(0, 4)
-    .map((group) => parseInt(group, 16).toString(16))
-    .join(':')}::/64`;
+/** All addresses together reached the ceiling of stored anonymous records: 503 with Retry-After (error map: anonymous_ceiling). */
+export class AnonymousCeilingError extends RetryLaterError {
+  constructor(retryAfterSeconds: number) {
+    super('anonymous_ceiling', 'too many sign-ins, logouts and recoveries were begun from everywhere; try again in a moment', retryAfterSeconds);
+  }
 }
 
 export interface AnonymousCapSettings {
+  /** Records one source may make per `windowSeconds`, and at most at once. */
   readonly perAddress: number;
   readonly windowSeconds: number;
+  /** Records all sources together may keep stored at once (at least 2). */
+  readonly maxStored: number;
+  /** The longest a counted record stays stored: the longest lifetime, plus the sweep's interval. */
+  readonly lifetimeSeconds: number;
+}
+
+/** The global budget: half the ceiling at once, the other half spread over one lifetime. */
+export function ceilingBucket({ maxStored, lifetimeSeconds }: AnonymousCapSettings): Bucket {
+  const burst = Math.floor(maxStored / 2);
+  return { burst, refillSeconds: lifetimeSeconds / (maxStored - burst) };
 }
 
 /**
  * What a caller can make Akamon store without signing in (an interaction for each sign-in begun, a
- * session for a logout without a sign-in, a password-reset or identity-verification flow) is
- * counted per source before it is stored, in one budget per address and window, across nodes (in
- * the throttle table). Everything counted is also short-lived, so what one source can keep stored
- * at any time is bounded by the cap times the lifetimes.
+ * session for a logout without a sign-in, a password-reset flow with its captcha challenge, an
+ * identity-verification flow, a public client's pushed request) is counted before it is stored,
+ * across nodes (in the throttle table), in two budgets that refill steadily:
+ * - per source (throttle/source.ts): `perAddress` at once, refilled at `perAddress` per window. A
+ *   host that empties it does not shut out the rest of its campus NAT for a window: the budget
+ *   refills every fraction of a second, and the host gets no more than that rate for itself;
+ * - for everyone: a record counted lives at most `lifetimeSeconds`, and the global budget lets at
+ *   most `maxStored` be made in any such span (ceilingBucket), so no number of sources can keep more
+ *   than `maxStored` stored at once.
+ * The source is charged first, so a source over its own budget never spends the global one.
  */
 export class AnonymousCap {
   readonly #throttle: LoginThrottle;
-  readonly #settings: AnonymousCapSettings;
+  readonly #perSource: Bucket;
+  readonly #everyone: Bucket;
 
   constructor(throttle: LoginThrottle, settings: AnonymousCapSettings) {
     this.#throttle = throttle;
-    this.#settings = settings;
+    this.#perSource = { burst: settings.perAddress, refillSeconds: settings.windowSeconds / settings.perAddress };
+    this.#everyone = ceilingBucket(settings);
   }
 
-  /** Counts one record about to be stored for a caller at `ip`; throws AnonymousCapError over the cap. */
+  /** Counts one record about to be stored for a caller at `ip`; throws AnonymousCapError or AnonymousCeilingError over a budget. */
   async take(ip: string): Promise<void> {
-    const { perAddress, windowSeconds } = this.#settings;
-    const state = await this.#throttle.countInWindow(`anonymous:${sourceOf(ip)}`, perAddress, windowSeconds);
-    if (state.waitSeconds > 0) throw new AnonymousCapError(state.waitSeconds);
+    const source = await this.#throttle.takeFromBucket(`anonymous:${sourceOf(ip)}`, this.#perSource);
+    if (source.waitSeconds > 0) throw new AnonymousCapError(source.waitSeconds);
+    const everyone = await this.#throttle.takeFromBucket('anonymous:everyone', this.#everyone);
+    if (everyone.waitSeconds > 0) throw new AnonymousCeilingError(everyone.waitSeconds);
   }
 }

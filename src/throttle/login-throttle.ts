@@ -1,6 +1,8 @@
+import { createHash } from 'node:crypto';
 import { sql, type Kysely, type RawBuilder } from 'kysely';
 import type { DB } from '../db/schema.ts';
 import type { Clock } from '../shared/clock.ts';
+import { sourceOf } from './source.ts';
 import { PASSWORD_THROTTLE_PER_ACCOUNT, PASSWORD_THROTTLE_PER_ADDRESS, THROTTLE_RESERVATION_SECONDS } from '../config/defaults.ts';
 
 /**
@@ -42,8 +44,31 @@ export function lockSeconds(failures: number, rule: ThrottleRule): number {
   return Math.min(rule.baseSeconds * 2 ** (failures - rule.free), rule.maxSeconds);
 }
 
-/** Keys counted per window (countInWindow): their rows go as soon as their window has closed. */
-const WINDOW_PREFIX = 'window:';
+/** Keys of budgets (takeFromBucket): their rows go as soon as their bucket is full again. */
+const BUCKET_PREFIX = 'bucket:';
+
+/** What a budget allows: `burst` uses at once, refilled by one every `refillSeconds`. */
+export interface Bucket {
+  readonly burst: number;
+  readonly refillSeconds: number;
+}
+
+/** Counts stop here: an integer column must not overflow under a flood of refusals. */
+const MAX_COUNT = 1_000_000;
+
+/** Keys longer than this are stored as their hash: the primary key's index refuses long values. */
+const MAX_KEY_LENGTH = 200;
+
+/**
+ * The key as stored. Keys carry what callers sent (a typed Common ID, a client's address), so one
+ * of any length must work: a long one keeps its fixed prefix (`account:`, `bucket:anonymous:`,
+ * which the sweep and operators read) and the rest becomes a SHA-256 hash.
+ */
+function storedKey(key: string): string {
+  if (key.length <= MAX_KEY_LENGTH) return key;
+  const prefix = /^(?:[a-z_-]{1,32}:){1,3}/.exec(key)?.[0] ?? '';
+  return `${prefix}sha256:${createHash('sha256').update(key).digest('base64url')}`;
+}
 
 /** A reservation whose request died (a node crashed mid-check) stops counting after this. */
 const PENDING_EXPIRY_SECONDS = THROTTLE_RESERVATION_SECONDS;
@@ -89,29 +114,50 @@ export class LoginThrottle {
   }
 
   /**
-   * A cap rather than a lock: at most `limit` uses of `name` per window of `windowSeconds`, the
-   * window opened by its first use. Unlike the failure counts above it never slows a steady use
-   * below the cap and never serialises parallel uses, so it suits counting what a whole campus
-   * behind one NAT address legitimately does. One atomic statement counts and decides, so parallel
-   * requests on any node cannot pass the cap together; a refused use changes nothing.
-   * (The row's `failures` is the count in the window, `last_failure_at` when it opened and
-   * `locked_until` when it closes; the sweep removes the row once it has.)
+   * A budget that refills steadily (a token bucket, kept as GCRA's "theoretical arrival time"): up
+   * to `burst` uses at once, then one more every `refillSeconds`. Unlike a fixed window, a caller
+   * who empties it does not shut out everyone who shares it (a campus behind one NAT address) for
+   * the rest of a window: the next use is free `refillSeconds` later, whoever makes it. It never
+   * slows a steady use below its rate and never serialises parallel uses. One atomic statement
+   * decides, so parallel requests on any node cannot pass together; a refused use takes nothing.
+   * (The row's `locked_until` is when the bucket is full again, `failures` the refusals since the
+   * last use; the sweep removes the row once it is full, as if it had never been used.)
    */
-  async countInWindow(name: string, limit: number, windowSeconds: number): Promise<ThrottleState> {
+  async takeFromBucket(name: string, { burst, refillSeconds }: Bucket): Promise<ThrottleState> {
     const now = this.#clock.now();
-    const closes = sql<Date>`${now}::timestamptz + make_interval(secs => ${windowSeconds}::int)`;
-    const open = sql<boolean>`t.locked_until > ${now}::timestamptz`;
+    const step = sql`make_interval(secs => ${refillSeconds}::float8)`;
+    const full = sql`${now}::timestamptz + make_interval(secs => ${burst * refillSeconds}::float8)`;
+    // A stored time past `full` cannot come from use (a bucket is never more than empty): the clock
+    // went back by more than the whole span (a correction, a test's clock). The history is then
+    // unknowable; it starts afresh rather than refusing everyone until the clock catches up. Only
+    // the server's clock can cause it, never a caller.
+    const drained = sql`case when t.locked_until > ${full} then ${now}::timestamptz else t.locked_until end`;
+    const next = sql`greatest(${drained}, ${now}::timestamptz) + ${step}`;
+    const fits = sql<boolean>`${next} <= ${full}`;
     const { rows } = await sql<{ failures: number; locked_until: Date | string }>`
       insert into throttle as t (key, failures, last_failure_at, locked_until)
-      values (${WINDOW_PREFIX + name}, 1, ${now}, ${closes})
+      values (${storedKey(BUCKET_PREFIX + name)}, 0, ${now}, ${now}::timestamptz + ${step})
       on conflict (key) do update set
-        failures = case when ${open} then least(t.failures + 1, ${limit + 1}::int) else 1 end,
-        last_failure_at = case when ${open} then t.last_failure_at else ${now}::timestamptz end,
-        locked_until = case when ${open} then t.locked_until else ${closes} end
+        locked_until = case when ${fits} then ${next} else ${drained} end,
+        failures = case when ${fits} then 0 else least(t.failures + 1, ${MAX_COUNT}::int) end,
+        last_failure_at = ${now}
       returning failures, locked_until`.execute(this.#db);
     const [row] = rows;
-    if (row.failures <= limit) return OPEN;
-    return { waitSeconds: Math.max(1, Math.ceil((new Date(row.locked_until).getTime() - now.getTime()) / 1000)), blocked: false };
+    if (row.failures === 0) return OPEN;
+    // The next use fits once the bucket has drained to one step below full.
+    const fitsAtMs = new Date(row.locked_until).getTime() + refillSeconds * 1000 - burst * refillSeconds * 1000;
+    return { waitSeconds: Math.max(1, Math.ceil((fitsAtMs - now.getTime()) / 1000)), blocked: false };
+  }
+
+  /**
+   * Returns a use taken from a budget (takeFromBucket) that turned out not to count, as if it had
+   * never been taken. Taking first and giving back after keeps parallel uses from passing a budget
+   * together, where a count made after the check would let them all through.
+   */
+  async giveBack(name: string, { refillSeconds }: Bucket): Promise<void> {
+    await sql`
+      update throttle set locked_until = locked_until - make_interval(secs => ${refillSeconds}::float8)
+      where key = ${storedKey(BUCKET_PREFIX + name)}`.execute(this.#db);
   }
 
   /** The guess was wrong: count it and lock the key for the time its count brings. */
@@ -127,7 +173,7 @@ export class LoginThrottle {
             end,
           last_failure_at = ${now},
           pending = greatest(t.pending - 1, 0)
-        where t.key = ${key}`.execute(this.#db);
+        where t.key = ${storedKey(key)}`.execute(this.#db);
     }
   }
 
@@ -141,7 +187,7 @@ export class LoginThrottle {
   /** The guess was never checked (the server was too busy): the claims end, nothing is counted. */
   async release(keys: ThrottleKey[]): Promise<void> {
     for (const { key } of keys) {
-      await sql`update throttle set pending = greatest(pending - 1, 0) where key = ${key}`.execute(this.#db);
+      await sql`update throttle set pending = greatest(pending - 1, 0) where key = ${storedKey(key)}`.execute(this.#db);
     }
   }
 
@@ -158,7 +204,7 @@ export class LoginThrottle {
     const failures = this.#failuresNow(rule, now);
     const pending = sql<number>`(case when t.pending_since < ${now}::timestamptz - make_interval(secs => ${PENDING_EXPIRY_SECONDS}) then 0 else t.pending end)`;
     const result = await sql`
-      insert into throttle as t (key, failures, pending, pending_since) values (${key}, 0, 1, ${now})
+      insert into throttle as t (key, failures, pending, pending_since) values (${storedKey(key)}, 0, 1, ${now})
       on conflict (key) do update set failures = ${failures}, pending = ${pending} + 1, pending_since = ${now}
       where (t.locked_until is null or t.locked_until <= ${now})
         and (${rule.hardStop ?? null}::int is null or t.failures < ${rule.hardStop ?? null}::int)
@@ -168,7 +214,7 @@ export class LoginThrottle {
   }
 
   async #state({ key, rule }: ThrottleKey): Promise<ThrottleState> {
-    const row = await this.#db.selectFrom('throttle').selectAll().where('key', '=', key).executeTakeFirst();
+    const row = await this.#db.selectFrom('throttle').selectAll().where('key', '=', storedKey(key)).executeTakeFirst();
     if (!row) return OPEN;
     if (rule.hardStop !== undefined && row.failures >= rule.hardStop) return { waitSeconds: 0, blocked: true };
     // Locked, or as many guesses in flight as the key allows: either way, a moment's wait.
@@ -178,7 +224,7 @@ export class LoginThrottle {
 
   /** A success ends the run of consecutive failures. */
   async clear(key: string): Promise<void> {
-    await this.#db.deleteFrom('throttle').where('key', '=', key).execute();
+    await this.#db.deleteFrom('throttle').where('key', '=', storedKey(key)).execute();
   }
 
   /** Forgets counters that no longer matter; bounded like the other sweeps. */
@@ -187,7 +233,7 @@ export class LoginThrottle {
       with doomed as (
         select key from throttle
         where (coalesce(last_failure_at, pending_since) < now() - interval '7 days' and failures < 100)
-          or (key like ${`${WINDOW_PREFIX}%`} and locked_until < now())
+          or (key like ${`${BUCKET_PREFIX}%`} and locked_until < now())
         limit ${limit}
       )
       delete from throttle where key in (select key from doomed)`.execute(this.#db);
@@ -196,4 +242,8 @@ export class LoginThrottle {
 }
 
 export const accountKey = (commonId: string): string => `account:${commonId}`;
-export const addressKey = (ip: string): string => `address:${ip}`;
+/**
+ * A per-address limit's key: the caller's source (its IPv4 address or IPv6 /64, throttle/source.ts),
+ * under the limit's own scope (`recover`, `idv`) or none (password guesses).
+ */
+export const addressKey = (ip: string, scope?: 'recover' | 'idv'): string => `${scope ? `${scope}:` : ''}address:${sourceOf(ip)}`;

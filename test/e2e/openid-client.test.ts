@@ -145,7 +145,14 @@ describe('openid-client v6 as a relying party', () => {
     expect(claims).toMatchObject({ sub: account.id, aud: rp.clientId, acr: 'urn:akamon:acr:password', amr: ['pwd'] });
     expect(typeof claims.auth_time).toBe('number');
     const userinfo = await client.fetchUserInfo(config, tokens.access_token, account.id);
-    expect(userinfo).toEqual({ sub: account.id, preferred_username: account.commonId, name: 'Jiro Public', affiliation: 'student', email: `${account.commonId}@mail.example.ac.jp` });
+    expect(userinfo).toEqual({
+      sub: account.id,
+      preferred_username: account.commonId,
+      name: 'Jiro Public',
+      affiliation: 'student',
+      email: `${account.commonId}@mail.example.ac.jp`,
+      email_verified: true,
+    });
     if (tokens.refresh_token) {
       const refreshed = await client.refreshTokenGrant(config, tokens.refresh_token);
       expect(refreshed.refresh_token).not.toBe(tokens.refresh_token);

@@ -39,6 +39,8 @@ interface Rule {
   /** The code the sign-in log and the relying party's error_description carry. */
   reason: DenialReason;
   affiliation: string;
+  /** The account's fields of src/account/account-fields.ts (its department). */
+  profile?: Record<string, unknown>;
   client: ClientInput;
   /** Before the sign-in: what lets this person through for now. */
   setUp?(client: Client, account: Account): Promise<void>;
@@ -79,6 +81,23 @@ const RULES: Rule[] = [
     client: { allowedAffiliations: ['faculty'] },
     setUp: (client, account) => admin(`/clients/${client.clientId}/accounts`, 'POST', { commonId: account.commonId, effect: 'allow' }),
     apply: (client, account) => admin(`/clients/${client.clientId}/accounts/${account.commonId}`, 'DELETE'),
+  },
+  {
+    name: 'moved to another department',
+    reason: 'department_not_allowed',
+    affiliation: 'faculty',
+    // A department below the allowed one is in; the operator then records the person's move.
+    profile: { department: 'eng/mech' },
+    client: { allowedDepartments: ['eng'] },
+    apply: (_client, account) => admin(`/accounts/${account.commonId}`, 'PATCH', { department: 'med' }),
+  },
+  {
+    name: 'department no longer allowed',
+    reason: 'department_not_allowed',
+    affiliation: 'student',
+    profile: { department: 'sci/phys' },
+    client: { allowedDepartments: ['eng', 'sci'] },
+    apply: (client) => admin(`/clients/${client.clientId}`, 'PATCH', { allowedDepartments: ['eng'] }),
   },
   {
     name: 'education missing',
@@ -123,7 +142,7 @@ describe.each(RULES)('$name', (rule) => {
   // One sign-in while the rule still lets the person through; every path is shown to work first.
   beforeAll(async () => {
     client = await akamon.createClient({ name: `Matrix ${rule.name}`, legacyPassword: true, redirectUris: [`http://127.0.0.1:9/${rule.reason}`], ...rule.client });
-    account = await akamon.createReadyAccount({ affiliation: rule.affiliation });
+    account = await akamon.createReadyAccount({ affiliation: rule.affiliation, profile: rule.profile });
     await rule.setUp?.(client, account);
     browser = new Browser(akamon.url);
     const result = await signIn(browser, akamon, client, account);

@@ -10,11 +10,14 @@ import { upstreamIdv } from '../support/idv.ts';
  * Guards issue 12 point 6: what a caller who has not signed in can make Akamon store (a session
  * from GET /session/end, an interaction from /auth, a password-reset flow with its captcha, an
  * identity-verification flow) is capped per source address, counted in the database across
- * nodes, and short-lived. Every anonymous GET /session/end used to store an 8-hour session and
- * nothing bounded how many.
+ * nodes, and short-lived; and all sources together cannot store more than a ceiling. Every
+ * anonymous GET /session/end used to store an 8-hour session and nothing bounded how many; then a
+ * fixed 10-minute window let one host behind a campus NAT shut the whole campus out for the rest
+ * of the window, and many sources together had no bound at all.
  *
- * The cap is set low here (CAP per 10-minute window). Addresses come from X-Forwarded-For, as
- * behind the TLS proxy; each test uses addresses of its own.
+ * The cap is set low here (CAP at once, refilled over 10 minutes: one every 75 s). Addresses come
+ * from X-Forwarded-For, as behind the TLS proxy (127.0.0.1 is trusted as one); each test uses
+ * addresses of its own.
  */
 const CAP = 8;
 const clock = shiftableClock();
@@ -72,9 +75,10 @@ describe('a flood from one address', () => {
       expect(Number(session.left)).toBeLessThanOrEqual(600);
     }
 
+    // The budget refills steadily: the next record fits in one refill step (600 s / CAP), not a window.
     const refused = responses.find((r) => r.status === 429)!;
-    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(500);
-    expect(Number(refused.headers.get('retry-after'))).toBeLessThanOrEqual(600);
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(70);
+    expect(Number(refused.headers.get('retry-after'))).toBeLessThanOrEqual(600 / CAP);
     const page = await refused.text();
     expect(page).toContain('Too many requests from your network');
     expect(page).toContain('Wait a few minutes, then try again.');
@@ -134,7 +138,8 @@ describe('a flood from one address', () => {
     const address = '198.51.100.4';
     for (let i = 0; i < CAP / 2; i += 1) expect((await logout(akamon, address)).status).toBe(200);
     for (let i = 0; i < CAP / 2; i += 1) expect((await authorize(address)).status).toBe(303);
-    expect((await logout(second, address)).status).toBe(429);
+    // As a program: a browser reaching the second node by its own host name is sent to the issuer's.
+    expect((await logout(second, address, 'application/json')).status).toBe(429);
     expect((await authorize(address)).status).toBe(429);
   });
 
@@ -190,24 +195,107 @@ describe('everyone else', () => {
     expect(signedIn).toBeGreaterThan(10 * 60);
   });
 
-  test('a capped address may store again once its window has passed', async () => {
+  test('a capped address gets one more record each refill step while it floods, and its whole budget back after a quiet window', async () => {
     for (let i = 0; i < CAP; i += 1) await logout(akamon, '198.51.100.6');
     expect((await logout(akamon, '198.51.100.6')).status).toBe(429);
-    clock.offset = 601_000;
     try {
+      // One step (600 s / CAP) later: one more, whoever behind the address asks first, then refused again.
+      clock.offset = 76_000;
       expect((await logout(akamon, '198.51.100.6')).status).toBe(200);
+      expect((await logout(akamon, '198.51.100.6')).status).toBe(429);
+      // A window later the budget is full again: CAP at once.
+      clock.offset = 76_000 + 601_000;
+      const statuses = [];
+      for (let i = 0; i <= CAP; i += 1) statuses.push((await logout(akamon, '198.51.100.6')).status);
+      expect(statuses).toEqual([...Array(CAP).fill(200), 429]);
+      // The clock goes back more than a whole window (a correction): the budget starts afresh
+      // rather than refusing the address until the clock is where it was.
+      clock.offset = 0;
+      const afterCorrection = [];
+      for (let i = 0; i <= CAP; i += 1) afterCorrection.push((await logout(akamon, '198.51.100.6')).status);
+      expect(afterCorrection).toEqual([...Array(CAP).fill(200), 429]);
     } finally {
       clock.offset = 0;
     }
   });
 });
 
+describe('all sources together', () => {
+  // A node of its own, with a ceiling of 20 stored records: 10 at once, 10 more spread over one
+  // lifetime (3660 s: an interaction's hour and a sweep), so never more than 20 made in any span in
+  // which the first could still be stored.
+  const CEILING = 20;
+  const ceilingClock = shiftableClock();
+  let node: RunningAkamon;
+  beforeAll(async () => {
+    node = await startAkamon({ clock: ceilingClock, env: { AKAMON_TRUST_PROXY: 'true', AKAMON_ANONYMOUS_PER_ADDRESS: '3', AKAMON_ANONYMOUS_MAX_STORED: String(CEILING) } });
+  });
+  afterAll(() => node.close());
+
+  const anonymousSessions = async () =>
+    Number((await node.deps.database.db.selectFrom('oidc_payload').select(sql<number>`count(*)`.as('n')).where('model', '=', 'Session').where('account_id', 'is', null).executeTakeFirstOrThrow()).n);
+
+  test('cannot store more than the ceiling, however many addresses they come from: beyond it 503 with Retry-After, in ja and en', async () => {
+    // One source over its own cap is refused by its cap, and spends nothing of everyone's budget.
+    const one = [];
+    for (let i = 0; i < 6; i += 1) one.push((await logout(node, '203.0.113.1')).status);
+    expect(one).toEqual([200, 200, 200, 429, 429, 429]);
+
+    // Many sources, one record each, all at once: the rest of the burst (10 - 3) is stored, then 503.
+    const many = await Promise.all(Array.from({ length: 30 }, (_, i) => logout(node, `203.0.113.${i + 10}`)));
+    expect(statuses(many)).toEqual([...Array(7).fill(200), ...Array(23).fill(503)]);
+    expect(await anonymousSessions()).toBe(CEILING / 2);
+
+    const refused = many.find((r) => r.status === 503)!;
+    const retryAfter = Number(refused.headers.get('retry-after'));
+    expect(retryAfter).toBeGreaterThan(300);
+    expect(retryAfter).toBeLessThanOrEqual(366);
+    expect(await refused.text()).toContain('Many people are signing in right now.');
+    const japanese = await fetch(`${node.url}/session/end`, { headers: { ...from('203.0.113.99'), accept: 'text/html', 'accept-language': 'ja' } });
+    expect(japanese.status).toBe(503);
+    expect(await japanese.text()).toContain('ただいま多くの方がサインインしています');
+    const json = await logout(node, '203.0.113.98', 'application/json');
+    expect(json.status).toBe(503);
+    expect(json.headers.get('retry-after')).toMatch(/^\d+$/);
+    expect(await json.json()).toEqual({ error: 'temporarily_unavailable', error_description: expect.any(String) });
+    // Every other kind of anonymous record meets the same ceiling: a sign-in begun, a reset page.
+    const { challenge } = pkce();
+    const auth = await fetch(
+      authorizeUrl(node.url, { client_id: (await node.createClient()).clientId, redirect_uri: 'http://127.0.0.1:9/callback', code_challenge: challenge, code_challenge_method: 'S256' }),
+      {
+        redirect: 'manual',
+        headers: { ...from('203.0.113.97'), 'accept-language': 'en' },
+      },
+    );
+    expect(auth.status).toBe(503);
+    const reset = await fetch(`${node.url}/recover`, { headers: { ...from('203.0.113.96'), 'accept-language': 'en' } });
+    expect(reset.status).toBe(503);
+    expect(await anonymousSessions()).toBe(CEILING / 2);
+  });
+
+  test('refills steadily: over a whole lifetime at most the ceiling is made', async () => {
+    try {
+      // One refill step (3660 s / 10) later: one more record, from anyone.
+      ceilingClock.offset = 367_000;
+      const step = await Promise.all(Array.from({ length: 5 }, (_, i) => logout(node, `198.18.0.${i + 1}`)));
+      expect(statuses(step)).toEqual([200, 503, 503, 503, 503]);
+      // At the end of the lifetime of the first records, the other 9 steps have refilled: 20 in all.
+      ceilingClock.offset = 3_661_000;
+      const rest = await Promise.all(Array.from({ length: 20 }, (_, i) => logout(node, `198.18.1.${i + 1}`)));
+      expect(statuses(rest).filter((status) => status === 200)).toHaveLength(9);
+      expect(await anonymousSessions()).toBe(CEILING);
+    } finally {
+      ceilingClock.offset = 0;
+    }
+  });
+});
+
 describe('short-lived', () => {
-  test('the sweep removes expired anonymous sessions and the counters of closed windows', async () => {
+  test('the sweep removes expired anonymous sessions and the counters of full budgets', async () => {
     await logout(akamon, '198.51.100.7');
-    const key = 'window:anonymous:198.51.100.7';
+    const key = 'bucket:anonymous:198.51.100.7';
     expect(await db().selectFrom('throttle').select('key').where('key', '=', key).execute()).toHaveLength(1);
-    // As they will be after ten minutes: the session has expired and the window has closed.
+    // As they will be after ten minutes: the session has expired and the budget has refilled.
     await db().updateTable('oidc_payload').set({ expires_at: sql<Date>`now() - interval '1 second'` }).where('model', '=', 'Session').where('account_id', 'is', null).execute();
     await db().updateTable('throttle').set({ locked_until: sql<Date>`now() - interval '1 second'` }).where('key', '=', key).execute();
     await akamon.akamon.sweeper.sweep();

@@ -55,8 +55,9 @@ suite('database faults against two node processes', () => {
   };
 
   async function signInOnce(node: ServerProcess, account: Account): Promise<string | undefined> {
-    const browser = new Browser(node.url);
-    const started = await startAuthorization(browser, as(node), client, { scope: 'openid' });
+    // Through the issuer's name, connected to this node (as behind the load balancer).
+    const browser = new Browser(nodes[0].url, undefined, { via: node.url });
+    const started = await startAuthorization(browser, as(nodes[0]), client, { scope: 'openid' });
     note('authorize', started.page.status, started.page.html);
     if (started.page.status !== 200) return undefined;
     const password = await browser.submit(started.page, /\/identifier$/, { identifier: account.commonId });

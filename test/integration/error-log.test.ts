@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
 import { Browser, authorizeUrl, pkce } from '../support/browser.ts';
-import { redeem, signIn, tokenRequest } from '../support/flows.ts';
+import { pastRetryGrace, redeem, signIn, tokenRequest } from '../support/flows.ts';
 
 /**
  * Guards issue 12 point 8: a refused protocol request reaches the log with the provider's reason
@@ -70,6 +70,8 @@ describe('refused protocol requests are logged with the reason, never with a sec
     const account = await akamon.createReadyAccount();
     const { code, verifier } = await signIn(browser, akamon, client, account);
     expect((await redeem(akamon, client, code!, verifier)).status).toBe(200);
+    // Past the retry grace: within it, this would be a retry of a lost answer (token-retry.test.ts).
+    await pastRetryGrace(akamon, code!);
     const replay = await redeem(akamon, client, code!, verifier);
     expect(replay.status).toBe(400);
     expect(replay.body.error).toBe('invalid_grant');

@@ -27,12 +27,15 @@ export interface RunningAkamon {
   /** Mails Akamon sent, as received by a real SMTP server on loopback. */
   mails: ReceivedMail[];
   smtp: Awaited<ReturnType<typeof startSmtpSink>>;
-  createAccount(input?: Partial<{ commonId: string; name: string; affiliation: string; email: string | null }>): Promise<{ commonId: string; password: string; id: string }>;
+  /** `profile` holds the fields of src/account/account-fields.ts by their admin API names (department, familyName, ...). */
+  createAccount(input?: AccountFixture): Promise<{ commonId: string; password: string; id: string }>;
   /** An account whose initial password was already replaced by `password`. */
-  createReadyAccount(input?: Partial<{ commonId: string; name: string; affiliation: string; email: string | null }>): Promise<{ commonId: string; password: string; id: string }>;
+  createReadyAccount(input?: AccountFixture): Promise<{ commonId: string; password: string; id: string }>;
   createClient(input?: ClientInput): Promise<{ clientId: string; clientSecret: string | null; redirectUri: string }>;
   close(): Promise<void>;
 }
+
+export type AccountFixture = Partial<{ commonId: string; name: string; affiliation: string; email: string | null; profile: Record<string, unknown> }>;
 
 let counter = 0;
 export function newCommonId(): string {
@@ -119,6 +122,7 @@ export async function startAkamon(
         name: input.name ?? 'Hanako Todai',
         affiliation: input.affiliation ?? 'student',
         email: input.email === undefined ? `${commonId}@mail.example.ac.jp` : input.email,
+        profile: input.profile,
       });
       return { commonId, password: initialPassword, id: account.id };
     },

@@ -1,3 +1,4 @@
+import { Agent, buildConnector, type Dispatcher, fetch as undiciFetch } from 'undici';
 import crypto from 'node:crypto';
 
 interface StoredCookie {
@@ -23,10 +24,21 @@ export class Browser {
   acceptLanguage = 'en';
   extraHeaders: Record<string, string> = {};
 
-  /** Passing another browser's cookies makes both one browser behind a load balancer. */
-  constructor(origin: string, cookies = new Map<string, StoredCookie>()) {
+  readonly #dispatcher: Dispatcher | undefined;
+
+  /**
+   * Passing another browser's cookies makes both one browser behind a load balancer. `via` (a
+   * node's own origin) is the load balancer: the browser asks for the issuer's URLs, and the
+   * connection goes to that node, as it would behind one host name.
+   */
+  constructor(origin: string, cookies = new Map<string, StoredCookie>(), options: { via?: string } = {}) {
     this.origin = origin;
     this.cookies = cookies;
+    if (options.via) {
+      const node = new URL(options.via);
+      const connect = buildConnector({});
+      this.#dispatcher = new Agent({ connect: (opts, callback) => connect({ ...opts, hostname: node.hostname, host: node.host, port: node.port }, callback) });
+    }
   }
 
   cookieHeader(url: URL): string {
@@ -58,7 +70,9 @@ export class Browser {
     if (cookie) headers.set('cookie', cookie);
     headers.set('accept-language', this.acceptLanguage);
     for (const [name, value] of Object.entries(this.extraHeaders)) headers.set(name, value);
-    const response = await fetch(target, { ...init, headers, redirect: 'manual' });
+    const response = this.#dispatcher
+      ? ((await undiciFetch(target, { ...(init as object), headers: Object.fromEntries(headers), redirect: 'manual', dispatcher: this.#dispatcher })) as unknown as Response)
+      : await fetch(target, { ...init, headers, redirect: 'manual' });
     this.#store(response);
     return response;
   }

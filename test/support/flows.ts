@@ -1,4 +1,5 @@
 import { expect } from '@jest/globals';
+import { sql } from 'kysely';
 import { authorizeUrl, type Browser, pkce, type Page } from './browser.ts';
 import type { RunningAkamon } from './akamon.ts';
 import { mailedCode } from './smtp-sink.ts';
@@ -59,6 +60,19 @@ export async function tokenRequest(akamon: RunningAkamon, client: { clientId: st
 
 export async function redeem(akamon: RunningAkamon, client: { clientId: string; clientSecret: string | null; redirectUri: string }, code: string, verifier: string) {
   return tokenRequest(akamon, client, { grant_type: 'authorization_code', code, redirect_uri: client.redirectUri, code_verifier: verifier });
+}
+
+/**
+ * Moves the consumption of a code or refresh token back past the retry grace, as if that time had
+ * gone by: presenting it again is then a replay, not a retry of a lost answer (oidc/token-retry.ts).
+ */
+export async function pastRetryGrace(akamon: RunningAkamon, codeOrRefreshToken: string) {
+  await akamon.deps.database.db
+    .updateTable('oidc_payload')
+    .set({ consumed_at: sql<Date>`consumed_at - make_interval(secs => ${akamon.config.tokenRetryGraceSeconds + 1})` as never })
+    .where('model', 'in', ['AuthorizationCode', 'RefreshToken'])
+    .where('id', '=', codeOrRefreshToken)
+    .execute();
 }
 
 /**

@@ -120,10 +120,8 @@ export interface ProcessExit {
   signal: NodeJS.Signals | null;
 }
 
-/** A server process (src/main.ts) and what it wrote so far. */
-export interface ServerProcess {
-  /** http://127.0.0.1:port */
-  readonly url: string;
+/** A child process and what it wrote so far: an Akamon server, or a relying party's server (Apache, Python). */
+export interface WatchedProcess {
   readonly child: ChildProcess;
   /** Every line it wrote, stdout and stderr as they came: JSON log lines and plain text (a crash's trace is on stderr). */
   readonly lines: string[];
@@ -135,6 +133,16 @@ export interface ServerProcess {
   readonly exit: ProcessExit | undefined;
   /** Resolves with the exit once it has ended and its output has been read to the end. */
   readonly exited: Promise<ProcessExit>;
+  /** Resolves once `url` answers (any status); fails with its output if it ends or takes longer. */
+  untilAnswers(url: string, timeoutMs?: number, ready?: (response: Response) => boolean): Promise<void>;
+  /** SIGTERM (SIGKILL if it lingers). */
+  stop(): Promise<ProcessExit>;
+}
+
+/** A server process (src/main.ts) and what it wrote so far. */
+export interface ServerProcess extends WatchedProcess {
+  /** http://127.0.0.1:port */
+  readonly url: string;
   /** Resolves once it answers /healthz; fails with its output if it ends or takes longer. */
   untilReady(timeoutMs?: number): Promise<void>;
   /** SIGTERM (SIGKILL if it lingers), then removes the data directory it was given by default. */
@@ -152,6 +160,60 @@ function collectLines(stream: Readable, onLine: (line: string) => void): void {
   stream.once('end', () => {
     if (rest !== '') onLine(rest);
   });
+}
+
+/** Watches a child spawned with piped stdout and stderr: its lines, its end, a readiness poll and a stop. */
+export function watchProcess(child: ChildProcess, name = 'the server'): WatchedProcess {
+  const lines: string[] = [];
+  let stderr = '';
+  let exit: ProcessExit | undefined;
+  collectLines(child.stdout!, (line) => lines.push(line));
+  collectLines(child.stderr!, (line) => {
+    lines.push(line);
+    stderr += `${line}\n`;
+  });
+  // 'close' rather than 'exit': by then stdout and stderr have been read to the end.
+  const exited = new Promise<ProcessExit>((resolve) =>
+    child.once('close', (code, signal) => {
+      exit = { code, signal };
+      resolve(exit);
+    }),
+  );
+  const output = () => lines.join('\n');
+  return {
+    child,
+    lines,
+    output,
+    stderr: () => stderr,
+    get exit() {
+      return exit;
+    },
+    exited,
+    async untilAnswers(url, timeoutMs = 45_000, ready = () => true) {
+      const deadline = Date.now() + timeoutMs;
+      while (Date.now() < deadline) {
+        if (exit) throw new Error(`${name} exited (${JSON.stringify(exit)}) before it was ready:\n${output()}`);
+        try {
+          const response = await fetch(url, { redirect: 'manual' });
+          await response.arrayBuffer();
+          if (ready(response)) return;
+        } catch {
+          // not listening yet
+        }
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      throw new Error(`${name} did not answer ${url} within ${timeoutMs / 1000} s:\n${output()}`);
+    },
+    async stop() {
+      if (!exit) {
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+        await exited;
+        clearTimeout(timer);
+      }
+      return exited;
+    },
+  };
 }
 
 /**
@@ -174,56 +236,18 @@ export async function spawnServer(options: { port: number; env?: Record<string, 
     AKAMON_DEV_IDV: 'false',
     ...options.env,
   });
-  const lines: string[] = [];
-  let stderr = '';
-  let exit: ProcessExit | undefined;
-  collectLines(child.stdout!, (line) => lines.push(line));
-  collectLines(child.stderr!, (line) => {
-    lines.push(line);
-    stderr += `${line}\n`;
-  });
-  // 'close' rather than 'exit': by then stdout and stderr have been read to the end.
-  const exited = new Promise<ProcessExit>((resolve) =>
-    child.once('close', (code, signal) => {
-      exit = { code, signal };
-      resolve(exit);
-    }),
-  );
-  const output = () => lines.join('\n');
-  return {
+  const watched = watchProcess(child);
+  const stopChild = watched.stop;
+  // Assigned onto the watched object, so that its `exit` getter stays live.
+  return Object.assign(watched, {
     url,
-    child,
-    lines,
-    output,
-    stderr: () => stderr,
-    get exit() {
+    untilReady: (timeoutMs?: number) => watched.untilAnswers(`${url}/healthz`, timeoutMs, (response) => response.ok),
+    async stop() {
+      const exit = await stopChild();
+      if (ownDataDir) await fs.rm(ownDataDir, { recursive: true, force: true });
       return exit;
     },
-    exited,
-    async untilReady(timeoutMs = 45_000) {
-      const deadline = Date.now() + timeoutMs;
-      while (Date.now() < deadline) {
-        if (exit) throw new Error(`the server exited (${JSON.stringify(exit)}) before it was ready:\n${output()}`);
-        try {
-          if ((await fetch(`${url}/healthz`)).ok) return;
-        } catch {
-          // not listening yet
-        }
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
-      throw new Error(`the server did not answer /healthz within ${timeoutMs / 1000} s:\n${output()}`);
-    },
-    async stop() {
-      if (!exit) {
-        child.kill('SIGTERM');
-        const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-        await exited;
-        clearTimeout(timer);
-      }
-      if (ownDataDir) await fs.rm(ownDataDir, { recursive: true, force: true });
-      return exited;
-    },
-  };
+  });
 }
 
 /** spawnServer, then untilReady; a server that does not get ready is stopped before the error is thrown. */

@@ -18,8 +18,17 @@ describe('academic year (starts April 1, Tokyo time)', () => {
 });
 
 describe('access rules', () => {
-  const open = { allowedAffiliations: null, allowedStatuses: ['active'] as const, requireEducation: false, requireMfa: false, salvage: false };
-  const staff = { status: 'active' as const, affiliation: 'staff' as const, listed: null, educationPassed: false, salvageOpen: false, accountRequiresMfa: false, secondFactor: undefined };
+  const open = { allowedAffiliations: null, allowedDepartments: null, allowedStatuses: ['active'] as const, requireEducation: false, requireMfa: false, salvage: false };
+  const staff = {
+    status: 'active' as const,
+    affiliation: 'staff' as const,
+    department: 'eng/mech',
+    listed: null,
+    educationPassed: false,
+    salvageOpen: false,
+    accountRequiresMfa: false,
+    secondFactor: undefined,
+  };
   test('deny wins over everything, allow only over affiliation', () => {
     expect(evaluateAccess(open, { ...staff, listed: 'deny' })).toEqual({ allowed: false, reason: 'account_denied' });
     expect(evaluateAccess({ ...open, allowedAffiliations: ['student'] }, { ...staff, listed: 'allow' })).toEqual({ allowed: true });
@@ -28,6 +37,21 @@ describe('access rules', () => {
     expect(evaluateAccess({ ...open, allowedStatuses: ['active', 'revoked'] }, { ...staff, status: 'revoked' })).toEqual({ allowed: true });
     expect(evaluateAccess({ ...open, allowedAffiliations: ['student'] }, staff)).toEqual({ allowed: false, reason: 'affiliation_not_allowed' });
     expect(evaluateAccess(open, staff)).toEqual({ allowed: true });
+  });
+
+  test('departments: a listed unit admits itself and the units below it; both the affiliation and the department rule must pass', () => {
+    const engineering = { ...open, allowedDepartments: ['eng', 'sci/phys'] };
+    expect(evaluateAccess(engineering, staff)).toEqual({ allowed: true });
+    expect(evaluateAccess(engineering, { ...staff, department: 'eng' })).toEqual({ allowed: true });
+    expect(evaluateAccess(engineering, { ...staff, department: 'sci/phys/astro' })).toEqual({ allowed: true });
+    const refused = { allowed: false, reason: 'department_not_allowed' };
+    // A prefix of letters is not a level: "engineering" is not below "eng".
+    expect(evaluateAccess(engineering, { ...staff, department: 'engineering' })).toEqual(refused);
+    expect(evaluateAccess(engineering, { ...staff, department: 'sci' })).toEqual(refused);
+    expect(evaluateAccess(engineering, { ...staff, department: null })).toEqual(refused);
+    expect(evaluateAccess({ ...engineering, allowedAffiliations: ['faculty'] }, staff)).toEqual({ allowed: false, reason: 'affiliation_not_allowed' });
+    // The allow list lets a person in whatever the department, as whatever the affiliation.
+    expect(evaluateAccess(engineering, { ...staff, department: 'med', listed: 'allow' })).toEqual({ allowed: true });
   });
 
   test('a salvage client admits a revoked account only inside its salvage period; other clients never', () => {

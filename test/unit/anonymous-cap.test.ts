@@ -1,7 +1,9 @@
 import { describe, expect, test } from '@jest/globals';
-import { sourceOf } from '../../src/throttle/anonymous-cap.ts';
+import { sourceOf } from '../../src/throttle/source.ts';
+import { ceilingBucket } from '../../src/throttle/anonymous-cap.ts';
+import { ANONYMOUS_RECORDS_MAX_STORED } from '../../src/config/defaults.ts';
 
-describe('sourceOf: the unit an anonymous caller is counted by', () => {
+describe('sourceOf: the unit a caller is counted by in every per-address limit', () => {
   test('an IPv4 address is itself, also when the socket reports it IPv4-mapped', () => {
     expect(sourceOf('198.51.100.7')).toBe('198.51.100.7');
     expect(sourceOf('::ffff:198.51.100.7')).toBe('198.51.100.7');
@@ -16,8 +18,31 @@ describe('sourceOf: the unit an anonymous caller is counted by', () => {
     expect(sourceOf('64:ff9b::198.51.100.7')).toBe('64:ff9b:0:0::/64');
   });
 
-  test('anything that is not an IP address is kept as it is (it is only ever a key)', () => {
-    expect(sourceOf('')).toBe('');
-    expect(sourceOf('not-an-address')).toBe('not-an-address');
+  test('the IPv4-mapped spellings and a port or brackets do not make another source', () => {
+    for (const ip of ['::ffff:c633:6407', '0:0:0:0:0:FFFF:198.51.100.7', '198.51.100.7:5678', '[::ffff:198.51.100.7]:443']) expect(sourceOf(ip)).toBe('198.51.100.7');
+  });
+
+  test("anything that is not an IP address is one source, and never the caller's text", () => {
+    expect(sourceOf('')).toBe('unknown');
+    expect(sourceOf('not-an-address')).toBe('unknown');
+    expect(sourceOf('x'.repeat(9000))).toBe('unknown');
+  });
+});
+
+describe('ceilingBucket: the budget of all sources together', () => {
+  const settings = { perAddress: 10, windowSeconds: 600, lifetimeSeconds: 3660 };
+
+  test('what it lets be made within one lifetime (all that can be stored at once) is the ceiling', () => {
+    for (const maxStored of [2, 3, 20, 101, 500_000]) {
+      const { burst, refillSeconds } = ceilingBucket({ ...settings, maxStored });
+      expect(burst).toBeGreaterThanOrEqual(1);
+      expect(burst + Math.floor(settings.lifetimeSeconds / refillSeconds + 1e-9)).toBe(maxStored);
+    }
+  });
+
+  test("the default refills fast enough for a campus's morning: some 68 records a second", () => {
+    const { burst, refillSeconds } = ceilingBucket({ ...settings, maxStored: ANONYMOUS_RECORDS_MAX_STORED });
+    expect(burst).toBe(250_000);
+    expect(1 / refillSeconds).toBeGreaterThan(60);
   });
 });

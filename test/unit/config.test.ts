@@ -105,6 +105,8 @@ describe('loadConfig refuses bad values, naming the variable', () => {
     ['AKAMON_SESSION_IDLE_SECONDS', '2h'],
     ['AKAMON_ACCESS_TOKEN_TTL_SECONDS', 'forever'],
     ['AKAMON_KEY_REFRESH_SECONDS', '3601'],
+    ['AKAMON_TOKEN_RETRY_GRACE_SECONDS', '61'],
+    ['AKAMON_TOKEN_RETRY_GRACE_SECONDS', '30s'],
   ])('%s=%j', (name, value) => {
     const error = configError({ [name]: value });
     expect(error.message).toContain(name);

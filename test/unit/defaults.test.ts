@@ -75,6 +75,7 @@ describe('security defaults', () => {
     expect(config.captchaMaxNumber).toBe(defaults.CAPTCHA_MAX_NUMBER);
     expect(config.salvageDays).toBe(defaults.SALVAGE_DAYS);
     expect(config.keyRefreshSeconds).toBe(defaults.KEY_REFRESH_SECONDS);
+    expect(config.tokenRetryGraceSeconds).toBe(defaults.TOKEN_RETRY_GRACE_SECONDS);
     expect(ACCOUNT_RULE).toBe(defaults.PASSWORD_THROTTLE_PER_ACCOUNT);
     expect(ADDRESS_RULE).toBe(defaults.PASSWORD_THROTTLE_PER_ADDRESS);
   });

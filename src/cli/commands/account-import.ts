@@ -9,8 +9,9 @@ import { assertLetterAbsent, writeLetter } from '../letter.ts';
 import { csvLine, err, out, printJson } from '../output.ts';
 import type { IssuedJson } from './account-types.ts';
 import { readCsvRows, type CsvRow as Row } from '../csv-file.ts';
+import { FIELD_COLUMNS, fieldCells } from './account-fields.ts';
 
-const ACCOUNT_COLUMNS = { required: ['common_id', 'name', 'affiliation'], optional: ['email'] };
+const ACCOUNT_COLUMNS = { required: ['common_id', 'name', 'affiliation'], optional: ['email', ...FIELD_COLUMNS] };
 /** Accounts created at the same time: the server hashes each initial password. */
 const CONCURRENCY = 4;
 const PROGRESS_EVERY = 50;
@@ -24,8 +25,10 @@ async function importRow(api: AdminClient, row: Row, letters: string | undefined
   const raw = row.fields.common_id || null;
   const failed = (commonId: string | null, error: string): Outcome => ({ kind: 'failed', line: row.line, commonId, error });
   let input;
+  let fields;
   try {
-    input = validateAccountInput({ commonId: raw ?? '', name: row.fields.name ?? '', affiliation: row.fields.affiliation ?? '', email: row.fields.email || null });
+    fields = fieldCells(row.fields);
+    input = validateAccountInput({ commonId: raw ?? '', name: row.fields.name ?? '', affiliation: row.fields.affiliation ?? '', email: row.fields.email || null, profile: fields });
   } catch (error) {
     if (error instanceof DomainError) return failed(raw, error.message);
     throw error;
@@ -40,7 +43,7 @@ async function importRow(api: AdminClient, row: Row, letters: string | undefined
   }
   let result: IssuedJson;
   try {
-    result = await api.post<IssuedJson>('/accounts', input);
+    result = await api.post<IssuedJson>('/accounts', { commonId: input.commonId, name: input.name, affiliation: input.affiliation, email: input.email, ...fields });
   } catch (error) {
     // A refusal concerns this row; anything else (the server went away) ends the import.
     if (error instanceof ApiError) return failed(input.commonId, error.message);
@@ -63,8 +66,12 @@ export const importCommand: Command = {
   optionHelp: ['  --letters DIR    write a printable letter per created account: DIR/<common id>.html'],
   options: { letters: { type: 'string' } },
   notes: [
-    'The file (UTF-8, at most 10 MB) has a header row common_id,name,affiliation,email (email is optional)',
-    `and one account per row; affiliation is one of ${AFFILIATIONS.join(', ')}.`,
+    'The file (UTF-8, at most 10 MB) has a header row with the columns common_id,name,affiliation and any of',
+    `${['email', ...FIELD_COLUMNS].join(',')}, and one account per row;`,
+    `affiliation is one of ${AFFILIATIONS.join(', ')}. An empty cell leaves a field unset;`,
+    'email_verified is true or false (default true: the university registered the address), entitlements are',
+    'URIs separated by spaces, names in Latin script go in family_name/given_name, in Japanese script in',
+    'family_name_ja/given_name_ja, their reading (katakana, hiragana or half-width kana) in *_kana.',
     'Prints common_id,initial_password (CSV) for the created accounts, or with --json',
     '{"created": [{commonId, initialPassword}], "errors": [{row, commonId, error}]}.',
     'Rows that are invalid or refused are reported on stderr as "row N: reason" (N is the line of the file)',

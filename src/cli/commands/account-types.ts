@@ -12,6 +12,16 @@ export interface AccountJson {
   revokeReason: string | null;
   revokedAt: string | null;
   createdAt: string;
+  /** The fields of src/account/account-fields.ts, by their key. */
+  emailVerified: boolean;
+  familyName: string | null;
+  givenName: string | null;
+  familyNameJa: string | null;
+  givenNameJa: string | null;
+  familyNameKana: string | null;
+  givenNameKana: string | null;
+  department: string | null;
+  entitlements: string[];
   /** Only in `account show`: when the national ID card was linked, if it is. */
   identityLink?: { linkedAt: string } | null;
   /** Only in `account show`: the second factors, never their secrets. */

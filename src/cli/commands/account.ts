@@ -1,4 +1,6 @@
-import { AFFILIATIONS, STATUSES, validateAccountInput, type AccountInput } from '../../account/account.service.ts';
+import { AFFILIATIONS, STATUSES, validateAccountInput } from '../../account/account.service.ts';
+import { readProfile } from '../../account/account-fields.ts';
+import { normalizeDepartment } from '../../account/department.ts';
 import { COMMON_ID_PATTERN } from '../../account/common-id.ts';
 import { DomainError } from '../../shared/errors.ts';
 import { UsageError } from '../args.ts';
@@ -8,13 +10,14 @@ import { out, printFields, printTable } from '../output.ts';
 import { importCommand } from './account-import.ts';
 import type { AccountJson, IssuedJson } from './account-types.ts';
 import { revocationsCommand, revokeCommand, revokeImportCommand } from './account-revocation.ts';
+import { FIELD_OPTIONS, fieldHelp, fieldLines, fieldOptionValues } from './account-fields.ts';
 
 const enc = encodeURIComponent;
 
-/** The account input checked with the server's own rules; a violation is a UsageError. */
-export function checkAccount(input: AccountInput, command: string): ReturnType<typeof validateAccountInput> {
+/** Input checked with the server's own rules before it is sent; a violation is a UsageError. */
+export function checked<T>(command: string, check: () => T): T {
   try {
-    return validateAccountInput(input);
+    return check();
   } catch (error) {
     if (error instanceof DomainError) throw new UsageError(error.message, command);
     throw error;
@@ -32,6 +35,7 @@ function printAccount(a: AccountJson): void {
     ['Common ID', a.commonId],
     ['Name', a.name],
     ['Email', a.email],
+    ...fieldLines(a as unknown as Record<string, unknown>),
     ['Affiliation', a.affiliation],
     ['Status', a.status],
     ['Must change password', a.mustChangePassword],
@@ -66,7 +70,7 @@ const LETTER_HELP = '  --letter FILE    also write a printable letter (HTML, mod
 
 const create: Command = {
   name: 'create',
-  synopsis: '--id ID --name NAME --affiliation A [--email ADDRESS] [--letter FILE]',
+  synopsis: '--id ID --name NAME --affiliation A [--email ADDRESS] [--department CODE] [--family-name ...] [--letter FILE]',
   summary: 'Create an account with a generated initial password.',
   optionHelp: [
     '  --id ID          the Common ID: exactly 10 digits',
@@ -74,16 +78,21 @@ const create: Command = {
     `  --affiliation A  one of ${AFFILIATIONS.join(', ')}`,
     '  --email ADDRESS  an email address (optional)',
     LETTER_HELP,
+    'Optional fields (names and the department feed claims and access rules):',
+    ...fieldHelp(false),
   ],
   notes: 'With --json it prints {"commonId": ..., "initialPassword": ...}. The initial password is shown once.',
-  options: { id: { type: 'string' }, name: { type: 'string' }, affiliation: { type: 'string' }, email: { type: 'string' }, letter: { type: 'string' } },
+  options: { id: { type: 'string' }, name: { type: 'string' }, affiliation: { type: 'string' }, email: { type: 'string' }, letter: { type: 'string' }, ...FIELD_OPTIONS },
   async run(ctx) {
     const o = ctx.options;
-    const input = checkAccount({ commonId: o.required('id'), name: o.required('name'), affiliation: o.required('affiliation'), email: o.string('email') }, ctx.command);
+    const fields = fieldOptionValues(o);
+    const input = checked(ctx.command, () =>
+      validateAccountInput({ commonId: o.required('id'), name: o.required('name'), affiliation: o.required('affiliation'), email: o.string('email'), profile: fields }),
+    );
     const letter = o.string('letter');
     if (letter) await assertLetterAbsent(letter);
     const api = await ctx.connect();
-    const result = await api.post<IssuedJson>('/accounts', input);
+    const result = await api.post<IssuedJson>('/accounts', { commonId: input.commonId, name: input.name, affiliation: input.affiliation, email: input.email, ...fields });
     await issued(ctx, result, api.url, `Created account ${result.commonId} (${result.account.name}, ${result.account.affiliation}).`, letter);
   },
 };
@@ -102,23 +111,26 @@ const show: Command = {
 
 const list: Command = {
   name: 'list',
-  synopsis: '[--status S] [--affiliation A] [--limit N] [--after ID]',
+  synopsis: '[--status S] [--affiliation A] [--department CODE] [--limit N] [--after ID]',
   summary: 'List accounts, ordered by Common ID.',
   optionHelp: [
     `  --status S       only accounts that are ${STATUSES.join(', ')}`,
     `  --affiliation A  only ${AFFILIATIONS.join(', ')}`,
+    '  --department CODE  only this department and those below it (eng takes in eng/mech)',
     '  --limit N        at most N accounts (1 to 1000, default 100)',
     '  --after ID       start after this Common ID (the next page)',
   ],
-  options: { status: { type: 'string' }, affiliation: { type: 'string' }, limit: { type: 'string' }, after: { type: 'string' } },
+  options: { status: { type: 'string' }, affiliation: { type: 'string' }, department: { type: 'string' }, limit: { type: 'string' }, after: { type: 'string' } },
   async run(ctx) {
     const o = ctx.options;
-    const query = { status: o.oneOf('status', STATUSES), affiliation: o.oneOf('affiliation', AFFILIATIONS), limit: o.integer('limit', 1, 1000), after: o.string('after') };
+    const department = o.string('department');
+    if (department !== undefined && !normalizeDepartment(department)) o.fail('--department must be a department code such as eng or eng/mech');
+    const query = { status: o.oneOf('status', STATUSES), affiliation: o.oneOf('affiliation', AFFILIATIONS), department, limit: o.integer('limit', 1, 1000), after: o.string('after') };
     const { accounts } = await (await ctx.connect()).get<{ accounts: AccountJson[] }>('/accounts', query);
     ctx.result(accounts, () =>
       printTable(
-        ['COMMON ID', 'STATUS', 'AFFILIATION', 'NAME'],
-        accounts.map((a) => [a.commonId, a.status, a.affiliation, a.name]),
+        ['COMMON ID', 'STATUS', 'AFFILIATION', 'DEPARTMENT', 'NAME'],
+        accounts.map((a) => [a.commonId, a.status, a.affiliation, a.department, a.name]),
         'no accounts',
       ),
     );
@@ -149,17 +161,23 @@ const reissue: Command = {
 
 const update: Command = {
   name: 'update',
-  synopsis: 'ID --require-mfa | --no-require-mfa',
-  summary: 'Require (or stop requiring) multi-factor authentication at every sign-in of an account.',
-  optionHelp: ['  --require-mfa     from the next sign-in, a second factor (the person sets one up first if needed)', '  --no-require-mfa  back to what the clients demand'],
+  synopsis: 'ID [--require-mfa | --no-require-mfa] [--department CODE] [--family-name TEXT] ...',
+  summary: 'Change the fields of an account (names, department, entitlements), or require MFA at its every sign-in.',
+  optionHelp: ['  --require-mfa     from the next sign-in, a second factor (the person sets one up first if needed)', '  --no-require-mfa  back to what the clients demand', ...fieldHelp(true)],
+  notes: "A new department applies to the access rules at the account's next request, on every path.",
   positionals: ['ID'],
-  options: { 'require-mfa': { type: 'boolean' }, 'no-require-mfa': { type: 'boolean' } },
+  options: { 'require-mfa': { type: 'boolean' }, 'no-require-mfa': { type: 'boolean' }, ...FIELD_OPTIONS },
   async run(ctx) {
     const id = commonIdArgument(ctx);
     const requireMfa = ctx.options.toggle('require-mfa');
-    if (requireMfa === undefined) ctx.options.fail('say what to change: --require-mfa or --no-require-mfa');
-    const account = await (await ctx.connect()).patch<AccountJson>(`/accounts/${enc(id)}`, { requireMfa });
-    ctx.result(account, () => out(`Account ${account.commonId} ${account.mfaRequired ? 'now requires' : 'no longer requires'} multi-factor authentication.`));
+    const fields = fieldOptionValues(ctx.options);
+    if (requireMfa === undefined && Object.keys(fields).length === 0) ctx.options.fail('say what to change: --require-mfa, --no-require-mfa or a field such as --department');
+    checked(ctx.command, () => readProfile(fields));
+    const account = await (await ctx.connect()).patch<AccountJson>(`/accounts/${enc(id)}`, { requireMfa, ...fields });
+    ctx.result(account, () => {
+      if (Object.keys(fields).length) out(`Account ${account.commonId} updated: ${Object.keys(fields).join(', ')}.`);
+      if (requireMfa !== undefined) out(`Account ${account.commonId} ${account.mfaRequired ? 'now requires' : 'no longer requires'} multi-factor authentication.`);
+    });
   },
 };
 

@@ -1,9 +1,11 @@
+import fs from 'node:fs/promises';
 import type { ParseArgsOptionsConfig } from 'node:util';
-import type { ClientView } from '../../client/client.service.ts';
+import { SETTING_ENTRIES, mayLackRedirectUris, type ClientView, type Setting, type SettingType, type Text } from '../../client/client-settings.ts';
 import type { OptionReader } from '../args.ts';
 import type { Command, Group, RunContext } from '../command.ts';
 import { out, printFields, printTable } from '../output.ts';
 import { COMMON_ID_PATTERN } from '../../account/common-id.ts';
+import { REQUEST_BODY_MAX_BYTES } from '../../config/defaults.ts';
 
 /** What creating or updating a client answers; clientSecret is set only when one was made. */
 interface ClientResult {
@@ -14,122 +16,79 @@ interface ClientResult {
 
 const enc = encodeURIComponent;
 
-const CLIENT_OPTIONS = {
-  name: { type: 'string' },
-  'redirect-uri': { type: 'string', multiple: true },
-  public: { type: 'boolean' },
-  'first-party': { type: 'boolean' },
-  pairwise: { type: 'boolean' },
-  'post-logout-uri': { type: 'string', multiple: true },
-  'backchannel-logout-uri': { type: 'string' },
-  'max-password-length': { type: 'string' },
-  'require-mfa': { type: 'boolean' },
-  'mfa-max-age': { type: 'string' },
-  'legacy-password': { type: 'boolean' },
-  'client-credentials': { type: 'boolean' },
-  'allow-affiliation': { type: 'string' },
-  'allow-status': { type: 'string' },
-  'require-education': { type: 'boolean' },
-  salvage: { type: 'boolean' },
-  listed: { type: 'boolean' },
-  description: { type: 'string' },
-  homepage: { type: 'string' },
-  'mfa-warning-from': { type: 'string' },
-  'mfa-required-from': { type: 'string' },
-} as const satisfies ParseArgsOptionsConfig;
+/**
+ * The operator's language for the settings' help: Japanese where the locale says so (LC_ALL, then
+ * LC_MESSAGES, then LANG, as POSIX orders them), English otherwise.
+ */
+const locale: keyof Text = /^ja/i.test(process.env.LC_ALL || process.env.LC_MESSAGES || process.env.LANG || '') ? 'ja' : 'en';
 
-const UPDATE_OPTIONS = {
+/** Settings whose value can be removed or turned off on update (--no-option). */
+const clearable = (type: SettingType) => type.kind !== 'choice' && type.kind !== 'list' && !(type.kind === 'text' && !type.nullable);
+
+/** "--option VALUE" as the help and the usage line write it. */
+function optionForm(setting: Setting<unknown>): string {
+  const { type } = setting;
+  switch (type.kind) {
+    case 'flag':
+      return `--${setting.option}`;
+    case 'date':
+      return `--${setting.option} DATE`;
+    case 'choice':
+      return `--${setting.option} METHOD`;
+    case 'jwks':
+      return `--${setting.option} FILE`;
+    default:
+      return `--${setting.option} ${type.placeholder}`;
+  }
+}
+
+const CLIENT_OPTIONS: ParseArgsOptionsConfig = Object.fromEntries(
+  SETTING_ENTRIES.map(([, setting]) => [setting.option, setting.type.kind === 'flag' ? { type: 'boolean' } : { type: 'string', multiple: setting.type.kind === 'uris' }]),
+);
+
+export const UPDATE_OPTIONS: ParseArgsOptionsConfig = {
   ...CLIENT_OPTIONS,
-  'no-public': { type: 'boolean' },
-  'no-first-party': { type: 'boolean' },
-  'no-pairwise': { type: 'boolean' },
-  'no-post-logout-uri': { type: 'boolean' },
-  'no-backchannel-logout-uri': { type: 'boolean' },
-  'no-max-password-length': { type: 'boolean' },
-  'no-require-mfa': { type: 'boolean' },
-  'no-mfa-max-age': { type: 'boolean' },
-  'no-legacy-password': { type: 'boolean' },
-  'no-client-credentials': { type: 'boolean' },
-  'no-require-education': { type: 'boolean' },
-  'no-salvage': { type: 'boolean' },
-  'no-listed': { type: 'boolean' },
+  ...Object.fromEntries(SETTING_ENTRIES.filter(([, setting]) => clearable(setting.type)).map(([, setting]) => [`no-${setting.option}`, { type: 'boolean' }])),
   'allow-account': { type: 'string', multiple: true },
   'deny-account': { type: 'string', multiple: true },
   'unlist-account': { type: 'string', multiple: true },
   'rotate-secret': { type: 'boolean' },
-} as const satisfies ParseArgsOptionsConfig;
+};
 
-const CLIENT_HELP = [
-  '  --name NAME                    the name people see on the consent page',
-  '  --redirect-uri URI             a redirect URI (repeat for more; https, or http on localhost)',
-  '  --public                       a public client (PKCE, no secret), such as a mobile app',
-  '  --first-party                  a university service: no consent page',
-  '  --pairwise                     a different subject identifier per client (privacy)',
-  '  --post-logout-uri URI          a post-logout redirect URI (repeat for more)',
-  '  --backchannel-logout-uri URI   where to send back-channel logout tokens',
-  '  --max-password-length N        the longest password this service accepts (8 to 1024)',
-  '  --require-mfa                  everyone signing in here must show a second factor',
-  '  --mfa-max-age SECONDS          ask for the second factor again after this long (60 or more)',
-  '  --legacy-password              accept the OAuth password grant (app passwords for MFA accounts)',
-  '  --client-credentials           a back-end service: may get access tokens for itself',
-  '  --allow-affiliation A,B        only these affiliations may sign in here ("any" for all)',
-  '  --allow-status S,T             account statuses allowed here (default: active)',
-  "  --require-education            only people who passed this year's security education",
-  '  --salvage                      a data-salvage service: revoked accounts reach it through identity verification for a while',
-  '  --listed                       show it in the public service directory (/services)',
-  '  --description TEXT             its description there',
-  '  --homepage URL                 its link there',
-  '  --mfa-warning-from DATE        from this date people without MFA are reminded here',
-  '  --mfa-required-from DATE       from this date MFA is required here (dates are midnight in Japan)',
-];
+/** A help line with its text in the column the others use, or three spaces after a longer form. */
+const helpLine = (form: string, text: string) => `  ${form.length < 29 ? form.padEnd(31) : `${form}   `}${text}`;
 
-const MAX_PASSWORD_LENGTH = 'max-password-length';
+const CLIENT_HELP = SETTING_ENTRIES.map(([, setting]) => helpLine(optionForm(setting), setting.help[locale]));
 
-/**
- * The admin API's client fields from the options given; absent options stay absent, so that an
- * update changes only what was asked for.
- */
-function clientFields(o: OptionReader): Record<string, unknown> {
-  const fields: Record<string, unknown> = {
-    name: o.string('name'),
-    redirectUris: o.list('redirect-uri'),
-    postLogoutRedirectUris: o.list('post-logout-uri') ?? (o.flag('no-post-logout-uri') ? [] : undefined),
-    backchannelLogoutUri: o.string('backchannel-logout-uri') ?? (o.flag('no-backchannel-logout-uri') ? null : undefined),
-    public: o.toggle('public'),
-    firstParty: o.toggle('first-party'),
-    pairwise: o.toggle('pairwise'),
-    maxPasswordLength: o.integer(MAX_PASSWORD_LENGTH, 8, 1024) ?? (o.flag(`no-${MAX_PASSWORD_LENGTH}`) ? null : undefined),
-    requireMfa: o.toggle('require-mfa'),
-    mfaMaxAge: o.integer('mfa-max-age', 60, 31_536_000) ?? (o.flag('no-mfa-max-age') ? null : undefined),
-    legacyPassword: o.toggle('legacy-password'),
-    clientCredentials: o.toggle('client-credentials'),
-    allowedAffiliations: commaList(o, 'allow-affiliation', true),
-    allowedStatuses: commaList(o, 'allow-status', false),
-    requireEducation: o.toggle('require-education'),
-    salvage: o.toggle('salvage'),
-    listed: o.toggle('listed'),
-    description: o.string('description'),
-    homepageUrl: o.string('homepage'),
-    mfaWarningFrom: o.date('mfa-warning-from'),
-    mfaRequiredFrom: o.date('mfa-required-from'),
-  };
-  for (const [option, negation] of [
-    ['post-logout-uri', 'no-post-logout-uri'],
-    ['backchannel-logout-uri', 'no-backchannel-logout-uri'],
-    [MAX_PASSWORD_LENGTH, `no-${MAX_PASSWORD_LENGTH}`],
-    ['mfa-max-age', 'no-mfa-max-age'],
-  ]) {
-    if (o.values[option] !== undefined && o.flag(negation!)) o.fail(`--${option} and --${negation} contradict each other`);
+/** The help of update's own options, in the same two languages as the settings'. */
+const UPDATE_HELP: Record<'off' | 'remove' | 'lists' | 'rotate', Text> = {
+  off: { en: 'turn the setting off', ja: '設定をやめる' },
+  remove: { en: 'remove the setting', ja: '設定を消す' },
+  lists: { en: 'the explicit lists (repeatable; deny wins)', ja: '個別の許可・拒否リスト(繰り返し可。拒否が優先)' },
+  rotate: { en: 'a new client secret (printed once; the old one stops working)', ja: '新しいクライアントシークレット(表示は一度だけ。古いものは使えなくなる)' },
+};
+
+const negations = (flags: boolean) =>
+  SETTING_ENTRIES.filter(([, setting]) => clearable(setting.type) && (setting.type.kind === 'flag') === flags)
+    .map(([, setting]) => `--no-${setting.option}`)
+    .join(', ');
+
+/** Reads --jwks FILE: a usage error for a file that is missing, too large or not JSON. */
+async function readJwks(o: OptionReader, option: string, file: string): Promise<unknown> {
+  const stat = await fs.stat(file).catch(() => o.fail(`--${option}: cannot read ${file}`));
+  if (!stat.isFile() || stat.size > REQUEST_BODY_MAX_BYTES) o.fail(`--${option}: ${file} is not a key set file (a JSON file under 64 KiB)`);
+  try {
+    return JSON.parse(await fs.readFile(file, 'utf8'));
+  } catch {
+    return o.fail(`--${option}: ${file} is not JSON`);
   }
-  if (fields.name !== undefined && !String(fields.name).trim()) o.fail('--name must not be empty');
-  return Object.fromEntries(Object.entries(fields).filter(([, value]) => value !== undefined));
 }
 
 /** "a,b" as a list; "any" as null where that means "no restriction". */
-function commaList(o: OptionReader, name: string, anyAllowed: boolean): string[] | null | undefined {
+function commaList(o: OptionReader, name: string, anyMeansAll: boolean): string[] | null | undefined {
   const raw = o.string(name);
   if (raw === undefined) return undefined;
-  if (anyAllowed && raw.trim() === 'any') return null;
+  if (anyMeansAll && raw.trim() === 'any') return null;
   const list = raw
     .split(',')
     .map((v) => v.trim())
@@ -138,38 +97,69 @@ function commaList(o: OptionReader, name: string, anyAllowed: boolean): string[]
   return list;
 }
 
+/** One setting's value from the options: undefined when neither --option nor --no-option was given. */
+async function optionValue(o: OptionReader, setting: Setting<unknown>): Promise<unknown> {
+  const { option, type } = setting;
+  const cleared = clearable(type) && o.flag(`no-${option}`);
+  if (type.kind !== 'flag' && cleared && o.values[option] !== undefined) o.fail(`--${option} and --no-${option} contradict each other`);
+  const off = cleared ? structuredClone(setting.default) : undefined;
+  switch (type.kind) {
+    case 'flag':
+      return o.toggle(option);
+    case 'text': {
+      const value = o.string(option);
+      if (value !== undefined && !type.nullable && !value.trim()) o.fail(`--${option} must not be empty`);
+      return value ?? off;
+    }
+    case 'integer':
+      return o.integer(option, type.min, type.max) ?? off;
+    case 'uri':
+      return o.string(option) ?? off;
+    case 'uris':
+      return o.list(option) ?? off;
+    case 'date':
+      return o.date(option) ?? off;
+    case 'choice':
+      return o.oneOf(option, type.values);
+    case 'list':
+      return commaList(o, option, type.anyMeansAll);
+    case 'jwks': {
+      const file = o.string(option);
+      return file === undefined ? off : readJwks(o, option, file);
+    }
+  }
+}
+
+/**
+ * The admin API's client fields from the options given; absent options stay absent, so that an
+ * update changes only what was asked for.
+ */
+export async function clientFields(o: OptionReader): Promise<Record<string, unknown>> {
+  const fields: Record<string, unknown> = {};
+  for (const [key, setting] of SETTING_ENTRIES) {
+    const value = await optionValue(o, setting);
+    if (value !== undefined) fields[key] = value;
+  }
+  return fields;
+}
+
 /** A client as `client show` gets it: with its explicit account lists. */
 type ShownClient = ClientView & { accountRules?: Array<{ commonId: string; effect: string }> };
 
-function printClient(c: ShownClient): void {
-  printFields([
+/** What `client show` prints, one line per setting in the table's order. */
+export function clientLines(c: ShownClient): Array<[string, unknown]> {
+  const values = c as unknown as Record<string, unknown>;
+  return [
     ['Client ID', c.clientId],
-    ['Name', c.name],
-    ['Type', c.public ? 'public (PKCE, no secret)' : 'confidential'],
-    ['First party', c.firstParty],
-    ['Subject type', c.pairwise ? 'pairwise' : 'public'],
-    ['Redirect URIs', c.redirectUris],
-    ['Post-logout URIs', c.postLogoutRedirectUris],
-    ['Back-channel logout', c.backchannelLogoutUri],
-    ['Max password length', c.maxPasswordLength],
-    ['Requires MFA', c.requireMfa],
-    ['MFA max age (s)', c.mfaMaxAge],
-    ['Password grant', c.legacyPassword],
-    ['Client credentials', c.clientCredentials],
-    ['Allowed affiliations', c.allowedAffiliations ?? 'any'],
-    ['Allowed statuses', c.allowedStatuses],
-    ['Requires education', c.requireEducation],
-    ['Data salvage', c.salvage],
-    ['Listed in /services', c.listed],
-    ['Description', c.description],
-    ['Homepage', c.homepageUrl],
-    ['MFA warning from', c.mfaWarningFrom],
-    ['MFA required from', c.mfaRequiredFrom],
+    ...SETTING_ENTRIES.map(([key, { shown }]): [string, unknown] => [shown.label, shown.format ? shown.format(values[key]) : values[key]]),
     ...(c.accountRules?.length ? [['Account lists', c.accountRules.map((r) => `${r.effect} ${r.commonId}`)] as [string, unknown]] : []),
     ['Created', c.createdAt],
     ['Updated', c.updatedAt],
-  ]);
+  ];
 }
+
+/** The columns of `client list`: free text last, where its width cannot push the others apart. */
+const LIST_COLUMNS = SETTING_ENTRIES.filter(([, setting]) => setting.shown.list).sort(([, a], [, b]) => Number(a.type.kind === 'text') - Number(b.type.kind === 'text'));
 
 function printSecret(result: ClientResult): void {
   if (result.clientSecret) out(`Client secret: ${result.clientSecret}\n(shown only now: put it in the relying party's configuration)`);
@@ -183,16 +173,18 @@ function clientIdArgument(ctx: RunContext): string {
 
 const create: Command = {
   name: 'create',
-  synopsis:
-    '--name NAME --redirect-uri URI [--redirect-uri URI ...] [--public] [--first-party] [--pairwise] [--post-logout-uri URI ...] [--backchannel-logout-uri URI] [--max-password-length N] [--require-mfa] [--mfa-max-age SECONDS] [--legacy-password] [--client-credentials] [--allow-affiliation A,B] [--allow-status S,T] [--require-education] [--salvage]',
-  summary: 'Register a relying party.',
+  synopsis: `--name NAME --redirect-uri URI [--redirect-uri URI ...] ${SETTING_ENTRIES.filter(([key]) => key !== 'name' && key !== 'redirectUris')
+    .map(([, setting]) => `[${optionForm(setting)}${setting.type.kind === 'uris' ? ' ...' : ''}]`)
+    .join(' ')}`,
+  summary: 'Register a relying party, or an API (--resource-server URI, no redirect URI needed).',
   optionHelp: CLIENT_HELP,
-  notes: 'With --json it prints {"clientId": ..., "clientSecret": ...} (clientSecret is null for a public client). The secret is shown once.',
+  notes: 'With --json it prints {"clientId": ..., "clientSecret": ...} (clientSecret is null for a public or private_key_jwt client). The secret is shown once.',
   options: CLIENT_OPTIONS,
   async run(ctx) {
     ctx.options.required('name');
-    if (!ctx.options.list('redirect-uri')?.length) ctx.options.fail('missing --redirect-uri');
-    const result = await (await ctx.connect()).post<ClientResult>('/clients', clientFields(ctx.options));
+    const fields = await clientFields(ctx.options);
+    if (!(fields.redirectUris as string[] | undefined)?.length && !mayLackRedirectUris(fields)) ctx.options.fail('missing --redirect-uri (an API takes --resource-server URI instead)');
+    const result = await (await ctx.connect()).post<ClientResult>('/clients', fields);
     ctx.result({ clientId: result.clientId, clientSecret: result.clientSecret }, () => {
       out(`Registered client ${result.clientId} (${result.client.name}).`);
       if (result.client.public) out('It is a public client: no secret, it must use PKCE.');
@@ -207,8 +199,8 @@ const show: Command = {
   summary: 'Show a relying party (never its secret).',
   positionals: ['ID'],
   async run(ctx) {
-    const client = await (await ctx.connect()).get<ClientView>(`/clients/${enc(clientIdArgument(ctx))}`);
-    ctx.result(client, () => printClient(client));
+    const client = await (await ctx.connect()).get<ShownClient>(`/clients/${enc(clientIdArgument(ctx))}`);
+    ctx.result(client, () => printFields(clientLines(client)));
   },
 };
 
@@ -220,8 +212,11 @@ const list: Command = {
     const { clients } = await (await ctx.connect()).get<{ clients: ClientView[] }>('/clients');
     ctx.result(clients, () =>
       printTable(
-        ['CLIENT ID', 'TYPE', 'FIRST PARTY', 'NAME'],
-        clients.map((c) => [c.clientId, c.public ? 'public' : 'confidential', c.firstParty, c.name]),
+        ['CLIENT ID', ...LIST_COLUMNS.map(([, setting]) => setting.shown.list!.header)],
+        clients.map((c) => {
+          const values = c as unknown as Record<string, unknown>;
+          return [c.clientId, ...LIST_COLUMNS.map(([key, { shown }]) => (shown.list!.format ? shown.list!.format(values[key]) : values[key]))];
+        }),
         'no clients',
       ),
     );
@@ -230,22 +225,21 @@ const list: Command = {
 
 const update: Command = {
   name: 'update',
-  synopsis:
-    'ID [options of create] [--no-first-party] [--no-pairwise] [--no-public] [--no-post-logout-uri] [--no-backchannel-logout-uri] [--no-max-password-length] [--no-require-mfa] [--no-mfa-max-age] [--no-legacy-password] [--no-client-credentials] [--no-require-education] [--no-salvage] [--allow-account ID] [--deny-account ID] [--unlist-account ID] [--rotate-secret]',
+  synopsis: `ID [options of create] [${negations(true).replaceAll(', ', '] [')}] [${negations(false).replaceAll(', ', '] [')}] [--allow-account ID] [--deny-account ID] [--unlist-account ID] [--rotate-secret]`,
   summary: 'Change a relying party: only the options given change; --redirect-uri and --post-logout-uri replace the lists.',
   optionHelp: [
     ...CLIENT_HELP,
-    '  --no-first-party, --no-pairwise, --no-public, --no-require-mfa, --no-legacy-password, --no-client-credentials, --no-require-education, --no-salvage   turn the setting off',
-    '  --allow-account ID, --deny-account ID, --unlist-account ID   the explicit lists (repeatable; deny wins)',
-    '  --no-post-logout-uri, --no-backchannel-logout-uri, --no-max-password-length, --no-mfa-max-age   remove the setting',
-    '  --rotate-secret                a new client secret (printed once; the old one stops working)',
+    helpLine(negations(true), UPDATE_HELP.off[locale]),
+    helpLine('--allow-account ID, --deny-account ID, --unlist-account ID', UPDATE_HELP.lists[locale]),
+    helpLine(negations(false), UPDATE_HELP.remove[locale]),
+    helpLine('--rotate-secret', UPDATE_HELP.rotate[locale]),
   ],
   notes: 'With --json it prints {"clientId", "clientSecret", "client"}; clientSecret is null unless a new secret was made.',
   positionals: ['ID'],
   options: UPDATE_OPTIONS,
   async run(ctx) {
     const id = clientIdArgument(ctx);
-    const changes = clientFields(ctx.options);
+    const changes = await clientFields(ctx.options);
     if (ctx.options.flag('rotate-secret')) changes.rotateSecret = true;
     const listed: Array<[string, 'allow' | 'deny' | null]> = [
       ...(ctx.options.list('allow-account') ?? []).map((c): [string, 'allow'] => [c, 'allow']),
@@ -283,6 +277,6 @@ const remove: Command = {
 
 export const clientGroup: Group = {
   name: 'client',
-  summary: 'Manage relying parties (OpenID Connect clients): create, show, list, update, delete.',
+  summary: 'Manage relying parties (OpenID Connect clients) and APIs: create, show, list, update, delete.',
   commands: [create, show, list, update, remove],
 };

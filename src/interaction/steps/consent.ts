@@ -6,6 +6,7 @@ const SCOPE_TEXT: Record<string, MessageKey> = {
   openid: 'scope.openid',
   profile: 'scope.profile',
   email: 'scope.email',
+  eduperson: 'scope.eduperson',
   offline_access: 'scope.offline_access',
 };
 
