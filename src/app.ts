@@ -25,6 +25,7 @@ import { RetryLaterError } from './shared/errors.ts';
 import { findAccount } from './oidc/find-account.ts';
 import { resourceServers } from './oidc/resource-servers.ts';
 import { eduPersonScope } from './oidc/eduperson.ts';
+import { scopeOfClaim } from './oidc/claims.ts';
 import { logIgnoredAuthorizationScopes } from './oidc/ignored-scopes.ts';
 import { loadExistingGrant } from './oidc/grants.ts';
 import { providerPages } from './oidc/pages.ts';
@@ -141,6 +142,7 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
       const [account, client] = await Promise.all([accountId ? deps.accounts.findById(accountId) : undefined, deps.clientStore.find(String(request.details.params.client_id))]);
       return account && client ? deps.access.decide(account, client) : undefined;
     },
+    scopeOfClaim,
   });
   const hooks = {
     adapter: cappingAnonymousRecords(

@@ -35,7 +35,7 @@ export const ANONYMOUS_WINDOW_SECONDS = 600;
 export const ANONYMOUS_RECORDS_MAX_STORED = 500_000;
 /** Wrong device-flow user codes per source address, a budget: 30 at once, then one a minute; plenty for typing mistakes behind a campus NAT address, a few guesses of a 20^8 space. */
 export const DEVICE_USER_CODE_GUESSES_PER_ADDRESS = Object.freeze({ burst: 30, refillSeconds: 60 });
-/** Wrong device-flow user codes from all addresses together: 500 at once, then one every 10 s: all addresses together get some 9,000 guesses a day at most. */
+/** Wrong device-flow user codes from all addresses together: 500 at once, then one every 10 s; past it misses answer 429 and are logged as guessing spread over many addresses, while a right code is never refused (the per-address budget is what limits a guesser; a lucky guess could only approve the guesser's own account on someone's device). */
 export const DEVICE_USER_CODE_GUESSES_EVERYONE = Object.freeze({ burst: 500, refillSeconds: 10 });
 
 // One-time codes and captchas.

@@ -45,11 +45,19 @@ export function clientAddress(peer: string | undefined, forwardedFor: string | u
 /**
  * Sets ctx.ip, before anything reads it, to the client's address (clientAddress): the one address
  * every throttle, the sign-in log, the audit, the cap on anonymous records and the access log use.
+ * A peer that is not a trusted proxy has its X-Forwarded-* headers removed, so that Koa (app.proxy)
+ * takes neither the protocol (HTTPS required in production) nor the host from it.
  */
 export function clientAddressMiddleware(config: Pick<Config, 'trustedProxies' | 'proxyHops'>) {
   const trust = proxyTrust(config);
   return async (ctx: Context, next: Next) => {
+    const peer = canonicalIp(ctx.req.socket.remoteAddress ?? '');
+    if (!trust.proxies || !peer || !isTrusted(trust.proxies, peer)) {
+      for (const name of FORWARDED_HEADERS) delete ctx.request.header[name];
+    }
     ctx.request.ip = clientAddress(ctx.req.socket.remoteAddress, trust.proxies ? ctx.get('x-forwarded-for') : undefined, trust);
     await next();
   };
 }
+
+const FORWARDED_HEADERS = ['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded'];

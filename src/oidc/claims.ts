@@ -22,6 +22,17 @@ export const SCOPE_CLAIMS = {
 
 export const CLAIM_SCOPES: ReadonlySet<string> = new Set(Object.keys(SCOPE_CLAIMS));
 
+const SCOPE_OF_CLAIM: ReadonlyMap<string, string> = new Map(Object.entries(SCOPE_CLAIMS).flatMap(([scope, claims]) => claims.map((claim) => [claim, scope] as const)));
+
+/**
+ * The scope whose consent covers `claim`, asked for by itself in the claims parameter: the consent
+ * page shows that scope's text, so the person sees what the claim reveals. A language-tagged claim
+ * (family_name#ja-Kana-JP) goes with its base claim; a claim of no scope has none and is not granted.
+ */
+export function scopeOfClaim(claim: string): string | undefined {
+  return SCOPE_OF_CLAIM.get(claim.split('#')[0]);
+}
+
 /** What the claims take from the configuration. */
 export interface ClaimSettings {
   /** The eduPerson scope (eduperson.ts). */

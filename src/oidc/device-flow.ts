@@ -4,31 +4,37 @@ import type { KoaContextWithOIDC } from 'oidc-provider';
 import { translator } from '../i18n/i18n.ts';
 import type { Renderer } from '../http/renderer.ts';
 import type { DeviceCodeLimits } from '../throttle/device-codes.ts';
+import type { ThrottleState } from '../throttle/login-throttle.ts';
 import { DEVICE_CODE_GRANT } from '../client/client-settings.ts';
 
 /**
  * The guessing limit of user codes (RFC 8628 section 5.1), in front of the provider's verification
- * endpoint: a code entered past the budget of its address or of everyone is not looked up, and the
- * person gets a ja/en page with 429 and Retry-After. A route of Akamon's own, so the page rules
+ * endpoint: a code entered past its address's budget is not looked up, and the person gets a ja/en
+ * page with 429 and Retry-After. Everyone's budget is charged only after the provider missed, so a
+ * right code always reaches the confirmation page however many wrong ones others sent; past it, a
+ * miss gets the same 429 page in place of "not right". A route of Akamon's own, so the page rules
  * (a refused input is a page, not JSON) hold for it; it hands every other request to the provider.
  */
 export function deviceVerificationRoutes(limits: DeviceCodeLimits, renderer: Renderer): Router {
   const router = new Router();
+  const tooMany = (ctx: Context, { waitSeconds }: ThrottleState, budget: 'address' | 'everyone') => {
+    ctx.state.log.warn({ event: 'device.user_code_limited', budget, waitSeconds }, 'device user code refused: too many wrong codes');
+    ctx.set('Retry-After', String(waitSeconds));
+    const t = translator(ctx.state.locale);
+    renderer.page(ctx, 'error', 'error.title', { message: t('device.too_many_codes', { minutes: Math.max(1, Math.ceil(waitSeconds / 60)) }) }, 429);
+  };
   // The router matches as the provider's does (any letter case, a trailing slash), so no spelling of the path passes by.
   router.post('/device', async (ctx: Context, next: Next) => {
     const userCode = (ctx.request.body as Record<string, unknown> | undefined)?.user_code;
     if (typeof userCode !== 'string' || userCode.trim() === '') return next();
-    const limit = await limits.takeGuess(ctx.ip);
-    if (limit.waitSeconds > 0) {
-      ctx.state.log.warn({ event: 'device.user_code_limited', waitSeconds: limit.waitSeconds }, 'device user code refused: too many wrong codes');
-      ctx.set('Retry-After', String(limit.waitSeconds));
-      const t = translator(ctx.state.locale);
-      return renderer.page(ctx, 'error', 'error.title', { message: t('device.too_many_codes', { minutes: Math.max(1, Math.ceil(limit.waitSeconds / 60)) }) }, 429);
-    }
+    const address = await limits.takeGuess(ctx.ip);
+    if (address.waitSeconds > 0) return tooMany(ctx, address, 'address');
     await next();
-    // The provider found the code (it took it as the request's DeviceCode): no guess. A wrong,
-    // expired or used one stays counted.
-    if ((ctx as unknown as KoaContextWithOIDC).oidc?.entities?.DeviceCode) await limits.giveBackGuess(ctx.ip);
+    // The provider found the code live and unused (it took it as the request's DeviceCode): no
+    // guess. A wrong, expired or used one stays counted, and only then is everyone's budget charged.
+    if ((ctx as unknown as KoaContextWithOIDC).oidc?.entities?.DeviceCode) return limits.giveBackGuess(ctx.ip);
+    const everyone = await limits.countMiss();
+    if (everyone.waitSeconds > 0) tooMany(ctx, everyone, 'everyone');
   });
   return router;
 }

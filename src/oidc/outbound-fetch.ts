@@ -44,42 +44,66 @@ export function isSpecialUseAddress(address: string): boolean {
   return SPECIAL_USE.check(address, family === 4 ? 'ipv4' : 'ipv6');
 }
 
+/**
+ * Never a target, even where private ones are allowed: link-local (a cloud's metadata service at
+ * 169.254.169.254, fe80::) and "this network". Campus systems live on private and loopback
+ * addresses; nothing a relying party registers lives there.
+ */
+const NEVER_A_TARGET = new net.BlockList();
+NEVER_A_TARGET.addSubnet('169.254.0.0', 16, 'ipv4');
+NEVER_A_TARGET.addSubnet('0.0.0.0', 8, 'ipv4');
+NEVER_A_TARGET.addSubnet('fe80::', 10, 'ipv6');
+NEVER_A_TARGET.addAddress('::', 'ipv6');
+
+export function isNeverATarget(address: string): boolean {
+  const family = net.isIP(address);
+  if (family === 0) return false;
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (mapped) return NEVER_A_TARGET.check(mapped[1], 'ipv4');
+  return NEVER_A_TARGET.check(address, family === 4 ? 'ipv4' : 'ipv6');
+}
+
 export class SpecialUseAddressError extends Error {
   override name = 'SpecialUseAddressError';
 }
 
 /**
- * Resolves like dns.lookup but refuses special-use addresses. It runs at connect time, for the
+ * Resolves like dns.lookup but refuses addresses `refused` names. It runs at connect time, for the
  * address actually dialled, so a DNS answer that changes between check and use gains nothing.
  */
-const guardedLookup: net.LookupFunction = (hostname, options, callback) => {
-  dns.lookup(hostname, { ...options, all: true }, (error, addresses) => {
-    if (error) return callback(error, '', 4);
-    const list = addresses as dns.LookupAddress[];
-    if (list.length === 0 || list.some((a) => isSpecialUseAddress(a.address))) {
-      return callback(new SpecialUseAddressError(`${hostname} resolves to a loopback, private or reserved address`) as NodeJS.ErrnoException, '', 4);
-    }
-    if ((options as dns.LookupOptions).all) return (callback as unknown as (e: null, a: dns.LookupAddress[]) => void)(null, list);
-    callback(null, list[0].address, list[0].family);
-  });
-};
+function guardedLookup(refused: (address: string) => boolean): net.LookupFunction {
+  return (hostname, options, callback) => {
+    dns.lookup(hostname, { ...options, all: true }, (error, addresses) => {
+      if (error) return callback(error, '', 4);
+      const list = addresses as dns.LookupAddress[];
+      if (list.length === 0 || list.some((a) => refused(a.address))) {
+        return callback(new SpecialUseAddressError(`${hostname} resolves to an address Akamon does not call`) as NodeJS.ErrnoException, '', 4);
+      }
+      if ((options as dns.LookupOptions).all) return (callback as unknown as (e: null, a: dns.LookupAddress[]) => void)(null, list);
+      callback(null, list[0].address, list[0].family);
+    });
+  };
+}
 
-const guardedAgent = new Agent({ connect: { lookup: guardedLookup } });
+const strictAgent = new Agent({ connect: { lookup: guardedLookup(isSpecialUseAddress) } });
+const campusAgent = new Agent({ connect: { lookup: guardedLookup(isNeverATarget) } });
 
 /**
  * The provider's outgoing requests (back-channel logout, a client's jwks_uri ...). By default
  * loopback and private targets are refused, as oidc-provider intends; campus systems often live
- * there, so AKAMON_BACKCHANNEL_ALLOW_PRIVATE=true lifts the rule.
+ * there, so AKAMON_BACKCHANNEL_ALLOW_PRIVATE=true lifts that rule, but never for link-local
+ * targets. Redirects are never followed: each one would be a target nobody checked (address
+ * literals do not pass through the lookup), and neither a JWKS nor a logout endpoint needs one.
  */
 export function outboundFetch(allowPrivate: boolean): typeof fetch {
+  const refused = allowPrivate ? isNeverATarget : isSpecialUseAddress;
+  const dispatcher = allowPrivate ? campusAgent : strictAgent;
   return (async (input: string | URL | Request, init?: RequestInit) => {
     const url = new URL(input instanceof Request ? input.url : input);
-    const options = { ...init, dispatcher: allowPrivate ? undefined : guardedAgent } as Parameters<typeof undiciFetch>[1];
-    if (!allowPrivate) {
-      const host = url.hostname.replace(/^\[|\]$/g, '');
-      // Address literals never reach the lookup hook.
-      if (isSpecialUseAddress(host) || host === 'localhost') throw new SpecialUseAddressError(`${host} is a loopback, private or reserved address`);
-    }
+    const host = url.hostname.replace(/^\[|\]$/g, '');
+    // Address literals never reach the lookup hook.
+    if (refused(host) || (!allowPrivate && host === 'localhost')) throw new SpecialUseAddressError(`${host} is an address Akamon does not call`);
+    const options = { ...init, dispatcher, redirect: 'error' } as Parameters<typeof undiciFetch>[1];
     return undiciFetch(url, options) as unknown as Response;
   }) as typeof fetch;
 }

@@ -171,17 +171,22 @@ export class TokenRetries {
     const token = rows.find((row) => row.model === model && row.id === id);
     if (!token) return { detail: `${replay}: it is gone` };
     const successors = rows.filter((row) => row !== token);
-    const why = token.retried
-      ? 'its one retry was granted already'
-      : !token.in_grace
-        ? `presented again after the ${this.#graceSeconds} s retry grace`
-        : !token.arrived_after_use
-          ? `presented again within ${TOKEN_RETRY_EARLIEST_SECONDS} s of its first use, alongside it`
-          : successors.length === 0
-            ? 'nothing it was exchanged for is left (a token set aside by a retry, or one consumed before retries were recorded)'
-            : successors.some((row) => row.model === 'RefreshToken' && row.consumed)
-              ? 'the refresh token it was exchanged for has been used'
-              : undefined;
+    // A public client proves nothing but the token: its second presentation cannot be told from a
+    // stolen copy, and the retry would hand the copy a live chain. Only confidential clients retry.
+    const isPublic = Provider.ctx?.oidc?.client?.clientAuthMethod === 'none';
+    const why = isPublic
+      ? 'the client does not authenticate, so a second presentation gets no retry'
+      : token.retried
+        ? 'its one retry was granted already'
+        : !token.in_grace
+          ? `presented again after the ${this.#graceSeconds} s retry grace`
+          : !token.arrived_after_use
+            ? `presented again within ${TOKEN_RETRY_EARLIEST_SECONDS} s of its first use, alongside it`
+            : successors.length === 0
+              ? 'nothing it was exchanged for is left (a token set aside by a retry, or one consumed before retries were recorded)'
+              : successors.some((row) => row.model === 'RefreshToken' && row.consumed)
+                ? 'the refresh token it was exchanged for has been used'
+                : undefined;
     if (why) return { grantId: token.grant_id, detail: `${replay}: ${why}; the grant is revoked` };
 
     const grantId = token.grant_id;

@@ -243,6 +243,20 @@ describe('a genuine replay still revokes the grant', () => {
     await expectGrantRevoked(third.body as { access_token: string; refresh_token: string });
   });
 
+  test('a public client gets no retry: its code is all a thief needs, so a second presentation is a replay', async () => {
+    const publicClient = await akamon.createClient({ name: 'Public RP', redirectUris: ['http://127.0.0.1:9/public'], public: true });
+    const { code, verifier } = await signIn(new Browser(akamon.url), akamon, publicClient, account, { scope: 'openid' });
+    const first = await redeem(akamon, publicClient, code!, verifier);
+    expect(first.status).toBe(200);
+    await clientGaveUp(code!);
+    const again = await redeem(akamon, publicClient, code!, verifier);
+    expect(again.body.error).toBe('invalid_grant');
+    expect(refusalOf(again.headers.get('x-request-id'))?.detail).toBe(
+      'authorization code already consumed: the client does not authenticate, so a second presentation gets no retry; the grant is revoked',
+    );
+    expect(await userinfo(first.body.access_token)).toBe(401);
+  });
+
   test('a second retry: each consumed token gets one', async () => {
     const { refresh_token: first } = await freshTokens();
     await lostAnswer({ grant_type: 'refresh_token', refresh_token: first }, first);

@@ -2,7 +2,7 @@ import { describe, expect, test } from '@jest/globals';
 import { readProfile } from '../../src/account/account-fields.ts';
 import type { AccountRow } from '../../src/account/account.store.ts';
 import { inDepartments, normalizeDepartment } from '../../src/account/department.ts';
-import { accountClaims, SCOPE_CLAIMS } from '../../src/oidc/claims.ts';
+import { accountClaims, SCOPE_CLAIMS, scopeOfClaim } from '../../src/oidc/claims.ts';
 import { carriedForms, requestedForms } from '../../src/oidc/claims-locales.ts';
 import { eduPersonScope } from '../../src/oidc/eduperson.ts';
 
@@ -78,6 +78,16 @@ describe('name claims', () => {
     const released = new Set(Object.values(SCOPE_CLAIMS).flat());
     const composed = Object.keys(accountClaims({ ...named, department: 'eng', entitlements: ['urn:x:y'] } as AccountRow, [], settings));
     expect(composed.filter((claim) => !released.has(claim as never))).toEqual([]);
+  });
+});
+
+describe('the scope of a claim, for the consent page', () => {
+  test('each claim goes with its scope, a language-tagged claim with its base claim; a claim of no scope has none', () => {
+    for (const [scope, claims] of Object.entries(SCOPE_CLAIMS)) for (const claim of claims) expect(scopeOfClaim(claim)).toBe(scope);
+    expect(scopeOfClaim('family_name#ja-Kana-JP')).toBe('profile');
+    expect(scopeOfClaim('department#ja')).toBe('profile');
+    expect(scopeOfClaim('email_verified')).toBe('email');
+    for (const claim of ['shoe_size', 'shoe_size#ja', 'sid', 'iss', '', '#ja', 'eduperson']) expect(scopeOfClaim(claim)).toBeUndefined();
   });
 });
 

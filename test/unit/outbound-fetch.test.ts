@@ -63,6 +63,11 @@ describe('outboundFetch', () => {
   beforeAll(async () => {
     server = http.createServer((request, response) => {
       requests += 1;
+      if (request.url?.startsWith('/redirect')) {
+        // A target of its own choosing (here a reachable one, so that following it would succeed).
+        response.writeHead(302, { location: '/followed' }).end();
+        return;
+      }
       response.setHeader('content-type', 'application/json');
       response.end(JSON.stringify({ method: request.method, path: request.url, marker: request.headers['x-marker'] ?? null }));
     });
@@ -133,4 +138,23 @@ describe('outboundFetch', () => {
     if (viaName) expect(await viaName.json()).toMatchObject({ method: 'GET', path: '/named' });
     expect(requests).toBeGreaterThan(before);
   });
+
+  test('a redirect is never followed, also where private targets are allowed', async () => {
+    const error = await outboundFetch(true)(`http://127.0.0.1:${port}/redirect`).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(Error);
+  });
+
+  test.each(['http://169.254.169.254/latest/meta-data/', 'http://[fe80::1]/', 'http://0.0.0.0:1/', 'http://[::ffff:169.254.169.254]/'])(
+    'outboundFetch(true) still refuses the link-local or unspecified target %s',
+    async (url) => {
+      const error = await outboundFetch(true)(url).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(SpecialUseAddressError);
+    },
+  );
 });

@@ -183,7 +183,8 @@ const create: Command = {
   async run(ctx) {
     ctx.options.required('name');
     const fields = await clientFields(ctx.options);
-    if (!(fields.redirectUris as string[] | undefined)?.length && !mayLackRedirectUris(fields)) ctx.options.fail('missing --redirect-uri (an API takes --resource-server URI instead)');
+    if (!(fields.redirectUris as string[] | undefined)?.length && !mayLackRedirectUris(fields))
+      ctx.options.fail('missing --redirect-uri (an API takes --resource-server URI, a back-end service --client-credentials, a device or command-line tool --device-flow)');
     const result = await (await ctx.connect()).post<ClientResult>('/clients', fields);
     ctx.result({ clientId: result.clientId, clientSecret: result.clientSecret }, () => {
       out(`Registered client ${result.clientId} (${result.client.name}).`);

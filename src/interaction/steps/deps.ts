@@ -32,4 +32,6 @@ export interface StepDeps {
   idv: { flow: IdvFlow; verification: IdentityVerification } | undefined;
   /** The access decision for the interaction's account at its client. */
   decide(request: StepRequest): Promise<AccessDecision | undefined>;
+  /** The scope whose consent covers a claim asked for in the claims parameter (src/oidc/claims.ts). */
+  scopeOfClaim(claim: string): string | undefined;
 }
