@@ -250,6 +250,17 @@ describe('production mode', () => {
       await prod.close();
     }
   });
+
+  test('X-Forwarded-Proto from a peer that is not a trusted proxy counts for nothing: plain HTTP is still refused', async () => {
+    const prod = await startAkamon({ env: { AKAMON_ENV: 'production', AKAMON_ISSUER: 'https://login.example.ac.jp', AKAMON_TRUSTED_PROXIES: '192.0.2.1' } });
+    try {
+      const forged = await fetch(`${prod.url}/.well-known/openid-configuration`, { headers: { 'x-forwarded-proto': 'https' } });
+      expect(forged.status).toBe(400);
+      expect(await forged.text()).toContain('HTTPS is required');
+    } finally {
+      await prod.close();
+    }
+  });
 });
 
 test('behind the proxy the client address is the one the proxy appended, not a forged one', async () => {
