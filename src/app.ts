@@ -76,6 +76,10 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
   const db = database.db;
   // Before anything is written under this node's issuer (the account home's redirect URI below).
   const binding = await bindIssuer(db, config.issuer, config.migrateIssuerFrom);
+  if (config.production && config.trustProxy && !config.proxiesNamed) {
+    // Any host on a private network that reaches this node directly could say who the client is.
+    logger.warn('AKAMON_TRUST_PROXY=true trusts X-Forwarded-For from every loopback and private address: set AKAMON_TRUSTED_PROXIES to the proxies in front of Akamon');
+  }
   if (binding.kind === 'migrated') {
     logger.warn({ from: binding.from, to: config.issuer }, 'issuer migrated: every node must now run with the new AKAMON_ISSUER, and relying parties must be told');
   } else if (config.migrateIssuerFrom) {

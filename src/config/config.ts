@@ -53,6 +53,8 @@ export interface Config {
   readonly trustProxy: boolean;
   /** The proxies whose X-Forwarded-For is believed (http/client-address.ts); empty: nobody's. */
   readonly trustedProxies: readonly Subnet[];
+  /** Whether AKAMON_TRUSTED_PROXIES named the proxies (else AKAMON_TRUST_PROXY=true trusts every local network). */
+  readonly proxiesNamed: boolean;
   /** How many X-Forwarded-For entries, from the right, the proxies in front of Akamon append at most. */
   readonly proxyHops: number;
   readonly backchannelAllowPrivate: boolean;
@@ -352,6 +354,7 @@ export function loadConfig(env: Env = process.env, readFile: (file: string) => s
     hashNiceness: integer(env, 'AKAMON_HASH_NICE', 10, 0, 19),
     trustProxy: proxies.length > 0,
     trustedProxies: proxies,
+    proxiesNamed: Boolean(env.AKAMON_TRUSTED_PROXIES?.trim()),
     proxyHops: integer(env, 'AKAMON_PROXY_HOPS', 1, 1, 10),
     backchannelAllowPrivate: flag(env, 'AKAMON_BACKCHANNEL_ALLOW_PRIVATE'),
     logLevel: env.AKAMON_LOG_LEVEL ?? 'info',

@@ -246,6 +246,8 @@ describe('production mode', () => {
       // The admin API answers the CLI on the same machine over plain HTTP; other paths do not.
       const admin = await fetch(`${prod.url}/admin/api/clients`, { headers: { authorization: `Bearer ${prod.operatorToken}` } });
       expect(admin.status).toBe(200);
+      // Trusting every local network is allowed, and said at start-up.
+      expect(prod.logs.join('')).toContain('set AKAMON_TRUSTED_PROXIES to the proxies in front of Akamon');
     } finally {
       await prod.close();
     }
@@ -257,6 +259,7 @@ describe('production mode', () => {
       const forged = await fetch(`${prod.url}/.well-known/openid-configuration`, { headers: { 'x-forwarded-proto': 'https' } });
       expect(forged.status).toBe(400);
       expect(await forged.text()).toContain('HTTPS is required');
+      expect(prod.logs.join('')).not.toContain('set AKAMON_TRUSTED_PROXIES to the proxies in front of Akamon');
     } finally {
       await prod.close();
     }
