@@ -3,6 +3,13 @@ import type { DB } from '../db/schema.ts';
 import { begunAfterSessionsEnded, live, writingProviderRows } from '../db/provider-rows.ts';
 import { isUuid } from '../shared/uuid.ts';
 
+/** The part of a Grant's payload that records consent (oidc-provider's Grant model). */
+export interface GrantConsent {
+  openid?: { scope?: string; claims?: string[] };
+  rejected?: { openid?: { scope?: string; claims?: string[] }; resources?: Record<string, string> };
+  resources?: Record<string, string>;
+}
+
 /** Housekeeping on the provider's table that the provider itself does not do. */
 export class OidcPayloadStore {
   readonly #db: Kysely<DB>;
@@ -64,6 +71,24 @@ export class OidcPayloadStore {
       .where(live('s'))
       .where(begunAfterSessionsEnded('s', 'Session'));
     return Boolean(await (options.hold ? query.forShare() : query).executeTakeFirst());
+  }
+
+  /**
+   * What the account's grants to the client still in force record (not expired, not begun before a
+   * sign-out everywhere, suspension or password reset; anything that ends grants deletes the rows):
+   * the consent a new sign-in's grant starts from (grants.ts).
+   */
+  async liveGrants(accountId: string, clientId: string): Promise<GrantConsent[]> {
+    const rows = await this.#db
+      .selectFrom('oidc_payload')
+      .select('payload')
+      .where('model', '=', 'Grant')
+      .where('account_id', '=', accountId)
+      .where(sql<boolean>`payload->>'clientId' = ${clientId}`)
+      .where(live('oidc_payload'))
+      .where(begunAfterSessionsEnded('oidc_payload', 'Grant'))
+      .execute();
+    return rows.map((row) => row.payload as GrantConsent);
   }
 
   /** Deletes at most `limit` expired rows; the sweeper calls it until it returns less than the limit. */

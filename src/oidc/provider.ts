@@ -82,6 +82,10 @@ export function createProvider(config: Config, keys: KeyMaterial, hooks: Provide
       carryClaimsLocales(ctx);
       return hooks.loadExistingGrant(ctx);
     },
+    // A sign-out revokes the tokens of its session's grants but keeps the grants: they record the
+    // consent the next sign-in to the client starts from (grants.ts). Otherwise as the provider's
+    // default: revoking an access token leaves its grant, any other revocation ends it.
+    revokeGrantPolicy: (ctx) => ctx.oidc.route !== 'end_session_confirm' && !(ctx.oidc.route === 'revocation' && ctx.oidc.entities.AccessToken),
     // Access tokens keep the amr of their sign-in, for the access rules' MFA demand at each use.
     extraTokenClaims: accessTokenClaims,
     // Refresh tokens for every client allowed the grant; without offline_access they end with the session.
