@@ -2,8 +2,8 @@ import crypto from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
 import { decode, type Page } from '../support/browser.ts';
-import { freePort, runCli } from '../support/processes.ts';
-import { block, cliArguments, fill, recipeBlocks } from '../support/recipes.ts';
+import { freePort } from '../support/processes.ts';
+import { block, fill, recipeBlocks, registerFromRecipe } from '../support/recipes.ts';
 import { akamonSessions, APACHE_PACKAGES, denyAccount, missingPackage, NavigatingBrowser, startApache, type RelyingPartyProcess } from '../support/relying-party.ts';
 
 // docs/relying-parties/apache-mod-auth-openidc.md as written: Debian's Apache 2.4 with
@@ -59,9 +59,7 @@ async function refusedAt(origin: string, account: { commonId: string; password: 
     akamon = await startAkamon({ env: { AKAMON_BACKCHANNEL_ALLOW_PRIVATE: 'true' } });
     const port = await freePort();
     site = `http://127.0.0.1:${port}`;
-    const registered = await runCli({ url: akamon.url, token: akamon.operatorToken }, cliArguments(fill(block(recipe, 'register'), { 'https://wiki.example.ac.jp': site })));
-    if (registered.code !== 0) throw new Error(`client create exited ${registered.code}: ${registered.stderr}`);
-    const client = JSON.parse(registered.stdout) as { clientId: string; clientSecret: string };
+    const client = await registerFromRecipe(akamon, recipe, { 'https://wiki.example.ac.jp': site });
     clientId = client.clientId;
     apache = await startSite(port, client, true);
   });

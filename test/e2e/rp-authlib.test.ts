@@ -2,9 +2,9 @@ import crypto from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
-import { freePort, runCli } from '../support/processes.ts';
-import { block, cliArguments, fill, recipeBlocks } from '../support/recipes.ts';
-import { akamonSessions, denyAccount, jsonOf, missingPackage, NavigatingBrowser, startRelyingParty, type RelyingPartyProcess } from '../support/relying-party.ts';
+import { freePort } from '../support/processes.ts';
+import { recipeBlocks, registerFromRecipe } from '../support/recipes.ts';
+import { akamonSessions, appHome, denyAccount, jsonOf, missingPackage, NavigatingBrowser, signedInToApp, startRelyingParty, type RelyingPartyProcess } from '../support/relying-party.ts';
 
 // docs/relying-parties/python-authlib.md: test/rp/authlib_app.py (Flask with Debian's authlib
 // 1.2) registered with the recipe's CLI command, signing people in through Akamon over loopback.
@@ -25,31 +25,16 @@ let origin: string;
 let clientId: string;
 
 /** What the app's home answers this browser. */
-async function home(browser: NavigatingBrowser) {
-  const page = await browser.browse(`${origin}/`);
-  expect(page.status).toBe(200);
-  return jsonOf(page);
-}
+const home = (browser: NavigatingBrowser) => appHome(browser, origin);
 
-async function signedIn(account: { commonId: string; password: string }, options: { consent?: boolean } = {}) {
-  const browser = new NavigatingBrowser(akamon.url);
-  const page = await browser.signIn(`${origin}/login`, account, options);
-  expect(page.url).toBe(`${origin}/`);
-  expect(jsonOf(page).signed_in).toBe(true);
-  return browser;
-}
+const signedIn = (account: { commonId: string; password: string }, options: { consent?: boolean } = {}) => signedInToApp(akamon, origin, account, options);
 
 (unavailable ? describe.skip : describe)(`Python authlib with Flask${unavailable ? ` (skipped: ${unavailable})` : ''}`, () => {
   beforeAll(async () => {
     akamon = await startAkamon({ env: { AKAMON_BACKCHANNEL_ALLOW_PRIVATE: 'true' } });
     const port = await freePort();
     origin = `http://127.0.0.1:${port}`;
-    const registered = await runCli(
-      { url: akamon.url, token: akamon.operatorToken },
-      cliArguments(fill(block(recipeBlocks('python-authlib.md'), 'register'), { 'https://lab.example.ac.jp': origin })),
-    );
-    if (registered.code !== 0) throw new Error(`client create exited ${registered.code}: ${registered.stderr}`);
-    const client = JSON.parse(registered.stdout) as { clientId: string; clientSecret: string };
+    const client = await registerFromRecipe(akamon, recipeBlocks('python-authlib.md'), { 'https://lab.example.ac.jp': origin });
     clientId = client.clientId;
     app = await startRelyingParty({
       name: 'the authlib app',

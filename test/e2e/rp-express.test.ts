@@ -2,9 +2,9 @@ import crypto from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
-import { freePort, runCli } from '../support/processes.ts';
-import { block, cliArguments, fill, recipeBlocks } from '../support/recipes.ts';
-import { akamonSessions, denyAccount, jsonOf, NavigatingBrowser, startRelyingParty, type RelyingPartyProcess } from '../support/relying-party.ts';
+import { freePort } from '../support/processes.ts';
+import { recipeBlocks, registerFromRecipe } from '../support/recipes.ts';
+import { akamonSessions, appHome, denyAccount, jsonOf, NavigatingBrowser, signedInToApp, startRelyingParty, type RelyingPartyProcess } from '../support/relying-party.ts';
 
 // docs/relying-parties/express-openid-connect.md: test/rp/express-app.ts (Express with
 // express-openid-connect 3.4, npm dev dependencies) registered with the recipe's CLI command, run
@@ -39,30 +39,15 @@ async function startApp(port: number, client: { clientId: string; clientSecret: 
   return url;
 }
 
-async function home(browser: NavigatingBrowser) {
-  const page = await browser.browse(`${origin}/`);
-  expect(page.status).toBe(200);
-  return jsonOf(page);
-}
+const home = (browser: NavigatingBrowser) => appHome(browser, origin);
 
-async function signedIn(account: { commonId: string; password: string }) {
-  const browser = new NavigatingBrowser(akamon.url);
-  const page = await browser.signIn(`${origin}/login`, account);
-  expect(page.url).toBe(`${origin}/`);
-  expect(jsonOf(page).signed_in).toBe(true);
-  return browser;
-}
+const signedIn = (account: { commonId: string; password: string }) => signedInToApp(akamon, origin, account);
 
 describe('Express with express-openid-connect', () => {
   beforeAll(async () => {
     akamon = await startAkamon({ env: { AKAMON_BACKCHANNEL_ALLOW_PRIVATE: 'true' } });
     const port = await freePort();
-    const registered = await runCli(
-      { url: akamon.url, token: akamon.operatorToken },
-      cliArguments(fill(block(recipeBlocks('express-openid-connect.md'), 'register'), { 'https://portal.example.ac.jp': `http://127.0.0.1:${port}` })),
-    );
-    if (registered.code !== 0) throw new Error(`client create exited ${registered.code}: ${registered.stderr}`);
-    const client = JSON.parse(registered.stdout) as { clientId: string; clientSecret: string };
+    const client = await registerFromRecipe(akamon, recipeBlocks('express-openid-connect.md'), { 'https://portal.example.ac.jp': `http://127.0.0.1:${port}` });
     clientId = client.clientId;
     origin = await startApp(port, client);
   });

@@ -8,8 +8,8 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
 import { Browser, type Page } from '../support/browser.ts';
 import { enterCredentials } from '../support/flows.ts';
-import { runCli, watchProcess, type WatchedProcess } from '../support/processes.ts';
-import { block, cliArguments, fill, recipeBlocks } from '../support/recipes.ts';
+import { watchProcess, type WatchedProcess } from '../support/processes.ts';
+import { block, fill, recipeBlocks, registerFromRecipe } from '../support/recipes.ts';
 import { missingPackage } from '../support/relying-party.ts';
 
 // docs/relying-parties/oidc-agent.md: Debian's oidc-agent 4.2.6 (its agent, oidc-gen and
@@ -62,9 +62,7 @@ async function userinfo(accessToken: string) {
 (unavailable ? describe.skip : describe)(`oidc-agent through the device grant${unavailable ? ` (skipped: ${unavailable})` : ''}`, () => {
   beforeAll(async () => {
     akamon = await startAkamon();
-    const registered = await runCli({ url: akamon.url, token: akamon.operatorToken }, cliArguments(fill(block(blocks, 'register'), {})));
-    if (registered.code !== 0) throw new Error(`client create exited ${registered.code}: ${registered.stderr}`);
-    const client = JSON.parse(registered.stdout) as { clientId: string; clientSecret: string };
+    const client = await registerFromRecipe(akamon, blocks, {});
     clientId = client.clientId;
 
     work = fs.mkdtempSync(path.join(os.tmpdir(), 'akamon-oidc-agent-'));

@@ -1,6 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { RunningAkamon } from './akamon.ts';
+import { runCli } from './processes.ts';
 
 /**
  * The relying-party recipes in docs/relying-parties/ as their tests run them: each code block
@@ -58,4 +60,11 @@ export function cliArguments(shell: string): string[] {
   const words = [...command.matchAll(/"([^"]*)"|'([^']*)'|(\S+)/g)].map((m) => m[1] ?? m[2] ?? m[3]);
   if (words[0] !== 'npx' || words[1] !== 'akamon') throw new Error(`not an "npx akamon" command: ${command}`);
   return words.slice(2);
+}
+
+/** Runs a recipe's `register` block (an `npx akamon client create`) with `values` filled in: the client it made. */
+export async function registerFromRecipe(akamon: RunningAkamon, blocks: Map<string, string>, values: Record<string, string>): Promise<{ clientId: string; clientSecret: string }> {
+  const registered = await runCli({ url: akamon.url, token: akamon.operatorToken }, cliArguments(fill(block(blocks, 'register'), values)));
+  if (registered.code !== 0) throw new Error(`client create exited ${registered.code}: ${registered.stderr}`);
+  return JSON.parse(registered.stdout) as { clientId: string; clientSecret: string };
 }

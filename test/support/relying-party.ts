@@ -222,3 +222,19 @@ export function akamonSessions(akamon: RunningAkamon, accountId: string) {
 export function jsonOf(page: Page): Record<string, any> {
   return JSON.parse(page.html) as Record<string, any>;
 }
+
+/** A relying-party app's home page (apps that answer JSON: the authlib and Express test apps). */
+export async function appHome(browser: NavigatingBrowser, origin: string): Promise<Record<string, any>> {
+  const page = await browser.browse(`${origin}/`);
+  expect(page.status).toBe(200);
+  return jsonOf(page);
+}
+
+/** A new browser signed in to such an app through Akamon, back on the app's home page. */
+export async function signedInToApp(akamon: RunningAkamon, origin: string, account: { commonId: string; password: string }, options: { consent?: boolean } = {}): Promise<NavigatingBrowser> {
+  const browser = new NavigatingBrowser(akamon.url);
+  const page = await browser.signIn(`${origin}/login`, account, options);
+  expect(page.url).toBe(`${origin}/`);
+  expect(jsonOf(page).signed_in).toBe(true);
+  return browser;
+}
