@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import * as client from 'openid-client';
 import { SCOPE_CLAIMS } from '../../src/oidc/claims.ts';
-import { type RunningAkamon, startAkamon } from '../support/akamon.ts';
+import { adminApi, type RunningAkamon, startAkamon } from '../support/akamon.ts';
 import { tokenRequest } from '../support/flows.ts';
 import { codeFlow, discover } from '../support/openid-rp.ts';
 
@@ -16,14 +16,7 @@ beforeAll(async () => {
 });
 afterAll(() => akamon.close());
 
-const admin = async (path: string, method: string, body?: unknown) => {
-  const response = await fetch(`${akamon.url}/admin/api${path}`, {
-    method,
-    headers: { authorization: `Bearer ${akamon.operatorToken}`, 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: response.status, body: (await response.json()) as Record<string, any> };
-};
+const admin = (path: string, method: string, body?: unknown) => adminApi(akamon, method, path, body);
 
 const HANAKO = {
   familyName: 'Yamada',

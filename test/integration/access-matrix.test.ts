@@ -3,7 +3,7 @@ import { generate } from 'otplib';
 import type { DenialReason } from '../../src/access/access-rules.ts';
 import { denialDescription } from '../../src/access/denial-text.ts';
 import type { ClientInput } from '../../src/client/client.service.ts';
-import { type RunningAkamon, startAkamon } from '../support/akamon.ts';
+import { adminApi, type RunningAkamon, startAkamon } from '../support/akamon.ts';
 import { Browser } from '../support/browser.ts';
 import { codeFrom, enterCredentials, redeem, signIn, startAuthorization, tokenRequest } from '../support/flows.ts';
 
@@ -26,12 +26,7 @@ type Client = Awaited<ReturnType<RunningAkamon['createClient']>>;
 type Account = Awaited<ReturnType<RunningAkamon['createReadyAccount']>>;
 
 const admin = async (path: string, method: string, body?: unknown) => {
-  const response = await fetch(`${akamon.url}/admin/api${path}`, {
-    method,
-    headers: { authorization: `Bearer ${akamon.operatorToken}`, 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  expect(response.status).toBeLessThan(300);
+  expect((await adminApi(akamon, method, path, body)).status).toBeLessThan(300);
 };
 
 interface Rule {

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { newCommonId, type RunningAkamon, startAkamon } from '../support/akamon.ts';
+import { adminApi, newCommonId, type RunningAkamon, startAkamon } from '../support/akamon.ts';
 import { Browser } from '../support/browser.ts';
 import { enterCredentials, startAuthorization } from '../support/flows.ts';
 
@@ -12,14 +12,7 @@ beforeAll(async () => {
 });
 afterAll(() => akamon.close());
 
-const admin = async (path: string, method: string, body?: unknown) => {
-  const response = await fetch(`${akamon.url}/admin/api${path}`, {
-    method,
-    headers: { authorization: `Bearer ${akamon.operatorToken}`, 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: response.status, body: (await response.json()) as Record<string, any> };
-};
+const admin = (path: string, method: string, body?: unknown) => adminApi(akamon, method, path, body);
 
 const row = (commonId: string) => akamon.deps.accounts.findByCommonId(commonId);
 

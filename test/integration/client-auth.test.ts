@@ -6,7 +6,7 @@ import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'j
 import * as client from 'openid-client';
 import { AUTH_METHODS } from '../../src/client/client-settings.ts';
 import { CLIENT_AUTH_ALGORITHMS } from '../../src/oidc/client-auth.ts';
-import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
+import { adminApi, startAkamon, type RunningAkamon } from '../support/akamon.ts';
 import { Browser } from '../support/browser.ts';
 import { enterCredentials } from '../support/flows.ts';
 
@@ -46,19 +46,12 @@ afterAll(async () => {
 
 const insecure = { execute: [client.allowInsecureRequests] };
 
-async function admin(node: RunningAkamon, method: string, path: string, body?: unknown) {
-  const response = await fetch(`${node.url}/admin/api${path}`, {
-    method,
-    headers: { authorization: `Bearer ${node.operatorToken}`, 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: response.status, body: (await response.json()) as any };
-}
+const admin = adminApi;
 
 async function register(body: Record<string, unknown>, node = akamon): Promise<{ clientId: string; clientSecret: string | null; client: Record<string, unknown> }> {
   const created = await admin(node, 'POST', '/clients', { firstParty: true, ...body });
   if (created.status !== 201) throw new Error(`registration refused: ${JSON.stringify(created.body)}`);
-  return created.body;
+  return created.body as { clientId: string; clientSecret: string | null; client: Record<string, unknown> };
 }
 
 async function keyPair(alg: string): Promise<{ privateKey: CryptoKey; jwk: JWK }> {

@@ -43,6 +43,17 @@ export function newCommonId(): string {
   return String(Date.now() % 1e6).padStart(6, '0') + String(process.pid % 100).padStart(2, '0') + String(counter % 100).padStart(2, '0');
 }
 
+/** A call to the admin API as the test's operator: its status and JSON answer ({} when it has no body). */
+export async function adminApi(akamon: Pick<RunningAkamon, 'url' | 'operatorToken'>, method: string, path: string, body?: unknown): Promise<{ status: number; body: Record<string, any> }> {
+  const response = await fetch(`${akamon.url}/admin/api${path}`, {
+    method,
+    headers: { authorization: `Bearer ${akamon.operatorToken}`, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  return { status: response.status, body: (text ? JSON.parse(text) : {}) as Record<string, any> };
+}
+
 export const READY_PASSWORD = 'Kq7#vLm2$pRt9w';
 
 /**

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { expect } from '@jest/globals';
 import { Agent } from 'undici';
-import type { RunningAkamon } from './akamon.ts';
+import { adminApi, type RunningAkamon } from './akamon.ts';
 import { Browser, type Page } from './browser.ts';
 import { enterCredentials } from './flows.ts';
 import { watchProcess, type WatchedProcess } from './processes.ts';
@@ -205,12 +205,7 @@ export class NavigatingBrowser extends Browser {
 
 /** Puts `commonId` on the client's deny list, as `akamon client update ID --deny-account` does. */
 export async function denyAccount(akamon: RunningAkamon, clientId: string, commonId: string): Promise<void> {
-  const response = await fetch(`${akamon.url}/admin/api/clients/${encodeURIComponent(clientId)}/accounts`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${akamon.operatorToken}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ commonId, effect: 'deny' }),
-  });
-  expect(response.status).toBe(200);
+  expect((await adminApi(akamon, 'POST', `/clients/${encodeURIComponent(clientId)}/accounts`, { commonId, effect: 'deny' })).status).toBe(200);
 }
 
 /** The account's live Akamon sign-in sessions (rows), for "the logout ended it". */
