@@ -84,8 +84,9 @@ export class ClientStore {
   }
 
   /** The API (resource server) with this resource indicator. */
-  findByResource(indicator: string): Promise<ClientRow | undefined> {
-    return this.#db.selectFrom('client').selectAll().where('resource_server', '=', indicator).executeTakeFirst();
+  /** The API registered under a resource indicator: its id and name (all a token request or a consent page needs). */
+  findByResource(indicator: string): Promise<{ client_id: string; name: string } | undefined> {
+    return this.#db.selectFrom('client').select(['client_id', 'name']).where('resource_server', '=', indicator).executeTakeFirst();
   }
 
   list(): Promise<ClientRow[]> {

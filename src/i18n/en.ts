@@ -84,6 +84,7 @@ export const en = {
   'scope.email': 'Your email address',
   'scope.eduperson': 'Your membership of the university (affiliation, the Common ID with the university domain) and the rights the university has recorded for you',
   'scope.offline_access': 'Stay connected while you are away',
+  'scope.resource': 'Use {api} on your behalf',
 
   'logout.title': 'Sign out?',
   'logout.lead': 'Do you want to sign out of Akamon on this device?',

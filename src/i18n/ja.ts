@@ -86,6 +86,7 @@ export const ja: Messages = {
   'scope.email': 'メールアドレス',
   'scope.eduperson': '大学の構成員であること(身分、大学のドメイン付きの共通ID)と、大学があなたに登録している利用資格',
   'scope.offline_access': '操作していない間も接続を保つ',
+  'scope.resource': 'あなたに代わって {api} を利用する',
 
   'logout.title': 'サインアウトしますか?',
   'logout.lead': 'この端末で Akamon からサインアウトしますか?',

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import * as client from 'openid-client';
-import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
+import { adminApi, startAkamon, type RunningAkamon } from '../support/akamon.ts';
 import { Browser } from '../support/browser.ts';
 import { enterCredentials } from '../support/flows.ts';
 
@@ -23,14 +23,7 @@ const LIBRARY = 'https://api.example.ac.jp/library';
 const GRADES = 'https://api.example.ac.jp/grades';
 const insecure = { execute: [client.allowInsecureRequests] };
 
-async function admin(method: string, path: string, body?: unknown) {
-  const response = await fetch(`${akamon.url}/admin/api${path}`, {
-    method,
-    headers: { authorization: `Bearer ${akamon.operatorToken}`, 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: response.status, body: response.status === 204 ? undefined : ((await response.json()) as any) };
-}
+const admin = (method: string, path: string, body?: unknown) => adminApi(akamon, method, path, body);
 
 async function register(body: Record<string, unknown>) {
   const created = await admin('POST', '/clients', body);
@@ -186,4 +179,20 @@ describe('registering APIs', () => {
     }
     expect((await admin('GET', '/clients')).body.clients.length).toBe(before);
   });
+});
+
+test("a third-party client asking for an API: the consent page names the API it is to use on the person's behalf", async () => {
+  const outside = await register({ name: 'Outside portal', redirectUris: ['http://127.0.0.1:9/outside/callback'], resources: [LIBRARY] });
+  const account = await akamon.createReadyAccount();
+  const verifier = client.randomPKCECodeVerifier();
+  const params = new URLSearchParams({
+    redirect_uri: 'http://127.0.0.1:9/outside/callback',
+    scope: 'openid',
+    resource: LIBRARY,
+    code_challenge: await client.calculatePKCECodeChallenge(verifier),
+    code_challenge_method: 'S256',
+  });
+  const browser = new Browser(akamon.url);
+  const page = await enterCredentials(browser, await browser.visit(client.buildAuthorizationUrl(outside.config, params).href), account.commonId, account.password);
+  expect(page.html).toContain('Use Library API on your behalf');
 });

@@ -55,10 +55,16 @@ export function consentStep(deps: StepDeps): Step {
     checks: [],
     async show(request) {
       const account = request.details.session ? await deps.accounts.findById(request.details.session.accountId) : undefined;
+      const { texts } = asked(request.details, deps.scopeOfClaim);
+      // The APIs the client asks tokens for (ones an operator listed on it): each learns who the
+      // person is when it checks a token, so the page names them too.
+      const resource = request.details.params.resource;
+      const indicators = [...new Set(typeof resource === 'string' ? [resource] : Array.isArray(resource) ? resource.map(String) : [])];
+      const apis = await Promise.all(indicators.map(async (indicator) => (await deps.clients.findByResource(indicator))?.name ?? indicator));
       request.render('consent', 'consent.title', {
         clientName: request.clientName,
         action: request.url('decide'),
-        scopes: asked(request.details, deps.scopeOfClaim).texts.map((key) => request.t(key)),
+        scopes: [...texts.map((key) => request.t(key)), ...apis.map((api) => request.t('scope.resource', { api }))],
         accountLine: account ? request.t('consent.account', { name: account.name, commonId: account.common_id }) : '',
       });
     },
