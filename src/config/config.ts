@@ -270,8 +270,8 @@ function idvSettings(env: Env, production: boolean, readFile: (file: string) => 
 /** Loopback and private networks: the proxies AKAMON_TRUST_PROXY=true trusts when AKAMON_TRUSTED_PROXIES names none. */
 export const LOCAL_NETWORKS: readonly string[] = Object.freeze(['127.0.0.0/8', '::1', '10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', 'fc00::/7']);
 
-/** AKAMON_TRUSTED_PROXIES, or the local networks with AKAMON_TRUST_PROXY=true alone, or nobody. */
-function trustedProxies(env: Env): readonly Subnet[] {
+/** AKAMON_TRUSTED_PROXIES, or the local networks with AKAMON_TRUST_PROXY=true alone, or nobody; and whether the list named them. */
+function trustedProxies(env: Env): { subnets: readonly Subnet[]; named: boolean } {
   const named = (env.AKAMON_TRUSTED_PROXIES ?? '')
     .split(',')
     .map((entry) => entry.trim())
@@ -279,7 +279,7 @@ function trustedProxies(env: Env): readonly Subnet[] {
   const trust = flag(env, 'AKAMON_TRUST_PROXY');
   if (named.length > 0 && env.AKAMON_TRUST_PROXY && !trust) throw new ConfigError('AKAMON_TRUSTED_PROXIES names proxies but AKAMON_TRUST_PROXY is false: remove one of the two');
   const entries = named.length > 0 ? named : trust ? LOCAL_NETWORKS : [];
-  return Object.freeze(
+  const subnets = Object.freeze(
     entries.map(
       (entry) =>
         parseSubnet(entry) ??
@@ -288,6 +288,7 @@ function trustedProxies(env: Env): readonly Subnet[] {
         })(),
     ),
   );
+  return { subnets, named: named.length > 0 };
 }
 
 const anonymousSessionTtl = (env: Env) => integer(env, 'AKAMON_ANONYMOUS_SESSION_TTL_SECONDS', ANONYMOUS_SESSION_TTL_SECONDS, 60, 86_400);
@@ -308,7 +309,7 @@ export function loadConfig(env: Env = process.env, readFile: (file: string) => s
   const production = (env.AKAMON_ENV ?? env.NODE_ENV) === 'production';
   const port = integer(env, 'PORT', 3000, 0, 65535);
   const secret = env.AKAMON_SECRET || undefined;
-  const proxies = trustedProxies(env);
+  const { subnets: proxies, named: proxiesNamed } = trustedProxies(env);
   if (production) {
     if (!env.AKAMON_ISSUER) throw new ConfigError('AKAMON_ISSUER is required in production');
     if (!secret) throw new ConfigError('AKAMON_SECRET is required in production');
@@ -354,7 +355,7 @@ export function loadConfig(env: Env = process.env, readFile: (file: string) => s
     hashNiceness: integer(env, 'AKAMON_HASH_NICE', 10, 0, 19),
     trustProxy: proxies.length > 0,
     trustedProxies: proxies,
-    proxiesNamed: Boolean(env.AKAMON_TRUSTED_PROXIES?.trim()),
+    proxiesNamed,
     proxyHops: integer(env, 'AKAMON_PROXY_HOPS', 1, 1, 10),
     backchannelAllowPrivate: flag(env, 'AKAMON_BACKCHANNEL_ALLOW_PRIVATE'),
     logLevel: env.AKAMON_LOG_LEVEL ?? 'info',

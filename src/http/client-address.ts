@@ -51,11 +51,13 @@ export function clientAddress(peer: string | undefined, forwardedFor: string | u
 export function clientAddressMiddleware(config: Pick<Config, 'trustedProxies' | 'proxyHops'>) {
   const trust = proxyTrust(config);
   return async (ctx: Context, next: Next) => {
-    const peer = canonicalIp(ctx.req.socket.remoteAddress ?? '');
-    if (!trust.proxies || !peer || !isTrusted(trust.proxies, peer)) {
+    const peer = canonicalIp(ctx.req.socket.remoteAddress ?? '') ?? '';
+    if (trust.proxies && peer && isTrusted(trust.proxies, peer)) {
+      ctx.request.ip = clientAddress(peer, ctx.get('x-forwarded-for'), trust);
+    } else {
       for (const name of FORWARDED_HEADERS) delete ctx.request.header[name];
+      ctx.request.ip = peer;
     }
-    ctx.request.ip = clientAddress(ctx.req.socket.remoteAddress, trust.proxies ? ctx.get('x-forwarded-for') : undefined, trust);
     await next();
   };
 }

@@ -60,7 +60,7 @@ function refusalRecord(event: string, ctx: KoaContextWithOIDC, error: ProviderEr
 }
 
 /** The request's own logger (it carries the request id); the provider runs on the app's context. */
-const requestLog = (ctx: KoaContextWithOIDC, fallback: Logger): Logger => (ctx as unknown as { state?: { log?: Logger } }).state?.log ?? fallback;
+export const requestLog = (ctx: KoaContextWithOIDC, fallback: Logger): Logger => (ctx as unknown as { state?: { log?: Logger } }).state?.log ?? fallback;
 
 /** Logs every refused protocol request, with the request id of the request it refused. */
 export function logRefusals(provider: Provider, logger: Logger): void {

@@ -1,3 +1,4 @@
+import { requestLog } from './error-log.ts';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { Logger } from 'pino';
 
@@ -15,9 +16,6 @@ export function logIgnoredScopes(log: Logger | undefined, clientId: string | und
   if (!log || ignored.length === 0) return;
   log.info({ clientId, scopes: ignored.slice(0, MAX_LOGGED).map((scope) => scope.slice(0, MAX_LENGTH)) }, 'requested scopes ignored');
 }
-
-/** The request's own logger (it carries the request id); the provider runs on the app's context. */
-const requestLog = (ctx: KoaContextWithOIDC, fallback: Logger): Logger => (ctx as unknown as { state?: { log?: Logger } }).state?.log ?? fallback;
 
 /** The endpoints that take a scope for a person's authorization. */
 const AUTHORIZATION_ROUTES = new Set(['authorization', 'pushed_authorization_request', 'device_authorization']);

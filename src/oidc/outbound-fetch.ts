@@ -35,14 +35,18 @@ for (const [prefix, bits] of [
 ] as const)
   SPECIAL_USE.addSubnet(prefix, bits, 'ipv6');
 
-export function isSpecialUseAddress(address: string): boolean {
-  const family = net.isIP(address);
-  if (family === 0) return false;
-  // An IPv4-mapped IPv6 address is judged by its IPv4 part.
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  if (mapped) return SPECIAL_USE.check(mapped[1], 'ipv4');
-  return SPECIAL_USE.check(address, family === 4 ? 'ipv4' : 'ipv6');
-}
+/** Whether an address (not a host name) lies in `list`; an IPv4-mapped IPv6 address by its IPv4 part. */
+const inList =
+  (list: net.BlockList) =>
+  (address: string): boolean => {
+    const family = net.isIP(address);
+    if (family === 0) return false;
+    const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+    if (mapped) return list.check(mapped[1], 'ipv4');
+    return list.check(address, family === 4 ? 'ipv4' : 'ipv6');
+  };
+
+export const isSpecialUseAddress = inList(SPECIAL_USE);
 
 /**
  * Never a target, even where private ones are allowed: link-local (a cloud's metadata service at
@@ -55,13 +59,7 @@ NEVER_A_TARGET.addSubnet('0.0.0.0', 8, 'ipv4');
 NEVER_A_TARGET.addSubnet('fe80::', 10, 'ipv6');
 NEVER_A_TARGET.addAddress('::', 'ipv6');
 
-export function isNeverATarget(address: string): boolean {
-  const family = net.isIP(address);
-  if (family === 0) return false;
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  if (mapped) return NEVER_A_TARGET.check(mapped[1], 'ipv4');
-  return NEVER_A_TARGET.check(address, family === 4 ? 'ipv4' : 'ipv6');
-}
+const isNeverATarget = inList(NEVER_A_TARGET);
 
 export class SpecialUseAddressError extends Error {
   override name = 'SpecialUseAddressError';

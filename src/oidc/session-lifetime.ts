@@ -61,7 +61,7 @@ export function sessionTtl(limits: SessionLimits, anonymousSeconds: number) {
     if (!anchored.accountId) return anonymousSeconds;
     const signIn = (ctx?.oidc?.result as { [SIGN_IN_RESULT]?: { at?: unknown } } | undefined)?.[SIGN_IN_RESULT];
     if (typeof signIn?.at === 'number') anchored.signedInAt = signIn.at;
-    anchored.signedInAt ??= anchored.loginTs;
+    anchored.signedInAt = signedInAt(anchored);
     return sessionSeconds(limits, anchored.signedInAt);
   };
 }

@@ -4,6 +4,7 @@ import { sql, type Kysely } from 'kysely';
 import Provider, { type AdapterPayload, type KoaContextWithOIDC } from 'oidc-provider';
 import type { DB } from '../db/schema.ts';
 import { TOKEN_RETRY_EARLIEST_SECONDS } from '../config/defaults.ts';
+import { DEVICE_CODE_GRANT } from '../client/client-settings.ts';
 
 /**
  * The retry grace of token requests (issue 12 point 4), as Okta's refresh-token grace period and
@@ -39,7 +40,7 @@ import { TOKEN_RETRY_EARLIEST_SECONDS } from '../config/defaults.ts';
 const PRESENTED: Record<string, { model: string; parameter: string; replay: string }> = {
   authorization_code: { model: 'AuthorizationCode', parameter: 'code', replay: 'authorization code already consumed' },
   refresh_token: { model: 'RefreshToken', parameter: 'refresh_token', replay: 'refresh token already used' },
-  'urn:ietf:params:oauth:grant-type:device_code': { model: 'DeviceCode', parameter: 'device_code', replay: 'device code already consumed' },
+  [DEVICE_CODE_GRANT]: { model: 'DeviceCode', parameter: 'device_code', replay: 'device code already consumed' },
 };
 
 /** Whether a token request of this grant type consumes what it presents (the protocol gate runs it as one unit of work). */

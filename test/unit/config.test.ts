@@ -217,3 +217,8 @@ describe('identity verification settings', () => {
     expect(configError({ AKAMON_SALVAGE_DAYS: '-1' }).message).toMatch(/AKAMON_SALVAGE_DAYS/);
   });
 });
+
+test('proxies count as named only when AKAMON_TRUSTED_PROXIES lists one (a list of nothing falls back to the local networks, unnamed)', () => {
+  expect(loadConfig({ AKAMON_TRUST_PROXY: 'true', AKAMON_TRUSTED_PROXIES: ' , ' }).proxiesNamed).toBe(false);
+  expect(loadConfig({ AKAMON_TRUSTED_PROXIES: '192.0.2.1' }).proxiesNamed).toBe(true);
+});
