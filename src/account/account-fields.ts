@@ -1,3 +1,5 @@
+import type { Selectable } from 'kysely';
+import type { AccountTable } from '../db/schema.ts';
 import { DomainError } from '../shared/errors.ts';
 import { cleanName } from '../shared/text.ts';
 import { DEPARTMENT_MAX_LENGTH, normalizeDepartment } from './department.ts';
@@ -8,17 +10,10 @@ import { DEPARTMENT_MAX_LENGTH, normalizeDepartment } from './department.ts';
  * columns of `account import`, the CLI options of `account create` and `account update` and the
  * lines of `account show`, so that a new field is one row here plus its column.
  */
-export interface ProfileValues {
-  email_verified: boolean;
-  family_name: string | null;
-  given_name: string | null;
-  family_name_ja: string | null;
-  given_name_ja: string | null;
-  family_name_kana: string | null;
-  given_name_kana: string | null;
-  department: string | null;
-  entitlements: string[];
-}
+export type ProfileValues = Pick<
+  Selectable<AccountTable>,
+  'email_verified' | 'family_name' | 'given_name' | 'family_name_ja' | 'given_name_ja' | 'family_name_kana' | 'given_name_kana' | 'department' | 'entitlements'
+>;
 
 type Column<T> = { [C in keyof ProfileValues]: ProfileValues[C] extends T ? C : never }[keyof ProfileValues];
 
@@ -35,7 +30,7 @@ interface Row<C extends keyof ProfileValues> {
   help: string;
 }
 
-export type AccountField =
+type AccountField =
   | (Row<Column<string | null>> & { kind: 'text'; clean(value: string): string })
   | (Row<Column<boolean>> & { kind: 'flag' })
   | (Row<Column<string[]>> & { kind: 'list'; max: number; clean(value: string): string });

@@ -24,10 +24,10 @@ export interface Text {
 }
 
 /** The provider's registration of a client (its metadata), as stored in `client.metadata`. */
-export type Metadata = Record<string, unknown>;
+type Metadata = Record<string, unknown>;
 
 /** A JSON Web Key Set of public keys, as an operator registers one for private_key_jwt. */
-export interface JwkSet {
+interface JwkSet {
   keys: Array<Record<string, unknown>>;
 }
 
@@ -54,10 +54,10 @@ type ColumnName = Exclude<keyof ClientTable, 'client_id' | 'client_secret_enc' |
  * Where a setting lives. A column (and optionally a part of the provider's registration too, for a
  * value the provider must see), or only the registration, read back from it.
  */
-export type SettingStore<T> = { readonly column: ColumnName; readonly metadata?: (value: T) => Metadata } | { readonly metadata: (value: T) => Metadata; readonly read: (metadata: Metadata) => T };
+type SettingStore<T> = { readonly column: ColumnName; readonly metadata?: (value: T) => Metadata } | { readonly metadata: (value: T) => Metadata; readonly read: (metadata: Metadata) => T };
 
 /** What validation may depend on besides the value. */
-export interface SettingEnv {
+interface SettingEnv {
   /** http redirect and homepage URIs are accepted (development); loopback ones always are. */
   readonly allowHttp: boolean;
 }
@@ -247,7 +247,7 @@ function jwks(row: Row<JwkSet | null>): Setting<JwkSet | null> {
 
 /** The client authentication methods Akamon accepts at the token, introspection and revocation endpoints (discovery lists exactly these). */
 export const AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'client_secret_jwt', 'private_key_jwt', 'none'] as const;
-export type AuthMethod = (typeof AUTH_METHODS)[number];
+type AuthMethod = (typeof AUTH_METHODS)[number];
 
 /**
  * The size of the secret a method needs, or null for methods without one. client_secret_jwt signs
@@ -265,7 +265,7 @@ const grantTypes = (on: boolean, ...types: string[]) => ({ grant_types: on ? typ
 export const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 
 /** The settings every system a person signs in to has, whatever its protocol. */
-export const SYSTEM_SETTINGS = {
+const SYSTEM_SETTINGS = {
   name: text({
     option: 'name',
     placeholder: 'NAME',
@@ -399,7 +399,7 @@ export const SYSTEM_SETTINGS = {
 };
 
 /** The settings of an OpenID Connect client (relying party) or API. */
-export const OIDC_SETTINGS = {
+const OIDC_SETTINGS = {
   redirectUris: uris({
     option: 'redirect-uri',
     placeholder: 'URI',

@@ -40,9 +40,14 @@ export function mfaDemanded(demand: MfaDemand): boolean {
   return demand.accountRequires || demand.clientRequires || demand.requestedAcr.includes(ACR_MFA);
 }
 
+/** The session's last sign-in (loginTs: a password or a factor) was within `maxAgeSeconds`. */
+export function signedInWithin(loginTs: number | undefined, maxAgeSeconds: number, nowSeconds: number): boolean {
+  return loginTs !== undefined && nowSeconds - loginTs <= maxAgeSeconds;
+}
+
 /** A second factor shown in this session, recently enough for a client's --mfa-max-age. */
 export function mfaFresh(session: { amr?: readonly string[]; loginTs?: number }, maxAgeSeconds: number | null, nowSeconds: number): boolean {
   if (!hasSecondFactor(session.amr)) return false;
   if (maxAgeSeconds === null || maxAgeSeconds === undefined) return true;
-  return session.loginTs !== undefined && nowSeconds - session.loginTs <= maxAgeSeconds;
+  return signedInWithin(session.loginTs, maxAgeSeconds, nowSeconds);
 }

@@ -7,7 +7,7 @@ import type { Affiliation } from '../db/schema.ts';
  * staff are members; faculty and staff are employees too; alumni are "alum" and guests "affiliate",
  * neither of them members.
  */
-export const EDUPERSON_AFFILIATIONS: Readonly<Record<Affiliation, readonly string[]>> = {
+const EDUPERSON_AFFILIATIONS: Readonly<Record<Affiliation, readonly string[]>> = {
   student: ['student', 'member'],
   faculty: ['faculty', 'employee', 'member'],
   staff: ['staff', 'employee', 'member'],

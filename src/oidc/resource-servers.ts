@@ -4,7 +4,7 @@ import type { AccountStore } from '../account/account.store.ts';
 import type { ClientStore } from '../client/client.store.ts';
 import { signInMethods } from './token-sign-in.ts';
 
-export interface ResourceServerDeps {
+interface ResourceServerDeps {
   clients: ClientStore;
   accounts: AccountStore;
   access: AccessService;

@@ -12,7 +12,7 @@ import { DomainError, RetryLaterError } from '../../shared/errors.ts';
 import { errorAnswer } from '../../http/error-map.ts';
 import { sha256 } from '../../crypto/tokens.ts';
 import { ACCOUNT_CLIENT_ID } from '../../selfservice/account-client.ts';
-import { mfaFresh } from '../../mfa/assurance.ts';
+import { mfaFresh, signedInWithin } from '../../mfa/assurance.ts';
 import { FRESH_SIGNIN_SECONDS, OTP_CODE_TTL_SECONDS } from '../../config/defaults.ts';
 
 const ADD_FACTOR_FRESH_SECONDS = FRESH_SIGNIN_SECONDS;
@@ -26,7 +26,7 @@ function addingAllowed(facts: Facts, ctx: KoaContextWithOIDC): boolean {
   const now = Math.floor(facts.now.getTime() / 1000);
   const session = { amr: ctx.oidc.session?.amr, loginTs: ctx.oidc.session?.loginTs };
   if (facts.factors.length > 0) return mfaFresh(session, ADD_FACTOR_FRESH_SECONDS, now);
-  return session.loginTs !== undefined && now - session.loginTs <= ADD_FACTOR_FRESH_SECONDS;
+  return signedInWithin(session.loginTs, ADD_FACTOR_FRESH_SECONDS, now);
 }
 
 /**
