@@ -96,6 +96,8 @@ function settingValue(key: string, type: SettingType, value: unknown): unknown {
   }
 }
 
+const SETTING_KEYS: ReadonlySet<string> = new Set(SETTING_ENTRIES.map(([key]) => key));
+
 /** The client settings in a request body, by the settings table; what a body leaves out stays out. */
 export function clientInput(body: Record<string, unknown>): ClientInput {
   return Object.fromEntries(SETTING_ENTRIES.filter(([key]) => body[key] !== undefined).map(([key, setting]) => [key, settingValue(key, setting.type, body[key])])) as ClientInput;
@@ -293,7 +295,9 @@ export function adminApi(deps: AdminApiDeps): Router {
   });
 
   router.post('/clients', async (ctx) => {
-    const { client, clientSecret } = await deps.clients.create(clientInput(body(ctx)));
+    const b = body(ctx);
+    refuseUnknown(b, (key) => SETTING_KEYS.has(key), `the settings are ${[...SETTING_KEYS].join(', ')}`);
+    const { client, clientSecret } = await deps.clients.create(clientInput(b));
     await audit(ctx, 'client.created', null, { clientId: client.clientId });
     ctx.status = 201;
     ctx.body = { clientId: client.clientId, clientSecret, client };
@@ -346,6 +350,8 @@ export function adminApi(deps: AdminApiDeps): Router {
 
   router.patch('/clients/:clientId', async (ctx) => {
     const b = body(ctx);
+    refuseUnknown(b, (key) => SETTING_KEYS.has(key) || key === 'rotateSecret', `the settings are ${[...SETTING_KEYS].join(', ')}, and rotateSecret`);
+    if (b.rotateSecret !== undefined && typeof b.rotateSecret !== 'boolean') bad('rotateSecret must be a boolean');
     const { client, clientSecret } = await deps.clients.update(ctx.params.clientId, { ...clientInput(b), rotateSecret: b.rotateSecret === true });
     await audit(ctx, 'client.updated', null, { clientId: client.clientId, secretRotated: clientSecret !== null });
     ctx.body = { clientId: client.clientId, clientSecret, client };

@@ -327,3 +327,15 @@ describe('the outbound guard', () => {
     }
   });
 });
+
+test('a misspelt setting is refused, not dropped: 400 naming it, and nothing is registered', async () => {
+  const before = (await admin(akamon, 'GET', '/clients')).body.clients.length;
+  const created = await admin(akamon, 'POST', '/clients', { name: 'Typo', redirectUris: ['http://127.0.0.1:9/typo'], requireMFA: true });
+  expect(created.status).toBe(400);
+  expect(created.body).toMatchObject({ error: 'invalid_request', error_description: expect.stringContaining('unknown field requireMFA') });
+  expect((await admin(akamon, 'GET', '/clients')).body.clients.length).toBe(before);
+  const { clientId } = await register({ name: 'Rotating', redirectUris: ['http://127.0.0.1:9/rotating'] });
+  const rotate = await admin(akamon, 'PATCH', `/clients/${clientId}`, { rotateSecret: 'yes' });
+  expect(rotate.status).toBe(400);
+  expect(rotate.body.error_description).toBe('rotateSecret must be a boolean');
+});
