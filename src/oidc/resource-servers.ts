@@ -1,3 +1,4 @@
+import { memoised } from '../shared/request-memo.ts';
 import { errors, type AccessToken, type Client, type ClientCredentials, type FindAccount, type KoaContextWithOIDC, type RefreshToken, type ResourceServer } from 'oidc-provider';
 import type { AccessService } from '../access/access.service.ts';
 import type { AccountStore } from '../account/account.store.ts';
@@ -22,6 +23,9 @@ const audiences = (aud: string | string[] | undefined) => (aud === undefined ? [
  * self-contained JWT could not follow (a suspension or a rule change ends it at once, on every node).
  */
 export function resourceServers(deps: ResourceServerDeps) {
+  // The policy and the answer's username read the same account in one introspection, which writes none.
+  const accountOf = (id: string) => memoised(`introspection:account:${id}`, () => deps.accounts.findById(id));
+
   return {
     /** features.resourceIndicators.getResourceServerInfo: only registered APIs, only for the clients registered for them. */
     async info(_ctx: KoaContextWithOIDC, indicator: string, client: Client): Promise<ResourceServer> {
@@ -48,7 +52,7 @@ export function resourceServers(deps: ResourceServerDeps) {
       if (!('accountId' in token) || !token.accountId) return true;
       if ((await tokenGate(ctx, token.accountId, token)) === undefined) return false;
       if (!api) return true;
-      const account = await deps.accounts.findById(token.accountId);
+      const account = await accountOf(token.accountId);
       return account !== undefined && (await deps.access.decide(account, api, { amr: signInMethods(token) })).allowed;
     },
 
@@ -64,7 +68,7 @@ export function resourceServers(deps: ResourceServerDeps) {
       const token = ctx.oidc.entities.AccessToken ?? ctx.oidc.entities.RefreshToken;
       if (body?.active !== true || !token?.accountId) return;
       if (token.clientId === ctx.oidc.client?.clientId && !ctx.oidc.entities.Grant?.getOIDCScope().split(' ').includes('profile')) return;
-      const account = await deps.accounts.findById(token.accountId);
+      const account = await accountOf(token.accountId);
       if (account) body.username = account.common_id;
     },
   };
