@@ -81,8 +81,7 @@ export class AccountService {
     const values = readProfile(changes);
     const changed = Object.keys(changes).filter((key) => ACCOUNT_FIELD_KEYS.has(key));
     if (changed.length === 0) throw new DomainError('invalid_request', `say what to change: ${[...ACCOUNT_FIELD_KEYS].join(', ')}`);
-    await this.#store.updateProfile(account.id, values);
-    return { account: (await this.#store.findById(account.id))!, changed };
+    return { account: await this.#store.updateProfile(account.id, values), changed };
   }
 
   /** A new initial password after the help desk checked the person; every session ends. */

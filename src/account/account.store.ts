@@ -117,12 +117,14 @@ export class AccountStore {
       .execute();
   }
 
-  async updateProfile(id: string, values: Partial<ProfileValues>): Promise<void> {
-    await this.#db
+  /** Sets the fields and answers the row as it now is. */
+  updateProfile(id: string, values: Partial<ProfileValues>): Promise<AccountRow> {
+    return this.#db
       .updateTable('account')
       .set({ ...values, updated_at: sql<Date>`now()` as never })
       .where('id', '=', id)
-      .execute();
+      .returningAll()
+      .executeTakeFirstOrThrow();
   }
 
   /** "Later" on the MFA rollout notice: counted, and remembered for a day. */

@@ -215,17 +215,18 @@ export function adminApi(deps: AdminApiDeps): Router {
     if (b.requireMfa !== undefined && typeof b.requireMfa !== 'boolean') bad('requireMfa must be true or false');
     if (Object.keys(b).length === 0) bad(`say what to change: requireMfa, ${FIELD_LIST}`);
     const { requireMfa, ...fields } = b;
-    let account = await deps.accountService.get(ctx.params.commonId);
+    // The body names at least one change (above), so one of the two sets the account.
+    let account: AccountRow | undefined;
     if (Object.keys(fields).length) {
-      const updated = await deps.accountService.updateProfile(account.common_id, fields);
+      const updated = await deps.accountService.updateProfile(ctx.params.commonId, fields);
       account = updated.account;
       await audit(ctx, 'account.updated', account.id, { fields: updated.changed });
     }
     if (typeof requireMfa === 'boolean') {
-      account = await deps.accountService.setMfaRequired(account.common_id, requireMfa);
+      account = await deps.accountService.setMfaRequired(ctx.params.commonId, requireMfa);
       await audit(ctx, 'mfa.requirement_changed', account.id, { required: requireMfa });
     }
-    ctx.body = accountJson(account);
+    ctx.body = accountJson(account!);
   });
 
   router.post('/accounts/:commonId/reset-mfa', async (ctx) => {

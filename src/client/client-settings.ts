@@ -131,6 +131,12 @@ function checkUri(value: string, what: string, allowHttp: boolean): string {
   return value;
 }
 
+/** A checked URI; one compared with what callers send (a resource indicator) is kept in its one spelling. */
+function checkedUri(value: string, what: string, allowHttp: boolean, canonical: boolean | undefined): string {
+  const checked = checkUri(value, what, allowHttp);
+  return canonical ? new URL(checked).href : checked;
+}
+
 /** `http: 'always'` for a URI only servers call (back-channel logout), which a campus may keep on http. */
 function uri(row: Row<string | null> & { placeholder: string; what: string; http?: 'always'; canonical?: boolean }): Setting<string | null> {
   const { placeholder, what, http, canonical, ...rest } = row;
@@ -140,9 +146,7 @@ function uri(row: Row<string | null> & { placeholder: string; what: string; http
     default: null,
     check(value, env) {
       if (value === null || value === '') return null;
-      const checked = checkUri(value, what, env.allowHttp || http === 'always');
-      // A value compared with what callers send (a resource indicator) is kept in its one spelling.
-      return canonical ? new URL(checked).href : checked;
+      return checkedUri(value, what, env.allowHttp || http === 'always', canonical);
     },
   };
 }
@@ -153,7 +157,7 @@ function uris(row: Row<string[]> & { placeholder: string; what: string; canonica
     ...rest,
     type: { kind: 'uris', placeholder },
     default: [],
-    check: (values, env) => [...new Set(values.map((value) => (canonical ? new URL(checkUri(value, what, env.allowHttp)).href : checkUri(value, what, env.allowHttp))))],
+    check: (values, env) => [...new Set(values.map((value) => checkedUri(value, what, env.allowHttp, canonical)))],
   };
 }
 
