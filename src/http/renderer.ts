@@ -12,6 +12,11 @@ export interface PageData {
 }
 
 /** Renders a page in the request's language with the values every page needs. */
+/** The language switch of a page: to the other language, then back to `back` (a path here). */
+export function languageSwitchUrl(ctx: Context, back: string): string {
+  return `/lang?to=${ctx.state.locale === 'ja' ? 'en' : 'ja'}&back=${encodeURIComponent(back)}`;
+}
+
 export class Renderer {
   readonly #eta: Eta;
   readonly #csrf: CsrfGuard;
@@ -26,7 +31,6 @@ export class Renderer {
   page(ctx: Context, view: string, titleKey: MessageKey, data: PageData = {}, status = 200): void {
     const locale: Locale = ctx.state.locale;
     const t = translator(locale);
-    const other: Locale = locale === 'ja' ? 'en' : 'ja';
     ctx.status = status;
     ctx.type = 'text/html; charset=utf-8';
     ctx.set('Cache-Control', 'no-store');
@@ -34,7 +38,7 @@ export class Renderer {
       t,
       locale,
       title: t(titleKey),
-      langUrl: `/lang?to=${other}&back=${encodeURIComponent(ctx.originalUrl)}`,
+      langUrl: languageSwitchUrl(ctx, ctx.originalUrl),
       csrf: this.#csrf.token(ctx),
       requestId: ctx.state.requestId,
       nonce: ctx.state.nonce,

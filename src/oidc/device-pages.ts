@@ -2,7 +2,7 @@ import type { Context } from 'koa';
 import type { ErrorOut, KoaContextWithOIDC } from 'oidc-provider';
 import type { MessageKey } from '../i18n/en.ts';
 import { translator } from '../i18n/i18n.ts';
-import type { Renderer } from '../http/renderer.ts';
+import { languageSwitchUrl, type Renderer } from '../http/renderer.ts';
 import { RetryLaterError } from '../shared/errors.ts';
 
 /** What the code page says after an answer of the provider, by the error it re-rendered the page for, and its status. */
@@ -27,7 +27,7 @@ export function devicePages(renderer: Renderer) {
   const action = (ctx: KoaContextWithOIDC) => ctx.oidc.urlFor('code_verification');
   const xsrf = (ctx: KoaContextWithOIDC) => String(ctx.oidc.session?.state?.secret ?? '');
   // A language switch goes back to the code page: a form posted cannot be shown again by a GET.
-  const langUrl = (ctx: KoaContextWithOIDC) => `/lang?to=${koa(ctx).state.locale === 'ja' ? 'en' : 'ja'}&back=${encodeURIComponent('/device')}`;
+  const langUrl = (ctx: KoaContextWithOIDC) => languageSwitchUrl(koa(ctx), '/device');
 
   return {
     /** The code page: first shown, and again after a wrong, expired or used code, a cancel, or an expired form. */
@@ -61,7 +61,7 @@ export function devicePages(renderer: Renderer) {
         userCode,
         clientName: client.clientName ?? client.clientId,
         // Back to the code filled in: the provider posts it again and this page comes back in the other language.
-        langUrl: `/lang?to=${koa(ctx).state.locale === 'ja' ? 'en' : 'ja'}&back=${encodeURIComponent(`/device?user_code=${userCode}`)}`,
+        langUrl: languageSwitchUrl(koa(ctx), `/device?user_code=${userCode}`),
       });
     },
     /** Every step passed: the device gets its tokens at its next poll. */
