@@ -26,8 +26,8 @@ interface Row<C extends keyof ProfileValues> {
   option: string;
   /** The line in `account show`. */
   label: string;
-  /** The CLI help, after the option. */
-  help: string;
+  /** The CLI help, after the option, in the operator's language. */
+  help: { en: string; ja: string };
 }
 
 type AccountField =
@@ -104,17 +104,36 @@ export const ACCOUNT_FIELDS: readonly AccountField[] = [
     key: 'emailVerified',
     option: 'email-verified',
     label: 'Email verified',
-    help: 'the university vouches for the email address (the default); --no-email-verified for one the person typed in and nobody checked',
+    help: {
+      en: 'the university vouches for the email address (the default); --no-email-verified for one the person typed in and nobody checked',
+      ja: '大学がメールアドレスを保証する(既定)。本人が入力し誰も確認していないものは --no-email-verified',
+    },
   },
-  { kind: 'text', column: 'family_name', key: 'familyName', option: 'family-name', label: 'Family name', help: 'family name in Latin script (Yamada)', clean: latinName('family name') },
-  { kind: 'text', column: 'given_name', key: 'givenName', option: 'given-name', label: 'Given name', help: 'given name in Latin script (Hanako)', clean: latinName('given name') },
+  {
+    kind: 'text',
+    column: 'family_name',
+    key: 'familyName',
+    option: 'family-name',
+    label: 'Family name',
+    help: { en: 'family name in Latin script (Yamada)', ja: 'ローマ字の姓(Yamada)' },
+    clean: latinName('family name'),
+  },
+  {
+    kind: 'text',
+    column: 'given_name',
+    key: 'givenName',
+    option: 'given-name',
+    label: 'Given name',
+    help: { en: 'given name in Latin script (Hanako)', ja: 'ローマ字の名(Hanako)' },
+    clean: latinName('given name'),
+  },
   {
     kind: 'text',
     column: 'family_name_ja',
     key: 'familyNameJa',
     option: 'family-name-ja',
     label: 'Family name (ja)',
-    help: 'family name in Japanese script (山田)',
+    help: { en: 'family name in Japanese script (山田)', ja: '漢字などの姓(山田)' },
     clean: japaneseName('Japanese family name'),
   },
   {
@@ -123,7 +142,7 @@ export const ACCOUNT_FIELDS: readonly AccountField[] = [
     key: 'givenNameJa',
     option: 'given-name-ja',
     label: 'Given name (ja)',
-    help: 'given name in Japanese script (花子)',
+    help: { en: 'given name in Japanese script (花子)', ja: '漢字などの名(花子)' },
     clean: japaneseName('Japanese given name'),
   },
   {
@@ -132,7 +151,7 @@ export const ACCOUNT_FIELDS: readonly AccountField[] = [
     key: 'familyNameKana',
     option: 'family-name-kana',
     label: 'Family name (kana)',
-    help: 'reading of the family name in katakana (ヤマダ)',
+    help: { en: 'reading of the family name in katakana (ヤマダ)', ja: '姓の読み(カタカナ、ヤマダ)' },
     clean: reading('reading of the family name'),
   },
   {
@@ -141,17 +160,25 @@ export const ACCOUNT_FIELDS: readonly AccountField[] = [
     key: 'givenNameKana',
     option: 'given-name-kana',
     label: 'Given name (kana)',
-    help: 'reading of the given name in katakana (ハナコ)',
+    help: { en: 'reading of the given name in katakana (ハナコ)', ja: '名の読み(カタカナ、ハナコ)' },
     clean: reading('reading of the given name'),
   },
-  { kind: 'text', column: 'department', key: 'department', option: 'department', label: 'Department', help: 'department code, levels separated by "/" (eng/mech)', clean: department },
+  {
+    kind: 'text',
+    column: 'department',
+    key: 'department',
+    option: 'department',
+    label: 'Department',
+    help: { en: 'department code, levels separated by "/" (eng/mech)', ja: '部局コード。階層は "/" で区切る(eng/mech)' },
+    clean: department,
+  },
   {
     kind: 'list',
     column: 'entitlements',
     key: 'entitlements',
     option: 'entitlements',
     label: 'Entitlements',
-    help: 'eduPerson entitlement URIs, separated by spaces',
+    help: { en: 'eduPerson entitlement URIs, separated by spaces', ja: 'eduPerson の権利 URI(空白区切り)' },
     max: 50,
     clean: entitlement,
   },

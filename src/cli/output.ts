@@ -40,3 +40,9 @@ export function printTable(header: readonly string[], rows: ReadonlyArray<readon
 export function csvLine(values: readonly string[]): string {
   return values.map((v) => (/[",\r\n]/.test(v) ? `"${v.replaceAll('"', '""')}"` : v)).join(',');
 }
+
+/**
+ * The operator's language for help texts: Japanese where the locale says so (LC_ALL, then
+ * LC_MESSAGES, then LANG, as POSIX orders them), English otherwise.
+ */
+export const CLI_LOCALE: 'en' | 'ja' = /^ja/i.test(process.env.LC_ALL || process.env.LC_MESSAGES || process.env.LANG || '') ? 'ja' : 'en';

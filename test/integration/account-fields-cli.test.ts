@@ -106,6 +106,10 @@ describe('akamon account: names, department, entitlements', () => {
     const help = await cli(['account', 'update', '--help']);
     expect(help.code).toBe(0);
     for (const option of ['--family-name-kana', '--department', '--entitlements', '--[no-]email-verified', '--require-mfa']) expect(help.stdout).toContain(option);
+    // In the operator's language, as the client settings' help is.
+    const ja = await runCli({ url: server.url }, ['account', 'update', '--help'], { AKAMON_DATA_DIR: database.env.AKAMON_DATA_DIR!, LANG: 'ja_JP.UTF-8', LC_ALL: '', LC_MESSAGES: '' });
+    expect(ja.stdout).toContain('ローマ字の姓');
+    expect(help.stdout).toContain('family name in Latin script');
   });
 
   test('import reads the new columns; a bad cell refuses its row only; list filters by department', async () => {

@@ -1,5 +1,6 @@
 import type { ParseArgsOptionsConfig } from 'node:util';
 import { ACCOUNT_FIELDS, fieldFromText } from '../../account/account-fields.ts';
+import { CLI_LOCALE } from '../output.ts';
 import type { OptionReader } from '../args.ts';
 
 /** The CLI side of src/account/account-fields.ts: options, help, CSV cells and `account show` lines, one per row. */
@@ -23,7 +24,7 @@ const WIDTH = Math.max(...ACCOUNT_FIELDS.map((field) => field.option.length + (f
 export function fieldHelp(clearing: boolean): string[] {
   const lines = ACCOUNT_FIELDS.map((field) => {
     const option = field.kind === 'flag' ? `--[no-]${field.option}` : `--${field.option} ${field.kind === 'list' ? 'LIST' : 'TEXT'}`;
-    return `  ${option.padEnd(WIDTH)}${field.help}`;
+    return `  ${option.padEnd(WIDTH)}${field.help[CLI_LOCALE]}`;
   });
   return clearing ? [...lines, `  ${''.padEnd(WIDTH)}(an empty TEXT or LIST, such as --department "", removes the value)`] : lines;
 }

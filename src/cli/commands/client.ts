@@ -3,7 +3,7 @@ import type { ParseArgsOptionsConfig } from 'node:util';
 import { SETTING_ENTRIES, mayLackRedirectUris, type ClientView, type Setting, type SettingType, type Text } from '../../client/client-settings.ts';
 import type { OptionReader } from '../args.ts';
 import type { Command, Group, RunContext } from '../command.ts';
-import { out, printFields, printTable } from '../output.ts';
+import { CLI_LOCALE, out, printFields, printTable } from '../output.ts';
 import { COMMON_ID_PATTERN } from '../../account/common-id.ts';
 import { REQUEST_BODY_MAX_BYTES } from '../../config/defaults.ts';
 
@@ -16,11 +16,7 @@ interface ClientResult {
 
 const enc = encodeURIComponent;
 
-/**
- * The operator's language for the settings' help: Japanese where the locale says so (LC_ALL, then
- * LC_MESSAGES, then LANG, as POSIX orders them), English otherwise.
- */
-const locale: keyof Text = /^ja/i.test(process.env.LC_ALL || process.env.LC_MESSAGES || process.env.LANG || '') ? 'ja' : 'en';
+const locale = CLI_LOCALE;
 
 /** Settings whose value can be removed or turned off on update (--no-option). */
 const clearable = (type: SettingType) => type.kind !== 'choice' && type.kind !== 'list' && !(type.kind === 'text' && !type.nullable);
