@@ -9,6 +9,7 @@ import { CLIENT_AUTH_ALGORITHMS } from '../../src/oidc/client-auth.ts';
 import { adminApi, startAkamon, type RunningAkamon } from '../support/akamon.ts';
 import { Browser } from '../support/browser.ts';
 import { enterCredentials } from '../support/flows.ts';
+import { codeFlow } from '../support/openid-rp.ts';
 
 /**
  * Guards issue 16 point 1: clients authenticate as discovery says, with every method Akamon
@@ -89,19 +90,7 @@ function introspectWith(clientId: string, clientAssertion: string) {
 /** Authorization code flow with PKCE through Akamon's sign-in pages, then refresh and introspection. */
 async function signInWith(config: client.Configuration, redirectUri: string) {
   const account = await akamon.createReadyAccount();
-  const browser = new Browser(akamon.url);
-  const verifier = client.randomPKCECodeVerifier();
-  const state = client.randomState();
-  const url = client.buildAuthorizationUrl(config, {
-    redirect_uri: redirectUri,
-    scope: 'openid profile',
-    code_challenge: await client.calculatePKCECodeChallenge(verifier),
-    code_challenge_method: 'S256',
-    state,
-  });
-  const callback = await enterCredentials(browser, await browser.visit(url.href), account.commonId, account.password);
-  expect(callback.url.startsWith(redirectUri)).toBe(true);
-  const tokens = await client.authorizationCodeGrant(config, new URL(callback.url), { pkceCodeVerifier: verifier, expectedState: state });
+  const { tokens } = await codeFlow(akamon, config, redirectUri, account, { scope: 'openid profile' });
   expect(tokens.claims()!.sub).toBe(account.id);
   const refreshed = await client.refreshTokenGrant(config, tokens.refresh_token!);
   expect(await client.tokenIntrospection(config, refreshed.access_token)).toMatchObject({ active: true, sub: account.id, username: account.commonId });
