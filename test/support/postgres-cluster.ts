@@ -20,8 +20,8 @@ export interface PostgresCluster {
   thaw(): void;
   /** Ends every backend connected to `database`, as an operator or a failover would. */
   terminateBackends(database: string): Promise<number>;
-  /** Opens plain connections until the server refuses more; returns a function that closes them. */
-  exhaustConnections(): Promise<() => Promise<void>>;
+  /** Fills the connection table so that `database`'s clients can get no connection; returns a function that frees it. */
+  exhaustConnections(database: string): Promise<() => Promise<void>>;
   close(): void;
 }
 
@@ -43,6 +43,22 @@ export function clusterUnavailableReason(): string | undefined {
   if (!binaries()) return 'no PostgreSQL server binaries under /usr/lib/postgresql';
   if (!isRoot() && !isPostgresUser()) return 'the server binaries must run as root (through su postgres) or as the postgres user';
   return undefined;
+}
+
+/**
+ * Ends every backend connected to `database` (but the caller's) and waits until they have exited:
+ * only then are their slots free, so that whoever fills the connection table next does not find
+ * slots freed behind it. Answers how many there were.
+ */
+async function endBackends(client: pg.Client, database: string): Promise<number> {
+  const others = 'from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()';
+  const { rowCount } = await client.query(`select pg_terminate_backend(pid) ${others}`, [database]);
+  for (let waited = 0; waited < 5_000; waited += 50) {
+    const { rows } = await client.query(`select count(*)::int as n ${others}`, [database]);
+    if (rows[0].n === 0) break;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return rowCount ?? 0;
 }
 
 export async function startCluster(options: { maxConnections: number; database: string }): Promise<PostgresCluster> {
@@ -94,36 +110,38 @@ export async function startCluster(options: { maxConnections: number; database: 
       const client = new pg.Client({ connectionString: adminUrl });
       await client.connect();
       try {
-        const others = 'from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()';
-        const { rowCount } = await client.query(`select pg_terminate_backend(pid) ${others}`, [database]);
-        // A terminated backend frees its slot only when it has exited: wait for that, so that a
-        // caller filling the connection table next does not find slots freed behind it.
-        for (let waited = 0; waited < 5_000; waited += 50) {
-          const { rows } = await client.query(`select count(*)::int as n ${others}`, [database]);
-          if (rows[0].n === 0) break;
-          await new Promise((resolve) => setTimeout(resolve, 50));
-        }
-        return rowCount ?? 0;
+        return await endBackends(client, database);
       } finally {
         await client.end();
       }
     },
-    async exhaustConnections() {
+    async exhaustConnections(database) {
       const held: pg.Client[] = [];
       // As the superuser, to take the reserved slots too (the nodes connect as the superuser).
       // Full means refused three times in a row, a moment apart: a backend still exiting frees
       // its slot a little later, and the node must not get it.
-      for (let refusals = 0; refusals < 3; ) {
-        const client = new pg.Client({ connectionString: adminUrl });
-        client.on('error', () => undefined);
-        try {
-          await client.connect();
-          held.push(client);
-          refusals = 0;
-        } catch {
-          refusals++;
-          await new Promise((resolve) => setTimeout(resolve, 100));
+      const fill = async () => {
+        for (let refusals = 0; refusals < 3; ) {
+          const client = new pg.Client({ connectionString: adminUrl });
+          client.on('error', () => undefined);
+          try {
+            await client.connect();
+            held.push(client);
+            refusals = 0;
+          } catch {
+            refusals++;
+            await new Promise((resolve) => setTimeout(resolve, 100));
+          }
         }
+      };
+      // A node's timer (key refresh, sweeper) may have opened a connection while the table was
+      // filling; it would sit idle in the node's pool and serve the next request. End those and
+      // take their slots too, until the table is full with none of `database`'s backends in it.
+      for (let round = 0; ; round++) {
+        await fill();
+        const ended = await endBackends(held[0], database);
+        if (ended === 0) break;
+        if (round === 20) throw new Error(`${database} keeps getting connections in a full table`);
       }
       return async () => {
         await Promise.all(held.map((client) => client.end().catch(() => undefined)));
