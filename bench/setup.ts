@@ -120,7 +120,7 @@ export async function seed(options: { people: number; databaseUrl?: string }): P
         accounts.push({ commonId: account.common_id, totpSecret: secret });
       }
     }
-    const clients = new ClientService({ store: deps.clientStore, box: deps.box, validate: async () => undefined, allowHttpRedirects: true });
+    const clients = new ClientService({ store: deps.clientStore, box: deps.box, validate: async () => undefined, allowHttpRedirects: true, samlContinueUri: 'http://127.0.0.1/saml/continue' });
     const { client, clientSecret } = await clients.create({ name: 'Bench RP', redirectUris: [REDIRECT_URI], firstParty: true, requireMfa: true });
     const service = await clients.create({ name: 'Bench service', redirectUris: [REDIRECT_URI], clientCredentials: true });
     return {

@@ -24,7 +24,7 @@ import { providerGate, PROVIDER_ERROR } from './oidc/provider-gate.ts';
 import { RetryLaterError } from './shared/errors.ts';
 import { findAccount } from './oidc/find-account.ts';
 import { resourceServers } from './oidc/resource-servers.ts';
-import { eduPersonScope } from './oidc/eduperson.ts';
+import { eduPersonScope } from './account/eduperson.ts';
 import { scopeOfClaim } from './oidc/claims.ts';
 import { logIgnoredAuthorizationScopes } from './oidc/ignored-scopes.ts';
 import { loadExistingGrant } from './oidc/grants.ts';
@@ -46,6 +46,10 @@ import { adminApi } from './admin/admin-api.ts';
 import { Sweeper } from './shared/sweeper.ts';
 import { isDomainError } from './http/middleware.ts';
 import { IdvFlow } from './idv/idv-flow.ts';
+import { SamlKeys } from './saml/saml-keys.ts';
+import { SamlRequestStore } from './saml/saml-request.store.ts';
+import { SamlSessionStore } from './saml/saml-session.store.ts';
+import { SAML_CONTINUE_PATH, samlRoutes } from './saml/sso.ts';
 import { UpstreamIdp } from './idv/upstream.ts';
 
 export interface AkamonApp {
@@ -125,6 +129,7 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
       await holder!.provider.Client.validate(metadata as never);
     },
     allowHttpRedirects: !config.production,
+    samlContinueUri: `${config.issuer}${SAML_CONTINUE_PATH}`,
   });
 
   const steps = buildSteps({
@@ -176,9 +181,13 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
     return provider;
   };
   const loadKeys = () => loadKeyMaterial(db, box, timings);
+  const samlKeys = new SamlKeys(config.issuer);
   holder = new ProviderHolder(await loadKeys(), build, loadKeys, (keys) => {
     app.keys = keys.cookieKeys;
+    samlKeys.update(keys.rsaKeys);
   });
+  const samlRequests = new SamlRequestStore(db);
+  const samlSessions = new SamlSessionStore(db);
   await ensureAccountClient(clients, config.issuer);
   deps.payloads.beforeRevoke((accountId) => notifyAccountLogout(holder!.provider, db, accountId, logger));
 
@@ -247,6 +256,18 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
       idvAvailable: Boolean(idvFlow),
     }),
     ...(idvFlow ? [idvFlow.routes()] : []),
+    samlRoutes({
+      config,
+      renderer,
+      provider: () => holder!.provider,
+      keys: samlKeys,
+      clients: deps.clientStore,
+      accounts: deps.accounts,
+      requests: samlRequests,
+      sessions: samlSessions,
+      anonymousCap,
+      pairwiseKey: box.deriveKey('saml-pairwise'),
+    }),
     adminApi({
       operators: deps.operators,
       accountService: deps.accountService,
@@ -287,6 +308,8 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
     (n) => deps.throttle.deleteStale(n),
     (n) => deps.mfaStore.deleteOldSteps(n),
     (n) => deps.otpCodes.deleteOld(n),
+    (n) => samlRequests.deleteExpired(n),
+    (n) => samlSessions.deleteExpired(n),
     // Not a deletion, but the same kind of bounded periodic batch: scheduled revocations that are due.
     (n) => deps.revocations.applyDue(n),
   ]);

@@ -93,6 +93,8 @@ function settingValue(key: string, type: SettingType, value: unknown): unknown {
       return strings || (type.anyMeansAll && value === null) ? value : bad(`${key} must be a list of strings${type.anyMeansAll ? ' or null' : ''}`);
     case 'jwks':
       return (typeof value === 'object' && !Array.isArray(value)) || value === null ? value : bad(`${key} must be a JSON Web Key Set object or null`);
+    case 'saml-metadata':
+      return typeof value === 'string' ? value : bad(`${key} must be the SAML metadata as an XML string`);
   }
 }
 
@@ -297,8 +299,9 @@ export function adminApi(deps: AdminApiDeps): Router {
 
   router.post('/clients', async (ctx) => {
     const b = body(ctx);
-    refuseUnknown(b, (key) => SETTING_KEYS.has(key), `the settings are ${[...SETTING_KEYS].join(', ')}`);
-    const { client, clientSecret } = await deps.clients.create(clientInput(b));
+    refuseUnknown(b, (key) => SETTING_KEYS.has(key) || key === 'protocol', `the settings are protocol, ${[...SETTING_KEYS].join(', ')}`);
+    if (b.protocol !== undefined && b.protocol !== 'oidc' && b.protocol !== 'saml') bad('protocol must be "oidc" or "saml"');
+    const { client, clientSecret } = await deps.clients.create({ ...clientInput(b), protocol: b.protocol ?? 'oidc' });
     await audit(ctx, 'client.created', null, { clientId: client.clientId });
     ctx.status = 201;
     ctx.body = { clientId: client.clientId, clientSecret, client };

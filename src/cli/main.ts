@@ -1,7 +1,7 @@
 import { CliError, UsageError, wantsHelp } from './args.ts';
 import { commandHelp, commandPath, groupHelp, runCommand, type Command, type Group } from './command.ts';
 import { accountGroup } from './commands/account.ts';
-import { clientGroup } from './commands/client.ts';
+import { clientGroup, spGroup } from './commands/client.ts';
 import { keysGroup } from './commands/keys.ts';
 import { tokenGroup } from './commands/token.ts';
 import { educationGroup } from './commands/education.ts';
@@ -10,7 +10,7 @@ import { signinsCommand } from './commands/signins.ts';
 import { auditCommand } from './commands/audit.ts';
 import { err, out } from './output.ts';
 
-const GROUPS: Group[] = [accountGroup, clientGroup, tokenGroup, educationGroup, keysGroup];
+const GROUPS: Group[] = [accountGroup, clientGroup, spGroup, tokenGroup, educationGroup, keysGroup];
 const COMMANDS: Command[] = [signinsCommand, auditCommand, migrateCommand];
 
 function mainHelp(): string {

@@ -5,6 +5,9 @@ import { DomainError } from '../shared/errors.ts';
 import { cleanName } from '../shared/text.ts';
 import { normalizeDepartment } from '../account/department.ts';
 import type { ClientRow } from './client.store.ts';
+import { BINDING } from '../saml/constants.ts';
+import { readSpMetadata, type SpMetadata } from '../saml/sp-metadata.ts';
+import { SAML_ATTRIBUTE_NAMES } from '../saml/attributes.ts';
 
 /**
  * The table of client settings: each setting is one row saying what it is called in the admin API
@@ -44,17 +47,26 @@ export type SettingType =
   | { readonly kind: 'date' }
   | { readonly kind: 'choice'; readonly values: readonly string[] }
   /** A comma-separated list on the command line; "any" stands for null (no restriction) where allowed. */
-  | { readonly kind: 'list'; readonly placeholder: string; readonly values: readonly string[]; readonly anyMeansAll: boolean }
+  | { readonly kind: 'list'; readonly placeholder: string; readonly values: readonly string[]; readonly anyMeansAll: boolean; readonly mayBeEmpty?: boolean }
   /** A JSON document: inline in the admin API, a file on the command line. */
-  | { readonly kind: 'jwks' };
+  | { readonly kind: 'jwks' }
+  /** A SAML metadata document: its XML in the admin API, a file or URL on the command line; kept as read. */
+  | { readonly kind: 'saml-metadata' };
 
-type ColumnName = Exclude<keyof ClientTable, 'client_id' | 'client_secret_enc' | 'metadata' | 'created_at' | 'updated_at'>;
+type ColumnName = Exclude<keyof ClientTable, 'client_id' | 'client_secret_enc' | 'metadata' | 'protocol' | 'saml' | 'created_at' | 'updated_at'>;
+
+/** The protocol a system speaks: OpenID Connect (a relying party, an API) or SAML 2.0 (a service provider). */
+export type Protocol = 'oidc' | 'saml';
 
 /**
  * Where a setting lives. A column (and optionally a part of the provider's registration too, for a
  * value the provider must see), or only the registration, read back from it.
  */
-type SettingStore<T> = { readonly column: ColumnName; readonly metadata?: (value: T) => Metadata } | { readonly metadata: (value: T) => Metadata; readonly read: (metadata: Metadata) => T };
+type SettingStore<T> =
+  | { readonly column: ColumnName; readonly metadata?: (value: T) => Metadata }
+  | { readonly metadata: (value: T) => Metadata; readonly read: (metadata: Metadata) => T }
+  /** A member of a SAML service provider's registration document (the `saml` column), under the setting's key. */
+  | { readonly saml: true };
 
 /** What validation may depend on besides the value. */
 interface SettingEnv {
@@ -189,18 +201,25 @@ function choice<V extends string>(row: Row<V> & { values: readonly V[]; default:
   };
 }
 
-/** Distinct known values; an empty list is refused (it would close the client to everyone). */
+/** Distinct known values; an empty list is refused where it would close the client to everyone (unless `mayBeEmpty`). */
 function list<V extends string, N extends boolean>(
-  row: Row<N extends true ? V[] | null : V[]> & { placeholder: string; values: readonly V[]; anyMeansAll: N; default: N extends true ? V[] | null : V[]; invalid: () => DomainError },
+  row: Row<N extends true ? V[] | null : V[]> & {
+    placeholder: string;
+    values: readonly V[];
+    anyMeansAll: N;
+    default: N extends true ? V[] | null : V[];
+    mayBeEmpty?: boolean;
+    invalid: () => DomainError;
+  },
 ): Setting<N extends true ? V[] | null : V[]> {
-  const { placeholder, values, anyMeansAll, invalid, ...rest } = row;
+  const { placeholder, values, anyMeansAll, mayBeEmpty, invalid, ...rest } = row;
   type T = N extends true ? V[] | null : V[];
   return {
     ...rest,
-    type: { kind: 'list', placeholder, values, anyMeansAll },
+    type: { kind: 'list', placeholder, values, anyMeansAll, mayBeEmpty },
     check(value) {
       if (value === null && anyMeansAll) return null as T;
-      if (!Array.isArray(value) || value.length === 0 || value.some((v) => !values.includes(v))) throw invalid();
+      if (!Array.isArray(value) || (value.length === 0 && !mayBeEmpty) || value.some((v) => !values.includes(v))) throw invalid();
       return [...new Set(value)] as T;
     },
   };
@@ -247,6 +266,34 @@ function jwks(row: Row<JwkSet | null>): Setting<JwkSet | null> {
       return { keys: keys as JwkSet['keys'] };
     },
   };
+}
+
+/**
+ * A SAML service provider's metadata: given as XML, kept as read (its entityID, consumer services,
+ * logout endpoints and certificates), so that every request is checked against what was registered.
+ */
+function samlMetadata(row: Row<SpMetadata | null>): Setting<SpMetadata | null> {
+  return {
+    ...row,
+    type: { kind: 'saml-metadata' },
+    default: null,
+    check(value, env) {
+      if (value === null) return null;
+      const metadata = typeof value === 'string' ? readMetadataOrRefuse(value) : value;
+      const acs = metadata.acs.filter((service) => service.binding === BINDING.post);
+      if (!acs.length) throw new DomainError('invalid_saml_metadata', 'the SAML metadata names no assertion consumer service with the HTTP-POST binding');
+      for (const service of [...metadata.acs, ...metadata.slo]) checkUri(service.location, 'an endpoint of the SAML metadata', env.allowHttp);
+      return metadata;
+    },
+  };
+}
+
+function readMetadataOrRefuse(xml: string): SpMetadata {
+  try {
+    return readSpMetadata(xml);
+  } catch (error) {
+    throw new DomainError('invalid_saml_metadata', `the SAML metadata cannot be used: ${(error as Error).message}`);
+  }
 }
 
 /** The client authentication methods Akamon accepts at the token, introspection and revocation endpoints (discovery lists exactly these). */
@@ -527,55 +574,156 @@ const OIDC_SETTINGS = {
   }),
 };
 
-export const CLIENT_SETTINGS = { ...SYSTEM_SETTINGS, ...OIDC_SETTINGS };
+/** How a SAML service provider names the person (NameID): see src/saml/name-id.ts. */
+export const NAME_ID_FORMATS = ['persistent', 'transient', 'email', 'unspecified'] as const;
+const SIGNED_PARTS = ['response', 'assertion', 'both'] as const;
+
+/** The settings of a SAML 2.0 service provider; its entityID is its client ID. */
+const SAML_SETTINGS = {
+  spMetadata: samlMetadata({
+    option: 'metadata',
+    help: { en: 'its SAML metadata: a file or an https URL (entityID, consumer services, logout, certificates)', ja: 'SAML メタデータ: ファイルか https の URL(entityID、ACS、ログアウト、証明書)' },
+    shown: {
+      label: 'SAML metadata',
+      format: (m) =>
+        m && [
+          ...m.acs.map((s) => `ACS ${s.index}${s.isDefault ? ' (default)' : ''} ${s.binding.split(':').pop()} ${s.location}`),
+          ...m.slo.map((s) => `SLO ${s.binding.split(':').pop()} ${s.location}`),
+          `${m.signingCertificates.length} signing and ${m.encryptionCertificates.length} encryption certificate(s)`,
+        ],
+    },
+    store: { saml: true },
+  }),
+  nameIdFormat: choice({
+    option: 'name-id',
+    values: NAME_ID_FORMATS,
+    default: 'persistent',
+    invalid: () => new DomainError('invalid_client_metadata', `nameIdFormat must be one of ${NAME_ID_FORMATS.join(', ')}`),
+    help: {
+      en: `how it is told who signed in: ${NAME_ID_FORMATS.join(', ')} (default persistent: an opaque identifier of its own; email: the university-registered address)`,
+      ja: `サインインした人の伝え方: ${NAME_ID_FORMATS.join(', ')}(既定 persistent: このSP専用の不透明な識別子。email: 大学が登録したメールアドレス)`,
+    },
+    shown: { label: 'NameID', list: { header: 'NAMEID' } },
+    store: { saml: true },
+  }),
+  signed: choice({
+    option: 'sign',
+    values: SIGNED_PARTS,
+    default: 'both',
+    invalid: () => new DomainError('invalid_client_metadata', `signed must be one of ${SIGNED_PARTS.join(', ')}`),
+    help: { en: 'what Akamon signs: response, assertion or both (default both)', ja: 'Akamon が署名するもの: response、assertion、both(既定 both)' },
+    shown: { label: 'Signed' },
+    store: { saml: true },
+  }),
+  encryptAssertions: flag({
+    option: 'encrypt',
+    help: { en: 'encrypt assertions to its encryption certificate (AES-256-GCM, RSA-OAEP)', ja: 'アサーションを SP の暗号化用証明書で暗号化する(AES-256-GCM、RSA-OAEP)' },
+    shown: { label: 'Encrypted assertions' },
+    store: { saml: true },
+  }),
+  attributes: list({
+    option: 'attributes',
+    placeholder: 'NAME,...',
+    values: SAML_ATTRIBUTE_NAMES,
+    anyMeansAll: false,
+    mayBeEmpty: true,
+    default: [],
+    invalid: () => new DomainError('invalid_client_metadata', `attributes must be some of ${SAML_ATTRIBUTE_NAMES.join(', ')}`),
+    help: { en: `the attributes released to it (comma-separated; none by default): ${SAML_ATTRIBUTE_NAMES.join(', ')}`, ja: `渡す属性(カンマ区切り。既定はなし): ${SAML_ATTRIBUTE_NAMES.join(', ')}` },
+    shown: { label: 'Attributes' },
+    store: { saml: true },
+  }),
+  signedRequests: flag({
+    option: 'signed-requests',
+    help: { en: 'accept only signed AuthnRequests (also when its metadata says it signs them)', ja: '署名付きの AuthnRequest だけを受け付ける(メタデータで署名すると宣言している場合も)' },
+    shown: { label: 'Signed requests only' },
+    store: { saml: true },
+  }),
+  idpInitiated: flag({
+    option: 'idp-initiated',
+    help: { en: 'may be signed in to from Akamon (the service directory) without a request of its own', ja: 'SP からの要求なしに Akamon(サービス一覧)からサインインできる' },
+    shown: { label: 'IdP-initiated sign-in' },
+    store: { saml: true },
+  }),
+};
+
+export const CLIENT_SETTINGS = { ...SYSTEM_SETTINGS, ...OIDC_SETTINGS, ...SAML_SETTINGS };
+
+/** The settings each kind of system has: the system settings and those of its protocol. */
+const PROTOCOL_SETTINGS: Readonly<Record<Protocol, ReadonlySet<string>>> = {
+  oidc: new Set([...Object.keys(SYSTEM_SETTINGS), ...Object.keys(OIDC_SETTINGS)]),
+  saml: new Set([...Object.keys(SYSTEM_SETTINGS), ...Object.keys(SAML_SETTINGS)]),
+};
 
 type Settings = typeof CLIENT_SETTINGS;
 export type SettingKey = keyof Settings;
 export type ClientValues = { -readonly [K in SettingKey]: Settings[K] extends Setting<infer T> ? T : never };
 /** What an operator gives: what is left out (undefined) is the default on create and unchanged on update. */
 export type ClientInput = Partial<ClientValues>;
-export type ClientView = ClientValues & { clientId: string; createdAt: string; updatedAt: string };
+export type ClientView = ClientValues & { clientId: string; protocol: Protocol; createdAt: string; updatedAt: string };
 
 /** Every row with its key, in the table's order (the order of help and display). */
 export const SETTING_ENTRIES = Object.entries(CLIENT_SETTINGS) as Array<[SettingKey, Setting<unknown>]>;
+
+/** The rows a system of this protocol has, in the table's order. */
+export function settingEntries(protocol: Protocol): Array<[SettingKey, Setting<unknown>]> {
+  return SETTING_ENTRIES.filter(([key]) => PROTOCOL_SETTINGS[protocol].has(key));
+}
 
 /** Whether a client without redirect URIs still has a use (it then signs nobody in itself). */
 export function mayLackRedirectUris(values: Pick<ClientInput, 'resourceServer' | 'clientCredentials' | 'deviceFlow'>): boolean {
   return Boolean(values.resourceServer) || values.clientCredentials === true || values.deviceFlow === true;
 }
 
-/** Rules between settings, checked after each setting's own. */
-const CLIENT_RULES: ReadonlyArray<(v: ClientValues) => void> = [
-  (v) => {
-    if (!v.redirectUris.length && !mayLackRedirectUris(v)) {
-      throw new DomainError(
-        'invalid_uri',
-        'a client needs at least one redirect URI (--redirect-uri), unless it is an API (--resource-server), a back-end service (--client-credentials) or uses the device grant (--device-flow)',
-      );
-    }
-  },
-  (v) => {
-    if (v.clientCredentials && v.tokenEndpointAuthMethod === 'none') {
-      throw new DomainError('invalid_client_metadata', 'a public client has no secret to authenticate a client-credentials grant');
-    }
-  },
-  (v) => {
-    if (v.resourceServer && v.tokenEndpointAuthMethod === 'none') {
-      throw new DomainError('invalid_client_metadata', 'an API (resource server) must authenticate to introspect tokens: it cannot be a public client');
-    }
-  },
-  (v) => {
-    const keys = v.jwks !== null || v.jwksUri !== null;
-    if (v.tokenEndpointAuthMethod === 'private_key_jwt' && !keys) {
-      throw new DomainError('invalid_client_metadata', "private_key_jwt needs the client's public keys: --jwks FILE or --jwks-uri URI (admin API: jwks or jwksUri)");
-    }
-    if (v.jwks !== null && v.jwksUri !== null) throw new DomainError('invalid_client_metadata', 'give the keys either inline (jwks) or by URI (jwksUri), not both');
-    // Keys left from an earlier private_key_jwt would be trusted for nothing, yet look as if they were.
-    if (v.tokenEndpointAuthMethod !== 'private_key_jwt' && keys) {
-      throw new DomainError('invalid_client_metadata', 'keys (jwks, jwksUri) are used only with private_key_jwt: remove them (--no-jwks, --no-jwks-uri) or keep that method');
-    }
-  },
-];
+/** Rules between settings, checked after each setting's own, for each protocol. */
+const RULES: Readonly<Record<Protocol, ReadonlyArray<(v: ClientValues) => void>>> = {
+  oidc: [
+    (v) => {
+      if (!v.redirectUris.length && !mayLackRedirectUris(v)) {
+        throw new DomainError(
+          'invalid_uri',
+          'a client needs at least one redirect URI (--redirect-uri), unless it is an API (--resource-server), a back-end service (--client-credentials) or uses the device grant (--device-flow)',
+        );
+      }
+    },
+    (v) => {
+      if (v.clientCredentials && v.tokenEndpointAuthMethod === 'none') {
+        throw new DomainError('invalid_client_metadata', 'a public client has no secret to authenticate a client-credentials grant');
+      }
+    },
+    (v) => {
+      if (v.resourceServer && v.tokenEndpointAuthMethod === 'none') {
+        throw new DomainError('invalid_client_metadata', 'an API (resource server) must authenticate to introspect tokens: it cannot be a public client');
+      }
+    },
+    (v) => {
+      const keys = v.jwks !== null || v.jwksUri !== null;
+      if (v.tokenEndpointAuthMethod === 'private_key_jwt' && !keys) {
+        throw new DomainError('invalid_client_metadata', "private_key_jwt needs the client's public keys: --jwks FILE or --jwks-uri URI (admin API: jwks or jwksUri)");
+      }
+      if (v.jwks !== null && v.jwksUri !== null) throw new DomainError('invalid_client_metadata', 'give the keys either inline (jwks) or by URI (jwksUri), not both');
+      // Keys left from an earlier private_key_jwt would be trusted for nothing, yet look as if they were.
+      if (v.tokenEndpointAuthMethod !== 'private_key_jwt' && keys) {
+        throw new DomainError('invalid_client_metadata', 'keys (jwks, jwksUri) are used only with private_key_jwt: remove them (--no-jwks, --no-jwks-uri) or keep that method');
+      }
+    },
+  ],
+  saml: [
+    (v) => {
+      if (!v.spMetadata) throw new DomainError('invalid_saml_metadata', 'a SAML service provider needs its metadata (--metadata FILE or URL)');
+    },
+    (v) => {
+      if (v.encryptAssertions && !v.spMetadata?.encryptionCertificates.length) {
+        throw new DomainError('invalid_client_metadata', 'encrypted assertions need an encryption certificate in the SAML metadata');
+      }
+    },
+    (v) => {
+      if ((v.signedRequests || v.spMetadata?.authnRequestsSigned) && !v.spMetadata?.signingCertificates.length) {
+        throw new DomainError('invalid_client_metadata', 'signed requests can be checked only with a signing certificate in the SAML metadata');
+      }
+    },
+  ],
+};
 
 export function defaultValues(): ClientValues {
   return Object.fromEntries(SETTING_ENTRIES.map(([key, setting]) => [key, structuredClone(setting.default)])) as ClientValues;
@@ -597,21 +745,38 @@ export function mergeValues(current: ClientValues, given: ClientInput): ClientVa
   return merged as ClientValues;
 }
 
-/** Every setting in its normal form, and the rules between them; throws on the first problem. */
-export function checkValues(values: ClientValues, env: SettingEnv): ClientValues {
-  const checked = Object.fromEntries(SETTING_ENTRIES.map(([key, setting]) => [key, setting.check(values[key], env)])) as ClientValues;
-  for (const rule of CLIENT_RULES) rule(checked);
+/**
+ * Every setting in its normal form, and the rules between them; throws on the first problem. A
+ * setting of the other protocol cannot be given (an OIDC client has no SAML metadata).
+ */
+export function checkValues(values: ClientValues, env: SettingEnv, protocol: Protocol): ClientValues {
+  const own = PROTOCOL_SETTINGS[protocol];
+  const foreign = SETTING_ENTRIES.find(([key, setting]) => !own.has(key) && JSON.stringify(values[key]) !== JSON.stringify(setting.default));
+  if (foreign) {
+    const what = protocol === 'saml' ? 'a SAML service provider' : 'an OpenID Connect client';
+    throw new DomainError('invalid_client_metadata', `${foreign[0]} (--${foreign[1].option}) is not a setting of ${what}`);
+  }
+  const checked = { ...defaultValues(), ...Object.fromEntries(settingEntries(protocol).map(([key, setting]) => [key, setting.check(values[key], env)])) } as ClientValues;
+  for (const rule of RULES[protocol]) rule(checked);
   return checked;
 }
 
-/** Where checked values are kept: the columns of the `client` row and the provider's registration. */
-export function storedForm(clientId: string, values: ClientValues): { columns: Record<string, unknown>; metadata: Metadata } {
-  const columns: Record<string, unknown> = {};
+/**
+ * Where checked values are kept: the columns of the `client` row, the provider's registration (an
+ * OIDC client's) and the SAML registration (a service provider's).
+ */
+export function storedForm(clientId: string, values: ClientValues, protocol: Protocol): { columns: Record<string, unknown>; metadata: Metadata } {
+  const saml: Record<string, unknown> = {};
+  const columns: Record<string, unknown> = { protocol, saml: protocol === 'saml' ? saml : null };
   const metadata: Metadata = { client_id: clientId };
   const grants: string[] = [];
-  for (const [key, setting] of SETTING_ENTRIES) {
+  for (const [key, setting] of settingEntries(protocol)) {
     const value = values[key];
     const { store } = setting;
+    if ('saml' in store) {
+      saml[key] = value;
+      continue;
+    }
     if ('column' in store) columns[store.column] = setting.type.kind === 'date' && value !== null ? new Date(value as string) : value;
     for (const [name, part] of Object.entries(store.metadata?.(value) ?? {})) {
       // Several settings each allow grants: the registration has the union, in the order given.
@@ -628,6 +793,7 @@ export function storedValues(row: ClientRow): ClientValues {
   const metadata = row.metadata as Metadata;
   const read = ([key, setting]: [SettingKey, Setting<unknown>]) => {
     const { store } = setting;
+    if ('saml' in store) return [key, (row.saml as Record<string, unknown> | null)?.[key] ?? structuredClone(setting.default)];
     if (!('column' in store)) return [key, store.read(metadata)];
     const value = (row as unknown as Record<string, unknown>)[store.column];
     return [key, setting.type.kind === 'date' && value ? new Date(value as string).toISOString() : value];

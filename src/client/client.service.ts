@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { SecretBox } from '../crypto/secret-box.ts';
 import { DomainError } from '../shared/errors.ts';
-import { checkValues, defaultValues, mergeValues, secretBytes, storedForm, storedValues, type ClientInput, type ClientValues, type ClientView } from './client-settings.ts';
+import { checkValues, defaultValues, mergeValues, secretBytes, storedForm, storedValues, type ClientInput, type ClientValues, type ClientView, type Protocol } from './client-settings.ts';
 import type { ClientRecord, ClientRow, ClientStore } from './client.store.ts';
 
 export type { ClientInput, ClientView } from './client-settings.ts';
@@ -12,6 +12,7 @@ export type MetadataValidator = (metadata: Record<string, unknown>) => Promise<v
 function toView(row: ClientRow): ClientView {
   return {
     clientId: row.client_id,
+    protocol: row.protocol,
     ...storedValues(row),
     createdAt: new Date(row.created_at).toISOString(),
     updatedAt: new Date(row.updated_at).toISOString(),
@@ -31,20 +32,35 @@ export class ClientService {
   readonly #secrets = new Map<string, string>();
   readonly #validate: MetadataValidator;
   readonly #allowHttp: boolean;
+  readonly #samlBridge: Record<string, unknown>;
 
-  constructor(deps: { store: ClientStore; box: SecretBox; validate: MetadataValidator; allowHttpRedirects: boolean }) {
+  /** `samlContinueUri`: where the sign-in of a SAML service provider comes back to (src/saml/sso.ts). */
+  constructor(deps: { store: ClientStore; box: SecretBox; validate: MetadataValidator; allowHttpRedirects: boolean; samlContinueUri: string }) {
     this.#store = deps.store;
     this.#box = deps.box;
     this.#validate = deps.validate;
     this.#allowHttp = deps.allowHttpRedirects;
+    // A SAML service provider signs people in through the provider as this registration: codes go
+    // only to Akamon's own SAML endpoint, which redeems them in-process (no secret, PKCE). No OIDC
+    // consent page: what a SAML SP is told is the attribute release its operator registered.
+    this.#samlBridge = {
+      redirect_uris: [deps.samlContinueUri],
+      response_types: ['code'],
+      grant_types: ['authorization_code'],
+      token_endpoint_auth_method: 'none',
+      first_party: true,
+    };
   }
 
-  async create(input: ClientInput, clientId = `${slug(input.name ?? '')}-${randomBytes(6).toString('hex')}`): Promise<{ client: ClientView; clientSecret: string | null }> {
-    if (!input.name) throw new DomainError('invalid_name', 'a client needs a name (--name)');
-    const values = mergeValues(defaultValues(), input);
-    const bytes = secretBytes(values.tokenEndpointAuthMethod);
+  /** A SAML service provider's client ID is its entityID, from its metadata. */
+  async create(input: ClientInput & { protocol?: Protocol }, givenId?: string): Promise<{ client: ClientView; clientSecret: string | null }> {
+    const { protocol = 'oidc', ...given } = input;
+    if (!given.name) throw new DomainError('invalid_name', 'a client needs a name (--name)');
+    const values = checkValues(mergeValues(defaultValues(), given), { allowHttp: this.#allowHttp }, protocol);
+    const clientId = protocol === 'saml' ? values.spMetadata!.entityId : (givenId ?? `${slug(given.name)}-${randomBytes(6).toString('hex')}`);
+    const bytes = protocol === 'saml' ? null : secretBytes(values.tokenEndpointAuthMethod);
     const clientSecret = bytes === null ? null : newSecret(bytes);
-    const record = await this.#record(clientId, values, clientSecret);
+    const record = await this.#record(clientId, values, clientSecret, protocol);
     if (!(await this.#store.insert(record))) throw new DomainError('client_exists', `client ${clientId} already exists`);
     return { client: await this.show(clientId), clientSecret };
   }
@@ -58,10 +74,14 @@ export class ClientService {
     const row = await this.#find(clientId);
     const { rotateSecret, ...given } = changes;
     const values = mergeValues(storedValues(row), given);
-    const bytes = secretBytes(values.tokenEndpointAuthMethod);
+    const bytes = row.protocol === 'saml' ? null : secretBytes(values.tokenEndpointAuthMethod);
     const current = row.client_secret_enc ? this.#secret(row.client_secret_enc) : null;
     const made = bytes !== null && (rotateSecret || current === null || current.length < secretLength(bytes)) ? newSecret(bytes) : null;
-    const record = await this.#record(clientId, values, bytes === null ? null : (made ?? current));
+    const record = await this.#record(clientId, values, bytes === null ? null : (made ?? current), row.protocol);
+    // The entityID is the SP's name everywhere (client ID, access rules, logs): new metadata must keep it.
+    if (row.protocol === 'saml' && record.columns.saml && (record.columns.saml as { spMetadata: { entityId: string } }).spMetadata.entityId !== clientId) {
+      throw new DomainError('invalid_saml_metadata', `the metadata is of another entity: this service provider is ${clientId}`);
+    }
     await this.#store.update(record);
     return { client: await this.show(clientId), clientSecret: made };
   }
@@ -86,7 +106,7 @@ export class ClientService {
     // A copy: the row is shared with the request's other readers (request-memo). Copied through
     // JSON, which it is: the provider takes a client's keys only as plain objects of its own realm
     // (constructor === Object), which structuredClone does not give under a test runner's VM context.
-    const metadata = JSON.parse(JSON.stringify(row.metadata)) as Record<string, unknown>;
+    const metadata = JSON.parse(JSON.stringify(row.protocol === 'saml' ? { ...row.metadata, ...this.#samlBridge } : row.metadata)) as Record<string, unknown>;
     if (row.client_secret_enc) metadata.client_secret = this.#secret(row.client_secret_enc);
     return metadata;
   }
@@ -109,10 +129,11 @@ export class ClientService {
   }
 
   /** Checks every setting and the registration as the provider will read it, then the row to write. */
-  async #record(clientId: string, values: ClientValues, clientSecret: string | null): Promise<ClientRecord> {
-    const { columns, metadata } = storedForm(clientId, checkValues(values, { allowHttp: this.#allowHttp }));
+  async #record(clientId: string, values: ClientValues, clientSecret: string | null, protocol: Protocol): Promise<ClientRecord> {
+    const { columns, metadata } = storedForm(clientId, checkValues(values, { allowHttp: this.#allowHttp }, protocol), protocol);
     try {
-      await this.#validate({ ...metadata, ...(clientSecret ? { client_secret: clientSecret } : {}) });
+      const registration = protocol === 'saml' ? { ...metadata, ...this.#samlBridge } : metadata;
+      await this.#validate({ ...registration, ...(clientSecret ? { client_secret: clientSecret } : {}) });
     } catch (error) {
       const e = error as { error_description?: string; message?: string };
       throw new DomainError('invalid_client_metadata', e.error_description ?? e.message ?? 'invalid client metadata');

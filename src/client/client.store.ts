@@ -27,6 +27,7 @@ function columns(c: ClientRecord) {
     ...(c.columns as Omit<Insertable<ClientTable>, 'client_id' | 'client_secret_enc' | 'metadata' | 'created_at' | 'updated_at'>),
     client_secret_enc: c.clientSecretEnc,
     metadata: JSON.stringify(c.metadata),
+    saml: c.columns.saml ? JSON.stringify(c.columns.saml) : null,
     updated_at: sql<Date>`now()` as never,
   };
 }

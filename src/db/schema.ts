@@ -83,6 +83,32 @@ export interface AccountTable {
   updated_at: Timestamp;
 }
 
+/** An AuthnRequest on its way through the sign-in steps (src/saml/saml-request.store.ts). */
+export interface SamlRequestTable {
+  id: string;
+  client_id: string;
+  /** The request's ID; null for an IdP-initiated sign-in. */
+  request_id: string | null;
+  /** The browser that sent it: the answer goes back only to that one. */
+  browser_hash: string;
+  details: JSONColumnType<Record<string, unknown>>;
+  created_at: CreatedAt;
+  expires_at: Timestamp;
+  answered_at: Timestamp | null;
+}
+
+/** An assertion given to a SAML service provider, tied to the sign-in session (for logout). */
+export interface SamlSessionTable {
+  id: string;
+  client_id: string;
+  account_id: string;
+  session_uid: string;
+  name_id: JSONColumnType<Record<string, unknown>>;
+  created_at: CreatedAt;
+  expires_at: Timestamp;
+  ended_at: Timestamp | null;
+}
+
 export interface IdentityLinkTable {
   account_id: string;
   /** The upstream identity provider's issuer. */
@@ -181,6 +207,10 @@ export interface ClientTable {
   resource_server: string | null;
   /** The resource indicators of the APIs this client may get tokens for (migration 0009). */
   resources: ColumnType<string[], string[] | undefined, string[]>;
+  /** The protocol the system speaks (migration 0011); a SAML service provider's client_id is its entityID. */
+  protocol: ColumnType<'oidc' | 'saml', 'oidc' | 'saml' | undefined, 'oidc' | 'saml'>;
+  /** A SAML service provider's registration (src/saml/sp-registration.ts); null for OIDC clients. */
+  saml: JSONColumnType<Record<string, unknown>> | null;
   created_at: CreatedAt;
   updated_at: Timestamp;
 }
@@ -259,6 +289,8 @@ export interface DB {
   cookie_key: CookieKeyTable;
   account: AccountTable;
   client: ClientTable;
+  saml_request: SamlRequestTable;
+  saml_session: SamlSessionTable;
   operator: OperatorTable;
   signin_event: SigninEventTable;
   throttle: ThrottleTable;

@@ -31,8 +31,9 @@ const ANY_FIELD: TextRules = { bidi: true };
 const FIELD_RULES: ReadonlyMap<string, TextRules> = new Map([
   // JSON-valued: pretty-printed JSON has tabs and line breaks between its tokens.
   ['claims', { lineBreaks: true, bidi: true }],
-  // A system's description (admin API) has several lines.
+  // A system's description (admin API) has several lines; so has a SAML metadata document.
   ['description', { lineBreaks: true, bidi: true }],
+  ['spMetadata', { lineBreaks: true, bidi: true }],
   // Passwords (sign-in, change, reset, the password grant): when one is chosen, the password policy
   // names the control-character rule on the page; at sign-in such a password is only a wrong one.
   ...['password', 'current', 'new', 'confirm'].map((name): [string, TextRules] => [name, { controls: true, bidi: true }]),

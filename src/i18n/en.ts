@@ -395,6 +395,15 @@ export const en = {
   'devidv.name': 'Name as on the card',
   'devidv.invalid': 'Enter a card number of 4 to 32 letters, digits or hyphens, and a name of up to 100 characters.',
   'devidv.submit': 'Verify',
+
+  'saml.post_title': 'Continuing to {service}',
+  'saml.post_lead': 'Signing you in to {service}. If nothing happens within a few seconds, press Continue.',
+  'saml.post_button': 'Continue',
+  'saml.refused':
+    'The service that sent you here made a sign-in request Akamon cannot accept (it is not registered, or the request does not match its registration). Go back to the service and try again; if it happens again, tell the service’s administrators.',
+  'saml.malformed': 'The sign-in request from the service that sent you here could not be read. Go back to the service and try again.',
+  'saml.replayed': 'This sign-in request was already used. Go back to the service you came from and start again.',
+  'saml.expired': 'This sign-in has expired, was already completed, or was started in another browser. Go back to the service you came from and start again.',
 };
 
 export type MessageKey = keyof typeof en;

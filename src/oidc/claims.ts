@@ -1,6 +1,6 @@
 import type { AccountRow } from '../account/account.store.ts';
 import { NAME_FORMS, type NameForm } from './claims-locales.ts';
-import { eduPersonClaims } from './eduperson.ts';
+import { eduPersonClaims } from '../account/eduperson.ts';
 
 const NAME_CLAIMS = ['name', 'family_name', 'given_name'] as const;
 type NameClaim = (typeof NAME_CLAIMS)[number];

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { exportJWK, generateKeyPair } from 'jose';
+import { exportJWK, generateKeyPair, type JWK } from 'jose';
 import { sql, type Kysely } from 'kysely';
 import type { DB } from '../db/schema.ts';
 import type { SecretBox } from '../crypto/secret-box.ts';
@@ -11,6 +11,11 @@ export interface KeyMaterial {
   /** Private JWKs in the order oidc-provider needs: the first key of an algorithm signs. */
   readonly jwks: { keys: Record<string, unknown>[] };
   readonly cookieKeys: string[];
+  /**
+   * The RS256 keys as SAML uses them (it names keys by certificate): the one that signs first, then
+   * the next one (published before it signs, so SPs learn it from the metadata) and retired ones.
+   */
+  readonly rsaKeys: Array<{ kid: string; privateJwk: JWK; publicJwk: JWK; createdAt: Date }>;
   /** Changes whenever the set of keys changes, so nodes know when to rebuild the provider. */
   readonly fingerprint: string;
 }
@@ -79,7 +84,7 @@ export async function rotateSigningKeys(db: Kysely<DB>, box: SecretBox, timings:
 export async function loadKeyMaterial(db: Kysely<DB>, box: SecretBox, timings: KeyTimings): Promise<KeyMaterial> {
   const rows = await db
     .selectFrom('signing_key')
-    .select(['kid', 'alg', 'private_jwk_enc', 'activates_at', 'retired_at', sql<boolean>`activates_at <= now() and (retired_at is null or retired_at > now())`.as('signing')])
+    .select(['kid', 'alg', 'public_jwk', 'private_jwk_enc', 'activates_at', 'retired_at', sql<boolean>`activates_at <= now() and (retired_at is null or retired_at > now())`.as('signing')])
     .where((eb) => eb.or([eb('retired_at', 'is', null), eb('retired_at', '>', sql<Date>`now() - make_interval(secs => ${timings.retiredGraceSeconds})`)]))
     .orderBy('activates_at', 'desc')
     .execute();
@@ -95,9 +100,11 @@ export async function loadKeyMaterial(db: Kysely<DB>, box: SecretBox, timings: K
       throw new Error('the keys in the database were encrypted with another AKAMON_SECRET: use the secret this database was created with');
     }
   };
+  const privateJwks = rows.map((r) => JSON.parse(open(r.private_jwk_enc)) as JWK);
   return {
-    jwks: { keys: rows.map((r) => JSON.parse(open(r.private_jwk_enc))) },
+    jwks: { keys: privateJwks as Record<string, unknown>[] },
     cookieKeys: cookieRows.map((r) => open(r.key_enc)),
+    rsaKeys: rows.flatMap((r, i) => (r.alg === 'RS256' ? [{ kid: r.kid, privateJwk: privateJwks[i], publicJwk: r.public_jwk as JWK, createdAt: new Date(r.activates_at) }] : [])),
     fingerprint: sha256(JSON.stringify([rows.map((r) => [r.kid, rank(r)]), cookieRows.map((r) => r.id)])),
   };
 }

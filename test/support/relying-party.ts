@@ -45,17 +45,20 @@ export async function startRelyingParty(options: { name: string; command: string
   return Object.assign(watched, { url: options.url });
 }
 
-const APACHE = '/usr/sbin/apache2';
-const APACHE_MODULES = '/usr/lib/apache2/modules';
+export const APACHE = '/usr/sbin/apache2';
+export const APACHE_MODULES = '/usr/lib/apache2/modules';
 export const APACHE_PACKAGES = { [APACHE]: 'apache2', [`${APACHE_MODULES}/mod_auth_openidc.so`]: 'libapache2-mod-auth-openidc' };
 
+/** The modules of the OIDC recipe: what `a2enmod auth_openidc rewrite include` adds to Debian's defaults. */
+const OIDC_RECIPE_MODULES = ['include', 'rewrite', 'auth_openidc'];
+
 /**
- * Apache httpd on 127.0.0.1:`port` in a directory of its own, with what Debian's apache2.conf and
- * `a2enmod auth_openidc rewrite include` give, plus `site` (the recipe's configuration) and the
- * files `pages` (paths under the document root). Run as root, the workers run as www-data, as
- * Debian's do. Stopping it removes the directory.
+ * Apache httpd on 127.0.0.1:`port` in a directory of its own, with what Debian's apache2.conf
+ * gives and the `modules` a site enables (by default the OIDC recipe's), plus `site` (the
+ * recipe's configuration) and the files `pages` (paths under the document root). Run as root, the
+ * workers run as www-data, as Debian's do. Stopping it removes the directory.
  */
-export async function startApache(options: { port: number; site: (documentRoot: string) => string; pages: Record<string, string> }): Promise<RelyingPartyProcess> {
+export async function startApache(options: { port: number; site: (documentRoot: string) => string; pages: Record<string, string>; modules?: string[] }): Promise<RelyingPartyProcess> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'akamon-apache-'));
   const documentRoot = path.join(dir, 'htdocs');
   const errorLog = path.join(dir, 'error.log');
@@ -64,14 +67,14 @@ export async function startApache(options: { port: number; site: (documentRoot: 
     fs.mkdirSync(path.dirname(path.join(documentRoot, file)), { recursive: true });
     fs.writeFileSync(path.join(documentRoot, file), text);
   }
-  const modules = ['mpm_event', 'authn_core', 'authz_core', 'authz_user', 'mime', 'dir', 'include', 'rewrite', 'auth_openidc'];
+  const modules = ['mpm_event', 'authn_core', 'authz_core', 'authz_user', 'mime', 'dir', ...(options.modules ?? OIDC_RECIPE_MODULES)];
   const config = [
     `ServerRoot ${dir}`,
     `DefaultRuntimeDir ${dir}`,
     `PidFile ${dir}/httpd.pid`,
     `Listen 127.0.0.1:${options.port}`,
     `ServerName 127.0.0.1:${options.port}`,
-    // One worker process: mod_auth_openidc's shared-memory cache is shared by all of them anyway.
+    // One worker process: the modules' shared-memory caches (mod_auth_openidc's, mod_auth_mellon's) are shared by all of them anyway.
     'StartServers 1',
     'ServerLimit 1',
     'ThreadsPerChild 16',

@@ -4,7 +4,7 @@ import type { AccountRow } from '../../src/account/account.store.ts';
 import { inDepartments, normalizeDepartment } from '../../src/account/department.ts';
 import { accountClaims, SCOPE_CLAIMS, scopeOfClaim } from '../../src/oidc/claims.ts';
 import { carriedForms, requestedForms } from '../../src/oidc/claims-locales.ts';
-import { eduPersonScope } from '../../src/oidc/eduperson.ts';
+import { eduPersonScope } from '../../src/account/eduperson.ts';
 
 // The composition of claims from an account (src/oidc/claims.ts) and the checks of the fields that
 // feed them (src/account/account-fields.ts); the HTTP side is test/e2e/claims.test.ts.

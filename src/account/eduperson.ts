@@ -1,4 +1,4 @@
-import type { AccountRow } from '../account/account.store.ts';
+import type { AccountRow } from './account.store.ts';
 import type { Config } from '../config/config.ts';
 import type { Affiliation } from '../db/schema.ts';
 

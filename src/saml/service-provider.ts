@@ -1,0 +1,46 @@
+import type { Document } from '@xmldom/xmldom';
+import type { ClientRow, ClientStore } from '../client/client.store.ts';
+import type { ClientValues } from '../client/client-settings.ts';
+import { DomainError } from '../shared/errors.ts';
+import { type RedirectMessage, verifyEmbeddedSignature, verifyRedirectSignature } from './xml.ts';
+
+/** A registered SAML service provider: its client row and its SAML settings. */
+export interface ServiceProvider {
+  row: ClientRow;
+  entityId: string;
+  values: Pick<ClientValues, 'spMetadata' | 'nameIdFormat' | 'signed' | 'encryptAssertions' | 'attributes' | 'signedRequests' | 'idpInitiated' | 'name'>;
+}
+
+export const samlRefusal = (message: string) => new DomainError('saml_refused', message);
+
+/** The SAML service provider registered with this entityID, if there is one. */
+export async function findServiceProvider(clients: ClientStore, entityId: string): Promise<ServiceProvider | undefined> {
+  if (!entityId || entityId.length > 200) return undefined;
+  const row = await clients.find(entityId);
+  if (row?.protocol !== 'saml' || !row.saml) return undefined;
+  return { row, entityId: row.client_id, values: { ...(row.saml as unknown as ServiceProvider['values']), name: row.name } };
+}
+
+/**
+ * Checks the signature of a message from this SP, by either binding: required when the SP is
+ * registered for signed requests (or says so in its metadata), and checked whenever one is present,
+ * so that a message cannot pass by dropping a bad signature or keep one that does not verify.
+ */
+export function checkSignature(
+  sp: ServiceProvider,
+  message: { redirect?: RedirectMessage; document: Document },
+  required = sp.values.signedRequests || sp.values.spMetadata!.authnRequestsSigned,
+): void {
+  const certificates = sp.values.spMetadata!.signingCertificates;
+  const signed = message.redirect ? message.redirect.signature !== undefined : hasSignature(message.document);
+  if (!signed && !required) return;
+  if (message.redirect) verifyRedirectSignature(message.redirect, certificates);
+  else verifyEmbeddedSignature(message.document, certificates);
+}
+
+function hasSignature(document: Document): boolean {
+  for (let node = document.documentElement?.firstChild; node; node = node.nextSibling) {
+    if ((node as { localName?: string }).localName === 'Signature') return true;
+  }
+  return false;
+}
