@@ -33,7 +33,7 @@ import { devicePages } from './oidc/device-pages.ts';
 import { devicePolling, deviceVerificationRoutes } from './oidc/device-flow.ts';
 import { DeviceCodeLimits } from './throttle/device-codes.ts';
 import { passwordGrant } from './oidc/password-grant.ts';
-import { notifyAccountLogout } from './oidc/backchannel.ts';
+import { endSessionByUid, notifyAccountLogout } from './oidc/backchannel.ts';
 import { recoveryRoutes } from './recovery/recovery-routes.ts';
 import { Captcha } from './recovery/captcha.ts';
 import { buildPolicy, buildSteps } from './interaction/policy.ts';
@@ -189,7 +189,9 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
   const samlRequests = new SamlRequestStore(db);
   const samlSessions = new SamlSessionStore(db);
   await ensureAccountClient(clients, config.issuer);
-  deps.payloads.beforeRevoke((accountId) => notifyAccountLogout(holder!.provider, db, accountId, logger));
+  // Every session of the account ends: its relying parties with back-channel logout are told; SAML
+  // SPs have no back channel here, their sessions are marked ended (a later LogoutRequest finds none).
+  deps.payloads.beforeRevoke((accountId) => Promise.all([notifyAccountLogout(holder!.provider, db, accountId, logger), samlSessions.end({ accountId })]));
 
   const rotateKeys = async () => {
     const kids = await rotateSigningKeys(db, box, timings);
@@ -267,6 +269,8 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
       sessions: samlSessions,
       anonymousCap,
       pairwiseKey: box.deriveKey('saml-pairwise'),
+      state: deps.interactionState,
+      endSession: (uid) => endSessionByUid(holder!.provider, uid, logger),
     }),
     adminApi({
       operators: deps.operators,

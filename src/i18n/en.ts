@@ -396,7 +396,8 @@ export const en = {
   'devidv.invalid': 'Enter a card number of 4 to 32 letters, digits or hyphens, and a name of up to 100 characters.',
   'devidv.submit': 'Verify',
 
-  'saml.post_title': 'Continuing to {service}',
+  'saml.post_title': 'Continuing to the service',
+  'saml.post_heading': 'Continuing to {service}',
   'saml.post_lead': 'Signing you in to {service}. If nothing happens within a few seconds, press Continue.',
   'saml.post_button': 'Continue',
   'saml.refused':

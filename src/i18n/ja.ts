@@ -396,7 +396,8 @@ export const ja: Messages = {
   'devidv.invalid': 'カード番号(英数字・ハイフン 4〜32 文字)と、100 文字以内の氏名を入力してください。',
   'devidv.submit': '確認する',
 
-  'saml.post_title': '{service} へ移動しています',
+  'saml.post_title': 'サービスへ移動しています',
+  'saml.post_heading': '{service} へ移動しています',
   'saml.post_lead': '{service} にサインインしています。数秒たっても画面が変わらない場合は「続ける」を押してください。',
   'saml.post_button': '続ける',
   'saml.refused':

@@ -3,6 +3,8 @@ import type Provider from 'oidc-provider';
 import type { Logger } from 'pino';
 import type { DB } from '../db/schema.ts';
 
+type SessionPayload = { authorizations?: Record<string, { sid?: string }> };
+
 /**
  * Tells the relying parties with back-channel logout that every session of an account has ended
  * (password reset, revocation, "sign out everywhere"). Called before the sessions are deleted;
@@ -10,10 +12,31 @@ import type { DB } from '../db/schema.ts';
  */
 export async function notifyAccountLogout(provider: Provider, db: Kysely<DB>, accountId: string, logger: Logger): Promise<number> {
   const sessions = await db.selectFrom('oidc_payload').select('payload').where('model', '=', 'Session').where('account_id', '=', accountId).execute();
+  return notifySessionsLogout(
+    provider,
+    accountId,
+    sessions.map(({ payload }) => payload as SessionPayload),
+    logger,
+  );
+}
+
+/**
+ * Ends one sign-in session by its uid, as the end_session endpoint would: the relying parties with
+ * back-channel logout are told, then the session is gone (used by SAML Single Logout, which ends
+ * the session without a page of the provider's). Answers whether there was one.
+ */
+export async function endSessionByUid(provider: Provider, uid: string, logger: Logger): Promise<boolean> {
+  const session = await provider.Session.findByUid(uid);
+  if (!session) return false;
+  if (session.accountId) await notifySessionsLogout(provider, session.accountId, [session as unknown as SessionPayload], logger);
+  await session.destroy();
+  return true;
+}
+
+async function notifySessionsLogout(provider: Provider, accountId: string, sessions: SessionPayload[], logger: Logger): Promise<number> {
   const deliveries: Array<Promise<void>> = [];
-  for (const { payload } of sessions) {
-    const authorizations = (payload as { authorizations?: Record<string, { sid?: string }> }).authorizations ?? {};
-    for (const [clientId, { sid }] of Object.entries(authorizations)) {
+  for (const payload of sessions) {
+    for (const [clientId, { sid }] of Object.entries(payload.authorizations ?? {})) {
       const client = await provider.Client.find(clientId);
       if (!client?.backchannelLogoutUri || !sid) continue;
       // Client#backchannelLogout is oidc-provider's own delivery (signed logout token, its fetch).

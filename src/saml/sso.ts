@@ -12,6 +12,8 @@ import { ACR_MFA } from '../mfa/assurance.ts';
 import { eduPersonScope } from '../account/eduperson.ts';
 import { DomainError } from '../shared/errors.ts';
 import type { AnonymousCap } from '../throttle/anonymous-cap.ts';
+import type { InteractionStateStore } from '../interaction/interaction-state.store.ts';
+import { sloRoutes } from './slo.ts';
 import { nameIdFor, nameIdSettingOf, releasedAttributes, type NameId, type NameIdSetting, type SamlAttributeName } from './attributes.ts';
 import { readAuthnRequest, type AuthnRequest } from './authn-request.ts';
 import { AUTHN_CONTEXT, BINDING, NAMEID_FORMAT, STATUS } from './constants.ts';
@@ -41,6 +43,10 @@ export interface SamlDeps {
   sessions: SamlSessionStore;
   anonymousCap: AnonymousCap;
   pairwiseKey: Buffer;
+  /** Where a logout's progress is kept (the interaction state store, under its own keys). */
+  state: InteractionStateStore;
+  /** Ends one sign-in session by its uid, with the back-channel logout of its relying parties. */
+  endSession: (sessionUid: string) => Promise<unknown>;
 }
 
 /** The IdP's name and endpoints, all under the issuer. */
@@ -277,6 +283,7 @@ export function samlRoutes(deps: SamlDeps): Router {
       .digest('base64url');
   }
 
+  sloRoutes(router, deps, endpoints.slo, endpoints.entityId);
   return router;
 }
 

@@ -12,6 +12,8 @@ import { testKeyPair, type TestKeyPair } from './saml-keys.ts';
 export interface LibrarySp {
   entityId: string;
   acsUrl: string;
+  /** Its SingleLogoutService (HTTP-Redirect), never served: the test reads where Akamon sends the browser. */
+  sloUrl: string;
   saml: SAML;
   keys: TestKeyPair;
   metadataXml: string;
@@ -31,6 +33,7 @@ export async function librarySp(akamon: RunningAkamon, options: { name?: string;
   const id = Math.random().toString(36).slice(2, 8);
   const entityId = `https://sp-${id}.example.ac.jp/saml`;
   const acsUrl = `https://sp-${id}.example.ac.jp/saml/acs`;
+  const sloUrl = `https://sp-${id}.example.ac.jp/saml/slo`;
   const keys = await testKeyPair('rsa', `sp-${id}.example.ac.jp`);
   const idpCert = await idpCertificate(akamon);
   const make = (extra: Record<string, unknown> = {}) =>
@@ -38,6 +41,8 @@ export async function librarySp(akamon: RunningAkamon, options: { name?: string;
       entryPoint: `${akamon.url}/saml/sso`,
       issuer: entityId,
       callbackUrl: acsUrl,
+      logoutCallbackUrl: sloUrl,
+      logoutUrl: `${akamon.url}/saml/slo`,
       idpCert,
       idpIssuer: `${akamon.url}/saml/metadata`,
       audience: entityId,
@@ -52,12 +57,14 @@ export async function librarySp(akamon: RunningAkamon, options: { name?: string;
       ...extra,
     } as ConstructorParameters<typeof SAML>[0]);
   const saml = make();
-  const metadataXml = saml.generateServiceProviderMetadata(null, keys.certificatePem);
+  // node-saml publishes its logout endpoint for HTTP-POST; the tests read the HTTP-Redirect binding's URLs.
+  const metadataXml = saml.generateServiceProviderMetadata(null, keys.certificatePem).replace(/(<SingleLogoutService Binding=")[^"]+/, '$1urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect');
   const created = await adminApi(akamon, 'POST', '/clients', { protocol: 'saml', name: options.name ?? `Library SP ${id}`, spMetadata: metadataXml, ...options.settings });
   if (created.status !== 201) throw new Error(`SP registration failed: ${JSON.stringify(created.body)}`);
   return {
     entityId,
     acsUrl,
+    sloUrl,
     saml,
     keys,
     metadataXml,

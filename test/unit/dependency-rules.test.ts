@@ -56,7 +56,11 @@ const LAYERS: Layer[] = [
   // Development only: a stand-in for the national ID card's identity provider, an OP of its own
   // (not Akamon's provider) that main.ts starts beside the app when asked to.
   // The SAML endpoints: a web front end that drives the provider's authorization for SAML service providers.
-  { name: 'saml-front', files: ['src/saml/sso.ts'], mayImport: ['shared', 'config', 'messages', 'translator', 'db', 'domain', 'http', 'koa', 'oidc-provider'] },
+  {
+    name: 'saml-front',
+    files: ['src/saml/sso.ts', 'src/saml/slo.ts'],
+    mayImport: ['shared', 'config', 'messages', 'translator', 'db', 'domain', 'http', 'interaction', 'saml-front', 'koa', 'oidc-provider'],
+  },
   { name: 'dev-upstream', files: ['src/idv/dev-provider.ts'], mayImport: ['shared', 'config', 'messages', 'translator', 'http', 'koa', 'oidc-provider', 'views'] },
   // The operators' command line: a client of the admin API that opens the database only to migrate.
   { name: 'cli', files: ['src/cli/'], mayImport: ['shared', 'config', 'messages', 'translator', 'db', 'domain', 'composition', 'cli', 'views'] },
