@@ -20,7 +20,7 @@ export function serviceDirectoryRoutes(router: Router, deps: AccountHomeDeps, ho
         return {
           name: client.name,
           description: client.description,
-          homepage: client.homepage_url,
+          homepage: client.homepage_url ?? samlSignInLink(client),
           mfa: client.require_mfa || rolloutPhase(deps.clock.now(), deps.config.mfaRollout, { warningFrom: client.mfa_warning_from, requiredFrom: client.mfa_required_from }).phase === 'required',
           forYou:
             decision === undefined
@@ -33,4 +33,10 @@ export function serviceDirectoryRoutes(router: Router, deps: AccountHomeDeps, ho
     );
     deps.renderer.page(ctx, 'services', 'services.title', { services, signedIn: Boolean(account), signInUrl: '/account/login' });
   });
+}
+
+/** A SAML SP that accepts sign-in started at Akamon is reached through it, signed in on arrival. */
+function samlSignInLink(client: { client_id: string; protocol: string; saml: unknown }): string | null {
+  const idpInitiated = client.protocol === 'saml' && (client.saml as { idpInitiated?: boolean } | null)?.idpInitiated === true;
+  return idpInitiated ? `/saml/init?sp=${encodeURIComponent(client.client_id)}` : null;
 }

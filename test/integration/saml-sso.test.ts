@@ -105,6 +105,55 @@ describe('SAML single sign-on', () => {
   });
 });
 
+describe('SAML step-up, re-authentication, IdP-initiated sign-in and keys', () => {
+  test('REFEDS MFA asked for by the SP is a step-up: a person without MFA is led to set it up, not answered', async () => {
+    const account = await akamon.createReadyAccount();
+    const browser = new Browser(akamon.url);
+    const page = await passwordSteps(browser, await browser.visit(await sp.loginUrl({ mfa: true })), account);
+    expect(postedTo(page)).toBeUndefined();
+    expect(page.html).toMatch(/authenticator|security key|認証アプリ/i);
+  });
+
+  test('ForceAuthn asks for the password again inside a live session', async () => {
+    const account = await akamon.createReadyAccount();
+    const browser = new Browser(akamon.url);
+    await passwordSteps(browser, await browser.visit(await sp.loginUrl()), account);
+    const forced = await browser.visit(await sp.loginUrl({ forceAuthn: true }));
+    expect(postedTo(forced)).toBeUndefined();
+    expect(forced.html).toMatch(/name="password"|name="identifier"|<h1>Choose an account<\/h1>/);
+  });
+
+  test('IdP-initiated: the service directory links an SP that accepts it; the answer has no InResponseTo', async () => {
+    const portal = await librarySp(akamon, { name: 'Portal', settings: { idpInitiated: true, listed: true } });
+    const account = await akamon.createReadyAccount();
+    const browser = new Browser(akamon.url);
+    const directory = await browser.visit('/services');
+    const link = `/saml/init?sp=${encodeURIComponent(portal.entityId)}`;
+    expect(directory.html).toContain(link.replaceAll('&', '&amp;'));
+    const page = await passwordSteps(browser, await browser.visit(link), account);
+    expect(postedTo(page)).toBe(portal.acsUrl);
+    expect(responseXml(page)).not.toContain('InResponseTo');
+    expect((await portal.accept(page)).profile).toBeTruthy();
+    // An SP not registered for it is refused on Akamon's page.
+    const refused = await new Browser(akamon.url).visit(`/saml/init?sp=${encodeURIComponent(sp.entityId)}`);
+    expect([refused.status, postedTo(refused)]).toEqual([400, undefined]);
+  });
+
+  test('a key rotation publishes the next certificate before it signs; answers stay signed with the current one', async () => {
+    const before = await (await fetch(`${akamon.url}/saml/metadata`)).text();
+    await akamon.akamon.rotateKeys();
+    const after = await (await fetch(`${akamon.url}/saml/metadata`)).text();
+    const certificates = (xml: string) => [...xml.matchAll(/<ds:X509Certificate>([^<]+)</g)].map((m) => m[1]);
+    expect(certificates(after)).toHaveLength(certificates(before).length + 1);
+    expect(certificates(after)[0]).toBe(certificates(before)[0]);
+    // The SP configured with the certificate it read before the rotation still accepts the answers.
+    const account = await akamon.createReadyAccount();
+    const browser = new Browser(akamon.url);
+    const page = await passwordSteps(browser, await browser.visit(await sp.loginUrl()), account);
+    expect((await sp.accept(page)).profile).toBeTruthy();
+  });
+});
+
 describe('SAML refusals', () => {
   test('a consumer service that is not registered is refused on Akamon’s own page, with no answer to it', async () => {
     const browser = new Browser(akamon.url);
