@@ -49,6 +49,7 @@ import { IdvFlow } from './idv/idv-flow.ts';
 import { SamlKeys } from './saml/saml-keys.ts';
 import { SamlRequestStore } from './saml/saml-request.store.ts';
 import { SamlSessionStore } from './saml/saml-session.store.ts';
+import { ENDED_SESSION } from './saml/slo.ts';
 import { SAML_CONTINUE_PATH, samlRoutes } from './saml/sso.ts';
 import { UpstreamIdp } from './idv/upstream.ts';
 
@@ -178,6 +179,10 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
     provider.use(logIgnoredAuthorizationScopes(logger));
     provider.use(devicePolling(deviceLimits));
     provider.on('grant.revoked', (_ctx, grantId) => logger.info({ grantId }, 'grant revoked'));
+    // A sign-out that ended the whole session: the SAML SPs of that session are visited next (slo.ts).
+    provider.on('end_session.success', (ctx) => {
+      if (ctx.oidc.params?.logout) ctx.state[ENDED_SESSION] = ctx.oidc.session?.uid;
+    });
     return provider;
   };
   const loadKeys = () => loadKeyMaterial(db, box, timings);
@@ -215,6 +220,21 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
       ctx.set('Retry-After', String(DATABASE_RETRY_AFTER_SECONDS));
       ctx.body = { status: 'database unavailable' };
     }
+  });
+
+  const saml = samlRoutes({
+    config,
+    renderer,
+    provider: () => holder!.provider,
+    keys: samlKeys,
+    clients: deps.clientStore,
+    accounts: deps.accounts,
+    requests: samlRequests,
+    sessions: samlSessions,
+    anonymousCap,
+    pairwiseKey: box.deriveKey('saml-pairwise'),
+    state: deps.interactionState,
+    endSession: (uid) => endSessionByUid(holder!.provider, uid, logger),
   });
 
   const routers = [
@@ -258,20 +278,7 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
       idvAvailable: Boolean(idvFlow),
     }),
     ...(idvFlow ? [idvFlow.routes()] : []),
-    samlRoutes({
-      config,
-      renderer,
-      provider: () => holder!.provider,
-      keys: samlKeys,
-      clients: deps.clientStore,
-      accounts: deps.accounts,
-      requests: samlRequests,
-      sessions: samlSessions,
-      anonymousCap,
-      pairwiseKey: box.deriveKey('saml-pairwise'),
-      state: deps.interactionState,
-      endSession: (uid) => endSessionByUid(holder!.provider, uid, logger),
-    }),
+    saml.router,
     adminApi({
       operators: deps.operators,
       accountService: deps.accountService,
@@ -304,6 +311,7 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
   app.use(staticFiles());
   for (const router of routers) app.use(router.routes()).use(router.allowedMethods());
   app.use(providerGate(database, renderer));
+  app.use(saml.afterSignOut);
   app.use(holder.middleware());
 
   const sweeper = new Sweeper([

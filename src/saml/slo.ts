@@ -1,5 +1,5 @@
 import type Router from '@koa/router';
-import type { Context } from 'koa';
+import type { Context, Middleware } from 'koa';
 import { randomToken } from '../crypto/tokens.ts';
 import { formBody } from '../http/form-body.ts';
 import { BINDING, STATUS } from './constants.ts';
@@ -22,12 +22,17 @@ const CLOCK_SKEW_SECONDS = 300;
 interface LogoutJourney {
   /** The SP whose LogoutRequest started it, to be answered at the end; none when Akamon started it. */
   initiator: { clientId: string; requestId: string; relayState: string | null } | null;
+  /** Where a sign-out at Akamon was going before the SPs were visited (its post-logout redirect). */
+  afterwards: string | null;
   remaining: SamlSession[];
   /** The LogoutRequest sent and not yet answered. */
   waiting: { clientId: string; requestId: string } | null;
 }
 
 const journeyKey = (id: string) => `saml-logout:${id}`;
+
+/** Where the provider's end_session leaves the uid of the session it ended (see app.ts). */
+export const ENDED_SESSION = 'endedSignInSession';
 
 /**
  * SAML Single Logout (profiles 4.4), front-channel. An SP's LogoutRequest ends the Akamon sign-in
@@ -37,19 +42,39 @@ const journeyKey = (id: string) => `saml-logout:${id}`;
  * gets its LogoutResponse last. An SP that does not answer leaves the browser with it: the rest
  * of the logout has already happened at Akamon, only the other SPs' own sessions remain.
  */
-export function sloRoutes(router: Router, deps: SamlDeps, sloUrl: string, idpEntityId: string): void {
-  router.get('/saml/slo', async (ctx) => {
-    const param = 'SAMLRequest' in ctx.query ? 'SAMLRequest' : 'SAMLResponse';
-    const message = decodeRedirect(ctx.querystring, param);
-    await receive(ctx, param, message.xml, message.relayState ?? null, message);
-  });
+export function samlLogout(deps: SamlDeps, sloUrl: string, idpEntityId: string) {
+  /**
+   * After a sign-out at Akamon (the provider's end_session, which the account home uses too): the
+   * SAML SPs that got an assertion in the ended session are visited before the browser goes where
+   * the sign-out was sending it. The provider marks the ended session's uid (app.ts).
+   */
+  const afterSignOut: Middleware = async (ctx, next) => {
+    await next();
+    const uid = ctx.state[ENDED_SESSION] as string | undefined;
+    const afterwards = ctx.response.get('Location');
+    if (!uid || ctx.status !== 303 || !afterwards) return;
+    const ended = await deps.sessions.end({ sessionUid: uid });
+    if (!ended.length) return;
+    ctx.state.log.info({ sessions: ended.length }, 'SAML logout after sign-out');
+    await carryOn(ctx, randomToken(), { initiator: null, afterwards, remaining: ended, waiting: null });
+  };
 
-  router.post('/saml/slo', formBody, async (ctx) => {
-    const body = ctx.request.body as Record<string, string>;
-    const param = body.SAMLRequest ? 'SAMLRequest' : 'SAMLResponse';
-    if (!body[param]) throw new SamlError('malformed', 'no SAMLRequest or SAMLResponse in the form');
-    await receive(ctx, param, decodePost(body[param]), readRelayState(body.RelayState) ?? null, undefined);
-  });
+  return { routes: (router: Router) => routes(router), afterSignOut };
+
+  function routes(router: Router) {
+    router.get('/saml/slo', async (ctx) => {
+      const param = 'SAMLRequest' in ctx.query ? 'SAMLRequest' : 'SAMLResponse';
+      const message = decodeRedirect(ctx.querystring, param);
+      await receive(ctx, param, message.xml, message.relayState ?? null, message);
+    });
+
+    router.post('/saml/slo', formBody, async (ctx) => {
+      const body = ctx.request.body as Record<string, string>;
+      const param = body.SAMLRequest ? 'SAMLRequest' : 'SAMLResponse';
+      if (!body[param]) throw new SamlError('malformed', 'no SAMLRequest or SAMLResponse in the form');
+      await receive(ctx, param, decodePost(body[param]), readRelayState(body.RelayState) ?? null, undefined);
+    });
+  }
 
   async function receive(ctx: Context, param: 'SAMLRequest' | 'SAMLResponse', xml: string, relayState: string | null, redirect: RedirectMessage | undefined) {
     if (param === 'SAMLRequest') return logoutRequested(ctx, xml, relayState, redirect);
@@ -87,7 +112,7 @@ export function sloRoutes(router: Router, deps: SamlDeps, sloUrl: string, idpEnt
     }
     ctx.state.log.info({ sp: sp.entityId, sessions: named.length, others: remaining.length }, 'SAML logout requested');
     const id = randomToken();
-    await carryOn(ctx, id, { initiator: { clientId: sp.entityId, requestId: request.id, relayState }, remaining, waiting: null });
+    await carryOn(ctx, id, { initiator: { clientId: sp.entityId, requestId: request.id, relayState }, afterwards: null, remaining, waiting: null });
   }
 
   async function knownSp(entityId: string): Promise<ServiceProvider> {
@@ -118,7 +143,7 @@ export function sloRoutes(router: Router, deps: SamlDeps, sloUrl: string, idpEnt
     await deps.state.merge(journeyKey(id), { ...journey, waiting: null }, 1);
     const initiator = journey.initiator && (await findServiceProvider(deps.clients, journey.initiator.clientId));
     const endpoint = initiator && logoutEndpoint(initiator);
-    if (!initiator || !endpoint || !journey.initiator) return deps.renderer.page(ctx, 'logged-out', 'logout.done_title');
+    if (!initiator || !endpoint || !journey.initiator) return journey.afterwards ? ctx.redirect(journey.afterwards) : deps.renderer.page(ctx, 'logged-out', 'logout.done_title');
     const destination = endpoint.responseLocation ?? endpoint.location;
     const xml = buildLogoutResponse({ issuer: idpEntityId, destination, inResponseTo: journey.initiator.requestId, statusTop: STATUS.success, now: new Date() });
     return send(ctx, initiator, endpoint.binding, destination, 'SAMLResponse', xml, journey.initiator.relayState, key);

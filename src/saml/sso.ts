@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import Router from '@koa/router';
-import type { Context } from 'koa';
+import type { Context, Middleware } from 'koa';
 import type Provider from 'oidc-provider';
 import type { AccountStore } from '../account/account.store.ts';
 import type { ClientStore } from '../client/client.store.ts';
@@ -13,7 +13,7 @@ import { eduPersonScope } from '../account/eduperson.ts';
 import { DomainError } from '../shared/errors.ts';
 import type { AnonymousCap } from '../throttle/anonymous-cap.ts';
 import type { InteractionStateStore } from '../interaction/interaction-state.store.ts';
-import { sloRoutes } from './slo.ts';
+import { samlLogout } from './slo.ts';
 import { nameIdFor, nameIdSettingOf, releasedAttributes, type NameId, type NameIdSetting, type SamlAttributeName } from './attributes.ts';
 import { readAuthnRequest, type AuthnRequest } from './authn-request.ts';
 import { AUTHN_CONTEXT, BINDING, NAMEID_FORMAT, STATUS } from './constants.ts';
@@ -63,7 +63,7 @@ export function samlEndpoints(issuer: string) {
  * /saml/continue the code is redeemed in-process and the SP gets a signed Response by HTTP-POST,
  * or a signed status response saying why not.
  */
-export function samlRoutes(deps: SamlDeps): Router {
+export function samlRoutes(deps: SamlDeps): { router: Router; afterSignOut: Middleware } {
   const router = new Router();
   const endpoints = samlEndpoints(deps.config.issuer);
   const cookieName = deps.config.production ? '__Host-akamon_saml' : 'akamon_saml';
@@ -283,8 +283,9 @@ export function samlRoutes(deps: SamlDeps): Router {
       .digest('base64url');
   }
 
-  sloRoutes(router, deps, endpoints.slo, endpoints.entityId);
-  return router;
+  const logout = samlLogout(deps, endpoints.slo, endpoints.entityId);
+  logout.routes(router);
+  return { router, afterSignOut: logout.afterSignOut };
 }
 
 /** REFEDS MFA asked for (minimum or exact): the sign-in must include a second factor. */

@@ -93,3 +93,33 @@ describe('SAML single logout', () => {
     expect(await liveSamlSessions(account.id)).toEqual([]);
   });
 });
+
+describe('signing out at Akamon', () => {
+  test('the account home’s sign-out visits the SAML SPs of the session, then goes where it was going', async () => {
+    const { account, browser, atSecond } = await signedInToBoth();
+    // The sign-out the provider runs (the account home sends people through the same endpoint).
+    // Its confirmation form is the provider's (xsrf), posted as the browser would.
+    const logout = await browser.visit('/session/end');
+    const confirmed = await browser.request(`${akamon.url}/session/end/confirm`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ xsrf: /name="xsrf" value="([^"]+)"/.exec(logout.html)![1], logout: 'yes' }).toString(),
+    });
+    expect(confirmed.status).toBe(303);
+    // Both SPs are told, one after the other; then the browser reaches the signed-out page.
+    let location = confirmed.headers.get('location')!;
+    const told: string[] = [];
+    for (let visit = 0; visit < 2; visit++) {
+      const at = [first, second].find((sp) => location.startsWith(sp.sloUrl));
+      if (!at) throw new Error(`expected a visit to an SP, got ${location}`);
+      const received = await at.saml.validateRedirectAsync(Object.fromEntries(new URL(location).searchParams), query(location));
+      told.push(at.entityId);
+      if (at === second) expect(received.profile!.nameID).toBe(atSecond.nameID);
+      const back = await browser.request(await at.saml.getLogoutResponseUrlAsync(received.profile!, new URL(location).searchParams.get('RelayState')!, {}, true));
+      location = back.headers.get('location')!;
+    }
+    expect(told.sort()).toEqual([first.entityId, second.entityId].sort());
+    expect(new URL(location, akamon.url).pathname).toBe('/session/end/success');
+    expect(await liveSamlSessions(account.id)).toEqual([]);
+  });
+});
