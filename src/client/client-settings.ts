@@ -718,6 +718,11 @@ const RULES: Readonly<Record<Protocol, ReadonlyArray<(v: ClientValues) => void>>
       }
     },
     (v) => {
+      if (v.spMetadata?.wantAssertionsSigned && v.signed === 'response') {
+        throw new DomainError('invalid_client_metadata', 'its metadata wants signed assertions (WantAssertionsSigned): sign the assertion too (--sign assertion or both)');
+      }
+    },
+    (v) => {
       if ((v.signedRequests || v.spMetadata?.authnRequestsSigned) && !v.spMetadata?.signingCertificates.length) {
         throw new DomainError('invalid_client_metadata', 'signed requests can be checked only with a signing certificate in the SAML metadata');
       }

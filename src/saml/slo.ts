@@ -10,6 +10,7 @@ import { SamlError } from './saml-error.ts';
 import type { SamlSession } from './saml-session.store.ts';
 import { checkSignature, findServiceProvider, samlRefusal, type ServiceProvider } from './service-provider.ts';
 import { signRoot } from './sign.ts';
+import { postToSp } from './post-binding.ts';
 import type { SamlDeps } from './sso.ts';
 import { decodePost, decodeRedirect, readRelayState, type RedirectMessage } from './xml.ts';
 
@@ -161,11 +162,7 @@ export function samlLogout(deps: SamlDeps, sloUrl: string, idpEntityId: string) 
   ) {
     ctx.set('Cache-Control', 'no-store');
     if (binding === BINDING.redirect) return ctx.redirect(redirectUrl(location, param, xml, relayState, key));
-    deps.renderer.page(ctx, 'saml-post', 'saml.post_title', {
-      action: location,
-      serviceName: sp.values.name,
-      fields: [[param, Buffer.from(signRoot(xml, key)).toString('base64')], ...(relayState !== null ? [['RelayState', relayState]] : [])],
-    });
+    postToSp(ctx, deps.renderer, { action: location, serviceName: sp.values.name, param, xml: signRoot(xml, key), relayState });
   }
 }
 

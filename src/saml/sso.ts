@@ -14,6 +14,7 @@ import { DomainError } from '../shared/errors.ts';
 import type { AnonymousCap } from '../throttle/anonymous-cap.ts';
 import type { InteractionStateStore } from '../interaction/interaction-state.store.ts';
 import { samlLogout } from './slo.ts';
+import { postToSp } from './post-binding.ts';
 import { nameIdFor, nameIdSettingOf, releasedAttributes, type NameId, type NameIdSetting, type SamlAttributeName } from './attributes.ts';
 import { readAuthnRequest, type AuthnRequest } from './authn-request.ts';
 import { AUTHN_CONTEXT, BINDING, NAMEID_FORMAT, STATUS } from './constants.ts';
@@ -252,22 +253,16 @@ export function samlRoutes(deps: SamlDeps): { router: Router; afterSignOut: Midd
       key,
       encryptTo: sp.values.encryptAssertions ? (metadata.encryptionCertificates[0] ?? null) : null,
     });
-    postToSp(ctx, sp, pending, xml);
+    answer(ctx, sp, pending, xml);
   }
 
   async function answerStatus(ctx: Context, sp: ServiceProvider, pending: PendingRequest, status: { top: string; second?: string; message?: string }) {
     const xml = buildStatusResponse({ issuer: endpoints.entityId, destination: pending.acsUrl, inResponseTo: pending.requestId, status, now: new Date(), key: await deps.keys.signing() });
-    postToSp(ctx, sp, pending, xml);
+    answer(ctx, sp, pending, xml);
   }
 
-  /** The HTTP-POST binding: a form the browser submits to the consumer service by itself. */
-  function postToSp(ctx: Context, sp: ServiceProvider, pending: PendingRequest, xml: string) {
-    ctx.set('Cache-Control', 'no-store');
-    deps.renderer.page(ctx, 'saml-post', 'saml.post_title', {
-      action: pending.acsUrl,
-      serviceName: sp.values.name,
-      fields: [['SAMLResponse', Buffer.from(xml).toString('base64')], ...(pending.relayState !== null ? [['RelayState', pending.relayState]] : [])],
-    });
+  function answer(ctx: Context, sp: ServiceProvider, pending: PendingRequest, xml: string) {
+    postToSp(ctx, deps.renderer, { action: pending.acsUrl, serviceName: sp.values.name, param: 'SAMLResponse', xml, relayState: pending.relayState });
   }
 
   /** A random value per browser in a signed cookie; a request is answered only to the browser that sent it. */

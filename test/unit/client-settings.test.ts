@@ -215,6 +215,8 @@ describe('the client settings table', () => {
     expect(() => checkValues(mergeValues(defaultValues(), { ...SAML_BASE, redirectUris: ['https://x.example.ac.jp/cb'] }), ENV, 'saml')).toThrow(/not a setting of a SAML service provider/);
     expect(() => checkValues(mergeValues(defaultValues(), { name: 'No metadata' }), ENV, 'saml')).toThrow(/needs its metadata/);
     expect(() => checkValues(mergeValues(defaultValues(), { ...SAML_BASE, encryptAssertions: true }), ENV, 'saml')).toThrow(/encryption certificate/);
+    const wantsSigned = SP_METADATA.replace('protocolSupportEnumeration', 'WantAssertionsSigned="true" protocolSupportEnumeration');
+    expect(() => checkValues(mergeValues(defaultValues(), { ...SAML_BASE, spMetadata: wantsSigned as never, signed: 'response' }), ENV, 'saml')).toThrow(/WantAssertionsSigned/);
     // A SAML SP is stored with its registration document and no OIDC registration of its own.
     const { columns, metadata } = storedForm('https://wiki.example.ac.jp/sp', checkValues(mergeValues(defaultValues(), SAML_BASE), ENV, 'saml'), 'saml');
     expect(metadata).toEqual({ client_id: 'https://wiki.example.ac.jp/sp', client_name: 'Wiki', first_party: false, grant_types: [] });

@@ -58,7 +58,7 @@ const LAYERS: Layer[] = [
   // The SAML endpoints: a web front end that drives the provider's authorization for SAML service providers.
   {
     name: 'saml-front',
-    files: ['src/saml/sso.ts', 'src/saml/slo.ts'],
+    files: ['src/saml/sso.ts', 'src/saml/slo.ts', 'src/saml/post-binding.ts'],
     mayImport: ['shared', 'config', 'messages', 'translator', 'db', 'domain', 'http', 'interaction', 'saml-front', 'koa', 'oidc-provider'],
   },
   { name: 'dev-upstream', files: ['src/idv/dev-provider.ts'], mayImport: ['shared', 'config', 'messages', 'translator', 'http', 'koa', 'oidc-provider', 'views'] },
