@@ -26,24 +26,39 @@ export async function tokenRequest(url: string, client: Seeded['client'], form: 
   return { status: answer.status, body: JSON.parse(answer.text) as Record<string, string> };
 }
 
-/** Authorize and the identifier step: the password page, and the PKCE verifier to redeem the code with. */
-export async function toPasswordPage(url: string, client: Seeded['client'], account: BenchAccount, browser: Browser): Promise<{ page: Page; verifier: string }> {
-  const { verifier, challenge } = pkce();
-  const page = await browser.visit(authorizeUrl(url, { client_id: client.clientId, redirect_uri: REDIRECT_URI, code_challenge: challenge, code_challenge_method: 'S256' }));
-  return { page: await browser.submit(page, /\/identifier$/, { identifier: account.commonId }), verifier };
-}
+/** The identifier step, from the first page of a sign-in: the password page. */
+const submitIdentifier = (browser: Browser, page: Page, account: BenchAccount) => browser.submit(page, /\/identifier$/, { identifier: account.commonId });
 
 export const submitPassword = (browser: Browser, page: Page) => browser.submit(page, /\/password$/, { password: PASSWORD });
 
-/** One person signing in as a browser does: authorize, identifier, password, TOTP, code, token, userinfo. */
-export async function signIn(url: string, client: Seeded['client'], account: BenchAccount, browser = new Browser(url)): Promise<Tokens | undefined> {
-  const start = await toPasswordPage(url, client, account, browser);
-  const { verifier } = start;
-  let page = await submitPassword(browser, start.page);
+/** The relying party sends the browser to authorize: the first page, and the PKCE verifier to redeem the code with. */
+async function authorize(url: string, client: Seeded['client'], browser: Browser): Promise<{ page: Page; verifier: string }> {
+  const { verifier, challenge } = pkce();
+  return { page: await browser.visit(authorizeUrl(url, { client_id: client.clientId, redirect_uri: REDIRECT_URI, code_challenge: challenge, code_challenge_method: 'S256' })), verifier };
+}
+
+/** Authorize and the identifier step: the password page (for the login storm, which stops there). */
+export async function toPasswordPage(url: string, client: Seeded['client'], account: BenchAccount, browser: Browser): Promise<Page> {
+  return submitIdentifier(browser, (await authorize(url, client, browser)).page, account);
+}
+
+/**
+ * The steps a person takes on Akamon's pages, whichever protocol sent them there: identifier,
+ * password, TOTP. Where the last step leads (the redirects inside Akamon followed), or undefined
+ * if the password was not accepted.
+ */
+export async function credentialSteps(browser: Browser, first: Page, account: BenchAccount): Promise<Page | undefined> {
+  const page = await submitPassword(browser, await submitIdentifier(browser, first, account));
   if (page.status !== 200) return undefined;
   // The next time step: the enrolment used the previous one, and each account signs in once per run.
-  page = await browser.submit(page, /\/totp$/, { code: await generate({ secret: account.totpSecret, epoch: Math.floor(Date.now() / 1000) + 30 }) });
-  const code = page.url.startsWith(REDIRECT_URI) ? new URL(page.url).searchParams.get('code') : null;
+  return browser.submit(page, /\/totp$/, { code: await generate({ secret: account.totpSecret, epoch: Math.floor(Date.now() / 1000) + 30 }) });
+}
+
+/** One person signing in as a browser does: authorize, identifier, password, TOTP, code, token, userinfo. */
+export async function signIn(url: string, client: Seeded['client'], account: BenchAccount, browser = new Browser(url)): Promise<Tokens | undefined> {
+  const { page: first, verifier } = await authorize(url, client, browser);
+  const page = await credentialSteps(browser, first, account);
+  const code = page?.url.startsWith(REDIRECT_URI) ? new URL(page.url).searchParams.get('code') : null;
   if (!code) return undefined;
   const tokens = await tokenRequest(url, client, { grant_type: 'authorization_code', code, redirect_uri: REDIRECT_URI, code_verifier: verifier });
   if (tokens.status !== 200) return undefined;

@@ -9,6 +9,7 @@ import { cpuPlan, onCpus, pinSelf } from './cpus.ts';
 import { cpuSeconds, load, peakRssMiB, type Summary } from './measure.ts';
 import { seed, startServer } from './setup.ts';
 import { runScale } from './scale.ts';
+import { samlSp } from './saml.ts';
 import { basic, call, refresher, signIn, submitPassword, toPasswordPage, tokenRequest, type Tokens } from './client.ts';
 
 // npm run bench [-- --concurrency C --signins N --seconds S --server-cpus K --profile] [--scale ROWS]: Akamon as a
@@ -33,6 +34,8 @@ const SIGNINS = Number(values.signins);
 const SECONDS = Number(values.seconds);
 const argonParams = loadConfig({}).argon2;
 
+const ratio = (a: number, b: number) => (b ? Math.round((a / b) * 100) / 100 : null);
+
 async function get(url: string, headers: Record<string, string> = {}): Promise<boolean> {
   return (await call(url, { headers })).status === 200;
 }
@@ -45,8 +48,8 @@ function argon2Bound(): Summary & { concurrency: number } {
 
 async function main(): Promise<void> {
   const database = process.env.DATABASE_URL ? 'postgres' : 'pglite';
-  // Enough accounts for every sign-in of the run, the storm included (each signs in once).
-  const seeded = await seed({ people: SIGNINS * 4 + C * SECONDS * 4, databaseUrl: process.env.DATABASE_URL });
+  // Enough accounts for every sign-in of the run, SAML and the storm included (each signs in once).
+  const seeded = await seed({ people: SIGNINS * 5 + C * SECONDS * 4, databaseUrl: process.env.DATABASE_URL });
   const server = await startServer(seeded.env, { cpus: plan.server, profileDir: values.profile ? path.resolve(values.out!, 'profiles') : undefined });
   pinSelf(plan.generator);
   const pid = server.process.pid!;
@@ -66,6 +69,13 @@ async function main(): Promise<void> {
       return result !== undefined;
     });
     const cpuPerSignin = (cpuSeconds(pid) - cpuBefore) / Math.max(1, signins.count);
+
+    // a2. The same number of SAML sign-ins, the same steps on Akamon's pages; the SP's check of each answer comes after.
+    const sp = await samlSp(url, seeded.sp);
+    const samlCpuBefore = cpuSeconds(pid);
+    const saml = await load({ concurrency: C, count: SIGNINS }, () => sp.signIn(accounts.pop()!));
+    const cpuPerSaml = (cpuSeconds(pid) - samlCpuBefore) / Math.max(1, saml.count);
+    const checked = await sp.check();
 
     // c. Token endpoints and metadata.
     const refresh = await load({ concurrency: C, seconds: SECONDS }, refresher(url, seeded.client, tokens));
@@ -93,7 +103,7 @@ async function main(): Promise<void> {
         inflight.push(
           (async () => {
             const browser = new Browser(url);
-            const { page: passwordPage } = await toPasswordPage(url, seeded.client, account, browser);
+            const passwordPage = await toPasswordPage(url, seeded.client, account, browser);
             // Turned away means: the password was sent and the busy page came back.
             const t0 = performance.now();
             const page = await submitPassword(browser, passwordPage);
@@ -123,6 +133,12 @@ async function main(): Promise<void> {
       parameters: { argon2: argonParams, concurrency: C, signins: SIGNINS, seconds: SECONDS },
       argon2Bound: bound,
       signin: { ...signins, cpuSecondsPerSignin: Math.round(cpuPerSignin * 1000) / 1000, ratioToBound: Math.round((signins.perSecond / bound.perSecond) * 100) / 100 },
+      samlSignin: {
+        ...saml,
+        cpuSecondsPerSignin: Math.round(cpuPerSaml * 1000) / 1000,
+        toOidc: { perSecond: ratio(saml.perSecond, signins.perSecond), p50: ratio(saml.p50, signins.p50), cpuSeconds: ratio(cpuPerSaml, cpuPerSignin) },
+        sp: checked,
+      },
       refresh,
       clientCredentials,
       discovery,
@@ -157,6 +173,7 @@ function markdown(r: {
   parameters: { argon2: { memoryCost: number; timeCost: number; parallelism: number }; concurrency: number };
   argon2Bound: Summary;
   signin: Summary & { cpuSecondsPerSignin: number; ratioToBound: number };
+  samlSignin: Summary & { cpuSecondsPerSignin: number; toOidc: { perSecond: number; p50: number; cpuSeconds: number }; sp: { valid: number; invalid: number; msEach: number; firstRefusal?: string } };
   refresh: Summary;
   clientCredentials: Summary;
   discovery: Summary;
@@ -175,6 +192,11 @@ function markdown(r: {
     '|---|---|---|---|---|---|---|---|',
     row('argon2id verify (bound)', r.argon2Bound),
     row('full sign-in (password + TOTP)', r.signin, `${r.signin.ratioToBound} of bound; ${r.signin.cpuSecondsPerSignin} CPU s each`),
+    row(
+      'SAML sign-in (password + TOTP)',
+      r.samlSignin,
+      `to the OIDC sign-in: rate ${r.samlSignin.toOidc.perSecond}×, p50 ${r.samlSignin.toOidc.p50}×, CPU ${r.samlSignin.toOidc.cpuSeconds}×; ${r.samlSignin.cpuSecondsPerSignin} CPU s each; ${r.samlSignin.sp.valid} of ${r.samlSignin.sp.valid + r.samlSignin.sp.invalid} assertions valid at the SP (checked after the run, ${r.samlSignin.sp.msEach} ms each, untimed)${r.samlSignin.sp.firstRefusal ? `; the SP refused: ${r.samlSignin.sp.firstRefusal}` : ''}`,
+    ),
     row('refresh grant (rotation)', r.refresh),
     row('client-credentials grant', r.clientCredentials),
     row('discovery', r.discovery),

@@ -12,7 +12,9 @@ import { buildDeps } from '../src/deps.ts';
 import { createLogger } from '../src/shared/logger.ts';
 import { openDatabase } from '../src/db/database.ts';
 import { ClientService } from '../src/client/client.service.ts';
+import { readSpMetadata } from '../src/saml/sp-metadata.ts';
 import { onCpus } from './cpus.ts';
+import { benchSp, type BenchSp } from './saml.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 export const PASSWORD = 'Bench-Password-2026!';
@@ -29,6 +31,8 @@ export interface Seeded {
   client: { clientId: string; clientSecret: string };
   /** A back-end service registered for the client-credentials grant. */
   service: { clientId: string; clientSecret: string };
+  /** A SAML service provider, registered from the metadata it generated. */
+  sp: BenchSp;
   /** Drops the throwaway Postgres database, if one was made. */
   cleanup(): Promise<void>;
 }
@@ -50,8 +54,9 @@ async function freePort(): Promise<number> {
 
 /**
  * A fresh database with `people` ready accounts (one precomputed production-strength hash shared
- * by all, a TOTP factor each), one confidential client that requires MFA and one service client. On Postgres a
- * database of its own is created next to the one DATABASE_URL names.
+ * by all, a TOTP factor each), one confidential client that requires MFA, one service client and
+ * one SAML service provider that requires MFA. On Postgres a database of its own is created next
+ * to the one DATABASE_URL names.
  */
 export async function seed(options: { people: number; databaseUrl?: string }): Promise<Seeded> {
   const port = await freePort();
@@ -114,8 +119,9 @@ export async function seed(options: { people: number; databaseUrl?: string }): P
       const inserted = await deps.database.db.insertInto('account').values(rows).returning(['id', 'common_id']).execute();
       for (const account of inserted) {
         const { secret, sealed } = deps.mfa.pendingTotp();
-        // Enrolled one step back, so that the code of the current step is still unused at sign-in.
-        const enrolled = await deps.mfa.confirmTotp(account.id, sealed, await generate({ secret, epoch: Math.floor(Date.now() / 1000) - 30 }), 'Bench app');
+        // The current step: a sign-in sends the code of the step after its own, which is never this
+        // one. (One step back failed whenever a step ended between making the code and checking it.)
+        const enrolled = await deps.mfa.confirmTotp(account.id, sealed, await generate({ secret, epoch: Math.floor(Date.now() / 1000) }), 'Bench app');
         if (!enrolled.ok) throw new Error(`TOTP enrolment failed for ${account.common_id}: ${enrolled.reason}`);
         accounts.push({ commonId: account.common_id, totpSecret: secret });
       }
@@ -123,12 +129,16 @@ export async function seed(options: { people: number; databaseUrl?: string }): P
     const clients = new ClientService({ store: deps.clientStore, box: deps.box, validate: async () => undefined, allowHttpRedirects: true, samlContinueUri: 'http://127.0.0.1/saml/continue' });
     const { client, clientSecret } = await clients.create({ name: 'Bench RP', redirectUris: [REDIRECT_URI], firstParty: true, requireMfa: true });
     const service = await clients.create({ name: 'Bench service', redirectUris: [REDIRECT_URI], clientCredentials: true });
+    // MFA required as for the OIDC client (the TOTP step is asked of these accounts either way).
+    const sp = await benchSp();
+    await clients.create({ protocol: 'saml', name: 'Bench SP', spMetadata: readSpMetadata(sp.metadataXml), requireMfa: true });
     return {
       env,
       accounts,
       cleanup,
       client: { clientId: client.clientId, clientSecret: clientSecret! },
       service: { clientId: service.client.clientId, clientSecret: service.clientSecret! },
+      sp,
     };
   } finally {
     await deps.database.close();

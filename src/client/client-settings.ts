@@ -1,3 +1,4 @@
+import { X509Certificate } from 'node:crypto';
 import type { ClientTable } from '../db/schema.ts';
 import { AFFILIATIONS, STATUSES } from '../account/account.service.ts';
 import { CLIENT_SECRET_BYTES, HMAC_CLIENT_SECRET_BYTES } from '../config/defaults.ts';
@@ -72,6 +73,8 @@ type SettingStore<T> =
 interface SettingEnv {
   /** http redirect and homepage URIs are accepted (development); loopback ones always are. */
   readonly allowHttp: boolean;
+  /** A registered SP's entityID: new metadata must keep it (it is the SP's name everywhere). */
+  readonly entityId?: string;
 }
 
 export interface Setting<T> {
@@ -280,6 +283,12 @@ function samlMetadata(row: Row<SpMetadata | null>): Setting<SpMetadata | null> {
     check(value, env) {
       if (value === null) return null;
       const metadata = typeof value === 'string' ? readMetadataOrRefuse(value) : value;
+      // The entityID is the SP's client ID, which every lookup bounds (a longer one could be stored but never found).
+      if (metadata.entityId.length > 200) throw new DomainError('invalid_saml_metadata', 'the entityID is longer than 200 characters');
+      // Assertions are encrypted with RSA-OAEP (response.ts): a certificate of another key type could never be used.
+      if (metadata.encryptionCertificates.some((pem) => new X509Certificate(pem).publicKey.asymmetricKeyType !== 'rsa')) {
+        throw new DomainError('invalid_saml_metadata', 'an encryption certificate of the SAML metadata is not an RSA certificate (assertions are encrypted with RSA-OAEP)');
+      }
       const acs = metadata.acs.filter((service) => service.binding === BINDING.post);
       if (!acs.length) throw new DomainError('invalid_saml_metadata', 'the SAML metadata names no assertion consumer service with the HTTP-POST binding');
       for (const service of [...metadata.acs, ...metadata.slo]) checkUri(service.location, 'an endpoint of the SAML metadata', env.allowHttp);
@@ -574,7 +583,7 @@ const OIDC_SETTINGS = {
   }),
 };
 
-/** How a SAML service provider names the person (NameID): see src/saml/name-id.ts. */
+/** How a SAML service provider is told who signed in (its NameID): see nameIdFor in src/saml/attributes.ts. */
 export const NAME_ID_FORMATS = ['persistent', 'transient', 'email', 'unspecified'] as const;
 const SIGNED_PARTS = ['response', 'assertion', 'both'] as const;
 
@@ -600,8 +609,8 @@ const SAML_SETTINGS = {
     default: 'persistent',
     invalid: () => new DomainError('invalid_client_metadata', `nameIdFormat must be one of ${NAME_ID_FORMATS.join(', ')}`),
     help: {
-      en: `how it is told who signed in: ${NAME_ID_FORMATS.join(', ')} (default persistent: an opaque identifier of its own; email: the university-registered address)`,
-      ja: `サインインした人の伝え方: ${NAME_ID_FORMATS.join(', ')}(既定 persistent: このSP専用の不透明な識別子。email: 大学が登録したメールアドレス)`,
+      en: `how it is told who signed in: ${NAME_ID_FORMATS.join(', ')} (default persistent: an opaque identifier of its own; email: the university-registered address; unspecified: the Common ID)`,
+      ja: `サインインした人の伝え方: ${NAME_ID_FORMATS.join(', ')}(既定 persistent: このSP専用の不透明な識別子。email: 大学が登録したメールアドレス。unspecified: 共通ID)`,
     },
     shown: { label: 'NameID', list: { header: 'NAMEID' } },
     store: { saml: true },
@@ -676,7 +685,7 @@ export function mayLackRedirectUris(values: Pick<ClientInput, 'resourceServer' |
 }
 
 /** Rules between settings, checked after each setting's own, for each protocol. */
-const RULES: Readonly<Record<Protocol, ReadonlyArray<(v: ClientValues) => void>>> = {
+const RULES: Readonly<Record<Protocol, ReadonlyArray<(v: ClientValues, env: SettingEnv) => void>>> = {
   oidc: [
     (v) => {
       if (!v.redirectUris.length && !mayLackRedirectUris(v)) {
@@ -711,6 +720,11 @@ const RULES: Readonly<Record<Protocol, ReadonlyArray<(v: ClientValues) => void>>
   saml: [
     (v) => {
       if (!v.spMetadata) throw new DomainError('invalid_saml_metadata', 'a SAML service provider needs its metadata (--metadata FILE or URL)');
+    },
+    (v, env) => {
+      if (env.entityId !== undefined && v.spMetadata!.entityId !== env.entityId) {
+        throw new DomainError('invalid_saml_metadata', `the metadata is of another entity (${v.spMetadata!.entityId}): this service provider is ${env.entityId}`);
+      }
     },
     (v) => {
       if (v.encryptAssertions && !v.spMetadata?.encryptionCertificates.length) {
@@ -762,7 +776,7 @@ export function checkValues(values: ClientValues, env: SettingEnv, protocol: Pro
     throw new DomainError('invalid_client_metadata', `${foreign[0]} (--${foreign[1].option}) is not a setting of ${what}`);
   }
   const checked = { ...defaultValues(), ...Object.fromEntries(settingEntries(protocol).map(([key, setting]) => [key, setting.check(values[key], env)])) } as ClientValues;
-  for (const rule of RULES[protocol]) rule(checked);
+  for (const rule of RULES[protocol]) rule(checked, env);
   return checked;
 }
 

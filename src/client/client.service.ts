@@ -1,7 +1,19 @@
 import { randomBytes } from 'node:crypto';
 import type { SecretBox } from '../crypto/secret-box.ts';
 import { DomainError } from '../shared/errors.ts';
-import { checkValues, defaultValues, mergeValues, secretBytes, storedForm, storedValues, type ClientInput, type ClientValues, type ClientView, type Protocol } from './client-settings.ts';
+import {
+  checkValues,
+  defaultValues,
+  mergeValues,
+  secretBytes,
+  settingEntries,
+  storedForm,
+  storedValues,
+  type ClientInput,
+  type ClientValues,
+  type ClientView,
+  type Protocol,
+} from './client-settings.ts';
 import type { ClientRecord, ClientRow, ClientStore } from './client.store.ts';
 
 export type { ClientInput, ClientView } from './client-settings.ts';
@@ -9,11 +21,13 @@ export type { ClientInput, ClientView } from './client-settings.ts';
 /** Lets the provider check metadata exactly as it will when the client is used. */
 export type MetadataValidator = (metadata: Record<string, unknown>) => Promise<void>;
 
+/** A client as the admin API shows it: the settings of its protocol only (an SP has no redirect URIs). */
 function toView(row: ClientRow): ClientView {
+  const values = storedValues(row) as unknown as Record<string, unknown>;
   return {
     clientId: row.client_id,
     protocol: row.protocol,
-    ...storedValues(row),
+    ...(Object.fromEntries(settingEntries(row.protocol).map(([key]) => [key, values[key]])) as unknown as ClientValues),
     createdAt: new Date(row.created_at).toISOString(),
     updatedAt: new Date(row.updated_at).toISOString(),
   };
@@ -77,11 +91,7 @@ export class ClientService {
     const bytes = row.protocol === 'saml' ? null : secretBytes(values.tokenEndpointAuthMethod);
     const current = row.client_secret_enc ? this.#secret(row.client_secret_enc) : null;
     const made = bytes !== null && (rotateSecret || current === null || current.length < secretLength(bytes)) ? newSecret(bytes) : null;
-    const record = await this.#record(clientId, values, bytes === null ? null : (made ?? current), row.protocol);
-    // The entityID is the SP's name everywhere (client ID, access rules, logs): new metadata must keep it.
-    if (row.protocol === 'saml' && record.columns.saml && (record.columns.saml as { spMetadata: { entityId: string } }).spMetadata.entityId !== clientId) {
-      throw new DomainError('invalid_saml_metadata', `the metadata is of another entity: this service provider is ${clientId}`);
-    }
+    const record = await this.#record(clientId, values, bytes === null ? null : (made ?? current), row.protocol, row.protocol === 'saml' ? clientId : undefined);
     await this.#store.update(record);
     return { client: await this.show(clientId), clientSecret: made };
   }
@@ -129,8 +139,8 @@ export class ClientService {
   }
 
   /** Checks every setting and the registration as the provider will read it, then the row to write. */
-  async #record(clientId: string, values: ClientValues, clientSecret: string | null, protocol: Protocol): Promise<ClientRecord> {
-    const { columns, metadata } = storedForm(clientId, checkValues(values, { allowHttp: this.#allowHttp }, protocol), protocol);
+  async #record(clientId: string, values: ClientValues, clientSecret: string | null, protocol: Protocol, entityId?: string): Promise<ClientRecord> {
+    const { columns, metadata } = storedForm(clientId, checkValues(values, { allowHttp: this.#allowHttp, entityId }, protocol), protocol);
     try {
       const registration = protocol === 'saml' ? { ...metadata, ...this.#samlBridge } : metadata;
       await this.#validate({ ...registration, ...(clientSecret ? { client_secret: clientSecret } : {}) });

@@ -1,4 +1,6 @@
 import { BINDING, NS } from './constants.ts';
+
+const SHIBMD = 'urn:mace:shibboleth:metadata:1.0';
 import { SamlError } from './saml-error.ts';
 import { append, certificateBody, declare, newDocument, serialize, setAttributes } from './xml-build.ts';
 
@@ -9,6 +11,8 @@ export interface IdpMetadataInput {
   /** PEM certificates: the one signing now first, then the next one and those retiring. */
   certificates: string[];
   nameIdFormats: string[];
+  /** The security domain of the scoped attributes (eduPersonPrincipalName, subject-id...): SPs such as Shibboleth accept scoped values only in it. */
+  scope: string;
 }
 
 /**
@@ -25,6 +29,8 @@ export function idpMetadata(input: IdpMetadataInput): string {
   setAttributes(root, { entityID: input.entityId });
   // Akamon verifies signed AuthnRequests from the SPs registered as signing them; others need not sign.
   const idp = append(root, NS.metadata, 'md:IDPSSODescriptor', { WantAuthnRequestsSigned: 'false', protocolSupportEnumeration: NS.protocol });
+  // The Shibboleth metadata extension for scopes, which SAML SPs of academic federations check scoped attributes against.
+  append(append(idp, NS.metadata, 'md:Extensions'), SHIBMD, 'shibmd:Scope', { regexp: 'false' }, input.scope);
   for (const pem of input.certificates) {
     const keyInfo = append(append(idp, NS.metadata, 'md:KeyDescriptor', { use: 'signing' }), NS.dsig, 'ds:KeyInfo');
     append(append(keyInfo, NS.dsig, 'ds:X509Data'), NS.dsig, 'ds:X509Certificate', {}, certificateBody(pem));

@@ -14,6 +14,11 @@ export interface PendingRequest {
   passive: boolean;
   /** The SP asked for MFA (REFEDS MFA): the answer must say MFA was done, or fail. */
   wantsMfa: boolean;
+  /** ForceAuthn: only a sign-in made after the request arrived (receivedAt, ms) answers it. */
+  forceAuthn: boolean;
+  receivedAt: number;
+  /** The PKCE verifier of the authorization made for it: its code answers this request and no other. */
+  verifier: string;
   /** The NameID format to answer with (the registered one, or transient where the SP asked for it). */
   nameIdFormat: NameIdSetting;
 }
@@ -68,8 +73,9 @@ export class SamlRequestStore {
   }
 
   /**
-   * Expired requests go. The row is also what refuses a replayed request ID, and it outlives the
-   * window in which sso.ts accepts a request at all (its IssueInstant within minutes of now).
+   * Expired requests go. The row is also what refuses a replayed request ID, so it must outlive the
+   * window in which sso.ts accepts a request at all (IssueInstant within the clock skew either way,
+   * 2 x 300 s): it lives for the interaction's lifetime (an hour), far longer.
    */
   async deleteExpired(limit: number): Promise<number> {
     const result = await sql`delete from saml_request where id in (select id from saml_request where expires_at < now() limit ${limit})`.execute(this.#db);

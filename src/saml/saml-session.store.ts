@@ -59,6 +59,7 @@ export class SamlSessionStore {
       .where('id', '=', id)
       .where('client_id', '=', clientId)
       .where('ended_at', 'is', null)
+      .where('expires_at', '>', sql<Date>`now()`)
       .executeTakeFirst();
     return r && { id: r.id, clientId: r.client_id, accountId: r.account_id, sessionUid: r.session_uid, nameId: r.name_id as unknown as NameId };
   }

@@ -1,11 +1,10 @@
-import { createHash } from 'node:crypto';
 import Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
 import type Provider from 'oidc-provider';
 import type { AccountStore } from '../account/account.store.ts';
 import type { ClientStore } from '../client/client.store.ts';
 import type { Config } from '../config/config.ts';
-import { randomToken } from '../crypto/tokens.ts';
+import { randomToken, sha256 } from '../crypto/tokens.ts';
 import { formBody } from '../http/form-body.ts';
 import type { Renderer } from '../http/renderer.ts';
 import { ACR_MFA } from '../mfa/assurance.ts';
@@ -17,7 +16,7 @@ import { samlLogout } from './slo.ts';
 import { postToSp } from './post-binding.ts';
 import { nameIdFor, nameIdSettingOf, releasedAttributes, type NameId, type NameIdSetting, type SamlAttributeName } from './attributes.ts';
 import { readAuthnRequest, type AuthnRequest } from './authn-request.ts';
-import { AUTHN_CONTEXT, BINDING, NAMEID_FORMAT, STATUS } from './constants.ts';
+import { AUTHN_CONTEXT, BINDING, NAMEID_FORMAT, NS, STATUS } from './constants.ts';
 import { decodePost, decodeRedirect, readRelayState, type RedirectMessage } from './xml.ts';
 import { checkSignature, findServiceProvider, samlRefusal, type ServiceProvider } from './service-provider.ts';
 import { buildResponse, buildStatusResponse } from './response.ts';
@@ -67,7 +66,6 @@ export function samlEndpoints(issuer: string) {
 export function samlRoutes(deps: SamlDeps): { router: Router; afterSignOut: Middleware } {
   const router = new Router();
   const endpoints = samlEndpoints(deps.config.issuer);
-  const cookieName = deps.config.production ? '__Host-akamon_saml' : 'akamon_saml';
 
   // A message that cannot be read or trusted is refused on Akamon's own page (its sender is not
   // known, or not to be answered); the reason goes to the log, for the SP's administrators.
@@ -91,6 +89,7 @@ export function samlRoutes(deps: SamlDeps): { router: Router; afterSignOut: Midd
       sloUrl: endpoints.slo,
       certificates: await keys.certificates(),
       nameIdFormats: [NAMEID_FORMAT.persistent, NAMEID_FORMAT.transient, NAMEID_FORMAT.emailAddress, NAMEID_FORMAT.unspecified],
+      scope: eduPersonScope(deps.config),
     });
   });
 
@@ -110,23 +109,34 @@ export function samlRoutes(deps: SamlDeps): { router: Router; afterSignOut: Midd
     const entityId = String(ctx.query.sp ?? '');
     const sp = await serviceProvider(entityId);
     if (!sp?.values.idpInitiated) throw samlRefusal(`${entityId} does not accept sign-in started here`);
-    const acs = defaultAcs(sp);
-    const relayState = readRelayState(typeof ctx.query.RelayState === 'string' ? ctx.query.RelayState : undefined) ?? null;
-    await start(ctx, sp, { acsUrl: acs, relayState, requestId: null, passive: false, wantsMfa: false, nameIdFormat: sp.values.nameIdFormat }, {});
+    // Any site may link here (a campus portal does); only Akamon's own pages may say where at the
+    // SP the person lands, so that no other site can send a signed-in person somewhere of its choosing.
+    const fetchSite = ctx.get('sec-fetch-site');
+    const ownPage = fetchSite === '' || fetchSite === 'same-origin' || fetchSite === 'none';
+    const relayState = ownPage ? (readRelayState(typeof ctx.query.RelayState === 'string' ? ctx.query.RelayState : undefined) ?? null) : null;
+    await start(ctx, sp, { ...newPending(), acsUrl: defaultAcs(sp), relayState, requestId: null, nameIdFormat: sp.values.nameIdFormat });
   });
 
   router.get(SAML_CONTINUE_PATH, async (ctx) => {
     const state = typeof ctx.query.state === 'string' ? ctx.query.state : '';
-    const pending = await deps.requests.take(state, browserHash(ctx));
+    const pending = await deps.requests.take(state, browserBinding(ctx, state));
     if (!pending) throw new DomainError('saml_expired', 'no SAML request of this browser is waiting for this answer');
+    ctx.cookies.set(bindingCookie(state), null, { path: SAML_CONTINUE_PATH, signed: false });
     const sp = await serviceProvider(pending.clientId);
     if (!sp) throw new DomainError('saml_expired', `the service provider ${pending.clientId} is no longer registered`);
     const error = typeof ctx.query.error === 'string' ? ctx.query.error : undefined;
-    if (error) return answerStatus(ctx, sp, pending, statusForError(error, pending));
-    const account = await redeem(ctx, sp);
-    if (!account) return answerStatus(ctx, sp, pending, { top: STATUS.responder, second: STATUS.authnFailed });
-    if (pending.wantsMfa && account.acr !== ACR_MFA) return answerStatus(ctx, sp, pending, { top: STATUS.responder, second: STATUS.noAuthnContext });
-    await answerAssertion(ctx, sp, pending, account);
+    if (error)
+      return answerStatus(ctx, sp, pending, { ...statusForError(error, pending), message: typeof ctx.query.error_description === 'string' ? ctx.query.error_description.slice(0, 200) : undefined });
+    const signedIn = await redeem(ctx, sp, pending);
+    if (!signedIn) return answerStatus(ctx, sp, pending, { top: STATUS.responder, second: STATUS.authnFailed });
+    // What the request asked of the sign-in is checked on what was done, not on what the browser
+    // carried to the provider (it could have edited prompt=login or acr_values out of the URL).
+    // auth_time has whole seconds: a sign-in counts as new from the second after the request came.
+    if (pending.forceAuthn && signedIn.authTime.getTime() <= Math.floor(pending.receivedAt / 1000) * 1000) {
+      return answerStatus(ctx, sp, pending, { top: STATUS.responder, second: STATUS.authnFailed, message: 'ForceAuthn: no new sign-in was made' });
+    }
+    if (pending.wantsMfa && signedIn.acr !== ACR_MFA) return answerStatus(ctx, sp, pending, { top: STATUS.responder, second: STATUS.noAuthnContext });
+    await answerAssertion(ctx, sp, pending, signedIn);
   });
 
   const serviceProvider = (entityId: string) => findServiceProvider(deps.clients, entityId);
@@ -155,20 +165,38 @@ export function samlRoutes(deps: SamlDeps): { router: Router; afterSignOut: Midd
   async function receive(ctx: Context, request: AuthnRequest, relayState: string | null, redirect: RedirectMessage | undefined) {
     const sp = await serviceProvider(request.issuer);
     if (!sp) throw samlRefusal(`unknown service provider ${request.issuer}`);
-    checkSignature(sp, { redirect, document: request.document });
+    const signed = checkSignature(sp, { redirect, document: request.document });
+    // A signed request names where it is going (bindings 3.4.5.2, 3.5.5.2): else it could be replayed at another IdP.
+    if (signed && request.destination === null) throw samlRefusal('a signed request without Destination');
     if (request.destination !== null && request.destination !== endpoints.sso) throw samlRefusal(`the request is addressed to ${request.destination}, not ${endpoints.sso}`);
     const age = (Date.now() - request.issueInstant.getTime()) / 1000;
     if (Math.abs(age) > REQUEST_CLOCK_SKEW_SECONDS) throw samlRefusal(`the request was issued ${Math.round(age)} s from now: too far from this server's clock`);
     const acsUrl = chooseAcs(sp, request);
     const nameIdFormat = nameIdFormatFor(sp, request.nameIdFormat);
-    const pending: PendingRequest = { acsUrl, relayState, requestId: request.id, passive: request.isPassive, wantsMfa: wantsMfa(request), nameIdFormat: nameIdFormat ?? sp.values.nameIdFormat };
+    const needs = contextNeeds(request.requestedAuthnContext);
+    const pending: PendingRequest = {
+      ...newPending(),
+      acsUrl,
+      relayState,
+      requestId: request.id,
+      passive: request.isPassive,
+      forceAuthn: request.forceAuthn,
+      wantsMfa: needs === 'mfa',
+      nameIdFormat: nameIdFormat ?? sp.values.nameIdFormat,
+    };
     // From here on the SP is known and its consumer service checked: problems are answered to it.
-    const problem = nameIdFormat ? contextProblem(request) : { top: STATUS.requester, second: STATUS.invalidNameIdPolicy };
+    const problem = !nameIdFormat
+      ? { top: STATUS.requester, second: STATUS.invalidNameIdPolicy }
+      : needs === 'unsatisfiable'
+        ? { top: STATUS.requester, second: STATUS.noAuthnContext }
+        : hasSubject(request)
+          ? { top: STATUS.requester, second: STATUS.requestUnsupported, message: 'a request naming its Subject is not supported' }
+          : undefined;
     if (problem) {
       await remember(ctx, sp, pending);
       return answerStatus(ctx, sp, pending, problem);
     }
-    await start(ctx, sp, pending, { forceAuthn: request.forceAuthn });
+    await start(ctx, sp, pending);
   }
 
   /**
@@ -182,21 +210,39 @@ export function samlRoutes(deps: SamlDeps): { router: Router; afterSignOut: Midd
     return setting === 'transient' || setting === sp.values.nameIdFormat ? setting : undefined;
   }
 
-  /** An authentication context Akamon does not know, asked for exactly. */
-  function contextProblem(request: AuthnRequest): { top: string; second: string } | undefined {
-    const context = request.requestedAuthnContext;
-    const known = [AUTHN_CONTEXT.mfa, AUTHN_CONTEXT.passwordProtectedTransport] as string[];
-    if (context && context.comparison === 'exact' && !context.classRefs.some((ref) => known.includes(ref))) return { top: STATUS.requester, second: STATUS.noAuthnContext };
-    return undefined;
-  }
-
-  /** Stores the request (counted against the sender's anonymous budget: anyone can send one). */
+  /**
+   * Stores the request (counted against the sender's anonymous budget: anyone can send one), bound
+   * to this browser by a cookie of its own: one per request, so that requests in several tabs do
+   * not displace each other, and sent only to /saml/continue.
+   */
   async function remember(ctx: Context, sp: ServiceProvider, pending: PendingRequest): Promise<string> {
     await deps.anonymousCap.take(ctx.ip);
-    return deps.requests.add(sp.row.client_id, browserHash(ctx, true), pending, deps.config.ttl.interaction);
+    const secret = randomToken();
+    const id = await deps.requests.add(sp.row.client_id, sha256(secret), pending, deps.config.ttl.interaction);
+    // Lax: the way back to /saml/continue is a top-level navigation. Not signed: the value is a
+    // random secret whose hash the request keeps, which no one can make up.
+    ctx.cookies.set(bindingCookie(id), secret, {
+      signed: false,
+      httpOnly: true,
+      sameSite: 'lax',
+      secure: deps.config.production,
+      path: SAML_CONTINUE_PATH,
+      maxAge: deps.config.ttl.interaction * 1000,
+      overwrite: true,
+    });
+    return id;
   }
 
-  async function start(ctx: Context, sp: ServiceProvider, pending: PendingRequest, options: { forceAuthn?: boolean }) {
+  /** The name of the cookie that binds request `id` to the browser that sent it. */
+  function bindingCookie(id: string): string {
+    return `${deps.config.production ? '__Secure-' : ''}akamon_saml_${sha256(id).slice(0, 16)}`;
+  }
+
+  function browserBinding(ctx: Context, id: string): string {
+    return sha256(ctx.cookies.get(bindingCookie(id), { signed: false }) ?? '');
+  }
+
+  async function start(ctx: Context, sp: ServiceProvider, pending: PendingRequest) {
     const state = await remember(ctx, sp, pending);
     const auth = new URL(`${deps.config.issuer}/auth`);
     const params: Record<string, string> = {
@@ -205,27 +251,29 @@ export function samlRoutes(deps: SamlDeps): { router: Router; afterSignOut: Midd
       redirect_uri: endpoints.continue,
       scope: 'openid',
       state,
-      // The code is redeemed in-process and never leaves Akamon; PKCE is what the provider asks of
-      // a client without a secret, so the challenge is made from nothing a third party can see.
-      code_challenge: createHash('sha256').update(state).digest('base64url'),
+      // The code is redeemed in-process and never leaves Akamon; the verifier is kept with the
+      // request only, so the code answers this request alone and cannot be redeemed at /token.
+      code_challenge: sha256(pending.verifier),
       code_challenge_method: 'S256',
     };
     if (pending.passive) params.prompt = 'none';
-    else if (options.forceAuthn) params.prompt = 'login';
+    else if (pending.forceAuthn) params.prompt = 'login';
     if (pending.wantsMfa) params.acr_values = ACR_MFA;
     for (const [key, value] of Object.entries(params)) auth.searchParams.set(key, value);
     ctx.redirect(auth.href);
   }
 
-  /** The code the provider sent back, consumed here: the account and what the sign-in did. */
-  async function redeem(ctx: Context, sp: ServiceProvider) {
+  /** The code the provider sent back for this request, consumed here: the account and what the sign-in did. */
+  async function redeem(ctx: Context, sp: ServiceProvider, pending: PendingRequest) {
     const value = typeof ctx.query.code === 'string' ? ctx.query.code : '';
     const code = value && value.length < 200 ? await deps.provider().AuthorizationCode.find(value) : undefined;
-    if (!code || (code as unknown as { consumed?: unknown }).consumed || code.isExpired || code.clientId !== sp.row.client_id || code.redirectUri !== endpoints.continue) return undefined;
+    if (!code || (code as unknown as { consumed?: unknown }).consumed || code.isExpired) return undefined;
+    const ours = code.clientId === sp.row.client_id && code.redirectUri === endpoints.continue && code.codeChallenge === sha256(pending.verifier);
+    if (!ours || !code.authTime || !code.sessionUid) return undefined;
     await code.consume();
     const account = await deps.accounts.findById(String(code.accountId));
     if (!account) return undefined;
-    return { account, acr: String(code.acr ?? ''), authTime: new Date(Number(code.authTime ?? 0) * 1000), sessionUid: String(code.sessionUid ?? '') };
+    return { account, acr: String(code.acr ?? ''), authTime: new Date(Number(code.authTime) * 1000), sessionUid: String(code.sessionUid) };
   }
 
   async function answerAssertion(ctx: Context, sp: ServiceProvider, pending: PendingRequest, signedIn: NonNullable<Awaited<ReturnType<typeof redeem>>>) {
@@ -233,7 +281,6 @@ export function samlRoutes(deps: SamlDeps): { router: Router; afterSignOut: Midd
     const nameId = nameIdFor(pending.nameIdFormat, { ...subject, idp: endpoints.entityId, transient: () => `_${randomToken()}` });
     if (!nameId) return answerStatus(ctx, sp, pending, { top: STATUS.responder, second: STATUS.invalidNameIdPolicy, message: 'the account has no value for this NameID format' });
     const sessionIndex = `_${randomToken()}`;
-    await deps.sessions.add({ id: sessionIndex, clientId: sp.row.client_id, accountId: signedIn.account.id, sessionUid: signedIn.sessionUid, nameId }, deps.config.ttl.session);
     const key = await deps.keys.signing();
     const metadata = sp.values.spMetadata!;
     const xml = await buildResponse({
@@ -252,11 +299,20 @@ export function samlRoutes(deps: SamlDeps): { router: Router; afterSignOut: Midd
       sign: { response: sp.values.signed !== 'assertion', assertion: sp.values.signed !== 'response' },
       key,
       encryptTo: sp.values.encryptAssertions ? (metadata.encryptionCertificates[0] ?? null) : null,
+    }).catch((error: Error) => {
+      // Akamon's side (a value it cannot put in XML, a certificate it cannot encrypt to): an error
+      // for the operator, a Responder status for the SP, never the SP's fault.
+      ctx.state.log.error({ err: { message: error.message }, sp: sp.entityId }, 'SAML response could not be built');
+      return undefined;
     });
+    if (!xml) return answerStatus(ctx, sp, pending, { top: STATUS.responder });
+    await deps.sessions.add({ id: sessionIndex, clientId: sp.row.client_id, accountId: signedIn.account.id, sessionUid: signedIn.sessionUid, nameId }, deps.config.ttl.session);
     answer(ctx, sp, pending, xml);
   }
 
   async function answerStatus(ctx: Context, sp: ServiceProvider, pending: PendingRequest, status: { top: string; second?: string; message?: string }) {
+    // Why a sign-in did not reach the SP, for the operator its administrators will ask.
+    ctx.state.log.info({ sp: sp.entityId, status: status.second ?? status.top, reason: status.message }, 'SAML status response');
     const xml = buildStatusResponse({ issuer: endpoints.entityId, destination: pending.acsUrl, inResponseTo: pending.requestId, status, now: new Date(), key: await deps.keys.signing() });
     answer(ctx, sp, pending, xml);
   }
@@ -265,27 +321,39 @@ export function samlRoutes(deps: SamlDeps): { router: Router; afterSignOut: Midd
     postToSp(ctx, deps.renderer, { action: pending.acsUrl, serviceName: sp.values.name, param: 'SAMLResponse', xml, relayState: pending.relayState });
   }
 
-  /** A random value per browser in a signed cookie; a request is answered only to the browser that sent it. */
-  function browserHash(ctx: Context, create = false): string {
-    let value = ctx.cookies.get(cookieName, { signed: true });
-    if (!value && create) {
-      value = randomToken();
-      // Lax: the way back to /saml/continue is a top-level navigation, from the SP's POST onwards.
-      ctx.cookies.set(cookieName, value, { signed: true, httpOnly: true, sameSite: 'lax', secure: deps.config.production, path: '/', overwrite: true });
-    }
-    return createHash('sha256')
-      .update(value ?? '')
-      .digest('base64url');
-  }
-
   const logout = samlLogout(deps, endpoints.slo, endpoints.entityId);
   logout.routes(router);
   return { router, afterSignOut: logout.afterSignOut };
 }
 
-/** REFEDS MFA asked for (minimum or exact): the sign-in must include a second factor. */
-function wantsMfa(request: AuthnRequest): boolean {
-  return request.requestedAuthnContext?.classRefs.includes(AUTHN_CONTEXT.mfa) ?? false;
+/**
+ * What a RequestedAuthnContext asks of the sign-in, in Akamon's two classes (password over TLS,
+ * then REFEDS MFA, the stronger): nothing more than a password, MFA, or something it cannot give
+ * (core 3.3.2.2.1: exact one of them, at least one of them, better than one, at most one).
+ */
+function contextNeeds(context: AuthnRequest['requestedAuthnContext']): 'password' | 'mfa' | 'unsatisfiable' {
+  if (!context) return 'password';
+  const password = context.classRefs.includes(AUTHN_CONTEXT.passwordProtectedTransport);
+  const mfa = context.classRefs.includes(AUTHN_CONTEXT.mfa);
+  switch (context.comparison) {
+    case 'exact':
+    case 'minimum':
+      return password ? 'password' : mfa ? 'mfa' : 'unsatisfiable';
+    case 'better':
+      return password ? 'mfa' : 'unsatisfiable';
+    case 'maximum':
+      return password || mfa ? 'password' : 'unsatisfiable';
+  }
+}
+
+/** A request that names its Subject asks for one person; Akamon answers for whoever signs in, so it refuses. */
+function hasSubject(request: AuthnRequest): boolean {
+  return request.document.documentElement!.getElementsByTagNameNS(NS.assertion, 'Subject').length > 0;
+}
+
+/** The parts of a pending request that are the same for every kind of start. */
+function newPending() {
+  return { passive: false, forceAuthn: false, wantsMfa: false, receivedAt: Date.now(), verifier: randomToken() };
 }
 
 /** What the SP is told when the authorization ended in an OAuth error. */

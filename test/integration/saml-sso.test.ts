@@ -94,7 +94,8 @@ describe('SAML single sign-on', () => {
     expect(postedTo(answer)).toBe(staffOnly.acsUrl);
     expect(responseXml(answer)).toContain('urn:oasis:names:tc:SAML:2.0:status:RequestDenied');
     expect(responseXml(answer)).not.toContain('Assertion');
-    await expect(staffOnly.accept(answer)).rejects.toThrow(/RequestDenied/);
+    // The SP is told which rule refused (the StatusMessage), for its administrators.
+    await expect(staffOnly.accept(answer)).rejects.toThrow(/affiliation_not_allowed/);
   });
 
   test('IsPassive without a session answers NoPassive, not a page', async () => {

@@ -464,6 +464,7 @@ describe('idpMetadata', () => {
       sloUrl: `${ISSUER}/saml/slo`,
       certificates: [key.certificatePem, next],
       nameIdFormats: [NAMEID_FORMAT.persistent, NAMEID_FORMAT.transient],
+      scope: 'utac.example.ac.jp',
     });
     expect(xml.startsWith('<?xml version="1.0" encoding="UTF-8"?>\n<md:EntityDescriptor')).toBe(true);
     const doc = parse(xml);
@@ -474,6 +475,7 @@ describe('idpMetadata', () => {
     expect(idp.getAttribute('WantAuthnRequestsSigned')).toBe('false');
     expect(idp.getAttribute('protocolSupportEnumeration')).toBe(NS.protocol);
     expect(children(idp).map((e) => e.localName)).toEqual([
+      'Extensions',
       'KeyDescriptor',
       'KeyDescriptor',
       'SingleLogoutService',
@@ -483,6 +485,9 @@ describe('idpMetadata', () => {
       'SingleSignOnService',
       'SingleSignOnService',
     ]);
+    // The scope of the scoped attributes, as Shibboleth SPs read it (shibmd:Scope).
+    const scope = idp.getElementsByTagNameNS('urn:mace:shibboleth:metadata:1.0', 'Scope')[0];
+    expect([scope.textContent, scope.getAttribute('regexp')]).toEqual(['utac.example.ac.jp', 'false']);
     const keys = Array.from(idp.getElementsByTagNameNS(NS.metadata, 'KeyDescriptor'));
     expect(keys.map((k) => k.getAttribute('use'))).toEqual(['signing', 'signing']);
     const bodies = keys.map((k) => k.getElementsByTagNameNS(NS.dsig, 'X509Certificate')[0].textContent!);
@@ -501,6 +506,6 @@ describe('idpMetadata', () => {
   });
 
   test('refuses to publish no key', () => {
-    expect(() => idpMetadata({ entityId: IDP, ssoUrl: 'x', sloUrl: 'y', certificates: [], nameIdFormats: [] })).toThrow(SamlError);
+    expect(() => idpMetadata({ entityId: IDP, ssoUrl: 'x', sloUrl: 'y', certificates: [], nameIdFormats: [], scope: 'x' })).toThrow(SamlError);
   });
 });

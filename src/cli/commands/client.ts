@@ -18,8 +18,11 @@ const enc = encodeURIComponent;
 
 const locale = CLI_LOCALE;
 
-/** Settings whose value can be removed or turned off on update (--no-option). */
-const clearable = (type: SettingType) => type.kind !== 'choice' && type.kind !== 'list' && !(type.kind === 'text' && !type.nullable);
+/**
+ * Settings whose value can be removed or turned off on update (--no-option). A service provider
+ * cannot be without its metadata: --metadata replaces it, nothing removes it.
+ */
+const clearable = (type: SettingType) => type.kind !== 'choice' && type.kind !== 'list' && type.kind !== 'saml-metadata' && !(type.kind === 'text' && !type.nullable);
 
 /** "--option VALUE" as the help and the usage line write it. */
 function optionForm(setting: Setting<unknown>): string {
