@@ -248,6 +248,26 @@ function codes(row: Row<string[] | null> & { placeholder: string; normalize: (va
   };
 }
 
+/**
+ * NAME=VALUE pairs an operator gives (each NAME once), in the form `normalize` gives them; none
+ * by default. The kind is `list` with no fixed values, as for codes.
+ */
+function pairs(row: Row<string[]> & { placeholder: string; normalize: (pair: string) => string | undefined; invalid: () => DomainError }): Setting<string[]> {
+  const { placeholder, normalize, invalid, ...rest } = row;
+  return {
+    ...rest,
+    type: { kind: 'list', placeholder, values: [], anyMeansAll: false, mayBeEmpty: true },
+    default: [],
+    check(value) {
+      const normal = Array.isArray(value) ? value.map((v) => normalize(String(v))) : [undefined];
+      if (normal.some((v) => v === undefined)) throw invalid();
+      const names = normal.map((pair) => pair!.split('=')[0]);
+      if (new Set(names).size !== names.length) throw invalid();
+      return normal as string[];
+    },
+  };
+}
+
 /** Members a JWK may carry only in a private or symmetric key. */
 const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
 
@@ -642,6 +662,18 @@ const SAML_SETTINGS = {
     shown: { label: 'Attributes' },
     store: { saml: true },
   }),
+  attributeNames: pairs({
+    option: 'attribute-names',
+    placeholder: 'ATTRIBUTE=NAME,...',
+    normalize: (pair) => (/^[A-Za-z][\w-]*=[A-Za-z][\w.:/-]{0,127}$/.test(pair.trim()) && SAML_ATTRIBUTE_NAMES.includes(pair.trim().split('=')[0] as never) ? pair.trim() : undefined),
+    invalid: () => new DomainError('invalid_client_metadata', `attributeNames must be pairs ATTRIBUTE=NAME, each attribute once, the attribute one of ${SAML_ATTRIBUTE_NAMES.join(', ')}`),
+    help: {
+      en: 'released attributes sent under a name this SP wants instead of their URI name (e.g. mail=User.Email for Slack; none by default)',
+      ja: '渡す属性を、URI 名ではなくこの SP が求める名前で送る(例: Slack には mail=User.Email。既定はなし)',
+    },
+    shown: { label: 'Attribute names' },
+    store: { saml: true },
+  }),
   signedRequests: flag({
     option: 'signed-requests',
     help: { en: 'accept only signed AuthnRequests (also when its metadata says it signs them)', ja: '署名付きの AuthnRequest だけを受け付ける(メタデータで署名すると宣言している場合も)' },
@@ -730,6 +762,10 @@ const RULES: Readonly<Record<Protocol, ReadonlyArray<(v: ClientValues, env: Sett
       if (v.encryptAssertions && !v.spMetadata?.encryptionCertificates.length) {
         throw new DomainError('invalid_client_metadata', 'encrypted assertions need an encryption certificate in the SAML metadata');
       }
+    },
+    (v) => {
+      const unreleased = v.attributeNames.map((pair) => pair.split('=')[0]).filter((name) => !(v.attributes as string[]).includes(name));
+      if (unreleased.length) throw new DomainError('invalid_client_metadata', `attributeNames names ${unreleased.join(', ')}, not released to this SP (--attributes)`);
     },
     (v) => {
       if (v.spMetadata?.wantAssertionsSigned && v.signed === 'response') {

@@ -89,10 +89,20 @@ function attributeValues(name: SamlAttributeName, subject: Subject): string[] {
   }
 }
 
-/** The attributes released to this SP, those with a value, each under its URI name. */
-export function releasedAttributes(released: readonly SamlAttributeName[], subject: Subject): SamlAttribute[] {
+/**
+ * The attributes released to this SP, those with a value, each under its URI name, or under the
+ * name the SP wants (`renamed`: ATTRIBUTE=NAME pairs, such as Slack's mail=User.Email).
+ */
+export function releasedAttributes(released: readonly SamlAttributeName[], subject: Subject, renamed: readonly string[] = []): SamlAttribute[] {
+  const names = new Map(renamed.map((pair) => pair.split('=') as [string, string]));
   return released
-    .map((name) => ({ name: ATTRIBUTE[ATTRIBUTE_KEYS[name]], friendlyName: name, nameFormat: ATTRNAME_FORMAT.uri, values: attributeValues(name, subject) }))
+    .map((name) => {
+      const own = names.get(name);
+      const values = attributeValues(name, subject);
+      return own
+        ? { name: own, friendlyName: name, nameFormat: ATTRNAME_FORMAT.basic, values }
+        : { name: ATTRIBUTE[ATTRIBUTE_KEYS[name]], friendlyName: name, nameFormat: ATTRNAME_FORMAT.uri, values };
+    })
     .filter((attribute) => attribute.values.length > 0);
 }
 

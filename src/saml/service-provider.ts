@@ -9,7 +9,7 @@ import { type RedirectMessage, verifyEmbeddedSignature, verifyRedirectSignature 
 export interface ServiceProvider {
   row: ClientRow;
   entityId: string;
-  values: Pick<ClientValues, 'spMetadata' | 'nameIdFormat' | 'signed' | 'encryptAssertions' | 'attributes' | 'signedRequests' | 'idpInitiated' | 'name'>;
+  values: Pick<ClientValues, 'spMetadata' | 'nameIdFormat' | 'signed' | 'encryptAssertions' | 'attributes' | 'attributeNames' | 'signedRequests' | 'idpInitiated' | 'name'>;
 }
 
 export const samlRefusal = (message: string) => new DomainError('saml_refused', message);

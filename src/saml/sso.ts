@@ -295,7 +295,7 @@ export function samlRoutes(deps: SamlDeps): { router: Router; afterSignOut: Midd
       sessionIndex,
       authnInstant: signedIn.authTime,
       authnContextClassRef: signedIn.acr === ACR_MFA ? AUTHN_CONTEXT.mfa : AUTHN_CONTEXT.passwordProtectedTransport,
-      attributes: releasedAttributes(sp.values.attributes as SamlAttributeName[], subject),
+      attributes: releasedAttributes(sp.values.attributes as SamlAttributeName[], subject, sp.values.attributeNames ?? []),
       sign: { response: sp.values.signed !== 'assertion', assertion: sp.values.signed !== 'response' },
       key,
       encryptTo: sp.values.encryptAssertions ? (metadata.encryptionCertificates[0] ?? null) : null,

@@ -64,6 +64,16 @@ describe('SAML single sign-on', () => {
     expect(events).toEqual(expect.arrayContaining([expect.objectContaining({ client_id: sp.entityId, result: 'success' })]));
   });
 
+  test('an attribute under the name an SP wants (Slack: mail as User.Email), the rest under their URI names', async () => {
+    const slackLike = await librarySp(akamon, { name: 'Chat', settings: { attributes: ['mail', 'givenName'], attributeNames: ['mail=User.Email'] } });
+    const account = await akamon.createReadyAccount({ email: 'taro@example.ac.jp', profile: { givenName: 'Taro', familyName: 'Yamada' } });
+    const browser = new Browser(akamon.url);
+    const { profile } = await slackLike.accept(await passwordSteps(browser, await browser.visit(await slackLike.loginUrl()), account));
+    expect(profile!['User.Email']).toBe('taro@example.ac.jp');
+    expect(profile!['urn:oid:0.9.2342.19200300.100.1.3']).toBeUndefined();
+    expect(profile!['urn:oid:2.5.4.42']).toBe('Taro');
+  });
+
   test('single sign-on across protocols: signed in at an OIDC client, the SAML SP needs no password', async () => {
     const account = await akamon.createReadyAccount();
     const client = await akamon.createClient();

@@ -305,7 +305,12 @@ describe('the service-provider recipes', () => {
       file: 'slack.md',
       register: 'register',
       entityId: 'https://slack.com',
-      saml: { nameIdFormat: 'persistent', attributes: ['mail', 'displayName', 'givenName', 'sn'], acs: 'https://example-ac-jp.slack.com/sso/saml' },
+      saml: {
+        nameIdFormat: 'persistent',
+        attributes: ['mail', 'givenName', 'sn'],
+        attributeNames: ['mail=User.Email', 'givenName=first_name', 'sn=last_name'],
+        acs: 'https://example-ac-jp.slack.com/sso/saml',
+      },
       columns: { require_mfa: true },
     },
     {

@@ -106,6 +106,7 @@ const SAMPLES: { [K in SettingKey]: Sample<K> } = {
     },
   },
   attributes: { value: ['eduPersonPrincipalName', 'mail'] },
+  attributeNames: { value: ['mail=User.Email'], with: { attributes: ['mail'] } },
   signedRequests: {
     value: true,
     with: {
@@ -215,6 +216,11 @@ describe('the client settings table', () => {
     expect(() => checkValues(mergeValues(defaultValues(), { ...SAML_BASE, redirectUris: ['https://x.example.ac.jp/cb'] }), ENV, 'saml')).toThrow(/not a setting of a SAML service provider/);
     expect(() => checkValues(mergeValues(defaultValues(), { name: 'No metadata' }), ENV, 'saml')).toThrow(/needs its metadata/);
     expect(() => checkValues(mergeValues(defaultValues(), { ...SAML_BASE, encryptAssertions: true }), ENV, 'saml')).toThrow(/encryption certificate/);
+    // A name for an attribute not released, a name twice, a pair that is not one: refused.
+    expect(() => checkValues(mergeValues(defaultValues(), { ...SAML_BASE, attributeNames: ['mail=User.Email'] }), ENV, 'saml')).toThrow(/not released/);
+    for (const names of [['mail=a', 'mail=b'], ['mail'], ['nosuch=x'], ['mail=<x>']]) {
+      expect(() => checkValues(mergeValues(defaultValues(), { ...SAML_BASE, attributes: ['mail'], attributeNames: names }), ENV, 'saml')).toThrow(/ATTRIBUTE=NAME/);
+    }
     const wantsSigned = SP_METADATA.replace('protocolSupportEnumeration', 'WantAssertionsSigned="true" protocolSupportEnumeration');
     expect(() => checkValues(mergeValues(defaultValues(), { ...SAML_BASE, spMetadata: wantsSigned as never, signed: 'response' }), ENV, 'saml')).toThrow(/WantAssertionsSigned/);
     // A SAML SP is stored with its registration document and no OIDC registration of its own.
