@@ -352,15 +352,9 @@ const SYSTEM_SETTINGS = {
     nullable: false,
     max: 200,
     invalid: () => new DomainError('invalid_name', 'the client name must be 1 to 200 characters on one line, without control or bidirectional formatting characters'),
-    help: { en: 'the name people see on the consent page', ja: '同意画面などで利用者に見える名前' },
+    help: { en: 'the name people see on Akamon’s pages (sign-in, consent, the service directory)', ja: 'Akamon の画面(サインイン、同意、サービス一覧)で利用者に見える名前' },
     shown: { label: 'Name', list: { header: 'NAME' } },
     store: { column: 'name', metadata: (name) => ({ client_name: name }) },
-  }),
-  firstParty: flag({
-    option: 'first-party',
-    help: { en: 'a university service: no consent page', ja: '大学のサービス(同意画面を出さない)' },
-    shown: { label: 'First party', list: { header: 'FIRST PARTY' } },
-    store: { column: 'first_party', metadata: (on) => ({ first_party: on }) },
   }),
   maxPasswordLength: integer({
     option: 'max-password-length',
@@ -480,6 +474,13 @@ const SYSTEM_SETTINGS = {
 
 /** The settings of an OpenID Connect client (relying party) or API. */
 const OIDC_SETTINGS = {
+  // A SAML SP never shows a consent page: what it gets is its registered attribute release.
+  firstParty: flag({
+    option: 'first-party',
+    help: { en: 'a university service: no consent page', ja: '大学のサービス(同意画面を出さない)' },
+    shown: { label: 'First party', list: { header: 'FIRST PARTY' } },
+    store: { column: 'first_party', metadata: (on) => ({ first_party: on }) },
+  }),
   redirectUris: uris({
     option: 'redirect-uri',
     placeholder: 'URI',

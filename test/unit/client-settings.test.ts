@@ -225,7 +225,7 @@ describe('the client settings table', () => {
     expect(() => checkValues(mergeValues(defaultValues(), { ...SAML_BASE, spMetadata: wantsSigned as never, signed: 'response' }), ENV, 'saml')).toThrow(/WantAssertionsSigned/);
     // A SAML SP is stored with its registration document and no OIDC registration of its own.
     const { columns, metadata } = storedForm('https://wiki.example.ac.jp/sp', checkValues(mergeValues(defaultValues(), SAML_BASE), ENV, 'saml'), 'saml');
-    expect(metadata).toEqual({ client_id: 'https://wiki.example.ac.jp/sp', client_name: 'Wiki', first_party: false, grant_types: [] });
+    expect(metadata).toEqual({ client_id: 'https://wiki.example.ac.jp/sp', client_name: 'Wiki', grant_types: [] });
     expect(columns).toMatchObject({ protocol: 'saml', name: 'Wiki', saml: { spMetadata: SP_METADATA_READ, nameIdFormat: 'persistent', signed: 'both', attributes: [] } });
   });
 

@@ -97,8 +97,12 @@ async function readSamlMetadata(o: OptionReader, option: string, source: string)
   const url = URL.parse(source);
   if (url && /^https?:$/.test(url.protocol)) {
     if (url.protocol === 'http:' && !['localhost', '127.0.0.1', '[::1]'].includes(url.hostname)) o.fail(`--${option}: fetch metadata over https: ${source}`);
-    const response = await fetch(url, { redirect: 'error', signal: AbortSignal.timeout(10_000) }).catch((error: Error) => o.fail(`--${option}: cannot fetch ${source}: ${error.message}`));
+    const response = await fetch(url, { redirect: 'error', signal: AbortSignal.timeout(10_000) }).catch((error: Error & { cause?: Error }) =>
+      // fetch says only "fetch failed"; the cause says why (refused, a name not found, TLS, a redirect).
+      o.fail(`--${option}: cannot fetch ${source}: ${error.cause?.message ?? error.message}`),
+    );
     if (!response.ok) o.fail(`--${option}: ${source} answered ${response.status}`);
+    if (Number(response.headers.get('content-length') ?? 0) > REQUEST_BODY_MAX_BYTES) o.fail(`--${option}: the metadata at ${source} is larger than 64 KiB`);
     const text = await response.text();
     if (Buffer.byteLength(text) > REQUEST_BODY_MAX_BYTES) o.fail(`--${option}: the metadata at ${source} is larger than 64 KiB`);
     return text;
