@@ -306,7 +306,9 @@ export function samlRoutes(deps: SamlDeps): { router: Router; afterSignOut: Midd
       return undefined;
     });
     if (!xml) return answerStatus(ctx, sp, pending, { top: STATUS.responder });
-    await deps.sessions.add({ id: sessionIndex, clientId: sp.row.client_id, accountId: signedIn.account.id, sessionUid: signedIn.sessionUid, nameId }, deps.config.ttl.session);
+    // Kept no longer than the sign-in session can last: its lifetime counts from the sign-in.
+    const sessionLeft = deps.config.ttl.session - Math.floor((Date.now() - signedIn.authTime.getTime()) / 1000);
+    await deps.sessions.add({ id: sessionIndex, clientId: sp.row.client_id, accountId: signedIn.account.id, sessionUid: signedIn.sessionUid, nameId }, Math.max(60, sessionLeft));
     answer(ctx, sp, pending, xml);
   }
 
