@@ -1,6 +1,5 @@
-import zlib from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { DOMParser, type Element } from '@xmldom/xmldom';
+import type { Element } from '@xmldom/xmldom';
 import { generate } from 'otplib';
 import type { Browser as ChromiumBrowser, Page as ChromiumPage } from 'playwright-core';
 import { AUTHN_CONTEXT, NAMEID_FORMAT, NS, STATUS } from '../../src/saml/constants.ts';
@@ -10,6 +9,7 @@ import { CHROMIUM, launchChromium } from '../support/chromium.ts';
 import { redeem } from '../support/flows.ts';
 import { MELLON_PACKAGES, readMellonPage, startMellonSp, type MellonPage, type MellonSp } from '../support/mellon-sp.ts';
 import { akamonSessions, missingPackage } from '../support/relying-party.ts';
+import { type BrowserWindow, enterPassword, parseXml, sentTo, spWindows, textOf } from '../support/sp-window.ts';
 
 // Issue 17, "how it is shown": Akamon as the identity provider of a SAML SP that is not its own
 // code, Debian's Apache with mod_auth_mellon (test/support/mellon-sp.ts), each sign-in walked by a
@@ -35,81 +35,16 @@ async function configure(settings: Partial<Record<keyof typeof REGISTERED, unkno
   expect(updated.status).toBe(200);
 }
 
-const parse = (xml: string): Element => new DOMParser().parseFromString(xml, 'text/xml').documentElement!;
-const textOf = (root: Element, ns: string, name: string) => root.getElementsByTagNameNS(ns, name)[0]?.textContent?.trim();
-
-/**
- * A browser window (a fresh chromium context: no cookies) and what went over the wire in it: the
- * SAML messages sent over HTTP-Redirect (mellon's AuthnRequests and LogoutRequests, Akamon's
- * LogoutResponses), the SAML Responses Akamon's page posted to mellon's consumer service, the
- * passwords sent to Akamon, and how often mellon served the protected page.
- */
-interface BrowserWindow {
-  page: ChromiumPage;
-  redirected: Array<{ endpoint: string; root: Element }>;
-  responses: string[];
-  passwordsSent: number;
-  protectedServed: number;
-}
-
-/** The messages of a window that went to `endpoint` over HTTP-Redirect, parsed. */
-const sentTo = (window: BrowserWindow, endpoint: string) => window.redirected.filter((m) => m.endpoint === endpoint).map((m) => m.root);
-
-/** Runs `body` in a new window; on failure prints what Akamon and Apache logged. */
-async function inWindow(body: (window: BrowserWindow) => Promise<void>): Promise<void> {
-  const context = await chromium.newContext({ locale: 'en-US' });
-  const page = await context.newPage();
-  try {
-    const window: BrowserWindow = { page, redirected: [], responses: [], passwordsSent: 0, protectedServed: 0 };
-    page.on('request', (request) => {
-      const url = new URL(request.url());
-      const message = url.searchParams.get('SAMLRequest') ?? url.searchParams.get('SAMLResponse');
-      if (message) window.redirected.push({ endpoint: `${url.origin}${url.pathname}`, root: parse(zlib.inflateRawSync(Buffer.from(message, 'base64')).toString('utf8')) });
-      if (url.href === sp.acsUrl && request.method() === 'POST') window.responses.push(Buffer.from(new URLSearchParams(request.postData() ?? '').get('SAMLResponse') ?? '', 'base64').toString('utf8'));
-      if (url.origin === akamon.url && url.pathname.endsWith('/password') && request.method() === 'POST') window.passwordsSent += 1;
-    });
-    page.on('response', (response) => {
-      if (response.url() === sp.protectedUrl && response.status() === 200) window.protectedServed += 1;
-    });
-    await body(window);
-  } catch (error) {
-    const text =
-      (await page
-        .locator('body')
-        .textContent({ timeout: 1000 })
-        .catch(() => null)) ?? '';
-    process.stderr.write(`The browser is at ${page.url()}:\n${text.slice(0, 1500)}\nAkamon log (last 30 lines):\n${akamon.logs.slice(-30).join('')}\nApache:\n${sp.output().slice(-4000)}\n`);
-    throw error;
-  } finally {
-    await context.close();
-  }
-}
-
-/** Akamon's identifier and password pages, as a person fills them in. */
-async function enterPassword(page: ChromiumPage, account: { commonId: string; password: string }): Promise<void> {
-  await page.getByLabel('Common ID').fill(account.commonId);
-  await page.getByRole('button', { name: 'Continue' }).click();
-  await page.getByLabel('Password', { exact: true }).fill(account.password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-}
-
+const { inWindow, startAtSp, arrived: arrivedAt } = spWindows(() => ({ akamon, sp, chromium }));
 /** The SP's protected page once the browser has arrived there: what mellon received. */
-async function arrived(page: ChromiumPage): Promise<MellonPage> {
-  await page.waitForURL(sp.protectedUrl);
-  return readMellonPage((await page.locator('body').textContent()) ?? '');
-}
-
-/** The SP's protected page: mellon sends the browser to Akamon, which shows its sign-in page. */
-async function startAtSp(window: BrowserWindow): Promise<void> {
-  await window.page.goto(sp.protectedUrl);
-  await window.page.getByRole('heading', { level: 1, name: 'Sign in' }).waitFor();
-  expect(window.page.url().startsWith(`${akamon.url}/interaction/`)).toBe(true);
-}
+const arrived = (page: ChromiumPage): Promise<MellonPage> => arrivedAt(page, readMellonPage);
+/** The messages of a window that went to `endpoint` over HTTP-Redirect, parsed. */
+const roots = (window: BrowserWindow, endpoint: string) => sentTo(window, endpoint).map((m) => m.root);
 
 /** The Response Akamon posted last, parsed; its status code, and its assertion when not encrypted. */
 function lastResponse(window: BrowserWindow) {
   expect(window.responses.length).toBeGreaterThan(0);
-  const root = parse(window.responses.at(-1)!);
+  const root = parseXml(window.responses.at(-1)!);
   const status = root.getElementsByTagNameNS(NS.protocol, 'StatusCode');
   return { root, status: [...status].map((code) => code.getAttribute('Value')), assertion: root.getElementsByTagNameNS(NS.assertion, 'Assertion')[0] as Element | undefined };
 }
@@ -126,7 +61,9 @@ async function withAuthenticatorApp(account: { id: string }) {
   beforeAll(async () => {
     akamon = await startAkamon({ env: { AKAMON_REALM_SUFFIX: REALM } });
     const idpMetadataXml = await (await fetch(`${akamon.url}/saml/metadata`)).text();
-    [sp, chromium] = await Promise.all([startMellonSp({ idpMetadataXml }), launchChromium()]);
+    // One after the other: a chromium launched beside an SP that failed to start would be left running.
+    sp = await startMellonSp({ idpMetadataXml });
+    chromium = await launchChromium();
     const created = await adminApi(akamon, 'POST', '/clients', { protocol: 'saml', name: 'Mellon Wiki', spMetadata: sp.metadataXml, attributes: RELEASED });
     expect(created.status).toBe(201);
   }, 120_000);
@@ -144,7 +81,7 @@ async function withAuthenticatorApp(account: { id: string }) {
     const account = await akamon.createReadyAccount({ name: 'Hanako Yamada', affiliation: 'faculty', email: 'hanako@example.ac.jp', profile: { familyNameJa: '山田', givenNameJa: '花子' } });
     await inWindow(async (window) => {
       await startAtSp(window);
-      const [request] = sentTo(window, `${akamon.url}/saml/sso`);
+      const [request] = roots(window, `${akamon.url}/saml/sso`);
       expect(textOf(request, NS.assertion, 'Issuer')).toBe(sp.entityId);
       expect(request.getElementsByTagNameNS(NS.protocol, 'NameIDPolicy')[0]?.getAttribute('Format')).toBe(NAMEID_FORMAT.transient);
       await enterPassword(window.page, account);
@@ -302,9 +239,9 @@ async function withAuthenticatorApp(account: { id: string }) {
       await window.page.goto(sp.logoutUrl(`${sp.url}/`));
       await window.page.waitForURL(`${sp.url}/`);
       await window.page.getByText('Public page').waitFor();
-      const [request] = sentTo(window, `${akamon.url}/saml/slo`);
+      const [request] = roots(window, `${akamon.url}/saml/slo`);
       expect([request.localName, textOf(request, NS.assertion, 'NameID')]).toEqual(['LogoutRequest', signedIn.nameId]);
-      const [response] = sentTo(window, `${sp.url}/mellon/logout`);
+      const [response] = roots(window, `${sp.url}/mellon/logout`);
       expect(response.localName).toBe('LogoutResponse');
       expect(response.getAttribute('InResponseTo')).toBe(request.getAttribute('ID'));
       expect(response.getElementsByTagNameNS(NS.protocol, 'StatusCode')[0].getAttribute('Value')).toBe(STATUS.success);

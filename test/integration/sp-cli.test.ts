@@ -169,8 +169,8 @@ describe('akamon sp', () => {
     expect(clients.some((c) => c.protocol !== 'oidc' || c.clientId === LIBRARY.entityId)).toBe(false);
 
     const table = lines((await cli(['sp', 'list'])).stdout);
-    expect(table[0]).toMatch(/^ENTITY ID\s+FIRST PARTY\s+NAMEID\s+NAME$/);
-    expect(table).toEqual(expect.arrayContaining([expect.stringMatching(new RegExp(`^${LIBRARY.entityId}\\s+no\\s+persistent\\s+Library$`))]));
+    expect(table[0]).toMatch(/^ENTITY ID\s+NAMEID\s+NAME$/);
+    expect(table).toEqual(expect.arrayContaining([expect.stringMatching(new RegExp(`^${LIBRARY.entityId}\\s+persistent\\s+Library$`))]));
     expect(table.join('\n')).not.toContain(oidcClientId);
     expect((await cli(['client', 'list'])).stdout).not.toContain(LIBRARY.entityId);
   });

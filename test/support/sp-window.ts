@@ -1,0 +1,95 @@
+import zlib from 'node:zlib';
+import { expect } from '@jest/globals';
+import { DOMParser, type Element } from '@xmldom/xmldom';
+import type { Browser as ChromiumBrowser, Page as ChromiumPage } from 'playwright-core';
+import type { RunningAkamon } from './akamon.ts';
+
+/** A SAML SP under test (mellon, Shibboleth): where its answers go and its protected page. */
+export interface SpUnderTest {
+  acsUrl: string;
+  protectedUrl: string;
+  /** Its logs, printed when a case fails. */
+  output(): string;
+}
+
+/**
+ * A browser window (a fresh chromium context: no cookies) and what went over the wire in it: the
+ * SAML messages sent over HTTP-Redirect (the SP's AuthnRequests and LogoutRequests, Akamon's
+ * LogoutResponses) with their SigAlg, the SAML Responses Akamon's page posted to the SP's consumer
+ * service, the passwords sent to Akamon, and how often the SP served its protected page.
+ */
+export interface BrowserWindow {
+  page: ChromiumPage;
+  redirected: Array<{ endpoint: string; root: Element; sigAlg: string | null }>;
+  responses: string[];
+  passwordsSent: number;
+  protectedServed: number;
+}
+
+export const parseXml = (xml: string): Element => new DOMParser().parseFromString(xml, 'text/xml').documentElement!;
+export const textOf = (root: Element, ns: string, name: string) => root.getElementsByTagNameNS(ns, name)[0]?.textContent?.trim();
+
+/** The messages of a window that went to `endpoint` over HTTP-Redirect, parsed. */
+export const sentTo = (window: BrowserWindow, endpoint: string) => window.redirected.filter((m) => m.endpoint === endpoint);
+
+/** Akamon's identifier and password pages, as a person fills them in. */
+export async function enterPassword(page: ChromiumPage, account: { commonId: string; password: string }): Promise<void> {
+  await page.getByLabel('Common ID').fill(account.commonId);
+  await page.getByRole('button', { name: 'Continue' }).click();
+  await page.getByLabel('Password', { exact: true }).fill(account.password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+}
+
+/** The windows of one test file: its Akamon, SP and chromium are read when a window opens (set in beforeAll). */
+export function spWindows(under: () => { akamon: RunningAkamon; sp: SpUnderTest; chromium: ChromiumBrowser }) {
+  return {
+    /** Runs `body` in a new window; on failure prints where the browser is and what Akamon and the SP logged. */
+    async inWindow(body: (window: BrowserWindow) => Promise<void>): Promise<void> {
+      const { akamon, sp, chromium } = under();
+      const context = await chromium.newContext({ locale: 'en-US' });
+      const page = await context.newPage();
+      try {
+        const window: BrowserWindow = { page, redirected: [], responses: [], passwordsSent: 0, protectedServed: 0 };
+        page.on('request', (request) => {
+          const url = new URL(request.url());
+          const message = url.searchParams.get('SAMLRequest') ?? url.searchParams.get('SAMLResponse');
+          if (message) {
+            const root = parseXml(zlib.inflateRawSync(Buffer.from(message, 'base64')).toString('utf8'));
+            window.redirected.push({ endpoint: `${url.origin}${url.pathname}`, root, sigAlg: url.searchParams.get('SigAlg') });
+          }
+          if (url.href === sp.acsUrl && request.method() === 'POST')
+            window.responses.push(Buffer.from(new URLSearchParams(request.postData() ?? '').get('SAMLResponse') ?? '', 'base64').toString('utf8'));
+          if (url.origin === akamon.url && url.pathname.endsWith('/password') && request.method() === 'POST') window.passwordsSent += 1;
+        });
+        page.on('response', (response) => {
+          if (response.url() === sp.protectedUrl && response.status() === 200) window.protectedServed += 1;
+        });
+        await body(window);
+      } catch (error) {
+        const text =
+          (await page
+            .locator('body')
+            .textContent({ timeout: 1000 })
+            .catch(() => null)) ?? '';
+        process.stderr.write(`The browser is at ${page.url()}:\n${text.slice(0, 1500)}\nAkamon log (last 30 lines):\n${akamon.logs.slice(-30).join('')}\nSP:\n${sp.output().slice(-6000)}\n`);
+        throw error;
+      } finally {
+        await context.close();
+      }
+    },
+
+    /** The SP's protected page: the SP sends the browser to Akamon, which shows its sign-in page. */
+    async startAtSp(window: BrowserWindow): Promise<void> {
+      const { akamon, sp } = under();
+      await window.page.goto(sp.protectedUrl);
+      await window.page.getByRole('heading', { level: 1, name: 'Sign in' }).waitFor();
+      expect(window.page.url().startsWith(`${akamon.url}/interaction/`)).toBe(true);
+    },
+
+    /** The SP's protected page once the browser has arrived there, read by the SP's own reader. */
+    async arrived<T>(page: ChromiumPage, read: (text: string) => T): Promise<T> {
+      await page.waitForURL(under().sp.protectedUrl);
+      return read((await page.locator('body').textContent()) ?? '');
+    },
+  };
+}
