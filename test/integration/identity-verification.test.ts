@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
 import { Browser, decode, type Page } from '../support/browser.ts';
-import { codeFrom, enterCredentials, redeem, signIn, startAuthorization, tokenRequest } from '../support/flows.ts';
+import { codeFrom, enterCredentials, freshTotpStep, redeem, signIn, startAuthorization, tokenRequest } from '../support/flows.ts';
 import { shiftableClock } from '../support/clock.ts';
 import { upstreamIdv, verifyUpstream } from '../support/idv.ts';
 
@@ -79,6 +79,7 @@ describe('pre-link from the account home', () => {
   test('an account with MFA links only after a fresh second factor', async () => {
     const account = await akamon.createReadyAccount();
     const { generate } = await import('otplib');
+    await freshTotpStep();
     const pending = akamon.deps.mfa.pendingTotp();
     await akamon.deps.mfa.confirmTotp(account.id, pending.sealed, await generate({ secret: pending.secret, epoch: Math.floor(Date.now() / 1000) - 30 }), 'Phone app');
     const { browser, page } = await idvHome(account);
@@ -150,6 +151,8 @@ describe('recovery through the link', () => {
   test('(b) second factors removed from /recover: sessions end and the person enrols again at the next sign-in', async () => {
     const account = await akamon.createReadyAccount();
     const { generate } = await import('otplib');
+    // Enrolment takes the current step's code and the step-up below the previous step's.
+    await freshTotpStep();
     const pending = akamon.deps.mfa.pendingTotp();
     await akamon.deps.mfa.confirmTotp(account.id, pending.sealed, await generate({ secret: pending.secret }), 'Lost phone');
     const card = newCard();

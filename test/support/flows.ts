@@ -88,3 +88,13 @@ export async function finishEnrolment(browser: Browser, akamon: RunningAkamon, p
   expect(current.html).toContain('You are all set');
   return browser.submit(current, /\/finish$/, {});
 }
+
+/**
+ * Waits, when needed, until at least `seconds` are left in the current 30-second TOTP step. A test
+ * that enrols with one step's code and then signs in with a neighbouring step's must not see the
+ * step change in between: the neighbour would then be the code already used.
+ */
+export async function freshTotpStep(seconds = 15): Promise<void> {
+  const left = 30 - (Math.floor(Date.now() / 1000) % 30);
+  if (left < seconds) await new Promise((resolve) => setTimeout(resolve, left * 1000 + 200));
+}
