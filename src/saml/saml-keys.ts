@@ -8,6 +8,8 @@ import type { XmlSigningKey } from './sign.ts';
 export class SamlKeys {
   #keys: SamlSigningKey[] = [];
   readonly #issuer: string;
+  /** The signing key in the forms XML signing takes, made once per key rather than per answer. */
+  #signing: Promise<XmlSigningKey> | undefined;
 
   constructor(issuer: string) {
     this.#issuer = issuer;
@@ -15,13 +17,22 @@ export class SamlKeys {
 
   /** Takes the RS256 keys the provider was (re)built with, the signing one first. */
   update(keys: SamlSigningKey[]): void {
+    if (keys[0]?.kid !== this.#keys[0]?.kid) this.#signing = undefined;
     this.#keys = keys;
   }
 
-  async signing(): Promise<XmlSigningKey> {
+  signing(): Promise<XmlSigningKey> {
     const key = this.#keys[0];
-    if (!key) throw new Error('no RS256 signing key is loaded');
-    return { privatePem: privateKeyPem(key.privateJwk), certificatePem: await certificateFor(key, this.#issuer) };
+    if (!key) return Promise.reject(new Error('no RS256 signing key is loaded'));
+    if (!this.#signing) {
+      const made = certificateFor(key, this.#issuer).then((certificatePem) => ({ privatePem: privateKeyPem(key.privateJwk), certificatePem }));
+      // A failure is not kept: the next answer tries again.
+      made.catch(() => {
+        if (this.#signing === made) this.#signing = undefined;
+      });
+      this.#signing = made;
+    }
+    return this.#signing;
   }
 
   certificates(): Promise<string[]> {
