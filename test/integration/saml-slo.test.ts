@@ -76,14 +76,12 @@ describe('SAML single logout', () => {
 
   test('an unsigned LogoutRequest from an SP that has a signing key is refused and ends nothing', async () => {
     const { account, browser, atFirst } = await signedInToBoth();
-    const unsigned = await librarySp(akamon, { signRequests: false });
     const url = new URL(await first.saml.getLogoutUrlAsync(atFirst, '', {}));
     url.searchParams.delete('Signature');
     url.searchParams.delete('SigAlg');
     const page = await browser.visit(url.href);
     expect(page.status).toBe(400);
     expect(await liveSamlSessions(account.id)).toHaveLength(2);
-    expect(unsigned.entityId).toBeTruthy();
   });
 
   test('sign out everywhere (and so suspension, revocation) ends the account’s SAML sessions too', async () => {

@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { pageVariables } from './sp-window.ts';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -190,12 +191,7 @@ const MELLON_OWN = new Set(['NAME_ID', 'ASSERTION_ID', 'IDP']);
 
 /** Reads the attribute page. Each attribute X comes as MELLON_X (first value), MELLON_X_0.. (each value) and MELLON_X_N (the count). */
 export function readMellonPage(text: string): MellonPage {
-  const variables = new Map(
-    text
-      .split('\n')
-      .filter((line) => line.includes('='))
-      .map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)] as const),
-  );
+  const variables = pageVariables(text);
   const attributes: Record<string, string[]> = {};
   for (const [name, count] of variables) {
     const attribute = /^MELLON_(.+)_N$/.exec(name)?.[1];

@@ -1,4 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
+import { pageVariables } from './sp-window.ts';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -288,12 +289,7 @@ export interface ShibbolethPage {
 
 /** Reads the attribute page; the SP joins several values with `;` (escaping a `;` inside one as `\;`). */
 export function readShibbolethPage(text: string): ShibbolethPage {
-  const variables = new Map(
-    text
-      .split('\n')
-      .filter((line) => line.includes('='))
-      .map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)] as const),
-  );
+  const variables = pageVariables(text);
   const attributes: Record<string, string[]> = {};
   for (const id of [...Object.keys(ATTRIBUTE_MAP), PERSISTENT_ID]) {
     const value = variables.get(id.replace(/-/g, '_'));

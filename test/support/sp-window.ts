@@ -29,6 +29,16 @@ export interface BrowserWindow {
 export const parseXml = (xml: string): Element => new DOMParser().parseFromString(xml, 'text/xml').documentElement!;
 export const textOf = (root: Element, ns: string, name: string) => root.getElementsByTagNameNS(ns, name)[0]?.textContent?.trim();
 
+/** The `NAME=value` lines of an SP's attribute page (the test CGI prints its environment so), by name. */
+export function pageVariables(text: string): Map<string, string> {
+  return new Map(
+    text
+      .split('\n')
+      .filter((line) => line.includes('='))
+      .map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)] as const),
+  );
+}
+
 /** The messages of a window that went to `endpoint` over HTTP-Redirect, parsed. */
 export const sentTo = (window: BrowserWindow, endpoint: string) => window.redirected.filter((m) => m.endpoint === endpoint);
 
