@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { generate } from 'otplib';
 import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
 import { Browser, type Page } from '../support/browser.ts';
-import { codeFrom, enterCredentials, finishEnrolment, redeem, startAuthorization } from '../support/flows.ts';
+import { codeFrom, enterCredentials, finishEnrolment, freshTotpStep, redeem, startAuthorization } from '../support/flows.ts';
 import { ACR_MFA, ACR_PASSWORD } from '../../src/mfa/assurance.ts';
 import { mailedCode } from '../support/smtp-sink.ts';
 
@@ -185,6 +185,8 @@ describe('verification', () => {
   });
 
   test('a TOTP time step works once per account; one step of drift is accepted, two are not', async () => {
+    // The test reads the clock once: it must not cross a step boundary before its last check.
+    await freshTotpStep();
     const { account, secret } = await enrolled();
     const codeFor = (step: number) => generate({ secret, epoch: step * 30 });
     // The enrolment consumed its code's step: that code never works again.
