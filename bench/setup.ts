@@ -126,7 +126,14 @@ export async function seed(options: { people: number; databaseUrl?: string }): P
         accounts.push({ commonId: account.common_id, totpSecret: secret });
       }
     }
-    const clients = new ClientService({ store: deps.clientStore, box: deps.box, validate: async () => undefined, allowHttpRedirects: true, samlContinueUri: 'http://127.0.0.1/saml/continue' });
+    const clients = new ClientService({
+      store: deps.clientStore,
+      box: deps.box,
+      validate: async () => undefined,
+      allowHttpRedirects: true,
+      samlContinueUri: 'http://127.0.0.1/saml/continue',
+      timeZone: 'Asia/Tokyo',
+    });
     const { client, clientSecret } = await clients.create({ name: 'Bench RP', redirectUris: [REDIRECT_URI], firstParty: true, requireMfa: true });
     const service = await clients.create({ name: 'Bench service', redirectUris: [REDIRECT_URI], clientCredentials: true });
     // MFA required as for the OIDC client (the TOTP step is asked of these accounts either way).

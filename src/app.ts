@@ -131,6 +131,7 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
     },
     allowHttpRedirects: !config.production,
     samlContinueUri: `${config.issuer}${SAML_CONTINUE_PATH}`,
+    timeZone: config.timeZone,
   });
 
   const steps = buildSteps({
@@ -139,6 +140,7 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
     accountService: deps.accountService,
     passwordSignin: deps.passwordSignin,
     clients: deps.clientStore,
+    access: deps.access,
     signinLog: deps.signinLog,
     knownAccounts: new KnownAccounts(config.production),
     mfa: deps.mfa,
@@ -165,7 +167,7 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
     pairwiseKey: box.deriveKey('pairwise-subject'),
     passwordGrant: passwordGrant(deps.passwordSignin, deps.clientStore, deps.access, config.realmSuffix),
     resourceServers: resourceServers({ clients: deps.clientStore, accounts: deps.accounts, access: deps.access }),
-    ...providerPages(renderer),
+    ...providerPages(renderer, ACCOUNT_CLIENT_ID),
     devicePages: devicePages(renderer),
   };
   const build = (keys: Parameters<typeof createProvider>[1]) => {
@@ -294,6 +296,7 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
       revocations: deps.revocations,
       idv: deps.idv,
       timeZone: config.timeZone,
+      trustedEmailDomains: config.trustedEmailDomains,
     }),
   ];
 

@@ -84,7 +84,7 @@ const server: Server = akamon.app.listen(config.port, config.listenHost, () => {
         '',
         'Create an account (in another terminal):',
         '  npx akamon account create --id 0123456789 --name "Hanako Todai" --affiliation student',
-        `Then sign in at ${config.issuer}/account with the Common ID and the initial password it prints.`,
+        `Then sign in at ${config.issuer}/account as ${config.realmSuffix ? `0123456789@${config.realmSuffix}` : '0123456789'} with the initial password it prints.`,
         '',
         'Register a relying party:',
         '  npx akamon client create --name "My app" --redirect-uri http://localhost:8080/callback',

@@ -53,6 +53,14 @@ export class RecoveryEmail {
     return this.#mailer.send({ to: email, subject, text });
   }
 
+  /**
+   * Tells the previous recovery address that another replaced it: a changed recovery address is how
+   * accounts are taken over. Nothing to send when there was none or it is the same.
+   */
+  async replaced(previous: string | null, email: string, message: { subject: string; text: string }): Promise<void> {
+    if (previous && previous.toLowerCase() !== email.toLowerCase()) await this.notify(previous, message.subject, message.text);
+  }
+
   async confirm(accountId: string, purpose: string, email: string, code: string): Promise<CodeCheck> {
     const result = await this.#sender.check(accountId, purpose, code);
     if (result === 'ok') await this.#accounts.setRecoveryEmail(accountId, email);

@@ -4,6 +4,7 @@ import type { DB } from '../db/schema.ts';
 import type { AuditLog } from '../audit/audit-log.ts';
 import type { Clock } from '../shared/clock.ts';
 import { DomainError } from '../shared/errors.ts';
+import { startOfDay } from '../shared/time-zone.ts';
 import type { AccountService, SessionRevoker } from './account.service.ts';
 import type { AccountRow, AccountStore } from './account.store.ts';
 
@@ -15,17 +16,6 @@ export function revocationTime(value: unknown, timeZone: string, what = 'on'): D
   const date = /^\d{4}-\d{2}-\d{2}$/.test(value) ? startOfDay(value, timeZone) : new Date(value);
   if (Number.isNaN(date.getTime()) || !/^\d{4}-\d{2}-\d{2}/.test(value)) throw new DomainError('invalid_request', `${what} must be a date such as 2027-03-31, got "${value.slice(0, 40)}"`);
   return date;
-}
-
-/** 00:00 of a calendar day in a time zone, as an instant. */
-function startOfDay(day: string, timeZone: string): Date {
-  const utcMidnight = new Date(`${day}T00:00:00Z`);
-  if (Number.isNaN(utcMidnight.getTime()) || utcMidnight.toISOString().slice(0, 10) !== day) return new Date(Number.NaN);
-  // The zone's offset at that moment (close enough: no zone changes offset at midnight twice a day).
-  const parts = new Intl.DateTimeFormat('en-US', { timeZone, hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit' }).formatToParts(utcMidnight);
-  const part = (type: Intl.DateTimeFormatPartTypes) => Number(parts.find((p) => p.type === type)?.value);
-  const asLocal = Date.UTC(part('year'), part('month') - 1, part('day'), part('hour'), part('minute'));
-  return new Date(utcMidnight.getTime() - (asLocal - utcMidnight.getTime()));
 }
 
 export function revocationReason(value: unknown): string | null {

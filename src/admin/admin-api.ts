@@ -21,6 +21,8 @@ import { revocationReason, revocationTime, type Revocations } from '../account/r
 import type { IdentityVerification } from '../idv/identity-verification.ts';
 import { ACCOUNT_FIELD_KEYS, profileJson } from '../account/account-fields.ts';
 import { normalizeDepartment } from '../account/department.ts';
+import { isoInZone } from '../shared/time-zone.ts';
+import { accountEmails } from '../account/reset-address.ts';
 
 export interface AdminApiDeps {
   operators: OperatorStore;
@@ -37,13 +39,23 @@ export interface AdminApiDeps {
   revocations: Revocations;
   idv: IdentityVerification;
   timeZone: string;
+  /** AKAMON_TRUSTED_EMAIL_DOMAINS: whether the university-registered address can receive a reset. */
+  trustedEmailDomains: readonly string[];
 }
 
-export function accountJson(a: AccountRow) {
+/**
+ * An account as operators see it. `email` is the university-registered address, `recoveryEmail` the
+ * confirmed one the person registered; `passwordResetByEmail` tells which of them a reset goes to
+ * (`via`), or why none can (`reason`), by src/account/reset-address.ts.
+ */
+function accountJsonOf(a: AccountRow, trustedEmailDomains: readonly string[]) {
+  const { recovery, reset } = accountEmails(a, { trustedEmailDomains });
   return {
     commonId: a.common_id,
     name: a.name,
     email: a.email,
+    recoveryEmail: recovery,
+    passwordResetByEmail: { possible: reset.possible, via: reset.via, reason: reset.possible ? null : reset.reason },
     affiliation: a.affiliation,
     status: a.status,
     mustChangePassword: a.must_change_password,
@@ -105,12 +117,31 @@ export function clientInput(body: Record<string, unknown>): ClientInput {
   return Object.fromEntries(SETTING_ENTRIES.filter(([key]) => body[key] !== undefined).map(([key, setting]) => [key, settingValue(key, setting.type, body[key])])) as ClientInput;
 }
 
+/** An instant as the handlers write it (Date#toISOString); any text of exactly this form names the same instant in the zone. */
+const UTC_INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+
+/**
+ * The answer with every instant in the university's time zone (`2027-03-31T00:00:00+09:00`), so
+ * that operators and their scripts read the day the university means, not the UTC one before it.
+ * One pass over the answer rather than a conversion in each handler, so none is forgotten.
+ */
+function inZone(value: unknown, timeZone: string): unknown {
+  if (typeof value === 'string') return UTC_INSTANT.test(value) ? isoInZone(value, timeZone) : value;
+  if (value instanceof Date) return isoInZone(value, timeZone);
+  if (Array.isArray(value)) return value.map((item) => inZone(item, timeZone));
+  if (value && typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
+    return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, inZone(item, timeZone)]));
+  }
+  return value;
+}
+
 /**
  * The operator API behind the `akamon` CLI: JSON in and out, a bearer operator token, errors as
  * {"error": code, "error_description": text}. It works the same on every node and database.
  */
 export function adminApi(deps: AdminApiDeps): Router {
   const router = new Router({ prefix: '/admin/api' });
+  const accountJson = (a: AccountRow) => accountJsonOf(a, deps.trustedEmailDomains);
 
   router.use(async (ctx: Context, next: Next) => {
     ctx.set('Cache-Control', 'no-store');
@@ -125,6 +156,8 @@ export function adminApi(deps: AdminApiDeps): Router {
       }
       ctx.state.operator = operator;
       await next();
+      // Only a JSON answer: setting an empty body again would turn a 404 into a 204.
+      if (ctx.body !== null && typeof ctx.body === 'object') ctx.body = inZone(ctx.body, deps.timeZone);
       if (ctx.method !== 'GET') ctx.state.log.info({ operator, method: ctx.method, path: ctx.path, status: ctx.status }, 'admin action');
     } catch (error) {
       if (error instanceof DomainError) {

@@ -4,6 +4,7 @@ import { Eta } from 'eta';
 import { viewsDir } from '../shared/views-dir.ts';
 import { translator } from '../i18n/i18n.ts';
 import { CliError } from './args.ts';
+import { dayOf } from './output.ts';
 
 export interface LetterData {
   name: string;
@@ -11,15 +12,11 @@ export interface LetterData {
   password: string;
   /** The server's base URL; the letter points to its /account page. */
   serverUrl: string;
+  /** When the password was set, as the admin API gives it (with the university's offset): the letter's date. */
+  issuedAt: string;
 }
 
 const STYLESHEET_LINK = '<link rel="stylesheet" href="/static/akamon.css">';
-
-/** Today in the local time zone, as YYYY-MM-DD. */
-export function today(now = new Date()): string {
-  const pad = (n: number) => String(n).padStart(2, '0');
-  return `${now.getFullYear()}-${pad(now.getMonth() + 1)}-${pad(now.getDate())}`;
-}
 
 let eta: Eta | undefined;
 let stylesheet: string | undefined;
@@ -38,7 +35,7 @@ export async function renderLetter(data: LetterData): Promise<string> {
     commonId: data.commonId,
     password: data.password,
     url: `${data.serverUrl}/account`,
-    date: today(),
+    date: { ja: dayOf(data.issuedAt, 'ja'), en: dayOf(data.issuedAt, 'en') },
   });
   return stylesheet && !stylesheet.includes('</style') ? html.replace(STYLESHEET_LINK, `<style>\n${stylesheet}\n</style>`) : html;
 }

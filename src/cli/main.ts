@@ -8,7 +8,8 @@ import { educationGroup } from './commands/education.ts';
 import { migrateCommand } from './commands/migrate.ts';
 import { signinsCommand } from './commands/signins.ts';
 import { auditCommand } from './commands/audit.ts';
-import { err, out } from './output.ts';
+import { err, out, printJsonError } from './output.ts';
+import { ApiError } from './admin-client.ts';
 
 const GROUPS: Group[] = [accountGroup, clientGroup, spGroup, tokenGroup, educationGroup, keysGroup];
 const COMMANDS: Command[] = [signinsCommand, auditCommand, migrateCommand];
@@ -72,18 +73,31 @@ function oneLine(text: string): string {
   return text.replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ').trim();
 }
 
+/** --json anywhere before a "--": failures are printed as JSON too. */
+function wantsJson(argv: readonly string[]): boolean {
+  const end = argv.indexOf('--');
+  return (end === -1 ? argv : argv.slice(0, end)).includes('--json');
+}
+
+/** The machine code of a failure: the server's for a refusal, else what kind of failure it was. */
+function errorCode(error: unknown): string {
+  if (error instanceof ApiError) return error.code;
+  if (error instanceof UsageError) return 'usage_error';
+  return error instanceof CliError ? 'failed' : 'internal_error';
+}
+
 export async function run(argv: string[]): Promise<number> {
   try {
     await main(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (error) {
-    if (error instanceof UsageError) {
-      err(`akamon: ${oneLine(error.message)} (see akamon ${error.command ? `${error.command} ` : ''}--help)`);
-      return 2;
-    }
-    if (process.env.AKAMON_DEBUG && !(error instanceof CliError)) err(String((error as Error).stack));
-    err(`akamon: ${oneLine((error as Error).message ?? String(error))}`);
-    return 1;
+    const usage = error instanceof UsageError;
+    const message = oneLine((error as Error).message ?? String(error));
+    const help = usage ? ` (see akamon ${error.command ? `${error.command} ` : ''}--help)` : '';
+    if (process.env.AKAMON_DEBUG && !(error instanceof CliError) && !usage) err(String((error as Error).stack));
+    if (wantsJson(argv)) printJsonError(errorCode(error), `${message}${help}`);
+    else err(`akamon: ${message}${help}`);
+    return usage ? 2 : 1;
   }
 }
 

@@ -4,6 +4,7 @@ import { AFFILIATIONS, STATUSES } from '../account/account.service.ts';
 import { CLIENT_SECRET_BYTES, HMAC_CLIENT_SECRET_BYTES } from '../config/defaults.ts';
 import { DomainError } from '../shared/errors.ts';
 import { cleanName } from '../shared/text.ts';
+import { startOfDay } from '../shared/time-zone.ts';
 import { normalizeDepartment } from '../account/department.ts';
 import type { ClientRow } from './client.store.ts';
 import { BINDING } from '../saml/constants.ts';
@@ -73,6 +74,8 @@ type SettingStore<T> =
 interface SettingEnv {
   /** http redirect and homepage URIs are accepted (development); loopback ones always are. */
   readonly allowHttp: boolean;
+  /** The university's time zone: a bare date is 00:00 there. */
+  readonly timeZone: string;
   /** A registered SP's entityID: new metadata must keep it (it is the SP's name everywhere). */
   readonly entityId?: string;
 }
@@ -176,16 +179,16 @@ function uris(row: Row<string[]> & { placeholder: string; what: string; canonica
   };
 }
 
-/** An ISO date or date-time; a bare date is midnight in Japan (the reference university's time zone). */
+/** An ISO date or date-time; a bare date is midnight in the university's time zone. */
 function date(row: Row<string | null> & { what: string }): Setting<string | null> {
   const { what, ...rest } = row;
   return {
     ...rest,
     type: { kind: 'date' },
     default: null,
-    check(value) {
+    check(value, env) {
       if (value === null || value === '') return null;
-      const at = /^\d{4}-\d{2}-\d{2}$/.test(value) ? new Date(`${value}T00:00:00+09:00`) : new Date(value);
+      const at = /^\d{4}-\d{2}-\d{2}$/.test(value) ? startOfDay(value, env.timeZone) : new Date(value);
       if (Number.isNaN(at.getTime())) throw new DomainError('invalid_date', `the ${what} must be a date such as 2027-04-01`);
       return at.toISOString();
     },
@@ -344,6 +347,27 @@ const grantTypes = (on: boolean, ...types: string[]) => ({ grant_types: on ? typ
 /** The grant type of the device authorization grant (RFC 8628 section 3.4). */
 export const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 
+/** The registration member holding a client's Japanese name. */
+export const CLIENT_NAME_JA = 'client_name#ja';
+
+/**
+ * The name a page puts in its sentences: the Japanese one on a Japanese page when the operator gave
+ * one (`--name-ja`), else the name. Every page that names a system chooses it here.
+ */
+export function localName(locale: string, name: string, nameJa: string | null | undefined): string {
+  return locale === 'ja' && nameJa ? nameJa : name;
+}
+
+/**
+ * The same for the provider's view of a client (an OIDC relying party, or a SAML service provider
+ * through its internal registration), whose Japanese name is the registration's CLIENT_NAME_JA;
+ * the client ID for a client without a name.
+ */
+export function clientDisplayName(client: { clientId: string; clientName?: string }, locale: string): string {
+  const nameJa = (client as unknown as Record<string, unknown>)[CLIENT_NAME_JA];
+  return localName(locale, client.clientName ?? client.clientId, typeof nameJa === 'string' ? nameJa : null);
+}
+
 /** The settings every system a person signs in to has, whatever its protocol. */
 const SYSTEM_SETTINGS = {
   name: text({
@@ -355,6 +379,18 @@ const SYSTEM_SETTINGS = {
     help: { en: 'the name people see on Akamon’s pages (sign-in, consent, the service directory)', ja: 'Akamon の画面(サインイン、同意、サービス一覧)で利用者に見える名前' },
     shown: { label: 'Name', list: { header: 'NAME' } },
     store: { column: 'name', metadata: (name) => ({ client_name: name }) },
+  }),
+  nameJa: text({
+    option: 'name-ja',
+    placeholder: 'NAME',
+    nullable: true,
+    max: 200,
+    invalid: () => new DomainError('invalid_name', 'the Japanese name must be at most 200 characters on one line, without control or bidirectional formatting characters'),
+    help: { en: 'its name on Japanese pages (without it, the name above is used there too)', ja: '日本語の画面での名前(未設定なら上の名前をそのまま使う)' },
+    shown: { label: 'Name (Japanese)' },
+    // Also in the registration, language-tagged as OpenID Connect Dynamic Client Registration
+    // section 2.1 writes it, so that the sign-in pages read both names from the provider's client.
+    store: { column: 'name_ja', metadata: (name) => (name ? { [CLIENT_NAME_JA]: name } : {}) },
   }),
   maxPasswordLength: integer({
     option: 'max-password-length',

@@ -46,14 +46,16 @@ export class ClientService {
   readonly #secrets = new Map<string, string>();
   readonly #validate: MetadataValidator;
   readonly #allowHttp: boolean;
+  readonly #timeZone: string;
   readonly #samlBridge: Record<string, unknown>;
 
   /** `samlContinueUri`: where the sign-in of a SAML service provider comes back to (src/saml/sso.ts). */
-  constructor(deps: { store: ClientStore; box: SecretBox; validate: MetadataValidator; allowHttpRedirects: boolean; samlContinueUri: string }) {
+  constructor(deps: { store: ClientStore; box: SecretBox; validate: MetadataValidator; allowHttpRedirects: boolean; samlContinueUri: string; timeZone: string }) {
     this.#store = deps.store;
     this.#box = deps.box;
     this.#validate = deps.validate;
     this.#allowHttp = deps.allowHttpRedirects;
+    this.#timeZone = deps.timeZone;
     // A SAML service provider signs people in through the provider as this registration: codes go
     // only to Akamon's own SAML endpoint, which redeems them in-process (no secret, PKCE). No OIDC
     // consent page: what a SAML SP is told is the attribute release its operator registered.
@@ -70,7 +72,7 @@ export class ClientService {
   async create(input: ClientInput & { protocol?: Protocol }, givenId?: string): Promise<{ client: ClientView; clientSecret: string | null }> {
     const { protocol = 'oidc', ...given } = input;
     if (!given.name) throw new DomainError('invalid_name', 'a client needs a name (--name)');
-    const values = checkValues(mergeValues(defaultValues(), given), { allowHttp: this.#allowHttp }, protocol);
+    const values = checkValues(mergeValues(defaultValues(), given), { allowHttp: this.#allowHttp, timeZone: this.#timeZone }, protocol);
     const clientId = protocol === 'saml' ? values.spMetadata!.entityId : (givenId ?? `${slug(given.name)}-${randomBytes(6).toString('hex')}`);
     const bytes = protocol === 'saml' ? null : secretBytes(values.tokenEndpointAuthMethod);
     const clientSecret = bytes === null ? null : newSecret(bytes);
@@ -140,7 +142,7 @@ export class ClientService {
 
   /** Checks every setting and the registration as the provider will read it, then the row to write. */
   async #record(clientId: string, values: ClientValues, clientSecret: string | null, protocol: Protocol, entityId?: string): Promise<ClientRecord> {
-    const { columns, metadata } = storedForm(clientId, checkValues(values, { allowHttp: this.#allowHttp, entityId }, protocol), protocol);
+    const { columns, metadata } = storedForm(clientId, checkValues(values, { allowHttp: this.#allowHttp, timeZone: this.#timeZone, entityId }, protocol), protocol);
     try {
       const registration = protocol === 'saml' ? { ...metadata, ...this.#samlBridge } : metadata;
       await this.#validate({ ...registration, ...(clientSecret ? { client_secret: clientSecret } : {}) });

@@ -108,9 +108,8 @@ export class ClientStore {
     return result.numDeletedRows > 0n;
   }
 
-  /** The smallest password length limit any client declares, and which clients declare it. */
-  async passwordLengthLimits(): Promise<Array<{ name: string; max_password_length: number }>> {
-    const rows = await this.#db.selectFrom('client').select(['name', 'max_password_length']).where('max_password_length', 'is not', null).orderBy('max_password_length').orderBy('name').execute();
-    return rows as Array<{ name: string; max_password_length: number }>;
+  /** The clients that accept only passwords up to a length, the shortest limit first. */
+  passwordLimitingClients(): Promise<ClientRow[]> {
+    return this.#db.selectFrom('client').selectAll().where('max_password_length', 'is not', null).orderBy('max_password_length').orderBy('name').execute();
   }
 }

@@ -26,6 +26,7 @@ import {
   TOKEN_RETRY_GRACE_SECONDS,
 } from './defaults.ts';
 import { parseSubnet, type Subnet } from '../shared/ip-address.ts';
+import { isTimeZone, startOfDay } from '../shared/time-zone.ts';
 
 /** Everything Akamon reads from the environment, parsed once and frozen. */
 export interface Config {
@@ -42,6 +43,11 @@ export interface Config {
   readonly databaseUrl: string | undefined;
   readonly dataDir: string;
   readonly realmSuffix: string | undefined;
+  /**
+   * The domains whose operator-set addresses (account.email) may receive a password reset: an
+   * address counts when its domain is one of them or below one (src/account/reset-address.ts).
+   */
+  readonly trustedEmailDomains: readonly string[];
   readonly passwordProfile: 'university' | 'nist';
   /** Without MFA a password expires after maxAgeDays (0: never); a notice shows noticeDays before. */
   readonly passwordExpiry: { readonly maxAgeDays: number; readonly noticeDays: number };
@@ -189,12 +195,11 @@ function phoneGateway(env: Env): Config['phoneGateway'] {
   throw new ConfigError(`AKAMON_PHONE_GATEWAY must be none, webhook or twilio, got "${kind}"`);
 }
 
-/** An ISO date or date-time; a bare date means its start in the university's time zone (JST by default). */
-function instant(env: Env, name: string): Date | undefined {
+/** An ISO date or date-time; a bare date means its start in the university's time zone. */
+function instant(env: Env, name: string, zone: string): Date | undefined {
   const raw = env[name];
   if (!raw) return undefined;
-  const offset = env.AKAMON_TIME_ZONE && env.AKAMON_TIME_ZONE !== 'Asia/Tokyo' ? 'Z' : '+09:00';
-  const value = /^\d{4}-\d{2}-\d{2}$/.test(raw) ? new Date(`${raw}T00:00:00${offset}`) : new Date(raw);
+  const value = /^\d{4}-\d{2}-\d{2}$/.test(raw) ? startOfDay(raw, zone) : new Date(raw);
   if (Number.isNaN(value.getTime())) throw new ConfigError(`${name} must be a date such as 2027-04-01, got "${raw}"`);
   return value;
 }
@@ -208,12 +213,11 @@ function monthDay(raw: string): { month: number; day: number } {
 }
 
 function timeZone(raw: string): string {
-  try {
-    new Intl.DateTimeFormat('en', { timeZone: raw });
-    return raw;
-  } catch {
-    throw new ConfigError(`AKAMON_TIME_ZONE is not a time zone: "${raw}"`);
+  // An IANA name only: an offset such as +09:00 would be right in winter and wrong in summer elsewhere.
+  if (!/^[A-Za-z_]+(\/[A-Za-z0-9_+-]+)*$/.test(raw) || !isTimeZone(raw)) {
+    throw new ConfigError(`AKAMON_TIME_ZONE must be an IANA time zone name such as Asia/Tokyo, got "${raw}"`);
   }
+  return raw;
 }
 
 function smtpUrl(raw: string | undefined): string | undefined {
@@ -265,6 +269,34 @@ function idvSettings(env: Env, production: boolean, readFile: (file: string) => 
     scopes: scopes.join(' '),
     nameClaim: env.AKAMON_IDV_NAME_CLAIM || 'name',
   });
+}
+
+/** The realm of the reference university's sign-in names (`0123456789@utac.u-tokyo.ac.jp`). */
+export const DEFAULT_REALM_SUFFIX = 'utac.u-tokyo.ac.jp';
+
+const DOMAIN = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/**
+ * AKAMON_TRUSTED_EMAIL_DOMAINS. Unset, the realm suffix without its first label (the sign-in realm
+ * utac.u-tokyo.ac.jp is a subdomain of the university's u-tokyo.ac.jp), or none without a realm or
+ * when that leaves a single label; "none" or an empty value: no operator-set address counts.
+ */
+function trustedEmailDomains(raw: string | undefined, realm: string | undefined): readonly string[] {
+  if (raw === undefined) {
+    const parent = realm?.slice(realm.indexOf('.') + 1) ?? '';
+    return Object.freeze(realm?.includes('.') && parent.includes('.') ? [parent] : []);
+  }
+  const entries = raw
+    .split(',')
+    .map((entry) => entry.trim().toLowerCase().replace(/^@/, ''))
+    .filter(Boolean);
+  if (entries.length === 1 && entries[0] === 'none') return Object.freeze([]);
+  for (const entry of entries) {
+    // A single label (jp) would trust every address under a whole country or registry.
+    if (!DOMAIN.test(entry) || !entry.includes('.'))
+      throw new ConfigError(`AKAMON_TRUSTED_EMAIL_DOMAINS: "${entry.slice(0, 60)}" is not a domain such as u-tokyo.ac.jp (separate several with commas; "none" trusts no operator-set address)`);
+  }
+  return Object.freeze([...new Set(entries)]);
 }
 
 /** Loopback and private networks: the proxies AKAMON_TRUST_PROXY=true trusts when AKAMON_TRUSTED_PROXIES names none. */
@@ -324,8 +356,12 @@ export function loadConfig(env: Env = process.env, readFile: (file: string) => s
   if (profile !== 'university' && profile !== 'nist') {
     throw new ConfigError(`AKAMON_PASSWORD_PROFILE must be "university" or "nist", got "${profile}"`);
   }
-  const realm = env.AKAMON_REALM_SUFFIX?.replace(/^@/, '').trim().toLowerCase();
-  if (realm && !/^[a-z0-9.-]+$/.test(realm)) throw new ConfigError(`AKAMON_REALM_SUFFIX is not a domain: "${realm}"`);
+  // The sign-in name the university's own instructions tell people to type works out of the box.
+  // An empty value counts as unset (docker-compose passes `${AKAMON_REALM_SUFFIX:-}`); `none` turns it off.
+  const realmSetting = env.AKAMON_REALM_SUFFIX?.replace(/^@/, '').trim().toLowerCase() || DEFAULT_REALM_SUFFIX;
+  const realm = realmSetting === 'none' ? undefined : realmSetting;
+  if (realm && !/^[a-z0-9.-]+$/.test(realm)) throw new ConfigError(`AKAMON_REALM_SUFFIX is not a domain (or "none"): "${realm}"`);
+  const zone = timeZone(env.AKAMON_TIME_ZONE ?? 'Asia/Tokyo');
   const cores = availableParallelism();
   const hashConcurrency = integer(env, 'AKAMON_HASH_CONCURRENCY', cores, 1, 256);
 
@@ -339,7 +375,8 @@ export function loadConfig(env: Env = process.env, readFile: (file: string) => s
     secret,
     databaseUrl: env.DATABASE_URL || undefined,
     dataDir: path.resolve(env.AKAMON_DATA_DIR ?? './data'),
-    realmSuffix: realm || undefined,
+    realmSuffix: realm,
+    trustedEmailDomains: trustedEmailDomains(env.AKAMON_TRUSTED_EMAIL_DOMAINS, realm || undefined),
     passwordProfile: profile,
     passwordExpiry: Object.freeze({
       maxAgeDays: integer(env, 'AKAMON_PASSWORD_MAX_AGE_DAYS', PASSWORD_MAX_AGE_DAYS, 0, 36500),
@@ -363,11 +400,11 @@ export function loadConfig(env: Env = process.env, readFile: (file: string) => s
     internalUrl: env.AKAMON_INTERNAL_URL || undefined,
     phoneGateway: phoneGateway(env),
     academicYearStart: monthDay(env.AKAMON_ACADEMIC_YEAR_START ?? '04-01'),
-    timeZone: timeZone(env.AKAMON_TIME_ZONE ?? 'Asia/Tokyo'),
+    timeZone: zone,
     captchaMaxNumber: integer(env, 'AKAMON_CAPTCHA_MAX_NUMBER', CAPTCHA_MAX_NUMBER, 100, 10_000_000),
     mfaRollout: Object.freeze({
-      warningFrom: instant(env, 'AKAMON_MFA_WARNING_FROM'),
-      requiredFrom: instant(env, 'AKAMON_MFA_REQUIRED_FROM'),
+      warningFrom: instant(env, 'AKAMON_MFA_WARNING_FROM', zone),
+      requiredFrom: instant(env, 'AKAMON_MFA_REQUIRED_FROM', zone),
     }),
     smtpUrl: smtpUrl(env.AKAMON_SMTP_URL),
     mailFrom: env.AKAMON_MAIL_FROM ?? `Akamon <no-reply@${new URL(issuerUrl(env.AKAMON_ISSUER ?? `http://localhost:${port}`, production)).hostname}>`,

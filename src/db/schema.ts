@@ -182,6 +182,8 @@ export interface ClientTable {
   client_id: string;
   client_secret_enc: string | null;
   name: string;
+  /** The name on Japanese pages; null: `name` in both languages (migration 0012). */
+  name_ja: string | null;
   metadata: JSONColumnType<Record<string, unknown>>;
   first_party: boolean;
   max_password_length: number | null;

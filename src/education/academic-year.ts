@@ -1,7 +1,9 @@
+import { wallClock } from '../shared/time-zone.ts';
+
 /** The calendar date (year, month, day) of an instant in a time zone. */
 export function dateIn(instant: Date, timeZone: string): { year: number; month: number; day: number } {
-  const parts = Object.fromEntries(new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' }).formatToParts(instant).map((p) => [p.type, p.value]));
-  return { year: Number(parts.year), month: Number(parts.month), day: Number(parts.day) };
+  const { year, month, day } = wallClock(instant, timeZone);
+  return { year, month, day };
 }
 
 /** The academic year an instant falls in: the year in which that academic year began. */

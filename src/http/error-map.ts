@@ -42,6 +42,7 @@ export const ERROR_ANSWERS: Readonly<Record<string, ErrorAnswer>> = {
   already_revoked: conflict,
   not_scheduled: conflict,
   protected_client: { status: 403, message: 'error.generic' },
+  last_method: { status: 409, message: 'security.remove_last_refused' },
 
   too_many_app_passwords: invalid('account.app_password_limit'),
   invalid_app_password_name: invalid('account.app_password_name'),

@@ -6,6 +6,7 @@ import type { CsrfGuard } from './csrf.ts';
 import { viewsDir } from '../shared/views-dir.ts';
 import type { RetryLaterError } from '../shared/errors.ts';
 import { errorAnswer, setRetryAfter } from './error-map.ts';
+import { phraseBreaks } from './phrase-breaks.ts';
 
 export interface PageData {
   [name: string]: unknown;
@@ -34,7 +35,7 @@ export class Renderer {
     ctx.status = status;
     ctx.type = 'text/html; charset=utf-8';
     ctx.set('Cache-Control', 'no-store');
-    ctx.body = this.#eta.render(view, {
+    const html = this.#eta.render(view, {
       t,
       locale,
       title: t(titleKey),
@@ -44,6 +45,8 @@ export class Renderer {
       nonce: ctx.state.nonce,
       ...data,
     });
+    // English text too may sit on a Japanese page and vice versa: the marks go wherever Japanese is.
+    ctx.body = phraseBreaks(html);
   }
 
   error(ctx: Context, messageKey: MessageKey, status: number): void {

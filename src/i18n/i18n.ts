@@ -1,5 +1,6 @@
 import { en, type MessageKey, type Messages } from './en.ts';
 import { ja } from './ja.ts';
+import { wallClock, type WallClock } from '../shared/time-zone.ts';
 
 export type Locale = 'en' | 'ja';
 export const LOCALES: readonly Locale[] = ['ja', 'en'];
@@ -7,11 +8,20 @@ const catalogues: Record<Locale, Messages> = { en, ja };
 
 export type Translate = (key: MessageKey, vars?: Record<string, string | number>) => string;
 
+/**
+ * `{name}` is replaced by the value; `{name:one|other}` by the word that agrees with the number
+ * (English: "Wait {minutes} {minutes:minute|minutes}" says 1 minute, 2 minutes). Japanese needs no
+ * plural forms, and its texts have none.
+ */
 export function translator(locale: Locale): Translate {
   const messages = catalogues[locale];
+  const plural = new Intl.PluralRules(locale);
   return (key, vars) => {
     const text = messages[key] ?? en[key] ?? key;
-    return vars ? text.replace(/\{(\w+)\}/g, (whole, name: string) => (name in vars ? String(vars[name]) : whole)) : text;
+    if (!vars) return text;
+    return text
+      .replace(/\{(\w+):([^|{}]*)\|([^{}]*)\}/g, (whole, name: string, one: string, other: string) => (name in vars ? (plural.select(Number(vars[name])) === 'one' ? one : other) : whole))
+      .replace(/\{(\w+)\}/g, (whole, name: string) => (name in vars ? String(vars[name]) : whole));
   };
 }
 
@@ -42,7 +52,25 @@ export function negotiateLocale(uiLocales: string | undefined, cookie: string | 
   return 'ja';
 }
 
-/** A moment as people read it on a page: in their language and the university's time zone. */
-export function formatDateTime(locale: Locale, value: Date | string, timeZone: string): string {
-  return new Date(value).toLocaleString(locale === 'ja' ? 'ja-JP' : 'en-GB', { timeZone });
+const MONTHS_EN = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+/**
+ * A day as people read it, in their language and the university's time zone: `4 Dec 2026`,
+ * `2026年12月4日`. Built from the zone's wall clock rather than toLocaleString, so that no reader
+ * meets the day-first/month-first ambiguity of `04/12/2026` and the text does not move with the
+ * ICU data of the server (en-GB says `Sept` in some versions).
+ */
+export function formatDate(locale: Locale, value: Date | string | number, timeZone: string): string {
+  return day(locale, wallClock(value, timeZone));
+}
+
+function day(locale: Locale, w: WallClock): string {
+  return locale === 'ja' ? `${w.year}年${w.month}月${w.day}日` : `${w.day} ${MONTHS_EN[w.month - 1]} ${w.year}`;
+}
+
+/** A moment as people read it: `4 Dec 2026, 19:08`, `2026年12月4日 19:08` (24-hour clock, university time zone). */
+export function formatDateTime(locale: Locale, value: Date | string | number, timeZone: string): string {
+  const w = wallClock(value, timeZone);
+  const time = `${String(w.hour).padStart(2, '0')}:${String(w.minute).padStart(2, '0')}`;
+  return locale === 'ja' ? `${day(locale, w)} ${time}` : `${day(locale, w)}, ${time}`;
 }

@@ -1,24 +1,16 @@
-import { randomBytes } from 'node:crypto';
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import { withRealm } from '../account/common-id.ts';
 import type { Config } from '../config/config.ts';
 import type { CsrfGuard } from '../http/csrf.ts';
 import { formBody } from '../http/form-body.ts';
-import type { PageData, Renderer } from '../http/renderer.ts';
+import type { PageData } from '../http/renderer.ts';
 import type { MessageKey } from '../i18n/en.ts';
 import { translator } from '../i18n/i18n.ts';
 import type { InteractionStateStore } from '../interaction/interaction-state.store.ts';
-import { oneAtATime } from '../interaction/one-at-a-time.ts';
-import { addressKey, type LoginThrottle, type ThrottleRule } from '../throttle/login-throttle.ts';
-import type { AnonymousCap } from '../throttle/anonymous-cap.ts';
+import { type CurrentFlow, FlowStore, type FlowStoreDeps } from '../flow/flow-store.ts';
 import type { IdentityVerification, RecoveryKind } from './identity-verification.ts';
 import { UpstreamUnavailableError, VerificationFailedError, type PendingCheck, type UpstreamIdp, type VerifiedIdentity } from './upstream.ts';
-import { IDV_FLOW_TTL_SECONDS, IDV_START_THROTTLE } from '../config/defaults.ts';
-
-/** Verifications started from one address (a campus may share one NAT address), then growing waits. */
-const START_RULE: ThrottleRule = IDV_START_THROTTLE;
-const FLOW_TTL_SECONDS = IDV_FLOW_TTL_SECONDS;
 
 export type IdvPurpose = 'link' | 'recover';
 
@@ -33,14 +25,12 @@ interface Flow {
   identity?: VerifiedIdentity | null;
 }
 
-export interface IdvFlowDeps {
+/** The flow's state, its cookie, lifetime and start limit (the `idv` kind), and the anonymous cap. */
+export interface IdvFlowDeps extends FlowStoreDeps {
   config: Config;
-  renderer: Renderer;
   csrf: CsrfGuard;
+  /** Also where a sign-in's interaction state is, for the sign-in a recovery continues. */
   state: InteractionStateStore;
-  throttle: LoginThrottle;
-  /** Each flow started is stored: counted against the caller's address like every anonymous record. */
-  anonymousCap: AnonymousCap;
   upstream: UpstreamIdp;
   idv: IdentityVerification;
   stateTtlSeconds: number;
@@ -48,8 +38,8 @@ export interface IdvFlowDeps {
 
 /**
  * The browser's trip through the upstream identity provider and what follows it. A flow is kept
- * server-side under a random id in a signed cookie, so the upstream answer is accepted only in
- * the browser that started it (with its state, nonce and PKCE verifier) and only once.
+ * in a FlowStore of the `idv` kind, so the upstream answer is accepted only in the browser that
+ * started it (with its state, nonce and PKCE verifier) and only once.
  *
  * - link (from the account home): the verified identity is handed to /account/idv/linked.
  * - recover (from the sign-in pages or /recover): the linked account is found; an active one
@@ -58,35 +48,15 @@ export interface IdvFlowDeps {
  */
 export class IdvFlow {
   readonly #deps: IdvFlowDeps;
-  readonly #cookie: string;
+  /** Each stage is passed once (see FlowStore.withFlow): an upstream answer is redeemed once, a verified identity recovers or links once. */
+  readonly #flows: FlowStore<Flow>;
 
   constructor(deps: IdvFlowDeps) {
     this.#deps = deps;
-    this.#cookie = deps.config.production ? '__Host-akamon_idv' : 'akamon_idv';
+    this.#flows = new FlowStore<Flow>('idv', deps);
   }
 
-  #key = (id: string) => `idv:${id}`;
   #t = (ctx: Context) => translator(ctx.state.locale);
-
-  /**
-   * Runs `work` with this browser's flow, one request at a time (see oneAtATime), so each stage is
-   * passed once: an upstream answer is redeemed once, a verified identity recovers or links once.
-   * Without a flow `work` gets undefined; when another request holds the flow too long, the answer
-   * is 409 and `work` does not run.
-   */
-  async #withFlow(ctx: Context, work: (current: { id: string; flow: Flow } | undefined) => Promise<void>): Promise<void> {
-    const id = ctx.cookies.get(this.#cookie, { signed: true });
-    if (!id || !/^[A-Za-z0-9_-]{22}$/.test(id)) return work(undefined);
-    const ran = await oneAtATime(this.#deps.state, this.#key(id), FLOW_TTL_SECONDS, async (state) => {
-      const flow = state as Partial<Flow>;
-      await work(flow.purpose ? { id, flow: flow as Flow } : undefined);
-    });
-    if (!ran) this.#deps.renderer.error(ctx, 'error.conflict', 409);
-  }
-
-  #save(id: string, flow: Flow): Promise<void> {
-    return this.#deps.state.merge(this.#key(id), flow as unknown as Record<string, unknown>, FLOW_TTL_SECONDS);
-  }
 
   #page(ctx: Context, view: string, title: MessageKey, data: PageData = {}, status = 200): void {
     this.#deps.renderer.page(ctx, view, title, data, status);
@@ -99,10 +69,11 @@ export class IdvFlow {
 
   /** Sends the browser to the upstream provider (303), or answers why it cannot go now. */
   async begin(ctx: Context, purpose: IdvPurpose, bound: { accountId?: string; uid?: string } = {}): Promise<void> {
-    const limit = await this.#deps.throttle.countUse([{ key: addressKey(ctx.ip, 'idv'), rule: START_RULE }]);
-    if (limit.blocked || limit.waitSeconds > 0) {
-      ctx.set('Retry-After', String(limit.waitSeconds));
-      return this.#deps.renderer.page(ctx, 'error', 'error.title', { message: this.#t(ctx)('idv.rate_limited', { minutes: Math.max(1, Math.ceil(limit.waitSeconds / 60)) }) }, 429);
+    // Verifications started from one address (a campus may share one NAT address), then growing
+    // waits; counted and stored before the upstream provider is asked, so a refused start costs it nothing.
+    const flow = await this.#flows.start(ctx, { purpose, stage: 'upstream', check: null, ...bound });
+    if (!flow.ok) {
+      return this.#deps.renderer.page(ctx, 'error', 'error.title', { message: this.#t(ctx)('idv.rate_limited', { minutes: Math.max(1, Math.ceil(flow.waitSeconds / 60)) }) }, 429);
     }
     let started: Awaited<ReturnType<UpstreamIdp['begin']>>;
     try {
@@ -111,10 +82,7 @@ export class IdvFlow {
       if (!(error instanceof UpstreamUnavailableError)) throw error;
       return this.#unavailable(ctx, error);
     }
-    await this.#deps.anonymousCap.take(ctx.ip);
-    const id = randomBytes(16).toString('base64url');
-    await this.#save(id, { purpose, stage: 'upstream', check: started.check, ...bound });
-    ctx.cookies.set(this.#cookie, id, { signed: true, httpOnly: true, sameSite: 'lax', secure: this.#deps.config.production, path: '/', maxAge: FLOW_TTL_SECONDS * 1000, overwrite: true });
+    await this.#flows.save(flow.id, { check: started.check });
     ctx.status = 303;
     ctx.redirect(started.url);
   }
@@ -130,18 +98,18 @@ export class IdvFlow {
    * started it; `use` gets undefined when there is none.
    */
   async takeLink(ctx: Context, accountId: string, use: (identity: VerifiedIdentity | undefined) => Promise<void>): Promise<void> {
-    await this.#withFlow(ctx, async (current) => {
+    await this.#flows.withFlow(ctx, async (current) => {
       if (current?.flow.purpose !== 'link' || current.flow.stage !== 'verified' || current.flow.accountId !== accountId || !current.flow.identity) return use(undefined);
-      await this.#save(current.id, { ...current.flow, stage: 'done', identity: null });
+      await this.#flows.save(current.id, { ...current.flow, stage: 'done', identity: null });
       await use(current.flow.identity);
     });
   }
 
   /** What the verified person chose: the verification is used up first, whatever follows. */
-  async #recover(ctx: Context, kind: RecoveryKind, current: { id: string; flow: Flow } | undefined): Promise<void> {
+  async #recover(ctx: Context, kind: RecoveryKind, current: CurrentFlow<Flow> | undefined): Promise<void> {
     const deps = this.#deps;
     if (current?.flow.purpose !== 'recover' || current.flow.stage !== 'verified' || !current.flow.accountId) return deps.renderer.error(ctx, 'error.expired', 400);
-    await this.#save(current.id, { ...current.flow, stage: 'done' });
+    await this.#flows.save(current.id, { ...current.flow, stage: 'done' });
     const account = await deps.idv.accountById(current.flow.accountId);
     if (account?.status !== 'active') return deps.renderer.error(ctx, 'error.expired', 400);
     const outcome = await deps.idv.recover(account, kind);
@@ -165,12 +133,12 @@ export class IdvFlow {
 
     // The upstream provider's redirect back (its redirect_uri).
     router.get('/callback', (ctx) =>
-      this.#withFlow(ctx, async (current) => {
+      this.#flows.withFlow(ctx, async (current) => {
         if (current?.flow.stage !== 'upstream' || !current.flow.check) return deps.renderer.error(ctx, 'error.expired', 400);
         const { id, flow } = current;
         // The answer is used once, whatever it is.
         // (null, not undefined: the stored flow is merged as JSON, which drops undefined.)
-        await this.#save(id, { ...flow, stage: 'done', check: null });
+        await this.#flows.save(id, { ...flow, stage: 'done', check: null });
         let identity: VerifiedIdentity;
         try {
           identity = await deps.upstream.complete(new URL(ctx.originalUrl, deps.config.issuer), flow.check!);
@@ -181,7 +149,7 @@ export class IdvFlow {
           return deps.renderer.error(ctx, error.cancelled ? 'idv.cancelled' : 'idv.failed', 400);
         }
         if (flow.purpose === 'link') {
-          await this.#save(id, { ...flow, stage: 'verified', check: null, identity });
+          await this.#flows.save(id, { ...flow, stage: 'verified', check: null, identity });
           ctx.status = 303;
           return ctx.redirect('/account/idv/linked');
         }
@@ -196,7 +164,7 @@ export class IdvFlow {
           return ctx.redirect(`/interaction/${flow.uid}`);
         }
         if (account.status !== 'active') return this.#office(ctx, account.status === 'revoked' ? 'idv.office_revoked' : 'idv.office_suspended', 403);
-        await this.#save(id, { ...flow, stage: 'verified', check: null, accountId: account.id });
+        await this.#flows.save(id, { ...flow, stage: 'verified', check: null, accountId: account.id });
         this.#page(ctx, 'idv-recover', 'idv.recover_title', {
           commonId: withRealm(account.common_id, deps.config.realmSuffix),
           name: account.name,
@@ -211,7 +179,7 @@ export class IdvFlow {
       if (!deps.csrf.valid(ctx, body._csrf)) return deps.renderer.error(ctx, 'error.csrf', 403);
       const kind = ctx.params.kind as RecoveryKind;
       if (kind !== 'password' && kind !== 'mfa') return deps.renderer.error(ctx, 'error.not_found', 404);
-      await this.#withFlow(ctx, (current) => this.#recover(ctx, kind, current));
+      await this.#flows.withFlow(ctx, (current) => this.#recover(ctx, kind, current));
     });
 
     // From /recover: "Verify your identity with your ID card" (a form of ours).

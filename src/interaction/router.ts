@@ -11,6 +11,7 @@ import type { PageData, Renderer } from '../http/renderer.ts';
 import type { InteractionStateStore } from './interaction-state.store.ts';
 import { oneAtATime } from './one-at-a-time.ts';
 import type { InteractionDetails, Step, StepHandler, StepRequest } from './step.ts';
+import { clientDisplayName } from '../client/client-settings.ts';
 
 export interface InteractionRouterDeps {
   provider: () => Provider;
@@ -53,7 +54,8 @@ export function interactionRouter(deps: InteractionRouterDeps): Router {
       provider,
       details,
       uid: details.uid,
-      clientName: client?.clientName ?? String(details.params.client_id),
+      // The page's language is settled before this (both routes set it first): one name per page.
+      clientName: client ? clientDisplayName(client, ctx.state.locale) : String(details.params.client_id),
       body: (ctx.request.body ?? {}) as Record<string, unknown>,
       t: translator(ctx.state.locale),
       state: () => deps.state.get(details.uid),

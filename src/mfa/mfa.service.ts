@@ -220,8 +220,9 @@ export class MfaService {
     });
   }
 
-  removeFactor(accountId: string, factorId: string): Promise<boolean> {
-    return isUuid(factorId) ? this.#store.deleteOne(accountId, factorId) : Promise.resolve(false);
+  /** `keepLast`: refuse (DomainError last_method) to remove the only factor of an account that must use MFA. */
+  removeFactor(accountId: string, factorId: string, options: { keepLast?: boolean } = {}): Promise<boolean> {
+    return isUuid(factorId) ? this.#store.deleteOne(accountId, factorId, options) : Promise.resolve(false);
   }
 
   makeDefault(accountId: string, factorId: string): Promise<boolean> {

@@ -1,5 +1,6 @@
 import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
 import { lockAccountRow } from '../db/row-locks.ts';
+import { DomainError } from '../shared/errors.ts';
 import type { DB, FactorKind, MfaFactorTable } from '../db/schema.ts';
 
 export type FactorRow = Selectable<MfaFactorTable>;
@@ -83,10 +84,18 @@ export class MfaStore {
     return row !== undefined;
   }
 
-  /** One factor of the account (a lent token becomes free to lend again); the default passes to the oldest left. */
-  async deleteOne(accountId: string, factorId: string): Promise<boolean> {
+  /**
+   * One factor of the account (a lent token becomes free to lend again); the default passes to the
+   * oldest left. With `keepLast` the account's only factor stays (DomainError last_method): counted
+   * under the account's row lock, so two removals at once cannot take the last two together.
+   */
+  async deleteOne(accountId: string, factorId: string, options: { keepLast?: boolean } = {}): Promise<boolean> {
     return this.#db.transaction().execute(async (trx) => {
       await lockAccountRow(trx, accountId);
+      if (options.keepLast) {
+        const left = await trx.selectFrom('mfa_factor').select('id').where('account_id', '=', accountId).execute();
+        if (left.length === 1 && left[0].id === factorId) throw new DomainError('last_method', 'the only sign-in method of an account that must use MFA cannot be removed');
+      }
       const removed = await trx.deleteFrom('mfa_factor').where('account_id', '=', accountId).where('id', '=', factorId).returning(['token_serial']).executeTakeFirst();
       if (!removed) return false;
       if (removed.token_serial) await trx.updateTable('hardware_token').set({ assigned_to: null, assigned_at: null }).where('serial', '=', removed.token_serial).execute();

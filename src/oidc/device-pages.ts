@@ -4,6 +4,7 @@ import type { MessageKey } from '../i18n/en.ts';
 import { translator } from '../i18n/i18n.ts';
 import { languageSwitchUrl, type Renderer } from '../http/renderer.ts';
 import { RetryLaterError } from '../shared/errors.ts';
+import { clientDisplayName } from '../client/client-settings.ts';
 
 /** What the code page says after an answer of the provider, by the error it re-rendered the page for, and its status. */
 const OUTCOMES: Record<string, { message: MessageKey; status: number; invalid: boolean }> = {
@@ -59,14 +60,14 @@ export function devicePages(renderer: Renderer) {
         action: action(ctx),
         xsrf: xsrf(ctx),
         userCode,
-        clientName: client.clientName ?? client.clientId,
+        clientName: clientDisplayName(client, koa(ctx).state.locale),
         // Back to the code filled in: the provider posts it again and this page comes back in the other language.
         langUrl: languageSwitchUrl(koa(ctx), `/device?user_code=${userCode}`),
       });
     },
     /** Every step passed: the device gets its tokens at its next poll. */
     successSource(ctx: KoaContextWithOIDC) {
-      renderer.page(koa(ctx), 'device-done', 'device.done_title', { clientName: ctx.oidc.client?.clientName ?? ctx.oidc.client?.clientId, langUrl: langUrl(ctx) });
+      renderer.page(koa(ctx), 'device-done', 'device.done_title', { clientName: ctx.oidc.client && clientDisplayName(ctx.oidc.client, koa(ctx).state.locale), langUrl: langUrl(ctx) });
     },
   };
 }

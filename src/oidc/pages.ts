@@ -4,20 +4,31 @@ import type { MessageKey } from '../i18n/en.ts';
 import { translator } from '../i18n/i18n.ts';
 import type { Renderer } from '../http/renderer.ts';
 import { RetryLaterError } from '../shared/errors.ts';
+import { clientDisplayName } from '../client/client-settings.ts';
 
-/** oidc-provider's own pages (logout, errors) drawn in Akamon's style and language. */
-export function providerPages(renderer: Renderer) {
+/**
+ * oidc-provider's own pages (logout, errors) drawn in Akamon's style and language. `ownClientId`
+ * is the account home's client: its own Sign out button leads to the logout page, which then
+ * speaks as Akamon's confirmation rather than as another system asking.
+ */
+export function providerPages(renderer: Renderer, ownClientId: string) {
   // The provider runs on the app's own context (see provider-holder.ts), so locale and request id are set.
   const koa = (ctx: KoaContextWithOIDC) => ctx as unknown as Context;
 
   return {
     logoutSource(ctx: KoaContextWithOIDC, form: string) {
       const t = translator(koa(ctx).state.locale);
-      const client = ctx.oidc.client?.clientName;
-      renderer.page(koa(ctx), 'logout', 'logout.title', { form, lead: client ? t('logout.lead_client', { client }) : t('logout.lead') });
+      const client = ctx.oidc.client;
+      const lead = client && client.clientId !== ownClientId ? t('logout.lead_client', { client: clientDisplayName(client, koa(ctx).state.locale) }) : t('logout.lead');
+      renderer.page(koa(ctx), 'logout', 'logout.title', { form, lead });
     },
+    // The provider names the client here only when the person chose "Stay signed in": then only
+    // that system's sign-in ended, and the page must not say they left Akamon.
     postLogoutSuccessSource(ctx: KoaContextWithOIDC) {
-      renderer.page(koa(ctx), 'logged-out', 'logout.done_title');
+      const client = ctx.oidc.client;
+      const t = translator(koa(ctx).state.locale);
+      const stayed = client ? t('logout.done_client_body', { client: client.clientId === ownClientId ? t('logout.account_home') : clientDisplayName(client, koa(ctx).state.locale) }) : null;
+      renderer.page(koa(ctx), 'logged-out', 'logout.done_title', { stayed });
     },
     renderError(ctx: KoaContextWithOIDC, out: { error: string; error_description?: string }, error: Error) {
       if (error instanceof RetryLaterError) return renderer.retryLater(koa(ctx), error);

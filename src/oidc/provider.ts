@@ -7,6 +7,7 @@ import { ACR_VALUES } from '../mfa/assurance.ts';
 import { PASSWORD_GRANT_PARAMETERS } from './password-grant.ts';
 import { accessTokenClaims } from './token-sign-in.ts';
 import { DEVICE_CODE_TTL_SECONDS, UNUSED_FLOW_TTL_SECONDS } from '../config/defaults.ts';
+import { CLIENT_NAME_JA } from '../client/client-settings.ts';
 import type { DevicePages } from './device-pages.ts';
 import { keepSignInTime, refreshUsesSession, sessionTtl } from './session-lifetime.ts';
 import { CLIENT_AUTH_DISCOVERY, CLIENT_AUTHENTICATION } from './client-auth.ts';
@@ -67,9 +68,10 @@ export function createProvider(config: Config, keys: KeyMaterial, hooks: Provide
     pairwiseIdentifier: (_ctx, accountId, client) => hmac(hooks.pairwiseKey, `${client.sectorIdentifier}|${accountId}`),
     allowOmittingSingleRegisteredRedirectUri: false,
     extraClientMetadata: {
-      properties: ['first_party'],
+      properties: ['first_party', CLIENT_NAME_JA],
       validator(_ctx, key, value) {
         if (key === 'first_party' && value !== undefined && typeof value !== 'boolean') throw new Error('first_party must be a boolean');
+        if (key === CLIENT_NAME_JA && value !== undefined && typeof value !== 'string') throw new Error(`${CLIENT_NAME_JA} must be a string`);
       },
     },
     interactions: {

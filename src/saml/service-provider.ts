@@ -9,7 +9,7 @@ import { type RedirectMessage, verifyEmbeddedSignature, verifyRedirectSignature 
 export interface ServiceProvider {
   row: ClientRow;
   entityId: string;
-  values: Pick<ClientValues, 'spMetadata' | 'nameIdFormat' | 'signed' | 'encryptAssertions' | 'attributes' | 'attributeNames' | 'signedRequests' | 'idpInitiated' | 'name'>;
+  values: Pick<ClientValues, 'spMetadata' | 'nameIdFormat' | 'signed' | 'encryptAssertions' | 'attributes' | 'attributeNames' | 'signedRequests' | 'idpInitiated' | 'name' | 'nameJa'>;
 }
 
 export const samlRefusal = (message: string) => new DomainError('saml_refused', message);
@@ -19,7 +19,7 @@ export async function findServiceProvider(clients: ClientStore, entityId: string
   if (!entityId || entityId.length > 200) return undefined;
   const row = await clients.find(entityId);
   if (row?.protocol !== 'saml' || !row.saml) return undefined;
-  return { row, entityId: row.client_id, values: { ...(row.saml as unknown as ServiceProvider['values']), name: row.name } };
+  return { row, entityId: row.client_id, values: { ...(row.saml as unknown as ServiceProvider['values']), name: row.name, nameJa: row.name_ja } };
 }
 
 /**

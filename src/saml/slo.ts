@@ -162,7 +162,7 @@ export function samlLogout(deps: SamlDeps, sloUrl: string, idpEntityId: string) 
   ) {
     ctx.set('Cache-Control', 'no-store');
     if (binding === BINDING.redirect) return ctx.redirect(redirectUrl(location, param, xml, relayState, key));
-    postToSp(ctx, deps.renderer, { action: location, serviceName: sp.values.name, param, xml: signRoot(xml, key), relayState });
+    postToSp(ctx, deps.renderer, { action: location, service: sp.values, param, xml: signRoot(xml, key), relayState });
   }
 }
 

@@ -320,7 +320,7 @@ export function samlRoutes(deps: SamlDeps): { router: Router; afterSignOut: Midd
   }
 
   function answer(ctx: Context, sp: ServiceProvider, pending: PendingRequest, xml: string) {
-    postToSp(ctx, deps.renderer, { action: pending.acsUrl, serviceName: sp.values.name, param: 'SAMLResponse', xml, relayState: pending.relayState });
+    postToSp(ctx, deps.renderer, { action: pending.acsUrl, service: sp.values, param: 'SAMLResponse', xml, relayState: pending.relayState });
   }
 
   const logout = samlLogout(deps, endpoints.slo, endpoints.entityId);

@@ -4,6 +4,7 @@ import type { AccountService } from '../account/account.service.ts';
 import type { AccountRow, AccountStore } from '../account/account.store.ts';
 import type { AppPasswordService } from '../account/app-password.service.ts';
 import { withRealm } from '../account/common-id.ts';
+import { accountEmails } from '../account/reset-address.ts';
 import type { RecoveryEmail } from '../account/recovery-email.ts';
 import type { AccessService } from '../access/access.service.ts';
 import type { AuditLog } from '../audit/audit-log.ts';
@@ -17,10 +18,12 @@ import { formBody } from '../http/form-body.ts';
 import type { Renderer } from '../http/renderer.ts';
 import type { MessageKey } from '../i18n/en.ts';
 import { formatDateTime, translator } from '../i18n/i18n.ts';
+import { localName } from '../client/client-settings.ts';
 import type { MfaService } from '../mfa/mfa.service.ts';
 import { passwordExpiry } from '../password/expiry.ts';
 import type { Clock } from '../shared/clock.ts';
 import { DomainError } from '../shared/errors.ts';
+import { emailRows } from './email-rows.ts';
 import { homeSession } from './home-session.ts';
 import { securityInfoRoutes } from './security-info.ts';
 import { serviceDirectoryRoutes } from './service-directory.ts';
@@ -88,7 +91,6 @@ export function accountHome(deps: AccountHomeDeps): Router {
       ['account.common_id', withRealm(account.common_id, config.realmSuffix)],
       ['account.name', account.name],
       ['account.affiliation', t(`affiliation.${account.affiliation}` as MessageKey)],
-      ['account.email', account.email ?? t('account.none')],
       ['account.status', t(`status.${account.status}` as MessageKey)],
       ['account.password_set', when(account.password_set_at)],
       ['account.mfa', mfaStatus],
@@ -98,7 +100,12 @@ export function accountHome(deps: AccountHomeDeps): Router {
     ];
     const signins = await deps.signinLog.list({ accountId: account.id, limit: 10 });
     const clientNames = new Map(
-      await Promise.all([...new Set(signins.map((e) => e.client_id).filter((c): c is string => Boolean(c)))].map(async (id) => [id, (await deps.clients.find(id))?.name ?? id] as const)),
+      await Promise.all(
+        [...new Set(signins.map((e) => e.client_id).filter((c): c is string => Boolean(c)))].map(async (id) => {
+          const client = await deps.clients.find(id);
+          return [id, client ? localName(ctx.state.locale, client.name, client.name_ja) : id] as const;
+        }),
+      ),
     );
     deps.renderer.page(ctx, 'account', 'account.title', {
       recentSignins: signins.map((e) => ({
@@ -110,8 +117,11 @@ export function accountHome(deps: AccountHomeDeps): Router {
       signOutEverywhereAction: '/account/sign-out-everywhere',
       name: account.name,
       rows: rows.map(([label, value]) => ({ label: t(label), value })),
+      emails: emailRows(t, accountEmails(account, config), { addLink: true }),
       logoutUrl: '/account/logout',
       mfaApplyAction: factors.length === 0 && !account.mfa_required ? '/account/mfa' : null,
+      // Applied for (or required) but not set up, say after Cancel: the set-up starts again from here.
+      mfaSetupUrl: factors.length === 0 && account.mfa_required ? '/account/login?add=1&fresh=recent&back=%2Faccount' : null,
       appPasswords: (await deps.appPasswords.list(account.id)).map((p) => ({
         name: p.name,
         created: when(p.created_at),

@@ -199,10 +199,8 @@ export function homeSession(deps: AccountHomeDeps) {
       setCookie(ctx, 'akamon_home', null, 0);
       const discovered = await reachableConfiguration(ctx);
       if (!discovered) return;
-      const url = oidc.buildEndSessionUrl(discovered, {
-        post_logout_redirect_uri: `${config.issuer}/`,
-        ...(idToken ? { id_token_hint: idToken } : {}),
-      });
+      // No post_logout_redirect_uri: the provider's own "You are signed out" page is the answer.
+      const url = oidc.buildEndSessionUrl(discovered, idToken ? { id_token_hint: idToken } : {});
       ctx.redirect(url.href);
     });
   }

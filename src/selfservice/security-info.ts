@@ -2,19 +2,39 @@ import type Router from '@koa/router';
 import type { Context } from 'koa';
 import type { AccountRow } from '../account/account.store.ts';
 import { normalizeEmail } from '../account/recovery-email.ts';
+import { accountEmails } from '../account/reset-address.ts';
 import { sha256 } from '../crypto/tokens.ts';
 import { formBody } from '../http/form-body.ts';
 import type { MessageKey } from '../i18n/en.ts';
 import { translator } from '../i18n/i18n.ts';
 import { lengthAdvice, policyRules } from '../interaction/steps/password-change.ts';
+import { shortestLengthLimit } from '../password/length-advice.ts';
+import { rolloutPhase } from '../mfa/rollout.ts';
 import { normalizeCode } from '../mfa/totp.ts';
 import { DomainError } from '../shared/errors.ts';
+import { isDomainError } from '../http/middleware.ts';
 import type { AccountHomeDeps } from './account-home.ts';
+import { emailRows } from './email-rows.ts';
 import type { HomeSession } from './home-session.ts';
 import { OTP_CODE_TTL_SECONDS } from '../config/defaults.ts';
 
+/** Notices shown once on the security page after a redirect (a password change leads through a sign-in first). */
+const FLASH_TEXT = { password_changed: 'security.password_changed' } as const satisfies Record<string, MessageKey>;
+type Flash = keyof typeof FLASH_TEXT;
+/** Long enough for the sign-in the notice waits behind; it is taken by the first page that shows it. */
+const FLASH_SECONDS = 600;
+
 export function securityInfoRoutes(router: Router, deps: AccountHomeDeps, home: HomeSession): void {
   const { cookie, setCookie, signedIn, postedBy, freshEnough, whileLive } = home;
+
+  /** A signed cookie naming the account and the notice, so that another account signing in here never sees it. */
+  const setFlash = (ctx: Context, account: AccountRow, flash: Flash) => setCookie(ctx, 'akamon_home_flash', `${account.id}|${flash}`, FLASH_SECONDS);
+  function takeFlash(ctx: Context, account: AccountRow): MessageKey | undefined {
+    const [accountId, flash] = ctx.cookies.get(cookie('akamon_home_flash'), { signed: true })?.split('|') ?? [];
+    if (!flash) return undefined;
+    setCookie(ctx, 'akamon_home_flash', null, 0);
+    return accountId === account.id && Object.hasOwn(FLASH_TEXT, flash) ? FLASH_TEXT[flash as Flash] : undefined;
+  }
   /** "Security info": the sign-in methods, the password and the recovery email. */
   async function securityPage(ctx: Context, account: AccountRow, notice: { errors?: string[]; message?: string; pendingEmail?: string } = {}, status = 200) {
     const t = translator(ctx.state.locale);
@@ -32,9 +52,9 @@ export function securityInfoRoutes(router: Router, deps: AccountHomeDeps, home: 
         })),
         addUrl: `/account/login?add=1&fresh=${factors.length ? '1' : 'recent'}&back=%2Faccount%2Fsecurity`,
         passwordAction: '/account/security/password',
-        longNotice: (await lengthAdvice(deps.clients, t)).longNotice,
+        longNotice: lengthAdvice(await shortestLengthLimit(deps.clients, deps.access, account), t, ctx.state.locale).longNotice,
         rules: policyRules(t, deps.config.passwordProfile),
-        recoveryEmail: account.recovery_email,
+        emails: emailRows(t, accountEmails(account, deps.config), { addLink: false }),
         emailAction: '/account/security/email',
         emailConfirmAction: notice.pendingEmail ? '/account/security/email/confirm' : null,
         pendingEmail: notice.pendingEmail ?? null,
@@ -48,20 +68,44 @@ export function securityInfoRoutes(router: Router, deps: AccountHomeDeps, home: 
   router.get('/account/security', async (ctx) => {
     const account = await signedIn(ctx);
     if (!account) return ctx.redirect('/account/login?back=%2Faccount%2Fsecurity');
-    await securityPage(ctx, account);
+    const t = translator(ctx.state.locale);
+    const flash = takeFlash(ctx, account);
+    // A code sent to a new recovery address is still waiting for this browser: the form stays after a reload.
+    const pendingEmail = ctx.cookies.get(cookie('akamon_home_email'), { signed: true }) || undefined;
+    await securityPage(ctx, account, { message: flash ? t(flash) : undefined, pendingEmail });
   });
+
+  /** MFA is required of this account: set for it, or the university-wide rollout has reached "required". */
+  const mfaRequired = (account: AccountRow) => account.mfa_required || rolloutPhase(deps.clock.now(), deps.config.mfaRollout).phase === 'required';
 
   router.post('/account/security/factors/:id/:action', formBody, async (ctx) => {
     const current = await postedBy(ctx);
     if (!current) return;
     const t = translator(ctx.state.locale);
     if (ctx.params.action === 'remove') {
+      // "Remove" asks first, on a page of its own (no script needed); only its form, which says
+      // confirm=yes, removes. The only method of an account that must use MFA is refused at once,
+      // before any step-up sign-in.
+      if ((ctx.request.body as Record<string, unknown>).confirm !== 'yes') {
+        const factors = await deps.mfa.factors(current.account.id);
+        const factor = factors.find((f) => f.id === ctx.params.id);
+        if (!factor) return deps.renderer.error(ctx, 'error.not_found', 404);
+        if (factors.length === 1 && mfaRequired(current.account)) return securityPage(ctx, current.account, { errors: [t('security.remove_last_refused')] }, 409);
+        if (!(await freshEnough(ctx, current, '/account/security'))) return;
+        return deps.renderer.page(ctx, 'security-remove', 'security.remove_title', { method: factor.label, action: `/account/security/factors/${factor.id}/remove` });
+      }
       if (!(await freshEnough(ctx, current, '/account/security'))) return;
-      const removed = await whileLive(ctx, current, async () => {
-        const gone = await deps.mfa.removeFactor(current.account.id, ctx.params.id);
-        if (gone) await deps.audit.record({ actor: 'self', action: 'mfa.removed', accountId: current.account.id });
-        return gone;
-      });
+      let removed: boolean | undefined;
+      try {
+        removed = await whileLive(ctx, current, async () => {
+          const gone = await deps.mfa.removeFactor(current.account.id, ctx.params.id, { keepLast: mfaRequired(current.account) });
+          if (gone) await deps.audit.record({ actor: 'self', action: 'mfa.removed', accountId: current.account.id });
+          return gone;
+        });
+      } catch (error) {
+        if (!isDomainError(error, 'last_method')) throw error;
+        return securityPage(ctx, current.account, { errors: [t('security.remove_last_refused')] }, 409);
+      }
       if (removed === undefined) return;
       return securityPage(ctx, current.account, { message: t('security.removed') });
     }
@@ -92,7 +136,9 @@ export function securityInfoRoutes(router: Router, deps: AccountHomeDeps, home: 
       return securityPage(ctx, current.account, { errors }, error.code === 'locked' ? 429 : 400);
     }
     await deps.audit.record({ actor: 'self', action: 'password.changed', accountId: current.account.id, details: { reason: 'security_info' } });
-    // This page's session began before the change, so it ends; the sign-in comes back through SSO.
+    // This page's session began before the change, so it ends; the sign-in comes back through SSO,
+    // and the page it comes back to says the change was made.
+    setFlash(ctx, current.account, 'password_changed');
     ctx.status = 303;
     ctx.redirect('/account/login?back=%2Faccount%2Fsecurity');
   });
@@ -137,14 +183,13 @@ export function securityInfoRoutes(router: Router, deps: AccountHomeDeps, home: 
     if (result === undefined) return;
     if (result !== 'ok') return securityPage(ctx, current.account, { errors: [t(result === 'wrong' ? 'mfa.wrong_code' : 'mfa.code_expired')], pendingEmail: email }, 400);
     setCookie(ctx, 'akamon_home_email', null, 0);
-    const previous = current.account.recovery_email;
     await deps.audit.record({ actor: 'self', action: 'recovery_email.changed', accountId: current.account.id });
-    // The old address hears about it: a changed recovery address is how accounts are taken over.
-    if (previous && previous !== email) {
-      await deps.recoveryEmail
-        .notify(previous, t('mail.email_changed_subject', { service: deps.config.issuerName }), t('mail.email_changed_body', { service: deps.config.issuerName }))
-        .catch((error: Error) => ctx.state.log.warn({ err: { message: error.message } }, 'recovery email change notice not sent'));
-    }
+    await deps.recoveryEmail
+      .replaced(current.account.recovery_email, email, {
+        subject: t('mail.email_changed_subject', { service: deps.config.issuerName }),
+        text: t('mail.email_changed_body', { service: deps.config.issuerName }),
+      })
+      .catch((error: Error) => ctx.state.log.warn({ err: { message: error.message } }, 'recovery email change notice not sent'));
     await securityPage(ctx, (await deps.accounts.findById(current.account.id))!, { message: t('security.email_changed') });
   });
 }

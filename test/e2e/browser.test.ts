@@ -62,7 +62,7 @@ describe('real browser', () => {
       // Forced change of the initial password.
       await page.getByRole('heading', { name: 'Choose a new password' }).waitFor();
       expect(page.url()).toMatch(/\/interaction\//);
-      await expect(page.getByText('You are signing in with an initial password').isVisible()).resolves.toBe(true);
+      await expect(page.getByText('You signed in with a password that was issued to you').isVisible()).resolves.toBe(true);
       await page.screenshot({ path: SCREENSHOT, fullPage: true });
       const overflow = await page.evaluate<number>('document.documentElement.scrollWidth - document.documentElement.clientWidth');
       expect(overflow).toBeLessThanOrEqual(0);

@@ -110,7 +110,7 @@ async function refusedAt(origin: string, account: { commonId: string; password: 
     const confirm = await browser.browse(`${site}/protected/redirect_uri?logout=${encodeURIComponent(`${site}/`)}`);
     expect(confirm.url.startsWith(`${akamon.url}/session/end?`)).toBe(true);
     expect(new URL(confirm.url).searchParams.get('id_token_hint')).toEqual(expect.any(String));
-    expect(confirm.html).toContain('Wiki asks you to sign out of Akamon on this device.');
+    expect(confirm.html).toContain('Wiki sent you here to finish signing out.');
     const done = await browser.confirmSignOut(confirm);
     expect(done.url).toBe(`${site}/`);
     expect(done.html).toContain('Public page');

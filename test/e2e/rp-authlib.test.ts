@@ -110,7 +110,7 @@ const signedIn = (account: { commonId: string; password: string }, options: { co
 
     const confirm = await browser.browse(`${origin}/logout`);
     expect(confirm.url.startsWith(`${akamon.url}/session/end?`)).toBe(true);
-    expect(confirm.html).toContain('Lab portal asks you to sign out of Akamon on this device.');
+    expect(confirm.html).toContain('Lab portal sent you here to finish signing out.');
     const done = await browser.confirmSignOut(confirm);
     expect(done.url.startsWith(`${origin}/signed-out?state=`)).toBe(true);
     expect(jsonOf(done)).toEqual({ signed_out: true });

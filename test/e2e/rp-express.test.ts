@@ -95,7 +95,7 @@ describe('Express with express-openid-connect', () => {
     const browser = await signedIn(account);
     const confirm = await browser.browse(`${origin}/logout`);
     expect(confirm.url.startsWith(`${akamon.url}/session/end?`)).toBe(true);
-    expect(confirm.html).toContain('Portal asks you to sign out of Akamon on this device.');
+    expect(confirm.html).toContain('Portal sent you here to finish signing out.');
     const done = await browser.confirmSignOut(confirm);
     expect(done.url).toBe(`${origin}/signed-out`);
 

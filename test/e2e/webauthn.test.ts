@@ -71,6 +71,8 @@ test('a security key is registered at enrolment and then used at the next sign-i
     const first = await signIn(page, vpn, account, async (p) => {
       // Wait for the new page itself: right after a click the old page may still be showing.
       await p.getByRole('heading', { level: 1, name: 'More information required' }).waitFor();
+      await p.getByRole('radio', { name: /Security key or passkey/ }).check();
+      await p.getByRole('button', { name: 'Next' }).click();
       await p.getByRole('button', { name: 'Register a security key or passkey' }).click();
       // Then a recovery email, confirmed with the code the SMTP server received, and the finish page.
       const email = `key-${Date.now()}@example.com`;
@@ -78,8 +80,10 @@ test('a security key is registered at enrolment and then used at the next sign-i
       await p.getByRole('button', { name: 'Send a code to this address' }).click();
       await p.getByLabel('6-digit code').fill(mailedCode(akamon.mails, email));
       await p.getByRole('button', { name: 'Confirm and continue' }).click();
-      await p.getByRole('heading', { level: 1, name: 'You are all set' }).waitFor();
-      await p.getByRole('button', { name: 'Continue' }).click();
+      await p.getByRole('heading', { level: 1, name: 'App password (optional)' }).waitFor();
+      await p.getByRole('button', { name: 'Skip this step' }).click();
+      await p.getByRole('heading', { level: 1, name: 'Your security info is set up' }).waitFor();
+      await p.getByRole('button', { name: 'Done' }).click();
     });
     const tokens = await redeem(akamon, vpn, first.code, first.verifier);
     expect(claimsOf(tokens.body.id_token)).toMatchObject({ amr: ['pwd', 'hwk'], acr: ACR_MFA });

@@ -85,6 +85,32 @@ describe('akamon CLI', () => {
     expectOneErrorLine(sub, /see akamon account --help/);
   });
 
+  test('with --json a failure is one JSON object on stderr in the admin API form, stdout stays empty and the exit status is kept', async () => {
+    const jsonError = (r: ScriptResult) => {
+      expect(r.stdout).toBe('');
+      const errs = lines(r.stderr);
+      expect(errs).toHaveLength(1);
+      return JSON.parse(errs[0]!) as { error: string; error_description: string };
+    };
+    // Refused by the server: its own code.
+    const refused = await cli(['account', 'show', '9999999997', '--json']);
+    expect(refused.code).toBe(1);
+    expect(jsonError(refused)).toEqual({ error: 'account_not_found', error_description: expect.stringMatching(/9999999997/) });
+    // A usage error: exit 2, and the help hint kept in the description.
+    const usage = await cli(['account', 'revoke', '0000000001', '--on', 'someday', '--json']);
+    expect(usage.code).toBe(2);
+    expect(jsonError(usage)).toEqual({ error: 'usage_error', error_description: expect.stringMatching(/--on must be a date.*\(see akamon account revoke --help\)/) });
+    const unknown = await cli(['account', 'frobnicate', '--json']);
+    expect(unknown.code).toBe(2);
+    expect(jsonError(unknown).error).toBe('usage_error');
+    // A failure before any request (no server there): still JSON.
+    const unreachable = await runCli({ url: `http://127.0.0.1:${await freePort()}`, token: 'x' }, ['account', 'list', '--json']);
+    expect(unreachable.code).toBe(1);
+    expect(jsonError(unreachable)).toEqual({ error: 'failed', error_description: expect.stringMatching(/cannot reach the Akamon server/) });
+    // Without --json the same failure stays one line of text.
+    expectOneErrorLine(await cli(['account', 'show', '9999999997']), /^akamon: /);
+  });
+
   test('account create prints exactly the Common ID and a 16-character initial password', async () => {
     const r = await cli(['account', 'create', '--id', cid(1), '--name', 'Hanako Todai', '--affiliation', 'student', '--json']);
     expect(r.code).toBe(0);
@@ -268,9 +294,16 @@ describe('akamon CLI', () => {
     const later = `${new Date().getUTCFullYear() + 1}-03-31`;
     const scheduled = await json(['account', 'revoke', cid(41), '--on', later, '--reason', 'graduation']);
     expect(scheduled).toMatchObject({ status: 'active', revokeReason: 'graduation' });
-    expect(scheduled.revokeAt).toMatch(new RegExp(`^${later.slice(0, 8)}30T15:00:00`));
-    const shown = await cli(['account', 'show', cid(41)]);
-    expect(shown.stdout).toMatch(/Revocation scheduled:\s+\S+ \(graduation\)/);
+    // --json: ISO 8601 with the university's offset; people read the day the operator typed (issue 14 point 7).
+    expect(scheduled.revokeAt).toBe(`${later}T00:00:00+09:00`);
+    const day = `31 Mar ${later.slice(0, 4)}`;
+    const again = await cli(['account', 'revoke', cid(41), '--on', later, '--reason', 'graduation'], { LANG: 'en_GB.UTF-8', LC_ALL: '', LC_MESSAGES: '' });
+    expect(again.stdout).toContain(`will be revoked on ${day} (graduation)`);
+    const shown = await cli(['account', 'show', cid(41)], { LANG: 'en_GB.UTF-8', LC_ALL: '', LC_MESSAGES: '' });
+    expect(shown.stdout).toMatch(new RegExp(`Revocation scheduled:\\s+${day} \\(graduation\\)`));
+    expect(shown.stdout).toMatch(/Created:\s+\d{1,2} [A-Z][a-z]{2} \d{4}, \d{2}:\d{2}\n/);
+    const japanese = await cli(['account', 'show', cid(41)], { LANG: 'ja_JP.UTF-8', LC_ALL: '', LC_MESSAGES: '' });
+    expect(japanese.stdout).toMatch(new RegExp(`Revocation scheduled:\\s+${later.slice(0, 4)}年3月31日 \\(graduation\\)`));
     expect(shown.stdout).toMatch(/ID card linked:\s+no/);
     expect((await json(['account', 'revoke', cid(41), '--cancel'])).revokeAt).toBeNull();
     const notScheduled = await cli(['account', 'revoke', cid(41), '--cancel']);
@@ -295,8 +328,9 @@ describe('akamon CLI', () => {
     const due = await json(['account', 'revocations', '--until', later]);
     expect(due.map((a: { commonId: string }) => a.commonId)).toEqual(expect.arrayContaining([cid(42), cid(43)]));
     expect(due.map((a: { commonId: string }) => a.commonId)).not.toContain(cid(41));
-    const table = await cli(['account', 'revocations']);
-    expect(table.stdout).toMatch(new RegExp(`${cid(42)}\\s+active\\s+graduation`));
+    const table = await cli(['account', 'revocations'], { LANG: 'en_GB.UTF-8', LC_ALL: '', LC_MESSAGES: '' });
+    expect(table.stdout).toMatch(new RegExp(`31 Mar ${later.slice(0, 4)}\\s+${cid(42)}\\s+active\\s+graduation`));
+    expect(table.stdout).not.toMatch(/T\d{2}:\d{2}/);
 
     expect((await json(['account', 'revoke', cid(44), '--reason', 'resignation'])).status).toBe('revoked');
     const noLink = await cli(['account', 'unlink-idv', cid(44)]);
@@ -382,6 +416,13 @@ describe('akamon CLI', () => {
     expect(text).toContain('Letter Person');
     expect(text).toContain(created.initialPassword);
     expect(text).toContain(`${url}/account`);
+    // Dated in the university's time zone, in each language's own form.
+    const today = new Date();
+    const tokyo = new Intl.DateTimeFormat('en-US', { timeZone: 'Asia/Tokyo', year: 'numeric', month: 'numeric', day: 'numeric' }).formatToParts(today);
+    const part = (type: string) => tokyo.find((p) => p.type === type)!.value;
+    const months = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+    expect(text).toContain(`発行日: ${part('year')}年${part('month')}月${part('day')}日`);
+    expect(text).toContain(`Issued on ${part('day')} ${months[Number(part('month')) - 1]} ${part('year')}`);
 
     const again = await cli(['account', 'create', '--id', cid(22), '--name', 'Other', '--affiliation', 'guest', '--letter', file]);
     expect(again.code).toBe(1);

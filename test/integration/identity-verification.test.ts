@@ -131,6 +131,10 @@ describe('recovery through the link', () => {
     const issued = await browser.submit(choice, /\/idv\/recover\/password$/, {});
     const temporary = decode(/id="temporary-password"><code>([^<]+)<\/code>/.exec(issued.html)![1]);
     expect(temporary).toHaveLength(16);
+    // The page says what was done, not the choice page's "either way".
+    expect(issued.html).toContain('<h1>Your temporary password has been issued</h1>');
+    expect(issued.html).toContain('signed out on every device and system');
+    expect(issued.html).not.toContain('Either way');
     expect((await akamon.deps.accounts.findById(account.id))!.must_change_password).toBe(true);
     expect((await akamon.deps.audit.list({ accountId: account.id, limit: 1 }))[0]).toMatchObject({ actor: 'self', action: 'password.reissued', details: { via: 'identity_verification' } });
     // Every earlier session and refresh token ended.
@@ -143,6 +147,7 @@ describe('recovery through the link', () => {
     expect(passwordPage.html).toContain(account.commonId);
     const change = await browser.submit(passwordPage, /\/password$/, { password: temporary });
     expect(change.html).toContain('Choose a new password');
+    expect(change.html).toContain('or a temporary password');
     const next = 'Recovered-Pass-2027';
     const done = await browser.submit(change, /\/change$/, { current: temporary, new: next, confirm: next });
     expect(codeFrom(done)).toBeTruthy();
@@ -170,7 +175,8 @@ describe('recovery through the link', () => {
     const again = new Browser(akamon.url);
     const choice = await verifyUpstream(again, await again.submit(await again.visit(`${akamon.url}/recover`), /\/idv\/start$/, {}), card, 'Shiro Kashiwa');
     const done = await again.submit(choice, /\/idv\/recover\/mfa$/, {});
-    expect(done.html).toContain('sign-in methods');
+    expect(done.html).toContain('<h1>Your sign-in methods were removed</h1>');
+    expect(done.html).not.toContain('Either way');
     expect(await akamon.deps.mfa.factors(account.id)).toHaveLength(0);
     expect((await akamon.deps.accounts.findById(account.id))!.mfa_required).toBe(true);
     expect((await akamon.deps.audit.list({ accountId: account.id, limit: 1 }))[0]).toMatchObject({ action: 'mfa.reset', details: { via: 'identity_verification', removedFactors: 1 } });
@@ -179,7 +185,7 @@ describe('recovery through the link', () => {
     const fresh = new Browser(akamon.url);
     const started = await startAuthorization(fresh, akamon, portal);
     const enrol = await enterCredentials(fresh, started.page, account.commonId, account.password);
-    expect(enrol.html).toContain('Set up');
+    expect(enrol.html).toContain('Which method would you like to set up?');
   });
 
   test('a name that no longer matches sends the person to the office', async () => {

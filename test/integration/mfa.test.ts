@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { generate } from 'otplib';
 import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
-import { Browser, type Page } from '../support/browser.ts';
-import { codeFrom, enterCredentials, finishEnrolment, freshTotpStep, redeem, startAuthorization } from '../support/flows.ts';
+import { Browser } from '../support/browser.ts';
+import { chooseMethod, codeFrom, enterCredentials, finishEnrolment, freshTotpStep, redeem, secretOn, startAuthorization } from '../support/flows.ts';
 import { ACR_MFA, ACR_PASSWORD } from '../../src/mfa/assurance.ts';
 import { mailedCode } from '../support/smtp-sink.ts';
 
@@ -18,7 +18,6 @@ beforeAll(async () => {
 afterAll(() => akamon.close());
 
 const claimsOf = (idToken: string) => JSON.parse(Buffer.from(idToken.split('.')[1], 'base64url').toString());
-const secretOn = (page: Page) => /<code>([A-Z2-7 ]+)<\/code>/.exec(page.html)![1].replace(/ /g, '');
 /** A code for a given moment; distinct moments 30 s apart give distinct time steps. */
 const totpAt = (secret: string, offsetSteps = 0) => generate({ secret, epoch: Math.floor(Date.now() / 1000) + offsetSteps * 30 });
 
@@ -27,24 +26,41 @@ async function enrolled(browser = new Browser(akamon.url)) {
   const started = await startAuthorization(browser, akamon, vpn);
   const enroll = await enterCredentials(browser, started.page, account.commonId, account.password);
   expect(enroll.html).toContain('More information required');
-  const secret = secretOn(enroll);
-  const done = await finishEnrolment(browser, akamon, await browser.submit(enroll, /\/totp$/, { code: await totpAt(secret) }));
+  const app = await chooseMethod(browser, enroll);
+  const secret = secretOn(app);
+  const done = await finishEnrolment(browser, akamon, await browser.submit(app, /\/totp$/, { code: await totpAt(secret) }));
   const tokens = await redeem(akamon, vpn, codeFrom(done), started.verifier);
   return { account, secret, browser, tokens };
 }
 
 describe('enrolment at a client that demands MFA', () => {
-  test('shows a QR code and the key, saves the app only after a valid code, and the ID token says otp', async () => {
+  test('asks which method first, then shows a QR code, the key and the link for this phone, and saves the app only after a valid code; the ID token says otp', async () => {
     const account = await akamon.createReadyAccount();
     const browser = new Browser(akamon.url);
     const started = await startAuthorization(browser, akamon, vpn);
     const enroll = await enterCredentials(browser, started.page, account.commonId, account.password);
     expect(enroll.html).toContain('More information required');
-    expect(enroll.html).toMatch(/<img class="qr" src="data:image\/svg\+xml;base64,/);
-    const secret = secretOn(enroll);
-    expect(secret).toMatch(/^[A-Z2-7]{16,}$/);
+    expect(enroll.html).toContain('Which method would you like to set up?');
+    // The authenticator app comes first, recommended and chosen; a first set-up offers no email (it follows anyway).
+    expect([...enroll.html.matchAll(/name="method" value="([a-z]+)"/g)].map((m) => m[1])).toEqual(['app', 'key', 'phone']);
+    expect(enroll.html).toMatch(/value="app" aria-describedby="method-app-hint" checked/);
+    expect(enroll.html).not.toContain('class="qr"');
+    const unknown = await browser.submit(enroll, /\/choose$/, { method: 'carrier-pigeon' });
+    expect(unknown.status).toBe(400);
+    expect(unknown.html).toContain('Choose one of the methods.');
 
-    const wrong = await browser.submit(enroll, /\/totp$/, { code: '000000' });
+    const app = await chooseMethod(browser, unknown);
+    expect(app.html).toMatch(/<img class="qr" src="data:image\/svg\+xml;base64,/);
+    const secret = secretOn(app);
+    expect(secret).toMatch(/^[A-Z2-7]{16,}$/);
+    // The link that hands the account to the authenticator app on this device carries the same secret.
+    const link = /href="(otpauth:\/\/totp\/[^"]+)"/.exec(app.html)![1].replace(/&amp;/g, '&');
+    expect(new URL(link).searchParams.get('secret')).toBe(secret);
+    // Only this method's page: no security key or phone forms on it.
+    expect(app.html).not.toContain('webauthn-options');
+    expect(app.html).not.toContain('name="phone"');
+
+    const wrong = await browser.submit(app, /\/totp$/, { code: '000000' });
     expect(wrong.status).toBe(400);
     expect(wrong.html).toContain('That code is not correct');
     expect(await akamon.deps.mfa.factors(account.id)).toHaveLength(0);
@@ -69,7 +85,7 @@ describe('enrolment at a client that demands MFA', () => {
     const account = await akamon.createReadyAccount();
     const browser = new Browser(akamon.url);
     const started = await startAuthorization(browser, akamon, vpn);
-    const enroll = await enterCredentials(browser, started.page, account.commonId, account.password);
+    const enroll = await chooseMethod(browser, await enterCredentials(browser, started.page, account.commonId, account.password), 'key');
     expect(enroll.html).toContain('type="application/json" id="webauthn-options"');
     const options = JSON.parse(/id="webauthn-options">([^<]+)<\/script>/.exec(enroll.html)![1]);
     expect(options).toMatchObject({ rp: { id: '127.0.0.1' }, authenticatorSelection: { userVerification: 'required' } });
@@ -84,9 +100,11 @@ describe('enrolment at a client that demands MFA', () => {
     const account = await akamon.createReadyAccount();
     const browser = new Browser(akamon.url);
     const started = await startAuthorization(browser, akamon, vpn);
-    const enroll = await enterCredentials(browser, started.page, account.commonId, account.password);
+    const enroll = await chooseMethod(browser, await enterCredentials(browser, started.page, account.commonId, account.password));
+    expect(enroll.html).toContain('Step 1 of 3');
     const recovery = await browser.submit(enroll, /\/totp$/, { code: await totpAt(secretOn(enroll)) });
     expect(recovery.html).toContain('Add a recovery email');
+    expect(recovery.html).toContain('Step 2 of 3');
     expect(await akamon.deps.mfa.factors(account.id)).toHaveLength(1);
 
     const email = `hanako.${account.commonId}@example.com`;
@@ -101,14 +119,17 @@ describe('enrolment at a client that demands MFA', () => {
     const code = mailedCode(akamon.mails, email);
     const wrong = await browser.submit(sent, /\/email_confirm$/, { code: code === '000000' ? '111111' : '000000' });
     expect(wrong.status).toBe(400);
-    const finish = await browser.submit(wrong, /\/email_confirm$/, { code });
-    expect(finish.html).toContain('You are all set');
-    expect(finish.html).toContain(email);
+    const appPasswordPage = await browser.submit(wrong, /\/email_confirm$/, { code });
+    expect(appPasswordPage.html).toContain('App password (optional)');
+    expect(appPasswordPage.html).toContain('Step 3 of 3');
     const row = await akamon.deps.accounts.findById(account.id);
     expect(row).toMatchObject({ recovery_email: email });
     expect(row!.recovery_email_verified_at).not.toBeNull();
 
-    const withAppPassword = await browser.submit(finish, /\/app_password$/, { name: 'Mail on my laptop' });
+    const withAppPassword = await browser.submit(appPasswordPage, /\/app_password$/, { name: 'Mail on my laptop' });
+    expect(withAppPassword.html).toContain('Your security info is set up');
+    expect(withAppPassword.html).toContain(email);
+    expect(withAppPassword.html).toContain('href="/services"');
     expect(withAppPassword.html).toMatch(/<code>[a-z]{4}( [a-z]{4}){4}<\/code>/);
     expect(await akamon.deps.appPasswords.list(account.id)).toEqual([expect.objectContaining({ name: 'Mail on my laptop' })]);
     const done = await browser.submit(withAppPassword, /\/finish$/, {});
@@ -142,14 +163,14 @@ describe('enrolment at a client that demands MFA', () => {
     const account = await akamon.createReadyAccount();
     const browser = new Browser(akamon.url);
     const started = await startAuthorization(browser, akamon, vpn);
-    const enroll = await enterCredentials(browser, started.page, account.commonId, account.password);
+    const enroll = await chooseMethod(browser, await enterCredentials(browser, started.page, account.commonId, account.password));
     const left = await browser.submit(enroll, /\/abort$/, {});
     expect(new URL(left.url).searchParams.get('error')).toBe('access_denied');
     expect(await akamon.deps.mfa.factors(account.id)).toHaveLength(0);
     // Coming back later starts the enrolment again, with a new key.
     const again = await startAuthorization(browser, akamon, vpn);
     expect(again.page.html).toContain('More information required');
-    expect(secretOn(again.page)).not.toBe(secretOn(enroll));
+    expect(secretOn(await chooseMethod(browser, again.page))).not.toBe(secretOn(enroll));
   });
 
   test('prompt=none at the MFA client with a password-only session gives interaction_required', async () => {
@@ -175,7 +196,12 @@ describe('verification', () => {
     const atVpn = await startAuthorization(browser, akamon, vpn);
     expect(atVpn.page.html).toContain('Verify your identity');
     expect(atVpn.page.html).toContain('UTokyo VPN');
-    const verified = await browser.submit(atVpn.page, /\/totp$/, { code: await totpAt(secret, 1) });
+    // "I can't use any of these": the ways back in, and back to the verification.
+    const help = await browser.visit(`${akamon.url}${/href="([^"]+)">I can&#39;t use any of these methods/.exec(atVpn.page.html)![1].replace(/&amp;/g, '&')}`);
+    expect(help.html).toContain('Ask the account office');
+    const verifyAgain = await browser.visit(`${akamon.url}${/href="([^"]+)">Back to the verification/.exec(help.html)![1]}`);
+    expect(verifyAgain.html).toContain('UTokyo VPN');
+    const verified = await browser.submit(verifyAgain, /\/totp$/, { code: await totpAt(secret, 1) });
     const claims = claimsOf((await redeem(akamon, vpn, codeFrom(verified), atVpn.verifier)).body.id_token);
     expect(claims.amr).toEqual(['pwd', 'otp']);
     expect(claims.acr).toBe(ACR_MFA);
@@ -276,12 +302,31 @@ test('a person applies for MFA on the account home and sets up an app right away
   expect(home.html).toContain('Not using it');
   const enroll = await browser.submit(home, /\/account\/mfa$/, {});
   expect(enroll.html).toContain('More information required');
-  const done = await finishEnrolment(browser, akamon, await browser.submit(enroll, /\/totp$/, { code: await totpAt(secretOn(enroll)) }));
+  const app = await chooseMethod(browser, enroll);
+  const done = await finishEnrolment(browser, akamon, await browser.submit(app, /\/totp$/, { code: await totpAt(secretOn(app)) }));
   expect(done.url).toBe(`${akamon.url}/account`);
   expect(done.html).toContain('Authenticator app');
   expect((await akamon.deps.accounts.findById(account.id))!.mfa_required).toBe(true);
   const forged = await browser.submit(home, /\/account\/mfa$/, {}, { csrf: 'forged' });
   expect(forged.status).toBe(403);
+});
+
+test('a set-up cancelled halfway is resumed from the account home', async () => {
+  const account = await akamon.createReadyAccount();
+  const browser = new Browser(akamon.url);
+  const home = await enterCredentials(browser, await browser.visit(`${akamon.url}/account`), account.commonId, account.password);
+  const enroll = await browser.submit(home, /\/account\/mfa$/, {});
+  await browser.submit(enroll, /\/abort$/, {});
+  expect((await akamon.deps.accounts.findById(account.id))!.mfa_required).toBe(true);
+  const later = await browser.visit(`${akamon.url}/account`);
+  expect(later.html).toContain('no sign-in method is set up yet');
+  const resume = await browser.visit(`${akamon.url}${/href="(\/account\/login\?add=1[^"]*)"/.exec(later.html)![1].replace(/&amp;/g, '&')}`);
+  expect(resume.html).toContain('More information required');
+  const app = await chooseMethod(browser, resume);
+  const done = await finishEnrolment(browser, akamon, await browser.submit(app, /\/totp$/, { code: await totpAt(secretOn(app)) }));
+  expect(new URL(done.url).pathname).toBe('/account');
+  expect(done.html).not.toContain('no sign-in method is set up yet');
+  expect(await akamon.deps.mfa.factors(account.id)).toHaveLength(1);
 });
 
 describe('lent hardware tokens', () => {

@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { generate } from 'otplib';
 import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
-import { Browser, type Page } from '../support/browser.ts';
+import { Browser } from '../support/browser.ts';
 import { redeem, signIn, tokenRequest } from '../support/flows.ts';
-import { solveCaptcha } from '../support/captcha.ts';
 import { mailedCode } from '../support/smtp-sink.ts';
+import { startReset } from '../support/recovery.ts';
 
 let akamon: RunningAkamon;
 let client: Awaited<ReturnType<RunningAkamon['createClient']>>;
@@ -24,13 +24,7 @@ async function withRecoveryEmail() {
 }
 
 /** A browser at the code page of a reset for `commonId` (each from its own address). */
-async function start(commonId: string, ip: string): Promise<{ browser: Browser; page: Page }> {
-  const browser = new Browser(akamon.url);
-  browser.extraHeaders = { 'x-forwarded-for': ip };
-  const first = await browser.visit(`${akamon.url}/recover`);
-  const page = await browser.submit(first, /\/recover\/start$/, { identifier: commonId, captcha: await solveCaptcha(first) });
-  return { browser, page };
-}
+const start = (commonId: string, ip: string) => startReset(akamon.url, commonId, ip);
 
 describe('forgotten password', () => {
   test('code to the masked recovery email, then a new password under the policy; everything else ends and a notice is mailed', async () => {
@@ -76,7 +70,14 @@ describe('forgotten password', () => {
     const { browser, page } = await start(account.commonId, '10.9.1.1');
     const factor = await browser.submit(page, /\/recover\/code$/, { code: mailedCode(akamon.mails, account.email) });
     expect(factor.html).toContain('also needs one of your second factors');
-    const wrong = await browser.submit(factor, /\/recover\/factor\/totp$/, { code: '000000' });
+    // The same "Verify your identity" page as at sign-in, with a way out for a lost method.
+    expect(factor.html).toContain('Verify your identity');
+    const help = await browser.visit(`${akamon.url}${/href="([^"]+)">I can&#39;t use any of these methods/.exec(factor.html)![1].replace(/&amp;/g, '&')}`);
+    expect(help.status).toBe(200);
+    expect(help.html).toContain('Ask the account office');
+    const back = await browser.visit(`${akamon.url}${/href="([^"]+)">Back to the verification/.exec(help.html)![1]}`);
+    expect(back.html).toContain('name="code"');
+    const wrong = await browser.submit(back, /\/recover\/factor\/totp$/, { code: '000000' });
     expect(wrong.status).toBe(400);
     const passwordPage = await browser.submit(wrong, /\/recover\/factor\/totp$/, { code: await generate({ secret, epoch: Math.floor(Date.now() / 1000) + 30 }) });
     expect(passwordPage.html).toContain('Choose a new password');
@@ -89,8 +90,10 @@ describe('forgotten password', () => {
     const without = await akamon.createReadyAccount();
     const pages = [await start(without.commonId, '10.9.2.1'), await start('4444444444', '10.9.2.2')];
     for (const { page } of pages) {
-      expect(page.html).toContain('No recovery email on record');
+      expect(page.html).toContain('reset your password online');
+      expect(page.html).toContain('no email address for password reset is registered');
       expect(page.html).toContain('account office');
+      expect(page.html).toContain('href="/recover"');
     }
     const strip = (html: string) => html.replace(/value="[^"]*"/g, '').replace(/Reference: [\w-]+/g, '');
     expect(strip(pages[0].page.html)).toBe(strip(pages[1].page.html));

@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
 import { Browser, type Page } from '../support/browser.ts';
-import { codeFrom, enterCredentials, finishEnrolment, redeem, startAuthorization } from '../support/flows.ts';
+import { chooseMethod, codeFrom, enterCredentials, finishEnrolment, redeem, startAuthorization } from '../support/flows.ts';
 
 // A local SMS/voice gateway: the signed webhook Akamon posts to. It checks the signature and keeps
 // the messages, so the tests read codes the way a phone would, not from inside Akamon.
@@ -61,8 +61,10 @@ async function enrolPhone(channel: 'sms' | 'voice' = 'sms', number = newNumber()
   const last4 = number.slice(-4);
   const browser = new Browser(akamon.url);
   const started = await startAuthorization(browser, akamon, vpn);
-  const enroll = await enterCredentials(browser, started.page, account.commonId, account.password);
+  const enroll = await chooseMethod(browser, await enterCredentials(browser, started.page, account.commonId, account.password), 'phone');
   expect(enroll.html).toContain('This is the weakest method');
+  // The country code is chosen apart from the number, Japan first by default.
+  expect(enroll.html).toMatch(/<option value="81" selected>Japan \(\+81\)<\/option>/);
   const sent = await browser.submit(enroll, /\/phone_send$/, { phone: number, channel });
   expect(sent.html).toContain(`was sent to •••• ${last4}`);
   expect(received.at(-1)).toMatchObject({ to: `+81${number.replace(/-/g, '').slice(1)}`, channel });
@@ -98,12 +100,22 @@ describe('phone factor through a signed webhook gateway', () => {
     const { account } = await enrolPhone();
     const { secret, sealed } = akamon.deps.mfa.pendingTotp();
     expect((await akamon.deps.mfa.confirmTotp(account.id, sealed, await generate({ secret }), 'Authenticator app')).ok).toBe(true);
-    const { page } = await atVerifyPage(account);
-    const [send, other, code] = ['Send a code to', 'Other ways', '6-digit code'].map((text) => page.html.indexOf(text));
+    const { browser, page } = await atVerifyPage(account);
+    // One method at a time: the default (the phone, set up first), and the others offered by name.
+    const [send, other, switchTo] = ['Send a code to', 'Other ways', 'Use Authenticator app instead'].map((text) => page.html.indexOf(text));
     expect(send).toBeGreaterThan(0);
     expect(other).toBeGreaterThan(send);
-    expect(code).toBeGreaterThan(other);
-    expect(page.html).toContain('Get a code on your phone');
+    expect(switchTo).toBeGreaterThan(other);
+    expect(page.html).not.toContain('name="code"');
+    expect(page.html).toContain('Get a 6-digit code on your phone');
+    const app = await browser.submit(page, /\/use$/, { method: 'app' });
+    expect(app.html).toContain('name="code"');
+    expect(app.html).toContain('Use Phone (text message or call) instead');
+    expect(app.html).not.toContain('Send a code to');
+    // A method the account does not have is not offered and cannot be picked.
+    const forged = await browser.submit(app, /\/use$/, { method: 'key' });
+    expect(forged.html).toContain('name="code"');
+    expect(forged.html).not.toContain('webauthn-options');
   });
 
   test('a voice call gives amr tel', async () => {
@@ -156,10 +168,13 @@ describe('phone factor through a signed webhook gateway', () => {
     const account = await akamon.createReadyAccount();
     const browser = new Browser(akamon.url);
     const started = await startAuthorization(browser, akamon, vpn);
-    const enroll = await enterCredentials(browser, started.page, account.commonId, account.password);
+    const enroll = await chooseMethod(browser, await enterCredentials(browser, started.page, account.commonId, account.password), 'phone');
     const first = await browser.submit(enroll, /\/phone_send$/, { phone: newNumber() });
     const firstCode = lastCode();
-    const second = await browser.submit(first, /\/phone_send$/, { phone: newNumber() });
+    // Once a code is sent the page asks for it alone, with a way back to another number.
+    expect(first.html).not.toContain('name="phone"');
+    const another = await browser.submit(first, /\/phone_change$/, {});
+    const second = await browser.submit(another, /\/phone_send$/, { phone: newNumber() });
     // The pending number is now the second one: the first number's code does not confirm it.
     const refused = await browser.submit(second, /\/phone_confirm$/, { code: firstCode === lastCode() ? '000000' : firstCode });
     expect(refused.status).toBe(400);
@@ -170,7 +185,7 @@ describe('phone factor through a signed webhook gateway', () => {
     const account = await akamon.createReadyAccount();
     const browser = new Browser(akamon.url);
     const started = await startAuthorization(browser, akamon, vpn);
-    const enroll = await enterCredentials(browser, started.page, account.commonId, account.password);
+    const enroll = await chooseMethod(browser, await enterCredentials(browser, started.page, account.commonId, account.password), 'phone');
     const count = received.length;
     for (const phone of ['12', '+0123456789', 'abc', '+81 90 1234 5678 9999 9999']) {
       const refused = await browser.submit(enroll, /\/phone_send$/, { phone });

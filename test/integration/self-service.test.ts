@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
 import { Browser } from '../support/browser.ts';
-import { codeFrom, enterCredentials, freshTotpStep, redeem, signIn, startAuthorization, tokenRequest } from '../support/flows.ts';
+import { chooseMethod, codeFrom, enterCredentials, freshTotpStep, redeem, secretOn, signIn, startAuthorization, tokenRequest } from '../support/flows.ts';
 
 const DAY = 24 * 3600 * 1000;
 const clock = {
@@ -127,7 +127,13 @@ describe('security info', () => {
     // The two enrolments used the current and the next time step: the previous one is still free.
     const back = await browser.submit(stepUp, /\/totp$/, { code: await generate({ secret, epoch: Math.floor(Date.now() / 1000) - 30 }) });
     expect(new URL(back.url).pathname).toBe('/account/security');
-    const removed = await browser.submit(back, /\/remove$/, {});
+    // Removing asks first, on a page of its own; keeping the method leaves it.
+    const confirm = await browser.submit(back, /\/remove$/, {});
+    expect(confirm.status).toBe(200);
+    expect(confirm.html).toMatch(/Remove (Phone|Tablet) app\?/);
+    expect(confirm.html).toContain('href="/account/security">Keep it</a>');
+    expect(await akamon.deps.mfa.factors(account.id)).toHaveLength(2);
+    const removed = await browser.submit(confirm, /\/remove$/, {});
     expect(removed.html).toContain('The method was removed.');
     expect(await akamon.deps.mfa.factors(account.id)).toHaveLength(1);
   });
@@ -178,14 +184,50 @@ test('security info adds another sign-in method after a fresh second factor', as
   const addUrl = /href="(\/account\/login\?add=1[^"]*)"/.exec(page.html)![1].replace(/&amp;/g, '&');
   const verify = await browser.visit(`${akamon.url}${addUrl}`);
   expect(verify.html).toContain('Verify your identity');
-  const enrol = await browser.submit(verify, /\/totp$/, { code: await generate({ secret: first.secret, epoch: Math.floor(Date.now() / 1000) + 30 }) });
-  expect(enrol.html).toContain('More information required');
-  const secret = /<code>([A-Z2-7 ]+)<\/code>/.exec(enrol.html)![1].replace(/ /g, '');
-  const finish = await browser.submit(enrol, /\/totp$/, { code: await generate({ secret, epoch: Math.floor(Date.now() / 1000) - 30 }) });
-  expect(finish.html).toContain('You are all set');
+  const chooser = await browser.submit(verify, /\/totp$/, { code: await generate({ secret: first.secret, epoch: Math.floor(Date.now() / 1000) + 30 }) });
+  // Worded for a person who has a method already, with Email among the choices.
+  expect(chooser.html).toContain('Add a sign-in method');
+  expect(chooser.html).toContain('You already use: Authenticator app.');
+  expect(chooser.html).not.toContain('More information required');
+  expect([...chooser.html.matchAll(/name="method" value="([a-z]+)"/g)].map((m) => m[1])).toEqual(['app', 'key', 'phone', 'email']);
+  const enrol = await chooseMethod(browser, chooser);
+  expect(enrol.html).not.toContain('Step 1 of');
+  const finish = await browser.submit(enrol, /\/totp$/, { code: await generate({ secret: secretOn(enrol), epoch: Math.floor(Date.now() / 1000) - 30 }) });
+  // Adding a method asks for nothing more: no recovery email or app password pages.
+  expect(finish.html).toContain('Sign-in method added');
   const back = await browser.submit(finish, /\/finish$/, {});
   expect(new URL(back.url).pathname).toBe('/account/security');
   expect(await akamon.deps.mfa.factors(account.id)).toHaveLength(2);
+});
+
+test('"Add a sign-in method" offers Email: a new recovery address confirmed by its code, and the old one told', async () => {
+  clock.current = new Date();
+  const account = await akamon.createReadyAccount();
+  const { generate } = await import('otplib');
+  const first = akamon.deps.mfa.pendingTotp();
+  await akamon.deps.mfa.confirmTotp(account.id, first.sealed, await generate({ secret: first.secret }), 'Phone app');
+  const old = `was-${account.commonId}@example.com`;
+  await akamon.deps.accounts.setRecoveryEmail(account.id, old);
+  const browser = new Browser(akamon.url);
+  const page = await enterCredentials(browser, await browser.visit(`${akamon.url}/account/security`), account.commonId, account.password);
+  const addUrl = /href="(\/account\/login\?add=1[^"]*)"/.exec(page.html)![1].replace(/&amp;/g, '&');
+  const verify = await browser.visit(`${akamon.url}${addUrl}`);
+  const chooser = await browser.submit(verify, /\/totp$/, { code: await generate({ secret: first.secret, epoch: Math.floor(Date.now() / 1000) + 30 }) });
+  const emailPage = await chooseMethod(browser, chooser, 'email');
+  expect(emailPage.html).toContain(`Your recovery email now: ${old}`);
+  const next = `now-${account.commonId}@example.com`;
+  const sent = await browser.submit(emailPage, /\/email_send$/, { email: next });
+  const { mailedCode } = await import('../support/smtp-sink.ts');
+  const saved = await browser.submit(sent, /\/email_confirm$/, { code: mailedCode(akamon.mails, next) });
+  expect(saved.html).toContain('Recovery email saved');
+  expect(saved.html).toContain(`Password reset codes will go to ${next}`);
+  expect((await akamon.deps.accounts.findById(account.id))!.recovery_email).toBe(next);
+  expect(akamon.mails.some((m) => m.to.includes(old) && /was just changed/.test(m.raw.replace(/=\r?\n/g, '')))).toBe(true);
+  const back = await browser.submit(saved, /\/finish$/, {});
+  expect(new URL(back.url).pathname).toBe('/account/security');
+  // No factor was added, and the audit says what changed.
+  expect(await akamon.deps.mfa.factors(account.id)).toHaveLength(1);
+  expect((await akamon.deps.audit.list({ accountId: account.id, limit: 5 })).map((e) => e.action)).toContain('recovery_email.changed');
 });
 
 test('other clients cannot start the add-a-method enrolment', async () => {

@@ -155,7 +155,8 @@ describe('a plain sign-out', () => {
     const confirm = await device.visit(`${a.url}/account/logout`);
     expect(confirm.html).toContain('Yes, sign me out');
     const done = await device.submit(confirm, /\/session\/end\/confirm$/, { logout: 'yes' });
-    expect(new URL(done.url).pathname).toBe('/');
+    expect(new URL(done.url).pathname).toBe('/session/end/success');
+    expect(done.html).toContain('You have signed out of Akamon on this device');
 
     // The old cookies, replayed, on either node: sent to sign in, and no session signs them back in.
     for (const node of [a, b]) expect(await homeStatus(replay, node)).toBe(302);

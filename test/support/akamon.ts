@@ -67,6 +67,11 @@ export async function startAkamon(
     envFor?: (url: string) => Promise<Record<string, string>>;
     clock?: Clock;
     share?: RunningAkamon;
+    /**
+     * Tests run without a realm suffix (plain Common IDs everywhere, eduPerson scope from the issuer)
+     * unless they name one in `env` or ask for the shipped default (`utac.u-tokyo.ac.jp`) here.
+     */
+    shippedRealm?: boolean;
   } = {},
 ): Promise<RunningAkamon> {
   const server = http.createServer();
@@ -86,6 +91,7 @@ export async function startAkamon(
     AKAMON_KEY_REFRESH_SECONDS: '1',
     AKAMON_SMTP_URL: smtp.url,
     AKAMON_CAPTCHA_MAX_NUMBER: '2000',
+    ...(options.shippedRealm ? {} : { AKAMON_REALM_SUFFIX: 'none' }),
     // '{url}' and '{port}' in a value stand for this node's own address, known only once it listens.
     ...Object.fromEntries(Object.entries(options.env ?? {}).map(([k, v]) => [k, v.replaceAll('{url}', url).replaceAll('{port}', String(port))])),
     ...(await options.envFor?.(url)),

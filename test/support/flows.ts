@@ -76,6 +76,18 @@ export async function pastRetryGrace(akamon: RunningAkamon, codeOrRefreshToken: 
 }
 
 /**
+ * From "More information required" or "Add a sign-in method" to the page of one method (app: the
+ * authenticator app; key: a security key; phone; email: the recovery address, when adding).
+ */
+export async function chooseMethod(browser: Browser, page: Page, method: 'app' | 'key' | 'phone' | 'email' = 'app'): Promise<Page> {
+  expect(page.html).toMatch(/\/choose"/);
+  return browser.submit(page, /\/choose$/, { method });
+}
+
+/** The authenticator app's secret, as the set-up page shows it under the QR code. */
+export const secretOn = (page: Page) => /<code>([A-Z2-7 ]+)<\/code>/.exec(page.html)![1].replace(/ /g, '');
+
+/**
  * After a factor is set up at enrolment: confirm a recovery email (the code read from the SMTP
  * sink) and continue. Returns the page after the enrolment: the relying party, or the next step.
  */
@@ -85,7 +97,9 @@ export async function finishEnrolment(browser: Browser, akamon: RunningAkamon, p
     current = await browser.submit(current, /\/email_send$/, { email });
     current = await browser.submit(current, /\/email_confirm$/, { code: mailedCode(akamon.mails, email) });
   }
-  expect(current.html).toContain('You are all set');
+  // The app password is optional: skipped here.
+  if (/\/app_password_skip"/.test(current.html)) current = await browser.submit(current, /\/app_password_skip$/, {});
+  expect(current.html).toContain('Your security info is set up');
   return browser.submit(current, /\/finish$/, {});
 }
 

@@ -46,11 +46,10 @@ export async function startSmtpSink(): Promise<{ url: string; mails: ReceivedMai
 export function mailedCode(mails: ReceivedMail[], to: string): string {
   const mail = [...mails].reverse().find((m) => m.to.includes(to.toLowerCase()) || m.to.includes(to));
   if (!mail) throw new Error(`no mail to ${to}`);
-  const text = mail.raw.replace(/=\r?\n/g, '');
-  return /\b(\d{6})\b/.exec(
-    text
-      .split(/\r?\n\r?\n/)
-      .slice(1)
-      .join('\n'),
-  )![1];
+  const [head, ...rest] = mail.raw.split(/\r?\n\r?\n/);
+  // A Japanese mail's body is base64; an English one quoted-printable (soft line breaks joined).
+  const body = /^content-transfer-encoding:\s*base64/im.test(head) ? Buffer.from(rest.join('').replace(/\s+/g, ''), 'base64').toString('utf8') : rest.join('\n').replace(/=\r?\n/g, '');
+  const code = /\b(\d{6})\b/.exec(body);
+  if (!code) throw new Error(`no 6-digit code in the mail to ${to}`);
+  return code[1];
 }

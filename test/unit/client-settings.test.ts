@@ -65,6 +65,7 @@ const SP_METADATA_READ = {
 
 const SAMPLES: { [K in SettingKey]: Sample<K> } = {
   name: { value: 'Library System' },
+  nameJa: { value: '図書館システム' },
   firstParty: { value: true },
   maxPasswordLength: { value: 32 },
   requireMfa: { value: true },
@@ -121,7 +122,7 @@ const SAMPLES: { [K in SettingKey]: Sample<K> } = {
 
 const BASE: ClientInput = { name: 'Base', redirectUris: ['https://rp.example.ac.jp/cb'] };
 const SAML_BASE: ClientInput = { name: 'Wiki', spMetadata: SP_METADATA as never };
-const ENV = { allowHttp: false };
+const ENV = { allowHttp: false, timeZone: 'Asia/Tokyo' };
 /** The protocol whose setting this is (a system setting is tried as an OIDC client's). */
 const protocolOf = (key: SettingKey): Protocol => (settingEntries('oidc').some(([k]) => k === key) ? 'oidc' : 'saml');
 const entries = SETTING_ENTRIES.map(([key, setting]) => ({ key, setting, sample: SAMPLES[key] as Sample<SettingKey>, protocol: protocolOf(key) }));

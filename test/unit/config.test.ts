@@ -26,7 +26,7 @@ describe('loadConfig defaults', () => {
     expect(config.passwordProfile).toBe('university');
     expect(config.secret).toBeUndefined();
     expect(config.databaseUrl).toBeUndefined();
-    expect(config.realmSuffix).toBeUndefined();
+    expect(config.realmSuffix).toBe('utac.u-tokyo.ac.jp');
     expect(config.dataDir).toBe(path.resolve('./data'));
   });
 
@@ -169,9 +169,12 @@ describe('realm suffix', () => {
     expect(loadConfig({ AKAMON_REALM_SUFFIX: 'UTAC.EXAMPLE.AC.JP  ' }).realmSuffix).toBe('utac.example.ac.jp');
   });
 
-  test('empty means none', () => {
-    expect(loadConfig({ AKAMON_REALM_SUFFIX: '' }).realmSuffix).toBeUndefined();
-    expect(loadConfig({ AKAMON_REALM_SUFFIX: '@' }).realmSuffix).toBeUndefined();
+  test('unset or empty is the documented default; "none" means none', () => {
+    expect(loadConfig({}).realmSuffix).toBe('utac.u-tokyo.ac.jp');
+    expect(loadConfig({ AKAMON_REALM_SUFFIX: '' }).realmSuffix).toBe('utac.u-tokyo.ac.jp');
+    expect(loadConfig({ AKAMON_REALM_SUFFIX: '@' }).realmSuffix).toBe('utac.u-tokyo.ac.jp');
+    expect(loadConfig({ AKAMON_REALM_SUFFIX: 'none' }).realmSuffix).toBeUndefined();
+    expect(loadConfig({ AKAMON_REALM_SUFFIX: ' NONE ' }).realmSuffix).toBeUndefined();
   });
 
   test.each(['utac example', 'utac.example.ac.jp/x', 'a@b.example', '@@utac.example.ac.jp', 'ユタック.jp', 'utac.example.ac.jp;drop', 'utac_example.ac.jp'])(

@@ -31,7 +31,7 @@ const LAYERS: Layer[] = [
   // The message catalogues: keys and their texts. Naming a message key is allowed to the domain.
   { name: 'messages', files: ['src/i18n/en.ts', 'src/i18n/ja.ts'], mayImport: ['messages'] },
   // Turning keys into text for a locale: presentation, so never in the domain.
-  { name: 'translator', files: ['src/i18n/i18n.ts'], mayImport: ['messages'] },
+  { name: 'translator', files: ['src/i18n/i18n.ts'], mayImport: ['messages', 'shared'] },
   // The kysely instance, schema types, the migrator, row-level helpers shared by stores.
   { name: 'db', files: ['src/db/'], mayImport: ['shared', 'config', 'db'] },
   // Rules and stores: account, password, MFA, clients, education, audit, access rules, throttling,
@@ -47,11 +47,14 @@ const LAYERS: Layer[] = [
   { name: 'http', files: ['src/http/'], mayImport: ['shared', 'config', 'messages', 'translator', 'db', 'domain', 'http', 'koa', 'views'] },
   // The sign-in steps: the one web front end built on the provider's interaction policy.
   { name: 'interaction', files: ['src/interaction/'], mayImport: ['shared', 'config', 'messages', 'translator', 'db', 'domain', 'http', 'interaction', 'web', 'koa', 'oidc-provider'] },
+  // The typed flow store of multi-step flows outside the provider's interactions (recovery, identity
+  // verification): a cookie, server-side state and one request at a time, for the web front ends.
+  { name: 'flow', files: ['src/flow/'], mayImport: ['shared', 'config', 'messages', 'translator', 'db', 'domain', 'http', 'interaction', 'flow', 'koa'] },
   // The other web front ends: self-service pages, recovery, the admin API, identity verification's routes.
   {
     name: 'web',
     files: ['src/selfservice/', 'src/recovery/', 'src/admin/', 'src/idv/idv-flow.ts'],
-    mayImport: ['shared', 'config', 'messages', 'translator', 'db', 'domain', 'http', 'interaction', 'web', 'koa'],
+    mayImport: ['shared', 'config', 'messages', 'translator', 'db', 'domain', 'http', 'interaction', 'flow', 'web', 'koa'],
   },
   // Development only: a stand-in for the national ID card's identity provider, an OP of its own
   // (not Akamon's provider) that main.ts starts beside the app when asked to.

@@ -49,7 +49,7 @@ describe('translator', () => {
   test('substitutes variables, numbers included, everywhere they occur', () => {
     const t = translator('en');
     expect(t('common.request_id', { id: 'abc-123' })).toBe('Reference: abc-123');
-    expect(t('password.locked', { minutes: 7 })).toBe('Too many failed attempts. Wait 7 minute(s), then try again.');
+    expect(t('password.locked', { minutes: 7 })).toBe('Too many failed attempts. Wait 7 minutes, then try again.');
     const long = t('password_change.long_warning', { max: 8, systems: 'Mail', length: 15 });
     expect(long).toContain('at most 8 characters: Mail');
     expect(long).toContain('15 characters long');
@@ -137,5 +137,20 @@ describe('negotiateLocale', () => {
     }
     // An unparsable q-value counts as 0, so it loses to a plain tag.
     expect(negotiateLocale(undefined, undefined, 'en;q=abc, ja;q=0.1')).toBe('ja');
+  });
+});
+
+describe('plural forms (issue 14 point 7)', () => {
+  test('English says 1 minute and 2 minutes; Japanese has one form', () => {
+    const en = translator('en');
+    expect(en('mfa.locked', { minutes: 1 })).toBe('Too many wrong codes. Wait 1 minute, then try again.');
+    expect(en('mfa.locked', { minutes: 2 })).toBe('Too many wrong codes. Wait 2 minutes, then try again.');
+    expect(en('idv.recover_limited', { hours: 1 })).toContain('Wait about 1 hour,');
+    expect(en('idv.recover_limited', { hours: 24 })).toContain('Wait about 24 hours,');
+    expect(translator('ja')('mfa.locked', { minutes: 1 })).not.toMatch(/[{}|]/);
+  });
+
+  test('no English text leaves the plural to the reader with "(s)"', () => {
+    expect(Object.entries(en).filter(([, text]) => /\w\(s\)/.test(text))).toEqual([]);
   });
 });

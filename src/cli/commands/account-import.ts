@@ -51,9 +51,11 @@ async function importRow(api: AdminClient, row: Row, letters: string | undefined
   }
   const created: Outcome = { kind: 'created', line: row.line, commonId: result.commonId, initialPassword: result.initialPassword };
   if (letter) {
-    await writeLetter(letter, { name: result.account.name, commonId: result.commonId, password: result.initialPassword, serverUrl: api.url }).catch((error: Error) => {
-      created.letterError = `account created, but ${error.message}`;
-    });
+    await writeLetter(letter, { name: result.account.name, commonId: result.commonId, password: result.initialPassword, serverUrl: api.url, issuedAt: result.account.passwordSetAt }).catch(
+      (error: Error) => {
+        created.letterError = `account created, but ${error.message}`;
+      },
+    );
   }
   return created;
 }

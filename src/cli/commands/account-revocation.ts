@@ -2,7 +2,7 @@ import { COMMON_ID_PATTERN } from '../../account/common-id.ts';
 import { ApiError } from '../admin-client.ts';
 import type { Command, RunContext } from '../command.ts';
 import { readCsvRows, sendRows } from '../csv-file.ts';
-import { out, printJson, printTable } from '../output.ts';
+import { out, printJson, printTable, when } from '../output.ts';
 import type { AccountJson } from './account-types.ts';
 
 const enc = encodeURIComponent;
@@ -14,7 +14,7 @@ function revokePath(commonId: string): string {
 }
 
 function describe(a: AccountJson): string {
-  if (a.revokeAt) return `Account ${a.commonId} (${a.name}) will be revoked at ${a.revokeAt}${a.revokeReason ? ` (${a.revokeReason})` : ''}.`;
+  if (a.revokeAt) return `Account ${a.commonId} (${a.name}) will be revoked on ${when(a.revokeAt)}${a.revokeReason ? ` (${a.revokeReason})` : ''}.`;
   return `Account ${a.commonId} (${a.name}) is ${a.status}${a.status === 'revoked' ? '; its sessions ended' : ''}.`;
 }
 

@@ -1,8 +1,15 @@
+import type { NoResetReason, ResetVia } from '../../account/reset-address.ts';
+
 /** An account as the admin API shows it. */
 export interface AccountJson {
   commonId: string;
   name: string;
+  /** The university-registered address (set by operators). */
   email: string | null;
+  /** The recovery address the person registered and confirmed. */
+  recoveryEmail: string | null;
+  /** Where a password reset by email goes (src/account/reset-address.ts). */
+  passwordResetByEmail: { possible: true; via: ResetVia; reason: null } | { possible: false; via: null; reason: NoResetReason };
   affiliation: string;
   status: string;
   mustChangePassword: boolean;

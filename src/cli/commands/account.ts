@@ -2,11 +2,12 @@ import { AFFILIATIONS, STATUSES, validateAccountInput } from '../../account/acco
 import { readProfile } from '../../account/account-fields.ts';
 import { normalizeDepartment } from '../../account/department.ts';
 import { COMMON_ID_PATTERN } from '../../account/common-id.ts';
+import type { NoResetReason } from '../../account/reset-address.ts';
 import { DomainError } from '../../shared/errors.ts';
 import { UsageError } from '../args.ts';
 import type { Command, Group, RunContext } from '../command.ts';
 import { assertLetterAbsent, writeLetter } from '../letter.ts';
-import { out, printFields, printTable } from '../output.ts';
+import { out, printFields, printTable, when } from '../output.ts';
 import { importCommand } from './account-import.ts';
 import type { AccountJson, IssuedJson } from './account-types.ts';
 import { revocationsCommand, revokeCommand, revokeImportCommand } from './account-revocation.ts';
@@ -30,23 +31,41 @@ function commonIdArgument(ctx: RunContext): string {
   return id;
 }
 
+const NO_RESET: Record<NoResetReason, string> = {
+  no_email: 'no email address is registered',
+  university_email_untrusted: 'the university email is outside AKAMON_TRUSTED_EMAIL_DOMAINS',
+  university_email_unverified: 'the university email is not verified (account update --email-verified)',
+};
+
+function resetLine(reset: AccountJson['passwordResetByEmail']): string {
+  if (reset.possible) return `possible, to the ${reset.via === 'recovery_email' ? 'recovery' : 'university'} email`;
+  return `not possible: ${NO_RESET[reset.reason]}`;
+}
+
 function printAccount(a: AccountJson): void {
   printFields([
     ['Common ID', a.commonId],
     ['Name', a.name],
-    ['Email', a.email],
+    ['University email', a.email],
+    ['Recovery email', a.recoveryEmail],
+    ['Password reset by email', resetLine(a.passwordResetByEmail)],
     ...fieldLines(a as unknown as Record<string, unknown>),
     ['Affiliation', a.affiliation],
     ['Status', a.status],
     ['Must change password', a.mustChangePassword],
     ['MFA required', a.mfaRequired],
     ...(a.factors
-      ? [['Second factors', a.factors.length ? a.factors.map((f) => `${f.label} (${f.kind}${f.default ? ', default' : ''}, last used ${f.lastUsedAt ?? 'never'})`) : 'none'] as [string, unknown]]
+      ? [
+          ['Second factors', a.factors.length ? a.factors.map((f) => `${f.label} (${f.kind}${f.default ? ', default' : ''}, last used ${f.lastUsedAt ? when(f.lastUsedAt) : 'never'})`) : 'none'] as [
+            string,
+            unknown,
+          ],
+        ]
       : []),
     ['Password set', a.passwordSetAt],
     ...(a.identityLink !== undefined ? [['ID card linked', a.identityLink?.linkedAt ?? 'no'] as [string, unknown]] : []),
-    ...(a.revokeAt ? [['Revocation scheduled', `${a.revokeAt}${a.revokeReason ? ` (${a.revokeReason})` : ''}`] as [string, unknown]] : []),
-    ...(a.revokedAt ? [['Revoked', `${a.revokedAt}${a.revokeReason ? ` (${a.revokeReason})` : ''}`] as [string, unknown]] : []),
+    ...(a.revokeAt ? [['Revocation scheduled', `${when(a.revokeAt)}${a.revokeReason ? ` (${a.revokeReason})` : ''}`] as [string, unknown]] : []),
+    ...(a.revokedAt ? [['Revoked', `${when(a.revokedAt)}${a.revokeReason ? ` (${a.revokeReason})` : ''}`] as [string, unknown]] : []),
     ['Created', a.createdAt],
   ]);
 }
@@ -61,7 +80,7 @@ async function issued(ctx: RunContext, result: IssuedJson, serverUrl: string, he
     out(`Initial password: ${result.initialPassword}`);
   });
   if (letter) {
-    await writeLetter(letter, { name: result.account.name, commonId: result.commonId, password: result.initialPassword, serverUrl });
+    await writeLetter(letter, { name: result.account.name, commonId: result.commonId, password: result.initialPassword, serverUrl, issuedAt: result.account.passwordSetAt });
     if (!ctx.json) out(`Letter written to ${letter}`);
   }
 }
@@ -76,7 +95,8 @@ const create: Command = {
     '  --id ID          the Common ID: exactly 10 digits',
     '  --name NAME      the full name, as printed on the letter',
     `  --affiliation A  one of ${AFFILIATIONS.join(', ')}`,
-    '  --email ADDRESS  an email address (optional)',
+    '  --email ADDRESS  the university-registered address (optional); password resets may go to it',
+    '                   when its domain is in AKAMON_TRUSTED_EMAIL_DOMAINS',
     LETTER_HELP,
     'Optional fields (names and the department feed claims and access rules):',
     ...fieldHelp(false),

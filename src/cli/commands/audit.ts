@@ -1,6 +1,6 @@
 import { COMMON_ID_PATTERN } from '../../account/common-id.ts';
 import type { Command } from '../command.ts';
-import { out } from '../output.ts';
+import { out, when } from '../output.ts';
 
 interface AuditJson {
   at: string;
@@ -24,7 +24,7 @@ export const auditCommand: Command = {
     const { events } = await (await ctx.connect()).get<{ events: AuditJson[] }>('/audit', { account, limit: o.integer('limit', 1, 10000) });
     ctx.result(events, () => {
       if (!events.length) out('no audit events');
-      for (const e of events) out([e.at, e.actor, e.action, e.commonId ?? '-', JSON.stringify(e.details)].join('  '));
+      for (const e of events) out([when(e.at), e.actor, e.action, e.commonId ?? '-', JSON.stringify(e.details)].join('  '));
     });
   },
 };

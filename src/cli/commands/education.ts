@@ -2,7 +2,7 @@ import { COMMON_ID_PATTERN } from '../../account/common-id.ts';
 import { ApiError } from '../admin-client.ts';
 import type { Command, Group } from '../command.ts';
 import { readCsvRows, sendRows } from '../csv-file.ts';
-import { out, printJson } from '../output.ts';
+import { out, printJson, when } from '../output.ts';
 
 interface Recorded {
   commonId: string;
@@ -25,7 +25,7 @@ const record: Command = {
     if (!COMMON_ID_PATTERN.test(id)) ctx.options.fail(`the Common ID must be exactly 10 digits, got "${id}"`);
     const year = ctx.options.integer('year', 2000, 2100) ?? ctx.options.fail('--year is required');
     const result = await (await ctx.connect()).post<Recorded>('/education', { commonId: id, year, passedOn: ctx.options.string('passed-on') });
-    ctx.result(result, () => out(`${result.commonId} passed the ${result.year} education on ${result.passedOn}.`));
+    ctx.result(result, () => out(`${result.commonId} passed the ${result.year} education on ${when(result.passedOn)}.`));
   },
 };
 

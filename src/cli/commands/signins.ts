@@ -1,6 +1,6 @@
 import { COMMON_ID_PATTERN } from '../../account/common-id.ts';
 import type { Command } from '../command.ts';
-import { out } from '../output.ts';
+import { out, when } from '../output.ts';
 
 interface SigninJson {
   at: string;
@@ -31,7 +31,7 @@ export const signinsCommand: Command = {
     const { signins } = await (await ctx.connect()).get<{ signins: SigninJson[] }>('/signins', query);
     ctx.result(signins, () => {
       if (!signins.length) out('no sign-in attempts');
-      for (const s of signins) out([s.at, s.commonId, s.clientId, s.ip, s.result, s.reason].map((v) => v || '-').join('  '));
+      for (const s of signins) out([when(s.at), s.commonId, s.clientId, s.ip, s.result, s.reason].map((v) => v || '-').join('  '));
     });
   },
 };

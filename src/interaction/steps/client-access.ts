@@ -31,9 +31,25 @@ export async function showDenial(deps: StepDeps, request: StepRequest, reason: D
       reason: request.t(statusText ?? DENIAL_REASON_TEXT[reason], { client: request.clientName }),
       todo: statusText ? null : request.t(DENIAL_TODO_TEXT[reason]),
       abortAction: request.url('leave'),
+      anotherAccountUrl: anotherAccountUrl(deps.config.issuer, request.details.params),
     },
     403,
   );
+}
+
+/**
+ * "Sign in with another account": the relying party's authorization again, from the account
+ * picker (prompt=select_account, which also offers "Use another account"). Hints naming the denied
+ * account are left out; everything else (state, nonce, PKCE, redirect) is the relying party's own,
+ * so the sign-in ends at the relying party as if the person had chosen the account at first.
+ */
+function anotherAccountUrl(issuer: string, params: Record<string, unknown>): string {
+  const url = new URL(`${issuer}/auth`);
+  for (const [name, value] of Object.entries(params)) {
+    if (typeof value === 'string' && !['prompt', 'login_hint', 'id_token_hint'].includes(name)) url.searchParams.set(name, value);
+  }
+  url.searchParams.set('prompt', 'select_account');
+  return url.pathname + url.search;
 }
 
 /**

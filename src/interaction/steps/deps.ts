@@ -4,6 +4,7 @@ import type { AccountStore } from '../../account/account.store.ts';
 import type { PasswordSignin } from '../../account/password-signin.ts';
 import type { SigninLog } from '../../audit/signin-log.ts';
 import type { ClientStore } from '../../client/client.store.ts';
+import type { AccessService } from '../../access/access.service.ts';
 import type { KnownAccounts } from '../known-accounts.ts';
 import type { MfaService } from '../../mfa/mfa.service.ts';
 import type { AuditLog } from '../../audit/audit-log.ts';
@@ -21,6 +22,8 @@ export interface StepDeps {
   accountService: AccountService;
   passwordSignin: PasswordSignin;
   clients: ClientStore;
+  /** The access rules, for advice that concerns only the systems an account may use. */
+  access: AccessService;
   signinLog: SigninLog;
   knownAccounts: KnownAccounts;
   mfa: MfaService;

@@ -1,7 +1,7 @@
 import { ACR_MFA, ACR_PASSWORD } from '../../mfa/assurance.ts';
 import { parseIdentifier, withRealm } from '../../account/common-id.ts';
 import { signInResult } from '../../shared/sign-in-result.ts';
-import type { Step, StepRequest } from '../step.ts';
+import type { Step, StepHandler, StepRequest } from '../step.ts';
 import type { StepDeps } from './deps.ts';
 
 /**
@@ -171,10 +171,7 @@ function signInPages(deps: StepDeps, pickerFirst: boolean) {
     }
   }
 
-  async function idv(request: StepRequest): Promise<void> {
-    if (!deps.idv) return request.reload();
-    await deps.idv.flow.begin(request.ctx, 'recover', { uid: request.uid });
-  }
+  const idv = startIdentityVerification(deps);
 
   return { show, actions: { identifier, select, password, idv } };
 }
@@ -187,4 +184,15 @@ export function loginStep(deps: StepDeps): Step {
 
 export function selectAccountStep(deps: StepDeps): Step {
   return { name: 'select_account', requestable: true, checks: [], ...signInPages(deps, true) };
+}
+
+/**
+ * "Verify your identity with your ID card" from a sign-in page: the verification comes back to this
+ * interaction (a recovered account continues its sign-in; a closed one may be let in to salvage data).
+ */
+export function startIdentityVerification(deps: StepDeps): StepHandler {
+  return async (request) => {
+    if (!deps.idv) return request.reload();
+    await deps.idv.flow.begin(request.ctx, 'recover', { uid: request.uid });
+  };
 }

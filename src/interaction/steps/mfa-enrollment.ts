@@ -1,11 +1,7 @@
-import QRCode from 'qrcode';
-import { totpUri } from '../../mfa/totp.ts';
 import type { KoaContextWithOIDC } from 'oidc-provider';
-import type { Facts, Step, StepRequest } from '../step.ts';
-import type { VerifyOutcome } from '../../mfa/mfa.service.ts';
+import type { Facts, Step, StepHandler, StepRequest } from '../step.ts';
 import type { StepDeps } from './deps.ts';
-import { codeMessage, embedJson, finishWithFactor, mfaDemandedHere, refusal, sendRefusal } from './mfa-common.ts';
-import { maskPhone, normalizePhone } from '../../mfa/phone.service.ts';
+import { finishWithFactor, mfaDemandedHere, methodHost } from './mfa-common.ts';
 import { normalizeEmail } from '../../account/recovery-email.ts';
 import { normalizeCode } from '../../mfa/totp.ts';
 import { DomainError, RetryLaterError } from '../../shared/errors.ts';
@@ -14,8 +10,15 @@ import { sha256 } from '../../crypto/tokens.ts';
 import { ACCOUNT_CLIENT_ID } from '../../selfservice/account-client.ts';
 import { mfaFresh, signedInWithin } from '../../mfa/assurance.ts';
 import { FRESH_SIGNIN_SECONDS, OTP_CODE_TTL_SECONDS } from '../../config/defaults.ts';
+import { actionsOf, factorMethods, methodsOf } from '../methods/factor-methods.ts';
+import type { FactorMethod, MethodResult } from '../methods/method.ts';
+import type { PageData } from '../../http/renderer.ts';
+import type { MessageKey } from '../../i18n/en.ts';
 
 const ADD_FACTOR_FRESH_SECONDS = FRESH_SIGNIN_SECONDS;
+
+/** The recovery email is a choice of "Add a sign-in method" too, though it never signs anyone in. */
+const EMAIL = 'email';
 
 /**
  * A method may be added from the account home after proof given recently in this session: a second
@@ -29,102 +32,158 @@ function addingAllowed(facts: Facts, ctx: KoaContextWithOIDC): boolean {
   return signedInWithin(session.loginTs, ADD_FACTOR_FRESH_SECONDS, now);
 }
 
+interface SetupState {
+  /** first: the account had no method when the set-up began (the whole way: method, recovery email, app password); add: one more. */
+  mode?: 'first' | 'add';
+  setupMethod?: string | null;
+  /** The amr of the method proven in this interaction. */
+  enrolled?: string | null;
+  pendingEmail?: string | null;
+  emailSaved?: boolean;
+  appPasswordDone?: boolean;
+}
+
 /**
- * Step 4: "More information required". MFA is demanded and the account has no second factor, so
- * the person sets one up now. The new secret lives, encrypted, in the interaction's server-side
- * state until one valid code confirms it: leaving halfway stores no factor. Once the factor is
- * proven, in the same interaction: a recovery email (confirmed by a mailed code) if the account
- * has none, then the offer of an app password, then a finish page that continues the sign-in.
+ * Step 4: "More information required" (MFA is demanded and the account has no second factor), and
+ * "Add a sign-in method" from the security page. One decision per page: which method, then that
+ * method's own page; for a first set-up then the recovery email (prefilled with the address the
+ * university registered), the optional app password, and a finish page. A new secret lives, sealed,
+ * in the interaction's server-side state until a valid code confirms it: leaving halfway stores nothing.
  */
 export function mfaEnrollmentStep(deps: StepDeps): Step {
-  // A code proves the destination it went to: two overlapping sends cannot swap number or address.
-  const purpose = (request: StepRequest, kind: 'phone' | 'email', destination: string) => `enroll-${kind}:${request.uid}:${sha256(destination.toLowerCase()).slice(0, 22)}`;
+  const methods = factorMethods(deps);
+  const setupActions = actionsOf(methods, (m) => m.setup);
+  const host = (request: StepRequest) => methodHost(request, `enroll:${request.uid}`);
   const accountOf = async (request: StepRequest) => (await deps.accounts.findById(request.details.session!.accountId))!;
+  const offered = () => methods.filter((m) => m.available(deps));
+  const emailPurpose = (request: StepRequest, email: string) => `enroll-email:${request.uid}:${sha256(email.toLowerCase()).slice(0, 22)}`;
 
-  async function page(request: StepRequest, error: string | null, status = 200) {
-    const state = await request.state();
-    if (typeof state.enrolled === 'string') return afterFactorPage(request, error, status);
-    return factorPage(request, error, status);
+  async function stateOf(request: StepRequest): Promise<SetupState & { mode: 'first' | 'add' }> {
+    const state = (await request.state()) as SetupState;
+    if (state.mode) return state as SetupState & { mode: 'first' | 'add' };
+    const mode = (await deps.mfa.factors(request.details.session!.accountId)).length > 0 ? 'add' : 'first';
+    await request.saveState({ mode });
+    return { ...state, mode };
   }
 
-  /** After the factor: the recovery email while it is missing, then the finish page. */
-  async function afterFactorPage(request: StepRequest, error: string | null, status = 200, newAppPassword: { name: string; secret: string } | null = null) {
-    const state = await request.state();
+  /** "Step 2 of 3" on the pages of a first set-up: the method, the recovery email when mail works, the app password. */
+  function progress(state: SetupState & { mode: 'first' | 'add' }, step: number) {
+    if (state.mode === 'add') return null;
+    return { step, total: deps.recoveryEmail.available ? 3 : 2 };
+  }
+
+  const render = (request: StepRequest, view: string, title: MessageKey, data: PageData, error: string | null, status: number) =>
+    request.render(view, title, { ...data, error, abortAction: request.url('abort') }, status);
+
+  async function page(request: StepRequest, error: string | null = null, status = 200, shown: { newAppPassword?: { name: string; secret: string } } = {}) {
+    const state = await stateOf(request);
     const account = await accountOf(request);
-    if (deps.recoveryEmail.available && !account.recovery_email) {
-      const pending = typeof state.pendingEmail === 'string' ? state.pendingEmail : null;
-      return request.render(
-        'mfa-recovery-email',
-        'mfa.recovery_title',
-        {
-          sendAction: request.url('email_send'),
-          pending: pending ? { email: pending, confirmAction: request.url('email_confirm') } : null,
+    if (state.enrolled || state.emailSaved) {
+      const emailDue = state.mode === 'first' && deps.recoveryEmail.available && !account.recovery_email;
+      if (emailDue) return emailPage(request, state, error, status);
+      if (state.mode === 'first' && !state.appPasswordDone) {
+        return render(
+          request,
+          'mfa-app-password',
+          'mfa.app_password_title',
+          { progress: progress(state, deps.recoveryEmail.available ? 3 : 2), action: request.url('app_password'), skipAction: request.url('app_password_skip') },
           error,
-        },
+          status,
+        );
+      }
+      const kind = state.mode === 'first' ? 'first' : state.emailSaved ? 'email' : 'added';
+      return render(
+        request,
+        'mfa-finish',
+        ({ first: 'mfa.finish_title', email: 'mfa.email_saved_title', added: 'mfa.added_title' } as const)[kind],
+        { kind, newAppPassword: shown.newAppPassword ?? null, recoveryEmail: account.recovery_email, finishAction: request.url('finish'), servicesUrl: '/services' },
+        error,
         status,
       );
     }
-    request.render(
-      'mfa-finish',
-      'mfa.finish_title',
-      {
-        appPasswordAction: request.url('app_password'),
-        finishAction: request.url('finish'),
-        newAppPassword,
-        recoveryEmail: account.recovery_email,
+    if (state.setupMethod === EMAIL) return emailPage(request, state, error, status);
+    const method = offered().find((m) => m.id === state.setupMethod);
+    if (method) {
+      const data = await method.setup.page(host(request), undefined);
+      return render(
+        request,
+        'mfa-setup',
+        'mfa.setup_title',
+        { progress: progress(state, 1), method: { view: method.setup.view, name: request.t(method.nameKey), ...data }, chooseAgainAction: request.url('choose_again') },
         error,
-      },
-      status,
-    );
-  }
-
-  /** Only after a factor was proven in this interaction. */
-  const afterFactor = (handler: (request: StepRequest, amr: string) => Promise<void>) => async (request: StepRequest) => {
-    const state = await request.state();
-    if (typeof state.enrolled !== 'string') return request.reload();
-    await handler(request, state.enrolled);
-  };
-
-  async function factorPage(request: StepRequest, error: string | null, status = 200) {
-    const state = await request.state();
-    const pendingPhone = typeof state.pendingPhone === 'string' ? deps.mfa.phone.unseal(state.pendingPhone) : undefined;
-    let sealed = typeof state.pendingTotp === 'string' ? state.pendingTotp : undefined;
-    if (!sealed) {
-      sealed = deps.mfa.pendingTotp().sealed;
-      await request.saveState({ pendingTotp: sealed });
+        status,
+      );
     }
-    const secret = deps.mfa.unseal(sealed);
-    const account = await accountOf(request);
-    const uri = totpUri(secret, account.common_id, deps.config.issuerName);
-    const options = await deps.mfa.webauthnRegistrationOptions(account);
-    await request.saveState({ webauthnChallenge: options.challenge });
-    const svg = await QRCode.toString(uri, { type: 'svg', errorCorrectionLevel: 'M', margin: 2 });
-    request.render(
-      'mfa-enroll',
-      'mfa.enroll_title',
+    const factors = await deps.mfa.factors(account.id);
+    const choices: Array<{ id: string; name: string; description: string; recommended: boolean }> = offered().map((m) => ({
+      id: m.id,
+      name: request.t(m.nameKey),
+      description: request.t(m.descriptionKey),
+      recommended: m.id === 'app',
+    }));
+    if (state.mode === 'add' && deps.recoveryEmail.available) choices.push({ id: EMAIL, name: request.t('mfa.email_name'), description: request.t('mfa.email_description'), recommended: false });
+    render(
+      request,
+      'mfa-choose',
+      state.mode === 'first' ? 'mfa.enroll_title' : 'mfa.add_title',
       {
-        action: request.url('totp'),
-        abortAction: request.url('abort'),
-        qr: `data:image/svg+xml;base64,${Buffer.from(svg).toString('base64')}`,
-        secret: secret.match(/.{1,4}/g)!.join(' '),
-        webauthn: { options: embedJson(options), action: request.url('webauthn'), mode: 'create', label: request.t('mfa.webauthn_register') },
-        phone: deps.mfa.phone.available
-          ? {
-              sendAction: request.url('phone_send'),
-              pending: pendingPhone ? { masked: maskPhone(pendingPhone.phone), confirmAction: request.url('phone_confirm') } : null,
-            }
-          : null,
-        error,
+        first: state.mode === 'first',
+        clientName: request.clientName,
+        current: methodsOf(methods, factors).map((u) => request.t(u.method.nameKey)),
+        choices,
+        action: request.url('choose'),
       },
+      error,
       status,
     );
   }
 
-  async function enrolled(request: StepRequest, outcome: Extract<VerifyOutcome, { ok: true }>) {
-    await request.saveState({ pendingTotp: null, webauthnChallenge: null, pendingPhone: null, enrolled: outcome.amr });
-    await deps.audit.record({ actor: 'self', action: 'mfa.enrolled', accountId: outcome.factor.account_id, details: { kind: outcome.factor.kind, label: outcome.factor.label } });
-    await afterFactorPage(request, null);
+  function emailPage(request: StepRequest, state: SetupState & { mode: 'first' | 'add' }, error: string | null, status: number) {
+    return accountOf(request).then((account) =>
+      render(
+        request,
+        'mfa-recovery-email',
+        'mfa.recovery_title',
+        {
+          progress: progress(state, 2),
+          current: account.recovery_email,
+          // The address the university registered is the likely answer; the person may give another.
+          value: state.pendingEmail ?? account.recovery_email ?? account.email ?? '',
+          sendAction: request.url('email_send'),
+          pending: state.pendingEmail ? { email: state.pendingEmail, confirmAction: request.url('email_confirm') } : null,
+          chooseAgainAction: state.mode === 'add' ? request.url('choose_again') : null,
+        },
+        error,
+        status,
+      ),
+    );
   }
+
+  /** Runs `handler` only at the stage it belongs to; a stale form (another tab, the back button) shows the current page. */
+  const at =
+    (stage: (state: SetupState) => boolean, handler: (request: StepRequest, state: SetupState & { mode: 'first' | 'add' }) => Promise<void>): StepHandler =>
+    async (request) => {
+      const state = await stateOf(request);
+      if (!stage(state)) return request.reload();
+      await handler(request, state);
+    };
+  const choosing = (state: SetupState) => !state.enrolled && !state.emailSaved;
+  const afterMethod = (state: SetupState) => Boolean(state.enrolled || state.emailSaved);
+  const emailStage = (state: SetupState) => (state.mode === 'first' ? Boolean(state.enrolled) : state.setupMethod === EMAIL && !state.emailSaved && !state.enrolled);
+
+  async function answered(request: StepRequest, result: MethodResult) {
+    if (!result.ok) return page(request, result.error, result.status);
+    const { factor, amr } = result.proven;
+    await request.saveState({ enrolled: amr, setupMethod: null });
+    await deps.audit.record({ actor: 'self', action: 'mfa.enrolled', accountId: factor.account_id, details: { kind: factor.kind, label: factor.label } });
+    await page(request);
+  }
+
+  const methodAction = (name: string, method: FactorMethod): StepHandler =>
+    at(
+      (state) => choosing(state) && state.setupMethod === method.id,
+      async (request) => answered(request, await setupActions.get(name)!.action(host(request))),
+    );
 
   return {
     name: 'mfa_enrollment',
@@ -143,95 +202,74 @@ export function mfaEnrollmentStep(deps: StepDeps): Step {
         test: (facts, ctx) => facts.client?.client_id === ACCOUNT_CLIENT_ID && ctx.oidc.params?.akamon_add_factor === '1' && ctx.oidc.result?.mfa_enrollment === undefined && addingAllowed(facts, ctx),
       },
     ],
-    show: (request) => page(request, null),
+    show: (request) => page(request),
     actions: {
-      async totp(request) {
-        const state = await request.state();
-        if (typeof state.pendingTotp !== 'string') return request.reload();
-        const outcome = await deps.mfa.confirmTotp(request.details.session!.accountId, state.pendingTotp, request.body.code, request.t('mfa.totp_label'));
-        if (!outcome.ok) {
-          const { error, status } = refusal(request, outcome);
-          return page(request, error, status);
-        }
-        await enrolled(request, outcome);
-      },
-      async phone_send(request) {
-        const phone = normalizePhone(request.body.phone, deps.config.phoneDefaultCountry);
-        if (!phone) return page(request, request.t('mfa.phone_invalid'), 400);
-        const target = { phone, channel: request.body.channel === 'voice' ? 'voice' : 'sms' } as const;
-        const outcome = await deps.mfa.phone.send(request.details.session!.accountId, purpose(request, 'phone', target.phone), target, codeMessage(request, deps.config.issuerName));
-        if (!outcome.ok) {
-          const { error, status } = sendRefusal(request, outcome);
-          return page(request, error, status);
-        }
-        await request.saveState({ pendingPhone: deps.mfa.phone.seal(target) });
-        return page(request, null);
-      },
-      async phone_confirm(request) {
-        const state = await request.state();
-        if (typeof state.pendingPhone !== 'string') return request.reload();
-        const target = deps.mfa.phone.unseal(state.pendingPhone);
-        const label = `${request.t(target.channel === 'sms' ? 'mfa.phone_sms' : 'mfa.phone_voice')} ${maskPhone(target.phone)}`;
-        const outcome = await deps.mfa.confirmPhone(request.details.session!.accountId, purpose(request, 'phone', target.phone), target, request.body.code, label);
-        if (!outcome.ok) {
-          const { error, status } = refusal(request, outcome);
-          return page(request, error, status);
-        }
-        await enrolled(request, outcome);
-      },
-      email_send: afterFactor(async (request) => {
+      ...Object.fromEntries([...setupActions].map(([name, { method }]) => [name, methodAction(name, method)])),
+      choose: at(choosing, async (request, state) => {
+        const chosen = String(request.body.method ?? '');
+        const allowed = offered().some((m) => m.id === chosen) || (chosen === EMAIL && state.mode === 'add' && deps.recoveryEmail.available);
+        if (!allowed) return page(request, request.t('mfa.choose_one'), 400);
+        await request.saveState({ setupMethod: chosen });
+        await page(request);
+      }),
+      choose_again: at(choosing, async (request) => {
+        await request.saveState({ setupMethod: null, pendingTotp: null, pendingPhone: null, webauthnChallenge: null, pendingEmail: null });
+        await page(request);
+      }),
+      email_send: at(emailStage, async (request, state) => {
         const email = normalizeEmail(request.body.email);
-        if (!email) return afterFactorPage(request, request.t('mfa.recovery_invalid'), 400);
-        const accountId = request.details.session!.accountId;
-        const outcome = await deps.recoveryEmail.sendCode(accountId, purpose(request, 'email', email), email, (code) => ({
+        if (!email) return emailPage(request, state, request.t('mfa.recovery_invalid'), 400);
+        const outcome = await deps.recoveryEmail.sendCode(request.details.session!.accountId, emailPurpose(request, email), email, (code) => ({
           subject: request.t('mail.code_subject', { service: deps.config.issuerName }),
           text: request.t('mail.code_body', { service: deps.config.issuerName, code, minutes: OTP_CODE_TTL_SECONDS / 60 }),
         }));
         if (!outcome.ok) {
-          const { error, status } = sendRefusal(request, outcome);
-          return afterFactorPage(request, error, status);
+          if (outcome.reason === 'rate_limited') request.ctx.set('Retry-After', String(outcome.waitSeconds));
+          const error = outcome.reason === 'rate_limited' ? request.t('mfa.phone_rate_limited', { minutes: Math.max(1, Math.ceil(outcome.waitSeconds / 60)) }) : request.t('mfa.phone_delivery_failed');
+          return emailPage(request, state, error, outcome.reason === 'rate_limited' ? 429 : 503);
         }
         await request.saveState({ pendingEmail: email });
-        await afterFactorPage(request, null);
+        await emailPage(request, { ...state, pendingEmail: email }, null, 200);
       }),
-      email_confirm: afterFactor(async (request) => {
-        const state = await request.state();
-        if (typeof state.pendingEmail !== 'string') return afterFactorPage(request, null);
-        const accountId = request.details.session!.accountId;
-        const result = await deps.recoveryEmail.confirm(accountId, purpose(request, 'email', state.pendingEmail), state.pendingEmail, normalizeCode(request.body.code));
-        if (result !== 'ok') return afterFactorPage(request, request.t(result === 'wrong' ? 'mfa.wrong_code' : 'mfa.code_expired'), 400);
-        await deps.audit.record({ actor: 'self', action: 'recovery_email.confirmed', accountId });
-        await request.saveState({ pendingEmail: null });
-        await afterFactorPage(request, null);
+      email_confirm: at(emailStage, async (request, state) => {
+        if (!state.pendingEmail) return page(request);
+        const account = await accountOf(request);
+        const result = await deps.recoveryEmail.confirm(account.id, emailPurpose(request, state.pendingEmail), state.pendingEmail, normalizeCode(request.body.code));
+        if (result !== 'ok') return emailPage(request, state, request.t(result === 'wrong' ? 'mfa.wrong_email_code' : 'mfa.code_expired'), 400);
+        await deps.audit.record({ actor: 'self', action: account.recovery_email ? 'recovery_email.changed' : 'recovery_email.confirmed', accountId: account.id });
+        await deps.recoveryEmail
+          .replaced(account.recovery_email, state.pendingEmail, {
+            subject: request.t('mail.email_changed_subject', { service: deps.config.issuerName }),
+            text: request.t('mail.email_changed_body', { service: deps.config.issuerName }),
+          })
+          .catch((error: Error) => request.ctx.state.log.warn({ err: { message: error.message } }, 'recovery email change notice not sent'));
+        await request.saveState({ pendingEmail: null, ...(state.mode === 'add' ? { emailSaved: true } : {}) });
+        await page(request);
       }),
-      app_password: afterFactor(async (request) => {
+      app_password: at(afterMethod, async (request) => {
         try {
           const accountId = request.details.session!.accountId;
           const { appPassword, secret } = await deps.appPasswords.create(accountId, String(request.body.name ?? ''));
           await deps.audit.record({ actor: 'self', action: 'app_password.created', accountId, details: { name: appPassword.name } });
-          await afterFactorPage(request, null, 200, { name: appPassword.name, secret });
+          await request.saveState({ appPasswordDone: true });
+          await page(request, null, 200, { newAppPassword: { name: appPassword.name, secret } });
         } catch (error) {
           if (!(error instanceof DomainError) || error instanceof RetryLaterError) throw error;
           const { message, status } = errorAnswer(error);
-          await afterFactorPage(request, request.t(message), status);
+          await page(request, request.t(message), status);
         }
       }),
-      finish: afterFactor(async (request, amr) => {
+      app_password_skip: at(afterMethod, async (request) => {
+        await request.saveState({ appPasswordDone: true });
+        await page(request);
+      }),
+      finish: at(afterMethod, async (request, state) => {
         const account = await accountOf(request);
-        // The recovery email is part of the enrolment while mail can be sent.
-        if (deps.recoveryEmail.available && !account.recovery_email) return afterFactorPage(request, null);
-        await finishWithFactor(request, 'mfa_enrollment', amr);
+        // A first set-up includes the recovery email while mail can be sent.
+        if (state.mode === 'first' && deps.recoveryEmail.available && !account.recovery_email) return page(request);
+        if (state.enrolled) return finishWithFactor(request, 'mfa_enrollment', state.enrolled);
+        await request.finish({ mfa_enrollment: {} }, true);
       }),
-      async webauthn(request) {
-        const state = await request.state();
-        if (typeof state.webauthnChallenge !== 'string') return request.reload();
-        const outcome = await deps.mfa.confirmWebauthn(request.details.session!.accountId, request.body.credential, state.webauthnChallenge, request.t('mfa.webauthn_title'));
-        if (!outcome.ok) {
-          const { error, status } = refusal(request, outcome);
-          return page(request, error, status);
-        }
-        await enrolled(request, outcome);
-      },
     },
   };
 }

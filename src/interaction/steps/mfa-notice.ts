@@ -1,3 +1,4 @@
+import { formatDate } from '../../i18n/i18n.ts';
 import type { Step } from '../step.ts';
 import type { StepDeps } from './deps.ts';
 import { mfaDemandedHere } from './mfa-common.ts';
@@ -32,7 +33,7 @@ export function mfaNoticeStep(deps: StepDeps): Step {
       const client = await deps.clients.find(String(request.details.params.client_id));
       const { requiredFrom } = rolloutPhase(deps.clock.now(), deps.config.mfaRollout, { warningFrom: client?.mfa_warning_from, requiredFrom: client?.mfa_required_from });
       request.render('mfa-notice', 'mfa.notice_title', {
-        date: requiredFrom ? requiredFrom.toLocaleDateString(request.ctx.state.locale === 'ja' ? 'ja-JP' : 'en-GB', { timeZone: deps.config.timeZone, dateStyle: 'long' }) : null,
+        date: requiredFrom ? formatDate(request.ctx.state.locale, requiredFrom, deps.config.timeZone) : null,
         setupAction: request.url('setup'),
         laterAction: request.url('later'),
       });

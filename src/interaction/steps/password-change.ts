@@ -1,12 +1,12 @@
 import { exceedsLength, policyLimits, type PolicyViolation } from '../../password/password-policy.ts';
 import { isDomainError } from '../../http/middleware.ts';
-import type { Translate } from '../../i18n/i18n.ts';
+import type { Locale, Translate } from '../../i18n/i18n.ts';
 import type { MessageKey } from '../../i18n/en.ts';
 import type { Step, StepRequest } from '../step.ts';
 import type { StepDeps } from './deps.ts';
 import { passwordExpiry } from '../../password/expiry.ts';
-import { shortestLengthLimit } from '../../password/length-advice.ts';
-import type { ClientStore } from '../../client/client.store.ts';
+import { shortestLengthLimit, type ShortestLengthLimit } from '../../password/length-advice.ts';
+import { localName } from '../../client/client-settings.ts';
 
 /** The policy in words, for the page. */
 export function policyRules(t: Translate, profile: 'university' | 'nist'): string[] {
@@ -18,13 +18,13 @@ export function policyRules(t: Translate, profile: 'university' | 'nist'): strin
 }
 
 /**
- * The advisory about systems that accept only shorter passwords, for the page: the notice to show,
- * and a warning when a chosen password is longer.
+ * The advisory about systems this account uses that accept only shorter passwords (none for an
+ * account that uses no such system), for the page: the notice to show, and a warning when a chosen
+ * password is longer. The systems are named in the page's language.
  */
-export async function lengthAdvice(clients: ClientStore, t: Translate, length?: number): Promise<{ longNotice: string | null; longWarning: string | null }> {
-  const limit = await shortestLengthLimit(clients);
+export function lengthAdvice(limit: ShortestLengthLimit | null, t: Translate, locale: Locale, length?: number): { longNotice: string | null; longWarning: string | null } {
   if (!limit) return { longNotice: null, longWarning: null };
-  const vars = { max: limit.max, systems: limit.systems.join(', ') };
+  const vars = { max: limit.max, systems: limit.systems.map((client) => localName(locale, client.name, client.name_ja)).join(locale === 'ja' ? '、' : ', ') };
   return {
     longNotice: t('password_change.long_notice', vars),
     longWarning: length !== undefined && length > limit.max ? t('password_change.long_warning', { ...vars, length }) : null,
@@ -39,8 +39,14 @@ export async function lengthAdvice(clients: ClientStore, t: Translate, length?: 
 export function passwordChangeStep(deps: StepDeps): Step {
   const profile = deps.config.passwordProfile;
 
+  async function limitFor(request: StepRequest): Promise<ShortestLengthLimit | null> {
+    const accountId = request.details.session?.accountId;
+    const account = accountId ? await deps.accounts.findById(accountId) : undefined;
+    return account ? shortestLengthLimit(deps.clients, deps.access, account) : null;
+  }
+
   async function page(request: StepRequest, errors: string[], rulesBroken: boolean, status: number, length?: number) {
-    const { longNotice, longWarning } = await lengthAdvice(deps.clients, request.t, length);
+    const { longNotice, longWarning } = lengthAdvice(await limitFor(request), request.t, request.ctx.state.locale, length);
     const reasons = request.details.prompt.reasons;
     request.render(
       'password-change',
@@ -85,8 +91,8 @@ export function passwordChangeStep(deps: StepDeps): Step {
         if (!accountId) return request.reload();
         const field = (name: string) => (typeof request.body[name] === 'string' ? (request.body[name] as string) : '');
         const next = field('new');
-        const limits = await deps.clients.passwordLengthLimits();
-        if (limits.length > 0 && exceedsLength(next, limits[0].max_password_length) && request.body.acknowledge_length !== 'yes') {
+        const limit = await limitFor(request);
+        if (limit && exceedsLength(next, limit.max) && request.body.acknowledge_length !== 'yes') {
           return page(request, [], false, 400, [...next.normalize('NFC')].length);
         }
         try {

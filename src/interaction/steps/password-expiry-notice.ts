@@ -1,3 +1,4 @@
+import { formatDate } from '../../i18n/i18n.ts';
 import { passwordExpiry } from '../../password/expiry.ts';
 import type { Step } from '../step.ts';
 import type { StepDeps } from './deps.ts';
@@ -25,7 +26,7 @@ export function passwordExpiryNoticeStep(deps: StepDeps): Step {
       const account = (await deps.accounts.findById(request.details.session!.accountId))!;
       const { expiresAt } = passwordExpiry(account.password_set_at, (await deps.mfa.factors(account.id)).length > 0, deps.config.passwordExpiry, deps.clock.now());
       request.render('password-expiry-notice', 'password_expiry.title', {
-        date: expiresAt!.toLocaleDateString(request.ctx.state.locale === 'ja' ? 'ja-JP' : 'en-GB', { timeZone: deps.config.timeZone, dateStyle: 'long' }),
+        date: formatDate(request.ctx.state.locale, expiresAt!, deps.config.timeZone),
         changeAction: request.url('change'),
         continueAction: request.url('continue'),
       });
