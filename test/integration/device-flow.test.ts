@@ -349,7 +349,7 @@ describe('guessing user codes', () => {
     const limited = await browser.submit(page, /\/device$/, { user_code: device.user_code });
     expect(limited.status).toBe(429);
     expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
-    expect(limited.html).toContain('Too many wrong codes were entered. Wait 1 minute(s), then try again.');
+    expect(limited.html).toContain('Too many wrong codes were entered. Wait 1 minute, then try again.');
     // Every spelling of the path the provider answers is behind the limit.
     const shouted = await browser.request('/DEVICE/', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ user_code: device.user_code }) });
     expect(shouted.status).toBe(429);

@@ -83,7 +83,7 @@ describe('account information', () => {
     expect(home.html).toContain(account.commonId);
     expect(home.html).toContain('Password expires');
     expect(home.html).toContain('Recent sign-ins');
-    expect(home.html).toMatch(/<td>Portal<\/td><td>127\.0\.0\.1<\/td><td>Signed in<\/td>/);
+    expect(home.html).toContain('<td role="cell" data-label="System">Portal</td><td role="cell" data-label="From (IP address)">127.0.0.1</td><td role="cell" data-label="Result">Signed in</td>');
     expect(home.html).toContain('Not taken yet');
 
     const out = await browser.submit(home, /\/account\/sign-out-everywhere$/, {});
