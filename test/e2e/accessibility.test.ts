@@ -1,11 +1,9 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import axe from 'axe-core';
 import { generate } from 'otplib';
 import type { BrowserContext, Browser as ChromiumBrowser, Page } from 'playwright-core';
-import { launchChromium } from '../support/chromium.ts';
-import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
+import type { RunningAkamon } from '../support/akamon.ts';
+import { type BrowserWorld, startBrowserWorld } from '../support/browser-world.ts';
 import { authorizeUrl, pkce } from '../support/browser.ts';
 import { mailedCode } from '../support/smtp-sink.ts';
 
@@ -59,28 +57,17 @@ interface Flow {
 
 const step = (page: string, run: Step['run'], options: Omit<Step, 'page' | 'run'> = {}): Step => ({ page, run, ...options });
 
+let world: BrowserWorld;
 let akamon: RunningAkamon;
 let browser: ChromiumBrowser;
-let relyingParty: Server;
 let rpOrigin: string;
 
 beforeAll(async () => {
-  akamon = await startAkamon();
-  browser = await launchChromium();
-  // The relying party's callback is a real page on loopback (chromium refuses port 9 outright).
-  relyingParty = createServer((_request, response) => response.end('relying party'));
-  await new Promise<void>((resolve) => relyingParty.listen(0, '127.0.0.1', resolve));
-  rpOrigin = `http://127.0.0.1:${(relyingParty.address() as AddressInfo).port}`;
+  world = await startBrowserWorld();
+  ({ akamon, browser, relyingPartyOrigin: rpOrigin } = world);
 }, 120_000);
 
-afterAll(async () => {
-  try {
-    relyingParty?.close();
-    await browser?.close();
-  } finally {
-    await akamon?.close();
-  }
-});
+afterAll(() => world?.close());
 
 // ---- Moving between pages -------------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import type { Browser as ChromiumBrowser } from 'playwright-core';
-import { launchChromium } from '../support/chromium.ts';
-import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
+import type { RunningAkamon } from '../support/akamon.ts';
+import { type BrowserWorld, startBrowserWorld } from '../support/browser-world.ts';
 import { mailedCode } from '../support/smtp-sink.ts';
 
 // One real browser (Debian's chromium, driven by playwright-core) through the newcomer's first
@@ -9,21 +9,16 @@ import { mailedCode } from '../support/smtp-sink.ts';
 
 const SCREENSHOT = '/tmp/akamon-password-change.png';
 
+let world: BrowserWorld;
 let akamon: RunningAkamon;
-let browser: ChromiumBrowser | undefined;
+let browser: ChromiumBrowser;
 
 beforeAll(async () => {
-  akamon = await startAkamon();
-  browser = await launchChromium();
+  world = await startBrowserWorld();
+  ({ akamon, browser } = world);
 }, 120_000);
 
-afterAll(async () => {
-  try {
-    await browser?.close();
-  } finally {
-    await akamon?.close();
-  }
-});
+afterAll(() => world?.close());
 
 describe('real browser', () => {
   test('first sign-in with an initial password at the account home: change it, then see the account', async () => {
@@ -31,7 +26,7 @@ describe('real browser', () => {
     const before = await akamon.deps.accounts.findById(account.id);
     expect(before?.must_change_password).toBe(true);
 
-    const context = await browser!.newContext({ viewport: { width: 390, height: 844 }, locale: 'en-US', deviceScaleFactor: 2, isMobile: true, hasTouch: true });
+    const context = await browser.newContext({ viewport: { width: 390, height: 844 }, locale: 'en-US', deviceScaleFactor: 2, isMobile: true, hasTouch: true });
     try {
       const page = await context.newPage();
       await page.goto(`${akamon.url}/account`);
@@ -94,7 +89,7 @@ describe('real browser', () => {
     const account = await akamon.createReadyAccount({ name: 'Reset Person' });
     const email = `browser-reset-${account.commonId}@example.com`;
     await akamon.deps.accounts.setRecoveryEmail(account.id, email);
-    const context = await browser!.newContext({ locale: 'en-US' });
+    const context = await browser.newContext({ locale: 'en-US' });
     try {
       const page = await context.newPage();
       await page.goto(`${akamon.url}/account`);

@@ -1,27 +1,22 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import type { Browser as ChromiumBrowser, Page } from 'playwright-core';
-import { launchChromium } from '../support/chromium.ts';
-import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
+import type { RunningAkamon } from '../support/akamon.ts';
+import { type BrowserWorld, startBrowserWorld } from '../support/browser-world.ts';
 
 // Issue 14 point 7 in a real browser (Debian's chromium) on a 390x844 phone: the recent sign-ins
 // table of the account home can be read without anything cut off or hidden sideways, and Japanese
 // buttons break only at phrase boundaries, never leaving one character alone on a line.
 
+let world: BrowserWorld;
 let akamon: RunningAkamon;
-let browser: ChromiumBrowser | undefined;
+let browser: ChromiumBrowser;
 
 beforeAll(async () => {
-  akamon = await startAkamon();
-  browser = await launchChromium();
+  world = await startBrowserWorld();
+  ({ akamon, browser } = world);
 }, 120_000);
 
-afterAll(async () => {
-  try {
-    await browser?.close();
-  } finally {
-    await akamon?.close();
-  }
-});
+afterAll(() => world?.close());
 
 /** What the page says about the sign-ins table's layout (read in the page, where the DOM is). */
 interface Layout {
@@ -51,7 +46,7 @@ describe('on a 390x844 phone', () => {
       for (const ip of ['2001:db8:1234:5678:9abc:def0:1234:5678', '192.0.2.44']) {
         await akamon.deps.signinLog.record({ accountId: account.id, clientId: client.clientId, ip, userAgent: null, result: 'success', reason: 'success' });
       }
-      const context = await browser!.newContext({ ...PHONE, locale });
+      const context = await browser.newContext({ ...PHONE, locale });
       try {
         const page = await context.newPage();
         await signInHome(page, account);
@@ -94,7 +89,7 @@ describe('on a 390x844 phone', () => {
 
   test('a Japanese button breaks only at a phrase boundary, never leaving one character on its own line', async () => {
     const account = await akamon.createReadyAccount();
-    const context = await browser!.newContext({ ...PHONE, locale: 'ja-JP' });
+    const context = await browser.newContext({ ...PHONE, locale: 'ja-JP' });
     try {
       const page = await context.newPage();
       await signInHome(page, account);

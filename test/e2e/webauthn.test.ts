@@ -1,9 +1,7 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import type { Browser as ChromiumBrowser, Page } from 'playwright-core';
-import { launchChromium } from '../support/chromium.ts';
-import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
+import type { RunningAkamon } from '../support/akamon.ts';
+import { type BrowserWorld, startBrowserWorld } from '../support/browser-world.ts';
 import { authorizeUrl, pkce } from '../support/browser.ts';
 import { redeem } from '../support/flows.ts';
 import { mailedCode } from '../support/smtp-sink.ts';
@@ -13,30 +11,18 @@ import { ACR_MFA } from '../../src/mfa/assurance.ts';
 // protocol's WebAuthn domain). WebAuthn needs a domain as relying-party id, so the issuer is
 // http://localhost here (a secure context, like https).
 
+let world: BrowserWorld;
 let akamon: RunningAkamon;
 let browser: ChromiumBrowser;
-// The relying party's callback is a real page on loopback: chromium refuses some ports outright
-// (port 9 is "unsafe"), and an intercepted redirect can slip past page.route.
-let relyingParty: Server;
 let relyingPartyOrigin: string;
 
 beforeAll(async () => {
-  akamon = await startAkamon({ env: { AKAMON_ISSUER: 'http://localhost:{port}' } });
-  // localhost goes straight to the IPv4 loopback the test server listens on.
-  browser = await launchChromium(['--host-resolver-rules=MAP localhost 127.0.0.1']);
-  relyingParty = createServer((_request, response) => response.end('relying party'));
-  await new Promise<void>((resolve) => relyingParty.listen(0, '127.0.0.1', resolve));
-  relyingPartyOrigin = `http://localhost:${(relyingParty.address() as AddressInfo).port}`;
+  // localhost goes straight to the IPv4 loopback the test servers listen on.
+  world = await startBrowserWorld({ env: { AKAMON_ISSUER: 'http://localhost:{port}' }, chromiumArgs: ['--host-resolver-rules=MAP localhost 127.0.0.1'], relyingPartyHost: 'localhost' });
+  ({ akamon, browser, relyingPartyOrigin } = world);
 }, 120_000);
 
-afterAll(async () => {
-  try {
-    relyingParty?.close();
-    await browser?.close();
-  } finally {
-    await akamon?.close();
-  }
-});
+afterAll(() => world?.close());
 
 const claimsOf = (idToken: string) => JSON.parse(Buffer.from(idToken.split('.')[1], 'base64url').toString());
 
