@@ -184,7 +184,6 @@ export const en = {
   'account.app_passwords_none': 'No app passwords.',
 
   'mfa.webauthn_title': 'Security key or passkey',
-  'mfa.webauthn_lead': 'The safest choice: a USB or NFC security key, or a passkey kept by your phone or computer. It cannot be tricked by fake sign-in pages.',
   'mfa.webauthn_register': 'Register a security key or passkey',
   'mfa.webauthn_use': 'Use your security key or passkey',
   'mfa.webauthn_failed': 'The security key or passkey did not respond or was not accepted. Try again, or use another way.',

@@ -184,7 +184,6 @@ export const ja: Messages = {
   'account.app_passwords_none': 'アプリパスワードはありません。',
 
   'mfa.webauthn_title': 'セキュリティキーまたはパスキー',
-  'mfa.webauthn_lead': '最も安全な方法です。USB・NFC のセキュリティキー、またはスマートフォンやコンピューターに保存されるパスキーを使います。偽のサインインページにだまされることがありません。',
   'mfa.webauthn_register': 'セキュリティキーまたはパスキーを登録',
   'mfa.webauthn_use': 'セキュリティキーまたはパスキーを使う',
   'mfa.webauthn_failed': 'セキュリティキーまたはパスキーが応答しなかったか、受け付けられませんでした。もう一度試すか、別の方法を使ってください。',
