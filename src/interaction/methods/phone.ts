@@ -35,6 +35,8 @@ function countryOptions(host: MethodHost, selected: string) {
  */
 export function phone(deps: MethodDeps): FactorMethod {
   const enrolPurpose = (host: MethodHost, target: string) => `${host.flow}:phone:${sha256(target).slice(0, 22)}`;
+  /** The calling code the form chose (digits only), else the university's default. */
+  const countryOf = (host: MethodHost) => (typeof host.body.country === 'string' && /^\d{1,3}$/.test(host.body.country) ? host.body.country : deps.config.phoneDefaultCountry);
   const text = (host: MethodHost) => (code: string) => host.t('mfa.phone_text', { code: code.split('').join(' '), service: deps.config.issuerName });
 
   return {
@@ -50,15 +52,14 @@ export function phone(deps: MethodDeps): FactorMethod {
         const pending = typeof state.pendingPhone === 'string' ? deps.mfa.phone.unseal(state.pendingPhone) : undefined;
         return {
           sendAction: host.url('phone_send'),
-          countries: countryOptions(host, typeof host.body.country === 'string' && /^\d{1,3}$/.test(host.body.country) ? host.body.country : deps.config.phoneDefaultCountry),
+          countries: countryOptions(host, countryOf(host)),
           number: typeof host.body.phone === 'string' ? host.body.phone.slice(0, 40) : '',
           pending: pending ? { masked: maskPhone(pending.phone), channel: pending.channel, confirmAction: host.url('phone_confirm'), changeAction: host.url('phone_change') } : null,
         };
       },
       actions: {
         async phone_send(host) {
-          const country = typeof host.body.country === 'string' && /^\d{1,3}$/.test(host.body.country) ? host.body.country : deps.config.phoneDefaultCountry;
-          const number = normalizePhone(host.body.phone, country);
+          const number = normalizePhone(host.body.phone, countryOf(host));
           if (!number) return { ok: false, error: host.t('mfa.phone_invalid'), status: 400 };
           const target: PhoneTarget = { phone: number, channel: host.body.channel === 'voice' ? 'voice' : 'sms' };
           const sent = await deps.mfa.phone.send(host.accountId, enrolPurpose(host, number), target, text(host));
