@@ -41,7 +41,8 @@ import { factsLoader } from './interaction/facts.ts';
 import { interactionRouter } from './interaction/router.ts';
 import { KnownAccounts } from './interaction/known-accounts.ts';
 import { accountHome } from './selfservice/account-home.ts';
-import { ACCOUNT_CLIENT_ID } from './selfservice/account-client.ts';
+import { ACCOUNT_CLIENT_ID, CONSOLE_CLIENT_ID } from './selfservice/account-client.ts';
+import { consoleRoutes } from './console/console-routes.ts';
 import { adminApi } from './admin/admin-api.ts';
 import { Sweeper } from './shared/sweeper.ts';
 import { isDomainError } from './http/middleware.ts';
@@ -62,15 +63,15 @@ export interface AkamonApp {
   rotateKeys: () => Promise<string[]>;
 }
 
-/** Akamon's own account home is a first-party client of itself, registered on first start. */
-async function ensureAccountClient(clients: ClientService, issuer: string): Promise<void> {
-  const wanted = { name: 'Akamon account', redirectUris: [`${issuer}/account/callback`], postLogoutRedirectUris: [`${issuer}/`], firstParty: true };
+/** Akamon's own sites (the account home, the console) are first-party clients of itself, registered on first start. */
+async function ensureFirstPartyClient(clients: ClientService, issuer: string, clientId: string, name: string, prefix: string): Promise<void> {
+  const wanted = { name, redirectUris: [`${issuer}${prefix}/callback`], postLogoutRedirectUris: [`${issuer}/`], firstParty: true };
   try {
-    const existing = await clients.show(ACCOUNT_CLIENT_ID);
-    if (existing.redirectUris[0] !== wanted.redirectUris[0]) await clients.update(ACCOUNT_CLIENT_ID, wanted);
+    const existing = await clients.show(clientId);
+    if (existing.redirectUris[0] !== wanted.redirectUris[0]) await clients.update(clientId, wanted);
   } catch (error) {
     if (!isDomainError(error, 'client_not_found')) throw error;
-    await clients.create(wanted, ACCOUNT_CLIENT_ID).catch((e) => {
+    await clients.create(wanted, clientId).catch((e) => {
       if (!isDomainError(e, 'client_exists')) throw e; // another node registered it first
     });
   }
@@ -195,7 +196,8 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
   });
   const samlRequests = new SamlRequestStore(db);
   const samlSessions = new SamlSessionStore(db);
-  await ensureAccountClient(clients, config.issuer);
+  await ensureFirstPartyClient(clients, config.issuer, ACCOUNT_CLIENT_ID, 'Akamon account', '/account');
+  await ensureFirstPartyClient(clients, config.issuer, CONSOLE_CLIENT_ID, 'Akamon console', '/console');
   // Every session of the account ends: its relying parties with back-channel logout are told; SAML
   // SPs have no back channel here, their sessions are marked ended (a later LogoutRequest finds none).
   deps.payloads.beforeRevoke((accountId) => Promise.all([notifyAccountLogout(holder!.provider, db, accountId, logger), samlSessions.end({ accountId })]));
@@ -281,22 +283,34 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
     }),
     ...(idvFlow ? [idvFlow.routes()] : []),
     saml.router,
+    consoleRoutes({
+      config,
+      accounts: deps.accounts,
+      mfa: deps.mfa,
+      clock: deps.clock,
+      sessions: deps.payloads,
+      unitOfWork: (work, keep) => database.unitOfWork(work, keep),
+      csrf,
+      renderer,
+      clientSecret: async () => String((await clients.providerMetadata(CONSOLE_CLIENT_ID))?.client_secret),
+      helpDesk: deps.helpDesk,
+      operators: deps.operators,
+      clients: deps.clientStore,
+      importJobs: deps.importJobs,
+      dashboard: deps.dashboard,
+    }),
     adminApi({
       operators: deps.operators,
-      accountService: deps.accountService,
-      accounts: deps.accounts,
+      helpDesk: deps.helpDesk,
       clients,
-      signinLog: deps.signinLog,
       rotateKeys,
-      mfa: deps.mfa,
       tokens: deps.tokens,
       audit: deps.audit,
       accountRules: deps.accountRules,
-      education: deps.education,
       revocations: deps.revocations,
-      idv: deps.idv,
       timeZone: config.timeZone,
       trustedEmailDomains: config.trustedEmailDomains,
+      dashboard: deps.dashboard,
     }),
   ];
 
@@ -325,8 +339,11 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
     (n) => deps.otpCodes.deleteOld(n),
     (n) => samlRequests.deleteExpired(n),
     (n) => samlSessions.deleteExpired(n),
+    (n) => deps.importJobs.wipeExpiredSecrets(n),
     // Not a deletion, but the same kind of bounded periodic batch: scheduled revocations that are due.
     (n) => deps.revocations.applyDue(n),
+    // Once a day (the first tick of the day on any node; a key lookup on the others): MFA adoption's snapshot.
+    () => deps.dashboard.takeSnapshot(),
   ]);
   return { app, provider: () => holder!.provider, holder, clients, sweeper, rotateKeys };
 }

@@ -17,7 +17,9 @@ import { ConcurrencyLimiter } from './shared/concurrency-limiter.ts';
 import { systemClock, type Clock } from './shared/clock.ts';
 import { OidcPayloadStore } from './oidc/oidc-payload.store.ts';
 import { InteractionStateStore } from './interaction/interaction-state.store.ts';
-import { OperatorStore } from './admin/operator.store.ts';
+import { OperatorStore } from './operator/operator.store.ts';
+import { HelpDesk } from './operator/help-desk.ts';
+import { ImportJobs } from './operator/import-job.ts';
 import { MfaStore } from './mfa/mfa.store.ts';
 import { MfaService } from './mfa/mfa.service.ts';
 import { TokenStore } from './mfa/token.store.ts';
@@ -36,6 +38,8 @@ import { AccountRuleStore } from './access/account-rule.store.ts';
 import { AccessService } from './access/access.service.ts';
 import { phoneGatewayFromConfig } from './mfa/phone-gateway.ts';
 import { Revocations } from './account/revocation.ts';
+import { DashboardStore } from './dashboard/dashboard.store.ts';
+import { DashboardService } from './dashboard/dashboard.service.ts';
 import { IdentityLinkStore } from './idv/identity-link.store.ts';
 import { IdentityVerification } from './idv/identity-verification.ts';
 import type { Config, IdvSettings } from './config/config.ts';
@@ -72,6 +76,11 @@ export interface Deps {
   /** The upstream identity provider: configured, or the development stand-in main.ts started. */
   idvSettings: IdvSettings | undefined;
   revocations: Revocations;
+  /** The ICT office's figures and their daily snapshot. */
+  dashboard: DashboardService;
+  helpDesk: HelpDesk;
+  /** CSV imports of the console, with their progress and reports. */
+  importJobs: ImportJobs;
 }
 
 /**
@@ -138,6 +147,10 @@ export async function buildDeps(config: Config, logger: Logger, overrides: { dat
     clock,
     salvageDays: config.salvageDays,
   });
+  const operators = new OperatorStore(db);
+  const tokens = new TokenService({ store: new TokenStore(db), box });
+  const revocations = new Revocations({ db, accounts, accountService, sessions: payloads, audit, clock, logger });
+  const helpDesk = new HelpDesk({ accountService, accounts, mfa, tokens, audit, signinLog, education, revocations, idv, operators, throttle });
   return {
     config,
     database,
@@ -163,10 +176,10 @@ export async function buildDeps(config: Config, logger: Logger, overrides: { dat
     hasher,
     payloads,
     interactionState: new InteractionStateStore(db),
-    operators: new OperatorStore(db),
+    operators,
     mfaStore,
     mfa,
-    tokens: new TokenService({ store: new TokenStore(db), box }),
+    tokens,
     appPasswords,
     audit,
     otpCodes,
@@ -176,6 +189,9 @@ export async function buildDeps(config: Config, logger: Logger, overrides: { dat
     access: new AccessService({ lists: accountRules, education, salvageOpen: (account) => idv.salvageOpen(account), clock, rollout: config.mfaRollout }),
     idv,
     idvSettings: overrides.idvSettings ?? config.idv,
-    revocations: new Revocations({ db, accounts, accountService, sessions: payloads, audit, clock, logger }),
+    revocations,
+    dashboard: new DashboardService({ store: new DashboardStore(db), education, clock, timeZone: config.timeZone }),
+    helpDesk,
+    importJobs: new ImportJobs({ db, actions: helpDesk, box, audit, clock, logger, timeZone: config.timeZone }),
   };
 }

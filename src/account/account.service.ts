@@ -1,45 +1,27 @@
-import type { AccountStatus, Affiliation } from '../db/schema.ts';
+import type { AccountStatus } from '../db/schema.ts';
 import { DomainError } from '../shared/errors.ts';
-import { cleanName } from '../shared/text.ts';
 import { checkPassword, type PolicyProfile } from '../password/password-policy.ts';
 import { generateInitialPassword } from '../password/initial-password.ts';
 import type { PasswordHasher } from '../password/password-hasher.ts';
 import type { AccountRow, AccountStore } from './account.store.ts';
 import { COMMON_ID_PATTERN } from './common-id.ts';
 import { accountKey, ACCOUNT_RULE, type LoginThrottle } from '../throttle/login-throttle.ts';
-import { ACCOUNT_FIELD_KEYS, type ProfileValues, readProfile } from './account-fields.ts';
+import { ACCOUNT_FIELD_KEYS, readProfile } from './account-fields.ts';
+import { type AccountInput, validateAccountInput } from './account-input.ts';
 
-export const AFFILIATIONS: readonly Affiliation[] = ['student', 'faculty', 'staff', 'alumni', 'guest'];
-export const STATUSES: readonly AccountStatus[] = ['active', 'suspended', 'revoked'];
+// Where they have always been imported from; the checks live in account-input.ts.
+export { AFFILIATIONS, validateAccountInput, type AccountInput } from './account-input.ts';
 
-export interface AccountInput {
-  commonId: string;
-  name: string;
-  affiliation: string;
-  email?: string | null;
-  /** The fields of account-fields.ts, by their admin API names (familyName, department, ...). */
-  profile?: Readonly<Record<string, unknown>>;
+/** The one answer for an account that is not there (or, to a scoped operator, not theirs to see). */
+export function accountNotFound(commonId: string): DomainError {
+  return new DomainError('account_not_found', `no account with Common ID ${commonId}`);
 }
+
+export const STATUSES: readonly AccountStatus[] = ['active', 'suspended', 'revoked'];
 
 /** Ends sessions and tokens of an account; implemented next to the provider's storage. */
 export interface SessionRevoker {
   revokeAccount(accountId: string): Promise<number>;
-}
-
-const EMAIL_PATTERN = /^[^\s@"<>()\\,;:]{1,64}@[a-z0-9-]+(\.[a-z0-9-]+)+$/i;
-
-export function validateAccountInput(input: AccountInput): { commonId: string; name: string; affiliation: Affiliation; email: string | null; profile: Partial<ProfileValues> } {
-  const commonId = String(input.commonId ?? '').trim();
-  if (!COMMON_ID_PATTERN.test(commonId)) throw new DomainError('invalid_common_id', 'the Common ID must be exactly 10 digits');
-  const name = cleanName(String(input.name ?? ''), 200);
-  if (!name) throw new DomainError('invalid_name', 'the name must be 1 to 200 characters on one line, without control or bidirectional formatting characters');
-  const affiliation = String(input.affiliation ?? '')
-    .trim()
-    .toLowerCase() as Affiliation;
-  if (!AFFILIATIONS.includes(affiliation)) throw new DomainError('invalid_affiliation', `the affiliation must be one of ${AFFILIATIONS.join(', ')}`);
-  const email = input.email ? String(input.email).trim() : null;
-  if (email !== null && (email.length > 254 || !EMAIL_PATTERN.test(email))) throw new DomainError('invalid_email', 'the email address is not valid');
-  return { commonId, name, affiliation, email, profile: readProfile(input.profile ?? {}) };
 }
 
 export class AccountService {
@@ -68,7 +50,7 @@ export class AccountService {
 
   async get(commonId: string): Promise<AccountRow> {
     const account = COMMON_ID_PATTERN.test(commonId) ? await this.#store.findByCommonId(commonId) : undefined;
-    if (!account) throw new DomainError('account_not_found', `no account with Common ID ${commonId}`);
+    if (!account) throw accountNotFound(commonId);
     return account;
   }
 

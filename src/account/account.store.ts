@@ -1,6 +1,6 @@
 import { isUuid } from '../shared/uuid.ts';
 import { systemClock, type Clock } from '../shared/clock.ts';
-import { sql, type Kysely, type Selectable } from 'kysely';
+import { sql, type Expression, type Kysely, type Selectable, type SqlBool } from 'kysely';
 import type { AccountStatus, AccountTable, Affiliation, DB } from '../db/schema.ts';
 import type { ProfileValues } from './account-fields.ts';
 
@@ -61,8 +61,22 @@ export class AccountStore {
   }
 
   /** `department` takes in the departments below it too ("eng" lists "eng/mech"). */
-  list(filter: { status?: AccountStatus; affiliation?: Affiliation; department?: string; limit: number; after?: string }): Promise<AccountRow[]> {
+  /**
+   * `text`: the start of a Common ID, or a part of a name (either script); `within`: a condition on
+   * the account row, such as an operator's scope (src/operator/scope-condition.ts).
+   */
+  list(filter: { status?: AccountStatus; affiliation?: Affiliation; department?: string; text?: string; within?: Expression<SqlBool>; limit: number; after?: string }): Promise<AccountRow[]> {
     let query = this.#db.selectFrom('account').selectAll().orderBy('common_id').limit(filter.limit);
+    if (filter.within) query = query.where(filter.within);
+    const text = filter.text;
+    if (text) {
+      const pattern = `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+      query = /^\d+$/.test(text)
+        ? query.where('common_id', 'like', `${text}%`)
+        : query.where((eb) =>
+            eb.or(['name', 'family_name', 'given_name', 'family_name_ja', 'given_name_ja', 'family_name_kana', 'given_name_kana'].map((column) => eb(sql.ref(column), 'ilike', pattern))),
+          );
+    }
     if (filter.status) query = query.where('status', '=', filter.status);
     if (filter.affiliation) query = query.where('affiliation', '=', filter.affiliation);
     const unit = filter.department;

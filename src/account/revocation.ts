@@ -1,4 +1,4 @@
-import { sql, type Kysely } from 'kysely';
+import { sql, type Expression, type Kysely, type SqlBool } from 'kysely';
 import type { Logger } from 'pino';
 import type { DB } from '../db/schema.ts';
 import type { AuditLog } from '../audit/audit-log.ts';
@@ -73,8 +73,9 @@ export class Revocations {
   }
 
   /** Accounts with a revocation scheduled up to `until` (all of them without it), soonest first. */
-  scheduled(filter: { until?: Date; limit: number; after?: string }): Promise<AccountRow[]> {
+  scheduled(filter: { until?: Date; limit: number; after?: string; within?: Expression<SqlBool> }): Promise<AccountRow[]> {
     let query = this.#db.selectFrom('account').selectAll().where('revoke_at', 'is not', null).orderBy('revoke_at').orderBy('common_id').limit(filter.limit);
+    if (filter.within) query = query.where(filter.within);
     if (filter.until) query = query.where('revoke_at', '<=', filter.until);
     if (filter.after) query = query.where('common_id', '>', filter.after);
     return query.execute();

@@ -1,24 +1,24 @@
 import Router from '@koa/router';
 import type { Context, Next } from 'koa';
-import type { AccountService } from '../account/account.service.ts';
 import { AFFILIATIONS, STATUSES } from '../account/account.service.ts';
-import type { AccountRow, AccountStore } from '../account/account.store.ts';
-import type { SigninLog } from '../audit/signin-log.ts';
+import type { AccountRow } from '../account/account.store.ts';
 import type { ClientService } from '../client/client.service.ts';
 import { SETTING_ENTRIES, type ClientInput, type SettingType } from '../client/client-settings.ts';
 import type { AccountStatus, Affiliation } from '../db/schema.ts';
 import { DomainError, RetryLaterError } from '../shared/errors.ts';
 import { errorAnswer, setRetryAfter } from '../http/error-map.ts';
-import type { OperatorStore } from './operator.store.ts';
-import type { MfaService } from '../mfa/mfa.service.ts';
+import type { OperatorStore } from '../operator/operator.store.ts';
+import type { HelpDesk } from '../operator/help-desk.ts';
+import { authorize, type Principal } from '../operator/permissions.ts';
+import type { DashboardService } from '../dashboard/dashboard.service.ts';
+import { roleAndScope, TOKEN_DEFAULT_DAYS, tokenExpiry, tokenName } from '../operator/operator-input.ts';
 import type { TokenService } from '../mfa/token.service.ts';
 import type { AuditLog } from '../audit/audit-log.ts';
 import type { AccountRuleStore } from '../access/account-rule.store.ts';
-import type { EducationService } from '../education/education.service.ts';
 import { COMMON_ID_PATTERN } from '../account/common-id.ts';
-import { ACCOUNT_CLIENT_ID } from '../selfservice/account-client.ts';
+import { FIRST_PARTY_CLIENT_IDS } from '../selfservice/account-client.ts';
+import { scopeCondition } from '../operator/scope-condition.ts';
 import { revocationReason, revocationTime, type Revocations } from '../account/revocation.ts';
-import type { IdentityVerification } from '../idv/identity-verification.ts';
 import { ACCOUNT_FIELD_KEYS, profileJson } from '../account/account-fields.ts';
 import { normalizeDepartment } from '../account/department.ts';
 import { isoInZone } from '../shared/time-zone.ts';
@@ -26,21 +26,18 @@ import { accountEmails } from '../account/reset-address.ts';
 
 export interface AdminApiDeps {
   operators: OperatorStore;
-  accountService: AccountService;
-  accounts: AccountStore;
+  helpDesk: HelpDesk;
   clients: ClientService;
-  signinLog: SigninLog;
   rotateKeys: () => Promise<string[]>;
-  mfa: MfaService;
   tokens: TokenService;
   audit: AuditLog;
   accountRules: AccountRuleStore;
-  education: EducationService;
   revocations: Revocations;
-  idv: IdentityVerification;
   timeZone: string;
   /** AKAMON_TRUSTED_EMAIL_DOMAINS: whether the university-registered address can receive a reset. */
   trustedEmailDomains: readonly string[];
+  /** The ICT office's figures (GET /dashboard). */
+  dashboard: DashboardService;
 }
 
 /**
@@ -135,30 +132,42 @@ function inZone(value: unknown, timeZone: string): unknown {
   return value;
 }
 
+/** A role and scope from a request body: `role`, `departments` and `affiliations` (lists; empty = no limit). */
+function roleAndScopeOf(b: Record<string, unknown>) {
+  const list = (key: string): unknown[] => {
+    const value = b[key] ?? [];
+    return Array.isArray(value) ? value : bad(`${key} must be a list of strings`);
+  };
+  return roleAndScope(b.role, list('departments'), list('affiliations'));
+}
+
 /**
- * The operator API behind the `akamon` CLI: JSON in and out, a bearer operator token, errors as
- * {"error": code, "error_description": text}. It works the same on every node and database.
+ * The operator API behind the `akamon` CLI: JSON in and out, a bearer API token, errors as
+ * {"error": code, "error_description": text}. Every route asks the permission model
+ * (src/operator/permissions.ts), through the HelpDesk for account tasks; it works the same on every
+ * node and database.
  */
 export function adminApi(deps: AdminApiDeps): Router {
   const router = new Router({ prefix: '/admin/api' });
   const accountJson = (a: AccountRow) => accountJsonOf(a, deps.trustedEmailDomains);
+  const desk = deps.helpDesk;
 
   router.use(async (ctx: Context, next: Next) => {
     ctx.set('Cache-Control', 'no-store');
     try {
       const header = ctx.get('authorization');
-      const operator = header.startsWith('Bearer ') ? await deps.operators.verify(header.slice(7).trim()) : undefined;
-      if (!operator) {
+      const principal = header.startsWith('Bearer ') ? await deps.operators.verify(header.slice(7).trim()) : undefined;
+      if (!principal) {
         ctx.status = 401;
         ctx.set('WWW-Authenticate', 'Bearer realm="akamon-admin"');
         ctx.body = { error: 'unauthorized', error_description: 'a valid operator token is required' };
         return;
       }
-      ctx.state.operator = operator;
+      ctx.state.principal = principal;
       await next();
       // Only a JSON answer: setting an empty body again would turn a 404 into a 204.
       if (ctx.body !== null && typeof ctx.body === 'object') ctx.body = inZone(ctx.body, deps.timeZone);
-      if (ctx.method !== 'GET') ctx.state.log.info({ operator, method: ctx.method, path: ctx.path, status: ctx.status }, 'admin action');
+      if (ctx.method !== 'GET') ctx.state.log.info({ operator: principal.actor, role: principal.role, method: ctx.method, path: ctx.path, status: ctx.status }, 'admin action');
     } catch (error) {
       if (error instanceof DomainError) {
         const { status } = errorAnswer(error);
@@ -178,8 +187,9 @@ export function adminApi(deps: AdminApiDeps): Router {
     }
   });
 
-  const audit = (ctx: Context, action: string, accountId: string | null, details: Record<string, unknown> = {}) =>
-    deps.audit.record({ actor: `operator:${ctx.state.operator}`, action, accountId, details });
+  const who = (ctx: Context): Principal => ctx.state.principal;
+  /** Operator tasks that are not about one account: the role is checked here, and the audit names the operator. */
+  const audit = (ctx: Context, action: string, accountId: string | null, details: Record<string, unknown> = {}) => deps.audit.record({ actor: who(ctx).actor, action, accountId, details });
 
   const body = (ctx: Context) => {
     const value = ctx.request.body;
@@ -189,30 +199,36 @@ export function adminApi(deps: AdminApiDeps): Router {
     return value as Record<string, unknown>;
   };
 
+  const limitOf = (ctx: Context, max: number) => {
+    const limit = Number(ctx.query.limit ?? 100);
+    if (!Number.isInteger(limit) || limit < 1 || limit > max) bad(`limit must be from 1 to ${max}`);
+    return limit;
+  };
+
   router.post('/accounts', async (ctx) => {
     const b = body(ctx);
     refuseUnknown(b, (key) => ACCOUNT_KEYS.has(key), `an account has ${[...ACCOUNT_KEYS].join(', ')}`);
-    const { account, initialPassword } = await deps.accountService.create({
+    const { account, initialPassword } = await desk.create(who(ctx), {
       commonId: String(b.commonId ?? ''),
       name: String(b.name ?? ''),
       affiliation: String(b.affiliation ?? ''),
       email: typeof b.email === 'string' ? b.email : null,
       profile: b,
     });
-    await audit(ctx, 'account.created', account.id);
     ctx.status = 201;
     ctx.body = { commonId: account.common_id, initialPassword, account: accountJson(account) };
   });
 
   router.get('/accounts', async (ctx) => {
-    const { status, affiliation, department, after } = ctx.query;
-    const limit = Number(ctx.query.limit ?? 100);
-    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) bad('limit must be from 1 to 1000');
+    const { status, affiliation, department, after, q } = ctx.query;
+    const limit = limitOf(ctx, 1000);
     if (status !== undefined && !STATUSES.includes(status as AccountStatus)) bad(`status must be one of ${STATUSES.join(', ')}`);
     if (affiliation !== undefined && !AFFILIATIONS.includes(affiliation as Affiliation)) bad(`affiliation must be one of ${AFFILIATIONS.join(', ')}`);
     const unit = typeof department === 'string' ? normalizeDepartment(department) : undefined;
     if (department !== undefined && !unit) bad('department must be a department code such as eng or eng/mech');
-    const rows = await deps.accounts.list({
+    if (q !== undefined && (typeof q !== 'string' || q.length > 100)) bad('q must be one text of at most 100 characters');
+    const rows = await desk.search(who(ctx), {
+      text: typeof q === 'string' ? q.normalize('NFKC').trim() || undefined : undefined,
       status: status as AccountStatus | undefined,
       affiliation: affiliation as Affiliation | undefined,
       department: unit,
@@ -223,23 +239,20 @@ export function adminApi(deps: AdminApiDeps): Router {
   });
 
   router.get('/accounts/:commonId', async (ctx) => {
-    const account = await deps.accountService.get(ctx.params.commonId);
-    // Factors are listed by kind and label; their secrets never leave the server.
-    const factors = (await deps.mfa.factors(account.id)).map((f) => ({
-      kind: f.kind,
-      label: f.label,
-      default: f.is_default,
-      createdAt: new Date(f.created_at).toISOString(),
-      lastUsedAt: f.last_used_at ? new Date(f.last_used_at).toISOString() : null,
-    }));
-    const year = deps.education.currentYear();
-    // The identity link is shown by its date only: the pairwise identifier is of no use to operators.
-    const link = await deps.idv.linkOf(account.id);
+    const { account, factors, education, identityLink } = await desk.details(who(ctx), ctx.params.commonId);
     ctx.body = {
       ...accountJson(account),
-      factors,
-      education: { year, passedOn: (await deps.education.passedThisYear(account.id)) ?? null },
-      identityLink: link ? { linkedAt: new Date(link.linked_at).toISOString() } : null,
+      // Factors are listed by kind and label; their secrets never leave the server.
+      factors: factors.map((f) => ({
+        kind: f.kind,
+        label: f.label,
+        default: f.is_default,
+        createdAt: new Date(f.created_at).toISOString(),
+        lastUsedAt: f.last_used_at ? new Date(f.last_used_at).toISOString() : null,
+      })),
+      education,
+      // The identity link is shown by its date only: the pairwise identifier is of no use to operators.
+      identityLink: identityLink ? { linkedAt: identityLink.linkedAt.toISOString() } : null,
     };
   });
 
@@ -252,30 +265,25 @@ export function adminApi(deps: AdminApiDeps): Router {
     const { requireMfa, ...fields } = b;
     // The body names at least one change (above), so one of the two sets the account.
     let account: AccountRow | undefined;
-    if (Object.keys(fields).length) {
-      const updated = await deps.accountService.updateProfile(ctx.params.commonId, fields);
-      account = updated.account;
-      await audit(ctx, 'account.updated', account.id, { fields: updated.changed });
-    }
-    if (typeof requireMfa === 'boolean') {
-      account = await deps.accountService.setMfaRequired(ctx.params.commonId, requireMfa);
-      await audit(ctx, 'mfa.requirement_changed', account.id, { required: requireMfa });
-    }
+    if (Object.keys(fields).length) account = (await desk.updateProfile(who(ctx), ctx.params.commonId, fields)).account;
+    if (typeof requireMfa === 'boolean') account = await desk.setMfaRequired(who(ctx), ctx.params.commonId, requireMfa);
     ctx.body = accountJson(account!);
   });
 
+  const justification = (b: Record<string, unknown>) => ({
+    reason: typeof b.reason === 'string' ? b.reason : undefined,
+    checked: typeof b.checked === 'string' ? b.checked : undefined,
+    by: typeof b.by === 'string' ? b.by : undefined,
+  });
+
   router.post('/accounts/:commonId/reset-mfa', async (ctx) => {
-    const account = await deps.accountService.get(ctx.params.commonId);
-    const removed = await deps.mfa.reset(account.id);
-    await audit(ctx, 'mfa.reset', account.id, { removedFactors: removed });
+    const { account, removed } = await desk.resetMfa(who(ctx), ctx.params.commonId, justification(body(ctx)));
     ctx.body = { ...accountJson(account), removedFactors: removed };
   });
 
+  // Which identity document was checked, and by whom, go to the audit record.
   router.post('/accounts/:commonId/reissue-password', async (ctx) => {
-    const b = body(ctx);
-    const { account, initialPassword } = await deps.accountService.reissuePassword(ctx.params.commonId);
-    // Which identity document was checked, and by whom.
-    await audit(ctx, 'password.reissued', account.id, { checked: String(b.checked ?? '').slice(0, 200), by: String(b.by ?? '').slice(0, 200) });
+    const { account, initialPassword } = await desk.reissuePassword(who(ctx), ctx.params.commonId, justification(body(ctx)));
     ctx.body = { commonId: account.common_id, initialPassword, account: accountJson(account) };
   });
 
@@ -283,54 +291,39 @@ export function adminApi(deps: AdminApiDeps): Router {
   router.post('/accounts/:commonId/revoke', async (ctx) => {
     const b = body(ctx);
     const reason = revocationReason(b.reason);
-    if (b.on !== undefined) {
-      const account = await deps.revocations.schedule(ctx.params.commonId, revocationTime(b.on, deps.timeZone), reason);
-      await audit(ctx, 'account.revocation_scheduled', account.id, { on: new Date(account.revoke_at!).toISOString(), reason });
-      ctx.body = accountJson(account);
-      return;
-    }
-    const account = await deps.accountService.setStatus(ctx.params.commonId, 'revoked', reason);
-    await audit(ctx, 'account.revoked', account.id, { reason: account.revoke_reason });
-    ctx.body = accountJson(account);
+    const on = b.on === undefined ? undefined : revocationTime(b.on, deps.timeZone);
+    ctx.body = accountJson(await desk.revoke(who(ctx), ctx.params.commonId, { on, reason }));
   });
 
   router.delete('/accounts/:commonId/revocation', async (ctx) => {
-    const account = await deps.revocations.cancel(ctx.params.commonId);
-    await audit(ctx, 'account.revocation_cancelled', account.id);
-    ctx.body = accountJson(account);
+    ctx.body = accountJson(await desk.cancelRevocation(who(ctx), ctx.params.commonId));
   });
 
   router.get('/revocations', async (ctx) => {
-    const limit = Number(ctx.query.limit ?? 100);
-    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) bad('limit must be from 1 to 1000');
+    authorize(who(ctx), 'account.read');
+    const limit = limitOf(ctx, 1000);
     const until = ctx.query.until === undefined ? undefined : revocationTime(ctx.query.until, deps.timeZone, 'until');
-    const rows = await deps.revocations.scheduled({ until, limit, after: typeof ctx.query.after === 'string' ? ctx.query.after : undefined });
+    const rows = await deps.revocations.scheduled({ until, limit, after: typeof ctx.query.after === 'string' ? ctx.query.after : undefined, within: scopeCondition(who(ctx).scope) });
     ctx.body = { accounts: rows.map(accountJson) };
   });
 
   router.post('/accounts/:commonId/unlink-idv', async (ctx) => {
-    const account = await deps.accountService.get(ctx.params.commonId);
-    if (!(await deps.idv.unlink(account.id, `operator:${ctx.state.operator}`))) throw new DomainError('link_not_found', `account ${account.common_id} has no identity link`);
-    ctx.body = accountJson(account);
+    ctx.body = accountJson(await desk.unlinkIdentity(who(ctx), ctx.params.commonId));
   });
 
-  const statusActions: Record<string, AccountStatus> = { suspend: 'suspended', activate: 'active' };
+  const statusActions = { suspend: 'suspended', activate: 'active' } as const;
   for (const [action, status] of Object.entries(statusActions)) {
     router.post(`/accounts/:commonId/${action}`, async (ctx) => {
-      const account = await deps.accountService.setStatus(ctx.params.commonId, status);
-      await audit(ctx, `account.${status === 'active' ? 'activated' : status}`, account.id);
-      ctx.body = accountJson(account);
+      ctx.body = accountJson(await desk.setStatus(who(ctx), ctx.params.commonId, status, justification(body(ctx))));
     });
   }
 
   router.post('/accounts/:commonId/unlock', async (ctx) => {
-    const account = await deps.accountService.unlock(ctx.params.commonId);
-    await deps.mfa.clearLocks(account.id);
-    await audit(ctx, 'account.unlocked', account.id);
-    ctx.body = accountJson(account);
+    ctx.body = accountJson(await desk.unlock(who(ctx), ctx.params.commonId));
   });
 
   router.post('/clients', async (ctx) => {
+    authorize(who(ctx), 'client.write');
     const b = body(ctx);
     refuseUnknown(b, (key) => SETTING_KEYS.has(key) || key === 'protocol', `the settings are protocol, ${[...SETTING_KEYS].join(', ')}`);
     if (b.protocol !== undefined && b.protocol !== 'oidc' && b.protocol !== 'saml') bad('protocol must be "oidc" or "saml"');
@@ -341,10 +334,12 @@ export function adminApi(deps: AdminApiDeps): Router {
   });
 
   router.get('/clients', async (ctx) => {
+    authorize(who(ctx), 'client.read');
     ctx.body = { clients: await deps.clients.list() };
   });
 
   router.get('/clients/:clientId', async (ctx) => {
+    authorize(who(ctx), 'client.read');
     const client = await deps.clients.show(ctx.params.clientId);
     const rules = await deps.accountRules.list(client.clientId);
     ctx.body = { ...client, accountRules: rules.map((r) => ({ commonId: r.common_id, effect: r.effect })) };
@@ -352,6 +347,7 @@ export function adminApi(deps: AdminApiDeps): Router {
 
   // Explicit allow and deny entries; they apply to the very next request on every node.
   router.post('/clients/:clientId/accounts', async (ctx) => {
+    authorize(who(ctx), 'client.write');
     const b = body(ctx);
     const client = await deps.clients.show(ctx.params.clientId);
     const commonId = String(b.commonId ?? '');
@@ -363,6 +359,7 @@ export function adminApi(deps: AdminApiDeps): Router {
   });
 
   router.delete('/clients/:clientId/accounts/:commonId', async (ctx) => {
+    authorize(who(ctx), 'client.write');
     const client = await deps.clients.show(ctx.params.clientId);
     if (!(await deps.accountRules.remove(client.clientId, ctx.params.commonId))) throw new DomainError('rule_not_found', `${ctx.params.commonId} is on no list of ${client.clientId}`);
     await audit(ctx, 'client.account_unlisted', null, { clientId: client.clientId, commonId: ctx.params.commonId });
@@ -371,21 +368,20 @@ export function adminApi(deps: AdminApiDeps): Router {
 
   router.post('/education', async (ctx) => {
     const b = body(ctx);
-    const account = await deps.accountService.get(String(b.commonId ?? ''));
-    const result = await deps.education.record(account.id, b.year, b.passedOn);
-    await audit(ctx, 'education.recorded', account.id, result);
+    const { account, ...result } = await desk.recordEducation(who(ctx), String(b.commonId ?? ''), b.year, b.passedOn);
     ctx.body = { commonId: account.common_id, ...result };
   });
 
-  // Akamon's own account home is registered by the server itself and must keep working.
+  // Akamon's own first-party clients are registered by the server itself and must keep working.
   router.use('/clients/:clientId', async (ctx, next) => {
-    if (ctx.params.clientId === ACCOUNT_CLIENT_ID && (ctx.method === 'PATCH' || ctx.method === 'DELETE')) {
-      throw new DomainError('protected_client', `${ACCOUNT_CLIENT_ID} is Akamon's own account home and is managed by the server`);
+    if (FIRST_PARTY_CLIENT_IDS.includes(ctx.params.clientId) && (ctx.method === 'PATCH' || ctx.method === 'DELETE')) {
+      throw new DomainError('protected_client', `${ctx.params.clientId} is one of Akamon's own pages and is managed by the server`);
     }
     await next();
   });
 
   router.patch('/clients/:clientId', async (ctx) => {
+    authorize(who(ctx), 'client.write');
     const b = body(ctx);
     refuseUnknown(b, (key) => SETTING_KEYS.has(key) || key === 'rotateSecret', `the settings are ${[...SETTING_KEYS].join(', ')}, and rotateSecret`);
     if (b.rotateSecret !== undefined && typeof b.rotateSecret !== 'boolean') bad('rotateSecret must be a boolean');
@@ -395,12 +391,14 @@ export function adminApi(deps: AdminApiDeps): Router {
   });
 
   router.delete('/clients/:clientId', async (ctx) => {
+    authorize(who(ctx), 'client.write');
     await deps.clients.delete(ctx.params.clientId);
     await audit(ctx, 'client.deleted', null, { clientId: ctx.params.clientId });
     ctx.status = 204;
   });
 
   router.post('/tokens', async (ctx) => {
+    authorize(who(ctx), 'token.load');
     const b = body(ctx);
     const token = await deps.tokens.add({ serial: b.serial, secret: b.secret, digits: b.digits, period: b.period });
     await audit(ctx, 'token.loaded', null, { serial: token.serial });
@@ -409,33 +407,30 @@ export function adminApi(deps: AdminApiDeps): Router {
   });
 
   router.get('/tokens', async (ctx) => {
+    authorize(who(ctx), 'token.read');
     ctx.body = { tokens: await deps.tokens.list() };
   });
 
   router.post('/tokens/:serial/assign', async (ctx) => {
-    const account = await deps.accountService.get(String(body(ctx).commonId ?? ''));
-    await deps.tokens.assign(ctx.params.serial, account.id);
-    await audit(ctx, 'token.lent', account.id, { serial: ctx.params.serial });
+    const account = await desk.lendToken(who(ctx), ctx.params.serial, String(body(ctx).commonId ?? ''));
     ctx.body = { serial: ctx.params.serial, assignedTo: account.common_id };
   });
 
   router.post('/tokens/:serial/unassign', async (ctx) => {
-    const previous = await deps.tokens.unassign(ctx.params.serial);
-    await audit(ctx, 'token.returned', previous, { serial: ctx.params.serial });
+    await desk.collectToken(who(ctx), ctx.params.serial);
     ctx.body = { serial: ctx.params.serial, assignedTo: null };
   });
 
   router.post('/keys/rotate', async (ctx) => {
+    authorize(who(ctx), 'keys.rotate');
     const kids = await deps.rotateKeys();
     await audit(ctx, 'keys.rotated', null, { kids });
     ctx.body = { kids };
   });
 
   router.get('/audit', async (ctx) => {
-    const limit = Number(ctx.query.limit ?? 100);
-    if (!Number.isInteger(limit) || limit < 1 || limit > 10000) bad('limit must be from 1 to 10000');
-    const accountId = typeof ctx.query.account === 'string' ? (await deps.accountService.get(ctx.query.account)).id : undefined;
-    const rows = await deps.audit.list({ accountId, limit });
+    const limit = limitOf(ctx, 10000);
+    const rows = await desk.auditTrail(who(ctx), { commonId: typeof ctx.query.account === 'string' ? ctx.query.account : undefined, limit });
     ctx.body = {
       events: rows.map((r) => ({ at: new Date(r.occurred_at).toISOString(), actor: r.actor, action: r.action, commonId: r.common_id, details: r.details })),
     };
@@ -443,16 +438,13 @@ export function adminApi(deps: AdminApiDeps): Router {
 
   router.get('/signins', async (ctx) => {
     const { account, since } = ctx.query;
-    const limit = Number(ctx.query.limit ?? 100);
-    if (!Number.isInteger(limit) || limit < 1 || limit > 10000) bad('limit must be from 1 to 10000');
-    let accountId: string | undefined;
-    if (typeof account === 'string') accountId = (await deps.accountService.get(account)).id;
+    const limit = limitOf(ctx, 10000);
     let sinceDate: Date | undefined;
     if (typeof since === 'string') {
       sinceDate = new Date(since);
       if (Number.isNaN(sinceDate.getTime())) bad('since must be a date, such as 2026-04-01 or 2026-04-01T09:00:00Z');
     }
-    const rows = await deps.signinLog.list({ accountId, since: sinceDate, limit });
+    const rows = await desk.signins(who(ctx), { commonId: typeof account === 'string' ? account : undefined, since: sinceDate, limit });
     ctx.body = {
       signins: rows.map((r) => ({
         at: new Date(r.occurred_at).toISOString(),
@@ -464,6 +456,76 @@ export function adminApi(deps: AdminApiDeps): Router {
         reason: r.reason,
       })),
     };
+  });
+
+  // Operators: API tokens (each shown once) and the people who may use the console.
+  router.post('/operators/tokens', async (ctx) => {
+    const b = body(ctx);
+    refuseUnknown(b, (key) => ['name', 'role', 'departments', 'affiliations', 'expiresInDays'].includes(key), 'a token has name, role, departments, affiliations, expiresInDays');
+    const { role, scope } = roleAndScopeOf(b);
+    const name = tokenName(b.name);
+    const expiresAt = tokenExpiry(b.expiresInDays ?? TOKEN_DEFAULT_DAYS, new Date());
+    const token = await desk.createApiToken(who(ctx), { name, role, scope, expiresAt });
+    ctx.status = 201;
+    ctx.body = { token, name, role, scope, expiresAt: expiresAt.toISOString() };
+  });
+
+  router.get('/operators/tokens', async (ctx) => {
+    const rows = await desk.listApiTokens(who(ctx));
+    ctx.body = {
+      tokens: rows.map((t) => ({
+        id: t.id,
+        name: t.name,
+        role: t.role,
+        departments: t.departments,
+        affiliations: t.affiliations,
+        createdAt: new Date(t.created_at).toISOString(),
+        createdBy: t.created_by,
+        expiresAt: t.expires_at ? new Date(t.expires_at).toISOString() : null,
+        lastUsedAt: t.last_used_at ? new Date(t.last_used_at).toISOString() : null,
+        revokedAt: t.revoked_at ? new Date(t.revoked_at).toISOString() : null,
+      })),
+    };
+  });
+
+  router.delete('/operators/tokens/:id', async (ctx) => {
+    const id = Number(ctx.params.id);
+    if (!Number.isSafeInteger(id) || id < 1) bad('the token id is a positive whole number');
+    await desk.revokeApiToken(who(ctx), id);
+    ctx.status = 204;
+  });
+
+  router.put('/operators/people/:commonId', async (ctx) => {
+    const b = body(ctx);
+    refuseUnknown(b, (key) => ['role', 'departments', 'affiliations'].includes(key), 'a console role has role, departments, affiliations');
+    const { role, scope } = roleAndScopeOf(b);
+    const account = await desk.grantConsoleRole(who(ctx), ctx.params.commonId, role, scope);
+    ctx.body = { commonId: account.common_id, name: account.name, role, scope };
+  });
+
+  router.delete('/operators/people/:commonId', async (ctx) => {
+    await desk.withdrawConsoleRole(who(ctx), ctx.params.commonId);
+    ctx.status = 204;
+  });
+
+  router.get('/operators/people', async (ctx) => {
+    const rows = await desk.listConsoleRoles(who(ctx));
+    ctx.body = {
+      people: rows.map((p) => ({
+        commonId: p.common_id,
+        name: p.name,
+        role: p.role,
+        departments: p.departments,
+        affiliations: p.affiliations,
+        grantedBy: p.granted_by,
+        grantedAt: new Date(p.granted_at).toISOString(),
+      })),
+    };
+  });
+
+  // The dashboard's figures as JSON (the console's /console/dashboard shows the same); 'dashboard.read'.
+  router.get('/dashboard', async (ctx) => {
+    ctx.body = await deps.dashboard.figures(who(ctx));
   });
 
   return router;

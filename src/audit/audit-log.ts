@@ -1,4 +1,4 @@
-import type { Kysely, Selectable } from 'kysely';
+import type { Expression, Kysely, Selectable, SqlBool } from 'kysely';
 import type { AuditEventTable, DB } from '../db/schema.ts';
 
 export type AuditEvent = Selectable<AuditEventTable> & { common_id: string | null };
@@ -31,7 +31,7 @@ export class AuditLog {
       .execute();
   }
 
-  list(filter: { accountId?: string; limit: number }): Promise<AuditEvent[]> {
+  list(filter: { accountId?: string; within?: Expression<SqlBool>; limit: number }): Promise<AuditEvent[]> {
     let query = this.#db
       .selectFrom('audit_event')
       .leftJoin('account', 'account.id', 'audit_event.account_id')
@@ -41,6 +41,8 @@ export class AuditLog {
       .orderBy('audit_event.id', 'desc')
       .limit(filter.limit);
     if (filter.accountId) query = query.where('audit_event.account_id', '=', filter.accountId);
+    // A condition on the joined account (an operator's scope): events of no account fall outside it.
+    if (filter.within) query = query.where(filter.within);
     return query.execute();
   }
 }

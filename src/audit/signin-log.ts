@@ -1,4 +1,4 @@
-import type { Kysely, Selectable } from 'kysely';
+import type { Expression, Kysely, Selectable, SqlBool } from 'kysely';
 import type { DB, SigninEventTable } from '../db/schema.ts';
 
 export type SigninEvent = Selectable<SigninEventTable>;
@@ -35,7 +35,7 @@ export class SigninLog {
       .execute();
   }
 
-  list(filter: { accountId?: string; since?: Date; limit: number }): Promise<Array<SigninEvent & { common_id: string | null }>> {
+  list(filter: { accountId?: string; since?: Date; within?: Expression<SqlBool>; limit: number }): Promise<Array<SigninEvent & { common_id: string | null }>> {
     let query = this.#db
       .selectFrom('signin_event')
       .leftJoin('account', 'account.id', 'signin_event.account_id')
@@ -45,6 +45,8 @@ export class SigninLog {
       .orderBy('signin_event.id', 'desc')
       .limit(filter.limit);
     if (filter.accountId) query = query.where('signin_event.account_id', '=', filter.accountId);
+    // A condition on the joined account (an operator's scope): events of no account fall outside it.
+    if (filter.within) query = query.where(filter.within);
     if (filter.since) query = query.where('signin_event.occurred_at', '>=', filter.since);
     return query.execute();
   }

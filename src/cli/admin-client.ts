@@ -78,6 +78,10 @@ export class AdminClient {
     return this.request<T>('PATCH', pathname, body);
   }
 
+  put<T>(pathname: string, body: unknown): Promise<T> {
+    return this.request<T>('PUT', pathname, body);
+  }
+
   delete<T = void>(pathname: string): Promise<T> {
     return this.request<T>('DELETE', pathname);
   }

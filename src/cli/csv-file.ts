@@ -1,76 +1,149 @@
 import fs from 'node:fs/promises';
-import { parse } from 'csv-parse/sync';
 import { UsageError } from './args.ts';
 import { ApiError } from './admin-client.ts';
-import { err } from './output.ts';
 import { CSV_MAX_BYTES } from '../config/defaults.ts';
+import { DomainError } from '../shared/errors.ts';
+import { parseCsvTable, type CsvColumns, type CsvRow } from '../shared/csv-table.ts';
 
-const MAX_BYTES = CSV_MAX_BYTES;
-
-export interface CsvRow {
-  /** The line of the file the row ends on (the header is line 1). */
-  line: number;
-  fields: Record<string, string | undefined>;
-}
+export type { CsvRow };
 
 /** Reads and checks a whole CSV file first: a file without the expected columns is a usage error. */
-export async function readCsvRows(file: string, command: string, columns: { required: readonly string[]; optional: readonly string[] }): Promise<CsvRow[]> {
-  const COLUMNS = [...columns.required, ...columns.optional];
-  const REQUIRED_COLUMNS = columns.required;
+export async function readCsvRows(file: string, command: string, columns: CsvColumns): Promise<CsvRow[]> {
   const fail = (message: string): never => {
     throw new UsageError(message, command);
   };
   const stat = await fs.stat(file).catch(() => fail(`cannot read ${file}`));
   if (!stat.isFile()) fail(`${file} is not a file`);
-  if (stat.size > MAX_BYTES) fail(`${file} is larger than 10 MB; split it`);
-  let text: string;
+  // Checked before reading: a huge file is refused without loading it.
+  if (stat.size > CSV_MAX_BYTES) fail(`${file} is larger than 10 MB; split it`);
   try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(await fs.readFile(file));
-  } catch {
-    fail(`${file} is not UTF-8 text (save it as "CSV UTF-8")`);
-  }
-  let records: Array<{ record: string[]; info: { lines: number } }>;
-  try {
-    records = parse(text!, { bom: true, trim: true, skip_empty_lines: true, relax_column_count: true, info: true }) as unknown as typeof records;
+    return parseCsvTable(await fs.readFile(file), columns, { name: file, maxBytes: CSV_MAX_BYTES });
   } catch (error) {
-    fail(`${file} is not valid CSV: ${(error as Error).message.split('\n')[0]}`);
+    if (error instanceof DomainError) return fail(error.message);
+    throw error;
   }
-  const [header, ...data] = records!;
-  if (!header) fail(`${file} is empty`);
-  const names = header!.record.map((name) => name.toLowerCase());
-  const unknown = names.filter((name) => !COLUMNS.includes(name));
-  if (unknown.length) fail(`${file} has unknown column ${unknown.join(', ')}; the columns are ${COLUMNS.join(',')}`);
-  const missing = REQUIRED_COLUMNS.filter((name) => !names.includes(name));
-  if (missing.length) fail(`${file} has no ${missing.join(', ')} column; the header must be ${COLUMNS.join(',')}${columns.optional.length ? ` (${columns.optional.join(', ')} optional)` : ''}`);
-  if (new Set(names).size !== names.length) fail(`${file} has a column twice`);
-  return data.map(({ record, info }) => ({
-    line: info.lines,
-    fields: Object.fromEntries(names.map((name, i) => [name, record[i]])),
-  }));
+}
+
+/**
+ * How far an import has come, on stderr. On a terminal one line is rewritten in place
+ * ("imported 120/500, 3 errors"), and a row's error is printed above it; elsewhere (a log, a pipe)
+ * a line every `every` rows and at the end, as scripts have always read it.
+ */
+export class ImportProgress {
+  readonly #verb: string;
+  readonly #total: number;
+  readonly #tty: boolean;
+  readonly #every: number;
+  readonly #write: (text: string) => void;
+  #done = 0;
+  #errors = 0;
+  #settled = 0;
+  #drawnAt = 0;
+  #drawn = false;
+
+  constructor(verb: string, total: number, options: { tty?: boolean; every?: number; write?: (text: string) => void } = {}) {
+    this.#verb = verb;
+    this.#total = total;
+    this.#tty = options.tty ?? Boolean(process.stderr.isTTY);
+    this.#every = options.every ?? 100;
+    this.#write = options.write ?? ((text) => process.stderr.write(text));
+  }
+
+  /** The progress line: `verb done/total`, with the errors so far on a terminal. */
+  line(): string {
+    const base = `${this.#verb} ${this.#done}/${this.#total}`;
+    return this.#tty && this.#errors ? `${base}, ${this.#errors} error${this.#errors === 1 ? '' : 's'}` : base;
+  }
+
+  succeeded(): void {
+    this.#done++;
+    this.#settle();
+  }
+
+  /** A row with problems: "row N: problem; problem; ..." on a line of its own; `imported` when it was done all the same. */
+  failed(line: number, problems: readonly string[], imported = false): void {
+    this.#errors++;
+    if (imported) this.#done++;
+    this.#clear();
+    this.#write(`row ${line}: ${problems.join('; ')}\n`);
+    this.#settle();
+  }
+
+  #settle(): void {
+    this.#settled++;
+    const last = this.#settled === this.#total;
+    if (!this.#tty) {
+      if (this.#settled % this.#every === 0 || last) this.#write(`${this.line()}\n`);
+      return;
+    }
+    // Redrawn at most ten times a second: a fast import would otherwise spend its time on the terminal.
+    const now = Date.now();
+    if (last || !this.#drawn || now - this.#drawnAt >= 100) {
+      this.#write(`\r${this.line()}\x1b[K${last ? '\n' : ''}`);
+      this.#drawnAt = now;
+      this.#drawn = !last;
+    }
+  }
+
+  /** Moves off the rewritten line before anything else is printed. */
+  #clear(): void {
+    if (this.#tty && this.#drawn) this.#write('\r\x1b[K');
+    this.#drawn = false;
+  }
+
+  /** Ends the rewritten line when the import stops early. */
+  end(): void {
+    if (this.#tty && this.#drawn) this.#write('\n');
+    this.#drawn = false;
+  }
 }
 
 export interface RowError {
   row: number;
   commonId: string | null;
+  /** Every problem of the row, joined with "; ". */
   error: string;
+  problems: Array<{ code: string; message: string; field?: string }>;
 }
 
 /**
  * Sends the rows to the server one at a time. A row the server refuses is reported on stderr
- * ("row N: reason") and the rest go on; progress goes to stderr every 100 rows and at the end.
+ * ("row N: reason") and the rest go on; progress as ImportProgress shows it. `check` finds every
+ * problem of a row before it is sent; a row with any is not sent.
  */
-export async function sendRows<T>(rows: CsvRow[], verb: string, send: (row: CsvRow) => Promise<T>): Promise<{ done: T[]; errors: RowError[] }> {
+export async function sendRows<T>(
+  rows: CsvRow[],
+  verb: string,
+  send: (row: CsvRow, index: number) => Promise<T>,
+  check: (row: CsvRow, index: number) => RowError['problems'] = () => [],
+): Promise<{ done: T[]; errors: RowError[] }> {
   const done: T[] = [];
   const errors: RowError[] = [];
-  for (const [index, row] of rows.entries()) {
-    try {
-      done.push(await send(row));
-    } catch (error) {
-      if (!(error instanceof ApiError)) throw error;
-      errors.push({ row: row.line, commonId: row.fields.common_id || null, error: error.message });
-      err(`row ${row.line}: ${error.message}`);
+  const progress = new ImportProgress(verb, rows.length);
+  const refuse = (row: CsvRow, problems: RowError['problems']) => {
+    errors.push({ row: row.line, commonId: row.fields.common_id || null, error: problems.map((p) => p.message).join('; '), problems });
+    progress.failed(
+      row.line,
+      problems.map((p) => p.message),
+    );
+  };
+  try {
+    for (const [index, row] of rows.entries()) {
+      const problems = check(row, index);
+      if (problems.length) {
+        refuse(row, problems);
+        continue;
+      }
+      try {
+        done.push(await send(row, index));
+        progress.succeeded();
+      } catch (error) {
+        if (!(error instanceof ApiError)) throw error;
+        refuse(row, [{ code: error.code, message: error.message }]);
+      }
     }
-    if ((index + 1) % 100 === 0 || index + 1 === rows.length) err(`${verb} ${done.length}/${rows.length}`);
+  } finally {
+    progress.end();
   }
   return { done, errors };
 }

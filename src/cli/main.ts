@@ -4,6 +4,7 @@ import { accountGroup } from './commands/account.ts';
 import { clientGroup, spGroup } from './commands/client.ts';
 import { keysGroup } from './commands/keys.ts';
 import { tokenGroup } from './commands/token.ts';
+import { operatorGroup } from './commands/operator.ts';
 import { educationGroup } from './commands/education.ts';
 import { migrateCommand } from './commands/migrate.ts';
 import { signinsCommand } from './commands/signins.ts';
@@ -11,7 +12,7 @@ import { auditCommand } from './commands/audit.ts';
 import { err, out, printJsonError } from './output.ts';
 import { ApiError } from './admin-client.ts';
 
-const GROUPS: Group[] = [accountGroup, clientGroup, spGroup, tokenGroup, educationGroup, keysGroup];
+const GROUPS: Group[] = [accountGroup, clientGroup, spGroup, tokenGroup, educationGroup, keysGroup, operatorGroup];
 const COMMANDS: Command[] = [signinsCommand, auditCommand, migrateCommand];
 
 function mainHelp(): string {

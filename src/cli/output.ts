@@ -44,13 +44,6 @@ export function when(value: string | null | undefined, locale = CLI_LOCALE): str
   return format(locale, value!, offset!);
 }
 
-/** The day of an instant from the admin API, in the university's time zone (a letter's date). */
-export function dayOf(value: string, locale: 'en' | 'ja'): string {
-  const offset = ZONED_INSTANT.exec(value)?.[3];
-  if (!offset) throw new Error(`not an instant of the admin API: ${value}`);
-  return formatDate(locale, value, offset);
-}
-
 const show = (value: unknown): string => {
   if (value === null || value === undefined || value === '') return '-';
   if (typeof value === 'string' && (ZONED_INSTANT.test(value) || DAY.test(value))) return when(value);
@@ -76,10 +69,8 @@ export function printTable(header: readonly string[], rows: ReadonlyArray<readon
   out(cells.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : String(cell).padEnd(widths[i]!))).join('  ')).join('\n'));
 }
 
-/** One CSV line (RFC 4180 quoting). */
-export function csvLine(values: readonly string[]): string {
-  return values.map((v) => (/[",\r\n]/.test(v) ? `"${v.replaceAll('"', '""')}"` : v)).join(',');
-}
+/** One CSV line (RFC 4180 quoting): the same writer as the console's reports. */
+export { csvLine } from '../shared/csv-table.ts';
 
 /**
  * The operator's language for help texts: Japanese where the locale says so (LC_ALL, then

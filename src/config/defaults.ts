@@ -35,6 +35,8 @@ export const ANONYMOUS_WINDOW_SECONDS = 600;
 export const ANONYMOUS_RECORDS_MAX_STORED = 500_000;
 /** Wrong device-flow user codes per source address, a budget: 30 at once, then one a minute; plenty for typing mistakes behind a campus NAT address, a few guesses of a 20^8 space. */
 export const DEVICE_USER_CODE_GUESSES_PER_ADDRESS = Object.freeze({ burst: 30, refillSeconds: 60 });
+/** Accounts one operator may look up or search (the console, the API, the CLI): 300 at once, then one a second; a busy counter never meets it, a stolen session or token cannot copy the directory in minutes. */
+export const OPERATOR_LOOKUPS = Object.freeze({ burst: 300, refillSeconds: 1 });
 /** Wrong device-flow user codes from all addresses together: 500 at once, then one every 10 s; past it misses answer 429 and are logged as guessing spread over many addresses, while a right code is never refused (the per-address budget is what limits a guesser; a lucky guess could only approve the guesser's own account on someone's device). */
 export const DEVICE_USER_CODE_GUESSES_EVERYONE = Object.freeze({ burst: 500, refillSeconds: 10 });
 
@@ -65,6 +67,10 @@ export const FLOW_TURN_WAIT_MS = 5000;
 export const HOME_SESSION_TTL_SECONDS = 3600;
 /** A sign-in this recent counts as fresh: changes that need one (second factors, the ID card link) accept one within it. */
 export const FRESH_SIGNIN_SECONDS = 600;
+/** The console's session: an hour from the sign-in with a security key, never extended, so an unattended browser does not stay an operator's. */
+export const CONSOLE_SESSION_TTL_SECONDS = 3600;
+/** The console's sign-in, and its dangerous actions (reissue, MFA reset, suspension, revocation), need the security key shown this recently. */
+export const CONSOLE_FRESH_SECONDS = 300;
 /** After "later" on the MFA rollout notice, it stays away this long: a daily reminder, not a nag at every sign-in. */
 export const MFA_NOTICE_REMIND_SECONDS = 86_400;
 /** Accounts the browser remembers for the account picker: a shared computer shows a few, not a list of everyone. */
@@ -168,3 +174,9 @@ export const SWEEP_INTERVAL_SECONDS = 60;
 export const CLI_REQUEST_TIMEOUT_MS = 60_000;
 /** A CSV file the CLI reads into memory at once (some 100,000 account rows). */
 export const CSV_MAX_BYTES = 10 * 1024 * 1024;
+/** Rows of one console import: a whole faculty's intake, while one job's report stays a page one can read. */
+export const IMPORT_MAX_ROWS = 20_000;
+/** An import whose node wrote no progress for this long is shown as interrupted (its node died or lost the database). */
+export const IMPORT_STALL_SECONDS = 120;
+/** Initial passwords of an import are kept (encrypted) for one download at most this long, then wiped. */
+export const IMPORT_SECRET_TTL_SECONDS = 86_400;

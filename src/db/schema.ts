@@ -238,6 +238,23 @@ export interface OperatorTable {
   token_hash: string;
   created_at: CreatedAt;
   last_used_at: Timestamp | null;
+  /** src/operator/permissions.ts ROLES. */
+  role: ColumnType<string, string | undefined, string>;
+  departments: ColumnType<string[], string[] | undefined, string[]>;
+  affiliations: ColumnType<string[], string[] | undefined, string[]>;
+  expires_at: Timestamp | null;
+  created_by: string | null;
+  revoked_at: Timestamp | null;
+}
+
+/** People who may use the web console, with their role and scope. */
+export interface ConsoleRoleTable {
+  account_id: string;
+  role: string;
+  departments: ColumnType<string[], string[] | undefined, string[]>;
+  affiliations: ColumnType<string[], string[] | undefined, string[]>;
+  granted_by: string;
+  granted_at: Generated<Date>;
 }
 
 export interface SigninEventTable {
@@ -285,6 +302,47 @@ export interface InstallationTable {
   issuer_since: ColumnType<Date, Date | string | undefined, Date | string>;
 }
 
+/** A CSV import started in the console (migrations/0015). */
+export interface ImportJobTable {
+  id: Generated<string>;
+  /** 'accounts' or 'revocations'. */
+  kind: string;
+  actor: string;
+  file_name: string;
+  total: number;
+  processed: Generated<number>;
+  failed: Generated<number>;
+  created_at: CreatedAt;
+  heartbeat_at: Generated<Date>;
+  finished_at: Timestamp | null;
+  secrets_gone_at: Timestamp | null;
+}
+
+/** One row of an import: outcome, every problem, and the encrypted initial password until handed out. */
+export interface ImportJobRowTable {
+  job_id: string;
+  line: number;
+  common_id: string | null;
+  name: string | null;
+  /** 'created', 'scheduled' or 'failed'. */
+  outcome: string;
+  errors: JSONColumnType<Array<{ code: string; message: string }>>;
+  secret: string | null;
+  done_at: Generated<Date>;
+}
+
+/** One day's MFA adoption for one dimension value (migration 0014, src/dashboard/). */
+export interface MfaSnapshotTable {
+  /** YYYY-MM-DD in the university's time zone. */
+  day: string;
+  dimension: 'all' | 'affiliation' | 'department';
+  /** The affiliation or top-level department; '' for "all" and for accounts without a department. */
+  value: string;
+  active_accounts: number;
+  mfa_accounts: number;
+  taken_at: CreatedAt;
+}
+
 export interface DB {
   oidc_payload: OidcPayloadTable;
   signing_key: SigningKeyTable;
@@ -294,6 +352,7 @@ export interface DB {
   saml_request: SamlRequestTable;
   saml_session: SamlSessionTable;
   operator: OperatorTable;
+  console_role: ConsoleRoleTable;
   signin_event: SigninEventTable;
   throttle: ThrottleTable;
   interaction_state: InteractionStateTable;
@@ -307,4 +366,7 @@ export interface DB {
   security_education: SecurityEducationTable;
   identity_link: IdentityLinkTable;
   installation: InstallationTable;
+  mfa_snapshot: MfaSnapshotTable;
+  import_job: ImportJobTable;
+  import_job_row: ImportJobRowTable;
 }

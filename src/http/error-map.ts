@@ -31,6 +31,7 @@ export const ERROR_ANSWERS: Readonly<Record<string, ErrorAnswer>> = {
   client_not_found: notFound,
   token_not_found: notFound,
   rule_not_found: notFound,
+  role_not_found: notFound,
   link_not_found: notFound,
   app_password_not_found: notFound,
 
@@ -42,6 +43,9 @@ export const ERROR_ANSWERS: Readonly<Record<string, ErrorAnswer>> = {
   already_revoked: conflict,
   not_scheduled: conflict,
   protected_client: { status: 403, message: 'error.generic' },
+  // An operator's role does not grant the action (src/operator/permissions.ts).
+  forbidden: { status: 403, message: 'error.forbidden' },
+  out_of_scope: { status: 403, message: 'error.out_of_scope' },
   last_method: { status: 409, message: 'security.remove_last_refused' },
 
   too_many_app_passwords: invalid('account.app_password_limit'),
@@ -62,6 +66,16 @@ export const ERROR_ANSWERS: Readonly<Record<string, ErrorAnswer>> = {
   saml_expired: invalid('saml.expired'),
   invalid_common_id: invalid(),
   invalid_affiliation: invalid(),
+  // A CSV file refused as a whole (src/shared/csv-table.ts); the console shows each with its own text.
+  csv_too_large: { status: 413, message: 'error.bad_request' },
+  csv_not_utf8: invalid(),
+  csv_invalid: invalid(),
+  csv_empty: invalid(),
+  csv_unknown_column: invalid(),
+  csv_missing_column: invalid(),
+  csv_duplicate_column: invalid(),
+  csv_too_many_rows: invalid(),
+  csv_no_rows: invalid(),
   invalid_reading: invalid(),
   invalid_department: invalid(),
   invalid_entitlement: invalid(),

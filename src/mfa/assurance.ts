@@ -4,7 +4,13 @@
  */
 export const ACR_PASSWORD = 'urn:akamon:acr:password';
 export const ACR_MFA = 'urn:akamon:acr:mfa';
-export const ACR_VALUES = [ACR_PASSWORD, ACR_MFA];
+/**
+ * Asked for by a client that needs a second factor bound to its origin (the console): a security key
+ * or passkey (amr hwk or swk), which a phishing page cannot relay as it can a code. A session's own acr
+ * stays ACR_MFA (the account home and SAML compare with it); the amr says which factor it was.
+ */
+export const ACR_PHISHING_RESISTANT = 'urn:akamon:acr:phishing-resistant';
+export const ACR_VALUES = [ACR_PASSWORD, ACR_MFA, ACR_PHISHING_RESISTANT];
 
 /**
  * The amr of a token from the password grant given an app password (not an RFC 8176 value). An
@@ -19,6 +25,13 @@ const SECOND_FACTORS = new Set(['otp', 'sms', 'tel', 'hwk', 'swk', 'idv', AMR_AP
 
 export function hasSecondFactor(amr: readonly string[] | undefined): boolean {
   return (amr ?? []).some((m) => SECOND_FACTORS.has(m));
+}
+
+const PHISHING_RESISTANT = new Set(['hwk', 'swk']);
+
+/** A security key or passkey was shown. */
+export function phishingResistant(amr: readonly string[] | undefined): boolean {
+  return (amr ?? []).some((m) => PHISHING_RESISTANT.has(m));
 }
 
 export function acrFor(amr: readonly string[]): string {
@@ -37,7 +50,7 @@ export interface MfaDemand {
 }
 
 export function mfaDemanded(demand: MfaDemand): boolean {
-  return demand.accountRequires || demand.clientRequires || demand.requestedAcr.includes(ACR_MFA);
+  return demand.accountRequires || demand.clientRequires || demand.requestedAcr.includes(ACR_MFA) || demand.requestedAcr.includes(ACR_PHISHING_RESISTANT);
 }
 
 /** The session's last sign-in (loginTs: a password or a factor) was within `maxAgeSeconds`. */
@@ -45,9 +58,12 @@ export function signedInWithin(loginTs: number | undefined, maxAgeSeconds: numbe
   return loginTs !== undefined && nowSeconds - loginTs <= maxAgeSeconds;
 }
 
-/** A second factor shown in this session, recently enough for a client's --mfa-max-age. */
-export function mfaFresh(session: { amr?: readonly string[]; loginTs?: number }, maxAgeSeconds: number | null, nowSeconds: number): boolean {
-  if (!hasSecondFactor(session.amr)) return false;
+/**
+ * A second factor shown in this session (a phishing-resistant one when `phishingResistantOnly`),
+ * recently enough for a client's --mfa-max-age.
+ */
+export function mfaFresh(session: { amr?: readonly string[]; loginTs?: number }, maxAgeSeconds: number | null, nowSeconds: number, phishingResistantOnly = false): boolean {
+  if (!(phishingResistantOnly ? phishingResistant(session.amr) : hasSecondFactor(session.amr))) return false;
   if (maxAgeSeconds === null || maxAgeSeconds === undefined) return true;
   return signedInWithin(session.loginTs, maxAgeSeconds, nowSeconds);
 }

@@ -13,6 +13,7 @@ import { isUuid } from '../shared/uuid.ts';
 import type { Clock } from '../shared/clock.ts';
 import type { LoginThrottle, ThrottleRule } from '../throttle/login-throttle.ts';
 import type { FactorRow, MfaStore } from './mfa.store.ts';
+import { phishingResistant } from './assurance.ts';
 import { matchTotp, newTotpSecret, normalizeCode } from './totp.ts';
 import type { PhoneService, PhoneTarget } from './phone.service.ts';
 import { SECOND_FACTOR_THROTTLE } from '../config/defaults.ts';
@@ -29,6 +30,19 @@ const TRANSPORTS = new Set(['usb', 'nfc', 'ble', 'internal', 'hybrid', 'cable', 
 
 /** The amr value each kind of factor adds to the session (RFC 8176). */
 export const FACTOR_AMR: Record<FactorRow['kind'], string> = { totp: 'otp', token: 'otp', webauthn: 'hwk', phone: 'sms' };
+
+/** A security key or passkey. */
+export const isPhishingResistant = (factor: Pick<FactorRow, 'kind'>): boolean => phishingResistant([FACTOR_AMR[factor.kind]]);
+
+/**
+ * The factors a sign-in may ask for: with a phishing-resistant factor demanded (ACR_PHISHING_RESISTANT),
+ * only the account's security keys and passkeys, when it has any; otherwise all of them (an account
+ * without one goes through its usual factor, and the client that demanded one refuses the result).
+ */
+export function factorsFor<F extends Pick<FactorRow, 'kind'>>(factors: readonly F[], phishingResistantOnly: boolean): F[] {
+  const resistant = factors.filter(isPhishingResistant);
+  return phishingResistantOnly && resistant.length > 0 ? resistant : [...factors];
+}
 
 export type VerifyOutcome =
   | { ok: true; factor: FactorRow; amr: string }

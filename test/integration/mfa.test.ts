@@ -3,7 +3,7 @@ import { generate } from 'otplib';
 import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
 import { Browser } from '../support/browser.ts';
 import { chooseMethod, codeFrom, enterCredentials, finishEnrolment, freshTotpStep, redeem, secretOn, startAuthorization } from '../support/flows.ts';
-import { ACR_MFA, ACR_PASSWORD } from '../../src/mfa/assurance.ts';
+import { ACR_MFA, ACR_PASSWORD, ACR_PHISHING_RESISTANT } from '../../src/mfa/assurance.ts';
 import { mailedCode } from '../support/smtp-sink.ts';
 
 let akamon: RunningAkamon;
@@ -406,7 +406,7 @@ describe('regressions found in review', () => {
 describe('operators', () => {
   test('discovery lists the acr values', async () => {
     const discovery = (await (await fetch(`${akamon.url}/.well-known/openid-configuration`)).json()) as { acr_values_supported: string[] };
-    expect(discovery.acr_values_supported).toEqual([ACR_PASSWORD, ACR_MFA]);
+    expect(discovery.acr_values_supported).toEqual([ACR_PASSWORD, ACR_MFA, ACR_PHISHING_RESISTANT]);
   });
 
   test('account show lists factors without secrets; reset-mfa removes them so the person enrols again', async () => {

@@ -66,6 +66,11 @@ export class SoftwareAuthenticator {
     });
   }
 
+  /** The private key (PKCS#8, base64), to put the same credential in chromium's virtual authenticator (WebAuthn.addCredential). */
+  privateKeyPkcs8(): string {
+    return this.#keys.privateKey.export({ format: 'der', type: 'pkcs8' }).toString('base64');
+  }
+
   #clientData(type: string, challenge: string): Buffer {
     return Buffer.from(JSON.stringify({ type, challenge, origin: this.#origin, crossOrigin: false }));
   }

@@ -35,10 +35,24 @@ const LAYERS: Layer[] = [
   // The kysely instance, schema types, the migrator, row-level helpers shared by stores.
   { name: 'db', files: ['src/db/'], mayImport: ['shared', 'config', 'db'] },
   // Rules and stores: account, password, MFA, clients, education, audit, access rules, throttling,
-  // mail delivery, and identity verification's store, service and upstream client.
+  // mail delivery, identity verification's store, service and upstream client, and the dashboard's figures.
   {
     name: 'domain',
-    files: ['src/account/', 'src/password/', 'src/mfa/', 'src/client/', 'src/education/', 'src/audit/', 'src/access/', 'src/throttle/', 'src/mail/', 'src/idv/', 'src/saml/'],
+    files: [
+      'src/account/',
+      'src/password/',
+      'src/mfa/',
+      'src/client/',
+      'src/education/',
+      'src/audit/',
+      'src/access/',
+      'src/throttle/',
+      'src/mail/',
+      'src/idv/',
+      'src/saml/',
+      'src/operator/',
+      'src/dashboard/',
+    ],
     mayImport: ['shared', 'config', 'messages', 'db', 'domain'],
   },
   // The OIDC provider's configuration, adapter, account lookup, keys and its own pages.
@@ -53,8 +67,8 @@ const LAYERS: Layer[] = [
   // The other web front ends: self-service pages, recovery, the admin API, identity verification's routes.
   {
     name: 'web',
-    files: ['src/selfservice/', 'src/recovery/', 'src/admin/', 'src/idv/idv-flow.ts'],
-    mayImport: ['shared', 'config', 'messages', 'translator', 'db', 'domain', 'http', 'interaction', 'flow', 'web', 'koa'],
+    files: ['src/selfservice/', 'src/recovery/', 'src/admin/', 'src/console/', 'src/idv/idv-flow.ts'],
+    mayImport: ['shared', 'config', 'messages', 'translator', 'db', 'domain', 'http', 'interaction', 'flow', 'web', 'koa', 'letter'],
   },
   // Development only: a stand-in for the national ID card's identity provider, an OP of its own
   // (not Akamon's provider) that main.ts starts beside the app when asked to.
@@ -65,8 +79,10 @@ const LAYERS: Layer[] = [
     mayImport: ['shared', 'config', 'messages', 'translator', 'db', 'domain', 'http', 'interaction', 'saml-front', 'koa', 'oidc-provider'],
   },
   { name: 'dev-upstream', files: ['src/idv/dev-provider.ts'], mayImport: ['shared', 'config', 'messages', 'translator', 'http', 'koa', 'oidc-provider', 'views'] },
+  // The printable ja/en letter of a new account or password: text and a template, for the CLI's files and the console's downloads.
+  { name: 'letter', files: ['src/letter/'], mayImport: ['shared', 'messages', 'translator', 'views'] },
   // The operators' command line: a client of the admin API that opens the database only to migrate.
-  { name: 'cli', files: ['src/cli/'], mayImport: ['shared', 'config', 'messages', 'translator', 'db', 'domain', 'composition', 'cli', 'views'] },
+  { name: 'cli', files: ['src/cli/'], mayImport: ['shared', 'config', 'messages', 'translator', 'db', 'domain', 'composition', 'cli', 'views', 'letter'] },
   // Builds the stores and services from the config (tests pass fakes here).
   { name: 'composition', files: ['src/deps.ts'], mayImport: ['shared', 'config', 'db', 'domain', 'provider', 'interaction', 'web'] },
   // Process entry and the Koa app: everything comes together here.

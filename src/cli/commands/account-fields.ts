@@ -47,16 +47,6 @@ export function fieldOptionValues(options: OptionReader): Record<string, unknown
 /** The CSV columns of `account import` beyond the core ones: each field's column name. */
 export const FIELD_COLUMNS = ACCOUNT_FIELDS.map((field) => field.column);
 
-/** The fields of a CSV row, by their admin API names; an empty cell leaves the default. A bad flag throws DomainError. */
-export function fieldCells(cells: Readonly<Record<string, string | undefined>>): Record<string, unknown> {
-  const values: Record<string, unknown> = {};
-  for (const field of ACCOUNT_FIELDS) {
-    const cell = cells[field.column];
-    if (cell) values[field.key] = fieldFromText(field, cell);
-  }
-  return values;
-}
-
 /** The lines `account show` prints for the fields. */
 export function fieldLines(account: Readonly<Record<string, unknown>>): Array<[string, unknown]> {
   return ACCOUNT_FIELDS.map((field) => [field.label, account[field.key]]);

@@ -1,52 +1,46 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { AFFILIATIONS, validateAccountInput } from '../../account/account.service.ts';
-import { DomainError } from '../../shared/errors.ts';
+import { AFFILIATIONS } from '../../account/account.service.ts';
+import { ACCOUNT_IMPORT_COLUMNS, type CheckedRow, checkImportRows } from '../../account/account-import.ts';
+import type { AccountInput, Problem } from '../../account/account-input.ts';
 import type { AdminClient } from '../admin-client.ts';
 import { ApiError } from '../admin-client.ts';
 import type { Command, RunContext } from '../command.ts';
 import { assertLetterAbsent, writeLetter } from '../letter.ts';
-import { csvLine, err, out, printJson } from '../output.ts';
+import { csvLine, out, printJson } from '../output.ts';
 import type { IssuedJson } from './account-types.ts';
-import { readCsvRows, type CsvRow as Row } from '../csv-file.ts';
-import { FIELD_COLUMNS, fieldCells } from './account-fields.ts';
+import { ImportProgress, readCsvRows, type RowError } from '../csv-file.ts';
+import { FIELD_COLUMNS } from './account-fields.ts';
 
-const ACCOUNT_COLUMNS = { required: ['common_id', 'name', 'affiliation'], optional: ['email', ...FIELD_COLUMNS] };
 /** Accounts created at the same time: the server hashes each initial password. */
 const CONCURRENCY = 4;
 const PROGRESS_EVERY = 50;
 
-type Outcome = { kind: 'created'; line: number; commonId: string; initialPassword: string; letterError?: string } | { kind: 'failed'; line: number; commonId: string | null; error: string };
+type Outcome = { kind: 'created'; line: number; commonId: string; initialPassword: string; letterError?: string } | { kind: 'failed'; line: number; commonId: string | null; problems: Problem[] };
 
-/** What went wrong with a row, if anything: a refusal, or a letter that could not be written. */
-const problem = (o: Outcome): string | undefined => (o.kind === 'failed' ? o.error : o.letterError);
+/** Everything that went wrong with a row: its refusals, or a letter that could not be written. */
+const problems = (o: Outcome): Problem[] => (o.kind === 'failed' ? o.problems : o.letterError ? [{ code: 'letter_not_written', message: o.letterError }] : []);
 
-async function importRow(api: AdminClient, row: Row, letters: string | undefined): Promise<Outcome> {
-  const raw = row.fields.common_id || null;
-  const failed = (commonId: string | null, error: string): Outcome => ({ kind: 'failed', line: row.line, commonId, error });
-  let input;
-  let fields;
-  try {
-    fields = fieldCells(row.fields);
-    input = validateAccountInput({ commonId: raw ?? '', name: row.fields.name ?? '', affiliation: row.fields.affiliation ?? '', email: row.fields.email || null, profile: fields });
-  } catch (error) {
-    if (error instanceof DomainError) return failed(raw, error.message);
-    throw error;
-  }
-  const letter = letters ? path.join(letters, `${input.commonId}.html`) : undefined;
+async function importRow(api: AdminClient, row: CheckedRow<AccountInput>, letters: string | undefined): Promise<Outcome> {
+  const failed = (commonId: string | null, problem: Problem[]): Outcome => ({ kind: 'failed', line: row.line, commonId, problems: problem });
+  // Every problem the file shows was found before anything was sent (src/account/account-import.ts).
+  const input = row.value;
+  if (!input) return failed(row.commonId, row.problems);
+  const commonId = input.commonId.trim();
+  const letter = letters ? path.join(letters, `${commonId}.html`) : undefined;
   if (letter) {
     try {
       await assertLetterAbsent(letter);
     } catch (error) {
-      return failed(input.commonId, (error as Error).message);
+      return failed(commonId, [{ code: 'letter_exists', message: (error as Error).message }]);
     }
   }
   let result: IssuedJson;
   try {
-    result = await api.post<IssuedJson>('/accounts', { commonId: input.commonId, name: input.name, affiliation: input.affiliation, email: input.email, ...fields });
+    result = await api.post<IssuedJson>('/accounts', { commonId, name: input.name, affiliation: input.affiliation, email: input.email, ...input.profile });
   } catch (error) {
     // A refusal concerns this row; anything else (the server went away) ends the import.
-    if (error instanceof ApiError) return failed(input.commonId, error.message);
+    if (error instanceof ApiError) return failed(commonId, [{ code: error.code, message: error.message }]);
     throw error;
   }
   const created: Outcome = { kind: 'created', line: row.line, commonId: result.commonId, initialPassword: result.initialPassword };
@@ -75,36 +69,40 @@ export const importCommand: Command = {
     'URIs separated by spaces, names in Latin script go in family_name/given_name, in Japanese script in',
     'family_name_ja/given_name_ja, their reading (katakana, hiragana or half-width kana) in *_kana.',
     'Prints common_id,initial_password (CSV) for the created accounts, or with --json',
-    '{"created": [{commonId, initialPassword}], "errors": [{row, commonId, error}]}.',
-    'Rows that are invalid or refused are reported on stderr as "row N: reason" (N is the line of the file)',
-    'and nothing is created for them. Exit status 0 when every row was created, 1 otherwise.',
+    '{"created": [{commonId, initialPassword}], "errors": [{row, commonId, error, problems: [{code, message, field}]}]}.',
+    'Rows that are invalid or refused are reported on stderr as "row N: problem; problem; ..." with every problem',
+    'of the row (N is the line of the file), and nothing is created for them. On a terminal the progress is one',
+    'line rewritten in place. Exit status 0 when every row was created, 1 otherwise.',
   ].join('\n'),
   async run(ctx: RunContext) {
-    const rows = await readCsvRows(ctx.positionals[0]!, ctx.command, ACCOUNT_COLUMNS);
+    const rows = checkImportRows('accounts', await readCsvRows(ctx.positionals[0]!, ctx.command, ACCOUNT_IMPORT_COLUMNS));
     const letters = ctx.options.string('letters');
     const api = await ctx.connect();
     if (letters) await fs.mkdir(letters, { recursive: true, mode: 0o700 });
 
     const outcomes: Array<Outcome | undefined> = new Array(rows.length);
     let next = 0;
-    let settled = 0;
     let flushed = 0;
-    let created = 0;
     let fatal: unknown;
+    const progress = new ImportProgress('imported', rows.length, { every: PROGRESS_EVERY });
     if (!ctx.json) out('common_id,initial_password');
 
     const settle = (index: number, outcome: Outcome) => {
       outcomes[index] = outcome;
-      settled++;
-      if (outcome.kind === 'created') created++;
-      const reason = problem(outcome);
-      if (reason) err(`row ${outcome.line}: ${reason}`);
+      const found = problems(outcome);
+      // A created account whose letter failed counts as imported, and its row tells of the letter.
+      if (found.length)
+        progress.failed(
+          outcome.line,
+          found.map((p) => p.message),
+          outcome.kind === 'created',
+        );
+      else progress.succeeded();
       // CSV lines go out in file order as soon as they are known, so an interrupted import loses nothing.
       for (; flushed < rows.length && outcomes[flushed]; flushed++) {
         const o = outcomes[flushed]!;
         if (!ctx.json && o.kind === 'created') out(csvLine([o.commonId, o.initialPassword]));
       }
-      if (settled % PROGRESS_EVERY === 0 || settled === rows.length) err(`imported ${created}/${rows.length}`);
     };
 
     const worker = async () => {
@@ -117,19 +115,22 @@ export const importCommand: Command = {
         }
       }
     };
-    await Promise.all(Array.from({ length: Math.min(CONCURRENCY, rows.length) }, worker));
+    await Promise.all(Array.from({ length: Math.min(CONCURRENCY, rows.length) }, worker)).finally(() => progress.end());
 
     const done = outcomes.filter((o): o is Outcome => o !== undefined);
     if (ctx.json) {
       printJson({
         created: done.flatMap((o) => (o.kind === 'created' ? [{ commonId: o.commonId, initialPassword: o.initialPassword }] : [])),
-        errors: done.flatMap((o) => (problem(o) ? [{ row: o.line, commonId: o.commonId, error: problem(o)! }] : [])),
+        errors: done.flatMap((o): RowError[] => {
+          const found = problems(o);
+          return found.length ? [{ row: o.line, commonId: o.commonId, error: found.map((p) => p.message).join('; '), problems: found }] : [];
+        }),
       });
     } else {
       // After a fatal error, rows behind the one that never finished are still printed.
       for (const o of outcomes.slice(flushed)) if (o?.kind === 'created') out(csvLine([o.commonId, o.initialPassword]));
     }
     if (fatal !== undefined) throw fatal;
-    if (done.some(problem)) process.exitCode = 1;
+    if (done.some((o) => problems(o).length)) process.exitCode = 1;
   },
 };

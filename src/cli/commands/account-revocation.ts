@@ -1,4 +1,5 @@
 import { COMMON_ID_PATTERN } from '../../account/common-id.ts';
+import { checkImportRows, REVOCATION_IMPORT_COLUMNS } from '../../account/account-import.ts';
 import { ApiError } from '../admin-client.ts';
 import type { Command, RunContext } from '../command.ts';
 import { readCsvRows, sendRows } from '../csv-file.ts';
@@ -52,16 +53,24 @@ export const revokeImportCommand: Command = {
   positionals: ['FILE.csv'],
   notes: [
     `revoke_on is required (${DATE_HELP}); reason may be empty. Refused rows are reported on stderr`,
-    'as "row N: reason" and the others are scheduled; exit status 1 if any row was refused. Progress goes to stderr.',
-    'With --json it prints {"scheduled": [...], "errors": [{row, commonId, error}]}.',
+    'as "row N: problem; problem; ..." with every problem of the row, and the others are scheduled; exit status 1',
+    'if any row was refused. Progress goes to stderr (on a terminal, one line rewritten in place).',
+    'With --json it prints {"scheduled": [...], "errors": [{row, commonId, error, problems: [{code, message, field}]}]}.',
   ].join('\n'),
   async run(ctx) {
-    const rows = await readCsvRows(ctx.positionals[0]!, ctx.command, { required: ['common_id', 'revoke_on'], optional: ['reason'] });
+    const rows = await readCsvRows(ctx.positionals[0]!, ctx.command, REVOCATION_IMPORT_COLUMNS);
+    // Every problem of every row is known before the first is sent (src/account/account-import.ts).
+    const checked = checkImportRows('revocations', rows);
     const api = await ctx.connect();
-    const { done: scheduled, errors } = await sendRows(rows, 'scheduled', (row) => {
-      if (!row.fields.revoke_on) throw new ApiError('invalid_request', 'revoke_on is empty', 400);
-      return api.post<AccountJson>(revokePath(row.fields.common_id ?? ''), { on: row.fields.revoke_on, reason: row.fields.reason || undefined });
-    });
+    const { done: scheduled, errors } = await sendRows(
+      rows,
+      'scheduled',
+      (_row, index) => {
+        const { commonId, on, reason } = checked[index]!.value!;
+        return api.post<AccountJson>(revokePath(commonId), { on, reason: reason ?? undefined });
+      },
+      (_row, index) => checked[index]!.problems,
+    );
     if (ctx.json) printJson({ scheduled, errors });
     else out(`Scheduled ${scheduled.length} of ${rows.length} revocation(s).`);
     if (errors.length) process.exitCode = 1;

@@ -1,4 +1,5 @@
 import type { PageData } from '../../http/renderer.ts';
+import { factorsFor } from '../../mfa/mfa.service.ts';
 import { actionsOf, methodsOf } from './factor-methods.ts';
 import { type FactorMethod, type MethodDeps, type MethodHost, type MethodResult, samePage } from './method.ts';
 
@@ -27,7 +28,7 @@ export class FactorChallenge {
   }
 
   async #usable(host: MethodHost) {
-    return methodsOf(this.#methods, await this.#deps.mfa.factors(host.accountId));
+    return methodsOf(this.#methods, factorsFor(await this.#deps.mfa.factors(host.accountId), host.phishingResistantOnly ?? false));
   }
 
   /** The page's data for views/mfa-challenge.eta: the current method's part and the other ways. */

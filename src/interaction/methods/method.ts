@@ -30,6 +30,8 @@ export interface MethodHost {
   saveState(patch: Record<string, unknown>): Promise<void>;
   /** The form action of one of the method's actions. */
   url(action: string): string;
+  /** Only a security key or passkey will do here (the client asked for ACR_PHISHING_RESISTANT). */
+  phishingResistantOnly?: boolean;
 }
 
 export type Proven = Extract<VerifyOutcome, { ok: true }>;

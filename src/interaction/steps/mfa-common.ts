@@ -1,14 +1,28 @@
 import type { KoaContextWithOIDC } from 'oidc-provider';
-import { acrFor, mfaDemanded, withMethod } from '../../mfa/assurance.ts';
+import { ACR_PHISHING_RESISTANT, acrFor, mfaDemanded, withMethod } from '../../mfa/assurance.ts';
 import type { MethodHost } from '../methods/method.ts';
 import type { Facts, StepRequest } from '../step.ts';
 
-/** The acr values the request asks for: acr_values, and an essential acr in the claims parameter. */
-function requestedAcr(ctx: KoaContextWithOIDC): string[] {
-  const fromParam = typeof ctx.oidc.params?.acr_values === 'string' ? ctx.oidc.params.acr_values.split(' ') : [];
-  const claim = (ctx.oidc.claims as { id_token?: { acr?: { essential?: boolean; value?: unknown; values?: unknown } } } | undefined)?.id_token?.acr;
+/** The acr values an authorization request asks for: acr_values, and an essential acr in the claims parameter. */
+function requestedAcrOf(params: Record<string, unknown> | undefined, claims: unknown): string[] {
+  const fromParam = typeof params?.acr_values === 'string' ? params.acr_values.split(' ') : [];
+  const claim = (claims as { id_token?: { acr?: { essential?: boolean; value?: unknown; values?: unknown } } } | undefined)?.id_token?.acr;
   const essential = claim?.essential ? [claim.value, ...(Array.isArray(claim.values) ? claim.values : [])].filter((v): v is string => typeof v === 'string') : [];
   return [...fromParam, ...essential];
+}
+
+const requestedAcr = (ctx: KoaContextWithOIDC) => requestedAcrOf(ctx.oidc.params, ctx.oidc.claims);
+
+/** The same, from an interaction's details (its claims parameter as the provider validated it: JSON). */
+function interactionAcr(request: StepRequest): string[] {
+  const { params } = request.details;
+  let claims: unknown;
+  try {
+    claims = typeof params.claims === 'string' ? JSON.parse(params.claims) : undefined;
+  } catch {
+    claims = undefined;
+  }
+  return requestedAcrOf(params, claims);
 }
 
 /** Whether this sign-in needs a second factor: the account, the client or the request asks. */
@@ -22,6 +36,11 @@ export function mfaDemandedHere(facts: Facts, ctx: KoaContextWithOIDC): boolean 
       requestedAcr: acrValues,
     })
   );
+}
+
+/** Whether this sign-in asks for a security key or passkey in particular. */
+export function phishingResistantDemanded(ctx: KoaContextWithOIDC): boolean {
+  return requestedAcr(ctx).includes(ACR_PHISHING_RESISTANT);
 }
 
 /**
@@ -45,5 +64,6 @@ export function methodHost(request: StepRequest, flow: string): MethodHost {
     state: request.state,
     saveState: request.saveState,
     url: request.url,
+    phishingResistantOnly: interactionAcr(request).includes(ACR_PHISHING_RESISTANT),
   };
 }

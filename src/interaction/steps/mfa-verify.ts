@@ -2,7 +2,8 @@ import { mfaFresh } from '../../mfa/assurance.ts';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { Facts, Step, StepHandler, StepRequest } from '../step.ts';
 import type { StepDeps } from './deps.ts';
-import { finishWithFactor, mfaDemandedHere, methodHost } from './mfa-common.ts';
+import { finishWithFactor, mfaDemandedHere, methodHost, phishingResistantDemanded } from './mfa-common.ts';
+import { isPhishingResistant } from '../../mfa/mfa.service.ts';
 import { FactorChallenge } from '../methods/factor-challenge.ts';
 import { factorMethods } from '../methods/factor-methods.ts';
 import { startIdentityVerification } from './login.ts';
@@ -18,9 +19,15 @@ export function mfaVerifyStep(deps: StepDeps, later: { passwordChangeDue: (facts
   const challenge = new FactorChallenge(deps, factorMethods(deps));
   const host = (request: StepRequest) => methodHost(request, `signin:${request.uid}`);
 
-  /** The account has a factor that this session has not shown recently enough for the client. */
-  const factorMissing = (facts: Facts, ctx: KoaContextWithOIDC) =>
-    facts.factors.length > 0 && !mfaFresh({ amr: ctx.oidc.session?.amr, loginTs: ctx.oidc.session?.loginTs }, facts.client?.mfa_max_age ?? null, Math.floor(facts.now.getTime() / 1000));
+  /**
+   * The account has a factor that this session has not shown recently enough for the client; when
+   * the request demands a security key or passkey and the account has one, that kind of factor.
+   */
+  const factorMissing = (facts: Facts, ctx: KoaContextWithOIDC) => {
+    const keyOnly = phishingResistantDemanded(ctx) && facts.factors.some(isPhishingResistant);
+    const session = { amr: ctx.oidc.session?.amr, loginTs: ctx.oidc.session?.loginTs };
+    return facts.factors.length > 0 && !mfaFresh(session, facts.client?.mfa_max_age ?? null, Math.floor(facts.now.getTime() / 1000), keyOnly);
+  };
 
   async function page(request: StepRequest, error: string | null, status = 200) {
     const data = await challenge.page(host(request), error);

@@ -1,0 +1,295 @@
+import { createHash } from 'node:crypto';
+import type Router from '@koa/router';
+import type { Context } from 'koa';
+import { parseIdentifier, withRealm } from '../account/common-id.ts';
+import type { AccountRow } from '../account/account.store.ts';
+import { accountEmails } from '../account/reset-address.ts';
+import { revocationReason, revocationTime } from '../account/revocation.ts';
+import { localName } from '../client/client-settings.ts';
+import { errorAnswer } from '../http/error-map.ts';
+import { formBody } from '../http/form-body.ts';
+import type { MessageKey } from '../i18n/en.ts';
+import { formatDate, formatDateTime, translator, type Translate } from '../i18n/i18n.ts';
+import { renderLetters } from '../letter/letter.ts';
+import { may } from '../operator/permissions.ts';
+import { passwordExpiry } from '../password/expiry.ts';
+import { emailRows } from '../selfservice/email-rows.ts';
+import { DomainError } from '../shared/errors.ts';
+import type { ConsoleDeps, ConsoleOperator, ConsoleSession } from './console-session.ts';
+
+/** Identity documents a counter checks before reissuing a password (what the audit records). */
+export const ID_DOCUMENTS = ['student_card', 'staff_card', 'mynumber_card', 'drivers_license', 'passport', 'residence_card', 'other'] as const;
+
+/** The most accounts a search lists: a help desk looks for one person, not through everyone. */
+const SEARCH_LIMIT = 50;
+const REASON_MAX = 200;
+
+/**
+ * The dangerous actions: each asks on a page of its own for a reason (and what else it needs), and a
+ * security key shown within CONSOLE_FRESH_SECONDS, before HelpDesk does it.
+ */
+const CONFIRMED = {
+  reissue: { title: 'console.reissue_title', lead: 'console.reissue_lead', permission: 'account.credentials' },
+  'reset-mfa': { title: 'console.reset_mfa_title', lead: 'console.reset_mfa_lead', permission: 'account.credentials' },
+  suspend: { title: 'console.suspend_title', lead: 'console.suspend_lead', permission: 'account.status' },
+  revoke: { title: 'console.revoke_title', lead: 'console.revoke_lead', permission: 'account.status' },
+} as const satisfies Record<string, { title: MessageKey; lead: MessageKey; permission: string }>;
+type Confirmed = keyof typeof CONFIRMED;
+const isConfirmed = (action: string): action is Confirmed => Object.hasOwn(CONFIRMED, action);
+
+/** The actions made straight from the account page; `done` names the line shown after each. */
+const DONE = ['unlocked', 'reactivated', 'lent', 'collected', 'cancelled', 'mfa_reset', 'suspended', 'scheduled'] as const;
+type Done = (typeof DONE)[number];
+
+const text = (value: unknown) => (typeof value === 'string' ? value.trim() : '');
+
+/**
+ * The help desk's pages: finding an account of the operator's scope, its page, and each task. Every
+ * look-up and action goes through HelpDesk, which checks the role and the scope and writes the audit
+ * record; an account outside the scope is the same 404 as one that does not exist. The pages only
+ * leave out the buttons the role may not use.
+ */
+export function helpDeskRoutes(router: Router, deps: ConsoleDeps, session: ConsoleSession): void {
+  const desk = deps.helpDesk;
+  const { config } = deps;
+  const accountUrl = (commonId: string) => `/console/accounts/${commonId}`;
+
+  router.get('/console', async (ctx) => {
+    const who = await session.operator(ctx);
+    if (!who) return;
+    if (!may(who.principal, 'account.read')) return ctx.redirect('/console/dashboard');
+    const query = typeof ctx.query.q === 'string' ? ctx.query.q.normalize('NFKC').trim().slice(0, 100) : '';
+    // The realm-suffixed form is the Common ID; anything else is the start of one or a part of a name.
+    const exact = parseIdentifier(query, config.realmSuffix);
+    const found = query ? await desk.search(who.principal, { text: exact ?? query.replace(/@.*$/, ''), limit: SEARCH_LIMIT }) : [];
+    const t = translator(ctx.state.locale);
+    session.page(ctx, who, 'console-search', 'console.search_title', {
+      query,
+      example: withRealm('0123456789', config.realmSuffix),
+      searched: query !== '',
+      results: found.map((a) => ({
+        url: accountUrl(a.common_id),
+        commonId: withRealm(a.common_id, config.realmSuffix),
+        name: a.name,
+        department: a.department ?? '-',
+        affiliation: t(`affiliation.${a.affiliation}` as MessageKey),
+        status: t(`status.${a.status}` as MessageKey),
+      })),
+      more: found.length === SEARCH_LIMIT,
+    });
+  });
+
+  async function accountPage(ctx: Context, who: ConsoleOperator, commonId: string, notice: { done?: Done; error?: string } = {}, status = 200) {
+    const t = translator(ctx.state.locale);
+    const { account, factors, education, identityLink } = await desk.details(who.principal, commonId);
+    const when = (d: Date | string | null) => (d ? formatDateTime(ctx.state.locale, d, config.timeZone) : t('account.never'));
+    const expiry = passwordExpiry(account.password_set_at, factors.length > 0, config.passwordExpiry, deps.clock.now());
+    const rows: Array<[MessageKey, string]> = [
+      ['account.common_id', withRealm(account.common_id, config.realmSuffix)],
+      ['account.name', account.name],
+      ['account.affiliation', t(`affiliation.${account.affiliation}` as MessageKey)],
+      ['console.department', account.department ?? '-'],
+      ['account.status', t(`status.${account.status}` as MessageKey)],
+      ['account.password_set', when(account.password_set_at)],
+      ['account.password_expires', expiry.expiresAt ? when(expiry.expiresAt) : t('account.password_never')],
+      ['console.must_change', t(account.must_change_password ? 'console.yes' : 'console.no')],
+      ['console.mfa_required', t(account.mfa_required ? 'console.yes' : 'console.no')],
+      ['account.education', education.passedOn ? t('account.education_passed', { year: education.year, date: education.passedOn }) : t('account.education_not_taken', { year: education.year })],
+      ['account.idv', identityLink ? t('account.idv_linked', { date: when(identityLink.linkedAt) }) : t('account.idv_not_linked')],
+      [
+        'console.revocation',
+        account.revoke_at ? t('console.revocation_on', { date: formatDate(ctx.state.locale, account.revoke_at, config.timeZone), reason: account.revoke_reason ?? '-' }) : t('console.revocation_none'),
+      ],
+    ];
+    const signins = may(who.principal, 'signins.read') ? await desk.signins(who.principal, { commonId: account.common_id, limit: 10 }) : [];
+    const systems = new Map<string, string>();
+    for (const id of new Set(signins.map((e) => e.client_id).filter((c): c is string => Boolean(c)))) {
+      const client = await deps.clients.find(id);
+      systems.set(id, client ? localName(ctx.state.locale, client.name, client.name_ja) : id);
+    }
+    const can = (permission: Parameters<typeof may>[1]) => may(who.principal, permission);
+    session.page(
+      ctx,
+      who,
+      'console-account',
+      'console.account_title',
+      {
+        name: account.name,
+        rows: rows.map(([label, value]) => ({ label: t(label), value })),
+        emails: emailRows(t, accountEmails(account, config), { addLink: false }),
+        factors: factors.map((f) => ({ label: f.label, kind: t(`console.kind_${f.kind}` as MessageKey), serial: f.token_serial, since: when(f.created_at) })),
+        signins: signins.map((e) => ({
+          at: when(e.occurred_at),
+          system: e.client_id ? (systems.get(e.client_id) ?? e.client_id) : '-',
+          place: e.ip ?? '-',
+          result: t(e.result === 'success' ? 'account.signin_success' : 'account.signin_failure'),
+          reason: e.reason,
+        })),
+        done: notice.done ? t(`console.done_${notice.done}` as MessageKey) : null,
+        error: notice.error ?? null,
+        base: accountUrl(account.common_id),
+        active: account.status === 'active',
+        suspended: account.status === 'suspended',
+        scheduled: account.revoke_at !== null,
+        revoked: account.status === 'revoked',
+        can: { credentials: can('account.credentials'), status: can('account.status'), tokens: can('token.lend') },
+      },
+      status,
+    );
+  }
+
+  router.get('/console/accounts/:commonId', async (ctx) => {
+    const who = await session.operator(ctx);
+    if (!who) return;
+    const done = DONE.find((d) => d === ctx.query.done);
+    await run(ctx, who, () => accountPage(ctx, who, ctx.params.commonId, { done }));
+  });
+
+  /** Runs a page's work; HelpDesk's refusals (not found, out of scope, forbidden, bad input) become the console's error pages. */
+  async function run(ctx: Context, who: ConsoleOperator, work: () => Promise<void>) {
+    try {
+      await work();
+    } catch (error) {
+      if (!(error instanceof DomainError)) throw error;
+      session.error(ctx, who, error);
+    }
+  }
+
+  /** The account page again with an error of the action just tried (HelpDesk's bad input, a conflict). */
+  async function refused(ctx: Context, who: ConsoleOperator, commonId: string, error: DomainError) {
+    const answer = errorAnswer(error);
+    if (answer.status === 404 || answer.status === 403) return session.error(ctx, who, error);
+    await accountPage(ctx, who, commonId, { error: translator(ctx.state.locale)(answer.message) }, answer.status);
+  }
+
+  // The direct actions: no reason asked, nothing lost that cannot be put back; `done` is the line shown after.
+  const direct: Record<string, { done: Done; act: (who: ConsoleOperator, commonId: string, body: Record<string, unknown>) => Promise<unknown> }> = {
+    unlock: { done: 'unlocked', act: (who, commonId) => desk.unlock(who.principal, commonId) },
+    reactivate: { done: 'reactivated', act: (who, commonId, body) => desk.setStatus(who.principal, commonId, 'active', { reason: text(body.reason).slice(0, REASON_MAX) }) },
+    lend: { done: 'lent', act: (who, commonId, body) => desk.lendToken(who.principal, text(body.serial), commonId) },
+    // Taken back from this account only: a serial lent to someone else is not this page's to collect.
+    collect: {
+      done: 'collected',
+      async act(who, commonId, body) {
+        const serial = text(body.serial);
+        const { factors } = await desk.details(who.principal, commonId);
+        if (!factors.some((f) => f.kind === 'token' && f.token_serial === serial)) throw new DomainError('token_not_found', `no token ${serial} lent to ${commonId}`);
+        await desk.collectToken(who.principal, serial);
+      },
+    },
+    'cancel-revocation': { done: 'cancelled', act: (who, commonId) => desk.cancelRevocation(who.principal, commonId) },
+  };
+
+  for (const [action, { done, act }] of Object.entries(direct)) {
+    router.post(`/console/accounts/:commonId/${action}`, formBody, async (ctx) => {
+      const who = await session.posted(ctx);
+      if (!who) return;
+      const { commonId } = ctx.params;
+      try {
+        await act(who, commonId, ctx.request.body as Record<string, unknown>);
+        ctx.status = 303;
+        ctx.redirect(`${accountUrl(commonId)}?done=${done}`);
+      } catch (error) {
+        if (!(error instanceof DomainError)) throw error;
+        await run(ctx, who, () => refused(ctx, who, commonId, error));
+      }
+    });
+  }
+
+  // The dangerous actions: a confirmation page (GET), then the action (POST), both after a fresh key.
+  async function confirmPage(ctx: Context, who: ConsoleOperator, action: Confirmed, commonId: string, values: Record<string, string>, error: string | null, status = 200) {
+    const account = await desk.account(who.principal, commonId, CONFIRMED[action].permission);
+    const t = translator(ctx.state.locale);
+    session.page(
+      ctx,
+      who,
+      'console-confirm',
+      CONFIRMED[action].title,
+      {
+        lead: t(CONFIRMED[action].lead, { name: account.name, commonId: withRealm(account.common_id, config.realmSuffix) }),
+        action: `${accountUrl(commonId)}/${action}`,
+        backUrl: accountUrl(commonId),
+        documents: action === 'reissue' ? ID_DOCUMENTS.map((id) => ({ id, label: t(`console.document_${id}` as MessageKey), selected: values.document === id })) : null,
+        dateField: action === 'revoke',
+        reasonHint: action === 'revoke' ? t('console.revoke_reason_hint') : null,
+        values,
+        error,
+      },
+      status,
+    );
+  }
+
+  router.get('/console/accounts/:commonId/:action', async (ctx) => {
+    const { commonId, action } = ctx.params;
+    if (!isConfirmed(action)) return session.notFound(ctx);
+    const who = await session.operator(ctx);
+    if (!who || !session.fresh(ctx, who, ctx.path)) return;
+    await run(ctx, who, () => confirmPage(ctx, who, action, commonId, {}, null));
+  });
+
+  router.post('/console/accounts/:commonId/:action', formBody, async (ctx) => {
+    const { commonId, action } = ctx.params;
+    if (!isConfirmed(action)) return session.notFound(ctx);
+    const who = await session.posted(ctx);
+    if (!who || !session.fresh(ctx, who, `${accountUrl(commonId)}/${action}`)) return;
+    const body = ctx.request.body as Record<string, unknown>;
+    const values = { reason: text(body.reason), document: text(body.document), on: text(body.on) };
+    const t = translator(ctx.state.locale);
+    const missing = missingInput(t, action, values);
+    if (missing) return run(ctx, who, () => confirmPage(ctx, who, action, commonId, values, missing, 400));
+    await run(ctx, who, async () => {
+      try {
+        await confirmedAction(ctx, who, action, commonId, values);
+      } catch (error) {
+        // Bad input HelpDesk found (a reason or date it does not accept): the same page, with the message.
+        if (!(error instanceof DomainError) || (error.code !== 'invalid_request' && error.code !== 'already_revoked')) throw error;
+        await confirmPage(ctx, who, action, commonId, values, t(error.code === 'already_revoked' ? 'error.conflict' : 'console.input_refused'), 400);
+      }
+    });
+  });
+
+  function missingInput(t: Translate, action: Confirmed, values: Record<string, string>): string | null {
+    if (!values.reason || values.reason.length > REASON_MAX) return t('console.reason_required');
+    if (action === 'reissue' && !(ID_DOCUMENTS as readonly string[]).includes(values.document)) return t('console.document_required');
+    if (action === 'revoke' && !/^\d{4}-\d{2}-\d{2}$/.test(values.on)) return t('console.date_required');
+    return null;
+  }
+
+  async function confirmedAction(ctx: Context, who: ConsoleOperator, action: Confirmed, commonId: string, values: Record<string, string>) {
+    const redirect = (done: Done) => {
+      ctx.status = 303;
+      ctx.redirect(`${accountUrl(commonId)}?done=${done}`);
+    };
+    switch (action) {
+      case 'reissue': {
+        const issued = await desk.reissuePassword(who.principal, commonId, { reason: values.reason, checked: values.document });
+        return letterPage(ctx, issued.account, issued.initialPassword);
+      }
+      case 'reset-mfa':
+        await desk.resetMfa(who.principal, commonId, { reason: values.reason });
+        return redirect('mfa_reset');
+      case 'suspend':
+        await desk.setStatus(who.principal, commonId, 'suspended', { reason: values.reason });
+        return redirect('suspended');
+      case 'revoke':
+        await desk.revoke(who.principal, commonId, { on: revocationTime(values.on, config.timeZone), reason: revocationReason(values.reason) });
+        return redirect('scheduled');
+    }
+  }
+
+  /**
+   * The ja/en letter with the new password (src/letter/letter.ts, as the CLI writes it), for the browser
+   * to print; shown once and never stored. Its stylesheet is inline (so a saved copy prints the same):
+   * this answer's CSP allows that one stylesheet by its hash, and nothing else inline.
+   */
+  async function letterPage(ctx: Context, account: AccountRow, password: string) {
+    const html = await renderLetters([
+      { name: account.name, commonId: withRealm(account.common_id, config.realmSuffix), password, serverUrl: config.issuer, issuedAt: account.password_set_at, timeZone: config.timeZone },
+    ]);
+    const inline = /<style>([\s\S]*?)<\/style>/.exec(html)?.[1];
+    if (inline !== undefined)
+      ctx.set('Content-Security-Policy', ctx.response.get('Content-Security-Policy').replace("style-src 'self'", `style-src 'self' 'sha256-${createHash('sha256').update(inline).digest('base64')}'`));
+    ctx.type = 'text/html; charset=utf-8';
+    ctx.body = html;
+  }
+}

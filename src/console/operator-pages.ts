@@ -1,0 +1,157 @@
+import type Router from '@koa/router';
+import type { Context } from 'koa';
+import { AFFILIATIONS } from '../account/account-input.ts';
+import { withRealm } from '../account/common-id.ts';
+import { errorAnswer } from '../http/error-map.ts';
+import { formBody } from '../http/form-body.ts';
+import type { MessageKey } from '../i18n/en.ts';
+import { formatDateTime, translator } from '../i18n/i18n.ts';
+import { roleAndScope, TOKEN_DEFAULT_DAYS, TOKEN_MAX_DAYS, tokenExpiry, tokenName } from '../operator/operator-input.ts';
+import { may, ROLES } from '../operator/permissions.ts';
+import { DomainError } from '../shared/errors.ts';
+import type { ConsoleDeps, ConsoleOperator, ConsoleSession } from './console-session.ts';
+
+const PAGE = '/console/operators';
+
+/** A form's scope: departments typed as "eng, sci/phys", affiliations as ticked boxes (one field each: forms carry no lists). */
+const departmentsOf = (body: Record<string, unknown>) => (typeof body.departments === 'string' ? body.departments.split(/[\s,、]+/).filter(Boolean) : []);
+const affiliationsOf = (body: Record<string, unknown>) => AFFILIATIONS.filter((a) => body[`affiliation_${a}`] === 'yes');
+
+/**
+ * /console/operators (administrators): the API tokens (made with a name, a role, a scope and an
+ * expiry, the secret shown once; listed; revoked) and the people with console roles (appointed,
+ * withdrawn). All of it through HelpDesk, which checks operator.manage and writes the audit; all of
+ * it with a security key shown within CONSOLE_FRESH_SECONDS, since a role here is every account.
+ */
+export function operatorRoutes(router: Router, deps: ConsoleDeps, session: ConsoleSession): void {
+  const desk = deps.helpDesk;
+
+  function scopeText(t: ReturnType<typeof translator>, scope: { departments: readonly string[]; affiliations: readonly string[] }) {
+    if (!scope.departments.length && !scope.affiliations.length) return t('console.scope_all');
+    return [...scope.departments, ...scope.affiliations.map((a) => t(`affiliation.${a}` as MessageKey))].join(', ');
+  }
+
+  async function page(ctx: Context, who: ConsoleOperator, notice: { newToken?: { name: string; token: string }; done?: MessageKey; error?: string } = {}, status = 200) {
+    const t = translator(ctx.state.locale);
+    const when = (d: Date | string | null) => (d ? formatDateTime(ctx.state.locale, d, deps.config.timeZone) : '-');
+    const now = deps.clock.now().getTime();
+    const [tokens, people] = await Promise.all([desk.listApiTokens(who.principal), desk.listConsoleRoles(who.principal)]);
+    session.page(
+      ctx,
+      who,
+      'console-operators',
+      'console.operators_title',
+      {
+        roles: ROLES.map((role) => ({ id: role, label: t(`console.role_${role}` as MessageKey) })),
+        affiliations: AFFILIATIONS.map((a) => ({ id: a, label: t(`affiliation.${a}` as MessageKey) })),
+        maxDays: TOKEN_MAX_DAYS,
+        defaultDays: TOKEN_DEFAULT_DAYS,
+        people: people.map((p) => ({
+          commonId: withRealm(p.common_id, deps.config.realmSuffix),
+          withdrawAction: `${PAGE}/people/${p.common_id}/withdraw`,
+          name: p.name,
+          role: t(`console.role_${p.role}` as MessageKey),
+          scope: scopeText(t, p),
+          grantedBy: p.granted_by,
+        })),
+        tokens: tokens.map((k) => {
+          const live = !k.revoked_at && !(k.expires_at && new Date(k.expires_at).getTime() <= now);
+          return {
+            name: k.name,
+            role: t(`console.role_${k.role}` as MessageKey),
+            scope: scopeText(t, k),
+            expires: when(k.expires_at),
+            lastUsed: when(k.last_used_at),
+            state: t(k.revoked_at ? 'console.token_revoked' : live ? 'console.token_live' : 'console.token_expired'),
+            revokeAction: live ? `${PAGE}/tokens/${k.id}/revoke` : null,
+          };
+        }),
+        newToken: notice.newToken ?? null,
+        done: notice.done ? t(notice.done) : null,
+        error: notice.error ?? null,
+      },
+      status,
+    );
+  }
+
+  /** The page's operator, with a fresh key; undefined when the answer (a step-up, the 404, a refusal) was sent. */
+  async function manager(ctx: Context, posted: boolean): Promise<ConsoleOperator | undefined> {
+    const who = posted ? await session.posted(ctx) : await session.operator(ctx);
+    if (!who) return undefined;
+    // Not a permission check of its own (HelpDesk makes it): a page no role but admin can use is not shown.
+    if (!may(who.principal, 'operator.manage')) return void session.notFound(ctx);
+    return session.fresh(ctx, who, PAGE) ? who : undefined;
+  }
+
+  /** What the page says after each change (its `done` query). */
+  const DONE = { revoked: 'console.done_token_revoked', withdrawn: 'console.done_role_withdrawn', granted: 'console.done_role_granted' } as const satisfies Record<string, MessageKey>;
+  type Outcome = { newToken: { name: string; token: string } } | { done: keyof typeof DONE };
+
+  /** Runs a change, then the page: a new token at once (its secret is never stored), else by a redirect. HelpDesk's and the input's refusals are shown on the page. */
+  async function change(ctx: Context, who: ConsoleOperator, work: () => Promise<Outcome>) {
+    let outcome: Outcome;
+    try {
+      outcome = await work();
+    } catch (error) {
+      if (!(error instanceof DomainError)) throw error;
+      const answer = errorAnswer(error);
+      // The admin API's own words for bad input (they name the field); the page's text for the rest.
+      const message = error.code === 'invalid_request' ? error.message : translator(ctx.state.locale)(answer.message);
+      return page(ctx, who, { error: message }, answer.status);
+    }
+    if ('newToken' in outcome) return page(ctx, who, { newToken: outcome.newToken });
+    ctx.status = 303;
+    ctx.redirect(`${PAGE}?done=${outcome.done}`);
+  }
+
+  router.get(PAGE, async (ctx) => {
+    const who = await manager(ctx, false);
+    if (!who) return;
+    const done = typeof ctx.query.done === 'string' && Object.hasOwn(DONE, ctx.query.done) ? DONE[ctx.query.done as keyof typeof DONE] : undefined;
+    await page(ctx, who, { done });
+  });
+
+  router.post(`${PAGE}/tokens`, formBody, async (ctx) => {
+    const who = await manager(ctx, true);
+    if (!who) return;
+    const b = ctx.request.body as Record<string, unknown>;
+    await change(ctx, who, async () => {
+      const name = tokenName(b.name);
+      const { role, scope } = roleAndScope(b.role, departmentsOf(b), affiliationsOf(b));
+      const expiresAt = tokenExpiry(Number(b.days), deps.clock.now());
+      return { newToken: { name, token: await desk.createApiToken(who.principal, { name, role, scope, expiresAt }) } };
+    });
+  });
+
+  router.post(`${PAGE}/tokens/:id/revoke`, formBody, async (ctx) => {
+    const who = await manager(ctx, true);
+    if (!who) return;
+    const id = Number(ctx.params.id);
+    await change(ctx, who, async () => {
+      if (!Number.isSafeInteger(id) || id < 1) throw new DomainError('token_not_found', 'no such token');
+      await desk.revokeApiToken(who.principal, id);
+      return { done: 'revoked' };
+    });
+  });
+
+  router.post(`${PAGE}/people`, formBody, async (ctx) => {
+    const who = await manager(ctx, true);
+    if (!who) return;
+    const b = ctx.request.body as Record<string, unknown>;
+    await change(ctx, who, async () => {
+      const { role, scope } = roleAndScope(b.role, departmentsOf(b), affiliationsOf(b));
+      const commonId = typeof b.commonId === 'string' ? b.commonId.normalize('NFKC').trim().replace(/@.*$/, '') : '';
+      await desk.grantConsoleRole(who.principal, commonId, role, scope);
+      return { done: 'granted' };
+    });
+  });
+
+  router.post(`${PAGE}/people/:commonId/withdraw`, formBody, async (ctx) => {
+    const who = await manager(ctx, true);
+    if (!who) return;
+    await change(ctx, who, async () => {
+      await desk.withdrawConsoleRole(who.principal, ctx.params.commonId);
+      return { done: 'withdrawn' };
+    });
+  });
+}

@@ -1,0 +1,79 @@
+import type { Affiliation } from '../db/schema.ts';
+import { inDepartments } from '../account/department.ts';
+import { DomainError } from '../shared/errors.ts';
+
+/**
+ * Who may do what, in one table: the admin API, the CLI (a client of that API) and the console all
+ * ask `authorize` and `inScope`, so a role means the same on every path.
+ *
+ * - admin: the university administrator (everything, the whole university).
+ * - office: a faculty or personnel office: the help-desk tasks on the accounts of its scope.
+ * - helpdesk: looks accounts and their sign-ins up, changes nothing.
+ * - auditor: reads the audit trail, the sign-in log and the dashboard, and no account.
+ */
+export const ROLES = ['admin', 'office', 'helpdesk', 'auditor'] as const;
+export type Role = (typeof ROLES)[number];
+
+export const PERMISSIONS = {
+  'account.read': ['admin', 'office', 'helpdesk'],
+  'account.create': ['admin', 'office'],
+  'account.update': ['admin', 'office'],
+  /** Reissuing the initial password, unlocking, resetting MFA. */
+  'account.credentials': ['admin', 'office'],
+  /** Suspending, reactivating, revoking now or on a date. */
+  'account.status': ['admin', 'office'],
+  'account.unlink_idv': ['admin'],
+  'education.record': ['admin', 'office'],
+  /** Lending and collecting hardware tokens (to accounts of the scope). */
+  'token.lend': ['admin', 'office'],
+  'token.read': ['admin', 'office'],
+  'token.load': ['admin'],
+  'client.read': ['admin'],
+  'client.write': ['admin'],
+  'keys.rotate': ['admin'],
+  'audit.read': ['admin', 'auditor'],
+  'signins.read': ['admin', 'office', 'helpdesk', 'auditor'],
+  'dashboard.read': ['admin', 'auditor'],
+  'operator.manage': ['admin'],
+} as const satisfies Record<string, readonly Role[]>;
+export type Permission = keyof typeof PERMISSIONS;
+
+/**
+ * The accounts an operator works on: departments (a unit takes in the units below it) and
+ * affiliations; an empty list does not limit. Null: the whole university.
+ */
+export interface Scope {
+  departments: readonly string[];
+  affiliations: readonly Affiliation[];
+}
+
+/** Someone acting as an operator: an API token or a person signed in to the console. */
+export interface Principal {
+  /** Who, as the audit trail names them: `operator:<token name>` or `console:<Common ID>`. */
+  actor: string;
+  role: Role;
+  /** Null for the whole university (always so for admin). */
+  scope: Scope | null;
+}
+
+export function may(principal: Principal, permission: Permission): boolean {
+  return (PERMISSIONS[permission] as readonly Role[]).includes(principal.role);
+}
+
+/** Throws `forbidden` (403) unless the role grants the permission. */
+export function authorize(principal: Principal, permission: Permission): void {
+  if (!may(principal, permission)) throw new DomainError('forbidden', `the ${principal.role} role may not do this (${permission})`);
+}
+
+/** Whether an account (its department and affiliation) is within the operator's scope. */
+export function inScope(scope: Scope | null, account: { department: string | null; affiliation: Affiliation }): boolean {
+  if (!scope) return true;
+  if (scope.departments.length && !inDepartments(account.department, scope.departments)) return false;
+  return !scope.affiliations.length || scope.affiliations.includes(account.affiliation);
+}
+
+/** The scope text of a role, for lists and the console: "eng, sci / student". */
+export function describeScope(scope: Scope | null): string {
+  if (!scope || (!scope.departments.length && !scope.affiliations.length)) return 'whole university';
+  return [scope.departments.join(', '), scope.affiliations.join(', ')].filter(Boolean).join(' / ');
+}

@@ -1,0 +1,362 @@
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
+import { Browser, type Page } from '../support/browser.ts';
+import { enterCredentials } from '../support/flows.ts';
+import { SoftwareAuthenticator, webauthnOptions } from '../support/webauthn.ts';
+import type { Role, Scope } from '../../src/operator/permissions.ts';
+
+/**
+ * The operators' console over real HTTP: its sign-in (a security key or passkey, a role), the help
+ * desk's pages and actions through HelpDesk (rows, audit records with the operator and the reason),
+ * the scope (an account outside it is the same 404 as none), CSRF and the fresh-factor step-up.
+ */
+const clock = {
+  offsetMs: 0,
+  now() {
+    return new Date(Date.now() + this.offsetMs);
+  },
+};
+let akamon: RunningAkamon;
+const REALM = 'utac.u-tokyo.ac.jp';
+
+beforeAll(async () => {
+  akamon = await startAkamon({ clock, shippedRealm: true });
+});
+afterAll(() => akamon.close());
+
+type Person = { id: string; commonId: string; password: string };
+
+async function withKey(person: Person): Promise<SoftwareAuthenticator> {
+  const authenticator = new SoftwareAuthenticator(akamon.url);
+  const row = (await akamon.deps.accounts.findById(person.id))!;
+  const options = await akamon.deps.mfa.webauthnRegistrationOptions(row);
+  const outcome = await akamon.deps.mfa.confirmWebauthn(person.id, authenticator.register(options as { challenge: string; rp: { id: string } }), options.challenge, 'Desk key');
+  expect(outcome.ok).toBe(true);
+  return authenticator;
+}
+
+async function withTotp(person: Person): Promise<string> {
+  const { secret, sealed } = akamon.deps.mfa.pendingTotp();
+  const { generate } = await import('otplib');
+  expect((await akamon.deps.mfa.confirmTotp(person.id, sealed, await generate({ secret }), 'Phone app')).ok).toBe(true);
+  return secret;
+}
+
+async function operator(role: Role, scope: Scope | null, profile: Record<string, unknown> = { department: 'eng' }) {
+  const person = await akamon.createReadyAccount({ name: `Operator ${role}`, profile });
+  await akamon.deps.operators.grant(person.id, role, scope, 'test');
+  return person;
+}
+
+/** Password, then the security key; returns the page the console sent the browser back to. */
+async function signInWithKey(browser: Browser, person: Person, authenticator: SoftwareAuthenticator, path = '/console'): Promise<Page> {
+  const login = await browser.visit(path);
+  const challenge = /name="password"|name="identifier"/.test(login.html) ? await enterCredentials(browser, login, person.commonId, person.password) : login;
+  expect(challenge.html).toContain('webauthn-options');
+  return useKey(browser, challenge, authenticator);
+}
+
+function useKey(browser: Browser, challenge: Page, authenticator: SoftwareAuthenticator): Promise<Page> {
+  const options = webauthnOptions<{ challenge: string; rpId: string }>(challenge.html);
+  return browser.submit(challenge, /\/webauthn$/, { credential: authenticator.assert(options) });
+}
+
+async function auditOf(accountId: string, action: string) {
+  return (await akamon.deps.audit.list({ accountId, limit: 50 })).filter((a) => a.action === action);
+}
+
+describe('who gets in', () => {
+  test('a person without a console role gets the plain 404 page, also with a security key', async () => {
+    const person = await akamon.createReadyAccount();
+    const key = await withKey(person);
+    const browser = new Browser(akamon.url);
+    const page = await signInWithKey(browser, person, key);
+    expect(page.status).toBe(404);
+    expect(page.html).toContain('This page does not exist.');
+    expect((await browser.visit('/console')).url).not.toMatch(/\/console$/);
+  });
+
+  test('an operator who signed in with the authenticator app only is refused: the key page, with the way to add one', async () => {
+    const person = await operator('office', { departments: ['eng'], affiliations: [] });
+    const secret = await withTotp(person);
+    const browser = new Browser(akamon.url);
+    const challenge = await enterCredentials(browser, await browser.visit('/console'), person.commonId, person.password);
+    const { generate } = await import('otplib');
+    // The enrolment used the current time step's code: the previous one is still free.
+    const page = await browser.submit(challenge, /\/totp$/, { code: await generate({ secret, epoch: Math.floor(Date.now() / 1000) - 30 }) });
+    expect(page.status).toBe(403);
+    expect(page.html).toContain('The console needs a security key or passkey');
+    expect(page.html).toContain('href="/account/security"');
+    // No console session was made.
+    const again = await browser.visit('/console');
+    expect(again.html).not.toContain('Find an account');
+  });
+
+  test('with both an app and a key, the sign-in asks for the key only, and a session that showed the app is asked again', async () => {
+    const person = await operator('office', { departments: ['eng'], affiliations: [] });
+    const secret = await withTotp(person);
+    const key = await withKey(person);
+    const browser = new Browser(akamon.url);
+    // The account home first, with the app (its default method).
+    const home = await enterCredentials(browser, await browser.visit('/account/login?fresh=1'), person.commonId, person.password);
+    const { generate } = await import('otplib');
+    expect(home.html).toContain('name="code"');
+    expect(home.html).not.toContain('webauthn-options');
+    await browser.submit(home, /\/totp$/, { code: await generate({ secret, epoch: Math.floor(Date.now() / 1000) - 30 }) });
+    // Then the console, in the same browser: the key is asked for, and the app is not offered.
+    const console = await browser.visit('/console');
+    const challenge = /name="password"/.test(console.html) ? await browser.submit(console, /\/password$/, { password: person.password }) : console;
+    expect(challenge.html).toContain('webauthn-options');
+    expect(challenge.html).not.toContain('name="code"');
+    const signedIn = await useKey(browser, challenge, key);
+    expect(signedIn.status).toBe(200);
+    expect(signedIn.html).toContain('Find an account');
+  });
+});
+
+describe('help desk as an office operator of eng', () => {
+  let browser: Browser;
+  let desk: Person;
+  let key: SoftwareAuthenticator;
+  let student: Person;
+  let outsider: Person;
+
+  beforeAll(async () => {
+    desk = await operator('office', { departments: ['eng'], affiliations: [] });
+    key = await withKey(desk);
+    student = await akamon.createReadyAccount({ name: 'Hanako Kogaku', affiliation: 'student', profile: { department: 'eng/mech' } });
+    outsider = await akamon.createReadyAccount({ name: 'Taro Rigaku', affiliation: 'student', profile: { department: 'sci' } });
+    browser = new Browser(akamon.url);
+    expect((await signInWithKey(browser, desk, key)).html).toContain('Find an account');
+  });
+
+  test('finds an account by Common ID, by the realm-suffixed form and by a part of the name; never one outside the scope', async () => {
+    for (const q of [student.commonId, `${student.commonId}@${REALM}`, 'Kogaku']) {
+      const page = await browser.visit(`/console?q=${encodeURIComponent(q)}`);
+      expect(page.html).toContain(`href="/console/accounts/${student.commonId}"`);
+      // Never cached, never framed, no script but the page's own.
+      expect(page.headers.get('cache-control')).toBe('no-store');
+      expect(page.headers.get('content-security-policy')).toMatch(/default-src 'none'.*script-src 'nonce-[^']+'.*frame-ancestors 'none'/);
+    }
+    for (const q of [outsider.commonId, 'Rigaku']) {
+      const page = await browser.visit(`/console?q=${encodeURIComponent(q)}`);
+      expect(page.html).not.toContain(`/console/accounts/${outsider.commonId}`);
+      expect(page.html).toContain('No account you manage matches.');
+    }
+  });
+
+  test('the account page shows status, methods, addresses, education, expiry and recent sign-ins with reasons', async () => {
+    await akamon.deps.signinLog.record({ accountId: student.id, clientId: null, ip: '10.0.0.7', userAgent: null, result: 'failure', reason: 'wrong_password' });
+    const page = await browser.visit(`/console/accounts/${student.commonId}`);
+    expect(page.status).toBe(200);
+    expect(page.html).toContain('Hanako Kogaku');
+    expect(page.html).toContain(`${student.commonId}@${REALM}`);
+    expect(page.html).toContain('Active');
+    expect(page.html).toContain('Password expires');
+    expect(page.html).toContain('Not taken yet');
+    expect(page.html).toContain('Recovery');
+    expect(page.html).toContain('<code>wrong_password</code>');
+  });
+
+  test('an account outside the scope is the same 404 page as one that does not exist, for pages and actions', async () => {
+    const outside = await browser.visit(`/console/accounts/${outsider.commonId}`);
+    const missing = await browser.visit('/console/accounts/0999999999');
+    expect(outside.status).toBe(404);
+    expect(missing.status).toBe(404);
+    // The same page but for the request's own path (the language switch's way back) and reference.
+    const strip = (html: string, path: string) => html.replace(/Reference: [^<]+/, '').replaceAll(encodeURIComponent(path), '');
+    expect(strip(outside.html, `/console/accounts/${outsider.commonId}`)).toBe(strip(missing.html, '/console/accounts/0999999999'));
+    const page = await browser.visit(`/console/accounts/${student.commonId}`);
+    const refused = await browser.submit(page, /\/unlock$/, {}).then(() => browser.visit(`/console/accounts/${outsider.commonId}/suspend`));
+    expect(refused.status).toBe(404);
+    const form = browser.form(page, /\/unlock$/, {});
+    const posted = await browser.visit(form.url.replace(student.commonId, outsider.commonId), { method: 'POST', body: form.body, headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    expect(posted.status).toBe(404);
+    expect(await auditOf(outsider.id, 'account.unlocked')).toHaveLength(0);
+  });
+
+  test('unlock, lend and collect a token, with audit records naming the operator', async () => {
+    const actor = `console:${desk.commonId}`;
+    let page = await browser.visit(`/console/accounts/${student.commonId}`);
+    page = await browser.submit(page, /\/unlock$/, {});
+    expect(page.html).toContain('Sign-in was unlocked.');
+    expect((await auditOf(student.id, 'account.unlocked'))[0].actor).toBe(actor);
+
+    const serial = `SN${student.commonId}`;
+    await akamon.deps.tokens.add({ serial, secret: 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP', digits: 6, period: 30 });
+    page = await browser.submit(page, /\/lend$/, { serial });
+    expect(page.html).toContain('The hardware token was lent to this account.');
+    expect((await akamon.deps.mfa.factors(student.id)).some((f) => f.kind === 'token' && f.token_serial === serial)).toBe(true);
+    expect((await auditOf(student.id, 'token.lent'))[0]).toMatchObject({ actor, details: { serial } });
+    page = await browser.submit(page, /\/collect$/, {});
+    expect(page.html).toContain('The hardware token was collected.');
+    expect((await akamon.deps.mfa.factors(student.id)).some((f) => f.kind === 'token')).toBe(false);
+  });
+
+  test('reissue: a reason and the document are required; then the letter with the new password, which works', async () => {
+    const confirm = await browser.visit(`/console/accounts/${student.commonId}/reissue`);
+    expect(confirm.html).toContain('Identity document checked');
+    const missing = await browser.submit(confirm, /\/reissue$/, { reason: 'forgot', document: '' });
+    expect(missing.status).toBe(400);
+    expect(missing.html).toContain('Choose the identity document you checked.');
+    const letter = await browser.submit(confirm, /\/reissue$/, { reason: 'forgot the password', document: 'student_card' });
+    expect(letter.status).toBe(200);
+    expect(letter.headers.get('cache-control')).toBe('no-store');
+    expect(letter.headers.get('content-security-policy')).toMatch(/style-src 'self' 'sha256-[A-Za-z0-9+/=]+'/);
+    expect(letter.html).toContain('letter__password');
+    const password = [...letter.html.matchAll(/<span class="letter__pw-char">([^<]+)<\/span>/g)]
+      .map((m) =>
+        m[1]
+          .replace(/&amp;/g, '&')
+          .replace(/&lt;/g, '<')
+          .replace(/&gt;/g, '>')
+          .replace(/&quot;/g, '"')
+          .replace(/&#39;/g, "'"),
+      )
+      .join('');
+    expect(password.length).toBeGreaterThan(8);
+    const signin = await akamon.deps.passwordSignin.signIn({ commonId: student.commonId, password, ip: '10.0.0.8', userAgent: null, clientId: null });
+    expect(signin.ok).toBe(true);
+    const [audit] = await auditOf(student.id, 'password.reissued');
+    expect(audit).toMatchObject({ actor: `console:${desk.commonId}`, details: { checked: 'student_card', reason: 'forgot the password' } });
+  });
+
+  test('suspend (with a reason) and reactivate', async () => {
+    const confirm = await browser.visit(`/console/accounts/${student.commonId}/suspend`);
+    const empty = await browser.submit(confirm, /\/suspend$/, { reason: '  ' });
+    expect(empty.status).toBe(400);
+    expect(empty.html).toContain('Enter the reason');
+    expect((await akamon.deps.accounts.findById(student.id))!.status).toBe('active');
+    const done = await browser.submit(confirm, /\/suspend$/, { reason: 'lost card reported' });
+    expect(done.html).toContain('The account was suspended');
+    expect((await akamon.deps.accounts.findById(student.id))!.status).toBe('suspended');
+    expect((await auditOf(student.id, 'account.suspended'))[0]).toMatchObject({ actor: `console:${desk.commonId}`, details: { reason: 'lost card reported' } });
+    const back = await browser.submit(done, /\/reactivate$/, {});
+    expect(back.html).toContain('The account was reactivated.');
+    expect((await akamon.deps.accounts.findById(student.id))!.status).toBe('active');
+  });
+
+  test('reset MFA removes the factors, with the reason in the audit', async () => {
+    await withTotp(student);
+    const confirm = await browser.visit(`/console/accounts/${student.commonId}/reset-mfa`);
+    const done = await browser.submit(confirm, /\/reset-mfa$/, { reason: 'new phone' });
+    expect(done.html).toContain('MFA was reset');
+    expect(await akamon.deps.mfa.factors(student.id)).toHaveLength(0);
+    expect((await auditOf(student.id, 'mfa.reset'))[0]).toMatchObject({ actor: `console:${desk.commonId}`, details: { reason: 'new phone' } });
+  });
+
+  test('schedule a revocation (date and reason) and cancel it', async () => {
+    const confirm = await browser.visit(`/console/accounts/${student.commonId}/revoke`);
+    const done = await browser.submit(confirm, /\/revoke$/, { on: '2099-03-31', reason: 'graduation' });
+    expect(done.html).toContain('The revocation was scheduled.');
+    const row = (await akamon.deps.accounts.findById(student.id))!;
+    expect(row.revoke_at).not.toBeNull();
+    expect(row.revoke_reason).toBe('graduation');
+    expect((await auditOf(student.id, 'account.revocation_scheduled'))[0].actor).toBe(`console:${desk.commonId}`);
+    const cancelled = await browser.submit(done, /\/cancel-revocation$/, {});
+    expect(cancelled.html).toContain('The scheduled revocation was cancelled.');
+    expect((await akamon.deps.accounts.findById(student.id))!.revoke_at).toBeNull();
+  });
+
+  test('a POST without the CSRF token is refused and changes nothing', async () => {
+    const confirm = await browser.visit(`/console/accounts/${student.commonId}/suspend`);
+    const refused = await browser.submit(confirm, /\/suspend$/, { reason: 'no token' }, { csrf: null });
+    expect(refused.status).toBe(403);
+    const forged = await browser.submit(confirm, /\/suspend$/, { reason: 'forged' }, { csrf: 'x'.repeat(43) });
+    expect(forged.status).toBe(403);
+    expect((await akamon.deps.accounts.findById(student.id))!.status).toBe('active');
+  });
+
+  test('a dangerous action with a key shown longer ago than CONSOLE_FRESH_SECONDS goes through a step-up, back to the confirmation', async () => {
+    const path = `/console/accounts/${student.commonId}/suspend`;
+    // Six minutes later (Akamon's clock; the provider keeps its own, so the step-up is then followed in real time).
+    clock.offsetMs = 6 * 60 * 1000;
+    let stale: Response;
+    let posted: Response;
+    try {
+      stale = await browser.request(path);
+      const confirm = await browser.visit(`/console/accounts/${student.commonId}`);
+      const form = browser.form(confirm, /\/reactivate$|\/unlock$/, {});
+      posted = await browser.request(`${akamon.url}${path}`, {
+        method: 'POST',
+        body: new URLSearchParams({ _csrf: form.body.get('_csrf')!, reason: 'stale' }),
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      });
+    } finally {
+      clock.offsetMs = 0;
+    }
+    expect(stale.status).toBe(303);
+    expect(stale.headers.get('location')).toBe(`/console/login?fresh=1&back=${encodeURIComponent(path)}`);
+    // The POST too: nothing is done with a stale key, and the step-up comes back to the confirmation.
+    expect(posted.status).toBe(303);
+    expect(posted.headers.get('location')).toBe(`/console/login?fresh=1&back=${encodeURIComponent(path)}`);
+    expect((await akamon.deps.accounts.findById(student.id))!.status).toBe('active');
+    const back = await browser.visit(stale.headers.get('location')!);
+    expect(new URL(back.url).pathname).toBe(path);
+    expect(back.html).toContain('Suspend the account');
+  });
+});
+
+describe('roles', () => {
+  test('a help-desk reader sees the account but no action buttons, and an action posted anyway is refused', async () => {
+    const reader = await operator('helpdesk', null);
+    const key = await withKey(reader);
+    const student = await akamon.createReadyAccount({ name: 'Read Only Target', profile: { department: 'eng' } });
+    const browser = new Browser(akamon.url);
+    await signInWithKey(browser, reader, key);
+    const page = await browser.visit(`/console/accounts/${student.commonId}`);
+    expect(page.status).toBe(200);
+    expect(page.html).not.toContain('/unlock"');
+    expect(page.html).not.toContain('/reissue"');
+    const confirm = await browser.visit(`/console/accounts/${student.commonId}/suspend`);
+    expect(confirm.status).toBe(403);
+    expect(confirm.html).toContain('Your operator role does not allow this action.');
+  });
+});
+
+describe("operators' own pages", () => {
+  test('an administrator makes an API token (shown once), revokes it, and appoints and withdraws a person; others get the 404', async () => {
+    const admin = await operator('admin', null);
+    const key = await withKey(admin);
+    const browser = new Browser(akamon.url);
+    await signInWithKey(browser, admin, key);
+    let page = await browser.visit('/console/operators');
+    expect(page.status).toBe(200);
+
+    page = await browser.submit(page, /\/operators\/tokens$/, { name: 'eng sync', role: 'office', departments: 'eng, sci/phys', affiliation_student: 'yes', days: '30' });
+    const token = /<code>(akop_[A-Za-z0-9_-]+)<\/code>/.exec(page.html)![1];
+    expect(await akamon.deps.operators.verify(token)).toEqual({ actor: 'operator:eng sync', role: 'office', scope: { departments: ['eng', 'sci/phys'], affiliations: ['student'] } });
+    const [created] = (await akamon.deps.audit.list({ limit: 20 })).filter((a) => a.action === 'operator.token_created');
+    expect(created.actor).toBe(`console:${admin.commonId}`);
+    // Shown once: the list afterwards names it, without its secret.
+    page = await browser.visit('/console/operators');
+    expect(page.html).toContain('eng sync');
+    expect(page.html).not.toContain(token);
+    const bad = await browser.submit(page, /\/operators\/tokens$/, { name: 'x', role: 'office', departments: 'Not A Code!', days: '30' });
+    expect(bad.status).toBe(400);
+    expect(bad.html).toContain('is not a department code');
+
+    const id = (await akamon.deps.operators.listTokens()).find((k) => k.name === 'eng sync')!.id;
+    page = await browser.submit(page, new RegExp(`/operators/tokens/${id}/revoke$`), {});
+    expect(page.html).toContain('The API token was revoked.');
+    expect(await akamon.deps.operators.verify(token)).toBeUndefined();
+
+    const person = await akamon.createReadyAccount({ profile: { department: 'eng' } });
+    page = await browser.submit(page, /\/operators\/people$/, { commonId: person.commonId, role: 'helpdesk', departments: 'eng' });
+    expect(page.html).toContain('The console role was given.');
+    expect(await akamon.deps.operators.personPrincipal(person.id, person.commonId)).toEqual({
+      actor: `console:${person.commonId}`,
+      role: 'helpdesk',
+      scope: { departments: ['eng'], affiliations: [] },
+    });
+    page = await browser.submit(page, new RegExp(`/operators/people/${person.commonId}/withdraw$`), {});
+    expect(page.html).toContain('The console role was withdrawn.');
+    expect(await akamon.deps.operators.personPrincipal(person.id, person.commonId)).toBeUndefined();
+
+    const office = await operator('office', { departments: ['eng'], affiliations: [] });
+    const officeKey = await withKey(office);
+    const other = new Browser(akamon.url);
+    await signInWithKey(other, office, officeKey);
+    expect((await other.visit('/console/operators')).status).toBe(404);
+  });
+});
