@@ -133,12 +133,12 @@ function inZone(value: unknown, timeZone: string): unknown {
 }
 
 /** A role and scope from a request body: `role`, `departments` and `affiliations` (lists; empty = no limit). */
-function roleAndScopeOf(b: Record<string, unknown>) {
+function roleAndScopeOf(b: Record<string, unknown>, forPerson = false) {
   const list = (key: string): unknown[] => {
     const value = b[key] ?? [];
     return Array.isArray(value) ? value : bad(`${key} must be a list of strings`);
   };
-  return roleAndScope(b.role, list('departments'), list('affiliations'));
+  return roleAndScope(b.role, list('departments'), list('affiliations'), forPerson);
 }
 
 /**
@@ -498,7 +498,7 @@ export function adminApi(deps: AdminApiDeps): Router {
   router.put('/operators/people/:commonId', async (ctx) => {
     const b = body(ctx);
     refuseUnknown(b, (key) => ['role', 'departments', 'affiliations'].includes(key), 'a console role has role, departments, affiliations');
-    const { role, scope } = roleAndScopeOf(b);
+    const { role, scope } = roleAndScopeOf(b, true);
     const account = await desk.grantConsoleRole(who(ctx), ctx.params.commonId, role, scope);
     ctx.body = { commonId: account.common_id, name: account.name, role, scope };
   });

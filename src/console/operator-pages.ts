@@ -139,7 +139,7 @@ export function operatorRoutes(router: Router, deps: ConsoleDeps, session: Conso
     if (!who) return;
     const b = ctx.request.body as Record<string, unknown>;
     await change(ctx, who, async () => {
-      const { role, scope } = roleAndScope(b.role, departmentsOf(b), affiliationsOf(b));
+      const { role, scope } = roleAndScope(b.role, departmentsOf(b), affiliationsOf(b), true);
       const commonId = typeof b.commonId === 'string' ? b.commonId.normalize('NFKC').trim().replace(/@.*$/, '') : '';
       await desk.grantConsoleRole(who.principal, commonId, role, scope);
       return { done: 'granted' };

@@ -497,6 +497,8 @@ export const en = {
   'console.role_office': 'Office operator',
   'console.role_helpdesk': 'Help desk (look-up only)',
   'console.role_auditor': 'Auditor',
+  'console.role_provisioning': 'Provisioning (student or personnel system)',
+  'console.role_monitoring': 'Monitoring (metrics only)',
   'console.needs_key_title': 'The console needs a security key or passkey',
   'console.needs_key_lead':
     'You signed in without a security key or passkey. The operators’ console accepts only these, because a code from an app or a text message can be passed on to a fake site, and a key cannot.',
@@ -709,6 +711,25 @@ export const en = {
   'dashboard.rule_education_required': 'education not completed',
   'dashboard.rule_salvage_over': 'data retrieval period over',
   'dashboard.rule_mfa_required': 'MFA required',
+  // Notices by mail (src/notice/notice-mail.ts): every mail carries Japanese and English.
+  'notice.greeting': 'Dear {name} ({commonId}),',
+  'notice.footer': 'This mail was sent automatically by {service}; replies are not read. If anything here is unclear, contact the account office of your faculty or department.',
+  'notice.method_all': 'all sign-in methods',
+  'notice.revocation_subject': '{service}: your account will be closed on {date}',
+  'notice.revocation_body':
+    'Your {service} account is scheduled to be closed on {date}, for example because you graduate or leave the university.\n\nWhat stops working on that day:\n- signing in with this account, and with it the university mail, cloud storage, online meetings and every other service you use through it;\n- the data you keep in those services: once the account is closed, you can no longer open it.\n\nWhat to do before then:\n- Save the mail you want to keep (export it, or forward it to an address of your own).\n- Download your files from the university cloud storage and from any other service you use with this account.\n- Tell the people and services that write to your university address where to reach you instead.\n\nIn case you miss something, link your account to your My Number Card now, at {idv}. For {salvageDays} days after the closing, verifying yourself with the card lets you sign in to the data-salvage services and take out what you left behind. The link can only be made while the account still works.\n\nIf you think this date is wrong, contact the account office of your faculty or department.',
+  'notice.password_expiry_subject': '{service}: your password expires on {date}',
+  'notice.password_expiry_body':
+    'The password of your {service} account expires on {date}. From that day you cannot sign in with it until you choose a new one.\n\nChoose a new password before then: {security}\n\nWith a second sign-in method (an authenticator app, a security key or a phone) your password does not expire. You can add one on the same page.',
+  'notice.mfa_required_subject': '{service}: a second sign-in method is required from {date}',
+  'notice.mfa_required_body':
+    'From {date}, signing in to {service} needs a second sign-in method besides your password (multi-factor authentication). Your account has none yet, so from that day you will have to set one up before you can continue.\n\nSet one up now, it takes a few minutes: {security}\nYou can use an authenticator app on your phone, a security key or passkey, or a phone that receives codes.\n\nRegister a recovery email at the same time: it helps you back in if you ever lose your device.',
+  'notice.factor_added_subject': '{service}: a sign-in method was added to your account',
+  'notice.factor_added_body':
+    'A sign-in method was just added to your {service} account: {method}.\n\nIf you did this, there is nothing more to do.\nIf you did not, someone else may be able to sign in as you: change your password at once at {security}, remove the method you do not recognise, and contact the account office of your faculty or department.',
+  'notice.factor_removed_subject': '{service}: a sign-in method was removed from your account',
+  'notice.factor_removed_body':
+    'A sign-in method was just removed from your {service} account: {method}.\n\nIf you or the account office did this, there is nothing more to do.\nIf not, check your sign-in methods at {security}, change your password, and contact the account office of your faculty or department at once.',
 };
 
 export type MessageKey = keyof typeof en;

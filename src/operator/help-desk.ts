@@ -1,4 +1,5 @@
-import type { AccountInput, AccountService } from '../account/account.service.ts';
+import type { Expression, SqlBool } from 'kysely';
+import type { AccountInput, AccountService, CoreField } from '../account/account.service.ts';
 import { accountNotFound } from '../account/account.service.ts';
 import type { AccountRow, AccountStore } from '../account/account.store.ts';
 import { normalizeDepartment } from '../account/department.ts';
@@ -14,7 +15,7 @@ import { DomainError, RetryLaterError } from '../shared/errors.ts';
 import type { LoginThrottle } from '../throttle/login-throttle.ts';
 import { OPERATOR_LOOKUPS } from '../config/defaults.ts';
 import type { OperatorStore } from './operator.store.ts';
-import { authorize, inScope, type Permission, type Principal, type Role, ROLES, type Scope } from './permissions.ts';
+import { authorize, inScope, type Permission, type Principal, PERSON_ROLES, type Role, type Scope } from './permissions.ts';
 import { scopeCondition } from './scope-condition.ts';
 
 export interface HelpDeskDeps {
@@ -115,6 +116,22 @@ export class HelpDesk {
     const updated = await this.#deps.accountService.updateProfile(commonId, fields);
     await this.#audit(principal, 'account.updated', updated.account.id, { fields: updated.changed });
     return updated;
+  }
+
+  /** The name, university-registered address, affiliation or external identifier; the affiliation may not leave the scope. */
+  async updateCore(principal: Principal, commonId: string, changes: Partial<Record<CoreField, unknown>>) {
+    const current = await this.account(principal, commonId, 'account.update');
+    if (typeof changes.affiliation === 'string') this.#withinScope(principal, { department: current.department, affiliation: changes.affiliation.trim().toLowerCase() as Affiliation });
+    const updated = await this.#deps.accountService.updateCore(commonId, changes);
+    await this.#audit(principal, 'account.updated', updated.account.id, { fields: updated.changed });
+    return updated;
+  }
+
+  /** A page of the accounts in scope meeting `where` (a condition on the account row), and how many do in all (SCIM lists). */
+  async page(principal: Principal, query: { where: Expression<SqlBool>; offset: number; limit: number }) {
+    authorize(principal, 'account.read');
+    await this.#lookup(principal);
+    return this.#deps.accounts.page({ ...query, within: scopeCondition(principal.scope) });
   }
 
   async setMfaRequired(principal: Principal, commonId: string, required: boolean): Promise<AccountRow> {
@@ -249,7 +266,7 @@ export class HelpDesk {
 
   async grantConsoleRole(principal: Principal, commonId: string, role: Role, scope: Scope | null): Promise<AccountRow> {
     authorize(principal, 'operator.manage');
-    if (!ROLES.includes(role)) throw new DomainError('invalid_request', `role must be one of ${ROLES.join(', ')}`);
+    if (!(PERSON_ROLES as readonly Role[]).includes(role)) throw new DomainError('invalid_request', `a person's role is one of ${PERSON_ROLES.join(', ')}`);
     const account = await this.#deps.accountService.get(commonId);
     await this.#deps.operators.grant(account.id, role, scope, principal.actor);
     await this.#audit(principal, 'operator.role_granted', account.id, { role, scope: role === 'admin' ? null : scope });

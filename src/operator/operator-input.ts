@@ -2,7 +2,7 @@ import { AFFILIATIONS } from '../account/account-input.ts';
 import { normalizeDepartment } from '../account/department.ts';
 import type { Affiliation } from '../db/schema.ts';
 import { DomainError } from '../shared/errors.ts';
-import { ROLES, type Role, type Scope } from './permissions.ts';
+import { PERSON_ROLES, ROLES, type Role, type Scope } from './permissions.ts';
 
 /** The longest an API token may live: a forgotten automation token should not outlast a year. */
 export const TOKEN_MAX_DAYS = 366;
@@ -18,8 +18,9 @@ const bad = (message: string): never => {
  * role's name, department codes (a unit takes in those below it) and affiliations. No departments
  * and no affiliations, or the admin role, is the whole university (null).
  */
-export function roleAndScope(role: unknown, departments: readonly unknown[], affiliations: readonly unknown[]): { role: Role; scope: Scope | null } {
-  if (!ROLES.includes(role as Role)) bad(`role must be one of ${ROLES.join(', ')}`);
+export function roleAndScope(role: unknown, departments: readonly unknown[], affiliations: readonly unknown[], forPerson = false): { role: Role; scope: Scope | null } {
+  const roles: readonly Role[] = forPerson ? PERSON_ROLES : ROLES;
+  if (!roles.includes(role as Role)) bad(`role must be one of ${roles.join(', ')}`);
   const codes = departments.map((d) => (typeof d === 'string' && normalizeDepartment(d)) || bad(`department ${JSON.stringify(d).slice(0, 80)} is not a department code such as eng or eng/mech`));
   const groups = affiliations.map((a) => (AFFILIATIONS.includes(a as Affiliation) ? (a as Affiliation) : bad(`affiliations must be among ${AFFILIATIONS.join(', ')}`)));
   return { role: role as Role, scope: role === 'admin' || (!codes.length && !groups.length) ? null : { departments: codes, affiliations: groups } };

@@ -3,25 +3,29 @@ import { inDepartments } from '../account/department.ts';
 import { DomainError } from '../shared/errors.ts';
 
 /**
- * Who may do what, in one table: the admin API, the CLI (a client of that API) and the console all
- * ask `authorize` and `inScope`, so a role means the same on every path.
+ * Who may do what, in one table: the admin API, the CLI (a client of that API), SCIM, the metrics
+ * endpoint and the console all ask `authorize` and `inScope`, so a role means the same on every path.
  *
  * - admin: the university administrator (everything, the whole university).
  * - office: a faculty or personnel office: the help-desk tasks on the accounts of its scope.
  * - helpdesk: looks accounts and their sign-ins up, changes nothing.
  * - auditor: reads the audit trail, the sign-in log and the dashboard, and no account.
+ * - provisioning (API tokens only): a student or personnel system feeding accounts (SCIM): creates,
+ *   updates and ends the accounts of its scope, and nothing else.
+ * - monitoring (API tokens only): a Prometheus server reading the metrics.
  */
-export const ROLES = ['admin', 'office', 'helpdesk', 'auditor'] as const;
+export const PERSON_ROLES = ['admin', 'office', 'helpdesk', 'auditor'] as const;
+export const ROLES = [...PERSON_ROLES, 'provisioning', 'monitoring'] as const;
 export type Role = (typeof ROLES)[number];
 
 export const PERMISSIONS = {
-  'account.read': ['admin', 'office', 'helpdesk'],
-  'account.create': ['admin', 'office'],
-  'account.update': ['admin', 'office'],
+  'account.read': ['admin', 'office', 'helpdesk', 'provisioning'],
+  'account.create': ['admin', 'office', 'provisioning'],
+  'account.update': ['admin', 'office', 'provisioning'],
   /** Reissuing the initial password, unlocking, resetting MFA. */
   'account.credentials': ['admin', 'office'],
   /** Suspending, reactivating, revoking now or on a date. */
-  'account.status': ['admin', 'office'],
+  'account.status': ['admin', 'office', 'provisioning'],
   'account.unlink_idv': ['admin'],
   'education.record': ['admin', 'office'],
   /** Lending and collecting hardware tokens (to accounts of the scope). */
@@ -35,6 +39,7 @@ export const PERMISSIONS = {
   'signins.read': ['admin', 'office', 'helpdesk', 'auditor'],
   'dashboard.read': ['admin', 'auditor'],
   'operator.manage': ['admin'],
+  'metrics.read': ['admin', 'monitoring'],
 } as const satisfies Record<string, readonly Role[]>;
 export type Permission = keyof typeof PERMISSIONS;
 

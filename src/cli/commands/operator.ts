@@ -1,5 +1,5 @@
 import { COMMON_ID_PATTERN } from '../../account/common-id.ts';
-import { ROLES } from '../../operator/permissions.ts';
+import { PERSON_ROLES, ROLES } from '../../operator/permissions.ts';
 import type { Command, Group, RunContext } from '../command.ts';
 import { out, printTable, when } from '../output.ts';
 
@@ -11,13 +11,14 @@ const SCOPE_OPTIONS = {
   affiliation: { type: 'string', multiple: true },
 } as const;
 const SCOPE_HELP = [
-  `  --role ROLE          ${ROLES.join(', ')}`,
+  `  --role ROLE          ${ROLES.join(', ')} (people: ${PERSON_ROLES.join(', ')})`,
   '  --department CODE    limit to a department and the units below it (repeatable; office and helpdesk roles)',
   '  --affiliation NAME   limit to an affiliation: student, faculty, staff, alumni, guest (repeatable)',
 ];
 const ROLE_NOTES = [
   'Roles: admin (everything), office (the help-desk tasks on the accounts of its scope), helpdesk (looks',
-  'accounts up, changes nothing), auditor (the audit trail, the sign-in log and the dashboard).',
+  'accounts up, changes nothing), auditor (the audit trail, the sign-in log and the dashboard); for API tokens',
+  'only, provisioning (a student or personnel system feeding accounts over SCIM) and monitoring (metrics).',
   'Without --department or --affiliation the role covers the whole university.',
 ].join('\n');
 
