@@ -44,6 +44,7 @@ import { accountHome } from './selfservice/account-home.ts';
 import { ACCOUNT_CLIENT_ID, CONSOLE_CLIENT_ID } from './selfservice/account-client.ts';
 import { consoleRoutes } from './console/console-routes.ts';
 import { adminApi } from './admin/admin-api.ts';
+import { scimApi } from './scim/scim-api.ts';
 import { Sweeper } from './shared/sweeper.ts';
 import { isDomainError } from './http/middleware.ts';
 import { IdvFlow } from './idv/idv-flow.ts';
@@ -53,6 +54,7 @@ import { SamlSessionStore } from './saml/saml-session.store.ts';
 import { ENDED_SESSION } from './saml/slo.ts';
 import { SAML_CONTINUE_PATH, samlRoutes } from './saml/sso.ts';
 import { UpstreamIdp } from './idv/upstream.ts';
+import { metricsRoute } from './metrics/metrics-route.ts';
 
 export interface AkamonApp {
   app: Koa;
@@ -182,6 +184,7 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
     provider.use(logIgnoredAuthorizationScopes(logger));
     provider.use(devicePolling(deviceLimits));
     provider.on('grant.revoked', (_ctx, grantId) => logger.info({ grantId }, 'grant revoked'));
+    deps.metrics.watchProvider(provider);
     // A sign-out that ended the whole session: the SAML SPs of that session are visited next (slo.ts).
     provider.on('end_session.success', (ctx) => {
       if (ctx.oidc.params?.logout) ctx.state[ENDED_SESSION] = ctx.oidc.session?.uid;
@@ -200,7 +203,7 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
   await ensureFirstPartyClient(clients, config.issuer, CONSOLE_CLIENT_ID, 'Akamon console', '/console');
   // Every session of the account ends: its relying parties with back-channel logout are told; SAML
   // SPs have no back channel here, their sessions are marked ended (a later LogoutRequest finds none).
-  deps.payloads.beforeRevoke((accountId) => Promise.all([notifyAccountLogout(holder!.provider, db, accountId, logger), samlSessions.end({ accountId })]));
+  deps.payloads.beforeRevoke((accountId) => Promise.all([notifyAccountLogout(holder!.provider, db, accountId), samlSessions.end({ accountId })]));
 
   const rotateKeys = async () => {
     const kids = await rotateSigningKeys(db, box, timings);
@@ -238,11 +241,12 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
     anonymousCap,
     pairwiseKey: box.deriveKey('saml-pairwise'),
     state: deps.interactionState,
-    endSession: (uid) => endSessionByUid(holder!.provider, uid, logger),
+    endSession: (uid) => endSessionByUid(holder!.provider, uid),
   });
 
   const routers = [
     pages,
+    metricsRoute({ metrics: deps.metrics, operators: deps.operators }),
     deviceVerificationRoutes(deviceLimits, renderer),
     interactionRouter({ provider: () => holder!.provider, steps, renderer, csrf, state: deps.interactionState, stateTtlSeconds: config.ttl.interaction }),
     accountHome({
@@ -279,6 +283,7 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
       recoveryEmail: deps.recoveryEmail,
       mfa: deps.mfa,
       audit: deps.audit,
+      meter: deps.metrics,
       idvAvailable: Boolean(idvFlow),
     }),
     ...(idvFlow ? [idvFlow.routes()] : []),
@@ -312,8 +317,20 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
       trustedEmailDomains: config.trustedEmailDomains,
       dashboard: deps.dashboard,
     }),
+    scimApi({
+      operators: deps.operators,
+      helpDesk: deps.helpDesk,
+      accounts: deps.accounts,
+      clock: deps.clock,
+      issuer: config.issuer,
+      realm: config.realmSuffix,
+      timeZone: config.timeZone,
+      deleteGraceDays: config.scimDeleteGraceDays,
+    }),
   ];
 
+  // Times everything below it, one histogram observation per request.
+  app.use(deps.metrics.requestTimer());
   // First: everything after it, the access log included, reads the client's address as ctx.ip.
   app.use(clientAddressMiddleware(config));
   app.use(requestContext(logger));
@@ -331,19 +348,24 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
   app.use(saml.afterSignOut);
   app.use(holder.middleware());
 
-  const sweeper = new Sweeper([
-    (n) => deps.payloads.deleteExpired(n),
-    (n) => deps.interactionState.deleteExpired(n),
-    (n) => deps.throttle.deleteStale(n),
-    (n) => deps.mfaStore.deleteOldSteps(n),
-    (n) => deps.otpCodes.deleteOld(n),
-    (n) => samlRequests.deleteExpired(n),
-    (n) => samlSessions.deleteExpired(n),
-    (n) => deps.importJobs.wipeExpiredSecrets(n),
+  // Named for the metrics (akamon_job_last_success_timestamp_seconds{job}).
+  const sweeper = new Sweeper({
+    expired_oidc_records: (n) => deps.payloads.deleteExpired(n),
+    expired_interaction_state: (n) => deps.interactionState.deleteExpired(n),
+    stale_throttle_counters: (n) => deps.throttle.deleteStale(n),
+    old_totp_steps: (n) => deps.mfaStore.deleteOldSteps(n),
+    old_otp_codes: (n) => deps.otpCodes.deleteOld(n),
+    expired_saml_requests: (n) => samlRequests.deleteExpired(n),
+    expired_saml_sessions: (n) => samlSessions.deleteExpired(n),
+    import_secrets: (n) => deps.importJobs.wipeExpiredSecrets(n),
     // Not a deletion, but the same kind of bounded periodic batch: scheduled revocations that are due.
-    (n) => deps.revocations.applyDue(n),
+    scheduled_revocations: (n) => deps.revocations.applyDue(n),
     // Once a day (the first tick of the day on any node; a key lookup on the others): MFA adoption's snapshot.
-    () => deps.dashboard.takeSnapshot(),
-  ]);
+    dashboard_snapshot: () => deps.dashboard.takeSnapshot(),
+    // Notices by mail: record the occasions that came due (once, whichever node finds them), then send what is due.
+    notice_occasions: (n) => deps.notices.findDue(n),
+    notice_delivery: (n) => deps.notices.deliverDue(n),
+  });
+  deps.metrics.watchJobs(sweeper);
   return { app, provider: () => holder!.provider, holder, clients, sweeper, rotateKeys };
 }

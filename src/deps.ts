@@ -44,6 +44,10 @@ import { IdentityLinkStore } from './idv/identity-link.store.ts';
 import { IdentityVerification } from './idv/identity-verification.ts';
 import type { Config, IdvSettings } from './config/config.ts';
 import { HASH_CENSUS_REFRESH_SECONDS } from './config/defaults.ts';
+import { NoticeStore } from './notice/notice.store.ts';
+import { Notices } from './notice/notices.ts';
+import { noticeMail } from './notice/notice-mail.ts';
+import { Metrics } from './metrics/prometheus.ts';
 
 /** Everything the app is built from; tests pass their own database, clock or logger here. */
 export interface Deps {
@@ -81,6 +85,10 @@ export interface Deps {
   helpDesk: HelpDesk;
   /** CSV imports of the console, with their progress and reports. */
   importJobs: ImportJobs;
+  /** Notices by mail: the scheduled ones and those of a changed sign-in method. */
+  notices: Notices;
+  /** This node's Prometheus registry, which the domain counts into (as its Meter). */
+  metrics: Metrics;
 }
 
 /**
@@ -114,11 +122,16 @@ export async function buildDeps(config: Config, logger: Logger, overrides: { dat
   const db = database.db;
   const clock = overrides.clock ?? systemClock;
   const box = new SecretBox(await resolveSecret(config));
-  const hasher = new PasswordHasher(config.argon2, new ConcurrencyLimiter(config.hashConcurrency, config.hashQueueLimit));
+  // One registry per app (tests run several in one process), never prom-client's global one.
+  const metrics = new Metrics();
+  metrics.watchDatabase(() => database.stats());
+  const hashLimiter = new ConcurrencyLimiter(config.hashConcurrency, config.hashQueueLimit);
+  metrics.watchHashing(hashLimiter);
+  const hasher = new PasswordHasher(config.argon2, hashLimiter);
   const accounts = new AccountStore(db, clock);
   const throttle = new LoginThrottle(db, clock);
   const payloads = new OidcPayloadStore(db);
-  const signinLog = new SigninLog(db);
+  const signinLog = new SigninLog(db, metrics);
   const mfaStore = new MfaStore(db);
   const otpCodes = new OtpCodeStore(db);
   const codeSender = new CodeSender({ codes: otpCodes, throttle, key: box.deriveKey('otp-code') });
@@ -127,6 +140,8 @@ export async function buildDeps(config: Config, logger: Logger, overrides: { dat
   const accountRules = new AccountRuleStore(db);
   const appPasswords = new AppPasswordService({ store: new AppPasswordStore(db), key: box.deriveKey('app-password') });
   const accountService = new AccountService({ store: accounts, hasher, profile: config.passwordProfile, sessions: payloads, throttle });
+  const mailer = mailerFromConfig(config, logger);
+  const notices = new Notices({ store: new NoticeStore(db), mailer, compose: noticeMail(config), clock, logger, config });
   const mfa = new MfaService({
     store: mfaStore,
     box,
@@ -134,6 +149,8 @@ export async function buildDeps(config: Config, logger: Logger, overrides: { dat
     clock,
     phone,
     rp: { name: config.issuerName, id: new URL(config.issuer).hostname, origin: new URL(config.issuer).origin },
+    meter: metrics,
+    onChange: (change) => notices.factorChanged(change),
   });
   const audit = new AuditLog(db);
   const idv = new IdentityVerification({
@@ -146,9 +163,10 @@ export async function buildDeps(config: Config, logger: Logger, overrides: { dat
     throttle,
     clock,
     salvageDays: config.salvageDays,
+    meter: metrics,
   });
   const operators = new OperatorStore(db);
-  const tokens = new TokenService({ store: new TokenStore(db), box });
+  const tokens = new TokenService({ store: new TokenStore(db), box, meter: metrics });
   const revocations = new Revocations({ db, accounts, accountService, sessions: payloads, audit, clock, logger });
   const helpDesk = new HelpDesk({ accountService, accounts, mfa, tokens, audit, signinLog, education, revocations, idv, operators, throttle });
   return {
@@ -183,7 +201,7 @@ export async function buildDeps(config: Config, logger: Logger, overrides: { dat
     appPasswords,
     audit,
     otpCodes,
-    recoveryEmail: new RecoveryEmail({ accounts, sender: codeSender, mailer: mailerFromConfig(config, logger) }),
+    recoveryEmail: new RecoveryEmail({ accounts, sender: codeSender, mailer }),
     education,
     accountRules,
     access: new AccessService({ lists: accountRules, education, salvageOpen: (account) => idv.salvageOpen(account), clock, rollout: config.mfaRollout }),
@@ -193,5 +211,7 @@ export async function buildDeps(config: Config, logger: Logger, overrides: { dat
     dashboard: new DashboardService({ store: new DashboardStore(db), education, clock, timeZone: config.timeZone }),
     helpDesk,
     importJobs: new ImportJobs({ db, actions: helpDesk, box, audit, clock, logger, timeZone: config.timeZone }),
+    notices,
+    metrics,
   };
 }

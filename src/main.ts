@@ -1,4 +1,5 @@
 import type { Server } from 'node:http';
+import { startMetricsServer } from './metrics/metrics-route.ts';
 import { ConfigError, loadConfig } from './config/config.ts';
 import { createLogger } from './shared/logger.ts';
 import { buildDeps } from './deps.ts';
@@ -27,6 +28,7 @@ let deps: Awaited<ReturnType<typeof buildDeps>>;
 let akamon: Awaited<ReturnType<typeof buildApp>>;
 let firstOperatorTokenFile: string | undefined;
 let devIdv: DevIdv | undefined;
+let metricsServer: Server | undefined;
 
 /**
  * Development only: the stand-in for the national ID card app, on its own port, with Akamon as its
@@ -74,6 +76,17 @@ const server: Server = akamon.app.listen(config.port, config.listenHost, () => {
   };
   akamon.holder.start(config.keyRefreshSeconds, backgroundFailure('key refresh'));
   akamon.sweeper.start(SWEEP_INTERVAL_SECONDS, backgroundFailure('sweep'));
+  if (config.metrics) {
+    const { port, host } = config.metrics;
+    startMetricsServer(deps.metrics, port, host).then(
+      (listener) => {
+        metricsServer = listener;
+        logger.info({ port, host }, 'metrics listener ready');
+      },
+      // The node serves sign-ins without it; /metrics on the main port still answers to a token.
+      (error: Error) => logger.error({ err: { message: error.message }, port, host }, 'metrics listener not started'),
+    );
+  }
   logger.info({ issuer: config.issuer, database: deps.database.kind, readyMs: Math.round(process.uptime() * 1000) }, 'akamon ready');
   if (firstOperatorTokenFile) logger.info({ file: firstOperatorTokenFile }, 'operator token for the akamon CLI written');
   if (!config.production) {
@@ -102,6 +115,7 @@ async function shutdown(signal: string) {
   akamon.holder.stop();
   akamon.sweeper.stop();
   await devIdv?.close();
+  metricsServer?.close();
   server.close();
   server.closeIdleConnections();
   await deps.database.close();

@@ -11,6 +11,8 @@ export interface AccountInput {
   name: string;
   affiliation: string;
   email?: string | null;
+  /** The feeding system's identifier of the person (SCIM externalId); none when left out. */
+  externalId?: string | null;
   /** The fields of account-fields.ts, by their admin API names (familyName, department, ...). */
   profile?: Readonly<Record<string, unknown>>;
 }
@@ -20,6 +22,7 @@ export interface ValidAccount {
   name: string;
   affiliation: Affiliation;
   email: string | null;
+  externalId: string | null;
   profile: Partial<ProfileValues>;
 }
 
@@ -31,6 +34,55 @@ export interface Problem {
 }
 
 const EMAIL_PATTERN = /^[^\s@"<>()\\,;:]{1,64}@[a-z0-9-]+(\.[a-z0-9-]+)+$/i;
+const EXTERNAL_ID_MAX = 255;
+
+/**
+ * The core fields one by one (a create checks them all, a change only those it names): the cleaned
+ * value, or the problem. The same rules on every path that sets them.
+ */
+export const CORE_FIELDS = {
+  name(value: unknown): string | Problem {
+    return (
+      cleanName(String(value ?? ''), 200) ?? {
+        code: 'invalid_name',
+        message: 'the name must be 1 to 200 characters on one line, without control or bidirectional formatting characters',
+        field: 'name',
+      }
+    );
+  },
+  affiliation(value: unknown): Affiliation | Problem {
+    const affiliation = String(value ?? '')
+      .trim()
+      .toLowerCase() as Affiliation;
+    return AFFILIATIONS.includes(affiliation) ? affiliation : { code: 'invalid_affiliation', message: `the affiliation must be one of ${AFFILIATIONS.join(', ')}`, field: 'affiliation' };
+  },
+  email(value: unknown): string | null | Problem {
+    const email = value ? String(value).trim() : null;
+    return email !== null && (email.length > 254 || !EMAIL_PATTERN.test(email)) ? { code: 'invalid_email', message: 'the email address is not valid', field: 'email' } : email;
+  },
+  externalId(value: unknown): string | null | Problem {
+    if (value === undefined || value === null) return null;
+    const id = typeof value === 'string' ? value.trim() : '';
+    return id && id.length <= EXTERNAL_ID_MAX ? id : { code: 'invalid_request', message: `the external identifier must be a text of 1 to ${EXTERNAL_ID_MAX} characters`, field: 'external_id' };
+  },
+} as const;
+
+export const isProblem = (value: unknown): value is Problem => typeof value === 'object' && value !== null && 'code' in value;
+export type CoreField = keyof typeof CORE_FIELDS;
+
+/** The core fields a change names, cleaned; refused with the first problem's code and text, as a create is. */
+export function validateCoreChanges(changes: Partial<Record<CoreField, unknown>>): Partial<Record<CoreField, unknown>> {
+  const problems: Problem[] = [];
+  const values: Partial<Record<CoreField, unknown>> = {};
+  for (const key of Object.keys(CORE_FIELDS) as CoreField[]) {
+    if (changes[key] === undefined) continue;
+    const value = CORE_FIELDS[key](changes[key]);
+    if (isProblem(value)) problems.push(value);
+    else values[key] = value;
+  }
+  if (problems.length) throw new DomainError(problems[0]!.code, problems[0]!.message, { problems });
+  return values;
+}
 
 /** What went wrong, as a Problem; anything that is not a domain refusal is a bug and goes on. */
 export function problemOf(error: unknown, field?: string): Problem {
@@ -46,14 +98,11 @@ export function checkAccountInput(input: AccountInput): { value?: ValidAccount; 
   const problems: Problem[] = [];
   const commonId = String(input.commonId ?? '').trim();
   if (!COMMON_ID_PATTERN.test(commonId)) problems.push({ code: 'invalid_common_id', message: 'the Common ID must be exactly 10 digits', field: 'common_id' });
-  const name = cleanName(String(input.name ?? ''), 200);
-  if (!name) problems.push({ code: 'invalid_name', message: 'the name must be 1 to 200 characters on one line, without control or bidirectional formatting characters', field: 'name' });
-  const affiliation = String(input.affiliation ?? '')
-    .trim()
-    .toLowerCase() as Affiliation;
-  if (!AFFILIATIONS.includes(affiliation)) problems.push({ code: 'invalid_affiliation', message: `the affiliation must be one of ${AFFILIATIONS.join(', ')}`, field: 'affiliation' });
-  const email = input.email ? String(input.email).trim() : null;
-  if (email !== null && (email.length > 254 || !EMAIL_PATTERN.test(email))) problems.push({ code: 'invalid_email', message: 'the email address is not valid', field: 'email' });
+  const name = CORE_FIELDS.name(input.name);
+  const affiliation = CORE_FIELDS.affiliation(input.affiliation);
+  const email = CORE_FIELDS.email(input.email);
+  const externalId = CORE_FIELDS.externalId(input.externalId);
+  for (const value of [name, affiliation, email, externalId]) if (isProblem(value)) problems.push(value);
   // Each field on its own, so that a bad one does not hide the next.
   const given = input.profile ?? {};
   let profile: Partial<ProfileValues> = {};
@@ -65,7 +114,9 @@ export function checkAccountInput(input: AccountInput): { value?: ValidAccount; 
       problems.push(problemOf(error, field.column));
     }
   }
-  return problems.length ? { problems } : { value: { commonId, name: name!, affiliation, email, profile }, problems };
+  return problems.length
+    ? { problems }
+    : { value: { commonId, name: name as string, affiliation: affiliation as Affiliation, email: email as string | null, externalId: externalId as string | null, profile }, problems };
 }
 
 /**

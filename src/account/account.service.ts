@@ -7,7 +7,11 @@ import type { AccountRow, AccountStore } from './account.store.ts';
 import { COMMON_ID_PATTERN } from './common-id.ts';
 import { accountKey, ACCOUNT_RULE, type LoginThrottle } from '../throttle/login-throttle.ts';
 import { ACCOUNT_FIELD_KEYS, readProfile } from './account-fields.ts';
-import { type AccountInput, validateAccountInput } from './account-input.ts';
+import { type AccountInput, type CoreField, validateAccountInput, validateCoreChanges } from './account-input.ts';
+
+/** The core fields a change may name, and their columns. */
+const CORE_COLUMNS = { name: 'name', email: 'email', affiliation: 'affiliation', externalId: 'external_id' } as const satisfies Record<CoreField, string>;
+export type { CoreField } from './account-input.ts';
 
 // Where they have always been imported from; the checks live in account-input.ts.
 export { AFFILIATIONS, validateAccountInput, type AccountInput } from './account-input.ts';
@@ -64,6 +68,18 @@ export class AccountService {
     const changed = Object.keys(changes).filter((key) => ACCOUNT_FIELD_KEYS.has(key));
     if (changed.length === 0) throw new DomainError('invalid_request', `say what to change: ${[...ACCOUNT_FIELD_KEYS].join(', ')}`);
     return { account: await this.#store.updateProfile(account.id, values), changed };
+  }
+
+  /**
+   * Changes the core fields `changes` names (name, email, affiliation, externalId: the feeding
+   * system's own), by the rules of a create; the others stay. All are checked before any is written.
+   */
+  async updateCore(commonId: string, changes: Partial<Record<CoreField, unknown>>): Promise<{ account: AccountRow; changed: CoreField[] }> {
+    const account = await this.get(commonId);
+    const valid = validateCoreChanges(changes);
+    const changed = Object.keys(valid) as CoreField[];
+    if (changed.length === 0) throw new DomainError('invalid_request', `say what to change: ${Object.keys(CORE_COLUMNS).join(', ')}`);
+    return { account: await this.#store.updateCore(account.id, Object.fromEntries(changed.map((key) => [CORE_COLUMNS[key], valid[key]]))), changed };
   }
 
   /** A new initial password after the help desk checked the person; every session ends. */

@@ -11,6 +11,8 @@ export interface NewAccount {
   name: string;
   email: string | null;
   affiliation: Affiliation;
+  /** The feeding system's identifier (SCIM externalId), when it gave one. */
+  externalId?: string | null;
   passwordHash: string;
   /** Fields left out take their defaults (no name parts, no department, a verified email). */
   profile?: Partial<ProfileValues>;
@@ -34,6 +36,7 @@ export class AccountStore {
         name: account.name,
         email: account.email,
         affiliation: account.affiliation,
+        external_id: account.externalId ?? null,
         ...account.profile,
         status: 'active',
         password_hash: account.passwordHash,
@@ -131,8 +134,28 @@ export class AccountStore {
       .execute();
   }
 
+  /**
+   * One page of the accounts meeting `where` and `within` (an operator's scope), oldest first, and
+   * how many meet them in all: SCIM's list (`startIndex`, `count`, `totalResults`).
+   */
+  async page(query: { where: Expression<SqlBool>; within: Expression<SqlBool>; offset: number; limit: number }): Promise<{ total: number; rows: AccountRow[] }> {
+    const matching = this.#db.selectFrom('account').where(query.within).where(query.where);
+    const counted = await matching.select(sql<string>`count(*)`.as('count')).executeTakeFirstOrThrow();
+    const rows = query.limit > 0 ? await matching.selectAll().orderBy('created_at').orderBy('id').offset(query.offset).limit(query.limit).execute() : [];
+    return { total: Number(counted.count), rows };
+  }
+
+  /** Sets the core fields (name, university-registered address, affiliation, external identifier) and answers the row as it now is. */
+  updateCore(id: string, values: Partial<Pick<AccountRow, 'name' | 'email' | 'affiliation' | 'external_id'>>): Promise<AccountRow> {
+    return this.#update(id, values);
+  }
+
   /** Sets the fields and answers the row as it now is. */
   updateProfile(id: string, values: Partial<ProfileValues>): Promise<AccountRow> {
+    return this.#update(id, values);
+  }
+
+  #update(id: string, values: Partial<ProfileValues> & Partial<Pick<AccountRow, 'name' | 'email' | 'affiliation' | 'external_id'>>): Promise<AccountRow> {
     return this.#db
       .updateTable('account')
       .set({ ...values, updated_at: sql<Date>`now()` as never })

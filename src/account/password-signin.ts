@@ -1,3 +1,4 @@
+import { accessDenied, type SigninReason } from '../audit/signin-reasons.ts';
 import type { SigninLog } from '../audit/signin-log.ts';
 import { OverloadedError } from '../shared/errors.ts';
 import type { PasswordHasher } from '../password/password-hasher.ts';
@@ -112,7 +113,7 @@ export class PasswordSignin {
       { key: addressKey(request.ip), rule: ADDRESS_RULE },
     ];
     const account = await this.#accounts.findByCommonId(request.commonId);
-    const record = (result: 'success' | 'failure', reason: string) =>
+    const record = (result: 'success' | 'failure', reason: SigninReason) =>
       this.#log.record({ accountId: account?.id ?? null, clientId: request.clientId, ip: request.ip, userAgent: request.userAgent, result, reason });
 
     // The attempt is counted before the password is checked, atomically per key.
@@ -148,7 +149,7 @@ export class PasswordSignin {
     if (request.passwordGrant) {
       const decision = await request.passwordGrant.admit(account, method);
       if (!decision.allowed) {
-        await record('failure', `access_denied.${decision.reason}`);
+        await record('failure', accessDenied(decision.reason));
         return { ok: false, reason: 'access_denied', denial: decision.reason };
       }
     } else if (account.status !== 'active') {

@@ -10,6 +10,7 @@ import { errorAnswer, setRetryAfter } from '../http/error-map.ts';
 import type { OperatorStore } from '../operator/operator.store.ts';
 import type { HelpDesk } from '../operator/help-desk.ts';
 import { authorize, type Principal } from '../operator/permissions.ts';
+import { bearerOperator, unauthorized } from '../http/operator-bearer.ts';
 import type { DashboardService } from '../dashboard/dashboard.service.ts';
 import { roleAndScope, TOKEN_DEFAULT_DAYS, tokenExpiry, tokenName } from '../operator/operator-input.ts';
 import type { TokenService } from '../mfa/token.service.ts';
@@ -155,14 +156,8 @@ export function adminApi(deps: AdminApiDeps): Router {
   router.use(async (ctx: Context, next: Next) => {
     ctx.set('Cache-Control', 'no-store');
     try {
-      const header = ctx.get('authorization');
-      const principal = header.startsWith('Bearer ') ? await deps.operators.verify(header.slice(7).trim()) : undefined;
-      if (!principal) {
-        ctx.status = 401;
-        ctx.set('WWW-Authenticate', 'Bearer realm="akamon-admin"');
-        ctx.body = { error: 'unauthorized', error_description: 'a valid operator token is required' };
-        return;
-      }
+      const principal = await bearerOperator(ctx, deps.operators);
+      if (!principal) return unauthorized(ctx, 'akamon-admin');
       ctx.state.principal = principal;
       await next();
       // Only a JSON answer: setting an empty body again would turn a 404 into a 204.

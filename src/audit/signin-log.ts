@@ -1,5 +1,7 @@
 import type { Expression, Kysely, Selectable, SqlBool } from 'kysely';
 import type { DB, SigninEventTable } from '../db/schema.ts';
+import type { SigninReason } from './signin-reasons.ts';
+import { NO_METER, type Meter } from '../metrics/meter.ts';
 
 export type SigninEvent = Selectable<SigninEventTable>;
 
@@ -9,16 +11,21 @@ export interface SigninAttempt {
   ip: string | null;
   userAgent: string | null;
   result: 'success' | 'failure';
-  /** A snake_case reason code: success, wrong_password, unknown_account, locked, account_suspended ... */
-  reason: string;
+  /** How it succeeded or why it failed: one of src/audit/signin-reasons.ts. */
+  reason: SigninReason;
 }
 
-/** Every sign-in attempt, kept in Postgres for the person, the help desk and incident response. */
+/**
+ * Every sign-in attempt, kept in Postgres for the person, the help desk and incident response, and
+ * counted for the metrics here, where every path of sign-in passes.
+ */
 export class SigninLog {
   readonly #db: Kysely<DB>;
+  readonly #meter: Meter;
 
-  constructor(db: Kysely<DB>) {
+  constructor(db: Kysely<DB>, meter: Meter = NO_METER) {
     this.#db = db;
+    this.#meter = meter;
   }
 
   async record(attempt: SigninAttempt): Promise<void> {
@@ -33,6 +40,7 @@ export class SigninLog {
         reason: attempt.reason,
       })
       .execute();
+    this.#meter.signin(attempt.result, attempt.reason);
   }
 
   list(filter: { accountId?: string; since?: Date; within?: Expression<SqlBool>; limit: number }): Promise<Array<SigninEvent & { common_id: string | null }>> {

@@ -33,6 +33,11 @@ export interface Config {
   readonly production: boolean;
   readonly port: number;
   readonly listenHost: string;
+  /**
+   * A separate listener serving only /metrics without a token (src/metrics/metrics-route.ts), when
+   * set; on the main port /metrics always needs a token with `metrics.read`.
+   */
+  readonly metrics: { readonly port: number; readonly host: string } | undefined;
   readonly issuer: string;
   /** Set to the issuer the database serves now to move it to `issuer` (see db/issuer-binding.ts). */
   readonly migrateIssuerFrom: string | undefined;
@@ -80,6 +85,14 @@ export interface Config {
   readonly captchaMaxNumber: number;
   /** University-wide MFA rollout: a warning period from one date, enforcement from another. */
   readonly mfaRollout: { readonly warningFrom: Date | undefined; readonly requiredFrom: Date | undefined };
+  /** Notices by mail (src/notice/): each occasion's switch and its lead times in days, soonest last. */
+  readonly notices: {
+    readonly revocation: NoticeSetting;
+    readonly passwordExpiry: NoticeSetting;
+    readonly mfaRequired: NoticeSetting;
+    /** A sign-in method added or removed: mailed at once, so it has no lead time. */
+    readonly factorChange: { readonly enabled: boolean };
+  };
   /** The university's time zone: academic years and dates on pages follow it. */
   readonly timeZone: string;
   /** Country calling code for phone numbers typed without one (081-... in Japan). */
@@ -90,6 +103,11 @@ export interface Config {
   readonly devIdvPort: number | undefined;
   /** Days after revocation during which a linked account may still reach salvage clients (0: never). */
   readonly salvageDays: number;
+  /**
+   * AKAMON_SCIM_DELETE_GRACE_DAYS: a SCIM DELETE schedules the revocation this many days ahead (the
+   * person keeps signing in meanwhile, to back up their data); 0, the default: it revokes at once.
+   */
+  readonly scimDeleteGraceDays: number;
   /**
    * What a caller who has not signed in may make Akamon store (throttle/anonymous-cap.ts): per
    * source address `perAddress` records at once, refilled over `windowSeconds`; from everyone at most
@@ -126,6 +144,12 @@ export interface IdvSettings {
   readonly scopes: string;
   /** The ID-token claim that carries the person's name. */
   readonly nameClaim: string;
+}
+
+export interface NoticeSetting {
+  readonly enabled: boolean;
+  /** Days before the occasion, largest first: one mail at each. */
+  readonly days: readonly number[];
 }
 
 export class ConfigError extends Error {
@@ -196,6 +220,24 @@ function phoneGateway(env: Env): Config['phoneGateway'] {
 }
 
 /** An ISO date or date-time; a bare date means its start in the university's time zone. */
+/** A switch that is on unless turned off. */
+function switchedOn(env: Env, name: string): boolean {
+  return env[name] === undefined || env[name] === '' || flag(env, name);
+}
+
+/** AKAMON_NOTICE_<NAME> (on/off) and AKAMON_NOTICE_<NAME>_DAYS ("60,14"). */
+function noticeSetting(env: Env, name: string, fallback: readonly number[]): NoticeSetting {
+  const variable = `AKAMON_NOTICE_${name}_DAYS`;
+  const raw = env[variable];
+  let days = fallback;
+  if (raw !== undefined && raw !== '') {
+    if (!/^\d{1,4}(,\d{1,4})*$/.test(raw.replace(/\s+/g, ''))) throw new ConfigError(`${variable} must be whole numbers of days separated by commas (such as 60,14), got "${raw}"`);
+    days = raw.replace(/\s+/g, '').split(',').map(Number);
+    if (days.some((d) => d < 1 || d > 3650)) throw new ConfigError(`${variable} must be between 1 and 3650 days, got "${raw}"`);
+  }
+  return Object.freeze({ enabled: switchedOn(env, `AKAMON_NOTICE_${name}`), days: Object.freeze([...new Set(days)].sort((a, b) => b - a)) });
+}
+
 function instant(env: Env, name: string, zone: string): Date | undefined {
   const raw = env[name];
   if (!raw) return undefined;
@@ -329,6 +371,14 @@ const anonymousSessionTtl = (env: Env) => integer(env, 'AKAMON_ANONYMOUS_SESSION
 const anonymousLifetime = (env: Env) => Math.max(INTERACTION_TTL_SECONDS, RECOVERY_FLOW_TTL_SECONDS, IDV_FLOW_TTL_SECONDS, anonymousSessionTtl(env)) + SWEEP_INTERVAL_SECONDS;
 
 /** The stand-in identity provider runs in development unless a real one is configured or it is turned off. */
+/** Loopback unless told otherwise: whoever reaches this port reads the metrics without a token. */
+function metricsListener(env: Env, port: number): Config['metrics'] {
+  if (!env.AKAMON_METRICS_PORT) return undefined;
+  const metricsPort = integer(env, 'AKAMON_METRICS_PORT', 0, 1, 65535);
+  if (metricsPort === port) throw new ConfigError('AKAMON_METRICS_PORT must differ from PORT: the main port serves /metrics only with a token');
+  return Object.freeze({ port: metricsPort, host: env.AKAMON_METRICS_HOST || '127.0.0.1' });
+}
+
 function devIdvPort(env: Env, production: boolean, port: number): number | undefined {
   const wanted = env.AKAMON_DEV_IDV === undefined || env.AKAMON_DEV_IDV === '' ? !env.AKAMON_IDV_ISSUER && !production : flag(env, 'AKAMON_DEV_IDV');
   if (!wanted) return undefined;
@@ -369,6 +419,7 @@ export function loadConfig(env: Env = process.env, readFile: (file: string) => s
     production,
     port,
     listenHost: env.AKAMON_LISTEN_HOST ?? (production ? '0.0.0.0' : '127.0.0.1'),
+    metrics: metricsListener(env, port),
     issuer: issuerUrl(env.AKAMON_ISSUER ?? `http://localhost:${port}`, production),
     migrateIssuerFrom: env.AKAMON_MIGRATE_ISSUER_FROM ? urlOf('AKAMON_MIGRATE_ISSUER_FROM', env.AKAMON_MIGRATE_ISSUER_FROM, false) : undefined,
     issuerName: (env.AKAMON_ISSUER_NAME ?? 'Akamon').slice(0, 64),
@@ -406,6 +457,13 @@ export function loadConfig(env: Env = process.env, readFile: (file: string) => s
       warningFrom: instant(env, 'AKAMON_MFA_WARNING_FROM', zone),
       requiredFrom: instant(env, 'AKAMON_MFA_REQUIRED_FROM', zone),
     }),
+    notices: Object.freeze({
+      // Time to back data up before a revocation and a last reminder; one before a password expires; a month and a week before the MFA date.
+      revocation: noticeSetting(env, 'REVOCATION', [60, 14]),
+      passwordExpiry: noticeSetting(env, 'PASSWORD_EXPIRY', [14]),
+      mfaRequired: noticeSetting(env, 'MFA_REQUIRED', [30, 7]),
+      factorChange: Object.freeze({ enabled: switchedOn(env, 'AKAMON_NOTICE_FACTOR_CHANGE') }),
+    }),
     smtpUrl: smtpUrl(env.AKAMON_SMTP_URL),
     mailFrom: env.AKAMON_MAIL_FROM ?? `Akamon <no-reply@${new URL(issuerUrl(env.AKAMON_ISSUER ?? `http://localhost:${port}`, production)).hostname}>`,
     phoneDefaultCountry: /^\d{1,3}$/.test(env.AKAMON_PHONE_DEFAULT_COUNTRY ?? '81')
@@ -416,6 +474,7 @@ export function loadConfig(env: Env = process.env, readFile: (file: string) => s
     idv: idvSettings(env, production, readFile),
     devIdvPort: devIdvPort(env, production, port),
     salvageDays: integer(env, 'AKAMON_SALVAGE_DAYS', SALVAGE_DAYS, 0, 3650),
+    scimDeleteGraceDays: integer(env, 'AKAMON_SCIM_DELETE_GRACE_DAYS', 0, 0, 3650),
     anonymous: Object.freeze({
       perAddress: integer(env, 'AKAMON_ANONYMOUS_PER_ADDRESS', ANONYMOUS_RECORDS_PER_ADDRESS, 1, 10_000_000),
       windowSeconds: ANONYMOUS_WINDOW_SECONDS,

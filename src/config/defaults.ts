@@ -180,3 +180,13 @@ export const IMPORT_MAX_ROWS = 20_000;
 export const IMPORT_STALL_SECONDS = 120;
 /** Initial passwords of an import are kept (encrypted) for one download at most this long, then wiped. */
 export const IMPORT_SECRET_TTL_SECONDS = 86_400;
+
+// Notices by mail (src/notice/): how hard delivery tries. The lead times are settings (config.ts).
+/** Tries per mail before it is recorded as failed: with the back-off below, about 20 hours of trying. */
+export const NOTICE_MAX_ATTEMPTS = 12;
+/** The first retry of a refused mail waits this long, each next one twice as long as the one before. */
+export const NOTICE_RETRY_BASE_SECONDS = 60;
+/** The longest wait between two tries of a mail: a server down for a day still gets a few. */
+export const NOTICE_RETRY_MAX_SECONDS = 21_600;
+/** While one node sends a mail no other takes it; a node that died mid-send frees it after this. */
+export const NOTICE_SEND_LEASE_SECONDS = 300;

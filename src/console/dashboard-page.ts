@@ -1,3 +1,4 @@
+import { reasonWords } from './reason-words.ts';
 import type Router from '@koa/router';
 import type { DenialReason } from '../access/access-rules.ts';
 import { localName } from '../client/client-settings.ts';
@@ -195,7 +196,7 @@ function sections(f: DashboardFigures, locale: Locale): Section[] {
         countChart(
           t('dashboard.failures_title'),
           t('dashboard.failures_title'),
-          f.signin_failures.map((r) => ({ label: r.reason, value: r.count })),
+          f.signin_failures.map((r) => ({ label: reasonWords(t, r.reason), value: r.count })),
           [t('dashboard.col_reason'), t('dashboard.col_count')],
         ),
       ],

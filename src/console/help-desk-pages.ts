@@ -15,6 +15,7 @@ import { may } from '../operator/permissions.ts';
 import { passwordExpiry } from '../password/expiry.ts';
 import { emailRows } from '../selfservice/email-rows.ts';
 import { DomainError } from '../shared/errors.ts';
+import { reasonWords } from './reason-words.ts';
 import type { ConsoleDeps, ConsoleOperator, ConsoleSession } from './console-session.ts';
 
 /** Identity documents a counter checks before reissuing a password (what the audit records). */
@@ -123,7 +124,7 @@ export function helpDeskRoutes(router: Router, deps: ConsoleDeps, session: Conso
           system: e.client_id ? (systems.get(e.client_id) ?? e.client_id) : '-',
           place: e.ip ?? '-',
           result: t(e.result === 'success' ? 'account.signin_success' : 'account.signin_failure'),
-          reason: e.reason,
+          reason: reasonWords(t, e.reason),
         })),
         done: notice.done ? t(`console.done_${notice.done}` as MessageKey) : null,
         error: notice.error ?? null,

@@ -7,7 +7,7 @@ import { formBody } from '../http/form-body.ts';
 import type { MessageKey } from '../i18n/en.ts';
 import { formatDateTime, translator } from '../i18n/i18n.ts';
 import { roleAndScope, TOKEN_DEFAULT_DAYS, TOKEN_MAX_DAYS, tokenExpiry, tokenName } from '../operator/operator-input.ts';
-import { may, ROLES } from '../operator/permissions.ts';
+import { may, PERSON_ROLES, ROLES } from '../operator/permissions.ts';
 import { DomainError } from '../shared/errors.ts';
 import type { ConsoleDeps, ConsoleOperator, ConsoleSession } from './console-session.ts';
 
@@ -43,6 +43,7 @@ export function operatorRoutes(router: Router, deps: ConsoleDeps, session: Conso
       'console.operators_title',
       {
         roles: ROLES.map((role) => ({ id: role, label: t(`console.role_${role}` as MessageKey) })),
+        personRoles: PERSON_ROLES.map((role) => ({ id: role, label: t(`console.role_${role}` as MessageKey) })),
         affiliations: AFFILIATIONS.map((a) => ({ id: a, label: t(`affiliation.${a}` as MessageKey) })),
         maxDays: TOKEN_MAX_DAYS,
         defaultDays: TOKEN_DEFAULT_DAYS,

@@ -5,7 +5,7 @@ import pg from 'pg';
 import { PGlite } from '@electric-sql/pglite';
 import { createPgConfig } from '@electric-sql/pglite/node-postgres';
 import type { DB } from './schema.ts';
-import { ResilientPostgresDialect } from './driver.ts';
+import { ResilientPostgresDialect, type QueryErrors } from './driver.ts';
 import { DatabaseUnavailableError } from '../shared/errors.ts';
 import {
   DATABASE_RETRY_AFTER_SECONDS,
@@ -15,6 +15,15 @@ import {
   DATABASE_READ_TIMEOUT_MS,
   DATABASE_STATEMENT_TIMEOUT_MS,
 } from '../config/defaults.ts';
+
+/** The connection pool's state and the failed queries, read by the metrics at each scrape. */
+export interface DatabaseStats {
+  total: number;
+  idle: number;
+  waiting: number;
+  max: number;
+  queryErrors: Readonly<QueryErrors>;
+}
 
 export interface Database {
   readonly db: Kysely<DB>;
@@ -26,6 +35,8 @@ export interface Database {
   unitOfWork<T>(work: () => Promise<T>, keep: (result: T) => boolean): Promise<T>;
   /** Resolves when the database answers `select 1` within `ms`; rejects with DatabaseUnavailableError otherwise. */
   ping(ms: number): Promise<void>;
+  /** Cheap: counters kept by the pool and the driver, no query. */
+  stats(): DatabaseStats;
   /** Only for embedded databases: a dump of the whole data directory (tests cache a migrated one). */
   dump?(): Promise<Blob>;
   close(): Promise<void>;
@@ -102,6 +113,7 @@ function handle(pool: pg.Pool, kind: Database['kind'], options: DatabaseOptions,
         clearTimeout(timer);
       }
     },
+    stats: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount, max: pool.options.max, queryErrors: dialect.driver.errors }),
     close: () => close(db),
     ...extra,
   };

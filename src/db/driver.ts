@@ -35,13 +35,21 @@ export function isUnavailable(error: unknown): boolean {
 
 const translate = (error: unknown) => (isUnavailable(error) && !(error instanceof DatabaseUnavailableError) ? new DatabaseUnavailableError(error, DATABASE_RETRY_AFTER_SECONDS) : error);
 
+/** Failed queries since start, for the metrics: the database could not answer, or the statement failed. */
+export interface QueryErrors {
+  unavailable: number;
+  statement: number;
+}
+
 class PoolConnection implements DatabaseConnection {
   readonly client: pg.PoolClient;
+  readonly #errors: QueryErrors;
   /** Set when the connection failed in a way that leaves it unusable: it is destroyed at release. */
   broken: Error | undefined;
 
-  constructor(client: pg.PoolClient) {
+  constructor(client: pg.PoolClient, errors: QueryErrors) {
     this.client = client;
+    this.#errors = errors;
   }
 
   async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
@@ -52,6 +60,7 @@ class PoolConnection implements DatabaseConnection {
     } catch (error) {
       const translated = translate(error);
       if (translated instanceof DatabaseUnavailableError) this.broken = translated;
+      this.#errors[translated instanceof DatabaseUnavailableError ? 'unavailable' : 'statement'] += 1;
       throw translated;
     }
   }
@@ -118,6 +127,7 @@ export async function afterUnitOfWork(work: () => Promise<unknown>): Promise<voi
  */
 class ResilientDriver implements Driver {
   readonly #pool: pg.Pool;
+  readonly errors: QueryErrors = { unavailable: 0, statement: 0 };
 
   constructor(pool: pg.Pool) {
     this.#pool = pool;
@@ -131,8 +141,9 @@ class ResilientDriver implements Driver {
 
   async #acquireOwn(): Promise<PoolConnection> {
     try {
-      return new PoolConnection(await this.#pool.connect());
+      return new PoolConnection(await this.#pool.connect(), this.errors);
     } catch (error) {
+      this.errors.unavailable += 1;
       throw translate(error);
     }
   }

@@ -56,6 +56,8 @@ export interface AccountTable {
   given_name_kana: string | null;
   /** The organisational unit, a code with levels separated by "/" (src/account/department.ts). */
   department: string | null;
+  /** The feeding system's identifier of the person (SCIM externalId, migration 0016). */
+  external_id: string | null;
   /** eduPerson entitlement URIs set by operators. */
   entitlements: ColumnType<string[], string[] | undefined, string[]>;
   affiliation: Affiliation;
@@ -331,6 +333,26 @@ export interface ImportJobRowTable {
   done_at: Generated<Date>;
 }
 
+/** One mail to one address of an account about one occasion (migration 0017, src/notice/). */
+export interface NoticeTable {
+  id: Generated<string>;
+  account_id: string;
+  kind: string;
+  occasion: string;
+  /** 'university' or 'recovery'; 'none' records that the account had no address to write to. */
+  recipient: string;
+  details: JSONColumnType<Record<string, string>>;
+  /** 'pending', 'sent', 'failed' or 'dropped'. */
+  status: Generated<string>;
+  attempts: Generated<number>;
+  next_attempt_at: Timestamp;
+  last_error: string | null;
+  /** The address it went to, masked. */
+  sent_to: string | null;
+  sent_at: Timestamp | null;
+  created_at: CreatedAt;
+}
+
 /** One day's MFA adoption for one dimension value (migration 0014, src/dashboard/). */
 export interface MfaSnapshotTable {
   /** YYYY-MM-DD in the university's time zone. */
@@ -369,4 +391,5 @@ export interface DB {
   mfa_snapshot: MfaSnapshotTable;
   import_job: ImportJobTable;
   import_job_row: ImportJobRowTable;
+  notice: NoticeTable;
 }

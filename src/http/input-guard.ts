@@ -17,9 +17,10 @@ declare module 'koa' {
 
 /**
  * How a refusal is said: a ja/en page on Akamon's own routes, JSON {error, error_description} on
- * the admin API, RFC 6749 JSON (`invalid_request`) on everything oidc-provider serves.
+ * the admin API, a SCIM error (RFC 7644 3.12) on /scim, RFC 6749 JSON (`invalid_request`) on
+ * everything oidc-provider serves.
  */
-export type Surface = 'page' | 'admin' | 'protocol';
+export type Surface = 'page' | 'admin' | 'scim' | 'protocol';
 
 /** The largest body any route takes (the admin API's 64 KB; forms limit themselves further). */
 const BODY_LIMIT = REQUEST_BODY_MAX_BYTES;
@@ -208,13 +209,24 @@ export function inputGuard(renderer: Renderer, surfaceOf: (ctx: Context) => Surf
     ctx.state.log.info({ where: refusal.where, problem: refusal.problem, surface }, 'input refused');
     const problem = PROBLEMS[refusal.problem];
     if (surface === 'page') return renderer.error(ctx, problem.page, refusal.status);
+    if (surface === 'scim') return scimRefusal(ctx, refusal, `${refusal.where} ${problem.says}`);
     ctx.status = refusal.status;
     ctx.set('Cache-Control', 'no-store');
     ctx.body = { error: 'invalid_request', error_description: `${refusal.where} ${problem.says}` };
   };
 }
 
+/** RFC 7644 3.12: unreadable JSON is invalidSyntax, a bad character in a value invalidValue; too large or unsupported bodies have no scimType. */
+function scimRefusal(ctx: Context, refusal: Refusal, detail: string): void {
+  const scimType = refusal.problem === 'invalid_json' ? 'invalidSyntax' : refusal.status === 400 ? 'invalidValue' : undefined;
+  ctx.status = refusal.status;
+  ctx.set('Cache-Control', 'no-store');
+  ctx.body = { schemas: ['urn:ietf:params:scim:api:messages:2.0:Error'], status: String(refusal.status), ...(scimType ? { scimType } : {}), detail };
+  ctx.type = 'application/scim+json; charset=utf-8';
+}
+
 const ADMIN_API = '/admin/api';
+const SCIM = '/scim';
 
 /**
  * The surface of a request by who would answer it: the admin API, another of Akamon's routers
@@ -223,6 +235,7 @@ const ADMIN_API = '/admin/api';
 export function surfaceByRoute(routers: readonly Router[]): (ctx: Context) => Surface {
   return (ctx) => {
     if (ctx.path === ADMIN_API || ctx.path.startsWith(`${ADMIN_API}/`)) return 'admin';
+    if (ctx.path === SCIM || ctx.path.startsWith(`${SCIM}/`)) return 'scim';
     const routed = routers.some((router) => router.match(ctx.path, ctx.method).path.some((layer) => layer.methods.length > 0));
     return routed ? 'page' : 'protocol';
   };

@@ -7,6 +7,7 @@ import type { LoginThrottle, ThrottleRule } from '../throttle/login-throttle.ts'
 import type { IdentityLinkRow, IdentityLinkStore } from './identity-link.store.ts';
 import { sameName, type VerifiedIdentity } from './upstream.ts';
 import { IDV_RECOVERY_THROTTLE } from '../config/defaults.ts';
+import { NO_METER, type Meter } from '../metrics/meter.ts';
 
 /** Recoveries of one account: three a day, then a day's wait, so a stolen card cannot churn an account. */
 const RECOVERY_RULE: ThrottleRule = IDV_RECOVERY_THROTTLE;
@@ -32,6 +33,7 @@ export class IdentityVerification {
   readonly #throttle: LoginThrottle;
   readonly #clock: Clock;
   readonly #salvageDays: number;
+  readonly #meter: Meter;
 
   constructor(deps: {
     links: IdentityLinkStore;
@@ -43,6 +45,7 @@ export class IdentityVerification {
     throttle: LoginThrottle;
     clock: Clock;
     salvageDays: number;
+    meter?: Meter;
   }) {
     this.#links = deps.links;
     this.#accounts = deps.accounts;
@@ -53,6 +56,7 @@ export class IdentityVerification {
     this.#throttle = deps.throttle;
     this.#clock = deps.clock;
     this.#salvageDays = deps.salvageDays;
+    this.#meter = deps.meter ?? NO_METER;
   }
 
   accountById(accountId: string): Promise<AccountRow | undefined> {
@@ -67,6 +71,7 @@ export class IdentityVerification {
   async link(account: AccountRow, identity: VerifiedIdentity): Promise<boolean> {
     const linked = await this.#links.save({ account_id: account.id, issuer: identity.issuer, subject: identity.subject, name: identity.name, linked_at: this.#clock.now() });
     await this.#audit.record({ actor: 'self', action: linked ? 'idv.linked' : 'idv.link_refused', accountId: account.id, details: linked ? {} : { reason: 'linked_to_another_account' } });
+    this.#meter.identityVerification(linked ? 'linked' : 'link_refused');
     return linked;
   }
 
@@ -78,6 +83,12 @@ export class IdentityVerification {
 
   /** The account linked to a verified identity, if the name still matches the one given at linking. */
   async identify(identity: VerifiedIdentity): Promise<Identification> {
+    const found = await this.#identify(identity);
+    this.#meter.identityVerification(found.kind);
+    return found;
+  }
+
+  async #identify(identity: VerifiedIdentity): Promise<Identification> {
     const link = await this.#links.forSubject(identity.issuer, identity.subject);
     const account = link && (await this.#accounts.findById(link.account_id));
     if (!link || !account) return { kind: 'unknown' };
@@ -101,16 +112,21 @@ export class IdentityVerification {
    */
   async recover(account: AccountRow, kind: RecoveryKind): Promise<RecoveryOutcome> {
     const state = await this.#throttle.countUse([{ key: `idv:recover:${account.id}`, rule: RECOVERY_RULE }]);
-    if (state.blocked || state.waitSeconds > 0) return { ok: false, waitSeconds: state.waitSeconds };
+    if (state.blocked || state.waitSeconds > 0) {
+      this.#meter.identityVerification('rate_limited');
+      return { ok: false, waitSeconds: state.waitSeconds };
+    }
     if (kind === 'password') {
       const { initialPassword } = await this.#accountService.reissuePassword(account.common_id);
       await this.#audit.record({ actor: 'self', action: 'password.reissued', accountId: account.id, details: { via: 'identity_verification' } });
+      this.#meter.identityVerification('password_reissued');
       return { ok: true, temporaryPassword: initialPassword };
     }
     const removed = await this.#mfa.reset(account.id);
     await this.#accounts.setMfaRequired(account.id, true);
     await this.#sessions.revokeAccount(account.id);
     await this.#audit.record({ actor: 'self', action: 'mfa.reset', accountId: account.id, details: { via: 'identity_verification', removedFactors: removed } });
+    this.#meter.identityVerification('mfa_reset');
     return { ok: true, temporaryPassword: null };
   }
 }

@@ -9,6 +9,7 @@ import {
   type RegistrationResponseJSON,
 } from '@simplewebauthn/server';
 import type { SecretBox } from '../crypto/secret-box.ts';
+import { randomUUID } from 'node:crypto';
 import { isUuid } from '../shared/uuid.ts';
 import type { Clock } from '../shared/clock.ts';
 import type { LoginThrottle, ThrottleRule } from '../throttle/login-throttle.ts';
@@ -17,6 +18,7 @@ import { phishingResistant } from './assurance.ts';
 import { matchTotp, newTotpSecret, normalizeCode } from './totp.ts';
 import type { PhoneService, PhoneTarget } from './phone.service.ts';
 import { SECOND_FACTOR_THROTTLE } from '../config/defaults.ts';
+import { NO_METER, type Meter } from '../metrics/meter.ts';
 
 /** Wrong codes lock the method for a while; NIST allows at most 100 in a row, this is far below. */
 export const OTP_RULE: ThrottleRule = SECOND_FACTOR_THROTTLE;
@@ -49,6 +51,16 @@ export type VerifyOutcome =
   | { ok: false; reason: 'wrong_code' | 'replayed' | 'webauthn_failed' | 'expired' }
   | { ok: false; reason: 'locked'; waitSeconds: number; blocked: boolean };
 
+/** A sign-in method added to or removed from an account (the notices mail it to the person). */
+export interface FactorChange {
+  accountId: string;
+  change: 'added' | 'removed';
+  /** The kind of method; 'all' when an operator reset every method at once. */
+  method: FactorRow['kind'] | 'all';
+  /** Names this change once: the factor's id with the change, or a fresh id for a reset. */
+  eventId: string;
+}
+
 /** Where WebAuthn credentials are scoped: the issuer's host and origin. */
 export interface RelyingParty {
   name: string;
@@ -73,20 +85,25 @@ export class MfaService {
   readonly #throttle: LoginThrottle;
   readonly #clock: Clock;
   readonly #rp: RelyingParty;
+  readonly #meter: Meter;
   readonly phone: PhoneService;
+  readonly #onChange: (change: FactorChange) => void;
 
-  constructor(deps: { store: MfaStore; box: SecretBox; throttle: LoginThrottle; clock: Clock; rp: RelyingParty; phone: PhoneService }) {
+  /** `onChange` hears of every added or removed method; it must return at once (it runs in the request). */
+  constructor(deps: { store: MfaStore; box: SecretBox; throttle: LoginThrottle; clock: Clock; rp: RelyingParty; phone: PhoneService; meter?: Meter; onChange?: (change: FactorChange) => void }) {
     this.#store = deps.store;
     this.#box = deps.box;
     this.#throttle = deps.throttle;
     this.#clock = deps.clock;
     this.#rp = deps.rp;
+    this.#meter = deps.meter ?? NO_METER;
     this.phone = deps.phone;
+    this.#onChange = deps.onChange ?? (() => undefined);
   }
 
   /** Saves a phone after the code sent to it for this enrolment (`purpose`) came back. */
   async confirmPhone(accountId: string, purpose: string, target: PhoneTarget, input: unknown, label: string): Promise<VerifyOutcome> {
-    return this.#guarded(accountId, 'phone', async () => {
+    return this.#guarded(accountId, 'phone', 'enrol', async () => {
       const result = await this.phone.check(accountId, purpose, normalizeCode(input));
       if (result !== 'ok') return { ok: false, reason: result === 'wrong' ? 'wrong_code' : 'expired' };
       const factor = await this.phone.addFactor(accountId, target, label);
@@ -96,7 +113,7 @@ export class MfaService {
 
   /** Checks the code sent to one of the account's phones for this sign-in (`purpose`). */
   async verifyPhone(accountId: string, factorId: string, purpose: string, input: unknown): Promise<VerifyOutcome> {
-    return this.#guarded(accountId, 'phone', async () => {
+    return this.#guarded(accountId, 'phone', 'verify', async () => {
       const factor = (await this.#store.factors(accountId)).find((f) => f.id === factorId && f.kind === 'phone');
       if (!factor) return { ok: false, reason: 'expired' };
       const result = await this.phone.check(accountId, purpose, normalizeCode(input));
@@ -122,7 +139,7 @@ export class MfaService {
   }
 
   async confirmWebauthn(accountId: string, input: unknown, expectedChallenge: string, label: string): Promise<VerifyOutcome> {
-    return this.#guarded(accountId, 'webauthn', async () => {
+    return this.#guarded(accountId, 'webauthn', 'enrol', async () => {
       const response = parseJson<RegistrationResponseJSON>(input);
       if (!response) return { ok: false, reason: 'webauthn_failed' };
       const result = await verifyRegistrationResponse({
@@ -164,7 +181,7 @@ export class MfaService {
 
   /** Checks an assertion: signature, challenge, origin, user verification and a growing counter. */
   async verifyWebauthn(accountId: string, input: unknown, expectedChallenge: string): Promise<VerifyOutcome> {
-    return this.#guarded(accountId, 'webauthn', async () => {
+    return this.#guarded(accountId, 'webauthn', 'verify', async () => {
       const response = parseJson<AuthenticationResponseJSON>(input);
       const factor = response && (await this.#store.factors(accountId)).find((f) => f.credential_id === response.id);
       if (!response || !factor) return { ok: false, reason: 'webauthn_failed' };
@@ -207,7 +224,7 @@ export class MfaService {
    * cannot also serve as the first sign-in code.
    */
   async confirmTotp(accountId: string, sealed: string, input: unknown, label: string): Promise<VerifyOutcome> {
-    return this.#guarded(accountId, 'totp', async () => {
+    return this.#guarded(accountId, 'totp', 'enrol', async () => {
       const secret = this.#box.decrypt(sealed);
       const step = await matchTotp(secret, normalizeCode(input), this.#clock.now());
       if (step === undefined) return { ok: false, reason: 'wrong_code' };
@@ -219,7 +236,7 @@ export class MfaService {
 
   /** Checks a code against every authenticator app and lent token of the account. */
   async verifyTotp(accountId: string, input: unknown): Promise<VerifyOutcome> {
-    return this.#guarded(accountId, 'totp', async () => {
+    return this.#guarded(accountId, 'totp', 'verify', async () => {
       const code = normalizeCode(input);
       for (const factor of await this.#store.factors(accountId)) {
         if ((factor.kind !== 'totp' && factor.kind !== 'token') || !factor.secret_enc) continue;
@@ -235,8 +252,12 @@ export class MfaService {
   }
 
   /** `keepLast`: refuse (DomainError last_method) to remove the only factor of an account that must use MFA. */
-  removeFactor(accountId: string, factorId: string, options: { keepLast?: boolean } = {}): Promise<boolean> {
-    return isUuid(factorId) ? this.#store.deleteOne(accountId, factorId, options) : Promise.resolve(false);
+  async removeFactor(accountId: string, factorId: string, options: { keepLast?: boolean } = {}): Promise<boolean> {
+    if (!isUuid(factorId)) return false;
+    const factor = (await this.#store.factors(accountId)).find((f) => f.id === factorId);
+    const removed = factor !== undefined && (await this.#store.deleteOne(accountId, factorId, options));
+    if (removed && factor) this.#onChange({ accountId, change: 'removed', method: factor.kind, eventId: `${factorId}/removed` });
+    return removed;
   }
 
   makeDefault(accountId: string, factorId: string): Promise<boolean> {
@@ -247,6 +268,7 @@ export class MfaService {
   async reset(accountId: string): Promise<number> {
     const removed = await this.#store.deleteAll(accountId);
     await this.clearLocks(accountId);
+    if (removed > 0) this.#onChange({ accountId, change: 'removed', method: 'all', eventId: `reset/${randomUUID()}` });
     return removed;
   }
 
@@ -255,8 +277,19 @@ export class MfaService {
     for (const method of METHODS) await this.#throttle.clear(methodKey(method, accountId));
   }
 
-  /** One attempt under the method's limits: a wrong or replayed code counts as a failure. */
-  async #guarded(accountId: string, method: Method, attempt: () => Promise<VerifyOutcome>): Promise<VerifyOutcome> {
+  /**
+   * One attempt under the method's limits: a wrong or replayed code counts as a failure. Counted for
+   * the metrics: a verification by its result, a set-up (`enrol`) when it adds the factor.
+   */
+  async #guarded(accountId: string, method: Method, purpose: 'verify' | 'enrol', attempt: () => Promise<VerifyOutcome>): Promise<VerifyOutcome> {
+    const outcome = await this.#attempt(accountId, method, attempt);
+    if (purpose === 'verify') this.#meter.mfaVerification(method, outcome.ok ? 'success' : outcome.reason);
+    else if (outcome.ok) this.#meter.factorAdded(outcome.factor.kind);
+    if (purpose === 'enrol' && outcome.ok) this.#onChange({ accountId, change: 'added', method: outcome.factor.kind, eventId: `${outcome.factor.id}/added` });
+    return outcome;
+  }
+
+  async #attempt(accountId: string, method: Method, attempt: () => Promise<VerifyOutcome>): Promise<VerifyOutcome> {
     const keys = [{ key: methodKey(method, accountId), rule: OTP_RULE }];
     const state = await this.#throttle.reserve(keys);
     if (state.blocked || state.waitSeconds > 0) return { ok: false, reason: 'locked', ...state };

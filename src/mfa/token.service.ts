@@ -2,6 +2,7 @@ import type { SecretBox } from '../crypto/secret-box.ts';
 import { DomainError } from '../shared/errors.ts';
 import type { TokenRow, TokenStore } from './token.store.ts';
 import { isBase32Secret, totpUsable } from './totp.ts';
+import { NO_METER, type Meter } from '../metrics/meter.ts';
 
 export interface TokenInput {
   serial: unknown;
@@ -34,10 +35,12 @@ function toView(row: TokenRow): TokenView {
 export class TokenService {
   readonly #store: TokenStore;
   readonly #box: SecretBox;
+  readonly #meter: Meter;
 
-  constructor(deps: { store: TokenStore; box: SecretBox }) {
+  constructor(deps: { store: TokenStore; box: SecretBox; meter?: Meter }) {
     this.#store = deps.store;
     this.#box = deps.box;
+    this.#meter = deps.meter ?? NO_METER;
   }
 
   async add(input: TokenInput): Promise<TokenView> {
@@ -67,6 +70,7 @@ export class TokenService {
     if (!(await this.#store.assign(serial, accountId))) {
       throw new DomainError('token_unavailable', `token ${serial} is not loaded or is already lent`);
     }
+    this.#meter.factorAdded('token');
   }
 
   /** Takes a token back; returns the account that had it (null if it was free). */

@@ -1,6 +1,5 @@
 import type { Kysely } from 'kysely';
 import type Provider from 'oidc-provider';
-import type { Logger } from 'pino';
 import type { DB } from '../db/schema.ts';
 
 type SessionPayload = { authorizations?: Record<string, { sid?: string }> };
@@ -10,13 +9,12 @@ type SessionPayload = { authorizations?: Record<string, { sid?: string }> };
  * (password reset, revocation, "sign out everywhere"). Called before the sessions are deleted;
  * a relying party that does not answer is logged and does not hold the others up.
  */
-export async function notifyAccountLogout(provider: Provider, db: Kysely<DB>, accountId: string, logger: Logger): Promise<number> {
+export async function notifyAccountLogout(provider: Provider, db: Kysely<DB>, accountId: string): Promise<number> {
   const sessions = await db.selectFrom('oidc_payload').select('payload').where('model', '=', 'Session').where('account_id', '=', accountId).execute();
   return notifySessionsLogout(
     provider,
     accountId,
     sessions.map(({ payload }) => payload as SessionPayload),
-    logger,
   );
 }
 
@@ -25,26 +23,29 @@ export async function notifyAccountLogout(provider: Provider, db: Kysely<DB>, ac
  * back-channel logout are told, then the session is gone (used by SAML Single Logout, which ends
  * the session without a page of the provider's). Answers whether there was one.
  */
-export async function endSessionByUid(provider: Provider, uid: string, logger: Logger): Promise<boolean> {
+export async function endSessionByUid(provider: Provider, uid: string): Promise<boolean> {
   const session = await provider.Session.findByUid(uid);
   if (!session) return false;
-  if (session.accountId) await notifySessionsLogout(provider, session.accountId, [session as unknown as SessionPayload], logger);
+  if (session.accountId) await notifySessionsLogout(provider, session.accountId, [session as unknown as SessionPayload]);
   await session.destroy();
   return true;
 }
 
-async function notifySessionsLogout(provider: Provider, accountId: string, sessions: SessionPayload[], logger: Logger): Promise<number> {
+async function notifySessionsLogout(provider: Provider, accountId: string, sessions: SessionPayload[]): Promise<number> {
   const deliveries: Array<Promise<void>> = [];
   for (const payload of sessions) {
     for (const [clientId, { sid }] of Object.entries(payload.authorizations ?? {})) {
       const client = await provider.Client.find(clientId);
       if (!client?.backchannelLogoutUri || !sid) continue;
       // Client#backchannelLogout is oidc-provider's own delivery (signed logout token, its fetch).
+      // Its outcome is emitted as the provider's end_session endpoint emits it, without a request:
+      // the same listeners log a failure (oidc/error-log.ts) and count both (the metrics).
       const deliver = (client as unknown as { backchannelLogout(sub: string, sid: string): Promise<void> }).backchannelLogout.bind(client);
       deliveries.push(
-        deliver(accountId, sid).catch((error: Error) => {
-          logger.warn({ err: { message: error.message }, clientId }, 'back-channel logout delivery failed');
-        }),
+        deliver(accountId, sid).then(
+          () => void provider.emit('backchannel.success', undefined, client, accountId, sid),
+          (error: Error) => void provider.emit('backchannel.error', undefined, error, client, accountId, sid),
+        ),
       );
     }
   }

@@ -59,8 +59,11 @@ function refusalRecord(event: string, ctx: KoaContextWithOIDC, error: ProviderEr
   };
 }
 
-/** The request's own logger (it carries the request id); the provider runs on the app's context. */
-export const requestLog = (ctx: KoaContextWithOIDC, fallback: Logger): Logger => (ctx as unknown as { state?: { log?: Logger } }).state?.log ?? fallback;
+/**
+ * The request's own logger (it carries the request id); the provider runs on the app's context.
+ * Events emitted outside a request (back-channel deliveries of a revocation) have no context.
+ */
+export const requestLog = (ctx: KoaContextWithOIDC | undefined, fallback: Logger): Logger => (ctx as unknown as { state?: { log?: Logger } } | undefined)?.state?.log ?? fallback;
 
 /** Logs every refused protocol request, with the request id of the request it refused. */
 export function logRefusals(provider: Provider, logger: Logger): void {

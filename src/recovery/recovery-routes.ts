@@ -22,6 +22,7 @@ import { policyRules } from '../interaction/steps/password-change.ts';
 import { isDomainError } from '../http/middleware.ts';
 import type { PolicyViolation } from '../password/password-policy.ts';
 import type { Captcha } from './captcha.ts';
+import type { Meter } from '../metrics/meter.ts';
 import { OTP_CODE_TTL_SECONDS } from '../config/defaults.ts';
 
 /** The flow's state, its cookie, lifetime and start limit (the `recover` kind), and the anonymous cap. */
@@ -34,6 +35,7 @@ export interface RecoveryDeps extends FlowStoreDeps {
   recoveryEmail: RecoveryEmail;
   mfa: MfaService;
   audit: AuditLog;
+  meter: Meter;
   /** Offer "verify your identity with your ID card" (POST /idv/start) as another way in. */
   idvAvailable: boolean;
 }
@@ -152,6 +154,7 @@ export function recoveryRoutes(deps: RecoveryDeps): Router {
         );
       }
       await flows.save(id, { stage: 'code', accountId: account.id, email, via: reset.via });
+      deps.meter.passwordReset('code_sent');
       render(ctx, 'recover-code', 'recover.code_title', { action: '/recover/code', masked: maskEmail(email) });
     }),
   );
@@ -161,6 +164,7 @@ export function recoveryRoutes(deps: RecoveryDeps): Router {
     ...step('code', async (ctx, id, flow, body) => {
       const result = await deps.recoveryEmail.checkCode(flow.accountId!, `reset:${id}`, normalizeCode(body.code));
       if (result !== 'ok') {
+        deps.meter.passwordReset(result === 'wrong' ? 'wrong_code' : 'code_expired');
         const message = t(ctx)(result === 'wrong' ? 'mfa.wrong_code' : 'recover.code_expired');
         return render(ctx, 'recover-code', 'recover.code_title', { action: '/recover/code', masked: maskEmail(flow.email!), error: message }, 400);
       }
@@ -214,6 +218,7 @@ export function recoveryRoutes(deps: RecoveryDeps): Router {
       }
       await flows.save(id, { stage: 'done' });
       await deps.audit.record({ actor: 'self', action: 'password.reset', accountId: flow.accountId!, details: { via: flow.via! } });
+      deps.meter.passwordReset('completed');
       await deps.recoveryEmail
         .notify(flow.email!, t(ctx)('mail.reset_done_subject', { service: deps.config.issuerName }), t(ctx)('mail.reset_done_body', { service: deps.config.issuerName }))
         .catch((error: Error) => ctx.state.log.warn({ err: { message: error.message } }, 'password reset notice not sent'));

@@ -7,6 +7,7 @@ import { OverloadedError } from './errors.ts';
  */
 export class ConcurrencyLimiter {
   #running = 0;
+  #shed = 0;
   readonly #queue: Array<() => void> = [];
   readonly concurrency: number;
   readonly queueLimit: number;
@@ -20,9 +21,21 @@ export class ConcurrencyLimiter {
     return this.#queue.length;
   }
 
+  get running(): number {
+    return this.#running;
+  }
+
+  /** Tasks refused since start because the queue was full (the metrics' load-shed count). */
+  get shed(): number {
+    return this.#shed;
+  }
+
   async run<T>(task: () => Promise<T>): Promise<T> {
     if (this.#running >= this.concurrency) {
-      if (this.#queue.length >= this.queueLimit) throw new OverloadedError(1);
+      if (this.#queue.length >= this.queueLimit) {
+        this.#shed += 1;
+        throw new OverloadedError(1);
+      }
       await new Promise<void>((resolve) => this.#queue.push(resolve));
     } else {
       this.#running += 1;

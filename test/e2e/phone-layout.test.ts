@@ -44,7 +44,7 @@ describe('on a 390x844 phone', () => {
       const account = await akamon.createReadyAccount();
       const client = await akamon.createClient({ name: 'Graduate School of Engineering Course Registration and Grades System' });
       for (const ip of ['2001:db8:1234:5678:9abc:def0:1234:5678', '192.0.2.44']) {
-        await akamon.deps.signinLog.record({ accountId: account.id, clientId: client.clientId, ip, userAgent: null, result: 'success', reason: 'success' });
+        await akamon.deps.signinLog.record({ accountId: account.id, clientId: client.clientId, ip, userAgent: null, result: 'success', reason: 'password' });
       }
       const context = await browser.newContext({ ...PHONE, locale });
       try {

@@ -371,13 +371,13 @@ describe('Sweeper', () => {
     await insertRows(7, { expired: false });
     const batches: Array<{ asked: number; removed: number }> = [];
     const sweeper = new Sweeper(
-      [
-        async (n) => {
+      {
+        oidc_payloads: async (n) => {
           const removed = await store.deleteExpired(n);
           batches.push({ asked: n, removed });
           return removed;
         },
-      ],
+      },
       1000,
     );
     expect(await sweeper.sweep()).toBe(2500);
@@ -395,13 +395,13 @@ describe('Sweeper', () => {
     await insertRows(2500, { expired: true });
     let otherCalls = 0;
     const sweeper = new Sweeper(
-      [
-        (n) => store.deleteExpired(n),
-        async () => {
+      {
+        oidc_payloads: (n) => store.deleteExpired(n),
+        other: async () => {
           otherCalls += 1;
           return 3;
         },
-      ],
+      },
       1000,
       2,
     );

@@ -155,7 +155,7 @@ describe('help desk as an office operator of eng', () => {
     expect(page.html).toContain('Password expires');
     expect(page.html).toContain('Not taken yet');
     expect(page.html).toContain('Recovery');
-    expect(page.html).toContain('<code>wrong_password</code>');
+    expect(page.html).toContain('Wrong password');
   });
 
   test('an account outside the scope is the same 404 page as one that does not exist, for pages and actions', async () => {

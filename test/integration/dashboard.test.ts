@@ -1,3 +1,4 @@
+import type { SigninReason } from '../../src/audit/signin-reasons.ts';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { parse } from 'csv-parse/sync';
 import { sql } from 'kysely';
@@ -71,7 +72,7 @@ beforeAll(async () => {
   // Sign-in failures and access-rule refusals, now and (not counted) 40 days ago.
   const lms = await akamon.createClient({ name: 'LMS' });
   const library = await akamon.createClient({ name: 'Library' });
-  const event = (accountId: string | null, clientId: string | null, reason: string, result: 'failure' | 'success' = 'failure') =>
+  const event = (accountId: string | null, clientId: string | null, reason: SigninReason, result: 'failure' | 'success' = 'failure') =>
     deps.signinLog.record({ accountId, clientId, ip: '192.0.2.1', userAgent: 'test', result, reason });
   await event(ids[0]!, lms.clientId, 'wrong_password');
   await event(ids[0]!, lms.clientId, 'wrong_password');
@@ -81,7 +82,7 @@ beforeAll(async () => {
   await event(ids[4]!, lms.clientId, 'access_denied.affiliation_not_allowed');
   await event(ids[7]!, library.clientId, 'access_denied.education_required');
   await event(ids[7]!, library.clientId, 'access_denied.department_not_allowed');
-  await event(ids[0]!, lms.clientId, 'success', 'success');
+  await event(ids[0]!, lms.clientId, 'password', 'success');
   await event(ids[9]!, library.clientId, 'access_denied.account_denied');
   await event(ids[9]!, library.clientId, 'wrong_password');
   await sql`update signin_event set occurred_at = now() - interval '40 days' where account_id = ${ids[9]!}`.execute(deps.database.db);

@@ -108,6 +108,8 @@ describe('enrolment at a client that demands MFA', () => {
     expect(await akamon.deps.mfa.factors(account.id)).toHaveLength(1);
 
     const email = `hanako.${account.commonId}@example.com`;
+    // The new factor's notice (src/notice/) goes out in the background: let it, so the refusal below meets the code mail.
+    await akamon.deps.notices.settled();
     akamon.smtp.failNext(1);
     const down = await browser.submit(recovery, /\/email_send$/, { email });
     expect(down.status).toBe(503);

@@ -323,6 +323,8 @@ describe('akamon operator (the CLI over the same API)', () => {
 
     for (const args of [
       ['operator', 'grant', person, '--role', 'root'],
+      // Machine roles are for API tokens only.
+      ['operator', 'grant', person, '--role', 'provisioning'],
       ['operator', 'grant', '12345', '--role', 'office'],
       ['operator', 'token-create', '--name', 'x', '--role', 'admin', '--days', 'forever'],
       ['operator', 'token-revoke', 'abc'],

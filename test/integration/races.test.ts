@@ -335,11 +335,14 @@ describe('password reset', () => {
   });
 
   test('the captcha solved once and posted twenty times starts one reset: one code mailed', async () => {
+    // The new key's notice (src/notice/) went to this address as well, in the background: count from after it.
+    await akamon.deps.notices.settled();
+    const mailsBefore = mailsTo(email());
     const first = await browser.visit('/recover');
     const answers = await race(browser, browser.form(first, /\/recover\/start$/, { identifier: account.commonId, captcha: await solveCaptcha(first) }));
     expect(statuses(answers)).toEqual([...repeat(200, 1), ...repeat(400, PARALLEL - 1)]);
     expect(answers.filter((a) => a.status === 400).every((a) => a.html.includes('Start again'))).toBe(true);
-    expect(mailsTo(email())).toBe(1);
+    expect(mailsTo(email()) - mailsBefore).toBe(1);
     current = await browser.submit(pageOf(answers, '/recover/start'), /\/recover\/code$/, { code: mailedCode(akamon.mails, email()) });
     expect(current.html).toContain('also needs one of your second factors');
   });

@@ -30,7 +30,7 @@ describe('dates as people read them', () => {
   test('the account home shows a sign-in at 10:08 UTC as 19:08 in Tokyo, day first in words for en-US, in 年月日 for ja', async () => {
     const account = await akamon.createReadyAccount();
     const client = await akamon.createClient({ name: 'Date RP' });
-    await akamon.deps.signinLog.record({ accountId: account.id, clientId: client.clientId, ip: '192.0.2.8', userAgent: null, result: 'success', reason: 'success' });
+    await akamon.deps.signinLog.record({ accountId: account.id, clientId: client.clientId, ip: '192.0.2.8', userAgent: null, result: 'success', reason: 'password' });
     await akamon.deps.database.db
       .updateTable('signin_event')
       .set({ occurred_at: new Date('2026-12-04T10:08:00Z') as never })

@@ -1,4 +1,5 @@
 import type { DenialReason } from '../../access/access-rules.ts';
+import { accessDenied } from '../../audit/signin-reasons.ts';
 import { DENIAL_REASON_TEXT, DENIAL_TODO_TEXT, denialDescription } from '../../access/denial-text.ts';
 import type { MessageKey } from '../../i18n/en.ts';
 import type { Step, StepHandler, StepRequest } from '../step.ts';
@@ -18,7 +19,7 @@ export async function showDenial(deps: StepDeps, request: StepRequest, reason: D
     ip: request.ctx.ip,
     userAgent: request.ctx.get('user-agent') || null,
     result: 'failure',
-    reason: `access_denied.${reason}`,
+    reason: accessDenied(reason),
   });
   // A suspended or closed account gets the words for its status.
   const statusText: MessageKey | undefined =
