@@ -166,7 +166,7 @@ export async function buildDeps(config: Config, logger: Logger, overrides: { dat
     meter: metrics,
   });
   const operators = new OperatorStore(db);
-  const tokens = new TokenService({ store: new TokenStore(db), box, meter: metrics });
+  const tokens = new TokenService({ store: new TokenStore(db), box, meter: metrics, onChange: (change) => notices.factorChanged(change) });
   const revocations = new Revocations({ db, accounts, accountService, sessions: payloads, audit, clock, logger });
   const helpDesk = new HelpDesk({ accountService, accounts, mfa, tokens, audit, signinLog, education, revocations, idv, operators, throttle });
   return {

@@ -114,6 +114,8 @@ async function shutdown(signal: string) {
   logger.info({ signal }, 'shutting down');
   akamon.holder.stop();
   akamon.sweeper.stop();
+  // Work in the background ends cleanly: an import's current row, the method-change mails already started.
+  await Promise.all([deps.importJobs.stop(), deps.notices.settled()]);
   await devIdv?.close();
   metricsServer?.close();
   server.close();

@@ -63,9 +63,8 @@ export class AccountStore {
     return this.#db.selectFrom('account').selectAll().where('common_id', 'in', commonIds).execute();
   }
 
-  /** `department` takes in the departments below it too ("eng" lists "eng/mech"). */
   /**
-   * `text`: the start of a Common ID, or a part of a name (either script); `within`: a condition on
+   * `department` takes in the departments below it too ("eng" lists "eng/mech"); `text`: the start of a Common ID, or a part of a name (either script); `within`: a condition on
    * the account row, such as an operator's scope (src/operator/scope-condition.ts).
    */
   list(filter: { status?: AccountStatus; affiliation?: Affiliation; department?: string; text?: string; within?: Expression<SqlBool>; limit: number; after?: string }): Promise<AccountRow[]> {

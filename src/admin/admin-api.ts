@@ -18,7 +18,6 @@ import type { AuditLog } from '../audit/audit-log.ts';
 import type { AccountRuleStore } from '../access/account-rule.store.ts';
 import { COMMON_ID_PATTERN } from '../account/common-id.ts';
 import { FIRST_PARTY_CLIENT_IDS } from '../selfservice/account-client.ts';
-import { scopeCondition } from '../operator/scope-condition.ts';
 import { revocationReason, revocationTime, type Revocations } from '../account/revocation.ts';
 import { ACCOUNT_FIELD_KEYS, profileJson } from '../account/account-fields.ts';
 import { normalizeDepartment } from '../account/department.ts';
@@ -139,7 +138,8 @@ function roleAndScopeOf(b: Record<string, unknown>, forPerson = false) {
     const value = b[key] ?? [];
     return Array.isArray(value) ? value : bad(`${key} must be a list of strings`);
   };
-  return roleAndScope(b.role, list('departments'), list('affiliations'), forPerson);
+  if (b.wholeUniversity !== undefined && typeof b.wholeUniversity !== 'boolean') bad('wholeUniversity must be true or false');
+  return roleAndScope({ role: b.role, departments: list('departments'), affiliations: list('affiliations'), wholeUniversity: b.wholeUniversity === true }, forPerson);
 }
 
 /**
@@ -295,10 +295,9 @@ export function adminApi(deps: AdminApiDeps): Router {
   });
 
   router.get('/revocations', async (ctx) => {
-    authorize(who(ctx), 'account.read');
     const limit = limitOf(ctx, 1000);
     const until = ctx.query.until === undefined ? undefined : revocationTime(ctx.query.until, deps.timeZone, 'until');
-    const rows = await deps.revocations.scheduled({ until, limit, after: typeof ctx.query.after === 'string' ? ctx.query.after : undefined, within: scopeCondition(who(ctx).scope) });
+    const rows = await desk.scheduledRevocations(who(ctx), { until, limit, after: typeof ctx.query.after === 'string' ? ctx.query.after : undefined });
     ctx.body = { accounts: rows.map(accountJson) };
   });
 
@@ -456,7 +455,11 @@ export function adminApi(deps: AdminApiDeps): Router {
   // Operators: API tokens (each shown once) and the people who may use the console.
   router.post('/operators/tokens', async (ctx) => {
     const b = body(ctx);
-    refuseUnknown(b, (key) => ['name', 'role', 'departments', 'affiliations', 'expiresInDays'].includes(key), 'a token has name, role, departments, affiliations, expiresInDays');
+    refuseUnknown(
+      b,
+      (key) => ['name', 'role', 'departments', 'affiliations', 'wholeUniversity', 'expiresInDays'].includes(key),
+      'a token has name, role, departments, affiliations, wholeUniversity, expiresInDays',
+    );
     const { role, scope } = roleAndScopeOf(b);
     const name = tokenName(b.name);
     const expiresAt = tokenExpiry(b.expiresInDays ?? TOKEN_DEFAULT_DAYS, new Date());
@@ -492,7 +495,7 @@ export function adminApi(deps: AdminApiDeps): Router {
 
   router.put('/operators/people/:commonId', async (ctx) => {
     const b = body(ctx);
-    refuseUnknown(b, (key) => ['role', 'departments', 'affiliations'].includes(key), 'a console role has role, departments, affiliations');
+    refuseUnknown(b, (key) => ['role', 'departments', 'affiliations', 'wholeUniversity'].includes(key), 'a console role has role, departments, affiliations, wholeUniversity');
     const { role, scope } = roleAndScopeOf(b, true);
     const account = await desk.grantConsoleRole(who(ctx), ctx.params.commonId, role, scope);
     ctx.body = { commonId: account.common_id, name: account.name, role, scope };

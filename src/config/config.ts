@@ -219,7 +219,6 @@ function phoneGateway(env: Env): Config['phoneGateway'] {
   throw new ConfigError(`AKAMON_PHONE_GATEWAY must be none, webhook or twilio, got "${kind}"`);
 }
 
-/** An ISO date or date-time; a bare date means its start in the university's time zone. */
 /** A switch that is on unless turned off. */
 function switchedOn(env: Env, name: string): boolean {
   return env[name] === undefined || env[name] === '' || flag(env, name);
@@ -238,6 +237,7 @@ function noticeSetting(env: Env, name: string, fallback: readonly number[]): Not
   return Object.freeze({ enabled: switchedOn(env, `AKAMON_NOTICE_${name}`), days: Object.freeze([...new Set(days)].sort((a, b) => b - a)) });
 }
 
+/** An ISO date or date-time; a bare date means its start in the university's time zone. */
 function instant(env: Env, name: string, zone: string): Date | undefined {
   const raw = env[name];
   if (!raw) return undefined;
@@ -370,7 +370,6 @@ const anonymousSessionTtl = (env: Env) => integer(env, 'AKAMON_ANONYMOUS_SESSION
 /** The longest a record made without a sign-in stays stored: the longest of their lifetimes, until the next sweep. */
 const anonymousLifetime = (env: Env) => Math.max(INTERACTION_TTL_SECONDS, RECOVERY_FLOW_TTL_SECONDS, IDV_FLOW_TTL_SECONDS, anonymousSessionTtl(env)) + SWEEP_INTERVAL_SECONDS;
 
-/** The stand-in identity provider runs in development unless a real one is configured or it is turned off. */
 /** Loopback unless told otherwise: whoever reaches this port reads the metrics without a token. */
 function metricsListener(env: Env, port: number): Config['metrics'] {
   if (!env.AKAMON_METRICS_PORT) return undefined;
@@ -379,6 +378,7 @@ function metricsListener(env: Env, port: number): Config['metrics'] {
   return Object.freeze({ port: metricsPort, host: env.AKAMON_METRICS_HOST || '127.0.0.1' });
 }
 
+/** The stand-in identity provider runs in development unless a real one is configured or it is turned off. */
 function devIdvPort(env: Env, production: boolean, port: number): number | undefined {
   const wanted = env.AKAMON_DEV_IDV === undefined || env.AKAMON_DEV_IDV === '' ? !env.AKAMON_IDV_ISSUER && !production : flag(env, 'AKAMON_DEV_IDV');
   if (!wanted) return undefined;

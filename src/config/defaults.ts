@@ -35,8 +35,10 @@ export const ANONYMOUS_WINDOW_SECONDS = 600;
 export const ANONYMOUS_RECORDS_MAX_STORED = 500_000;
 /** Wrong device-flow user codes per source address, a budget: 30 at once, then one a minute; plenty for typing mistakes behind a campus NAT address, a few guesses of a 20^8 space. */
 export const DEVICE_USER_CODE_GUESSES_PER_ADDRESS = Object.freeze({ burst: 30, refillSeconds: 60 });
-/** Accounts one operator may look up or search (the console, the API, the CLI): 300 at once, then one a second; a busy counter never meets it, a stolen session or token cannot copy the directory in minutes. */
+/** Accounts one operator may look up (the console, the API, the CLI, SCIM): 300 at once, then one a second; a listed page counts one per OPERATOR_LOOKUP_ROWS rows. A busy counter never meets it; a stolen session or token cannot copy the directory in minutes. */
 export const OPERATOR_LOOKUPS = Object.freeze({ burst: 300, refillSeconds: 1 });
+/** Rows of a list (search, account list, SCIM page, revocations) that count as one look-up: a page of 1000 is 100, so a token lists 3,000 accounts at once and then 10 a second. */
+export const OPERATOR_LOOKUP_ROWS = 10;
 /** Wrong device-flow user codes from all addresses together: 500 at once, then one every 10 s; past it misses answer 429 and are logged as guessing spread over many addresses, while a right code is never refused (the per-address budget is what limits a guesser; a lucky guess could only approve the guesser's own account on someone's device). */
 export const DEVICE_USER_CODE_GUESSES_EVERYONE = Object.freeze({ burst: 500, refillSeconds: 10 });
 

@@ -16,6 +16,7 @@ const PAGE = '/console/operators';
 /** A form's scope: departments typed as "eng, sci/phys", affiliations as ticked boxes (one field each: forms carry no lists). */
 const departmentsOf = (body: Record<string, unknown>) => (typeof body.departments === 'string' ? body.departments.split(/[\s,、]+/).filter(Boolean) : []);
 const affiliationsOf = (body: Record<string, unknown>) => AFFILIATIONS.filter((a) => body[`affiliation_${a}`] === 'yes');
+const scopeForm = (body: Record<string, unknown>) => ({ role: body.role, departments: departmentsOf(body), affiliations: affiliationsOf(body), wholeUniversity: body.whole_university === 'yes' });
 
 /**
  * /console/operators (administrators): the API tokens (made with a name, a role, a scope and an
@@ -118,7 +119,7 @@ export function operatorRoutes(router: Router, deps: ConsoleDeps, session: Conso
     const b = ctx.request.body as Record<string, unknown>;
     await change(ctx, who, async () => {
       const name = tokenName(b.name);
-      const { role, scope } = roleAndScope(b.role, departmentsOf(b), affiliationsOf(b));
+      const { role, scope } = roleAndScope(scopeForm(b));
       const expiresAt = tokenExpiry(Number(b.days), deps.clock.now());
       return { newToken: { name, token: await desk.createApiToken(who.principal, { name, role, scope, expiresAt }) } };
     });
@@ -140,7 +141,7 @@ export function operatorRoutes(router: Router, deps: ConsoleDeps, session: Conso
     if (!who) return;
     const b = ctx.request.body as Record<string, unknown>;
     await change(ctx, who, async () => {
-      const { role, scope } = roleAndScope(b.role, departmentsOf(b), affiliationsOf(b), true);
+      const { role, scope } = roleAndScope(scopeForm(b), true);
       const commonId = typeof b.commonId === 'string' ? b.commonId.normalize('NFKC').trim().replace(/@.*$/, '') : '';
       await desk.grantConsoleRole(who.principal, commonId, role, scope);
       return { done: 'granted' };

@@ -508,6 +508,8 @@ export const en = {
   'signin_reason.account_revoked': 'Account closed',
   'signin_reason.salvage_refused': 'Data salvage refused (not open to this account or system)',
   'signin_reason.access_denied': "Refused by the system's access rule ({rule})",
+  'console.scope_whole': 'The whole university',
+  'console.scope_whole_hint': 'Tick only on purpose: an office or provisioning role without departments or affiliations is refused otherwise.',
   'console.role_admin': 'Administrator',
   'console.role_office': 'Office operator',
   'console.role_helpdesk': 'Help desk (look-up only)',

@@ -504,6 +504,8 @@ export const ja: Messages = {
   'signin_reason.account_revoked': 'アカウント失効済み',
   'signin_reason.salvage_refused': 'データ救出を拒否（このアカウントまたはシステムでは利用不可）',
   'signin_reason.access_denied': 'システムの利用条件により拒否（{rule}）',
+  'console.scope_whole': '全学',
+  'console.scope_whole_hint': '意図して全学を対象にする場合だけ選んでください。部局担当・プロビジョニングのロールは、部局か身分を指定しないと登録できません。',
   'console.role_admin': '全学管理者',
   'console.role_office': '部局担当者',
   'console.role_helpdesk': 'ヘルプデスク（閲覧のみ）',

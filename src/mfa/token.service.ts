@@ -1,5 +1,7 @@
+import { randomUUID } from 'node:crypto';
 import type { SecretBox } from '../crypto/secret-box.ts';
 import { DomainError } from '../shared/errors.ts';
+import type { FactorChange } from './mfa.service.ts';
 import type { TokenRow, TokenStore } from './token.store.ts';
 import { isBase32Secret, totpUsable } from './totp.ts';
 import { NO_METER, type Meter } from '../metrics/meter.ts';
@@ -36,11 +38,14 @@ export class TokenService {
   readonly #store: TokenStore;
   readonly #box: SecretBox;
   readonly #meter: Meter;
+  readonly #onChange: (change: FactorChange) => void;
 
-  constructor(deps: { store: TokenStore; box: SecretBox; meter?: Meter }) {
+  /** `onChange` hears of a token lent or taken back: for the person, a sign-in method added or removed. */
+  constructor(deps: { store: TokenStore; box: SecretBox; meter?: Meter; onChange?: (change: FactorChange) => void }) {
     this.#store = deps.store;
     this.#box = deps.box;
     this.#meter = deps.meter ?? NO_METER;
+    this.#onChange = deps.onChange ?? (() => undefined);
   }
 
   async add(input: TokenInput): Promise<TokenView> {
@@ -71,12 +76,15 @@ export class TokenService {
       throw new DomainError('token_unavailable', `token ${serial} is not loaded or is already lent`);
     }
     this.#meter.factorAdded('token');
+    // A token can be lent to the same person again later: each lending is an event of its own.
+    this.#onChange({ accountId, change: 'added', method: 'token', eventId: `token/${serial}/${randomUUID()}` });
   }
 
   /** Takes a token back; returns the account that had it (null if it was free). */
   async unassign(serial: string): Promise<string | null> {
     const previous = await this.#store.unassign(serial);
     if (previous === undefined) throw new DomainError('token_not_found', `no token with serial ${serial}`);
+    if (previous) this.#onChange({ accountId: previous, change: 'removed', method: 'token', eventId: `token/${serial}/${randomUUID()}` });
     return previous;
   }
 }

@@ -144,7 +144,7 @@ export class Notices {
     await Promise.all([...this.#inFlight]);
   }
 
-  /** The account's notices, oldest first (the help desk's and the tests' view). */
+  /** The account's notices, oldest first (what was sent to whom and when; the tests read it). */
   forAccount(accountId: string): Promise<NoticeRow[]> {
     return this.#store.forAccount(accountId);
   }

@@ -1,6 +1,7 @@
 import type { Expression, SqlBool } from 'kysely';
 import type { AccountInput, AccountService, CoreField } from '../account/account.service.ts';
 import { accountNotFound } from '../account/account.service.ts';
+import { CORE_FIELDS } from '../account/account-input.ts';
 import type { AccountRow, AccountStore } from '../account/account.store.ts';
 import { normalizeDepartment } from '../account/department.ts';
 import type { Revocations } from '../account/revocation.ts';
@@ -13,7 +14,7 @@ import type { MfaService } from '../mfa/mfa.service.ts';
 import type { TokenService } from '../mfa/token.service.ts';
 import { DomainError, RetryLaterError } from '../shared/errors.ts';
 import type { LoginThrottle } from '../throttle/login-throttle.ts';
-import { OPERATOR_LOOKUPS } from '../config/defaults.ts';
+import { OPERATOR_LOOKUP_ROWS, OPERATOR_LOOKUPS } from '../config/defaults.ts';
 import type { OperatorStore } from './operator.store.ts';
 import { authorize, inScope, type Permission, type Principal, PERSON_ROLES, type Role, type Scope } from './permissions.ts';
 import { scopeCondition } from './scope-condition.ts';
@@ -63,9 +64,14 @@ export class HelpDesk {
     return this.#deps.audit.record({ actor: principal.actor, action, accountId, details });
   }
 
-  /** Each look-up and search takes from the operator's budget, so no session or token can copy the directory. */
-  async #lookup(principal: Principal): Promise<void> {
-    const { waitSeconds } = await this.#deps.throttle.takeFromBucket(`operator-lookup:${principal.actor}`, OPERATOR_LOOKUPS);
+  /**
+   * Each look-up takes from the operator's budget, and a list one per OPERATOR_LOOKUP_ROWS rows it
+   * answers (charged once the rows are known, before they are answered), so no session or token can
+   * copy the directory, whichever way it reads it.
+   */
+  async #lookup(principal: Principal, rows = 1): Promise<void> {
+    const cost = Math.max(1, Math.ceil(rows / OPERATOR_LOOKUP_ROWS));
+    const { waitSeconds } = await this.#deps.throttle.takeFromBucket(`operator-lookup:${principal.actor}`, OPERATOR_LOOKUPS, cost);
     if (waitSeconds > 0) throw new RetryLaterError('rate_limited', `too many account look-ups; try again in ${waitSeconds} s`, waitSeconds);
   }
 
@@ -82,7 +88,20 @@ export class HelpDesk {
   async search(principal: Principal, filter: { text?: string; status?: AccountStatus; affiliation?: Affiliation; department?: string; limit: number; after?: string }): Promise<AccountRow[]> {
     authorize(principal, 'account.read');
     await this.#lookup(principal);
-    return this.#deps.accounts.list({ ...filter, within: principal.scope ? scopeCondition(principal.scope) : undefined });
+    return this.#listed(principal, await this.#deps.accounts.list({ ...filter, within: principal.scope ? scopeCondition(principal.scope) : undefined }));
+  }
+
+  /** Accounts with a revocation scheduled (up to `until`), of the scope, soonest first. */
+  async scheduledRevocations(principal: Principal, filter: { until?: Date; limit: number; after?: string }): Promise<AccountRow[]> {
+    authorize(principal, 'account.read');
+    await this.#lookup(principal);
+    return this.#listed(principal, await this.#deps.revocations.scheduled({ ...filter, within: scopeCondition(principal.scope) }));
+  }
+
+  /** A list's rows beyond the first look-up's share are charged before they are answered. */
+  async #listed<T>(principal: Principal, rows: T[]): Promise<T[]> {
+    if (rows.length > OPERATOR_LOOKUP_ROWS) await this.#lookup(principal, rows.length - OPERATOR_LOOKUP_ROWS);
+    return rows;
   }
 
   /** What the help desk sees of an account besides its row: methods, education, identity link. */
@@ -97,7 +116,9 @@ export class HelpDesk {
   async create(principal: Principal, input: AccountInput) {
     authorize(principal, 'account.create');
     const department = typeof input.profile?.department === 'string' ? (normalizeDepartment(input.profile.department) ?? null) : null;
-    this.#withinScope(principal, { department, affiliation: input.affiliation as Affiliation });
+    // As the account will hold it ("Student " is a student), or the scope would refuse a valid row.
+    const affiliation = CORE_FIELDS.affiliation(input.affiliation);
+    if (typeof affiliation === 'string') this.#withinScope(principal, { department, affiliation });
     const created = await this.#deps.accountService.create(input);
     await this.#audit(principal, 'account.created', created.account.id);
     return created;
@@ -131,7 +152,9 @@ export class HelpDesk {
   async page(principal: Principal, query: { where: Expression<SqlBool>; offset: number; limit: number }) {
     authorize(principal, 'account.read');
     await this.#lookup(principal);
-    return this.#deps.accounts.page({ ...query, within: scopeCondition(principal.scope) });
+    const page = await this.#deps.accounts.page({ ...query, within: scopeCondition(principal.scope) });
+    await this.#listed(principal, page.rows);
+    return page;
   }
 
   async setMfaRequired(principal: Principal, commonId: string, required: boolean): Promise<AccountRow> {

@@ -77,6 +77,7 @@ export class ImportJobs {
   readonly #logger: Logger;
   readonly #timeZone: string;
   readonly #running = new Set<Promise<void>>();
+  #stopping = false;
 
   constructor(deps: { db: Kysely<DB>; actions: ImportActions; box: SecretBox; audit: AuditLog; clock: Clock; logger: Logger; timeZone: string }) {
     this.#db = deps.db;
@@ -111,6 +112,16 @@ export class ImportJobs {
     return job.id;
   }
 
+  /**
+   * A graceful shutdown: each running job finishes the row it is on (so an account created has its
+   * row and password kept) and stops there; it then shows as interrupted, and uploading the file
+   * again does the rest.
+   */
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    await this.settled();
+  }
+
   /** Resolves when the jobs this node runs have ended (a graceful shutdown, a test). */
   async settled(): Promise<void> {
     while (this.#running.size) await Promise.all([...this.#running]);
@@ -118,7 +129,8 @@ export class ImportJobs {
 
   async #run(id: string, principal: Principal, kind: ImportKind, rows: Array<CheckedRow<AccountInput | RevocationInput>>): Promise<void> {
     for (const row of rows) {
-      const result = row.value ? await this.#act(principal, kind, row.value) : { outcome: 'failed' as const, errors: row.problems };
+      if (this.#stopping) return;
+      const result = row.value ? await this.#act(id, principal, kind, row.value) : { outcome: 'failed' as const, errors: row.problems };
       const failed = result.outcome === 'failed';
       await this.#db.transaction().execute(async (trx) => {
         await trx
@@ -145,6 +157,7 @@ export class ImportJobs {
 
   /** One row through HelpDesk; a refusal is the row's error, a busy server is waited for. */
   async #act(
+    id: string,
     principal: Principal,
     kind: ImportKind,
     value: AccountInput | RevocationInput,
@@ -161,6 +174,8 @@ export class ImportJobs {
       } catch (error) {
         // Hashing queue full, database restarting: the row is not refused, only late.
         if (error instanceof RetryLaterError && attempt < RETRY_LIMIT) {
+          // Still alive while waiting: a job whose heartbeat stops is shown as interrupted.
+          await this.#db.updateTable('import_job').set({ heartbeat_at: this.#clock.now() }).where('id', '=', id).execute();
           await new Promise((resolve) => setTimeout(resolve, error.retryAfterSeconds * 1000));
           continue;
         }

@@ -13,17 +13,29 @@ const bad = (message: string): never => {
   throw new DomainError('invalid_request', message);
 };
 
+/** Roles that change accounts: for these a scope left empty by mistake must not become the whole university. */
+const WRITING_ROLES: readonly Role[] = ['office', 'provisioning'];
+
 /**
- * A role and its scope as an operator gives them (the admin API's JSON, the console's form): the
- * role's name, department codes (a unit takes in those below it) and affiliations. No departments
- * and no affiliations, or the admin role, is the whole university (null).
+ * A role and its scope as an operator gives them (the admin API's JSON, the CLI, the console's form):
+ * the role's name, department codes (a unit takes in those below it) and affiliations. The admin
+ * role is always the whole university; an office or provisioning role with neither departments nor
+ * affiliations is refused unless `wholeUniversity` says so on purpose (a forgotten department would
+ * otherwise grant every account); the read-only roles with neither cover the whole university.
  */
-export function roleAndScope(role: unknown, departments: readonly unknown[], affiliations: readonly unknown[], forPerson = false): { role: Role; scope: Scope | null } {
+export function roleAndScope(
+  given: { role: unknown; departments: readonly unknown[]; affiliations: readonly unknown[]; wholeUniversity?: boolean },
+  forPerson = false,
+): { role: Role; scope: Scope | null } {
   const roles: readonly Role[] = forPerson ? PERSON_ROLES : ROLES;
-  if (!roles.includes(role as Role)) bad(`role must be one of ${roles.join(', ')}`);
-  const codes = departments.map((d) => (typeof d === 'string' && normalizeDepartment(d)) || bad(`department ${JSON.stringify(d).slice(0, 80)} is not a department code such as eng or eng/mech`));
-  const groups = affiliations.map((a) => (AFFILIATIONS.includes(a as Affiliation) ? (a as Affiliation) : bad(`affiliations must be among ${AFFILIATIONS.join(', ')}`)));
-  return { role: role as Role, scope: role === 'admin' || (!codes.length && !groups.length) ? null : { departments: codes, affiliations: groups } };
+  const role = given.role as Role;
+  if (!roles.includes(role)) bad(`role must be one of ${roles.join(', ')}`);
+  const codes = given.departments.map((d) => (typeof d === 'string' && normalizeDepartment(d)) || bad(`department ${JSON.stringify(d).slice(0, 80)} is not a department code such as eng or eng/mech`));
+  const groups = given.affiliations.map((a) => (AFFILIATIONS.includes(a as Affiliation) ? (a as Affiliation) : bad(`affiliations must be among ${AFFILIATIONS.join(', ')}`)));
+  const unlimited = !codes.length && !groups.length;
+  if (given.wholeUniversity && !unlimited) bad('give departments or affiliations, or the whole university, not both');
+  if (unlimited && WRITING_ROLES.includes(role) && !given.wholeUniversity) bad(`the ${role} role needs departments or affiliations (or the whole university, said on purpose)`);
+  return { role, scope: role === 'admin' || unlimited ? null : { departments: codes, affiliations: groups } };
 }
 
 /** An API token's name: what lists and the audit trail show of it. */

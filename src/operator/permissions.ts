@@ -76,9 +76,3 @@ export function inScope(scope: Scope | null, account: { department: string | nul
   if (scope.departments.length && !inDepartments(account.department, scope.departments)) return false;
   return !scope.affiliations.length || scope.affiliations.includes(account.affiliation);
 }
-
-/** The scope text of a role, for lists and the console: "eng, sci / student". */
-export function describeScope(scope: Scope | null): string {
-  if (!scope || (!scope.departments.length && !scope.affiliations.length)) return 'whole university';
-  return [scope.departments.join(', '), scope.affiliations.join(', ')].filter(Boolean).join(' / ');
-}

@@ -34,6 +34,10 @@ const ALL = UPPER + LOWER + DIGITS + INITIAL_PASSWORD_SYMBOLS;
 // passes the Common ID rule for any (10-digit) Common ID, not just the one given.
 const DIGIT_RUN = /[0-9]{10}/;
 
+// A spreadsheet runs a cell starting with one of these as a formula: a password that did would be
+// shown wrong (or altered by the CSV's formula guard) in the CSV an import hands out.
+const FORMULA_START = /^[=+\-@]/;
+
 const MAX_ATTEMPTS = 1000;
 
 function pick(alphabet: string): string {
@@ -61,7 +65,7 @@ function candidate(): string {
 export function generateInitialPassword(profile: PolicyProfile, commonId = ''): string {
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
     const password = candidate();
-    if (DIGIT_RUN.test(password)) continue;
+    if (DIGIT_RUN.test(password) || FORMULA_START.test(password)) continue;
     if (checkPassword(password, { profile, commonId }).ok) return password;
   }
   throw new Error('could not generate an initial password that satisfies the policy');

@@ -6,7 +6,7 @@ import { errorAnswer, setRetryAfter } from '../http/error-map.ts';
 import { bearerOperator } from '../http/operator-bearer.ts';
 import type { HelpDesk } from '../operator/help-desk.ts';
 import type { OperatorStore } from '../operator/operator.store.ts';
-import { inScope, type Principal } from '../operator/permissions.ts';
+import { authorize, inScope, type Principal } from '../operator/permissions.ts';
 import type { Clock } from '../shared/clock.ts';
 import { DomainError, RetryLaterError } from '../shared/errors.ts';
 import { isUuid } from '../shared/uuid.ts';
@@ -123,6 +123,8 @@ export function scimApi(deps: ScimApiDeps): Router {
   /** The account with this SCIM id, when the token's role may `permission` and the account is in its scope. */
   const found = async (ctx: Context, permission: 'account.read' | 'account.update' | 'account.status'): Promise<AccountRow> => {
     const id = ctx.params.id!;
+    // The role first: a token that may not read accounts learns nothing of which ids exist.
+    authorize(who(ctx), permission);
     const row = isUuid(id) ? await deps.accounts.findById(id) : undefined;
     const notFound = new ScimError(404, undefined, `no User with id ${id.slice(0, 60)}`);
     if (!row) throw notFound;
@@ -158,13 +160,18 @@ export function scimApi(deps: ScimApiDeps): Router {
   /**
    * A create for a userName that exists: a retry (after a timeout, or by a second node of the
    * feeding system) answers the account as it is, with 200 since nothing was created; a different
-   * person under the same Common ID is a conflict. The same answer whether or not the existing
-   * account is in the token's scope, so a create tells nothing of accounts outside it.
+   * person under the same Common ID is a conflict, answered the same whether or not the existing
+   * account is in the token's scope. (That the Common ID is taken cannot be hidden from a create:
+   * Common IDs are unique and issued centrally.)
    */
   const replay = async (ctx: Context, wanted: UserState): Promise<void> => {
     const taken = new ScimError(409, 'uniqueness', `userName ${wanted.commonId} is already taken by another User; find it with filter=userName eq "${wanted.commonId}" and PUT or PATCH it`);
-    const existing = await deps.accounts.findByCommonId(wanted.commonId);
-    if (!existing || !inScope(who(ctx).scope, existing)) throw taken;
+    // Through the help desk: the answer is a look-up like any other (scope and budget).
+    const existing = await desk.account(who(ctx), wanted.commonId).catch((error: unknown) => {
+      if (error instanceof DomainError && error.code === 'account_not_found') return undefined;
+      throw error;
+    });
+    if (!existing) throw taken;
     const sameExternal = wanted.core.externalId !== null && wanted.core.externalId === existing.external_id;
     let unchanged = false;
     try {

@@ -58,7 +58,10 @@ function comparison(key: string, op: CompareOp, value: Value, userName: (value: 
   }
   if (kind === 'date') {
     const at = new Date(value);
-    if (Number.isNaN(at.getTime()) || !/^\d{4}-\d{2}-\d{2}/.test(value)) return refuse(`${key} compares with a date and time such as "2026-04-01T00:00:00Z"`);
+    // With its offset (RFC 7643 dateTime): a time without one would be read in this server's own zone.
+    if (Number.isNaN(at.getTime()) || !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/i.test(value)) {
+      return refuse(`${key} compares with a date and time with its offset, such as "2026-04-01T00:00:00Z"`);
+    }
     if (op === 'co' || op === 'sw' || op === 'ew') return refuse(`${key} takes eq, ne, gt, ge, lt or le`);
     // To the millisecond, as meta shows it: `gt` the lastModified a client saw excludes that very change.
     return sql<boolean>`date_trunc('milliseconds', ${ref}) ${sql.raw(OPERATORS[op])} ${at}`;

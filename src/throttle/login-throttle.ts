@@ -123,9 +123,10 @@ export class LoginThrottle {
    * (The row's `locked_until` is when the bucket is full again, `failures` the refusals since the
    * last use; the sweep removes the row once it is full, as if it had never been used.)
    */
-  async takeFromBucket(name: string, { burst, refillSeconds }: Bucket): Promise<ThrottleState> {
+  async takeFromBucket(name: string, { burst, refillSeconds }: Bucket, cost = 1): Promise<ThrottleState> {
     const now = this.#clock.now();
-    const step = sql`make_interval(secs => ${refillSeconds}::float8)`;
+    // A use may count as several (a list of many rows); more than the whole bucket is one full bucket.
+    const step = sql`make_interval(secs => ${refillSeconds * Math.min(Math.max(1, cost), burst)}::float8)`;
     const full = sql`${now}::timestamptz + make_interval(secs => ${burst * refillSeconds}::float8)`;
     // A stored time past `full` cannot come from use (a bucket is never more than empty): the clock
     // went back by more than the whole span (a correction, a test's clock). The history is then

@@ -324,6 +324,23 @@ describe('a sign-in method added or removed', () => {
     expect(mailsTo(who.recovery, 'factor_removed').some((m) => m.body.includes('すべてのサインイン方法') && m.body.includes('all sign-in methods'))).toBe(true);
     expect((await a.deps.notices.forAccount(who.id)).filter((n) => n.kind.startsWith('factor_')).every((n) => n.status === 'sent')).toBe(true);
   });
+
+  test('lending a hardware token and taking it back are mailed too (each lending is its own occasion)', async () => {
+    setNow(T0);
+    const who = await person();
+    const serial = `NT${who.commonId}`;
+    expect((await adminApi(a, 'POST', '/tokens', { serial, secret: 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP', digits: 6, period: 30 })).status).toBe(201);
+    for (let round = 1; round <= 2; round++) {
+      expect((await adminApi(a, 'POST', `/tokens/${serial}/assign`, { commonId: who.commonId })).status).toBe(200);
+      expect((await adminApi(b, 'POST', `/tokens/${serial}/unassign`)).status).toBe(200);
+      await settled();
+      await sweepBoth();
+      for (const address of [who.university, who.recovery]) {
+        expect(mailsTo(address, 'factor_added')).toHaveLength(round);
+        expect(mailsTo(address, 'factor_removed')).toHaveLength(round);
+      }
+    }
+  });
 });
 
 test('with the switches off, nothing is recorded or mailed', async () => {

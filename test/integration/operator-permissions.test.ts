@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { adminApi as adminRouter } from '../../src/admin/admin-api.ts';
-import { OPERATOR_LOOKUPS } from '../../src/config/defaults.ts';
+import { OPERATOR_LOOKUP_ROWS, OPERATOR_LOOKUPS } from '../../src/config/defaults.ts';
 import { PERMISSIONS, type Permission, ROLES, type Role, type Scope } from '../../src/operator/permissions.ts';
 import { adminApi, newCommonId, startAkamon, type RunningAkamon } from '../support/akamon.ts';
 import { runCli } from '../support/processes.ts';
@@ -270,6 +270,15 @@ describe('the admin API permission matrix', () => {
     expect(`${bad.status} ${bad.body.error}`).toBe('400 invalid_request');
     const tooLong = await call(tokens.admin, { method: 'POST', path: '/operators/tokens', body: { name: 'x', role: 'admin', expiresInDays: 4000 } });
     expect(tooLong.status).toBe(400);
+    // An office or provisioning role with no scope is refused unless the whole university is said on purpose.
+    for (const role of ['office', 'provisioning']) {
+      const forgotten = await call(tokens.admin, { method: 'POST', path: '/operators/tokens', body: { name: 'no scope', role } });
+      expect(`${role} ${forgotten.status} ${forgotten.body.error}`).toBe(`${role} 400 invalid_request`);
+      const meant = await call(tokens.admin, { method: 'POST', path: '/operators/tokens', body: { name: 'whole', role, wholeUniversity: true } });
+      expect(`${role} ${meant.status} ${JSON.stringify(meant.body.scope)}`).toBe(`${role} 201 null`);
+    }
+    const both = await call(tokens.admin, { method: 'POST', path: '/operators/tokens', body: { name: 'both', role: 'office', departments: ['eng'], wholeUniversity: true } });
+    expect(both.status).toBe(400);
   });
 });
 
@@ -292,6 +301,25 @@ describe('look-up budget', () => {
     expect(((await response.json()) as { error: string }).error).toBe('rate_limited');
     // The budget is the operator's own: another operator's look-up goes through.
     expect((await call(tokens.helpdesk, { method: 'GET', path: `/accounts/${targets.helpdesk.mine}` })).status).toBe(200);
+  }, 60_000);
+});
+
+describe('look-up budget of lists', () => {
+  test('a list counts one look-up per OPERATOR_LOOKUP_ROWS rows it answers, so paging cannot copy the directory faster than looking up', async () => {
+    for (let i = 0; i < 30; i++) await account('law');
+    const principal = { actor: 'operator:lister', role: 'helpdesk' as const, scope: { departments: ['law'], affiliations: [] } };
+    const rows = (await akamon.deps.helpDesk.search(principal, { limit: 1000 })).length;
+    expect(rows).toBeGreaterThanOrEqual(30);
+    let lists = 1;
+    for (; lists < OPERATOR_LOOKUPS.burst; lists++) {
+      const refused = await akamon.deps.helpDesk.search(principal, { limit: 1000 }).then(
+        () => false,
+        (error: { code?: string }) => error.code === 'rate_limited',
+      );
+      if (refused) break;
+    }
+    // Each list of 30+ rows costs at least 3: the budget of 300 ends near 100 lists (a few more refill meanwhile).
+    expect(lists).toBeLessThan(OPERATOR_LOOKUPS.burst / Math.ceil(rows / OPERATOR_LOOKUP_ROWS) + 20);
   }, 60_000);
 });
 
@@ -325,6 +353,8 @@ describe('akamon operator (the CLI over the same API)', () => {
       ['operator', 'grant', person, '--role', 'root'],
       // Machine roles are for API tokens only.
       ['operator', 'grant', person, '--role', 'provisioning'],
+      // A writing role with no scope must say the whole university on purpose.
+      ['operator', 'grant', person, '--role', 'office'],
       ['operator', 'grant', '12345', '--role', 'office'],
       ['operator', 'token-create', '--name', 'x', '--role', 'admin', '--days', 'forever'],
       ['operator', 'token-revoke', 'abc'],

@@ -13,7 +13,8 @@ let monitoring: ScimClient;
 let onB: ScimClient;
 
 async function token(name: string, role: string, departments: string[] = []): Promise<string> {
-  const created = await adminApi(a, 'POST', '/operators/tokens', { name, role, departments });
+  // A writing role with no departments covers the whole university only when that is said.
+  const created = await adminApi(a, 'POST', '/operators/tokens', { name, role, departments, ...(departments.length || role !== 'provisioning' ? {} : { wholeUniversity: true }) });
   expect(created.status).toBe(201);
   return created.body.token as string;
 }
@@ -83,6 +84,10 @@ describe('authentication and roles', () => {
     expectError(await new ScimClient(`${a.url}/scim/v2`, `akop_${'x'.repeat(43)}`).listUsers(), 401);
     expectError(await monitoring.listUsers(), 403);
     expectError(await monitoring.createUser(studentUser(newCommonId())), 403);
+    // The role is checked before the id is looked up: which ids exist is not told to a monitoring token.
+    const existing = (await sis.createUser(studentUser(newCommonId()))).body.id as string;
+    expectError(await monitoring.getUser(existing), 403);
+    expectError(await monitoring.getUser('2819c223-7f76-453a-919d-413861904646'), 403);
   });
 });
 
@@ -194,6 +199,8 @@ describe('filters and pagination', () => {
     for (const filter of supported) expect({ filter, status: (await sis.listUsers({ filter })).status }).toEqual({ filter, status: 200 });
     const unsupported = ['title pr', 'userType eq "Employee" and (emails co "example.com" or emails.value co "example.org")', 'userType ne "Employee" and not (emails co "example.com")'];
     for (const filter of unsupported) expectError(await sis.listUsers({ filter }), 400, 'invalidFilter');
+    // A time without its offset would be read in the server's own zone: refused.
+    expectError(await sis.listUsers({ filter: 'meta.lastModified gt "2011-05-13T04:42:34"' }), 400, 'invalidFilter');
   });
 
   test('malformed and hostile filters are invalidFilter, never an error of the server', async () => {

@@ -9,24 +9,27 @@ const SCOPE_OPTIONS = {
   role: { type: 'string' },
   department: { type: 'string', multiple: true },
   affiliation: { type: 'string', multiple: true },
+  'whole-university': { type: 'boolean' },
 } as const;
 const SCOPE_HELP = [
   `  --role ROLE          ${ROLES.join(', ')} (people: ${PERSON_ROLES.join(', ')})`,
   '  --department CODE    limit to a department and the units below it (repeatable; office and helpdesk roles)',
   '  --affiliation NAME   limit to an affiliation: student, faculty, staff, alumni, guest (repeatable)',
+  '  --whole-university   no limit: required, on purpose, for an office or provisioning role without one',
 ];
 const ROLE_NOTES = [
   'Roles: admin (everything), office (the help-desk tasks on the accounts of its scope), helpdesk (looks',
   'accounts up, changes nothing), auditor (the audit trail, the sign-in log and the dashboard); for API tokens',
   'only, provisioning (a student or personnel system feeding accounts over SCIM) and monitoring (metrics).',
-  'Without --department or --affiliation the role covers the whole university.',
+  'Without --department or --affiliation a read-only role covers the whole university; an office or',
+  'provisioning role then needs --whole-university, so that a forgotten department never grants every account.',
 ].join('\n');
 
 /** The role and scope options as the admin API takes them. */
 function roleBody(ctx: RunContext) {
   const role = ctx.options.required('role');
   if (!(ROLES as readonly string[]).includes(role)) ctx.options.fail(`--role must be one of ${ROLES.join(', ')}`);
-  return { role, departments: ctx.options.list('department') ?? [], affiliations: ctx.options.list('affiliation') ?? [] };
+  return { role, departments: ctx.options.list('department') ?? [], affiliations: ctx.options.list('affiliation') ?? [], ...(ctx.options.flag('whole-university') ? { wholeUniversity: true } : {}) };
 }
 
 const commonIdArgument = (ctx: RunContext): string => {
