@@ -127,12 +127,16 @@ export class LoginThrottle {
     const now = this.#clock.now();
     // A use may count as several (a list of many rows); more than the whole bucket is one full bucket.
     const step = sql`make_interval(secs => ${refillSeconds * Math.min(Math.max(1, cost), burst)}::float8)`;
-    const full = sql`${now}::timestamptz + make_interval(secs => ${burst * refillSeconds}::float8)`;
-    // A stored time past `full` cannot come from use (a bucket is never more than empty): the clock
-    // went back by more than the whole span (a correction, a test's clock). The history is then
-    // unknowable; it starts afresh rather than refusing everyone until the clock catches up. Only
-    // the server's clock can cause it, never a caller.
-    const drained = sql`case when t.locked_until > ${full} then ${now}::timestamptz else t.locked_until end`;
+    const span = burst * refillSeconds;
+    const full = sql`${now}::timestamptz + make_interval(secs => ${span}::float8)`;
+    // A stored time past `full` means a clock reading older than the one that wrote it. Parallel
+    // requests make that all the time: each reads the clock before it waits its turn for the row,
+    // so a bucket emptied by later readings looks "overfull" to an earlier one; it stays empty, and
+    // that use is refused. Only a stored time more than a whole span past `full` (the clock went back
+    // by more than the span: a correction, a test's clock) starts the bucket afresh, as its history
+    // is then unknowable, rather than refusing everyone until the clock catches up. Only the
+    // server's clock can cause that, never a caller.
+    const drained = sql`case when t.locked_until > ${full} + make_interval(secs => ${span}::float8) then ${now}::timestamptz else t.locked_until end`;
     const next = sql`greatest(${drained}, ${now}::timestamptz) + ${step}`;
     const fits = sql<boolean>`${next} <= ${full}`;
     const { rows } = await sql<{ failures: number; locked_until: Date | string }>`
