@@ -2,7 +2,7 @@ import { AFFILIATIONS } from '../account/account-input.ts';
 import { normalizeDepartment } from '../account/department.ts';
 import type { Affiliation } from '../db/schema.ts';
 import { DomainError } from '../shared/errors.ts';
-import { PERSON_ROLES, ROLES, type Role, type Scope } from './permissions.ts';
+import { PERSON_ROLES, ROLES, type Role, type Scope, takesScope } from './permissions.ts';
 
 /** The longest an API token may live: a forgotten automation token should not outlast a year. */
 export const TOKEN_MAX_DAYS = 366;
@@ -34,6 +34,7 @@ export function roleAndScope(
   const groups = given.affiliations.map((a) => (AFFILIATIONS.includes(a as Affiliation) ? (a as Affiliation) : bad(`affiliations must be among ${AFFILIATIONS.join(', ')}`)));
   const unlimited = !codes.length && !groups.length;
   if (given.wholeUniversity && !unlimited) bad('give departments or affiliations, or the whole university, not both');
+  if (!unlimited && !takesScope(role)) bad(`the ${role} role reads university-wide figures only; it takes no departments or affiliations`);
   if (unlimited && WRITING_ROLES.includes(role) && !given.wholeUniversity) bad(`the ${role} role needs departments or affiliations (or the whole university, said on purpose)`);
   return { role, scope: role === 'admin' || unlimited ? null : { departments: codes, affiliations: groups } };
 }

@@ -61,13 +61,28 @@ export interface Principal {
   scope: Scope | null;
 }
 
+/**
+ * What only a whole-university principal may read: counts over every account (the dashboard's
+ * adoption, denials, failures and revocations; the metrics) that no scope narrows, so a scoped
+ * auditor would learn of accounts outside the scope from them.
+ */
+const WHOLE_UNIVERSITY_ONLY: ReadonlySet<Permission> = new Set(['dashboard.read', 'metrics.read']);
+
+/** Whether a scope means anything to a role: false when all it may do is read university-wide figures (monitoring). */
+export function takesScope(role: Role): boolean {
+  return Object.entries(PERMISSIONS).some(([permission, roles]) => (roles as readonly Role[]).includes(role) && !WHOLE_UNIVERSITY_ONLY.has(permission as Permission));
+}
+
 export function may(principal: Principal, permission: Permission): boolean {
+  if (principal.scope && WHOLE_UNIVERSITY_ONLY.has(permission)) return false;
   return (PERMISSIONS[permission] as readonly Role[]).includes(principal.role);
 }
 
-/** Throws `forbidden` (403) unless the role grants the permission. */
+/** Throws `forbidden` (403) unless the role grants the permission (and, for university-wide figures, the principal is unscoped). */
 export function authorize(principal: Principal, permission: Permission): void {
-  if (!may(principal, permission)) throw new DomainError('forbidden', `the ${principal.role} role may not do this (${permission})`);
+  if (may(principal, permission)) return;
+  const why = principal.scope && WHOLE_UNIVERSITY_ONLY.has(permission) ? 'these figures are university-wide and this operator is scoped' : `the ${principal.role} role may not do this`;
+  throw new DomainError('forbidden', `${why} (${permission})`);
 }
 
 /** Whether an account (its department and affiliation) is within the operator's scope. */

@@ -260,6 +260,12 @@ describe('permission', () => {
     }
     expect((await akamon.deps.dashboard.figures(auditor)).adoption.overall.active).toBe(10);
   });
+
+  test('a scoped auditor is refused: the figures count every account, and no scope narrows them', async () => {
+    const scoped: Principal = { actor: 'operator:faculty-audit', role: 'auditor', scope: { departments: ['eng'], affiliations: [] } };
+    await expect(akamon.deps.dashboard.figures(scoped)).rejects.toMatchObject({ code: 'forbidden', message: expect.stringContaining('university-wide') });
+    for (const figure of FIGURES) await expect(akamon.deps.dashboard.figure(scoped, figure)).rejects.toMatchObject({ code: 'forbidden' });
+  });
 });
 
 describe('the console page and its CSV over HTTP', () => {

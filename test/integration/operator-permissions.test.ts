@@ -280,6 +280,18 @@ describe('the admin API permission matrix', () => {
     const both = await call(tokens.admin, { method: 'POST', path: '/operators/tokens', body: { name: 'both', role: 'office', departments: ['eng'], wholeUniversity: true } });
     expect(both.status).toBe(400);
   });
+
+  test('a scoped auditor reads the audit trail of its scope but not the university-wide dashboard or metrics', async () => {
+    const made = await call(tokens.admin, { method: 'POST', path: '/operators/tokens', body: { name: 'faculty audit', role: 'auditor', departments: ['eng'] } });
+    expect(made.status).toBe(201);
+    expect((await call(made.body.token, { method: 'GET', path: '/audit' })).status).toBe(200);
+    const dashboard = await call(made.body.token, { method: 'GET', path: '/dashboard' });
+    expect(`${dashboard.status} ${dashboard.body.error}`).toBe('403 forbidden');
+    expect((await call(tokens.auditor, { method: 'GET', path: '/dashboard' })).status).toBe(200);
+    const monitor = await call(tokens.admin, { method: 'POST', path: '/operators/tokens', body: { name: 'faculty monitor', role: 'monitoring', departments: ['eng'] } });
+    expect(`${monitor.status} ${monitor.body.error}`).toBe('400 invalid_request');
+    expect(monitor.body.error_description).toContain('university-wide');
+  });
 });
 
 describe('look-up budget', () => {
