@@ -326,6 +326,7 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
       realm: config.realmSuffix,
       timeZone: config.timeZone,
       deleteGraceDays: config.scimDeleteGraceDays,
+      unitOfWork: (work, keep) => database.unitOfWork(work, keep),
     }),
   ];
 

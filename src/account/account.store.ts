@@ -49,9 +49,15 @@ export class AccountStore {
       .executeTakeFirst();
   }
 
-  findById(id: string): Promise<AccountRow | undefined> {
+  /** `lock`: hold the row until the unit of work ends, so a check made on it (a version) still holds at the write. */
+  findById(id: string, lock = false): Promise<AccountRow | undefined> {
     if (!isUuid(id)) return Promise.resolve(undefined);
-    return this.#db.selectFrom('account').selectAll().where('id', '=', id).executeTakeFirst();
+    return this.#db
+      .selectFrom('account')
+      .selectAll()
+      .where('id', '=', id)
+      .$if(lock, (q) => q.forUpdate())
+      .executeTakeFirst();
   }
 
   findByCommonId(commonId: string): Promise<AccountRow | undefined> {

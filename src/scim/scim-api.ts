@@ -2,6 +2,7 @@ import Router from '@koa/router';
 import { sql } from 'kysely';
 import type { Context, Next } from 'koa';
 import type { AccountRow, AccountStore } from '../account/account.store.ts';
+import type { Database } from '../db/database.ts';
 import { errorAnswer, setRetryAfter } from '../http/error-map.ts';
 import { bearerOperator } from '../http/operator-bearer.ts';
 import type { HelpDesk } from '../operator/help-desk.ts';
@@ -29,6 +30,8 @@ export interface ScimApiDeps {
   timeZone: string;
   /** AKAMON_SCIM_DELETE_GRACE_DAYS: 0 revokes at once on DELETE, more schedules the revocation. */
   deleteGraceDays: number;
+  /** One transaction for a write's steps (Database#unitOfWork): all of them, or none. */
+  unitOfWork: Database['unitOfWork'];
 }
 
 export const SCIM_PREFIX = '/scim/v2';
@@ -125,7 +128,7 @@ export function scimApi(deps: ScimApiDeps): Router {
     const id = ctx.params.id!;
     // The role first: a token that may not read accounts learns nothing of which ids exist.
     authorize(who(ctx), permission);
-    const row = isUuid(id) ? await deps.accounts.findById(id) : undefined;
+    const row = isUuid(id) ? await deps.accounts.findById(id, permission !== 'account.read') : undefined;
     const notFound = new ScimError(404, undefined, `no User with id ${id.slice(0, 60)}`);
     if (!row) throw notFound;
     try {
@@ -143,6 +146,21 @@ export function scimApi(deps: ScimApiDeps): Router {
     if (status === 201) ctx.set('Location', `${base}/Users/${row.id}`);
     ctx.body = userResource(row);
   };
+
+  /**
+   * A write to the User the request names, as one transaction: its row is locked before If-Match
+   * (RFC 7644 3.14) is checked, so a change made between the check and the write cannot be written
+   * over, and the steps of the write (profile, core, status, revocation) land together or not at all.
+   */
+  const writeUser = (ctx: Context, permission: 'account.update' | 'account.status', write: (current: AccountRow) => Promise<void>) =>
+    deps.unitOfWork(
+      async () => {
+        const current = await found(ctx, permission);
+        checkVersion(ctx, current);
+        await write(current);
+      },
+      () => true,
+    );
 
   /** Applies a plan through the help desk (role, scope and audit), every check having been made before the first write. */
   const carryOut = async (ctx: Context, current: AccountRow, change: Plan): Promise<AccountRow> => {
@@ -227,66 +245,66 @@ export function scimApi(deps: ScimApiDeps): Router {
   router.post('/v2/Users', async (ctx) => {
     const wanted = readUser(bodyOf(ctx), readOptions(true));
     if (wanted.affiliationEnd && wanted.affiliationEnd.getTime() < deps.clock.now().getTime() - 86_400_000) invalidValue('affiliationEnd has passed');
-    let created: AccountRow;
-    try {
-      const { core } = wanted;
-      created = (
-        await desk.create(who(ctx), {
-          commonId: wanted.commonId,
-          name: String(core.name),
-          affiliation: String(core.affiliation),
-          email: core.email as string | null,
-          externalId: core.externalId as string | null,
-          profile: wanted.profile,
-        })
-      ).account;
+    const { core } = wanted;
+    // The account and its status and end of affiliation are one transaction: a create that fails
+    // half-way leaves nothing, and its retry creates it whole (not a 409 for a half-made account).
+    const create = async () => {
+      const { account } = await desk.create(who(ctx), {
+        commonId: wanted.commonId,
+        name: String(core.name),
+        affiliation: String(core.affiliation),
+        email: core.email as string | null,
+        externalId: core.externalId as string | null,
+        profile: wanted.profile,
+      });
       // The initial password is dropped unseen: the person gets a letter from the office or resets by email.
+      if (wanted.active === false) await desk.setStatus(who(ctx), account.common_id, 'suspended', BY_PROVISIONING);
+      if (wanted.affiliationEnd) await desk.revoke(who(ctx), account.common_id, { on: wanted.affiliationEnd, reason: 'end_of_affiliation' });
+      return (await deps.accounts.findById(account.id))!;
+    };
+    try {
+      answerUser(ctx, await deps.unitOfWork(create, () => true), 201);
     } catch (error) {
       if (error instanceof DomainError && error.code === 'account_exists') return replay(ctx, wanted);
       throw error;
     }
-    if (wanted.active === false) await desk.setStatus(who(ctx), created.common_id, 'suspended', BY_PROVISIONING);
-    if (wanted.affiliationEnd) await desk.revoke(who(ctx), created.common_id, { on: wanted.affiliationEnd, reason: 'end_of_affiliation' });
-    answerUser(ctx, (await deps.accounts.findById(created.id))!, 201);
   });
 
   router.put('/v2/Users/:id', async (ctx) => {
-    const current = await found(ctx, 'account.update');
-    checkVersion(ctx, current);
     const wanted = readUser(bodyOf(ctx), readOptions(true));
-    answerUser(ctx, await carryOut(ctx, current, plan(current, wanted, deps.clock.now())));
+    await writeUser(ctx, 'account.update', async (current) => answerUser(ctx, await carryOut(ctx, current, plan(current, wanted, deps.clock.now()))));
   });
 
-  router.patch('/v2/Users/:id', async (ctx) => {
-    const current = await found(ctx, 'account.update');
-    checkVersion(ctx, current);
-    const patched = applyPatch(userResource(current), bodyOf(ctx));
-    // displayName and name.formatted are one value: a PATCH that changed only displayName changed the name.
-    const name = (member(patched, 'name') ?? {}) as Record<string, unknown>;
-    const displayName = member(patched, 'displayName');
-    if (typeof displayName === 'string' && displayName !== current.name && member(name, 'formatted') === current.name) patched.name = { ...name, formatted: displayName };
-    // The resource held affiliationEnd if one was scheduled: without it now, the PATCH removed it.
-    const extension = (patched[AKAMON_SCHEMA] ?? {}) as Record<string, unknown>;
-    if (!Object.keys(extension).some((key) => key.toLowerCase() === 'affiliationend')) patched[AKAMON_SCHEMA] = { ...extension, affiliationEnd: null };
-    const wanted = readUser(patched, readOptions(false));
-    answerUser(ctx, await carryOut(ctx, current, plan(current, wanted, deps.clock.now())));
-  });
+  router.patch('/v2/Users/:id', (ctx) =>
+    writeUser(ctx, 'account.update', async (current) => {
+      const patched = applyPatch(userResource(current), bodyOf(ctx));
+      // displayName and name.formatted are one value: a PATCH that changed only displayName changed the name.
+      const name = (member(patched, 'name') ?? {}) as Record<string, unknown>;
+      const displayName = member(patched, 'displayName');
+      if (typeof displayName === 'string' && displayName !== current.name && member(name, 'formatted') === current.name) patched.name = { ...name, formatted: displayName };
+      // The resource held affiliationEnd if one was scheduled: without it now, the PATCH removed it.
+      const extension = (patched[AKAMON_SCHEMA] ?? {}) as Record<string, unknown>;
+      if (!Object.keys(extension).some((key) => key.toLowerCase() === 'affiliationend')) patched[AKAMON_SCHEMA] = { ...extension, affiliationEnd: null };
+      const wanted = readUser(patched, readOptions(false));
+      answerUser(ctx, await carryOut(ctx, current, plan(current, wanted, deps.clock.now())));
+    }),
+  );
 
   // DELETE is revocation, never erasure: the account and its audit trail stay, shown with active false.
-  router.delete('/v2/Users/:id', async (ctx) => {
-    const current = await found(ctx, 'account.status');
-    checkVersion(ctx, current);
-    ctx.status = 204;
-    if (current.status === 'revoked') return;
-    if (deps.deleteGraceDays === 0) {
-      await desk.revoke(who(ctx), current.common_id, { reason: 'deprovisioned' });
-      return;
-    }
-    const on = new Date(deps.clock.now().getTime() + deps.deleteGraceDays * 86_400_000);
-    // A revocation already due sooner stays: a repeated DELETE never postpones it.
-    if (current.revoke_at && new Date(current.revoke_at).getTime() <= on.getTime()) return;
-    await desk.revoke(who(ctx), current.common_id, { on, reason: 'deprovisioned' });
-  });
+  router.delete('/v2/Users/:id', (ctx) =>
+    writeUser(ctx, 'account.status', async (current) => {
+      ctx.status = 204;
+      if (current.status === 'revoked') return;
+      if (deps.deleteGraceDays === 0) {
+        await desk.revoke(who(ctx), current.common_id, { reason: 'deprovisioned' });
+        return;
+      }
+      const on = new Date(deps.clock.now().getTime() + deps.deleteGraceDays * 86_400_000);
+      // A revocation already due sooner stays: a repeated DELETE never postpones it.
+      if (current.revoke_at && new Date(current.revoke_at).getTime() <= on.getTime()) return;
+      await desk.revoke(who(ctx), current.common_id, { on, reason: 'deprovisioned' });
+    }),
+  );
 
   // Anything else under /scim: another protocol version, or no such endpoint.
   router.all('/{*rest}', (ctx) => {

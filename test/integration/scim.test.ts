@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { sql } from 'kysely';
 import { adminApi, newCommonId, startAkamon, type RunningAkamon } from '../support/akamon.ts';
 import { AKAMON, ENTERPRISE, ERROR, LIST_RESPONSE, MEDIA_TYPE, ScimClient, studentUser, USER_SCHEMA, type ScimAnswer } from '../support/scim-client.ts';
 
@@ -261,6 +262,17 @@ describe('replace, patch and versions', () => {
     expectError(await sis.replaceUser(user.id, studentUser(newCommonId())), 400, 'mutability');
   });
 
+  test('parallel writes with one version, on two nodes: exactly one is applied, the others get 412', async () => {
+    const commonId = newCommonId();
+    const user = await created(sis, studentUser(commonId));
+    const answers = await Promise.all(Array.from({ length: 10 }, (_, i) => (i % 2 ? onB : sis).patchUser(user.id, [{ op: 'replace', path: 'displayName', value: `Name ${i}` }], user.meta.version)));
+    const applied = answers.filter((x) => x.status === 200);
+    expect(applied).toHaveLength(1);
+    for (const refused of answers.filter((x) => x.status !== 200)) expectError(refused, 412);
+    expect((await account(commonId)).name).toBe(applied[0]!.body.displayName);
+    expect((await audit(commonId)).filter((e) => e.action === 'account.updated')).toHaveLength(1);
+  });
+
   test('PATCH adds, replaces and removes, with paths, value filters and without a path', async () => {
     const commonId = newCommonId();
     const user = await created(sis, studentUser(commonId, { name: { formatted: 'Hanako Yamada', familyName: 'Yamada' } }));
@@ -385,6 +397,34 @@ describe('idempotent create', () => {
     expect(new Set(answers.map((x) => x.body.id)).size).toBe(1);
     expect((await onB.listUsers({ filter: `userName eq "${commonId}"` })).body.totalResults).toBe(1);
   });
+
+  test('a create that fails at a later step leaves no account, and its retry creates the whole User', async () => {
+    const commonId = newCommonId();
+    const db = a.deps.database.db;
+    // The database times out the suspension of this one account (a stall after the row was inserted).
+    await sql
+      .raw(
+        `create function refuse_scim_suspend() returns trigger language plpgsql as $$ begin
+           if new.common_id = '${commonId}' and new.status = 'suspended' then raise exception 'stalled by the test' using errcode = '57014'; end if;
+           return new; end $$;
+         create trigger refuse_scim_suspend before update on account for each row execute function refuse_scim_suspend();`,
+      )
+      .execute(db);
+    const body = studentUser(commonId, { active: false });
+    try {
+      const stalled = await sis.createUser(body);
+      expectError(stalled, 503);
+      expect(Number(stalled.headers.get('retry-after'))).toBeGreaterThan(0);
+    } finally {
+      await sql.raw('drop trigger refuse_scim_suspend on account; drop function refuse_scim_suspend();').execute(db);
+    }
+    expect((await sis.listUsers({ filter: `userName eq "${commonId}"` })).body.totalResults).toBe(0);
+    expect((await adminApi(a, 'GET', `/accounts/${commonId}`)).status).toBe(404);
+    const retried = await sis.createUser(body);
+    expect(retried.status).toBe(201);
+    expect(retried.body).toMatchObject({ userName: commonId, active: false });
+    expect((await audit(commonId)).filter((e) => e.action === 'account.created')).toHaveLength(1);
+  });
 });
 
 describe('scope', () => {
@@ -449,5 +489,6 @@ test('no SCIM request above ended in a server error on either node', () => {
   const logs = [...a.logs, ...b.logs].join('\n');
   expect(logs).toContain('scim request');
   expect(logs).not.toContain('scim request failed');
-  expect(logs).not.toMatch(/"status":5\d\d/);
+  // 503 with Retry-After is the answer to a stalled database (staged once above), never another 5xx.
+  expect(logs).not.toMatch(/"status":5(?!03)\d\d/);
 });
