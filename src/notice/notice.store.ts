@@ -80,19 +80,36 @@ export class NoticeStore {
   /**
    * The next active accounts without a second factor for a university-wide occasion, walked in id
    * order from the last account it was recorded for (one index probe), so that a million accounts
-   * are visited once, a batch per call, rather than anti-joined on every run.
+   * are visited once, a batch per call, rather than anti-joined on every run. Ids are random, so an
+   * account created during the walk may land behind it: once the walk has reached the end, those
+   * created since the occasion's first notice (less an hour's slack for the first batch) that have
+   * none yet come too; they are few, found by when they were created.
    */
-  async withoutMfaAfterLast(kind: string, occasion: string, limit: number): Promise<Array<Omit<Candidate, 'at'>>> {
-    const last = await this.#db.selectFrom('notice').select('account_id').where('kind', '=', kind).where('occasion', '=', occasion).orderBy('account_id', 'desc').limit(1).executeTakeFirst();
-    let query = this.#db
+  async withoutMfaFor(kind: string, occasion: string, limit: number): Promise<Array<Omit<Candidate, 'at'>>> {
+    const occasionRows = this.#db.selectFrom('notice').where('kind', '=', kind).where('occasion', '=', occasion);
+    const last = await occasionRows.select('account_id').orderBy('account_id', 'desc').limit(1).executeTakeFirst();
+    const walked = await this.#withoutMfa()
+      .$if(last !== undefined, (q) => q.where('a.id', '>', last!.account_id))
+      .orderBy('a.id')
+      .limit(limit)
+      .execute();
+    if (!last || walked.length === limit) return walked;
+    const first = await occasionRows.select('created_at').orderBy('created_at').limit(1).executeTakeFirstOrThrow();
+    const stragglers = await this.#withoutMfa()
+      .where('a.created_at', '>=', sql<Date>`${first.created_at}::timestamptz - interval '1 hour'`)
+      .where(({ not, exists, selectFrom }) => not(exists(selectFrom('notice as n').select('n.id').whereRef('n.account_id', '=', 'a.id').where('n.kind', '=', kind).where('n.occasion', '=', occasion))))
+      .limit(limit - walked.length)
+      .execute();
+    const seen = new Set(walked.map((row) => row.id));
+    return [...walked, ...stragglers.filter((row) => !seen.has(row.id))];
+  }
+
+  #withoutMfa() {
+    return this.#db
       .selectFrom('account as a')
       .select(['a.id', 'a.email', 'a.email_verified', 'a.recovery_email', 'a.recovery_email_verified_at'])
       .where('a.status', '=', 'active')
-      .where(({ not, exists, selectFrom }) => not(exists(selectFrom('mfa_factor as f').select('f.id').whereRef('f.account_id', '=', 'a.id'))))
-      .orderBy('a.id')
-      .limit(limit);
-    if (last) query = query.where('a.id', '>', last.account_id);
-    return query.execute();
+      .where(({ not, exists, selectFrom }) => not(exists(selectFrom('mfa_factor as f').select('f.id').whereRef('f.account_id', '=', 'a.id'))));
   }
 
   /** Records notices; one that exists already (another node found it first) is left as it is. Returns the new rows' ids. */

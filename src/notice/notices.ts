@@ -102,7 +102,7 @@ export class Notices {
     if (mfaRequired.enabled && requiredFrom && lead !== undefined) {
       const at = requiredFrom.toISOString();
       const occasion = datedOccasion(at, lead);
-      const found = await this.#store.withoutMfaAfterLast('mfa_required', occasion, batch);
+      const found = await this.#store.withoutMfaFor('mfa_required', occasion, batch);
       await this.#record('mfa_required', found, () => ({ occasion, details: { at } }));
       most = Math.max(most, found.length);
     }
