@@ -303,6 +303,7 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
       clients: deps.clientStore,
       importJobs: deps.importJobs,
       dashboard: deps.dashboard,
+      state: deps.interactionState,
     }),
     adminApi({
       operators: deps.operators,

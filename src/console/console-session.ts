@@ -45,6 +45,7 @@ import { CONSOLE_CLIENT_ID } from '../selfservice/account-client.ts';
 import { type FirstPartySite, homeSession, type SiteSessionDeps } from '../selfservice/home-session.ts';
 import { DomainError } from '../shared/errors.ts';
 import type { DashboardService } from '../dashboard/dashboard.service.ts';
+import type { InteractionStateStore } from '../interaction/interaction-state.store.ts';
 
 /** Who is using the console: their own account, their role and scope, and how they signed in. */
 export interface ConsoleOperator {
@@ -90,6 +91,8 @@ export interface ConsoleDeps extends SiteSessionDeps {
   importJobs: ImportJobs;
   /** The ICT office's figures (dashboard-page.ts). */
   dashboard: DashboardService;
+  /** Short-lived server-side state: the single-use attempt of each reissue form (help-desk-pages.ts). */
+  state: Pick<InteractionStateStore, 'merge' | 'transition'>;
 }
 
 /** Paths a sign-in may come back to: the console's own pages (Common IDs and ids in them). */

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { parseIdentifier, withRealm } from '../account/common-id.ts';
@@ -39,8 +39,16 @@ type Confirmed = keyof typeof CONFIRMED;
 const isConfirmed = (action: string): action is Confirmed => Object.hasOwn(CONFIRMED, action);
 
 /** The actions made straight from the account page; `done` names the line shown after each. */
-const DONE = ['unlocked', 'reactivated', 'lent', 'collected', 'cancelled', 'mfa_reset', 'suspended', 'scheduled'] as const;
+const DONE = ['unlocked', 'reactivated', 'lent', 'collected', 'cancelled', 'mfa_reset', 'suspended', 'scheduled', 'reissue_used'] as const;
 type Done = (typeof DONE)[number];
+
+/**
+ * How long a reissue form stays good. Each form carries an attempt that one POST uses up, so a reload
+ * of the letter (the browser sends the form again) or a double click issues no second password that
+ * would void the letter already printed.
+ */
+const REISSUE_ATTEMPT_SECONDS = 30 * 60;
+const attemptKey = (attempt: string) => `console-reissue:${attempt}`;
 
 const text = (value: unknown) => (typeof value === 'string' ? value.trim() : '');
 
@@ -201,6 +209,9 @@ export function helpDeskRoutes(router: Router, deps: ConsoleDeps, session: Conso
   async function confirmPage(ctx: Context, who: ConsoleOperator, action: Confirmed, commonId: string, values: Record<string, string>, error: string | null, status = 200) {
     const account = await desk.account(who.principal, commonId, CONFIRMED[action].permission);
     const t = translator(ctx.state.locale);
+    // Every reissue form is a new attempt, also when it comes back with a message.
+    const attempt = action === 'reissue' ? randomUUID() : undefined;
+    if (attempt) await deps.state.merge(attemptKey(attempt), { commonId: account.common_id, actor: who.principal.actor }, REISSUE_ATTEMPT_SECONDS);
     session.page(
       ctx,
       who,
@@ -213,7 +224,7 @@ export function helpDeskRoutes(router: Router, deps: ConsoleDeps, session: Conso
         documents: action === 'reissue' ? ID_DOCUMENTS.map((id) => ({ id, label: t(`console.document_${id}` as MessageKey), selected: values.document === id })) : null,
         dateField: action === 'revoke',
         reasonHint: action === 'revoke' ? t('console.revoke_reason_hint') : null,
-        values,
+        values: { ...values, attempt },
         error,
       },
       status,
@@ -234,7 +245,7 @@ export function helpDeskRoutes(router: Router, deps: ConsoleDeps, session: Conso
     const who = await session.posted(ctx);
     if (!who || !session.fresh(ctx, who, `${accountUrl(commonId)}/${action}`)) return;
     const body = ctx.request.body as Record<string, unknown>;
-    const values = { reason: text(body.reason), document: text(body.document), on: text(body.on) };
+    const values = { reason: text(body.reason), document: text(body.document), on: text(body.on), attempt: text(body.attempt) };
     const t = translator(ctx.state.locale);
     const missing = missingInput(t, action, values);
     if (missing) return run(ctx, who, () => confirmPage(ctx, who, action, commonId, values, missing, 400));
@@ -263,6 +274,9 @@ export function helpDeskRoutes(router: Router, deps: ConsoleDeps, session: Conso
     };
     switch (action) {
       case 'reissue': {
+        // The form's attempt, used up by this one POST (of parallel ones, exactly one goes on).
+        const fresh = values.attempt && (await deps.state.transition(attemptKey(values.attempt), { commonId, actor: who.principal.actor, used: null }, { used: true }, REISSUE_ATTEMPT_SECONDS));
+        if (!fresh) return redirect('reissue_used');
         const issued = await desk.reissuePassword(who.principal, commonId, { reason: values.reason, checked: values.document });
         return letterPage(ctx, issued.account, issued.initialPassword);
       }

@@ -586,6 +586,8 @@ export const en = {
   'console.done_mfa_reset': 'MFA was reset: every second factor was removed.',
   'console.done_suspended': 'The account was suspended and signed out everywhere.',
   'console.done_scheduled': 'The revocation was scheduled.',
+  'console.done_reissue_used':
+    'That reissue form had been sent already, so no further password was issued: the letter shown then holds the valid password. To issue another, start again with Reissue.',
   'console.operators_title': 'Operators',
   'console.role': 'Role',
   'console.scope': 'Scope',

@@ -581,6 +581,8 @@ export const ja: Messages = {
   'console.done_mfa_reset': '多要素認証をリセットし、2要素目をすべて削除しました。',
   'console.done_suspended': 'アカウントを利用停止にし、すべての端末でサインアウトさせました。',
   'console.done_scheduled': '失効を予約しました。',
+  'console.done_reissue_used':
+    'この再発行フォームは送信済みのため、パスワードは再発行していません。有効なのは先に表示した通知書のパスワードです。改めて発行する場合は、もう一度「再発行」から始めてください。',
   'console.operators_title': '管理者',
   'console.role': '役割',
   'console.scope': '担当範囲',

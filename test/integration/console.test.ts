@@ -219,6 +219,21 @@ describe('help desk as an office operator of eng', () => {
     expect(signin.ok).toBe(true);
     const [audit] = await auditOf(student.id, 'password.reissued');
     expect(audit).toMatchObject({ actor: `console:${desk.commonId}`, details: { checked: 'student_card', reason: 'forgot the password' } });
+
+    // A reload of the letter sends the same form again, twice at once here: no second password, so the
+    // letter already printed stays right.
+    const again = await Promise.all([1, 2].map(() => browser.submit(confirm, /\/reissue$/, { reason: 'forgot the password', document: 'student_card' })));
+    for (const page of again) {
+      expect(page.status).toBe(200);
+      expect(page.html).toContain('That reissue form had been sent already');
+      expect(page.html).not.toContain('letter__password');
+    }
+    expect(await auditOf(student.id, 'password.reissued')).toHaveLength(1);
+    expect((await akamon.deps.passwordSignin.signIn({ commonId: student.commonId, password, ip: '10.0.0.8', userAgent: null, clientId: null })).ok).toBe(true);
+    // A new form is a new attempt.
+    const next = await browser.visit(`/console/accounts/${student.commonId}/reissue`);
+    expect((await browser.submit(next, /\/reissue$/, { reason: 'lost the letter', document: 'student_card' })).html).toContain('letter__password');
+    expect(await auditOf(student.id, 'password.reissued')).toHaveLength(2);
   });
 
   test('suspend (with a reason) and reactivate', async () => {
