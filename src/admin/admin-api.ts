@@ -12,7 +12,7 @@ import type { HelpDesk } from '../operator/help-desk.ts';
 import { authorize, type Principal } from '../operator/permissions.ts';
 import { bearerOperator, unauthorized } from '../http/operator-bearer.ts';
 import type { DashboardService } from '../dashboard/dashboard.service.ts';
-import { roleAndScope, TOKEN_DEFAULT_DAYS, tokenExpiry, tokenName } from '../operator/operator-input.ts';
+import { roleAndScope, tokenExpiry, tokenName } from '../operator/operator-input.ts';
 import type { TokenService } from '../mfa/token.service.ts';
 import type { AuditLog } from '../audit/audit-log.ts';
 import type { AccountRuleStore } from '../access/account-rule.store.ts';
@@ -23,6 +23,7 @@ import { ACCOUNT_FIELD_KEYS, profileJson } from '../account/account-fields.ts';
 import { normalizeDepartment } from '../account/department.ts';
 import { isoInZone } from '../shared/time-zone.ts';
 import { accountEmails } from '../account/reset-address.ts';
+import { OPERATOR_TOKEN_DEFAULT_DAYS } from '../config/defaults.ts';
 
 export interface AdminApiDeps {
   operators: OperatorStore;
@@ -462,7 +463,7 @@ export function adminApi(deps: AdminApiDeps): Router {
     );
     const { role, scope } = roleAndScopeOf(b);
     const name = tokenName(b.name);
-    const expiresAt = tokenExpiry(b.expiresInDays ?? TOKEN_DEFAULT_DAYS, new Date());
+    const expiresAt = tokenExpiry(b.expiresInDays ?? OPERATOR_TOKEN_DEFAULT_DAYS, new Date());
     const token = await desk.createApiToken(who(ctx), { name, role, scope, expiresAt });
     ctx.status = 201;
     ctx.body = { token, name, role, scope, expiresAt: expiresAt.toISOString() };

@@ -192,3 +192,17 @@ export const NOTICE_RETRY_BASE_SECONDS = 60;
 export const NOTICE_RETRY_MAX_SECONDS = 21_600;
 /** While one node sends a mail no other takes it; a node that died mid-send frees it after this. */
 export const NOTICE_SEND_LEASE_SECONDS = 300;
+
+// Operators and provisioning (src/operator/, src/console/, src/scim/).
+/** The longest an API token may live: a forgotten automation token should not outlast a year. */
+export const OPERATOR_TOKEN_MAX_DAYS = 366;
+/** An API token's lifetime when the operator names none: a quarter, long enough for a term's automation. */
+export const OPERATOR_TOKEN_DEFAULT_DAYS = 90;
+/** The most accounts a console search lists: a help desk looks for one person, not through everyone. */
+export const CONSOLE_SEARCH_LIMIT = 50;
+/** Users in one SCIM page: a feeding system pages through a faculty, and one answer stays a few MB. */
+export const SCIM_MAX_RESULTS = 1000;
+/** A SCIM filter's characters, comparisons and nesting: a sync's filter fits easily; one built to make the database work hard does not. */
+export const SCIM_FILTER_LIMITS = Object.freeze({ length: 2000, terms: 50, depth: 10 });
+/** Operations in one SCIM PATCH: a person's changes, not a batch job in one request. */
+export const SCIM_PATCH_MAX_OPERATIONS = 100;

@@ -17,12 +17,11 @@ import { emailRows } from '../selfservice/email-rows.ts';
 import { DomainError } from '../shared/errors.ts';
 import { reasonWords } from './reason-words.ts';
 import type { ConsoleDeps, ConsoleOperator, ConsoleSession } from './console-session.ts';
+import { CONSOLE_SEARCH_LIMIT } from '../config/defaults.ts';
 
 /** Identity documents a counter checks before reissuing a password (what the audit records). */
 export const ID_DOCUMENTS = ['student_card', 'staff_card', 'mynumber_card', 'drivers_license', 'passport', 'residence_card', 'other'] as const;
 
-/** The most accounts a search lists: a help desk looks for one person, not through everyone. */
-const SEARCH_LIMIT = 50;
 const REASON_MAX = 200;
 
 /**
@@ -70,7 +69,7 @@ export function helpDeskRoutes(router: Router, deps: ConsoleDeps, session: Conso
     const query = typeof ctx.query.q === 'string' ? ctx.query.q.normalize('NFKC').trim().slice(0, 100) : '';
     // The realm-suffixed form is the Common ID; anything else is the start of one or a part of a name.
     const exact = parseIdentifier(query, config.realmSuffix);
-    const found = query ? await desk.search(who.principal, { text: exact ?? query.replace(/@.*$/, ''), limit: SEARCH_LIMIT }) : [];
+    const found = query ? await desk.search(who.principal, { text: exact ?? query.replace(/@.*$/, ''), limit: CONSOLE_SEARCH_LIMIT }) : [];
     const t = translator(ctx.state.locale);
     session.page(ctx, who, 'console-search', 'console.search_title', {
       query,
@@ -84,7 +83,7 @@ export function helpDeskRoutes(router: Router, deps: ConsoleDeps, session: Conso
         affiliation: t(`affiliation.${a.affiliation}` as MessageKey),
         status: t(`status.${a.status}` as MessageKey),
       })),
-      more: found.length === SEARCH_LIMIT,
+      more: found.length === CONSOLE_SEARCH_LIMIT,
     });
   });
 

@@ -6,7 +6,8 @@ import { errorAnswer } from '../http/error-map.ts';
 import { formBody } from '../http/form-body.ts';
 import type { MessageKey } from '../i18n/en.ts';
 import { formatDateTime, translator } from '../i18n/i18n.ts';
-import { roleAndScope, TOKEN_DEFAULT_DAYS, TOKEN_MAX_DAYS, tokenExpiry, tokenName } from '../operator/operator-input.ts';
+import { roleAndScope, tokenExpiry, tokenName } from '../operator/operator-input.ts';
+import { OPERATOR_TOKEN_DEFAULT_DAYS, OPERATOR_TOKEN_MAX_DAYS } from '../config/defaults.ts';
 import { may, PERSON_ROLES, ROLES } from '../operator/permissions.ts';
 import { DomainError } from '../shared/errors.ts';
 import type { ConsoleDeps, ConsoleOperator, ConsoleSession } from './console-session.ts';
@@ -46,8 +47,8 @@ export function operatorRoutes(router: Router, deps: ConsoleDeps, session: Conso
         roles: ROLES.map((role) => ({ id: role, label: t(`console.role_${role}` as MessageKey) })),
         personRoles: PERSON_ROLES.map((role) => ({ id: role, label: t(`console.role_${role}` as MessageKey) })),
         affiliations: AFFILIATIONS.map((a) => ({ id: a, label: t(`affiliation.${a}` as MessageKey) })),
-        maxDays: TOKEN_MAX_DAYS,
-        defaultDays: TOKEN_DEFAULT_DAYS,
+        maxDays: OPERATOR_TOKEN_MAX_DAYS,
+        defaultDays: OPERATOR_TOKEN_DEFAULT_DAYS,
         people: people.map((p) => ({
           commonId: withRealm(p.common_id, deps.config.realmSuffix),
           withdrawAction: `${PAGE}/people/${p.common_id}/withdraw`,

@@ -3,11 +3,7 @@ import { normalizeDepartment } from '../account/department.ts';
 import type { Affiliation } from '../db/schema.ts';
 import { DomainError } from '../shared/errors.ts';
 import { PERSON_ROLES, ROLES, type Role, type Scope, takesScope } from './permissions.ts';
-
-/** The longest an API token may live: a forgotten automation token should not outlast a year. */
-export const TOKEN_MAX_DAYS = 366;
-/** An API token's lifetime when the operator names none: a quarter, long enough for a term's automation. */
-export const TOKEN_DEFAULT_DAYS = 90;
+import { OPERATOR_TOKEN_MAX_DAYS } from '../config/defaults.ts';
 
 const bad = (message: string): never => {
   throw new DomainError('invalid_request', message);
@@ -48,6 +44,6 @@ export function tokenName(value: unknown): string {
 
 /** When a token made now for `days` days expires. */
 export function tokenExpiry(days: unknown, now: Date): Date {
-  if (!Number.isInteger(days) || (days as number) < 1 || (days as number) > TOKEN_MAX_DAYS) bad(`expiresInDays must be a whole number from 1 to ${TOKEN_MAX_DAYS}`);
+  if (!Number.isInteger(days) || (days as number) < 1 || (days as number) > OPERATOR_TOKEN_MAX_DAYS) bad(`expiresInDays must be a whole number from 1 to ${OPERATOR_TOKEN_MAX_DAYS}`);
   return new Date(now.getTime() + (days as number) * 86_400_000);
 }

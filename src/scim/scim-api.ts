@@ -17,6 +17,7 @@ import { applyPatch } from './scim-patch.ts';
 import { filterCondition } from './scim-query.ts';
 import { AKAMON_SCHEMA, LIST_SCHEMA, SCHEMA_IDS, schemaJson, serviceProviderConfig, userResourceType } from './scim-schema.ts';
 import { etagOf, isEmpty, plainUserName, plan, type Plan, readUser, userResource as resourceOf, type UserState } from './scim-user.ts';
+import { SCIM_MAX_RESULTS } from '../config/defaults.ts';
 
 export interface ScimApiDeps {
   operators: OperatorStore;
@@ -37,7 +38,6 @@ export interface ScimApiDeps {
 export const SCIM_PREFIX = '/scim/v2';
 const CONTENT_TYPE = 'application/scim+json; charset=utf-8';
 const DEFAULT_COUNT = 100;
-export const MAX_RESULTS = 1000;
 /** Why the help desk's audit trail shows a change: the feeding system said so. */
 const BY_PROVISIONING = { reason: 'provisioning' };
 
@@ -77,7 +77,7 @@ function pageOf(ctx: Context): { offset: number; limit: number } {
     const value = typeof raw === 'string' && /^-?\d{1,9}$/.test(raw.trim()) ? Number(raw) : Number.NaN;
     return Number.isSafeInteger(value) ? value : invalidValue(`${name} must be a whole number`);
   };
-  return { offset: Math.max(number('startIndex', 1), 1) - 1, limit: Math.min(Math.max(number('count', DEFAULT_COUNT), 0), MAX_RESULTS) };
+  return { offset: Math.max(number('startIndex', 1), 1) - 1, limit: Math.min(Math.max(number('count', DEFAULT_COUNT), 0), SCIM_MAX_RESULTS) };
 }
 
 /** If-Match (RFC 7644 3.14): the version the client read must still be the account's. */
@@ -202,7 +202,7 @@ export function scimApi(deps: ScimApiDeps): Router {
   };
 
   router.get('/v2/ServiceProviderConfig', (ctx) => {
-    ctx.body = serviceProviderConfig(base, MAX_RESULTS);
+    ctx.body = serviceProviderConfig(base, SCIM_MAX_RESULTS);
   });
 
   router.get('/v2/ResourceTypes', (ctx) => {

@@ -1,4 +1,5 @@
 import { ScimError } from './scim-error.ts';
+import { SCIM_FILTER_LIMITS } from '../config/defaults.ts';
 
 /**
  * SCIM filters (RFC 7644 3.4.2.2): `userName eq "0123456789"`, `meta.lastModified gt "..."`,
@@ -18,9 +19,6 @@ export type Filter =
   | { op: 'has'; path: string; filter: Filter };
 
 const COMPARE = new Set<string>(['eq', 'ne', 'co', 'sw', 'ew', 'gt', 'lt', 'ge', 'le']);
-export const FILTER_MAX_LENGTH = 2000;
-const MAX_TERMS = 50;
-const MAX_DEPTH = 10;
 
 type Token = { kind: 'word' | 'string' | 'number' | 'punct'; text: string; value?: Value };
 
@@ -44,7 +42,7 @@ function tokenize(text: string): Token[] {
     else if (num !== undefined) tokens.push({ kind: 'number', text: num, value: Number(num) });
     else if (word !== undefined) tokens.push({ kind: 'word', text: word });
     else tokens.push({ kind: 'punct', text: punct! });
-    if (tokens.length > MAX_TERMS * 4) refuse(`the filter is too long: at most ${MAX_TERMS} comparisons`);
+    if (tokens.length > SCIM_FILTER_LIMITS.terms * 4) refuse(`the filter is too long: at most ${SCIM_FILTER_LIMITS.terms} comparisons`);
   }
   return tokens;
 }
@@ -94,7 +92,7 @@ class Parser {
   }
 
   #unary(depth: number): Filter {
-    if (depth > MAX_DEPTH) refuse(`the filter is nested too deeply (at most ${MAX_DEPTH} levels)`);
+    if (depth > SCIM_FILTER_LIMITS.depth) refuse(`the filter is nested too deeply (at most ${SCIM_FILTER_LIMITS.depth} levels)`);
     if (this.#peekWord('not')) {
       this.#at += 1;
       this.#expect('(');
@@ -117,7 +115,7 @@ class Parser {
     if (path?.kind !== 'word') return refuse(path ? `an attribute name expected in the filter, not "${path.text.slice(0, 40)}"` : 'the filter ends too early');
     this.#at += 1;
     this.#terms += 1;
-    if (this.#terms > MAX_TERMS) refuse(`the filter is too long: at most ${MAX_TERMS} comparisons`);
+    if (this.#terms > SCIM_FILTER_LIMITS.terms) refuse(`the filter is too long: at most ${SCIM_FILTER_LIMITS.terms} comparisons`);
     const next = this.#tokens[this.#at];
     if (next?.kind === 'punct' && next.text === '[') {
       this.#at += 1;
@@ -140,7 +138,7 @@ class Parser {
 }
 
 export function parseFilter(text: string): Filter {
-  if (text.length > FILTER_MAX_LENGTH) refuse(`the filter is longer than ${FILTER_MAX_LENGTH} characters`);
+  if (text.length > SCIM_FILTER_LIMITS.length) refuse(`the filter is longer than ${SCIM_FILTER_LIMITS.length} characters`);
   const tokens = tokenize(text);
   if (tokens.length === 0) refuse('the filter is empty');
   return new Parser(tokens).parse();

@@ -1,6 +1,7 @@
 import { ScimError, invalidValue } from './scim-error.ts';
 import { type Filter, matches, member, parseFilter } from './scim-filter.ts';
 import { type AttributePath, PATCH_SCHEMA, resolvePath, SCHEMA_IDS, USER_SCHEMA } from './scim-schema.ts';
+import { SCIM_PATCH_MAX_OPERATIONS } from '../config/defaults.ts';
 
 /**
  * PATCH (RFC 7644 3.5.2) on a resource's JSON: add, replace and remove, with or without a path,
@@ -8,7 +9,6 @@ import { type AttributePath, PATCH_SCHEMA, resolvePath, SCHEMA_IDS, USER_SCHEMA 
  * attributes. The result is a whole resource again, which the caller reads and checks exactly as a
  * PUT, so PATCH has no rules of its own about values.
  */
-const MAX_OPERATIONS = 100;
 
 type Json = Record<string, unknown>;
 type Op = 'add' | 'replace' | 'remove';
@@ -146,7 +146,7 @@ export function applyPatch(resource: Json, body: unknown): Json {
   if (!Array.isArray(schemas) || !schemas.includes(PATCH_SCHEMA)) throw new ScimError(400, 'invalidSyntax', `a PATCH body has schemas [${PATCH_SCHEMA}] and Operations`);
   const operations = member(request, 'Operations');
   if (!Array.isArray(operations) || operations.length === 0) throw new ScimError(400, 'invalidSyntax', 'Operations must be a list of at least one operation');
-  if (operations.length > MAX_OPERATIONS) invalidValue(`at most ${MAX_OPERATIONS} operations in one PATCH`);
+  if (operations.length > SCIM_PATCH_MAX_OPERATIONS) invalidValue(`at most ${SCIM_PATCH_MAX_OPERATIONS} operations in one PATCH`);
   const doc = structuredClone(resource);
   for (const operation of operations) {
     const entry = asObject(operation, 'an operation');
