@@ -210,7 +210,7 @@ export async function buildDeps(config: Config, logger: Logger, overrides: { dat
     revocations,
     dashboard: new DashboardService({ store: new DashboardStore(db), education, clock, timeZone: config.timeZone }),
     helpDesk,
-    importJobs: new ImportJobs({ db, actions: helpDesk, box, audit, clock, logger, timeZone: config.timeZone }),
+    importJobs: new ImportJobs({ db, actions: helpDesk, box, audit, clock, logger, timeZone: config.timeZone, principalNow: (principal) => operators.currentPrincipal(principal) }),
     notices,
     metrics,
   };

@@ -76,10 +76,21 @@ export class ImportJobs {
   readonly #clock: Clock;
   readonly #logger: Logger;
   readonly #timeZone: string;
+  readonly #principalNow: (principal: Principal) => Promise<Principal | undefined>;
   readonly #running = new Set<Promise<void>>();
   #stopping = false;
 
-  constructor(deps: { db: Kysely<DB>; actions: ImportActions; box: SecretBox; audit: AuditLog; clock: Clock; logger: Logger; timeZone: string }) {
+  constructor(deps: {
+    db: Kysely<DB>;
+    actions: ImportActions;
+    box: SecretBox;
+    audit: AuditLog;
+    clock: Clock;
+    logger: Logger;
+    timeZone: string;
+    /** The uploader's role and scope as they stand now (OperatorStore#currentPrincipal). */
+    principalNow: (principal: Principal) => Promise<Principal | undefined>;
+  }) {
     this.#db = deps.db;
     this.#actions = deps.actions;
     this.#box = deps.box;
@@ -87,6 +98,7 @@ export class ImportJobs {
     this.#clock = deps.clock;
     this.#logger = deps.logger;
     this.#timeZone = deps.timeZone;
+    this.#principalNow = deps.principalNow;
   }
 
   /**
@@ -130,7 +142,7 @@ export class ImportJobs {
   async #run(id: string, principal: Principal, kind: ImportKind, rows: Array<CheckedRow<AccountInput | RevocationInput>>): Promise<void> {
     for (const row of rows) {
       if (this.#stopping) return;
-      const result = row.value ? await this.#act(id, principal, kind, row.value) : { outcome: 'failed' as const, errors: row.problems };
+      const result = row.value ? await this.#actNow(id, principal, kind, row.value) : { outcome: 'failed' as const, errors: row.problems };
       const failed = result.outcome === 'failed';
       await this.#db.transaction().execute(async (trx) => {
         await trx
@@ -153,6 +165,16 @@ export class ImportJobs {
       });
     }
     await this.#db.updateTable('import_job').set({ finished_at: this.#clock.now(), heartbeat_at: this.#clock.now() }).where('id', '=', id).execute();
+  }
+
+  /**
+   * One row with the uploader's role and scope as they are now: a role withdrawn or narrowed while the
+   * job runs applies from the next row, as it would to the next thing done by hand.
+   */
+  async #actNow(id: string, principal: Principal, kind: ImportKind, value: AccountInput | RevocationInput) {
+    const now = await this.#principalNow(principal);
+    if (!now) return { outcome: 'failed' as const, errors: [problemOf(new DomainError('forbidden', 'the operator who started this import no longer holds a console role'))] };
+    return this.#act(id, now, kind, value);
   }
 
   /** One row through HelpDesk; a refusal is the row's error, a busy server is waited for. */

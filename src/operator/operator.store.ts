@@ -115,6 +115,23 @@ export class OperatorStore {
     return row && { actor: `console:${commonId}`, role: row.role as Role, scope: scopeOf(row) };
   }
 
+  /**
+   * A principal as it stands now, for work that outlives the request that started it (an import):
+   * a person's role and scope are read again, and a person whose role was withdrawn or whose account
+   * is no longer active has none. A token's principal is as it was (imports are started in the console).
+   */
+  async currentPrincipal(principal: Principal): Promise<Principal | undefined> {
+    if (!principal.actor.startsWith('console:')) return principal;
+    const row = await this.#db
+      .selectFrom('console_role')
+      .innerJoin('account', 'account.id', 'console_role.account_id')
+      .select(['console_role.role', 'console_role.departments', 'console_role.affiliations'])
+      .where('account.common_id', '=', principal.actor.slice('console:'.length))
+      .where('account.status', '=', 'active')
+      .executeTakeFirst();
+    return row && { actor: principal.actor, role: row.role as Role, scope: scopeOf(row) };
+  }
+
   /** On an empty database: creates the first administrator's token and writes it (mode 0600). */
   async ensureInitial(dataDir: string): Promise<string | undefined> {
     const existing = await this.#db.selectFrom('operator').select('id').limit(1).executeTakeFirst();

@@ -336,6 +336,19 @@ describe('an office operator of eng', () => {
     expect(done.html).not.toContain('Initial passwords');
   });
 
+  test('a role withdrawn while the job runs applies from the next row: those rows are refused, nothing more is created', async () => {
+    const leaving = await consoleOperator(akamon, 'office', { departments: ['eng'], affiliations: [] }, '/console/import');
+    const principal = { actor: `console:${leaving.person.commonId}`, role: 'office' as const, scope: { departments: ['eng'], affiliations: [] } };
+    const csv = ['common_id,name,affiliation,department', ...[211, 212, 213, 214].map((n) => `${cid(n)},Row ${n},student,eng`)].join('\n');
+    const id = await akamon.deps.importJobs.start(principal, 'accounts', 'late.csv', new TextEncoder().encode(csv), 100_000);
+    // The first row's check is under way as start() answers; each row after it checks again.
+    expect(await akamon.deps.operators.withdraw(leaving.person.id)).toBe(true);
+    await akamon.deps.importJobs.settled();
+    const rows = await rowsOf(id);
+    expect(rows.slice(1).map((r) => [r.outcome, r.errors[0]?.code])).toEqual(Array(3).fill(['failed', 'forbidden']));
+    for (const [i, n] of [211, 212, 213, 214].entries()) expect(Boolean(await akamon.deps.accounts.findByCommonId(cid(n)))).toBe(rows[i]!.outcome === 'created');
+  });
+
   test("another operator's job is the plain 404", async () => {
     const mine = jobIdOf(await upload(office.browser, 'accounts', ['common_id,name,affiliation,department', `${cid(203)},Mine,student,eng`].join('\n')))!;
     await akamon.deps.importJobs.settled();
