@@ -5,6 +5,7 @@ import type { MessageKey } from '../i18n/en.ts';
 import { textFault, type TextFault, type TextRules } from '../shared/text.ts';
 import { REQUEST_BODY_MAX_BYTES } from '../config/defaults.ts';
 import type { Renderer } from './renderer.ts';
+import { SCIM_CONTENT_TYPE, scimErrorBody } from './scim-answer.ts';
 
 declare module 'koa' {
   interface Request {
@@ -221,8 +222,8 @@ function scimRefusal(ctx: Context, refusal: Refusal, detail: string): void {
   const scimType = refusal.problem === 'invalid_json' ? 'invalidSyntax' : refusal.status === 400 ? 'invalidValue' : undefined;
   ctx.status = refusal.status;
   ctx.set('Cache-Control', 'no-store');
-  ctx.body = { schemas: ['urn:ietf:params:scim:api:messages:2.0:Error'], status: String(refusal.status), ...(scimType ? { scimType } : {}), detail };
-  ctx.type = 'application/scim+json; charset=utf-8';
+  ctx.body = scimErrorBody(refusal.status, scimType, detail);
+  ctx.type = SCIM_CONTENT_TYPE;
 }
 
 const ADMIN_API = '/admin/api';

@@ -11,7 +11,8 @@ import { authorize, inScope, type Principal } from '../operator/permissions.ts';
 import type { Clock } from '../shared/clock.ts';
 import { DomainError, RetryLaterError } from '../shared/errors.ts';
 import { isUuid } from '../shared/uuid.ts';
-import { errorBody, invalidValue, ScimError } from './scim-error.ts';
+import { invalidValue, ScimError } from './scim-error.ts';
+import { SCIM_CONTENT_TYPE, scimErrorBody } from '../http/scim-answer.ts';
 import { member, parseFilter } from './scim-filter.ts';
 import { applyPatch } from './scim-patch.ts';
 import { filterCondition } from './scim-query.ts';
@@ -36,7 +37,6 @@ export interface ScimApiDeps {
 }
 
 export const SCIM_PREFIX = '/scim/v2';
-const CONTENT_TYPE = 'application/scim+json; charset=utf-8';
 const DEFAULT_COUNT = 100;
 /** Why the help desk's audit trail shows a change: the feeding system said so. */
 const BY_PROVISIONING = { reason: 'provisioning' };
@@ -58,7 +58,7 @@ function answerError(ctx: Context, error: unknown): void {
     }
   }
   ctx.status = answer.status;
-  ctx.body = errorBody(answer.status, answer.scimType, answer.message);
+  ctx.body = scimErrorBody(answer.status, answer.scimType, answer.message);
 }
 
 /** The JSON object of a POST, PUT or PATCH; the input guard has already parsed it (and refused bad JSON). */
@@ -120,7 +120,7 @@ export function scimApi(deps: ScimApiDeps): Router {
     } catch (error) {
       answerError(ctx, error);
     }
-    if (ctx.body !== null && typeof ctx.body === 'object') ctx.type = CONTENT_TYPE;
+    if (ctx.body !== null && typeof ctx.body === 'object') ctx.type = SCIM_CONTENT_TYPE;
   });
 
   /** The account with this SCIM id, when the token's role may `permission` and the account is in its scope. */
