@@ -2,6 +2,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { CliError, UsageError } from './args.ts';
 import { CLI_REQUEST_TIMEOUT_MS } from '../config/defaults.ts';
+import { OPERATOR_TOKEN_FILE } from '../operator/operator.store.ts';
 
 type Env = Record<string, string | undefined>;
 
@@ -10,7 +11,6 @@ export interface Connection {
   token: string;
 }
 
-const TOKEN_FILE = 'operator-token';
 const REQUEST_TIMEOUT_MS = CLI_REQUEST_TIMEOUT_MS;
 /** Waits before retrying a request the server refused as overloaded (nothing was done then). */
 const OVERLOAD_RETRY_MS = [500, 1000, 2000, 4000];
@@ -32,7 +32,7 @@ export function serverUrl(option: string | undefined, env: Env = process.env): s
 export async function operatorToken(option: string | undefined, env: Env = process.env): Promise<string> {
   const given = option ?? env.AKAMON_OPERATOR_TOKEN;
   if (given) return given.trim();
-  const file = path.resolve(env.AKAMON_DATA_DIR ?? './data', TOKEN_FILE);
+  const file = path.resolve(env.AKAMON_DATA_DIR ?? './data', OPERATOR_TOKEN_FILE);
   try {
     return (await fs.readFile(file, 'utf8')).trim();
   } catch {

@@ -71,6 +71,11 @@ export class TokenService {
     return (await this.#store.list()).map(toView);
   }
 
+  /** The id of the account a token is lent to (null in stock, undefined when there is no such token). */
+  lentTo(serial: string): Promise<string | null | undefined> {
+    return this.#store.lentTo(serial);
+  }
+
   async assign(serial: string, accountId: string): Promise<void> {
     if (!(await this.#store.assign(serial, accountId))) {
       throw new DomainError('token_unavailable', `token ${serial} is not loaded or is already lent`);

@@ -59,6 +59,11 @@ export class TokenStore {
     });
   }
 
+  /** The account a token is lent to: its id, null when it is in stock, undefined when there is no such token. */
+  async lentTo(serial: string): Promise<string | null | undefined> {
+    return (await this.#db.selectFrom('hardware_token').select('assigned_to').where('serial', '=', serial).executeTakeFirst())?.assigned_to;
+  }
+
   /** Takes a token back: the account loses it as a factor. Returns the account it was lent to. */
   async unassign(serial: string): Promise<string | null | undefined> {
     return this.#db.transaction().execute(async (trx) => {

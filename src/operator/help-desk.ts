@@ -238,8 +238,8 @@ export class HelpDesk {
   async collectToken(principal: Principal, serial: string): Promise<string | null> {
     authorize(principal, 'token.lend');
     if (principal.scope) {
-      const holder = (await this.#deps.tokens.list()).find((t) => t.serial === serial)?.assignedTo;
-      const account = holder ? await this.#deps.accounts.findByCommonId(holder) : undefined;
+      const holder = await this.#deps.tokens.lentTo(serial);
+      const account = holder ? await this.#deps.accounts.findById(holder) : undefined;
       if (!account || !inScope(principal.scope, account)) throw new DomainError('token_not_found', `no token with serial ${serial} lent to an account you manage`);
     }
     const previous = await this.#deps.tokens.unassign(serial);
