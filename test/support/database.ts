@@ -30,14 +30,15 @@ function snapshotFile(): string {
  */
 export async function createTestDatabase(): Promise<TestDatabase> {
   if (testDatabaseUrl) {
-    const schema = `test_${crypto.randomBytes(6).toString('hex')}`;
+    // When it was made, in the name: the global setup drops only schemas old enough to be no live run's.
+    const schema = `test_${Date.now().toString(36)}_${crypto.randomBytes(4).toString('hex')}`;
     const admin = await openDatabase({ url: testDatabaseUrl, poolMax: 1 });
     await sql.raw(`create schema ${schema}`).execute(admin.db);
     await admin.close();
     const database = await openDatabase({ url: testDatabaseUrl, schema });
     await migrateToLatest(database.db, schema);
     // The schema is left in place: dropping it while another file's migrator introspects every
-    // schema makes that file fail. The global setup drops the previous run's schemas instead.
+    // schema makes that file fail. The global setup drops earlier runs' schemas instead.
     return { schema, url: testDatabaseUrl, database };
   }
   const file = snapshotFile();

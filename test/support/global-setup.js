@@ -22,7 +22,14 @@ export default async function globalSetup() {
   });
 }
 
-/** On a real Postgres, each test file makes a schema test_<random>; the last run's go here, before any file starts. */
+/** How old a test schema must be before a new run drops it: older than any run still going on the same server. */
+const SCHEMA_KEEP_MS = 3 * 60 * 60 * 1000;
+
+/**
+ * On a real Postgres, each test file makes a schema test_<base-36 time>_<random> (test/support/database.ts);
+ * earlier runs' go here, before any file starts. Only those made over SCHEMA_KEEP_MS ago (or named in
+ * an older way): another run on the same server, a developer's beside CI's, keeps its own.
+ */
 async function dropOldTestSchemas() {
   const url = process.env.TEST_DATABASE_URL || process.env.DATABASE_URL;
   if (!url) return;
@@ -31,7 +38,8 @@ async function dropOldTestSchemas() {
   await client.connect();
   try {
     const { rows } = await client.query("select nspname from pg_namespace where nspname like 'test\\_%'");
-    for (const { nspname } of rows) await client.query(`drop schema "${nspname}" cascade`);
+    const made = (name) => Number.parseInt(/^test_([0-9a-z]+)_[0-9a-f]+$/.exec(name)?.[1] ?? '0', 36);
+    for (const { nspname } of rows) if (Date.now() - made(nspname) > SCHEMA_KEEP_MS) await client.query(`drop schema "${nspname}" cascade`);
   } finally {
     await client.end();
   }
