@@ -43,21 +43,32 @@ export async function toPasswordPage(url: string, client: Seeded['client'], acco
 }
 
 /**
- * The steps a person takes on Akamon's pages, whichever protocol sent them there: identifier,
- * password, TOTP. Where the last step leads (the redirects inside Akamon followed), or undefined
- * if the password was not accepted.
+ * The pages a person fills in, from the first page the authorization request shows to where the
+ * last one leads (the redirects inside the server followed), or undefined if a step was refused.
  */
-export async function credentialSteps(browser: Browser, first: Page, account: BenchAccount): Promise<Page | undefined> {
-  const page = await submitPassword(browser, await submitIdentifier(browser, first, account));
-  if (page.status !== 200) return undefined;
+export type Steps = (browser: Browser, first: Page, account: BenchAccount) => Promise<Page | undefined>;
+
+/** Akamon's identifier and password steps: all a client without MFA asks. */
+export const passwordSteps: Steps = async (browser, first, account) => submitPassword(browser, await submitIdentifier(browser, first, account));
+
+/** The baseline's one page (bench/baseline/server.ts): user name and password. */
+export const baselineSteps: Steps = (browser, first, account) => browser.submit(first, /\/login$/, { login: account.commonId, password: PASSWORD });
+
+/**
+ * The steps a person takes on Akamon's pages, whichever protocol sent them there: identifier,
+ * password, TOTP.
+ */
+export const credentialSteps: Steps = async (browser, first, account) => {
+  const page = await passwordSteps(browser, first, account);
+  if (page?.status !== 200) return undefined;
   // The next time step: the enrolment used the previous one, and each account signs in once per run.
   return browser.submit(page, /\/totp$/, { code: await generate({ secret: account.totpSecret, epoch: Math.floor(Date.now() / 1000) + 30 }) });
-}
+};
 
-/** One person signing in as a browser does: authorize, identifier, password, TOTP, code, token, userinfo. */
-export async function signIn(url: string, client: Seeded['client'], account: BenchAccount, browser = new Browser(url)): Promise<Tokens | undefined> {
+/** One person signing in as a browser does: authorize, the steps (identifier, password, TOTP by default), code, token, userinfo. */
+export async function signIn(url: string, client: Seeded['client'], account: BenchAccount, browser = new Browser(url), steps: Steps = credentialSteps): Promise<Tokens | undefined> {
   const { page: first, verifier } = await authorize(url, client, browser);
-  const page = await credentialSteps(browser, first, account);
+  const page = await steps(browser, first, account);
   const code = page?.url.startsWith(REDIRECT_URI) ? new URL(page.url).searchParams.get('code') : null;
   if (!code) return undefined;
   const tokens = await tokenRequest(url, client, { grant_type: 'authorization_code', code, redirect_uri: REDIRECT_URI, code_verifier: verifier });
@@ -80,4 +91,35 @@ export function refresher(url: string, client: Seeded['client'], pool: Tokens[])
     free.unshift(tokens);
     return answer.status === 200;
   };
+}
+
+/** What each kind of request cost, by method and route: how many were sent and the sum of what `measure` moved by. */
+export type Charges = Map<string, { count: number; amount: number }>;
+
+/**
+ * A browser whose every request is charged to its method and route (ids and codes folded), by
+ * what `measure` (CPU of the server, statements sent) moved between the request and its whole answer.
+ */
+export class MeteredBrowser extends Browser {
+  readonly #measure: () => number | Promise<number>;
+  readonly #charges: Charges;
+
+  constructor(origin: string, measure: () => number | Promise<number>, charges: Charges) {
+    super(origin);
+    this.#measure = measure;
+    this.#charges = charges;
+  }
+
+  override async request(url: string, init: RequestInit = {}): Promise<Response> {
+    const before = await this.#measure();
+    const response = await super.request(url, init);
+    await response.clone().arrayBuffer();
+    const amount = (await this.#measure()) - before;
+    const route = `${init.method ?? 'GET'} ${new URL(url, this.origin).pathname.replace(/\/interaction\/[^/]+/, '/interaction/:uid').replace(/\/auth\/[^/]+/, '/auth/:uid')}`;
+    const entry = this.#charges.get(route) ?? { count: 0, amount: 0 };
+    entry.count += 1;
+    entry.amount += amount;
+    this.#charges.set(route, entry);
+    return response;
+  }
 }

@@ -7,14 +7,16 @@ import { loadConfig } from '../src/config/config.ts';
 import { Browser } from '../test/support/browser.ts';
 import { cpuPlan, onCpus, pinSelf } from './cpus.ts';
 import { cpuSeconds, load, peakRssMiB, type Summary } from './measure.ts';
-import { seed, startServer } from './setup.ts';
+import { seed } from './setup.ts';
+import { compare, comparisonMarkdown, meter, startPair, targets, type TargetInputs } from './compare.ts';
 import { runScale } from './scale.ts';
 import { samlSp } from './saml.ts';
 import { basic, call, refresher, signIn, submitPassword, toPasswordPage, tokenRequest, type Tokens } from './client.ts';
 
-// npm run bench [-- --concurrency C --signins N --seconds S --server-cpus K --profile] [--scale ROWS]: Akamon as a
-// separate process with production argon2 parameters, on PGlite, or on Postgres when DATABASE_URL
-// is set. Loopback only; the server and this load generator run on CPUs of their own.
+// npm run bench [-- --concurrency C --signins N --seconds S --server-cpus K --profile --rounds R
+// --round-signins N --round-seconds S] [--scale ROWS]: Akamon as a separate process with production
+// argon2 parameters, on PGlite, or on Postgres when DATABASE_URL is set, and beside it the baseline
+// (compare.ts). Loopback only; the servers and this load generator run on CPUs of their own.
 
 const { values } = parseArgs({
   options: {
@@ -25,6 +27,9 @@ const { values } = parseArgs({
     out: { type: 'string', default: path.join('bench', 'results') },
     profile: { type: 'boolean', default: false },
     scale: { type: 'string' },
+    rounds: { type: 'string', default: '3' },
+    'round-signins': { type: 'string', default: '30' },
+    'round-seconds': { type: 'string', default: '2.5' },
   },
 });
 const machineCores = os.availableParallelism();
@@ -32,6 +37,7 @@ const plan = cpuPlan(values['server-cpus'] ? Number(values['server-cpus']) : und
 const C = Number(values.concurrency ?? plan.serverCores * 4);
 const SIGNINS = Number(values.signins);
 const SECONDS = Number(values.seconds);
+const ROUND_SIGNINS = Number(values['round-signins']);
 const argonParams = loadConfig({}).argon2;
 
 const ratio = (a: number, b: number) => (b ? Math.round((a / b) * 100) / 100 : null);
@@ -41,34 +47,38 @@ async function get(url: string, headers: Record<string, string> = {}): Promise<b
 }
 
 /** The bound runs as a process of its own on the server's CPUs, so both meet the same hardware. */
-function argon2Bound(): Summary & { concurrency: number } {
+function argon2Bound(): Summary & { concurrency: number; cpuMsPerVerify: number } {
   const [command, args] = onCpus(plan.server, process.execPath, [path.join(import.meta.dirname, 'argon2-bound.ts')]);
-  return JSON.parse(execFileSync(command, args, { encoding: 'utf8' })) as Summary & { concurrency: number };
+  return JSON.parse(execFileSync(command, args, { encoding: 'utf8' })) as Summary & { concurrency: number; cpuMsPerVerify: number };
 }
 
 async function main(): Promise<void> {
   const database = process.env.DATABASE_URL ? 'postgres' : 'pglite';
-  // Enough accounts for every sign-in of the run, SAML and the storm included (each signs in once).
-  const seeded = await seed({ people: SIGNINS * 5 + C * SECONDS * 4, databaseUrl: process.env.DATABASE_URL });
-  const server = await startServer(seeded.env, { cpus: plan.server, profileDir: values.profile ? path.resolve(values.out!, 'profiles') : undefined });
+  // Enough accounts for every sign-in of the run, SAML, the storm and the comparison included (each signs in once).
+  const seeded = await seed({ people: SIGNINS * 5 + C * SECONDS * 4 + ROUND_SIGNINS + 3, databaseUrl: process.env.DATABASE_URL });
+  const pair = await startPair(seeded, plan, { profileDir: values.profile ? path.resolve(values.out!, 'profiles') : undefined });
+  const [akamon] = pair.sides;
+  const { server } = akamon;
   pinSelf(plan.generator);
   const pid = server.process.pid!;
   const { url } = server;
   const accounts = [...seeded.accounts];
   const results: Record<string, unknown> = {};
+  let measured: TargetInputs | undefined;
   try {
     // b. The physical bound: argon2id verifications alone, at the server's parameters and hash concurrency.
     const bound = argon2Bound();
 
     // a. Full sign-ins with C concurrent people.
     const tokens: Tokens[] = [];
-    const cpuBefore = cpuSeconds(pid);
-    const signins = await load({ concurrency: C, count: SIGNINS }, async () => {
-      const result = await signIn(url, seeded.client, accounts.pop()!);
-      if (result) tokens.push(result);
-      return result !== undefined;
-    });
-    const cpuPerSignin = (cpuSeconds(pid) - cpuBefore) / Math.max(1, signins.count);
+    const { summary: signins, ...signinCost } = await meter(akamon, () =>
+      load({ concurrency: C, count: SIGNINS }, async () => {
+        const result = await signIn(url, seeded.client, accounts.pop()!);
+        if (result) tokens.push(result);
+        return result !== undefined;
+      }),
+    );
+    const cpuPerSignin = signinCost.serverMs / 1000;
 
     // a2. The same number of SAML sign-ins, the same steps on Akamon's pages; the SP's check of each answer comes after.
     const sp = await samlSp(url, seeded.sp);
@@ -120,6 +130,24 @@ async function main(): Promise<void> {
     await storm;
     const sortedAway = turnedAway.sort((a, b) => a - b);
 
+    // e. Akamon beside the baseline, operation by operation, in interleaved rounds.
+    const comparison = await compare(pair.sides, seeded, accounts, {
+      rounds: Number(values.rounds),
+      concurrency: C,
+      signins: ROUND_SIGNINS,
+      seconds: Number(values['round-seconds']),
+      hashMs: bound.cpuMsPerVerify,
+    });
+    const ratioToBound = Math.round((signins.perSecond / bound.perSecond) * 100) / 100;
+    measured = {
+      comparison,
+      database,
+      fullSigninToBound: ratioToBound,
+      fullSigninHashShare: Math.round((bound.cpuMsPerVerify / signinCost.serverMs) * 100) / 100,
+      peakRssMiB: peakRssMiB(pid),
+      readyMs: server.readyMs,
+    };
+
     Object.assign(results, {
       machine: {
         cores: machineCores,
@@ -132,7 +160,14 @@ async function main(): Promise<void> {
       },
       parameters: { argon2: argonParams, concurrency: C, signins: SIGNINS, seconds: SECONDS },
       argon2Bound: bound,
-      signin: { ...signins, cpuSecondsPerSignin: Math.round(cpuPerSignin * 1000) / 1000, ratioToBound: Math.round((signins.perSecond / bound.perSecond) * 100) / 100 },
+      signin: {
+        ...signins,
+        cpuSecondsPerSignin: Math.round(cpuPerSignin * 1000) / 1000,
+        ratioToBound,
+        // CPU ms of one sign-in: its one argon2id verification, the rest of the server, PostgreSQL's backends (0 on PGlite, inside the server).
+        cpuMs: { hashing: bound.cpuMsPerVerify, akamon: Math.round((signinCost.serverMs - bound.cpuMsPerVerify) * 100) / 100, database: signinCost.databaseMs },
+        statements: signinCost.statements,
+      },
       samlSignin: {
         ...saml,
         cpuSecondsPerSignin: Math.round(cpuPerSaml * 1000) / 1000,
@@ -153,17 +188,19 @@ async function main(): Promise<void> {
         refreshP99Ratio: refresh.p99 ? Math.round((refreshUnderStorm.p99 / refresh.p99) * 100) / 100 : null,
         otherServerErrors: [...stormStatuses].filter(([status]) => status >= 500 && status !== 503).reduce((n, [, count]) => n + count, 0),
       },
-      peakRssMiB: peakRssMiB(pid),
+      peakRssMiB: measured.peakRssMiB,
       readyMs: server.readyMs,
+      comparison,
+      targets: targets(measured),
     });
   } finally {
-    await server.stop();
+    await pair.stop();
     await seeded.cleanup();
   }
   fs.mkdirSync(values.out!, { recursive: true });
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   fs.writeFileSync(path.join(values.out!, `${stamp}-${database}.json`), `${JSON.stringify(results, null, 2)}\n`);
-  const table = markdown(results as never);
+  const table = `${markdown(results as never)}\n${comparisonMarkdown(measured!)}`;
   fs.writeFileSync(path.join(values.out!, `${stamp}-${database}.md`), table);
   process.stdout.write(table);
 }
@@ -172,7 +209,7 @@ function markdown(r: {
   machine: { cores: number; serverCores: number; serverCpus: string; generatorCpus: string; database: string; node: string };
   parameters: { argon2: { memoryCost: number; timeCost: number; parallelism: number }; concurrency: number };
   argon2Bound: Summary;
-  signin: Summary & { cpuSecondsPerSignin: number; ratioToBound: number };
+  signin: Summary & { cpuSecondsPerSignin: number; ratioToBound: number; cpuMs: { hashing: number; akamon: number; database: number }; statements: number };
   samlSignin: Summary & { cpuSecondsPerSignin: number; toOidc: { perSecond: number; p50: number; cpuSeconds: number }; sp: { valid: number; invalid: number; msEach: number; firstRefusal?: string } };
   refresh: Summary;
   clientCredentials: Summary;
@@ -208,6 +245,8 @@ function markdown(r: {
       r.storm.refresh,
       `p99 ${r.storm.refreshP99Ratio}× alone; storm ${r.storm.attemptsPerSecond}/s, statuses ${JSON.stringify(r.storm.statuses)}, turned away in ${r.storm.turnedAwayP50} ms (p50), other 5xx ${r.storm.otherServerErrors}`,
     ),
+    '',
+    `Full sign-in (password + TOTP): ${r.signin.cpuMs.hashing} CPU ms hashing, ${r.signin.cpuMs.akamon} Akamon${r.machine.database === 'pglite' ? ' (PGlite inside)' : `, ${r.signin.cpuMs.database} PostgreSQL`}; ${r.signin.statements} statements.`,
     '',
     `Peak server RSS ${r.peakRssMiB} MiB; ready ${r.readyMs} ms after start.`,
     '',

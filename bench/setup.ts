@@ -29,6 +29,8 @@ export interface Seeded {
   env: Record<string, string>;
   accounts: BenchAccount[];
   client: { clientId: string; clientSecret: string };
+  /** The same kind of relying party without MFA: a sign-in there is the identifier and password steps alone. */
+  passwordClient: { clientId: string; clientSecret: string };
   /** A back-end service registered for the client-credentials grant. */
   service: { clientId: string; clientSecret: string };
   /** A SAML service provider, registered from the metadata it generated. */
@@ -41,7 +43,7 @@ export interface Seeded {
  * A port free now and below Linux's ephemeral range (32768 and up), so that none of the load
  * generator's own outgoing connections can take it before the server binds it.
  */
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   for (;;) {
     const port = 20_000 + Math.floor(Math.random() * 12_000);
     const free = await new Promise<boolean>((resolve) => {
@@ -54,7 +56,7 @@ async function freePort(): Promise<number> {
 
 /**
  * A fresh database with `people` ready accounts (one precomputed production-strength hash shared
- * by all, a TOTP factor each), one confidential client that requires MFA, one service client and
+ * by all, a TOTP factor each), one confidential client that requires MFA, one that does not, one service client and
  * one SAML service provider that requires MFA. On Postgres a database of its own is created next
  * to the one DATABASE_URL names.
  */
@@ -135,6 +137,7 @@ export async function seed(options: { people: number; databaseUrl?: string }): P
       timeZone: 'Asia/Tokyo',
     });
     const { client, clientSecret } = await clients.create({ name: 'Bench RP', redirectUris: [REDIRECT_URI], firstParty: true, requireMfa: true });
+    const passwordOnly = await clients.create({ name: 'Bench RP without MFA', redirectUris: [REDIRECT_URI], firstParty: true });
     const service = await clients.create({ name: 'Bench service', redirectUris: [REDIRECT_URI], clientCredentials: true });
     // MFA required as for the OIDC client (the TOTP step is asked of these accounts either way).
     const sp = await benchSp();
@@ -144,6 +147,7 @@ export async function seed(options: { people: number; databaseUrl?: string }): P
       accounts,
       cleanup,
       client: { clientId: client.clientId, clientSecret: clientSecret! },
+      passwordClient: { clientId: passwordOnly.client.clientId, clientSecret: passwordOnly.clientSecret! },
       service: { clientId: service.client.clientId, clientSecret: service.clientSecret! },
       sp,
     };
@@ -176,12 +180,16 @@ export function startCommand(): { env: Record<string, string>; nodeArgs: string[
   return { env, nodeArgs: words };
 }
 
-/** Starts the server as `npm start` does (on `cpus` if given), and waits for its "akamon ready" line. */
-export async function startServer(env: Record<string, string>, options: { profileDir?: string; cpus?: string } = {}): Promise<Server> {
+/**
+ * Starts the server as `npm start` does (on `cpus` if given), and waits for its ready line (a log
+ * record with readyMs). `entry` runs another script with the same node flags (the baseline).
+ */
+export async function startServer(env: Record<string, string>, options: { profileDir?: string; cpus?: string; entry?: string } = {}): Promise<Server> {
   const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('AKAMON_') && k !== 'DATABASE_URL' && k !== 'NODE_OPTIONS'));
   const start = startCommand();
   const profile = options.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.profileDir}`] : [];
-  const [command, args] = onCpus(options.cpus, path.join(ROOT, 'node_modules/.bin/node'), [...profile, ...start.nodeArgs]);
+  const nodeArgs = options.entry ? [...start.nodeArgs.slice(0, -1), options.entry] : start.nodeArgs;
+  const [command, args] = onCpus(options.cpus, path.join(ROOT, 'node_modules/.bin/node'), [...profile, ...nodeArgs]);
   const child = spawn(command, args, { cwd: ROOT, env: { ...clean, ...start.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let buffered = '';
   const readyMs = await new Promise<number>((resolve, reject) => {

@@ -1,6 +1,5 @@
 import { parseArgs } from 'node:util';
-import { Browser } from '../test/support/browser.ts';
-import { basic, call, signIn, type Tokens } from './client.ts';
+import { basic, call, MeteredBrowser, signIn, type Charges, type Tokens } from './client.ts';
 import { cpuPlan, pinSelf } from './cpus.ts';
 import { runNanoseconds, threadNanoseconds } from './measure.ts';
 import { seed, startServer } from './setup.ts';
@@ -17,25 +16,8 @@ const seeded = await seed({ people: count, databaseUrl: process.env.DATABASE_URL
 const server = await startServer(seeded.env, { cpus: plan.server, profileDir: values.profile });
 pinSelf(plan.generator);
 const pid = server.process.pid!;
-const perStep = new Map<string, { count: number; nanoseconds: number }>();
-const record = (step: string, nanoseconds: number) => {
-  const entry = perStep.get(step) ?? { count: 0, nanoseconds: 0 };
-  entry.count += 1;
-  entry.nanoseconds += nanoseconds;
-  perStep.set(step, entry);
-};
-
-/** A browser whose every request is charged to its method and path (ids and codes folded). */
-class MeteredBrowser extends Browser {
-  override async request(url: string, init: RequestInit = {}): Promise<Response> {
-    const before = runNanoseconds(pid);
-    const response = await super.request(url, init);
-    await response.clone().arrayBuffer();
-    const route = new URL(url, this.origin).pathname.replace(/\/interaction\/[^/]+/, '/interaction/:uid').replace(/\/auth\/[^/]+/, '/auth/:uid');
-    record(`${init.method ?? 'GET'} ${route}`, runNanoseconds(pid) - before);
-    return response;
-  }
-}
+// Server CPU nanoseconds by request.
+const perStep: Charges = new Map();
 
 try {
   let total = 0;
@@ -43,17 +25,17 @@ try {
   const issued: Tokens[] = [];
   for (const account of seeded.accounts.slice(0, count)) {
     const before = runNanoseconds(pid);
-    const tokens = await signIn(server.url, seeded.client, account, new MeteredBrowser(server.url));
+    const tokens = await signIn(server.url, seeded.client, account, new MeteredBrowser(server.url, () => runNanoseconds(pid), perStep));
     if (!tokens) throw new Error('a sign-in failed');
     issued.push(tokens);
     total += runNanoseconds(pid) - before;
   }
   const ms = (ns: number) => (ns / 1e6 / count).toFixed(2).padStart(7);
   process.stdout.write(`server CPU per sign-in: ${ms(total)} ms (${process.env.DATABASE_URL ? 'postgres' : 'pglite'}, ${count} sign-ins)\n`);
-  for (const [step, { count: n, nanoseconds }] of [...perStep].sort((a, b) => b[1].nanoseconds - a[1].nanoseconds)) {
+  for (const [step, { count: n, amount: nanoseconds }] of [...perStep].sort((a, b) => b[1].amount - a[1].amount)) {
     process.stdout.write(`${ms(nanoseconds)} ms  ${(n / count).toFixed(1)}×  ${step}\n`);
   }
-  process.stdout.write(`${ms(total - [...perStep.values()].reduce((sum, s) => sum + s.nanoseconds, 0))} ms  token and userinfo (undici)\nby thread:\n`);
+  process.stdout.write(`${ms(total - [...perStep.values()].reduce((sum, s) => sum + s.amount, 0))} ms  token and userinfo (undici)\nby thread:\n`);
   for (const [name, nanoseconds] of threadNanoseconds(pid)) process.stdout.write(`${ms(nanoseconds - (threadsBefore.get(name) ?? 0))} ms  ${name}\n`);
 
   // The endpoints relying parties call, one request at a time, each `count` times.
@@ -66,6 +48,7 @@ try {
     },
     userinfo: async (tokens) => (await call(`${server.url}/me`, { headers: { authorization: `Bearer ${tokens.accessToken}` } })).status,
     introspection: async (tokens) => (await call(`${server.url}/token/introspection`, { headers: auth, form: { token: tokens.accessToken } })).status,
+    'client credentials': async () => (await call(`${server.url}/token`, { headers: { authorization: basic(seeded.service) }, form: { grant_type: 'client_credentials' } })).status,
     discovery: async () => (await call(`${server.url}/.well-known/openid-configuration`)).status,
     JWKS: async () => (await call(`${server.url}/jwks`)).status,
   };

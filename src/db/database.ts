@@ -23,6 +23,8 @@ export interface DatabaseStats {
   waiting: number;
   max: number;
   queryErrors: Readonly<QueryErrors>;
+  /** Statements sent since start (driver.ts QueryCounts). */
+  queries: number;
 }
 
 export interface Database {
@@ -113,7 +115,7 @@ function handle(pool: pg.Pool, kind: Database['kind'], options: DatabaseOptions,
         clearTimeout(timer);
       }
     },
-    stats: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount, max: pool.options.max, queryErrors: dialect.driver.errors }),
+    stats: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount, max: pool.options.max, queryErrors: dialect.driver.errors, queries: dialect.driver.counts.sent }),
     close: () => close(db),
     ...extra,
   };

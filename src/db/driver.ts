@@ -41,18 +41,29 @@ export interface QueryErrors {
   statement: number;
 }
 
+/**
+ * Statements sent since start, failed ones and each begin, commit and savepoint included: what
+ * requests cost the database, for the metrics (and the bench's statements per operation).
+ */
+export interface QueryCounts {
+  sent: number;
+}
+
 class PoolConnection implements DatabaseConnection {
   readonly client: pg.PoolClient;
   readonly #errors: QueryErrors;
+  readonly #counts: QueryCounts;
   /** Set when the connection failed in a way that leaves it unusable: it is destroyed at release. */
   broken: Error | undefined;
 
-  constructor(client: pg.PoolClient, errors: QueryErrors) {
+  constructor(client: pg.PoolClient, errors: QueryErrors, counts: QueryCounts) {
     this.client = client;
     this.#errors = errors;
+    this.#counts = counts;
   }
 
   async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
+    this.#counts.sent += 1;
     try {
       const { command, rowCount, rows } = await this.client.query(query.sql, [...query.parameters]);
       const changed = command === 'INSERT' || command === 'UPDATE' || command === 'DELETE' || command === 'MERGE';
@@ -128,6 +139,7 @@ export async function afterUnitOfWork(work: () => Promise<unknown>): Promise<voi
 class ResilientDriver implements Driver {
   readonly #pool: pg.Pool;
   readonly errors: QueryErrors = { unavailable: 0, statement: 0 };
+  readonly counts: QueryCounts = { sent: 0 };
 
   constructor(pool: pg.Pool) {
     this.#pool = pool;
@@ -141,7 +153,7 @@ class ResilientDriver implements Driver {
 
   async #acquireOwn(): Promise<PoolConnection> {
     try {
-      return new PoolConnection(await this.#pool.connect(), this.errors);
+      return new PoolConnection(await this.#pool.connect(), this.errors, this.counts);
     } catch (error) {
       this.errors.unavailable += 1;
       throw translate(error);

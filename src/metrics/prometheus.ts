@@ -232,6 +232,15 @@ export class Metrics implements Meter {
         this.inc({ kind: 'statement' }, queryErrors.statement);
       },
     });
+    new Counter({
+      name: 'akamon_db_queries_total',
+      help: 'Statements sent to the database, failed ones and transaction control (begin, commit, savepoints) included',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(stats().queries);
+      },
+    });
   }
 
   /** Each periodic job's last success, as a Unix time (alert on `time() - ... > N`). */

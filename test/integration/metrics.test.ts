@@ -312,6 +312,19 @@ describe('events counted', () => {
     expect(seriesValue(exposition, 'akamon_db_pool_connections', { state: 'idle' }) + seriesValue(exposition, 'akamon_db_pool_connections', { state: 'in_use' })).toBeLessThanOrEqual(max);
     expect(seriesValue(exposition, 'akamon_db_pool_waiting_requests')).toBe(0);
   });
+
+  test('statements sent: each one counts, a failed one too (read on the separate listener, whose scrape sends none)', async () => {
+    const server: http.Server = await startMetricsServer(akamon.deps.metrics, 0, '127.0.0.1');
+    try {
+      const read = async () => seriesValue(parseExposition(await (await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/metrics`)).text()), 'akamon_db_queries_total');
+      const before = await read();
+      for (let i = 0; i < 3; i += 1) await sql`select 1`.execute(akamon.deps.database.db);
+      await expect(sql`select * from no_such_table`.execute(akamon.deps.database.db)).rejects.toThrow();
+      expect((await read()) - before).toBe(4);
+    } finally {
+      server.close();
+    }
+  });
 });
 
 describe('labels stay bounded', () => {
