@@ -1,11 +1,21 @@
 import type { KoaContextWithOIDC } from 'oidc-provider';
-import type { AccountStore } from '../account/account.store.ts';
+import type { AccountRow, AccountStore } from '../account/account.store.ts';
 import type { ClientStore } from '../client/client.store.ts';
 import type { MfaStore } from '../mfa/mfa.store.ts';
 import type { AccessService } from '../access/access.service.ts';
 import type { Clock } from '../shared/clock.ts';
 import { rolloutPhase, type RolloutDates } from '../mfa/rollout.ts';
 import type { Facts } from './step.ts';
+
+/**
+ * The account row the provider's findAccount (src/oidc/find-account.ts) read for the session's
+ * account earlier in this request: the provider loads the account before it runs the checks, so
+ * the checks see the same row without a second query.
+ */
+function loadedBefore(ctx: KoaContextWithOIDC, accountId: string): AccountRow | undefined {
+  const loaded = ctx.oidc.account as { accountId?: string; accountRow?: AccountRow } | undefined;
+  return loaded?.accountId === accountId ? loaded.accountRow : undefined;
+}
 
 /**
  * Loads the facts of one authorization request once, however many checks ask: the provider runs
@@ -27,7 +37,7 @@ export function factsLoader(stores: {
       const clientId = ctx.oidc.client?.clientId;
       facts = (async () => {
         const [account, client, factors] = await Promise.all([
-          accountId ? stores.accounts.findById(accountId) : undefined,
+          accountId ? (loadedBefore(ctx, accountId) ?? stores.accounts.findById(accountId)) : undefined,
           clientId ? stores.clients.find(clientId) : undefined,
           accountId ? stores.mfa.factors(accountId) : [],
         ]);

@@ -7,7 +7,7 @@ import type { MessageKey } from '../i18n/en.ts';
 import type { CsrfGuard } from '../http/csrf.ts';
 import { formBody } from '../http/form-body.ts';
 import { requestLocale } from '../http/middleware.ts';
-import type { PageData, Renderer } from '../http/renderer.ts';
+import { languageSwitchUrl, type PageData, type Renderer } from '../http/renderer.ts';
 import type { InteractionStateStore } from './interaction-state.store.ts';
 import { oneAtATime } from './one-at-a-time.ts';
 import type { InteractionDetails, Step, StepHandler, StepRequest } from './step.ts';
@@ -44,10 +44,34 @@ export function interactionRouter(deps: InteractionRouterDeps): Router {
     }
   }
 
-  /** `onFinish` hears when the step completes the interaction (see the POST route). */
-  async function request(ctx: Context, details: InteractionDetails, onFinish = () => {}): Promise<StepRequest> {
+  /**
+   * The state as a POST's turn holds it (one-at-a-time.ts): read once as the turn began, and what
+   * the action saves is written as the turn ends, in the same statement that returns the turn. No
+   * other POST runs meanwhile, so nothing is missed; a failed action leaves the state as it was.
+   * A swap still goes to the database: it is the guard against a GET that uses the same value.
+   */
+  function heldState(uid: string, held: Record<string, unknown>, leave: (patch: Record<string, unknown>) => void) {
+    const current = { ...held };
+    return {
+      state: async () => ({ ...current }),
+      saveState: async (patch: Record<string, unknown>) => {
+        Object.assign(current, patch);
+        leave(patch);
+      },
+      swapState: async (expected: Record<string, unknown>, patch: Record<string, unknown>) => {
+        const swapped = await deps.state.transition(uid, expected, patch, deps.stateTtlSeconds);
+        if (swapped) Object.assign(current, patch);
+        return swapped;
+      },
+    };
+  }
+
+  /** `turn` is the POST's (see above); without one (a GET) the state is read and written at once. */
+  function request(ctx: Context, details: InteractionDetails, turn?: { state: Record<string, unknown>; leave: (patch: Record<string, unknown>) => void }): StepRequest {
     const provider = deps.provider();
-    const client = await provider.Client.find(String(details.params.client_id));
+    const held = turn && heldState(details.uid, turn.state, turn.leave);
+    const clientId = String(details.params.client_id);
+    let clientName: Promise<string> | undefined;
     const base = `/interaction/${details.uid}`;
     return {
       ctx,
@@ -55,16 +79,22 @@ export function interactionRouter(deps: InteractionRouterDeps): Router {
       details,
       uid: details.uid,
       // The page's language is settled before this (both routes set it first): one name per page.
-      clientName: client ? clientDisplayName(client, ctx.state.locale) : String(details.params.client_id),
+      clientName: () => {
+        clientName ??= provider.Client.find(clientId).then((client) => (client ? clientDisplayName(client, ctx.state.locale) : clientId));
+        return clientName;
+      },
       body: (ctx.request.body ?? {}) as Record<string, unknown>,
       t: translator(ctx.state.locale),
-      state: () => deps.state.get(details.uid),
-      saveState: (data) => deps.state.merge(details.uid, data, deps.stateTtlSeconds),
-      swapState: (expected, patch) => deps.state.transition(details.uid, expected, patch, deps.stateTtlSeconds),
-      render: (view: string, titleKey: MessageKey, data?: PageData, status?: number) => deps.renderer.page(ctx, view, titleKey, data, status),
+      state: held ? held.state : () => deps.state.get(details.uid),
+      saveState: held ? held.saveState : (data) => deps.state.merge(details.uid, data, deps.stateTtlSeconds),
+      swapState: held ? held.swapState : (expected, patch) => deps.state.transition(details.uid, expected, patch, deps.stateTtlSeconds),
+      // A page answering a POST (a refused password, the password page after the identifier) switches
+      // language back to the interaction's page: its own URL takes only POSTs.
+      render: (view: string, titleKey: MessageKey, data?: PageData, status?: number) =>
+        deps.renderer.page(ctx, view, titleKey, { langUrl: languageSwitchUrl(ctx, ctx.method === 'GET' ? ctx.originalUrl : base), ...data }, status),
       async finish(result: InteractionResults, merge = false) {
         const url = await provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: merge });
-        onFinish();
+        turn?.leave({ completed: true });
         ctx.status = 303;
         ctx.redirect(url);
       },
@@ -86,7 +116,7 @@ export function interactionRouter(deps: InteractionRouterDeps): Router {
     if (!details || !step) return expired(ctx);
     // ui_locales of the authorization request decides the language of every step page.
     ctx.state.locale = requestLocale(ctx, details.params.ui_locales);
-    await step.show(await request(ctx, details));
+    await step.show(request(ctx, details));
   });
 
   router.post('/interaction/:uid/:action', formBody, async (ctx) => {
@@ -107,7 +137,7 @@ export function interactionRouter(deps: InteractionRouterDeps): Router {
         ctx.status = 303;
         return ctx.redirect(details.returnTo);
       }
-      await action(await request(ctx, details, () => leave({ completed: true })));
+      await action(request(ctx, details, { state, leave }));
     });
     if (!ran) deps.renderer.error(ctx, 'error.conflict', 409);
   });

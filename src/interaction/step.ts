@@ -39,7 +39,8 @@ export interface StepRequest {
   provider: Provider;
   details: InteractionDetails;
   uid: string;
-  clientName: string;
+  /** The client's name in the page's language, read when a page needs it: a POST that moves on does not. */
+  clientName(): Promise<string>;
   body: Record<string, unknown>;
   t: Translate;
   /** Server-side state of this interaction (never hidden form fields). */

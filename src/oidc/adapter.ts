@@ -2,10 +2,11 @@ import { sql, type Kysely } from 'kysely';
 import Provider, { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import type { DB } from '../db/schema.ts';
 import { afterUnitOfWork } from '../db/driver.ts';
-import { memoised, type BringAlong } from '../shared/request-memo.ts';
+import { memoised, writing, type BringAlong } from '../shared/request-memo.ts';
 import { begunAfterSessionsEnded, live, PROVIDER_ROWS_MEMO_PREFIX as MEMO_PREFIX, writingProviderRows } from '../db/provider-rows.ts';
 import { DEVICE_CODE_KEPT_EXPIRED_SECONDS, TOKEN_RETRY_GRACE_SECONDS } from '../config/defaults.ts';
 import { TokenRetries } from './token-retry.ts';
+import { heldWrites, holdConsumption, takeHeld, writeHeld, type ProviderRow } from './rotation.ts';
 
 /** Reads relying-party registrations for the provider (the `Client` model). */
 export type ClientMetadataSource = (clientId: string) => Promise<AdapterPayload | undefined>;
@@ -27,6 +28,20 @@ const KEPT_PAST_EXPIRY: Record<string, number> = { DeviceCode: DEVICE_CODE_KEPT_
 
 type Column = 'id' | 'uid' | 'user_code';
 const memoKey = (model: string, column: Column, value: string) => `${MEMO_PREFIX}${model}:${column}:${value}`;
+
+/**
+ * For a write to rows of the given models only: it forgets those models' reads in this request and
+ * keeps the others (a refresh grant's new tokens leave the session read with the old one valid).
+ * Writes that reach rows of any model (revoking a grant) forget them all (writingProviderRows).
+ */
+const writingRowsOf = <T>(models: string[], write: () => Promise<T>): Promise<T> => {
+  const [model, ...more] = models;
+  if (!model) return write();
+  return writing(`${MEMO_PREFIX}${model}:`, () => writingRowsOf(more, write));
+};
+
+/** The models whose rows a rotation writes (rotation.ts). */
+const ROTATION_MODELS = ['RefreshToken', 'AccessToken'];
 
 /** One round trip for a token row, the row of its grant and the row of the session it is bound to. */
 export function tokenWithGrantAndSession(model: string, id: string) {
@@ -57,7 +72,7 @@ function toPayload(row: { payload: unknown; consumed_at: Date | string | null })
  */
 async function rememberOnce(db: Kysely<DB>, id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
   const expiresAt = sql<Date>`now() + make_interval(secs => ${Math.max(1, expiresIn)})`;
-  const taken = await writingProviderRows(() =>
+  const taken = await writingRowsOf(['ReplayDetection'], () =>
     db
       .insertInto('oidc_payload')
       .values({ model: 'ReplayDetection', id, payload: JSON.stringify(payload), expires_at: expiresAt } as never)
@@ -90,12 +105,20 @@ export function postgresAdapter(db: Kysely<DB>, clients: ClientMetadataSource, r
    * provider's 'grant.revoked' event (the log's "grant revoked" line) as its own revocation sends.
    */
   const revokeGrant = async (grantId: string) => {
-    await afterUnitOfWork(async () => {
-      await deleteTokensOf(grantId);
-      await db.deleteFrom('oidc_payload').where('model', '=', 'Grant').where('id', '=', grantId).execute();
-    });
+    await writingProviderRows(() =>
+      afterUnitOfWork(async () => {
+        await deleteTokensOf(grantId);
+        await db.deleteFrom('oidc_payload').where('model', '=', 'Grant').where('id', '=', grantId).execute();
+      }),
+    );
     const ctx = Provider.ctx;
     ctx?.oidc?.provider.emit('grant.revoked', ctx, grantId);
+  };
+  /** A code or token found consumed when this request went to consume it: a replay, which revokes its grant. */
+  const refuseConsumed = async (model: string, id: string): Promise<never> => {
+    const row = await db.selectFrom('oidc_payload').select('grant_id').where('model', '=', model).where('id', '=', id).executeTakeFirst();
+    if (row?.grant_id) await revokeGrant(row.grant_id);
+    throw new errors.InvalidGrant('grant already consumed');
   };
 
   return class PostgresAdapter implements Adapter {
@@ -107,9 +130,8 @@ export function postgresAdapter(db: Kysely<DB>, clients: ClientMetadataSource, r
 
     async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
       if (this.model === 'Client') throw new Error('clients are managed with the akamon CLI');
-      if (this.model === 'ReplayDetection') return rememberOnce(db, id, payload, expiresIn);
-      const expiresAt = expiresIn ? sql<Date>`now() + make_interval(secs => ${expiresIn + (KEPT_PAST_EXPIRY[this.model] ?? 0)})` : null;
-      const row = {
+      const held = heldWrites();
+      const row: ProviderRow = {
         model: this.model,
         id,
         payload: JSON.stringify(payload),
@@ -117,26 +139,41 @@ export function postgresAdapter(db: Kysely<DB>, clients: ClientMetadataSource, r
         user_code: payload.userCode ?? null,
         uid: payload.uid ?? null,
         account_id: payload.accountId ?? null,
-        expires_at: expiresAt,
-        // Set once, when the token is issued; a later save of the row keeps it.
-        replaces: retries.replaced(this.model, payload),
+        seconds: expiresIn ? expiresIn + (KEPT_PAST_EXPIRY[this.model] ?? 0) : null,
       };
-      await writingProviderRows(() =>
+      // A rotation's new refresh token waits for its access token: both go out with the consumption.
+      if (held && ROTATION_MODELS.includes(this.model)) {
+        held.rows.set(`${this.model}:${id}`, row);
+        if (this.model === 'AccessToken') await this.#settle();
+        return;
+      }
+      await this.#settle();
+      if (this.model === 'ReplayDetection') return rememberOnce(db, id, payload, expiresIn);
+      const expiresAt = row.seconds === null ? null : sql<Date>`now() + make_interval(secs => ${row.seconds})`;
+      const saved = { payload: row.payload, grant_id: row.grant_id, user_code: row.user_code, uid: row.uid, account_id: row.account_id, expires_at: expiresAt };
+      await writingRowsOf([this.model], () =>
         db
           .insertInto('oidc_payload')
-          .values(row as never)
-          .onConflict((oc) =>
-            oc.columns(['model', 'id']).doUpdateSet({
-              payload: row.payload,
-              grant_id: row.grant_id,
-              user_code: row.user_code,
-              uid: row.uid,
-              account_id: row.account_id,
-              expires_at: expiresAt,
-            } as never),
-          )
+          // `replaces` is set once, when the token is issued; a later save of the row keeps it.
+          .values({ model: this.model, id, ...saved, replaces: retries.replaced(this.model, payload) } as never)
+          .onConflict((oc) => oc.columns(['model', 'id']).doUpdateSet(saved as never))
           .execute(),
       );
+    }
+
+    /**
+     * Writes what a rotation holds back (rotation.ts): the consumption of the presented refresh token
+     * and its successors, in one statement. Lost to a concurrent use, it is a replay, as in consume().
+     */
+    async #settle(): Promise<void> {
+      const held = takeHeld();
+      if (!held) return;
+      const consumed = await writingRowsOf(ROTATION_MODELS, () => writeHeld(db, held));
+      if (consumed) {
+        retries.consumed('RefreshToken', held.consumed, consumed.grantId);
+        return;
+      }
+      await refuseConsumed('RefreshToken', held.consumed);
     }
 
     /**
@@ -145,7 +182,8 @@ export function postgresAdapter(db: Kysely<DB>, clients: ClientMetadataSource, r
      * (session-lifetime.ts). A row that is gone or expired stays so; nothing is inserted.
      */
     async extend(id: string, exp: number, expiresIn: number): Promise<void> {
-      await writingProviderRows(() =>
+      await this.#settle();
+      await writingRowsOf([this.model], () =>
         db
           .updateTable('oidc_payload')
           .set({
@@ -161,14 +199,17 @@ export function postgresAdapter(db: Kysely<DB>, clients: ClientMetadataSource, r
 
     async find(id: string): Promise<AdapterPayload | undefined> {
       if (this.model === 'Client') return clients(id);
+      await this.#settle();
       return retries.shown(this.model, id, await this.#findBy('id', id));
     }
 
     async findByUid(uid: string): Promise<AdapterPayload | undefined> {
+      await this.#settle();
       return this.#findBy('uid', uid);
     }
 
     async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
+      await this.#settle();
       return this.#findBy('user_code', userCode);
     }
 
@@ -213,32 +254,35 @@ export function postgresAdapter(db: Kysely<DB>, clients: ClientMetadataSource, r
      * race with a replay, so they get invalid_grant and the grant is revoked, as for a reused code.
      * A token request presenting a code or token it found consumed already may be a retry of a
      * lost answer instead: token-retry.ts tells which. The time is the statement's, not the
-     * transaction's: a retry must have arrived after it.
+     * transaction's: a retry must have arrived after it. A refresh grant's rotation makes the same
+     * UPDATE in the statement that writes the new tokens (rotation.ts).
      */
     async consume(id: string): Promise<void> {
-      await writingProviderRows(async () => {
-        if (retries.presentedAgain(this.model, id)) {
-          const refusal = await retries.claim(this.model, id);
-          if (!refusal) return;
-          if (refusal.grantId) await revokeGrant(refusal.grantId);
-          throw new errors.InvalidGrant(refusal.detail);
-        }
-        const updated = await db
+      await this.#settle();
+      if (retries.presentedAgain(this.model, id)) {
+        // A retry sets aside and deletes the tokens of the lost answer: rows of other models.
+        const refusal = await writingProviderRows(() => retries.claim(this.model, id));
+        if (!refusal) return;
+        if (refusal.grantId) await revokeGrant(refusal.grantId);
+        throw new errors.InvalidGrant(refusal.detail);
+      }
+      // A refresh grant's rotation: consumed in one statement with the tokens that replace it (rotation.ts).
+      if (holdConsumption(this.model, id)) return;
+      const updated = await writingRowsOf([this.model], () =>
+        db
           .updateTable('oidc_payload')
           .set({ consumed_at: sql<Date>`clock_timestamp()` })
           .where('model', '=', this.model)
           .where('id', '=', id)
           .where('consumed_at', 'is', null)
           .returning('grant_id')
-          .executeTakeFirst();
-        if (updated) {
-          retries.consumed(this.model, id, updated.grant_id);
-          return;
-        }
-        const row = await db.selectFrom('oidc_payload').select('grant_id').where('model', '=', this.model).where('id', '=', id).executeTakeFirst();
-        if (row?.grant_id) await revokeGrant(row.grant_id);
-        throw new errors.InvalidGrant('grant already consumed');
-      });
+          .executeTakeFirst(),
+      );
+      if (updated) {
+        retries.consumed(this.model, id, updated.grant_id);
+        return;
+      }
+      await refuseConsumed(this.model, id);
     }
 
     /**
@@ -246,7 +290,8 @@ export function postgresAdapter(db: Kysely<DB>, clients: ClientMetadataSource, r
      * of parallel resumes only the one that deleted the row goes on, so one sign-in gives one code.
      */
     async destroy(id: string): Promise<void> {
-      const deleted = await writingProviderRows(() => db.deleteFrom('oidc_payload').where('model', '=', this.model).where('id', '=', id).returning('id').executeTakeFirst());
+      await this.#settle();
+      const deleted = await writingRowsOf([this.model], () => db.deleteFrom('oidc_payload').where('model', '=', this.model).where('id', '=', id).returning('id').executeTakeFirst());
       if (!deleted && this.model === 'Interaction') throw new errors.SessionNotFound('interaction session not found');
     }
 
@@ -257,6 +302,7 @@ export function postgresAdapter(db: Kysely<DB>, clients: ClientMetadataSource, r
      * An Interaction or Session also records a grant id and must survive.
      */
     async revokeByGrantId(grantId: string): Promise<void> {
+      await this.#settle();
       await writingProviderRows(() => afterUnitOfWork(() => deleteTokensOf(grantId)));
     }
   };

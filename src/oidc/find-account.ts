@@ -30,6 +30,9 @@ export function findAccount(accounts: AccountStore, clients: ClientStore, access
     const salvage = account.status === 'revoked' && client?.salvage === true ? true : undefined;
     return {
       accountId: account.id,
+      // The row as read here: the sign-in steps' checks of this request use it (interaction/facts.ts)
+      // rather than reading the account again right after the provider did.
+      accountRow: account,
       async claims() {
         // The token's claims_locales (claims-locales.ts); in an interaction, the request's own.
         const forms = carriedForms(token ?? ctx.oidc);

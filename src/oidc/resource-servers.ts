@@ -1,7 +1,7 @@
 import { memoised } from '../shared/request-memo.ts';
 import { errors, type AccessToken, type Client, type ClientCredentials, type FindAccount, type KoaContextWithOIDC, type RefreshToken, type ResourceServer } from 'oidc-provider';
 import type { AccessService } from '../access/access.service.ts';
-import type { AccountStore } from '../account/account.store.ts';
+import type { AccountRow, AccountStore } from '../account/account.store.ts';
 import type { ClientStore } from '../client/client.store.ts';
 import { signInMethods } from './token-sign-in.ts';
 
@@ -23,8 +23,9 @@ const audiences = (aud: string | string[] | undefined) => (aud === undefined ? [
  * self-contained JWT could not follow (a suspension or a rule change ends it at once, on every node).
  */
 export function resourceServers(deps: ResourceServerDeps) {
-  // The policy and the answer's username read the same account in one introspection, which writes none.
-  const accountOf = (id: string) => memoised(`introspection:account:${id}`, () => deps.accounts.findById(id));
+  // The policy and the answer's username read the same account in one introspection, which writes none:
+  // the row the token gate (findAccount) read, when it has one to give.
+  const accountOf = (id: string, read?: AccountRow) => memoised(`introspection:account:${id}`, async () => read ?? deps.accounts.findById(id));
 
   return {
     /** features.resourceIndicators.getResourceServerInfo: only registered APIs, only for the clients registered for them. */
@@ -50,9 +51,10 @@ export function resourceServers(deps: ResourceServerDeps) {
       const aud = 'aud' in token ? token.aud : undefined;
       if (!own && !(api?.resource_server && audiences(aud).includes(api.resource_server))) return false;
       if (!('accountId' in token) || !token.accountId) return true;
-      if ((await tokenGate(ctx, token.accountId, token)) === undefined) return false;
+      const admitted = await tokenGate(ctx, token.accountId, token);
+      if (admitted === undefined) return false;
+      const account = await accountOf(token.accountId, (admitted as { accountRow?: AccountRow }).accountRow);
       if (!api) return true;
-      const account = await accountOf(token.accountId);
       return account !== undefined && (await deps.access.decide(account, api, { amr: signInMethods(token) })).allowed;
     },
 

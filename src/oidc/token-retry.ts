@@ -87,6 +87,9 @@ function presenting(model: string, id: string): TokenRequest | undefined {
   return request && presented?.model === model && params?.[presented.parameter] === id ? request : undefined;
 }
 
+/** Whether `id` is what the token request being served presents (its code, device code or refresh token). */
+export const isPresented = (model: string, id: string): boolean => presenting(model, id) !== undefined;
+
 export interface Refusal {
   /** The provider's error_detail: logged (error-log.ts), never shown to the client. */
   detail: string;

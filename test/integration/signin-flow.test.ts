@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
-import { Browser } from '../support/browser.ts';
+import { Browser, decode } from '../support/browser.ts';
 import { codeFrom, enterCredentials, pastRetryGrace, redeem, signIn, startAuthorization, tokenRequest } from '../support/flows.ts';
 
 let akamon: RunningAkamon;
@@ -97,6 +97,28 @@ describe('authorization code flow', () => {
     expect(pages[0].html).toContain('The Common ID or password is incorrect');
     const log = await akamon.deps.signinLog.list({ accountId: account.id, limit: 5 });
     expect(log[0]).toMatchObject({ result: 'failure', reason: 'wrong_password' });
+  });
+
+  test('the identifier is answered with the password page itself; its language switch leads to the interaction page, and the password still answers 303', async () => {
+    const account = await akamon.createReadyAccount();
+    const browser = new Browser(akamon.url);
+    const started = await startAuthorization(browser, akamon, client);
+    const post = (form: { url: string; body: URLSearchParams }) => browser.request(form.url, { method: 'POST', body: form.body, headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    const identifier = browser.form(started.page, /\/identifier$/, { identifier: account.commonId });
+    const answer = await post(identifier);
+    expect(answer.status).toBe(200);
+    const page = { status: 200, url: identifier.url, html: await answer.text(), headers: answer.headers };
+    expect(page.html).toMatch(/name="password"/);
+    // The form's own URL takes only POSTs: the language switch goes back to the interaction's page.
+    const switchUrl = decode(/class="lang-switch" href="([^"]+)"/.exec(page.html)![1]);
+    expect(new URL(switchUrl, akamon.url).searchParams.get('back')).toBe(new URL(started.page.url).pathname);
+    const japanese = await browser.visit(switchUrl);
+    expect(japanese.status).toBe(200);
+    expect(japanese.html).toMatch(/<html lang="ja"[\s\S]*name="password"/);
+    // The password is never answered with a page to reload: 303 to the provider.
+    const signedIn = await post(browser.form(page, /\/password$/, { password: account.password }));
+    expect(signedIn.status).toBe(303);
+    expect(new URL(signedIn.headers.get('location')!, akamon.url).pathname).toMatch(/^\/auth\//);
   });
 
   test('a code is single-use: 20 concurrent redemptions give one token set and 19 invalid_grant', async () => {

@@ -105,6 +105,25 @@ test('a fault while a refresh token rotates answers 503; the retry rotates it, a
   expect(akamon.logs.some((line) => line.includes('"level":50') && line.includes('injected fault'))).toBe(false);
 });
 
+test('a rotation is one write: a fault at its access token leaves the refresh token unused and no successor stored', async () => {
+  // The consumption, the new refresh token and the access token go out as one statement (oidc/rotation.ts).
+  const { refresh_token: first } = await freshTokens();
+  await failNextInsertOf('AccessToken');
+  const failed = await tokenRequest(akamon, client, { grant_type: 'refresh_token', refresh_token: first });
+  expect(failed.status).toBe(503);
+  expect(await consumedAt('RefreshToken', first)).toBeNull();
+  const successors = await akamon.deps.database.db.selectFrom('oidc_payload').select('id').where('replaces', '=', first).execute();
+  expect(successors).toEqual([]);
+  const retried = await tokenRequest(akamon, client, { grant_type: 'refresh_token', refresh_token: first });
+  expect(retried.status).toBe(200);
+  expect(await consumedAt('RefreshToken', first)).not.toBeNull();
+  const stored = await akamon.deps.database.db.selectFrom('oidc_payload').select(['model', 'id']).where('replaces', '=', first).orderBy('model').execute();
+  expect(stored).toEqual([
+    { model: 'AccessToken', id: expect.any(String) },
+    { model: 'RefreshToken', id: retried.body.refresh_token },
+  ]);
+});
+
 test('20 parallel redemptions of one refresh token: exactly one wins, the rest are refused cleanly', async () => {
   const { refresh_token: token } = await freshTokens();
   const results = await Promise.all(Array.from({ length: 20 }, () => tokenRequest(akamon, client, { grant_type: 'refresh_token', refresh_token: token })));

@@ -24,12 +24,13 @@ export async function showDenial(deps: StepDeps, request: StepRequest, reason: D
   // A suspended or closed account gets the words for its status.
   const statusText: MessageKey | undefined =
     reason === 'status_not_allowed' && account?.status === 'suspended' ? 'inactive.suspended' : reason === 'status_not_allowed' && account?.status === 'revoked' ? 'inactive.revoked' : undefined;
+  const clientName = await request.clientName();
   request.render(
     'access-denied',
     'denied.title',
     {
-      clientName: request.clientName,
-      reason: request.t(statusText ?? DENIAL_REASON_TEXT[reason], { client: request.clientName }),
+      clientName,
+      reason: request.t(statusText ?? DENIAL_REASON_TEXT[reason], { client: clientName }),
       todo: statusText ? null : request.t(DENIAL_TODO_TEXT[reason]),
       abortAction: request.url('leave'),
       anotherAccountUrl: anotherAccountUrl(deps.config.issuer, request.details.params),

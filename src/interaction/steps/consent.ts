@@ -62,7 +62,7 @@ export function consentStep(deps: StepDeps): Step {
       const indicators = [...new Set(typeof resource === 'string' ? [resource] : Array.isArray(resource) ? resource.map(String) : [])];
       const apis = await Promise.all(indicators.map(async (indicator) => (await deps.clients.findByResource(indicator))?.name ?? indicator));
       request.render('consent', 'consent.title', {
-        clientName: request.clientName,
+        clientName: await request.clientName(),
         action: request.url('decide'),
         scopes: [...texts.map((key) => request.t(key)), ...apis.map((api) => request.t('scope.resource', { api }))],
         accountLine: account ? request.t('consent.account', { name: account.name, commonId: account.common_id }) : '',

@@ -12,20 +12,20 @@ import type { StepDeps } from './deps.ts';
 function signInPages(deps: StepDeps, pickerFirst: boolean) {
   const realmHint = (request: StepRequest) => request.t('identifier.hint', { realm: deps.config.realmSuffix ? request.t('identifier.hint_realm', { realm: deps.config.realmSuffix }) : '' });
 
-  const identifierPage = (request: StepRequest, value: string, error: string | null, status = 200) =>
+  const identifierPage = async (request: StepRequest, value: string, error: string | null, status = 200) =>
     request.render(
       'identifier',
       'identifier.title',
-      { clientName: request.clientName, action: request.url('identifier'), value, error, hint: realmHint(request), idvAction: idvAction(request) },
+      { clientName: await request.clientName(), action: request.url('identifier'), value, error, hint: realmHint(request), idvAction: idvAction(request) },
       status,
     );
 
-  const passwordPage = (request: StepRequest, commonId: string, error: string | null, status = 200) =>
+  const passwordPage = async (request: StepRequest, commonId: string, error: string | null, status = 200) =>
     request.render(
       'password',
       'password.title',
       {
-        clientName: request.clientName,
+        clientName: await request.clientName(),
         action: request.url('password'),
         commonId: withRealm(commonId, deps.config.realmSuffix),
         switchUrl: `${request.url()}?account=other`,
@@ -38,12 +38,12 @@ function signInPages(deps: StepDeps, pickerFirst: boolean) {
   // "Verify your identity with your ID card", when an identity provider is configured.
   const idvAction = (request: StepRequest) => (deps.idv ? request.url('idv') : null);
 
-  const inactivePage = (request: StepRequest, message: string, salvage: boolean) =>
+  const inactivePage = async (request: StepRequest, message: string, salvage: boolean) =>
     request.render(
       'inactive',
       'inactive.title',
       {
-        clientName: request.clientName,
+        clientName: await request.clientName(),
         message,
         abortAction: request.url('abort'),
         idvAction: salvage ? idvAction(request) : null,
@@ -88,7 +88,7 @@ function signInPages(deps: StepDeps, pickerFirst: boolean) {
       return row ? [{ commonId: withRealm(id, deps.config.realmSuffix), name: row.name, signedIn: id === current }] : [];
     });
     if (accounts.length === 0) return false;
-    request.render('picker', 'picker.title', { clientName: request.clientName, action: request.url('select'), accounts });
+    request.render('picker', 'picker.title', { clientName: await request.clientName(), action: request.url('select'), accounts });
     return true;
   }
 
@@ -111,12 +111,18 @@ function signInPages(deps: StepDeps, pickerFirst: boolean) {
     return identifierPage(request, parseIdentifier(hint, deps.config.realmSuffix) ?? '', null);
   }
 
+  /**
+   * The identifier (typed, or picked from the account picker) answers with the password page
+   * itself rather than 303 and a GET: one request less per sign-in. A reload of this answer sends
+   * the identifier again, never a password, and lands on the same page; the password's own POST
+   * still answers 303 (Post/Redirect/Get), so no reload re-submits a password.
+   */
   async function identifier(request: StepRequest): Promise<void> {
     const raw = typeof request.body.identifier === 'string' ? request.body.identifier : '';
     const commonId = parseIdentifier(raw, deps.config.realmSuffix);
     if (!commonId) return identifierPage(request, raw.slice(0, 256), request.t('identifier.invalid'), 400);
     await request.saveState({ identifier: commonId });
-    request.reload();
+    await passwordPage(request, commonId, null);
   }
 
   async function select(request: StepRequest): Promise<void> {
@@ -127,7 +133,7 @@ function signInPages(deps: StepDeps, pickerFirst: boolean) {
     // The person picked the account already signed in here: nothing to prove again.
     if (pickerFirst && commonId === (await sessionCommonId(request))) return request.finish({ select_account: {} }, true);
     await request.saveState({ identifier: commonId });
-    request.reload();
+    await passwordPage(request, commonId, null);
   }
 
   async function password(request: StepRequest): Promise<void> {

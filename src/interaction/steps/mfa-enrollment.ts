@@ -128,7 +128,7 @@ export function mfaEnrollmentStep(deps: StepDeps): Step {
       state.mode === 'first' ? 'mfa.enroll_title' : 'mfa.add_title',
       {
         first: state.mode === 'first',
-        clientName: request.clientName,
+        clientName: await request.clientName(),
         current: methodsOf(methods, factors).map((u) => request.t(u.method.nameKey)),
         choices,
         action: request.url('choose'),

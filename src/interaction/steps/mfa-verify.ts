@@ -34,7 +34,7 @@ export function mfaVerifyStep(deps: StepDeps, later: { passwordChangeDue: (facts
     request.render(
       'mfa-challenge',
       'mfa.verify_title',
-      { ...data, lead: request.t('mfa.verify_lead', { client: request.clientName }), cantUseUrl: `${request.url()}?help=1`, abortAction: request.url('abort') },
+      { ...data, lead: request.t('mfa.verify_lead', { client: await request.clientName() }), cantUseUrl: `${request.url()}?help=1`, abortAction: request.url('abort') },
       status,
     );
   }
