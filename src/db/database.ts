@@ -121,11 +121,23 @@ function handle(pool: pg.Pool, kind: Database['kind'], options: DatabaseOptions,
   };
 }
 
+/**
+ * Postgres settings of the embedded database, on top of PGlite's own. PGlite's shared_buffers (128 MB
+ * by default) is allocated inside its WebAssembly memory and zeroed at start, so all of it is
+ * resident from the first second, however small the database. 16 MB holds what the hot paths read;
+ * other pages come from the operating system's file cache through the data directory, as with a
+ * small shared_buffers on a Postgres server. Measured under the benchmark: about 110 MiB less
+ * resident memory, no measurable cost per request. (Only startParams carries them: they are not
+ * written into the data directory.)
+ */
+const PGLITE_SETTINGS = ['shared_buffers=16MB'];
+
 async function openPglite(options: DatabaseOptions): Promise<Database> {
   if (options.dataDir) await fs.mkdir(path.dirname(path.resolve(options.dataDir)), { recursive: true });
   const pglite = await PGlite.create({
     dataDir: options.dataDir,
     loadDataDir: options.loadDataDir,
+    startParams: [...PGlite.defaultStartParams, ...PGLITE_SETTINGS.flatMap((setting) => ['-c', setting])],
   });
   // One connection: PGlite is a single session, so the pool serialises transactions.
   const pool = new pg.Pool(createPgConfig(pglite) as pg.PoolConfig);
