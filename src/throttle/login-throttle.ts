@@ -182,18 +182,26 @@ export class LoginThrottle {
     }
   }
 
-  /** The guess was right: the run of failures ends for the first key (the account); the others just end the claim. */
+  /**
+   * The guess was right: the run of failures ends for the first key (the account); the others just
+   * end the claim. One statement, as it is on every sign-in's path.
+   */
   async succeeded(keys: ThrottleKey[]): Promise<void> {
     const [first, ...rest] = keys;
-    await this.clear(first.key);
-    await this.release(rest);
+    if (!rest.length) return this.clear(first.key);
+    await sql`
+      with cleared as (delete from throttle where key = ${storedKey(first.key)})
+      ${this.#releasing(rest)}`.execute(this.#db);
   }
 
   /** The guess was never checked (the server was too busy): the claims end, nothing is counted. */
   async release(keys: ThrottleKey[]): Promise<void> {
-    for (const { key } of keys) {
-      await sql`update throttle set pending = greatest(pending - 1, 0) where key = ${storedKey(key)}`.execute(this.#db);
-    }
+    if (keys.length) await this.#releasing(keys).execute(this.#db);
+  }
+
+  #releasing(keys: ThrottleKey[]) {
+    const stored = keys.map(({ key }) => storedKey(key));
+    return sql`update throttle set pending = greatest(pending - 1, 0) where key in (${sql.join(stored)})`;
   }
 
   /** Failures that still count: a rule may forget them after a quiet period. */
