@@ -52,12 +52,15 @@ export class AccountStore {
   /** `lock`: hold the row until the unit of work ends, so a check made on it (a version) still holds at the write. */
   findById(id: string, lock = false): Promise<AccountRow | undefined> {
     if (!isUuid(id)) return Promise.resolve(undefined);
-    return this.#db
-      .selectFrom('account')
-      .selectAll()
-      .where('id', '=', id)
-      .$if(lock, (q) => q.forUpdate())
-      .executeTakeFirst();
+    return (
+      this.#db
+        .selectFrom('account')
+        .selectAll()
+        .where('id', '=', id)
+        // Not FOR UPDATE: that would also block every insert that refers to the account (a sign-in's log row).
+        .$if(lock, (q) => q.forNoKeyUpdate())
+        .executeTakeFirst()
+    );
   }
 
   findByCommonId(commonId: string): Promise<AccountRow | undefined> {

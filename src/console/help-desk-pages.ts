@@ -276,7 +276,11 @@ export function helpDeskRoutes(router: Router, deps: ConsoleDeps, session: Conso
         // The form's attempt, used up by this one POST (of parallel ones, exactly one goes on).
         const fresh = values.attempt && (await deps.state.transition(attemptKey(values.attempt), { commonId, actor: who.principal.actor, used: null }, { used: true }, REISSUE_ATTEMPT_SECONDS));
         if (!fresh) return redirect('reissue_used');
-        const issued = await desk.reissuePassword(who.principal, commonId, { reason: values.reason, checked: values.document });
+        const issued = await desk.reissuePassword(who.principal, commonId, { reason: values.reason, checked: values.document }).catch(async (error: unknown) => {
+          // Nothing was issued (a refusal, a busy server): the same form may be sent again.
+          await deps.state.transition(attemptKey(values.attempt), { used: true }, { used: null }, REISSUE_ATTEMPT_SECONDS);
+          throw error;
+        });
         return letterPage(ctx, issued.account, issued.initialPassword);
       }
       case 'reset-mfa':

@@ -11,7 +11,7 @@ type Patch = Record<string, unknown>;
  * other, each seeing what the one before it left. So every step written as "read the state,
  * check it, act, write the state" is a single transition, and what it uses up (a stage, a
  * challenge, a pending secret) is used once. `work` gets the state as its turn began, and may
- * `leave` a patch that is merged into the state as the turn ends; the state then lives at least
+ * `leave` a patch that is merged into the state as the turn ends (also when the work then fails); the state then lives at least
  * `ttlSeconds` more. Resolves false, having run nothing, when the turn did not come in time.
  */
 export async function oneAtATime(store: InteractionStateStore, key: string, ttlSeconds: number, work: (state: Patch, leave: (patch: Patch) => void) => Promise<unknown>): Promise<boolean> {
@@ -31,8 +31,9 @@ export async function oneAtATime(store: InteractionStateStore, key: string, ttlS
       left = { ...left, ...patch };
     });
   } catch (error) {
-    // The work's own failure is the one to report; an unreturned turn ends when its hold does.
-    await store.endTurn(key, token, {}, ttlSeconds).catch(() => undefined);
+    // What the work left before it failed happened (a factor stored, a challenge used up): it is
+    // kept. The work's own failure is the one to report; an unreturned turn ends when its hold does.
+    await store.endTurn(key, token, left, ttlSeconds).catch(() => undefined);
     throw error;
   }
   await store.endTurn(key, token, left, ttlSeconds);

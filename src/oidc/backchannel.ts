@@ -1,20 +1,25 @@
 import type { Kysely } from 'kysely';
 import type Provider from 'oidc-provider';
 import type { DB } from '../db/schema.ts';
+import { afterUnitOfWork } from '../db/driver.ts';
 
 type SessionPayload = { authorizations?: Record<string, { sid?: string }> };
 
 /**
  * Tells the relying parties with back-channel logout that every session of an account has ended
- * (password reset, revocation, "sign out everywhere"). Called before the sessions are deleted;
- * a relying party that does not answer is logged and does not hold the others up.
+ * (password reset, revocation, "sign out everywhere"). Called before the sessions are deleted, which
+ * is when they are read; a relying party that does not answer is logged and does not hold the
+ * others up. Inside a unit of work (a SCIM write) the deliveries wait until it has ended: no HTTP
+ * while its transaction holds the account's row.
  */
-export async function notifyAccountLogout(provider: Provider, db: Kysely<DB>, accountId: string): Promise<number> {
+export async function notifyAccountLogout(provider: Provider, db: Kysely<DB>, accountId: string): Promise<void> {
   const sessions = await db.selectFrom('oidc_payload').select('payload').where('model', '=', 'Session').where('account_id', '=', accountId).execute();
-  return notifySessionsLogout(
-    provider,
-    accountId,
-    sessions.map(({ payload }) => payload as SessionPayload),
+  await afterUnitOfWork(() =>
+    notifySessionsLogout(
+      provider,
+      accountId,
+      sessions.map(({ payload }) => payload as SessionPayload),
+    ),
   );
 }
 

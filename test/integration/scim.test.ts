@@ -1,5 +1,9 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { sql } from 'kysely';
+import { Browser } from '../support/browser.ts';
+import { redeem, signIn } from '../support/flows.ts';
 import { adminApi, newCommonId, startAkamon, type RunningAkamon } from '../support/akamon.ts';
 import { AKAMON, ENTERPRISE, ERROR, LIST_RESPONSE, MEDIA_TYPE, ScimClient, studentUser, USER_SCHEMA, type ScimAnswer } from '../support/scim-client.ts';
 
@@ -21,7 +25,8 @@ async function token(name: string, role: string, departments: string[] = []): Pr
 }
 
 beforeAll(async () => {
-  a = await startAkamon({ env: { AKAMON_REALM_SUFFIX: REALM } });
+  // Back-channel logout to loopback relying parties (the suspension test's).
+  a = await startAkamon({ env: { AKAMON_REALM_SUFFIX: REALM, AKAMON_BACKCHANNEL_ALLOW_PRIVATE: 'true' } });
   b = await startAkamon({ share: a, env: { AKAMON_ISSUER: a.url, AKAMON_REALM_SUFFIX: REALM, AKAMON_SCIM_DELETE_GRACE_DAYS: '30' } });
   const whole = await token('student-system', 'provisioning');
   sis = new ScimClient(`${a.url}/scim/v2`, whole);
@@ -260,6 +265,31 @@ describe('replace, patch and versions', () => {
     expectError(await sis.deleteUser(user.id, user.meta.version), 412);
     expect(await account(commonId)).toMatchObject({ name: 'Hanako Sato', status: 'active' });
     expectError(await sis.replaceUser(user.id, studentUser(newCommonId())), 400, 'mutability');
+  });
+
+  test("a suspension tells back-channel relying parties once it has committed, not while its transaction holds the account's row", async () => {
+    const account = await a.createReadyAccount();
+    // The relying party reads the account as its logout token arrives (another connection, on PostgreSQL).
+    let seen: string | undefined;
+    const rp = http.createServer((req, res) => {
+      req.resume();
+      req.on('end', async () => {
+        seen = (await a.deps.accounts.findByCommonId(account.commonId))?.status;
+        res.end();
+      });
+    });
+    await new Promise<void>((resolve) => rp.listen(0, '127.0.0.1', resolve));
+    try {
+      const client = await a.createClient({ name: 'LMS', backchannelLogoutUri: `http://127.0.0.1:${(rp.address() as AddressInfo).port}/logout`, redirectUris: ['http://127.0.0.1:9/lms'] });
+      const session = await signIn(new Browser(a.url), a, client, account);
+      expect((await redeem(a, client, session.code!, session.verifier)).status).toBe(200);
+      const [user] = (await sis.listUsers({ filter: `userName eq "${account.commonId}"` })).body.Resources;
+      const suspended = await sis.patchUser(user.id, [{ op: 'replace', path: 'active', value: false }]);
+      expect(suspended.status).toBe(200);
+      expect(seen).toBe('suspended');
+    } finally {
+      await new Promise((resolve) => rp.close(resolve));
+    }
   });
 
   test('parallel writes with one version, on two nodes: exactly one is applied, the others get 412', async () => {
