@@ -394,7 +394,11 @@ describe('guessing user codes', () => {
     ).then((lists) => lists.flat());
     const notRight = answers.filter((page) => page.status === 400 && page.html.includes('That code is not right.'));
     const limited = answers.filter((page) => page.status === 429);
-    expect(notRight.length + limited.length).toBe(answers.length);
+    // On a loaded machine a request may wait past the database's acquire timeout: that is the busy
+    // page, 503 with Retry-After, nothing checked or counted. Anything else is named here.
+    const busy = answers.filter((page) => page.status === 503 && Number(page.headers.get('retry-after')) > 0);
+    const other = answers.filter((page) => ![notRight, limited, busy].some((kind) => kind.includes(page)));
+    expect(other.map((page) => `${page.status} ${/<h1[^>]*>([^<]*)/.exec(page.html)?.[1] ?? ''} ${/<p class="lead">([^<]*)/.exec(page.html)?.[1] ?? ''}`)).toEqual([]);
     // Each miss is charged in one atomic statement, so however many run in parallel exactly the
     // global budget is answered "not right" (plus what refilled meanwhile, one every refillSeconds).
     expect(notRight.length).toBeGreaterThanOrEqual(everyone);
