@@ -114,8 +114,9 @@ function signInPages(deps: StepDeps, pickerFirst: boolean) {
   /**
    * The identifier (typed, or picked from the account picker) answers with the password page
    * itself rather than 303 and a GET: one request less per sign-in. A reload of this answer sends
-   * the identifier again, never a password, and lands on the same page; the password's own POST
-   * still answers 303 (Post/Redirect/Get), so no reload re-submits a password.
+   * the identifier again, never a password, and lands on the same page. (A right password answers
+   * 303; a refused one is answered on the POST as before, so its reload asks the browser first and
+   * counts as one more guess.)
    */
   async function identifier(request: StepRequest): Promise<void> {
     const raw = typeof request.body.identifier === 'string' ? request.body.identifier : '';
