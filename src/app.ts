@@ -10,6 +10,7 @@ import { errorPages, languageSwitch, localeMiddleware, requestContext, requireHt
 import { staticFiles } from './http/static-files.ts';
 import { clientAddressMiddleware } from './http/client-address.ts';
 import { inputGuard, surfaceByRoute } from './http/input-guard.ts';
+import { RouteTable } from './http/route-table.ts';
 import { ClientService } from './client/client.service.ts';
 import { bindIssuer } from './db/issuer-binding.ts';
 import { ensureKeys, loadKeyMaterial, rotateSigningKeys, type KeyTimings } from './oidc/keys.ts';
@@ -63,6 +64,8 @@ export interface AkamonApp {
   clients: ClientService;
   sweeper: Sweeper;
   rotateKeys: () => Promise<string[]>;
+  /** Akamon's own routes, which the provider's paths pass by. */
+  routes: RouteTable;
 }
 
 /** Akamon's own sites (the account home, the console) are first-party clients of itself, registered on first start. */
@@ -343,9 +346,10 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
   app.use(localeMiddleware());
   app.use(errorPages(renderer));
   // Before every route and the provider: bad characters are refused before anything is looked up or stored.
-  app.use(inputGuard(renderer, surfaceByRoute(routers)));
+  const routes = new RouteTable(routers);
+  app.use(inputGuard(renderer, surfaceByRoute(routes)));
   app.use(staticFiles());
-  for (const router of routers) app.use(router.routes()).use(router.allowedMethods());
+  app.use(routes.middleware());
   app.use(providerGate(database, renderer));
   app.use(saml.afterSignOut);
   app.use(holder.middleware());
@@ -369,5 +373,5 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
     notice_delivery: (n) => deps.notices.deliverDue(n),
   });
   deps.metrics.watchJobs(sweeper);
-  return { app, provider: () => holder!.provider, holder, clients, sweeper, rotateKeys };
+  return { app, provider: () => holder!.provider, holder, clients, sweeper, rotateKeys, routes };
 }

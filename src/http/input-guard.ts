@@ -1,5 +1,5 @@
 import querystring from 'node:querystring';
-import type Router from '@koa/router';
+import type { RouteTable } from './route-table.ts';
 import type { Context, Middleware, Next } from 'koa';
 import type { MessageKey } from '../i18n/en.ts';
 import { textFault, type TextFault, type TextRules } from '../shared/text.ts';
@@ -233,11 +233,10 @@ const SCIM = '/scim';
  * The surface of a request by who would answer it: the admin API, another of Akamon's routers
  * (pages), or else the provider, which the app mounts after them.
  */
-export function surfaceByRoute(routers: readonly Router[]): (ctx: Context) => Surface {
+export function surfaceByRoute(routes: RouteTable): (ctx: Context) => Surface {
   return (ctx) => {
     if (ctx.path === ADMIN_API || ctx.path.startsWith(`${ADMIN_API}/`)) return 'admin';
     if (ctx.path === SCIM || ctx.path.startsWith(`${SCIM}/`)) return 'scim';
-    const routed = routers.some((router) => router.match(ctx.path, ctx.method).path.some((layer) => layer.methods.length > 0));
-    return routed ? 'page' : 'protocol';
+    return routes.serves(ctx) ? 'page' : 'protocol';
   };
 }

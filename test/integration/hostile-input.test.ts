@@ -85,6 +85,16 @@ async function submitRaw(browser: Browser, page: Page, action: RegExp, field: st
   return { status: response.status, html: await response.text() };
 }
 
+test("the provider's paths pass by Akamon's routers, and its pages are theirs", () => {
+  const { routes } = akamon.akamon;
+  for (const path of ['/auth', '/auth/uid', '/token', '/token/introspection', '/me', '/jwks', '/.well-known/openid-configuration', '/session/end', '/reg']) {
+    expect([path, routes.mayServe(path)]).toEqual([path, false]);
+  }
+  for (const path of ['/', '/interaction/uid', '/account', '/console', '/recover/start', '/saml/sso', '/admin/api/clients', '/scim/v2/Users', '/device/verify', '/metrics']) {
+    expect([path, routes.mayServe(path)]).toEqual([path, true]);
+  }
+});
+
 describe('protocol endpoints answer RFC 6749 JSON 400 and store nothing', () => {
   test('every OIDC parameter, every kind of bad text, on every endpoint', async () => {
     const { challenge } = pkce();
