@@ -1,13 +1,14 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { Context, Next } from 'koa';
 import type { Logger } from 'pino';
-import { negotiateLocale } from '../i18n/i18n.ts';
+import { negotiateLocale, type Locale } from '../i18n/i18n.ts';
 import type { MessageKey } from '../i18n/en.ts';
 import { DomainError, RetryLaterError } from '../shared/errors.ts';
 import { errorAnswer } from './error-map.ts';
 import type { Renderer } from './renderer.ts';
 import { inRequestMemo } from '../shared/request-memo.ts';
 import { HSTS_MAX_AGE_SECONDS } from '../config/defaults.ts';
+import { responseNonce } from '../crypto/tokens.ts';
 
 /**
  * A request id (echoed as X-Request-Id), a child logger carrying it, one access log line, and
@@ -36,7 +37,7 @@ export function requestContext(logger: Logger) {
 /** Security headers for every response, including a nonce-based Content-Security-Policy. */
 export function securityHeaders(production: boolean) {
   return async (ctx: Context, next: Next) => {
-    ctx.state.nonce = randomBytes(16).toString('base64');
+    ctx.state.nonce = responseNonce();
     ctx.set('X-Content-Type-Options', 'nosniff');
     ctx.set('X-Frame-Options', 'DENY');
     ctx.set('Referrer-Policy', 'no-referrer');
@@ -90,9 +91,17 @@ export function languageSwitch(production: boolean) {
   };
 }
 
+/** ctx.state.locale, worked out when first read: most requests (tokens, userinfo) never show a page. */
 export function localeMiddleware() {
   return async (ctx: Context, next: Next) => {
-    ctx.state.locale = requestLocale(ctx, ctx.query.ui_locales);
+    let locale: Locale | undefined;
+    Object.defineProperty(ctx.state, 'locale', {
+      get: () => (locale ??= requestLocale(ctx, ctx.query.ui_locales)),
+      set: (chosen: Locale) => {
+        locale = chosen;
+      },
+      enumerable: true,
+    });
     await next();
   };
 }
