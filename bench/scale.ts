@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { sql } from 'kysely';
 import { openDatabase } from '../src/db/database.ts';
-import { tokenWithGrantAndSession } from '../src/oidc/adapter.ts';
+import { tokenWithItsRows } from '../src/oidc/adapter.ts';
 import { refresher, signIn, type Tokens } from './client.ts';
 import type { CpuPlan } from './cpus.ts';
 import { pinSelf } from './cpus.ts';
@@ -95,7 +95,7 @@ async function plans(databaseUrl: string): Promise<Record<string, string>> {
   try {
     const result: Record<string, string> = {};
     // The token read of every refresh, userinfo and introspection, exactly as the adapter words it.
-    const lookups = { ...HOT_LOOKUPS, 'refresh token with its grant and session': tokenWithGrantAndSession('RefreshToken', 'none') };
+    const lookups = { ...HOT_LOOKUPS, 'refresh token with its grant, session and account': tokenWithItsRows('RefreshToken', 'none') };
     for (const [name, query] of Object.entries(lookups)) {
       const { rows } = await sql<{ 'QUERY PLAN': string }>`explain ${typeof query === 'string' ? sql.raw(query) : query}`.execute(database.db);
       result[name] = rows

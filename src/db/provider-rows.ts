@@ -1,4 +1,4 @@
-import { sql } from 'kysely';
+import { sql, type RawBuilder } from 'kysely';
 import { writing } from '../shared/request-memo.ts';
 import { UUID_PATTERN } from '../shared/uuid.ts';
 
@@ -25,12 +25,12 @@ export const live = (table: string) => sql<boolean>`(${sql.ref(`${table}.expires
  * seconds, so the comparison is with the second the sessions ended in: a sign-in in that same second
  * counts as after it (a person signing in again at once is not sent round).
  */
+/** A provider row's account_id (text: any string to the provider) as the uuid of an account, or NULL: Akamon's ids are uuids, and only those are looked up. */
+export const accountUuid = (accountId: RawBuilder<unknown> | ReturnType<typeof sql.ref>) => sql`case when ${accountId} ~* ${UUID_PATTERN} then ${accountId}::uuid end`;
+
 export function begunAfterSessionsEnded(table: string, model: 'Session' | 'Grant') {
   const payload = sql.ref(`${table}.payload`);
   // A second factor moves a session's loginTs, its sign-in does not (session-lifetime.ts).
   const begun = model === 'Session' ? sql`coalesce(${payload}->>'signedInAt', ${payload}->>'loginTs')` : sql`${payload}->>'iat'`;
-  const accountId = sql.ref(`${table}.account_id`);
-  // account_id is text to the provider (any string); Akamon's are uuids, and only those are looked up.
-  const account = sql`case when ${accountId} ~* ${UUID_PATTERN} then ${accountId}::uuid end`;
-  return sql<boolean>`coalesce((${begun})::bigint, 0) >= coalesce((select floor(extract(epoch from a.sessions_ended_at))::bigint from account a where a.id = ${account}), 0)`;
+  return sql<boolean>`coalesce((${begun})::bigint, 0) >= coalesce((select floor(extract(epoch from a.sessions_ended_at))::bigint from account a where a.id = ${accountUuid(sql.ref(`${table}.account_id`))}), 0)`;
 }

@@ -3,7 +3,8 @@ import Provider, { errors, type Adapter, type AdapterPayload } from 'oidc-provid
 import type { DB } from '../db/schema.ts';
 import { afterUnitOfWork } from '../db/driver.ts';
 import { memoised, writing, type BringAlong } from '../shared/request-memo.ts';
-import { begunAfterSessionsEnded, live, PROVIDER_ROWS_MEMO_PREFIX as MEMO_PREFIX, writingProviderRows } from '../db/provider-rows.ts';
+import { accountUuid, begunAfterSessionsEnded, live, PROVIDER_ROWS_MEMO_PREFIX as MEMO_PREFIX, writingProviderRows } from '../db/provider-rows.ts';
+import type { AccountRow } from '../account/account.store.ts';
 import { DEVICE_CODE_KEPT_EXPIRED_SECONDS, TOKEN_RETRY_GRACE_SECONDS } from '../config/defaults.ts';
 import { TokenRetries } from './token-retry.ts';
 import { heldWrites, holdConsumption, takeHeld, writeHeld, type ProviderRow } from './rotation.ts';
@@ -43,20 +44,30 @@ const writingRowsOf = <T>(models: string[], write: () => Promise<T>): Promise<T>
 /** The models whose rows a rotation writes (rotation.ts). */
 const ROTATION_MODELS = ['RefreshToken', 'AccessToken'];
 
-/** One round trip for a token row, the row of its grant and the row of the session it is bound to. */
-export function tokenWithGrantAndSession(model: string, id: string) {
-  return sql<{ role: string; payload: unknown; consumed_at: Date | null }>`
+/**
+ * One round trip for a token row, the row of its grant, the row of the session it is bound to and
+ * its account's row: what oidc-provider and the token gate (find-account.ts) read next, one query
+ * after the other. Every branch has the account's columns (NULL but in the account's branch), so
+ * the account comes typed as a plain read of its table would bring it.
+ */
+export function tokenWithItsRows(model: string, id: string) {
+  return sql<{ role: string; payload: unknown; consumed_at: Date | null } & Partial<AccountRow>>`
     with token as (
-      select payload, consumed_at from oidc_payload where model = ${model} and id = ${id} and ${live('oidc_payload')}
+      select payload, consumed_at, account_id from oidc_payload where model = ${model} and id = ${id} and ${live('oidc_payload')}
     )
-    select 'token' as role, payload, consumed_at from token
+    select 'token' as role, payload, consumed_at, (null::account).* from token
     union all
-    select 'Grant', g.payload, g.consumed_at from token join oidc_payload g
+    select 'Grant', g.payload, g.consumed_at, (null::account).* from token join oidc_payload g
       on g.model = 'Grant' and g.id = token.payload->>'grantId' and ${live('g')} and ${begunAfterSessionsEnded('g', 'Grant')}
     union all
-    select 'Session', s.payload, s.consumed_at from token join oidc_payload s
-      on s.model = 'Session' and s.uid = token.payload->>'sessionUid' and ${live('s')} and ${begunAfterSessionsEnded('s', 'Session')}`;
+    select 'Session', s.payload, s.consumed_at, (null::account).* from token join oidc_payload s
+      on s.model = 'Session' and s.uid = token.payload->>'sessionUid' and ${live('s')} and ${begunAfterSessionsEnded('s', 'Session')}
+    union all
+    select 'Account', null, null, a.* from token join account a on a.id = ${accountUuid(sql.ref('token.account_id'))}`;
 }
+
+/** The key under which a token read leaves its account's row for the token gate of the same request (find-account.ts). */
+export const tokenAccountMemoKey = (accountId: string) => `token-account:${accountId}`;
 
 function toPayload(row: { payload: unknown; consumed_at: Date | string | null }): AdapterPayload {
   const payload = row.payload as AdapterPayload;
@@ -239,13 +250,23 @@ export function postgresAdapter(db: Kysely<DB>, clients: ClientMetadataSource, r
 
     /** The token, and in the same query the grant it belongs to and the session it is bound to. */
     async #findToken(id: string, bringAlong: BringAlong): Promise<AdapterPayload | undefined> {
-      const { rows } = await tokenWithGrantAndSession(this.model, id).execute(db);
-      const byRole = new Map(rows.map((row) => [row.role, toPayload(row)]));
-      const payload = byRole.get('token');
-      if (!payload) return undefined;
+      const { rows } = await tokenWithItsRows(this.model, id).execute(db);
+      const byRole = new Map(rows.map((row) => [row.role, row]));
+      const token = byRole.get('token');
+      if (!token) return undefined;
+      const payload = toPayload(token);
       // Absent rows are remembered too: the provider's own read would find nothing either.
-      if (payload.grantId) bringAlong(memoKey('Grant', 'id', payload.grantId), byRole.get('Grant'));
-      if (payload.sessionUid) bringAlong(memoKey('Session', 'uid', String(payload.sessionUid)), byRole.get('Session'));
+      const payloadOf = (role: string) => {
+        const row = byRole.get(role);
+        return row && toPayload(row);
+      };
+      if (payload.grantId) bringAlong(memoKey('Grant', 'id', payload.grantId), payloadOf('Grant'));
+      if (payload.sessionUid) bringAlong(memoKey('Session', 'uid', String(payload.sessionUid)), payloadOf('Session'));
+      const account = byRole.get('Account');
+      if (account) {
+        const { role: _role, payload: _payload, consumed_at: _consumed, ...row } = account;
+        bringAlong(tokenAccountMemoKey(row.id!), row);
+      }
       return payload;
     }
 

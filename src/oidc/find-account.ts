@@ -1,5 +1,7 @@
 import type { FindAccount } from 'oidc-provider';
-import type { AccountStore } from '../account/account.store.ts';
+import type { AccountRow, AccountStore } from '../account/account.store.ts';
+import { recalled } from '../shared/request-memo.ts';
+import { tokenAccountMemoKey } from './adapter.ts';
 import type { AccessService } from '../access/access.service.ts';
 import type { ClientStore } from '../client/client.store.ts';
 import { signInMethods } from './token-sign-in.ts';
@@ -19,7 +21,8 @@ import { carriedForms } from './claims-locales.ts';
  */
 export function findAccount(accounts: AccountStore, clients: ClientStore, access: AccessService, settings: ClaimSettings): FindAccount {
   return async (ctx, id, token) => {
-    const account = await accounts.findById(id);
+    // A token's account came with the token's own read in this request (adapter.ts), when it did.
+    const account = (token && (await recalled<AccountRow | undefined>(tokenAccountMemoKey(id)))) || (await accounts.findById(id));
     if (!account) return undefined;
     // The client's row is read only when it matters: a token's client must admit the account, and
     // a revoked account may carry the salvage claim. Active accounts in an interaction skip the query.

@@ -51,6 +51,14 @@ export function memoised<T>(key: string, load: (bringAlong: BringAlong) => Promi
 }
 
 /**
+ * What a read of this request brought along under `key` (see memoised), or undefined: for a reader
+ * that takes such a row when there is one but keeps no read of its own.
+ */
+export function recalled<T>(key: string): Promise<T> | undefined {
+  return scope.getStore()?.memo.get(key) as Promise<T> | undefined;
+}
+
+/**
  * Runs a write, then forgets every read whose key starts with `prefix`, whether the write
  * succeeded or not: the next read in this request, and any read the write overtook, go to the
  * database.

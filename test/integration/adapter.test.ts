@@ -3,10 +3,10 @@ import crypto from 'node:crypto';
 import { sql, type Kysely } from 'kysely';
 import { errors, type AdapterPayload } from 'oidc-provider';
 import type { DB } from '../../src/db/schema.ts';
-import { postgresAdapter } from '../../src/oidc/adapter.ts';
+import { postgresAdapter, tokenAccountMemoKey } from '../../src/oidc/adapter.ts';
 import { OidcPayloadStore } from '../../src/oidc/oidc-payload.store.ts';
 import { Sweeper } from '../../src/shared/sweeper.ts';
-import { inRequestMemo } from '../../src/shared/request-memo.ts';
+import { inRequestMemo, recalled } from '../../src/shared/request-memo.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 
 let testDb: TestDatabase;
@@ -245,6 +245,36 @@ describe('postgresAdapter within one request', () => {
       expect(await new Adapter('Grant').find(ids.grant)).toBeUndefined();
       expect(await new Adapter('Session').findByUid(ids.uid)).toBeUndefined();
     });
+  });
+
+  test("reading a token brings its account's row along for the token gate, typed as a read of the account table would be", async () => {
+    const account = await db
+      .insertInto('account')
+      .values({
+        common_id: uniqueId('c').slice(0, 20),
+        name: 'Token Holder',
+        email: null,
+        affiliation: 'staff',
+        status: 'active',
+        password_hash: 'x',
+        password_set_at: new Date(),
+        must_change_password: false,
+        updated_at: new Date(),
+      } as never)
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    const token = uniqueId('at');
+    await new Adapter('AccessToken').upsert(token, { accountId: account.id, clientId: 'c1' } as AdapterPayload, 3600);
+    const stranger = uniqueId('at');
+    await new Adapter('AccessToken').upsert(stranger, { accountId: 'not-a-uuid', clientId: 'c1' } as AdapterPayload, 3600);
+    await inRequestMemo(async () => {
+      await new Adapter('AccessToken').find(token);
+      await new Adapter('AccessToken').find(stranger);
+      expect(await recalled(tokenAccountMemoKey(account.id))).toEqual(account);
+      expect(recalled(tokenAccountMemoKey('not-a-uuid'))).toBeUndefined();
+    });
+    // Outside that request nothing is remembered.
+    await inRequestMemo(async () => expect(recalled(tokenAccountMemoKey(account.id))).toBeUndefined());
   });
 
   test('a write through the adapter or the payload store makes the next read go to the table', async () => {
