@@ -43,7 +43,7 @@ export function ceilingBucket({ maxStored, lifetimeSeconds }: AnonymousCapSettin
  * - for everyone: a record counted lives at most `lifetimeSeconds`, and the global budget lets at
  *   most `maxStored` be made in any such span (ceilingBucket), so no number of sources can keep more
  *   than `maxStored` stored at once.
- * The source is charged first, so a source over its own budget never spends the global one.
+ * The source is charged first, in the same statement, so a source over its own budget never spends the global one.
  */
 export class AnonymousCap {
   readonly #throttle: LoginThrottle;
@@ -58,9 +58,8 @@ export class AnonymousCap {
 
   /** Counts one record about to be stored for a caller at `ip`; throws AnonymousCapError or AnonymousCeilingError over a budget. */
   async take(ip: string): Promise<void> {
-    const source = await this.#throttle.takeFromBucket(`anonymous:${sourceOf(ip)}`, this.#perSource);
-    if (source.waitSeconds > 0) throw new AnonymousCapError(source.waitSeconds);
-    const everyone = await this.#throttle.takeFromBucket('anonymous:everyone', this.#everyone);
-    if (everyone.waitSeconds > 0) throw new AnonymousCeilingError(everyone.waitSeconds);
+    const { refused, state } = await this.#throttle.takeFromBuckets({ name: `anonymous:${sourceOf(ip)}`, bucket: this.#perSource }, { name: 'anonymous:everyone', bucket: this.#everyone });
+    if (refused === 'first') throw new AnonymousCapError(state.waitSeconds);
+    if (refused === 'second') throw new AnonymousCeilingError(state.waitSeconds);
   }
 }

@@ -70,6 +70,45 @@ function storedKey(key: string): string {
   return `${prefix}sha256:${createHash('sha256').update(key).digest('base64url')}`;
 }
 
+type BucketRow = { failures: number; locked_until: Date | string };
+
+/**
+ * The statement that takes `cost` uses from a budget (see takeFromBucket), returning the row's
+ * `failures` (0: the use fitted) and `locked_until`. `only` (a WHERE on the values) skips it.
+ */
+function bucketUse(name: string, { burst, refillSeconds }: Bucket, cost: number, now: Date, only = sql``) {
+  // A use may count as several (a list of many rows); more than the whole bucket is one full bucket.
+  const step = sql`make_interval(secs => ${refillSeconds * Math.min(Math.max(1, cost), burst)}::float8)`;
+  const span = burst * refillSeconds;
+  const full = sql`${now}::timestamptz + make_interval(secs => ${span}::float8)`;
+  // A stored time past `full` means a clock reading older than the one that wrote it. Parallel
+  // requests make that all the time: each reads the clock before it waits its turn for the row,
+  // so a bucket emptied by later readings looks "overfull" to an earlier one; it stays empty, and
+  // that use is refused. Only a stored time more than a whole span past `full` (the clock went back
+  // by more than the span: a correction, a test's clock) starts the bucket afresh, as its history
+  // is then unknowable, rather than refusing everyone until the clock catches up. Only the
+  // server's clock can cause that, never a caller.
+  const drained = sql`case when t.locked_until > ${full} + make_interval(secs => ${span}::float8) then ${now}::timestamptz else t.locked_until end`;
+  const next = sql`greatest(${drained}, ${now}::timestamptz) + ${step}`;
+  const fits = sql<boolean>`${next} <= ${full}`;
+  return sql`
+    insert into throttle as t (key, failures, last_failure_at, locked_until)
+    select ${storedKey(BUCKET_PREFIX + name)}, 0, ${now}::timestamptz, ${now}::timestamptz + ${step} ${only}
+    on conflict (key) do update set
+      locked_until = case when ${fits} then ${next} else ${drained} end,
+      failures = case when ${fits} then 0 else least(t.failures + 1, ${MAX_COUNT}::int) end,
+      last_failure_at = ${now}
+    returning failures, locked_until`;
+}
+
+/** What a budget's row after a use says: open, or how long until the next use fits. */
+function bucketState(row: BucketRow, { burst, refillSeconds }: Bucket, now: Date): ThrottleState {
+  if (row.failures === 0) return OPEN;
+  // The next use fits once the bucket has drained to one step below full.
+  const fitsAtMs = new Date(row.locked_until).getTime() + refillSeconds * 1000 - burst * refillSeconds * 1000;
+  return { waitSeconds: Math.max(1, Math.ceil((fitsAtMs - now.getTime()) / 1000)), blocked: false };
+}
+
 /** A reservation whose request died (a node crashed mid-check) stops counting after this. */
 const PENDING_EXPIRY_SECONDS = THROTTLE_RESERVATION_SECONDS;
 
@@ -123,35 +162,27 @@ export class LoginThrottle {
    * (The row's `locked_until` is when the bucket is full again, `failures` the refusals since the
    * last use; the sweep removes the row once it is full, as if it had never been used.)
    */
-  async takeFromBucket(name: string, { burst, refillSeconds }: Bucket, cost = 1): Promise<ThrottleState> {
+  async takeFromBucket(name: string, bucket: Bucket, cost = 1): Promise<ThrottleState> {
     const now = this.#clock.now();
-    // A use may count as several (a list of many rows); more than the whole bucket is one full bucket.
-    const step = sql`make_interval(secs => ${refillSeconds * Math.min(Math.max(1, cost), burst)}::float8)`;
-    const span = burst * refillSeconds;
-    const full = sql`${now}::timestamptz + make_interval(secs => ${span}::float8)`;
-    // A stored time past `full` means a clock reading older than the one that wrote it. Parallel
-    // requests make that all the time: each reads the clock before it waits its turn for the row,
-    // so a bucket emptied by later readings looks "overfull" to an earlier one; it stays empty, and
-    // that use is refused. Only a stored time more than a whole span past `full` (the clock went back
-    // by more than the span: a correction, a test's clock) starts the bucket afresh, as its history
-    // is then unknowable, rather than refusing everyone until the clock catches up. Only the
-    // server's clock can cause that, never a caller.
-    const drained = sql`case when t.locked_until > ${full} + make_interval(secs => ${span}::float8) then ${now}::timestamptz else t.locked_until end`;
-    const next = sql`greatest(${drained}, ${now}::timestamptz) + ${step}`;
-    const fits = sql<boolean>`${next} <= ${full}`;
-    const { rows } = await sql<{ failures: number; locked_until: Date | string }>`
-      insert into throttle as t (key, failures, last_failure_at, locked_until)
-      values (${storedKey(BUCKET_PREFIX + name)}, 0, ${now}, ${now}::timestamptz + ${step})
-      on conflict (key) do update set
-        locked_until = case when ${fits} then ${next} else ${drained} end,
-        failures = case when ${fits} then 0 else least(t.failures + 1, ${MAX_COUNT}::int) end,
-        last_failure_at = ${now}
-      returning failures, locked_until`.execute(this.#db);
-    const [row] = rows;
-    if (row.failures === 0) return OPEN;
-    // The next use fits once the bucket has drained to one step below full.
-    const fitsAtMs = new Date(row.locked_until).getTime() + refillSeconds * 1000 - burst * refillSeconds * 1000;
-    return { waitSeconds: Math.max(1, Math.ceil((fitsAtMs - now.getTime()) / 1000)), blocked: false };
+    const { rows } = await sql<BucketRow>`${bucketUse(name, bucket, cost, now)}`.execute(this.#db);
+    return bucketState(rows[0]!, bucket, now);
+  }
+
+  /**
+   * One use of `first`, and only if it fits, one of `second`: in one statement, so a caller over the
+   * first budget never spends the second. Answers the first refusal, or OPEN.
+   */
+  async takeFromBuckets(first: { name: string; bucket: Bucket }, second: { name: string; bucket: Bucket }): Promise<{ refused?: 'first' | 'second'; state: ThrottleState }> {
+    const now = this.#clock.now();
+    const { rows } = await sql<BucketRow & { which: 'first' | 'second' }>`
+      with first_use as (${bucketUse(first.name, first.bucket, 1, now)}),
+      second_use as (${bucketUse(second.name, second.bucket, 1, now, sql`where (select failures from first_use) = 0`)})
+      select 'first' as which, * from first_use union all select 'second', * from second_use`.execute(this.#db);
+    for (const row of rows) {
+      const state = bucketState(row, row.which === 'first' ? first.bucket : second.bucket, now);
+      if (state.waitSeconds > 0) return { refused: row.which, state };
+    }
+    return { state: OPEN };
   }
 
   /**

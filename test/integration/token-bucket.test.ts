@@ -66,3 +66,28 @@ describe('a refilling budget', () => {
     expect(await take('whole', T0)).toBeGreaterThan(0);
   });
 });
+
+describe('two budgets in one statement (the anonymous cap: the source, then everyone)', () => {
+  const SMALL = { burst: 2, refillSeconds: 10 };
+  const both = (at: number) => {
+    reading = at;
+    return throttle.takeFromBuckets({ name: 'pair-source', bucket: SMALL }, { name: 'pair-everyone', bucket: BUCKET });
+  };
+
+  test('a use over the first budget is refused there and takes nothing from the second', async () => {
+    expect(await both(T0)).toEqual({ state: { waitSeconds: 0, blocked: false } });
+    expect(await both(T0)).toEqual({ state: { waitSeconds: 0, blocked: false } });
+    for (let i = 0; i < 5; i += 1) expect(await both(T0)).toMatchObject({ refused: 'first', state: { waitSeconds: 10 } });
+    // The second budget gave two of its four uses: two are left.
+    expect(await take('pair-everyone', T0)).toBe(0);
+    expect(await take('pair-everyone', T0)).toBe(0);
+    expect(await take('pair-everyone', T0)).toBeGreaterThan(0);
+  });
+
+  test('a use the first budget allows and the second refuses names the second', async () => {
+    reading = T0 + 60_000;
+    expect((await throttle.takeFromBuckets({ name: 'pair-fresh', bucket: SMALL }, { name: 'pair-everyone', bucket: BUCKET })).refused).toBeUndefined();
+    for (let i = 0; i < 3; i += 1) await take('pair-everyone', T0 + 60_000);
+    expect(await throttle.takeFromBuckets({ name: 'pair-other', bucket: SMALL }, { name: 'pair-everyone', bucket: BUCKET })).toMatchObject({ refused: 'second' });
+  });
+});
