@@ -7,6 +7,7 @@ import { buildApp } from './app.ts';
 import { lowerWorkerPriority } from './password/hash-priority.ts';
 import { randomToken } from './crypto/tokens.ts';
 import { DatabaseUnavailableError } from './shared/errors.ts';
+import { warmLazyModules } from './shared/lazy-module.ts';
 import { startDevIdv, type DevIdv } from './idv/dev-provider.ts';
 import type { Config, IdvSettings } from './config/config.ts';
 import { HTTP_HEADERS_TIMEOUT_MS, HTTP_MAX_HEADERS, HTTP_REQUEST_TIMEOUT_MS, SWEEP_INTERVAL_SECONDS } from './config/defaults.ts';
@@ -88,6 +89,8 @@ const server: Server = akamon.app.listen(config.port, config.listenHost, () => {
     );
   }
   logger.info({ issuer: config.issuer, database: deps.database.kind, readyMs: Math.round(process.uptime() * 1000) }, 'akamon ready');
+  // The libraries left out of the start, loaded now so the first person to need one does not wait.
+  warmLazyModules((error) => logger.error({ err: error }, 'library not loaded in the background; its first use tries again'));
   if (firstOperatorTokenFile) logger.info({ file: firstOperatorTokenFile }, 'operator token for the akamon CLI written');
   if (!config.production) {
     process.stdout.write(

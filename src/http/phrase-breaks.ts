@@ -1,4 +1,5 @@
-import { loadDefaultJapaneseParser } from 'budoux';
+import type * as Budoux from 'budoux';
+import { lazyModule } from '../shared/lazy-module.ts';
 
 /**
  * Japanese line breaks at phrase boundaries. Japanese has no spaces, so a browser may break a line
@@ -10,8 +11,12 @@ import { loadDefaultJapaneseParser } from 'budoux';
  *
  * Only short texts are marked (buttons, button-styled links, headings, table headers, labels),
  * where a lone character shows most; paragraphs keep ordinary Japanese line breaking.
+ *
+ * BudouX is loaded on the first page with Japanese to mark (or by the warm-up after start), never
+ * before the server is ready: every page is marked, and only a page served in the first moment
+ * after start may wait for the load.
  */
-const parser = loadDefaultJapaneseParser();
+const japaneseParser = lazyModule((require) => (require('budoux') as typeof Budoux).loadDefaultJapaneseParser());
 
 /** The elements whose text is marked; their markup comes from our own templates, escaped. */
 const SHORT_TEXT = /<(button|a|h1|h2|h3|th|label)(\s[^>]*)?>([\s\S]*?)<\/\1>/g;
@@ -30,6 +35,6 @@ function markText(text: string): string {
   if (!JAPANESE.test(text)) return text;
   return text
     .split(REFERENCE)
-    .map((part, i) => (i % 2 === 1 ? part : parser.parse(part).join('<wbr>')))
+    .map((part, i) => (i % 2 === 1 ? part : japaneseParser().parse(part).join('<wbr>')))
     .join('');
 }

@@ -1,7 +1,10 @@
-import nodemailer from 'nodemailer';
+import type * as Nodemailer from 'nodemailer';
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.ts';
 import { DeliveryError } from '../mfa/code-sender.ts';
+import { lazyModule } from '../shared/lazy-module.ts';
+
+const nodemailer = lazyModule((require) => require('nodemailer') as typeof Nodemailer);
 
 export interface Mail {
   to: string;
@@ -28,10 +31,12 @@ export function mailerFromConfig(config: Config, logger: Logger): Mailer {
     ]) {
       if (!url.searchParams.has(name)) url.searchParams.set(name, value);
     }
-    const transport = nodemailer.createTransport(url.href);
+    // Made on the first mail: nodemailer is loaded then (or by the warm-up), not at start.
+    let transport: Nodemailer.Transporter | undefined;
     return {
       available: true,
       async send(mail) {
+        transport ??= nodemailer().createTransport(url.href);
         try {
           await transport.sendMail({ from: config.mailFrom, to: mail.to, subject: mail.subject, text: mail.text });
         } catch (error) {

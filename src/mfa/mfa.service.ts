@@ -1,13 +1,5 @@
-import {
-  generateAuthenticationOptions,
-  generateRegistrationOptions,
-  verifyAuthenticationResponse,
-  verifyRegistrationResponse,
-  type AuthenticationResponseJSON,
-  type PublicKeyCredentialCreationOptionsJSON,
-  type PublicKeyCredentialRequestOptionsJSON,
-  type RegistrationResponseJSON,
-} from '@simplewebauthn/server';
+import type * as WebAuthn from '@simplewebauthn/server';
+import type { AuthenticationResponseJSON, PublicKeyCredentialCreationOptionsJSON, PublicKeyCredentialRequestOptionsJSON, RegistrationResponseJSON } from '@simplewebauthn/server';
 import type { SecretBox } from '../crypto/secret-box.ts';
 import { randomUUID } from 'node:crypto';
 import { isUuid } from '../shared/uuid.ts';
@@ -19,6 +11,10 @@ import { matchTotp, newTotpSecret, normalizeCode } from './totp.ts';
 import type { PhoneService, PhoneTarget } from './phone.service.ts';
 import { SECOND_FACTOR_THROTTLE } from '../config/defaults.ts';
 import { NO_METER, type Meter } from '../metrics/meter.ts';
+import { lazyModule } from '../shared/lazy-module.ts';
+
+/** Loaded on the first security-key or passkey step, not at start. */
+const webauthn = lazyModule((require) => require('@simplewebauthn/server') as typeof WebAuthn);
 
 /** Wrong codes lock the method for a while; NIST allows at most 100 in a row, this is far below. */
 export const OTP_RULE: ThrottleRule = SECOND_FACTOR_THROTTLE;
@@ -126,7 +122,7 @@ export class MfaService {
   /** Options for creating a security key or passkey credential; user verification is required. */
   async webauthnRegistrationOptions(account: { id: string; common_id: string; name: string }): Promise<PublicKeyCredentialCreationOptionsJSON> {
     const existing = (await this.#store.factors(account.id)).filter((f) => f.credential_id);
-    return generateRegistrationOptions({
+    return webauthn().generateRegistrationOptions({
       rpName: this.#rp.name,
       rpID: this.#rp.id,
       userName: account.common_id,
@@ -142,13 +138,15 @@ export class MfaService {
     return this.#guarded(accountId, 'webauthn', 'enrol', async () => {
       const response = parseJson<RegistrationResponseJSON>(input);
       if (!response) return { ok: false, reason: 'webauthn_failed' };
-      const result = await verifyRegistrationResponse({
-        response,
-        expectedChallenge,
-        expectedOrigin: this.#rp.origin,
-        expectedRPID: this.#rp.id,
-        requireUserVerification: true,
-      }).catch(() => undefined);
+      const result = await webauthn()
+        .verifyRegistrationResponse({
+          response,
+          expectedChallenge,
+          expectedOrigin: this.#rp.origin,
+          expectedRPID: this.#rp.id,
+          requireUserVerification: true,
+        })
+        .catch(() => undefined);
       if (!result?.verified) return { ok: false, reason: 'webauthn_failed' };
       const { credential } = result.registrationInfo;
       const transports = Array.isArray(credential.transports) ? credential.transports.filter((t) => typeof t === 'string' && TRANSPORTS.has(t)) : [];
@@ -172,7 +170,7 @@ export class MfaService {
   async webauthnAuthenticationOptions(accountId: string): Promise<PublicKeyCredentialRequestOptionsJSON | undefined> {
     const credentials = (await this.#store.factors(accountId)).filter((f) => f.credential_id);
     if (credentials.length === 0) return undefined;
-    return generateAuthenticationOptions({
+    return webauthn().generateAuthenticationOptions({
       rpID: this.#rp.id,
       userVerification: 'required',
       allowCredentials: credentials.map((f) => ({ id: f.credential_id!, transports: f.transports?.split(',').filter(Boolean) as never })),
@@ -185,19 +183,21 @@ export class MfaService {
       const response = parseJson<AuthenticationResponseJSON>(input);
       const factor = response && (await this.#store.factors(accountId)).find((f) => f.credential_id === response.id);
       if (!response || !factor) return { ok: false, reason: 'webauthn_failed' };
-      const result = await verifyAuthenticationResponse({
-        response,
-        expectedChallenge,
-        expectedOrigin: this.#rp.origin,
-        expectedRPID: this.#rp.id,
-        requireUserVerification: true,
-        credential: {
-          id: factor.credential_id!,
-          publicKey: Buffer.from(factor.public_key!, 'base64url'),
-          counter: Number(factor.sign_count),
-          transports: factor.transports?.split(',').filter(Boolean) as never,
-        },
-      }).catch(() => undefined);
+      const result = await webauthn()
+        .verifyAuthenticationResponse({
+          response,
+          expectedChallenge,
+          expectedOrigin: this.#rp.origin,
+          expectedRPID: this.#rp.id,
+          requireUserVerification: true,
+          credential: {
+            id: factor.credential_id!,
+            publicKey: Buffer.from(factor.public_key!, 'base64url'),
+            counter: Number(factor.sign_count),
+            transports: factor.transports?.split(',').filter(Boolean) as never,
+          },
+        })
+        .catch(() => undefined);
       if (!result?.verified) return { ok: false, reason: 'webauthn_failed' };
       // A counter that did not grow means a cloned authenticator or a replay.
       if (!(await this.#store.advanceCounter(factor.id, result.authenticationInfo.newCounter))) return { ok: false, reason: 'replayed' };

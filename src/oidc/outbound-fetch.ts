@@ -1,6 +1,10 @@
 import dns from 'node:dns';
 import net from 'node:net';
-import { Agent, fetch as undiciFetch } from 'undici';
+import type * as Undici from 'undici';
+import { lazyModule } from '../shared/lazy-module.ts';
+
+/** Loaded on the first outgoing request (or by the warm-up), not at start. */
+const undici = lazyModule((require) => require('undici') as typeof Undici);
 
 /** Loopback, private, link-local, shared, documentation, multicast and reserved ranges. */
 const SPECIAL_USE = new net.BlockList();
@@ -83,8 +87,16 @@ function guardedLookup(refused: (address: string) => boolean): net.LookupFunctio
   };
 }
 
-const strictAgent = new Agent({ connect: { lookup: guardedLookup(isSpecialUseAddress) } });
-const campusAgent = new Agent({ connect: { lookup: guardedLookup(isNeverATarget) } });
+/** One connection pool per rule (what `refused` names), shared by every fetch that follows it. */
+const agents = new Map<(address: string) => boolean, Undici.Agent>();
+function agentFor(refused: (address: string) => boolean): Undici.Agent {
+  let agent = agents.get(refused);
+  if (!agent) {
+    agent = new (undici().Agent)({ connect: { lookup: guardedLookup(refused) } });
+    agents.set(refused, agent);
+  }
+  return agent;
+}
 
 /**
  * The provider's outgoing requests (back-channel logout, a client's jwks_uri ...). By default
@@ -95,13 +107,12 @@ const campusAgent = new Agent({ connect: { lookup: guardedLookup(isNeverATarget)
  */
 export function outboundFetch(allowPrivate: boolean): typeof fetch {
   const refused = allowPrivate ? isNeverATarget : isSpecialUseAddress;
-  const dispatcher = allowPrivate ? campusAgent : strictAgent;
   return (async (input: string | URL | Request, init?: RequestInit) => {
     const url = new URL(input instanceof Request ? input.url : input);
     const host = url.hostname.replace(/^\[|\]$/g, '');
     // Address literals never reach the lookup hook.
     if (refused(host) || (!allowPrivate && host === 'localhost')) throw new SpecialUseAddressError(`${host} is an address Akamon does not call`);
-    const options = { ...init, dispatcher, redirect: 'error' } as Parameters<typeof undiciFetch>[1];
-    return undiciFetch(url, options) as unknown as Response;
+    const options = { ...init, dispatcher: agentFor(refused), redirect: 'error' } as Parameters<typeof Undici.fetch>[1];
+    return undici().fetch(url, options) as unknown as Response;
   }) as typeof fetch;
 }

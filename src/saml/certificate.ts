@@ -1,10 +1,16 @@
-// @peculiar/x509 resolves its algorithm providers through tsyringe, which needs the Reflect
-// metadata API: it must be loaded before the library is.
-import 'reflect-metadata';
 import { createHash, createPrivateKey, createPublicKey, type JsonWebKey, webcrypto } from 'node:crypto';
-import { SubjectKeyIdentifierExtension, X509CertificateGenerator } from '@peculiar/x509';
+import type * as X509 from '@peculiar/x509';
 import type { JWK } from 'jose';
+import { lazyModule } from '../shared/lazy-module.ts';
 import { SamlError } from './saml-error.ts';
+
+/** Loaded on the first certificate (or by the warm-up), not at start. */
+const x509 = lazyModule((require) => {
+  // The library resolves its algorithm providers through tsyringe, which needs the Reflect metadata
+  // API: it must be loaded before the library is.
+  require('reflect-metadata');
+  return require('@peculiar/x509') as typeof X509;
+});
 
 export interface SamlSigningKey {
   kid: string;
@@ -68,6 +74,7 @@ async function makeCertificate(key: SamlSigningKey, issuer: string): Promise<str
     privateKey: privateKey.toCryptoKey(RSA_PKCS1_SHA256, false, ['sign']),
     publicKey: publicKey.toCryptoKey(RSA_PKCS1_SHA256, true, ['verify']),
   };
+  const { SubjectKeyIdentifierExtension, X509CertificateGenerator } = x509();
   // Node's webcrypto, typed as the provider the library's declarations name.
   const provider = webcrypto as unknown as Parameters<typeof X509CertificateGenerator.createSelfSigned>[1];
   const certificate = await X509CertificateGenerator.createSelfSigned(

@@ -1,9 +1,9 @@
 import { createPublicKey } from 'node:crypto';
-import { DOMParser, type Element } from '@xmldom/xmldom';
-import { encrypt } from 'xml-encryption';
+import type { Element } from '@xmldom/xmldom';
 import { ALG, NS, SAML_VERSION, STATUS, SUBJECT_CONFIRMATION_BEARER } from './constants.ts';
 import { SamlError } from './saml-error.ts';
 import { signRoot, type XmlSigningKey } from './sign.ts';
+import { xmldom, xmlEncryption } from './xml-libraries.ts';
 import { addSeconds, append, appendNameId, appendStatus, declare, newDocument, newId, newProtocolMessage, samlInstant, serialize, setAttributes, type SamlNameId } from './xml-build.ts';
 
 export interface ResponseAttribute {
@@ -135,7 +135,7 @@ async function encryptXml(xml: string, certificatePem: string): Promise<string> 
   }
   if (publicKey.asymmetricKeyType !== 'rsa') throw new SamlError('unsupported', 'the SP encryption certificate does not hold an RSA key: RSA-OAEP key transport needs one');
   return new Promise((resolve, reject) => {
-    encrypt(
+    xmlEncryption().encrypt(
       xml,
       {
         rsa_pub: publicKey.export({ type: 'spki', format: 'pem' }),
@@ -153,7 +153,7 @@ async function encryptXml(xml: string, certificatePem: string): Promise<string> 
 
 /** Parses XML this module just produced (the signed assertion, the EncryptedData). */
 function parseOwn(xml: string): Element {
-  const doc = new DOMParser({
+  const doc = new (xmldom().DOMParser)({
     onError: (level, message) => {
       throw new SamlError('malformed', `building a SAML message produced XML that does not parse (${level}: ${message})`);
     },

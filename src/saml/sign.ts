@@ -1,5 +1,5 @@
-import { SignedXml } from 'xml-crypto';
 import { ALG, NS } from './constants.ts';
+import { xmlCrypto } from './xml-libraries.ts';
 
 export interface XmlSigningKey {
   privatePem: string;
@@ -17,7 +17,7 @@ export interface XmlSigningKey {
  * the assertion declares it (as SimpleSAMLphp's assertions do).
  */
 export function signRoot(xml: string, key: XmlSigningKey): string {
-  const signer = new SignedXml({
+  const signer = new (xmlCrypto().SignedXml)({
     privateKey: key.privatePem,
     publicCert: key.certificatePem,
     signatureAlgorithm: ALG.rsaSha256,

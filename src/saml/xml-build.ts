@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { DOMImplementation, XMLSerializer, type Document, type Element } from '@xmldom/xmldom';
+import type { Document, Element } from '@xmldom/xmldom';
 import { NS, SAML_VERSION } from './constants.ts';
 import { SamlError } from './saml-error.ts';
+import { xmldom } from './xml-libraries.ts';
 
 /**
  * Building the XML Akamon sends. Every value goes through the DOM (attributes and text nodes), so the
@@ -37,7 +38,7 @@ function checked(value: string): string {
 
 /** A new document whose root element is `qualifiedName` in `namespace`. */
 export function newDocument(namespace: string, qualifiedName: string): { doc: Document; root: Element } {
-  const doc = new DOMImplementation().createDocument(namespace, qualifiedName, null);
+  const doc = new (xmldom().DOMImplementation)().createDocument(namespace, qualifiedName, null);
   return { doc, root: doc.documentElement! };
 }
 
@@ -63,7 +64,7 @@ export function append(parent: Element, namespace: string, qualifiedName: string
 }
 
 export function serialize(doc: Document): string {
-  return new XMLSerializer().serializeToString(doc);
+  return new (xmldom().XMLSerializer)().serializeToString(doc);
 }
 
 /** The base64 body of a PEM certificate, as ds:X509Certificate carries it. */

@@ -1,10 +1,11 @@
 import { createHash, createPublicKey, type KeyObject, verify } from 'node:crypto';
 import { inflateRawSync } from 'node:zlib';
-import { DOMParser, type Document, type Element, type Node, XMLSerializer } from '@xmldom/xmldom';
-import { type HashAlgorithm, type SignatureAlgorithm, SignedXml } from 'xml-crypto';
+import type { Document, Element, Node } from '@xmldom/xmldom';
+import type { HashAlgorithm, SignatureAlgorithm, SignedXml } from 'xml-crypto';
 import { ALG, NS, URL_ENCODING_DEFLATE } from './constants.ts';
 import { SamlError } from './saml-error.ts';
 import { attribute, elementsNamed, isXmlId } from './xml-read.ts';
+import { xmlCrypto, xmldom } from './xml-libraries.ts';
 
 // The boundary where untrusted SAML input becomes something to act on: bytes from a browser
 // (bindings) or an operator (metadata) become one safe DOM, and signatures over it are checked
@@ -33,7 +34,7 @@ export function parseXml(text: string, maxBytes = 64 * 1024): Document {
   // xmldom rewraps what onError throws, so the first report is kept here for the refusal's message.
   let report: string | null = null;
   try {
-    document = new DOMParser({
+    document = new (xmldom().DOMParser)({
       locator: false,
       onError: (level, message) => {
         report ??= `XML ${level}: ${message}`;
@@ -272,12 +273,12 @@ export function verifyEmbeddedSignature(document: Document, certificatesPem: str
   if (rootId === null || !isXmlId(rootId)) throw new SamlError('bad_signature', 'the signed message has no valid ID');
   checkUniqueIds(root);
 
-  const xml = new XMLSerializer().serializeToString(document);
+  const xml = new (xmldom().XMLSerializer)().serializeToString(document);
   let failure = 'no certificate is registered';
   for (const { pem, key } of registeredKeys(certificatesPem)) {
     // getCertFromKeyInfo answers with the registered certificate whatever KeyInfo says: the message's
     // KeyInfo is never read, so a certificate an attacker embeds is never used.
-    const verifier = new SignedXml({ getCertFromKeyInfo: () => pem });
+    const verifier = new (xmlCrypto().SignedXml)({ getCertFromKeyInfo: () => pem });
     verifier.SignatureAlgorithms = xmlSignatureAlgorithms(key.asymmetricKeyType);
     verifier.HashAlgorithms = XML_DIGEST_ALGORITHMS;
     let valid: boolean;

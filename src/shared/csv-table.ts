@@ -1,5 +1,8 @@
-import { parse } from 'csv-parse/sync';
+import type * as CsvParse from 'csv-parse/sync';
 import { DomainError } from './errors.ts';
+import { lazyModule } from './lazy-module.ts';
+
+const csvParse = lazyModule((require) => require('csv-parse/sync') as typeof CsvParse);
 
 /**
  * Reading an uploaded or local CSV file of rows for an import (accounts, revocations, tokens,
@@ -32,7 +35,7 @@ export function parseCsvTable(bytes: Uint8Array, columns: CsvColumns, limits: { 
   }
   let records: Array<{ record: string[]; info: { lines: number } }> = [];
   try {
-    records = parse(text, { bom: true, trim: true, skip_empty_lines: true, relax_column_count: true, info: true }) as unknown as typeof records;
+    records = csvParse().parse(text, { bom: true, trim: true, skip_empty_lines: true, relax_column_count: true, info: true }) as unknown as typeof records;
   } catch (error) {
     throw new DomainError('csv_invalid', `${name} is not valid CSV: ${(error as Error).message.split('\n')[0]}`);
   }

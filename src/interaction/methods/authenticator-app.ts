@@ -1,6 +1,9 @@
-import QRCode from 'qrcode';
+import type * as QRCode from 'qrcode';
+import { lazyModule } from '../../shared/lazy-module.ts';
 import { totpUri } from '../../mfa/totp.ts';
 import { type FactorMethod, type MethodDeps, type MethodHost, resultOf, samePage } from './method.ts';
+
+const qrcode = lazyModule((require) => require('qrcode') as typeof QRCode);
 
 /** A phone's browser: the set-up page then offers the link that opens the authenticator app on this device first. */
 function onPhone(host: MethodHost): boolean {
@@ -33,7 +36,7 @@ export function authenticatorApp(deps: MethodDeps): FactorMethod {
         const secret = deps.mfa.unseal(await pendingSecret(host));
         const account = (await deps.accounts.findById(host.accountId))!;
         const uri = totpUri(secret, account.common_id, deps.config.issuerName);
-        const svg = await QRCode.toString(uri, { type: 'svg', errorCorrectionLevel: 'M', margin: 2 });
+        const svg = await qrcode().toString(uri, { type: 'svg', errorCorrectionLevel: 'M', margin: 2 });
         return {
           uri,
           phoneFirst: onPhone(host),
