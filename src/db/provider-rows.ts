@@ -1,5 +1,5 @@
 import { sql, type RawBuilder } from 'kysely';
-import { writing } from '../shared/request-memo.ts';
+import { remember, writing } from '../shared/request-memo.ts';
 import { UUID_PATTERN } from '../shared/uuid.ts';
 
 /**
@@ -9,6 +9,33 @@ import { UUID_PATTERN } from '../shared/uuid.ts';
  * both the provider and the domain's stores can write the table without importing each other.
  */
 export const PROVIDER_ROWS_MEMO_PREFIX = 'oidc:';
+
+/** The columns the provider finds its rows by. */
+export type ProviderRowColumn = 'id' | 'uid' | 'user_code';
+
+/** The request-memo key of the provider's read of a `model` row by `column` (the adapter's, and any statement that reads the row on its way). */
+export const providerRowMemoKey = (model: string, column: ProviderRowColumn, value: string) => `${PROVIDER_ROWS_MEMO_PREFIX}${model}:${column}:${value}`;
+
+/** A row of the provider's table as read: its payload, and when it was consumed. */
+export interface StoredProviderRow {
+  payload: unknown;
+  consumed_at: Date | string | null;
+}
+
+/** The payload the provider is given for a row: its `consumed` is the row's consumed_at, in seconds. */
+export function storedPayload(row: StoredProviderRow): Record<string, unknown> {
+  const payload = row.payload as Record<string, unknown>;
+  if (row.consumed_at) payload.consumed = Math.floor(new Date(row.consumed_at).getTime() / 1000);
+  return payload;
+}
+
+/**
+ * Leaves a `model` row read by id by another statement (`row`, or undefined: there is none) for the
+ * provider's own read of it later in this request, as the adapter's reads bring rows along.
+ */
+export function rememberProviderRow(model: string, id: string, row: StoredProviderRow | undefined): void {
+  remember(providerRowMemoKey(model, 'id', id), row && storedPayload(row));
+}
 
 /** For every write to the provider's table (see request-memo's `writing`). */
 export const writingProviderRows = <T>(write: () => Promise<T>) => writing(PROVIDER_ROWS_MEMO_PREFIX, write);

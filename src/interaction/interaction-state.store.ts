@@ -1,8 +1,25 @@
 import { sql, type Kysely } from 'kysely';
 import type { DB } from '../db/schema.ts';
+import { live, rememberProviderRow, type StoredProviderRow } from '../db/provider-rows.ts';
 
 /** Where the holder of a flow's turn is written in its state; never handed to callers. */
 const TURN = '_turn';
+
+/** The live Interaction row of the provider with this uid (its id), as the adapter reads it. */
+const interactionRow = (uid: string) => sql`select payload, consumed_at from oidc_payload where model = 'Interaction' and id = ${uid} and ${live('oidc_payload')}`;
+
+/** The statement that takes a turn (see takeTurn); `only` (a WHERE on the values) may skip it. */
+function turnTaking(uid: string, token: string, holdSeconds: number, only = sql``) {
+  const until = sql<Date>`now() + make_interval(secs => ${holdSeconds})`;
+  return sql`
+    insert into interaction_state as s (uid, data, expires_at)
+    select ${uid}, jsonb_build_object(${TURN}::text, jsonb_build_object('token', ${token}::text, 'until', ${until})), ${until} ${only}
+    on conflict (uid) do update set
+      data = case when s.expires_at > now() then s.data || excluded.data else excluded.data end,
+      expires_at = greatest(s.expires_at, excluded.expires_at)
+    where s.expires_at <= now() or s.data -> ${TURN}::text is null or (s.data -> ${TURN}::text ->> 'until')::timestamptz <= now()
+    returning s.data - ${TURN}::text as data`;
+}
 
 /**
  * Server-side state of one sign-in interaction (the identifier typed so far, later a pending
@@ -65,16 +82,38 @@ export class InteractionStateStore {
    * it. Returns the state as the holder finds it, or undefined when the turn is taken.
    */
   async takeTurn(uid: string, token: string, holdSeconds: number): Promise<Record<string, unknown> | undefined> {
-    const until = sql<Date>`now() + make_interval(secs => ${holdSeconds})`;
-    const result = await sql<{ data: Record<string, unknown> }>`
-      insert into interaction_state as s (uid, data, expires_at)
-      values (${uid}, jsonb_build_object(${TURN}::text, jsonb_build_object('token', ${token}::text, 'until', ${until})), ${until})
-      on conflict (uid) do update set
-        data = case when s.expires_at > now() then s.data || excluded.data else excluded.data end,
-        expires_at = greatest(s.expires_at, excluded.expires_at)
-      where s.expires_at <= now() or s.data -> ${TURN}::text is null or (s.data -> ${TURN}::text ->> 'until')::timestamptz <= now()
-      returning s.data - ${TURN}::text as data`.execute(this.#db);
+    const result = await sql<{ data: Record<string, unknown> }>`${turnTaking(uid, token, holdSeconds)}`.execute(this.#db);
     return result.rows[0]?.data;
+  }
+
+  /**
+   * takeTurn for a sign-in interaction, in the same statement as the read of its provider row
+   * (which the provider's read of it in this request then answers: request-memo). No state is
+   * written for an interaction that does not exist or has expired: the caller gets an empty state,
+   * finds no interaction, and answers so.
+   */
+  async takeInteractionTurn(uid: string, token: string, holdSeconds: number): Promise<Record<string, unknown> | undefined> {
+    const { rows } = await sql<Partial<StoredProviderRow> & { data: Record<string, unknown> | null; found: boolean }>`
+      with interaction as (${interactionRow(uid)}),
+      turn as (${turnTaking(uid, token, holdSeconds, sql`where exists (select 1 from interaction)`)})
+      select i.payload, i.consumed_at, (select data from turn), i.payload is not null as found
+      from (select 1) one left join interaction i on true`.execute(this.#db);
+    const [row] = rows;
+    rememberProviderRow('Interaction', uid, row?.found ? (row as StoredProviderRow) : undefined);
+    if (!row?.found) return {};
+    return row.data ?? undefined;
+  }
+
+  /** get for a sign-in interaction, in the same statement as the read of its provider row (see takeInteractionTurn). */
+  async getWithInteraction(uid: string): Promise<Record<string, unknown>> {
+    const { rows } = await sql<Partial<StoredProviderRow> & { data: Record<string, unknown> | null; found: boolean }>`
+      with interaction as (${interactionRow(uid)})
+      select i.payload, i.consumed_at, i.payload is not null as found,
+        (select s.data - ${TURN}::text from interaction_state s where s.uid = ${uid} and s.expires_at > now()) as data
+      from (select 1) one left join interaction i on true`.execute(this.#db);
+    const [row] = rows;
+    rememberProviderRow('Interaction', uid, row?.found ? (row as StoredProviderRow) : undefined);
+    return row?.data ?? {};
   }
 
   /**

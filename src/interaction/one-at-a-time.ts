@@ -14,16 +14,23 @@ type Patch = Record<string, unknown>;
  * `leave` a patch that is merged into the state as the turn ends (also when the work then fails); the state then lives at least
  * `ttlSeconds` more. Resolves false, having run nothing, when the turn did not come in time.
  */
-export async function oneAtATime(store: InteractionStateStore, key: string, ttlSeconds: number, work: (state: Patch, leave: (patch: Patch) => void) => Promise<unknown>): Promise<boolean> {
+export async function oneAtATime(
+  store: InteractionStateStore,
+  key: string,
+  ttlSeconds: number,
+  work: (state: Patch, leave: (patch: Patch) => void) => Promise<unknown>,
+  // How the turn is taken: a sign-in interaction's reads its provider row in the same statement.
+  take: (token: string, holdSeconds: number) => Promise<Patch | undefined> = (token, holdSeconds) => store.takeTurn(key, token, holdSeconds),
+): Promise<boolean> {
   const token = randomUUID();
   const deadline = Date.now() + FLOW_TURN_WAIT_MS;
   let pause = 10;
-  let state = await store.takeTurn(key, token, FLOW_TURN_HOLD_SECONDS);
+  let state = await take(token, FLOW_TURN_HOLD_SECONDS);
   while (!state) {
     if (Date.now() + pause > deadline) return false;
     await sleep(pause);
     pause = Math.min(pause * 2, 200);
-    state = await store.takeTurn(key, token, FLOW_TURN_HOLD_SECONDS);
+    state = await take(token, FLOW_TURN_HOLD_SECONDS);
   }
   let left: Patch = {};
   try {

@@ -66,10 +66,14 @@ export function interactionRouter(deps: InteractionRouterDeps): Router {
     };
   }
 
-  /** `turn` is the POST's (see above); without one (a GET) the state is read and written at once. */
-  function request(ctx: Context, details: InteractionDetails, turn?: { state: Record<string, unknown>; leave: (patch: Record<string, unknown>) => void }): StepRequest {
+  /**
+   * `turn` is the POST's (see above); without one (a GET) the state is written at once, and `read`
+   * (the state as read with the interaction) answers until the step writes it.
+   */
+  function request(ctx: Context, details: InteractionDetails, turn?: { state: Record<string, unknown>; leave: (patch: Record<string, unknown>) => void }, read?: Record<string, unknown>): StepRequest {
     const provider = deps.provider();
     const held = turn && heldState(details.uid, turn.state, turn.leave);
+    let known = read;
     const clientId = String(details.params.client_id);
     let clientName: Promise<string> | undefined;
     const base = `/interaction/${details.uid}`;
@@ -85,9 +89,19 @@ export function interactionRouter(deps: InteractionRouterDeps): Router {
       },
       body: (ctx.request.body ?? {}) as Record<string, unknown>,
       t: translator(ctx.state.locale),
-      state: held ? held.state : () => deps.state.get(details.uid),
-      saveState: held ? held.saveState : (data) => deps.state.merge(details.uid, data, deps.stateTtlSeconds),
-      swapState: held ? held.swapState : (expected, patch) => deps.state.transition(details.uid, expected, patch, deps.stateTtlSeconds),
+      state: held ? held.state : async () => (known ? { ...known } : deps.state.get(details.uid)),
+      saveState: held
+        ? held.saveState
+        : (data) => {
+            known = undefined;
+            return deps.state.merge(details.uid, data, deps.stateTtlSeconds);
+          },
+      swapState: held
+        ? held.swapState
+        : (expected, patch) => {
+            known = undefined;
+            return deps.state.transition(details.uid, expected, patch, deps.stateTtlSeconds);
+          },
       // A page answering a POST (a refused password, the password page after the identifier) switches
       // language back to the interaction's page: its own URL takes only POSTs.
       render: (view: string, titleKey: MessageKey, data?: PageData, status?: number) =>
@@ -111,34 +125,45 @@ export function interactionRouter(deps: InteractionRouterDeps): Router {
   }
 
   router.get('/interaction/:uid', async (ctx) => {
+    // The state and the interaction in one statement; the provider's read of the interaction (load) is then answered from it.
+    const state = await deps.state.getWithInteraction(ctx.params.uid);
     const details = await load(ctx);
     const step = details && byName.get(details.prompt.name);
     if (!details || !step) return expired(ctx);
     // ui_locales of the authorization request decides the language of every step page.
     ctx.state.locale = requestLocale(ctx, details.params.ui_locales);
-    await step.show(request(ctx, details));
+    await step.show(request(ctx, details, undefined, state));
   });
 
   router.post('/interaction/:uid/:action', formBody, async (ctx) => {
     const body = ctx.request.body as Record<string, unknown>;
     if (!deps.csrf.valid(ctx, body._csrf)) return deps.renderer.error(ctx, 'error.csrf', 403);
-    const details = await load(ctx);
-    const step = details && byName.get(details.prompt.name);
-    if (!details || !step) return expired(ctx);
-    ctx.state.locale = requestLocale(ctx, details.params.ui_locales);
-    const action = ctx.params.action === 'abort' ? abort : Object.hasOwn(step.actions, ctx.params.action) ? step.actions[ctx.params.action] : undefined;
-    // An action of another step (say, the password form after the step moved on) is stale.
-    if (!action) return expired(ctx);
+    const { uid } = ctx.params;
     // One submission at a time per interaction, and none once one has completed it: a form sent
     // twice completes the step once (one password change, one audit record), and the later
-    // copies are sent where the first one went, as a double click expects.
-    const ran = await oneAtATime(deps.state, details.uid, deps.stateTtlSeconds, async (state, leave) => {
-      if (state.completed === true) {
-        ctx.status = 303;
-        return ctx.redirect(details.returnTo);
-      }
-      await action(request(ctx, details, { state, leave }));
-    });
+    // copies are sent where the first one went, as a double click expects. The turn is taken in
+    // the statement that reads the interaction, so what the step sees is the interaction as the
+    // turn found it; an interaction that is gone takes no turn and reads as expired below.
+    const ran = await oneAtATime(
+      deps.state,
+      uid,
+      deps.stateTtlSeconds,
+      async (state, leave) => {
+        const details = await load(ctx);
+        const step = details && byName.get(details.prompt.name);
+        if (!details || !step) return expired(ctx);
+        ctx.state.locale = requestLocale(ctx, details.params.ui_locales);
+        const action = ctx.params.action === 'abort' ? abort : Object.hasOwn(step.actions, ctx.params.action) ? step.actions[ctx.params.action] : undefined;
+        // An action of another step (say, the password form after the step moved on) is stale.
+        if (!action) return expired(ctx);
+        if (state.completed === true) {
+          ctx.status = 303;
+          return ctx.redirect(details.returnTo);
+        }
+        await action(request(ctx, details, { state, leave }));
+      },
+      (token, holdSeconds) => deps.state.takeInteractionTurn(uid, token, holdSeconds),
+    );
     if (!ran) deps.renderer.error(ctx, 'error.conflict', 409);
   });
 

@@ -3,7 +3,17 @@ import Provider, { errors, type Adapter, type AdapterPayload } from 'oidc-provid
 import type { DB } from '../db/schema.ts';
 import { afterUnitOfWork } from '../db/driver.ts';
 import { memoised, writing, type BringAlong } from '../shared/request-memo.ts';
-import { accountUuid, begunAfterSessionsEnded, live, PROVIDER_ROWS_MEMO_PREFIX as MEMO_PREFIX, writingProviderRows } from '../db/provider-rows.ts';
+import {
+  accountUuid,
+  begunAfterSessionsEnded,
+  live,
+  PROVIDER_ROWS_MEMO_PREFIX as MEMO_PREFIX,
+  providerRowMemoKey,
+  storedPayload,
+  writingProviderRows,
+  type ProviderRowColumn,
+  type StoredProviderRow,
+} from '../db/provider-rows.ts';
 import type { AccountRow } from '../account/account.store.ts';
 import { DEVICE_CODE_KEPT_EXPIRED_SECONDS, TOKEN_RETRY_GRACE_SECONDS } from '../config/defaults.ts';
 import { TokenRetries } from './token-retry.ts';
@@ -26,9 +36,6 @@ const PREFETCHING_MODELS = new Set(['AccessToken', 'AuthorizationCode', 'Refresh
  * it reads that it expired rather than that it is wrong (RFC 8628 section 3.5).
  */
 const KEPT_PAST_EXPIRY: Record<string, number> = { DeviceCode: DEVICE_CODE_KEPT_EXPIRED_SECONDS };
-
-type Column = 'id' | 'uid' | 'user_code';
-const memoKey = (model: string, column: Column, value: string) => `${MEMO_PREFIX}${model}:${column}:${value}`;
 
 /**
  * For a write to rows of the given models only: it forgets those models' reads in this request and
@@ -69,11 +76,7 @@ export function tokenWithItsRows(model: string, id: string) {
 /** The key under which a token read leaves its account's row for the token gate of the same request (find-account.ts). */
 export const tokenAccountMemoKey = (accountId: string) => `token-account:${accountId}`;
 
-function toPayload(row: { payload: unknown; consumed_at: Date | string | null }): AdapterPayload {
-  const payload = row.payload as AdapterPayload;
-  if (row.consumed_at) payload.consumed = Math.floor(new Date(row.consumed_at).getTime() / 1000);
-  return payload;
-}
+const toPayload = (row: StoredProviderRow) => storedPayload(row) as AdapterPayload;
 
 /**
  * A used client assertion (the provider's ReplayDetection: its issuer and jti, kept until it expires)
@@ -228,7 +231,7 @@ export function postgresAdapter(db: Kysely<DB>, clients: ClientMetadataSource, r
      * Within a request, a row is read from the database once (request-memo); every caller gets a
      * copy of its own, since the provider's models keep and change what they are given.
      */
-    async #findBy(column: Column, value: string): Promise<AdapterPayload | undefined> {
+    async #findBy(column: ProviderRowColumn, value: string): Promise<AdapterPayload | undefined> {
       const load =
         column === 'id' && PREFETCHING_MODELS.has(this.model)
           ? (bringAlong: BringAlong) => this.#findToken(value, bringAlong)
@@ -244,7 +247,7 @@ export function postgresAdapter(db: Kysely<DB>, clients: ClientMetadataSource, r
                 .executeTakeFirst();
               return row && toPayload(row);
             };
-      const payload = await memoised(memoKey(this.model, column, value), load);
+      const payload = await memoised(providerRowMemoKey(this.model, column, value), load);
       return payload && structuredClone(payload);
     }
 
@@ -260,8 +263,8 @@ export function postgresAdapter(db: Kysely<DB>, clients: ClientMetadataSource, r
         const row = byRole.get(role);
         return row && toPayload(row);
       };
-      if (payload.grantId) bringAlong(memoKey('Grant', 'id', payload.grantId), payloadOf('Grant'));
-      if (payload.sessionUid) bringAlong(memoKey('Session', 'uid', String(payload.sessionUid)), payloadOf('Session'));
+      if (payload.grantId) bringAlong(providerRowMemoKey('Grant', 'id', payload.grantId), payloadOf('Grant'));
+      if (payload.sessionUid) bringAlong(providerRowMemoKey('Session', 'uid', String(payload.sessionUid)), payloadOf('Session'));
       const account = byRole.get('Account');
       if (account) {
         const { role: _role, payload: _payload, consumed_at: _consumed, ...row } = account;

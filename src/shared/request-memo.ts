@@ -51,6 +51,14 @@ export function memoised<T>(key: string, load: (bringAlong: BringAlong) => Promi
 }
 
 /**
+ * Leaves `value` for the later `memoised` reads of `key` in this request: a row that a statement of
+ * another kind (a write's RETURNING) read on its way. Like a row brought along, a later write forgets it.
+ */
+export function remember(key: string, value: unknown): void {
+  scope.getStore()?.memo.set(key, Promise.resolve(value));
+}
+
+/**
  * What a read of this request brought along under `key` (see memoised), or undefined: for a reader
  * that takes such a row when there is one but keeps no read of its own.
  */

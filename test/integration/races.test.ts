@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from '@jest/globals';
 import { generate } from 'otplib';
+import { sql } from 'kysely';
 import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
 import { Browser, decode, type Page } from '../support/browser.ts';
 import { chooseMethod, codeFrom, enterCredentials, redeem, secretOn, startAuthorization } from '../support/flows.ts';
@@ -150,6 +151,40 @@ describe('the turn: one request at a time per flow or interaction', () => {
     await akamon.deps.interactionState.endTurn(uid, holder, {}, 60);
     expect(codeFrom(await browser.submit(passwordPage, /\/password$/, { password: account.password }))).toBeTruthy();
   });
+});
+
+test('a form sent to an interaction that is gone answers that it expired and takes no turn: no state is stored for it', async () => {
+  const account = await akamon.createReadyAccount();
+  const browser = new Browser(akamon.url);
+  const started = await startAuthorization(browser, akamon, portal);
+  const passwordPage = await browser.submit(started.page, /\/identifier$/, { identifier: account.commonId });
+  const form = browser.form(passwordPage, /\/password$/, { password: account.password });
+  const uid = new URL(form.url).pathname.split('/')[2]!;
+  const stateRows = (id: string) => db().selectFrom('interaction_state').select('uid').where('uid', '=', id).execute();
+  const post = (url: string) =>
+    fetch(url, {
+      method: 'POST',
+      body: new URLSearchParams(form.body),
+      redirect: 'manual',
+      headers: { cookie: browser.cookieHeader(new URL(url)), 'content-type': 'application/x-www-form-urlencoded' },
+    });
+  // An interaction that never was.
+  const invented = `${uid.slice(0, -4)}abcd`;
+  expect((await post(form.url.replace(uid, invented))).status).toBe(400);
+  expect(await stateRows(invented)).toEqual([]);
+  // This one, once it has expired (and the sweep took its state).
+  await db()
+    .updateTable('oidc_payload')
+    .set({ expires_at: sql<Date>`now() - interval '1 second'` as never })
+    .where('model', '=', 'Interaction')
+    .where('id', '=', uid)
+    .execute();
+  await db().deleteFrom('interaction_state').where('uid', '=', uid).execute();
+  const answer = await post(form.url);
+  expect(answer.status).toBe(400);
+  expect(await answer.text()).toMatch(/expired|期限/);
+  expect(await stateRows(uid)).toEqual([]);
+  expect(await db().selectFrom('signin_event').select('id').where('account_id', '=', account.id).execute()).toEqual([]);
 });
 
 describe('sign-in steps', () => {
