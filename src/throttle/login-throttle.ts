@@ -129,16 +129,16 @@ export class LoginThrottle {
    * `failed`, `succeeded` or `release`.
    */
   async reserve(keys: ThrottleKey[]): Promise<ThrottleState> {
-    const claimed: ThrottleKey[] = [];
-    for (const key of keys) {
-      if (await this.#claim(key)) {
-        claimed.push(key);
-        continue;
-      }
-      await this.release(claimed);
-      return this.#state(key);
-    }
-    return OPEN;
+    if (!keys.length) return OPEN;
+    const now = this.#clock.now();
+    // One statement, whatever the number of keys: each key is claimed only if the one before it was.
+    const claims = keys.map((key, i) => sql`${sql.id(`claim_${i}`)} as (${this.#claiming(key, now, i ? sql`where exists (select 1 from ${sql.id(`claim_${i - 1}`)})` : sql``)})`);
+    const counted = keys.map((_, i) => sql`(select count(*) from ${sql.id(`claim_${i}`)})`);
+    const { rows } = await sql<{ claimed: number }>`with ${sql.join(claims)} select (${sql.join(counted, sql` + `)})::int as claimed`.execute(this.#db);
+    const claimed = rows[0]!.claimed;
+    if (claimed === keys.length) return OPEN;
+    await this.release(keys.slice(0, claimed));
+    return this.#state(keys[claimed]!);
   }
 
   /**
@@ -243,18 +243,18 @@ export class LoginThrottle {
       else t.failures end)`;
   }
 
-  async #claim({ key, rule }: ThrottleKey): Promise<boolean> {
-    const now = this.#clock.now();
+  /** The statement that claims one check on `key` (see reserve), returning its key when claimed; `only` (a WHERE on the values) may skip it. */
+  #claiming({ key, rule }: ThrottleKey, now: Date, only: RawBuilder<unknown>) {
     const failures = this.#failuresNow(rule, now);
     const pending = sql<number>`(case when t.pending_since < ${now}::timestamptz - make_interval(secs => ${PENDING_EXPIRY_SECONDS}) then 0 else t.pending end)`;
-    const result = await sql`
-      insert into throttle as t (key, failures, pending, pending_since) values (${storedKey(key)}, 0, 1, ${now})
+    return sql`
+      insert into throttle as t (key, failures, pending, pending_since)
+      select ${storedKey(key)}, 0, 1, ${now}::timestamptz ${only}
       on conflict (key) do update set failures = ${failures}, pending = ${pending} + 1, pending_since = ${now}
       where (t.locked_until is null or t.locked_until <= ${now})
         and (${rule.hardStop ?? null}::int is null or t.failures < ${rule.hardStop ?? null}::int)
         and (${failures} + ${pending} < ${rule.free}::int or ${pending} = 0)
-      returning t.key`.execute(this.#db);
-    return result.rows.length > 0;
+      returning t.key`;
   }
 
   async #state({ key, rule }: ThrottleKey): Promise<ThrottleState> {
@@ -279,6 +279,9 @@ export class LoginThrottle {
         where (coalesce(last_failure_at, pending_since) < now() - interval '7 days' and failures < 100)
           or (key like ${`${BUCKET_PREFIX}%`} and locked_until < now())
         limit ${limit}
+        -- A row a request holds is left for the next sweep: a statement that claims two rows (reserve,
+        -- takeFromBuckets) never waits on the sweep while the sweep waits on it.
+        for update skip locked
       )
       delete from throttle where key in (select key from doomed)`.execute(this.#db);
     return Number(result.numAffectedRows ?? 0);
