@@ -21,12 +21,13 @@ RUN mkdir -p /var/lib/akamon /app/.compile-cache && chown node:node /var/lib/aka
 # Node's compile cache, filled here by the user and with the node flags that run the server (the
 # cache is kept per user id): with every module already stripped of its types, the server never
 # loads the TypeScript stripper (about 10 MiB less RSS) and gets ready about a quarter sooner. The
-# migrations are imported one by one; main.ts is started without an issuer on purpose, so it loads
-# its whole module graph and stops at the configuration check (exit 2, which a test holds).
+# migrations are imported one by one, then the libraries the server loads only after ready
+# (src/shared/lazy-module.ts); main.ts is started without an issuer on purpose, so it loads its
+# whole module graph and stops at the configuration check (exit 2, which a test holds).
 # Afterwards the cache belongs to root: the server may read it but never plant code in it.
 ENV NODE_COMPILE_CACHE=/app/.compile-cache
 USER node
-RUN node --max-semi-space-size=4 --max-old-space-size=512 --liftoff-only --input-type=module -e "import fs from 'node:fs'; for (const f of fs.globSync('migrations/*.ts')) await import('./' + f);" \
+RUN node --max-semi-space-size=4 --max-old-space-size=512 --liftoff-only --input-type=module -e "import fs from 'node:fs'; for (const f of fs.globSync('migrations/*.ts')) await import('./' + f); await import('./src/deps.ts'); await import('./src/app.ts'); (await import('./src/shared/lazy-module.ts')).loadLazyModules();" \
  && { timeout 120 node --max-semi-space-size=4 --max-old-space-size=512 --liftoff-only src/main.ts 2>/tmp/warm.err; code=$?; \
       [ "$code" -eq 2 ] || { echo "compile-cache warm-up: expected exit 2, got $code"; cat /tmp/warm.err; exit 1; }; }
 USER root

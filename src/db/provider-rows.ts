@@ -43,6 +43,9 @@ export const writingProviderRows = <T>(write: () => Promise<T>) => writing(PROVI
 /** The row of `table` (a name or an alias of `oidc_payload`) has not expired. */
 export const live = (table: string) => sql<boolean>`(${sql.ref(`${table}.expires_at`)} is null or ${sql.ref(`${table}.expires_at`)} > now())`;
 
+/** A provider row's account_id (text: any string to the provider) as the uuid of an account, or NULL: Akamon's ids are uuids, and only those are looked up. */
+export const accountUuid = (accountId: RawBuilder<unknown> | ReturnType<typeof sql.ref>) => sql`case when ${accountId} ~* ${UUID_PATTERN} then ${accountId}::uuid end`;
+
 /**
  * The row `table` (a name or an alias of `oidc_payload`: a Session or a Grant) began after its
  * account's sessions were last ended (`account.sessions_ended_at`). Ending them deletes the rows at
@@ -52,9 +55,6 @@ export const live = (table: string) => sql<boolean>`(${sql.ref(`${table}.expires
  * seconds, so the comparison is with the second the sessions ended in: a sign-in in that same second
  * counts as after it (a person signing in again at once is not sent round).
  */
-/** A provider row's account_id (text: any string to the provider) as the uuid of an account, or NULL: Akamon's ids are uuids, and only those are looked up. */
-export const accountUuid = (accountId: RawBuilder<unknown> | ReturnType<typeof sql.ref>) => sql`case when ${accountId} ~* ${UUID_PATTERN} then ${accountId}::uuid end`;
-
 export function begunAfterSessionsEnded(table: string, model: 'Session' | 'Grant') {
   const payload = sql.ref(`${table}.payload`);
   // A second factor moves a session's loginTs, its sign-in does not (session-lifetime.ts).

@@ -101,6 +101,7 @@ export function localeMiddleware() {
         locale = chosen;
       },
       enumerable: true,
+      configurable: true,
     });
     await next();
   };

@@ -139,11 +139,14 @@ export function interactionRouter(deps: InteractionRouterDeps): Router {
     const body = ctx.request.body as Record<string, unknown>;
     if (!deps.csrf.valid(ctx, body._csrf)) return deps.renderer.error(ctx, 'error.csrf', 403);
     const { uid } = ctx.params;
+    // Only the browser this interaction belongs to takes its turn: the provider's interaction cookie
+    // (signed, as createProvider sets its short cookies) must name it, as the provider's own lookup checks.
+    if (ctx.cookies.get(deps.provider().cookieName('interaction'), { signed: true }) !== uid) return expired(ctx);
     // One submission at a time per interaction, and none once one has completed it: a form sent
     // twice completes the step once (one password change, one audit record), and the later
     // copies are sent where the first one went, as a double click expects. The turn is taken in
-    // the statement that reads the interaction, so what the step sees is the interaction as the
-    // turn found it; an interaction that is gone takes no turn and reads as expired below.
+    // the statement that reads the interaction (no older than the turn's wait); an interaction
+    // that is gone takes no turn and reads as expired below.
     const ran = await oneAtATime(
       deps.state,
       uid,

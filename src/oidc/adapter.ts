@@ -73,7 +73,10 @@ export function tokenWithItsRows(model: string, id: string) {
     select 'Account', null, null, a.* from token join account a on a.id = ${accountUuid(sql.ref('token.account_id'))}`;
 }
 
-/** The key under which a token read leaves its account's row for the token gate of the same request (find-account.ts). */
+/**
+ * The key under which a token read leaves its account's row for the token gate of the same request
+ * (find-account.ts). No write forgets it: no token request changes the account before its gate.
+ */
 export const tokenAccountMemoKey = (accountId: string) => `token-account:${accountId}`;
 
 const toPayload = (row: StoredProviderRow) => storedPayload(row) as AdapterPayload;

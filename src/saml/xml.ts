@@ -33,8 +33,10 @@ export function parseXml(text: string, maxBytes = 64 * 1024): Document {
   let document: Document;
   // xmldom rewraps what onError throws, so the first report is kept here for the refusal's message.
   let report: string | null = null;
+  // Outside the try: a library that failed to load is the server's fault, not the message's.
+  const { DOMParser } = xmldom();
   try {
-    document = new (xmldom().DOMParser)({
+    document = new DOMParser({
       locator: false,
       onError: (level, message) => {
         report ??= `XML ${level}: ${message}`;

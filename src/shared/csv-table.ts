@@ -34,8 +34,10 @@ export function parseCsvTable(bytes: Uint8Array, columns: CsvColumns, limits: { 
     throw new DomainError('csv_not_utf8', `${name} is not UTF-8 text (save it as "CSV UTF-8")`);
   }
   let records: Array<{ record: string[]; info: { lines: number } }> = [];
+  // Outside the try: a library that failed to load is the server's fault, not the file's.
+  const { parse } = csvParse();
   try {
-    records = csvParse().parse(text, { bom: true, trim: true, skip_empty_lines: true, relax_column_count: true, info: true }) as unknown as typeof records;
+    records = parse(text, { bom: true, trim: true, skip_empty_lines: true, relax_column_count: true, info: true }) as unknown as typeof records;
   } catch (error) {
     throw new DomainError('csv_invalid', `${name} is not valid CSV: ${(error as Error).message.split('\n')[0]}`);
   }

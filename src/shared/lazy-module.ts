@@ -30,6 +30,11 @@ export function lazyModule<T>(load: (require: NodeJS.Require) => T): () => T {
   return get;
 }
 
+/** Loads every lazy module at once: the image's build fills Node's compile cache with them too. */
+export function loadLazyModules(): void {
+  for (const get of registered) get();
+}
+
 /**
  * Loads every lazy module in the background, one per turn of the event loop so requests are served
  * in between. Never throws: a failure goes to `onError`, and first use tries (and fails) again.

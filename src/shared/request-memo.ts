@@ -52,7 +52,7 @@ export function memoised<T>(key: string, load: (bringAlong: BringAlong) => Promi
 
 /**
  * Leaves `value` for the later `memoised` reads of `key` in this request: a row that a statement of
- * another kind (a write's RETURNING) read on its way. Like a row brought along, a later write forgets it.
+ * another kind (a write's RETURNING) read on its way. A later write under a prefix of `key` forgets it.
  */
 export function remember(key: string, value: unknown): void {
   scope.getStore()?.memo.set(key, Promise.resolve(value));

@@ -187,6 +187,36 @@ test('a form sent to an interaction that is gone answers that it expired and tak
   expect(await db().selectFrom('signin_event').select('id').where('account_id', '=', account.id).execute()).toEqual([]);
 });
 
+test("a form for someone else's interaction (its uid, but not its cookie) is refused at once and takes no turn", async () => {
+  const account = await akamon.createReadyAccount();
+  const owner = new Browser(akamon.url);
+  const started = await startAuthorization(owner, akamon, portal);
+  const passwordPage = await owner.submit(started.page, /\/identifier$/, { identifier: account.commonId });
+  const form = owner.form(passwordPage, /\/password$/, { password: account.password });
+  const uid = new URL(form.url).pathname.split('/')[2]!;
+  // A valid CSRF pair and the uid, but not the interaction's cookie (as another browser would send).
+  const strangerCookies = owner
+    .cookieHeader(new URL(form.url))
+    .split('; ')
+    .filter((cookie) => !/interaction/.test(cookie))
+    .join('; ');
+  // The owner's turn is held (say, by its first submit): a request that took turns would wait for it and answer 409.
+  const holder = randomUUID();
+  expect(await akamon.deps.interactionState.takeTurn(uid, holder, 30)).toBeDefined();
+  const sentAt = Date.now();
+  const answer = await fetch(form.url, {
+    method: 'POST',
+    body: new URLSearchParams(form.body),
+    redirect: 'manual',
+    headers: { cookie: strangerCookies, 'content-type': 'application/x-www-form-urlencoded' },
+  });
+  expect(answer.status).toBe(400);
+  expect(Date.now() - sentAt).toBeLessThan(2000);
+  await akamon.deps.interactionState.endTurn(uid, holder, {}, 60);
+  // The owner's own form still goes through.
+  expect(codeFrom(await owner.submit(passwordPage, /\/password$/, { password: account.password }))).toBeTruthy();
+});
+
 describe('sign-in steps', () => {
   test('the password sent twenty times signs in once; every copy goes where the first went', async () => {
     const account = await akamon.createReadyAccount();
