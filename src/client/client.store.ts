@@ -1,4 +1,4 @@
-import { sql, type Insertable, type Kysely, type Selectable } from 'kysely';
+import { sql, type Expression, type Insertable, type Kysely, type Selectable } from 'kysely';
 import type { ClientTable, DB } from '../db/schema.ts';
 import { memoised, writing } from '../shared/request-memo.ts';
 import { writingProviderRows } from '../db/provider-rows.ts';
@@ -43,6 +43,23 @@ const resourceServerTaken =
 /** The request-memo key of a client's row (its account rules are part of it). */
 export const clientMemoKey = (clientId: string) => `client:${clientId}`;
 
+/**
+ * A client's row as `find` reads it (with whether any account rule names the client), for `find`
+ * and for statements that read it along with other rows (a sign-in step's page: interaction-state.store.ts).
+ */
+export function clientRowQuery(db: Kysely<DB>, clientId: string | Expression<string>) {
+  return db
+    .selectFrom('client')
+    .selectAll('client')
+    .select((eb) =>
+      eb
+        .exists(eb.selectFrom('client_account_rule').select(sql`1`.as('one')).whereRef('client_account_rule.client_id', '=', 'client.client_id'))
+        .$castTo<boolean>()
+        .as('has_account_rules'),
+    )
+    .where('client_id', '=', clientId);
+}
+
 export class ClientStore {
   readonly #db: Kysely<DB>;
 
@@ -69,19 +86,7 @@ export class ClientStore {
 
   /** Read once per request however many steps ask (see request-memo). */
   find(clientId: string): Promise<ClientRow | undefined> {
-    return memoised(clientMemoKey(clientId), () =>
-      this.#db
-        .selectFrom('client')
-        .selectAll('client')
-        .select((eb) =>
-          eb
-            .exists(eb.selectFrom('client_account_rule').select(sql`1`.as('one')).whereRef('client_account_rule.client_id', '=', 'client.client_id'))
-            .$castTo<boolean>()
-            .as('has_account_rules'),
-        )
-        .where('client_id', '=', clientId)
-        .executeTakeFirst(),
-    );
+    return memoised(clientMemoKey(clientId), () => clientRowQuery(this.#db, clientId).executeTakeFirst());
   }
 
   /** The API (resource server) with this resource indicator. */

@@ -1,12 +1,17 @@
-import { sql, type Kysely } from 'kysely';
+import { sql, type Kysely, type RawBuilder } from 'kysely';
 import type { DB } from '../db/schema.ts';
-import { live, rememberProviderRow, type StoredProviderRow } from '../db/provider-rows.ts';
+import { live, rememberProviderRow } from '../db/provider-rows.ts';
+import { clientMemoKey, clientRowQuery, type ClientRow } from '../client/client.store.ts';
+import { remember } from '../shared/request-memo.ts';
 
 /** Where the holder of a flow's turn is written in its state; never handed to callers. */
 const TURN = '_turn';
 
 /** The live Interaction row of the provider with this uid (its id), as the adapter reads it. */
 const interactionRow = (uid: string) => sql`select payload, consumed_at from oidc_payload where model = 'Interaction' and id = ${uid} and ${live('oidc_payload')}`;
+
+/** A row read with an interaction: its provider row, whether there is one, the state asked for, and its client's columns. */
+type ReadWithInteraction = { interaction_payload: unknown; interaction_consumed_at: Date | string | null; found: boolean; data: Record<string, unknown> | null } & Partial<ClientRow>;
 
 /** The statement that takes a turn (see takeTurn); `only` (a WHERE on the values) may skip it. */
 function turnTaking(uid: string, token: string, holdSeconds: number, only = sql``) {
@@ -87,33 +92,35 @@ export class InteractionStateStore {
   }
 
   /**
-   * takeTurn for a sign-in interaction, in the same statement as the read of its provider row
-   * (which the provider's read of it in this request then answers: request-memo). No state is
-   * written for an interaction that does not exist or has expired: the caller gets an empty state,
-   * finds no interaction, and answers so.
+   * takeTurn for a sign-in interaction, in the same statement as the reads of its provider row and
+   * its client's row (which the provider's and the client store's reads in this request then
+   * answer: request-memo). No state is written for an interaction that does not exist or has
+   * expired: the caller gets an empty state, finds no interaction, and answers so.
    */
   async takeInteractionTurn(uid: string, token: string, holdSeconds: number): Promise<Record<string, unknown> | undefined> {
-    const { rows } = await sql<Partial<StoredProviderRow> & { data: Record<string, unknown> | null; found: boolean }>`
-      with interaction as (${interactionRow(uid)}),
-      turn as (${turnTaking(uid, token, holdSeconds, sql`where exists (select 1 from interaction)`)})
-      select i.payload, i.consumed_at, (select data from turn), i.payload is not null as found
-      from (select 1) one left join interaction i on true`.execute(this.#db);
-    const [row] = rows;
-    rememberProviderRow('Interaction', uid, row?.found ? (row as StoredProviderRow) : undefined);
-    if (!row?.found) return {};
+    const turn = turnTaking(uid, token, holdSeconds, sql`where exists (select 1 from interaction)`);
+    const row = await this.#readWithInteraction(uid, sql`(select data from turn)`, turn);
+    if (!row.found) return {};
     return row.data ?? undefined;
   }
 
-  /** get for a sign-in interaction, in the same statement as the read of its provider row (see takeInteractionTurn). */
+  /** get for a sign-in interaction, in the same statement as the reads of its rows (see takeInteractionTurn). */
   async getWithInteraction(uid: string): Promise<Record<string, unknown>> {
-    const { rows } = await sql<Partial<StoredProviderRow> & { data: Record<string, unknown> | null; found: boolean }>`
-      with interaction as (${interactionRow(uid)})
-      select i.payload, i.consumed_at, i.payload is not null as found,
-        (select s.data - ${TURN}::text from interaction_state s where s.uid = ${uid} and s.expires_at > now()) as data
-      from (select 1) one left join interaction i on true`.execute(this.#db);
-    const [row] = rows;
-    rememberProviderRow('Interaction', uid, row?.found ? (row as StoredProviderRow) : undefined);
-    return row?.data ?? {};
+    const row = await this.#readWithInteraction(uid, sql`(select s.data - ${TURN}::text from interaction_state s where s.uid = ${uid} and s.expires_at > now())`);
+    return row.data ?? {};
+  }
+
+  /** One statement: the interaction, its client (by the client_id it was begun with) and `data` (with `turn` as a CTE beside them). */
+  async #readWithInteraction(uid: string, data: RawBuilder<unknown>, turn?: RawBuilder<unknown>) {
+    const { rows } = await sql<ReadWithInteraction>`
+      with interaction as (${interactionRow(uid)})${turn ? sql`, turn as (${turn})` : sql``}
+      select i.payload as interaction_payload, i.consumed_at as interaction_consumed_at, i.payload is not null as found, ${data} as data, c.*
+      from (select 1) one left join interaction i on true
+      left join lateral ${clientRowQuery(this.#db, sql<string>`i.payload->'params'->>'client_id'`)} c on true`.execute(this.#db);
+    const { interaction_payload, interaction_consumed_at, found, data: read, ...client } = rows[0]!;
+    rememberProviderRow('Interaction', uid, found ? { payload: interaction_payload, consumed_at: interaction_consumed_at } : undefined);
+    if (client.client_id) remember(clientMemoKey(client.client_id), client);
+    return { found, data: read };
   }
 
   /**
