@@ -78,6 +78,20 @@ function pageOf(answers: Answer[], path: string): Page {
 const repeat = <T>(value: T, n: number) => Array.from({ length: n }, () => value);
 const db = () => akamon.deps.database.db;
 
+/** A ready account's sign-in up to its password form: the page, the form (with the password filled in), the interaction's uid and the PKCE verifier. */
+async function atPasswordForm() {
+  const account = await akamon.createReadyAccount();
+  const browser = new Browser(akamon.url);
+  const started = await startAuthorization(browser, akamon, portal);
+  const passwordPage = await browser.submit(started.page, /\/identifier$/, { identifier: account.commonId });
+  const form = browser.form(passwordPage, /\/password$/, { password: account.password });
+  return { account, browser, passwordPage, form, uid: new URL(form.url).pathname.split('/')[2]!, verifier: started.verifier };
+}
+
+/** Sends `form` to `url` with these cookies, as a browser posts it, without following the answer. */
+const sendForm = (form: { body: URLSearchParams }, url: string, cookie: string, language = 'en') =>
+  fetch(url, { method: 'POST', body: new URLSearchParams(form.body), redirect: 'manual', headers: { cookie, 'accept-language': language, 'content-type': 'application/x-www-form-urlencoded' } });
+
 async function auditCount(accountId: string, action: string): Promise<number> {
   const row = await db()
     .selectFrom('audit_event')
@@ -126,23 +140,12 @@ describe('the turn: one request at a time per flow or interaction', () => {
     expect(await store.get(key)).toEqual({ result: null, by: done.indexOf(true) });
   });
   test("a request that cannot get its turn in time answers 409 in the person's language and does nothing", async () => {
-    const account = await akamon.createReadyAccount();
-    const browser = new Browser(akamon.url);
-    const started = await startAuthorization(browser, akamon, portal);
-    const passwordPage = await browser.submit(started.page, /\/identifier$/, { identifier: account.commonId });
-    const form = browser.form(passwordPage, /\/password$/, { password: account.password });
-    const uid = new URL(form.url).pathname.split('/')[2];
+    const { account, browser, passwordPage, form, uid } = await atPasswordForm();
     // Another request (on a node that went quiet, say) holds the interaction's turn.
     const holder = randomUUID();
     expect(await akamon.deps.interactionState.takeTurn(uid, holder, 30)).toBeDefined();
-    const post = (language: string) =>
-      fetch(form.url, {
-        method: 'POST',
-        body: new URLSearchParams(form.body),
-        redirect: 'manual',
-        headers: { cookie: browser.cookieHeader(new URL(form.url)), 'accept-language': language, 'content-type': 'application/x-www-form-urlencoded' },
-      });
-    const [en, ja] = await Promise.all([post('en'), post('ja')]);
+    const cookie = browser.cookieHeader(new URL(form.url));
+    const [en, ja] = await Promise.all([sendForm(form, form.url, cookie, 'en'), sendForm(form, form.url, cookie, 'ja')]);
     expect([en.status, ja.status]).toEqual([409, 409]);
     expect(await en.text()).toContain('This was already done or conflicts with a change made at the same time.');
     expect(await ja.text()).toContain('この操作はすでに行われたか');
@@ -151,85 +154,60 @@ describe('the turn: one request at a time per flow or interaction', () => {
     await akamon.deps.interactionState.endTurn(uid, holder, {}, 60);
     expect(codeFrom(await browser.submit(passwordPage, /\/password$/, { password: account.password }))).toBeTruthy();
   });
-});
 
-test('a form sent to an interaction that is gone answers that it expired and takes no turn: no state is stored for it', async () => {
-  const account = await akamon.createReadyAccount();
-  const browser = new Browser(akamon.url);
-  const started = await startAuthorization(browser, akamon, portal);
-  const passwordPage = await browser.submit(started.page, /\/identifier$/, { identifier: account.commonId });
-  const form = browser.form(passwordPage, /\/password$/, { password: account.password });
-  const uid = new URL(form.url).pathname.split('/')[2]!;
-  const stateRows = (id: string) => db().selectFrom('interaction_state').select('uid').where('uid', '=', id).execute();
-  const post = (url: string) =>
-    fetch(url, {
-      method: 'POST',
-      body: new URLSearchParams(form.body),
-      redirect: 'manual',
-      headers: { cookie: browser.cookieHeader(new URL(url)), 'content-type': 'application/x-www-form-urlencoded' },
-    });
-  // An interaction that never was.
-  const invented = `${uid.slice(0, -4)}abcd`;
-  expect((await post(form.url.replace(uid, invented))).status).toBe(400);
-  expect(await stateRows(invented)).toEqual([]);
-  // This one, once it has expired (and the sweep took its state).
-  await db()
-    .updateTable('oidc_payload')
-    .set({ expires_at: sql<Date>`now() - interval '1 second'` as never })
-    .where('model', '=', 'Interaction')
-    .where('id', '=', uid)
-    .execute();
-  await db().deleteFrom('interaction_state').where('uid', '=', uid).execute();
-  const answer = await post(form.url);
-  expect(answer.status).toBe(400);
-  expect(await answer.text()).toMatch(/expired|期限/);
-  expect(await stateRows(uid)).toEqual([]);
-  expect(await db().selectFrom('signin_event').select('id').where('account_id', '=', account.id).execute()).toEqual([]);
-});
-
-test("a form for someone else's interaction (its uid, but not its cookie) is refused at once and takes no turn", async () => {
-  const account = await akamon.createReadyAccount();
-  const owner = new Browser(akamon.url);
-  const started = await startAuthorization(owner, akamon, portal);
-  const passwordPage = await owner.submit(started.page, /\/identifier$/, { identifier: account.commonId });
-  const form = owner.form(passwordPage, /\/password$/, { password: account.password });
-  const uid = new URL(form.url).pathname.split('/')[2]!;
-  // A valid CSRF pair and the uid, but not the interaction's cookie (as another browser would send).
-  const strangerCookies = owner
-    .cookieHeader(new URL(form.url))
-    .split('; ')
-    .filter((cookie) => !/interaction/.test(cookie))
-    .join('; ');
-  // The owner's turn is held (say, by its first submit): a request that took turns would wait for it and answer 409.
-  const holder = randomUUID();
-  expect(await akamon.deps.interactionState.takeTurn(uid, holder, 30)).toBeDefined();
-  const sentAt = Date.now();
-  const answer = await fetch(form.url, {
-    method: 'POST',
-    body: new URLSearchParams(form.body),
-    redirect: 'manual',
-    headers: { cookie: strangerCookies, 'content-type': 'application/x-www-form-urlencoded' },
+  test('a form sent to an interaction that is gone answers that it expired and takes no turn: no state is stored for it', async () => {
+    const { account, browser, form, uid } = await atPasswordForm();
+    const stateRows = (id: string) => db().selectFrom('interaction_state').select('uid').where('uid', '=', id).execute();
+    const post = (url: string) => sendForm(form, url, browser.cookieHeader(new URL(url)));
+    // An interaction that never was.
+    const invented = `${uid.slice(0, -4)}abcd`;
+    expect((await post(form.url.replace(uid, invented))).status).toBe(400);
+    expect(await stateRows(invented)).toEqual([]);
+    // This one, once it has expired (and the sweep took its state).
+    await db()
+      .updateTable('oidc_payload')
+      .set({ expires_at: sql<Date>`now() - interval '1 second'` as never })
+      .where('model', '=', 'Interaction')
+      .where('id', '=', uid)
+      .execute();
+    await db().deleteFrom('interaction_state').where('uid', '=', uid).execute();
+    const answer = await post(form.url);
+    expect(answer.status).toBe(400);
+    expect(await answer.text()).toMatch(/expired|期限/);
+    expect(await stateRows(uid)).toEqual([]);
+    expect(await db().selectFrom('signin_event').select('id').where('account_id', '=', account.id).execute()).toEqual([]);
   });
-  expect(answer.status).toBe(400);
-  expect(Date.now() - sentAt).toBeLessThan(2000);
-  await akamon.deps.interactionState.endTurn(uid, holder, {}, 60);
-  // The owner's own form still goes through.
-  expect(codeFrom(await owner.submit(passwordPage, /\/password$/, { password: account.password }))).toBeTruthy();
+
+  test("a form for someone else's interaction (its uid, but not its cookie) is refused at once and takes no turn", async () => {
+    const { account, browser, passwordPage, form, uid } = await atPasswordForm();
+    // A valid CSRF pair and the uid, but not the interaction's cookie (as another browser would send).
+    const strangerCookies = browser
+      .cookieHeader(new URL(form.url))
+      .split('; ')
+      .filter((cookie) => !/interaction/.test(cookie))
+      .join('; ');
+    // The owner's turn is held (say, by its first submit): a request that took turns would wait for it and answer 409.
+    const holder = randomUUID();
+    expect(await akamon.deps.interactionState.takeTurn(uid, holder, 30)).toBeDefined();
+    const sentAt = Date.now();
+    expect((await sendForm(form, form.url, strangerCookies)).status).toBe(400);
+    expect(Date.now() - sentAt).toBeLessThan(2000);
+    await akamon.deps.interactionState.endTurn(uid, holder, {}, 60);
+    // The owner's own form still goes through.
+    expect(codeFrom(await browser.submit(passwordPage, /\/password$/, { password: account.password }))).toBeTruthy();
+  });
 });
 
 describe('sign-in steps', () => {
   test('the password sent twenty times signs in once; every copy goes where the first went', async () => {
-    const account = await akamon.createReadyAccount();
-    const browser = new Browser(akamon.url);
-    const started = await startAuthorization(browser, akamon, portal);
-    const passwordPage = await browser.submit(started.page, /\/identifier$/, { identifier: account.commonId });
-    const answers = await race(browser, browser.form(passwordPage, /\/password$/, { password: account.password }));
+    const { account, browser, form, verifier } = await atPasswordForm();
+    const answers = await race(browser, form);
     expect(statuses(answers)).toEqual(repeat(303, PARALLEL));
     expect(new Set(answers.map((a) => a.location)).size).toBe(1);
     const successes = await db().selectFrom('signin_event').select('reason').where('account_id', '=', account.id).where('result', '=', 'success').execute();
     expect(successes).toHaveLength(1);
     const done = await browser.visit(answers[0].location!);
-    expect((await redeem(akamon, portal, codeFrom(done), started.verifier)).status).toBe(200);
+    expect((await redeem(akamon, portal, codeFrom(done), verifier)).status).toBe(200);
   });
 
   test('the initial password changed twenty times at once is changed once', async () => {
