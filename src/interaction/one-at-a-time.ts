@@ -11,15 +11,16 @@ type Patch = Record<string, unknown>;
  * other, each seeing what the one before it left. So every step written as "read the state,
  * check it, act, write the state" is a single transition, and what it uses up (a stage, a
  * challenge, a pending secret) is used once. `work` gets the state as its turn began, and may
- * `leave` a patch that is merged into the state as the turn ends (also when the work then fails); the state then lives at least
- * `ttlSeconds` more. Resolves false, having run nothing, when the turn did not come in time.
+ * `leave` a patch that is merged into the state as the turn ends (also when the work then fails);
+ * the state then lives at least `ttlSeconds` more. Resolves false, having run nothing, when the
+ * turn did not come in time.
  */
 export async function oneAtATime(
   store: InteractionStateStore,
   key: string,
   ttlSeconds: number,
   work: (state: Patch, leave: (patch: Patch) => void) => Promise<unknown>,
-  // How the turn is taken: a sign-in interaction's reads its provider row in the same statement.
+  // How the turn is taken: a sign-in interaction's turn also reads the interaction and its client (takeInteractionTurn).
   take: (token: string, holdSeconds: number) => Promise<Patch | undefined> = (token, holdSeconds) => store.takeTurn(key, token, holdSeconds),
 ): Promise<boolean> {
   const token = randomUUID();
