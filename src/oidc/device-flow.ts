@@ -6,6 +6,7 @@ import type { Renderer } from '../http/renderer.ts';
 import type { DeviceCodeLimits } from '../throttle/device-codes.ts';
 import type { ThrottleState } from '../throttle/login-throttle.ts';
 import { DEVICE_CODE_GRANT } from '../client/client-settings.ts';
+import { codeMissed } from './device-pages.ts';
 
 /**
  * The guessing limit of user codes (RFC 8628 section 5.1), in front of the provider's verification
@@ -31,8 +32,10 @@ export function deviceVerificationRoutes(limits: DeviceCodeLimits, renderer: Ren
     if (address.waitSeconds > 0) return tooMany(ctx, address, 'address');
     await next();
     // The provider found the code live and unused (it took it as the request's DeviceCode): no
-    // guess. A wrong, expired or used one stays counted, and only then is everyone's budget charged.
+    // guess. A wrong, expired or used one stays counted, and only then is everyone's budget
+    // charged; a form refused before the lookup (expired, the database busy) charges nobody else.
     if ((ctx as unknown as KoaContextWithOIDC).oidc?.entities?.DeviceCode) return limits.giveBackGuess(ctx.ip);
+    if (!codeMissed(ctx)) return;
     const everyone = await limits.countMiss();
     if (everyone.waitSeconds > 0) tooMany(ctx, everyone, 'everyone');
   });

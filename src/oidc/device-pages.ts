@@ -16,6 +16,15 @@ const OUTCOMES: Record<string, { message: MessageKey; status: number; invalid: b
   AbortedError: { message: 'device.cancelled', status: 200, invalid: false },
 };
 
+/** The requests whose entered code the provider looked up and found no live, unused one for. */
+const missedCodes = new WeakSet<object>();
+
+/**
+ * Whether this request's code was looked up and missed (wrong, expired or used), as opposed to a
+ * form refused before any lookup (expired, or the database busy): only a miss is a guess.
+ */
+export const codeMissed = (ctx: object): boolean => missedCodes.has(ctx);
+
 /**
  * The device flow's pages (RFC 8628 verification at /device), drawn in Akamon's style and language
  * like the provider's other pages (pages.ts): enter the code, confirm it for the client, and "you
@@ -36,6 +45,7 @@ export function devicePages(renderer: Renderer) {
       if (error instanceof RetryLaterError) return renderer.retryLater(koa(ctx), error);
       const t = translator(koa(ctx).state.locale);
       const known = error && OUTCOMES[error.name];
+      if (known?.invalid) missedCodes.add(ctx);
       // An expired or foreign form (the provider's xsrf check), or a sign-in whose interaction is gone.
       const answer = known ?? (out?.error === 'invalid_request' ? { message: 'device.form_expired' as const, status: 400, invalid: false } : undefined);
       if (error && !answer) return renderer.error(koa(ctx), 'error.generic', Math.max(ctx.status, 400));

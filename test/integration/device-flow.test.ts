@@ -336,6 +336,21 @@ describe('the sign-in behind /device is the ordinary pipeline', () => {
 describe('guessing user codes', () => {
   const clearBudgets = () => sql`delete from throttle where key like 'bucket:device_user_code:%'`.execute(akamon.deps.database.db);
   afterAll(clearBudgets);
+  /** The code page, as a browser gets it: a busy answer (503 on a loaded machine) is tried again. */
+  const codePage = async (browser: Browser): Promise<Page> => {
+    for (;;) {
+      const page = await browser.visit('/device');
+      if (page.status !== 503) return page;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  };
+  const everyonesBudget = () =>
+    akamon.deps.database.db
+      .selectFrom('throttle')
+      .select('locked_until')
+      .where('key', '=', 'bucket:device_user_code:everyone')
+      .executeTakeFirst()
+      .then((row) => row?.locked_until && new Date(row.locked_until).getTime());
 
   test('wrong codes from one address: 400 with the reason, then 429 with Retry-After in ja/en, even for a right code', async () => {
     await clearBudgets();
@@ -382,12 +397,14 @@ describe('guessing user codes', () => {
     const answers = await Promise.all(
       Array.from({ length: Math.ceil(everyone / perAddress) + 1 }, async (_, a) => {
         const browser = from(`192.0.2.${a + 1}`);
-        let form = await browser.visit('/device');
+        let form = await codePage(browser);
         const pages: Page[] = [];
         for (let i = 0; i < perAddress; i += 1) {
           const page = await browser.submit(form, /\/device$/, { user_code: 'ZZZZ-ZZZZ' });
           pages.push(page);
-          if (page.status === 400) form = page;
+          // Every answer of the provider renews the form's token. A page without the form (429,
+          // 503) sends the person back, and the code page, never cached, comes fresh.
+          form = page.status === 400 ? page : await codePage(browser);
         }
         return pages;
       }),
@@ -411,17 +428,24 @@ describe('guessing user codes', () => {
 
     // A right code from a fresh address, at once: confirmed and approved, the device gets its
     // tokens, and nothing was taken from everyone's budget.
-    const globalBudget = () =>
-      akamon.deps.database.db
-        .selectFrom('throttle')
-        .select('locked_until')
-        .where('key', '=', 'bucket:device_user_code:everyone')
-        .executeTakeFirstOrThrow()
-        .then((row) => new Date(row.locked_until ?? 0).getTime());
-    const before = await globalBudget();
+    const before = await everyonesBudget();
     const done = await approve(from('198.51.100.2'), device.user_code, account);
     expect(done.html).toContain('You can return to your device');
     expect((await poll(device.device_code)).status).toBe(200);
-    expect(await globalBudget()).toBe(before);
+    expect(await everyonesBudget()).toBe(before);
+  });
+
+  test("a form refused before its code is looked up (its token is stale) is no miss: everyone's budget is not charged", async () => {
+    await clearBudgets();
+    const browser = new Browser(akamon.url);
+    const first = await browser.visit('/device');
+    const wrong = await browser.submit(first, /\/device$/, { user_code: 'ZZZZ-ZZZZ' });
+    expect(wrong.status).toBe(400);
+    const charged = await everyonesBudget();
+    expect(charged).toBeGreaterThan(0);
+    // The first page's token was renewed by the answer: as a person pressing Back without reloading.
+    const stale = await browser.submit(first, /\/device$/, { user_code: 'ZZZZ-ZZZZ' });
+    expect([stale.status, stale.html.includes('This page was open too long.')]).toEqual([400, true]);
+    expect(await everyonesBudget()).toBe(charged);
   });
 });
