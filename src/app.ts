@@ -167,7 +167,7 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
       postgresAdapter(db, async (id) => clients.providerMetadata(id) as never, config.tokenRetryGraceSeconds),
       anonymousCap,
     ),
-    findAccount: findAccount(deps.accounts, deps.clientStore, deps.access, { eduPersonScope: eduPersonScope(config) }),
+    findAccount: findAccount(deps.accounts, deps.mfaStore, deps.clientStore, deps.access, { eduPersonScope: eduPersonScope(config) }),
     policy: buildPolicy(steps, factsLoader({ accounts: deps.accounts, clients: deps.clientStore, mfa: deps.mfaStore, access: deps.access, clock: deps.clock, rollout: config.mfaRollout })),
     loadExistingGrant: loadExistingGrant((accountId, clientId) => deps.payloads.liveGrants(accountId, clientId)),
     pairwiseKey: box.deriveKey('pairwise-subject'),

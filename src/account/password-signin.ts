@@ -1,3 +1,4 @@
+import type { OperationNodeSource } from 'kysely';
 import { accessDenied, type SigninReason } from '../audit/signin-reasons.ts';
 import type { SigninLog } from '../audit/signin-log.ts';
 import { OverloadedError } from '../shared/errors.ts';
@@ -113,8 +114,9 @@ export class PasswordSignin {
       { key: addressKey(request.ip), rule: ADDRESS_RULE },
     ];
     const account = await this.#accounts.findByCommonId(request.commonId);
-    const record = (result: 'success' | 'failure', reason: SigninReason) =>
-      this.#log.record({ accountId: account?.id ?? null, clientId: request.clientId, ip: request.ip, userAgent: request.userAgent, result, reason });
+    // Each outcome's log row goes out in the statement of the throttle's outcome, where there is one.
+    const record = (result: 'success' | 'failure', reason: SigninReason, throttleOutcome?: (alongside: OperationNodeSource) => Promise<void>) =>
+      this.#log.record({ accountId: account?.id ?? null, clientId: request.clientId, ip: request.ip, userAgent: request.userAgent, result, reason }, throttleOutcome);
 
     // The attempt is counted before the password is checked, atomically per key.
     const state = await this.#throttle.reserve(keys);
@@ -133,31 +135,31 @@ export class PasswordSignin {
       method = await this.#check(request.commonId, account, password, request.passwordGrant);
     } catch (error) {
       // Turned away before the password was checked: logged, but not a failed guess.
-      await this.#throttle.release(keys);
-      if (error instanceof OverloadedError) await record('failure', 'overloaded');
+      const released = (alongside: OperationNodeSource) => this.#throttle.release(keys, alongside);
+      if (error instanceof OverloadedError) await record('failure', 'overloaded', released);
+      else await this.#throttle.release(keys);
       throw error;
     }
 
     if (!method || !account) {
-      await this.#throttle.failed(keys);
-      await record('failure', account ? 'wrong_password' : 'unknown_account');
+      await record('failure', account ? 'wrong_password' : 'unknown_account', (alongside) => this.#throttle.failed(keys, alongside));
       return { ok: false, reason: 'invalid_credentials' };
     }
-    await this.#throttle.succeeded(keys);
+    const succeeded = (alongside: OperationNodeSource) => this.#throttle.succeeded(keys, alongside);
     // The grant's answer is the client's access rules (the one evaluation every path asks); the
     // form turns a suspended or closed account to the page that says so, and its steps ask the rules.
     if (request.passwordGrant) {
       const decision = await request.passwordGrant.admit(account, method);
       if (!decision.allowed) {
-        await record('failure', accessDenied(decision.reason));
+        await record('failure', accessDenied(decision.reason), succeeded);
         return { ok: false, reason: 'access_denied', denial: decision.reason };
       }
     } else if (account.status !== 'active') {
       const reason = account.status === 'suspended' ? 'account_suspended' : 'account_revoked';
-      await record('failure', reason);
+      await record('failure', reason, succeeded);
       return { ok: false, reason, account };
     }
-    await record('success', request.passwordGrant ? `password_grant_${method}` : method);
+    await record('success', request.passwordGrant ? `password_grant_${method}` : method, succeeded);
     return { ok: true, account, method };
   }
 }

@@ -1,4 +1,4 @@
-import type { Expression, Kysely, Selectable, SqlBool } from 'kysely';
+import type { Expression, Kysely, OperationNodeSource, Selectable, SqlBool } from 'kysely';
 import type { DB, SigninEventTable } from '../db/schema.ts';
 import type { SigninReason } from './signin-reasons.ts';
 import { NO_METER, type Meter } from '../metrics/meter.ts';
@@ -28,18 +28,20 @@ export class SigninLog {
     this.#meter = meter;
   }
 
-  async record(attempt: SigninAttempt): Promise<void> {
-    await this.#db
-      .insertInto('signin_event')
-      .values({
-        account_id: attempt.accountId,
-        client_id: attempt.clientId?.slice(0, 200) ?? null,
-        ip: attempt.ip?.slice(0, 100) ?? null,
-        user_agent: attempt.userAgent?.slice(0, 500) ?? null,
-        result: attempt.result,
-        reason: attempt.reason,
-      })
-      .execute();
+  /**
+   * Records an attempt. `together` writes the row inside another write's statement (the throttle's
+   * outcome of the same attempt: login-throttle.ts), so both take one round trip.
+   */
+  async record(attempt: SigninAttempt, together?: (insert: OperationNodeSource) => Promise<void>): Promise<void> {
+    const insert = this.#db.insertInto('signin_event').values({
+      account_id: attempt.accountId,
+      client_id: attempt.clientId?.slice(0, 200) ?? null,
+      ip: attempt.ip?.slice(0, 100) ?? null,
+      user_agent: attempt.userAgent?.slice(0, 500) ?? null,
+      result: attempt.result,
+      reason: attempt.reason,
+    });
+    await (together ? together(insert) : insert.execute());
     this.#meter.signin(attempt.result, attempt.reason);
   }
 

@@ -1,9 +1,28 @@
 import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
 import { lockAccountRow } from '../db/row-locks.ts';
 import { DomainError } from '../shared/errors.ts';
+import { isUuid } from '../shared/uuid.ts';
+import { memoised, writing } from '../shared/request-memo.ts';
+import type { AccountRow } from '../account/account.store.ts';
 import type { DB, FactorKind, MfaFactorTable } from '../db/schema.ts';
 
 export type FactorRow = Selectable<MfaFactorTable>;
+
+/**
+ * The request memo's prefix of factor reads (request-memo.ts). Every write of factors goes through
+ * `writing(FACTORS_MEMO, ...)`, so a read after it in the same request goes to the database.
+ */
+export const FACTORS_MEMO = 'mfa-factors:';
+
+/** A factor's row as json_agg writes it: timestamps as text, the 64-bit counter as a number. */
+type FactorJson = Omit<FactorRow, 'created_at' | 'last_used_at' | 'sign_count'> & { created_at: string; last_used_at: string | null; sign_count: number };
+
+const factorFromJson = (factor: FactorJson): FactorRow => ({
+  ...factor,
+  created_at: new Date(factor.created_at),
+  last_used_at: factor.last_used_at === null ? null : new Date(factor.last_used_at),
+  sign_count: String(factor.sign_count),
+});
 
 /**
  * An account with factors has exactly one default. Every write that adds or removes factors holds
@@ -29,8 +48,29 @@ export class MfaStore {
     this.#db = db;
   }
 
-  factors(accountId: string): Promise<FactorRow[]> {
-    return this.#db.selectFrom('mfa_factor').selectAll().where('account_id', '=', accountId).orderBy('is_default', 'desc').orderBy('created_at').execute();
+  /** Read once per request (a challenge's page and its check both ask); each caller gets its own copy. */
+  async factors(accountId: string): Promise<FactorRow[]> {
+    const rows = await memoised(FACTORS_MEMO + accountId, () =>
+      this.#db.selectFrom('mfa_factor').selectAll().where('account_id', '=', accountId).orderBy('is_default', 'desc').orderBy('created_at').execute(),
+    );
+    return rows.map((row) => ({ ...row }));
+  }
+
+  /**
+   * The account's row and its factors (in the order of factors()) in one statement: what the checks
+   * of a sign-in read together. The factors travel as JSON, so their dates and counter are restored.
+   */
+  async accountWithFactors(accountId: string): Promise<{ account: AccountRow; factors: FactorRow[] } | undefined> {
+    if (!isUuid(accountId)) return undefined;
+    const row = await this.#db
+      .selectFrom('account')
+      .selectAll('account')
+      .select(sql<FactorJson[]>`coalesce((select json_agg(f order by f.is_default desc, f.created_at) from mfa_factor f where f.account_id = account.id), '[]')`.as('mfa_factors'))
+      .where('id', '=', accountId)
+      .executeTakeFirst();
+    if (!row) return undefined;
+    const { mfa_factors: factors, ...account } = row;
+    return { account, factors: factors.map(factorFromJson) };
   }
 
   /** The first factor of an account becomes its default. */
@@ -41,7 +81,7 @@ export class MfaStore {
     secretEnc?: string | null;
     credential?: { id: string; publicKey: string; signCount: number; transports: string[] };
   }): Promise<FactorRow> {
-    return this.#db.transaction().execute(async (trx) => {
+    return this.#transaction(async (trx) => {
       await lockAccountRow(trx, factor.accountId);
       return trx
         .insertInto('mfa_factor')
@@ -62,11 +102,13 @@ export class MfaStore {
   }
 
   async touch(factorId: string): Promise<void> {
-    await this.#db
-      .updateTable('mfa_factor')
-      .set({ last_used_at: sql<Date>`now()` as never })
-      .where('id', '=', factorId)
-      .execute();
+    await writing(FACTORS_MEMO, () =>
+      this.#db
+        .updateTable('mfa_factor')
+        .set({ last_used_at: sql<Date>`now()` as never })
+        .where('id', '=', factorId)
+        .execute(),
+    );
   }
 
   /**
@@ -74,13 +116,15 @@ export class MfaStore {
    * the condition in the UPDATE also settles two concurrent uses of a cloned authenticator.
    */
   async advanceCounter(factorId: string, counter: number): Promise<boolean> {
-    const row = await this.#db
-      .updateTable('mfa_factor')
-      .set({ sign_count: counter, last_used_at: sql<Date>`now()` as never })
-      .where('id', '=', factorId)
-      .where(sql<boolean>`sign_count < ${counter} or (sign_count = 0 and ${counter}::bigint = 0)`)
-      .returning('id')
-      .executeTakeFirst();
+    const row = await writing(FACTORS_MEMO, () =>
+      this.#db
+        .updateTable('mfa_factor')
+        .set({ sign_count: counter, last_used_at: sql<Date>`now()` as never })
+        .where('id', '=', factorId)
+        .where(sql<boolean>`sign_count < ${counter} or (sign_count = 0 and ${counter}::bigint = 0)`)
+        .returning('id')
+        .executeTakeFirst(),
+    );
     return row !== undefined;
   }
 
@@ -90,7 +134,7 @@ export class MfaStore {
    * under the account's row lock, so two removals at once cannot take the last two together.
    */
   async deleteOne(accountId: string, factorId: string, options: { keepLast?: boolean } = {}): Promise<boolean> {
-    return this.#db.transaction().execute(async (trx) => {
+    return this.#transaction(async (trx) => {
       await lockAccountRow(trx, accountId);
       if (options.keepLast) {
         const left = await trx.selectFrom('mfa_factor').select('id').where('account_id', '=', accountId).execute();
@@ -105,7 +149,7 @@ export class MfaStore {
   }
 
   async setDefault(accountId: string, factorId: string): Promise<boolean> {
-    return this.#db.transaction().execute(async (trx) => {
+    return this.#transaction(async (trx) => {
       await lockAccountRow(trx, accountId);
       const exists = await trx.selectFrom('mfa_factor').select('id').where('account_id', '=', accountId).where('id', '=', factorId).executeTakeFirst();
       if (!exists) return false;
@@ -120,11 +164,16 @@ export class MfaStore {
 
   /** Every factor of the account; tokens lent to it become free to lend again. */
   async deleteAll(accountId: string): Promise<number> {
-    return this.#db.transaction().execute(async (trx) => {
+    return this.#transaction(async (trx) => {
       const result = await trx.deleteFrom('mfa_factor').where('account_id', '=', accountId).executeTakeFirst();
       await trx.updateTable('hardware_token').set({ assigned_to: null, assigned_at: null }).where('assigned_to', '=', accountId).execute();
       return Number(result.numDeletedRows);
     });
+  }
+
+  /** A transaction that writes factors (see FACTORS_MEMO). */
+  #transaction<T>(work: (trx: Transaction<DB>) => Promise<T>): Promise<T> {
+    return writing(FACTORS_MEMO, () => this.#db.transaction().execute(work));
   }
 
   /** Records a used TOTP time step; false if it was used before (a replay). One atomic insert. */

@@ -1,7 +1,8 @@
 import { sql, type Kysely, type Selectable } from 'kysely';
 import { lockAccountRow } from '../db/row-locks.ts';
 import type { DB, HardwareTokenTable } from '../db/schema.ts';
-import { isFirstFactor, keepOneDefault } from './mfa.store.ts';
+import { FACTORS_MEMO, isFirstFactor, keepOneDefault } from './mfa.store.ts';
+import { writing } from '../shared/request-memo.ts';
 
 export type TokenRow = Selectable<HardwareTokenTable> & { common_id: string | null };
 
@@ -32,31 +33,33 @@ export class TokenStore {
    * a token is never lent twice and never half-lent. Returns false when it is taken or unknown.
    */
   async assign(serial: string, accountId: string): Promise<boolean> {
-    return this.#db.transaction().execute(async (trx) => {
-      await lockAccountRow(trx, accountId);
-      const token = await trx
-        .updateTable('hardware_token')
-        .set({ assigned_to: accountId, assigned_at: sql<Date>`now()` as never })
-        .where('serial', '=', serial)
-        .where('assigned_to', 'is', null)
-        .returningAll()
-        .executeTakeFirst();
-      if (!token) return false;
-      await trx
-        .insertInto('mfa_factor')
-        .values({
-          account_id: accountId,
-          kind: 'token',
-          label: `Token ${serial}`,
-          secret_enc: token.secret_enc,
-          digits: token.digits,
-          period: token.period,
-          token_serial: serial,
-          is_default: isFirstFactor(accountId) as never,
-        })
-        .execute();
-      return true;
-    });
+    return writing(FACTORS_MEMO, () =>
+      this.#db.transaction().execute(async (trx) => {
+        await lockAccountRow(trx, accountId);
+        const token = await trx
+          .updateTable('hardware_token')
+          .set({ assigned_to: accountId, assigned_at: sql<Date>`now()` as never })
+          .where('serial', '=', serial)
+          .where('assigned_to', 'is', null)
+          .returningAll()
+          .executeTakeFirst();
+        if (!token) return false;
+        await trx
+          .insertInto('mfa_factor')
+          .values({
+            account_id: accountId,
+            kind: 'token',
+            label: `Token ${serial}`,
+            secret_enc: token.secret_enc,
+            digits: token.digits,
+            period: token.period,
+            token_serial: serial,
+            is_default: isFirstFactor(accountId) as never,
+          })
+          .execute();
+        return true;
+      }),
+    );
   }
 
   /** The account a token is lent to: its id, null when it is in stock, undefined when there is no such token. */
@@ -66,17 +69,19 @@ export class TokenStore {
 
   /** Takes a token back: the account loses it as a factor. Returns the account it was lent to. */
   async unassign(serial: string): Promise<string | null | undefined> {
-    return this.#db.transaction().execute(async (trx) => {
-      // Locks in the order every factor write takes them: the account's row, then the token's.
-      const lentTo = (await trx.selectFrom('hardware_token').select('assigned_to').where('serial', '=', serial).executeTakeFirst())?.assigned_to;
-      if (lentTo) await lockAccountRow(trx, lentTo);
-      const token = await trx.selectFrom('hardware_token').select('assigned_to').where('serial', '=', serial).forUpdate().executeTakeFirst();
-      if (!token) return undefined;
-      if (token.assigned_to && token.assigned_to !== lentTo) await lockAccountRow(trx, token.assigned_to);
-      await trx.deleteFrom('mfa_factor').where('token_serial', '=', serial).execute();
-      await trx.updateTable('hardware_token').set({ assigned_to: null, assigned_at: null }).where('serial', '=', serial).execute();
-      if (token.assigned_to) await keepOneDefault(trx, token.assigned_to);
-      return token.assigned_to;
-    });
+    return writing(FACTORS_MEMO, () =>
+      this.#db.transaction().execute(async (trx) => {
+        // Locks in the order every factor write takes them: the account's row, then the token's.
+        const lentTo = (await trx.selectFrom('hardware_token').select('assigned_to').where('serial', '=', serial).executeTakeFirst())?.assigned_to;
+        if (lentTo) await lockAccountRow(trx, lentTo);
+        const token = await trx.selectFrom('hardware_token').select('assigned_to').where('serial', '=', serial).forUpdate().executeTakeFirst();
+        if (!token) return undefined;
+        if (token.assigned_to && token.assigned_to !== lentTo) await lockAccountRow(trx, token.assigned_to);
+        await trx.deleteFrom('mfa_factor').where('token_serial', '=', serial).execute();
+        await trx.updateTable('hardware_token').set({ assigned_to: null, assigned_at: null }).where('serial', '=', serial).execute();
+        if (token.assigned_to) await keepOneDefault(trx, token.assigned_to);
+        return token.assigned_to;
+      }),
+    );
   }
 }

@@ -1,5 +1,6 @@
 import type { FindAccount } from 'oidc-provider';
 import type { AccountRow, AccountStore } from '../account/account.store.ts';
+import type { MfaStore } from '../mfa/mfa.store.ts';
 import { recalled } from '../shared/request-memo.ts';
 import { tokenAccountMemoKey } from './adapter.ts';
 import type { AccessService } from '../access/access.service.ts';
@@ -19,10 +20,12 @@ import { carriedForms } from './claims-locales.ts';
  * revoked account signed in at a salvage client carries `salvage: true`. The claims themselves are
  * composed in claims.ts.
  */
-export function findAccount(accounts: AccountStore, clients: ClientStore, access: AccessService, settings: ClaimSettings): FindAccount {
+export function findAccount(accounts: AccountStore, mfa: MfaStore, clients: ClientStore, access: AccessService, settings: ClaimSettings): FindAccount {
   return async (ctx, id, token) => {
     // A token's account came with the token's own read in this request (adapter.ts), when it did.
-    const account = (token && (await recalled<AccountRow | undefined>(tokenAccountMemoKey(id)))) || (await accounts.findById(id));
+    // In an interaction the sign-in steps' checks need the account's factors too: read with it.
+    const read = token ? { account: (await recalled<AccountRow | undefined>(tokenAccountMemoKey(id))) ?? (await accounts.findById(id)), factors: undefined } : await mfa.accountWithFactors(id);
+    const account = read?.account;
     if (!account) return undefined;
     // The client's row is read only when it matters: a token's client must admit the account, and
     // a revoked account may carry the salvage claim. Active accounts in an interaction skip the query.
@@ -33,9 +36,10 @@ export function findAccount(accounts: AccountStore, clients: ClientStore, access
     const salvage = account.status === 'revoked' && client?.salvage === true ? true : undefined;
     return {
       accountId: account.id,
-      // The row as read here: the sign-in steps' checks of this request use it (interaction/facts.ts)
-      // rather than reading the account again right after the provider did.
+      // The rows as read here: the sign-in steps' checks of this request use them (interaction/facts.ts)
+      // rather than reading them again right after the provider did.
       accountRow: account,
+      factorRows: read.factors,
       async claims() {
         // The token's claims_locales (claims-locales.ts); in an interaction, the request's own.
         const forms = carriedForms(token ?? ctx.oidc);

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
-import { sql, type Kysely, type RawBuilder } from 'kysely';
+import { sql, type Kysely, type OperationNodeSource, type RawBuilder } from 'kysely';
 import type { DB } from '../db/schema.ts';
+import { inOneStatement } from '../db/one-statement.ts';
 import type { Clock } from '../shared/clock.ts';
 import { sourceOf } from './source.ts';
 import { PASSWORD_THROTTLE_PER_ACCOUNT, PASSWORD_THROTTLE_PER_ADDRESS, THROTTLE_RESERVATION_SECONDS } from '../config/defaults.ts';
@@ -196,12 +197,15 @@ export class LoginThrottle {
       where key = ${storedKey(BUCKET_PREFIX + name)}`.execute(this.#db);
   }
 
-  /** The guess was wrong: count it and lock the key for the time its count brings. */
-  async failed(keys: ThrottleKey[]): Promise<void> {
+  /**
+   * The guess was wrong: count it and lock each key for the time its count brings. `alongside`
+   * (the sign-in log's row) is written in the same statement, as in succeeded and release.
+   */
+  async failed(keys: ThrottleKey[], alongside?: OperationNodeSource): Promise<void> {
     const now = this.#clock.now();
-    for (const { key, rule } of keys) {
+    const counts = keys.map(({ key, rule }) => {
       const failures = sql<number>`(${this.#failuresNow(rule, now)} + 1)`;
-      await sql`
+      return sql`
         update throttle as t set
           failures = ${failures},
           locked_until = case when ${failures} >= ${rule.free}::int
@@ -209,25 +213,30 @@ export class LoginThrottle {
             end,
           last_failure_at = ${now},
           pending = greatest(t.pending - 1, 0)
-        where t.key = ${storedKey(key)}`.execute(this.#db);
-    }
+        where t.key = ${storedKey(key)}`;
+    });
+    await this.#write(counts, alongside);
   }
 
   /**
    * The guess was right: the run of failures ends for the first key (the account); the others just
-   * end the claim. One statement, as it is on every sign-in's path.
+   * end the claim. One statement with `alongside`, as it is on every sign-in's path.
    */
-  async succeeded(keys: ThrottleKey[]): Promise<void> {
+  async succeeded(keys: ThrottleKey[], alongside?: OperationNodeSource): Promise<void> {
     const [first, ...rest] = keys;
-    if (!rest.length) return this.clear(first.key);
-    await sql`
-      with cleared as (delete from throttle where key = ${storedKey(first.key)})
-      ${this.#releasing(rest)}`.execute(this.#db);
+    const cleared = this.#db.deleteFrom('throttle').where('key', '=', storedKey(first.key));
+    await this.#write(rest.length ? [cleared, this.#releasing(rest)] : [cleared], alongside);
   }
 
   /** The guess was never checked (the server was too busy): the claims end, nothing is counted. */
-  async release(keys: ThrottleKey[]): Promise<void> {
-    if (keys.length) await this.#releasing(keys).execute(this.#db);
+  async release(keys: ThrottleKey[], alongside?: OperationNodeSource): Promise<void> {
+    await this.#write(keys.length ? [this.#releasing(keys)] : [], alongside);
+  }
+
+  /** The throttle's writes and what goes with them, in one statement (each on its own row). */
+  async #write(writes: OperationNodeSource[], alongside: OperationNodeSource | undefined): Promise<void> {
+    const all = alongside ? [...writes, alongside] : writes;
+    if (all.length) await inOneStatement(all).execute(this.#db);
   }
 
   #releasing(keys: ThrottleKey[]) {

@@ -5,6 +5,8 @@ import { Browser } from '../support/browser.ts';
 import { chooseMethod, codeFrom, enterCredentials, finishEnrolment, freshTotpStep, redeem, secretOn, startAuthorization } from '../support/flows.ts';
 import { ACR_MFA, ACR_PASSWORD, ACR_PHISHING_RESISTANT } from '../../src/mfa/assurance.ts';
 import { mailedCode } from '../support/smtp-sink.ts';
+import { inRequestMemo } from '../../src/shared/request-memo.ts';
+import { TokenStore } from '../../src/mfa/token.store.ts';
 
 let akamon: RunningAkamon;
 let plain: Awaited<ReturnType<RunningAkamon['createClient']>>;
@@ -329,6 +331,52 @@ test('a set-up cancelled halfway is resumed from the account home', async () => 
   expect(new URL(done.url).pathname).toBe('/account');
   expect(done.html).not.toContain('no sign-in method is set up yet');
   expect(await akamon.deps.mfa.factors(account.id)).toHaveLength(1);
+});
+
+describe('reading factors', () => {
+  const tokens = () => new TokenStore(akamon.deps.database.db);
+  /** An account with an app, a security key used twice (a counter, a last use) and a lent token: every kind of column set. */
+  async function withFactors() {
+    const account = await akamon.createReadyAccount();
+    const store = akamon.deps.mfaStore;
+    await store.insert({ accountId: account.id, kind: 'totp', label: 'Phone', secretEnc: 'sealed-secret' });
+    const key = await store.insert({ accountId: account.id, kind: 'webauthn', label: 'Key', credential: { id: `cred-${account.id}`, publicKey: 'pk', signCount: 0, transports: ['usb', 'nfc'] } });
+    expect(await store.advanceCounter(key.id, 4_294_967_296)).toBe(true);
+    const serial = `T${account.id.slice(0, 8)}`;
+    await tokens().insert({ serial, secretEnc: 'sealed-token', digits: 8, period: 60 });
+    expect(await tokens().assign(serial, account.id)).toBe(true);
+    return account;
+  }
+
+  test("the account with its factors in one read gives the account's row and exactly what factors() gives, in its order", async () => {
+    const account = await withFactors();
+    const together = await akamon.deps.mfaStore.accountWithFactors(account.id);
+    expect(together?.account).toEqual(await akamon.deps.accounts.findById(account.id));
+    const factors = await akamon.deps.mfaStore.factors(account.id);
+    expect(factors.map((f) => f.kind)).toEqual(['totp', 'webauthn', 'token']);
+    expect(factors[1]).toMatchObject({ sign_count: '4294967296', last_used_at: expect.any(Date), created_at: expect.any(Date) });
+    expect(together?.factors).toEqual(factors);
+    expect(await akamon.deps.mfaStore.accountWithFactors('not-a-uuid')).toBeUndefined();
+    expect(await akamon.deps.mfaStore.accountWithFactors('00000000-0000-4000-8000-000000000000')).toBeUndefined();
+  });
+
+  test('within one request the factors are read once, and again after any write of factors', async () => {
+    const account = await withFactors();
+    const store = akamon.deps.mfaStore;
+    const sent = () => akamon.deps.database.stats().queries;
+    await inRequestMemo(async () => {
+      const before = sent();
+      const first = await store.factors(account.id);
+      first[0]!.label = 'changed by a caller';
+      const again = await store.factors(account.id);
+      expect(sent() - before).toBe(1);
+      expect(again[0]!.label).toBe('Phone');
+      expect(await store.deleteOne(account.id, again[0]!.id)).toBe(true);
+      expect((await store.factors(account.id)).map((f) => f.kind)).toEqual(['webauthn', 'token']);
+      await tokens().unassign(again[2]!.token_serial!);
+      expect((await store.factors(account.id)).map((f) => f.kind)).toEqual(['webauthn']);
+    });
+  });
 });
 
 describe('lent hardware tokens', () => {
