@@ -1,5 +1,6 @@
-import { sql, type Kysely, type RawBuilder } from 'kysely';
+import { sql, type Kysely, type OperationNodeSource, type RawBuilder } from 'kysely';
 import type { DB } from '../db/schema.ts';
+import { inOneStatement } from '../db/one-statement.ts';
 import { live, rememberProviderRow } from '../db/provider-rows.ts';
 import { clientMemoKey, clientRowQuery, type ClientRow } from '../client/client.store.ts';
 import { remember } from '../shared/request-memo.ts';
@@ -125,18 +126,18 @@ export class InteractionStateStore {
 
   /**
    * Gives the turn back, leaving `patch` in the state, which then lives at least `ttlSeconds` more;
-   * a turn taken over meanwhile is not touched.
+   * a turn taken over meanwhile is not touched. `alongside`: writes made in the same statement.
    */
-  async endTurn(uid: string, token: string, patch: Record<string, unknown>, ttlSeconds: number): Promise<void> {
-    await this.#db
+  async endTurn(uid: string, token: string, patch: Record<string, unknown>, ttlSeconds: number, alongside: OperationNodeSource[] = []): Promise<void> {
+    const end = this.#db
       .updateTable('interaction_state')
       .set({
         data: sql`(data - ${TURN}::text) || ${JSON.stringify(patch)}::jsonb`,
         expires_at: sql<Date>`greatest(expires_at, now() + make_interval(secs => ${ttlSeconds}))` as never,
       })
       .where('uid', '=', uid)
-      .where(sql<boolean>`data -> ${TURN}::text ->> 'token' = ${token}::text`)
-      .execute();
+      .where(sql<boolean>`data -> ${TURN}::text ->> 'token' = ${token}::text`);
+    await (alongside.length ? inOneStatement([...alongside, end]).execute(this.#db) : end.execute());
   }
 
   async deleteExpired(limit: number): Promise<number> {

@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { FLOW_TURN_HOLD_SECONDS, FLOW_TURN_WAIT_MS } from '../config/defaults.ts';
+import type { OperationNodeSource } from 'kysely';
+import { holdingWrites } from '../db/one-statement.ts';
 import type { InteractionStateStore } from './interaction-state.store.ts';
 
 type Patch = Record<string, unknown>;
@@ -12,7 +14,8 @@ type Patch = Record<string, unknown>;
  * check it, act, write the state" is a single transition, and what it uses up (a stage, a
  * challenge, a pending secret) is used once. `work` gets the state as its turn began, and may
  * `leave` a patch that is merged into the state as the turn ends (also when the work then fails);
- * the state then lives at least `ttlSeconds` more. Resolves false, having run nothing, when the
+ * the state then lives at least `ttlSeconds` more, and the writes the work held back (holdingWrites)
+ * are made in that statement. Resolves false, having run nothing, when the
  * turn did not come in time.
  */
 export async function oneAtATime(
@@ -34,16 +37,20 @@ export async function oneAtATime(
     state = await take(token, FLOW_TURN_HOLD_SECONDS);
   }
   let left: Patch = {};
+  // The provider's save of the step's result (adapter.ts) goes out in the statement that ends the turn.
+  const held: OperationNodeSource[] = [];
   try {
-    await work(state, (patch) => {
-      left = { ...left, ...patch };
-    });
+    await holdingWrites(held, () =>
+      work(state, (patch) => {
+        left = { ...left, ...patch };
+      }),
+    );
   } catch (error) {
     // What the work left before it failed happened (a factor stored, a challenge used up): it is
     // kept. The work's own failure is the one to report; an unreturned turn ends when its hold does.
-    await store.endTurn(key, token, left, ttlSeconds).catch(() => undefined);
+    await store.endTurn(key, token, left, ttlSeconds, held).catch(() => undefined);
     throw error;
   }
-  await store.endTurn(key, token, left, ttlSeconds);
+  await store.endTurn(key, token, left, ttlSeconds, held);
   return true;
 }

@@ -2,6 +2,7 @@ import { sql, type Kysely } from 'kysely';
 import Provider, { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import type { DB } from '../db/schema.ts';
 import { afterUnitOfWork } from '../db/driver.ts';
+import { holdWrite } from '../db/one-statement.ts';
 import { memoised, writing, type BringAlong } from '../shared/request-memo.ts';
 import {
   accountUuid,
@@ -168,14 +169,15 @@ export function postgresAdapter(db: Kysely<DB>, clients: ClientMetadataSource, r
       if (this.model === 'ReplayDetection') return rememberOnce(db, id, payload, expiresIn);
       const expiresAt = row.seconds === null ? null : sql<Date>`now() + make_interval(secs => ${row.seconds})`;
       const saved = { payload: row.payload, grant_id: row.grant_id, user_code: row.user_code, uid: row.uid, account_id: row.account_id, expires_at: expiresAt };
-      await writingRowsOf([this.model], () =>
-        db
-          .insertInto('oidc_payload')
-          // `replaces` is set once, when the token is issued; a later save of the row keeps it.
-          .values({ model: this.model, id, ...saved, replaces: retries.replaced(this.model, payload) } as never)
-          .onConflict((oc) => oc.columns(['model', 'id']).doUpdateSet(saved as never))
-          .execute(),
-      );
+      const write = db
+        .insertInto('oidc_payload')
+        // `replaces` is set once, when the token is issued; a later save of the row keeps it.
+        .values({ model: this.model, id, ...saved, replaces: retries.replaced(this.model, payload) } as never)
+        .onConflict((oc) => oc.columns(['model', 'id']).doUpdateSet(saved as never));
+      // A sign-in step's result goes out with the end of the step's turn (one-at-a-time.ts).
+      await writingRowsOf([this.model], async () => {
+        if (!(this.model === 'Interaction' && holdWrite(write))) await write.execute();
+      });
     }
 
     /**

@@ -3,6 +3,7 @@ import { sql } from 'kysely';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { afterUnitOfWork, isUnavailable } from '../../src/db/driver.ts';
 import { DatabaseUnavailableError } from '../../src/shared/errors.ts';
+import { holdingWrites, holdWrite, inOneStatement } from '../../src/db/one-statement.ts';
 
 // The driver's unit of work (src/db/driver.ts), on both databases: what the token endpoint's
 // all-or-nothing promise (issue 12 point 4) stands on.
@@ -91,6 +92,28 @@ describe('unit of work', () => {
     );
     await straggler;
     expect(await exists(late)).toBe(true);
+  });
+});
+
+describe('writes in one statement', () => {
+  const insert = (uid: string) => db().insertInto('interaction_state').values({ uid, data: '{}', expires_at: sql<Date>`now() + interval '1 hour'` as never });
+
+  test('writes held by work are made with the closing statement, all of them or none', async () => {
+    const [first, second, third] = [id(), id(), id()];
+    const held: Parameters<typeof holdingWrites>[0] = [];
+    const answer = await holdingWrites(held, async () => {
+      expect(holdWrite(insert(first))).toBe(true);
+      expect(holdWrite(insert(second))).toBe(true);
+      return 'done';
+    });
+    expect([answer, held.length, await exists(first), await exists(second)]).toEqual(['done', 2, false, false]);
+    await inOneStatement(held).execute(db());
+    expect([await exists(first), await exists(second)]).toEqual([true, true]);
+    // One of them fails (its row is there already): the other is not made either.
+    await expect(inOneStatement([insert(third), insert(first)]).execute(db())).rejects.toThrow();
+    expect(await exists(third)).toBe(false);
+    // Outside such work nothing is held: the caller writes at once.
+    expect(holdWrite(insert(third))).toBe(false);
   });
 });
 
