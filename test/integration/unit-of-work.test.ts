@@ -96,7 +96,10 @@ describe('unit of work', () => {
 });
 
 describe('writes in one statement', () => {
-  const insert = (uid: string) => db().insertInto('interaction_state').values({ uid, data: '{}', expires_at: sql<Date>`now() + interval '1 hour'` as never });
+  const insert = (uid: string) =>
+    db()
+      .insertInto('interaction_state')
+      .values({ uid, data: '{}', expires_at: sql<Date>`now() + interval '1 hour'` as never });
 
   test('writes held by work are made with the closing statement, all of them or none', async () => {
     const [first, second, third] = [id(), id(), id()];
