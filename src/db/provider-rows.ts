@@ -30,11 +30,11 @@ export function storedPayload(row: StoredProviderRow): Record<string, unknown> {
 }
 
 /**
- * Leaves a `model` row read by id by another statement (`row`, or undefined: there is none) for the
- * provider's own read of it later in this request, as the adapter's reads bring rows along.
+ * Leaves a `model` row read by `column` by another statement (`row`, or undefined: there is none) for
+ * the provider's own read of it later in this request, as the adapter's reads bring rows along.
  */
-export function rememberProviderRow(model: string, id: string, row: StoredProviderRow | undefined): void {
-  remember(providerRowMemoKey(model, 'id', id), row && storedPayload(row));
+export function rememberProviderRow(model: string, column: ProviderRowColumn, value: string, row: StoredProviderRow | undefined): void {
+  remember(providerRowMemoKey(model, column, value), row && storedPayload(row));
 }
 
 /** For every write to the provider's table (see request-memo's `writing`). */

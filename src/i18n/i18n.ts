@@ -14,6 +14,10 @@ export type Translate = (key: MessageKey, vars?: Record<string, string | number>
  * plural forms, and its texts have none.
  */
 export function translator(locale: Locale): Translate {
+  return translators[locale];
+}
+
+function makeTranslator(locale: Locale): Translate {
   const messages = catalogues[locale];
   const plural = new Intl.PluralRules(locale);
   return (key, vars) => {
@@ -24,6 +28,10 @@ export function translator(locale: Locale): Translate {
       .replace(/\{(\w+)\}/g, (whole, name: string) => (name in vars ? String(vars[name]) : whole));
   };
 }
+
+// One per language, made once: a request asks for its translator several times, and an
+// Intl.PluralRules costs far more to make than a text to look up.
+const translators: Record<Locale, Translate> = { en: makeTranslator('en'), ja: makeTranslator('ja') };
 
 export function isLocale(value: unknown): value is Locale {
   return value === 'en' || value === 'ja';

@@ -1,7 +1,7 @@
 import { sql, type Kysely, type OperationNodeSource, type RawBuilder } from 'kysely';
 import type { DB } from '../db/schema.ts';
 import { inOneStatement } from '../db/one-statement.ts';
-import { live, rememberProviderRow } from '../db/provider-rows.ts';
+import { begunAfterSessionsEnded, live, rememberProviderRow } from '../db/provider-rows.ts';
 import { clientMemoKey, clientRowQuery, type ClientRow } from '../client/client.store.ts';
 import { remember } from '../shared/request-memo.ts';
 
@@ -10,9 +10,19 @@ const TURN = '_turn';
 
 /** The live Interaction row of the provider with this uid (its id), as the adapter reads it. */
 const interactionRow = (uid: string) => sql`select payload, consumed_at from oidc_payload where model = 'Interaction' and id = ${uid} and ${live('oidc_payload')}`;
+/** The live Session row of `uid`, as the adapter's read of it by uid finds it. */
+const sessionRow = (uid: RawBuilder<unknown>) =>
+  sql`select payload, consumed_at from oidc_payload where model = 'Session' and uid = ${uid} and ${live('oidc_payload')} and ${begunAfterSessionsEnded('oidc_payload', 'Session')}`;
 
-/** A row read with an interaction: its provider row, whether there is one, the state asked for, and its client's columns. */
-type ReadWithInteraction = { interaction_payload: unknown; interaction_consumed_at: Date | string | null; found: boolean; data: Record<string, unknown> | null } & Partial<ClientRow>;
+/** A row read with an interaction: its provider row, whether there is one, the state asked for, its session's row and its client's columns. */
+type ReadWithInteraction = {
+  interaction_payload: unknown;
+  interaction_consumed_at: Date | string | null;
+  found: boolean;
+  data: Record<string, unknown> | null;
+  session_payload: unknown;
+  session_consumed_at: Date | string | null;
+} & Partial<ClientRow>;
 
 /** The statement that takes a turn (see takeTurn); `only` (a WHERE on the values) may skip it. */
 function turnTaking(uid: string, token: string, holdSeconds: number, only = sql``) {
@@ -111,15 +121,20 @@ export class InteractionStateStore {
     return row.data ?? {};
   }
 
-  /** One statement: the interaction, its client (by the client_id it was begun with) and `data` (with `turn` as a CTE beside them). */
+  /** One statement: the interaction, its signed-in session (by uid), its client (by the client_id it was begun with) and `data` (with `turn` as a CTE beside them). */
   async #readWithInteraction(uid: string, data: RawBuilder<unknown>, turn?: RawBuilder<unknown>) {
     const { rows } = await sql<ReadWithInteraction>`
       with interaction as (${interactionRow(uid)})${turn ? sql`, turn as (${turn})` : sql``}
-      select i.payload as interaction_payload, i.consumed_at as interaction_consumed_at, i.payload is not null as found, ${data} as data, c.*
+      select i.payload as interaction_payload, i.consumed_at as interaction_consumed_at, i.payload is not null as found, ${data} as data,
+        s.payload as session_payload, s.consumed_at as session_consumed_at, c.*
       from (select 1) one left join interaction i on true
+      left join lateral (${sessionRow(sql`i.payload->'session'->>'uid'`)}) s on true
       left join lateral ${clientRowQuery(this.#db, sql<string>`i.payload->'params'->>'client_id'`)} c on true`.execute(this.#db);
-    const { interaction_payload, interaction_consumed_at, found, data: read, ...client } = rows[0]!;
-    rememberProviderRow('Interaction', uid, found ? { payload: interaction_payload, consumed_at: interaction_consumed_at } : undefined);
+    const { interaction_payload, interaction_consumed_at, found, data: read, session_payload, session_consumed_at, ...client } = rows[0]!;
+    rememberProviderRow('Interaction', 'id', uid, found ? { payload: interaction_payload, consumed_at: interaction_consumed_at } : undefined);
+    // The provider checks the signed-in session of an interaction by its uid (interactionDetails).
+    const sessionUid = (interaction_payload as { session?: { uid?: unknown } } | null)?.session?.uid;
+    if (typeof sessionUid === 'string') rememberProviderRow('Session', 'uid', sessionUid, session_payload ? { payload: session_payload, consumed_at: session_consumed_at } : undefined);
     if (client.client_id) remember(clientMemoKey(client.client_id), client);
     return { found, data: read };
   }

@@ -214,6 +214,38 @@ describe('verification', () => {
     expect(codeFrom(again.page)).toBeTruthy();
   });
 
+  test('a second-factor step whose sign-in session was ended meanwhile is gone, also when requests in flight wrote its rows back', async () => {
+    const { account, secret } = await enrolled();
+    const rowsOf = (interaction: string) =>
+      akamon.deps.database.db
+        .selectFrom('oidc_payload')
+        .selectAll()
+        .where((eb) => eb.or([eb.and([eb('model', '=', 'Session'), eb('account_id', '=', account.id)]), eb.and([eb('model', '=', 'Interaction'), eb('id', '=', interaction)])]))
+        .execute();
+    for (const writtenBack of [false, true]) {
+      const browser = new Browser(akamon.url);
+      const started = await startAuthorization(browser, akamon, vpn);
+      const step = await enterCredentials(browser, started.page, account.commonId, account.password);
+      expect(step.html).toContain('Verify your identity');
+      const before = await rowsOf(new URL(step.url).pathname.split('/')[2]!);
+      expect(before.some((row) => row.model === 'Interaction')).toBe(true);
+      // Signed out everywhere (another device, the help desk) while this page is open.
+      await akamon.deps.payloads.revokeAccount(account.id);
+      // Written back as they were; the sign-in is dated a few seconds earlier, as a session that began
+      // in the same second as the sign-out counts as begun after it.
+      const back = before.map((row) => ({ ...row, payload: JSON.stringify(row.model === 'Session' ? { ...row.payload, signedInAt: Number(row.payload.signedInAt) - 5 } : row.payload) }));
+      if (writtenBack)
+        await akamon.deps.database.db
+          .insertInto('oidc_payload')
+          .values(back as never)
+          .execute();
+      const page = await browser.visit(step.url);
+      expect([page.status, page.html.includes('This sign-in page has expired')]).toEqual([400, true]);
+      const sent = await browser.submit(step, /\/totp$/, { code: await totpAt(secret, writtenBack ? 1 : -1) });
+      expect([sent.status, sent.html.includes('This sign-in page has expired')]).toEqual([400, true]);
+    }
+  });
+
   test('a TOTP time step works once per account; one step of drift is accepted, two are not', async () => {
     // The test reads the clock once: it must not cross a step boundary before its last check.
     await freshTotpStep();
