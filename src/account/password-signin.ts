@@ -149,7 +149,14 @@ export class PasswordSignin {
     // The grant's answer is the client's access rules (the one evaluation every path asks); the
     // form turns a suspended or closed account to the page that says so, and its steps ask the rules.
     if (request.passwordGrant) {
-      const decision = await request.passwordGrant.admit(account, method);
+      let decision: AccessDecision;
+      try {
+        decision = await request.passwordGrant.admit(account, method);
+      } catch (error) {
+        // No answer (the database busy): the claims end, and the right password is no failure.
+        await this.#throttle.release(keys);
+        throw error;
+      }
       if (!decision.allowed) {
         await record('failure', accessDenied(decision.reason), succeeded);
         return { ok: false, reason: 'access_denied', denial: decision.reason };

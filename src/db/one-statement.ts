@@ -7,23 +7,43 @@ import { sql, type OperationNodeSource, type RawBuilder } from 'kysely';
  * its own (PostgreSQL allows those only at the top), and no two may change the same row.
  */
 export function inOneStatement(writes: ReadonlyArray<OperationNodeSource>): RawBuilder<unknown> {
+  if (writes.length === 0) throw new Error('inOneStatement needs at least one write');
   return sql`with ${sql.join(writes.map((write, i) => sql`${sql.raw(`write_${i}`)} as (${write})`))} select 1`;
 }
 
-const held = new AsyncLocalStorage<OperationNodeSource[]>();
-
 /**
- * Runs `work` with the writes offered to holdWrite collected in `into`, not made: the caller makes
- * them in its own closing statement (inOneStatement), before it answers. For work that does not read
- * what it wrote: a sign-in step's turn, whose result goes out with the turn's end (one-at-a-time.ts).
+ * Writes held back while a piece of work runs, for the caller to make in its own closing statement
+ * (inOneStatement) before it answers: a sign-in step's result goes out with the end of the step's
+ * turn (one-at-a-time.ts). For work that does not read back what it wrote. A row saved twice is
+ * held once, as last saved (one statement may change a row only once); once the work has ended,
+ * nothing more is held (a task it left running writes at once).
  */
-export function holdingWrites<T>(into: OperationNodeSource[], work: () => Promise<T>): Promise<T> {
-  return held.run(into, work);
+export class HeldWrites {
+  readonly #writes = new Map<string, OperationNodeSource>();
+  #open = false;
+
+  async run<T>(work: () => Promise<T>): Promise<T> {
+    this.#open = true;
+    try {
+      return await holding.run(this, work);
+    } finally {
+      this.#open = false;
+    }
+  }
+
+  hold(row: string, write: OperationNodeSource): boolean {
+    if (this.#open) this.#writes.set(row, write);
+    return this.#open;
+  }
+
+  get writes(): OperationNodeSource[] {
+    return [...this.#writes.values()];
+  }
 }
 
-/** Holds `write` for the work around it (holdingWrites); false, having held nothing, outside such work. */
-export function holdWrite(write: OperationNodeSource): boolean {
-  const into = held.getStore();
-  into?.push(write);
-  return into !== undefined;
+const holding = new AsyncLocalStorage<HeldWrites>();
+
+/** Holds the write of `row` for the work around it (HeldWrites.run); false, having held nothing, outside such work. */
+export function holdWrite(row: string, write: OperationNodeSource): boolean {
+  return holding.getStore()?.hold(row, write) ?? false;
 }

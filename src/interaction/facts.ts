@@ -1,20 +1,20 @@
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { AccountRow, AccountStore } from '../account/account.store.ts';
 import type { ClientStore } from '../client/client.store.ts';
-import type { FactorRow, MfaStore } from '../mfa/mfa.store.ts';
+import type { MfaStore } from '../mfa/mfa.store.ts';
 import type { AccessService } from '../access/access.service.ts';
 import type { Clock } from '../shared/clock.ts';
 import { rolloutPhase, type RolloutDates } from '../mfa/rollout.ts';
 import type { Facts } from './step.ts';
 
 /**
- * The account row and factors the provider's findAccount (src/oidc/find-account.ts) read for the
- * session's account earlier in this request: the provider loads the account before it runs the
- * checks, so the checks see the same rows without a second query.
+ * The account row the provider's findAccount (src/oidc/find-account.ts) read for the session's
+ * account earlier in this request: the provider loads the account before it runs the checks, so
+ * the checks see the same row without a second query.
  */
-function loadedBefore(ctx: KoaContextWithOIDC, accountId: string): { accountRow?: AccountRow; factorRows?: FactorRow[] } {
-  const loaded = ctx.oidc.account as { accountId?: string; accountRow?: AccountRow; factorRows?: FactorRow[] } | undefined;
-  return loaded?.accountId === accountId ? loaded : {};
+function loadedBefore(ctx: KoaContextWithOIDC, accountId: string): AccountRow | undefined {
+  const loaded = ctx.oidc.account as { accountId?: string; accountRow?: AccountRow } | undefined;
+  return loaded?.accountId === accountId ? loaded.accountRow : undefined;
 }
 
 /**
@@ -36,11 +36,10 @@ export function factsLoader(stores: {
       const accountId = ctx.oidc.session?.accountId;
       const clientId = ctx.oidc.client?.clientId;
       facts = (async () => {
-        const { accountRow, factorRows } = accountId ? loadedBefore(ctx, accountId) : {};
         const [account, client, factors] = await Promise.all([
-          accountId ? (accountRow ?? stores.accounts.findById(accountId)) : undefined,
+          accountId ? (loadedBefore(ctx, accountId) ?? stores.accounts.findById(accountId)) : undefined,
           clientId ? stores.clients.find(clientId) : undefined,
-          accountId ? (factorRows ?? stores.mfa.factors(accountId)) : [],
+          accountId ? stores.mfa.factors(accountId) : [],
         ]);
         // Rules are read from the database at every authorization: a change applies at once, on every node.
         const access = account && client ? await stores.access.decide(account, client) : undefined;

@@ -12,7 +12,7 @@ const TURN = '_turn';
 const interactionRow = (uid: string) => sql`select payload, consumed_at from oidc_payload where model = 'Interaction' and id = ${uid} and ${live('oidc_payload')}`;
 /** The live Session row of `uid`, as the adapter's read of it by uid finds it. */
 const sessionRow = (uid: RawBuilder<unknown>) =>
-  sql`select payload, consumed_at from oidc_payload where model = 'Session' and uid = ${uid} and ${live('oidc_payload')} and ${begunAfterSessionsEnded('oidc_payload', 'Session')}`;
+  sql`select payload, consumed_at from oidc_payload where model = 'Session' and uid = ${uid} and ${live('oidc_payload')} and ${begunAfterSessionsEnded('oidc_payload', 'Session')} limit 1`;
 
 /** A row read with an interaction: its provider row, whether there is one, the state asked for, its session's row and its client's columns. */
 type ReadWithInteraction = {

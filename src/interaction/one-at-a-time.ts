@@ -1,8 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { FLOW_TURN_HOLD_SECONDS, FLOW_TURN_WAIT_MS } from '../config/defaults.ts';
-import type { OperationNodeSource } from 'kysely';
-import { holdingWrites } from '../db/one-statement.ts';
+import { HeldWrites } from '../db/one-statement.ts';
 import type { InteractionStateStore } from './interaction-state.store.ts';
 
 type Patch = Record<string, unknown>;
@@ -38,9 +37,9 @@ export async function oneAtATime(
   }
   let left: Patch = {};
   // The provider's save of the step's result (adapter.ts) goes out in the statement that ends the turn.
-  const held: OperationNodeSource[] = [];
+  const held = new HeldWrites();
   try {
-    await holdingWrites(held, () =>
+    await held.run(() =>
       work(state, (patch) => {
         left = { ...left, ...patch };
       }),
@@ -48,9 +47,9 @@ export async function oneAtATime(
   } catch (error) {
     // What the work left before it failed happened (a factor stored, a challenge used up): it is
     // kept. The work's own failure is the one to report; an unreturned turn ends when its hold does.
-    await store.endTurn(key, token, left, ttlSeconds, held).catch(() => undefined);
+    await store.endTurn(key, token, left, ttlSeconds, held.writes).catch(() => undefined);
     throw error;
   }
-  await store.endTurn(key, token, left, ttlSeconds, held);
+  await store.endTurn(key, token, left, ttlSeconds, held.writes);
   return true;
 }

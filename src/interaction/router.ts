@@ -47,7 +47,8 @@ export function interactionRouter(deps: InteractionRouterDeps): Router {
   /**
    * The state as a POST's turn holds it (one-at-a-time.ts): read once as the turn began, and what
    * the action saves is written as the turn ends, in the same statement that returns the turn. No
-   * other POST runs meanwhile, so nothing is missed; a failed action leaves the state as it was.
+   * other POST runs meanwhile, so nothing is missed; what a failed action saved before it failed is
+   * kept, as what it did stands (one-at-a-time.ts).
    * A swap still goes to the database: it is the guard against a GET that uses the same value.
    */
   function heldState(uid: string, held: Record<string, unknown>, leave: (patch: Record<string, unknown>) => void) {

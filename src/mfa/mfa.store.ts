@@ -2,7 +2,7 @@ import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
 import { lockAccountRow } from '../db/row-locks.ts';
 import { DomainError } from '../shared/errors.ts';
 import { isUuid } from '../shared/uuid.ts';
-import { memoised, writing } from '../shared/request-memo.ts';
+import { memoised, remember, writing } from '../shared/request-memo.ts';
 import type { AccountRow } from '../account/account.store.ts';
 import type { DB, FactorKind, MfaFactorTable } from '../db/schema.ts';
 
@@ -70,7 +70,10 @@ export class MfaStore {
       .executeTakeFirst();
     if (!row) return undefined;
     const { mfa_factors: factors, ...account } = row;
-    return { account, factors: factors.map(factorFromJson) };
+    const restored = factors.map(factorFromJson);
+    // Later reads of the factors in this request (the sign-in's checks) get these, until a write of factors.
+    remember(FACTORS_MEMO + accountId, restored);
+    return { account, factors: restored.map((factor) => ({ ...factor })) };
   }
 
   /** The first factor of an account becomes its default. */

@@ -3,7 +3,7 @@ import Provider, { errors, type Adapter, type AdapterPayload } from 'oidc-provid
 import type { DB } from '../db/schema.ts';
 import { afterUnitOfWork } from '../db/driver.ts';
 import { holdWrite } from '../db/one-statement.ts';
-import { memoised, writing, type BringAlong } from '../shared/request-memo.ts';
+import { memoised, remember, writing, type BringAlong } from '../shared/request-memo.ts';
 import {
   accountUuid,
   begunAfterSessionsEnded,
@@ -174,10 +174,14 @@ export function postgresAdapter(db: Kysely<DB>, clients: ClientMetadataSource, r
         // `replaces` is set once, when the token is issued; a later save of the row keeps it.
         .values({ model: this.model, id, ...saved, replaces: retries.replaced(this.model, payload) } as never)
         .onConflict((oc) => oc.columns(['model', 'id']).doUpdateSet(saved as never));
-      // A sign-in step's result goes out with the end of the step's turn (one-at-a-time.ts).
+      // A sign-in step's result goes out with the end of the step's turn (one-at-a-time.ts); till
+      // then a read in this request gets the row as saved, not as stored.
+      let heldForTurn = false;
       await writingRowsOf([this.model], async () => {
-        if (!(this.model === 'Interaction' && holdWrite(write))) await write.execute();
+        heldForTurn = this.model === 'Interaction' && holdWrite(`${this.model}:${id}`, write);
+        if (!heldForTurn) await write.execute();
       });
+      if (heldForTurn) remember(providerRowMemoKey(this.model, 'id', id), structuredClone(payload));
     }
 
     /**

@@ -31,11 +31,10 @@ export function deviceVerificationRoutes(limits: DeviceCodeLimits, renderer: Ren
     const address = await limits.takeGuess(ctx.ip);
     if (address.waitSeconds > 0) return tooMany(ctx, address, 'address');
     await next();
-    // The provider found the code live and unused (it took it as the request's DeviceCode): no
-    // guess. A wrong, expired or used one stays counted, and only then is everyone's budget
-    // charged; a form refused before the lookup (expired, the database busy) charges nobody else.
-    if ((ctx as unknown as KoaContextWithOIDC).oidc?.entities?.DeviceCode) return limits.giveBackGuess(ctx.ip);
-    if (!codeMissed(ctx)) return;
+    // The provider found the code live and unused (it took it as the request's DeviceCode), or
+    // refused the form before any lookup (expired, the database busy): no guess. A wrong, expired
+    // or used code stays counted, and only then is everyone's budget charged.
+    if ((ctx as unknown as KoaContextWithOIDC).oidc?.entities?.DeviceCode || !codeMissed(ctx)) return limits.giveBackGuess(ctx.ip);
     const everyone = await limits.countMiss();
     if (everyone.waitSeconds > 0) tooMany(ctx, everyone, 'everyone');
   });

@@ -23,9 +23,9 @@ import { carriedForms } from './claims-locales.ts';
 export function findAccount(accounts: AccountStore, mfa: MfaStore, clients: ClientStore, access: AccessService, settings: ClaimSettings): FindAccount {
   return async (ctx, id, token) => {
     // A token's account came with the token's own read in this request (adapter.ts), when it did.
-    // In an interaction the sign-in steps' checks need the account's factors too: read with it.
-    const read = token ? { account: (await recalled<AccountRow | undefined>(tokenAccountMemoKey(id))) ?? (await accounts.findById(id)), factors: undefined } : await mfa.accountWithFactors(id);
-    const account = read?.account;
+    // In an interaction the sign-in steps' checks need the account's factors too: read with it (the
+    // request memo keeps them for the checks).
+    const account = token ? ((await recalled<AccountRow | undefined>(tokenAccountMemoKey(id))) ?? (await accounts.findById(id))) : (await mfa.accountWithFactors(id))?.account;
     if (!account) return undefined;
     // The client's row is read only when it matters: a token's client must admit the account, and
     // a revoked account may carry the salvage claim. Active accounts in an interaction skip the query.
@@ -36,10 +36,9 @@ export function findAccount(accounts: AccountStore, mfa: MfaStore, clients: Clie
     const salvage = account.status === 'revoked' && client?.salvage === true ? true : undefined;
     return {
       accountId: account.id,
-      // The rows as read here: the sign-in steps' checks of this request use them (interaction/facts.ts)
-      // rather than reading them again right after the provider did.
+      // The row as read here: the sign-in steps' checks of this request use it (interaction/facts.ts)
+      // rather than reading the account again right after the provider did.
       accountRow: account,
-      factorRows: read.factors,
       async claims() {
         // The token's claims_locales (claims-locales.ts); in an interaction, the request's own.
         const forms = carriedForms(token ?? ctx.oidc);

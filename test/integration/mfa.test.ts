@@ -222,26 +222,31 @@ describe('verification', () => {
         .selectAll()
         .where((eb) => eb.or([eb.and([eb('model', '=', 'Session'), eb('account_id', '=', account.id)]), eb.and([eb('model', '=', 'Interaction'), eb('id', '=', interaction)])]))
         .execute();
-    for (const writtenBack of [false, true]) {
+    // Requests in flight write back the interaction alone, or the interaction and the session.
+    for (const writtenBack of [['Interaction'], ['Interaction', 'Session']]) {
       const browser = new Browser(akamon.url);
       const started = await startAuthorization(browser, akamon, vpn);
       const step = await enterCredentials(browser, started.page, account.commonId, account.password);
       expect(step.html).toContain('Verify your identity');
-      const before = await rowsOf(new URL(step.url).pathname.split('/')[2]!);
-      expect(before.some((row) => row.model === 'Interaction')).toBe(true);
-      // Signed out everywhere (another device, the help desk) while this page is open.
+      const interactionId = new URL(step.url).pathname.split('/')[2]!;
+      const before = await rowsOf(interactionId);
+      // Signed out everywhere (another device, the help desk) while this page is open: the session
+      // goes, and the interaction with it (it records the sign-in's grant).
       await akamon.deps.payloads.revokeAccount(account.id);
+      expect(await rowsOf(interactionId)).toEqual([]);
       // Written back as they were; the sign-in is dated a few seconds earlier, as a session that began
       // in the same second as the sign-out counts as begun after it.
-      const back = before.map((row) => ({ ...row, payload: JSON.stringify(row.model === 'Session' ? { ...row.payload, signedInAt: Number(row.payload.signedInAt) - 5 } : row.payload) }));
-      if (writtenBack)
-        await akamon.deps.database.db
-          .insertInto('oidc_payload')
-          .values(back as never)
-          .execute();
+      const back = before
+        .filter((row) => writtenBack.includes(row.model))
+        .map((row) => ({ ...row, payload: JSON.stringify(row.model === 'Session' ? { ...row.payload, signedInAt: Number(row.payload.signedInAt) - 5 } : row.payload) }));
+      expect(back.map((row) => row.model).sort()).toEqual(writtenBack);
+      await akamon.deps.database.db
+        .insertInto('oidc_payload')
+        .values(back as never)
+        .execute();
       const page = await browser.visit(step.url);
       expect([page.status, page.html.includes('This sign-in page has expired')]).toEqual([400, true]);
-      const sent = await browser.submit(step, /\/totp$/, { code: await totpAt(secret, writtenBack ? 1 : -1) });
+      const sent = await browser.submit(step, /\/totp$/, { code: await totpAt(secret, writtenBack.length === 1 ? -1 : 1) });
       expect([sent.status, sent.html.includes('This sign-in page has expired')]).toEqual([400, true]);
     }
   });

@@ -100,6 +100,24 @@ describe('the password grant of --legacy-password clients', () => {
     const malformed = await tokenRequest(akamon, mail, { grant_type: 'password', username: 'not-an-id' });
     expect(malformed.status).toBe(400);
   });
+
+  test('a right password whose access decision fails (the database busy) ends its throttle claims and counts no failure', async () => {
+    const account = await akamon.createReadyAccount();
+    await grant(mail, account.commonId, 'Wrong-0-password');
+    const busy = new Error('the access rules could not be read');
+    const attempt = { commonId: account.commonId, password: account.password, ip: '192.0.2.77', userAgent: null, clientId: mail.clientId };
+    await expect(akamon.deps.passwordSignin.signIn({ ...attempt, passwordGrant: { admit: () => Promise.reject(busy) } })).rejects.toBe(busy);
+    const rows = await akamon.deps.database.db
+      .selectFrom('throttle')
+      .select(['key', 'failures', 'pending'])
+      .where('key', 'in', [`account:${account.commonId}`, 'address:192.0.2.77'])
+      .orderBy('key')
+      .execute();
+    expect(rows).toEqual([
+      { key: `account:${account.commonId}`, failures: 1, pending: 0 },
+      { key: 'address:192.0.2.77', failures: 0, pending: 0 },
+    ]);
+  });
 });
 
 test('on the account home a person creates an app password (after a second factor), sees it once, and revokes it', async () => {

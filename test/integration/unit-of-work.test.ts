@@ -3,7 +3,7 @@ import { sql } from 'kysely';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { afterUnitOfWork, isUnavailable } from '../../src/db/driver.ts';
 import { DatabaseUnavailableError } from '../../src/shared/errors.ts';
-import { holdingWrites, holdWrite, inOneStatement } from '../../src/db/one-statement.ts';
+import { HeldWrites, holdWrite, inOneStatement } from '../../src/db/one-statement.ts';
 
 // The driver's unit of work (src/db/driver.ts), on both databases: what the token endpoint's
 // all-or-nothing promise (issue 12 point 4) stands on.
@@ -103,20 +103,26 @@ describe('writes in one statement', () => {
 
   test('writes held by work are made with the closing statement, all of them or none', async () => {
     const [first, second, third] = [id(), id(), id()];
-    const held: Parameters<typeof holdingWrites>[0] = [];
-    const answer = await holdingWrites(held, async () => {
-      expect(holdWrite(insert(first))).toBe(true);
-      expect(holdWrite(insert(second))).toBe(true);
+    const held = new HeldWrites();
+    let late: Promise<boolean> | undefined;
+    const answer = await held.run(async () => {
+      expect(holdWrite(first, insert(first))).toBe(true);
+      expect(holdWrite(second, insert(`${second}-saved-first`))).toBe(true);
+      // The same row saved again: held once, as last saved.
+      expect(holdWrite(second, insert(second))).toBe(true);
+      // A task the work leaves running writes at once once the work has ended.
+      late = new Promise((resolve) => setTimeout(() => resolve(holdWrite(third, insert(third))), 50));
       return 'done';
     });
-    expect([answer, held.length, await exists(first), await exists(second)]).toEqual(['done', 2, false, false]);
-    await inOneStatement(held).execute(db());
-    expect([await exists(first), await exists(second)]).toEqual([true, true]);
+    expect([answer, held.writes.length, await exists(first), await exists(second)]).toEqual(['done', 2, false, false]);
+    expect(await late).toBe(false);
+    await inOneStatement(held.writes).execute(db());
+    expect([await exists(first), await exists(second), await exists(`${second}-saved-first`)]).toEqual([true, true, false]);
     // One of them fails (its row is there already): the other is not made either.
     await expect(inOneStatement([insert(third), insert(first)]).execute(db())).rejects.toThrow();
     expect(await exists(third)).toBe(false);
     // Outside such work nothing is held: the caller writes at once.
-    expect(holdWrite(insert(third))).toBe(false);
+    expect(holdWrite(third, insert(third))).toBe(false);
   });
 });
 
