@@ -13,9 +13,8 @@ type Patch = Record<string, unknown>;
  * check it, act, write the state" is a single transition, and what it uses up (a stage, a
  * challenge, a pending secret) is used once. `work` gets the state as its turn began, and may
  * `leave` a patch that is merged into the state as the turn ends (also when the work then fails);
- * the state then lives at least `ttlSeconds` more, and the writes the work held back (holdingWrites)
- * are made in that statement. Resolves false, having run nothing, when the
- * turn did not come in time.
+ * the state then lives at least `ttlSeconds` more, and the writes the work held back (HeldWrites)
+ * are made in that statement. Resolves false, having run nothing, when the turn did not come in time.
  */
 export async function oneAtATime(
   store: InteractionStateStore,
