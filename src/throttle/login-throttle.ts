@@ -224,7 +224,7 @@ export class LoginThrottle {
    */
   async succeeded(keys: ThrottleKey[], alongside?: OperationNodeSource): Promise<void> {
     const [first, ...rest] = keys;
-    const cleared = this.#db.deleteFrom('throttle').where('key', '=', storedKey(first.key));
+    const cleared = this.#clearing(first.key);
     await this.#write(rest.length ? [cleared, this.#releasing(rest)] : [cleared], alongside);
   }
 
@@ -277,7 +277,11 @@ export class LoginThrottle {
 
   /** A success ends the run of consecutive failures. */
   async clear(key: string): Promise<void> {
-    await this.#db.deleteFrom('throttle').where('key', '=', storedKey(key)).execute();
+    await this.#clearing(key).execute();
+  }
+
+  #clearing(key: string) {
+    return this.#db.deleteFrom('throttle').where('key', '=', storedKey(key));
   }
 
   /** Forgets counters that no longer matter; bounded like the other sweeps. */
