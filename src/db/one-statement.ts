@@ -19,7 +19,7 @@ export function inOneStatement(writes: ReadonlyArray<OperationNodeSource>): RawB
  * nothing more is held (a task it left running writes at once).
  */
 export class HeldWrites {
-  readonly #writes = new Map<string, OperationNodeSource>();
+  readonly #writes = new Map<string, readonly OperationNodeSource[]>();
   #open = false;
 
   async run<T>(work: () => Promise<T>): Promise<T> {
@@ -31,19 +31,22 @@ export class HeldWrites {
     }
   }
 
-  hold(row: string, write: OperationNodeSource): boolean {
-    if (this.#open) this.#writes.set(row, write);
+  hold(row: string, writes: readonly OperationNodeSource[]): boolean {
+    if (this.#open) this.#writes.set(row, writes);
     return this.#open;
   }
 
   get writes(): OperationNodeSource[] {
-    return [...this.#writes.values()];
+    return [...this.#writes.values()].flat();
   }
 }
 
 const holding = new AsyncLocalStorage<HeldWrites>();
 
-/** Holds the write of `row` for the work around it (HeldWrites.run); false, having held nothing, outside such work. */
-export function holdWrite(row: string, write: OperationNodeSource): boolean {
-  return holding.getStore()?.hold(row, write) ?? false;
+/**
+ * Holds the writes of `row` (one or several statements that go together) for the work around it
+ * (HeldWrites.run); false, having held nothing, outside such work.
+ */
+export function holdWrite(row: string, ...writes: OperationNodeSource[]): boolean {
+  return holding.getStore()?.hold(row, writes) ?? false;
 }

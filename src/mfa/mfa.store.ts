@@ -1,4 +1,5 @@
 import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
+import { holdWrite } from '../db/one-statement.ts';
 import { lockAccountRow } from '../db/row-locks.ts';
 import { DomainError } from '../shared/errors.ts';
 import { isUuid } from '../shared/uuid.ts';
@@ -104,14 +105,15 @@ export class MfaStore {
     });
   }
 
+  /** Marks the factor used now; inside a sign-in step's turn, with the statement that ends it (one-at-a-time.ts). */
   async touch(factorId: string): Promise<void> {
-    await writing(FACTORS_MEMO, () =>
-      this.#db
-        .updateTable('mfa_factor')
-        .set({ last_used_at: sql<Date>`now()` as never })
-        .where('id', '=', factorId)
-        .execute(),
-    );
+    const touching = this.#db
+      .updateTable('mfa_factor')
+      .set({ last_used_at: sql<Date>`now()` as never })
+      .where('id', '=', factorId);
+    await writing(FACTORS_MEMO, async () => {
+      if (!holdWrite(`mfa_factor:${factorId}`, touching)) await touching.execute();
+    });
   }
 
   /**

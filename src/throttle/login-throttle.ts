@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { sql, type Kysely, type OperationNodeSource, type RawBuilder } from 'kysely';
 import type { DB } from '../db/schema.ts';
-import { inOneStatement } from '../db/one-statement.ts';
+import { holdWrite, inOneStatement } from '../db/one-statement.ts';
 import type { Clock } from '../shared/clock.ts';
 import { sourceOf } from './source.ts';
 import { PASSWORD_THROTTLE_PER_ACCOUNT, PASSWORD_THROTTLE_PER_ADDRESS, THROTTLE_RESERVATION_SECONDS } from '../config/defaults.ts';
@@ -220,12 +220,15 @@ export class LoginThrottle {
 
   /**
    * The guess was right: the run of failures ends for the first key (the account); the others just
-   * end the claim. One statement with `alongside`, as it is on every sign-in's path.
+   * end the claim. One statement with `alongside`, as it is on every sign-in's path; inside a sign-in
+   * step's turn it goes out with the statement that ends the turn (one-at-a-time.ts). Only a success
+   * waits so: if that statement fails, the claims end by themselves (PENDING_EXPIRY_SECONDS), while a
+   * failure's count, the brake on guessing, is written before the step answers.
    */
   async succeeded(keys: ThrottleKey[], alongside?: OperationNodeSource): Promise<void> {
     const [first, ...rest] = keys;
-    const cleared = this.#clearing(first.key);
-    await this.#write(rest.length ? [cleared, this.#releasing(rest)] : [cleared], alongside);
+    const writes = [this.#clearing(first.key), ...(rest.length ? [this.#releasing(rest)] : []), ...(alongside ? [alongside] : [])];
+    if (!holdWrite(`throttle:${first.key}`, ...writes)) await inOneStatement(writes).execute(this.#db);
   }
 
   /** The guess was never checked (the server was too busy): the claims end, nothing is counted. */

@@ -283,6 +283,32 @@ describe('verification', () => {
     expect(await akamon.deps.mfa.verifyTotp(one.account.id, await totpAt(other.secret, 1))).toEqual({ ok: false, reason: 'wrong_code' });
   });
 
+  test("a right code after wrong ones ends the method's count and marks the factor used, with the step or at once outside one", async () => {
+    // Three distinct time steps (enrolment, sign-in, the direct check) within the drift of one.
+    await freshTotpStep();
+    const { account, secret } = await enrolled();
+    const db = akamon.deps.database.db;
+    const countRow = () => db.selectFrom('throttle').select(['failures', 'pending']).where('key', '=', `mfa:totp:${account.id}`).executeTakeFirst();
+    const lastUsed = async () => (await db.selectFrom('mfa_factor').select('last_used_at').where('account_id', '=', account.id).executeTakeFirstOrThrow()).last_used_at;
+    await db.updateTable('mfa_factor').set({ last_used_at: null }).where('account_id', '=', account.id).execute();
+    const browser = new Browser(akamon.url);
+    const started = await startAuthorization(browser, akamon, vpn);
+    let page = await enterCredentials(browser, started.page, account.commonId, account.password);
+    for (let i = 0; i < 2; i += 1) page = await browser.submit(page, /\/totp$/, { code: String(200000 + i) });
+    expect(await countRow()).toEqual({ failures: 2, pending: 0 });
+    // The step's writes (the count's end, the factor's use) go out with the statement that ends its turn.
+    const verified = await browser.submit(page, /\/totp$/, { code: await totpAt(secret, 1) });
+    expect(codeFrom(verified)).toBeTruthy();
+    expect(await countRow()).toBeUndefined();
+    expect(await lastUsed()).toEqual(expect.any(Date));
+    // Outside a step (a direct verification), they are written at once.
+    await db.updateTable('mfa_factor').set({ last_used_at: null }).where('account_id', '=', account.id).execute();
+    expect((await akamon.deps.mfa.verifyTotp(account.id, 'nope')).ok).toBe(false);
+    expect((await akamon.deps.mfa.verifyTotp(account.id, await totpAt(secret, -1))).ok).toBe(true);
+    expect(await countRow()).toBeUndefined();
+    expect(await lastUsed()).toEqual(expect.any(Date));
+  });
+
   test('wrong codes lock the method with a clear message, and the right code is refused meanwhile', async () => {
     const { account, secret } = await enrolled();
     const browser = new Browser(akamon.url);
