@@ -179,6 +179,7 @@ export async function buildDeps(config: Config, logger: Logger, overrides: { dat
     accountService,
     passwordSignin: new PasswordSignin({
       accounts,
+      findAccount: async (commonId) => (await mfaStore.accountWithFactorsByCommonId(commonId))?.account,
       hasher,
       census: new HashCensus({ count: () => accounts.hashShapes(), hasher, key: box.deriveKey('hash-census'), clock, refreshSeconds: HASH_CENSUS_REFRESH_SECONDS }),
       throttle,

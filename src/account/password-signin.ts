@@ -58,14 +58,28 @@ const MAX_PASSWORD_INPUT = PASSWORD_INPUT_MAX_LENGTH;
  */
 export class PasswordSignin {
   readonly #accounts: AccountStore;
+  readonly #findAccount: (commonId: string) => Promise<AccountRow | undefined>;
   readonly #hasher: PasswordHasher;
   readonly #throttle: LoginThrottle;
   readonly #log: SigninLog;
   readonly #legacy: LegacyCredentials;
   readonly #census: HashCensus;
 
-  constructor(deps: { accounts: AccountStore; hasher: PasswordHasher; census: HashCensus; throttle: LoginThrottle; log: SigninLog; legacy: LegacyCredentials }) {
+  /**
+   * `findAccount`: the account of a Common ID; deps.ts reads it with its factors, which the steps
+   * after a right password (and the password grant's legacy check) then take from the request memo.
+   */
+  constructor(deps: {
+    accounts: AccountStore;
+    findAccount: (commonId: string) => Promise<AccountRow | undefined>;
+    hasher: PasswordHasher;
+    census: HashCensus;
+    throttle: LoginThrottle;
+    log: SigninLog;
+    legacy: LegacyCredentials;
+  }) {
     this.#accounts = deps.accounts;
+    this.#findAccount = deps.findAccount;
     this.#hasher = deps.hasher;
     this.#census = deps.census;
     this.#throttle = deps.throttle;
@@ -113,7 +127,7 @@ export class PasswordSignin {
       { key: accountKey(request.commonId), rule: ACCOUNT_RULE },
       { key: addressKey(request.ip), rule: ADDRESS_RULE },
     ];
-    const account = await this.#accounts.findByCommonId(request.commonId);
+    const account = await this.#findAccount(request.commonId);
     // Each outcome's log row goes out in the statement of the throttle's outcome, where there is one.
     const record = (result: 'success' | 'failure', reason: SigninReason, throttleOutcome?: (alongside: OperationNodeSource) => Promise<void>) =>
       this.#log.record({ accountId: account?.id ?? null, clientId: request.clientId, ip: request.ip, userAgent: request.userAgent, result, reason }, throttleOutcome);

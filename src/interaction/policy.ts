@@ -1,7 +1,9 @@
-import { interactionPolicy, type KoaContextWithOIDC } from 'oidc-provider';
-import { checkFires, stepDue, type Facts, type Step } from './step.ts';
+import { interactionPolicy, type InteractionResults, type KoaContextWithOIDC } from 'oidc-provider';
+import { checkFires, stepDue, type CheckContext, type Facts, type Step } from './step.ts';
+import { factsFor, type FactSources } from './facts.ts';
+import { claimsParameterOf } from './steps/mfa-common.ts';
 import type { StepDeps } from './steps/deps.ts';
-import { loginStep, selectAccountStep } from './steps/login.ts';
+import { loginStep, selectAccountStep, type FactorNext } from './steps/login.ts';
 import { clientAccessStep } from './steps/client-access.ts';
 import { passwordChangeStep } from './steps/password-change.ts';
 import { consentStep } from './steps/consent.ts';
@@ -28,11 +30,21 @@ const { Prompt, Check, base } = interactionPolicy;
  */
 export function buildSteps(deps: StepDeps): Step[] {
   const passwordChange = passwordChangeStep(deps);
-  return [
-    selectAccountStep(deps),
-    loginStep(deps),
+  const mfaVerify = mfaVerifyStep(deps, { passwordChangeDue: (facts, ctx) => stepDue(passwordChange, facts, ctx) });
+  const sources: FactSources = { accounts: deps.accounts, clients: deps.clients, mfa: deps.mfa, access: deps.access, clock: deps.clock, rollout: deps.config.mfaRollout };
+  // The first of the steps after the password that is due once `result` signs the account in, by
+  // the checks the provider will run at the resume (which still decide).
+  const factorNext: FactorNext = async (request, account, result) => {
+    const facts = await factsFor(sources, account.id, String(request.details.params.client_id), account);
+    const ctx = foreseen(request.details.params, result, Math.floor(facts.now.getTime() / 1000));
+    return steps.slice(steps.indexOf(login) + 1).find((step) => stepDue(step, facts, ctx)) === mfaVerify;
+  };
+  const login = loginStep(deps, factorNext);
+  const steps = [
+    selectAccountStep(deps, factorNext),
+    login,
     clientAccessStep(deps),
-    mfaVerifyStep(deps, { passwordChangeDue: (facts, ctx) => stepDue(passwordChange, facts, ctx) }),
+    mfaVerify,
     passwordExpiryNoticeStep(deps),
     passwordChange,
     mfaNoticeStep(deps),
@@ -40,6 +52,13 @@ export function buildSteps(deps: StepDeps): Step[] {
     securityEducationStep(deps),
     consentStep(deps),
   ];
+  return steps;
+}
+
+/** What the checks will see at the resume after `result` (a password's): the request's parameters and a session signed in now. */
+function foreseen(params: Record<string, unknown>, result: InteractionResults & { login: { amr: string[] } }, now: number): CheckContext {
+  const prompts = new Set(typeof params.prompt === 'string' ? params.prompt.split(' ').filter(Boolean) : []);
+  return { oidc: { params, claims: claimsParameterOf(params), prompts, result, session: { amr: result.login.amr, loginTs: now } } };
 }
 
 export function buildPolicy(steps: Step[], loadFacts: (ctx: KoaContextWithOIDC) => Promise<Facts>) {

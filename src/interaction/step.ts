@@ -1,6 +1,6 @@
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
-import type { InteractionResults, KoaContextWithOIDC } from 'oidc-provider';
+import type { InteractionResults } from 'oidc-provider';
 import type { AccountRow } from '../account/account.store.ts';
 import type { ClientRow } from '../client/client.store.ts';
 import type { FactorRow } from '../mfa/mfa.store.ts';
@@ -24,13 +24,31 @@ export interface Facts {
   now: Date;
 }
 
+/**
+ * What a check reads of the authorization request besides the facts: the provider's context at an
+ * authorization (a KoaContextWithOIDC is one), or the one the password step foresees the next step
+ * with (policy.ts, `afterPassword`).
+ */
+export interface CheckContext {
+  oidc: {
+    params?: Record<string, unknown>;
+    /** The claims parameter, parsed. */
+    claims?: unknown;
+    /** The values of the prompt parameter. */
+    prompts: ReadonlySet<string>;
+    /** The interaction's result so far. */
+    result?: Record<string, unknown>;
+    session?: { amr?: string[]; loginTs?: number };
+  };
+}
+
 /** One reason to show a step: a pure test over the facts, named by a snake_case reason code. */
 export interface StepCheck {
   reason: string;
   description: string;
   /** The OAuth error the relying party gets with prompt=none; defaults to interaction_required. */
   error?: string;
-  test(facts: Facts, ctx: KoaContextWithOIDC): boolean;
+  test(facts: Facts, ctx: CheckContext): boolean;
 }
 
 /** Everything a step's page or action handler needs about the request it serves. */
@@ -77,11 +95,11 @@ export interface Step {
 }
 
 /** Whether `check` of `step` fires for these facts: the one place that applies skipForRevoked. */
-export function checkFires(step: Step, check: StepCheck, facts: Facts, ctx: KoaContextWithOIDC): boolean {
+export function checkFires(step: Step, check: StepCheck, facts: Facts, ctx: CheckContext): boolean {
   return !(step.skipForRevoked && facts.account?.status === 'revoked') && check.test(facts, ctx);
 }
 
 /** Whether `step` is due for these facts (one of its checks fires), for a step that must come before it. */
-export function stepDue(step: Step, facts: Facts, ctx: KoaContextWithOIDC): boolean {
+export function stepDue(step: Step, facts: Facts, ctx: CheckContext): boolean {
   return step.checks.some((check) => checkFires(step, check, facts, ctx));
 }

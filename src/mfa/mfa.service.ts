@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { isUuid } from '../shared/uuid.ts';
 import type { Clock } from '../shared/clock.ts';
 import type { LoginThrottle, ThrottleRule } from '../throttle/login-throttle.ts';
+import type { AccountRow } from '../account/account.store.ts';
 import type { FactorRow, MfaStore } from './mfa.store.ts';
 import { phishingResistant } from './assurance.ts';
 import { matchTotp, newTotpSecret, normalizeCode } from './totp.ts';
@@ -207,6 +208,11 @@ export class MfaService {
 
   factors(accountId: string): Promise<FactorRow[]> {
     return this.#store.factors(accountId);
+  }
+
+  /** The account's row with its factors, in one read; later reads of the factors in the request get these. */
+  accountWithFactors(accountId: string): Promise<{ account: AccountRow; factors: FactorRow[] } | undefined> {
+    return this.#store.accountWithFactors(accountId);
   }
 
   /** A new authenticator-app secret, kept encrypted in the interaction until it is confirmed. */

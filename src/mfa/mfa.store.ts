@@ -61,19 +61,27 @@ export class MfaStore {
    * The account's row and its factors (in the order of factors()) in one statement: what the checks
    * of a sign-in read together. The factors travel as JSON, so their dates and counter are restored.
    */
-  async accountWithFactors(accountId: string): Promise<{ account: AccountRow; factors: FactorRow[] } | undefined> {
-    if (!isUuid(accountId)) return undefined;
+  accountWithFactors(accountId: string): Promise<{ account: AccountRow; factors: FactorRow[] } | undefined> {
+    return isUuid(accountId) ? this.#withFactors('id', accountId) : Promise.resolve(undefined);
+  }
+
+  /** The same, by Common ID: the password step's read, whose factors then tell what comes after it. */
+  accountWithFactorsByCommonId(commonId: string): Promise<{ account: AccountRow; factors: FactorRow[] } | undefined> {
+    return this.#withFactors('common_id', commonId);
+  }
+
+  async #withFactors(column: 'id' | 'common_id', value: string): Promise<{ account: AccountRow; factors: FactorRow[] } | undefined> {
     const row = await this.#db
       .selectFrom('account')
       .selectAll('account')
       .select(sql<FactorJson[]>`coalesce((select json_agg(f order by f.is_default desc, f.created_at) from mfa_factor f where f.account_id = account.id), '[]')`.as('mfa_factors'))
-      .where('id', '=', accountId)
+      .where(column, '=', value)
       .executeTakeFirst();
     if (!row) return undefined;
     const { mfa_factors: factors, ...account } = row;
     const restored = factors.map(factorFromJson);
     // Later reads of the factors in this request (the sign-in's checks) get these, until a write of factors.
-    remember(FACTORS_MEMO + accountId, restored);
+    remember(FACTORS_MEMO + account.id, restored);
     return { account, factors: restored.map((factor) => ({ ...factor })) };
   }
 

@@ -214,6 +214,49 @@ describe('verification', () => {
     expect(codeFrom(again.page)).toBeTruthy();
   });
 
+  test('the password asks for the second factor itself: no session until the factor, one trip through the provider, the sign-in dated by the password', async () => {
+    const { account, secret } = await enrolled();
+    const sessions = () => akamon.deps.database.db.selectFrom('oidc_payload').select('payload').where('model', '=', 'Session').where('account_id', '=', account.id).execute();
+    const browser = new Browser(akamon.url);
+    const started = await startAuthorization(browser, akamon, vpn);
+    const uid = new URL(started.page.url).pathname.split('/')[2]!;
+    const before = await sessions();
+    const passwordPage = await browser.submit(started.page, /\/identifier$/, { identifier: account.commonId });
+    const signedAt = Math.floor(Date.now() / 1000);
+    const { url, body } = browser.form(passwordPage, /\/password$/, { password: account.password });
+    const answer = await browser.request(url, { method: 'POST', body, headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    // Straight to the same interaction's factor page: no resume in between, and no session yet.
+    expect([answer.status, new URL(answer.headers.get('location')!, akamon.url).href]).toEqual([303, `${akamon.url}/interaction/${uid}`]);
+    const step = await browser.visit(`${akamon.url}/interaction/${uid}`);
+    expect(step.html).toContain('Verify your identity');
+    expect(await sessions()).toEqual(before);
+    // The password's form sent again (a double click) checks nothing and lands on the same page.
+    const again = await browser.submit(passwordPage, /\/password$/, { password: 'not-checked-again' });
+    expect([again.url, again.html.includes('Verify your identity')]).toEqual([`${akamon.url}/interaction/${uid}`, true]);
+    const done = await browser.submit(step, /\/totp$/, { code: await totpAt(secret, 1) });
+    const claims = claimsOf((await redeem(akamon, vpn, codeFrom(done), started.verifier)).body.id_token);
+    expect([claims.amr, claims.acr]).toEqual([['pwd', 'otp'], ACR_MFA]);
+    const [made] = (await sessions()).filter((row) => !before.some((old) => old.payload.jti === row.payload.jti));
+    // The session's lifetime runs from the password, as it did when the password made the session.
+    expect(Math.abs(Number(made!.payload.signedInAt) - signedAt)).toBeLessThanOrEqual(1);
+  });
+
+  test('a password proven at the factor page does not outlast a sign-out everywhere: the page and its forms are expired, and no session is made', async () => {
+    const { account, secret } = await enrolled();
+    const browser = new Browser(akamon.url);
+    const started = await startAuthorization(browser, akamon, vpn);
+    const step = await enterCredentials(browser, started.page, account.commonId, account.password);
+    expect(step.html).toContain('Verify your identity');
+    // Ended in the same second as the password or later: the password no longer stands.
+    await akamon.deps.payloads.revokeAccount(account.id);
+    const page = await browser.visit(step.url);
+    expect([page.status, page.html.includes('This sign-in page has expired')]).toEqual([400, true]);
+    const sent = await browser.submit(step, /\/totp$/, { code: await totpAt(secret, 1) });
+    expect([sent.status, sent.html.includes('This sign-in page has expired')]).toEqual([400, true]);
+    const made = await akamon.deps.database.db.selectFrom('oidc_payload').select('id').where('model', '=', 'Session').where('account_id', '=', account.id).execute();
+    expect(made).toEqual([]);
+  });
+
   test('a second-factor step whose sign-in session was ended meanwhile is gone, also when requests in flight wrote its rows back', async () => {
     const { account, secret } = await enrolled();
     const rowsOf = (interaction: string) =>
@@ -224,9 +267,11 @@ describe('verification', () => {
         .execute();
     // Requests in flight write back the interaction alone, or the interaction and the session.
     for (const writtenBack of [['Interaction'], ['Interaction', 'Session']]) {
+      // A password-only session from a client that does not ask for MFA, stepping up at one that does.
       const browser = new Browser(akamon.url);
-      const started = await startAuthorization(browser, akamon, vpn);
-      const step = await enterCredentials(browser, started.page, account.commonId, account.password);
+      const atLibrary = await startAuthorization(browser, akamon, plain);
+      await enterCredentials(browser, atLibrary.page, account.commonId, account.password);
+      const { page: step } = await startAuthorization(browser, akamon, vpn);
       expect(step.html).toContain('Verify your identity');
       const interactionId = new URL(step.url).pathname.split('/')[2]!;
       const before = await rowsOf(interactionId);

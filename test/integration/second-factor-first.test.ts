@@ -83,16 +83,16 @@ describe('an account with a second factor', () => {
     expect((await akamon.deps.audit.list({ accountId: created.id, limit: 10 })).find((e) => e.action === 'password.changed')).toMatchObject({ actor: 'self' });
   });
 
-  test('a silent authorization in the session of a letter password gets interaction_required, and nothing changes', async () => {
+  test('a letter password alone signs nobody in: a silent authorization meanwhile gets login_required, and nothing changes', async () => {
     const created = await akamon.createAccount();
     await withAuthenticator(created);
     const browser = new Browser(akamon.url);
-    // A session from the letter password: the sign-in stops at the second factor.
+    // The letter password is right: the sign-in stops at the second factor, with no session yet.
     const started = await startAuthorization(browser, akamon, library);
     const verify = await enterCredentials(browser, started.page, created.commonId, created.password);
     expect(verify.html).toContain('Verify your identity');
     const silent = await startAuthorization(browser, akamon, library, { prompt: 'none' });
-    expect(new URL(silent.page.url).searchParams.get('error')).toBe('interaction_required');
+    expect(new URL(silent.page.url).searchParams.get('error')).toBe('login_required');
     expect((await akamon.deps.accounts.findById(created.id))!.must_change_password).toBe(true);
   });
 });

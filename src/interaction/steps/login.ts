@@ -1,15 +1,71 @@
-import { ACR_MFA, ACR_PASSWORD } from '../../mfa/assurance.ts';
+import type { InteractionResults } from 'oidc-provider';
+import { ACR_MFA, ACR_PASSWORD, acrFor, withMethod } from '../../mfa/assurance.ts';
+import type { AccountRow } from '../../account/account.store.ts';
 import { parseIdentifier, withRealm } from '../../account/common-id.ts';
-import { signInResult } from '../../shared/sign-in-result.ts';
+import { SIGN_IN_RESULT, signInResult } from '../../shared/sign-in-result.ts';
 import type { Step, StepHandler, StepRequest } from '../step.ts';
 import type { StepDeps } from './deps.ts';
+import { factorChallengePages, type FactorSubject } from './factor-pages.ts';
+
+/** A password's result, as the password step would finish the interaction with it. */
+type PasswordResult = InteractionResults & { [SIGN_IN_RESULT]: { at: number }; login: { accountId: string; acr: string; amr: string[]; remember: boolean } };
+
+/**
+ * Whether "Verify your identity" is the step that will come next once `result` signs `account` in
+ * (policy.ts): then the password step asks for the factor itself.
+ */
+export type FactorNext = (request: StepRequest, account: AccountRow, result: PasswordResult) => Promise<boolean>;
+
+/** Where the password step keeps its result while it asks for the second factor. */
+const PASSWORD_RESULT = 'passwordResult';
+
+function passwordResultOf(state: Record<string, unknown>): PasswordResult | undefined {
+  const saved = state[PASSWORD_RESULT] as PasswordResult | null | undefined;
+  return typeof saved?.login?.accountId === 'string' ? saved : undefined;
+}
 
 /**
  * Step 0 and 1: choosing an account and proving it with a password. `login` is oidc-provider's
  * built-in prompt (no session, max_age, prompt=login, id_token_hint ...); `select_account` runs
  * when the relying party asks for it and shows the account picker first.
+ *
+ * When the second factor is what comes next (`factorNext`), the password step asks for it on its
+ * own page rather than finishing: the interaction then finishes once, with both, and the browser
+ * makes one trip through the provider's resume instead of two. The provider's checks still run at
+ * that resume and decide, as after every step. Until the factor is shown there is no session:
+ * leaving halfway signs nobody in.
  */
-function signInPages(deps: StepDeps, pickerFirst: boolean) {
+function signInPages(deps: StepDeps, pickerFirst: boolean, factorNext: FactorNext) {
+  const factor = factorChallengePages(deps);
+  /** The proven account's factor; proving it finishes with the password's result and the factor's method. */
+  const factorOf = (request: StepRequest, proven: PasswordResult): FactorSubject => ({
+    accountId: proven.login.accountId,
+    finish(amr) {
+      const methods = withMethod(proven.login.amr, amr);
+      return request.finish({ ...proven, mfa_verify: {}, login: { ...proven.login, amr: methods, acr: acrFor(methods) } });
+    },
+  });
+  /**
+   * Whether the password's result still stands: its account's sessions were not ended (a sign-out
+   * everywhere, a new password) since, counting the same second as since. Read with the account's
+   * factors, which the factor's page and forms then use.
+   */
+  async function stands(proven: PasswordResult): Promise<boolean> {
+    const endedAt = (await deps.mfa.accountWithFactors(proven.login.accountId))?.account.sessions_ended_at;
+    return endedAt !== undefined && (endedAt === null || Math.floor(new Date(endedAt).getTime() / 1000) < proven[SIGN_IN_RESULT].at);
+  }
+  const ended = (request: StepRequest) => request.render('error', 'error.title', { message: request.t('error.expired') }, 400);
+
+  /** A form of the factor's page: only after a password here that still stands (a stale form goes back to the page). */
+  const factorAction =
+    (name: string): StepHandler =>
+    async (request) => {
+      const proven = passwordResultOf(await request.state());
+      if (!proven) return request.reload();
+      if (!(await stands(proven))) return ended(request);
+      await factor.act(name, request, factorOf(request, proven));
+    };
+
   const realmHint = (request: StepRequest) => request.t('identifier.hint', { realm: deps.config.realmSuffix ? request.t('identifier.hint_realm', { realm: deps.config.realmSuffix }) : '' });
 
   const identifierPage = async (request: StepRequest, value: string, error: string | null, status = 200) =>
@@ -96,6 +152,8 @@ function signInPages(deps: StepDeps, pickerFirst: boolean) {
     if (request.ctx.query.account === 'other') return identifierPage(request, '', null);
     const state = await request.state();
     if (typeof state.idvAccountId === 'string') return salvage(request, state.idvAccountId);
+    const proven = passwordResultOf(state);
+    if (proven) return (await stands(proven)) ? factor.show(request, factorOf(request, proven)) : ended(request);
     if (typeof state.identifier === 'string') return passwordPage(request, state.identifier, null);
     const reasons = request.details.prompt.reasons;
     // Re-authentication of the signed-in person (max_age, prompt=login): straight to the password.
@@ -122,7 +180,7 @@ function signInPages(deps: StepDeps, pickerFirst: boolean) {
     const raw = typeof request.body.identifier === 'string' ? request.body.identifier : '';
     const commonId = parseIdentifier(raw, deps.config.realmSuffix);
     if (!commonId) return identifierPage(request, raw.slice(0, 256), request.t('identifier.invalid'), 400);
-    await request.saveState({ identifier: commonId });
+    await request.saveState({ identifier: commonId, [PASSWORD_RESULT]: null });
     await passwordPage(request, commonId, null);
   }
 
@@ -133,13 +191,14 @@ function signInPages(deps: StepDeps, pickerFirst: boolean) {
     if (!commonId) return request.reload('account=other');
     // The person picked the account already signed in here: nothing to prove again.
     if (pickerFirst && commonId === (await sessionCommonId(request))) return request.finish({ select_account: {} }, true);
-    await request.saveState({ identifier: commonId });
+    await request.saveState({ identifier: commonId, [PASSWORD_RESULT]: null });
     await passwordPage(request, commonId, null);
   }
 
   async function password(request: StepRequest): Promise<void> {
     const state = await request.state();
-    if (typeof state.identifier !== 'string') return request.reload();
+    // Sent again once the password was right (a double click): its factor is being asked for.
+    if (typeof state.identifier !== 'string' || passwordResultOf(state)) return request.reload();
     const commonId = state.identifier;
     const outcome = await deps.passwordSignin.signIn({
       commonId,
@@ -148,15 +207,18 @@ function signInPages(deps: StepDeps, pickerFirst: boolean) {
       userAgent: request.ctx.get('user-agent') || null,
       clientId: String(request.details.params.client_id),
     });
-    const signInAs = (accountId: string) => {
+    const signInAs = async (account: AccountRow) => {
       deps.knownAccounts.remember(request.ctx, commonId);
-      return request.finish({
+      const result: PasswordResult = {
         ...(pickerFirst ? { select_account: {} } : {}),
         ...signInResult(),
-        login: { accountId, acr: ACR_PASSWORD, amr: ['pwd'], remember: true },
-      });
+        login: { accountId: account.id, acr: ACR_PASSWORD, amr: ['pwd'], remember: true },
+      };
+      if (!(await factorNext(request, account, result))) return request.finish(result);
+      await request.saveState({ [PASSWORD_RESULT]: result });
+      request.reload();
     };
-    if (outcome.ok) return signInAs(outcome.account.id);
+    if (outcome.ok) return signInAs(outcome.account);
     switch (outcome.reason) {
       case 'invalid_credentials':
         return passwordPage(request, commonId, request.t('password.invalid'), 401);
@@ -170,7 +232,7 @@ function signInPages(deps: StepDeps, pickerFirst: boolean) {
         // that status (a data-export service, say) lets it in; elsewhere say so plainly, then send
         // the person back to the relying party with access_denied.
         const client = await deps.clients.find(String(request.details.params.client_id));
-        if (client?.allowed_statuses.includes(outcome.account.status)) return signInAs(outcome.account.id);
+        if (client?.allowed_statuses.includes(outcome.account.status)) return signInAs(outcome.account);
         // At a salvage client a closed account is offered identity verification instead.
         const salvageHere = outcome.reason === 'account_revoked' && client?.salvage === true;
         return inactivePage(request, request.t(outcome.reason === 'account_suspended' ? 'inactive.suspended' : salvageHere ? 'idv.salvage_offer' : 'inactive.revoked'), salvageHere);
@@ -178,19 +240,20 @@ function signInPages(deps: StepDeps, pickerFirst: boolean) {
     }
   }
 
-  const idv = startIdentityVerification(deps);
-
-  return { show, actions: { identifier, select, password, idv } };
+  const own: Record<string, StepHandler> = { identifier, select, password, idv: startIdentityVerification(deps) };
+  const factorActions = Object.fromEntries(factor.actionNames.map((name) => [name, factorAction(name)]));
+  if (Object.keys(own).some((name) => Object.hasOwn(factorActions, name))) throw new Error('a factor form is named like a sign-in form');
+  return { show, actions: { ...own, ...factorActions } };
 }
 
-export function loginStep(deps: StepDeps): Step {
+export function loginStep(deps: StepDeps, factorNext: FactorNext): Step {
   // An essential acr in the claims parameter is met by mfa_verify (a second factor), not by
   // asking for the password again, which oidc-provider's own checks would do forever.
-  return { name: 'login', builtIn: true, replacesChecks: ['essential_acr', 'essential_acrs'], checks: [], ...signInPages(deps, false) };
+  return { name: 'login', builtIn: true, replacesChecks: ['essential_acr', 'essential_acrs'], checks: [], ...signInPages(deps, false, factorNext) };
 }
 
-export function selectAccountStep(deps: StepDeps): Step {
-  return { name: 'select_account', requestable: true, checks: [], ...signInPages(deps, true) };
+export function selectAccountStep(deps: StepDeps, factorNext: FactorNext): Step {
+  return { name: 'select_account', requestable: true, checks: [], ...signInPages(deps, true, factorNext) };
 }
 
 /**

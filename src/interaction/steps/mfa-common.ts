@@ -1,7 +1,6 @@
-import type { KoaContextWithOIDC } from 'oidc-provider';
 import { ACR_PHISHING_RESISTANT, acrFor, mfaDemanded, withMethod } from '../../mfa/assurance.ts';
 import type { MethodHost } from '../methods/method.ts';
-import type { Facts, StepRequest } from '../step.ts';
+import type { CheckContext, Facts, StepRequest } from '../step.ts';
 
 /** The acr values an authorization request asks for: acr_values, and an essential acr in the claims parameter. */
 function requestedAcrOf(params: Record<string, unknown> | undefined, claims: unknown): string[] {
@@ -11,22 +10,22 @@ function requestedAcrOf(params: Record<string, unknown> | undefined, claims: unk
   return [...fromParam, ...essential];
 }
 
-const requestedAcr = (ctx: KoaContextWithOIDC) => requestedAcrOf(ctx.oidc.params, ctx.oidc.claims);
+const requestedAcr = (ctx: CheckContext) => requestedAcrOf(ctx.oidc.params, ctx.oidc.claims);
 
-/** The same, from an interaction's details (its claims parameter as the provider validated it: JSON). */
-function interactionAcr(request: StepRequest): string[] {
-  const { params } = request.details;
-  let claims: unknown;
+/** An interaction's claims parameter, as the provider validated it (JSON), parsed. */
+export function claimsParameterOf(params: Record<string, unknown>): unknown {
   try {
-    claims = typeof params.claims === 'string' ? JSON.parse(params.claims) : undefined;
+    return typeof params.claims === 'string' ? JSON.parse(params.claims) : undefined;
   } catch {
-    claims = undefined;
+    return undefined;
   }
-  return requestedAcrOf(params, claims);
 }
 
+/** The same, from an interaction's details. */
+const interactionAcr = (request: StepRequest): string[] => requestedAcrOf(request.details.params, claimsParameterOf(request.details.params));
+
 /** Whether this sign-in needs a second factor: the account, the client or the request asks. */
-export function mfaDemandedHere(facts: Facts, ctx: KoaContextWithOIDC): boolean {
+export function mfaDemandedHere(facts: Facts, ctx: CheckContext): boolean {
   const acrValues = requestedAcr(ctx);
   return (
     facts.account !== undefined &&
@@ -39,7 +38,7 @@ export function mfaDemandedHere(facts: Facts, ctx: KoaContextWithOIDC): boolean 
 }
 
 /** Whether this sign-in asks for a security key or passkey in particular. */
-export function phishingResistantDemanded(ctx: KoaContextWithOIDC): boolean {
+export function phishingResistantDemanded(ctx: CheckContext): boolean {
   return requestedAcr(ctx).includes(ACR_PHISHING_RESISTANT);
 }
 
@@ -53,11 +52,11 @@ export function finishWithFactor(request: StepRequest, step: string, amr: string
   return request.finish({ [step]: {}, login: { accountId: session.accountId, amr: methods, acr: acrFor(methods), remember: true } }, true);
 }
 
-/** A sign-in step as the place a method runs: the interaction's state, its forms, its codes bound to `flow`. */
-export function methodHost(request: StepRequest, flow: string): MethodHost {
+/** A sign-in step as the place a method runs for `accountId` (the session's): the interaction's state, its forms, its codes bound to `flow`. */
+export function methodHost(request: StepRequest, flow: string, accountId = request.details.session!.accountId): MethodHost {
   return {
     ctx: request.ctx,
-    accountId: request.details.session!.accountId,
+    accountId,
     flow,
     body: request.body,
     t: request.t,

@@ -1,5 +1,4 @@
-import type { KoaContextWithOIDC } from 'oidc-provider';
-import type { Facts, Step, StepHandler, StepRequest } from '../step.ts';
+import type { CheckContext, Facts, Step, StepHandler, StepRequest } from '../step.ts';
 import type { StepDeps } from './deps.ts';
 import { finishWithFactor, mfaDemandedHere, methodHost } from './mfa-common.ts';
 import { normalizeEmail } from '../../account/recovery-email.ts';
@@ -25,7 +24,7 @@ const EMAIL = 'email';
  * factor when the account has one, else the password (the session's sign-in, auth_time). The
  * session alone never suffices: whoever holds a cookie could attach a factor of their own.
  */
-function addingAllowed(facts: Facts, ctx: KoaContextWithOIDC): boolean {
+function addingAllowed(facts: Facts, ctx: CheckContext): boolean {
   const now = Math.floor(facts.now.getTime() / 1000);
   const session = { amr: ctx.oidc.session?.amr, loginTs: ctx.oidc.session?.loginTs };
   if (facts.factors.length > 0) return mfaFresh(session, ADD_FACTOR_FRESH_SECONDS, now);
