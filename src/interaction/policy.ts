@@ -32,8 +32,9 @@ export function buildSteps(deps: StepDeps): Step[] {
   const passwordChange = passwordChangeStep(deps);
   const mfaVerify = mfaVerifyStep(deps, { passwordChangeDue: (facts, ctx) => stepDue(passwordChange, facts, ctx) });
   const sources: FactSources = { accounts: deps.accounts, clients: deps.clients, mfa: deps.mfa, access: deps.access, clock: deps.clock, rollout: deps.config.mfaRollout };
-  // The first of the steps after the password that is due once `result` signs the account in, by
-  // the checks the provider will run at the resume (which still decide).
+  // Whether the first of the steps after the password that is due once `result` signs the account
+  // in is mfa_verify, by the checks the provider will run at the resume (which still decide). Called
+  // at sign-in, once `steps` below exists.
   const factorNext: FactorNext = async (request, account, result) => {
     const facts = await factsFor(sources, account.id, String(request.details.params.client_id), account);
     const ctx = foreseen(request.details.params, result, Math.floor(facts.now.getTime() / 1000));

@@ -27,7 +27,7 @@ export interface Facts {
 /**
  * What a check reads of the authorization request besides the facts: the provider's context at an
  * authorization (a KoaContextWithOIDC is one), or the one the password step foresees the next step
- * with (policy.ts, `afterPassword`).
+ * with (policy.ts, `foreseen`).
  */
 export interface CheckContext {
   oidc: {

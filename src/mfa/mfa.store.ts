@@ -113,7 +113,7 @@ export class MfaStore {
     });
   }
 
-  /** Marks the factor used now; inside a sign-in step's turn, with the statement that ends it (one-at-a-time.ts). */
+  /** Marks the factor used now; inside a step's turn, with the statement that ends it (one-at-a-time.ts). */
   async touch(factorId: string): Promise<void> {
     const touching = this.#db
       .updateTable('mfa_factor')

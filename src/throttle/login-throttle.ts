@@ -220,10 +220,11 @@ export class LoginThrottle {
 
   /**
    * The guess was right: the run of failures ends for the first key (the account); the others just
-   * end the claim. One statement with `alongside`, as it is on every sign-in's path; inside a sign-in
-   * step's turn it goes out with the statement that ends the turn (one-at-a-time.ts). Only a success
-   * waits so: if that statement fails, the claims end by themselves (PENDING_EXPIRY_SECONDS), while a
-   * failure's count, the brake on guessing, is written before the step answers.
+   * end the claim. One statement with `alongside`, as it is on every sign-in's path; inside a step's
+   * turn (one-at-a-time.ts: a sign-in interaction's, a recovery flow's) it goes out with the statement
+   * that ends the turn. Only a success waits so: if that statement fails, the run of failures stays,
+   * `alongside` (a log row) is not written and the claims end by themselves (PENDING_EXPIRY_SECONDS),
+   * as after a crash; a failure's count, the brake on guessing, is written before the step answers.
    */
   async succeeded(keys: ThrottleKey[], alongside?: OperationNodeSource): Promise<void> {
     const [first, ...rest] = keys;

@@ -16,12 +16,13 @@ type PasswordResult = InteractionResults & { [SIGN_IN_RESULT]: { at: number }; l
  */
 export type FactorNext = (request: StepRequest, account: AccountRow, result: PasswordResult) => Promise<boolean>;
 
-/** Where the password step keeps its result while it asks for the second factor. */
+/** Where the password step keeps its result while it asks for the second factor, with the Common ID it proved. */
 const PASSWORD_RESULT = 'passwordResult';
 
+/** The saved result, while the interaction is still about the Common ID it proved (another identifier, typed, picked or verified, leaves it behind). */
 function passwordResultOf(state: Record<string, unknown>): PasswordResult | undefined {
-  const saved = state[PASSWORD_RESULT] as PasswordResult | null | undefined;
-  return typeof saved?.login?.accountId === 'string' ? saved : undefined;
+  const saved = state[PASSWORD_RESULT] as { commonId: string; result: PasswordResult } | null | undefined;
+  return saved && saved.commonId === state.identifier ? saved.result : undefined;
 }
 
 /**
@@ -46,23 +47,27 @@ function signInPages(deps: StepDeps, pickerFirst: boolean, factorNext: FactorNex
     },
   });
   /**
-   * Whether the password's result still stands: its account's sessions were not ended (a sign-out
-   * everywhere, a new password) since, counting the same second as since. Read with the account's
-   * factors, which the factor's page and forms then use.
+   * The saved password result, while it still stands: its account's sessions were not ended (a
+   * sign-out everywhere, a new password, a suspension) since, by the rule that keeps a session
+   * written back after such an ending dead (begunAfterSessionsEnded: whole seconds, a password of
+   * the ending's own second counts as after it). A result that no longer stands is forgotten: the
+   * password is asked again. Read with the account's factors, which the factor's page and forms then use.
    */
-  async function stands(proven: PasswordResult): Promise<boolean> {
+  async function standing(request: StepRequest, state: Record<string, unknown>): Promise<PasswordResult | undefined> {
+    const proven = passwordResultOf(state);
+    if (!proven) return undefined;
     const endedAt = (await deps.mfa.accountWithFactors(proven.login.accountId))?.account.sessions_ended_at;
-    return endedAt !== undefined && (endedAt === null || Math.floor(new Date(endedAt).getTime() / 1000) < proven[SIGN_IN_RESULT].at);
+    if (endedAt === null || (endedAt !== undefined && proven[SIGN_IN_RESULT].at >= Math.floor(new Date(endedAt).getTime() / 1000))) return proven;
+    await request.saveState({ [PASSWORD_RESULT]: null });
+    return undefined;
   }
-  const ended = (request: StepRequest) => request.render('error', 'error.title', { message: request.t('error.expired') }, 400);
 
-  /** A form of the factor's page: only after a password here that still stands (a stale form goes back to the page). */
+  /** A form of the factor's page: only after a password here that still stands (otherwise back to the page, which asks for it). */
   const factorAction =
     (name: string): StepHandler =>
     async (request) => {
-      const proven = passwordResultOf(await request.state());
+      const proven = await standing(request, await request.state());
       if (!proven) return request.reload();
-      if (!(await stands(proven))) return ended(request);
       await factor.act(name, request, factorOf(request, proven));
     };
 
@@ -152,8 +157,8 @@ function signInPages(deps: StepDeps, pickerFirst: boolean, factorNext: FactorNex
     if (request.ctx.query.account === 'other') return identifierPage(request, '', null);
     const state = await request.state();
     if (typeof state.idvAccountId === 'string') return salvage(request, state.idvAccountId);
-    const proven = passwordResultOf(state);
-    if (proven) return (await stands(proven)) ? factor.show(request, factorOf(request, proven)) : ended(request);
+    const proven = await standing(request, state);
+    if (proven) return factor.show(request, factorOf(request, proven));
     if (typeof state.identifier === 'string') return passwordPage(request, state.identifier, null);
     const reasons = request.details.prompt.reasons;
     // Re-authentication of the signed-in person (max_age, prompt=login): straight to the password.
@@ -180,7 +185,7 @@ function signInPages(deps: StepDeps, pickerFirst: boolean, factorNext: FactorNex
     const raw = typeof request.body.identifier === 'string' ? request.body.identifier : '';
     const commonId = parseIdentifier(raw, deps.config.realmSuffix);
     if (!commonId) return identifierPage(request, raw.slice(0, 256), request.t('identifier.invalid'), 400);
-    await request.saveState({ identifier: commonId, [PASSWORD_RESULT]: null });
+    await request.saveState({ identifier: commonId });
     await passwordPage(request, commonId, null);
   }
 
@@ -191,7 +196,7 @@ function signInPages(deps: StepDeps, pickerFirst: boolean, factorNext: FactorNex
     if (!commonId) return request.reload('account=other');
     // The person picked the account already signed in here: nothing to prove again.
     if (pickerFirst && commonId === (await sessionCommonId(request))) return request.finish({ select_account: {} }, true);
-    await request.saveState({ identifier: commonId, [PASSWORD_RESULT]: null });
+    await request.saveState({ identifier: commonId });
     await passwordPage(request, commonId, null);
   }
 
@@ -215,7 +220,7 @@ function signInPages(deps: StepDeps, pickerFirst: boolean, factorNext: FactorNex
         login: { accountId: account.id, acr: ACR_PASSWORD, amr: ['pwd'], remember: true },
       };
       if (!(await factorNext(request, account, result))) return request.finish(result);
-      await request.saveState({ [PASSWORD_RESULT]: result });
+      await request.saveState({ [PASSWORD_RESULT]: { commonId, result } });
       request.reload();
     };
     if (outcome.ok) return signInAs(outcome.account);
