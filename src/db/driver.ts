@@ -14,6 +14,7 @@ import {
 import type pg from 'pg';
 import { DatabaseUnavailableError } from '../shared/errors.ts';
 import { DATABASE_RETRY_AFTER_SECONDS } from '../config/defaults.ts';
+import { prepareAfresh, preparedName, STALE_PREPARED_SQLSTATE } from './prepared.ts';
 
 /**
  * SQLSTATEs that say "the database cannot answer now", not "this statement is wrong": connection
@@ -64,11 +65,18 @@ class PoolConnection implements DatabaseConnection {
 
   async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
     this.#counts.sent += 1;
+    const name = preparedName(this.client, query.sql);
     try {
-      const { command, rowCount, rows } = await this.client.query(query.sql, [...query.parameters]);
+      const { command, rowCount, rows } = await this.client.query({ name, text: query.sql, values: [...query.parameters] });
       const changed = command === 'INSERT' || command === 'UPDATE' || command === 'DELETE' || command === 'MERGE';
       return { numAffectedRows: changed ? BigInt(rowCount ?? 0) : undefined, rows: rows ?? [] };
     } catch (error) {
+      if (name !== undefined && STALE_PREPARED_SQLSTATE.has((error as { code?: string }).code ?? '')) {
+        // The connection is sound (and PGlite's only one): the statement is prepared afresh under a new name.
+        prepareAfresh(this.client);
+        this.#errors.unavailable += 1;
+        throw new DatabaseUnavailableError(error, DATABASE_RETRY_AFTER_SECONDS);
+      }
       const translated = translate(error);
       if (translated instanceof DatabaseUnavailableError) this.broken = translated;
       this.#errors[translated instanceof DatabaseUnavailableError ? 'unavailable' : 'statement'] += 1;

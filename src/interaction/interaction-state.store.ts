@@ -1,6 +1,7 @@
 import { sql, type Kysely, type OperationNodeSource, type RawBuilder } from 'kysely';
 import type { DB } from '../db/schema.ts';
 import { inOneStatement } from '../db/one-statement.ts';
+import { prepared } from '../db/prepared.ts';
 import { begunAfterSessionsEnded, live, rememberProviderRow } from '../db/provider-rows.ts';
 import { clientMemoKey, clientRowQuery, type ClientRow } from '../client/client.store.ts';
 import { remember } from '../shared/request-memo.ts';
@@ -121,15 +122,19 @@ export class InteractionStateStore {
     return row.data ?? {};
   }
 
-  /** One statement: the interaction, its signed-in session (by uid), its client (by the client_id it was begun with) and `data` (with `turn` as a CTE beside them). */
+  /**
+   * One statement: the interaction, its signed-in session (by uid), its client (by the client_id it
+   * was begun with) and `data` (with `turn` as a CTE beside them). Every step's page and form makes
+   * it, and each of its lookups is by a unique key: prepared (db/prepared.ts).
+   */
   async #readWithInteraction(uid: string, data: RawBuilder<unknown>, turn?: RawBuilder<unknown>) {
-    const { rows } = await sql<ReadWithInteraction>`
+    const { rows } = await prepared(sql<ReadWithInteraction>`
       with interaction as (${interactionRow(uid)})${turn ? sql`, turn as (${turn})` : sql``}
       select i.payload as interaction_payload, i.consumed_at as interaction_consumed_at, i.payload is not null as found, ${data} as data,
         s.payload as session_payload, s.consumed_at as session_consumed_at, c.*
       from (select 1) one left join interaction i on true
       left join lateral (${sessionRow(sql`i.payload->'session'->>'uid'`)}) s on true
-      left join lateral ${clientRowQuery(this.#db, sql<string>`i.payload->'params'->>'client_id'`)} c on true`.execute(this.#db);
+      left join lateral ${clientRowQuery(this.#db, sql<string>`i.payload->'params'->>'client_id'`)} c on true`).execute(this.#db);
     const { interaction_payload, interaction_consumed_at, found, data: read, session_payload, session_consumed_at, ...client } = rows[0]!;
     rememberProviderRow('Interaction', 'id', uid, found ? { payload: interaction_payload, consumed_at: interaction_consumed_at } : undefined);
     // The provider checks the signed-in session of an interaction by its uid (interactionDetails).

@@ -4,6 +4,8 @@ import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { afterUnitOfWork, isUnavailable } from '../../src/db/driver.ts';
 import { DatabaseUnavailableError } from '../../src/shared/errors.ts';
 import { HeldWrites, holdWrite, inOneStatement } from '../../src/db/one-statement.ts';
+import { PREPARED_MARK, prepared } from '../../src/db/prepared.ts';
+import { openDatabase } from '../../src/db/database.ts';
 
 // The driver's unit of work (src/db/driver.ts), on both databases: what the token endpoint's
 // all-or-nothing promise (issue 12 point 4) stands on.
@@ -92,6 +94,40 @@ describe('unit of work', () => {
     );
     await straggler;
     expect(await exists(late)).toBe(true);
+  });
+});
+
+describe('prepared statements', () => {
+  test('a marked statement is prepared once per connection and answers for every value', async () => {
+    const plusOne = (value: number) => prepared(sql<{ n: number }>`select ${value}::int + 1 as n`).execute(db());
+    const [first, second] = await handle.database.unitOfWork(
+      async () => {
+        const answers = [(await plusOne(1)).rows[0]!.n, (await plusOne(41)).rows[0]!.n];
+        const listed = await sql<{ statement: string }>`select statement from pg_prepared_statements where statement like ${`${PREPARED_MARK}%`}`.execute(db());
+        expect(listed.rows.filter((row) => row.statement.includes('+ 1 as n'))).toHaveLength(1);
+        return answers;
+      },
+      () => true,
+    );
+    expect([first, second]).toEqual([2, 42]);
+  });
+
+  test("one whose table changed under it (another node's migration) is answered as busy once, then prepared afresh", async () => {
+    // One connection, so that the second read meets the statement the first one prepared.
+    const single = handle.url ? await openDatabase({ url: handle.url, schema: handle.schema, poolMax: 1 }) : handle.database;
+    const table = `prepared_probe_${process.pid}`;
+    const read = () => prepared(sql<Record<string, number>>`select * from ${sql.table(table)}`).execute(single.db);
+    try {
+      await sql`create table ${sql.table(table)} (a int)`.execute(single.db);
+      await sql`insert into ${sql.table(table)} values (1)`.execute(single.db);
+      expect((await read()).rows).toEqual([{ a: 1 }]);
+      await sql`alter table ${sql.table(table)} add column b int default 7`.execute(single.db);
+      await expect(read()).rejects.toBeInstanceOf(DatabaseUnavailableError);
+      expect((await read()).rows).toEqual([{ a: 1, b: 7 }]);
+    } finally {
+      await sql`drop table if exists ${sql.table(table)}`.execute(single.db);
+      if (single !== handle.database) await single.close();
+    }
   });
 });
 
