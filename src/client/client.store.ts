@@ -2,6 +2,7 @@ import { sql, type Expression, type Insertable, type Kysely, type Selectable } f
 import type { ClientTable, DB } from '../db/schema.ts';
 import { memoised, writing } from '../shared/request-memo.ts';
 import { writingProviderRows } from '../db/provider-rows.ts';
+import { prepared } from '../db/prepared.ts';
 import { DomainError } from '../shared/errors.ts';
 
 /**
@@ -84,9 +85,9 @@ export class ClientStore {
     await writing(clientMemoKey(c.clientId), () => this.#db.updateTable('client').set(columns(c)).where('client_id', '=', c.clientId).execute().catch(resourceServerTaken(c)));
   }
 
-  /** Read once per request however many steps ask (see request-memo). */
+  /** Read once per request however many steps ask (see request-memo); by its key, on every authorization and token request: prepared. */
   find(clientId: string): Promise<ClientRow | undefined> {
-    return memoised(clientMemoKey(clientId), () => clientRowQuery(this.#db, clientId).executeTakeFirst());
+    return memoised(clientMemoKey(clientId), async () => (await prepared(sql<ClientRow>`${clientRowQuery(this.#db, clientId)}`).execute(this.#db)).rows[0]);
   }
 
   /** The API (resource server) with this resource indicator. */

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { sql, type Kysely, type OperationNodeSource, type RawBuilder } from 'kysely';
 import type { DB } from '../db/schema.ts';
 import { holdWrite, inOneStatement } from '../db/one-statement.ts';
+import { prepared } from '../db/prepared.ts';
 import type { Clock } from '../shared/clock.ts';
 import { sourceOf } from './source.ts';
 import { PASSWORD_THROTTLE_PER_ACCOUNT, PASSWORD_THROTTLE_PER_ADDRESS, THROTTLE_RESERVATION_SECONDS } from '../config/defaults.ts';
@@ -135,7 +136,7 @@ export class LoginThrottle {
     // One statement, whatever the number of keys: each key is claimed only if the one before it was.
     const claims = keys.map((key, i) => sql`${sql.id(`claim_${i}`)} as (${this.#claiming(key, now, i ? sql`where exists (select 1 from ${sql.id(`claim_${i - 1}`)})` : sql``)})`);
     const counted = keys.map((_, i) => sql`(select count(*) from ${sql.id(`claim_${i}`)})`);
-    const { rows } = await sql<{ claimed: number }>`with ${sql.join(claims)} select (${sql.join(counted, sql` + `)})::int as claimed`.execute(this.#db);
+    const { rows } = await prepared(sql<{ claimed: number }>`with ${sql.join(claims)} select (${sql.join(counted, sql` + `)})::int as claimed`).execute(this.#db);
     const claimed = rows[0]!.claimed;
     if (claimed === keys.length) return OPEN;
     await this.release(keys.slice(0, claimed));
@@ -175,10 +176,10 @@ export class LoginThrottle {
    */
   async takeFromBuckets(first: { name: string; bucket: Bucket }, second: { name: string; bucket: Bucket }): Promise<{ refused?: 'first' | 'second'; state: ThrottleState }> {
     const now = this.#clock.now();
-    const { rows } = await sql<BucketRow & { which: 'first' | 'second' }>`
+    const { rows } = await prepared(sql<BucketRow & { which: 'first' | 'second' }>`
       with first_use as (${bucketUse(first.name, first.bucket, 1, now)}),
       second_use as (${bucketUse(second.name, second.bucket, 1, now, sql`where (select failures from first_use) = 0`)})
-      select 'first' as which, * from first_use union all select 'second', * from second_use`.execute(this.#db);
+      select 'first' as which, * from first_use union all select 'second', * from second_use`).execute(this.#db);
     for (const row of rows) {
       const state = bucketState(row, row.which === 'first' ? first.bucket : second.bucket, now);
       if (state.waitSeconds > 0) return { refused: row.which, state };
