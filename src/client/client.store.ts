@@ -45,13 +45,47 @@ const resourceServerTaken =
 export const clientMemoKey = (clientId: string) => `client:${clientId}`;
 
 /**
+ * Every column of the client table, named (the compiler checks the list against the table): the
+ * reads below are prepared statements, and a column that another node's migration adds must not
+ * change what they return (a prepared `client.*` would fail once on every connection of the older nodes).
+ */
+const CLIENT_COLUMNS = Object.keys({
+  client_id: true,
+  client_secret_enc: true,
+  name: true,
+  name_ja: true,
+  metadata: true,
+  first_party: true,
+  max_password_length: true,
+  require_mfa: true,
+  mfa_max_age: true,
+  legacy_password: true,
+  allowed_affiliations: true,
+  allowed_departments: true,
+  allowed_statuses: true,
+  require_education: true,
+  listed: true,
+  description: true,
+  homepage_url: true,
+  mfa_warning_from: true,
+  mfa_required_from: true,
+  salvage: true,
+  resource_server: true,
+  resources: true,
+  protocol: true,
+  saml: true,
+  created_at: true,
+  updated_at: true,
+} satisfies Record<keyof ClientTable, true>).map((column) => `client.${column}` as `client.${keyof ClientTable}`);
+
+/**
  * A client's row as `find` reads it (with whether any account rule names the client), for `find`
  * and for statements that read it along with other rows (a sign-in step's page: interaction-state.store.ts).
  */
 export function clientRowQuery(db: Kysely<DB>, clientId: string | Expression<string>) {
   return db
     .selectFrom('client')
-    .selectAll('client')
+    .select(CLIENT_COLUMNS)
     .select((eb) =>
       eb
         .exists(eb.selectFrom('client_account_rule').select(sql`1`.as('one')).whereRef('client_account_rule.client_id', '=', 'client.client_id'))

@@ -139,8 +139,9 @@ async function openPglite(options: DatabaseOptions): Promise<Database> {
     loadDataDir: options.loadDataDir,
     startParams: [...PGlite.defaultStartParams, ...PGLITE_SETTINGS.flatMap((setting) => ['-c', setting])],
   });
-  // One connection: PGlite is a single session, so the pool serialises transactions.
-  const pool = new pg.Pool(createPgConfig(pglite) as pg.PoolConfig);
+  // One connection: PGlite is a single session, so the pool serialises transactions. Kept however
+  // long it idles: a new client would prepare its statements again in the same session (prepared.ts).
+  const pool = new pg.Pool({ ...(createPgConfig(pglite) as pg.PoolConfig), idleTimeoutMillis: 0 });
   const close = async (db: Kysely<DB>) => {
     await db.destroy();
     await pglite.close();

@@ -14,7 +14,7 @@ import {
 import type pg from 'pg';
 import { DatabaseUnavailableError } from '../shared/errors.ts';
 import { DATABASE_RETRY_AFTER_SECONDS } from '../config/defaults.ts';
-import { prepareAfresh, preparedName, STALE_PREPARED_SQLSTATE } from './prepared.ts';
+import { isStalePrepared, prepareAfresh, preparedName } from './prepared.ts';
 
 /**
  * SQLSTATEs that say "the database cannot answer now", not "this statement is wrong": connection
@@ -57,6 +57,11 @@ class PoolConnection implements DatabaseConnection {
   /** Set when the connection failed in a way that leaves it unusable: it is destroyed at release. */
   broken: Error | undefined;
 
+  /** What prepared statements live as long as (prepared.ts): node-postgres's connection, the database session. */
+  get #session(): object {
+    return (this.client as unknown as { connection?: object }).connection ?? this.client;
+  }
+
   constructor(client: pg.PoolClient, errors: QueryErrors, counts: QueryCounts) {
     this.client = client;
     this.#errors = errors;
@@ -65,15 +70,15 @@ class PoolConnection implements DatabaseConnection {
 
   async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
     this.#counts.sent += 1;
-    const name = preparedName(this.client, query.sql);
+    const name = preparedName(this.#session, query.sql);
     try {
       const { command, rowCount, rows } = await this.client.query({ name, text: query.sql, values: [...query.parameters] });
       const changed = command === 'INSERT' || command === 'UPDATE' || command === 'DELETE' || command === 'MERGE';
       return { numAffectedRows: changed ? BigInt(rowCount ?? 0) : undefined, rows: rows ?? [] };
     } catch (error) {
-      if (name !== undefined && STALE_PREPARED_SQLSTATE.has((error as { code?: string }).code ?? '')) {
+      if (name !== undefined && isStalePrepared(error)) {
         // The connection is sound (and PGlite's only one): the statement is prepared afresh under a new name.
-        prepareAfresh(this.client);
+        prepareAfresh(this.#session);
         this.#errors.unavailable += 1;
         throw new DatabaseUnavailableError(error, DATABASE_RETRY_AFTER_SECONDS);
       }

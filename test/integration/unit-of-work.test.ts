@@ -98,32 +98,46 @@ describe('unit of work', () => {
 });
 
 describe('prepared statements', () => {
-  test('a marked statement is prepared once per connection and answers for every value', async () => {
+  test('a marked statement is prepared once per session, answers for every value, and runs from one plan', async () => {
     const plusOne = (value: number) => prepared(sql<{ n: number }>`select ${value}::int + 1 as n`).execute(db());
-    const [first, second] = await handle.database.unitOfWork(
+    const answers = await handle.database.unitOfWork(
       async () => {
-        const answers = [(await plusOne(1)).rows[0]!.n, (await plusOne(41)).rows[0]!.n];
-        const listed = await sql<{ statement: string }>`select statement from pg_prepared_statements where statement like ${`${PREPARED_MARK}%`}`.execute(db());
-        expect(listed.rows.filter((row) => row.statement.includes('+ 1 as n'))).toHaveLength(1);
-        return answers;
+        const ns: number[] = [];
+        for (let value = 0; value < 8; value += 1) ns.push((await plusOne(value * 10)).rows[0]!.n);
+        const listed = await sql<{ generic_plans: string }>`select generic_plans from pg_prepared_statements where statement like ${`${PREPARED_MARK}%+ 1 as n`}`.execute(db());
+        // One statement in this session, and PostgreSQL went on with its generic plan after the first five.
+        expect(listed.rows).toHaveLength(1);
+        expect(Number(listed.rows[0]!.generic_plans)).toBeGreaterThan(0);
+        return ns;
       },
       () => true,
     );
-    expect([first, second]).toEqual([2, 42]);
+    expect(answers).toEqual([1, 11, 21, 31, 41, 51, 61, 71]);
   });
 
-  test("one whose table changed under it (another node's migration) is answered as busy once, then prepared afresh", async () => {
-    // One connection, so that the second read meets the statement the first one prepared.
+  test("one whose table changed under it (another node's migration) is answered as busy once, in a unit of work or not, then prepared afresh on the same connection", async () => {
+    // One connection, so that each read meets the statement the one before prepared.
     const single = handle.url ? await openDatabase({ url: handle.url, schema: handle.schema, poolMax: 1 }) : handle.database;
     const table = `prepared_probe_${process.pid}`;
     const read = () => prepared(sql<Record<string, number>>`select * from ${sql.table(table)}`).execute(single.db);
+    const backend = async () => (await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(single.db)).rows[0]!.pid;
+    const inUnit = <T>(work: () => Promise<T>) => single.unitOfWork(work, () => true);
     try {
       await sql`create table ${sql.table(table)} (a int)`.execute(single.db);
       await sql`insert into ${sql.table(table)} values (1)`.execute(single.db);
+      const pid = await backend();
+      const unavailable = single.stats().queryErrors.unavailable;
       expect((await read()).rows).toEqual([{ a: 1 }]);
       await sql`alter table ${sql.table(table)} add column b int default 7`.execute(single.db);
       await expect(read()).rejects.toBeInstanceOf(DatabaseUnavailableError);
       expect((await read()).rows).toEqual([{ a: 1, b: 7 }]);
+      // The same inside a unit of work (a token request): it ends, and the next unit commits on the same connection.
+      await sql`alter table ${sql.table(table)} add column c int default 8`.execute(single.db);
+      await expect(inUnit(read)).rejects.toBeInstanceOf(DatabaseUnavailableError);
+      expect((await inUnit(read)).rows).toEqual([{ a: 1, b: 7, c: 8 }]);
+      // Answered as busy, counted so, and the connection kept.
+      expect(single.stats().queryErrors.unavailable - unavailable).toBe(2);
+      expect(await backend()).toBe(pid);
     } finally {
       await sql`drop table if exists ${sql.table(table)}`.execute(single.db);
       if (single !== handle.database) await single.close();
