@@ -20,7 +20,7 @@ export function prepared<T>(statement: RawBuilder<T>): RawBuilder<T> {
 /** Marked statements are fixed texts (their values are parameters); past this many, a text is sent unprepared rather than filling every session. */
 const MAX_PREPARED = 32;
 /**
- * Past this many stale statements since start (see STALE_PREPARED_SQLSTATE), nothing more is
+ * Past this many stale statements since start (isStalePrepared), nothing more is
  * prepared: a pooler that loses named statements (PgBouncer in transaction mode without
  * max_prepared_statements) would otherwise answer 503 again and again.
  */

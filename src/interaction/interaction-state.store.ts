@@ -125,7 +125,7 @@ export class InteractionStateStore {
   /**
    * One statement: the interaction, its signed-in session (by uid), its client (by the client_id it
    * was begun with) and `data` (with `turn` as a CTE beside them). Every step's page and form makes
-   * it, and each of its lookups is by a unique key: prepared (db/prepared.ts).
+   * it, and each of its lookups is by a key: prepared (db/prepared.ts).
    */
   async #readWithInteraction(uid: string, data: RawBuilder<unknown>, turn?: RawBuilder<unknown>) {
     const { rows } = await prepared(sql<ReadWithInteraction>`

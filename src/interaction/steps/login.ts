@@ -1,11 +1,12 @@
 import type { InteractionResults } from 'oidc-provider';
-import { ACR_MFA, ACR_PASSWORD, acrFor, withMethod } from '../../mfa/assurance.ts';
+import { ACR_MFA, ACR_PASSWORD } from '../../mfa/assurance.ts';
 import type { AccountRow } from '../../account/account.store.ts';
 import { parseIdentifier, withRealm } from '../../account/common-id.ts';
 import { SIGN_IN_RESULT, signInResult } from '../../shared/sign-in-result.ts';
 import type { Step, StepHandler, StepRequest } from '../step.ts';
 import type { StepDeps } from './deps.ts';
 import { factorChallengePages, type FactorSubject } from './factor-pages.ts';
+import { finishWithFactor } from './mfa-common.ts';
 
 /** A password's result, as the password step would finish the interaction with it. */
 type PasswordResult = InteractionResults & { [SIGN_IN_RESULT]: { at: number }; login: { accountId: string; acr: string; amr: string[]; remember: boolean } };
@@ -41,10 +42,7 @@ function signInPages(deps: StepDeps, pickerFirst: boolean, factorNext: FactorNex
   /** The proven account's factor; proving it finishes with the password's result and the factor's method. */
   const factorOf = (request: StepRequest, proven: PasswordResult): FactorSubject => ({
     accountId: proven.login.accountId,
-    finish(amr) {
-      const methods = withMethod(proven.login.amr, amr);
-      return request.finish({ ...proven, mfa_verify: {}, login: { ...proven.login, amr: methods, acr: acrFor(methods) } });
-    },
+    finish: (amr) => finishWithFactor(request, 'mfa_verify', amr, proven),
   });
   /**
    * The saved password result, while it still stands: its account's sessions were not ended (a

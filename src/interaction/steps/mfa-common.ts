@@ -1,3 +1,4 @@
+import type { InteractionResults } from 'oidc-provider';
 import { ACR_PHISHING_RESISTANT, acrFor, mfaDemanded, withMethod } from '../../mfa/assurance.ts';
 import type { MethodHost } from '../methods/method.ts';
 import type { CheckContext, Facts, StepRequest } from '../step.ts';
@@ -42,14 +43,20 @@ export function phishingResistantDemanded(ctx: CheckContext): boolean {
   return requestedAcr(ctx).includes(ACR_PHISHING_RESISTANT);
 }
 
+/** A sign-in a factor is added to: its result's login (the account and the methods shown so far). */
+export type SignedIn = InteractionResults & { login: { accountId: string; amr?: string[]; remember?: boolean } };
+
 /**
- * Completes an MFA step by signing the session in again with the factor added to its amr, so the
- * ID token carries what was really shown and auth_time says when (for --mfa-max-age).
+ * Completes an MFA step by signing in again with the factor added to the amr, so the ID token
+ * carries what was really shown and auth_time says when (for --mfa-max-age). What it adds to is
+ * the session's sign-in (merged into the interaction's result), or `password`: a password's result
+ * of this same interaction, which has made no session yet (login.ts).
  */
-export function finishWithFactor(request: StepRequest, step: string, amr: string): Promise<void> {
+export function finishWithFactor(request: StepRequest, step: string, amr: string, password?: SignedIn): Promise<void> {
   const session = request.details.session!;
-  const methods = withMethod(session.amr, amr);
-  return request.finish({ [step]: {}, login: { accountId: session.accountId, amr: methods, acr: acrFor(methods), remember: true } }, true);
+  const before: SignedIn = password ?? { login: { accountId: session.accountId, amr: session.amr, remember: true } };
+  const methods = withMethod(before.login.amr, amr);
+  return request.finish({ ...before, [step]: {}, login: { ...before.login, amr: methods, acr: acrFor(methods) } }, password === undefined);
 }
 
 /** A sign-in step as the place a method runs for `accountId` (the session's): the interaction's state, its forms, its codes bound to `flow`. */
