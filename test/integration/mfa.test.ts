@@ -36,6 +36,15 @@ async function enrolled(browser = new Browser(akamon.url)) {
   return { account, secret, browser, tokens };
 }
 
+/** A new browser's sign-in at the VPN, up to "Verify your identity" (the account has a factor). */
+async function atVerification(account: { commonId: string; password: string }) {
+  const browser = new Browser(akamon.url);
+  const started = await startAuthorization(browser, akamon, vpn);
+  const page = await enterCredentials(browser, started.page, account.commonId, account.password);
+  expect(page.html).toContain('Verify your identity');
+  return { browser, started, page };
+}
+
 describe('enrolment at a client that demands MFA', () => {
   test('asks which method first, then shows a QR code, the key and the link for this phone, and saves the app only after a valid code; the ID token says otp', async () => {
     const account = await akamon.createReadyAccount();
@@ -250,10 +259,7 @@ describe('verification', () => {
 
   test('a password proven at the factor page does not outlast a sign-out everywhere: the password is asked again, and no session is made', async () => {
     const { account, secret } = await enrolled();
-    const browser = new Browser(akamon.url);
-    const started = await startAuthorization(browser, akamon, vpn);
-    const step = await enterCredentials(browser, started.page, account.commonId, account.password);
-    expect(step.html).toContain('Verify your identity');
+    const { browser, page: step } = await atVerification(account);
     // Signed out everywhere (another device, the help desk) after the password: dated a few seconds
     // back, as a password of the ending's own second counts as after it (as a session's sign-in does).
     const uid = new URL(step.url).pathname.split('/')[2]!;
@@ -380,9 +386,7 @@ describe('verification', () => {
     const countRow = () => db.selectFrom('throttle').select(['failures', 'pending']).where('key', '=', `mfa:totp:${account.id}`).executeTakeFirst();
     const lastUsed = async () => (await db.selectFrom('mfa_factor').select('last_used_at').where('account_id', '=', account.id).executeTakeFirstOrThrow()).last_used_at;
     await db.updateTable('mfa_factor').set({ last_used_at: null }).where('account_id', '=', account.id).execute();
-    const browser = new Browser(akamon.url);
-    const started = await startAuthorization(browser, akamon, vpn);
-    let page = await enterCredentials(browser, started.page, account.commonId, account.password);
+    let { browser, page } = await atVerification(account);
     for (let i = 0; i < 2; i += 1) page = await browser.submit(page, /\/totp$/, { code: String(200000 + i) });
     expect(await countRow()).toEqual({ failures: 2, pending: 0 });
     // The step's writes (the count's end, the factor's use) go out with the statement that ends its turn.
@@ -400,10 +404,7 @@ describe('verification', () => {
 
   test('wrong codes lock the method with a clear message, and the right code is refused meanwhile', async () => {
     const { account, secret } = await enrolled();
-    const browser = new Browser(akamon.url);
-    const started = await startAuthorization(browser, akamon, vpn);
-    let page = await enterCredentials(browser, started.page, account.commonId, account.password);
-    expect(page.html).toContain('Verify your identity');
+    let { browser, page } = await atVerification(account);
     for (let i = 0; i < 5; i += 1) page = await browser.submit(page, /\/totp$/, { code: String(100000 + i) });
     const locked = await browser.submit(page, /\/totp$/, { code: await totpAt(secret, 1) });
     expect(locked.status).toBe(429);
