@@ -103,10 +103,12 @@ export function interactionRouter(deps: InteractionRouterDeps): Router {
             known = undefined;
             return deps.state.transition(details.uid, expected, patch, deps.stateTtlSeconds);
           },
-      // A page answering a POST (a refused password, the password page after the identifier) switches
-      // language back to the interaction's page: its own URL takes only POSTs.
+      // A page answering a POST (a refused password, the password page after the identifier, the
+      // factor's after the password) is the interaction's page: its language switch leads back there,
+      // and the browser's address becomes it (pageUrl), so a reload or a return through the history
+      // shows the pending step afresh instead of sending the form again.
       render: (view: string, titleKey: MessageKey, data?: PageData, status?: number) =>
-        deps.renderer.page(ctx, view, titleKey, { langUrl: languageSwitchUrl(ctx, ctx.method === 'GET' ? ctx.originalUrl : base), ...data }, status),
+        deps.renderer.page(ctx, view, titleKey, ctx.method === 'GET' ? data : { langUrl: languageSwitchUrl(ctx, base), pageUrl: base, ...data }, status),
       async finish(result: InteractionResults, merge = false) {
         const url = await provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: merge });
         turn?.leave({ completed: true });

@@ -46,9 +46,10 @@ describe('real browser', () => {
       expect(focused).toEqual({ tag: 'BUTTON', text: 'Continue', type: 'submit' });
       await page.keyboard.press('Enter');
 
-      // The password page shows whose password is asked for.
+      // The password page shows whose password is asked for, at the interaction's address (not the identifier form's).
       const password = page.getByLabel('Password', { exact: true });
       await password.waitFor();
+      await page.waitForURL(/\/interaction\/[^/]+$/);
       await expect(page.locator('.account-chip__id').textContent()).resolves.toBe(account.commonId);
       await expect(password.evaluate((el) => el === el.ownerDocument.activeElement)).resolves.toBe(true);
       await password.fill(account.password);

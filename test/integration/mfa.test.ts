@@ -224,7 +224,7 @@ describe('verification', () => {
     expect(codeFrom(again.page)).toBeTruthy();
   });
 
-  test('the password asks for the second factor itself: no session until the factor, one trip through the provider, the sign-in dated by the password', async () => {
+  test('the password asks for the second factor itself, on its own answer: no session until the factor, one trip through the provider, the sign-in dated by the password', async () => {
     const { account, secret } = await enrolled();
     const db = akamon.deps.database.db;
     const sessions = () => db.selectFrom('oidc_payload').select('payload').where('model', '=', 'Session').where('account_id', '=', account.id).execute();
@@ -233,13 +233,15 @@ describe('verification', () => {
     const uid = new URL(started.page.url).pathname.split('/')[2]!;
     const before = await sessions();
     const passwordPage = await browser.submit(started.page, /\/identifier$/, { identifier: account.commonId });
-    const { url, body } = browser.form(passwordPage, /\/password$/, { password: account.password });
-    const answer = await browser.request(url, { method: 'POST', body, headers: { 'content-type': 'application/x-www-form-urlencoded' } });
-    // Straight to the same interaction's factor page: no resume in between, and no session yet.
-    expect([answer.status, new URL(answer.headers.get('location')!, akamon.url).href]).toEqual([303, `${akamon.url}/interaction/${uid}`]);
-    const step = await browser.visit(`${akamon.url}/interaction/${uid}`);
-    expect(step.html).toContain('Verify your identity');
+    // The password's answer is the factor's page itself: no redirect, no resume in between, no session
+    // yet; it gives the browser the interaction's own address, so a reload sends no password.
+    const step = await browser.submit(passwordPage, /\/password$/, { password: account.password });
+    expect([step.status, step.url, step.html.includes('Verify your identity')]).toEqual([200, `${akamon.url}/interaction/${uid}/password`, true]);
+    expect(step.html).toContain(`<script src="/static/page-url.js" nonce="`);
+    expect(step.html).toContain(`data-url="/interaction/${uid}" defer></script>`);
     expect(await sessions()).toEqual(before);
+    const shownAgain = await browser.visit(`${akamon.url}/interaction/${uid}`);
+    expect([shownAgain.status, shownAgain.html.includes('Verify your identity'), shownAgain.html.includes('page-url.js')]).toEqual([200, true, false]);
     // The password's form sent again (a double click) checks nothing and lands on the same page.
     const again = await browser.submit(passwordPage, /\/password$/, { password: 'not-checked-again' });
     expect([again.url, again.html.includes('Verify your identity')]).toEqual([`${akamon.url}/interaction/${uid}`, true]);
@@ -270,7 +272,7 @@ describe('verification', () => {
       .execute();
     await akamon.deps.payloads.revokeAccount(account.id);
     const sent = await browser.submit(step, /\/totp$/, { code: await totpAt(secret, 1) });
-    expect([sent.status, sent.url, sent.html.includes('Enter your password')]).toEqual([200, step.url, true]);
+    expect([sent.status, sent.url, sent.html.includes('Enter your password')]).toEqual([200, `${akamon.url}/interaction/${uid}`, true]);
     const made = await akamon.deps.database.db.selectFrom('oidc_payload').select('id').where('model', '=', 'Session').where('account_id', '=', account.id).execute();
     expect(made).toEqual([]);
     // The password again, then the factor: signed in.

@@ -88,7 +88,7 @@ describe('authorization code flow', () => {
     expect(hashes).toEqual([1, 1]);
     const strip = (html: string) =>
       html
-        .replace(/value="[^"]*"/g, '')
+        .replace(/(value|nonce)="[^"]*"/g, '')
         .replace(/interaction(\/|%2F)[\w-]+/g, '')
         .replace(/\d{10}/g, '');
     expect(pages[0].status).toBe(401);

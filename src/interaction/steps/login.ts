@@ -174,10 +174,9 @@ function signInPages(deps: StepDeps, pickerFirst: boolean, factorNext: FactorNex
 
   /**
    * The identifier (typed, or picked from the account picker) answers with the password page
-   * itself rather than 303 and a GET: one request less per sign-in. A reload of this answer sends
-   * the identifier again, never a password, and lands on the same page. (A right password answers
-   * 303; a refused one is answered on the POST as before, so its reload asks the browser first and
-   * counts as one more guess.)
+   * itself rather than 303 and a GET: one request less per sign-in, as the right password answers
+   * with the factor's page. The page moves the browser's address back to the interaction's own
+   * (StepRequest.render), so a reload shows the pending step again and sends no form.
    */
   async function identifier(request: StepRequest): Promise<void> {
     const raw = typeof request.body.identifier === 'string' ? request.body.identifier : '';
@@ -219,7 +218,7 @@ function signInPages(deps: StepDeps, pickerFirst: boolean, factorNext: FactorNex
       };
       if (!(await factorNext(request, account, result))) return request.finish(result);
       await request.saveState({ [PASSWORD_RESULT]: { commonId, result } });
-      request.reload();
+      await factor.show(request, factorOf(request, result));
     };
     if (outcome.ok) return signInAs(outcome.account);
     switch (outcome.reason) {
