@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { sql } from 'kysely';
 import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
 import { Browser, decode, type Page } from '../support/browser.ts';
 import { codeFrom, enterCredentials, freshTotpStep, redeem, signIn, startAuthorization, tokenRequest } from '../support/flows.ts';
@@ -185,6 +186,46 @@ describe('recovery through the link', () => {
     const fresh = new Browser(akamon.url);
     const started = await startAuthorization(fresh, akamon, portal);
     const enrol = await enterCredentials(fresh, started.page, account.commonId, account.password);
+    expect(enrol.html).toContain('Which method would you like to set up?');
+  });
+
+  test('from the factor page of a sign-in: the recovery ends the half-done sign-in, so the password is asked again, then a new set-up', async () => {
+    const account = await akamon.createReadyAccount();
+    const { generate } = await import('otplib');
+    await freshTotpStep();
+    const pending = akamon.deps.mfa.pendingTotp();
+    await akamon.deps.mfa.confirmTotp(account.id, pending.sealed, await generate({ secret: pending.secret }), 'Lost phone');
+    const card = newCard();
+    expect(await linkThroughHomeWithMfa(account, pending.secret, card, 'Nanako Hongo')).toBe(true);
+    await akamon.deps.accountService.setMfaRequired(account.commonId, true);
+    const db = akamon.deps.database.db;
+    const sessions = () => db.selectFrom('oidc_payload').select('id').where('model', '=', 'Session').where('account_id', '=', account.id).execute();
+
+    // The password is proven; the phone is lost: "I can't use any of these", then the ID card.
+    const browser = new Browser(akamon.url);
+    const started = await startAuthorization(browser, akamon, portal);
+    const uid = new URL(started.page.url).pathname.split('/')[2]!;
+    const factorPage = await enterCredentials(browser, started.page, account.commonId, account.password);
+    expect(factorPage.html).toContain('Verify your identity');
+    const cantUse = await browser.visit(`${akamon.url}/interaction/${uid}?help=1`);
+    const choice = await verifyUpstream(browser, await browser.submit(cantUse, /\/idv$/, {}), card, 'Nanako Hongo');
+    expect(choice.html).toContain('Your identity is confirmed');
+    // The password was typed a little while before the card was shown (the same second would count as after the ending).
+    await db
+      .updateTable('interaction_state')
+      .set({ data: sql`jsonb_set(data, '{passwordResult,result,sign_in,at}', to_jsonb((data #>> '{passwordResult,result,sign_in,at}')::bigint - 5))` })
+      .where('uid', '=', uid)
+      .execute();
+    const removed = await browser.submit(choice, /\/idv\/recover\/mfa$/, {});
+    expect(removed.html).toContain('<h1>Your sign-in methods were removed</h1>');
+    expect(await akamon.deps.mfa.factors(account.id)).toHaveLength(0);
+
+    // Back to the sign-in: the password proven before the recovery no longer counts; the recovery
+    // ended every session (the account home's), and the half-done sign-in had made none.
+    const back = await browser.visit(`${akamon.url}${decode(/href="([^"]+)">Continue to sign in/.exec(removed.html)![1])}`);
+    expect([back.status, back.url, back.html.includes('Enter your password'), /action="[^"]*\/totp"/.test(back.html)]).toEqual([200, `${akamon.url}/interaction/${uid}`, true, false]);
+    expect(await sessions()).toEqual([]);
+    const enrol = await browser.submit(back, /\/password$/, { password: account.password });
     expect(enrol.html).toContain('Which method would you like to set up?');
   });
 
