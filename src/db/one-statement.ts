@@ -1,5 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { sql, type OperationNodeSource, type RawBuilder } from 'kysely';
+import { sql, type Kysely, type OperationNodeSource, type RawBuilder } from 'kysely';
+import type { DB } from './schema.ts';
 
 /**
  * Writes that go together (a throttle's outcome and the sign-in log's row, say) as one statement:
@@ -49,4 +50,16 @@ const holding = new AsyncLocalStorage<HeldWrites>();
  */
 export function holdWrite(row: string, ...writes: OperationNodeSource[]): boolean {
   return holding.getStore()?.hold(row, writes) ?? false;
+}
+
+/**
+ * Runs `work` holding the writes it holds (holdWrite) and then makes them in one statement, before
+ * the caller answers: all of them or none. A failed work writes nothing it held.
+ */
+export async function withHeldWrites<T>(db: Kysely<DB>, work: () => Promise<T>): Promise<T> {
+  const held = new HeldWrites();
+  const result = await held.run(work);
+  const { writes } = held;
+  if (writes.length > 0) await inOneStatement(writes).execute(db);
+  return result;
 }

@@ -49,6 +49,9 @@ const writingRowsOf = <T>(models: string[], write: () => Promise<T>): Promise<T>
   return writing(`${MEMO_PREFIX}${model}:`, () => writingRowsOf(more, write));
 };
 
+/** The models whose saves wait for the end of the work that holds writes (one-statement.ts), when one does. */
+const HELD_MODELS = ['Interaction', 'Session', 'Grant', 'AuthorizationCode'];
+
 /** The models whose rows a rotation writes (rotation.ts). */
 const ROTATION_MODELS = ['RefreshToken', 'AccessToken'];
 
@@ -174,14 +177,15 @@ export function postgresAdapter(db: Kysely<DB>, clients: ClientMetadataSource, r
         // `replaces` is set once, when the token is issued; a later save of the row keeps it.
         .values({ model: this.model, id, ...saved, replaces: retries.replaced(this.model, payload) } as never)
         .onConflict((oc) => oc.columns(['model', 'id']).doUpdateSet(saved as never));
-      // A sign-in step's result goes out with the end of the step's turn (one-at-a-time.ts); till
+      // A sign-in step's result goes out with the end of the step's turn (one-at-a-time.ts), and the
+      // session, grant and code of a resume go out together as it answers (provider-gate.ts); till
       // then a read in this request gets the row as saved, not as stored.
-      let heldForTurn = false;
+      let waits = false;
       await writingRowsOf([this.model], async () => {
-        heldForTurn = this.model === 'Interaction' && holdWrite(`${this.model}:${id}`, write);
-        if (!heldForTurn) await write.execute();
+        waits = HELD_MODELS.includes(this.model) && holdWrite(`${this.model}:${id}`, write);
+        if (!waits) await write.execute();
       });
-      if (heldForTurn) remember(providerRowMemoKey(this.model, 'id', id), structuredClone(payload));
+      if (waits) remember(providerRowMemoKey(this.model, 'id', id), structuredClone(payload));
     }
 
     /**

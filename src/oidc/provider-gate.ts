@@ -1,5 +1,6 @@
 import type { Context, Next } from 'koa';
 import type { Database } from '../db/database.ts';
+import { withHeldWrites } from '../db/one-statement.ts';
 import type { Renderer } from '../http/renderer.ts';
 import { errorAnswer, setRetryAfter, TEMPORARILY_UNAVAILABLE } from '../http/error-map.ts';
 import { RetryLaterError } from '../shared/errors.ts';
@@ -13,6 +14,8 @@ import { consumesPresented, servingTokenRequest } from './token-retry.ts';
 // consume something need the unit: a password grant would hold its throttle row's lock over a hash.
 const isTokenRequest = (ctx: Context) => ctx.method === 'POST' && /^\/token\/?$/i.test(ctx.path);
 const consumesSomething = (ctx: Context) => consumesPresented((ctx.request.body as Record<string, unknown> | undefined)?.grant_type);
+/** The authorization's resume after an interaction (GET /auth/:uid), where the sign-in's session, grant and code are saved. */
+const isResume = (ctx: Context) => ctx.method === 'GET' && /^\/auth\/[^/]+\/?$/i.test(ctx.path);
 
 /** Where the provider's `server_error` event leaves the error it caught (see app.ts). */
 export const PROVIDER_ERROR = 'providerError';
@@ -29,6 +32,14 @@ export function providerGate(database: Database, renderer: Renderer) {
     try {
       // Its arrival is taken before it waits for a connection: a retry of a lost answer must come after it (token-retry.ts).
       if (isTokenRequest(ctx) && consumesSomething(ctx)) await servingTokenRequest(ctx, () => database.unitOfWork(next, () => ctx.status < 500));
+      // A resume uses up its interaction and saves the session, its grant and the code: all of it
+      // or none, so that after a fault the browser's retry (a reload) finishes the sign-in. The
+      // three saves go out in one statement as it answers (adapter.ts holds them).
+      else if (isResume(ctx))
+        await database.unitOfWork(
+          () => withHeldWrites(database.db, next),
+          () => ctx.status < 500,
+        );
       else await next();
     } catch (error) {
       if (!(error instanceof RetryLaterError)) throw error;
@@ -37,6 +48,11 @@ export function providerGate(database: Database, renderer: Renderer) {
     }
     const error = ctx.state[PROVIDER_ERROR];
     if (!(error instanceof RetryLaterError)) return;
+    // What the request would have saved was not (or not all of it): neither its redirect (a code for
+    // the relying party) nor its cookies (a new session's, or the interaction's, cleared) may go
+    // out, so that the browser, as it was, can try again.
+    ctx.remove('Location');
+    ctx.remove('Set-Cookie');
     // 503 for an outage or overload, 429 for an address over its cap of anonymous records (error map).
     const { status } = errorAnswer(error);
     ctx.state.log.warn({ errorCode: error.code, cause: (error.cause as Error | undefined)?.message, path: ctx.path }, `protocol request answered ${status}`);

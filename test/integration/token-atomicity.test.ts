@@ -143,21 +143,42 @@ test('20 parallel redemptions of one code: exactly one wins', async () => {
   for (const result of results.filter((r) => r.status !== 200)) expect(result.body.error).toBe('invalid_grant');
 });
 
-test('20 parallel resumes of one finished sign-in: exactly one code reaches the relying party', async () => {
+/** A sign-in up to its resume: the password's answer (303) not followed. */
+async function atResume(): Promise<{ browser: Browser; resume: string; verifier: string }> {
   const browser = new Browser(akamon.url);
   const started = await startAuthorization(browser, akamon, client, { scope: 'openid' });
   const passwordPage = await browser.submit(started.page, /\/identifier$/, { identifier: account.commonId });
-  const action = /action="([^"]+\/password)"/.exec(passwordPage.html)![1];
-  const csrf = /name="_csrf" value="([^"]+)"/.exec(passwordPage.html)![1];
-  const posted = await browser.request(action, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ _csrf: csrf, password: account.password }),
-  });
+  const { url, body } = browser.form(passwordPage, /\/password$/, { password: account.password });
+  const posted = await browser.request(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body });
   expect(posted.status).toBe(303);
-  const resume = posted.headers.get('location')!;
+  return { browser, resume: posted.headers.get('location')!, verifier: started.verifier };
+}
+
+test('20 parallel resumes of one finished sign-in: exactly one code reaches the relying party', async () => {
+  const { browser, resume } = await atResume();
   const results = await Promise.all(Array.from({ length: 20 }, () => browser.request(resume)));
   const codes = results.map((r) => r.headers.get('location') ?? '').filter((location) => location.startsWith(client.redirectUri) && new URL(location).searchParams.has('code'));
   expect(codes).toHaveLength(1);
   expect(results.filter((r) => r.status >= 500)).toEqual([]);
+});
+
+test('a fault while the resume saves the sign-in answers 503 without the redirect and stores none of it; the reload finishes the sign-in', async () => {
+  const db = akamon.deps.database.db;
+  const rows = () => db.selectFrom('oidc_payload').select(['model', 'id']).where('model', 'in', ['Session', 'Grant', 'AuthorizationCode']).where('account_id', '=', account.id).orderBy('id').execute();
+  const { browser, resume, verifier } = await atResume();
+  const before = await rows();
+  // The resume's first insert fails, whichever of its three rows it is: they go out in one statement.
+  await sql`delete from fault_target`.execute(db);
+  const { rows: next } = await sql<{ n: string }>`select nextval('fault_count') as n`.execute(db);
+  await sql`insert into fault_target values ('Session', ${Number(next[0].n) + 1}), ('Grant', ${Number(next[0].n) + 1}), ('AuthorizationCode', ${Number(next[0].n) + 1})`.execute(db);
+  const failed = await browser.request(resume, { headers: { accept: 'text/html' } });
+  expect([failed.status, failed.headers.get('retry-after'), failed.headers.get('location'), failed.headers.getSetCookie()]).toEqual([503, expect.stringMatching(/^\d+$/), null, []]);
+  expect(await failed.text()).toContain('your sign-in continues where it stopped');
+  expect(await rows()).toEqual(before);
+  expect(await db.selectFrom('oidc_payload').select('id').where('model', '=', 'Interaction').where('id', '=', new URL(resume, akamon.url).pathname.split('/')[2]!).execute()).toHaveLength(1);
+  // The reload: the interaction is still there, and the sign-in finishes with a code that redeems.
+  const retried = await browser.request(resume);
+  const code = new URL(retried.headers.get('location')!).searchParams.get('code');
+  expect((await redeem(akamon, client, code!, verifier)).status).toBe(200);
+  expect(await rows()).toHaveLength(before.length + 3);
 });
