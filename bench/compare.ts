@@ -337,7 +337,7 @@ export function comparisonMarkdown(t: TargetInputs): string {
     ...targets(t).map((x) => `| ${x.target} | ${x.measured ?? '—'} | ${x.bound} | ${x.met === null ? 'PGlite only' : x.met ? 'met' : 'short'} |`),
     '',
     // What the hash-share target asks, set beside the bare engine: the same measure for its own sign-in.
-    `For scale: one hash / server CPU for the baseline's own password sign-in (${c.signinRequests.baseline?.requests ?? '?'} requests, no second factor): ${round2(c.hashMs / c['password sign-in'].baseline.serverMs)}.`,
+    `For scale: one hash / server CPU for the baseline's own password sign-in (${c.signinRequests.baseline?.requests ?? '?'} requests, no second factor): ${c['password sign-in'].baseline.serverMs > 0 ? round2(c.hashMs / c['password sign-in'].baseline.serverMs) : '—'}.`,
     '',
   ].join('\n');
 }

@@ -46,10 +46,11 @@ async function get(url: string, headers: Record<string, string> = {}): Promise<b
   return (await call(url, { headers })).status === 200;
 }
 
-/** The bound runs as a process of its own on the server's CPUs and with its environment (npm start's), so both meet the same hardware and allocator. */
+/** The bound runs as a process of its own on the server's CPUs, with npm start's environment and node flags, so both meet the same hardware and allocator. */
 function argon2Bound(): Summary & { concurrency: number; cpuMsPerVerify: number } {
-  const [command, args] = onCpus(plan.server, process.execPath, [path.join(import.meta.dirname, 'argon2-bound.ts')]);
-  return JSON.parse(execFileSync(command, args, { encoding: 'utf8', env: { ...process.env, ...startCommand().env } })) as Summary & { concurrency: number; cpuMsPerVerify: number };
+  const start = startCommand();
+  const [command, args] = onCpus(plan.server, process.execPath, [...start.nodeArgs.slice(0, -1), path.join(import.meta.dirname, 'argon2-bound.ts')]);
+  return JSON.parse(execFileSync(command, args, { encoding: 'utf8', env: { ...process.env, ...start.env } })) as Summary & { concurrency: number; cpuMsPerVerify: number };
 }
 
 async function main(): Promise<void> {

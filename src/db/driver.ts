@@ -111,9 +111,25 @@ class UnitConnection implements DatabaseConnection {
     this.#connection = connection;
   }
 
-  executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
-    if (!this.open) return Promise.reject(new Error('the unit of work this query belonged to has ended'));
-    return this.#connection.executeQuery(query);
+  /**
+   * The fault (database unavailable) that aborted the unit's transaction: every later statement of
+   * the unit answers it unsent (the database would only say "transaction aborted", which is no
+   * fault of its own and no reason for a 500), until a rollback to a savepoint makes it usable.
+   */
+  #aborted: DatabaseUnavailableError | undefined;
+
+  async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
+    if (!this.open) throw new Error('the unit of work this query belonged to has ended');
+    const rollbackToSavepoint = query.sql.startsWith('rollback to savepoint');
+    if (this.#aborted && !rollbackToSavepoint) throw this.#aborted;
+    try {
+      const result = await this.#connection.executeQuery<R>(query);
+      if (rollbackToSavepoint) this.#aborted = undefined;
+      return result;
+    } catch (error) {
+      if (error instanceof DatabaseUnavailableError) this.#aborted = error;
+      throw error;
+    }
   }
 
   // biome-ignore lint/correctness/useYield: streaming is refused outright

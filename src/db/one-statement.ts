@@ -53,13 +53,14 @@ export function holdWrite(row: string, ...writes: OperationNodeSource[]): boolea
 }
 
 /**
- * Runs `work` holding the writes it holds (holdWrite) and then makes them in one statement, before
- * the caller answers: all of them or none. A failed work writes nothing it held.
+ * Runs `work` holding the writes it holds (holdWrite) and then, when `keep(result)` says it
+ * succeeded, makes them in one statement before the caller answers: all of them or none. A work
+ * that threw or failed writes nothing it held (after a fault its transaction may be unusable).
  */
-export async function withHeldWrites<T>(db: Kysely<DB>, work: () => Promise<T>): Promise<T> {
+export async function withHeldWrites<T>(db: Kysely<DB>, work: () => Promise<T>, keep: (result: T) => boolean): Promise<T> {
   const held = new HeldWrites();
   const result = await held.run(work);
   const { writes } = held;
-  if (writes.length > 0) await inOneStatement(writes).execute(db);
+  if (writes.length > 0 && keep(result)) await inOneStatement(writes).execute(db);
   return result;
 }

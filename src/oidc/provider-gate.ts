@@ -17,6 +17,16 @@ const consumesSomething = (ctx: Context) => consumesPresented((ctx.request.body 
 /** The authorization's resume after an interaction (GET /auth/:uid), where the sign-in's session, grant and code are saved. */
 const isResume = (ctx: Context) => ctx.method === 'GET' && /^\/auth\/[^/]+\/?$/i.test(ctx.path);
 
+/**
+ * What a failed request would have saved was not (or not all of it): neither its redirect (a code
+ * for the relying party) nor its cookies (a new session's, or the interaction's, cleared) may go
+ * out, so that the browser, as it was, can try again.
+ */
+function unsaved(ctx: Context): void {
+  ctx.remove('Location');
+  ctx.remove('Set-Cookie');
+}
+
 /** Where the provider's `server_error` event leaves the error it caught (see app.ts). */
 export const PROVIDER_ERROR = 'providerError';
 
@@ -35,24 +45,20 @@ export function providerGate(database: Database, renderer: Renderer) {
       // A resume uses up its interaction and saves the session, its grant and the code: all of it
       // or none, so that after a fault the browser's retry (a reload) finishes the sign-in. The
       // three saves go out in one statement as it answers (adapter.ts holds them).
-      else if (isResume(ctx))
-        await database.unitOfWork(
-          () => withHeldWrites(database.db, next),
-          () => ctx.status < 500,
-        );
-      else await next();
+      else if (isResume(ctx)) {
+        const served = () => ctx.status < 500;
+        await database.unitOfWork(() => withHeldWrites(database.db, next, served), served);
+      } else await next();
     } catch (error) {
+      if (isResume(ctx)) unsaved(ctx);
       if (!(error instanceof RetryLaterError)) throw error;
       ctx.state[PROVIDER_ERROR] = error;
       ctx.body = undefined;
     }
     const error = ctx.state[PROVIDER_ERROR];
+    // A resume that failed, however (the provider's own error page included), was rolled back.
+    if (error instanceof RetryLaterError || (isResume(ctx) && ctx.status >= 500)) unsaved(ctx);
     if (!(error instanceof RetryLaterError)) return;
-    // What the request would have saved was not (or not all of it): neither its redirect (a code for
-    // the relying party) nor its cookies (a new session's, or the interaction's, cleared) may go
-    // out, so that the browser, as it was, can try again.
-    ctx.remove('Location');
-    ctx.remove('Set-Cookie');
     // 503 for an outage or overload, 429 for an address over its cap of anonymous records (error map).
     const { status } = errorAnswer(error);
     ctx.state.log.warn({ errorCode: error.code, cause: (error.cause as Error | undefined)?.message, path: ctx.path }, `protocol request answered ${status}`);

@@ -85,7 +85,9 @@ test('a security key is registered at enrolment and then used at the next sign-i
       await p.getByRole('heading', { level: 1, name: 'Verify your identity' }).waitFor();
       // The password's answer takes the interaction's own address, so a reload asks for the page and sends no password.
       await p.waitForURL(/\/interaction\/[^/]+$/);
+      const reloaded = p.waitForRequest((request) => request.isNavigationRequest());
       await p.reload();
+      expect([(await reloaded).method(), new URL((await reloaded).url()).pathname]).toEqual(['GET', new URL(p.url()).pathname]);
       await p.getByRole('heading', { level: 1, name: 'Verify your identity' }).waitFor();
       await expect(p.getByLabel('6-digit code').count()).resolves.toBe(0);
       await p.getByRole('button', { name: 'Use your security key or passkey' }).click();

@@ -143,11 +143,10 @@ test('20 parallel redemptions of one code: exactly one wins', async () => {
   for (const result of results.filter((r) => r.status !== 200)) expect(result.body.error).toBe('invalid_grant');
 });
 
-/** A sign-in up to its resume: the password's answer (303) not followed. */
-async function atResume(): Promise<{ browser: Browser; resume: string; verifier: string }> {
-  const browser = new Browser(akamon.url);
-  const started = await startAuthorization(browser, akamon, client, { scope: 'openid' });
-  const passwordPage = await browser.submit(started.page, /\/identifier$/, { identifier: account.commonId });
+/** A sign-in up to its resume: the password's answer (303) not followed. `prompt=login` in a signed-in browser asks for the password alone. */
+async function atResume(browser = new Browser(akamon.url), params: Record<string, string> = {}): Promise<{ browser: Browser; resume: string; verifier: string }> {
+  const started = await startAuthorization(browser, akamon, client, { scope: 'openid', ...params });
+  const passwordPage = /name="identifier"/.test(started.page.html) ? await browser.submit(started.page, /\/identifier$/, { identifier: account.commonId }) : started.page;
   const { url, body } = browser.form(passwordPage, /\/password$/, { password: account.password });
   const posted = await browser.request(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body });
   expect(posted.status).toBe(303);
@@ -182,3 +181,41 @@ test('a fault while the resume saves the sign-in answers 503 without the redirec
   expect((await redeem(akamon, client, code!, verifier)).status).toBe(200);
   expect(await rows()).toHaveLength(before.length + 3);
 });
+
+test.each(['Interaction', 'Session'])(
+  'a fault before the resume saves (deleting its %s row) answers 503 without the redirect or a cookie; the reload finishes the sign-in and keeps the browser signed in',
+  async (model) => {
+    const db = akamon.deps.database.db;
+    // A lock wait that times out on the delete of one model's row: the transaction is then unusable.
+    await sql
+      .raw(`
+    create table if not exists delete_fault (model text primary key);
+    create or replace function inject_delete_fault() returns trigger language plpgsql as $$
+    begin
+      if exists (select 1 from delete_fault where model = old.model) then raise exception 'injected lock timeout' using errcode = '55P03'; end if;
+      return old;
+    end $$;
+    drop trigger if exists inject_delete_fault on oidc_payload;
+    create trigger inject_delete_fault before delete on oidc_payload for each row execute function inject_delete_fault();
+  `)
+      .execute(db);
+    // Signed in already: a sign-in again (prompt=login) replaces the browser's session, whose old row is deleted.
+    const browser = new Browser(akamon.url);
+    await signIn(browser, akamon, client, account, { scope: 'openid' });
+    const { resume, verifier } = await atResume(browser, { prompt: 'login' });
+    const errorsBefore = akamon.deps.database.stats().queryErrors.statement;
+    await sql`insert into delete_fault values (${model})`.execute(db);
+    const failed = await browser.request(resume, { headers: { accept: 'text/html' } });
+    await sql`delete from delete_fault`.execute(db);
+    expect([failed.status, failed.headers.get('retry-after'), failed.headers.get('location'), failed.headers.getSetCookie()]).toEqual([503, expect.stringMatching(/^\d+$/), null, []]);
+    expect(await failed.text()).toContain('your sign-in continues where it stopped');
+    // Nothing was sent into the failed transaction after the fault.
+    expect(akamon.deps.database.stats().queryErrors.statement).toBe(errorsBefore);
+    const retried = await browser.request(resume);
+    const code = new URL(retried.headers.get('location')!).searchParams.get('code');
+    expect((await redeem(akamon, client, code!, verifier)).status).toBe(200);
+    // The browser's session is the one the retry saved: single sign-on goes on.
+    const again = await startAuthorization(browser, akamon, client, { scope: 'openid', prompt: 'none' });
+    expect(new URL(again.page.url).searchParams.get('code')).toBeTruthy();
+  },
+);

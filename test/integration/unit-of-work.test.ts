@@ -66,6 +66,41 @@ describe('unit of work', () => {
     expect([await exists(outer), await exists(inner)]).toEqual([true, false]);
   });
 
+  test('after a fault aborts its transaction, the unit answers that fault for every later statement without sending it, until a rollback to a savepoint', async () => {
+    const later = id();
+    const counts = () => ({ ...handle.database.stats().queryErrors, sent: handle.database.stats().queries });
+    // A lock wait that timed out (55P03): unavailable, and the transaction is aborted.
+    const lockTimeout = sql`do $$ begin raise exception 'injected lock timeout' using errcode = '55P03'; end $$`;
+    let before = counts();
+    const answers: unknown[] = [];
+    await handle.database.unitOfWork(
+      async () => {
+        answers.push(await lockTimeout.execute(db()).catch((error: unknown) => error));
+        answers.push(await note(later).catch((error: unknown) => error));
+      },
+      () => false,
+    );
+    expect(answers[0]).toBeInstanceOf(DatabaseUnavailableError);
+    // The same error, and not sent: the statement count moved by begin, the fault and rollback only.
+    expect(answers[1]).toBe(answers[0]);
+    expect(counts()).toEqual({ unavailable: before.unavailable + 1, statement: before.statement, sent: before.sent + 3 });
+    // Inside a savepoint the fault is undone by its rollback, and the unit goes on.
+    before = counts();
+    await handle.database.unitOfWork(
+      async () => {
+        await expect(
+          db()
+            .transaction()
+            .execute((trx) => lockTimeout.execute(trx)),
+        ).rejects.toBeInstanceOf(DatabaseUnavailableError);
+        await note(later);
+      },
+      () => true,
+    );
+    expect(await exists(later)).toBe(true);
+    expect(counts().statement).toBe(before.statement);
+  });
+
   test('deferred work runs after the unit ends, and stands even when the unit rolls back', async () => {
     const [inside, deferred] = [id(), id()];
     let ranInside = false;
