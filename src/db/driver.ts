@@ -118,6 +118,10 @@ class UnitConnection implements DatabaseConnection {
    */
   #aborted: DatabaseUnavailableError | undefined;
 
+  get aborted(): DatabaseUnavailableError | undefined {
+    return this.#aborted;
+  }
+
   async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
     if (!this.open) throw new Error('the unit of work this query belonged to has ended');
     const rollbackToSavepoint = query.sql.startsWith('rollback to savepoint');
@@ -189,19 +193,32 @@ class ResilientDriver implements Driver {
     }
   }
 
+  // A savepoint's number moves once its statement has succeeded: a refused release leaves it for the rollback that follows.
   async beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
-    if (connection instanceof UnitConnection) return this.#run(connection, `savepoint akamon_${++connection.savepoints}`);
+    if (connection instanceof UnitConnection) {
+      await this.#run(connection, `savepoint akamon_${connection.savepoints + 1}`);
+      connection.savepoints += 1;
+      return;
+    }
     const options = [settings.isolationLevel && `isolation level ${settings.isolationLevel}`, settings.accessMode].filter(Boolean).join(' ');
     await this.#run(connection, options ? `start transaction ${options}` : 'begin');
   }
 
   async commitTransaction(connection: DatabaseConnection): Promise<void> {
-    if (connection instanceof UnitConnection) return this.#run(connection, `release savepoint akamon_${connection.savepoints--}`);
+    if (connection instanceof UnitConnection) {
+      await this.#run(connection, `release savepoint akamon_${connection.savepoints}`);
+      connection.savepoints -= 1;
+      return;
+    }
     await this.#run(connection, 'commit');
   }
 
   async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
-    if (connection instanceof UnitConnection) return this.#run(connection, `rollback to savepoint akamon_${connection.savepoints--}`);
+    if (connection instanceof UnitConnection) {
+      await this.#run(connection, `rollback to savepoint akamon_${connection.savepoints}`);
+      connection.savepoints -= 1;
+      return;
+    }
     await this.#run(connection, 'rollback');
   }
 
@@ -255,6 +272,12 @@ class ResilientDriver implements Driver {
       return { error };
     }
     unit.open = false;
+    // A fault the work swallowed aborted the transaction: PostgreSQL would take the commit as a
+    // rollback without an error, and the unit must not report what it did not keep as kept.
+    if (unit.aborted) {
+      await this.#run(connection, 'rollback').catch(() => undefined);
+      return { error: unit.aborted };
+    }
     try {
       await this.#run(connection, keep(result) ? 'commit' : 'rollback');
       return { result };

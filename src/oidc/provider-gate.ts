@@ -39,16 +39,16 @@ export const PROVIDER_ERROR = 'providerError';
  */
 export function providerGate(database: Database, renderer: Renderer) {
   return async (ctx: Context, next: Next) => {
+    // Not served: an error page, or the busy page (a 429 for an address over its cap included).
+    const served = () => ctx.status < 500 && !(ctx.state[PROVIDER_ERROR] instanceof RetryLaterError);
     try {
       // Its arrival is taken before it waits for a connection: a retry of a lost answer must come after it (token-retry.ts).
       if (isTokenRequest(ctx) && consumesSomething(ctx)) await servingTokenRequest(ctx, () => database.unitOfWork(next, () => ctx.status < 500));
       // A resume uses up its interaction and saves the session, its grant and the code: all of it
       // or none, so that after a fault the browser's retry (a reload) finishes the sign-in. The
       // three saves go out in one statement as it answers (adapter.ts holds them).
-      else if (isResume(ctx)) {
-        const served = () => ctx.status < 500;
-        await database.unitOfWork(() => withHeldWrites(database.db, next, served), served);
-      } else await next();
+      else if (isResume(ctx)) await database.unitOfWork(() => withHeldWrites(database.db, next, served), served);
+      else await next();
     } catch (error) {
       if (isResume(ctx)) unsaved(ctx);
       if (!(error instanceof RetryLaterError)) throw error;
@@ -56,8 +56,8 @@ export function providerGate(database: Database, renderer: Renderer) {
       ctx.body = undefined;
     }
     const error = ctx.state[PROVIDER_ERROR];
-    // A resume that failed, however (the provider's own error page included), was rolled back.
-    if (error instanceof RetryLaterError || (isResume(ctx) && ctx.status >= 500)) unsaved(ctx);
+    // A resume not served, however (the provider's own error page included), was rolled back.
+    if (error instanceof RetryLaterError || (isResume(ctx) && !served())) unsaved(ctx);
     if (!(error instanceof RetryLaterError)) return;
     // 503 for an outage or overload, 429 for an address over its cap of anonymous records (error map).
     const { status } = errorAnswer(error);

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { sql } from 'kysely';
 import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
 import { authorizeUrl, Browser, pkce } from '../support/browser.ts';
-import { redeem, signIn } from '../support/flows.ts';
+import { redeem, signIn, startAuthorization } from '../support/flows.ts';
 import { shiftableClock } from '../support/clock.ts';
 import { upstreamIdv } from '../support/idv.ts';
 
@@ -193,6 +193,35 @@ describe('everyone else', () => {
     const signedIn = Math.min(akamon.config.ttl.sessionIdle, akamon.config.ttl.session);
     expect(Number(session.left)).toBeGreaterThan(signedIn - 60);
     expect(signedIn).toBeGreaterThan(10 * 60);
+  });
+
+  test('a resume refused for the cap (its next step is a new interaction) keeps nothing and changes no cookie: after a refill the reload goes on', async () => {
+    const address = '198.51.100.7';
+    const vpn = await akamon.createClient({ name: 'VPN (capped address)', requireMfa: true });
+    const account = await akamon.createReadyAccount();
+    const browser = new Browser(akamon.url);
+    browser.extraHeaders = from(address);
+    const started = await startAuthorization(browser, akamon, vpn);
+    const uid = new URL(started.page.url).pathname.split('/')[2]!;
+    const passwordPage = await browser.submit(started.page, /\/identifier$/, { identifier: account.commonId });
+    const { url, body } = browser.form(passwordPage, /\/password$/, { password: account.password });
+    const resume = (await browser.request(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body })).headers.get('location')!;
+    // The address spends the rest of its budget; the resume would store the set-up's interaction.
+    for (let i = 0; i <= CAP && (await logout(akamon, address)).status !== 429; i += 1);
+    const sessions = async () => (await providerRows('Session')).filter((row) => row.account_id === account.id);
+    try {
+      const refused = await browser.request(resume, { headers: { accept: 'text/html' } });
+      expect([refused.status, refused.headers.get('location'), refused.headers.getSetCookie()]).toEqual([429, null, []]);
+      expect(await sessions()).toEqual([]);
+      expect((await providerRows('Interaction')).some((row) => row.id === uid)).toBe(true);
+      // One refill step later the reload goes on to the set-up, signed in.
+      clock.offset = 76_000;
+      const next = await browser.visit(resume);
+      expect(next.html).toContain('More information required');
+      expect(await sessions()).toHaveLength(1);
+    } finally {
+      clock.offset = 0;
+    }
   });
 
   test('a capped address gets one more record each refill step while it floods, and its whole budget back after a quiet window', async () => {

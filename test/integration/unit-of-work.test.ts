@@ -73,13 +73,14 @@ describe('unit of work', () => {
     const lockTimeout = sql`do $$ begin raise exception 'injected lock timeout' using errcode = '55P03'; end $$`;
     let before = counts();
     const answers: unknown[] = [];
-    await handle.database.unitOfWork(
+    const unit = handle.database.unitOfWork(
       async () => {
         answers.push(await lockTimeout.execute(db()).catch((error: unknown) => error));
         answers.push(await note(later).catch((error: unknown) => error));
       },
       () => false,
     );
+    await expect(unit).rejects.toBeInstanceOf(DatabaseUnavailableError);
     expect(answers[0]).toBeInstanceOf(DatabaseUnavailableError);
     // The same error, and not sent: the statement count moved by begin, the fault and rollback only.
     expect(answers[1]).toBe(answers[0]);
@@ -99,6 +100,50 @@ describe('unit of work', () => {
     );
     expect(await exists(later)).toBe(true);
     expect(counts().statement).toBe(before.statement);
+  });
+
+  test('a fault the work swallowed is still the answer: inside a savepoint (its release refused, its rollback sent) and at the unit, which keeps nothing', async () => {
+    const lockTimeout = sql`do $$ begin raise exception 'injected lock timeout' using errcode = '55P03'; end $$`;
+    const [inSavepoint, inUnit] = [id(), id()];
+    const before = handle.database.stats().queryErrors.statement;
+    await expect(
+      handle.database.unitOfWork(
+        () =>
+          db()
+            .transaction()
+            .execute(async (trx) => {
+              await lockTimeout.execute(trx).catch(() => undefined);
+            }),
+        () => true,
+      ),
+    ).rejects.toBeInstanceOf(DatabaseUnavailableError);
+    await expect(
+      handle.database.unitOfWork(
+        async () => {
+          await note(inUnit);
+          await lockTimeout.execute(db()).catch(() => undefined);
+        },
+        () => true,
+      ),
+    ).rejects.toBeInstanceOf(DatabaseUnavailableError);
+    await expect(
+      handle.database.unitOfWork(
+        async () => {
+          await note(inSavepoint);
+          await db()
+            .transaction()
+            .execute(async (trx) => {
+              await lockTimeout.execute(trx).catch(() => undefined);
+            })
+            .catch(() => undefined);
+          await note(id());
+        },
+        () => true,
+      ),
+    ).resolves.toBeUndefined();
+    // The savepoint's rollback made the unit usable again, and it kept what it did outside it.
+    expect([await exists(inSavepoint), await exists(inUnit)]).toEqual([true, false]);
+    expect(handle.database.stats().queryErrors.statement).toBe(before);
   });
 
   test('deferred work runs after the unit ends, and stands even when the unit rolls back', async () => {
