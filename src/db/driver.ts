@@ -105,12 +105,8 @@ class UnitConnection implements DatabaseConnection {
   /** Work to run once the unit has ended (afterUnitOfWork). */
   readonly deferred: Array<() => Promise<unknown>> = [];
   open = true;
-  savepoints = 0;
-
-  constructor(connection: PoolConnection) {
-    this.#connection = connection;
-  }
-
+  /** How deep the transactions begun inside the unit (savepoints) are nested. */
+  #savepoints = 0;
   /**
    * The fault (database unavailable) that aborted the unit's transaction: every later statement of
    * the unit answers it unsent (the database would only say "transaction aborted", which is no
@@ -118,18 +114,41 @@ class UnitConnection implements DatabaseConnection {
    */
   #aborted: DatabaseUnavailableError | undefined;
 
+  constructor(connection: PoolConnection) {
+    this.#connection = connection;
+  }
+
   get aborted(): DatabaseUnavailableError | undefined {
     return this.#aborted;
   }
 
-  async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
+  executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
+    if (this.#aborted && this.open) return Promise.reject(this.#aborted);
+    return this.#send(query);
+  }
+
+  // A savepoint's number moves once its statement has succeeded: a refused release leaves it for the rollback that follows.
+  async savepoint(): Promise<void> {
+    await this.executeQuery(CompiledQuery.raw(`savepoint akamon_${this.#savepoints + 1}`));
+    this.#savepoints += 1;
+  }
+
+  async release(): Promise<void> {
+    await this.executeQuery(CompiledQuery.raw(`release savepoint akamon_${this.#savepoints}`));
+    this.#savepoints -= 1;
+  }
+
+  /** Sent also after a fault: it is what makes the transaction usable again. */
+  async rollBackToSavepoint(): Promise<void> {
+    await this.#send(CompiledQuery.raw(`rollback to savepoint akamon_${this.#savepoints}`));
+    this.#savepoints -= 1;
+    this.#aborted = undefined;
+  }
+
+  async #send<R>(query: CompiledQuery): Promise<QueryResult<R>> {
     if (!this.open) throw new Error('the unit of work this query belonged to has ended');
-    const rollbackToSavepoint = query.sql.startsWith('rollback to savepoint');
-    if (this.#aborted && !rollbackToSavepoint) throw this.#aborted;
     try {
-      const result = await this.#connection.executeQuery<R>(query);
-      if (rollbackToSavepoint) this.#aborted = undefined;
-      return result;
+      return await this.#connection.executeQuery<R>(query);
     } catch (error) {
       if (error instanceof DatabaseUnavailableError) this.#aborted = error;
       throw error;
@@ -193,32 +212,19 @@ class ResilientDriver implements Driver {
     }
   }
 
-  // A savepoint's number moves once its statement has succeeded: a refused release leaves it for the rollback that follows.
   async beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
-    if (connection instanceof UnitConnection) {
-      await this.#run(connection, `savepoint akamon_${connection.savepoints + 1}`);
-      connection.savepoints += 1;
-      return;
-    }
+    if (connection instanceof UnitConnection) return connection.savepoint();
     const options = [settings.isolationLevel && `isolation level ${settings.isolationLevel}`, settings.accessMode].filter(Boolean).join(' ');
     await this.#run(connection, options ? `start transaction ${options}` : 'begin');
   }
 
   async commitTransaction(connection: DatabaseConnection): Promise<void> {
-    if (connection instanceof UnitConnection) {
-      await this.#run(connection, `release savepoint akamon_${connection.savepoints}`);
-      connection.savepoints -= 1;
-      return;
-    }
+    if (connection instanceof UnitConnection) return connection.release();
     await this.#run(connection, 'commit');
   }
 
   async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
-    if (connection instanceof UnitConnection) {
-      await this.#run(connection, `rollback to savepoint akamon_${connection.savepoints}`);
-      connection.savepoints -= 1;
-      return;
-    }
+    if (connection instanceof UnitConnection) return connection.rollBackToSavepoint();
     await this.#run(connection, 'rollback');
   }
 

@@ -43,15 +43,17 @@ export function providerGate(database: Database, renderer: Renderer) {
     const served = () => ctx.status < 500 && !(ctx.state[PROVIDER_ERROR] instanceof RetryLaterError);
     try {
       // Its arrival is taken before it waits for a connection: a retry of a lost answer must come after it (token-retry.ts).
-      if (isTokenRequest(ctx) && consumesSomething(ctx)) await servingTokenRequest(ctx, () => database.unitOfWork(next, () => ctx.status < 500));
+      if (isTokenRequest(ctx) && consumesSomething(ctx)) await servingTokenRequest(ctx, () => database.unitOfWork(next, served));
       // A resume uses up its interaction and saves the session, its grant and the code: all of it
       // or none, so that after a fault the browser's retry (a reload) finishes the sign-in. The
       // three saves go out in one statement as it answers (adapter.ts holds them).
       else if (isResume(ctx)) await database.unitOfWork(() => withHeldWrites(database.db, next, served), served);
       else await next();
     } catch (error) {
-      if (isResume(ctx)) unsaved(ctx);
-      if (!(error instanceof RetryLaterError)) throw error;
+      if (!(error instanceof RetryLaterError)) {
+        if (isResume(ctx)) unsaved(ctx);
+        throw error;
+      }
       ctx.state[PROVIDER_ERROR] = error;
       ctx.body = undefined;
     }
