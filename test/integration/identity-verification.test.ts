@@ -38,6 +38,17 @@ async function link(account: { commonId: string; password: string }, card: strin
   return verifyUpstream(browser, atUpstream, card, name);
 }
 
+/** A ready account with an authenticator app ("Lost phone"), and the app's secret. */
+async function accountWithApp() {
+  const account = await akamon.createReadyAccount();
+  const { generate } = await import('otplib');
+  // Enrolment takes the current step's code and the step-up below the previous step's.
+  await freshTotpStep();
+  const pending = akamon.deps.mfa.pendingTotp();
+  await akamon.deps.mfa.confirmTotp(account.id, pending.sealed, await generate({ secret: pending.secret }), 'Lost phone');
+  return { account, secret: pending.secret };
+}
+
 /** An authorization at the portal that goes straight to "verify your identity with your ID card". */
 async function verifyFromSignIn(card: string, name: string, client = portal) {
   const browser = new Browser(akamon.url);
@@ -155,12 +166,7 @@ describe('recovery through the link', () => {
   });
 
   test('(b) second factors removed from /recover: sessions end and the person enrols again at the next sign-in', async () => {
-    const account = await akamon.createReadyAccount();
-    const { generate } = await import('otplib');
-    // Enrolment takes the current step's code and the step-up below the previous step's.
-    await freshTotpStep();
-    const pending = akamon.deps.mfa.pendingTotp();
-    await akamon.deps.mfa.confirmTotp(account.id, pending.sealed, await generate({ secret: pending.secret }), 'Lost phone');
+    const { account, secret } = await accountWithApp();
     const card = newCard();
     // Before the pre-link the card leads nowhere: the office.
     const browser = new Browser(akamon.url);
@@ -170,9 +176,9 @@ describe('recovery through the link', () => {
     expect(unknown.status).toBe(404);
     expect(unknown.html).toContain('not linked to any account');
 
-    expect(await linkThroughHomeWithMfa(account, pending.secret, card, 'Shiro Kashiwa')).toBe(true);
+    expect(await linkThroughHomeWithMfa(account, secret, card, 'Shiro Kashiwa')).toBe(true);
     await akamon.deps.accountService.setMfaRequired(account.commonId, true);
-    const session = await signInWithTotp(account, pending.secret);
+    const session = await signInWithTotp(account, secret);
     const again = new Browser(akamon.url);
     const choice = await verifyUpstream(again, await again.submit(await again.visit(`${akamon.url}/recover`), /\/idv\/start$/, {}), card, 'Shiro Kashiwa');
     const done = await again.submit(choice, /\/idv\/recover\/mfa$/, {});
@@ -190,13 +196,9 @@ describe('recovery through the link', () => {
   });
 
   test('from the factor page of a sign-in: the recovery ends the half-done sign-in, so the password is asked again, then a new set-up', async () => {
-    const account = await akamon.createReadyAccount();
-    const { generate } = await import('otplib');
-    await freshTotpStep();
-    const pending = akamon.deps.mfa.pendingTotp();
-    await akamon.deps.mfa.confirmTotp(account.id, pending.sealed, await generate({ secret: pending.secret }), 'Lost phone');
+    const { account, secret } = await accountWithApp();
     const card = newCard();
-    expect(await linkThroughHomeWithMfa(account, pending.secret, card, 'Nanako Hongo')).toBe(true);
+    expect(await linkThroughHomeWithMfa(account, secret, card, 'Nanako Hongo')).toBe(true);
     await akamon.deps.accountService.setMfaRequired(account.commonId, true);
     const db = akamon.deps.database.db;
     const sessions = () => db.selectFrom('oidc_payload').select('id').where('model', '=', 'Session').where('account_id', '=', account.id).execute();

@@ -39,13 +39,13 @@ afterAll(async () => {
   await akamon?.close();
 });
 
-/** The next insert of a `model` row fails with "terminating connection due to administrator command". */
-async function failNextInsertOf(model: string) {
+/** The next insert fails with "terminating connection due to administrator command" when its row is of one of `models`. */
+async function failNextInsertOf(...models: string[]) {
   const db = akamon.deps.database.db;
   await sql`delete from fault_target`.execute(db);
   const { rows } = await sql<{ n: string }>`select nextval('fault_count') as n`.execute(db);
   // Every insert calls nextval once: the next one gets n + 1.
-  await sql`insert into fault_target values (${model}, ${Number(rows[0].n) + 1})`.execute(db);
+  for (const model of models) await sql`insert into fault_target values (${model}, ${Number(rows[0].n) + 1})`.execute(db);
 }
 
 const consumedAt = async (model: string, id: string) => {
@@ -167,9 +167,7 @@ test('a fault while the resume saves the sign-in answers 503 without the redirec
   const { browser, resume, verifier } = await atResume();
   const before = await rows();
   // The resume's first insert fails, whichever of its three rows it is: they go out in one statement.
-  await sql`delete from fault_target`.execute(db);
-  const { rows: next } = await sql<{ n: string }>`select nextval('fault_count') as n`.execute(db);
-  await sql`insert into fault_target values ('Session', ${Number(next[0].n) + 1}), ('Grant', ${Number(next[0].n) + 1}), ('AuthorizationCode', ${Number(next[0].n) + 1})`.execute(db);
+  await failNextInsertOf('Session', 'Grant', 'AuthorizationCode');
   const failed = await browser.request(resume, { headers: { accept: 'text/html' } });
   expect([failed.status, failed.headers.get('retry-after'), failed.headers.get('location'), failed.headers.getSetCookie()]).toEqual([503, expect.stringMatching(/^\d+$/), null, []]);
   expect(await failed.text()).toContain('your sign-in continues where it stopped');

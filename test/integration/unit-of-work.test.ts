@@ -17,6 +17,16 @@ const exists = async (id: string) => (await db().selectFrom('interaction_state')
 let n = 0;
 const id = () => `uow-${process.pid}-${++n}`;
 
+// A lock wait that timed out (55P03): unavailable, and the transaction is aborted.
+const lockTimeout = sql`do $$ begin raise exception 'injected lock timeout' using errcode = '55P03'; end $$`;
+/** A transaction inside the unit (a savepoint) whose work swallows that fault. */
+const swallowedInSavepoint = () =>
+  db()
+    .transaction()
+    .execute(async (trx) => {
+      await lockTimeout.execute(trx).catch(() => undefined);
+    });
+
 beforeAll(async () => {
   handle = await createTestDatabase();
 });
@@ -69,8 +79,6 @@ describe('unit of work', () => {
   test('after a fault aborts its transaction, the unit answers that fault for every later statement without sending it, until a rollback to a savepoint', async () => {
     const later = id();
     const counts = () => ({ ...handle.database.stats().queryErrors, sent: handle.database.stats().queries });
-    // A lock wait that timed out (55P03): unavailable, and the transaction is aborted.
-    const lockTimeout = sql`do $$ begin raise exception 'injected lock timeout' using errcode = '55P03'; end $$`;
     let before = counts();
     const answers: unknown[] = [];
     const unit = handle.database.unitOfWork(
@@ -103,20 +111,9 @@ describe('unit of work', () => {
   });
 
   test('a fault the work swallowed is still the answer: inside a savepoint (its release refused, its rollback sent) and at the unit, which keeps nothing', async () => {
-    const lockTimeout = sql`do $$ begin raise exception 'injected lock timeout' using errcode = '55P03'; end $$`;
     const [inSavepoint, inUnit] = [id(), id()];
     const before = handle.database.stats().queryErrors.statement;
-    await expect(
-      handle.database.unitOfWork(
-        () =>
-          db()
-            .transaction()
-            .execute(async (trx) => {
-              await lockTimeout.execute(trx).catch(() => undefined);
-            }),
-        () => true,
-      ),
-    ).rejects.toBeInstanceOf(DatabaseUnavailableError);
+    await expect(handle.database.unitOfWork(swallowedInSavepoint, () => true)).rejects.toBeInstanceOf(DatabaseUnavailableError);
     await expect(
       handle.database.unitOfWork(
         async () => {
@@ -130,12 +127,7 @@ describe('unit of work', () => {
       handle.database.unitOfWork(
         async () => {
           await note(inSavepoint);
-          await db()
-            .transaction()
-            .execute(async (trx) => {
-              await lockTimeout.execute(trx).catch(() => undefined);
-            })
-            .catch(() => undefined);
+          await swallowedInSavepoint().catch(() => undefined);
           await note(id());
         },
         () => true,
