@@ -23,6 +23,14 @@ import { isStalePrepared, prepareAfresh, preparedName } from './prepared.ts';
  * transaction (25P03), and serialization failures and deadlocks (40001, 40P01), where a retry wins.
  */
 const UNAVAILABLE_SQLSTATE = /^(08|53|57|55P03|25P03|40001|40P01)/;
+/**
+ * Of those, the SQLSTATEs after which the session goes on (the statement was refused, cancelled or
+ * chosen as a deadlock's victim; the server is short of memory or disk): its connection is lent
+ * again once its transaction is rolled back. Destroying it would cost PostgreSQL a new session for
+ * nothing and leave PGlite, whose one session cannot be opened twice, answering the next requests
+ * "connection terminated".
+ */
+const SESSION_SURVIVES_SQLSTATE = /^(53|57014|55P03|40001|40P01)/;
 /** What node-postgres and the socket say when the server is gone, refuses, or does not answer. */
 const UNAVAILABLE_MESSAGE = /Connection terminated|timeout exceeded when trying to connect|Query read timeout|not queryable|Connection ended|Client was closed|ECONNREFUSED|ECONNRESET/;
 const UNAVAILABLE_ERRNO = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
@@ -32,6 +40,12 @@ export function isUnavailable(error: unknown): boolean {
   const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
   if (typeof code === 'string' && (UNAVAILABLE_ERRNO.has(code) || (code.length === 5 && UNAVAILABLE_SQLSTATE.test(code)))) return true;
   return typeof message === 'string' && UNAVAILABLE_MESSAGE.test(message);
+}
+
+/** A failure that ended the session itself (the socket, the server process, a shutdown): its connection is never lent again. */
+function sessionLost(error: unknown): boolean {
+  const { code } = (error ?? {}) as { code?: unknown };
+  return !(typeof code === 'string' && code.length === 5 && SESSION_SURVIVES_SQLSTATE.test(code));
 }
 
 const translate = (error: unknown) => (isUnavailable(error) && !(error instanceof DatabaseUnavailableError) ? new DatabaseUnavailableError(error, DATABASE_RETRY_AFTER_SECONDS) : error);
@@ -54,7 +68,7 @@ class PoolConnection implements DatabaseConnection {
   readonly client: pg.PoolClient;
   readonly #errors: QueryErrors;
   readonly #counts: QueryCounts;
-  /** Set when the connection failed in a way that leaves it unusable: it is destroyed at release. */
+  /** Set when the connection failed in a way that ended its session: it is destroyed at release. */
   broken: Error | undefined;
 
   /** What prepared statements live as long as (prepared.ts): node-postgres's connection, the database session. */
@@ -83,7 +97,7 @@ class PoolConnection implements DatabaseConnection {
         throw new DatabaseUnavailableError(error, DATABASE_RETRY_AFTER_SECONDS);
       }
       const translated = translate(error);
-      if (translated instanceof DatabaseUnavailableError) this.broken = translated;
+      if (translated instanceof DatabaseUnavailableError && sessionLost(error)) this.broken = translated;
       this.#errors[translated instanceof DatabaseUnavailableError ? 'unavailable' : 'statement'] += 1;
       throw translated;
     }
@@ -102,8 +116,8 @@ class PoolConnection implements DatabaseConnection {
  */
 class UnitConnection implements DatabaseConnection {
   readonly #connection: PoolConnection;
-  /** Work to run once the unit has ended (afterUnitOfWork). */
-  readonly deferred: Array<() => Promise<unknown>> = [];
+  /** Work to run once the unit has ended (afterUnitOfWork), and whether only if it committed (afterUnitCommits). */
+  readonly deferred: Array<{ work: () => Promise<unknown>; ifCommitted: boolean }> = [];
   open = true;
   /** How deep the transactions begun inside the unit (savepoints) are nested. */
   #savepoints = 0;
@@ -175,8 +189,21 @@ const currentUnit = () => {
  * promise resolves at once inside a unit; a deferred failure fails the unit's request (503).
  */
 export async function afterUnitOfWork(work: () => Promise<unknown>): Promise<void> {
+  await defer(work, false);
+}
+
+/**
+ * Runs `work` once the current unit of work has committed (at once when there is none), and not
+ * at all when it rolled back: for telling others of a change (a back-channel logout after a
+ * suspension) that must not reach them for a change that was not kept.
+ */
+export async function afterUnitCommits(work: () => Promise<unknown>): Promise<void> {
+  await defer(work, true);
+}
+
+async function defer(work: () => Promise<unknown>, ifCommitted: boolean): Promise<void> {
   const unit = currentUnit();
-  if (unit) unit.deferred.push(work);
+  if (unit) unit.deferred.push({ work, ifCommitted });
   else await work();
 }
 
@@ -245,24 +272,33 @@ class ResilientDriver implements Driver {
   /**
    * Runs `work` in one transaction on one connection: it commits when `keep(result)` says so and
    * rolls back otherwise or when `work` throws. Nested calls join the outer unit. What `work`
-   * deferred (afterUnitOfWork) runs after the connection is back in the pool, in any case.
+   * deferred runs after the connection is back in the pool: afterUnitOfWork's in any case,
+   * afterUnitCommits' only if the unit committed.
    */
   async runInUnitOfWork<T>(work: () => Promise<T>, keep: (result: T) => boolean): Promise<T> {
     if (currentUnit()) return work();
     const connection = await this.#acquireOwn();
     const unit = new UnitConnection(connection);
-    let outcome: { result: T } | { error: unknown };
+    let outcome: { result: T; committed: boolean } | { error: unknown };
     try {
       outcome = await this.#transaction(connection, unit, work, keep);
     } finally {
       connection.client.release(connection.broken);
     }
-    for (const deferred of unit.deferred) await units.exit(deferred);
+    const committed = 'committed' in outcome && outcome.committed;
+    for (const { work: deferred, ifCommitted } of unit.deferred) if (committed || !ifCommitted) await units.exit(deferred);
     if ('error' in outcome) throw outcome.error;
     return outcome.result;
   }
 
-  async #transaction<T>(connection: PoolConnection, unit: UnitConnection, work: () => Promise<T>, keep: (result: T) => boolean): Promise<{ result: T } | { error: unknown }> {
+  /** A connection whose rollback failed may still be inside the transaction: it is not lent again. */
+  async #rollBack(connection: PoolConnection): Promise<void> {
+    await this.#run(connection, 'rollback').catch((error: Error) => {
+      connection.broken ??= error;
+    });
+  }
+
+  async #transaction<T>(connection: PoolConnection, unit: UnitConnection, work: () => Promise<T>, keep: (result: T) => boolean): Promise<{ result: T; committed: boolean } | { error: unknown }> {
     try {
       await this.#run(connection, 'begin');
     } catch (error) {
@@ -274,19 +310,20 @@ class ResilientDriver implements Driver {
       result = await units.run(unit, work);
     } catch (error) {
       unit.open = false;
-      await this.#run(connection, 'rollback').catch(() => undefined);
+      await this.#rollBack(connection);
       return { error };
     }
     unit.open = false;
     // A fault the work swallowed aborted the transaction: PostgreSQL would take the commit as a
     // rollback without an error, and the unit must not report what it did not keep as kept.
     if (unit.aborted) {
-      await this.#run(connection, 'rollback').catch(() => undefined);
+      await this.#rollBack(connection);
       return { error: unit.aborted };
     }
+    const committed = keep(result);
     try {
-      await this.#run(connection, keep(result) ? 'commit' : 'rollback');
-      return { result };
+      await this.#run(connection, committed ? 'commit' : 'rollback');
+      return { result, committed };
     } catch (error) {
       return { error };
     }

@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
 import type Provider from 'oidc-provider';
 import type { DB } from '../db/schema.ts';
-import { afterUnitOfWork } from '../db/driver.ts';
+import { afterUnitCommits } from '../db/driver.ts';
 
 type SessionPayload = { authorizations?: Record<string, { sid?: string }> };
 
@@ -9,12 +9,13 @@ type SessionPayload = { authorizations?: Record<string, { sid?: string }> };
  * Tells the relying parties with back-channel logout that every session of an account has ended
  * (password reset, revocation, "sign out everywhere"). Called before the sessions are deleted, which
  * is when they are read; a relying party that does not answer is logged and does not hold the
- * others up. Inside a unit of work (a SCIM write) the deliveries wait until it has ended: no HTTP
- * while its transaction holds the account's row.
+ * others up. Inside a unit of work (a SCIM write) the deliveries wait until it has committed (no
+ * HTTP while its transaction holds the account's row) and are not made if it rolled back: the
+ * sessions it ended are then still there.
  */
 export async function notifyAccountLogout(provider: Provider, db: Kysely<DB>, accountId: string): Promise<void> {
   const sessions = await db.selectFrom('oidc_payload').select('payload').where('model', '=', 'Session').where('account_id', '=', accountId).execute();
-  await afterUnitOfWork(() =>
+  await afterUnitCommits(() =>
     notifySessionsLogout(
       provider,
       accountId,

@@ -54,6 +54,8 @@ async function created(client: ScimClient, user: Record<string, unknown>) {
 }
 
 const account = async (commonId: string) => (await adminApi(a, 'GET', `/accounts/${commonId}`)).body;
+/** The account's sign-in sessions at the provider. */
+const sessionsOf = async (accountId: string) => (await a.deps.database.db.selectFrom('oidc_payload').select('id').where('model', '=', 'Session').where('account_id', '=', accountId).execute()).length;
 const audit = async (commonId: string) => (await adminApi(a, 'GET', `/audit?account=${commonId}`)).body.events as Array<{ actor: string; action: string }>;
 
 describe('discovery', () => {
@@ -288,6 +290,52 @@ describe('replace, patch and versions', () => {
       expect(suspended.status).toBe(200);
       expect(seen).toBe('suspended');
     } finally {
+      await new Promise((resolve) => rp.close(resolve));
+    }
+  });
+
+  test('a suspension whose write fails at a later step tells no relying party: its sessions were not ended', async () => {
+    const person = await a.createReadyAccount();
+    const told: string[] = [];
+    const rp = http.createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        told.push(req.url ?? '');
+        res.end();
+      });
+    });
+    await new Promise<void>((resolve) => rp.listen(0, '127.0.0.1', resolve));
+    const db = a.deps.database.db;
+    // The database times out the write's last step (the scheduled end of affiliation), after the suspension ended the sessions.
+    await sql
+      .raw(
+        `create function refuse_scim_revoke_at() returns trigger language plpgsql as $$ begin
+           if new.common_id = '${person.commonId}' and new.revoke_at is not null then raise exception 'stalled by the test' using errcode = '57014'; end if;
+           return new; end $$;
+         create trigger refuse_scim_revoke_at before update on account for each row execute function refuse_scim_revoke_at();`,
+      )
+      .execute(db);
+    try {
+      const client = await a.createClient({ name: 'LMS', backchannelLogoutUri: `http://127.0.0.1:${(rp.address() as AddressInfo).port}/logout`, redirectUris: ['http://127.0.0.1:9/lms'] });
+      const session = await signIn(new Browser(a.url), a, client, person);
+      expect((await redeem(a, client, session.code!, session.verifier)).status).toBe(200);
+      const [user] = (await sis.listUsers({ filter: `userName eq "${person.commonId}"` })).body.Resources;
+      const change = [
+        { op: 'replace', path: 'active', value: false },
+        { op: 'replace', path: `${AKAMON}:affiliationEnd`, value: new Date(Date.now() + 30 * 86_400_000).toISOString() },
+      ];
+      expectError(await sis.patchUser(user.id, change), 503);
+      // Deferred deliveries run before the answer: none was made, and the session is still there.
+      expect(told).toEqual([]);
+      expect((await account(person.commonId)).status).toBe('active');
+      expect(await sessionsOf(person.id)).toBe(1);
+
+      await sql.raw('drop trigger refuse_scim_revoke_at on account; drop function refuse_scim_revoke_at();').execute(db);
+      expect((await sis.patchUser(user.id, change)).status).toBe(200);
+      expect(told).toEqual(['/logout']);
+      expect(await sessionsOf(person.id)).toBe(0);
+    } finally {
+      await sql.raw('drop trigger if exists refuse_scim_revoke_at on account; drop function if exists refuse_scim_revoke_at();').execute(db);
       await new Promise((resolve) => rp.close(resolve));
     }
   });

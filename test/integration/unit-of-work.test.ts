@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { sql } from 'kysely';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
-import { afterUnitOfWork, isUnavailable } from '../../src/db/driver.ts';
+import { afterUnitCommits, afterUnitOfWork, isUnavailable } from '../../src/db/driver.ts';
 import { DatabaseUnavailableError } from '../../src/shared/errors.ts';
 import { HeldWrites, holdWrite, inOneStatement } from '../../src/db/one-statement.ts';
 import { PREPARED_MARK, prepared } from '../../src/db/prepared.ts';
@@ -155,6 +155,30 @@ describe('unit of work', () => {
     expect([await exists(inside), await exists(deferred)]).toEqual([false, true]);
   });
 
+  test('work deferred until the unit commits runs after a commit, and not after a rollback or a throw', async () => {
+    const told: string[] = [];
+    const unit = (name: string, keep: boolean, fail = false) =>
+      handle.database.unitOfWork(
+        async () => {
+          await note(id());
+          await afterUnitCommits(async () => {
+            told.push(name);
+          });
+          if (fail) throw new Error('the work failed');
+        },
+        () => keep,
+      );
+    await unit('committed', true);
+    await unit('rolled back', false);
+    await expect(unit('thrown', true, true)).rejects.toThrow('the work failed');
+    expect(told).toEqual(['committed']);
+    // Outside a unit it runs at once.
+    await afterUnitCommits(async () => {
+      told.push('no unit');
+    });
+    expect(told).toEqual(['committed', 'no unit']);
+  });
+
   test('work the unit started but that queries only after it ended takes a connection of its own', async () => {
     const late = id();
     let straggler: Promise<unknown> | undefined;
@@ -166,6 +190,44 @@ describe('unit of work', () => {
     );
     await straggler;
     expect(await exists(late)).toBe(true);
+  });
+});
+
+describe('connections', () => {
+  test('a statement the database cancelled or timed out is answered as busy, and its connection goes on: the next statement runs on it, in a unit of work or not', async () => {
+    // One connection: on PGlite, the only session there is.
+    const single = handle.url ? await openDatabase({ url: handle.url, schema: handle.schema, poolMax: 1 }) : handle.database;
+    const backend = async () => (await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(single.db)).rows[0]!.pid;
+    const fault = (sqlState: string) => sql`do $$ begin raise exception 'injected' using errcode = ${sql.lit(sqlState)}; end $$`;
+    try {
+      const pid = await backend();
+      // statement_timeout's cancel, lock_timeout, a deadlock's victim: each alone and inside a unit of work.
+      for (const sqlState of ['57014', '55P03', '40P01']) {
+        await expect(fault(sqlState).execute(single.db)).rejects.toBeInstanceOf(DatabaseUnavailableError);
+        expect(await backend()).toBe(pid);
+        // Work deferred by the unit runs the moment its connection is back (a replayed grant's revocation).
+        let deferred: Promise<unknown> | undefined;
+        const unit = single.unitOfWork(
+          async () => {
+            await afterUnitOfWork(async () => {
+              deferred = backend();
+            });
+            await fault(sqlState).execute(single.db);
+          },
+          () => true,
+        );
+        await expect(unit).rejects.toBeInstanceOf(DatabaseUnavailableError);
+        await expect(deferred).resolves.toBe(pid);
+        expect(await backend()).toBe(pid);
+      }
+      // A server that ended the session (an administrator's terminate): that connection is never lent again.
+      if (handle.url) {
+        await expect(fault('57P01').execute(single.db)).rejects.toBeInstanceOf(DatabaseUnavailableError);
+        expect(await backend()).not.toBe(pid);
+      }
+    } finally {
+      if (single !== handle.database) await single.close();
+    }
   });
 });
 
