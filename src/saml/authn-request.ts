@@ -2,7 +2,7 @@ import type { Document, Element } from '@xmldom/xmldom';
 import { NS } from './constants.ts';
 import { SamlError } from './saml-error.ts';
 import { parseXml } from './xml.ts';
-import { attribute, booleanAttribute, childElements, indexAttribute, optionalChild, readProtocolMessage, simpleText } from './xml-read.ts';
+import { attribute, booleanAttribute, childElements, elementsNamed, indexAttribute, optionalChild, readProtocolMessage, simpleText } from './xml-read.ts';
 
 export type AuthnComparison = 'exact' | 'minimum' | 'maximum' | 'better';
 
@@ -18,8 +18,25 @@ export interface AuthnRequest {
   isPassive: boolean;
   nameIdFormat: string | null;
   requestedAuthnContext: { comparison: AuthnComparison; classRefs: string[] } | null;
+  /** The principal the assertion must be about (core 3.4.1 Subject), null when the request names none. */
+  subject: RequestedSubject | null;
   document: Document;
 }
+
+/** A Subject's NameID as the request gives it (core 2.2.2); an attribute left out is null. */
+export interface RequestedNameId {
+  value: string;
+  format: string | null;
+  nameQualifier: string | null;
+  spNameQualifier: string | null;
+  spProvidedId: string | null;
+}
+
+/** A Subject names its principal by a NameID, or by an identifier Akamon cannot read (it publishes no encryption key). */
+export type RequestedSubject = { nameId: RequestedNameId } | { unreadable: 'EncryptedID' | 'BaseID' };
+
+/** No NameID Akamon gives is longer: core 8.3.7 and 8.3.8 bound persistent and transient ones, an address has at most 254 characters. */
+const MAX_NAME_ID = 256;
 
 const COMPARISONS: readonly string[] = ['exact', 'minimum', 'maximum', 'better'] satisfies AuthnComparison[];
 
@@ -51,6 +68,7 @@ export function readAuthnRequest(xml: string): AuthnRequest {
     isPassive: booleanAttribute(root, 'IsPassive', false),
     nameIdFormat: policy ? attribute(policy, 'Format') : null,
     requestedAuthnContext: readRequestedAuthnContext(root),
+    subject: readSubject(document, root),
     document,
   };
 }
@@ -64,4 +82,31 @@ function readRequestedAuthnContext(root: Element): AuthnRequest['requestedAuthnC
   const classRefs = childElements(context, NS.assertion, 'AuthnContextClassRef').map(simpleText);
   if (classRefs.length === 0 || classRefs.includes('')) throw new SamlError('malformed', 'RequestedAuthnContext names no authentication context class');
   return { comparison: comparison as AuthnComparison, classRefs };
+}
+
+/**
+ * The request's Subject: one identifier and nothing else. The Web Browser SSO profile (4.1.4.1)
+ * forbids SubjectConfirmation in it, and a Subject anywhere but on the request itself (hidden in
+ * Extensions) is refused like the wrapping shapes readProtocolMessage refuses.
+ */
+function readSubject(document: Document, root: Element): RequestedSubject | null {
+  const subject = optionalChild(root, NS.assertion, 'Subject');
+  if (elementsNamed(document, NS.assertion, 'Subject').length !== (subject ? 1 : 0)) throw new SamlError('malformed', 'a Subject elsewhere than in the AuthnRequest itself');
+  if (!subject) return null;
+  if (childElements(subject, NS.assertion, 'SubjectConfirmation').length > 0) throw new SamlError('malformed', 'the Subject of an AuthnRequest cannot hold a SubjectConfirmation');
+  const children = Array.from(subject.childNodes).filter((node): node is Element => node.nodeType === node.ELEMENT_NODE);
+  const identifier = children.length === 1 && children[0].namespaceURI === NS.assertion ? children[0] : undefined;
+  if (!identifier || !['NameID', 'EncryptedID', 'BaseID'].includes(identifier.localName ?? '')) throw new SamlError('malformed', 'the Subject must hold exactly one NameID, EncryptedID or BaseID');
+  if (identifier.localName !== 'NameID') return { unreadable: identifier.localName as 'EncryptedID' | 'BaseID' };
+  const value = simpleText(identifier);
+  if (value === '' || value.length > MAX_NAME_ID) throw new SamlError('malformed', `the Subject's NameID is empty or longer than ${MAX_NAME_ID} characters`);
+  return {
+    nameId: {
+      value,
+      format: attribute(identifier, 'Format'),
+      nameQualifier: attribute(identifier, 'NameQualifier'),
+      spNameQualifier: attribute(identifier, 'SPNameQualifier'),
+      spProvidedId: attribute(identifier, 'SPProvidedID'),
+    },
+  };
 }

@@ -3,6 +3,7 @@ import type { DB } from '../db/schema.ts';
 import { randomToken } from '../crypto/tokens.ts';
 import { DomainError } from '../shared/errors.ts';
 import type { NameIdSetting } from './attributes.ts';
+import type { SubjectRequirement } from './requested-subject.ts';
 
 /** What is kept of an AuthnRequest while the person signs in: where and how to answer. */
 export interface PendingRequest {
@@ -21,6 +22,8 @@ export interface PendingRequest {
   verifier: string;
   /** The NameID format to answer with (the registered one, or transient where the SP asked for it). */
   nameIdFormat: NameIdSetting;
+  /** The request named its Subject: only that person is answered with an assertion. */
+  subject?: SubjectRequirement;
 }
 
 /**

@@ -1,7 +1,7 @@
 import Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
 import type Provider from 'oidc-provider';
-import type { AccountStore } from '../account/account.store.ts';
+import type { AccountRow, AccountStore } from '../account/account.store.ts';
 import type { ClientStore } from '../client/client.store.ts';
 import type { Config } from '../config/config.ts';
 import { randomToken, sha256 } from '../crypto/tokens.ts';
@@ -16,10 +16,11 @@ import { samlLogout } from './slo.ts';
 import { postToSp } from './post-binding.ts';
 import { nameIdFor, nameIdSettingOf, releasedAttributes, type NameId, type NameIdSetting, type SamlAttributeName } from './attributes.ts';
 import { readAuthnRequest, type AuthnRequest } from './authn-request.ts';
-import { AUTHN_CONTEXT, BINDING, NAMEID_FORMAT, NS, STATUS } from './constants.ts';
+import { AUTHN_CONTEXT, BINDING, NAMEID_FORMAT, STATUS } from './constants.ts';
 import { decodePost, decodeRedirect, readRelayState, type RedirectMessage } from './xml.ts';
 import { checkSignature, findServiceProvider, samlRefusal, type ServiceProvider } from './service-provider.ts';
 import { buildResponse, buildStatusResponse } from './response.ts';
+import { subjectRequirement } from './requested-subject.ts';
 import { SamlError } from './saml-error.ts';
 import type { PendingRequest, SamlRequestStore } from './saml-request.store.ts';
 import type { SamlSessionStore } from './saml-session.store.ts';
@@ -129,6 +130,12 @@ export function samlRoutes(deps: SamlDeps): { router: Router; afterSignOut: Midd
       return answerStatus(ctx, sp, pending, { ...statusForError(error, pending), message: typeof ctx.query.error_description === 'string' ? ctx.query.error_description.slice(0, 200) : undefined });
     const signedIn = await redeem(ctx, sp, pending);
     if (!signedIn) return answerStatus(ctx, sp, pending, { top: STATUS.responder, second: STATUS.authnFailed });
+    // Core 3.4.1.4 and profiles 4.1.4.1: an assertion answering a request that named its Subject is
+    // about that person or not given, whether they signed in now or had a session: the NameID this
+    // SP gets for the one signed in must be the one named, compared exactly (core 3.3.4, "identical").
+    if (pending.subject && nameIdFor(pending.subject.setting, subjectAt(sp, signedIn.account))?.value !== pending.subject.value) {
+      return answerStatus(ctx, sp, pending, { top: STATUS.requester, second: STATUS.unknownPrincipal, message: 'the person signed in is not the Subject the request named' });
+    }
     // What the request asked of the sign-in is checked on what was done, not on what the browser
     // carried to the provider (it could have edited prompt=login or acr_values out of the URL).
     // auth_time has whole seconds: a sign-in counts as new from the second after the request came.
@@ -174,6 +181,7 @@ export function samlRoutes(deps: SamlDeps): { router: Router; afterSignOut: Midd
     const acsUrl = chooseAcs(sp, request);
     const nameIdFormat = nameIdFormatFor(sp, request.nameIdFormat);
     const needs = contextNeeds(request.requestedAuthnContext);
+    const subject = request.subject && subjectRequirement(request.subject, sp.values.nameIdFormat, { idp: endpoints.entityId, sp: sp.entityId });
     const pending: PendingRequest = {
       ...newPending(),
       acsUrl,
@@ -183,14 +191,15 @@ export function samlRoutes(deps: SamlDeps): { router: Router; afterSignOut: Midd
       forceAuthn: request.forceAuthn,
       wantsMfa: needs === 'mfa',
       nameIdFormat: nameIdFormat ?? sp.values.nameIdFormat,
+      ...(subject && 'require' in subject ? { subject: subject.require } : {}),
     };
     // From here on the SP is known and its consumer service checked: problems are answered to it.
     const problem = !nameIdFormat
       ? { top: STATUS.requester, second: STATUS.invalidNameIdPolicy }
       : needs === 'unsatisfiable'
         ? { top: STATUS.requester, second: STATUS.noAuthnContext }
-        : hasSubject(request)
-          ? { top: STATUS.requester, second: STATUS.requestUnsupported, message: 'a request naming its Subject is not supported' }
+        : subject && 'refuse' in subject
+          ? subject.refuse
           : undefined;
     if (problem) {
       await remember(ctx, sp, pending);
@@ -276,9 +285,14 @@ export function samlRoutes(deps: SamlDeps): { router: Router; afterSignOut: Midd
     return { account, acr: String(code.acr ?? ''), authTime: new Date(Number(code.authTime) * 1000), sessionUid: String(code.sessionUid) };
   }
 
+  /** The person as this SP knows them: what its NameIDs and attributes are made from. */
+  function subjectAt(sp: ServiceProvider, account: AccountRow) {
+    return { account, sp: sp.row.client_id, scope: eduPersonScope(deps.config), pairwiseKey: deps.pairwiseKey, idp: endpoints.entityId, transient: () => `_${randomToken()}` };
+  }
+
   async function answerAssertion(ctx: Context, sp: ServiceProvider, pending: PendingRequest, signedIn: NonNullable<Awaited<ReturnType<typeof redeem>>>) {
-    const subject = { account: signedIn.account, sp: sp.row.client_id, scope: eduPersonScope(deps.config), pairwiseKey: deps.pairwiseKey };
-    const nameId = nameIdFor(pending.nameIdFormat, { ...subject, idp: endpoints.entityId, transient: () => `_${randomToken()}` });
+    const subject = subjectAt(sp, signedIn.account);
+    const nameId = nameIdFor(pending.nameIdFormat, subject);
     if (!nameId) return answerStatus(ctx, sp, pending, { top: STATUS.responder, second: STATUS.invalidNameIdPolicy, message: 'the account has no value for this NameID format' });
     const sessionIndex = `_${randomToken()}`;
     const key = await deps.keys.signing();
@@ -346,11 +360,6 @@ function contextNeeds(context: AuthnRequest['requestedAuthnContext']): 'password
     case 'maximum':
       return password || mfa ? 'password' : 'unsatisfiable';
   }
-}
-
-/** A request that names its Subject asks for one person; Akamon answers for whoever signs in, so it refuses. */
-function hasSubject(request: AuthnRequest): boolean {
-  return request.document.documentElement!.getElementsByTagNameNS(NS.assertion, 'Subject').length > 0;
 }
 
 /** The parts of a pending request that are the same for every kind of start. */

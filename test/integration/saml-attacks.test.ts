@@ -6,7 +6,7 @@ import { adminApi, startAkamon, type RunningAkamon } from '../support/akamon.ts'
 import { Browser, type Page } from '../support/browser.ts';
 import { signIn, tokenRequest } from '../support/flows.ts';
 import { testKeyPair, type TestKeyPair } from '../support/saml-keys.ts';
-import { authnRequestXml, librarySp, postedFields, postedTo, redirectWith, responseXml, type LibrarySp } from '../support/saml-sp.ts';
+import { authnRequestXml, librarySp, postedFields, postedTo, redirectWith, responseStatus, responseXml, type LibrarySp } from '../support/saml-sp.ts';
 import {
   base64,
   editXml,
@@ -315,6 +315,49 @@ describe('hostile requests of any SP', () => {
     await expectRefused('en', (b) => b.visit(twice), /SAMLRequest twice/);
     await expectRefused('ja', (b) => b.visit(redirectWith(akamon, plainRequest(id), 'r'.repeat(1025))), /RelayState longer than 1024 bytes/);
     expect(await storedRequests(id)).toBe(0);
+  });
+});
+
+describe('hostile Subjects in an AuthnRequest (core 3.4.1, profiles 4.1.4.1)', () => {
+  const subject = (inner: string) => `<saml:Subject>${inner}</saml:Subject>`;
+
+  test('a Subject that cannot be read as one NameID is refused on Akamon’s page, never a 500, and nothing is stored', async () => {
+    const cases: Array<[string, RegExp]> = [
+      [subject('<saml:NameID>a</saml:NameID><saml:NameID>b</saml:NameID>'), /exactly one NameID/],
+      ['<saml:Subject/>', /exactly one NameID/],
+      [subject('<saml:NameID>a</saml:NameID><saml:EncryptedID/>'), /exactly one NameID/],
+      [subject('<saml:NameID> \n </saml:NameID>'), /empty or longer/],
+      [subject(`<saml:NameID>${'x'.repeat(257)}</saml:NameID>`), /empty or longer/],
+      [subject('<saml:NameID>a<x:b xmlns:x="urn:example:x"/></saml:NameID>'), /text only/],
+      [subject('<saml:NameID>a</saml:NameID><saml:SubjectConfirmation Method="urn:oasis:names:tc:SAML:2.0:cm:bearer"/>'), /SubjectConfirmation/],
+      [subject('<saml:NameID>a</saml:NameID>') + subject('<saml:NameID>b</saml:NameID>'), /2 Subject elements/],
+      [`<samlp:Extensions>${subject('<saml:NameID>a</saml:NameID>')}</samlp:Extensions>`, /elsewhere/],
+    ];
+    for (const [index, [extra, reason]] of cases.entries()) {
+      const id = newId();
+      await expectRefused(index % 2 ? 'ja' : 'en', (b) => b.visit(redirectWith(akamon, plainRequest(id, { extra }))), reason);
+      expect(await storedRequests(id)).toBe(0);
+    }
+  });
+
+  test('a Subject Akamon cannot match is answered to the SP at once: an error status and no assertion, no sign-in asked for', async () => {
+    const requester = 'urn:oasis:names:tc:SAML:2.0:status:Requester';
+    const unknown = [requester, 'urn:oasis:names:tc:SAML:2.0:status:UnknownPrincipal'];
+    const cases: Array<[string, string[]]> = [
+      [subject('<saml:EncryptedID><xenc:EncryptedData xmlns:xenc="http://www.w3.org/2001/04/xmlenc#"/></saml:EncryptedID>'), [requester, 'urn:oasis:names:tc:SAML:2.0:status:RequestUnsupported']],
+      [subject('<saml:BaseID NameQualifier="x"/>'), [requester, 'urn:oasis:names:tc:SAML:2.0:status:RequestUnsupported']],
+      // The plain SP is registered for persistent NameIDs: an address would be a question about what it is not given.
+      [subject('<saml:NameID Format="urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress">someone@example.ac.jp</saml:NameID>'), unknown],
+      [subject('<saml:NameID Format="urn:oasis:names:tc:SAML:2.0:nameid-format:transient">_abc</saml:NameID>'), unknown],
+      [subject('<saml:NameID Format="urn:oasis:names:tc:SAML:1.1:nameid-format:X509SubjectName">CN=someone</saml:NameID>'), unknown],
+      [subject(`<saml:NameID SPNameQualifier="${signer.entityId}">abc</saml:NameID>`), unknown],
+      [subject('<saml:NameID NameQualifier="https://other-idp.example.org/idp">abc</saml:NameID>'), unknown],
+      [subject('<saml:NameID SPProvidedID="mine">abc</saml:NameID>'), unknown],
+    ];
+    for (const [extra, codes] of cases) {
+      const page = await new Browser(akamon.url).visit(redirectWith(akamon, plainRequest(newId(), { extra })));
+      expect([page.status, postedTo(page), responseStatus(page)]).toEqual([200, plain.acsUrl, { codes, assertions: 0 }]);
+    }
   });
 });
 

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { adminApi, startAkamon, type RunningAkamon } from '../support/akamon.ts';
 import { Browser } from '../support/browser.ts';
 import { signIn } from '../support/flows.ts';
-import { authnRequestXml, librarySp, passwordSteps, postedFields, postedTo, redirectWith, responseXml, type LibrarySp } from '../support/saml-sp.ts';
+import { authnRequestXml, librarySp, passwordSteps, postedFields, postedTo, redirectWith, responseStatus, responseXml, type LibrarySp } from '../support/saml-sp.ts';
 
 // Issue 17: Akamon as a SAML 2.0 IdP, tried with an independent SP library (@node-saml/node-saml)
 // over real HTTP: the same sign-in steps as OIDC, what the SP is told, and the refusals.
@@ -162,6 +162,58 @@ describe('SAML step-up, re-authentication, IdP-initiated sign-in and keys', () =
     const browser = new Browser(akamon.url);
     const page = await passwordSteps(browser, await browser.visit(await sp.loginUrl()), account);
     expect((await sp.accept(page)).profile).toBeTruthy();
+  });
+});
+
+describe('SAML requests naming their Subject (core 3.4.1.4, profiles 4.1.4.1)', () => {
+  const SUCCESS = 'urn:oasis:names:tc:SAML:2.0:status:Success';
+  const UNKNOWN_PRINCIPAL = ['urn:oasis:names:tc:SAML:2.0:status:Requester', 'urn:oasis:names:tc:SAML:2.0:status:UnknownPrincipal'];
+  const naming = (nameId: string, fields: { attributes?: string; passive?: boolean } = {}) =>
+    authnRequestXml(akamon, { issuer: plain.entityId, passive: fields.passive, extra: `<saml:Subject><saml:NameID${fields.attributes ?? ''}>${nameId}</saml:NameID></saml:Subject>` });
+
+  /** The persistent NameID the plain SP gets for an account, from a sign-in of its own in a browser of its own. */
+  async function nameIdAtPlain(account: { commonId: string; password: string }): Promise<string> {
+    const browser = new Browser(akamon.url);
+    return (await plain.accept(await passwordSteps(browser, await browser.visit(await plain.loginUrl()), account))).profile!.nameID;
+  }
+
+  test('naming the person who signs in: an assertion about them, at the sign-in and again from the session', async () => {
+    const account = await akamon.createReadyAccount();
+    const nameId = await nameIdAtPlain(account);
+    const browser = new Browser(akamon.url);
+    const qualified = ` Format="urn:oasis:names:tc:SAML:2.0:nameid-format:persistent" NameQualifier="${akamon.url}/saml/metadata" SPNameQualifier="${plain.entityId}"`;
+    const signedIn = await passwordSteps(browser, await browser.visit(redirectWith(akamon, naming(nameId, { attributes: qualified }))), account);
+    expect(responseStatus(signedIn)).toEqual({ codes: [SUCCESS], assertions: 1 });
+    expect((await plain.accept(signedIn)).profile!.nameID).toBe(nameId);
+    // From the session, the format left out (the SP's registered one is meant).
+    const again = await browser.visit(redirectWith(akamon, naming(nameId)));
+    expect(responseStatus(again)).toEqual({ codes: [SUCCESS], assertions: 1 });
+    expect((await plain.accept(again)).profile!.nameID).toBe(nameId);
+  });
+
+  test('naming another person: the one who signs in gets no assertion; the SP gets Requester/UnknownPrincipal', async () => {
+    const [named, other] = [await akamon.createReadyAccount(), await akamon.createReadyAccount()];
+    const nameId = await nameIdAtPlain(named);
+    const browser = new Browser(akamon.url);
+    const page = await passwordSteps(browser, await browser.visit(redirectWith(akamon, naming(nameId))), other);
+    expect(postedTo(page)).toBe(plain.acsUrl);
+    expect(responseStatus(page)).toEqual({ codes: UNKNOWN_PRINCIPAL, assertions: 0 });
+    await expect(plain.accept(page)).rejects.toThrow();
+  });
+
+  test('naming another person than the one whose session the browser has: the session gives no assertion, even passively', async () => {
+    const [named, other] = [await akamon.createReadyAccount(), await akamon.createReadyAccount()];
+    const nameId = await nameIdAtPlain(named);
+    const browser = new Browser(akamon.url);
+    const own = await passwordSteps(browser, await browser.visit(await plain.loginUrl()), other);
+    expect(responseStatus(own)).toEqual({ codes: [SUCCESS], assertions: 1 });
+    const from = akamon.logs.length;
+    for (const passive of [false, true]) {
+      const page = await browser.visit(redirectWith(akamon, naming(nameId, { passive })));
+      expect([postedTo(page), responseStatus(page)]).toEqual([plain.acsUrl, { codes: UNKNOWN_PRINCIPAL, assertions: 0 }]);
+    }
+    // Not silently: the operator is told why the SP got no assertion.
+    expect(akamon.logs.slice(from).join('')).toContain('the person signed in is not the Subject the request named');
   });
 });
 

@@ -1,5 +1,6 @@
 import { deflateRawSync } from 'node:zlib';
 import { SAML } from '@node-saml/node-saml';
+import { DOMParser } from '@xmldom/xmldom';
 import type { Browser, Page } from './browser.ts';
 import { adminApi, type RunningAkamon } from './akamon.ts';
 import { testKeyPair, type TestKeyPair } from './saml-keys.ts';
@@ -101,6 +102,20 @@ function decodeEntities(text: string): string {
 /** The XML of a posted SAMLResponse. */
 export function responseXml(page: Page): string {
   return Buffer.from(postedFields(page).SAMLResponse, 'base64').toString('utf8');
+}
+
+/**
+ * What a posted SAMLResponse says, read from its XML: the StatusCode values, outermost first (core
+ * 3.2.2.2: top-level, then second-level), and how many assertions it holds, plain or encrypted.
+ */
+export function responseStatus(page: Page): { codes: string[]; assertions: number } {
+  const document = new DOMParser().parseFromString(responseXml(page), 'application/xml');
+  const named = (namespace: string, localName: string) => Array.from(document.getElementsByTagNameNS(namespace, localName));
+  const assertion = 'urn:oasis:names:tc:SAML:2.0:assertion';
+  return {
+    codes: named('urn:oasis:names:tc:SAML:2.0:protocol', 'StatusCode').map((element) => element.getAttribute('Value') ?? ''),
+    assertions: named(assertion, 'Assertion').length + named(assertion, 'EncryptedAssertion').length,
+  };
 }
 
 /** An AuthnRequest of the test's own making over HTTP-Redirect (unsigned), for the hostile cases. */
