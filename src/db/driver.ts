@@ -44,7 +44,9 @@ export function isUnavailable(error: unknown): boolean {
 
 /** A failure that ended the session itself (the socket, the server process, a shutdown): its connection is never lent again. */
 function sessionLost(error: unknown): boolean {
-  const { code } = (error ?? {}) as { code?: unknown };
+  const { code, severity } = (error ?? {}) as { code?: unknown; severity?: unknown };
+  // FATAL and PANIC end the session whatever their SQLSTATE (an out-of-memory at FATAL, a standby's recovery conflict).
+  if (severity === 'FATAL' || severity === 'PANIC') return true;
   return !(typeof code === 'string' && code.length === 5 && SESSION_SURVIVES_SQLSTATE.test(code));
 }
 
@@ -279,13 +281,13 @@ class ResilientDriver implements Driver {
     if (currentUnit()) return work();
     const connection = await this.#acquireOwn();
     const unit = new UnitConnection(connection);
-    let outcome: { result: T; committed: boolean } | { error: unknown };
+    let outcome: { result: T; committed: boolean } | { error: unknown; committed?: boolean };
     try {
       outcome = await this.#transaction(connection, unit, work, keep);
     } finally {
       connection.client.release(connection.broken);
     }
-    const committed = 'committed' in outcome && outcome.committed;
+    const committed = outcome.committed === true;
     for (const { work: deferred, ifCommitted } of unit.deferred) if (committed || !ifCommitted) await units.exit(deferred);
     if ('error' in outcome) throw outcome.error;
     return outcome.result;
@@ -298,7 +300,12 @@ class ResilientDriver implements Driver {
     });
   }
 
-  async #transaction<T>(connection: PoolConnection, unit: UnitConnection, work: () => Promise<T>, keep: (result: T) => boolean): Promise<{ result: T; committed: boolean } | { error: unknown }> {
+  async #transaction<T>(
+    connection: PoolConnection,
+    unit: UnitConnection,
+    work: () => Promise<T>,
+    keep: (result: T) => boolean,
+  ): Promise<{ result: T; committed: boolean } | { error: unknown; committed?: boolean }> {
     try {
       await this.#run(connection, 'begin');
     } catch (error) {
@@ -320,12 +327,17 @@ class ResilientDriver implements Driver {
       await this.#rollBack(connection);
       return { error: unit.aborted };
     }
-    const committed = keep(result);
+    let kept = false;
     try {
-      await this.#run(connection, committed ? 'commit' : 'rollback');
-      return { result, committed };
+      kept = keep(result);
+      await this.#run(connection, kept ? 'commit' : 'rollback');
+      return { result, committed: kept };
     } catch (error) {
-      return { error };
+      if (!kept) await this.#rollBack(connection);
+      // A COMMIT whose answer was lost (the connection or the server went) may have committed:
+      // what waits for a commit is done, as telling of a change that was kept matters more than
+      // telling twice. A COMMIT refused with a SQLSTATE (serialization, a deferred constraint) did not.
+      return { error, committed: kept && connection.broken !== undefined };
     }
   }
 }

@@ -37,24 +37,30 @@ export async function endSessionByUid(provider: Provider, uid: string): Promise<
   return true;
 }
 
-async function notifySessionsLogout(provider: Provider, accountId: string, sessions: SessionPayload[]): Promise<number> {
+async function notifySessionsLogout(provider: Provider, accountId: string, sessions: SessionPayload[]): Promise<void> {
   const deliveries: Array<Promise<void>> = [];
   for (const payload of sessions) {
     for (const [clientId, { sid }] of Object.entries(payload.authorizations ?? {})) {
-      const client = await provider.Client.find(clientId);
-      if (!client?.backchannelLogoutUri || !sid) continue;
-      // Client#backchannelLogout is oidc-provider's own delivery (signed logout token, its fetch).
-      // Its outcome is emitted as the provider's end_session endpoint emits it, without a request:
-      // the same listeners log a failure (oidc/error-log.ts) and count both (the metrics).
-      const deliver = (client as unknown as { backchannelLogout(sub: string, sid: string): Promise<void> }).backchannelLogout.bind(client);
-      deliveries.push(
-        deliver(accountId, sid).then(
-          () => void provider.emit('backchannel.success', undefined, client, accountId, sid),
-          (error: Error) => void provider.emit('backchannel.error', undefined, error, client, accountId, sid),
-        ),
-      );
+      if (sid) deliveries.push(tellClient(provider, clientId, accountId, sid));
     }
   }
   await Promise.all(deliveries);
-  return deliveries.length;
+}
+
+/**
+ * One relying party's delivery. Client#backchannelLogout is oidc-provider's own (signed logout
+ * token, its fetch); its outcome is emitted as the provider's end_session endpoint emits it, without
+ * a request: the same listeners log a failure (oidc/error-log.ts) and count both (the metrics). A
+ * failure, the client's own read included, is emitted and never thrown, so the others are still told.
+ */
+async function tellClient(provider: Provider, clientId: string, accountId: string, sid: string): Promise<void> {
+  let client: InstanceType<Provider['Client']> | undefined;
+  try {
+    client = await provider.Client.find(clientId);
+    if (!client?.backchannelLogoutUri) return;
+    await (client as unknown as { backchannelLogout(sub: string, sid: string): Promise<void> }).backchannelLogout(accountId, sid);
+    provider.emit('backchannel.success', undefined, client, accountId, sid);
+  } catch (error) {
+    provider.emit('backchannel.error', undefined, error, client ?? { clientId }, accountId, sid);
+  }
 }

@@ -130,12 +130,6 @@ export function samlRoutes(deps: SamlDeps): { router: Router; afterSignOut: Midd
       return answerStatus(ctx, sp, pending, { ...statusForError(error, pending), message: typeof ctx.query.error_description === 'string' ? ctx.query.error_description.slice(0, 200) : undefined });
     const signedIn = await redeem(ctx, sp, pending);
     if (!signedIn) return answerStatus(ctx, sp, pending, { top: STATUS.responder, second: STATUS.authnFailed });
-    // Core 3.4.1.4 and profiles 4.1.4.1: an assertion answering a request that named its Subject is
-    // about that person or not given, whether they signed in now or had a session: the NameID this
-    // SP gets for the one signed in must be the one named, compared exactly (core 3.3.4, "identical").
-    if (pending.subject && nameIdFor(pending.subject.setting, subjectAt(sp, signedIn.account))?.value !== pending.subject.value) {
-      return answerStatus(ctx, sp, pending, { top: STATUS.requester, second: STATUS.unknownPrincipal, message: 'the person signed in is not the Subject the request named' });
-    }
     // What the request asked of the sign-in is checked on what was done, not on what the browser
     // carried to the provider (it could have edited prompt=login or acr_values out of the URL).
     // auth_time has whole seconds: a sign-in counts as new from the second after the request came.
@@ -143,6 +137,13 @@ export function samlRoutes(deps: SamlDeps): { router: Router; afterSignOut: Midd
       return answerStatus(ctx, sp, pending, { top: STATUS.responder, second: STATUS.authnFailed, message: 'ForceAuthn: no new sign-in was made' });
     }
     if (pending.wantsMfa && signedIn.acr !== ACR_MFA) return answerStatus(ctx, sp, pending, { top: STATUS.responder, second: STATUS.noAuthnContext });
+    // Core 3.4.1.4 and profiles 4.1.4.1: an assertion answering a request that named its Subject is
+    // about that person or not given, whether they signed in now or had a session: the NameID this
+    // SP gets for the one signed in must be the one named, compared exactly (core 3.3.4, "identical").
+    // Compared last, so that a match is only ever told by the assertion itself.
+    if (pending.subject && nameIdFor(pending.subject.setting, subjectAt(sp, signedIn.account))?.value !== pending.subject.value) {
+      return answerStatus(ctx, sp, pending, { top: STATUS.requester, second: STATUS.unknownPrincipal, message: 'the person signed in is not the Subject the request named' });
+    }
     await answerAssertion(ctx, sp, pending, signedIn);
   });
 

@@ -179,6 +179,51 @@ describe('unit of work', () => {
     expect(told).toEqual(['committed', 'no unit']);
   });
 
+  test('a keep that throws rolls the unit back before its connection is lent again', async () => {
+    const written = id();
+    const unit = handle.database.unitOfWork(
+      () => note(written),
+      () => {
+        throw new Error('keep failed');
+      },
+    );
+    await expect(unit).rejects.toThrow('keep failed');
+    // The next borrower (on PGlite the one session there is) is outside any transaction and sees nothing of it.
+    const [state] = (await sql<{ open: boolean }>`select txid_current_if_assigned() is not null as open`.execute(db())).rows;
+    expect(state!.open).toBe(false);
+    expect(await exists(written)).toBe(false);
+  });
+
+  test('a COMMIT whose answer was lost may have committed: work waiting for the commit is done', async () => {
+    if (!handle.url) return; // PGlite's session cannot be ended from inside.
+    const written = id();
+    // A deferred trigger ends the session during the COMMIT itself, before it can answer.
+    await sql
+      .raw(
+        `create function end_session_at_commit() returns trigger language plpgsql as $$ begin
+           if new.uid = '${written}' then perform pg_terminate_backend(pg_backend_pid()); end if; return null; end $$;
+         create constraint trigger end_session_at_commit after insert on interaction_state deferrable initially deferred
+           for each row execute function end_session_at_commit();`,
+      )
+      .execute(db());
+    try {
+      let told = false;
+      const unit = handle.database.unitOfWork(
+        async () => {
+          await note(written);
+          await afterUnitCommits(async () => {
+            told = true;
+          });
+        },
+        () => true,
+      );
+      await expect(unit).rejects.toBeInstanceOf(DatabaseUnavailableError);
+      expect(told).toBe(true);
+    } finally {
+      await sql.raw('drop trigger end_session_at_commit on interaction_state; drop function end_session_at_commit();').execute(db());
+    }
+  });
+
   test('work the unit started but that queries only after it ended takes a connection of its own', async () => {
     const late = id();
     let straggler: Promise<unknown> | undefined;
