@@ -206,7 +206,7 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
   await ensureFirstPartyClient(clients, config.issuer, CONSOLE_CLIENT_ID, 'Akamon console', '/console');
   // Every session of the account ends: its relying parties with back-channel logout are told; SAML
   // SPs have no back channel here, their sessions are marked ended (a later LogoutRequest finds none).
-  deps.payloads.beforeRevoke((accountId) => Promise.all([notifyAccountLogout(holder!.provider, db, accountId), samlSessions.end({ accountId })]));
+  deps.payloads.afterRevoke((accountId, sessions) => Promise.all([notifyAccountLogout(holder!.provider, accountId, sessions), samlSessions.end({ accountId })]));
 
   const rotateKeys = async () => {
     const kids = await rotateSigningKeys(db, box, timings);

@@ -1,27 +1,18 @@
-import type { Kysely } from 'kysely';
 import type Provider from 'oidc-provider';
-import type { DB } from '../db/schema.ts';
 import { afterUnitCommits } from '../db/driver.ts';
 
 type SessionPayload = { authorizations?: Record<string, { sid?: string }> };
 
 /**
- * Tells the relying parties with back-channel logout that every session of an account has ended
- * (password reset, revocation, "sign out everywhere"). Called before the sessions are deleted, which
- * is when they are read; a relying party that does not answer is logged and does not hold the
- * others up. Inside a unit of work (a SCIM write) the deliveries wait until it has committed (no
- * HTTP while its transaction holds the account's row) and are not made if it rolled back: the
- * sessions it ended are then still there.
+ * Tells the relying parties with back-channel logout that these sessions of an account have ended
+ * (password reset, revocation, "sign out everywhere"): called with the sessions as they were
+ * deleted. A relying party that does not answer is logged and does not hold the others up. Inside a
+ * unit of work (a SCIM write) the deliveries wait until it has committed (no HTTP while its
+ * transaction holds the account's row) and are not made if it rolled back: the sessions it ended
+ * are then still there.
  */
-export async function notifyAccountLogout(provider: Provider, db: Kysely<DB>, accountId: string): Promise<void> {
-  const sessions = await db.selectFrom('oidc_payload').select('payload').where('model', '=', 'Session').where('account_id', '=', accountId).execute();
-  await afterUnitCommits(() =>
-    notifySessionsLogout(
-      provider,
-      accountId,
-      sessions.map(({ payload }) => payload as SessionPayload),
-    ),
-  );
+export async function notifyAccountLogout(provider: Provider, accountId: string, sessions: unknown[]): Promise<void> {
+  await afterUnitCommits(() => notifySessionsLogout(provider, accountId, sessions as SessionPayload[]));
 }
 
 /**

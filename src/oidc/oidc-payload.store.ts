@@ -13,15 +13,18 @@ export interface GrantConsent {
 /** Housekeeping on the provider's table that the provider itself does not do. */
 export class OidcPayloadStore {
   readonly #db: Kysely<DB>;
-  #beforeRevoke: (accountId: string) => Promise<unknown> = async () => undefined;
+  #afterRevoke: (accountId: string, sessions: unknown[]) => Promise<unknown> = async () => undefined;
 
   constructor(db: Kysely<DB>) {
     this.#db = db;
   }
 
-  /** What must happen while the sessions still exist (back-channel logout); set once the provider is built. */
-  beforeRevoke(hook: (accountId: string) => Promise<unknown>): void {
-    this.#beforeRevoke = hook;
+  /**
+   * What follows the end of an account's sessions, given the sessions' payloads as they were
+   * deleted (back-channel logout); set once the provider is built.
+   */
+  afterRevoke(hook: (accountId: string, sessions: unknown[]) => Promise<unknown>): void {
+    this.#afterRevoke = hook;
   }
 
   /**
@@ -30,17 +33,19 @@ export class OidcPayloadStore {
    * recorded too, so that a session a request in flight writes back is dead all the same
    * (begunAfterSessionsEnded). The delete comes first: it waits for an account-home change that
    * holds its session (authorizationLive with `hold`), which then lands before the sign-out, never after.
+   * The relying parties are told of exactly the sessions the delete ended, once they are gone: one
+   * that checks back finds them ended, and a sign-in made meanwhile is not ended unannounced.
    */
   async revokeAccount(accountId: string): Promise<number> {
-    await this.#beforeRevoke(accountId);
-    const result = await writingProviderRows(() =>
+    const deleted = await writingProviderRows(() =>
       this.#db.transaction().execute(async (trx) => {
-        const deleted = await trx
+        const rows = await trx
           .deleteFrom('oidc_payload')
           .where((eb) =>
             eb.or([eb('account_id', '=', accountId), eb('grant_id', 'in', eb.selectFrom('oidc_payload as g').select('g.id').where('g.model', '=', 'Grant').where('g.account_id', '=', accountId))]),
           )
-          .executeTakeFirst();
+          .returning(['model', 'payload'])
+          .execute();
         // The provider's account ids are any string; only an account's uuid has a row to mark.
         if (isUuid(accountId)) {
           await trx
@@ -49,10 +54,14 @@ export class OidcPayloadStore {
             .where('id', '=', accountId)
             .execute();
         }
-        return deleted;
+        return rows;
       }),
     );
-    return Number(result.numDeletedRows);
+    await this.#afterRevoke(
+      accountId,
+      deleted.filter((row) => row.model === 'Session').map((row) => row.payload),
+    );
+    return deleted.length;
   }
 
   /**

@@ -122,6 +122,25 @@ describe('scheduled revocation', () => {
     expect(again.body.error).toBe('already_revoked');
   });
 
+  test('a relying party told of an immediate revocation finds the session already ended when it checks back', async () => {
+    clock.current = new Date('2027-03-30T12:00:00+09:00');
+    const account = await akamon.createReadyAccount();
+    const sessions = async () => (await akamon.deps.database.db.selectFrom('oidc_payload').select('id').where('model', '=', 'Session').where('account_id', '=', account.id).execute()).length;
+    const rp = await backchannelReceiver(sessions);
+    try {
+      const client = await akamon.createClient({ name: 'LMS', backchannelLogoutUri: rp.url, redirectUris: ['http://127.0.0.1:9/lms'] });
+      const session = await signIn(new Browser(akamon.url), akamon, client, account);
+      expect((await redeem(akamon, client, session.code!, session.verifier)).status).toBe(200);
+      expect(await sessions()).toBe(1);
+      expect((await admin('POST', `/accounts/${account.commonId}/revoke`, { reason: 'resignation' })).status).toBe(200);
+      // Told once the revocation answered, and by then the session was gone.
+      expect(rp.received).toHaveLength(1);
+      expect(rp.found).toEqual([0]);
+    } finally {
+      await rp.close();
+    }
+  });
+
   test('an immediate revocation keeps its reason and time; activating the account clears the time', async () => {
     clock.current = new Date('2027-03-30T12:00:00+09:00');
     const account = await akamon.createReadyAccount();
