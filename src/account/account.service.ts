@@ -28,6 +28,12 @@ export interface SessionRevoker {
   revokeAccount(accountId: string): Promise<number>;
 }
 
+/** An initial password and its argon2 hash, made before the account they are for. */
+export interface InitialPassword {
+  password: string;
+  hash: string;
+}
+
 export class AccountService {
   readonly #store: AccountStore;
   readonly #hasher: PasswordHasher;
@@ -44,12 +50,21 @@ export class AccountService {
   }
 
   /** Creates an account with a generated initial password, returned once and never stored in clear. */
-  async create(input: AccountInput): Promise<{ account: AccountRow; initialPassword: string }> {
+  /**
+   * A new initial password with its hash. A create inside a transaction (SCIM) makes it first, so
+   * that no connection (on PGlite the only one) is held while the hash waits and runs.
+   */
+  async initialPassword(): Promise<InitialPassword> {
+    const password = generateInitialPassword(this.#profile);
+    return { password, hash: await this.#hasher.hash(password) };
+  }
+
+  async create(input: AccountInput, initial?: InitialPassword): Promise<{ account: AccountRow; initialPassword: string }> {
     const valid = validateAccountInput(input);
-    const initialPassword = generateInitialPassword(this.#profile);
-    const account = await this.#store.insert({ ...valid, passwordHash: await this.#hasher.hash(initialPassword) });
+    const { password, hash } = initial ?? (await this.initialPassword());
+    const account = await this.#store.insert({ ...valid, passwordHash: hash });
     if (!account) throw new DomainError('account_exists', `an account with Common ID ${valid.commonId} already exists`);
-    return { account, initialPassword };
+    return { account, initialPassword: password };
   }
 
   async get(commonId: string): Promise<AccountRow> {

@@ -183,6 +183,9 @@ const currentUnit = () => {
   return unit?.open ? unit : undefined;
 };
 
+/** Whether the caller runs inside a unit of work, which holds a connection (on PGlite the only one) until it ends. */
+export const inUnitOfWork = (): boolean => currentUnit() !== undefined;
+
 /**
  * Runs `work` once the current unit of work has ended (at once when there is none), committed on
  * its own whatever became of the unit: for security actions that must stand even if the request

@@ -248,15 +248,21 @@ export function scimApi(deps: ScimApiDeps): Router {
     const { core } = wanted;
     // The account and its status and end of affiliation are one transaction: a create that fails
     // half-way leaves nothing, and its retry creates it whole (not a 409 for a half-made account).
+    // The initial password's hash is made before it, not while it holds a connection.
+    const initial = await desk.initialPassword(who(ctx));
     const create = async () => {
-      const { account } = await desk.create(who(ctx), {
-        commonId: wanted.commonId,
-        name: String(core.name),
-        affiliation: String(core.affiliation),
-        email: core.email as string | null,
-        externalId: core.externalId as string | null,
-        profile: wanted.profile,
-      });
+      const { account } = await desk.create(
+        who(ctx),
+        {
+          commonId: wanted.commonId,
+          name: String(core.name),
+          affiliation: String(core.affiliation),
+          email: core.email as string | null,
+          externalId: core.externalId as string | null,
+          profile: wanted.profile,
+        },
+        initial,
+      );
       // The initial password is dropped unseen: the person gets a letter from the office or resets by email.
       if (wanted.active === false) await desk.setStatus(who(ctx), account.common_id, 'suspended', BY_PROVISIONING);
       if (wanted.affiliationEnd) await desk.revoke(who(ctx), account.common_id, { on: wanted.affiliationEnd, reason: 'end_of_affiliation' });

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { sql } from 'kysely';
+import { inUnitOfWork } from '../../src/db/driver.ts';
 import { Browser } from '../support/browser.ts';
 import { redeem, signIn } from '../support/flows.ts';
 import { adminApi, newCommonId, startAkamon, type RunningAkamon } from '../support/akamon.ts';
@@ -474,6 +475,17 @@ describe('idempotent create', () => {
     expect(statuses.every((s) => s === 200 || s === 201)).toBe(true);
     expect(new Set(answers.map((x) => x.body.id)).size).toBe(1);
     expect((await onB.listUsers({ filter: `userName eq "${commonId}"` })).body.totalResults).toBe(1);
+  });
+
+  test('a create hashes the initial password before its transaction, which would otherwise hold a connection (on PGlite the only one) over the hash', async () => {
+    const hashes: boolean[] = [];
+    const stop = a.deps.hasher.observe(() => hashes.push(inUnitOfWork()));
+    try {
+      await created(sis, studentUser(newCommonId(), { active: false }));
+    } finally {
+      stop();
+    }
+    expect(hashes).toEqual([false]);
   });
 
   test('a create that fails at a later step leaves no account, and its retry creates the whole User', async () => {
