@@ -111,6 +111,20 @@ function bucketState(row: BucketRow, { burst, refillSeconds }: Bucket, now: Date
   return { waitSeconds: Math.max(1, Math.ceil((fitsAtMs - now.getTime()) / 1000)), blocked: false };
 }
 
+/**
+ * A condition, always true, that first locks the rows of `keys` in the keys' order, as reserve claims
+ * them. A statement that ends claims on several keys has it in each of its writes: PostgreSQL runs a
+ * statement's WITH parts in an order of its own (the last first, in practice), and two statements
+ * that take the same two rows in opposite orders can deadlock. The one PostgreSQL then aborts may be
+ * a failure's count: a guess checked, answered 503, and not counted, while its claim holds the key.
+ */
+function inKeyOrder(keys: ThrottleKey[]): RawBuilder<boolean> {
+  if (keys.length < 2) return sql<boolean>`true`;
+  const order = sql.join(keys.map(({ key }, i) => sql`(${storedKey(key)}::text, ${i}::int)`));
+  return sql<boolean>`(select count(*) from (
+    select from throttle as l join (values ${order}) as k (key, n) on l.key = k.key order by k.n for update of l) as locked) >= 0`;
+}
+
 /** A reservation whose request died (a node crashed mid-check) stops counting after this. */
 const PENDING_EXPIRY_SECONDS = THROTTLE_RESERVATION_SECONDS;
 
@@ -214,7 +228,7 @@ export class LoginThrottle {
             end,
           last_failure_at = ${now},
           pending = greatest(t.pending - 1, 0)
-        where t.key = ${storedKey(key)}`;
+        where t.key = ${storedKey(key)} and ${inKeyOrder(keys)}`;
     });
     await this.#write(counts, alongside);
   }
@@ -229,7 +243,7 @@ export class LoginThrottle {
    */
   async succeeded(keys: ThrottleKey[], alongside?: OperationNodeSource): Promise<void> {
     const [first, ...rest] = keys;
-    const writes = [this.#clearing(first.key), ...(rest.length ? [this.#releasing(rest)] : []), ...(alongside ? [alongside] : [])];
+    const writes = [this.#clearing(first.key).where(inKeyOrder(keys)), ...(rest.length ? [this.#releasing(rest, keys)] : []), ...(alongside ? [alongside] : [])];
     if (!holdWrite(`throttle:${first.key}`, ...writes)) await inOneStatement(writes).execute(this.#db);
   }
 
@@ -244,9 +258,10 @@ export class LoginThrottle {
     if (all.length) await inOneStatement(all).execute(this.#db);
   }
 
-  #releasing(keys: ThrottleKey[]) {
+  /** Ends the claims on `keys`, locking the rows of `all` (the call's keys) in their order first. */
+  #releasing(keys: ThrottleKey[], all = keys) {
     const stored = keys.map(({ key }) => storedKey(key));
-    return sql`update throttle set pending = greatest(pending - 1, 0) where key in (${sql.join(stored)})`;
+    return sql`update throttle set pending = greatest(pending - 1, 0) where key in (${sql.join(stored)}) and ${inKeyOrder(all)}`;
   }
 
   /** Failures that still count: a rule may forget them after a quiet period. */

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals';
 import { randomInt } from 'node:crypto';
 import { consoleOperator } from '../support/console-operator.ts';
 import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
@@ -340,12 +340,33 @@ describe('an office operator of eng', () => {
     const leaving = await consoleOperator(akamon, 'office', { departments: ['eng'], affiliations: [] }, '/console/import');
     const principal = { actor: `console:${leaving.person.commonId}`, role: 'office' as const, scope: { departments: ['eng'], affiliations: [] } };
     const csv = ['common_id,name,affiliation,department', ...[211, 212, 213, 214].map((n) => `${cid(n)},Row ${n},student,eng`)].join('\n');
-    const id = await akamon.deps.importJobs.start(principal, 'accounts', 'late.csv', new TextEncoder().encode(csv), 100_000);
-    // The first row's check is under way as start() answers; each row after it checks again.
-    expect(await akamon.deps.operators.withdraw(leaving.person.id)).toBe(true);
-    await akamon.deps.importJobs.settled();
+    // The job reads the role before each row (its principalNow, wired to this store method): it is
+    // held at the second row's reading until the withdrawal has committed, whatever the scheduling.
+    const { operators } = akamon.deps;
+    const readRole = operators.currentPrincipal.bind(operators);
+    const secondRow = Promise.withResolvers<void>();
+    const withdrawn = Promise.withResolvers<void>();
+    let readings = 0;
+    const reading = jest.spyOn(operators, 'currentPrincipal').mockImplementation(async (asked) => {
+      if (asked.actor === principal.actor && ++readings === 2) {
+        secondRow.resolve();
+        await withdrawn.promise;
+      }
+      return readRole(asked);
+    });
+    let id: string;
+    try {
+      id = await akamon.deps.importJobs.start(principal, 'accounts', 'late.csv', new TextEncoder().encode(csv), 100_000);
+      await secondRow.promise;
+      expect(await operators.withdraw(leaving.person.id)).toBe(true);
+    } finally {
+      withdrawn.resolve();
+      await akamon.deps.importJobs.settled();
+      reading.mockRestore();
+    }
     const rows = await rowsOf(id);
-    expect(rows.slice(1).map((r) => [r.outcome, r.errors[0]?.code])).toEqual(Array(3).fill(['failed', 'forbidden']));
+    // The first row was done before the withdrawal; every row after it is refused.
+    expect(rows.map((r) => [r.line, r.outcome, r.errors[0]?.code])).toEqual([[2, 'created', undefined], ...[3, 4, 5].map((line) => [line, 'failed', 'forbidden'])]);
     for (const [i, n] of [211, 212, 213, 214].entries()) expect(Boolean(await akamon.deps.accounts.findByCommonId(cid(n)))).toBe(rows[i]!.outcome === 'created');
   });
 
