@@ -35,6 +35,7 @@ import { devicePolling, deviceVerificationRoutes } from './oidc/device-flow.ts';
 import { DeviceCodeLimits } from './throttle/device-codes.ts';
 import { passwordGrant } from './oidc/password-grant.ts';
 import { endSessionByUid, notifyAccountLogout } from './oidc/backchannel.ts';
+import { vacuumEmbedded } from './db/embedded-vacuum.ts';
 import { recoveryRoutes } from './recovery/recovery-routes.ts';
 import { Captcha } from './recovery/captcha.ts';
 import { buildPolicy, buildSteps } from './interaction/policy.ts';
@@ -371,6 +372,8 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
     // Notices by mail: record the occasions that came due (once, whichever node finds them), then send what is due.
     notice_occasions: (n) => deps.notices.findDue(n),
     notice_delivery: (n) => deps.notices.deliverDue(n),
+    // Last, after the deletions: autovacuum's work, on the embedded database only (a server does its own).
+    ...(database.kind === 'pglite' ? { embedded_vacuum: (n: number) => vacuumEmbedded(db, n) } : {}),
   });
   deps.metrics.watchJobs(sweeper);
   return { app, provider: () => holder!.provider, holder, clients, sweeper, rotateKeys, routes };
