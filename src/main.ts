@@ -76,7 +76,7 @@ const server: Server = akamon.app.listen(config.port, config.listenHost, () => {
     else logger.error({ err: error, job }, 'background job failed');
   };
   akamon.holder.start(config.keyRefreshSeconds, backgroundFailure('key refresh'));
-  akamon.sweeper.start(SWEEP_INTERVAL_SECONDS, backgroundFailure('sweep'));
+  akamon.sweeper.start(SWEEP_INTERVAL_SECONDS, (error, task) => backgroundFailure(`sweep: ${task}`)(error));
   if (config.metrics) {
     const { port, host } = config.metrics;
     startMetricsServer(deps.metrics, port, host).then(

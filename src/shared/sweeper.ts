@@ -19,16 +19,33 @@ export class Sweeper {
     this.#maxBatchesPerRun = maxBatchesPerRun;
   }
 
-  /** One bounded pass over every task; returns the number of rows removed. */
-  async sweep(): Promise<number> {
+  /**
+   * One bounded pass over every task; returns the number of rows removed. A task that fails does
+   * not keep the others from their turn (the embedded vacuum comes last): its error goes to
+   * `onError` with the task's name, or without one is thrown once every task has had its turn.
+   */
+  async sweep(onError?: (error: unknown, task: string) => void): Promise<number> {
     let total = 0;
+    let failure: { error: unknown } | undefined;
     for (const [name, task] of Object.entries(this.#tasks)) {
-      for (let i = 0; i < this.#maxBatchesPerRun; i += 1) {
-        const removed = await task(this.#batch);
-        total += removed;
-        if (removed < this.#batch) break;
+      try {
+        total += await this.#run(task);
+        this.#lastSuccess.set(name, new Date());
+      } catch (error) {
+        if (onError) onError(error, name);
+        else failure ??= { error };
       }
-      this.#lastSuccess.set(name, new Date());
+    }
+    if (failure) throw failure.error;
+    return total;
+  }
+
+  async #run(task: SweepTask): Promise<number> {
+    let total = 0;
+    for (let i = 0; i < this.#maxBatchesPerRun; i += 1) {
+      const removed = await task(this.#batch);
+      total += removed;
+      if (removed < this.#batch) break;
     }
     return total;
   }
@@ -38,8 +55,8 @@ export class Sweeper {
     return this.#lastSuccess;
   }
 
-  start(intervalSeconds: number, onError: (error: unknown) => void): void {
-    this.#timer = setInterval(() => this.sweep().catch(onError), intervalSeconds * 1000);
+  start(intervalSeconds: number, onError: (error: unknown, task: string) => void): void {
+    this.#timer = setInterval(() => this.sweep(onError), intervalSeconds * 1000);
     this.#timer.unref();
   }
 

@@ -420,6 +420,32 @@ describe('Sweeper', () => {
     expect(await sweeper.sweep()).toBe(0);
   });
 
+  test("a task that fails does not keep the later ones from their turn; its error is told with the task's name", async () => {
+    const ran: string[] = [];
+    const failing = new Error('the database is away');
+    const sweeper = new Sweeper({
+      first: async () => {
+        ran.push('first');
+        return 0;
+      },
+      broken: async () => {
+        throw failing;
+      },
+      last: async () => {
+        ran.push('last');
+        return 0;
+      },
+    });
+    const told: Array<[unknown, string]> = [];
+    expect(await sweeper.sweep((error, task) => told.push([error, task]))).toBe(0);
+    expect(ran).toEqual(['first', 'last']);
+    expect(told).toEqual([[failing, 'broken']]);
+    expect([...sweeper.lastSuccess().keys()]).toEqual(['first', 'last']);
+    // Without a listener, the error is thrown once every task has had its turn.
+    await expect(sweeper.sweep()).rejects.toBe(failing);
+    expect(ran).toEqual(['first', 'last', 'first', 'last']);
+  });
+
   test('a sweep is bounded by maxBatchesPerRun and runs every task', async () => {
     const store = new OidcPayloadStore(db);
     await insertRows(2500, { expired: true });
