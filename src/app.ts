@@ -372,7 +372,7 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
     // Notices by mail: record the occasions that came due (once, whichever node finds them), then send what is due.
     notice_occasions: (n) => deps.notices.findDue(n),
     notice_delivery: (n) => deps.notices.deliverDue(n),
-    // Last, after the deletions: autovacuum's work, on the embedded database only (a server does its own).
+    // Autovacuum's work, on the embedded database only (a server does its own).
     ...(database.kind === 'pglite' ? { embedded_vacuum: (n: number) => vacuumEmbedded(db, n) } : {}),
   });
   deps.metrics.watchJobs(sweeper);

@@ -60,6 +60,19 @@ test('tables whose rows ended are vacuumed: their dead rows are gone and their e
   expect(await vacuumEmbedded(single.db, 100)).toBe(0);
 });
 
+test('a table whose name needs quoting is vacuumed as itself', async () => {
+  await sql`create table "Odd.Name" (id int primary key, pad text)`.execute(single.db);
+  try {
+    await sql`insert into "Odd.Name" select g, repeat('x', 200) from generate_series(1, 500) g`.execute(single.db);
+    await sql`delete from "Odd.Name"`.execute(single.db);
+    await statsWhen('Odd.Name', (s) => s.dead >= 500);
+    expect(await vacuumEmbedded(single.db, 100)).toBeGreaterThanOrEqual(1);
+    expect((await statsWhen('Odd.Name', (s) => s.vacuumed)).vacuumed).toBe(true);
+  } finally {
+    await sql`drop table "Odd.Name"`.execute(single.db);
+  }
+});
+
 test("the sweeper does it on the embedded database only: a server's autovacuum does its own", async () => {
   const akamon = await startAkamon();
   try {
