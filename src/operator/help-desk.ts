@@ -1,6 +1,6 @@
 import type { Expression, SqlBool } from 'kysely';
 import type { AccountInput, AccountService, CoreField, InitialPassword } from '../account/account.service.ts';
-import { accountNotFound } from '../account/account.service.ts';
+import { accountNotFound, validateAccountInput } from '../account/account.service.ts';
 import { CORE_FIELDS } from '../account/account-input.ts';
 import type { AccountRow, AccountStore } from '../account/account.store.ts';
 import { normalizeDepartment } from '../account/department.ts';
@@ -112,22 +112,30 @@ export class HelpDesk {
     return { account, factors, education: { year, passedOn: passedOn ?? null }, identityLink: link ? { linkedAt: new Date(link.linked_at) } : null };
   }
 
-  /** An initial password for a create made inside a transaction (SCIM), for a principal who may create accounts. */
-  initialPassword(principal: Principal): Promise<InitialPassword> {
-    authorize(principal, 'account.create');
+  /**
+   * An initial password for a create made inside a transaction (SCIM), made only for a create that
+   * would be taken: the principal may create accounts, and the input is valid and within its scope.
+   */
+  initialPassword(principal: Principal, input: AccountInput): Promise<InitialPassword> {
+    this.#mayCreate(principal, input);
+    validateAccountInput(input);
     return this.#deps.accountService.initialPassword();
   }
 
   /** A new account, only within the operator's scope; with `initial`, the initial password made beforehand (AccountService.initialPassword). */
   async create(principal: Principal, input: AccountInput, initial?: InitialPassword) {
+    this.#mayCreate(principal, input);
+    const created = await this.#deps.accountService.create(input, initial);
+    await this.#audit(principal, 'account.created', created.account.id);
+    return created;
+  }
+
+  #mayCreate(principal: Principal, input: AccountInput): void {
     authorize(principal, 'account.create');
     const department = typeof input.profile?.department === 'string' ? (normalizeDepartment(input.profile.department) ?? null) : null;
     // As the account will hold it ("Student " is a student), or the scope would refuse a valid row.
     const affiliation = CORE_FIELDS.affiliation(input.affiliation);
     if (typeof affiliation === 'string') this.#withinScope(principal, { department, affiliation });
-    const created = await this.#deps.accountService.create(input, initial);
-    await this.#audit(principal, 'account.created', created.account.id);
-    return created;
   }
 
   /** A change may not move an account out of the operator's scope. */

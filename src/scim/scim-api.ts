@@ -1,6 +1,7 @@
 import Router from '@koa/router';
 import { sql } from 'kysely';
 import type { Context, Next } from 'koa';
+import type { AccountInput } from '../account/account-input.ts';
 import type { AccountRow, AccountStore } from '../account/account.store.ts';
 import type { Database } from '../db/database.ts';
 import { errorAnswer, setRetryAfter } from '../http/error-map.ts';
@@ -246,23 +247,23 @@ export function scimApi(deps: ScimApiDeps): Router {
     const wanted = readUser(bodyOf(ctx), readOptions(true));
     if (wanted.affiliationEnd && wanted.affiliationEnd.getTime() < deps.clock.now().getTime() - 86_400_000) invalidValue('affiliationEnd has passed');
     const { core } = wanted;
+    const input: AccountInput = {
+      commonId: wanted.commonId,
+      name: String(core.name),
+      affiliation: String(core.affiliation),
+      email: core.email as string | null,
+      externalId: core.externalId as string | null,
+      profile: wanted.profile,
+    };
+    authorize(who(ctx), 'account.create');
+    // A re-sent create (the usual retry) is answered without a hash; a create that races it still meets the insert's conflict.
+    if (await deps.accounts.findByCommonId(wanted.commonId)) return replay(ctx, wanted);
     // The account and its status and end of affiliation are one transaction: a create that fails
     // half-way leaves nothing, and its retry creates it whole (not a 409 for a half-made account).
     // The initial password's hash is made before it, not while it holds a connection.
-    const initial = await desk.initialPassword(who(ctx));
+    const initial = await desk.initialPassword(who(ctx), input);
     const create = async () => {
-      const { account } = await desk.create(
-        who(ctx),
-        {
-          commonId: wanted.commonId,
-          name: String(core.name),
-          affiliation: String(core.affiliation),
-          email: core.email as string | null,
-          externalId: core.externalId as string | null,
-          profile: wanted.profile,
-        },
-        initial,
-      );
+      const { account } = await desk.create(who(ctx), input, initial);
       // The initial password is dropped unseen: the person gets a letter from the office or resets by email.
       if (wanted.active === false) await desk.setStatus(who(ctx), account.common_id, 'suspended', BY_PROVISIONING);
       if (wanted.affiliationEnd) await desk.revoke(who(ctx), account.common_id, { on: wanted.affiliationEnd, reason: 'end_of_affiliation' });

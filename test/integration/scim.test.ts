@@ -486,6 +486,20 @@ describe('idempotent create', () => {
       stop();
     }
     expect(hashes).toEqual([false]);
+    // No hash is spent on a create that is refused (out of the token's scope, an invalid address) or re-sent.
+    hashes.length = 0;
+    const counting = a.deps.hasher.observe(() => hashes.push(inUnitOfWork()));
+    try {
+      const user = studentUser(newCommonId(), { [ENTERPRISE]: { department: 'sci/phys' } });
+      expectError(await eng.createUser(user), 403);
+      expectError(await sis.createUser({ ...user, emails: [{ value: 'not an address', type: 'work' }] }), 400, 'invalidValue');
+      expect((await sis.createUser(user)).status).toBe(201);
+      expect((await sis.createUser(user)).status).toBe(200);
+      expectError(await monitoring.createUser(studentUser(user.userName as string)), 403);
+    } finally {
+      counting();
+    }
+    expect(hashes).toEqual([false]);
   });
 
   test('a create that fails at a later step leaves no account, and its retry creates the whole User', async () => {
