@@ -1,7 +1,7 @@
-import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { describe, expect, test } from '@jest/globals';
 import type { Browser as ChromiumBrowser } from 'playwright-core';
 import type { RunningAkamon } from '../support/akamon.ts';
-import { type BrowserWorld, startBrowserWorld } from '../support/browser-world.ts';
+import { browserWorldForFile } from '../support/browser-world.ts';
 import { mailedCode } from '../support/smtp-sink.ts';
 
 // One real browser (Debian's chromium, driven by playwright-core) through the newcomer's first
@@ -9,16 +9,9 @@ import { mailedCode } from '../support/smtp-sink.ts';
 
 const SCREENSHOT = '/tmp/akamon-password-change.png';
 
-let world: BrowserWorld;
 let akamon: RunningAkamon;
 let browser: ChromiumBrowser;
-
-beforeAll(async () => {
-  world = await startBrowserWorld();
-  ({ akamon, browser } = world);
-}, 120_000);
-
-afterAll(() => world?.close());
+browserWorldForFile((world) => ({ akamon, browser } = world));
 
 describe('real browser', () => {
   test('first sign-in with an initial password at the account home: change it, then see the account', async () => {

@@ -1,22 +1,15 @@
-import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { describe, expect, test } from '@jest/globals';
 import type { Browser as ChromiumBrowser, Page } from 'playwright-core';
 import type { RunningAkamon } from '../support/akamon.ts';
-import { type BrowserWorld, startBrowserWorld } from '../support/browser-world.ts';
+import { browserWorldForFile } from '../support/browser-world.ts';
 
 // Issue 14 point 7 in a real browser (Debian's chromium) on a 390x844 phone: the recent sign-ins
 // table of the account home can be read without anything cut off or hidden sideways, and Japanese
 // buttons break only at phrase boundaries, never leaving one character alone on a line.
 
-let world: BrowserWorld;
 let akamon: RunningAkamon;
 let browser: ChromiumBrowser;
-
-beforeAll(async () => {
-  world = await startBrowserWorld();
-  ({ akamon, browser } = world);
-}, 120_000);
-
-afterAll(() => world?.close());
+browserWorldForFile((world) => ({ akamon, browser } = world));
 
 /** What the page says about the sign-ins table's layout (read in the page, where the DOM is). */
 interface Layout {

@@ -4,7 +4,17 @@ import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
 import { decode, type Page } from '../support/browser.ts';
 import { freePort } from '../support/processes.ts';
 import { block, fill, recipeBlocks, registerFromRecipe } from '../support/recipes.ts';
-import { akamonSessions, APACHE_PACKAGES, denyAccount, missingPackage, NavigatingBrowser, startApache, type RelyingPartyProcess } from '../support/relying-party.ts';
+import {
+  APACHE_PACKAGES,
+  codeFlowRequest,
+  denyAccount,
+  expectSignedOutAtAkamon,
+  missingPackage,
+  NavigatingBrowser,
+  type RelyingPartyProcess,
+  rpInitiatedLogout,
+  startApache,
+} from '../support/relying-party.ts';
 
 // docs/relying-parties/apache-mod-auth-openidc.md as written: Debian's Apache 2.4 with
 // mod_auth_openidc 2.4.12 in front of a protected location, registered with the CLI command of
@@ -69,18 +79,8 @@ async function refusedAt(origin: string, account: { commonId: string; password: 
   });
 
   test('an unauthenticated request is sent to Akamon: response_type=code, PKCE S256, the scopes, the registered redirect URI', async () => {
-    const response = await new NavigatingBrowser(site).request(`${site}/protected/`);
-    expect(response.status).toBe(302);
-    const location = new URL(response.headers.get('location')!);
-    expect(`${location.origin}${location.pathname}`).toBe(`${akamon.url}/auth`);
-    expect(Object.fromEntries(location.searchParams)).toMatchObject({
-      response_type: 'code',
-      client_id: clientId,
-      redirect_uri: `${site}/protected/redirect_uri`,
-      scope: 'openid profile email',
-      code_challenge_method: 'S256',
-    });
-    expect(location.searchParams.get('code_challenge')).toMatch(/^[\w-]{43}$/);
+    const params = await codeFlowRequest(akamon, `${site}/protected/`, { clientId, redirectUri: `${site}/protected/redirect_uri` });
+    expect(params.get('code_challenge')).toMatch(/^[\w-]{43}$/);
   });
 
   test("sign-in through Akamon: the protected page shows the person's claims, REMOTE_USER is the Common ID", async () => {
@@ -107,19 +107,13 @@ async function refusedAt(origin: string, account: { commonId: string; password: 
     const browser = new NavigatingBrowser(akamon.url);
     await browser.signIn(`${site}/protected/`, account);
 
-    const confirm = await browser.browse(`${site}/protected/redirect_uri?logout=${encodeURIComponent(`${site}/`)}`);
-    expect(confirm.url.startsWith(`${akamon.url}/session/end?`)).toBe(true);
+    const { confirm, done } = await rpInitiatedLogout(akamon, browser, `${site}/protected/redirect_uri?logout=${encodeURIComponent(`${site}/`)}`, 'Wiki');
     expect(new URL(confirm.url).searchParams.get('id_token_hint')).toEqual(expect.any(String));
-    expect(confirm.html).toContain('Wiki sent you here to finish signing out.');
-    const done = await browser.confirmSignOut(confirm);
     expect(done.url).toBe(`${site}/`);
     expect(done.html).toContain('Public page');
 
-    expect(await akamonSessions(akamon, account.id)).toEqual([]);
     // Neither Apache nor Akamon signs the browser in again: the password is asked for.
-    const again = await browser.browse(`${site}/protected/`);
-    expect(again.url.startsWith(`${akamon.url}/interaction/`)).toBe(true);
-    expect(again.html).toMatch(/name="(account|identifier|password)"/);
+    await expectSignedOutAtAkamon(akamon, browser, account.id, `${site}/protected/`);
   });
 
   test("back-channel logout: signing out at Akamon ends the site's session", async () => {

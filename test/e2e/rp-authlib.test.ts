@@ -4,7 +4,19 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
 import { freePort } from '../support/processes.ts';
 import { recipeBlocks, registerFromRecipe } from '../support/recipes.ts';
-import { akamonSessions, appHome, denyAccount, jsonOf, missingPackage, NavigatingBrowser, signedInToApp, startRelyingParty, type RelyingPartyProcess } from '../support/relying-party.ts';
+import {
+  appHome,
+  codeFlowRequest,
+  deniedAtApp,
+  expectSignedOutAtAkamon,
+  jsonOf,
+  missingPackage,
+  NavigatingBrowser,
+  rpInitiatedLogout,
+  signedInToApp,
+  startRelyingParty,
+} from '../support/relying-party.ts';
+import type { RelyingPartyProcess } from '../support/relying-party.ts';
 
 // docs/relying-parties/python-authlib.md: test/rp/authlib_app.py (Flask with Debian's authlib
 // 1.2) registered with the recipe's CLI command, signing people in through Akamon over loopback.
@@ -50,19 +62,8 @@ const signedIn = (account: { commonId: string; password: string }, options: { co
   });
 
   test('the sign-in asks Akamon for response_type=code with PKCE S256 and a nonce', async () => {
-    const response = await new NavigatingBrowser(origin).request(`${origin}/login`);
-    expect(response.status).toBe(302);
-    const location = new URL(response.headers.get('location')!);
-    expect(`${location.origin}${location.pathname}`).toBe(`${akamon.url}/auth`);
-    expect(Object.fromEntries(location.searchParams)).toMatchObject({
-      response_type: 'code',
-      client_id: clientId,
-      redirect_uri: `${origin}/callback`,
-      scope: 'openid profile email',
-      code_challenge_method: 'S256',
-      nonce: expect.any(String),
-      state: expect.any(String),
-    });
+    const params = await codeFlowRequest(akamon, `${origin}/login`, { clientId, redirectUri: `${origin}/callback` });
+    expect(Object.fromEntries(params)).toMatchObject({ nonce: expect.any(String), state: expect.any(String) });
   });
 
   test('sign-in of a third-party client: consent, the ID token and the userinfo claims; single sign-on without asking again', async () => {
@@ -108,18 +109,12 @@ const signedIn = (account: { commonId: string; password: string }, options: { co
     const account = await akamon.createReadyAccount();
     const browser = await signedIn(account, { consent: true });
 
-    const confirm = await browser.browse(`${origin}/logout`);
-    expect(confirm.url.startsWith(`${akamon.url}/session/end?`)).toBe(true);
-    expect(confirm.html).toContain('Lab portal sent you here to finish signing out.');
-    const done = await browser.confirmSignOut(confirm);
+    const { done } = await rpInitiatedLogout(akamon, browser, `${origin}/logout`, 'Lab portal');
     expect(done.url.startsWith(`${origin}/signed-out?state=`)).toBe(true);
     expect(jsonOf(done)).toEqual({ signed_out: true });
 
     expect(await home(browser)).toEqual({ signed_in: false });
-    expect(await akamonSessions(akamon, account.id)).toEqual([]);
-    const again = await browser.browse(`${origin}/login`);
-    expect(again.url.startsWith(`${akamon.url}/interaction/`)).toBe(true);
-    expect(again.html).toMatch(/name="(account|identifier|password)"/);
+    await expectSignedOutAtAkamon(akamon, browser, account.id, `${origin}/login`);
   });
 
   test("back-channel logout: signing out at Akamon ends the app's session; a forged logout token is refused", async () => {
@@ -136,12 +131,7 @@ const signedIn = (account: { commonId: string; password: string }, options: { co
   });
 
   test('access_denied from Akamon reaches the app as an error it can show', async () => {
-    const account = await akamon.createReadyAccount();
-    await denyAccount(akamon, clientId, account.commonId);
-    const browser = new NavigatingBrowser(akamon.url);
-    const { page } = await browser.refused(`${origin}/login`, account);
-    expect(page.url.startsWith(`${origin}/callback?error=access_denied&`)).toBe(true);
-    expect(page.status).toBe(400);
+    const { browser, page } = await deniedAtApp(akamon, clientId, origin);
     expect(jsonOf(page)).toEqual({ error: 'access_denied', error_description: 'the account is not allowed to use this system (account_denied)' });
     expect(await home(browser)).toEqual({ signed_in: false });
   });

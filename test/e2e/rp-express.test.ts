@@ -4,7 +4,8 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
 import { freePort } from '../support/processes.ts';
 import { recipeBlocks, registerFromRecipe } from '../support/recipes.ts';
-import { akamonSessions, appHome, denyAccount, jsonOf, NavigatingBrowser, signedInToApp, startRelyingParty, type RelyingPartyProcess } from '../support/relying-party.ts';
+import { appHome, codeFlowRequest, deniedAtApp, expectSignedOutAtAkamon, jsonOf, NavigatingBrowser, rpInitiatedLogout, signedInToApp, startRelyingParty } from '../support/relying-party.ts';
+import type { RelyingPartyProcess } from '../support/relying-party.ts';
 
 // docs/relying-parties/express-openid-connect.md: test/rp/express-app.ts (Express with
 // express-openid-connect 3.4, npm dev dependencies) registered with the recipe's CLI command, run
@@ -57,18 +58,8 @@ describe('Express with express-openid-connect', () => {
   });
 
   test('the sign-in asks Akamon for response_type=code with PKCE S256', async () => {
-    const response = await new NavigatingBrowser(origin).request(`${origin}/login`);
-    expect(response.status).toBe(302);
-    const location = new URL(response.headers.get('location')!);
-    expect(`${location.origin}${location.pathname}`).toBe(`${akamon.url}/auth`);
-    expect(Object.fromEntries(location.searchParams)).toMatchObject({
-      response_type: 'code',
-      client_id: clientId,
-      redirect_uri: `${origin}/callback`,
-      scope: 'openid profile email',
-      code_challenge_method: 'S256',
-    });
-    expect(location.searchParams.get('response_mode')).toBeNull();
+    const params = await codeFlowRequest(akamon, `${origin}/login`, { clientId, redirectUri: `${origin}/callback` });
+    expect(params.get('response_mode')).toBeNull();
   });
 
   test('sign-in: the ID token claims, then the userinfo claims at /profile', async () => {
@@ -93,17 +84,11 @@ describe('Express with express-openid-connect', () => {
   test('RP-initiated logout (idpLogout) ends the Akamon session and returns to the registered URI', async () => {
     const account = await akamon.createReadyAccount();
     const browser = await signedIn(account);
-    const confirm = await browser.browse(`${origin}/logout`);
-    expect(confirm.url.startsWith(`${akamon.url}/session/end?`)).toBe(true);
-    expect(confirm.html).toContain('Portal sent you here to finish signing out.');
-    const done = await browser.confirmSignOut(confirm);
+    const { done } = await rpInitiatedLogout(akamon, browser, `${origin}/logout`, 'Portal');
     expect(done.url).toBe(`${origin}/signed-out`);
 
     expect(await home(browser)).toEqual({ signed_in: false });
-    expect(await akamonSessions(akamon, account.id)).toEqual([]);
-    const again = await browser.browse(`${origin}/login`);
-    expect(again.url.startsWith(`${akamon.url}/interaction/`)).toBe(true);
-    expect(again.html).toMatch(/name="(account|identifier|password)"/);
+    await expectSignedOutAtAkamon(akamon, browser, account.id, `${origin}/login`);
   });
 
   test("back-channel logout: signing out at Akamon ends the app's session", async () => {
@@ -117,12 +102,7 @@ describe('Express with express-openid-connect', () => {
   });
 
   test('access_denied from Akamon reaches the app as an error it can show', async () => {
-    const account = await akamon.createReadyAccount();
-    await denyAccount(akamon, clientId, account.commonId);
-    const browser = new NavigatingBrowser(akamon.url);
-    const { page } = await browser.refused(`${origin}/login`, account);
-    expect(page.url.startsWith(`${origin}/callback?error=access_denied&`)).toBe(true);
-    expect(page.status).toBe(400);
+    const { page } = await deniedAtApp(akamon, clientId, origin);
     expect(jsonOf(page)).toMatchObject({ error: 'access_denied', error_description: 'the account is not allowed to use this system (account_denied)' });
   });
 

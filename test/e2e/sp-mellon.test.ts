@@ -1,15 +1,15 @@
-import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { describe, expect, test } from '@jest/globals';
 import type { Element } from '@xmldom/xmldom';
 import { generate } from 'otplib';
-import type { Browser as ChromiumBrowser, Page as ChromiumPage } from 'playwright-core';
+import type { Page as ChromiumPage } from 'playwright-core';
 import { AUTHN_CONTEXT, NAMEID_FORMAT, NS, STATUS } from '../../src/saml/constants.ts';
-import { adminApi, startAkamon, type RunningAkamon } from '../support/akamon.ts';
+import { adminApi, type RunningAkamon } from '../support/akamon.ts';
 import { authorizeUrl, pkce } from '../support/browser.ts';
-import { CHROMIUM, launchChromium } from '../support/chromium.ts';
+import { CHROMIUM } from '../support/chromium.ts';
 import { redeem } from '../support/flows.ts';
 import { MELLON_PACKAGES, readMellonPage, startMellonSp, type MellonPage, type MellonSp } from '../support/mellon-sp.ts';
-import { akamonSessions, missingPackage } from '../support/relying-party.ts';
-import { type BrowserWindow, enterPassword, parseXml, sentTo, spWindows, textOf } from '../support/sp-window.ts';
+import { missingPackage } from '../support/relying-party.ts';
+import { type BrowserWindow, enterPassword, parseXml, sentTo, spWorldForFile, textOf } from '../support/sp-window.ts';
 
 // Issue 17, "how it is shown": Akamon as the identity provider of a SAML SP that is not its own
 // code, Debian's Apache with mod_auth_mellon (test/support/mellon-sp.ts), each sign-in walked by a
@@ -27,7 +27,6 @@ const NEW_PASSWORD = 'Mellon-Gate-2026x';
 
 let akamon: RunningAkamon;
 let sp: MellonSp;
-let chromium: ChromiumBrowser;
 
 /** The SP's registration with `settings` over the registered ones. */
 async function configure(settings: Partial<Record<keyof typeof REGISTERED, unknown>> = {}) {
@@ -35,9 +34,6 @@ async function configure(settings: Partial<Record<keyof typeof REGISTERED, unkno
   expect(updated.status).toBe(200);
 }
 
-const { inWindow, startAtSp, arrived: arrivedAt } = spWindows(() => ({ akamon, sp, chromium }));
-/** The SP's protected page once the browser has arrived there: what mellon received. */
-const arrived = (page: ChromiumPage): Promise<MellonPage> => arrivedAt(page, readMellonPage);
 /** The messages of a window that went to `endpoint` over HTTP-Redirect, parsed. */
 const roots = (window: BrowserWindow, endpoint: string) => sentTo(window, endpoint).map((m) => m.root);
 
@@ -58,23 +54,10 @@ async function withAuthenticatorApp(account: { id: string }) {
 }
 
 (unavailable ? describe.skip : describe)(`Akamon as the IdP of Apache httpd with mod_auth_mellon, in chromium${unavailable ? ` (skipped: ${unavailable})` : ''}`, () => {
-  beforeAll(async () => {
-    akamon = await startAkamon({ env: { AKAMON_REALM_SUFFIX: REALM } });
-    const idpMetadataXml = await (await fetch(`${akamon.url}/saml/metadata`)).text();
-    // One after the other: a chromium launched beside an SP that failed to start would be left running.
-    sp = await startMellonSp({ idpMetadataXml });
-    chromium = await launchChromium();
-    const created = await adminApi(akamon, 'POST', '/clients', { protocol: 'saml', name: 'Mellon Wiki', spMetadata: sp.metadataXml, attributes: RELEASED });
-    expect(created.status).toBe(201);
-  }, 120_000);
-  afterAll(async () => {
-    try {
-      await chromium?.close();
-      await sp?.stop();
-    } finally {
-      await akamon?.close();
-    }
-  });
+  const world = spWorldForFile({ realm: REALM, name: 'Mellon Wiki', attributes: RELEASED, startSp: (idpMetadataXml) => startMellonSp({ idpMetadataXml }) }, (started) => ({ akamon, sp } = started));
+  const { inWindow, startAtSp, signInAndOut } = world;
+  /** The SP's protected page once the browser has arrived there: what mellon received. */
+  const arrived = (page: ChromiumPage): Promise<MellonPage> => world.arrived(page, readMellonPage);
 
   test('password sign-in: mellon asks for a transient NameID and gets one; the page shows it and the released attributes', async () => {
     await configure();
@@ -230,22 +213,10 @@ async function withAuthenticatorApp(account: { id: string }) {
     await configure();
     const account = await akamon.createReadyAccount();
     await inWindow(async (window) => {
-      await startAtSp(window);
-      await enterPassword(window.page, account);
-      const signedIn = await arrived(window.page);
-      expect(await akamonSessions(akamon, account.id)).toHaveLength(1);
-
       // mellon goes on to ReturnTo only once lasso has verified the LogoutResponse (a 400 otherwise).
-      await window.page.goto(sp.logoutUrl(`${sp.url}/`));
-      await window.page.waitForURL(`${sp.url}/`);
-      await window.page.getByText('Public page').waitFor();
-      const [request] = roots(window, `${akamon.url}/saml/slo`);
+      const { signedIn, request, response } = await signInAndOut(window, account, readMellonPage, `${sp.url}/mellon/logout`);
       expect([request.localName, textOf(request, NS.assertion, 'NameID')]).toEqual(['LogoutRequest', signedIn.nameId]);
-      const [response] = roots(window, `${sp.url}/mellon/logout`);
       expect(response.localName).toBe('LogoutResponse');
-      expect(response.getAttribute('InResponseTo')).toBe(request.getAttribute('ID'));
-      expect(response.getElementsByTagNameNS(NS.protocol, 'StatusCode')[0].getAttribute('Value')).toBe(STATUS.success);
-      expect(await akamonSessions(akamon, account.id)).toEqual([]);
 
       // Neither mellon nor Akamon has the browser signed in any more: the protected page leads to
       // Akamon's account picker (the device remembers the account, no longer as signed in), then the password.

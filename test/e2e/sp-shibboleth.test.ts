@@ -1,11 +1,12 @@
-import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import type { Browser as ChromiumBrowser, Page as ChromiumPage } from 'playwright-core';
+import { describe, expect, test } from '@jest/globals';
+import type { Page as ChromiumPage } from 'playwright-core';
 import { ALG, AUTHN_CONTEXT, NAMEID_FORMAT, NS, STATUS } from '../../src/saml/constants.ts';
-import { adminApi, startAkamon, type RunningAkamon } from '../support/akamon.ts';
-import { CHROMIUM, launchChromium } from '../support/chromium.ts';
-import { akamonSessions, missingPackage } from '../support/relying-party.ts';
-import { enterPassword, parseXml, sentTo, spWindows, textOf } from '../support/sp-window.ts';
-import { readShibbolethPage, SHIBBOLETH_PACKAGES, startShibbolethSp, type ShibbolethPage, type ShibbolethSp } from '../support/shibboleth-sp.ts';
+import { adminApi, type RunningAkamon } from '../support/akamon.ts';
+import type { ApacheSp } from '../support/apache-sp.ts';
+import { CHROMIUM } from '../support/chromium.ts';
+import { missingPackage } from '../support/relying-party.ts';
+import { enterPassword, parseXml, sentTo, spWorldForFile, textOf } from '../support/sp-window.ts';
+import { readShibbolethPage, SHIBBOLETH_PACKAGES, startShibbolethSp, type ShibbolethPage } from '../support/shibboleth-sp.ts';
 
 // Issue 17, "how it is shown": Akamon as the identity provider of the SAML SP most universities
 // run, Debian's Shibboleth SP 3 (shibd and Apache's mod_shib, test/support/shibboleth-sp.ts),
@@ -20,33 +21,17 @@ const REALM = 'utac.example.ac.jp';
 const RELEASED = ['eduPersonPrincipalName', 'eduPersonScopedAffiliation', 'mail', 'displayName'];
 
 let akamon: RunningAkamon;
-let sp: ShibbolethSp;
-let chromium: ChromiumBrowser;
+let sp: ApacheSp;
 let idpEntityId: string;
 
-const { inWindow, startAtSp, arrived: arrivedAt } = spWindows(() => ({ akamon, sp, chromium }));
-/** The SP's protected page once the browser has arrived there: what the SP kept of the assertion. */
-const arrived = (page: ChromiumPage): Promise<ShibbolethPage> => arrivedAt(page, readShibbolethPage);
-
 (unavailable ? describe.skip : describe)(`Akamon as the IdP of the Shibboleth SP (shibd and Apache mod_shib), in chromium${unavailable ? ` (skipped: ${unavailable})` : ''}`, () => {
-  beforeAll(async () => {
-    akamon = await startAkamon({ env: { AKAMON_REALM_SUFFIX: REALM } });
+  const world = spWorldForFile({ realm: REALM, name: 'Library', attributes: RELEASED, startSp: (idpMetadataXml) => startShibbolethSp({ idpMetadataXml }) }, (started) => {
+    ({ akamon, sp } = started);
     idpEntityId = `${akamon.url}/saml/metadata`;
-    const idpMetadataXml = await (await fetch(idpEntityId)).text();
-    // One after the other: a chromium launched beside an SP that failed to start would be left running.
-    sp = await startShibbolethSp({ idpMetadataXml });
-    chromium = await launchChromium();
-    const created = await adminApi(akamon, 'POST', '/clients', { protocol: 'saml', name: 'Library', spMetadata: sp.metadataXml, attributes: RELEASED });
-    expect(created.status).toBe(201);
-  }, 120_000);
-  afterAll(async () => {
-    try {
-      await chromium?.close();
-      await sp?.stop();
-    } finally {
-      await akamon?.close();
-    }
   });
+  const { inWindow, startAtSp, signInAndOut } = world;
+  /** The SP's protected page once the browser has arrived there: what the SP kept of the assertion. */
+  const arrived = (page: ChromiumPage): Promise<ShibbolethPage> => world.arrived(page, readShibbolethPage);
 
   test('password sign-in: the SP asks for no NameID format, gets a persistent one, and keeps the scoped eppn and affiliation, mail and displayName', async () => {
     const account = await akamon.createReadyAccount({ name: 'Taro Suzuki', affiliation: 'faculty', email: 'taro@example.ac.jp' });
@@ -105,22 +90,10 @@ const arrived = (page: ChromiumPage): Promise<ShibbolethPage> => arrivedAt(page,
   test("single logout from the SP's Logout handler: its LogoutRequest ends the Akamon session and Akamon's LogoutResponse brings the browser back", async () => {
     const account = await akamon.createReadyAccount();
     await inWindow(async (window) => {
-      await startAtSp(window);
-      await enterPassword(window.page, account);
-      const signedIn = await arrived(window.page);
-      expect(await akamonSessions(akamon, account.id)).toHaveLength(1);
-
-      await window.page.goto(sp.logoutUrl(`${sp.url}/`));
-      await window.page.waitForURL(`${sp.url}/`);
-      await window.page.getByText('Public page').waitFor();
+      const { signedIn, request, sigAlg } = await signInAndOut(window, account, readShibbolethPage, `${sp.url}/Shibboleth.sso/SLO/Redirect`);
       // The SP signs its LogoutRequest by default (Akamon takes none unsigned from an SP whose metadata has a certificate).
-      const [{ root: request, sigAlg }] = sentTo(window, `${akamon.url}/saml/slo`);
       expect([request.localName, sigAlg]).toEqual(['LogoutRequest', ALG.rsaSha256]);
       expect(signedIn.attributes['persistent-id'][0].endsWith(`!${textOf(request, NS.assertion, 'NameID')}`)).toBe(true);
-      const [{ root: response }] = sentTo(window, `${sp.url}/Shibboleth.sso/SLO/Redirect`);
-      expect(response.getAttribute('InResponseTo')).toBe(request.getAttribute('ID'));
-      expect(response.getElementsByTagNameNS(NS.protocol, 'StatusCode')[0].getAttribute('Value')).toBe(STATUS.success);
-      expect(await akamonSessions(akamon, account.id)).toEqual([]);
 
       // Signed out at both: the protected page leads to Akamon's sign-in again.
       await window.page.goto(sp.protectedUrl);

@@ -1,46 +1,20 @@
-import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { randomInt } from 'node:crypto';
+import { describe, expect, test } from '@jest/globals';
 import fs from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
-import { freePort, processDatabase, runCli, startServer, type ProcessDatabase, type ScriptResult, type ServerProcess } from '../support/processes.ts';
+import { cliServer, commonIdsOfRun, expectOneErrorLine, lines } from '../support/cli-server.ts';
+import type { ScriptResult } from '../support/processes.ts';
 
 // The account fields (names in parts, department, entitlements, email_verified) and the client's
 // allowed departments through the akamon CLI against a real server, both child processes.
 
-const base = randomInt(100_000, 999_999) * 10_000;
-const cid = (n: number) => String(base + n).padStart(10, '0');
+const cid = commonIdsOfRun();
+const setup = cliServer('akamon-fields-cli-');
+const { cli, json } = setup;
 
-let database: ProcessDatabase;
-let work: string;
-let server: ServerProcess;
-
-const cli = (args: string[]) => runCli({ url: server.url }, args, { AKAMON_DATA_DIR: database.env.AKAMON_DATA_DIR! });
-async function json<T = any>(args: string[]): Promise<T> {
-  const r = await cli([...args, '--json']);
-  if (r.code !== 0) throw new Error(`akamon ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
-  return JSON.parse(r.stdout) as T;
-}
-const lines = (text: string) => text.split('\n').filter((l) => l.trim() !== '');
 function expectUsage(r: ScriptResult, pattern: RegExp): void {
   expect(r.code).toBe(2);
-  const errors = lines(r.stderr);
-  expect(errors).toHaveLength(1);
-  expect(errors[0]).toMatch(/^akamon: /);
-  expect(errors[0]).toMatch(pattern);
+  expectOneErrorLine(r, pattern);
 }
-
-beforeAll(async () => {
-  database = await processDatabase();
-  work = await fs.mkdtemp(path.join(os.tmpdir(), 'akamon-fields-cli-'));
-  server = await startServer({ port: await freePort(), env: database.env });
-}, 60_000);
-
-afterAll(async () => {
-  await server?.stop();
-  await database?.drop();
-  if (work) await fs.rm(work, { recursive: true, force: true });
-}, 30_000);
 
 describe('akamon account: names, department, entitlements', () => {
   test('create with the fields, show them, update and clear one', async () => {
@@ -107,13 +81,13 @@ describe('akamon account: names, department, entitlements', () => {
     expect(help.code).toBe(0);
     for (const option of ['--family-name-kana', '--department', '--entitlements', '--[no-]email-verified', '--require-mfa']) expect(help.stdout).toContain(option);
     // In the operator's language, as the client settings' help is.
-    const ja = await runCli({ url: server.url }, ['account', 'update', '--help'], { AKAMON_DATA_DIR: database.env.AKAMON_DATA_DIR!, LANG: 'ja_JP.UTF-8', LC_ALL: '', LC_MESSAGES: '' });
+    const ja = await cli(['account', 'update', '--help'], { LANG: 'ja_JP.UTF-8', LC_ALL: '', LC_MESSAGES: '' });
     expect(ja.stdout).toContain('ローマ字の姓');
     expect(help.stdout).toContain('family name in Latin script');
   });
 
   test('import reads the new columns; a bad cell refuses its row only; list filters by department', async () => {
-    const file = path.join(work, 'people.csv');
+    const file = path.join(setup.work, 'people.csv');
     await fs.writeFile(
       file,
       [

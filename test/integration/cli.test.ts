@@ -1,57 +1,18 @@
-import { describe, test, expect, beforeAll, afterAll } from '@jest/globals';
-import { randomInt } from 'node:crypto';
+import { describe, test, expect } from '@jest/globals';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort, processDatabase, runCli, runScript, startServer, type ProcessDatabase, type ScriptResult, type ServerProcess } from '../support/processes.ts';
+import { cliServer, commonIdsOfRun, expectOneErrorLine, lines } from '../support/cli-server.ts';
+import { freePort, runCli, runScript, type ScriptResult } from '../support/processes.ts';
 
 // The akamon CLI against a real server: both run as child processes, as an operator runs them.
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
-/** Distinct Common IDs per run, so that runs against a shared TEST_DATABASE_URL do not collide. */
-const base = randomInt(100_000, 999_999) * 10_000;
-const cid = (n: number) => String(base + n).padStart(10, '0');
-
-let database: ProcessDatabase;
-let dataDir: string;
-let work: string;
-let url: string;
-let server: ServerProcess;
-
-/** Without a token: the CLI reads the server's first operator token from the data directory. */
-const cli = (args: string[], env: Record<string, string> = {}) => runCli({ url }, args, { AKAMON_DATA_DIR: dataDir, ...env });
-
-async function json<T = any>(args: string[]): Promise<T> {
-  const r = await cli([...args, '--json']);
-  if (r.code !== 0) throw new Error(`akamon ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
-  return JSON.parse(r.stdout) as T;
-}
-
-const lines = (text: string) => text.split('\n').filter((l) => l.trim() !== '');
-
-/** One line on stderr of the form "akamon: ...". */
-function expectOneErrorLine(r: ScriptResult, pattern?: RegExp): void {
-  const errs = lines(r.stderr);
-  expect(errs).toHaveLength(1);
-  expect(errs[0]).toMatch(/^akamon: /);
-  if (pattern) expect(errs[0]).toMatch(pattern);
-}
-
-beforeAll(async () => {
-  database = await processDatabase();
-  dataDir = database.env.AKAMON_DATA_DIR!;
-  work = await fs.mkdtemp(path.join(os.tmpdir(), 'akamon-cli-work-'));
-  server = await startServer({ port: await freePort(), env: database.env });
-  url = server.url;
-}, 60_000);
-
-afterAll(async () => {
-  await server?.stop();
-  await database?.drop();
-  if (work) await fs.rm(work, { recursive: true, force: true });
-}, 30_000);
+const cid = commonIdsOfRun();
+const setup = cliServer('akamon-cli-work-');
+const { cli, json } = setup;
 
 describe('akamon CLI', () => {
   test('--help lists every command and exits 0', async () => {
@@ -70,7 +31,7 @@ describe('akamon CLI', () => {
 
   test('the server started in production without an issuer exits 2 with one line, before opening anything', async () => {
     // The Docker image build relies on this: it starts the server so to fill Node's compile cache.
-    const r = await runScript('src/main.ts', [], { AKAMON_ENV: 'production', AKAMON_DATA_DIR: dataDir });
+    const r = await runScript('src/main.ts', [], { AKAMON_ENV: 'production', AKAMON_DATA_DIR: setup.dataDir });
     expect(r.code).toBe(2);
     expectOneErrorLine(r, /AKAMON_ISSUER/);
     expect(r.stdout).toBe('');
@@ -218,7 +179,7 @@ describe('akamon CLI', () => {
   });
 
   test('token import, list, assign and unassign', async () => {
-    const file = path.join(work, 'tokens.csv');
+    const file = path.join(setup.work, 'tokens.csv');
     const serial = `CLI${Date.now()}`;
     await fs.writeFile(
       file,
@@ -277,7 +238,7 @@ describe('akamon CLI', () => {
     for (const n of [31, 32]) expect((await cli(['account', 'create', '--id', cid(n), '--name', `Learner ${n}`, '--affiliation', 'student'])).code).toBe(0);
     const recorded = await json(['education', 'record', cid(31), '--year', String(year), '--passed-on', `${year}-06-01`]);
     expect(recorded).toEqual({ commonId: cid(31), year, passedOn: `${year}-06-01` });
-    const file = path.join(work, 'education.csv');
+    const file = path.join(setup.work, 'education.csv');
     await fs.writeFile(file, ['common_id,year,passed_on', `${cid(31)},${year},${year}-07-01`, `${cid(32)},${year},`, `${cid(31)},${year},${year}-02-30`, '99,2026,'].join('\n'));
     const imported = await cli(['education', 'import', file, '--json']);
     expect(imported.code).toBe(1);
@@ -312,7 +273,7 @@ describe('akamon CLI', () => {
     expect((await cli(['account', 'revoke', cid(41), '--cancel', '--on', later])).code).toBe(2);
     expect((await cli(['account', 'revoke', cid(41), '--on', 'someday'])).code).toBe(2);
 
-    const file = path.join(work, 'cohort.csv');
+    const file = path.join(setup.work, 'cohort.csv');
     await fs.writeFile(
       file,
       ['common_id,revoke_on,reason', `${cid(42)},${later},graduation`, `${cid(43)},${later},`, `${cid(44)},,graduation`, `${cid(42)}0,${later},graduation`, `9999999998,${later},graduation`].join(
@@ -345,7 +306,7 @@ describe('akamon CLI', () => {
   });
 
   test('account import creates the good rows and reports the bad ones', async () => {
-    const file = path.join(work, 'accounts.csv');
+    const file = path.join(setup.work, 'accounts.csv');
     await fs.writeFile(
       file,
       [
@@ -357,7 +318,7 @@ describe('akamon CLI', () => {
         `${cid(14)},Dan Doi,wizard,`,
       ].join('\n'),
     );
-    const letters = path.join(work, 'letters');
+    const letters = path.join(setup.work, 'letters');
     const r = await cli(['account', 'import', file, '--letters', letters]);
     expect(r.code).toBe(1);
     const csv = lines(r.stdout);
@@ -386,7 +347,7 @@ describe('akamon CLI', () => {
   });
 
   test('account import rejects a file without the required columns (exit 2)', async () => {
-    const file = path.join(work, 'wrong.csv');
+    const file = path.join(setup.work, 'wrong.csv');
     await fs.writeFile(file, 'id,name\n0000000001,X\n');
     const r = await cli(['account', 'import', file]);
     expect(r.code).toBe(2);
@@ -401,7 +362,7 @@ describe('akamon CLI', () => {
   });
 
   test('--letter writes a private letter with the name and the password, never over an existing file', async () => {
-    const file = path.join(work, 'letter.html');
+    const file = path.join(setup.work, 'letter.html');
     const created = await json(['account', 'create', '--id', cid(21), '--name', 'Letter Person', '--affiliation', 'guest', '--letter', file]);
     const stat = await fs.stat(file);
     expect(stat.mode & 0o777).toBe(0o600);
@@ -415,7 +376,7 @@ describe('akamon CLI', () => {
       .replace(/&#39;/g, "'");
     expect(text).toContain('Letter Person');
     expect(text).toContain(created.initialPassword);
-    expect(text).toContain(`${url}/account`);
+    expect(text).toContain(`${setup.url}/account`);
     // Dated in the university's time zone, in each language's own form.
     const today = new Date();
     const tokyo = new Intl.DateTimeFormat('en-US', { timeZone: 'Asia/Tokyo', year: 'numeric', month: 'numeric', day: 'numeric' }).formatToParts(today);

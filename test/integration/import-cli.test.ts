@@ -1,41 +1,20 @@
-import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { describe, expect, test } from '@jest/globals';
 import { execFile } from 'node:child_process';
-import { randomInt } from 'node:crypto';
 import fs from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort, processDatabase, runCli, startServer, type ProcessDatabase, type ServerProcess } from '../support/processes.ts';
+import { cliServer, commonIdsOfRun, lines } from '../support/cli-server.ts';
 
 // The CLI's imports against a real server (both child processes): every problem of a row, on stderr
 // and in --json, and the progress line rewritten in place on a terminal (a pseudo-terminal from script(1)).
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const base = randomInt(100_000, 999_999) * 10_000;
-const cid = (n: number) => String(base + n).padStart(10, '0');
-
-let database: ProcessDatabase;
-let work: string;
-let server: ServerProcess;
-
-const env = () => ({ AKAMON_DATA_DIR: database.env.AKAMON_DATA_DIR! });
-const cli = (args: string[]) => runCli({ url: server.url }, args, env());
-const lines = (text: string) => text.split('\n').filter((l) => l.trim() !== '');
-
-beforeAll(async () => {
-  database = await processDatabase();
-  work = await fs.mkdtemp(path.join(os.tmpdir(), 'akamon-import-cli-'));
-  server = await startServer({ port: await freePort(), env: database.env });
-}, 60_000);
-
-afterAll(async () => {
-  await server?.stop();
-  await database?.drop();
-  if (work) await fs.rm(work, { recursive: true, force: true });
-}, 30_000);
+const cid = commonIdsOfRun();
+const setup = cliServer('akamon-import-cli-');
+const { cli } = setup;
 
 async function file(name: string, rows: string[]): Promise<string> {
-  const target = path.join(work, name);
+  const target = path.join(setup.work, name);
   await fs.writeFile(target, rows.join('\n'));
   return target;
 }
@@ -83,7 +62,7 @@ describe('akamon account import', () => {
       execFile(
         'script',
         ['-q', '-e', '-c', command, '/dev/null'],
-        { cwd: ROOT, env: { PATH: process.env.PATH, HOME: process.env.HOME, TERM: 'xterm', AKAMON_URL: server.url, ...env() } },
+        { cwd: ROOT, env: { PATH: process.env.PATH, HOME: process.env.HOME, TERM: 'xterm', AKAMON_URL: setup.url, AKAMON_DATA_DIR: setup.dataDir } },
         (error, stdout) => (error && error.code !== 1 ? reject(error) : resolve(stdout)),
       );
     });

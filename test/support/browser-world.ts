@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll } from '@jest/globals';
 import type { Browser as ChromiumBrowser } from 'playwright-core';
 import { startAkamon, type RunningAkamon } from './akamon.ts';
 import { launchChromium } from './chromium.ts';
@@ -34,4 +35,17 @@ export async function startBrowserWorld(options: { env?: Record<string, string>;
       }
     },
   };
+}
+
+/**
+ * One world for a test file: started in its beforeAll, handed to `ready` (to keep its parts in the
+ * file's variables), closed in its afterAll. The hooks every browser test file would write again.
+ */
+export function browserWorldForFile(ready: (world: BrowserWorld) => void, options: Parameters<typeof startBrowserWorld>[0] = {}): void {
+  let world: BrowserWorld | undefined;
+  beforeAll(async () => {
+    world = await startBrowserWorld(options);
+    ready(world);
+  }, 120_000);
+  afterAll(() => world?.close());
 }

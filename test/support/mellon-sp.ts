@@ -1,12 +1,11 @@
 import { execFile } from 'node:child_process';
 import { pageVariables } from './sp-window.ts';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { ATTRIBUTE } from '../../src/saml/constants.ts';
-import { freePort } from './processes.ts';
-import { APACHE, APACHE_MODULES, startApache } from './relying-party.ts';
+import { type ApacheSp, quoted, startApacheSp } from './apache-sp.ts';
+import { APACHE, APACHE_MODULES } from './relying-party.ts';
 
 /**
  * A SAML service provider that is not Akamon's code: Debian's Apache httpd with mod_auth_mellon
@@ -45,22 +44,11 @@ export interface MellonSpOptions {
   attributeNames?: Record<string, string>;
 }
 
-export interface MellonSp {
-  /** http://127.0.0.1:port */
-  url: string;
-  entityId: string;
-  /** The SP metadata mellon_create_metadata wrote, as mellon uses and serves it (`<url>/mellon/metadata`). */
-  metadataXml: string;
-  /** The protected page: it sends a person to the IdP, and once signed in shows the attribute page (see readMellonPage). */
-  protectedUrl: string;
-  /** The assertion consumer service (HTTP-POST). */
-  acsUrl: string;
-  /** SP-initiated Single Logout: mellon sends a LogoutRequest to the IdP's HTTP-Redirect SLO endpoint and, once answered, goes to `returnTo`. */
-  logoutUrl(returnTo: string): string;
-  /** Apache's output and error log, for failure messages. */
-  output(): string;
-  stop(): Promise<void>;
-}
+/**
+ * The SP: its metadata is the one mellon_create_metadata wrote, as mellon uses and serves it
+ * (`<url>/mellon/metadata`); its logout goes over the IdP's HTTP-Redirect SLO endpoint.
+ */
+export type MellonSp = ApacheSp;
 
 /**
  * The attribute page: a CGI shell script (mod_cgi, in apache2-bin: no package beyond Apache, and a
@@ -86,11 +74,7 @@ async function createMetadata(dir: string, entityId: string, endpointUrl: string
 }
 
 /** The Apache configuration of the SP: mellon on the whole site, sign-in required at the protected path. */
-function siteConfig(
-  files: { key: string; cert: string; metadata: string; idpMetadata: string; page: string; lock: string },
-  options: { protectedPath: string; attributeNames: Record<string, string> },
-): string {
-  const quoted = (value: string) => `"${value.replace(/["\\]/g, '\\$&')}"`;
+function siteConfig(files: { key: string; cert: string; metadata: string; idpMetadata: string; lock: string }, options: { protectedPath: string; attributeNames: Record<string, string> }): string {
   return [
     `MellonLockFile ${quoted(files.lock)}`,
     // mellon marks its "cookietest" cookie (set before it sends a person to the IdP, required back
@@ -98,8 +82,6 @@ function siteConfig(
     // http chromium drops it and mellon answers the response with 400. This variable (mellon's own
     // switch for browsers that mishandle SameSite) leaves the attribute out; set before mellon runs.
     'SetEnvIf Request_URI ^/ MELLON_DISABLE_SAMESITE=1',
-    // Every URL under the protected path is the attribute page (protectedPath has no regular-expression characters).
-    `ScriptAliasMatch ${quoted(`^${options.protectedPath}`)} ${quoted(files.page)}`,
     '<Location />',
     // "info": the endpoints work everywhere, sign-in is required only where "auth" says so.
     '  MellonEnable info',
@@ -129,46 +111,31 @@ function siteConfig(
  * Starts the SP on a free port with a new key and certificate (mellon_create_metadata), `idpMetadataXml`
  * as its only IdP, and a public page at `/` ("Public page", a ReturnTo for logout).
  */
-export async function startMellonSp(options: MellonSpOptions): Promise<MellonSp> {
+export function startMellonSp(options: MellonSpOptions): Promise<MellonSp> {
   const protectedPath = options.protectedPath ?? '/protected/';
-  if (!/^\/([\w-]+\/)+$/.test(protectedPath)) throw new Error(`protectedPath must be a path such as /protected/, not ${protectedPath}`);
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const endpointUrl = `${url}${MELLON_ENDPOINT_PATH}`;
-  const entityId = options.entityId ?? `${endpointUrl}/metadata`;
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'akamon-mellon-'));
-  try {
-    // The workers (www-data) run the page; the key stays root's (mellon reads it while Apache reads its configuration).
-    fs.chmodSync(dir, 0o755);
-    const spDir = path.join(dir, 'sp');
-    fs.mkdirSync(spDir);
-    const sp = await createMetadata(spDir, entityId, endpointUrl);
-    const files = { ...sp, idpMetadata: path.join(dir, 'idp-metadata.xml'), page: path.join(dir, 'attributes.cgi'), lock: path.join(dir, 'mellon.lock') };
-    fs.writeFileSync(files.idpMetadata, options.idpMetadataXml);
-    fs.writeFileSync(files.page, ATTRIBUTE_PAGE, { mode: 0o755 });
-    const apache = await startApache({
-      port,
-      modules: ['alias', 'cgi', 'setenvif', 'auth_mellon'],
-      site: () => siteConfig(files, { protectedPath, attributeNames: options.attributeNames ?? ATTRIBUTE }),
-      pages: { 'index.html': '<p>Public page</p>\n' },
-    });
-    return {
-      url,
-      entityId,
-      metadataXml: fs.readFileSync(sp.metadata, 'utf8'),
-      protectedUrl: `${url}${protectedPath}`,
-      acsUrl: `${endpointUrl}/postResponse`,
-      logoutUrl: (returnTo) => `${endpointUrl}/logout?ReturnTo=${encodeURIComponent(returnTo)}`,
-      output: () => apache.output(),
-      async stop() {
-        await apache.stop();
-        fs.rmSync(dir, { recursive: true, force: true });
-      },
-    };
-  } catch (error) {
-    fs.rmSync(dir, { recursive: true, force: true });
-    throw error;
-  }
+  return startApacheSp({
+    name: 'mellon',
+    idpMetadataXml: options.idpMetadataXml,
+    protectedPath,
+    attributePage: ATTRIBUTE_PAGE,
+    async setUp({ dir, url, idpMetadata }) {
+      const endpointUrl = `${url}${MELLON_ENDPOINT_PATH}`;
+      const entityId = options.entityId ?? `${endpointUrl}/metadata`;
+      // The key stays root's: mellon reads it while Apache reads its configuration.
+      const spDir = path.join(dir, 'sp');
+      fs.mkdirSync(spDir);
+      const sp = await createMetadata(spDir, entityId, endpointUrl);
+      const files = { ...sp, idpMetadata, lock: path.join(dir, 'mellon.lock') };
+      return {
+        entityId,
+        acsUrl: `${endpointUrl}/postResponse`,
+        logoutUrl: (returnTo) => `${endpointUrl}/logout?ReturnTo=${encodeURIComponent(returnTo)}`,
+        modules: ['setenvif', 'auth_mellon'],
+        site: siteConfig(files, { protectedPath, attributeNames: options.attributeNames ?? ATTRIBUTE }),
+        metadataXml: async () => fs.readFileSync(sp.metadata, 'utf8'),
+      };
+    },
+  });
 }
 
 /** What the attribute page shows. */

@@ -236,3 +236,56 @@ export async function signedInToApp(akamon: RunningAkamon, origin: string, accou
   expect(jsonOf(page).signed_in).toBe(true);
   return browser;
 }
+
+/**
+ * The authorization request a relying party sends the browser to from `start`: a redirect to
+ * Akamon's /auth for the code flow with PKCE S256 and the recipes' scopes, for `client`. Answers
+ * its parameters, for what a recipe adds. The check every recipe test opens with.
+ */
+export async function codeFlowRequest(akamon: RunningAkamon, start: string, client: { clientId: string; redirectUri: string }): Promise<URLSearchParams> {
+  const response = await new NavigatingBrowser(new URL(start).origin).request(start);
+  expect(response.status).toBe(302);
+  const location = new URL(response.headers.get('location')!);
+  expect(`${location.origin}${location.pathname}`).toBe(`${akamon.url}/auth`);
+  expect(Object.fromEntries(location.searchParams)).toMatchObject({
+    response_type: 'code',
+    client_id: client.clientId,
+    redirect_uri: client.redirectUri,
+    scope: 'openid profile email',
+    code_challenge_method: 'S256',
+  });
+  return location.searchParams;
+}
+
+/**
+ * RP-initiated logout begun at `start`: Akamon's "Sign out?" page for the client named
+ * `clientName`, confirmed. Answers that page and where the confirmation leads.
+ */
+export async function rpInitiatedLogout(akamon: RunningAkamon, browser: NavigatingBrowser, start: string, clientName: string): Promise<{ confirm: Page; done: Page }> {
+  const confirm = await browser.browse(start);
+  expect(confirm.url.startsWith(`${akamon.url}/session/end?`)).toBe(true);
+  expect(confirm.html).toContain(`${clientName} sent you here to finish signing out.`);
+  return { confirm, done: await browser.confirmSignOut(confirm) };
+}
+
+/** After a logout: Akamon keeps no session of the account, and a sign-in begun at `start` asks for the account again. */
+export async function expectSignedOutAtAkamon(akamon: RunningAkamon, browser: NavigatingBrowser, accountId: string, start: string): Promise<void> {
+  expect(await akamonSessions(akamon, accountId)).toEqual([]);
+  const again = await browser.browse(start);
+  expect(again.url.startsWith(`${akamon.url}/interaction/`)).toBe(true);
+  expect(again.html).toMatch(/name="(account|identifier|password)"/);
+}
+
+/**
+ * A sign-in at such an app (at its `/login`) by a new account the client denies: Akamon's refusal
+ * reaches the app's callback as access_denied, answered 400. Answers the app's page and the browser.
+ */
+export async function deniedAtApp(akamon: RunningAkamon, clientId: string, origin: string): Promise<{ browser: NavigatingBrowser; page: Page }> {
+  const account = await akamon.createReadyAccount();
+  await denyAccount(akamon, clientId, account.commonId);
+  const browser = new NavigatingBrowser(akamon.url);
+  const { page } = await browser.refused(`${origin}/login`, account);
+  expect(page.url.startsWith(`${origin}/callback?error=access_denied&`)).toBe(true);
+  expect(page.status).toBe(400);
+  return { browser, page };
+}

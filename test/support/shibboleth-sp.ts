@@ -1,12 +1,12 @@
 import { execFile, spawn } from 'node:child_process';
 import { pageVariables } from './sp-window.ts';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { ATTRIBUTE, NAMEID_FORMAT } from '../../src/saml/constants.ts';
+import { type ApacheSp, quoted, startApacheSp } from './apache-sp.ts';
 import { freePort, watchProcess } from './processes.ts';
-import { APACHE, APACHE_MODULES, startApache } from './relying-party.ts';
+import { APACHE, APACHE_MODULES } from './relying-party.ts';
 
 /**
  * The SAML SP most universities run, not Akamon's code: Debian's Shibboleth SP 3 (shibd and
@@ -62,23 +62,6 @@ export interface ShibbolethSpOptions {
   entityId?: string;
   /** The location that requires a signed-in person; its page is the attribute page. Default `/secure/`. */
   protectedPath?: string;
-}
-
-export interface ShibbolethSp {
-  /** http://127.0.0.1:port */
-  url: string;
-  entityId: string;
-  /** The SP's metadata as its MetadataGenerator handler serves it (`<url>/Shibboleth.sso/Metadata`): what an operator registers. */
-  metadataXml: string;
-  /** The protected page: it sends a person to the IdP, and once signed in shows the attribute page (see readShibbolethPage). */
-  protectedUrl: string;
-  /** The assertion consumer service (HTTP-POST). */
-  acsUrl: string;
-  /** SP-initiated logout: the SP sends a LogoutRequest to the IdP and, once answered, goes to `returnTo`. */
-  logoutUrl(returnTo: string): string;
-  /** shibd's and Apache's output and logs (shibd.log, mod_shib's native.log), for failure messages. */
-  output(): string;
-  stop(): Promise<void>;
 }
 
 const escapeXml = (value: string) => value.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/"/g, '&quot;');
@@ -159,12 +142,11 @@ exit 0
 }
 
 /** The Apache configuration: mod_shib with this directory's shibboleth2.xml, its handlers, and a session required at the protected path. */
-function siteConfig(files: { config: string; page: string }, protectedPath: string): string {
-  const quoted = (value: string) => `"${value.replace(/["\\]/g, '\\$&')}"`;
+function siteConfig(config: string, protectedPath: string): string {
   return [
     // Debian's shib.load: the module's structure is named mod_shib, not shib_module as startApache's modules are.
     `LoadModule mod_shib ${APACHE_MODULES}/mod_shib.so`,
-    `ShibConfig ${quoted(files.config)}`,
+    `ShibConfig ${quoted(config)}`,
     // As Debian's shib.conf sets it.
     'ShibCompatValidUser Off',
     `<Location ${HANDLER_PATH}>`,
@@ -172,7 +154,6 @@ function siteConfig(files: { config: string; page: string }, protectedPath: stri
     '  AuthType None',
     '  Require all granted',
     '</Location>',
-    `ScriptAliasMatch ${quoted(`^${protectedPath}`)} ${quoted(files.page)}`,
     `<Location ${protectedPath}>`,
     '  AuthType shibboleth',
     '  ShibRequestSetting requireSession true',
@@ -194,85 +175,71 @@ async function newKey(dir: string, host: string): Promise<{ key: string; cert: s
 /**
  * Starts shibd (in the foreground, its configuration checked first) and Apache with mod_shib on free
  * ports, with a new key and certificate, `idpMetadataXml` as the only IdP, and a public page at `/`
- * ("Public page", a return address for logout); answers once the SP serves its metadata.
+ * ("Public page", a return address for logout); answers once the SP serves its metadata (its
+ * MetadataGenerator handler's, `<url>/Shibboleth.sso/Metadata`).
  */
-export async function startShibbolethSp(options: ShibbolethSpOptions): Promise<ShibbolethSp> {
+export function startShibbolethSp(options: ShibbolethSpOptions): Promise<ApacheSp> {
   const protectedPath = options.protectedPath ?? '/secure/';
-  if (!/^\/([\w-]+\/)+$/.test(protectedPath)) throw new Error(`protectedPath must be a path such as /secure/, not ${protectedPath}`);
   const idpEntityId = /entityID="([^"]+)"/.exec(options.idpMetadataXml)?.[1];
-  if (!idpEntityId) throw new Error('The IdP metadata has no entityID');
-  const [port, shibdPort] = [await freePort(), await freePort()];
-  const url = `http://127.0.0.1:${port}`;
-  const entityId = options.entityId ?? `${url}/shibboleth`;
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'akamon-shibboleth-'));
-  const stops: Array<() => Promise<unknown>> = [];
-  const stop = async () => {
-    for (const step of stops.reverse()) await step();
-    fs.rmSync(dir, { recursive: true, force: true });
-  };
-  try {
-    // The Apache workers (www-data) read the configuration and run the page; the key stays shibd's.
-    fs.chmodSync(dir, 0o755);
-    const files = {
-      ...(await newKey(dir, '127.0.0.1')),
-      config: path.join(dir, 'shibboleth2.xml'),
-      idpMetadata: path.join(dir, 'akamon-metadata.xml'),
-      attributeMap: path.join(dir, 'attribute-map.xml'),
-      shibdLogger: path.join(dir, 'shibd.logger'),
-      nativeLogger: path.join(dir, 'native.logger'),
-      page: path.join(dir, 'attributes.cgi'),
-    };
-    fs.writeFileSync(files.idpMetadata, options.idpMetadataXml);
-    fs.writeFileSync(files.attributeMap, attributeMap());
-    const logs = { shibd: path.join(dir, 'shibd.log'), native: path.join(dir, 'native.log') };
-    fs.writeFileSync(files.shibdLogger, fileLogger('INFO', logs.shibd));
-    fs.writeFileSync(files.nativeLogger, fileLogger('WARN', logs.native));
-    // mod_shib logs from the Apache workers (www-data).
-    fs.writeFileSync(logs.native, '', { mode: 0o666 });
-    fs.chmodSync(logs.native, 0o666);
-    const readLogs = () =>
-      Object.entries(logs)
-        .map(([name, log]) => `${name}.log:\n${fs.existsSync(log) ? fs.readFileSync(log, 'utf8') : ''}`)
-        .join('\n');
-    fs.writeFileSync(files.config, shibbolethConfig(files, { entityId, idpEntityId, shibdPort }));
-    fs.writeFileSync(files.page, attributePage(), { mode: 0o755 });
+  if (!idpEntityId) return Promise.reject(new Error('The IdP metadata has no entityID'));
+  return startApacheSp({
+    name: 'shibboleth',
+    idpMetadataXml: options.idpMetadataXml,
+    protectedPath,
+    attributePage: attributePage(),
+    async setUp({ dir, url, idpMetadata, onStop }) {
+      const entityId = options.entityId ?? `${url}/shibboleth`;
+      const shibdPort = await freePort();
+      const files = {
+        ...(await newKey(dir, '127.0.0.1')),
+        config: path.join(dir, 'shibboleth2.xml'),
+        idpMetadata,
+        attributeMap: path.join(dir, 'attribute-map.xml'),
+        shibdLogger: path.join(dir, 'shibd.logger'),
+        nativeLogger: path.join(dir, 'native.logger'),
+      };
+      fs.writeFileSync(files.attributeMap, attributeMap());
+      const logs = { shibd: path.join(dir, 'shibd.log'), native: path.join(dir, 'native.log') };
+      fs.writeFileSync(files.shibdLogger, fileLogger('INFO', logs.shibd));
+      fs.writeFileSync(files.nativeLogger, fileLogger('WARN', logs.native));
+      // mod_shib logs from the Apache workers (www-data).
+      fs.writeFileSync(logs.native, '', { mode: 0o666 });
+      fs.chmodSync(logs.native, 0o666);
+      const readLogs = () =>
+        Object.entries(logs)
+          .map(([name, log]) => `${name}.log:\n${fs.existsSync(log) ? fs.readFileSync(log, 'utf8') : ''}`)
+          .join('\n');
+      fs.writeFileSync(files.config, shibbolethConfig(files, { entityId, idpEntityId, shibdPort }));
 
-    // shibd -t checks the configuration: its refusal names the file and the line, where a shibd that exits at start says little.
-    await promisify(execFile)(SHIBD, ['-t', '-c', files.config]).catch((error: { stdout?: string; stderr?: string }) => {
-      throw new Error(`shibd -t refused the configuration:\n${error.stdout ?? ''}${error.stderr ?? ''}`);
-    });
-    const shibd = watchProcess(spawn(SHIBD, ['-F', '-f', '-c', files.config, '-p', path.join(dir, 'shibd.pid')], { stdio: ['ignore', 'pipe', 'pipe'] }), 'shibd');
-    stops.push(() => shibd.stop());
-    const apache = await startApache({
-      port,
-      modules: ['alias', 'cgi'],
-      site: () => siteConfig(files, protectedPath),
-      pages: { 'index.html': '<p>Public page</p>\n' },
-    });
-    stops.push(() => apache.stop());
-    // mod_shib answers its handlers through shibd: the metadata is there once both run.
-    const metadataUrl = `${url}${HANDLER_PATH}/Metadata`;
-    let metadataXml = '';
-    for (let attempt = 0; attempt < 50 && !metadataXml.includes('SPSSODescriptor'); attempt += 1) {
-      const answer = await fetch(metadataUrl).catch(() => undefined);
-      metadataXml = answer?.ok ? await answer.text() : '';
-      if (!metadataXml.includes('SPSSODescriptor')) await new Promise((resolve) => setTimeout(resolve, 200));
-    }
-    if (!metadataXml.includes('SPSSODescriptor')) throw new Error(`The SP served no metadata at ${metadataUrl}:\n${shibd.output()}\n${readLogs()}\n${apache.output()}`);
-    return {
-      url,
-      entityId,
-      metadataXml,
-      protectedUrl: `${url}${protectedPath}`,
-      acsUrl: `${url}${HANDLER_PATH}/SAML2/POST`,
-      logoutUrl: (returnTo) => `${url}${HANDLER_PATH}/Logout?return=${encodeURIComponent(returnTo)}`,
-      output: () => `shibd:\n${shibd.output()}\n${readLogs()}\nApache:\n${apache.output()}`,
-      stop,
-    };
-  } catch (error) {
-    await stop();
-    throw error;
-  }
+      // shibd -t checks the configuration: its refusal names the file and the line, where a shibd that exits at start says little.
+      await promisify(execFile)(SHIBD, ['-t', '-c', files.config]).catch((error: { stdout?: string; stderr?: string }) => {
+        throw new Error(`shibd -t refused the configuration:\n${error.stdout ?? ''}${error.stderr ?? ''}`);
+      });
+      const shibd = watchProcess(spawn(SHIBD, ['-F', '-f', '-c', files.config, '-p', path.join(dir, 'shibd.pid')], { stdio: ['ignore', 'pipe', 'pipe'] }), 'shibd');
+      onStop(() => shibd.stop());
+      const output = () => `shibd:\n${shibd.output()}\n${readLogs()}`;
+      return {
+        entityId,
+        acsUrl: `${url}${HANDLER_PATH}/SAML2/POST`,
+        logoutUrl: (returnTo) => `${url}${HANDLER_PATH}/Logout?return=${encodeURIComponent(returnTo)}`,
+        modules: [],
+        site: siteConfig(files.config, protectedPath),
+        output,
+        // mod_shib answers its handlers through shibd: the metadata is there once both run.
+        async metadataXml(apache) {
+          const metadataUrl = `${url}${HANDLER_PATH}/Metadata`;
+          let metadataXml = '';
+          for (let attempt = 0; attempt < 50 && !metadataXml.includes('SPSSODescriptor'); attempt += 1) {
+            const answer = await fetch(metadataUrl).catch(() => undefined);
+            metadataXml = answer?.ok ? await answer.text() : '';
+            if (!metadataXml.includes('SPSSODescriptor')) await new Promise((resolve) => setTimeout(resolve, 200));
+          }
+          if (!metadataXml.includes('SPSSODescriptor')) throw new Error(`The SP served no metadata at ${metadataUrl}:\n${output()}\n${apache.output()}`);
+          return metadataXml;
+        },
+      };
+    },
+  });
 }
 
 /** What the attribute page shows. */

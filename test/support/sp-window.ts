@@ -1,8 +1,11 @@
 import zlib from 'node:zlib';
-import { expect } from '@jest/globals';
+import { afterAll, beforeAll, expect } from '@jest/globals';
 import { DOMParser, type Element } from '@xmldom/xmldom';
 import type { Browser as ChromiumBrowser, Page as ChromiumPage } from 'playwright-core';
-import type { RunningAkamon } from './akamon.ts';
+import { NS, STATUS } from '../../src/saml/constants.ts';
+import { adminApi, startAkamon, type RunningAkamon } from './akamon.ts';
+import { launchChromium } from './chromium.ts';
+import { akamonSessions } from './relying-party.ts';
 
 /** A SAML SP under test (mellon, Shibboleth): where its answers go and its protected page. */
 export interface SpUnderTest {
@@ -100,6 +103,65 @@ export function spWindows(under: () => { akamon: RunningAkamon; sp: SpUnderTest;
     async arrived<T>(page: ChromiumPage, read: (text: string) => T): Promise<T> {
       await page.waitForURL(under().sp.protectedUrl);
       return read((await page.locator('body').textContent()) ?? '');
+    },
+  };
+}
+
+/**
+ * The Akamon (with `realm`), SP and chromium of a test file: started in its beforeAll, the SP from
+ * Akamon's metadata and registered as `name` releasing `attributes`, then handed to `ready` (for the
+ * file's variables); closed in its afterAll, Akamon last. Answers the file's windows. The setup
+ * every SP test file would write again.
+ */
+export function spWorldForFile<S extends SpUnderTest & { url: string; metadataXml: string; logoutUrl(returnTo: string): string; stop(): Promise<void> }>(
+  options: { realm: string; name: string; attributes: string[]; startSp(idpMetadataXml: string): Promise<S> },
+  ready: (world: { akamon: RunningAkamon; sp: S }) => void,
+) {
+  let akamon: RunningAkamon | undefined;
+  let sp: S | undefined;
+  let chromium: ChromiumBrowser | undefined;
+  beforeAll(async () => {
+    akamon = await startAkamon({ env: { AKAMON_REALM_SUFFIX: options.realm } });
+    const idpMetadataXml = await (await fetch(`${akamon.url}/saml/metadata`)).text();
+    // One after the other: a chromium launched beside an SP that failed to start would be left running.
+    sp = await options.startSp(idpMetadataXml);
+    chromium = await launchChromium();
+    const created = await adminApi(akamon, 'POST', '/clients', { protocol: 'saml', name: options.name, spMetadata: sp.metadataXml, attributes: options.attributes });
+    expect(created.status).toBe(201);
+    ready({ akamon, sp });
+  }, 120_000);
+  afterAll(async () => {
+    try {
+      await chromium?.close();
+      await sp?.stop();
+    } finally {
+      await akamon?.close();
+    }
+  });
+  const windows = spWindows(() => ({ akamon: akamon!, sp: sp!, chromium: chromium! }));
+  return {
+    ...windows,
+    /**
+     * Signs `account` in at the SP in `window` (its page read by `read`), then out through the SP's
+     * logout URL back to its public page; Akamon's session lives in between and is gone after. Answers
+     * the page, the LogoutRequest the SP sent Akamon and Akamon's LogoutResponse to `responseEndpoint`,
+     * checked to answer it with success.
+     */
+    async signInAndOut<T>(window: BrowserWindow, account: { id: string; commonId: string; password: string }, read: (text: string) => T, responseEndpoint: string) {
+      await windows.startAtSp(window);
+      await enterPassword(window.page, account);
+      const signedIn = await windows.arrived(window.page, read);
+      expect(await akamonSessions(akamon!, account.id)).toHaveLength(1);
+
+      await window.page.goto(sp!.logoutUrl(`${sp!.url}/`));
+      await window.page.waitForURL(`${sp!.url}/`);
+      await window.page.getByText('Public page').waitFor();
+      const [request] = sentTo(window, `${akamon!.url}/saml/slo`);
+      const [{ root: response }] = sentTo(window, responseEndpoint);
+      expect(response.getAttribute('InResponseTo')).toBe(request.root.getAttribute('ID'));
+      expect(response.getElementsByTagNameNS(NS.protocol, 'StatusCode')[0].getAttribute('Value')).toBe(STATUS.success);
+      expect(await akamonSessions(akamon!, account.id)).toEqual([]);
+      return { signedIn, request: request.root, sigAlg: request.sigAlg, response };
     },
   };
 }
