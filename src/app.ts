@@ -205,9 +205,13 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
   const samlSessions = new SamlSessionStore(db);
   await ensureFirstPartyClient(clients, config.issuer, ACCOUNT_CLIENT_ID, 'Akamon account', '/account');
   await ensureFirstPartyClient(clients, config.issuer, CONSOLE_CLIENT_ID, 'Akamon console', '/console');
-  // Every session of the account ends: its relying parties with back-channel logout are told; SAML
-  // SPs have no back channel here, their sessions are marked ended (a later LogoutRequest finds none).
-  deps.payloads.afterRevoke((accountId, sessions) => Promise.all([notifyAccountLogout(holder!.provider, accountId, sessions), samlSessions.end({ accountId })]));
+  // Every session of the account ends: SAML SPs have no back channel here, their sessions are
+  // marked ended with the rest (a later LogoutRequest finds none); then the relying parties with
+  // back-channel logout are told.
+  deps.payloads.onRevoke({
+    alongside: (trx, accountId) => samlSessions.end({ accountId }, trx),
+    after: (accountId, sessions) => notifyAccountLogout(holder!.provider, accountId, sessions),
+  });
 
   const rotateKeys = async () => {
     const kids = await rotateSigningKeys(db, box, timings);

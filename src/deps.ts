@@ -139,7 +139,7 @@ export async function buildDeps(config: Config, logger: Logger, overrides: { dat
   const education = new EducationService({ store: new EducationStore(db), clock, academicYearStart: config.academicYearStart, timeZone: config.timeZone });
   const accountRules = new AccountRuleStore(db);
   const appPasswords = new AppPasswordService({ store: new AppPasswordStore(db), key: box.deriveKey('app-password') });
-  const accountService = new AccountService({ store: accounts, hasher, profile: config.passwordProfile, sessions: payloads, throttle });
+  const accountService = new AccountService({ store: accounts, hasher, profile: config.passwordProfile, sessions: payloads, throttle, unitOfWork: (work, keep) => database.unitOfWork(work, keep) });
   const mailer = mailerFromConfig(config, logger);
   const notices = new Notices({ store: new NoticeStore(db), mailer, compose: noticeMail(config), clock, logger, config });
   const mfa = new MfaService({
@@ -167,7 +167,7 @@ export async function buildDeps(config: Config, logger: Logger, overrides: { dat
   });
   const operators = new OperatorStore(db);
   const tokens = new TokenService({ store: new TokenStore(db), box, meter: metrics, onChange: (change) => notices.factorChanged(change) });
-  const revocations = new Revocations({ db, accounts, accountService, sessions: payloads, audit, clock, logger });
+  const revocations = new Revocations({ db, unitOfWork: (work, keep) => database.unitOfWork(work, keep), accounts, accountService, sessions: payloads, audit, clock, logger });
   const helpDesk = new HelpDesk({ accountService, accounts, mfa, tokens, audit, signinLog, education, revocations, idv, operators, throttle });
   return {
     config,

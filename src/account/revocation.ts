@@ -1,5 +1,6 @@
 import { sql, type Expression, type Kysely, type SqlBool } from 'kysely';
 import type { Logger } from 'pino';
+import type { Database } from '../db/database.ts';
 import type { DB } from '../db/schema.ts';
 import type { AuditLog } from '../audit/audit-log.ts';
 import type { Clock } from '../shared/clock.ts';
@@ -38,8 +39,18 @@ export class Revocations {
   readonly #audit: AuditLog;
   readonly #clock: Clock;
   readonly #logger: Logger;
+  readonly #unitOfWork: Database['unitOfWork'];
 
-  constructor(deps: { db: Kysely<DB>; accounts: AccountStore; accountService: AccountService; sessions: SessionRevoker; audit: AuditLog; clock: Clock; logger: Logger }) {
+  constructor(deps: {
+    db: Kysely<DB>;
+    unitOfWork: Database['unitOfWork'];
+    accounts: AccountStore;
+    accountService: AccountService;
+    sessions: SessionRevoker;
+    audit: AuditLog;
+    clock: Clock;
+    logger: Logger;
+  }) {
     this.#db = deps.db;
     this.#accounts = deps.accounts;
     this.#accountService = deps.accountService;
@@ -47,6 +58,7 @@ export class Revocations {
     this.#audit = deps.audit;
     this.#clock = deps.clock;
     this.#logger = deps.logger;
+    this.#unitOfWork = deps.unitOfWork;
   }
 
   async schedule(commonId: string, at: Date, reason: string | null): Promise<AccountRow> {
@@ -82,22 +94,46 @@ export class Revocations {
   }
 
   /**
-   * Revokes up to `batch` accounts whose time has come. Each row is claimed by one UPDATE (rows
-   * another node is applying are skipped), so two nodes never revoke the same account twice.
+   * Revokes up to `batch` accounts whose time has come, each in a transaction of its own: its
+   * status, the end of its sessions and its audit record land together or not at all, and an
+   * account whose revocation failed is still due on the next run (the others go on meanwhile).
+   * Each row is claimed by one UPDATE that skips rows another node is applying, so two nodes never
+   * revoke the same account twice.
    */
   async applyDue(batch: number): Promise<number> {
     const now = this.#clock.now();
-    const revoked = await this.#db
+    const due = await this.#db.selectFrom('account').select('id').where('revoke_at', '<=', now).where('status', '!=', 'revoked').orderBy('revoke_at').limit(batch).execute();
+    let applied = 0;
+    let failure: { error: unknown } | undefined;
+    for (const { id } of due) {
+      try {
+        if (
+          await this.#unitOfWork(
+            () => this.#applyOne(id, now),
+            (done) => done,
+          )
+        )
+          applied += 1;
+      } catch (error) {
+        failure ??= { error };
+      }
+    }
+    if (applied) this.#logger.info({ revoked: applied }, 'scheduled revocations applied');
+    if (failure) throw failure.error;
+    return due.length;
+  }
+
+  /** One due account's revocation; false when it is no longer due or another node is applying it. */
+  async #applyOne(id: string, now: Date): Promise<boolean> {
+    const account = await this.#db
       .updateTable('account')
       .set({ status: 'revoked', revoked_at: now, revoke_at: null, updated_at: sql<Date>`now()` as never })
-      .where('id', 'in', (eb) => eb.selectFrom('account').select('id').where('revoke_at', '<=', now).where('status', '!=', 'revoked').orderBy('revoke_at').limit(batch).forUpdate().skipLocked())
-      .returning(['id', 'common_id', 'revoke_reason'])
-      .execute();
-    for (const account of revoked) {
-      const ended = await this.#sessions.revokeAccount(account.id);
-      await this.#audit.record({ actor: 'system', action: 'account.revoked', accountId: account.id, details: { scheduled: true, reason: account.revoke_reason, endedSessions: ended } });
-    }
-    if (revoked.length) this.#logger.info({ revoked: revoked.length }, 'scheduled revocations applied');
-    return revoked.length;
+      .where('id', 'in', (eb) => eb.selectFrom('account').select('id').where('id', '=', id).where('revoke_at', '<=', now).where('status', '!=', 'revoked').forUpdate().skipLocked())
+      .returning(['id', 'revoke_reason'])
+      .executeTakeFirst();
+    if (!account) return false;
+    const ended = await this.#sessions.revokeAccount(account.id);
+    await this.#audit.record({ actor: 'system', action: 'account.revoked', accountId: account.id, details: { scheduled: true, reason: account.revoke_reason, endedSessions: ended } });
+    return true;
   }
 }

@@ -10,21 +10,28 @@ export interface GrantConsent {
   resources?: Record<string, string>;
 }
 
+/**
+ * What goes with the end of an account's sessions: `alongside`, in the same transaction (what must
+ * end with them or not at all: the SAML sessions); `after`, once it committed, with the Session
+ * payloads as they were deleted (back-channel logout, which reports its failures and never throws).
+ */
+export interface RevokeHooks {
+  alongside: (trx: Kysely<DB>, accountId: string) => Promise<unknown>;
+  after: (accountId: string, sessions: unknown[]) => Promise<unknown>;
+}
+
 /** Housekeeping on the provider's table that the provider itself does not do. */
 export class OidcPayloadStore {
   readonly #db: Kysely<DB>;
-  #afterRevoke: (accountId: string, sessions: unknown[]) => Promise<unknown> = async () => undefined;
+  #onRevoke: RevokeHooks = { alongside: async () => undefined, after: async () => undefined };
 
   constructor(db: Kysely<DB>) {
     this.#db = db;
   }
 
-  /**
-   * What follows the end of an account's sessions, given the sessions' payloads as they were
-   * deleted (back-channel logout); set once the provider is built.
-   */
-  afterRevoke(hook: (accountId: string, sessions: unknown[]) => Promise<unknown>): void {
-    this.#afterRevoke = hook;
+  /** What goes with the end of an account's sessions; set once the provider is built. */
+  onRevoke(hooks: RevokeHooks): void {
+    this.#onRevoke = hooks;
   }
 
   /**
@@ -44,8 +51,10 @@ export class OidcPayloadStore {
           .where((eb) =>
             eb.or([eb('account_id', '=', accountId), eb('grant_id', 'in', eb.selectFrom('oidc_payload as g').select('g.id').where('g.model', '=', 'Grant').where('g.account_id', '=', accountId))]),
           )
-          .returning(['model', 'payload'])
+          // Only a Session's payload is wanted back (for the relying parties), not every token's.
+          .returning(sql<unknown>`case when model = 'Session' then payload end`.as('session'))
           .execute();
+        await this.#onRevoke.alongside(trx, accountId);
         // The provider's account ids are any string; only an account's uuid has a row to mark.
         if (isUuid(accountId)) {
           await trx
@@ -57,9 +66,9 @@ export class OidcPayloadStore {
         return rows;
       }),
     );
-    await this.#afterRevoke(
+    await this.#onRevoke.after(
       accountId,
-      deleted.filter((row) => row.model === 'Session').map((row) => row.payload),
+      deleted.flatMap((row) => (row.session === null ? [] : [row.session])),
     );
     return deleted.length;
   }

@@ -37,9 +37,9 @@ export class SamlSessionStore {
       .execute();
   }
 
-  /** Ends the live SAML sessions of a sign-in session (or of every session of an account) and answers them. */
-  async end(where: { sessionUid: string } | { accountId: string }): Promise<SamlSession[]> {
-    const rows = await this.#db
+  /** Ends the live SAML sessions of a sign-in session (or of every session of an account) and answers them; `db`: a transaction to do it in. */
+  async end(where: { sessionUid: string } | { accountId: string }, db: Kysely<DB> = this.#db): Promise<SamlSession[]> {
+    const rows = await db
       .updateTable('saml_session')
       .set({ ended_at: sql<Date>`now()` as never })
       .where('sessionUid' in where ? 'session_uid' : 'account_id', '=', 'sessionUid' in where ? where.sessionUid : where.accountId)
