@@ -1,3 +1,4 @@
+import type { Database } from '../db/database.ts';
 import type { AccountStatus } from '../db/schema.ts';
 import { DomainError } from '../shared/errors.ts';
 import { checkPassword, type PolicyProfile } from '../password/password-policy.ts';
@@ -40,16 +41,33 @@ export class AccountService {
   readonly #profile: PolicyProfile;
   readonly #sessions: SessionRevoker;
   readonly #throttle: LoginThrottle;
+  readonly #unitOfWork: Database['unitOfWork'];
 
-  constructor(deps: { store: AccountStore; hasher: PasswordHasher; profile: PolicyProfile; sessions: SessionRevoker; throttle: LoginThrottle }) {
+  constructor(deps: { store: AccountStore; hasher: PasswordHasher; profile: PolicyProfile; sessions: SessionRevoker; throttle: LoginThrottle; unitOfWork: Database['unitOfWork'] }) {
     this.#store = deps.store;
     this.#hasher = deps.hasher;
     this.#profile = deps.profile;
     this.#sessions = deps.sessions;
     this.#throttle = deps.throttle;
+    this.#unitOfWork = deps.unitOfWork;
   }
 
-  /** Creates an account with a generated initial password, returned once and never stored in clear. */
+  /**
+   * A change that must end every session of the account (a new password, a suspension): the change
+   * and the end of the sessions land together or not at all, so that a fault between them never
+   * leaves the old sessions of a changed account alive. Hashing comes before it, never inside.
+   */
+  #withSessionsEnded(accountId: string, change: () => Promise<unknown>, alsoClear?: string): Promise<void> {
+    return this.#unitOfWork(
+      async () => {
+        await change();
+        await this.#sessions.revokeAccount(accountId);
+        if (alsoClear) await this.#throttle.clear(accountKey(alsoClear));
+      },
+      () => true,
+    );
+  }
+
   /**
    * A new initial password with its hash. A create inside a transaction (SCIM) makes it first, so
    * that no connection (on PGlite the only one) is held while the hash waits and runs.
@@ -59,6 +77,7 @@ export class AccountService {
     return { password, hash: await this.#hasher.hash(password) };
   }
 
+  /** Creates an account with a generated initial password, returned once and never stored in clear. */
   async create(input: AccountInput, initial?: InitialPassword): Promise<{ account: AccountRow; initialPassword: string }> {
     const valid = validateAccountInput(input);
     const { password, hash } = initial ?? (await this.initialPassword());
@@ -100,17 +119,15 @@ export class AccountService {
   /** A new initial password after the help desk checked the person; every session ends. */
   async reissuePassword(commonId: string): Promise<{ account: AccountRow; initialPassword: string }> {
     const account = await this.get(commonId);
-    const initialPassword = generateInitialPassword(this.#profile);
-    await this.#store.setPassword(account.id, await this.#hasher.hash(initialPassword), true);
-    await this.#sessions.revokeAccount(account.id);
-    await this.#throttle.clear(accountKey(account.common_id));
-    return { account: (await this.#store.findById(account.id))!, initialPassword };
+    const { password, hash } = await this.initialPassword();
+    await this.#withSessionsEnded(account.id, () => this.#store.setPassword(account.id, hash, true), account.common_id);
+    return { account: (await this.#store.findById(account.id))!, initialPassword: password };
   }
 
   async setStatus(commonId: string, status: AccountStatus, reason: string | null = null): Promise<AccountRow> {
     const account = await this.get(commonId);
-    await this.#store.setStatus(account.id, status, reason);
-    if (status !== 'active') await this.#sessions.revokeAccount(account.id);
+    if (status === 'active') await this.#store.setStatus(account.id, status, reason);
+    else await this.#withSessionsEnded(account.id, () => this.#store.setStatus(account.id, status, reason));
     return (await this.#store.findById(account.id))!;
   }
 
@@ -134,9 +151,8 @@ export class AccountService {
     if (typeof next !== 'string' || next !== confirm) throw new DomainError('password_mismatch', 'the new password and its confirmation differ');
     const policy = checkPassword(next, { profile: this.#profile, commonId: account.common_id });
     if (!policy.ok) throw new DomainError('password_policy', 'the new password breaks the password rules', { violations: policy.violations, limits: policy.limits });
-    await this.#store.setPassword(account.id, await this.#hasher.hash(next), false);
-    await this.#sessions.revokeAccount(account.id);
-    await this.#throttle.clear(accountKey(account.common_id));
+    const hash = await this.#hasher.hash(next);
+    await this.#withSessionsEnded(account.id, () => this.#store.setPassword(account.id, hash, false), account.common_id);
   }
 
   /**

@@ -16,15 +16,16 @@ export async function notifyAccountLogout(provider: Provider, accountId: string,
 }
 
 /**
- * Ends one sign-in session by its uid, as the end_session endpoint would: the relying parties with
- * back-channel logout are told, then the session is gone (used by SAML Single Logout, which ends
+ * Ends one sign-in session by its uid, as the end_session endpoint would: the session is gone, then
+ * the relying parties with back-channel logout are told (used by SAML Single Logout, which ends
  * the session without a page of the provider's). Answers whether there was one.
  */
 export async function endSessionByUid(provider: Provider, uid: string): Promise<boolean> {
   const session = await provider.Session.findByUid(uid);
   if (!session) return false;
-  if (session.accountId) await notifySessionsLogout(provider, session.accountId, [session as unknown as SessionPayload]);
+  // Gone first, then told, as for an account's sessions: a relying party that checks back finds it ended.
   await session.destroy();
+  if (session.accountId) await notifySessionsLogout(provider, session.accountId, [session as unknown as SessionPayload]);
   return true;
 }
 

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
 import { Browser } from '../support/browser.ts';
 import { backchannelReceiver } from '../support/backchannel.ts';
+import { refuseWrites } from '../support/faults.ts';
 import { enterCredentials, redeem, signIn, startAuthorization, tokenRequest } from '../support/flows.ts';
 
 // The clock of the app starts on the day before a graduation (JST) and is moved across it.
@@ -81,6 +82,38 @@ describe('scheduled revocation', () => {
       await rp.close();
       clock.current = new Date('2027-03-30T12:00:00+09:00');
     }
+  });
+
+  test('one that fails half-way is not half-applied: that account stays due, signed in, and the others are revoked; the next run finishes it', async () => {
+    clock.current = new Date('2027-03-30T12:00:00+09:00');
+    const client = await akamon.createClient({ name: 'LMS', redirectUris: ['http://127.0.0.1:9/lms'] });
+    const [first, second] = [await akamon.createReadyAccount(), await akamon.createReadyAccount()];
+    for (const person of [first, second]) {
+      const session = await signIn(new Browser(akamon.url), akamon, client, person);
+      expect((await redeem(akamon, client, session.code!, session.verifier)).status).toBe(200);
+      expect((await admin('POST', `/accounts/${person.commonId}/revoke`, { on: '2027-03-31', reason: 'graduation' })).status).toBe(200);
+    }
+    const db = akamon.deps.database.db;
+    const state = async (person: { id: string }) => {
+      const row = (await akamon.deps.accounts.findById(person.id))!;
+      const sessions = await db.selectFrom('oidc_payload').select('id').where('model', '=', 'Session').where('account_id', '=', person.id).execute();
+      const audits = (await akamon.deps.audit.list({ accountId: person.id, limit: 10 })).filter((e) => e.action === 'account.revoked');
+      return { status: row.status, due: row.revoke_at !== null, sessions: sessions.length, audits: audits.length };
+    };
+    // The database times out the first account's audit record, the revocation's last step.
+    const stop = await refuseWrites(db, 'refuse_revoked_audit', { table: 'audit_event', on: 'insert', when: `new.account_id = '${first.id}' and new.action = 'account.revoked'` });
+    clock.current = new Date('2027-03-31T00:00:30+09:00');
+    try {
+      await expect(akamon.deps.revocations.applyDue(100)).rejects.toThrow('unavailable');
+      expect(await state(first)).toEqual({ status: 'active', due: true, sessions: 1, audits: 0 });
+      expect(await state(second)).toEqual({ status: 'revoked', due: false, sessions: 0, audits: 1 });
+    } finally {
+      await stop();
+    }
+    await akamon.deps.revocations.applyDue(100);
+    expect(await state(first)).toEqual({ status: 'revoked', due: false, sessions: 0, audits: 1 });
+    expect(await state(second)).toEqual({ status: 'revoked', due: false, sessions: 0, audits: 1 });
+    clock.current = new Date('2027-03-30T12:00:00+09:00');
   });
 
   test('can be cancelled before it is due', async () => {

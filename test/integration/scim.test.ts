@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { sql } from 'kysely';
 import { inUnitOfWork } from '../../src/db/driver.ts';
 import { Browser } from '../support/browser.ts';
+import { refuseWrites } from '../support/faults.ts';
 import { redeem, signIn } from '../support/flows.ts';
 import { adminApi, newCommonId, startAkamon, type RunningAkamon } from '../support/akamon.ts';
 import { AKAMON, ENTERPRISE, ERROR, LIST_RESPONSE, MEDIA_TYPE, ScimClient, studentUser, USER_SCHEMA, type ScimAnswer } from '../support/scim-client.ts';
@@ -308,14 +308,7 @@ describe('replace, patch and versions', () => {
     await new Promise<void>((resolve) => rp.listen(0, '127.0.0.1', resolve));
     const db = a.deps.database.db;
     // The database times out the write's last step (the scheduled end of affiliation), after the suspension ended the sessions.
-    await sql
-      .raw(
-        `create function refuse_scim_revoke_at() returns trigger language plpgsql as $$ begin
-           if new.common_id = '${person.commonId}' and new.revoke_at is not null then raise exception 'stalled by the test' using errcode = '57014'; end if;
-           return new; end $$;
-         create trigger refuse_scim_revoke_at before update on account for each row execute function refuse_scim_revoke_at();`,
-      )
-      .execute(db);
+    const stop = await refuseWrites(db, 'refuse_scim_revoke_at', { table: 'account', on: 'update', when: `new.common_id = '${person.commonId}' and new.revoke_at is not null` });
     try {
       const client = await a.createClient({ name: 'LMS', backchannelLogoutUri: `http://127.0.0.1:${(rp.address() as AddressInfo).port}/logout`, redirectUris: ['http://127.0.0.1:9/lms'] });
       const session = await signIn(new Browser(a.url), a, client, person);
@@ -331,12 +324,12 @@ describe('replace, patch and versions', () => {
       expect((await account(person.commonId)).status).toBe('active');
       expect(await sessionsOf(person.id)).toBe(1);
 
-      await sql.raw('drop trigger refuse_scim_revoke_at on account; drop function refuse_scim_revoke_at();').execute(db);
+      await stop();
       expect((await sis.patchUser(user.id, change)).status).toBe(200);
       expect(told).toEqual(['/logout']);
       expect(await sessionsOf(person.id)).toBe(0);
     } finally {
-      await sql.raw('drop trigger if exists refuse_scim_revoke_at on account; drop function if exists refuse_scim_revoke_at();').execute(db);
+      await stop();
       await new Promise((resolve) => rp.close(resolve));
     }
   });
@@ -506,21 +499,14 @@ describe('idempotent create', () => {
     const commonId = newCommonId();
     const db = a.deps.database.db;
     // The database times out the suspension of this one account (a stall after the row was inserted).
-    await sql
-      .raw(
-        `create function refuse_scim_suspend() returns trigger language plpgsql as $$ begin
-           if new.common_id = '${commonId}' and new.status = 'suspended' then raise exception 'stalled by the test' using errcode = '57014'; end if;
-           return new; end $$;
-         create trigger refuse_scim_suspend before update on account for each row execute function refuse_scim_suspend();`,
-      )
-      .execute(db);
+    const stop = await refuseWrites(db, 'refuse_scim_suspend', { table: 'account', on: 'update', when: `new.common_id = '${commonId}' and new.status = 'suspended'` });
     const body = studentUser(commonId, { active: false });
     try {
       const stalled = await sis.createUser(body);
       expectError(stalled, 503);
       expect(Number(stalled.headers.get('retry-after'))).toBeGreaterThan(0);
     } finally {
-      await sql.raw('drop trigger refuse_scim_suspend on account; drop function refuse_scim_suspend();').execute(db);
+      await stop();
     }
     expect((await sis.listUsers({ filter: `userName eq "${commonId}"` })).body.totalResults).toBe(0);
     expect((await adminApi(a, 'GET', `/accounts/${commonId}`)).status).toBe(404);

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { generate } from 'otplib';
 import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
 import { backchannelReceiver } from '../support/backchannel.ts';
+import { refuseWrites } from '../support/faults.ts';
 import { Browser, type Page } from '../support/browser.ts';
 import { solveCaptcha } from '../support/captcha.ts';
 import { codeFrom, enterCredentials, redeem, startAuthorization, tokenRequest } from '../support/flows.ts';
@@ -220,6 +221,31 @@ describe('operators and recovery end the account home on every device', () => {
       expect(await homeStatus(each, a)).toBe(302);
       expect(await landsOnSignIn(each)).toBe(true);
     }
+  });
+
+  test('a new password whose sessions could not be ended is not made: the old password and sessions stay, and the retry makes both', async () => {
+    const account = await a.createReadyAccount();
+    const { device } = await homeOn(account);
+    const before = (await b.deps.accounts.findById(account.id))!.password_hash;
+    const reissue = () =>
+      fetch(`${b.url}/admin/api/accounts/${account.commonId}/reissue-password`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${b.operatorToken}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ checked: 'student card', by: 'desk' }),
+      });
+    const db = b.deps.database.db;
+    // The database times out the end of this account's sessions (its last step: marking the time).
+    const stop = await refuseWrites(db, 'refuse_sessions_end', { table: 'account', on: 'update', when: `new.id = '${account.id}' and new.sessions_ended_at is distinct from old.sessions_ended_at` });
+    try {
+      expect((await reissue()).status).toBe(503);
+    } finally {
+      await stop();
+    }
+    expect((await b.deps.accounts.findById(account.id))!.password_hash).toBe(before);
+    expect(await homeStatus(device, a)).toBe(200);
+    expect((await reissue()).status).toBe(200);
+    expect((await b.deps.accounts.findById(account.id))!.password_hash).not.toBe(before);
+    expect(await homeStatus(device, a)).toBe(302);
   });
 });
 
