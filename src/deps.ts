@@ -158,7 +158,6 @@ export async function buildDeps(config: Config, logger: Logger, overrides: { dat
     accounts,
     accountService,
     mfa,
-    sessions: payloads,
     audit,
     throttle,
     clock,

@@ -53,16 +53,19 @@ export class AccountService {
   }
 
   /**
-   * A change that must end every session of the account (a new password, a suspension): the change
-   * and the end of the sessions land together or not at all, so that a fault between them never
-   * leaves the old sessions of a changed account alive. Hashing comes before it, never inside.
+   * A change that must end every session of the account (a new password, a suspension, a reset of
+   * its second factors): the change and the end of the sessions land together or not at all, so
+   * that a fault between them never leaves the old sessions of a changed account alive. The
+   * sessions end first: their rows, then the account's, the order in which an account-home change
+   * holding its session locks them (home-session.ts whileLive), so the two never deadlock. Hashing
+   * comes before it, never inside.
    */
-  #withSessionsEnded(accountId: string, change: () => Promise<unknown>, alsoClear?: string): Promise<void> {
+  endingSessions(accountId: string, change: () => Promise<unknown>, clearThrottleOf?: string): Promise<void> {
     return this.#unitOfWork(
       async () => {
-        await change();
         await this.#sessions.revokeAccount(accountId);
-        if (alsoClear) await this.#throttle.clear(accountKey(alsoClear));
+        await change();
+        if (clearThrottleOf) await this.#throttle.clear(accountKey(clearThrottleOf));
       },
       () => true,
     );
@@ -120,14 +123,14 @@ export class AccountService {
   async reissuePassword(commonId: string): Promise<{ account: AccountRow; initialPassword: string }> {
     const account = await this.get(commonId);
     const { password, hash } = await this.initialPassword();
-    await this.#withSessionsEnded(account.id, () => this.#store.setPassword(account.id, hash, true), account.common_id);
+    await this.endingSessions(account.id, () => this.#store.setPassword(account.id, hash, true), account.common_id);
     return { account: (await this.#store.findById(account.id))!, initialPassword: password };
   }
 
   async setStatus(commonId: string, status: AccountStatus, reason: string | null = null): Promise<AccountRow> {
     const account = await this.get(commonId);
     if (status === 'active') await this.#store.setStatus(account.id, status, reason);
-    else await this.#withSessionsEnded(account.id, () => this.#store.setStatus(account.id, status, reason));
+    else await this.endingSessions(account.id, () => this.#store.setStatus(account.id, status, reason));
     return (await this.#store.findById(account.id))!;
   }
 
@@ -152,7 +155,7 @@ export class AccountService {
     const policy = checkPassword(next, { profile: this.#profile, commonId: account.common_id });
     if (!policy.ok) throw new DomainError('password_policy', 'the new password breaks the password rules', { violations: policy.violations, limits: policy.limits });
     const hash = await this.#hasher.hash(next);
-    await this.#withSessionsEnded(account.id, () => this.#store.setPassword(account.id, hash, false), account.common_id);
+    await this.endingSessions(account.id, () => this.#store.setPassword(account.id, hash, false), account.common_id);
   }
 
   /**

@@ -1,10 +1,10 @@
-import { sql, type Expression, type Kysely, type SqlBool } from 'kysely';
+import { sql, type Expression, type ExpressionBuilder, type Kysely, type SqlBool } from 'kysely';
 import type { Logger } from 'pino';
 import type { Database } from '../db/database.ts';
 import type { DB } from '../db/schema.ts';
 import type { AuditLog } from '../audit/audit-log.ts';
 import type { Clock } from '../shared/clock.ts';
-import { DomainError } from '../shared/errors.ts';
+import { DomainError, RetryLaterError } from '../shared/errors.ts';
 import { startOfDay } from '../shared/time-zone.ts';
 import type { AccountService, SessionRevoker } from './account.service.ts';
 import type { AccountRow, AccountStore } from './account.store.ts';
@@ -94,11 +94,10 @@ export class Revocations {
   }
 
   /**
-   * Revokes up to `batch` accounts whose time has come, each in a transaction of its own: its
-   * status, the end of its sessions and its audit record land together or not at all, and an
-   * account whose revocation failed is still due on the next run (the others go on meanwhile).
-   * Each row is claimed by one UPDATE that skips rows another node is applying, so two nodes never
-   * revoke the same account twice.
+   * Revokes up to `batch` accounts whose time has come, each in a transaction of its own: the end
+   * of its sessions, its status and its audit record land together or not at all. An account whose
+   * revocation failed stays due for the next run and the others go on, unless the database is away
+   * (then the rest would only wait for it: the next run starts again). Answers how many it revoked.
    */
   async applyDue(batch: number): Promise<number> {
     const now = this.#clock.now();
@@ -116,23 +115,32 @@ export class Revocations {
           applied += 1;
       } catch (error) {
         failure ??= { error };
+        if (error instanceof RetryLaterError) break;
+        this.#logger.warn({ accountId: id, err: { message: (error as Error).message } }, 'scheduled revocation failed; it stays due for the next run');
       }
     }
     if (applied) this.#logger.info({ revoked: applied }, 'scheduled revocations applied');
     if (failure) throw failure.error;
-    return due.length;
+    return applied;
   }
 
-  /** One due account's revocation; false when it is no longer due or another node is applying it. */
+  /**
+   * One due account's revocation; false when it is no longer due (cancelled, or applied by another
+   * node meanwhile: the unit then rolls back the sessions' end). The sessions end first, then the
+   * account row is claimed: the order in which an account-home change holding its session locks
+   * them, so the two never deadlock; two nodes on one account take its rows in the same order too.
+   */
   async #applyOne(id: string, now: Date): Promise<boolean> {
+    const stillDue = (eb: ExpressionBuilder<DB, 'account'>) => eb.and([eb('id', '=', id), eb('revoke_at', '<=', now), eb('status', '!=', 'revoked')]);
+    if (!(await this.#db.selectFrom('account').select('id').where(stillDue).executeTakeFirst())) return false;
+    const ended = await this.#sessions.revokeAccount(id);
     const account = await this.#db
       .updateTable('account')
       .set({ status: 'revoked', revoked_at: now, revoke_at: null, updated_at: sql<Date>`now()` as never })
-      .where('id', 'in', (eb) => eb.selectFrom('account').select('id').where('id', '=', id).where('revoke_at', '<=', now).where('status', '!=', 'revoked').forUpdate().skipLocked())
+      .where(stillDue)
       .returning(['id', 'revoke_reason'])
       .executeTakeFirst();
     if (!account) return false;
-    const ended = await this.#sessions.revokeAccount(account.id);
     await this.#audit.record({ actor: 'system', action: 'account.revoked', accountId: account.id, details: { scheduled: true, reason: account.revoke_reason, endedSessions: ended } });
     return true;
   }

@@ -1,4 +1,4 @@
-import type { AccountService, SessionRevoker } from '../account/account.service.ts';
+import type { AccountService } from '../account/account.service.ts';
 import type { AccountRow, AccountStore } from '../account/account.store.ts';
 import type { AuditLog } from '../audit/audit-log.ts';
 import type { MfaService } from '../mfa/mfa.service.ts';
@@ -28,7 +28,6 @@ export class IdentityVerification {
   readonly #accounts: AccountStore;
   readonly #accountService: AccountService;
   readonly #mfa: MfaService;
-  readonly #sessions: SessionRevoker;
   readonly #audit: AuditLog;
   readonly #throttle: LoginThrottle;
   readonly #clock: Clock;
@@ -40,7 +39,6 @@ export class IdentityVerification {
     accounts: AccountStore;
     accountService: AccountService;
     mfa: MfaService;
-    sessions: SessionRevoker;
     audit: AuditLog;
     throttle: LoginThrottle;
     clock: Clock;
@@ -51,7 +49,6 @@ export class IdentityVerification {
     this.#accounts = deps.accounts;
     this.#accountService = deps.accountService;
     this.#mfa = deps.mfa;
-    this.#sessions = deps.sessions;
     this.#audit = deps.audit;
     this.#throttle = deps.throttle;
     this.#clock = deps.clock;
@@ -122,9 +119,11 @@ export class IdentityVerification {
       this.#meter.identityVerification('password_reissued');
       return { ok: true, temporaryPassword: initialPassword };
     }
-    const removed = await this.#mfa.reset(account.id);
-    await this.#accounts.setMfaRequired(account.id, true);
-    await this.#sessions.revokeAccount(account.id);
+    let removed = 0;
+    await this.#accountService.endingSessions(account.id, async () => {
+      removed = await this.#mfa.reset(account.id);
+      await this.#accounts.setMfaRequired(account.id, true);
+    });
     await this.#audit.record({ actor: 'self', action: 'mfa.reset', accountId: account.id, details: { via: 'identity_verification', removedFactors: removed } });
     this.#meter.identityVerification('mfa_reset');
     return { ok: true, temporaryPassword: null };

@@ -1,3 +1,4 @@
+import { afterUnitCommits } from '../db/driver.ts';
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.ts';
 import { NOTICE_MAX_ATTEMPTS, NOTICE_RETRY_BASE_SECONDS, NOTICE_RETRY_MAX_SECONDS, NOTICE_SEND_LEASE_SECONDS } from '../config/defaults.ts';
@@ -126,6 +127,12 @@ export class Notices {
   /** MfaService's hook: records the change and sends its mails in the background, never in the request. */
   factorChanged(change: FactorChange): void {
     if (!this.#config.notices.factorChange.enabled) return;
+    // Told only of a change that was kept: made inside a unit of work (a change on the account home,
+    // a recovery), the notice starts once it has committed, on connections of its own.
+    void afterUnitCommits(async () => this.#noticeOf(change));
+  }
+
+  #noticeOf(change: FactorChange): void {
     const work = (async () => {
       const account = await this.#store.account(change.accountId);
       if (!account) return;

@@ -12,8 +12,10 @@ export interface GrantConsent {
 
 /**
  * What goes with the end of an account's sessions: `alongside`, in the same transaction (what must
- * end with them or not at all: the SAML sessions); `after`, once it committed, with the Session
- * payloads as they were deleted (back-channel logout, which reports its failures and never throws).
+ * end with them or not at all: the SAML sessions); `after`, once that transaction is done, with the
+ * Session payloads as they were deleted (back-channel logout, which reports its failures and never
+ * throws; inside a unit of work that transaction is a savepoint, and the logout waits for the
+ * unit's commit by itself: afterUnitCommits).
  */
 export interface RevokeHooks {
   alongside: (trx: Kysely<DB>, accountId: string) => Promise<unknown>;

@@ -100,11 +100,11 @@ describe('scheduled revocation', () => {
       const audits = (await akamon.deps.audit.list({ accountId: person.id, limit: 10 })).filter((e) => e.action === 'account.revoked');
       return { status: row.status, due: row.revoke_at !== null, sessions: sessions.length, audits: audits.length };
     };
-    // The database times out the first account's audit record, the revocation's last step.
-    const stop = await refuseWrites(db, 'refuse_revoked_audit', { table: 'audit_event', on: 'insert', when: `new.account_id = '${first.id}' and new.action = 'account.revoked'` });
+    // The first account's audit record, the revocation's last step, fails (an error of that statement).
+    const stop = await refuseWrites(db, 'refuse_revoked_audit', { table: 'audit_event', on: 'insert', when: `new.account_id = '${first.id}' and new.action = 'account.revoked'`, sqlState: 'P0001' });
     clock.current = new Date('2027-03-31T00:00:30+09:00');
     try {
-      await expect(akamon.deps.revocations.applyDue(100)).rejects.toThrow('unavailable');
+      await expect(akamon.deps.revocations.applyDue(100)).rejects.toThrow('stalled by the test');
       expect(await state(first)).toEqual({ status: 'active', due: true, sessions: 1, audits: 0 });
       expect(await state(second)).toEqual({ status: 'revoked', due: false, sessions: 0, audits: 1 });
     } finally {
