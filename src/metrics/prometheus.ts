@@ -64,6 +64,7 @@ export function routeGroup(path: string): string {
 /** A task of the sweeper, or any periodic job, with the time it last finished without an error. */
 export interface JobTimes {
   lastSuccess(): ReadonlyMap<string, Date>;
+  lastFailure(): ReadonlyMap<string, Date>;
 }
 
 /** What is read at each scrape rather than counted as it happens: the hashing limiter's queue. */
@@ -245,15 +246,21 @@ export class Metrics implements Meter {
 
   /** Each periodic job's last success, as a Unix time (alert on `time() - ... > N`). */
   watchJobs(jobs: JobTimes): void {
-    new Gauge({
-      name: 'akamon_job_last_success_timestamp_seconds',
-      help: 'When each periodic job last finished without an error (Unix time)',
-      labelNames: ['job'],
-      registers: [this.registry],
-      collect() {
-        for (const [job, at] of jobs.lastSuccess()) this.set({ job }, at.getTime() / 1000);
-      },
-    });
+    const times: Array<[string, string, () => ReadonlyMap<string, Date>]> = [
+      ['akamon_job_last_success_timestamp_seconds', 'When each periodic job last finished without an error (Unix time)', () => jobs.lastSuccess()],
+      ['akamon_job_last_failure_timestamp_seconds', 'When each periodic job last failed (Unix time); with no last success, it never succeeded', () => jobs.lastFailure()],
+    ];
+    for (const [name, help, read] of times) {
+      new Gauge({
+        name,
+        help,
+        labelNames: ['job'],
+        registers: [this.registry],
+        collect() {
+          for (const [job, at] of read()) this.set({ job }, at.getTime() / 1000);
+        },
+      });
+    }
   }
 
   /** The exposition in Prometheus text format. */

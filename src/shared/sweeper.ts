@@ -12,6 +12,9 @@ export class Sweeper {
   readonly #batch: number;
   readonly #maxBatchesPerRun: number;
   readonly #lastSuccess = new Map<string, Date>();
+  readonly #lastFailure = new Map<string, Date>();
+  /** The sweep the timer started, while it runs: a slow one (a database away) is not overlapped by the next. */
+  #running: Promise<unknown> | undefined;
 
   constructor(tasks: Record<string, SweepTask>, batch = 1000, maxBatchesPerRun = 20) {
     this.#tasks = tasks;
@@ -32,6 +35,7 @@ export class Sweeper {
         total += await this.#run(task);
         this.#lastSuccess.set(name, new Date());
       } catch (error) {
+        this.#lastFailure.set(name, new Date());
         if (onError) onError(error, name);
         else failure ??= { error };
       }
@@ -55,8 +59,19 @@ export class Sweeper {
     return this.#lastSuccess;
   }
 
+  /** When each task last failed on this node: also says which never succeeded. */
+  lastFailure(): ReadonlyMap<string, Date> {
+    return this.#lastFailure;
+  }
+
   start(intervalSeconds: number, onError: (error: unknown, task: string) => void): void {
-    this.#timer = setInterval(() => this.sweep(onError), intervalSeconds * 1000);
+    this.#timer = setInterval(() => {
+      this.#running ??= this.sweep(onError)
+        .catch(() => undefined)
+        .finally(() => {
+          this.#running = undefined;
+        });
+    }, intervalSeconds * 1000);
     this.#timer.unref();
   }
 

@@ -441,6 +441,7 @@ describe('Sweeper', () => {
     expect(ran).toEqual(['first', 'last']);
     expect(told).toEqual([[failing, 'broken']]);
     expect([...sweeper.lastSuccess().keys()]).toEqual(['first', 'last']);
+    expect([...sweeper.lastFailure().keys()]).toEqual(['broken']);
     // Without a listener, the error is thrown once every task has had its turn.
     await expect(sweeper.sweep()).rejects.toBe(failing);
     expect(ran).toEqual(['first', 'last', 'first', 'last']);

@@ -288,6 +288,21 @@ describe('events counted', () => {
     expect(jobs.map((s) => s.labels.job)).toEqual(expect.arrayContaining(['expired_oidc_records', 'scheduled_revocations', 'dashboard_snapshot']));
     expect(jobs.length).toBeGreaterThanOrEqual(10);
     for (const job of jobs) expect(job.value).toBeGreaterThanOrEqual(Math.floor(started));
+    expect(after.samples.filter((s) => s.name === 'akamon_job_last_failure_timestamp_seconds')).toEqual([]);
+
+    // A task that fails (its table gone for a moment) is told by its own gauge; the tasks after it still ran.
+    const db = akamon.deps.database.db;
+    await sql`alter table saml_request rename to saml_request_away`.execute(db);
+    const failedAt = Date.now() / 1000;
+    try {
+      await expect(akamon.akamon.sweeper.sweep()).rejects.toThrow();
+    } finally {
+      await sql`alter table saml_request_away rename to saml_request`.execute(db);
+    }
+    const failed = (await scrape()).samples.filter((s) => s.name === 'akamon_job_last_failure_timestamp_seconds');
+    expect(failed.map((s) => s.labels.job)).toEqual(['expired_saml_requests']);
+    expect(failed[0]!.value).toBeGreaterThanOrEqual(Math.floor(failedAt));
+    expect(akamon.akamon.sweeper.lastSuccess().get('notice_delivery')!.getTime() / 1000).toBeGreaterThanOrEqual(Math.floor(failedAt));
 
     const errors = await deltas([['akamon_db_query_errors_total', { kind: 'statement' }]], () => expect(sql`select * from no_such_table`.execute(akamon.deps.database.db)).rejects.toThrow());
     expect(errors).toEqual([1]);
