@@ -336,6 +336,7 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
       timeZone: config.timeZone,
       deleteGraceDays: config.scimDeleteGraceDays,
       unitOfWork: (work, keep) => database.unitOfWork(work, keep),
+      lockSessionsOf: (accountId) => deps.payloads.lockSessionsOf(accountId),
     }),
   ];
 

@@ -116,9 +116,9 @@ server.maxHeadersCount = HTTP_MAX_HEADERS;
 async function shutdown(signal: string) {
   logger.info({ signal }, 'shutting down');
   akamon.holder.stop();
-  akamon.sweeper.stop();
-  // Work in the background ends cleanly: an import's current row, the method-change mails already started.
-  await Promise.all([deps.importJobs.stop(), deps.notices.settled()]);
+  // Work in the background ends cleanly: a sweep under way, an import's current row, the method-change mails already started.
+  await Promise.all([akamon.sweeper.stop(), deps.importJobs.stop()]);
+  await deps.notices.settled();
   await devIdv?.close();
   metricsServer?.close();
   server.close();

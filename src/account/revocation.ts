@@ -4,7 +4,8 @@ import type { Database } from '../db/database.ts';
 import type { DB } from '../db/schema.ts';
 import type { AuditLog } from '../audit/audit-log.ts';
 import type { Clock } from '../shared/clock.ts';
-import { DomainError, RetryLaterError } from '../shared/errors.ts';
+import { DomainError } from '../shared/errors.ts';
+import { databaseAway } from '../db/driver.ts';
 import { startOfDay } from '../shared/time-zone.ts';
 import type { AccountService, SessionRevoker } from './account.service.ts';
 import type { AccountRow, AccountStore } from './account.store.ts';
@@ -75,12 +76,17 @@ export class Revocations {
 
   async cancel(commonId: string): Promise<AccountRow> {
     const account = await this.#accountService.get(commonId);
-    if (!account.revoke_at) throw new DomainError('not_scheduled', `account ${commonId} has no scheduled revocation`);
-    await this.#db
+    const notScheduled = new DomainError('not_scheduled', `account ${commonId} has no scheduled revocation`);
+    if (!account.revoke_at) throw notScheduled;
+    // Only while it is still scheduled: a revocation applied meanwhile (the job got there first) stays.
+    const cancelled = await this.#db
       .updateTable('account')
       .set({ revoke_at: null, revoke_reason: null, updated_at: sql<Date>`now()` as never })
       .where('id', '=', account.id)
-      .execute();
+      .where('revoke_at', 'is not', null)
+      .where('status', '!=', 'revoked')
+      .executeTakeFirst();
+    if (Number(cancelled.numUpdatedRows) === 0) throw notScheduled;
     return (await this.#accounts.findById(account.id))!;
   }
 
@@ -115,8 +121,8 @@ export class Revocations {
           applied += 1;
       } catch (error) {
         failure ??= { error };
-        if (error instanceof RetryLaterError) break;
         this.#logger.warn({ accountId: id, err: { message: (error as Error).message } }, 'scheduled revocation failed; it stays due for the next run');
+        if (databaseAway(error)) break;
       }
     }
     if (applied) this.#logger.info({ revoked: applied }, 'scheduled revocations applied');

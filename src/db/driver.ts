@@ -50,6 +50,11 @@ function sessionLost(error: unknown): boolean {
   return !(typeof code === 'string' && code.length === 5 && SESSION_SURVIVES_SQLSTATE.test(code));
 }
 
+/** An "unavailable" answer that means the database itself is away (its session lost, no connection to be had), not one statement's lock or timeout. */
+export function databaseAway(error: unknown): boolean {
+  return error instanceof DatabaseUnavailableError && sessionLost(error.cause);
+}
+
 const translate = (error: unknown) => (isUnavailable(error) && !(error instanceof DatabaseUnavailableError) ? new DatabaseUnavailableError(error, DATABASE_RETRY_AFTER_SECONDS) : error);
 
 /** Failed queries since start, for the metrics: the database could not answer, or the statement failed. */
@@ -291,8 +296,13 @@ class ResilientDriver implements Driver {
       connection.client.release(connection.broken);
     }
     const committed = outcome.committed === true;
-    for (const { work: deferred, ifCommitted } of unit.deferred) if (committed || !ifCommitted) await units.exit(deferred);
+    // Each deferred piece of work runs whatever became of the ones before it; the first failure is told.
+    let deferredFailure: { error: unknown } | undefined;
+    for (const { work: deferred, ifCommitted } of unit.deferred) {
+      if (committed || !ifCommitted) await units.exit(deferred).catch((error: unknown) => (deferredFailure ??= { error }));
+    }
     if ('error' in outcome) throw outcome.error;
+    if (deferredFailure) throw deferredFailure.error;
     return outcome.result;
   }
 

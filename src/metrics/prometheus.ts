@@ -61,7 +61,7 @@ export function routeGroup(path: string): string {
   return 'other';
 }
 
-/** A task of the sweeper, or any periodic job, with the time it last finished without an error. */
+/** A task of the sweeper, or any periodic job, with the times it last finished without an error and last failed. */
 export interface JobTimes {
   lastSuccess(): ReadonlyMap<string, Date>;
   lastFailure(): ReadonlyMap<string, Date>;
@@ -244,7 +244,7 @@ export class Metrics implements Meter {
     });
   }
 
-  /** Each periodic job's last success, as a Unix time (alert on `time() - ... > N`). */
+  /** Each periodic job's last success and last failure, as Unix times (alert on `time() - success > N`, and on a failure with no success). */
   watchJobs(jobs: JobTimes): void {
     const times: Array<[string, string, () => ReadonlyMap<string, Date>]> = [
       ['akamon_job_last_success_timestamp_seconds', 'When each periodic job last finished without an error (Unix time)', () => jobs.lastSuccess()],

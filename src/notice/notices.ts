@@ -127,7 +127,7 @@ export class Notices {
   /** MfaService's hook: records the change and sends its mails in the background, never in the request. */
   factorChanged(change: FactorChange): void {
     if (!this.#config.notices.factorChange.enabled) return;
-    // Told only of a change that was kept: made inside a unit of work (a change on the account home,
+    // Not of a change that was rolled back: made inside a unit of work (a change on the account home,
     // a recovery), the notice starts once it has committed, on connections of its own.
     void afterUnitCommits(async () => this.#noticeOf(change));
   }

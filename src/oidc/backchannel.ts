@@ -7,9 +7,9 @@ type SessionPayload = { authorizations?: Record<string, { sid?: string }> };
  * Tells the relying parties with back-channel logout that these sessions of an account have ended
  * (password reset, revocation, "sign out everywhere"): called with the sessions as they were
  * deleted. A relying party that does not answer is logged and does not hold the others up. Inside a
- * unit of work (a SCIM write) the deliveries wait until it has committed (no HTTP while its
- * transaction holds the account's row) and are not made if it rolled back: the sessions it ended
- * are then still there.
+ * unit of work (every change that ends an account's sessions is one) the deliveries wait until it
+ * has committed (no HTTP while its transaction holds the account's row) and are not made if it
+ * rolled back: the sessions it ended are then still there.
  */
 export async function notifyAccountLogout(provider: Provider, accountId: string, sessions: unknown[]): Promise<void> {
   await afterUnitCommits(() => notifySessionsLogout(provider, accountId, sessions as SessionPayload[]));

@@ -37,6 +37,14 @@ export class OidcPayloadStore {
   }
 
   /**
+   * Locks the account's sessions until the transaction ends: what a change that may end them takes
+   * before the account's row (SCIM), as every session-ending change and the account home do.
+   */
+  async lockSessionsOf(accountId: string): Promise<void> {
+    await this.#db.selectFrom('oidc_payload').select('id').where('model', '=', 'Session').where('account_id', '=', accountId).forUpdate().execute();
+  }
+
+  /**
    * Ends every session, grant and token of an account at once (all nodes read the same rows), and
    * with them the account home on every device, whose sign-in is one of those sessions. The time is
    * recorded too, so that a session a request in flight writes back is dead all the same

@@ -35,6 +35,8 @@ export interface ScimApiDeps {
   deleteGraceDays: number;
   /** One transaction for a write's steps (Database#unitOfWork): all of them, or none. */
   unitOfWork: Database['unitOfWork'];
+  /** Locks an account's sign-in sessions until the write's transaction ends (OidcPayloadStore#lockSessionsOf). */
+  lockSessionsOf: (accountId: string) => Promise<void>;
 }
 
 export const SCIM_PREFIX = '/scim/v2';
@@ -129,7 +131,11 @@ export function scimApi(deps: ScimApiDeps): Router {
     const id = ctx.params.id!;
     // The role first: a token that may not read accounts learns nothing of which ids exist.
     authorize(who(ctx), permission);
-    const row = isUuid(id) ? await deps.accounts.findById(id, permission !== 'account.read') : undefined;
+    const writing = permission !== 'account.read';
+    // A write locks the account's sessions before its row: one that suspends or revokes ends them,
+    // and the account home holds one while it changes the row; in the other order the two deadlock.
+    if (writing && isUuid(id)) await deps.lockSessionsOf(id);
+    const row = isUuid(id) ? await deps.accounts.findById(id, writing) : undefined;
     const notFound = new ScimError(404, undefined, `no User with id ${id.slice(0, 60)}`);
     if (!row) throw notFound;
     try {

@@ -75,7 +75,9 @@ export class Sweeper {
     this.#timer.unref();
   }
 
-  stop(): void {
+  /** Stops the timer; resolves once a sweep it started has ended (at shutdown, before the database closes). */
+  async stop(): Promise<void> {
     clearInterval(this.#timer);
+    await this.#running;
   }
 }

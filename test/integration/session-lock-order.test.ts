@@ -5,6 +5,7 @@ import { adminApi, startAkamon, type RunningAkamon } from '../support/akamon.ts'
 import { Browser } from '../support/browser.ts';
 import { testDatabaseUrl } from '../support/database.ts';
 import { redeem, signIn } from '../support/flows.ts';
+import { ScimClient } from '../support/scim-client.ts';
 
 /**
  * A change that ends an account's sessions (a suspension here) and a change on the account home,
@@ -23,15 +24,30 @@ suite('a session-ending change and an account-home change take their rows in one
   });
   afterAll(() => akamon.close());
 
-  /** Resolves once a backend waits for a lock that `pid` holds: the request just sent has queued behind it. */
+  /** Resolves once a backend waits for a lock that `pid` holds: the request just sent has queued behind it (fails after 10 s). */
   async function queuedBehind(db: Kysely<DB>, pid: number): Promise<void> {
-    for (;;) {
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline) {
       const { rows } = await sql<{ pid: number }>`select pid from pg_stat_activity where ${pid}::int = any(pg_blocking_pids(pid))`.execute(db);
       if (rows.length > 0) return;
+      await new Promise((resolve) => setTimeout(resolve, 10));
     }
+    throw new Error('the request never queued behind the held session');
   }
 
-  test('a suspension while the account home holds the session waits for it, and both land', async () => {
+  /** Suspends by the admin API, and by a SCIM write (which locks the account's row inside its own transaction). */
+  const suspensions: Array<[string, (commonId: string, accountId: string) => Promise<{ status: number }>]> = [
+    ['the admin API', (commonId) => adminApi(akamon, 'POST', `/accounts/${commonId}/suspend`, {})],
+    [
+      'SCIM',
+      async (_commonId, accountId) => {
+        const token = await adminApi(akamon, 'POST', '/operators/tokens', { name: `sis-${accountId.slice(0, 8)}`, role: 'provisioning', departments: [], wholeUniversity: true });
+        return new ScimClient(`${akamon.url}/scim/v2`, token.body.token as string).patchUser(accountId, [{ op: 'replace', path: 'active', value: false }]);
+      },
+    ],
+  ];
+
+  test.each(suspensions)('a suspension by %s while the account home holds the session waits for it, and both land', async (_by, suspend) => {
     const account = await akamon.createReadyAccount();
     const client = await akamon.createClient({ name: 'LMS', redirectUris: ['http://127.0.0.1:9/lms'] });
     const session = await signIn(new Browser(akamon.url), akamon, client, account);
@@ -41,7 +57,7 @@ suite('a session-ending change and an account-home change take their rows in one
     await db.transaction().execute(async (trx) => {
       const [me] = (await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(trx)).rows;
       await sql`select id from oidc_payload where model = 'Session' and account_id = ${account.id} for share`.execute(trx);
-      suspension = adminApi(akamon, 'POST', `/accounts/${account.commonId}/suspend`, {});
+      suspension = suspend(account.commonId, account.id);
       await queuedBehind(db, me!.pid);
       await sql`update account set recovery_email = 'home@example.com' where id = ${account.id}`.execute(trx);
     });

@@ -155,6 +155,23 @@ describe('unit of work', () => {
     expect([await exists(inside), await exists(deferred)]).toEqual([false, true]);
   });
 
+  test('each piece of deferred work runs though one before it failed, and the first failure is the answer', async () => {
+    const ran: string[] = [];
+    const unit = handle.database.unitOfWork(
+      async () => {
+        await afterUnitOfWork(async () => {
+          throw new Error('the first failed');
+        });
+        await afterUnitCommits(async () => {
+          ran.push('second');
+        });
+      },
+      () => true,
+    );
+    await expect(unit).rejects.toThrow('the first failed');
+    expect(ran).toEqual(['second']);
+  });
+
   test('work deferred until the unit commits runs after a commit, and not after a rollback or a throw', async () => {
     const told: string[] = [];
     const unit = (name: string, keep: boolean, fail = false) =>
