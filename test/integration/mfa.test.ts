@@ -260,6 +260,8 @@ describe('verification', () => {
   });
 
   test('a password proven at the factor page does not outlast a sign-out everywhere: the password is asked again, and no session is made', async () => {
+    // The last code is the previous step's: the step must not change after the enrolment's code.
+    await freshTotpStep();
     const { account, secret } = await enrolled();
     const { browser, page: step } = await atVerification(account);
     // Signed out everywhere (another device, the help desk) after the password: dated a few seconds
