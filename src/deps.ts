@@ -166,7 +166,7 @@ export async function buildDeps(config: Config, logger: Logger, overrides: { dat
   });
   const operators = new OperatorStore(db);
   const tokens = new TokenService({ store: new TokenStore(db), box, meter: metrics, onChange: (change) => notices.factorChanged(change) });
-  const revocations = new Revocations({ db, unitOfWork: (work, keep) => database.unitOfWork(work, keep), accounts, accountService, sessions: payloads, audit, clock, logger });
+  const revocations = new Revocations({ db, unitOfWork: (work, keep) => database.unitOfWork(work, keep), accounts, accountService, audit, clock, logger });
   const helpDesk = new HelpDesk({ accountService, accounts, mfa, tokens, audit, signinLog, education, revocations, idv, operators, throttle });
   return {
     config,

@@ -58,14 +58,15 @@ export class AccountService {
    * that a fault between them never leaves the old sessions of a changed account alive. The
    * sessions end first: their rows, then the account's, the order in which an account-home change
    * holding its session locks them (home-session.ts whileLive), so the two never deadlock. Hashing
-   * comes before it, never inside.
+   * comes before it, never inside. Answers how many provider rows ended.
    */
-  endingSessions(accountId: string, change: () => Promise<unknown>, clearThrottleOf?: string): Promise<void> {
+  endingSessions(accountId: string, change: () => Promise<unknown>, clearThrottleOf?: string): Promise<number> {
     return this.#unitOfWork(
       async () => {
-        await this.#sessions.revokeAccount(accountId);
+        const ended = await this.#sessions.revokeAccount(accountId);
         await change();
         if (clearThrottleOf) await this.#throttle.clear(accountKey(clearThrottleOf));
+        return ended;
       },
       () => true,
     );

@@ -7,7 +7,7 @@ import type { Clock } from '../shared/clock.ts';
 import { DomainError } from '../shared/errors.ts';
 import { databaseAway } from '../db/driver.ts';
 import { startOfDay } from '../shared/time-zone.ts';
-import type { AccountService, SessionRevoker } from './account.service.ts';
+import type { AccountService } from './account.service.ts';
 import type { AccountRow, AccountStore } from './account.store.ts';
 
 const REASON_PATTERN = /^[\p{L}\p{N} ._:/-]{1,100}$/u;
@@ -36,7 +36,6 @@ export class Revocations {
   readonly #db: Kysely<DB>;
   readonly #accounts: AccountStore;
   readonly #accountService: AccountService;
-  readonly #sessions: SessionRevoker;
   readonly #audit: AuditLog;
   readonly #clock: Clock;
   readonly #logger: Logger;
@@ -47,7 +46,6 @@ export class Revocations {
     unitOfWork: Database['unitOfWork'];
     accounts: AccountStore;
     accountService: AccountService;
-    sessions: SessionRevoker;
     audit: AuditLog;
     clock: Clock;
     logger: Logger;
@@ -55,7 +53,6 @@ export class Revocations {
     this.#db = deps.db;
     this.#accounts = deps.accounts;
     this.#accountService = deps.accountService;
-    this.#sessions = deps.sessions;
     this.#audit = deps.audit;
     this.#clock = deps.clock;
     this.#logger = deps.logger;
@@ -132,20 +129,21 @@ export class Revocations {
 
   /**
    * One due account's revocation; false when it is no longer due (cancelled, or applied by another
-   * node meanwhile: the unit then rolls back the sessions' end). The sessions end first, then the
-   * account row is claimed: the order in which an account-home change holding its session locks
-   * them, so the two never deadlock; two nodes on one account take its rows in the same order too.
+   * node meanwhile: the unit then rolls back the sessions' end). The account row is claimed as the
+   * change of endingSessions, after the sessions, in the order every session-ending change takes.
    */
   async #applyOne(id: string, now: Date): Promise<boolean> {
     const stillDue = (eb: ExpressionBuilder<DB, 'account'>) => eb.and([eb('id', '=', id), eb('revoke_at', '<=', now), eb('status', '!=', 'revoked')]);
     if (!(await this.#db.selectFrom('account').select('id').where(stillDue).executeTakeFirst())) return false;
-    const ended = await this.#sessions.revokeAccount(id);
-    const account = await this.#db
-      .updateTable('account')
-      .set({ status: 'revoked', revoked_at: now, revoke_at: null, updated_at: sql<Date>`now()` as never })
-      .where(stillDue)
-      .returning(['id', 'revoke_reason'])
-      .executeTakeFirst();
+    let account: { id: string; revoke_reason: string | null } | undefined;
+    const ended = await this.#accountService.endingSessions(id, async () => {
+      account = await this.#db
+        .updateTable('account')
+        .set({ status: 'revoked', revoked_at: now, revoke_at: null, updated_at: sql<Date>`now()` as never })
+        .where(stillDue)
+        .returning(['id', 'revoke_reason'])
+        .executeTakeFirst();
+    });
     if (!account) return false;
     await this.#audit.record({ actor: 'system', action: 'account.revoked', accountId: account.id, details: { scheduled: true, reason: account.revoke_reason, endedSessions: ended } });
     return true;
