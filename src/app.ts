@@ -325,6 +325,7 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
       timeZone: config.timeZone,
       trustedEmailDomains: config.trustedEmailDomains,
       dashboard: deps.dashboard,
+      unitOfWork: (work, keep) => database.unitOfWork(work, keep),
     }),
     scimApi({
       operators: deps.operators,

@@ -118,6 +118,7 @@ export async function openConfiguredDatabase(config: Config, logger: Logger): Pr
 
 export async function buildDeps(config: Config, logger: Logger, overrides: { database?: Database; clock?: Clock; schema?: string; idvSettings?: IdvSettings } = {}): Promise<Deps> {
   const database = overrides.database ?? (await openConfiguredDatabase(config, logger));
+  const unitOfWork: Database['unitOfWork'] = (work, keep) => database.unitOfWork(work, keep);
   await migrateToLatest(database.db, overrides.schema);
   const db = database.db;
   const clock = overrides.clock ?? systemClock;
@@ -139,7 +140,7 @@ export async function buildDeps(config: Config, logger: Logger, overrides: { dat
   const education = new EducationService({ store: new EducationStore(db), clock, academicYearStart: config.academicYearStart, timeZone: config.timeZone });
   const accountRules = new AccountRuleStore(db);
   const appPasswords = new AppPasswordService({ store: new AppPasswordStore(db), key: box.deriveKey('app-password') });
-  const accountService = new AccountService({ store: accounts, hasher, profile: config.passwordProfile, sessions: payloads, throttle, unitOfWork: (work, keep) => database.unitOfWork(work, keep) });
+  const accountService = new AccountService({ store: accounts, hasher, profile: config.passwordProfile, sessions: payloads, throttle, unitOfWork });
   const mailer = mailerFromConfig(config, logger);
   const notices = new Notices({ store: new NoticeStore(db), mailer, compose: noticeMail(config), clock, logger, config });
   const mfa = new MfaService({
@@ -163,11 +164,12 @@ export async function buildDeps(config: Config, logger: Logger, overrides: { dat
     clock,
     salvageDays: config.salvageDays,
     meter: metrics,
+    unitOfWork,
   });
   const operators = new OperatorStore(db);
   const tokens = new TokenService({ store: new TokenStore(db), box, meter: metrics, onChange: (change) => notices.factorChanged(change) });
-  const revocations = new Revocations({ db, unitOfWork: (work, keep) => database.unitOfWork(work, keep), accounts, accountService, audit, clock, logger });
-  const helpDesk = new HelpDesk({ accountService, accounts, mfa, tokens, audit, signinLog, education, revocations, idv, operators, throttle });
+  const revocations = new Revocations({ db, unitOfWork, accounts, accountService, audit, clock, logger });
+  const helpDesk = new HelpDesk({ accountService, accounts, mfa, tokens, audit, signinLog, education, revocations, idv, operators, throttle, unitOfWork });
   return {
     config,
     database,

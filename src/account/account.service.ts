@@ -120,10 +120,14 @@ export class AccountService {
     return { account: await this.#store.updateCore(account.id, Object.fromEntries(changed.map((key) => [CORE_COLUMNS[key], valid[key]]))), changed };
   }
 
-  /** A new initial password after the help desk checked the person; every session ends. */
-  async reissuePassword(commonId: string): Promise<{ account: AccountRow; initialPassword: string }> {
+  /**
+   * A new initial password after the help desk checked the person; every session ends. With
+   * `initial` (made beforehand by initialPassword), no hashing happens here: the caller's unit of
+   * work may already hold a connection.
+   */
+  async reissuePassword(commonId: string, initial?: InitialPassword): Promise<{ account: AccountRow; initialPassword: string }> {
     const account = await this.get(commonId);
-    const { password, hash } = await this.initialPassword();
+    const { password, hash } = initial ?? (await this.initialPassword());
     await this.endingSessions(account.id, () => this.#store.setPassword(account.id, hash, true), account.common_id);
     return { account: (await this.#store.findById(account.id))!, initialPassword: password };
   }
@@ -148,15 +152,25 @@ export class AccountService {
     return account;
   }
 
-  /** A new password after a verified recovery (no current password to show); every rule applies. */
-  async resetPassword(accountId: string, next: string, confirm: string): Promise<void> {
+  /**
+   * A new password after a verified recovery (no current password to show); every rule applies.
+   * `alongside` (the audit record) lands with it or not at all.
+   */
+  async resetPassword(accountId: string, next: string, confirm: string, alongside?: () => Promise<unknown>): Promise<void> {
     const account = await this.#store.findById(accountId);
     if (!account) throw new DomainError('account_not_found', 'no such account');
     if (typeof next !== 'string' || next !== confirm) throw new DomainError('password_mismatch', 'the new password and its confirmation differ');
     const policy = checkPassword(next, { profile: this.#profile, commonId: account.common_id });
     if (!policy.ok) throw new DomainError('password_policy', 'the new password breaks the password rules', { violations: policy.violations, limits: policy.limits });
     const hash = await this.#hasher.hash(next);
-    await this.endingSessions(account.id, () => this.#store.setPassword(account.id, hash, false), account.common_id);
+    await this.endingSessions(
+      account.id,
+      async () => {
+        await this.#store.setPassword(account.id, hash, false);
+        await alongside?.();
+      },
+      account.common_id,
+    );
   }
 
   /**

@@ -5,6 +5,7 @@ import type { AccountRow } from '../account/account.store.ts';
 import type { ClientService } from '../client/client.service.ts';
 import { SETTING_ENTRIES, type ClientInput, type SettingType } from '../client/client-settings.ts';
 import type { AccountStatus, Affiliation } from '../db/schema.ts';
+import type { Database } from '../db/database.ts';
 import { DomainError, RetryLaterError } from '../shared/errors.ts';
 import { errorAnswer, setRetryAfter } from '../http/error-map.ts';
 import type { OperatorStore } from '../operator/operator.store.ts';
@@ -39,6 +40,8 @@ export interface AdminApiDeps {
   trustedEmailDomains: readonly string[];
   /** The ICT office's figures (GET /dashboard). */
   dashboard: DashboardService;
+  /** One transaction for a change and its audit record (Database#unitOfWork). */
+  unitOfWork: Database['unitOfWork'];
 }
 
 /**
@@ -186,6 +189,8 @@ export function adminApi(deps: AdminApiDeps): Router {
   const who = (ctx: Context): Principal => ctx.state.principal;
   /** Operator tasks that are not about one account: the role is checked here, and the audit names the operator. */
   const audit = (ctx: Context, action: string, accountId: string | null, details: Record<string, unknown> = {}) => deps.audit.record({ actor: who(ctx).actor, action, accountId, details });
+  /** A change and its audit record, kept together or not at all. */
+  const recorded = <T>(change: () => Promise<T>) => deps.unitOfWork(change, () => true);
 
   const body = (ctx: Context) => {
     const value = ctx.request.body;
@@ -322,8 +327,12 @@ export function adminApi(deps: AdminApiDeps): Router {
     const b = body(ctx);
     refuseUnknown(b, (key) => SETTING_KEYS.has(key) || key === 'protocol', `the settings are protocol, ${[...SETTING_KEYS].join(', ')}`);
     if (b.protocol !== undefined && b.protocol !== 'oidc' && b.protocol !== 'saml') bad('protocol must be "oidc" or "saml"');
-    const { client, clientSecret } = await deps.clients.create({ ...clientInput(b), protocol: b.protocol ?? 'oidc' });
-    await audit(ctx, 'client.created', null, { clientId: client.clientId });
+    const input = { ...clientInput(b), protocol: b.protocol === 'saml' ? ('saml' as const) : ('oidc' as const) };
+    const { client, clientSecret } = await recorded(async () => {
+      const created = await deps.clients.create(input);
+      await audit(ctx, 'client.created', null, { clientId: created.client.clientId });
+      return created;
+    });
     ctx.status = 201;
     ctx.body = { clientId: client.clientId, clientSecret, client };
   });
@@ -348,16 +357,21 @@ export function adminApi(deps: AdminApiDeps): Router {
     const commonId = String(b.commonId ?? '');
     if (!COMMON_ID_PATTERN.test(commonId)) bad('commonId must be 10 digits');
     if (b.effect !== 'allow' && b.effect !== 'deny') bad('effect must be allow or deny');
-    await deps.accountRules.set(client.clientId, commonId, b.effect);
-    await audit(ctx, `client.account_${b.effect === 'allow' ? 'allowed' : 'denied'}`, null, { clientId: client.clientId, commonId });
+    const effect = b.effect;
+    await recorded(async () => {
+      await deps.accountRules.set(client.clientId, commonId, effect);
+      await audit(ctx, `client.account_${effect === 'allow' ? 'allowed' : 'denied'}`, null, { clientId: client.clientId, commonId });
+    });
     ctx.body = { clientId: client.clientId, commonId, effect: b.effect };
   });
 
   router.delete('/clients/:clientId/accounts/:commonId', async (ctx) => {
     authorize(who(ctx), 'client.write');
     const client = await deps.clients.show(ctx.params.clientId);
-    if (!(await deps.accountRules.remove(client.clientId, ctx.params.commonId))) throw new DomainError('rule_not_found', `${ctx.params.commonId} is on no list of ${client.clientId}`);
-    await audit(ctx, 'client.account_unlisted', null, { clientId: client.clientId, commonId: ctx.params.commonId });
+    await recorded(async () => {
+      if (!(await deps.accountRules.remove(client.clientId, ctx.params.commonId))) throw new DomainError('rule_not_found', `${ctx.params.commonId} is on no list of ${client.clientId}`);
+      await audit(ctx, 'client.account_unlisted', null, { clientId: client.clientId, commonId: ctx.params.commonId });
+    });
     ctx.status = 204;
   });
 
@@ -380,23 +394,31 @@ export function adminApi(deps: AdminApiDeps): Router {
     const b = body(ctx);
     refuseUnknown(b, (key) => SETTING_KEYS.has(key) || key === 'rotateSecret', `the settings are ${[...SETTING_KEYS].join(', ')}, and rotateSecret`);
     if (b.rotateSecret !== undefined && typeof b.rotateSecret !== 'boolean') bad('rotateSecret must be a boolean');
-    const { client, clientSecret } = await deps.clients.update(ctx.params.clientId, { ...clientInput(b), rotateSecret: b.rotateSecret === true });
-    await audit(ctx, 'client.updated', null, { clientId: client.clientId, secretRotated: clientSecret !== null });
+    const { client, clientSecret } = await recorded(async () => {
+      const updated = await deps.clients.update(ctx.params.clientId, { ...clientInput(b), rotateSecret: b.rotateSecret === true });
+      await audit(ctx, 'client.updated', null, { clientId: updated.client.clientId, secretRotated: updated.clientSecret !== null });
+      return updated;
+    });
     ctx.body = { clientId: client.clientId, clientSecret, client };
   });
 
   router.delete('/clients/:clientId', async (ctx) => {
     authorize(who(ctx), 'client.write');
-    await deps.clients.delete(ctx.params.clientId);
-    await audit(ctx, 'client.deleted', null, { clientId: ctx.params.clientId });
+    await recorded(async () => {
+      await deps.clients.delete(ctx.params.clientId);
+      await audit(ctx, 'client.deleted', null, { clientId: ctx.params.clientId });
+    });
     ctx.status = 204;
   });
 
   router.post('/tokens', async (ctx) => {
     authorize(who(ctx), 'token.load');
     const b = body(ctx);
-    const token = await deps.tokens.add({ serial: b.serial, secret: b.secret, digits: b.digits, period: b.period });
-    await audit(ctx, 'token.loaded', null, { serial: token.serial });
+    const token = await recorded(async () => {
+      const added = await deps.tokens.add({ serial: b.serial, secret: b.secret, digits: b.digits, period: b.period });
+      await audit(ctx, 'token.loaded', null, { serial: added.serial });
+      return added;
+    });
     ctx.status = 201;
     ctx.body = token;
   });
@@ -526,6 +548,17 @@ export function adminApi(deps: AdminApiDeps): Router {
   router.get('/dashboard', async (ctx) => {
     ctx.body = await deps.dashboard.figures(who(ctx));
   });
+
+  // Anything else under the prefix is answered in JSON like the rest (after the token check, so
+  // the API's shape is not told to callers without one): 405 with Allow on a path served for
+  // other methods, else 404.
+  router.all('/{*rest}', (ctx) => {
+    const methods = [...new Set(router.match(ctx.path, ctx.method).path.flatMap((layer) => (layer === fallback ? [] : layer.methods)))];
+    if (methods.length === 0) throw new DomainError('no_such_endpoint', `no endpoint ${ctx.method} ${ctx.path.slice(0, 100)}`);
+    ctx.set('Allow', methods.join(', '));
+    throw new DomainError('method_not_allowed', `${ctx.method} is not allowed on ${ctx.path.slice(0, 100)}; allowed: ${methods.join(', ')}`);
+  });
+  const fallback = router.stack.at(-1);
 
   return router;
 }

@@ -34,6 +34,9 @@ export const ERROR_ANSWERS: Readonly<Record<string, ErrorAnswer>> = {
   role_not_found: notFound,
   link_not_found: notFound,
   app_password_not_found: notFound,
+  // The admin API's answer to a path or method it does not serve (its pages answer 404 and 405 themselves).
+  no_such_endpoint: notFound,
+  method_not_allowed: { status: 405, message: 'error.bad_request' },
 
   account_exists: conflict,
   client_exists: conflict,

@@ -1,6 +1,7 @@
 import type { AccountService } from '../account/account.service.ts';
 import type { AccountRow, AccountStore } from '../account/account.store.ts';
 import type { AuditLog } from '../audit/audit-log.ts';
+import type { Database } from '../db/database.ts';
 import type { MfaService } from '../mfa/mfa.service.ts';
 import type { Clock } from '../shared/clock.ts';
 import type { LoginThrottle, ThrottleRule } from '../throttle/login-throttle.ts';
@@ -33,6 +34,7 @@ export class IdentityVerification {
   readonly #clock: Clock;
   readonly #salvageDays: number;
   readonly #meter: Meter;
+  readonly #unitOfWork: Database['unitOfWork'];
 
   constructor(deps: {
     links: IdentityLinkStore;
@@ -44,6 +46,8 @@ export class IdentityVerification {
     clock: Clock;
     salvageDays: number;
     meter?: Meter;
+    /** One transaction for a change and its audit record. */
+    unitOfWork: Database['unitOfWork'];
   }) {
     this.#links = deps.links;
     this.#accounts = deps.accounts;
@@ -54,6 +58,12 @@ export class IdentityVerification {
     this.#clock = deps.clock;
     this.#salvageDays = deps.salvageDays;
     this.#meter = deps.meter ?? NO_METER;
+    this.#unitOfWork = deps.unitOfWork;
+  }
+
+  /** A change and its audit record, kept together or not at all. */
+  #recorded<T>(change: () => Promise<T>): Promise<T> {
+    return this.#unitOfWork(change, () => true);
   }
 
   accountById(accountId: string): Promise<AccountRow | undefined> {
@@ -66,16 +76,21 @@ export class IdentityVerification {
 
   /** Links the account to the verified identity; false when the identity is another account's. */
   async link(account: AccountRow, identity: VerifiedIdentity): Promise<boolean> {
-    const linked = await this.#links.save({ account_id: account.id, issuer: identity.issuer, subject: identity.subject, name: identity.name, linked_at: this.#clock.now() });
-    await this.#audit.record({ actor: 'self', action: linked ? 'idv.linked' : 'idv.link_refused', accountId: account.id, details: linked ? {} : { reason: 'linked_to_another_account' } });
+    const linked = await this.#recorded(async () => {
+      const saved = await this.#links.save({ account_id: account.id, issuer: identity.issuer, subject: identity.subject, name: identity.name, linked_at: this.#clock.now() });
+      await this.#audit.record({ actor: 'self', action: saved ? 'idv.linked' : 'idv.link_refused', accountId: account.id, details: saved ? {} : { reason: 'linked_to_another_account' } });
+      return saved;
+    });
     this.#meter.identityVerification(linked ? 'linked' : 'link_refused');
     return linked;
   }
 
   async unlink(accountId: string, actor: string): Promise<boolean> {
-    const removed = await this.#links.remove(accountId);
-    if (removed) await this.#audit.record({ actor, action: 'idv.unlinked', accountId });
-    return removed;
+    return this.#recorded(async () => {
+      const removed = await this.#links.remove(accountId);
+      if (removed) await this.#audit.record({ actor, action: 'idv.unlinked', accountId });
+      return removed;
+    });
   }
 
   /** The account linked to a verified identity, if the name still matches the one given at linking. */
@@ -114,17 +129,20 @@ export class IdentityVerification {
       return { ok: false, waitSeconds: state.waitSeconds };
     }
     if (kind === 'password') {
-      const { initialPassword } = await this.#accountService.reissuePassword(account.common_id);
-      await this.#audit.record({ actor: 'self', action: 'password.reissued', accountId: account.id, details: { via: 'identity_verification' } });
+      const initial = await this.#accountService.initialPassword();
+      await this.#recorded(async () => {
+        await this.#accountService.reissuePassword(account.common_id, initial);
+        await this.#audit.record({ actor: 'self', action: 'password.reissued', accountId: account.id, details: { via: 'identity_verification' } });
+      });
       this.#meter.identityVerification('password_reissued');
-      return { ok: true, temporaryPassword: initialPassword };
+      return { ok: true, temporaryPassword: initial.password };
     }
     let removed = 0;
     await this.#accountService.endingSessions(account.id, async () => {
       removed = await this.#mfa.reset(account.id);
       await this.#accounts.setMfaRequired(account.id, true);
+      await this.#audit.record({ actor: 'self', action: 'mfa.reset', accountId: account.id, details: { via: 'identity_verification', removedFactors: removed } });
     });
-    await this.#audit.record({ actor: 'self', action: 'mfa.reset', accountId: account.id, details: { via: 'identity_verification', removedFactors: removed } });
     this.#meter.identityVerification('mfa_reset');
     return { ok: true, temporaryPassword: null };
   }

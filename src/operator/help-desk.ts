@@ -7,6 +7,7 @@ import { normalizeDepartment } from '../account/department.ts';
 import type { Revocations } from '../account/revocation.ts';
 import type { AuditLog } from '../audit/audit-log.ts';
 import type { SigninLog } from '../audit/signin-log.ts';
+import type { Database } from '../db/database.ts';
 import type { AccountStatus, Affiliation } from '../db/schema.ts';
 import type { EducationService } from '../education/education.service.ts';
 import type { IdentityVerification } from '../idv/identity-verification.ts';
@@ -31,6 +32,8 @@ export interface HelpDeskDeps {
   idv: IdentityVerification;
   operators: OperatorStore;
   throttle: LoginThrottle;
+  /** One transaction for a task's change and its audit record (Database#unitOfWork). */
+  unitOfWork: Database['unitOfWork'];
 }
 
 /** Why a dangerous action was taken, and which identity document was checked, as the audit keeps them. */
@@ -50,7 +53,8 @@ function said(why: Justification & { by?: string }): Record<string, string> {
 /**
  * Every operator task on accounts, for the admin API (and so the CLI) and the console alike: each
  * checks the role's permission and the scope, acts, and writes the audit record naming the
- * operator, so no front end can forget one of the three. An account outside the scope is answered
+ * operator, so no front end can forget one of the three. The change and its record are one unit
+ * of work: no fault leaves a change the audit does not show. An account outside the scope is answered
  * exactly as one that does not exist (the same code and text), so offices learn nothing of others'.
  */
 export class HelpDesk {
@@ -62,6 +66,11 @@ export class HelpDesk {
 
   #audit(principal: Principal, action: string, accountId: string | null, details: Record<string, unknown> = {}) {
     return this.#deps.audit.record({ actor: principal.actor, action, accountId, details });
+  }
+
+  /** A change and its audit record, kept together or not at all. Hashing comes before it, never inside. */
+  #recorded<T>(change: () => Promise<T>): Promise<T> {
+    return this.#deps.unitOfWork(change, () => true);
   }
 
   /**
@@ -125,9 +134,12 @@ export class HelpDesk {
   /** A new account, only within the operator's scope; with `initial`, the initial password made beforehand (AccountService.initialPassword). */
   async create(principal: Principal, input: AccountInput, initial?: InitialPassword) {
     this.#mayCreate(principal, input);
-    const created = await this.#deps.accountService.create(input, initial);
-    await this.#audit(principal, 'account.created', created.account.id);
-    return created;
+    const password = initial ?? (await this.#deps.accountService.initialPassword());
+    return this.#recorded(async () => {
+      const created = await this.#deps.accountService.create(input, password);
+      await this.#audit(principal, 'account.created', created.account.id);
+      return created;
+    });
   }
 
   #mayCreate(principal: Principal, input: AccountInput): void {
@@ -148,18 +160,22 @@ export class HelpDesk {
     if (typeof fields.department === 'string' || fields.department === null) {
       this.#withinScope(principal, { department: typeof fields.department === 'string' ? (normalizeDepartment(fields.department) ?? null) : null, affiliation: current.affiliation });
     }
-    const updated = await this.#deps.accountService.updateProfile(commonId, fields);
-    await this.#audit(principal, 'account.updated', updated.account.id, { fields: updated.changed });
-    return updated;
+    return this.#recorded(async () => {
+      const updated = await this.#deps.accountService.updateProfile(commonId, fields);
+      await this.#audit(principal, 'account.updated', updated.account.id, { fields: updated.changed });
+      return updated;
+    });
   }
 
   /** The name, university-registered address, affiliation or external identifier; the affiliation may not leave the scope. */
   async updateCore(principal: Principal, commonId: string, changes: Partial<Record<CoreField, unknown>>) {
     const current = await this.account(principal, commonId, 'account.update');
     if (typeof changes.affiliation === 'string') this.#withinScope(principal, { department: current.department, affiliation: changes.affiliation.trim().toLowerCase() as Affiliation });
-    const updated = await this.#deps.accountService.updateCore(commonId, changes);
-    await this.#audit(principal, 'account.updated', updated.account.id, { fields: updated.changed });
-    return updated;
+    return this.#recorded(async () => {
+      const updated = await this.#deps.accountService.updateCore(commonId, changes);
+      await this.#audit(principal, 'account.updated', updated.account.id, { fields: updated.changed });
+      return updated;
+    });
   }
 
   /** A page of the accounts in scope meeting `where` (a condition on the account row), and how many do in all (SCIM lists). */
@@ -173,79 +189,100 @@ export class HelpDesk {
 
   async setMfaRequired(principal: Principal, commonId: string, required: boolean): Promise<AccountRow> {
     await this.account(principal, commonId, 'account.update');
-    const account = await this.#deps.accountService.setMfaRequired(commonId, required);
-    await this.#audit(principal, 'mfa.requirement_changed', account.id, { required });
-    return account;
+    return this.#recorded(async () => {
+      const account = await this.#deps.accountService.setMfaRequired(commonId, required);
+      await this.#audit(principal, 'mfa.requirement_changed', account.id, { required });
+      return account;
+    });
   }
 
   /** A new initial password, handed over at the counter once an identity document was checked. */
   async reissuePassword(principal: Principal, commonId: string, why: Justification & { by?: string }) {
     await this.account(principal, commonId, 'account.credentials');
-    const issued = await this.#deps.accountService.reissuePassword(commonId);
-    await this.#audit(principal, 'password.reissued', issued.account.id, said(why));
-    return issued;
+    const initial = await this.#deps.accountService.initialPassword();
+    return this.#recorded(async () => {
+      const issued = await this.#deps.accountService.reissuePassword(commonId, initial);
+      await this.#audit(principal, 'password.reissued', issued.account.id, said(why));
+      return issued;
+    });
   }
 
   async unlock(principal: Principal, commonId: string): Promise<AccountRow> {
     await this.account(principal, commonId, 'account.credentials');
-    const account = await this.#deps.accountService.unlock(commonId);
-    await this.#deps.mfa.clearLocks(account.id);
-    await this.#audit(principal, 'account.unlocked', account.id);
-    return account;
+    return this.#recorded(async () => {
+      const account = await this.#deps.accountService.unlock(commonId);
+      await this.#deps.mfa.clearLocks(account.id);
+      await this.#audit(principal, 'account.unlocked', account.id);
+      return account;
+    });
   }
 
   async resetMfa(principal: Principal, commonId: string, why: Justification): Promise<{ account: AccountRow; removed: number }> {
     const account = await this.account(principal, commonId, 'account.credentials');
-    const removed = await this.#deps.mfa.reset(account.id);
-    await this.#audit(principal, 'mfa.reset', account.id, { removedFactors: removed, ...said(why) });
-    return { account, removed };
+    return this.#recorded(async () => {
+      const removed = await this.#deps.mfa.reset(account.id);
+      await this.#audit(principal, 'mfa.reset', account.id, { removedFactors: removed, ...said(why) });
+      return { account, removed };
+    });
   }
 
   async setStatus(principal: Principal, commonId: string, status: 'suspended' | 'active', why: Justification): Promise<AccountRow> {
     await this.account(principal, commonId, 'account.status');
-    const account = await this.#deps.accountService.setStatus(commonId, status);
-    await this.#audit(principal, `account.${status === 'active' ? 'activated' : 'suspended'}`, account.id, said({ reason: why.reason }));
-    return account;
+    return this.#recorded(async () => {
+      const account = await this.#deps.accountService.setStatus(commonId, status);
+      await this.#audit(principal, `account.${status === 'active' ? 'activated' : 'suspended'}`, account.id, said({ reason: why.reason }));
+      return account;
+    });
   }
 
   /** Revokes now, or schedules the revocation for `on` (the lifecycle job applies it then). */
   async revoke(principal: Principal, commonId: string, options: { on?: Date; reason: string | null }): Promise<AccountRow> {
     await this.account(principal, commonId, 'account.status');
-    if (options.on) {
-      const account = await this.#deps.revocations.schedule(commonId, options.on, options.reason);
-      await this.#audit(principal, 'account.revocation_scheduled', account.id, { on: new Date(account.revoke_at!).toISOString(), reason: options.reason });
+    return this.#recorded(async () => {
+      if (options.on) {
+        const account = await this.#deps.revocations.schedule(commonId, options.on, options.reason);
+        await this.#audit(principal, 'account.revocation_scheduled', account.id, { on: new Date(account.revoke_at!).toISOString(), reason: options.reason });
+        return account;
+      }
+      const account = await this.#deps.accountService.setStatus(commonId, 'revoked', options.reason);
+      await this.#audit(principal, 'account.revoked', account.id, { reason: account.revoke_reason });
       return account;
-    }
-    const account = await this.#deps.accountService.setStatus(commonId, 'revoked', options.reason);
-    await this.#audit(principal, 'account.revoked', account.id, { reason: account.revoke_reason });
-    return account;
+    });
   }
 
   async cancelRevocation(principal: Principal, commonId: string): Promise<AccountRow> {
     await this.account(principal, commonId, 'account.status');
-    const account = await this.#deps.revocations.cancel(commonId);
-    await this.#audit(principal, 'account.revocation_cancelled', account.id);
-    return account;
+    return this.#recorded(async () => {
+      const account = await this.#deps.revocations.cancel(commonId);
+      await this.#audit(principal, 'account.revocation_cancelled', account.id);
+      return account;
+    });
   }
 
   async unlinkIdentity(principal: Principal, commonId: string): Promise<AccountRow> {
     const account = await this.account(principal, commonId, 'account.unlink_idv');
-    if (!(await this.#deps.idv.unlink(account.id, principal.actor))) throw new DomainError('link_not_found', `account ${account.common_id} has no identity link`);
-    return account;
+    return this.#recorded(async () => {
+      if (!(await this.#deps.idv.unlink(account.id, principal.actor))) throw new DomainError('link_not_found', `account ${account.common_id} has no identity link`);
+      return account;
+    });
   }
 
   async recordEducation(principal: Principal, commonId: string, year: unknown, passedOn: unknown) {
     const account = await this.account(principal, commonId, 'education.record');
-    const result = await this.#deps.education.record(account.id, year, passedOn);
-    await this.#audit(principal, 'education.recorded', account.id, result);
-    return { account, ...result };
+    return this.#recorded(async () => {
+      const result = await this.#deps.education.record(account.id, year, passedOn);
+      await this.#audit(principal, 'education.recorded', account.id, result);
+      return { account, ...result };
+    });
   }
 
   async lendToken(principal: Principal, serial: string, commonId: string): Promise<AccountRow> {
     const account = await this.account(principal, commonId, 'token.lend');
-    await this.#deps.tokens.assign(serial, account.id);
-    await this.#audit(principal, 'token.lent', account.id, { serial });
-    return account;
+    return this.#recorded(async () => {
+      await this.#deps.tokens.assign(serial, account.id);
+      await this.#audit(principal, 'token.lent', account.id, { serial });
+      return account;
+    });
   }
 
   /** Takes a token back: a scoped operator only from an account of the scope (else: no such token). */
@@ -256,9 +293,11 @@ export class HelpDesk {
       const account = holder ? await this.#deps.accounts.findById(holder) : undefined;
       if (!account || !inScope(principal.scope, account)) throw new DomainError('token_not_found', `no token with serial ${serial} lent to an account you manage`);
     }
-    const previous = await this.#deps.tokens.unassign(serial);
-    await this.#audit(principal, 'token.returned', previous, { serial });
-    return previous;
+    return this.#recorded(async () => {
+      const previous = await this.#deps.tokens.unassign(serial);
+      await this.#audit(principal, 'token.returned', previous, { serial });
+      return previous;
+    });
   }
 
   async signins(principal: Principal, filter: { commonId?: string; since?: Date; limit: number }) {
@@ -285,9 +324,11 @@ export class HelpDesk {
 
   async createApiToken(principal: Principal, spec: { name: string; role: Role; scope: Scope | null; expiresAt: Date | null }): Promise<string> {
     authorize(principal, 'operator.manage');
-    const token = await this.#deps.operators.create({ ...spec, createdBy: principal.actor });
-    await this.#audit(principal, 'operator.token_created', null, { name: spec.name, role: spec.role, scope: spec.scope, expiresAt: spec.expiresAt?.toISOString() ?? null });
-    return token;
+    return this.#recorded(async () => {
+      const token = await this.#deps.operators.create({ ...spec, createdBy: principal.actor });
+      await this.#audit(principal, 'operator.token_created', null, { name: spec.name, role: spec.role, scope: spec.scope, expiresAt: spec.expiresAt?.toISOString() ?? null });
+      return token;
+    });
   }
 
   listApiTokens(principal: Principal) {
@@ -297,25 +338,31 @@ export class HelpDesk {
 
   async revokeApiToken(principal: Principal, id: number): Promise<void> {
     authorize(principal, 'operator.manage');
-    if (!(await this.#deps.operators.revokeToken(id))) throw new DomainError('token_not_found', `no live API token with id ${id}`);
-    await this.#audit(principal, 'operator.token_revoked', null, { id });
+    await this.#recorded(async () => {
+      if (!(await this.#deps.operators.revokeToken(id))) throw new DomainError('token_not_found', `no live API token with id ${id}`);
+      await this.#audit(principal, 'operator.token_revoked', null, { id });
+    });
   }
 
   async grantConsoleRole(principal: Principal, commonId: string, role: Role, scope: Scope | null): Promise<AccountRow> {
     authorize(principal, 'operator.manage');
     if (!(PERSON_ROLES as readonly Role[]).includes(role)) throw new DomainError('invalid_request', `a person's role is one of ${PERSON_ROLES.join(', ')}`);
     const account = await this.#deps.accountService.get(commonId);
-    await this.#deps.operators.grant(account.id, role, scope, principal.actor);
-    await this.#audit(principal, 'operator.role_granted', account.id, { role, scope: role === 'admin' ? null : scope });
-    return account;
+    return this.#recorded(async () => {
+      await this.#deps.operators.grant(account.id, role, scope, principal.actor);
+      await this.#audit(principal, 'operator.role_granted', account.id, { role, scope: role === 'admin' ? null : scope });
+      return account;
+    });
   }
 
   async withdrawConsoleRole(principal: Principal, commonId: string): Promise<AccountRow> {
     authorize(principal, 'operator.manage');
     const account = await this.#deps.accountService.get(commonId);
-    if (!(await this.#deps.operators.withdraw(account.id))) throw new DomainError('role_not_found', `${commonId} has no console role`);
-    await this.#audit(principal, 'operator.role_withdrawn', account.id);
-    return account;
+    return this.#recorded(async () => {
+      if (!(await this.#deps.operators.withdraw(account.id))) throw new DomainError('role_not_found', `${commonId} has no console role`);
+      await this.#audit(principal, 'operator.role_withdrawn', account.id);
+      return account;
+    });
   }
 
   listConsoleRoles(principal: Principal) {

@@ -201,7 +201,9 @@ export function recoveryRoutes(deps: RecoveryDeps): Router {
     '/password',
     ...step('password', async (ctx, id, flow, body) => {
       try {
-        await deps.accountService.resetPassword(flow.accountId!, String(body.new ?? ''), String(body.confirm ?? ''));
+        await deps.accountService.resetPassword(flow.accountId!, String(body.new ?? ''), String(body.confirm ?? ''), () =>
+          deps.audit.record({ actor: 'self', action: 'password.reset', accountId: flow.accountId!, details: { via: flow.via! } }),
+        );
       } catch (error) {
         if (!isDomainError(error)) throw error;
         if (error.code === 'password_policy') {
@@ -217,7 +219,6 @@ export function recoveryRoutes(deps: RecoveryDeps): Router {
         throw error;
       }
       await flows.save(id, { stage: 'done' });
-      await deps.audit.record({ actor: 'self', action: 'password.reset', accountId: flow.accountId!, details: { via: flow.via! } });
       deps.meter.passwordReset('completed');
       await deps.recoveryEmail
         .notify(flow.email!, t(ctx)('mail.reset_done_subject', { service: deps.config.issuerName }), t(ctx)('mail.reset_done_body', { service: deps.config.issuerName }))

@@ -362,6 +362,21 @@ describe('admin API and CLI', () => {
     expect(await path.json()).toEqual({ error: 'invalid_request', error_description: 'the request path contains a control character' });
   });
 
+  test('an unknown endpoint or method is answered in JSON (404, 405 with Allow), and only to a caller with a token', async () => {
+    const unknown = await admin('GET', '/nothing/here');
+    expect(unknown.status).toBe(404);
+    expect(await unknown.json()).toEqual({ error: 'no_such_endpoint', error_description: 'no endpoint GET /admin/api/nothing/here' });
+    const wrongMethod = await admin('PUT', '/clients');
+    expect(wrongMethod.status).toBe(405);
+    expect(wrongMethod.headers.get('allow')?.split(', ').sort()).toEqual(['GET', 'HEAD', 'POST']);
+    expect(((await wrongMethod.json()) as { error: string }).error).toBe('method_not_allowed');
+    const served = await admin('GET', '/clients');
+    expect(served.status).toBe(200);
+    const anonymous = await fetch(`${akamon.url}/admin/api/nothing/here`);
+    expect(anonymous.status).toBe(401);
+    expect(anonymous.headers.get('www-authenticate')).toMatch(/^Bearer/);
+  });
+
   test('the CLI answers with a non-zero exit and one line', async () => {
     const cli = (args: string[]) => runCli({ url: akamon.url, token: akamon.operatorToken }, args);
     const oneLine = (r: { code: number | null; stderr: string }, pattern: RegExp) => {

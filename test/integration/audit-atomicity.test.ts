@@ -1,0 +1,124 @@
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { adminApi, startAkamon, type RunningAkamon } from '../support/akamon.ts';
+import { Browser } from '../support/browser.ts';
+import { solveCaptcha } from '../support/captcha.ts';
+import { refuseWrites } from '../support/faults.ts';
+import { mailedCode } from '../support/smtp-sink.ts';
+
+/**
+ * A change and its audit record land together or not at all: when the database refuses the record
+ * (here a trigger times out the insert), the change is not made either, the caller is told to try
+ * again, and the retry makes both. Before, the change was committed first and the record written
+ * after it, so a fault in between left a password reissued or an account suspended that the audit
+ * did not show.
+ */
+
+let akamon: RunningAkamon;
+
+beforeAll(async () => {
+  akamon = await startAkamon();
+});
+afterAll(() => akamon.close());
+
+const account = async (id: string) => (await akamon.deps.accounts.findById(id))!;
+const records = async (accountId: string | null, action: string) =>
+  (await akamon.deps.audit.list({ limit: 1000 })).filter((event) => event.action === action && (accountId === null || event.account_id === accountId)).length;
+
+/** Until the returned function is called, the audit record `action` (of `accountId`) is refused. */
+const refuseRecord = (action: string, accountId?: string) =>
+  refuseWrites(akamon.deps.database.db, 'refuse_audit_record', { table: 'audit_event', on: 'insert', when: `new.action = '${action}'${accountId ? ` and new.account_id = '${accountId}'` : ''}` });
+
+describe('an operator task whose audit record is refused', () => {
+  test('a password reissue: 503, the old password and its sessions stay; the retry makes both', async () => {
+    const { id, commonId } = await akamon.createReadyAccount();
+    const before = await account(id);
+    const reissue = () => adminApi(akamon, 'POST', `/accounts/${commonId}/reissue-password`, { checked: 'student card', by: 'desk' });
+    const stop = await refuseRecord('password.reissued', id);
+    try {
+      const refused = await reissue();
+      expect(refused.status).toBe(503);
+      expect(refused.body.initialPassword).toBeUndefined();
+    } finally {
+      await stop();
+    }
+    const after = await account(id);
+    expect(after.password_hash).toBe(before.password_hash);
+    expect(after.sessions_ended_at).toEqual(before.sessions_ended_at);
+    expect(await records(id, 'password.reissued')).toBe(0);
+
+    expect((await reissue()).status).toBe(200);
+    expect((await account(id)).password_hash).not.toBe(before.password_hash);
+    expect(await records(id, 'password.reissued')).toBe(1);
+  });
+
+  test('a suspension: 503 and the account stays active; the retry suspends it with its record', async () => {
+    const { id, commonId } = await akamon.createReadyAccount();
+    const suspend = () => adminApi(akamon, 'POST', `/accounts/${commonId}/suspend`, { reason: 'audit test' });
+    const stop = await refuseRecord('account.suspended', id);
+    try {
+      expect((await suspend()).status).toBe(503);
+    } finally {
+      await stop();
+    }
+    expect((await account(id)).status).toBe('active');
+    expect((await suspend()).status).toBe(200);
+    expect((await account(id)).status).toBe('suspended');
+    expect(await records(id, 'account.suspended')).toBe(1);
+  });
+
+  test('a client registration: 503 and no client; the retry registers it with its record', async () => {
+    const register = () => adminApi(akamon, 'POST', '/clients', { name: 'Audited Portal', redirectUris: ['https://portal.example.ac.jp/cb'] });
+    const stop = await refuseRecord('client.created');
+    try {
+      expect((await register()).status).toBe(503);
+    } finally {
+      await stop();
+    }
+    const named = async () => (await akamon.deps.clientStore.list()).filter((client) => client.name === 'Audited Portal').length;
+    expect(await named()).toBe(0);
+    const made = await register();
+    expect(made.status).toBe(201);
+    expect(await named()).toBe(1);
+    expect(await records(null, 'client.created')).toBeGreaterThanOrEqual(1);
+  });
+});
+
+describe('a recovery whose audit record is refused', () => {
+  test('identity verification: no temporary password is made, the old one stays', async () => {
+    const { id } = await akamon.createReadyAccount();
+    const before = await account(id);
+    const stop = await refuseRecord('password.reissued', id);
+    try {
+      await expect(akamon.deps.idv.recover(before, 'password')).rejects.toThrow();
+    } finally {
+      await stop();
+    }
+    expect((await account(id)).password_hash).toBe(before.password_hash);
+    expect(await records(id, 'password.reissued')).toBe(0);
+  });
+
+  test('a password reset by email: a page asking to try again, the old password stays; sending the form again resets it', async () => {
+    const { id, commonId } = await akamon.createReadyAccount();
+    const before = await account(id);
+    const email = `audit-${commonId}@example.com`;
+    await akamon.deps.accounts.setRecoveryEmail(id, email);
+    const browser = new Browser(akamon.url);
+    const first = await browser.visit(`${akamon.url}/recover`);
+    const codePage = await browser.submit(first, /\/recover\/start$/, { identifier: commonId, captcha: await solveCaptcha(first) });
+    const passwordPage = await browser.submit(codePage, /\/recover\/code$/, { code: mailedCode(akamon.mails, email) });
+    const next = 'Recovered-Password-42';
+    const stop = await refuseRecord('password.reset', id);
+    try {
+      const refused = await browser.submit(passwordPage, /\/recover\/password$/, { new: next, confirm: next });
+      expect(refused.status).toBe(503);
+    } finally {
+      await stop();
+    }
+    expect((await account(id)).password_hash).toBe(before.password_hash);
+    expect(await records(id, 'password.reset')).toBe(0);
+    const done = await browser.submit(passwordPage, /\/recover\/password$/, { new: next, confirm: next });
+    expect(done.html).toContain('Your password was changed');
+    expect((await account(id)).password_hash).not.toBe(before.password_hash);
+    expect(await records(id, 'password.reset')).toBe(1);
+  });
+});
