@@ -25,6 +25,7 @@ import { MfaService } from './mfa/mfa.service.ts';
 import { TokenStore } from './mfa/token.store.ts';
 import { TokenService } from './mfa/token.service.ts';
 import { AppPasswordStore } from './account/app-password.store.ts';
+import { passwordExpiry } from './password/expiry.ts';
 import { AppPasswordService } from './account/app-password.service.ts';
 import { AuditLog } from './audit/audit-log.ts';
 import { PhoneService } from './mfa/phone.service.ts';
@@ -140,7 +141,7 @@ export async function buildDeps(config: Config, logger: Logger, overrides: { dat
   const education = new EducationService({ store: new EducationStore(db), clock, academicYearStart: config.academicYearStart, timeZone: config.timeZone });
   const accountRules = new AccountRuleStore(db);
   const appPasswords = new AppPasswordService({ store: new AppPasswordStore(db), key: box.deriveKey('app-password') });
-  const accountService = new AccountService({ store: accounts, hasher, profile: config.passwordProfile, sessions: payloads, throttle, unitOfWork });
+  const accountService = new AccountService({ store: accounts, hasher, profile: config.passwordProfile, sessions: payloads, throttle, unitOfWork, appPasswords });
   const mailer = mailerFromConfig(config, logger);
   const notices = new Notices({ store: new NoticeStore(db), mailer, compose: noticeMail(config), clock, logger, config });
   const mfa = new MfaService({
@@ -187,6 +188,9 @@ export async function buildDeps(config: Config, logger: Logger, overrides: { dat
       log: signinLog,
       legacy: {
         usesMfa: async (account) => account.mfa_required || (await mfaStore.factors(account.id)).length > 0,
+        // As the sign-in's password_change step decides (interaction/steps/password-change.ts).
+        mustChangePassword: async (account) =>
+          account.must_change_password || passwordExpiry(account.password_set_at, (await mfaStore.factors(account.id)).length > 0, config.passwordExpiry, clock.now()).expired,
         matchesAppPassword: (accountId, candidate) => appPasswords.matches(accountId, candidate),
       },
     }),

@@ -5,6 +5,7 @@ import { checkPassword, type PolicyProfile } from '../password/password-policy.t
 import { generateInitialPassword } from '../password/initial-password.ts';
 import type { PasswordHasher } from '../password/password-hasher.ts';
 import type { AccountRow, AccountStore } from './account.store.ts';
+import type { AppPasswordService } from './app-password.service.ts';
 import { COMMON_ID_PATTERN } from './common-id.ts';
 import { accountKey, ACCOUNT_RULE, type LoginThrottle } from '../throttle/login-throttle.ts';
 import { ACCOUNT_FIELD_KEYS, readProfile } from './account-fields.ts';
@@ -42,14 +43,24 @@ export class AccountService {
   readonly #sessions: SessionRevoker;
   readonly #throttle: LoginThrottle;
   readonly #unitOfWork: Database['unitOfWork'];
+  readonly #appPasswords: Pick<AppPasswordService, 'revokeAll'>;
 
-  constructor(deps: { store: AccountStore; hasher: PasswordHasher; profile: PolicyProfile; sessions: SessionRevoker; throttle: LoginThrottle; unitOfWork: Database['unitOfWork'] }) {
+  constructor(deps: {
+    store: AccountStore;
+    hasher: PasswordHasher;
+    profile: PolicyProfile;
+    sessions: SessionRevoker;
+    throttle: LoginThrottle;
+    unitOfWork: Database['unitOfWork'];
+    appPasswords: Pick<AppPasswordService, 'revokeAll'>;
+  }) {
     this.#store = deps.store;
     this.#hasher = deps.hasher;
     this.#profile = deps.profile;
     this.#sessions = deps.sessions;
     this.#throttle = deps.throttle;
     this.#unitOfWork = deps.unitOfWork;
+    this.#appPasswords = deps.appPasswords;
   }
 
   /**
@@ -69,6 +80,22 @@ export class AccountService {
         return ended;
       },
       () => true,
+    );
+  }
+
+  /**
+   * A recovery of an account someone else may have had (a password reset, a reissue at the help
+   * desk, an ID-card recovery): as endingSessions, and its app passwords end too, since whoever had
+   * the account could have made one that outlasts every session.
+   */
+  recovering(accountId: string, change: () => Promise<unknown>, clearThrottleOf?: string): Promise<number> {
+    return this.endingSessions(
+      accountId,
+      async () => {
+        await change();
+        await this.#appPasswords.revokeAll(accountId);
+      },
+      clearThrottleOf,
     );
   }
 
@@ -128,7 +155,7 @@ export class AccountService {
   async reissuePassword(commonId: string, initial?: InitialPassword): Promise<{ account: AccountRow; initialPassword: string }> {
     const account = await this.get(commonId);
     const { password, hash } = initial ?? (await this.initialPassword());
-    await this.endingSessions(account.id, () => this.#store.setPassword(account.id, hash, true), account.common_id);
+    await this.recovering(account.id, () => this.#store.setPassword(account.id, hash, true), account.common_id);
     return { account: (await this.#store.findById(account.id))!, initialPassword: password };
   }
 
@@ -163,7 +190,7 @@ export class AccountService {
     const policy = checkPassword(next, { profile: this.#profile, commonId: account.common_id });
     if (!policy.ok) throw new DomainError('password_policy', 'the new password breaks the password rules', { violations: policy.violations, limits: policy.limits });
     const hash = await this.#hasher.hash(next);
-    await this.endingSessions(
+    await this.recovering(
       account.id,
       async () => {
         await this.#store.setPassword(account.id, hash, false);

@@ -36,6 +36,11 @@ export class AppPasswordService {
     return this.#store.list(accountId);
   }
 
+  /** Every app password of the account ends (a recovery: whoever had the account may have made one). */
+  revokeAll(accountId: string): Promise<number> {
+    return this.#store.deleteAll(accountId);
+  }
+
   async revoke(accountId: string, id: string): Promise<void> {
     if (!(await this.#store.delete(accountId, id))) throw new DomainError('app_password_not_found', 'no such app password');
   }

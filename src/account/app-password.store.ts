@@ -38,6 +38,12 @@ export class AppPasswordStore {
     return result.numDeletedRows > 0n;
   }
 
+  /** Ends every app password of the account; answers how many there were. */
+  async deleteAll(accountId: string): Promise<number> {
+    const result = await this.#db.deleteFrom('app_password').where('account_id', '=', accountId).executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+
   /** Finds the account's app password with this digest (an index lookup, no comparison in JS). */
   async use(accountId: string, digest: string): Promise<boolean> {
     const row = await this.#db

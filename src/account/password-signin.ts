@@ -35,6 +35,11 @@ export interface PasswordGrantCheck {
 /** What the password grant needs to know beyond the account row. */
 export interface LegacyCredentials {
   usesMfa(account: AccountRow): Promise<boolean>;
+  /**
+   * The password must be changed before it is used (an initial or reissued one, or one past the
+   * age limit): a browser sign-in goes through the change, a grant cannot and is refused.
+   */
+  mustChangePassword(account: AccountRow): Promise<boolean>;
   matchesAppPassword(accountId: string, candidate: string): Promise<boolean>;
 }
 
@@ -46,8 +51,8 @@ export type SigninOutcome =
   | { ok: false; reason: 'blocked' }
   | { ok: false; reason: 'account_suspended' | 'account_revoked'; account: AccountRow };
 
-/** The password grant's outcome: the form's, or a refusal by the client's access rules. */
-export type GrantOutcome = SigninOutcome | { ok: false; reason: 'access_denied'; denial: DenialReason };
+/** The password grant's outcome: the form's, a password to be changed first, or a refusal by the client's access rules. */
+export type GrantOutcome = SigninOutcome | { ok: false; reason: 'password_change_required' } | { ok: false; reason: 'access_denied'; denial: DenialReason };
 
 /** Longer than any policy allows: refused without spending a hash on it. */
 const MAX_PASSWORD_INPUT = PASSWORD_INPUT_MAX_LENGTH;
@@ -163,6 +168,10 @@ export class PasswordSignin {
     // The grant's answer is the client's access rules (the one evaluation every path asks); the
     // form turns a suspended or closed account to the page that says so, and its steps ask the rules.
     if (request.passwordGrant) {
+      if (method === 'password' && (await this.#legacy.mustChangePassword(account))) {
+        await record('failure', 'password_change_required', succeeded);
+        return { ok: false, reason: 'password_change_required' };
+      }
       let decision: AccessDecision;
       try {
         decision = await request.passwordGrant.admit(account, method);

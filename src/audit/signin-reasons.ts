@@ -23,6 +23,7 @@ const REASON_TEXT = {
   account_suspended: 'signin_reason.account_suspended',
   account_revoked: 'signin_reason.account_revoked',
   salvage_refused: 'signin_reason.salvage_refused',
+  password_change_required: 'signin_reason.password_change_required',
 } as const satisfies Record<string, MessageKey>;
 
 /** A refusal by a system's access rule: `access_denied.<rule>`. */

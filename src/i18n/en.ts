@@ -503,6 +503,7 @@ export const en = {
   'signin_reason.unknown_account': 'No such account',
   'signin_reason.locked': 'Too many wrong passwords: waiting',
   'signin_reason.blocked': 'Sign-in blocked after many wrong passwords',
+  'signin_reason.password_change_required': 'Right password, but it must be changed at the sign-in page first (initial, reissued or expired)',
   'signin_reason.overloaded': 'Server busy: not checked',
   'signin_reason.account_suspended': 'Account suspended',
   'signin_reason.account_revoked': 'Account closed',

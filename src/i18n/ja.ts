@@ -499,6 +499,7 @@ export const ja: Messages = {
   'signin_reason.unknown_account': '存在しないアカウント',
   'signin_reason.locked': 'パスワードの誤りが続いたため待機中',
   'signin_reason.blocked': 'パスワードの誤りが多くサインインを停止',
+  'signin_reason.password_change_required': 'パスワードは正しいが、先にサインイン画面で変更が必要（初期・再発行・期限切れ）',
   'signin_reason.overloaded': 'サーバー混雑のため未確認',
   'signin_reason.account_suspended': 'アカウント停止中',
   'signin_reason.account_revoked': 'アカウント失効済み',

@@ -120,7 +120,7 @@ export class IdentityVerification {
   /**
    * What a verified person asked for: (a) a temporary password, shown once and changed at the next
    * sign-in (second factors stay), or (b) every second factor removed, to enrol again at the next
-   * sign-in. Either way every session and refresh token of the account ends.
+   * sign-in. Either way every session, refresh token and app password of the account ends.
    */
   async recover(account: AccountRow, kind: RecoveryKind): Promise<RecoveryOutcome> {
     const state = await this.#throttle.countUse([{ key: `idv:recover:${account.id}`, rule: RECOVERY_RULE }]);
@@ -138,7 +138,7 @@ export class IdentityVerification {
       return { ok: true, temporaryPassword: initial.password };
     }
     let removed = 0;
-    await this.#accountService.endingSessions(account.id, async () => {
+    await this.#accountService.recovering(account.id, async () => {
       removed = await this.#mfa.reset(account.id);
       await this.#accounts.setMfaRequired(account.id, true);
       await this.#audit.record({ actor: 'self', action: 'mfa.reset', accountId: account.id, details: { via: 'identity_verification', removedFactors: removed } });

@@ -159,14 +159,15 @@ export function homeSession(deps: SiteSessionDeps, site: FirstPartySite = ACCOUN
   }
 
   /**
-   * Changes to how an account with MFA is protected need a second factor shown within the last
-   * ten minutes; otherwise the person is sent through a fresh sign-in first (acr + max_age).
-   * With `reauthenticate`, an account without MFA must also have entered its password that recently.
+   * Changes to how an account is protected (its sign-in methods, recovery address, app passwords,
+   * ID-card link) need proof given within the last ten minutes: a second factor when the account
+   * has one, else the password. Otherwise the person is sent through a fresh sign-in first (acr +
+   * max_age): whoever holds a session cookie must not be able to add a way in of their own.
    */
-  async function freshEnough(ctx: Context, current: HomeSignIn, back: string, options: { reauthenticate?: boolean } = {}): Promise<boolean> {
+  async function freshEnough(ctx: Context, current: HomeSignIn, back: string): Promise<boolean> {
     const hasFactors = (await deps.mfa.factors(current.account.id)).length > 0;
     const recent = deps.clock.now().getTime() / 1000 - current.authTime <= FRESH_SECONDS;
-    if (hasFactors ? current.acr === ACR_MFA && recent : !options.reauthenticate || recent) return true;
+    if (recent && (!hasFactors || current.acr === ACR_MFA)) return true;
     ctx.status = 303;
     ctx.redirect(`${prefix}/login?fresh=${hasFactors ? '1' : 'password'}&back=${encodeURIComponent(back)}`);
     return false;

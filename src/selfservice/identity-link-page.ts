@@ -67,7 +67,7 @@ export function identityLinkRoutes(router: Router, deps: AccountHomeDeps, home: 
   router.post('/account/idv/unlink', formBody, async (ctx) => {
     const current = await postedBy(ctx);
     if (!current) return;
-    if (!(await freshEnough(ctx, current, '/account/idv', { reauthenticate: true }))) return;
+    if (!(await freshEnough(ctx, current, '/account/idv'))) return;
     if ((await whileLive(ctx, current, () => deps.idv.unlink(current.account.id, 'self'))) === undefined) return;
     await linkPage(ctx, current.account, { message: 'idv.unlinked' });
   });

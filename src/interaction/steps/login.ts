@@ -1,12 +1,13 @@
 import type { InteractionResults } from 'oidc-provider';
-import { ACR_MFA, ACR_PASSWORD } from '../../mfa/assurance.ts';
+import { ACR_MFA, ACR_PASSWORD, signedInWithin } from '../../mfa/assurance.ts';
+import { FRESH_SIGNIN_SECONDS } from '../../config/defaults.ts';
 import type { AccountRow } from '../../account/account.store.ts';
 import { parseIdentifier, withRealm } from '../../account/common-id.ts';
 import { SIGN_IN_RESULT, signInResult } from '../../shared/sign-in-result.ts';
 import type { Step, StepHandler, StepRequest } from '../step.ts';
 import type { StepDeps } from './deps.ts';
 import { factorChallengePages, type FactorSubject } from './factor-pages.ts';
-import { finishWithFactor } from './mfa-common.ts';
+import { finishWithFactor, firstFactorDue } from './mfa-common.ts';
 
 /** A password's result, as the password step would finish the interaction with it. */
 type PasswordResult = InteractionResults & { [SIGN_IN_RESULT]: { at: number }; login: { accountId: string; acr: string; amr: string[]; remember: boolean } };
@@ -159,8 +160,8 @@ function signInPages(deps: StepDeps, pickerFirst: boolean, factorNext: FactorNex
     if (proven) return factor.show(request, factorOf(request, proven));
     if (typeof state.identifier === 'string') return passwordPage(request, state.identifier, null);
     const reasons = request.details.prompt.reasons;
-    // Re-authentication of the signed-in person (max_age, prompt=login): straight to the password.
-    if (!pickerFirst && (reasons.includes('max_age') || reasons.includes('login_prompt'))) {
+    // Re-authentication of the signed-in person (max_age, prompt=login, a first factor): straight to the password.
+    if (!pickerFirst && (reasons.includes('max_age') || reasons.includes('login_prompt') || reasons.includes(PASSWORD_BEFORE_FIRST_FACTOR))) {
       const current = await sessionCommonId(request);
       if (current) {
         await request.saveState({ identifier: current });
@@ -248,10 +249,28 @@ function signInPages(deps: StepDeps, pickerFirst: boolean, factorNext: FactorNex
   return { show, actions: { ...own, ...factorActions } };
 }
 
+const PASSWORD_BEFORE_FIRST_FACTOR = 'password_before_first_factor';
+
 export function loginStep(deps: StepDeps, factorNext: FactorNext): Step {
   // An essential acr in the claims parameter is met by mfa_verify (a second factor), not by
   // asking for the password again, which oidc-provider's own checks would do forever.
-  return { name: 'login', builtIn: true, replacesChecks: ['essential_acr', 'essential_acrs'], checks: [], ...signInPages(deps, false, factorNext) };
+  return {
+    name: 'login',
+    builtIn: true,
+    replacesChecks: ['essential_acr', 'essential_acrs'],
+    checks: [
+      {
+        // Whoever holds a session cookie could otherwise attach a factor of their own (and then a
+        // recovery address) to an account that has none: as on the account home, the first factor
+        // needs the password shown recently in this session.
+        reason: PASSWORD_BEFORE_FIRST_FACTOR,
+        description: 'a first second factor is to be set up and the session signed in too long ago',
+        // loginTs is the provider's own clock, so the age is counted on it.
+        test: (facts, ctx) => facts.account?.status !== 'revoked' && firstFactorDue(facts, ctx) && !signedInWithin(ctx.oidc.session?.loginTs, FRESH_SIGNIN_SECONDS, Math.floor(Date.now() / 1000)),
+      },
+    ],
+    ...signInPages(deps, false, factorNext),
+  };
 }
 
 export function selectAccountStep(deps: StepDeps, factorNext: FactorNext): Step {

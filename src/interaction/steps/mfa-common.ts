@@ -38,6 +38,11 @@ export function mfaDemandedHere(facts: Facts, ctx: CheckContext): boolean {
   );
 }
 
+/** A second factor is demanded here and the account has none: the first is to be set up. */
+export function firstFactorDue(facts: Facts, ctx: CheckContext): boolean {
+  return facts.factors.length === 0 && mfaDemandedHere(facts, ctx);
+}
+
 /** Whether this sign-in asks for a security key or passkey in particular. */
 export function phishingResistantDemanded(ctx: CheckContext): boolean {
   return requestedAcr(ctx).includes(ACR_PHISHING_RESISTANT);

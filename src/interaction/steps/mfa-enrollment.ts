@@ -1,6 +1,6 @@
 import type { CheckContext, Facts, Step, StepHandler, StepRequest } from '../step.ts';
 import type { StepDeps } from './deps.ts';
-import { finishWithFactor, mfaDemandedHere, methodHost } from './mfa-common.ts';
+import { finishWithFactor, firstFactorDue, methodHost } from './mfa-common.ts';
 import { normalizeEmail } from '../../account/recovery-email.ts';
 import { normalizeCode } from '../../mfa/totp.ts';
 import { DomainError, RetryLaterError } from '../../shared/errors.ts';
@@ -191,7 +191,7 @@ export function mfaEnrollmentStep(deps: StepDeps): Step {
       {
         reason: 'mfa_enrollment_required',
         description: 'a second factor is required and the account has none',
-        test: (facts, ctx) => facts.factors.length === 0 && mfaDemandedHere(facts, ctx),
+        test: firstFactorDue,
       },
       {
         // From the account home's security info: one more method, after a recent second factor (or,
