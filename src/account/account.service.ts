@@ -148,13 +148,13 @@ export class AccountService {
   }
 
   /**
-   * A new initial password after the help desk checked the person; every session ends. With
-   * `initial` (made beforehand by initialPassword), no hashing happens here: the caller's unit of
-   * work may already hold a connection.
+   * A new initial password after the help desk checked the person; every session ends. `initial`
+   * is made beforehand (initialPassword), never here: the caller's unit of work, which holds a
+   * connection, is open.
    */
-  async reissuePassword(commonId: string, initial?: InitialPassword): Promise<{ account: AccountRow; initialPassword: string }> {
+  async reissuePassword(commonId: string, initial: InitialPassword): Promise<{ account: AccountRow; initialPassword: string }> {
     const account = await this.get(commonId);
-    const { password, hash } = initial ?? (await this.initialPassword());
+    const { password, hash } = initial;
     await this.recovering(account.id, () => this.#store.setPassword(account.id, hash, true), account.common_id);
     return { account: (await this.#store.findById(account.id))!, initialPassword: password };
   }

@@ -168,13 +168,11 @@ export class PasswordSignin {
     // The grant's answer is the client's access rules (the one evaluation every path asks); the
     // form turns a suspended or closed account to the page that says so, and its steps ask the rules.
     if (request.passwordGrant) {
-      if (method === 'password' && (await this.#legacy.mustChangePassword(account))) {
-        await record('failure', 'password_change_required', succeeded);
-        return { ok: false, reason: 'password_change_required' };
-      }
       let decision: AccessDecision;
+      let mustChange: boolean;
       try {
         decision = await request.passwordGrant.admit(account, method);
+        mustChange = decision.allowed && method === 'password' && (await this.#legacy.mustChangePassword(account));
       } catch (error) {
         // No answer (the database busy): the claims end, and the right password is no failure.
         await this.#throttle.release(keys);
@@ -183,6 +181,10 @@ export class PasswordSignin {
       if (!decision.allowed) {
         await record('failure', accessDenied(decision.reason), succeeded);
         return { ok: false, reason: 'access_denied', denial: decision.reason };
+      }
+      if (mustChange) {
+        await record('failure', 'password_change_required', succeeded);
+        return { ok: false, reason: 'password_change_required' };
       }
     } else if (account.status !== 'active') {
       const reason = account.status === 'suspended' ? 'account_suspended' : 'account_revoked';

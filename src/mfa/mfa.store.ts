@@ -175,9 +175,14 @@ export class MfaStore {
     });
   }
 
-  /** Every factor of the account; tokens lent to it become free to lend again. */
+  /**
+   * Every factor of the account; tokens lent to it become free to lend again. The account row
+   * first, as every factor write takes it: inside a longer unit (an operator's reset with its audit
+   * record) the other order deadlocked with the person's own factor changes.
+   */
   async deleteAll(accountId: string): Promise<number> {
     return this.#transaction(async (trx) => {
+      await lockAccountRow(trx, accountId);
       const result = await trx.deleteFrom('mfa_factor').where('account_id', '=', accountId).executeTakeFirst();
       await trx.updateTable('hardware_token').set({ assigned_to: null, assigned_at: null }).where('assigned_to', '=', accountId).execute();
       return Number(result.numDeletedRows);

@@ -134,6 +134,8 @@ export class HelpDesk {
   /** A new account, only within the operator's scope; with `initial`, the initial password made beforehand (AccountService.initialPassword). */
   async create(principal: Principal, input: AccountInput, initial?: InitialPassword) {
     this.#mayCreate(principal, input);
+    // Refused input costs no hash.
+    validateAccountInput(input);
     const password = initial ?? (await this.#deps.accountService.initialPassword());
     return this.#recorded(async () => {
       const created = await this.#deps.accountService.create(input, password);

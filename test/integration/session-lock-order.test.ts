@@ -8,7 +8,7 @@ import { redeem, signIn } from '../support/flows.ts';
 import { ScimClient } from '../support/scim-client.ts';
 
 /**
- * A change that ends an account's sessions (a suspension here) and a change on the account home,
+ * Rows taken in one order by changes that meet. A change that ends an account's sessions (a suspension here) and a change on the account home,
  * which holds its session while it changes the account (home-session.ts whileLive), at the same
  * moment on PostgreSQL. Both lock the session's row and the account's: in that order, or they
  * deadlock and PostgreSQL aborts one (a 503, or the person's change lost). The test's transaction
@@ -65,5 +65,25 @@ suite('a session-ending change and an account-home change take their rows in one
     expect(await akamon.deps.accounts.findById(account.id)).toMatchObject({ status: 'suspended', recovery_email: 'home@example.com' });
     const sessions = await db.selectFrom('oidc_payload').select('id').where('model', '=', 'Session').where('account_id', '=', account.id).execute();
     expect(sessions).toEqual([]);
+  });
+
+  // Found by a review: an operator's MFA reset, one unit with its audit record, deleted the factor
+  // rows and only then (the audit row's reference) waited for the account's row, while every factor
+  // change of the person takes the account's row first: one of the two was aborted (a 503).
+  test("an operator's MFA reset while the person changes a factor waits for it, and both land", async () => {
+    const account = await akamon.createReadyAccount();
+    await akamon.deps.mfaStore.insert({ accountId: account.id, kind: 'totp', label: 'Phone' });
+    const db = akamon.deps.database.db;
+    let reset: Promise<{ status: number }> | undefined;
+    await db.transaction().execute(async (trx) => {
+      const [me] = (await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(trx)).rows;
+      // The person's factor change (MfaStore.setDefault): the account's row, then the factors'.
+      await sql`select id from account where id = ${account.id} for update`.execute(trx);
+      reset = adminApi(akamon, 'POST', `/accounts/${account.commonId}/reset-mfa`, { reason: 'lost phone' });
+      await queuedBehind(db, me!.pid);
+      await sql`update mfa_factor set is_default = true where account_id = ${account.id}`.execute(trx);
+    });
+    expect((await reset!).status).toBe(200);
+    expect(await akamon.deps.mfa.factors(account.id)).toEqual([]);
   });
 });
