@@ -152,6 +152,7 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
     knownAccounts: new KnownAccounts(config.production),
     mfa: deps.mfa,
     audit: deps.audit,
+    unitOfWork: (work, keep) => database.unitOfWork(work, keep),
     recoveryEmail: deps.recoveryEmail,
     appPasswords: deps.appPasswords,
     clock: deps.clock,

@@ -164,6 +164,8 @@ export const DATABASE_LOCK_TIMEOUT_MS = 3000;
 export const DATABASE_IDLE_IN_TRANSACTION_MS = 15_000;
 /** Retry-After of a 503 while the database is unavailable: a restart or failover takes seconds. */
 export const DATABASE_RETRY_AFTER_SECONDS = 5;
+/** Retry-After of a 503 when the mail server or phone gateway did not take a code: a short outage's length, not a lockout. */
+export const CODE_DELIVERY_RETRY_AFTER_SECONDS = 30;
 /** How long /readyz waits for `select 1`: a load balancer's probe must get an answer, not a hang. */
 export const READINESS_TIMEOUT_MS = 1000;
 /** A request body Akamon reads (forms, protocol requests, admin JSON): far above any real one, small enough to parse on every request. */

@@ -111,6 +111,7 @@ const STATUS_MESSAGES: Record<number, MessageKey> = {
   400: 'error.bad_request',
   403: 'error.csrf',
   404: 'error.not_found',
+  405: 'error.method_not_allowed',
   413: 'error.too_large',
   415: 'error.bad_request',
 };
@@ -123,7 +124,8 @@ export function errorPages(renderer: Renderer) {
   return async (ctx: Context, next: Next) => {
     try {
       await next();
-      if (ctx.status === 404 && !ctx.body) renderer.error(ctx, 'error.not_found', 404);
+      // A router's 404, or its 405 for a method it does not take (Allow kept): a page, not bare text.
+      if ((ctx.status === 404 || ctx.status === 405) && !ctx.body) renderer.error(ctx, STATUS_MESSAGES[ctx.status]!, ctx.status);
     } catch (error) {
       if (error instanceof RetryLaterError) {
         ctx.state.log.warn({ errorCode: error.code, cause: (error.cause as Error | undefined)?.message }, `request answered ${errorAnswer(error).status}`);

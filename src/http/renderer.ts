@@ -29,21 +29,30 @@ export class Renderer {
     this.#csrf = csrf;
   }
 
+  /**
+   * A page answering a form (a POST) names, as `pageUrl`, the address that shows it again: the
+   * browser's address becomes it (a reload or a return through the history asks for that page
+   * instead of sending the form again) and the language switch leads there. The form's own address
+   * takes posts only; a page that names none switches language to the start page.
+   */
   page(ctx: Context, view: string, titleKey: MessageKey, data: PageData = {}, status = 200): void {
     const locale: Locale = ctx.state.locale;
     const t = translator(locale);
     ctx.status = status;
     ctx.type = 'text/html; charset=utf-8';
     ctx.set('Cache-Control', 'no-store');
+    const answersForm = ctx.method !== 'GET' && ctx.method !== 'HEAD';
+    const pageUrl = answersForm && typeof data.pageUrl === 'string' ? data.pageUrl : undefined;
     const html = this.#eta.render(view, {
       t,
       locale,
       title: t(titleKey),
-      langUrl: languageSwitchUrl(ctx, ctx.originalUrl),
+      langUrl: languageSwitchUrl(ctx, answersForm ? (pageUrl ?? '/') : ctx.originalUrl),
       csrf: this.#csrf.token(ctx),
       requestId: ctx.state.requestId,
       nonce: ctx.state.nonce,
       ...data,
+      pageUrl,
     });
     // English text too may sit on a Japanese page and vice versa: the marks go wherever Japanese is.
     ctx.body = phraseBreaks(html);

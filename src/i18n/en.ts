@@ -120,12 +120,13 @@ export const en = {
   'error.generic': 'The request could not be completed. Go back to the service you came from and try again.',
   'error.expired': 'This sign-in page has expired or was already used. Go back to the service you came from and start again.',
   'error.bad_request': 'The request was malformed and could not be processed.',
-  'error.csrf': 'This form was open too long or came from another site. Reload the page and try again.',
+  'error.csrf': 'This form was open too long or came from another site, so it was not sent. Go back to the page with the form, reload it, and send the form again.',
   'error.too_large': 'The request was too large.',
   'error.invalid_text': 'What was sent contains characters that cannot be accepted (control characters, or text that is not valid UTF-8). Check what you entered and try again.',
   'error.forbidden': 'Your operator role does not allow this action.',
   'error.out_of_scope': 'That would put the account outside the departments and affiliations you manage.',
   'error.not_found': 'This page does not exist.',
+  'error.method_not_allowed': 'This address only takes a form sent from its page; it cannot be opened on its own. Go back to the page you came from, or start again from the link below.',
   'error.invalid_client': 'The service that sent you here is not registered with Akamon.',
   'error.invalid_redirect_uri': 'The service that sent you here gave an address that is not registered with Akamon.',
 
@@ -238,6 +239,8 @@ export const en = {
   'mfa.use_method': 'Use {method} instead',
   'mfa.cant_use': "I can't use any of these methods",
   'mfa.cant_use_title': "Can't use your sign-in methods?",
+  'mfa.cant_use_lead_office':
+    'If your phone or security key is lost, broken or replaced, the account office can let you start your sign-in methods over. A password alone cannot stand in for a lost method.',
   'mfa.cant_use_lead': 'If your phone or security key is lost, broken or replaced, there are two ways back into your account. A password alone cannot stand in for a lost method.',
   'mfa.cant_use_idv_title': 'Verify your identity with your ID card',
   'mfa.cant_use_idv': 'If you linked your account to your My Number Card in advance, you can verify yourself online now and start your sign-in methods over.',

@@ -7,7 +7,7 @@ import type { MessageKey } from '../i18n/en.ts';
 import type { CsrfGuard } from '../http/csrf.ts';
 import { formBody } from '../http/form-body.ts';
 import { requestLocale } from '../http/middleware.ts';
-import { languageSwitchUrl, type PageData, type Renderer } from '../http/renderer.ts';
+import type { PageData, Renderer } from '../http/renderer.ts';
 import type { InteractionStateStore } from './interaction-state.store.ts';
 import { oneAtATime } from './one-at-a-time.ts';
 import type { InteractionDetails, Step, StepHandler, StepRequest } from './step.ts';
@@ -107,8 +107,7 @@ export function interactionRouter(deps: InteractionRouterDeps): Router {
       // factor's after the password) is the interaction's page: its language switch leads back there,
       // and the browser's address becomes it (pageUrl), so a reload or a return through the history
       // shows the pending step afresh instead of sending the form again.
-      render: (view: string, titleKey: MessageKey, data?: PageData, status?: number) =>
-        deps.renderer.page(ctx, view, titleKey, ctx.method === 'GET' ? data : { langUrl: languageSwitchUrl(ctx, base), pageUrl: base, ...data }, status),
+      render: (view: string, titleKey: MessageKey, data?: PageData, status?: number) => deps.renderer.page(ctx, view, titleKey, { pageUrl: base, ...data }, status),
       async finish(result: InteractionResults, merge = false) {
         const url = await provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: merge });
         turn?.leave({ completed: true });

@@ -19,6 +19,9 @@ export interface Mailer {
   send(mail: Mail): Promise<void>;
 }
 
+/** nodemailer's codes for a server that could not be reached or used, unlike a refused recipient (EENVELOPE) or message (EMESSAGE). */
+const SERVER_DOWN = new Set(['ECONNECTION', 'ETIMEDOUT', 'ESOCKET', 'EDNS', 'EAUTH', 'EPROTOCOL']);
+
 /** Real SMTP (nodemailer); in development without a server, mails go to the log; in production, none. */
 export function mailerFromConfig(config: Config, logger: Logger): Mailer {
   if (config.smtpUrl) {
@@ -40,8 +43,9 @@ export function mailerFromConfig(config: Config, logger: Logger): Mailer {
         try {
           await transport.sendMail({ from: config.mailFrom, to: mail.to, subject: mail.subject, text: mail.text });
         } catch (error) {
-          logger.warn({ err: { message: (error as Error).message, code: (error as { code?: string }).code } }, 'mail not sent');
-          throw new DeliveryError('the mail server did not take the message');
+          const code = (error as { code?: string }).code;
+          logger.warn({ err: { message: (error as Error).message, code } }, 'mail not sent');
+          throw new DeliveryError('the mail server did not take the message', { serverDown: SERVER_DOWN.has(code ?? '') });
         }
       },
     };
@@ -57,7 +61,7 @@ export function mailerFromConfig(config: Config, logger: Logger): Mailer {
   return {
     available: false,
     async send() {
-      throw new DeliveryError('no mail server is configured');
+      throw new DeliveryError('no mail server is configured', { serverDown: true });
     },
   };
 }

@@ -12,6 +12,13 @@ export type SendOutcome = { ok: true } | { ok: false; reason: 'rate_limited'; wa
 /** A delivery channel's failure that the person can do something about (try again, another way). */
 export class DeliveryError extends Error {
   override name = 'DeliveryError';
+  /** The server itself could not be reached or used (not one message or recipient refused): the next message would fare no better. */
+  readonly serverDown: boolean;
+
+  constructor(message: string, options: { serverDown?: boolean } = {}) {
+    super(message);
+    this.serverDown = options.serverDown ?? false;
+  }
 }
 
 /**

@@ -153,6 +153,17 @@ export class NoticeStore {
       .execute();
   }
 
+  /** Gives back claimed notices that were not tried: due again at `due`, their claim not counted as an attempt. */
+  async release(ids: readonly string[], due: Date): Promise<void> {
+    if (ids.length === 0) return;
+    await this.#db
+      .updateTable('notice')
+      .set((eb) => ({ attempts: eb('attempts', '-', 1), next_attempt_at: due }))
+      .where('id', 'in', ids)
+      .where('status', '=', 'pending')
+      .execute();
+  }
+
   account(accountId: string): Promise<AccountRow | undefined> {
     return this.#db.selectFrom('account').selectAll().where('id', '=', accountId).executeTakeFirst();
   }

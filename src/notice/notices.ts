@@ -1,3 +1,4 @@
+import { DeliveryError } from '../mfa/code-sender.ts';
 import { afterUnitCommits } from '../db/driver.ts';
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.ts';
@@ -112,7 +113,8 @@ export class Notices {
 
   /**
    * A sweeper task: sends up to `batch` due mails (new ones and retries). A chunk in which the mail
-   * server refused one ends the pass: the server is likely down, and the other tasks must not wait on it.
+   * server refused one ends the pass, and a server that cannot be reached ends it at once (#deliver):
+   * the other tasks must not wait on it.
    */
   async deliverDue(batch: number): Promise<number> {
     let done = 0;
@@ -182,12 +184,24 @@ export class Notices {
     const now = this.#clock.now();
     const claimed = await this.#store.claim(now, new Date(now.getTime() + NOTICE_SEND_LEASE_SECONDS * 1000), limit, ids);
     let failed = false;
-    for (const notice of claimed) failed = (await this.#send(notice)) === 'failed' || failed;
+    for (const [index, notice] of claimed.entries()) {
+      const outcome = await this.#send(notice);
+      failed ||= outcome !== 'done';
+      if (outcome === 'server_down') {
+        // The mail server could not be reached (or hangs, each try a timeout): the rest go back
+        // untried, due at once, for the next pass. A refused recipient stops nothing.
+        await this.#store.release(
+          claimed.slice(index + 1).map((n) => n.id),
+          now,
+        );
+        break;
+      }
+    }
     return { claimed: claimed.length, failed };
   }
 
-  /** Sends one claimed notice and records the outcome; 'failed' when the mail server did not take it. */
-  async #send(notice: NoticeRow): Promise<'done' | 'failed'> {
+  /** Sends one claimed notice and records the outcome: 'failed' when the mail server refused it, 'server_down' when it could not be reached. */
+  async #send(notice: NoticeRow): Promise<'done' | 'failed' | 'server_down'> {
     const kind = notice.kind as NoticeKind;
     const account = await this.#stillDue(notice, kind);
     const at = this.#clock.now();
@@ -214,7 +228,7 @@ export class Notices {
         this.#logger.warn({ ...log, retryInSeconds: wait }, 'notice not sent: will retry');
         await this.#store.finish(notice.id, { status: 'pending', at, error: message, retryAt: new Date(at.getTime() + wait * 1000) });
       }
-      return 'failed';
+      return error instanceof DeliveryError && error.serverDown ? 'server_down' : 'failed';
     }
     await this.#store.finish(notice.id, { status: 'sent', at, sentTo: maskEmail(to) });
     this.#logger.info(log, 'notice sent');

@@ -105,14 +105,58 @@ function agentFor(refused: (address: string) => boolean): Undici.Agent {
  * targets. Redirects are never followed: each one would be a target nobody checked (address
  * literals do not pass through the lookup), and neither a JWKS nor a logout endpoint needs one.
  */
-export function outboundFetch(allowPrivate: boolean): typeof fetch {
+export function outboundFetch(allowPrivate: boolean, now: () => number = Date.now): typeof fetch {
   const refused = allowPrivate ? isNeverATarget : isSpecialUseAddress;
+  const unreachable = new Unreachable(now);
   return (async (input: string | URL | Request, init?: RequestInit) => {
     const url = new URL(input instanceof Request ? input.url : input);
     const host = url.hostname.replace(/^\[|\]$/g, '');
     // Address literals never reach the lookup hook.
     if (refused(host) || (!allowPrivate && host === 'localhost')) throw new SpecialUseAddressError(`${host} is an address Akamon does not call`);
+    const fetching = (init?.method ?? 'GET').toUpperCase() === 'GET';
+    if (fetching) unreachable.check(url.href);
     const options = { ...init, dispatcher: agentFor(refused), redirect: 'error' } as Parameters<typeof Undici.fetch>[1];
-    return undici().fetch(url, options) as unknown as Response;
+    try {
+      return (await undici().fetch(url, options)) as unknown as Response;
+    } catch (error) {
+      if (fetching) unreachable.failed(url.href);
+      throw error;
+    }
   }) as typeof fetch;
 }
+
+/**
+ * Documents fetched with GET (a client's jwks_uri) whose last fetch failed without an answer (a
+ * timeout, a refused connection): for UNREACHABLE_SECONDS they fail at once. A token request
+ * authenticating such a client runs in a transaction (provider-gate.ts), and each wait for the
+ * timeout would hold a database connection (on PGlite the only one); an answer that is an HTTP
+ * error is the provider's own to remember (it keeps a failed JWKS for a minute).
+ */
+class Unreachable {
+  readonly #until = new Map<string, number>();
+  readonly #now: () => number;
+
+  constructor(now: () => number) {
+    this.#now = now;
+  }
+
+  check(url: string): void {
+    const until = this.#until.get(url);
+    if (until === undefined) return;
+    if (until > this.#now()) throw new Error(`${new URL(url).host} did not answer a moment ago; not asked again before ${new Date(until).toISOString()}`);
+    this.#until.delete(url);
+  }
+
+  failed(url: string): void {
+    // Bounded: entries past their time go first, then the oldest.
+    if (this.#until.size >= UNREACHABLE_REMEMBERED) {
+      for (const [key, until] of this.#until) if (until <= this.#now()) this.#until.delete(key);
+      if (this.#until.size >= UNREACHABLE_REMEMBERED) this.#until.delete(this.#until.keys().next().value!);
+    }
+    this.#until.set(url, this.#now() + UNREACHABLE_SECONDS * 1000);
+  }
+}
+
+/** How long a document that did not answer is not asked for again: oidc-provider's own shortest JWKS freshness. */
+const UNREACHABLE_SECONDS = 60;
+const UNREACHABLE_REMEMBERED = 1000;

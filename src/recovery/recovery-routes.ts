@@ -1,3 +1,4 @@
+import { sendRefusal } from '../http/send-refusal.ts';
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import type { AccountService } from '../account/account.service.ts';
@@ -40,6 +41,9 @@ export interface RecoveryDeps extends FlowStoreDeps {
   idvAvailable: boolean;
 }
 
+/** The address that shows a flow's current page again. */
+const CONTINUE = '/recover/continue';
+
 interface Flow {
   stage?: 'code' | 'factor' | 'password' | 'done';
   challenge?: string;
@@ -63,18 +67,32 @@ interface Flow {
 export function recoveryRoutes(deps: RecoveryDeps): Router {
   const router = new Router({ prefix: '/recover' });
   const flows = new FlowStore<Flow>('recover', deps);
-  const render = (ctx: Context, view: string, title: MessageKey, data: PageData = {}, status = 200) => deps.renderer.page(ctx, view, title, data, status);
+  // A page answering a POST is the flow's current page: GET /recover/continue shows it again.
+  const render = (ctx: Context, view: string, title: MessageKey, data: PageData = {}, status = 200) => deps.renderer.page(ctx, view, title, { pageUrl: CONTINUE, ...data }, status);
   const t = (ctx: Context) => translator(ctx.state.locale);
   // "Verify your identity with your ID card" (POST /idv/start): another way in, where there is one.
   const idvAction = deps.idvAvailable ? '/idv/start' : null;
 
   // Each start page is a new flow holding its captcha challenge; the start limit counts the
   // resets tried from it (POST /start), not the pages shown.
-  async function startPage(ctx: Context, error: string | null = null, status = 200) {
+  async function startPage(ctx: Context, error: string | null = null, status = 200, typed = '') {
     const challenge = await deps.captcha.challenge();
     await flows.open(ctx, { challenge: challenge.challenge });
-    render(ctx, 'recover-start', 'recover.title', { action: '/recover/start', challenge: JSON.stringify(challenge).replace(/</g, '\\u003c'), error, idvAction }, status);
+    // A new flow: its page is the start page itself.
+    render(
+      ctx,
+      'recover-start',
+      'recover.title',
+      { action: '/recover/start', challenge: JSON.stringify(challenge).replace(/</g, '\\u003c'), error, idvAction, identifier: typed, pageUrl: '/recover' },
+      status,
+    );
   }
+
+  function codePage(ctx: Context, flow: Flow, error: string | null = null, status = 200) {
+    render(ctx, 'recover-code', 'recover.code_title', { action: '/recover/code', masked: maskEmail(flow.email!), error }, status);
+  }
+
+  const donePage = (ctx: Context) => render(ctx, 'recover-done', 'recover.done_title', { signInUrl: '/account' });
 
   // The account's second factors, as sign-in asks for them; codes sent here prove this flow only.
   const challenge = new FactorChallenge(deps, factorMethods(deps));
@@ -107,6 +125,20 @@ export function recoveryRoutes(deps: RecoveryDeps): Router {
 
   router.get('/', (ctx) => startPage(ctx));
 
+  // The flow's current page again (a reload, the language switch, the address of a form opened on
+  // its own): whatever stage it is at, or a new start when there is none.
+  router.get('/continue', (ctx) =>
+    flows.withFlow(ctx, async (current) => {
+      const flow = current?.flow;
+      if (flow?.stage === 'code') return codePage(ctx, flow);
+      if (flow?.stage === 'factor') return factorPage(ctx, hostOf(ctx, current!.id, flow));
+      if (flow?.stage === 'password') return passwordPage(ctx);
+      if (flow?.stage === 'done') return donePage(ctx);
+      ctx.redirect('/recover');
+    }),
+  );
+  router.get(['/start', '/code', '/password', '/factor/:action'], (ctx) => ctx.redirect(CONTINUE));
+
   // Every POST: a form of ours (CSRF) and a flow at the expected stage, else back to the start.
   // The posts of one flow run one at a time, so a stage (the captcha, the final password) is
   // passed once however often the form is sent; the later copies find the flow moved on.
@@ -131,9 +163,10 @@ export function recoveryRoutes(deps: RecoveryDeps): Router {
       if (!admission.ok) return startPage(ctx, t(ctx)('recover.rate_limited', { minutes: Math.max(1, Math.ceil(admission.waitSeconds / 60)) }), 429);
       // The captcha is single use: the flow forgets its challenge now.
       await flows.save(id, { challenge: '' });
-      if (!(await deps.captcha.verify(body.captcha, flow.challenge!))) return startPage(ctx, t(ctx)('recover.captcha_failed'), 400);
-      const commonId = parseIdentifier(String(body.identifier ?? ''), deps.config.realmSuffix);
-      if (!commonId) return startPage(ctx, t(ctx)('identifier.invalid'), 400);
+      const typed = String(body.identifier ?? '').slice(0, 256);
+      if (!(await deps.captcha.verify(body.captcha, flow.challenge!))) return startPage(ctx, t(ctx)('recover.captcha_failed'), 400, typed);
+      const commonId = parseIdentifier(typed, deps.config.realmSuffix);
+      if (!commonId) return startPage(ctx, t(ctx)('identifier.invalid'), 400, typed);
       const account = await deps.accounts.findByCommonId(commonId);
       // Unknown accounts get the same answer as accounts without an address a reset may go to.
       const reset = account?.status === 'active' ? accountEmails(account, deps.config).reset : undefined;
@@ -144,18 +177,13 @@ export function recoveryRoutes(deps: RecoveryDeps): Router {
         text: t(ctx)('mail.reset_body', { service: deps.config.issuerName, code, minutes: OTP_CODE_TTL_SECONDS / 60 }),
       }));
       if (!sent.ok) {
-        if (sent.reason === 'rate_limited') ctx.set('Retry-After', String(sent.waitSeconds));
-        return startPage(
-          ctx,
-          t(ctx)(sent.reason === 'rate_limited' ? 'recover.rate_limited' : 'mfa.phone_delivery_failed', {
-            minutes: sent.reason === 'rate_limited' ? Math.max(1, Math.ceil(sent.waitSeconds / 60)) : 0,
-          }),
-          sent.reason === 'rate_limited' ? 429 : 503,
-        );
+        const { error, status } = sendRefusal(ctx, t(ctx), sent, 'recover.rate_limited');
+        return startPage(ctx, error, status);
       }
-      await flows.save(id, { stage: 'code', accountId: account.id, email, via: reset.via });
+      const next: Flow = { stage: 'code', accountId: account.id, email, via: reset.via };
+      await flows.save(id, next);
       deps.meter.passwordReset('code_sent');
-      render(ctx, 'recover-code', 'recover.code_title', { action: '/recover/code', masked: maskEmail(email) });
+      codePage(ctx, next);
     }),
   );
 
@@ -165,8 +193,8 @@ export function recoveryRoutes(deps: RecoveryDeps): Router {
       const result = await deps.recoveryEmail.checkCode(flow.accountId!, `reset:${id}`, normalizeCode(body.code));
       if (result !== 'ok') {
         deps.meter.passwordReset(result === 'wrong' ? 'wrong_code' : 'code_expired');
-        const message = t(ctx)(result === 'wrong' ? 'mfa.wrong_code' : 'recover.code_expired');
-        return render(ctx, 'recover-code', 'recover.code_title', { action: '/recover/code', masked: maskEmail(flow.email!), error: message }, 400);
+        const message = t(ctx)(result === 'wrong' ? 'mfa.wrong_email_code' : 'recover.code_expired');
+        return codePage(ctx, flow, message, 400);
       }
       const hasFactors = (await deps.mfa.factors(flow.accountId!)).length > 0;
       const next: Flow = { ...flow, stage: hasFactors ? 'factor' : 'password' };
@@ -223,7 +251,7 @@ export function recoveryRoutes(deps: RecoveryDeps): Router {
       await deps.recoveryEmail
         .notify(flow.email!, t(ctx)('mail.reset_done_subject', { service: deps.config.issuerName }), t(ctx)('mail.reset_done_body', { service: deps.config.issuerName }))
         .catch((error: Error) => ctx.state.log.warn({ err: { message: error.message } }, 'password reset notice not sent'));
-      render(ctx, 'recover-done', 'recover.done_title', { signInUrl: '/account' });
+      donePage(ctx);
     }),
   );
 

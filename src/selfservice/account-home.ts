@@ -107,7 +107,10 @@ export function accountHome(deps: AccountHomeDeps): Router {
         }),
       ),
     );
+    // Answering a POST (a new app password shown once), the page is the account home: a reload
+    // shows it again without the password and makes no second one.
     deps.renderer.page(ctx, 'account', 'account.title', {
+      pageUrl: '/account',
       recentSignins: signins.map((e) => ({
         at: when(e.occurred_at),
         system: e.client_id ? (clientNames.get(e.client_id) ?? e.client_id) : '-',

@@ -10,7 +10,14 @@ import type { MfaService } from '../mfa/mfa.service.ts';
 import type { Clock } from '../shared/clock.ts';
 import { ACR_MFA } from '../mfa/assurance.ts';
 import { ACCOUNT_CLIENT_ID } from './account-client.ts';
-import { FRESH_SIGNIN_SECONDS, HOME_SESSION_TTL_SECONDS } from '../config/defaults.ts';
+import { DATABASE_RETRY_AFTER_SECONDS, FRESH_SIGNIN_SECONDS, HOME_SESSION_TTL_SECONDS } from '../config/defaults.ts';
+import { DatabaseUnavailableError } from '../shared/errors.ts';
+
+/** The token endpoint answered 503 (openid-client's ClientError holds the response as its cause): worth a retry. */
+function providerUnavailable(error: unknown): boolean {
+  const answer = (error as { cause?: unknown }).cause;
+  return answer instanceof Response && answer.status === 503;
+}
 
 export const FRESH_SECONDS = FRESH_SIGNIN_SECONDS;
 
@@ -222,10 +229,14 @@ export function homeSession(deps: SiteSessionDeps, site: FirstPartySite = ACCOUN
 
     router.get(`${prefix}/callback`, async (ctx) => {
       const [state, verifier, back] = ctx.cookies.get(cookie(`${site.cookieName}_flow`), { signed: true })?.split('|') ?? [];
-      setCookie(ctx, `${site.cookieName}_flow`, null, 0);
       if (!state || !verifier) return deps.renderer.error(ctx, 'error.expired', 400);
       const current = new URL(ctx.originalUrl, config.issuer);
-      if (current.searchParams.has('error')) return ctx.redirect('/');
+      const endFlow = () => setCookie(ctx, `${site.cookieName}_flow`, null, 0);
+      if (current.searchParams.has('error')) {
+        endFlow();
+        // Left halfway (a step-up, a method being added): back where the person was, if still signed in here.
+        return ctx.redirect((await session(ctx)) ? back || prefix : '/');
+      }
       const discovered = await reachableConfiguration(ctx);
       if (!discovered) return;
       let tokens: oidc.TokenEndpointResponse & oidc.TokenEndpointResponseHelpers;
@@ -233,8 +244,13 @@ export function homeSession(deps: SiteSessionDeps, site: FirstPartySite = ACCOUN
         tokens = await oidc.authorizationCodeGrant(discovered, current, { pkceCodeVerifier: verifier, expectedState: state });
       } catch (error) {
         ctx.state.log.warn({ err: { name: (error as Error).name, code: (error as { code?: string }).code } }, `${prefix} sign-in failed`);
+        // The provider could not redeem the code just now (its database away): the flow stays, so
+        // that loading this address again finishes the sign-in.
+        if (providerUnavailable(error)) return deps.renderer.retryLater(ctx, new DatabaseUnavailableError(error, DATABASE_RETRY_AFTER_SECONDS));
+        endFlow();
         return deps.renderer.error(ctx, 'error.expired', 400);
       }
+      endFlow();
       const claims = tokens.claims()!;
       if (typeof claims.sid !== 'string') {
         ctx.state.log.warn(`${prefix} sign-in without a sid claim`);

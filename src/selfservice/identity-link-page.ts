@@ -23,6 +23,7 @@ export function identityLinkRoutes(router: Router, deps: AccountHomeDeps, home: 
       'identity-link',
       'idv.link_title',
       {
+        pageUrl: '/account/idv',
         available: Boolean(deps.idvFlow),
         link: link ? { name: link.name, linkedAt: formatDateTime(ctx.state.locale, link.linked_at, deps.config.timeZone) } : null,
         linkAction: '/account/idv/link',

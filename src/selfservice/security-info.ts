@@ -1,3 +1,4 @@
+import { sendRefusal } from '../http/send-refusal.ts';
 import type Router from '@koa/router';
 import type { Context } from 'koa';
 import type { AccountRow } from '../account/account.store.ts';
@@ -44,6 +45,7 @@ export function securityInfoRoutes(router: Router, deps: AccountHomeDeps, home: 
       'security',
       'security.title',
       {
+        pageUrl: '/account/security',
         factors: factors.map((f) => ({
           label: f.label,
           isDefault: f.is_default,
@@ -155,16 +157,8 @@ export function securityInfoRoutes(router: Router, deps: AccountHomeDeps, home: 
       text: t('mail.code_body', { service: deps.config.issuerName, code, minutes: OTP_CODE_TTL_SECONDS / 60 }),
     }));
     if (!sent.ok) {
-      return securityPage(
-        ctx,
-        current.account,
-        {
-          errors: [
-            t(sent.reason === 'rate_limited' ? 'mfa.phone_rate_limited' : 'mfa.phone_delivery_failed', { minutes: sent.reason === 'rate_limited' ? Math.max(1, Math.ceil(sent.waitSeconds / 60)) : 0 }),
-          ],
-        },
-        sent.reason === 'rate_limited' ? 429 : 503,
-      );
+      const { error, status } = sendRefusal(ctx, t, sent);
+      return securityPage(ctx, current.account, { errors: [error] }, status);
     }
     setCookie(ctx, 'akamon_home_email', email, 600);
     await securityPage(ctx, current.account, { pendingEmail: email });
@@ -181,7 +175,7 @@ export function securityInfoRoutes(router: Router, deps: AccountHomeDeps, home: 
       deps.recoveryEmail.confirm(current.account.id, `change-email:${sha256(email.toLowerCase()).slice(0, 22)}`, email, normalizeCode((ctx.request.body as Record<string, unknown>).code)),
     );
     if (result === undefined) return;
-    if (result !== 'ok') return securityPage(ctx, current.account, { errors: [t(result === 'wrong' ? 'mfa.wrong_code' : 'mfa.code_expired')], pendingEmail: email }, 400);
+    if (result !== 'ok') return securityPage(ctx, current.account, { errors: [t(result === 'wrong' ? 'mfa.wrong_email_code' : 'mfa.code_expired')], pendingEmail: email }, 400);
     setCookie(ctx, 'akamon_home_email', null, 0);
     await deps.audit.record({ actor: 'self', action: 'recovery_email.changed', accountId: current.account.id });
     await deps.recoveryEmail

@@ -75,7 +75,7 @@ describe('bad input at the sign-in forms', () => {
     expect(missing.status).toBe(403);
     const forged = await browser.submit(page, /\/identifier$/, { identifier: account.commonId }, { csrf: 'forged' });
     expect(forged.status).toBe(403);
-    expect(forged.html).toContain('Reload the page');
+    expect(forged.html).toContain('Go back to the page with the form, reload it');
   });
 
   test('repeated fields, JSON bodies, oversized bodies and unknown actions', async () => {

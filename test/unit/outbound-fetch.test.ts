@@ -158,3 +158,37 @@ describe('outboundFetch', () => {
     },
   );
 });
+
+// Found by a fault review: a client's jwks_uri that never answers held a token request's
+// transaction for the whole timeout, on every request (on PGlite everyone waited behind it).
+describe('a document that did not answer', () => {
+  let server: http.Server;
+  let url: string;
+  let connections = 0;
+  beforeAll(async () => {
+    // Takes the connection and drops it unanswered, as a broken endpoint does.
+    server = http.createServer();
+    server.on('connection', (socket) => {
+      connections += 1;
+      socket.destroy();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks`;
+  });
+  afterAll(() => new Promise((resolve) => server.close(resolve)));
+
+  test('is not asked for again for a minute (GET only); then it is', async () => {
+    let now = 1_000_000;
+    const fetcher = outboundFetch(true, () => now);
+    await expect(fetcher(url)).rejects.toThrow();
+    expect(connections).toBe(1);
+    await expect(fetcher(url)).rejects.toThrow(/did not answer a moment ago/);
+    expect(connections).toBe(1);
+    // A POST (a back-channel logout) is always sent.
+    await expect(fetcher(url, { method: 'POST', body: 'x' })).rejects.toThrow();
+    expect(connections).toBe(2);
+    now += 61_000;
+    await expect(fetcher(url)).rejects.not.toThrow(/did not answer a moment ago/);
+    expect(connections).toBe(3);
+  });
+});

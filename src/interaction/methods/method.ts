@@ -1,3 +1,4 @@
+import { sendRefusal } from '../../http/send-refusal.ts';
 import type { Context } from 'koa';
 import type { AccountStore } from '../../account/account.store.ts';
 import type { Config } from '../../config/config.ts';
@@ -91,9 +92,5 @@ export const samePage: MethodResult = { ok: false, error: null, status: 200 };
 
 /** The page's answer to a code that could not be sent. */
 export function sendRefused(host: MethodHost, outcome: Exclude<SendOutcome, { ok: true }>): MethodResult {
-  if (outcome.reason === 'rate_limited') {
-    host.ctx.set('Retry-After', String(outcome.waitSeconds));
-    return { ok: false, error: host.t('mfa.phone_rate_limited', { minutes: Math.max(1, Math.ceil(outcome.waitSeconds / 60)) }), status: 429 };
-  }
-  return { ok: false, error: host.t('mfa.phone_delivery_failed'), status: 503 };
+  return { ok: false, ...sendRefusal(host.ctx, host.t, outcome) };
 }

@@ -13,6 +13,7 @@ import type { AppPasswordService } from '../../account/app-password.service.ts';
 import type { AccessDecision } from '../../access/access-rules.ts';
 import type { StepRequest } from '../step.ts';
 import type { Clock } from '../../shared/clock.ts';
+import type { Database } from '../../db/database.ts';
 import type { IdvFlow } from '../../idv/idv-flow.ts';
 import type { IdentityVerification } from '../../idv/identity-verification.ts';
 
@@ -31,6 +32,8 @@ export interface StepDeps {
   recoveryEmail: RecoveryEmail;
   appPasswords: AppPasswordService;
   clock: Clock;
+  /** One transaction for a change and its audit record (Database#unitOfWork). */
+  unitOfWork: Database['unitOfWork'];
   /** Identity verification through the upstream provider, when one is configured. */
   idv: { flow: IdvFlow; verification: IdentityVerification } | undefined;
   /** The access decision for the interaction's account at its client. */

@@ -1,3 +1,4 @@
+import { sendRefusal } from '../../http/send-refusal.ts';
 import type { CheckContext, Facts, Step, StepHandler, StepRequest } from '../step.ts';
 import type { StepDeps } from './deps.ts';
 import { finishWithFactor, firstFactorDue, methodHost } from './mfa-common.ts';
@@ -45,8 +46,8 @@ interface SetupState {
 /**
  * Step 4: "More information required" (MFA is demanded and the account has no second factor), and
  * "Add a sign-in method" from the security page. One decision per page: which method, then that
- * method's own page; for a first set-up then the recovery email (prefilled with the address the
- * university registered), the optional app password, and a finish page. A new secret lives, sealed,
+ * method's own page; for a first set-up then the recovery email (one the person reads without
+ * the university's sign-in, so never prefilled with the university's address), the optional app password, and a finish page. A new secret lives, sealed,
  * in the interaction's server-side state until a valid code confirms it: leaving halfway stores nothing.
  */
 export function mfaEnrollmentStep(deps: StepDeps): Step {
@@ -146,8 +147,8 @@ export function mfaEnrollmentStep(deps: StepDeps): Step {
         {
           progress: progress(state, 2),
           current: account.recovery_email,
-          // The address the university registered is the likely answer; the person may give another.
-          value: state.pendingEmail ?? account.recovery_email ?? account.email ?? '',
+          // Not the university's address: a person locked out of the university cannot read it.
+          value: state.pendingEmail ?? account.recovery_email ?? '',
           sendAction: request.url('email_send'),
           pending: state.pendingEmail ? { email: state.pendingEmail, confirmAction: request.url('email_confirm') } : null,
           chooseAgainAction: state.mode === 'add' ? request.url('choose_again') : null,
@@ -223,9 +224,8 @@ export function mfaEnrollmentStep(deps: StepDeps): Step {
           text: request.t('mail.code_body', { service: deps.config.issuerName, code, minutes: OTP_CODE_TTL_SECONDS / 60 }),
         }));
         if (!outcome.ok) {
-          if (outcome.reason === 'rate_limited') request.ctx.set('Retry-After', String(outcome.waitSeconds));
-          const error = outcome.reason === 'rate_limited' ? request.t('mfa.phone_rate_limited', { minutes: Math.max(1, Math.ceil(outcome.waitSeconds / 60)) }) : request.t('mfa.phone_delivery_failed');
-          return emailPage(request, state, error, outcome.reason === 'rate_limited' ? 429 : 503);
+          const { error, status } = sendRefusal(request.ctx, request.t, outcome);
+          return emailPage(request, state, error, status);
         }
         await request.saveState({ pendingEmail: email });
         await emailPage(request, { ...state, pendingEmail: email }, null, 200);
@@ -233,9 +233,16 @@ export function mfaEnrollmentStep(deps: StepDeps): Step {
       email_confirm: at(emailStage, async (request, state) => {
         if (!state.pendingEmail) return page(request);
         const account = await accountOf(request);
-        const result = await deps.recoveryEmail.confirm(account.id, emailPurpose(request, state.pendingEmail), state.pendingEmail, normalizeCode(request.body.code));
+        // The code, the address and the audit record: all or none, so a fault never spends the code on an address not saved.
+        const result = await deps.unitOfWork(
+          async () => {
+            const checked = await deps.recoveryEmail.confirm(account.id, emailPurpose(request, state.pendingEmail!), state.pendingEmail!, normalizeCode(request.body.code));
+            if (checked === 'ok') await deps.audit.record({ actor: 'self', action: account.recovery_email ? 'recovery_email.changed' : 'recovery_email.confirmed', accountId: account.id });
+            return checked;
+          },
+          () => true,
+        );
         if (result !== 'ok') return emailPage(request, state, request.t(result === 'wrong' ? 'mfa.wrong_email_code' : 'mfa.code_expired'), 400);
-        await deps.audit.record({ actor: 'self', action: account.recovery_email ? 'recovery_email.changed' : 'recovery_email.confirmed', accountId: account.id });
         await deps.recoveryEmail
           .replaced(account.recovery_email, state.pendingEmail, {
             subject: request.t('mail.email_changed_subject', { service: deps.config.issuerName }),

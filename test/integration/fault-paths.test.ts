@@ -1,0 +1,159 @@
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { randomUUID } from 'node:crypto';
+import net, { type AddressInfo, type Socket } from 'node:net';
+import { sql } from 'kysely';
+import { generate } from 'otplib';
+import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
+import { Browser } from '../support/browser.ts';
+import { refuseWrites } from '../support/faults.ts';
+import { chooseMethod, enterCredentials, freshTotpStep, secretOn, startAuthorization } from '../support/flows.ts';
+import { freePort, spawnServer } from '../support/processes.ts';
+import { startReset } from '../support/recovery.ts';
+import { mailedCode } from '../support/smtp-sink.ts';
+
+// Faults the older fault suites did not reach, found by a fault review (each failed before its
+// fix): a code the mail server refused answered 503 without Retry-After; the account home's
+// callback turned its own token request's 503 into "expired" (and forgot the flow, so a reload
+// could not finish); the enrolment's recovery-email code was spent on an address a stall kept from
+// being saved; a notice pass waited on a hanging mail server once per notice; a port already in
+// use left the process running (it served nothing) and then exiting 0.
+
+let akamon: RunningAkamon;
+const sockets = new Set<Socket>();
+
+beforeAll(async () => {
+  akamon = await startAkamon();
+}, 60_000);
+
+afterAll(async () => {
+  for (const socket of sockets) socket.destroy();
+  await akamon.deps.notices.settled();
+  await akamon.close();
+});
+
+const db = () => akamon.deps.database.db;
+
+describe('mail refused', () => {
+  test('a reset code the mail server refused: 503 with Retry-After', async () => {
+    const account = await akamon.createReadyAccount();
+    await akamon.deps.accounts.setRecoveryEmail(account.id, `refused-${account.commonId}@example.com`);
+    akamon.smtp.failNext(1);
+    const { page } = await startReset(akamon.url, account.commonId, '10.77.0.1');
+    expect(page.status).toBe(503);
+    expect(page.html).toContain('could not be sent just now');
+    expect(page.headers.get('retry-after')).toMatch(/^\d+$/);
+  }, 30_000);
+});
+
+describe('the account home when its own token request meets a database stall', () => {
+  test('the callback answers 503 with Retry-After (not "expired"), and a reload then finishes the sign-in', async () => {
+    const account = await akamon.createReadyAccount();
+    const browser = new Browser(akamon.url);
+    const login = await browser.visit('/account/login');
+    // The code's redemption (its access token's insert) is refused as a statement timeout would be.
+    const stop = await refuseWrites(db(), 'stall_home_token', { table: 'oidc_payload', on: 'insert', when: `new.model = 'AccessToken' and new.account_id = '${account.id}'` });
+    let callback;
+    try {
+      callback = await enterCredentials(browser, login, account.commonId, account.password);
+    } finally {
+      await stop();
+    }
+    expect({ status: callback.status, retryAfter: callback.headers.get('retry-after') }).toEqual({ status: 503, retryAfter: expect.stringMatching(/^\d+$/) });
+    const again = await browser.visit(callback.url);
+    expect(again.status).toBe(200);
+    expect(new URL(again.url).pathname).toBe('/account');
+  }, 30_000);
+});
+
+describe('the recovery email at enrolment when the database stalls between its two writes', () => {
+  test('a code whose address could not be saved is not used up: the same code, sent again, saves it', async () => {
+    const account = await akamon.createReadyAccount();
+    const vpn = await akamon.createClient({ name: 'Campus VPN', requireMfa: true, redirectUris: ['http://127.0.0.1:9/vpn'] });
+    const browser = new Browser(akamon.url);
+    const started = await startAuthorization(browser, akamon, vpn);
+    const enroll = await chooseMethod(browser, await enterCredentials(browser, started.page, account.commonId, account.password));
+    await freshTotpStep();
+    const recoveryPage = await browser.submit(enroll, /\/totp$/, { code: await generate({ secret: secretOn(enroll) }) });
+    expect(recoveryPage.html).toContain('Add a recovery email');
+    const email = `enrol-stall-${account.commonId}@example.com`;
+    const pending = await browser.submit(recoveryPage, /\/email_send$/, { email });
+    const code = mailedCode(akamon.mails, email);
+    // The address's write meets a statement timeout, as the code is checked.
+    const stop = await refuseWrites(db(), 'stall_recovery_email', { table: 'account', on: 'update', when: `new.id = '${account.id}' and new.recovery_email is distinct from old.recovery_email` });
+    let failed;
+    try {
+      failed = await browser.submit(pending, /\/email_confirm$/, { code });
+    } finally {
+      await stop();
+    }
+    expect(failed.status).toBe(503);
+    // Sent again: the code was not spent, and the address is saved now.
+    await browser.submit(pending, /\/email_confirm$/, { code });
+    expect((await akamon.deps.accounts.findById(account.id))!.recovery_email).toBe(email);
+  }, 40_000);
+});
+
+describe('mail server that hangs', () => {
+  let silent: net.Server;
+  let node: RunningAkamon;
+  beforeAll(async () => {
+    // Accepts the connection and never greets.
+    silent = net.createServer((socket) => sockets.add(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    node = await startAkamon({ share: akamon, env: { AKAMON_ISSUER: akamon.url, AKAMON_SMTP_URL: `smtp://127.0.0.1:${(silent.address() as AddressInfo).port}` } });
+  });
+  afterAll(async () => {
+    for (const socket of sockets) socket.destroy();
+    await new Promise((resolve) => silent.close(resolve));
+    await node.close();
+  });
+
+  test('a reset is answered 503 within seconds, its code withdrawn, and the next reset (mail server back) works', async () => {
+    const account = await akamon.createReadyAccount();
+    await akamon.deps.accounts.setRecoveryEmail(account.id, `hang-${account.commonId}@example.com`);
+    const started = Date.now();
+    const { page } = await startReset(node.url, account.commonId, '10.77.1.1');
+    const ms = Date.now() - started;
+    expect(page.status).toBe(503);
+    expect(ms).toBeLessThan(12_000);
+    expect(await db().selectFrom('otp_code').select('account_id').where('account_id', '=', account.id).execute()).toEqual([]);
+    const { page: again } = await startReset(akamon.url, account.commonId, '10.77.1.2');
+    expect(again.html).toContain('Check your email');
+  }, 30_000);
+
+  test('the notice job ends its pass at the first notice the mail server did not take, as notices.ts says', async () => {
+    const waiting: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const who = await akamon.createReadyAccount({ email: `hang-notice-${i}-${Date.now()}@example.ac.jp` });
+      waiting.push(who.id);
+      await sql`insert into notice (account_id, kind, occasion, recipient, details, next_attempt_at, status)
+                values (${who.id}, 'factor_added', ${randomUUID()}, 'university', '{"method":"totp"}'::jsonb, now() - interval '1 second', 'pending')`.execute(db());
+    }
+    const started = Date.now();
+    await node.deps.notices.deliverDue(1000);
+    const ms = Date.now() - started;
+    const tried = await db().selectFrom('notice').select('account_id').where('account_id', 'in', waiting).where('last_error', 'is not', null).execute();
+    expect({ tried: tried.length, slow: ms > 8000 }).toEqual({ tried: 1, slow: false });
+  }, 40_000);
+});
+
+describe('the server process', () => {
+  test('a port already in use ends the process with a non-zero exit and one line on stderr', async () => {
+    const blocker = net.createServer();
+    const port = await freePort();
+    await new Promise<void>((resolve) => blocker.listen(port, '127.0.0.1', resolve));
+    try {
+      const server = await spawnServer({ port });
+      // Its start takes a while; once it has met the busy port it has twenty seconds to end.
+      const deadline = Date.now() + 40_000;
+      while (!server.exit && !/EADDRINUSE/.test(server.output()) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+      const exit = await Promise.race([server.exited, new Promise<'running'>((resolve) => setTimeout(() => resolve('running'), 20_000))]);
+      if (exit === 'running') await server.stop();
+      expect(exit).toMatchObject({ code: expect.any(Number) });
+      expect((exit as { code: number }).code).not.toBe(0);
+      expect(server.stderr().trim().split('\n')).toHaveLength(1);
+    } finally {
+      await new Promise((resolve) => blocker.close(resolve));
+    }
+  }, 60_000);
+});
