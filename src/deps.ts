@@ -216,7 +216,7 @@ export async function buildDeps(config: Config, logger: Logger, overrides: { dat
     revocations,
     dashboard: new DashboardService({ store: new DashboardStore(db), education, clock, timeZone: config.timeZone }),
     helpDesk,
-    importJobs: new ImportJobs({ db, actions: helpDesk, box, audit, clock, logger, timeZone: config.timeZone, principalNow: (principal) => operators.currentPrincipal(principal) }),
+    importJobs: new ImportJobs({ db, actions: helpDesk, box, audit, clock, logger, timeZone: config.timeZone, principalNow: (principal) => operators.currentPrincipal(principal), unitOfWork }),
     notices,
     metrics,
   };

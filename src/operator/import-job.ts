@@ -9,6 +9,8 @@ import { revocationTime } from '../account/revocation.ts';
 import { IMPORT_MAX_ROWS, IMPORT_SECRET_TTL_SECONDS, IMPORT_STALL_SECONDS } from '../config/defaults.ts';
 import type { SecretBox } from '../crypto/secret-box.ts';
 import type { DB } from '../db/schema.ts';
+import type { Database } from '../db/database.ts';
+import type { InitialPassword } from '../account/account.service.ts';
 import type { Clock } from '../shared/clock.ts';
 import { parseCsvTable } from '../shared/csv-table.ts';
 import { DomainError, RetryLaterError } from '../shared/errors.ts';
@@ -16,7 +18,9 @@ import { authorize, type Principal } from './permissions.ts';
 
 /** What an import does with a row: HelpDesk's methods, which check the permission and the scope and write the audit. */
 export interface ImportActions {
-  create(principal: Principal, input: AccountInput): Promise<{ account: AccountRow; initialPassword: string }>;
+  /** The initial password of a create that would be taken, made before the row's unit of work. */
+  initialPassword(principal: Principal, input: AccountInput): Promise<InitialPassword>;
+  create(principal: Principal, input: AccountInput, initial: InitialPassword): Promise<{ account: AccountRow; initialPassword: string }>;
   revoke(principal: Principal, commonId: string, options: { on?: Date; reason: string | null }): Promise<AccountRow>;
 }
 
@@ -52,6 +56,20 @@ export interface IssuedSecret {
   issuedAt: Date;
 }
 
+type RowResult = { outcome: 'created'; errors: Problem[]; name: string; secret: string } | { outcome: 'scheduled' | 'failed'; errors: Problem[] };
+
+const failedRow = (errors: Problem[]): RowResult => ({ outcome: 'failed', errors });
+
+/** `work`'s answer, or a refusal (a DomainError that is not "try later") as the row's error. */
+async function orRefusal<T>(work: () => Promise<T>): Promise<T | RowResult> {
+  try {
+    return await work();
+  } catch (error) {
+    if (error instanceof DomainError && !(error instanceof RetryLaterError)) return failedRow([problemOf(error)]);
+    throw error;
+  }
+}
+
 /** How often a row is tried again while the server is busy (each time after the wait the refusal asked for). */
 const RETRY_LIMIT = 10;
 
@@ -77,6 +95,7 @@ export class ImportJobs {
   readonly #logger: Logger;
   readonly #timeZone: string;
   readonly #principalNow: (principal: Principal) => Promise<Principal | undefined>;
+  readonly #unitOfWork: Database['unitOfWork'];
   readonly #running = new Set<Promise<void>>();
   #stopping = false;
 
@@ -90,6 +109,8 @@ export class ImportJobs {
     timeZone: string;
     /** The uploader's role and scope as they stand now (OperatorStore#currentPrincipal). */
     principalNow: (principal: Principal) => Promise<Principal | undefined>;
+    /** One transaction for a row's action and its record (Database#unitOfWork). */
+    unitOfWork: Database['unitOfWork'];
   }) {
     this.#db = deps.db;
     this.#actions = deps.actions;
@@ -99,6 +120,7 @@ export class ImportJobs {
     this.#logger = deps.logger;
     this.#timeZone = deps.timeZone;
     this.#principalNow = deps.principalNow;
+    this.#unitOfWork = deps.unitOfWork;
   }
 
   /**
@@ -142,10 +164,25 @@ export class ImportJobs {
   async #run(id: string, principal: Principal, kind: ImportKind, rows: Array<CheckedRow<AccountInput | RevocationInput>>): Promise<void> {
     for (const row of rows) {
       if (this.#stopping) return;
-      const result = row.value ? await this.#actNow(id, principal, kind, row.value) : { outcome: 'failed' as const, errors: row.problems };
-      const failed = result.outcome === 'failed';
-      await this.#db.transaction().execute(async (trx) => {
-        await trx
+      await this.#patiently(id, () => this.#row(id, principal, kind, row));
+    }
+    await this.#patiently(id, () => this.#db.updateTable('import_job').set({ finished_at: this.#clock.now(), heartbeat_at: this.#clock.now() }).where('id', '=', id).execute());
+  }
+
+  /**
+   * One row: its action and its record (with the initial password it made) in one unit of work, so
+   * that no fault leaves an account created without the row that keeps its password; the hashing
+   * comes before it. A refusal is the row's error.
+   */
+  async #row(id: string, principal: Principal, kind: ImportKind, row: CheckedRow<AccountInput | RevocationInput>): Promise<void> {
+    const value = row.value;
+    const act = value ? await orRefusal(() => this.#prepare(principal, kind, value)) : failedRow(row.problems);
+    await this.#unitOfWork(
+      async () => {
+        // A savepoint of its own: a refused action leaves nothing of it behind the row that says so.
+        const result = typeof act === 'function' ? await orRefusal(() => this.#db.transaction().execute(() => act())) : act;
+        const failed = result.outcome === 'failed';
+        await this.#db
           .insertInto('import_job_row')
           .values({
             job_id: id,
@@ -157,52 +194,55 @@ export class ImportJobs {
             secret: 'secret' in result ? result.secret : null,
           })
           .execute();
-        await trx
+        await this.#db
           .updateTable('import_job')
           .set((eb) => ({ processed: eb('processed', '+', 1), failed: eb('failed', '+', failed ? 1 : 0), heartbeat_at: this.#clock.now() }))
           .where('id', '=', id)
           .execute();
-      });
-    }
-    await this.#db.updateTable('import_job').set({ finished_at: this.#clock.now(), heartbeat_at: this.#clock.now() }).where('id', '=', id).execute();
+      },
+      () => true,
+    );
   }
 
   /**
-   * One row with the uploader's role and scope as they are now: a role withdrawn or narrowed while the
-   * job runs applies from the next row, as it would to the next thing done by hand.
+   * What a row will do, with the uploader's role and scope as they are now (a role withdrawn or
+   * narrowed while the job runs applies from the next row, as it would to the next thing done by
+   * hand), its initial password already made.
    */
-  async #actNow(id: string, principal: Principal, kind: ImportKind, value: AccountInput | RevocationInput) {
+  async #prepare(principal: Principal, kind: ImportKind, value: AccountInput | RevocationInput): Promise<() => Promise<RowResult>> {
     const now = await this.#principalNow(principal);
-    if (!now) return { outcome: 'failed' as const, errors: [problemOf(new DomainError('forbidden', 'the operator who started this import no longer holds a console role'))] };
-    return this.#act(id, now, kind, value);
+    if (!now) throw new DomainError('forbidden', 'the operator who started this import no longer holds a console role');
+    if (kind === 'accounts') {
+      const input = value as AccountInput;
+      const initial = await this.#actions.initialPassword(now, input);
+      return async () => {
+        const { account, initialPassword } = await this.#actions.create(now, input, initial);
+        return { outcome: 'created', errors: [], name: account.name, secret: this.#box.encrypt(initialPassword) };
+      };
+    }
+    const { commonId, on, reason } = value as RevocationInput;
+    const when = revocationTime(on, this.#timeZone, 'revoke_on');
+    return async () => {
+      await this.#actions.revoke(now, commonId, { on: when, reason });
+      return { outcome: 'scheduled', errors: [] };
+    };
   }
 
-  /** One row through HelpDesk; a refusal is the row's error, a busy server is waited for. */
-  async #act(
-    id: string,
-    principal: Principal,
-    kind: ImportKind,
-    value: AccountInput | RevocationInput,
-  ): Promise<{ outcome: 'created'; errors: Problem[]; name: string; secret: string } | { outcome: 'scheduled' | 'failed'; errors: Problem[] }> {
+  /** `work` again while the server is busy or the database away (after the wait the refusal asks for), RETRY_LIMIT times at most. */
+  async #patiently<T>(id: string, work: () => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       try {
-        if (kind === 'accounts') {
-          const { account, initialPassword } = await this.#actions.create(principal, value as AccountInput);
-          return { outcome: 'created', errors: [], name: account.name, secret: this.#box.encrypt(initialPassword) };
-        }
-        const { commonId, on, reason } = value as RevocationInput;
-        await this.#actions.revoke(principal, commonId, { on: revocationTime(on, this.#timeZone, 'revoke_on'), reason });
-        return { outcome: 'scheduled', errors: [] };
+        return await work();
       } catch (error) {
-        // Hashing queue full, database restarting: the row is not refused, only late.
-        if (error instanceof RetryLaterError && attempt < RETRY_LIMIT) {
-          // Still alive while waiting: a job whose heartbeat stops is shown as interrupted.
-          await this.#db.updateTable('import_job').set({ heartbeat_at: this.#clock.now() }).where('id', '=', id).execute();
-          await new Promise((resolve) => setTimeout(resolve, error.retryAfterSeconds * 1000));
-          continue;
-        }
-        if (error instanceof DomainError && !(error instanceof RetryLaterError)) return { outcome: 'failed', errors: [problemOf(error)] };
-        throw error;
+        if (!(error instanceof RetryLaterError) || attempt >= RETRY_LIMIT) throw error;
+        // Still alive while waiting (a job whose heartbeat stops shows as interrupted), if the database can say so.
+        await this.#db
+          .updateTable('import_job')
+          .set({ heartbeat_at: this.#clock.now() })
+          .where('id', '=', id)
+          .execute()
+          .catch(() => undefined);
+        await new Promise((resolve) => setTimeout(resolve, error.retryAfterSeconds * 1000));
       }
     }
   }
