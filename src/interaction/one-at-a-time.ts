@@ -45,10 +45,31 @@ export async function oneAtATime(
     );
   } catch (error) {
     // What the work left before it failed happened (a factor stored, a challenge used up): it is
-    // kept. The work's own failure is the one to report; an unreturned turn ends when its hold does.
-    await store.endTurn(key, token, left, ttlSeconds, held.writes).catch(() => undefined);
+    // kept. The work's own failure is the one to report.
+    await endTurn(() => store.endTurn(key, token, left, ttlSeconds, held.writes)).catch(() => undefined);
     throw error;
   }
-  await store.endTurn(key, token, left, ttlSeconds, held.writes);
+  await endTurn(() => store.endTurn(key, token, left, ttlSeconds, held.writes));
   return true;
 }
+
+/**
+ * Ends a turn. When the database cannot take that now (it is away: the request answers 503 with
+ * Retry-After), it is tried again every second in the background until it can or the hold has run
+ * out: the person's retry after Retry-After then finds the turn free, not "already done" (409) for
+ * the rest of the hold.
+ */
+async function endTurn(end: () => Promise<void>): Promise<void> {
+  try {
+    await end();
+  } catch (error) {
+    const until = Date.now() + FLOW_TURN_HOLD_SECONDS * 1000;
+    const again = () => {
+      if (Date.now() < until) setTimeout(() => end().catch(again), TURN_RETURN_RETRY_MS).unref();
+    };
+    again();
+    throw error;
+  }
+}
+
+const TURN_RETURN_RETRY_MS = 1000;

@@ -65,6 +65,32 @@ describe('the account home when its own token request meets a database stall', (
   }, 30_000);
 });
 
+describe('a sign-in step whose turn could not be given back', () => {
+  test('the retry its 503 asks for is served once the database answers, not refused 409 until the turn expires', async () => {
+    const account = await akamon.createReadyAccount();
+    const client = await akamon.createClient({ name: 'Library', redirectUris: ['http://127.0.0.1:9/library'] });
+    const browser = new Browser(akamon.url);
+    const started = await startAuthorization(browser, akamon, client);
+    const passwordPage = await browser.submit(started.page, /\/identifier$/, { identifier: account.commonId });
+    const uid = /\/interaction\/([^/?#]+)/.exec(passwordPage.url)![1];
+    // The step's end (the turn given back, its result saved) meets a statement timeout.
+    const stop = await refuseWrites(db(), 'stall_turn_end', { table: 'interaction_state', on: 'update', when: `new.uid = '${uid}' and not (new.data ? '_turn')` });
+    let refused;
+    try {
+      refused = await browser.submit(passwordPage, /\/password$/, { password: account.password });
+    } finally {
+      await stop();
+    }
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get('retry-after')).toMatch(/^\d+$/);
+    // A moment later (well inside the turn's 30-second hold) the form is sent again, and served.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const again = await browser.submit(passwordPage, /\/password$/, { password: account.password });
+    expect(again.status).not.toBe(409);
+    expect(new URL(again.url).searchParams.get('code')).toBeTruthy();
+  }, 30_000);
+});
+
 describe('the recovery email at enrolment when the database stalls between its two writes', () => {
   test('a code whose address could not be saved is not used up: the same code, sent again, saves it', async () => {
     const account = await akamon.createReadyAccount();
