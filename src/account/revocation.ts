@@ -5,7 +5,7 @@ import type { DB } from '../db/schema.ts';
 import type { AuditLog } from '../audit/audit-log.ts';
 import type { Clock } from '../shared/clock.ts';
 import { DomainError } from '../shared/errors.ts';
-import { databaseAway } from '../db/driver.ts';
+import { databaseAway, tellingAlongside } from '../db/driver.ts';
 import { startOfDay } from '../shared/time-zone.ts';
 import type { AccountService } from './account.service.ts';
 import type { AccountRow, AccountStore } from './account.store.ts';
@@ -103,6 +103,11 @@ export class Revocations {
    * (then the rest would only wait for it: the next run starts again). Answers how many it revoked.
    */
   async applyDue(batch: number): Promise<number> {
+    // Each account's relying parties are told beside the next accounts' revocations: one that hangs does not hold up the rest.
+    return tellingAlongside(() => this.#applyDue(batch));
+  }
+
+  async #applyDue(batch: number): Promise<number> {
     const now = this.#clock.now();
     const due = await this.#db.selectFrom('account').select('id').where('revoke_at', '<=', now).where('status', '!=', 'revoked').orderBy('revoke_at').limit(batch).execute();
     let applied = 0;

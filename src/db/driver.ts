@@ -211,6 +211,38 @@ export async function afterUnitCommits(work: () => Promise<unknown>): Promise<vo
   await defer(work, true);
 }
 
+/**
+ * Runs `work`, a job that makes many units of work, each telling others of its change once
+ * committed (afterUnitCommits: a back-channel logout to relying parties, one of which may hang
+ * until its timeout). Their telling does not hold up the next unit: it runs beside the job, at most
+ * TOLD_AT_ONCE at a time, and the job ends when all of it has.
+ */
+export async function tellingAlongside<T>(work: () => Promise<T>): Promise<T> {
+  const telling = new Set<Promise<unknown>>();
+  try {
+    return await alongside.run(telling, work);
+  } finally {
+    await Promise.allSettled(telling);
+  }
+}
+
+const alongside = new AsyncLocalStorage<Set<Promise<unknown>>>();
+const TOLD_AT_ONCE = 50;
+
+/** Tells of a committed unit's change: beside the job that runs it (tellingAlongside), else now. */
+async function tell(work: () => Promise<unknown>): Promise<void> {
+  const telling = alongside.getStore();
+  if (!telling) {
+    await work();
+    return;
+  }
+  while (telling.size >= TOLD_AT_ONCE) await Promise.race(telling);
+  const told: Promise<unknown> = work()
+    .catch(() => undefined)
+    .finally(() => telling.delete(told));
+  telling.add(told);
+}
+
 async function defer(work: () => Promise<unknown>, ifCommitted: boolean): Promise<void> {
   const unit = currentUnit();
   if (unit) unit.deferred.push({ work, ifCommitted });
@@ -299,7 +331,8 @@ class ResilientDriver implements Driver {
     // Each deferred piece of work runs whatever became of the ones before it; the first failure is told.
     let deferredFailure: { error: unknown } | undefined;
     for (const { work: deferred, ifCommitted } of unit.deferred) {
-      if (committed || !ifCommitted) await units.exit(deferred).catch((error: unknown) => (deferredFailure ??= { error }));
+      if (ifCommitted && committed) await units.exit(() => tell(deferred)).catch((error: unknown) => (deferredFailure ??= { error }));
+      else if (!ifCommitted) await units.exit(deferred).catch((error: unknown) => (deferredFailure ??= { error }));
     }
     if ('error' in outcome) throw outcome.error;
     if (deferredFailure) throw deferredFailure.error;

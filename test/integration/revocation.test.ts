@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
 import { Browser } from '../support/browser.ts';
 import { backchannelReceiver } from '../support/backchannel.ts';
@@ -114,6 +116,47 @@ describe('scheduled revocation', () => {
     expect(await state(first)).toEqual({ status: 'revoked', due: false, sessions: 0, audits: 1 });
     expect(await state(second)).toEqual({ status: 'revoked', due: false, sessions: 0, audits: 1 });
     clock.current = new Date('2027-03-30T12:00:00+09:00');
+  });
+
+  // Found by a fault review: each account's relying parties were told before the next account was
+  // revoked, so one relying party that hangs held the job for its timeout once per account.
+  test('a relying party that hangs does not hold up the next accounts: all are told at once, and the job ends when they are', async () => {
+    clock.current = new Date('2027-03-30T12:00:00+09:00');
+    const held: http.ServerResponse[] = [];
+    let most = 0;
+    const hanging = http.createServer((_request, response) => {
+      held.push(response);
+      most = Math.max(most, held.length);
+    });
+    await new Promise<void>((resolve) => hanging.listen(0, '127.0.0.1', resolve));
+    let job: Promise<number> | undefined;
+    try {
+      const client = await akamon.createClient({
+        name: 'Slow LMS',
+        backchannelLogoutUri: `http://127.0.0.1:${(hanging.address() as AddressInfo).port}/logout`,
+        redirectUris: ['http://127.0.0.1:9/lms'],
+      });
+      const people = [await akamon.createReadyAccount(), await akamon.createReadyAccount(), await akamon.createReadyAccount()];
+      for (const person of people) {
+        const session = await signIn(new Browser(akamon.url), akamon, client, person);
+        expect((await redeem(akamon, client, session.code!, session.verifier)).status).toBe(200);
+        expect((await admin('POST', `/accounts/${person.commonId}/revoke`, { on: '2027-03-31', reason: 'graduation' })).status).toBe(200);
+      }
+      clock.current = new Date('2027-03-31T00:00:30+09:00');
+      job = akamon.deps.revocations.applyDue(100);
+      // The relying party holds every notice it gets: all three arrive while it holds the first.
+      const deadline = Date.now() + 2000;
+      while (most < people.length && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+      expect(most).toBe(people.length);
+      for (const response of held) response.end();
+      expect(await job).toBeGreaterThanOrEqual(people.length);
+      for (const person of people) expect((await akamon.deps.accounts.findById(person.id))!.status).toBe('revoked');
+    } finally {
+      for (const response of held) response.end();
+      await job?.catch(() => undefined);
+      await new Promise((resolve) => hanging.close(resolve));
+      clock.current = new Date('2027-03-30T12:00:00+09:00');
+    }
   });
 
   test('can be cancelled before it is due', async () => {
