@@ -185,8 +185,9 @@ afterAll(async () => {
 describe('the admin API permission matrix', () => {
   test('every route of the admin API has an entry here (a new route must say which permission it needs)', () => {
     const router = adminRouter({} as never);
+    // The last route answers what no other serves (404, or 405 with Allow): it acts on nothing.
     const routes = router.stack
-      .filter((layer) => layer.methods.length)
+      .filter((layer) => layer.methods.length && !String(layer.path).endsWith('/{*rest}'))
       .flatMap((layer) => layer.methods.filter((m) => m !== 'HEAD').map((m) => `${m} ${String(layer.path).replace('/admin/api', '')}`));
     expect(routes.sort()).toEqual(Object.keys(ROUTES).sort());
     // Every permission of the table is used by some route, but those checked outside the admin API
