@@ -134,6 +134,15 @@ export class AccountStore {
   }
 
   /** A recovery address, confirmed by a code sent to it. */
+  /** No recovery address: a reset by email goes to the university's address if it may, else nowhere. */
+  async clearRecoveryEmail(id: string): Promise<void> {
+    await this.#db
+      .updateTable('account')
+      .set({ recovery_email: null, recovery_email_verified_at: null, updated_at: sql<Date>`now()` as never })
+      .where('id', '=', id)
+      .execute();
+  }
+
   async setRecoveryEmail(id: string, email: string): Promise<void> {
     await this.#db
       .updateTable('account')

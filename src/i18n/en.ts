@@ -437,7 +437,7 @@ export const en = {
   'idv.recover_password_hint': 'You get a temporary password, shown once. Sign in with it and choose a new password straight away. Your second factors stay as they are.',
   'idv.recover_password_submit': 'Issue a temporary password',
   'idv.recover_mfa': 'I lost my second factor',
-  'idv.recover_mfa_hint': 'Every sign-in method of your account (authenticator app, security key, phone, hardware token) is removed. At your next sign-in you set up a new one.',
+  'idv.recover_mfa_hint': 'Every sign-in method of your account (authenticator app, security key, phone, hardware token) and its recovery email are removed. At your next sign-in you set up new ones.',
   'idv.recover_mfa_submit': 'Remove my sign-in methods',
   'idv.recover_sessions': 'Either way, your account is signed out everywhere.',
   'idv.recover_limited': 'This account was recovered several times recently. Wait about {hours} {hours:hour|hours}, or go to the account office.',

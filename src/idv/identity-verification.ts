@@ -140,6 +140,9 @@ export class IdentityVerification {
     let removed = 0;
     await this.#accountService.recovering(account.id, async () => {
       removed = await this.#mfa.reset(account.id);
+      // The recovery address goes too: whoever held the account may have set theirs, and with the
+      // factors gone it alone would reset the password. The set-up at the next sign-in asks again.
+      await this.#accounts.clearRecoveryEmail(account.id);
       await this.#accounts.setMfaRequired(account.id, true);
       await this.#audit.record({ actor: 'self', action: 'mfa.reset', accountId: account.id, details: { via: 'identity_verification', removedFactors: removed } });
     });

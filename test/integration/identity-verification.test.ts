@@ -167,6 +167,8 @@ describe('recovery through the link', () => {
 
   test('(b) second factors removed from /recover: sessions end and the person enrols again at the next sign-in', async () => {
     const { account, secret } = await accountWithApp();
+    // An intruder's address, say: with the factors gone it alone would reset the password.
+    await akamon.deps.accounts.setRecoveryEmail(account.id, `set-by-someone-${account.commonId}@example.com`);
     const card = newCard();
     // Before the pre-link the card leads nowhere: the office.
     const browser = new Browser(akamon.url);
@@ -185,7 +187,7 @@ describe('recovery through the link', () => {
     expect(done.html).toContain('<h1>Your sign-in methods were removed</h1>');
     expect(done.html).not.toContain('Either way');
     expect(await akamon.deps.mfa.factors(account.id)).toHaveLength(0);
-    expect((await akamon.deps.accounts.findById(account.id))!.mfa_required).toBe(true);
+    expect((await akamon.deps.accounts.findById(account.id))!).toMatchObject({ mfa_required: true, recovery_email: null });
     expect((await akamon.deps.audit.list({ accountId: account.id, limit: 1 }))[0]).toMatchObject({ action: 'mfa.reset', details: { via: 'identity_verification', removedFactors: 1 } });
     expect((await tokenRequest(akamon, portal, { grant_type: 'refresh_token', refresh_token: session })).body.error).toBe('invalid_grant');
 
