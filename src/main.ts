@@ -111,11 +111,13 @@ const server: Server = akamon.app.listen(config.port, config.listenHost, () => {
 });
 // A port taken or not ours to open: nothing can be served, so the process ends (exit 1) for its
 // supervisor to see, where the process-wide handler would log it and go on serving nothing.
-server.once('error', (error: NodeJS.ErrnoException) => {
+function notListening(error: NodeJS.ErrnoException) {
   logger.fatal({ err: { code: error.code, message: error.message }, port: config.port }, 'akamon could not listen');
   process.stderr.write(`akamon: could not listen on ${config.listenHost}:${config.port}: ${error.message}\n`);
   void deps.database.close().finally(() => process.exit(1));
-});
+}
+server.once('error', notListening);
+server.once('listening', () => server.off('error', notListening));
 server.requestTimeout = HTTP_REQUEST_TIMEOUT_MS;
 server.headersTimeout = HTTP_HEADERS_TIMEOUT_MS;
 server.maxHeadersCount = HTTP_MAX_HEADERS;

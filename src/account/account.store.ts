@@ -133,7 +133,6 @@ export class AccountStore {
     await this.#db.updateTable('account').set({ password_hash: newHash }).where('id', '=', id).where('password_hash', '=', oldHash).execute();
   }
 
-  /** A recovery address, confirmed by a code sent to it. */
   /** No recovery address: a reset by email goes to the university's address if it may, else nowhere. */
   async clearRecoveryEmail(id: string): Promise<void> {
     await this.#db
@@ -143,6 +142,7 @@ export class AccountStore {
       .execute();
   }
 
+  /** A recovery address, confirmed by a code sent to it. */
   async setRecoveryEmail(id: string, email: string): Promise<void> {
     await this.#db
       .updateTable('account')

@@ -34,6 +34,7 @@ export async function oneAtATime(
     pause = Math.min(pause * 2, 200);
     state = await take(token, FLOW_TURN_HOLD_SECONDS);
   }
+  const holdEnds = Date.now() + FLOW_TURN_HOLD_SECONDS * 1000;
   let left: Patch = {};
   // The provider's save of the step's result (adapter.ts) goes out in the statement that ends the turn.
   const held = new HeldWrites();
@@ -46,26 +47,27 @@ export async function oneAtATime(
   } catch (error) {
     // What the work left before it failed happened (a factor stored, a challenge used up): it is
     // kept. The work's own failure is the one to report.
-    await endTurn(() => store.endTurn(key, token, left, ttlSeconds, held.writes)).catch(() => undefined);
+    await endTurn(store, key, token, left, ttlSeconds, held.writes, holdEnds).catch(() => undefined);
     throw error;
   }
-  await endTurn(() => store.endTurn(key, token, left, ttlSeconds, held.writes));
+  await endTurn(store, key, token, left, ttlSeconds, held.writes, holdEnds);
   return true;
 }
 
 /**
  * Ends a turn. When the database cannot take that now (it is away: the request answers 503 with
- * Retry-After), it is tried again every second in the background until it can or the hold has run
- * out: the person's retry after Retry-After then finds the turn free, not "already done" (409) for
- * the rest of the hold.
+ * Retry-After), the same statement is tried again every second in the background while the turn's
+ * hold lasts (no other request can hold the turn meanwhile): the person's retry after Retry-After
+ * then finds the step's result (a password proven, a state moved on) as if the statement had gone
+ * through at once, not "already done" (409) for the rest of the hold. A session or grant so saved
+ * late after a sign-out everywhere stays ended: it began before the account's sessions ended.
  */
-async function endTurn(end: () => Promise<void>): Promise<void> {
+async function endTurn(store: InteractionStateStore, key: string, token: string, left: Patch, ttlSeconds: number, writes: HeldWrites['writes'], holdEnds: number): Promise<void> {
   try {
-    await end();
+    await store.endTurn(key, token, left, ttlSeconds, writes);
   } catch (error) {
-    const until = Date.now() + FLOW_TURN_HOLD_SECONDS * 1000;
     const again = () => {
-      if (Date.now() < until) setTimeout(() => end().catch(again), TURN_RETURN_RETRY_MS).unref();
+      if (Date.now() + TURN_RETURN_RETRY_MS < holdEnds) setTimeout(() => store.endTurn(key, token, left, ttlSeconds, writes).catch(again), TURN_RETURN_RETRY_MS).unref();
     };
     again();
     throw error;

@@ -153,14 +153,15 @@ export class NoticeStore {
       .execute();
   }
 
-  /** Gives back claimed notices that were not tried: due again at `due`, their claim not counted as an attempt. */
-  async release(ids: readonly string[], due: Date): Promise<void> {
+  /** Gives back claimed notices that were not tried (while still claimed by `leaseUntil`): due again at `due`, their claim not counted as an attempt. */
+  async release(ids: readonly string[], leaseUntil: Date, due: Date): Promise<void> {
     if (ids.length === 0) return;
     await this.#db
       .updateTable('notice')
       .set((eb) => ({ attempts: eb('attempts', '-', 1), next_attempt_at: due }))
       .where('id', 'in', ids)
       .where('status', '=', 'pending')
+      .where('next_attempt_at', '=', leaseUntil)
       .execute();
   }
 

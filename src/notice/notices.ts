@@ -182,7 +182,8 @@ export class Notices {
   async #deliver(limit: number, ids?: readonly string[]): Promise<{ claimed: number; failed: boolean }> {
     if (limit === 0) return { claimed: 0, failed: false };
     const now = this.#clock.now();
-    const claimed = await this.#store.claim(now, new Date(now.getTime() + NOTICE_SEND_LEASE_SECONDS * 1000), limit, ids);
+    const leaseUntil = new Date(now.getTime() + NOTICE_SEND_LEASE_SECONDS * 1000);
+    const claimed = await this.#store.claim(now, leaseUntil, limit, ids);
     let failed = false;
     for (const [index, notice] of claimed.entries()) {
       const outcome = await this.#send(notice);
@@ -192,6 +193,7 @@ export class Notices {
         // untried, due at once, for the next pass. A refused recipient stops nothing.
         await this.#store.release(
           claimed.slice(index + 1).map((n) => n.id),
+          leaseUntil,
           now,
         );
         break;

@@ -179,6 +179,8 @@ export class ImportJobs {
     const act = value ? await orRefusal(() => this.#prepare(principal, kind, value)) : failedRow(row.problems);
     await this.#unitOfWork(
       async () => {
+        // Done already: a try whose commit went through though its answer was lost.
+        if (await this.#db.selectFrom('import_job_row').select('line').where('job_id', '=', id).where('line', '=', row.line).executeTakeFirst()) return;
         // A savepoint of its own: a refused action leaves nothing of it behind the row that says so.
         const result = typeof act === 'function' ? await orRefusal(() => this.#db.transaction().execute(() => act())) : act;
         const failed = result.outcome === 'failed';

@@ -125,6 +125,17 @@ export function recoveryRoutes(deps: RecoveryDeps): Router {
 
   router.get('/', (ctx) => startPage(ctx));
 
+  /**
+   * The account still resets to the address the flow's code went to: a flow for an address the
+   * account no longer has (an ID-card recovery removed one someone else set, the person replaced
+   * it) or for an account no longer active is over, whatever code it holds.
+   */
+  async function stillResetsTo(flow: Flow): Promise<boolean> {
+    const account = await deps.accounts.findById(flow.accountId!);
+    const reset = account?.status === 'active' ? accountEmails(account, deps.config).reset : undefined;
+    return reset?.possible === true && reset.to === flow.email;
+  }
+
   // The flow's current page again (a reload, the language switch, the address of a form opened on
   // its own): whatever stage it is at, or a new start when there is none.
   router.get('/continue', (ctx) =>
@@ -150,6 +161,7 @@ export function recoveryRoutes(deps: RecoveryDeps): Router {
         if (!deps.csrf.valid(ctx, body._csrf)) return deps.renderer.error(ctx, 'error.csrf', 403);
         await flows.withFlow(ctx, async (current) => {
           if (!current || (stage === 'start' ? current.flow.stage !== undefined || !current.flow.challenge : current.flow.stage !== stage)) return startPage(ctx, t(ctx)('recover.expired'), 400);
+          if (stage !== 'start' && !(await stillResetsTo(current.flow))) return startPage(ctx, t(ctx)('recover.expired'), 400);
           await handler(ctx, current.id, current.flow, body);
         });
       },

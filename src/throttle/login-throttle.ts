@@ -237,9 +237,10 @@ export class LoginThrottle {
    * The guess was right: the run of failures ends for the first key (the account); the others just
    * end the claim. One statement with `alongside`, as it is on every sign-in's path; inside a step's
    * turn (one-at-a-time.ts: a sign-in interaction's, a recovery flow's) it goes out with the statement
-   * that ends the turn. Only a success waits so: if that statement fails, the run of failures stays,
-   * `alongside` (a log row) is not written and the claims end by themselves (PENDING_EXPIRY_SECONDS),
-   * as after a crash; a failure's count, the brake on guessing, is written before the step answers.
+   * that ends the turn. Only a success waits so: if that statement fails, it is tried again while the
+   * turn's hold lasts (one-at-a-time.ts), else the run of failures stays, `alongside` (a log row) is
+   * not written and the claims end by themselves (PENDING_EXPIRY_SECONDS), as after a crash; a
+   * failure's count, the brake on guessing, is written before the step answers.
    */
   async succeeded(keys: ThrottleKey[], alongside?: OperationNodeSource): Promise<void> {
     const [first, ...rest] = keys;

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { generate } from 'otplib';
 import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
 import { Browser } from '../support/browser.ts';
-import { redeem, signIn, tokenRequest } from '../support/flows.ts';
+import { freshTotpStep, redeem, signIn, tokenRequest } from '../support/flows.ts';
 import { mailedCode } from '../support/smtp-sink.ts';
 import { startReset } from '../support/recovery.ts';
 
@@ -125,6 +125,39 @@ describe('forgotten password', () => {
     const late = await browser.submit(current, /\/recover\/code$/, { code });
     expect(late.status).toBe(400);
     expect(late.html).toContain('Start again');
+  });
+
+  // Found by a review: a code mailed to an address someone else set was still good after the
+  // owner's ID-card recovery removed that address and the factors (which had blocked the reset).
+  test('a code mailed to an address the account no longer resets to is refused, at each later step', async () => {
+    const account = await akamon.createReadyAccount();
+    await freshTotpStep();
+    const pending = akamon.deps.mfa.pendingTotp();
+    await akamon.deps.mfa.confirmTotp(account.id, pending.sealed, await generate({ secret: pending.secret }), 'Phone');
+    const intruder = `intruder-${account.commonId}@example.com`;
+    await akamon.deps.accounts.setRecoveryEmail(account.id, intruder);
+    const { browser, page } = await startReset(akamon.url, account.commonId, '10.77.0.90');
+    expect(page.html).toContain('Check your email');
+    const code = mailedCode(akamon.mails, intruder);
+    // The owner's ID-card recovery: every factor and the recovery email removed.
+    expect((await akamon.deps.idv.recover((await akamon.deps.accounts.findById(account.id))!, 'mfa')).ok).toBe(true);
+    const refused = await browser.submit(page, /\/recover\/code$/, { code });
+    expect(refused.status).toBe(400);
+    expect(refused.html).toContain('This reset has expired or was already used');
+    const before = (await akamon.deps.accounts.findById(account.id))!.password_hash;
+
+    // A flow already at its last step when the address changed is over too.
+    const other = await akamon.createReadyAccount();
+    const first = `first-${other.commonId}@example.com`;
+    await akamon.deps.accounts.setRecoveryEmail(other.id, first);
+    const started = await startReset(akamon.url, other.commonId, '10.77.0.91');
+    const passwordPage = await started.browser.submit(started.page, /\/recover\/code$/, { code: mailedCode(akamon.mails, first) });
+    expect(passwordPage.html).toContain('name="new"');
+    await akamon.deps.accounts.setRecoveryEmail(other.id, `second-${other.commonId}@example.com`);
+    const late = await started.browser.submit(passwordPage, /\/recover\/password$/, { new: 'Intruder-Chose-This-42', confirm: 'Intruder-Chose-This-42' });
+    expect(late.status).toBe(400);
+    expect(late.html).toContain('This reset has expired or was already used');
+    expect((await akamon.deps.accounts.findById(account.id))!.password_hash).toBe(before);
   });
 
   test('an expired code is refused', async () => {
