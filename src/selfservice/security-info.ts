@@ -111,9 +111,14 @@ export function securityInfoRoutes(router: Router, deps: AccountHomeDeps, home: 
       if (removed === undefined) return;
       return securityPage(ctx, current.account, { message: t('security.removed') });
     }
-    if (ctx.params.action === 'default' && (await deps.mfa.makeDefault(current.account.id, ctx.params.id))) {
-      await deps.audit.record({ actor: 'self', action: 'mfa.default_changed', accountId: current.account.id });
-      return securityPage(ctx, current.account, { message: t('security.default_changed') });
+    if (ctx.params.action === 'default') {
+      const made = await whileLive(ctx, current, async () => {
+        const changed = await deps.mfa.makeDefault(current.account.id, ctx.params.id);
+        if (changed) await deps.audit.record({ actor: 'self', action: 'mfa.default_changed', accountId: current.account.id });
+        return changed;
+      });
+      if (made === undefined) return;
+      if (made) return securityPage(ctx, current.account, { message: t('security.default_changed') });
     }
     deps.renderer.error(ctx, 'error.bad_request', 400);
   });
@@ -170,14 +175,21 @@ export function securityInfoRoutes(router: Router, deps: AccountHomeDeps, home: 
     const t = translator(ctx.state.locale);
     const email = ctx.cookies.get(cookie('akamon_home_email'), { signed: true });
     if (!email) return securityPage(ctx, current.account, { errors: [t('mfa.code_expired')] }, 400);
-    // The address was asked for after a fresh second factor; it changes only while that sign-in lives.
-    const result = await whileLive(ctx, current, () =>
-      deps.recoveryEmail.confirm(current.account.id, `change-email:${sha256(email.toLowerCase()).slice(0, 22)}`, email, normalizeCode((ctx.request.body as Record<string, unknown>).code)),
-    );
+    // The address was asked for after a fresh second factor; it changes only while that sign-in
+    // lives, in one transaction with its audit record.
+    const result = await whileLive(ctx, current, async () => {
+      const checked = await deps.recoveryEmail.confirm(
+        current.account.id,
+        `change-email:${sha256(email.toLowerCase()).slice(0, 22)}`,
+        email,
+        normalizeCode((ctx.request.body as Record<string, unknown>).code),
+      );
+      if (checked === 'ok') await deps.audit.record({ actor: 'self', action: 'recovery_email.changed', accountId: current.account.id });
+      return checked;
+    });
     if (result === undefined) return;
     if (result !== 'ok') return securityPage(ctx, current.account, { errors: [t(result === 'wrong' ? 'mfa.wrong_email_code' : 'mfa.code_expired')], pendingEmail: email }, 400);
     setCookie(ctx, 'akamon_home_email', null, 0);
-    await deps.audit.record({ actor: 'self', action: 'recovery_email.changed', accountId: current.account.id });
     await deps.recoveryEmail
       .replaced(current.account.recovery_email, email, {
         subject: t('mail.email_changed_subject', { service: deps.config.issuerName }),
