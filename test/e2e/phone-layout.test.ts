@@ -1,7 +1,8 @@
 import { describe, expect, test } from '@jest/globals';
-import type { Browser as ChromiumBrowser, Page } from 'playwright-core';
+import type { Browser as ChromiumBrowser } from 'playwright-core';
 import type { RunningAkamon } from '../support/akamon.ts';
 import { browserWorldForFile } from '../support/browser-world.ts';
+import { signInHome } from '../support/page-sign-in.ts';
 
 // Issue 14 point 7 in a real browser (Debian's chromium) on a 390x844 phone: the recent sign-ins
 // table of the account home can be read without anything cut off or hidden sideways, and Japanese
@@ -21,16 +22,6 @@ interface Layout {
 
 const PHONE = { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true } as const;
 
-/** Signs in at the account home through its pages (identifier, then password), in any language. */
-async function signInHome(page: Page, account: { commonId: string; password: string }): Promise<void> {
-  await page.goto(`${akamon.url}/account`);
-  await page.locator('input[name="identifier"]').fill(account.commonId);
-  await page.locator('input[name="identifier"]').press('Enter');
-  await page.locator('input[name="password"]').fill(account.password);
-  await page.locator('input[name="password"]').press('Enter');
-  await page.waitForURL(`${akamon.url}/account`);
-}
-
 describe('on a 390x844 phone', () => {
   for (const locale of ['en-US', 'ja-JP']) {
     test(`the recent sign-ins can be read whole (${locale})`, async () => {
@@ -42,7 +33,7 @@ describe('on a 390x844 phone', () => {
       const context = await browser.newContext({ ...PHONE, locale });
       try {
         const page = await context.newPage();
-        await signInHome(page, account);
+        await signInHome(page, akamon.url, account);
         const table = page.locator('table.signins');
         await table.waitFor();
         // Every cell lies inside the screen, and nothing is left to a sideways scroll.
@@ -85,7 +76,7 @@ describe('on a 390x844 phone', () => {
     const context = await browser.newContext({ ...PHONE, locale: 'ja-JP' });
     try {
       const page = await context.newPage();
-      await signInHome(page, account);
+      await signInHome(page, akamon.url, account);
       // Every button of the page made as narrow as its text allows (min-content: its widest
       // unbreakable piece), so that it breaks wherever it may: a lone character would show.
       const lines = await page.evaluate<Array<{ label: string; lines: string[] }>>(`(() => {

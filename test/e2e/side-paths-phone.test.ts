@@ -4,6 +4,7 @@ import type { Browser as ChromiumBrowser, BrowserContext, Page } from 'playwrigh
 import type { RunningAkamon } from '../support/akamon.ts';
 import { authorizeUrl, pkce } from '../support/browser.ts';
 import { browserWorldForFile } from '../support/browser-world.ts';
+import { signInHome, typeCredentials } from '../support/page-sign-in.ts';
 import { mailedCode } from '../support/smtp-sink.ts';
 
 // A newcomer on a 375 px phone walking Akamon's side paths (forgotten password, lost phone, a
@@ -50,15 +51,6 @@ async function statusAfter(page: Page, click: () => Promise<void>): Promise<numb
   const response = await landed;
   await page.waitForLoadState();
   return response.status();
-}
-
-async function signInHome(page: Page, account: { commonId: string; password: string }): Promise<void> {
-  await page.goto(`${akamon.url}/account`);
-  await page.locator('input[name="identifier"]').fill(account.commonId);
-  await page.locator('input[name="identifier"]').press('Enter');
-  await page.locator('input[name="password"]').fill(account.password);
-  await page.locator('input[name="password"]').press('Enter');
-  await page.waitForURL(`${akamon.url}/account`);
 }
 
 /** /recover up to the emailed-code page, the captcha solved by the page's own script. */
@@ -156,7 +148,7 @@ describe('Security info on a phone', () => {
   test('the language switch after a refused password change leads to Security info, not to "Method Not Allowed"', async () => {
     const account = await akamon.createReadyAccount();
     await onPhone('en-US', async (page) => {
-      await signInHome(page, account);
+      await signInHome(page, akamon.url, account);
       await page.goto(`${akamon.url}/account/security`);
       await page.locator('input[name="current"]').fill('Not-My-Password-1');
       await page.locator('input[name="new"]').fill('Another-Pass-2026x');
@@ -173,7 +165,7 @@ describe('app passwords on a phone', () => {
   test('reloading the page that shows a new app password does not make a second one', async () => {
     const account = await akamon.createReadyAccount();
     await onPhone('en-US', async (page) => {
-      await signInHome(page, account);
+      await signInHome(page, akamon.url, account);
       await page.locator('input[name="name"]').fill('Mail on my laptop');
       await page.getByRole('button', { name: 'Create an app password' }).click();
       await page.getByText('Copy it now').waitFor();
@@ -195,10 +187,7 @@ describe('a lost phone', () => {
     await akamon.deps.accountService.setMfaRequired(account.commonId, true);
     await onPhone('en-US', async (page) => {
       await page.goto(`${akamon.url}/account`);
-      await page.locator('input[name="identifier"]').fill(account.commonId);
-      await page.locator('input[name="identifier"]').press('Enter');
-      await page.locator('input[name="password"]').fill(account.password);
-      await page.locator('input[name="password"]').press('Enter');
+      await typeCredentials(page, account);
       await page.getByRole('link', { name: "I can't use any of these methods" }).click();
       await page.getByRole('heading', { level: 1, name: "Can't use your sign-in methods?" }).waitFor();
       const ways = await page.locator('main h2').count();
@@ -213,7 +202,7 @@ describe('setting up MFA from the account home', () => {
   test('Cancel on the recovery-email step, after the app was added, goes back to the account home', async () => {
     const account = await akamon.createReadyAccount();
     await onPhone('en-US', async (page) => {
-      await signInHome(page, account);
+      await signInHome(page, akamon.url, account);
       await page.getByRole('button', { name: 'Start using multi-factor authentication' }).click();
       await page.getByRole('button', { name: 'Next' }).click();
       const secret = ((await page.locator('.secret-key code').textContent()) ?? '').replace(/\s/g, '');
@@ -236,10 +225,7 @@ describe('MFA demanded by a relying party, account without a factor', () => {
     const client = await akamon.createClient({ name: 'Grades', nameJa: '成績システム', redirectUris: [`${rpOrigin}/callback`], requireMfa: true });
     await onPhone('ja-JP', async (page) => {
       await page.goto(authorizeUrl(akamon.url, { client_id: client.clientId, redirect_uri: client.redirectUri, code_challenge: pkce().challenge, code_challenge_method: 'S256' }));
-      await page.locator('input[name="identifier"]').fill(account.commonId);
-      await page.locator('input[name="identifier"]').press('Enter');
-      await page.locator('input[name="password"]').fill(account.password);
-      await page.locator('input[name="password"]').press('Enter');
+      await typeCredentials(page, account);
       await page.locator('input[name="method"]').first().waitFor();
       await page.locator('main form button[type=submit]').first().click();
       const secret = ((await page.locator('.secret-key code').textContent()) ?? '').replace(/\s/g, '');
