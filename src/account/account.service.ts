@@ -72,15 +72,12 @@ export class AccountService {
    * comes before it, never inside. Answers how many provider rows ended.
    */
   endingSessions(accountId: string, change: () => Promise<unknown>, clearThrottleOf?: string): Promise<number> {
-    return this.#unitOfWork(
-      async () => {
-        const ended = await this.#sessions.revokeAccount(accountId);
-        await change();
-        if (clearThrottleOf) await this.#throttle.clear(accountKey(clearThrottleOf));
-        return ended;
-      },
-      () => true,
-    );
+    return this.#unitOfWork(async () => {
+      const ended = await this.#sessions.revokeAccount(accountId);
+      await change();
+      if (clearThrottleOf) await this.#throttle.clear(accountKey(clearThrottleOf));
+      return ended;
+    });
   }
 
   /**

@@ -190,7 +190,7 @@ export function adminApi(deps: AdminApiDeps): Router {
   /** Operator tasks that are not about one account: the role is checked here, and the audit names the operator. */
   const audit = (ctx: Context, action: string, accountId: string | null, details: Record<string, unknown> = {}) => deps.audit.record({ actor: who(ctx).actor, action, accountId, details });
   /** A change and its audit record, kept together or not at all. */
-  const recorded = <T>(change: () => Promise<T>) => deps.unitOfWork(change, () => true);
+  const recorded = <T>(change: () => Promise<T>) => deps.unitOfWork(change);
 
   const body = (ctx: Context) => {
     const value = ctx.request.body;

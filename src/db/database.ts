@@ -32,9 +32,10 @@ export interface Database {
   readonly kind: 'postgres' | 'pglite';
   /**
    * Runs `work` (an HTTP request, say) in one transaction: every query inside it, however deep,
-   * uses the same connection; it commits when `keep(result)` holds, rolls back otherwise.
+   * uses the same connection; it commits when `keep(result)` holds (without `keep`: whenever
+   * `work` returns), and rolls back otherwise or when `work` throws.
    */
-  unitOfWork<T>(work: () => Promise<T>, keep: (result: T) => boolean): Promise<T>;
+  unitOfWork<T>(work: () => Promise<T>, keep?: (result: T) => boolean): Promise<T>;
   /** Resolves when the database answers `select 1` within `ms`; rejects with DatabaseUnavailableError otherwise. */
   ping(ms: number): Promise<void>;
   /** Cheap: counters kept by the pool and the driver, no query. */

@@ -317,7 +317,7 @@ class ResilientDriver implements Driver {
    * deferred runs after the connection is back in the pool: afterUnitOfWork's in any case,
    * afterUnitCommits' only if the unit committed.
    */
-  async runInUnitOfWork<T>(work: () => Promise<T>, keep: (result: T) => boolean): Promise<T> {
+  async runInUnitOfWork<T>(work: () => Promise<T>, keep: (result: T) => boolean = () => true): Promise<T> {
     if (currentUnit()) return work();
     const connection = await this.#acquireOwn();
     const unit = new UnitConnection(connection);

@@ -63,7 +63,7 @@ export class IdentityVerification {
 
   /** A change and its audit record, kept together or not at all. */
   #recorded<T>(change: () => Promise<T>): Promise<T> {
-    return this.#unitOfWork(change, () => true);
+    return this.#unitOfWork(change);
   }
 
   accountById(accountId: string): Promise<AccountRow | undefined> {

@@ -70,7 +70,7 @@ export class HelpDesk {
 
   /** A change and its audit record, kept together or not at all. Hashing comes before it, never inside. */
   #recorded<T>(change: () => Promise<T>): Promise<T> {
-    return this.#deps.unitOfWork(change, () => true);
+    return this.#deps.unitOfWork(change);
   }
 
   /**

@@ -177,33 +177,30 @@ export class ImportJobs {
   async #row(id: string, principal: Principal, kind: ImportKind, row: CheckedRow<AccountInput | RevocationInput>): Promise<void> {
     const value = row.value;
     const act = value ? await orRefusal(() => this.#prepare(principal, kind, value)) : failedRow(row.problems);
-    await this.#unitOfWork(
-      async () => {
-        // Done already: a try whose commit went through though its answer was lost.
-        if (await this.#db.selectFrom('import_job_row').select('line').where('job_id', '=', id).where('line', '=', row.line).executeTakeFirst()) return;
-        // A savepoint of its own: a refused action leaves nothing of it behind the row that says so.
-        const result = typeof act === 'function' ? await orRefusal(() => this.#db.transaction().execute(() => act())) : act;
-        const failed = result.outcome === 'failed';
-        await this.#db
-          .insertInto('import_job_row')
-          .values({
-            job_id: id,
-            line: row.line,
-            common_id: row.commonId?.slice(0, 40) ?? null,
-            name: 'name' in result ? result.name : null,
-            outcome: result.outcome,
-            errors: JSON.stringify(result.errors),
-            secret: 'secret' in result ? result.secret : null,
-          })
-          .execute();
-        await this.#db
-          .updateTable('import_job')
-          .set((eb) => ({ processed: eb('processed', '+', 1), failed: eb('failed', '+', failed ? 1 : 0), heartbeat_at: this.#clock.now() }))
-          .where('id', '=', id)
-          .execute();
-      },
-      () => true,
-    );
+    await this.#unitOfWork(async () => {
+      // Done already: a try whose commit went through though its answer was lost.
+      if (await this.#db.selectFrom('import_job_row').select('line').where('job_id', '=', id).where('line', '=', row.line).executeTakeFirst()) return;
+      // A savepoint of its own: a refused action leaves nothing of it behind the row that says so.
+      const result = typeof act === 'function' ? await orRefusal(() => this.#db.transaction().execute(() => act())) : act;
+      const failed = result.outcome === 'failed';
+      await this.#db
+        .insertInto('import_job_row')
+        .values({
+          job_id: id,
+          line: row.line,
+          common_id: row.commonId?.slice(0, 40) ?? null,
+          name: 'name' in result ? result.name : null,
+          outcome: result.outcome,
+          errors: JSON.stringify(result.errors),
+          secret: 'secret' in result ? result.secret : null,
+        })
+        .execute();
+      await this.#db
+        .updateTable('import_job')
+        .set((eb) => ({ processed: eb('processed', '+', 1), failed: eb('failed', '+', failed ? 1 : 0), heartbeat_at: this.#clock.now() }))
+        .where('id', '=', id)
+        .execute();
+    });
   }
 
   /**

@@ -160,14 +160,11 @@ export function scimApi(deps: ScimApiDeps): Router {
    * over, and the steps of the write (profile, core, status, revocation) land together or not at all.
    */
   const writeUser = (ctx: Context, permission: 'account.update' | 'account.status', write: (current: AccountRow) => Promise<void>) =>
-    deps.unitOfWork(
-      async () => {
-        const current = await found(ctx, permission);
-        checkVersion(ctx, current);
-        await write(current);
-      },
-      () => true,
-    );
+    deps.unitOfWork(async () => {
+      const current = await found(ctx, permission);
+      checkVersion(ctx, current);
+      await write(current);
+    });
 
   /** Applies a plan through the help desk (role, scope and audit), every check having been made before the first write. */
   const carryOut = async (ctx: Context, current: AccountRow, change: Plan): Promise<AccountRow> => {
@@ -276,7 +273,7 @@ export function scimApi(deps: ScimApiDeps): Router {
       return (await deps.accounts.findById(account.id))!;
     };
     try {
-      answerUser(ctx, await deps.unitOfWork(create, () => true), 201);
+      answerUser(ctx, await deps.unitOfWork(create), 201);
     } catch (error) {
       if (error instanceof DomainError && error.code === 'account_exists') return replay(ctx, wanted);
       throw error;

@@ -234,14 +234,11 @@ export function mfaEnrollmentStep(deps: StepDeps): Step {
         if (!state.pendingEmail) return page(request);
         const account = await accountOf(request);
         // The code, the address and the audit record: all or none, so a fault never spends the code on an address not saved.
-        const result = await deps.unitOfWork(
-          async () => {
-            const checked = await deps.recoveryEmail.confirm(account.id, emailPurpose(request, state.pendingEmail!), state.pendingEmail!, normalizeCode(request.body.code));
-            if (checked === 'ok') await deps.audit.record({ actor: 'self', action: account.recovery_email ? 'recovery_email.changed' : 'recovery_email.confirmed', accountId: account.id });
-            return checked;
-          },
-          () => true,
-        );
+        const result = await deps.unitOfWork(async () => {
+          const checked = await deps.recoveryEmail.confirm(account.id, emailPurpose(request, state.pendingEmail!), state.pendingEmail!, normalizeCode(request.body.code));
+          if (checked === 'ok') await deps.audit.record({ actor: 'self', action: account.recovery_email ? 'recovery_email.changed' : 'recovery_email.confirmed', accountId: account.id });
+          return checked;
+        });
         if (result !== 'ok') return emailPage(request, state, request.t(result === 'wrong' ? 'mfa.wrong_email_code' : 'mfa.code_expired'), 400);
         await deps.recoveryEmail
           .replaced(account.recovery_email, state.pendingEmail, {
