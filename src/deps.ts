@@ -144,6 +144,7 @@ export async function buildDeps(config: Config, logger: Logger, overrides: { dat
   const accountService = new AccountService({ store: accounts, hasher, profile: config.passwordProfile, sessions: payloads, throttle, unitOfWork, appPasswords });
   const mailer = mailerFromConfig(config, logger);
   const notices = new Notices({ store: new NoticeStore(db), mailer, compose: noticeMail(config), clock, logger, config });
+  const audit = new AuditLog(db);
   const mfa = new MfaService({
     store: mfaStore,
     box,
@@ -151,10 +152,11 @@ export async function buildDeps(config: Config, logger: Logger, overrides: { dat
     clock,
     phone,
     rp: { name: config.issuerName, id: new URL(config.issuer).hostname, origin: new URL(config.issuer).origin },
+    unitOfWork,
+    recordEnrolment: (factor) => audit.record({ actor: 'self', action: 'mfa.enrolled', accountId: factor.account_id, details: { kind: factor.kind, label: factor.label } }),
     meter: metrics,
     onChange: (change) => notices.factorChanged(change),
   });
-  const audit = new AuditLog(db);
   const idv = new IdentityVerification({
     links: new IdentityLinkStore(db),
     accounts,

@@ -69,12 +69,13 @@ export class AccountService {
    * that a fault between them never leaves the old sessions of a changed account alive. The
    * sessions end first: their rows, then the account's, the order in which an account-home change
    * holding its session locks them (home-session.ts whileLive), so the two never deadlock. Hashing
-   * comes before it, never inside. Answers how many provider rows ended.
+   * comes before it, never inside. `change` learns how many provider rows ended (for its audit
+   * record, which belongs in it); so does the caller.
    */
-  endingSessions(accountId: string, change: () => Promise<unknown>, clearThrottleOf?: string): Promise<number> {
+  endingSessions(accountId: string, change: (ended: number) => Promise<unknown>, clearThrottleOf?: string): Promise<number> {
     return this.#unitOfWork(async () => {
       const ended = await this.#sessions.revokeAccount(accountId);
-      await change();
+      await change(ended);
       if (clearThrottleOf) await this.#throttle.clear(accountKey(clearThrottleOf));
       return ended;
     });
@@ -199,9 +200,9 @@ export class AccountService {
 
   /**
    * Changes the password of a signed-in person. Every policy rule broken is reported at once
-   * (code password_policy, details.violations).
+   * (code password_policy, details.violations). `alongside` (the audit record) lands with it or not at all.
    */
-  async changePassword(accountId: string, current: string, next: string, confirm: string): Promise<void> {
+  async changePassword(accountId: string, current: string, next: string, confirm: string, alongside?: () => Promise<unknown>): Promise<void> {
     const account = await this.#store.findById(accountId);
     if (!account) throw new DomainError('account_not_found', 'no such account');
     if (typeof current !== 'string' || typeof next !== 'string' || next !== confirm) {
@@ -225,9 +226,13 @@ export class AccountService {
     await this.#throttle.succeeded(keys);
     const policy = checkPassword(next, { profile: this.#profile, commonId: account.common_id, currentPassword: current });
     if (!policy.ok) throw new DomainError('password_policy', 'the new password breaks the password rules', { violations: policy.violations, limits: policy.limits });
-    // A change that raced with another one made with the same current password finds it current no more.
-    if (!(await this.#store.setPassword(account.id, await this.#hasher.hash(next), false, account.password_hash))) {
-      throw new DomainError('wrong_current_password', 'the current password is not correct');
-    }
+    const hash = await this.#hasher.hash(next);
+    await this.#unitOfWork(async () => {
+      // A change that raced with another one made with the same current password finds it current no more.
+      if (!(await this.#store.setPassword(account.id, hash, false, account.password_hash))) {
+        throw new DomainError('wrong_current_password', 'the current password is not correct');
+      }
+      await alongside?.();
+    });
   }
 }

@@ -85,9 +85,26 @@ export class MfaService {
   readonly #meter: Meter;
   readonly phone: PhoneService;
   readonly #onChange: (change: FactorChange) => void;
+  readonly #unitOfWork: <T>(work: () => Promise<T>) => Promise<T>;
+  readonly #recordEnrolment: (factor: FactorRow) => Promise<unknown>;
 
-  /** `onChange` hears of every added or removed method; it must return at once (it runs in the request). */
-  constructor(deps: { store: MfaStore; box: SecretBox; throttle: LoginThrottle; clock: Clock; rp: RelyingParty; phone: PhoneService; meter?: Meter; onChange?: (change: FactorChange) => void }) {
+  /**
+   * `onChange` hears of every added or removed method; it must return at once (it runs in the
+   * request). `recordEnrolment` writes a new factor's audit record, in the unit (Database#unitOfWork)
+   * that saves the factor.
+   */
+  constructor(deps: {
+    store: MfaStore;
+    box: SecretBox;
+    throttle: LoginThrottle;
+    clock: Clock;
+    rp: RelyingParty;
+    phone: PhoneService;
+    unitOfWork: <T>(work: () => Promise<T>) => Promise<T>;
+    recordEnrolment: (factor: FactorRow) => Promise<unknown>;
+    meter?: Meter;
+    onChange?: (change: FactorChange) => void;
+  }) {
     this.#store = deps.store;
     this.#box = deps.box;
     this.#throttle = deps.throttle;
@@ -96,6 +113,8 @@ export class MfaService {
     this.#meter = deps.meter ?? NO_METER;
     this.phone = deps.phone;
     this.#onChange = deps.onChange ?? (() => undefined);
+    this.#unitOfWork = deps.unitOfWork;
+    this.#recordEnrolment = deps.recordEnrolment;
   }
 
   /** Saves a phone after the code sent to it for this enrolment (`purpose`) came back. */
@@ -288,11 +307,20 @@ export class MfaService {
    * the metrics: a verification by its result, a set-up (`enrol`) when it adds the factor.
    */
   async #guarded(accountId: string, method: Method, purpose: 'verify' | 'enrol', attempt: () => Promise<VerifyOutcome>): Promise<VerifyOutcome> {
-    const outcome = await this.#attempt(accountId, method, attempt);
+    const outcome = await this.#attempt(accountId, method, purpose === 'enrol' ? () => this.#enrolling(attempt) : attempt);
     if (purpose === 'verify') this.#meter.mfaVerification(method, outcome.ok ? 'success' : outcome.reason);
     else if (outcome.ok) this.#meter.factorAdded(outcome.factor.kind);
     if (purpose === 'enrol' && outcome.ok) this.#onChange({ accountId, change: 'added', method: outcome.factor.kind, eventId: `${outcome.factor.id}/added` });
     return outcome;
+  }
+
+  /** A set-up's new factor and its audit record land together: the audit never misses a method that works. */
+  #enrolling(attempt: () => Promise<VerifyOutcome>): Promise<VerifyOutcome> {
+    return this.#unitOfWork(async () => {
+      const outcome = await attempt();
+      if (outcome.ok) await this.#recordEnrolment(outcome.factor);
+      return outcome;
+    });
   }
 
   async #attempt(accountId: string, method: Method, attempt: () => Promise<VerifyOutcome>): Promise<VerifyOutcome> {

@@ -44,11 +44,8 @@ export interface AccountHomeDeps {
   access: AccessService;
   clock: Clock;
   signinLog: SigninLog;
-  /** The provider's sessions: ending all of an account's, and whether one sign-in in them is still live (oidc-payload.store.ts). */
-  sessions: {
-    revokeAccount(accountId: string): Promise<number>;
-    authorizationLive(accountId: string, clientId: string, sid: string, options?: { hold?: boolean }): Promise<boolean>;
-  };
+  /** The provider's sessions: whether one sign-in in them is still live (oidc-payload.store.ts). */
+  sessions: { authorizationLive(accountId: string, clientId: string, sid: string, options?: { hold?: boolean }): Promise<boolean> };
   /** One transaction for a change and the check that its session is live (Database#unitOfWork). */
   unitOfWork: Database['unitOfWork'];
   csrf: CsrfGuard;
@@ -146,8 +143,7 @@ export function accountHome(deps: AccountHomeDeps): Router {
   router.post('/account/sign-out-everywhere', formBody, async (ctx) => {
     const current = await postedBy(ctx);
     if (!current) return;
-    const ended = await deps.sessions.revokeAccount(current.account.id);
-    await deps.audit.record({ actor: 'self', action: 'sessions.ended', accountId: current.account.id, details: { ended } });
+    await deps.accountService.endingSessions(current.account.id, (ended) => deps.audit.record({ actor: 'self', action: 'sessions.ended', accountId: current.account.id, details: { ended } }));
     setCookie(ctx, 'akamon_home', null, 0);
     ctx.status = 303;
     ctx.redirect('/');
@@ -171,8 +167,10 @@ export function accountHome(deps: AccountHomeDeps): Router {
     const current = await postedBy(ctx);
     if (!current) return;
     try {
-      await deps.appPasswords.revoke(current.account.id, ctx.params.id);
-      await deps.audit.record({ actor: 'self', action: 'app_password.revoked', accountId: current.account.id });
+      await deps.unitOfWork(async () => {
+        await deps.appPasswords.revoke(current.account.id, ctx.params.id);
+        await deps.audit.record({ actor: 'self', action: 'app_password.revoked', accountId: current.account.id });
+      });
     } catch (error) {
       if (!(error instanceof DomainError)) throw error; // already gone: nothing to do
     }
@@ -184,8 +182,10 @@ export function accountHome(deps: AccountHomeDeps): Router {
   router.post('/account/mfa', formBody, async (ctx) => {
     const current = await postedBy(ctx);
     if (!current) return;
-    await deps.accountService.setMfaRequired(current.account.common_id, true);
-    await deps.audit.record({ actor: 'self', action: 'mfa.applied', accountId: current.account.id });
+    await deps.unitOfWork(async () => {
+      await deps.accountService.setMfaRequired(current.account.common_id, true);
+      await deps.audit.record({ actor: 'self', action: 'mfa.applied', accountId: current.account.id });
+    });
     ctx.status = 303;
     ctx.redirect('/account/login');
   });

@@ -129,20 +129,22 @@ export function securityInfoRoutes(router: Router, deps: AccountHomeDeps, home: 
     const t = translator(ctx.state.locale);
     const body = ctx.request.body as Record<string, string>;
     try {
-      await deps.accountService.changePassword(current.account.id, body.current ?? '', body.new ?? '', body.confirm ?? '');
+      await deps.accountService.changePassword(current.account.id, body.current ?? '', body.new ?? '', body.confirm ?? '', () =>
+        deps.audit.record({ actor: 'self', action: 'password.changed', accountId: current.account.id, details: { reason: 'security_info' } }),
+      );
     } catch (error) {
-      if (!(error instanceof DomainError)) throw error;
       const messages: Record<string, MessageKey> = { password_mismatch: 'password_change.mismatch', wrong_current_password: 'password_change.wrong_current', locked: 'password.locked' };
+      // Anything else (the database away: a RetryLaterError) is for the error pages.
+      if (!(error instanceof DomainError) || (error.code !== 'password_policy' && !messages[error.code])) throw error;
       const errors =
         error.code === 'password_policy'
           ? (error.details.violations as string[]).map((v) => {
               const l = error.details.limits as { minLength: number; maxLength: number; minKinds: number };
               return t(`violation.${v}` as MessageKey, { min: l.minLength, max: l.maxLength, kinds: l.minKinds });
             })
-          : [t(messages[error.code] ?? 'error.generic', { minutes: Math.ceil(Number(error.details.waitSeconds ?? 60) / 60) })];
+          : [t(messages[error.code]!, { minutes: Math.ceil(Number(error.details.waitSeconds ?? 60) / 60) })];
       return securityPage(ctx, current.account, { errors }, error.code === 'locked' ? 429 : 400);
     }
-    await deps.audit.record({ actor: 'self', action: 'password.changed', accountId: current.account.id, details: { reason: 'security_info' } });
     // This page's session began before the change, so it ends; the sign-in comes back through SSO,
     // and the page it comes back to says the change was made.
     setFlash(ctx, current.account, 'password_changed');

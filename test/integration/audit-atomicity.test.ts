@@ -4,6 +4,7 @@ import { Browser } from '../support/browser.ts';
 import { solveCaptcha } from '../support/captcha.ts';
 import { refuseWrites } from '../support/faults.ts';
 import { mailedCode } from '../support/smtp-sink.ts';
+import { enterCredentials } from '../support/flows.ts';
 
 /**
  * A change and its audit record land together or not at all: when the database refuses the record
@@ -122,5 +123,69 @@ describe('a recovery whose audit record is refused', () => {
     expect(done.html).toContain('Your password was changed');
     expect((await account(id)).password_hash).not.toBe(before.password_hash);
     expect(await records(id, 'password.reset')).toBe(1);
+  });
+});
+
+describe("a person's own change whose audit record is refused", () => {
+  /** The account home at `path`, signed in with the password in a new browser. */
+  async function homeAt(person: { commonId: string; password: string }, path: string) {
+    const browser = new Browser(akamon.url);
+    const page = await enterCredentials(browser, await browser.visit(`${akamon.url}${path}`), person.commonId, person.password);
+    expect(new URL(page.url).pathname).toBe(path);
+    return { browser, page };
+  }
+
+  test('a password change on the security page: an error page, the old password stays; the retry changes it', async () => {
+    const person = await akamon.createReadyAccount();
+    const before = await account(person.id);
+    const { browser, page } = await homeAt(person, '/account/security');
+    const next = 'Changed-With-Record-27';
+    const change = () => browser.submit(page, /\/account\/security\/password$/, { current: person.password, new: next, confirm: next });
+    const stop = await refuseRecord('password.changed', person.id);
+    try {
+      expect((await change()).status).toBe(503);
+    } finally {
+      await stop();
+    }
+    expect((await account(person.id)).password_hash).toBe(before.password_hash);
+    expect(await records(person.id, 'password.changed')).toBe(0);
+    expect((await change()).html).toContain('Your password was changed.');
+    expect((await account(person.id)).password_hash).not.toBe(before.password_hash);
+    expect(await records(person.id, 'password.changed')).toBe(1);
+  });
+
+  test('a new authenticator app: not saved, and its code not spent; the retry with the same code saves it with its record', async () => {
+    const person = await akamon.createReadyAccount();
+    const { generate } = await import('otplib');
+    const pending = akamon.deps.mfa.pendingTotp();
+    const code = await generate({ secret: pending.secret });
+    const stop = await refuseRecord('mfa.enrolled', person.id);
+    try {
+      await expect(akamon.deps.mfa.confirmTotp(person.id, pending.sealed, code, 'Phone app')).rejects.toThrow();
+    } finally {
+      await stop();
+    }
+    expect(await akamon.deps.mfa.factors(person.id)).toHaveLength(0);
+    expect(await records(person.id, 'mfa.enrolled')).toBe(0);
+    expect((await akamon.deps.mfa.confirmTotp(person.id, pending.sealed, code, 'Phone app')).ok).toBe(true);
+    expect(await akamon.deps.mfa.factors(person.id)).toHaveLength(1);
+    expect(await records(person.id, 'mfa.enrolled')).toBe(1);
+  });
+
+  test('"sign out everywhere": the sessions stay until the retry ends them with the record', async () => {
+    const person = await akamon.createReadyAccount();
+    const { browser, page } = await homeAt(person, '/account');
+    const signOut = () => browser.submit(page, /\/account\/sign-out-everywhere$/, {});
+    const stop = await refuseRecord('sessions.ended', person.id);
+    try {
+      expect((await signOut()).status).toBe(503);
+    } finally {
+      await stop();
+    }
+    expect((await account(person.id)).sessions_ended_at).toBeNull();
+    expect((await browser.visit(`${akamon.url}/account`)).url).toBe(`${akamon.url}/account`);
+    expect(new URL((await signOut()).url).pathname).toBe('/');
+    expect((await account(person.id)).sessions_ended_at).not.toBeNull();
+    expect(await records(person.id, 'sessions.ended')).toBe(1);
   });
 });

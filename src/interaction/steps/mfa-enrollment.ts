@@ -173,9 +173,7 @@ export function mfaEnrollmentStep(deps: StepDeps): Step {
 
   async function answered(request: StepRequest, result: MethodResult) {
     if (!result.ok) return page(request, result.error, result.status);
-    const { factor, amr } = result.proven;
-    await request.saveState({ enrolled: amr, setupMethod: null });
-    await deps.audit.record({ actor: 'self', action: 'mfa.enrolled', accountId: factor.account_id, details: { kind: factor.kind, label: factor.label } });
+    await request.saveState({ enrolled: result.proven.amr, setupMethod: null });
     await page(request);
   }
 
@@ -252,8 +250,11 @@ export function mfaEnrollmentStep(deps: StepDeps): Step {
       app_password: at(afterMethod, async (request) => {
         try {
           const accountId = request.details.session!.accountId;
-          const { appPassword, secret } = await deps.appPasswords.create(accountId, String(request.body.name ?? ''));
-          await deps.audit.record({ actor: 'self', action: 'app_password.created', accountId, details: { name: appPassword.name } });
+          const { appPassword, secret } = await deps.unitOfWork(async () => {
+            const made = await deps.appPasswords.create(accountId, String(request.body.name ?? ''));
+            await deps.audit.record({ actor: 'self', action: 'app_password.created', accountId, details: { name: made.appPassword.name } });
+            return made;
+          });
           await request.saveState({ appPasswordDone: true });
           await page(request, null, 200, { newAppPassword: { name: appPassword.name, secret } });
         } catch (error) {

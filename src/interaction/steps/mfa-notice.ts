@@ -42,14 +42,18 @@ export function mfaNoticeStep(deps: StepDeps): Step {
       async setup(request) {
         const account = (await deps.accounts.findById(request.details.session!.accountId))!;
         // Applying for MFA: the enrolment step follows at once.
-        await deps.accountService.setMfaRequired(account.common_id, true);
-        await deps.audit.record({ actor: 'self', action: 'mfa.applied', accountId: account.id, details: { from: 'rollout_notice' } });
+        await deps.unitOfWork(async () => {
+          await deps.accountService.setMfaRequired(account.common_id, true);
+          await deps.audit.record({ actor: 'self', action: 'mfa.applied', accountId: account.id, details: { from: 'rollout_notice' } });
+        });
         await request.finish({ mfa_notice: {} }, true);
       },
       async later(request) {
         const accountId = request.details.session!.accountId;
-        await deps.accounts.postponeMfa(accountId, deps.clock.now());
-        await deps.audit.record({ actor: 'self', action: 'mfa.postponed', accountId });
+        await deps.unitOfWork(async () => {
+          await deps.accounts.postponeMfa(accountId, deps.clock.now());
+          await deps.audit.record({ actor: 'self', action: 'mfa.postponed', accountId });
+        });
         await request.finish({ mfa_notice: {} }, true);
       },
     },

@@ -96,7 +96,9 @@ export function passwordChangeStep(deps: StepDeps): Step {
           return page(request, [], false, 400, [...next.normalize('NFC')].length);
         }
         try {
-          await deps.accountService.changePassword(accountId, field('current'), next, field('confirm'));
+          await deps.accountService.changePassword(accountId, field('current'), next, field('confirm'), () =>
+            deps.audit.record({ actor: 'self', action: 'password.changed', accountId, details: { reason: request.details.prompt.reasons[0] } }),
+          );
         } catch (error) {
           if (!isDomainError(error)) throw error;
           if (error.code === 'password_policy') {
@@ -119,7 +121,6 @@ export function passwordChangeStep(deps: StepDeps): Step {
           if (!messages[error.code]) throw error;
           return page(request, [request.t(messages[error.code])], false, 400);
         }
-        await deps.audit.record({ actor: 'self', action: 'password.changed', accountId, details: { reason: request.details.prompt.reasons[0] } });
         await request.finish({ password_change: {}, password_expiry_notice: { change: false } }, true);
       },
     },
