@@ -128,6 +128,8 @@ class UnitConnection implements DatabaseConnection {
   open = true;
   /** How deep the transactions begun inside the unit (savepoints) are nested. */
   #savepoints = 0;
+  /** For each open savepoint, how much work was deferred before it began: its rollback drops what came after. */
+  readonly #deferredAtSavepoint: number[] = [];
   /**
    * The fault (database unavailable) that aborted the unit's transaction: every later statement of
    * the unit answers it unsent (the database would only say "transaction aborted", which is no
@@ -152,18 +154,27 @@ class UnitConnection implements DatabaseConnection {
   async savepoint(): Promise<void> {
     await this.executeQuery(CompiledQuery.raw(`savepoint akamon_${this.#savepoints + 1}`));
     this.#savepoints += 1;
+    this.#deferredAtSavepoint.push(this.deferred.length);
   }
 
   async release(): Promise<void> {
     await this.executeQuery(CompiledQuery.raw(`release savepoint akamon_${this.#savepoints}`));
     this.#savepoints -= 1;
+    this.#deferredAtSavepoint.pop();
   }
 
-  /** Sent also after a fault: it is what makes the transaction usable again. */
+  /**
+   * Sent also after a fault: it is what makes the transaction usable again. What was deferred
+   * until the commit since the savepoint began is dropped with the savepoint's work: it told of
+   * changes that will not be (afterUnitOfWork's work stays: it runs whatever the outcome).
+   */
   async rollBackToSavepoint(): Promise<void> {
     await this.#send(CompiledQuery.raw(`rollback to savepoint akamon_${this.#savepoints}`));
     this.#savepoints -= 1;
     this.#aborted = undefined;
+    const since = this.#deferredAtSavepoint.pop() ?? this.deferred.length;
+    const kept = this.deferred.splice(since).filter((deferred) => !deferred.ifCommitted);
+    this.deferred.push(...kept);
   }
 
   async #send<R>(query: CompiledQuery): Promise<QueryResult<R>> {

@@ -196,6 +196,38 @@ describe('unit of work', () => {
     expect(told).toEqual(['committed', 'no unit']);
   });
 
+  // Found by a read of the mechanism: a savepoint's rollback undid its changes but not the telling of them.
+  test('work deferred until the commit inside a savepoint that rolls back does not run; what was deferred outside it does', async () => {
+    const told: string[] = [];
+    const tellWhenCommitted = (name: string) =>
+      afterUnitCommits(async () => {
+        told.push(name);
+      });
+    await handle.database.unitOfWork(async () => {
+      await tellWhenCommitted('before');
+      await expect(
+        db()
+          .transaction()
+          .execute(async (trx) => {
+            await sql`select 1`.execute(trx);
+            await tellWhenCommitted('rolled back');
+            await afterUnitOfWork(async () => {
+              told.push('in any case');
+            });
+            throw new Error('inner failure');
+          }),
+      ).rejects.toThrow('inner failure');
+      await db()
+        .transaction()
+        .execute(async (trx) => {
+          await sql`select 1`.execute(trx);
+          await tellWhenCommitted('released');
+        });
+      await tellWhenCommitted('after');
+    });
+    expect(told.sort()).toEqual(['after', 'before', 'in any case', 'released']);
+  });
+
   test('a keep that throws rolls the unit back before its connection is lent again', async () => {
     const written = id();
     const unit = handle.database.unitOfWork(
