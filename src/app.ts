@@ -17,11 +17,12 @@ import { ensureKeys, loadKeyMaterial, rotateSigningKeys, type KeyTimings } from 
 import { postgresAdapter } from './oidc/adapter.ts';
 import { cappingAnonymousRecords } from './oidc/anonymous-records.ts';
 import { AnonymousCap } from './throttle/anonymous-cap.ts';
-import { createProvider } from './oidc/provider.ts';
+import { cookieNames, createProvider } from './oidc/provider.ts';
 import { ProviderHolder } from './oidc/provider-holder.ts';
 import { metadataCache } from './oidc/metadata-cache.ts';
 import { logRefusals } from './oidc/error-log.ts';
 import { providerGate, PROVIDER_ERROR } from './oidc/provider-gate.ts';
+import { protocolMethods } from './oidc/protocol-methods.ts';
 import { RetryLaterError } from './shared/errors.ts';
 import { findAccount } from './oidc/find-account.ts';
 import { resourceServers } from './oidc/resource-servers.ts';
@@ -256,7 +257,7 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
   const routers = [
     pages,
     metricsRoute({ metrics: deps.metrics, operators: deps.operators }),
-    deviceVerificationRoutes(deviceLimits, renderer),
+    deviceVerificationRoutes(deviceLimits, renderer, cookieNames(config).resume),
     interactionRouter({ provider: () => holder!.provider, steps, renderer, csrf, state: deps.interactionState, stateTtlSeconds: config.ttl.interaction }),
     accountHome({
       config,
@@ -358,6 +359,7 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
   app.use(inputGuard(renderer, surfaceByRoute(routes)));
   app.use(staticFiles());
   app.use(routes.middleware());
+  app.use(protocolMethods());
   app.use(providerGate(database, renderer));
   app.use(saml.afterSignOut);
   app.use(holder.middleware());

@@ -16,8 +16,16 @@ import { codeMissed } from './device-pages.ts';
  * miss gets the same 429 page in place of "not right". A route of Akamon's own, so the page rules
  * (a refused input is a page, not JSON) hold for it; it hands every other request to the provider.
  */
-export function deviceVerificationRoutes(limits: DeviceCodeLimits, renderer: Renderer): Router {
+export function deviceVerificationRoutes(limits: DeviceCodeLimits, renderer: Renderer, resumeCookie: string): Router {
   const router = new Router();
+  // The provider's resume of a confirmed code (/device/<uid>) needs the cookie the confirmation set;
+  // without any cookie the provider's own refusal fails (it saves a session it never made) with a
+  // 500. An old link or a stray address has nothing to resume: back to the code page.
+  router.get('/device/:uid', async (ctx: Context, next: Next) => {
+    if (ctx.cookies.get(resumeCookie)) return next();
+    ctx.status = 303;
+    ctx.redirect('/device');
+  });
   const tooMany = (ctx: Context, { waitSeconds }: ThrottleState, budget: 'address' | 'everyone') => {
     ctx.state.log.warn({ event: 'device.user_code_limited', budget, waitSeconds }, 'device user code refused: too many wrong codes');
     ctx.set('Retry-After', String(waitSeconds));

@@ -7,7 +7,7 @@ interface TokenLike {
 }
 
 /**
- * The methods (amr) the sign-in behind a token used. Codes and refresh tokens carry them
+ * The methods (amr) the sign-in behind a token used. Codes, device codes and refresh tokens carry them
  * (oidc-provider keeps amr on both); access tokens carry them in their extra claims (below).
  */
 export function signInMethods(token: object): string[] | undefined {
@@ -19,11 +19,11 @@ export function signInMethods(token: object): string[] | undefined {
 
 /**
  * The provider's extraTokenClaims: an access token carries the amr of the sign-in it stands on,
- * taken from the code or refresh token it was exchanged for (the password grant sets its own), so
+ * taken from the code, device code or refresh token it was exchanged for (the password grant sets its own), so
  * that each later use can apply the access rules' MFA demand to it. Introspection shows it too.
  */
 export function accessTokenClaims(ctx: KoaContextWithOIDC | undefined, token: TokenLike): { amr: string[] } | undefined {
   const entities = ctx?.oidc?.entities;
-  const amr = signInMethods(token) ?? signInMethods(entities?.AuthorizationCode ?? entities?.RefreshToken ?? {});
+  const amr = signInMethods(token) ?? signInMethods(entities?.AuthorizationCode ?? entities?.DeviceCode ?? entities?.RefreshToken ?? {});
   return amr ? { amr } : undefined;
 }

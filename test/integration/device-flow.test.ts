@@ -229,6 +229,19 @@ describe('the device authorization grant', () => {
     expect(answer.body).toEqual({ error: 'access_denied', error_description: 'End-User aborted interaction' });
   });
 
+  // Found by a protocol probe: without the confirmation's cookie the provider's own refusal failed with a 500.
+  test('an old or stray /device/<id> address (nothing to resume) leads back to the code page, never a 500', async () => {
+    for (const path of ['/device/auth', '/device/no-such-id', '/device/no-such-id/', '/DEVICE/no-such-id']) {
+      const before = akamon.logs.length;
+      const answer = await fetch(`${akamon.url}${path}`, { redirect: 'manual' });
+      expect([path, answer.status, answer.headers.get('location')]).toEqual([path, 303, '/device']);
+      expect(akamon.logs.slice(before).join('')).not.toContain('"level":50');
+    }
+    const page = await new Browser(akamon.url).visit(`${akamon.url}/device/no-such-id`);
+    expect(page.status).toBe(200);
+    expect(page.html).toContain('user_code');
+  });
+
   test('the pages are in Japanese for a Japanese browser, with the language switch; a form without its CSRF token is refused', async () => {
     const account = await akamon.createReadyAccount();
     const device = await startDevice();
@@ -287,6 +300,11 @@ describe('the sign-in behind /device is the ordinary pipeline', () => {
     const tokens = await poll(device.device_code, gpu.clientId);
     expect(tokens.status).toBe(200);
     expect(claimsOf(tokens.body.id_token)).toMatchObject({ amr: ['pwd', 'otp'], acr: ACR_MFA });
+    // Found by a protocol probe: the access token did not carry the sign-in's methods, so every use
+    // of it at this client was judged as a sign-in without a factor.
+    const userinfo = await fetch(`${akamon.url}/me`, { headers: { authorization: `Bearer ${tokens.body.access_token}` } });
+    expect(userinfo.status).toBe(200);
+    expect(((await userinfo.json()) as { sub: string }).sub).toBe(claimsOf(tokens.body.id_token).sub);
   });
 
   test("an account the client's rules refuse sees the 53003 page; leaving it, the device gets access_denied naming the rule", async () => {

@@ -209,6 +209,40 @@ describe('protocol endpoints answer RFC 6749 JSON 400 and store nothing', () => 
   });
 });
 
+describe('a method an endpoint does not take', () => {
+  // Found by a protocol probe: the provider let such requests fall through to the HTML 404 page.
+  test('gets 405 with Allow: RFC 6749 JSON on the endpoints programs call, the ja/en page on the browser ones', async () => {
+    const cases: Array<[string, string, string, boolean]> = [
+      ['GET', '/token', 'POST', true],
+      ['PUT', '/token', 'POST', true],
+      ['DELETE', '/Token/', 'POST', true],
+      ['GET', '/token/introspection', 'POST', true],
+      ['GET', '/token/revocation', 'POST', true],
+      ['GET', '/request', 'POST', true],
+      ['PUT', '/device/auth', 'POST', true],
+      ['PUT', '/me', 'GET, HEAD, POST', true],
+      ['POST', '/jwks', 'GET, HEAD', true],
+      ['DELETE', '/.well-known/openid-configuration', 'GET, HEAD', true],
+      ['POST', '/auth', 'GET, HEAD', false],
+      ['PUT', '/session/end', 'GET, HEAD', false],
+    ];
+    for (const [method, path, allow, json] of cases) {
+      const response = await fetch(`${akamon.url}${path}`, {
+        method,
+        headers: { accept: json ? 'application/json' : 'text/html', authorization: basic(client), 'content-type': 'application/x-www-form-urlencoded' },
+        body: method === 'GET' ? undefined : 'grant_type=client_credentials',
+      });
+      const text = await response.text();
+      expect([method, path, response.status, response.headers.get('allow')]).toEqual([method, path, 405, allow]);
+      if (json) expect(JSON.parse(text)).toMatchObject({ error: 'invalid_request' });
+      else expect(text).toContain('<html');
+    }
+    // The methods they take are untouched.
+    expect((await fetch(`${akamon.url}/jwks`)).status).toBe(200);
+    expect((await fetch(`${akamon.url}/token`, { method: 'OPTIONS', headers: { origin: 'https://app.example.ac.jp', 'access-control-request-method': 'POST' } })).status).toBe(204);
+  });
+});
+
 describe('pages answer a ja/en page', () => {
   test('the sign-in form, a path and a query string', async () => {
     const browser = new Browser(akamon.url);
