@@ -252,6 +252,8 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
     pairwiseKey: box.deriveKey('saml-pairwise'),
     state: deps.interactionState,
     endSession: (uid) => endSessionByUid(holder!.provider, uid),
+    access: deps.access,
+    signinLog: deps.signinLog,
   });
 
   const routers = [

@@ -7,6 +7,12 @@ import { attribute, childElements, optionalChild, readProtocolMessage, requiredA
 // Reading the Single Logout messages an SP sends (SAML core 3.7, profiles 4.4). Building Akamon's
 // own logout messages is src/saml/logout-build.ts. Signatures are checked separately, as for AuthnRequests.
 
+/**
+ * The most SessionIndexes a LogoutRequest may carry: an SP names the sessions of the assertions it
+ * holds for the person (profiles 4.4.4.1), a handful; more is refused before any is looked up.
+ */
+export const MAX_SESSION_INDEXES = 16;
+
 export interface LogoutRequest {
   id: string;
   issuer: string;
@@ -43,11 +49,13 @@ export function readLogoutRequest(xml: string): LogoutRequest {
   if (value === '') throw new SamlError('malformed', 'LogoutRequest has an empty NameID');
   const spNameQualifier = attribute(nameIdElement, 'SPNameQualifier');
   const notOnOrAfter = attribute(root, 'NotOnOrAfter');
+  const sessionIndexes = childElements(root, NS.protocol, 'SessionIndex');
+  if (sessionIndexes.length > MAX_SESSION_INDEXES) throw new SamlError('too_large', `LogoutRequest with more than ${MAX_SESSION_INDEXES} SessionIndexes`);
   return {
     ...header,
     notOnOrAfter: notOnOrAfter === null ? null : utcDateTime(root, 'NotOnOrAfter', notOnOrAfter),
     nameId: { value, format: attribute(nameIdElement, 'Format'), ...(spNameQualifier === null ? {} : { spNameQualifier }) },
-    sessionIndexes: childElements(root, NS.protocol, 'SessionIndex').map((element) => {
+    sessionIndexes: sessionIndexes.map((element) => {
       const index = simpleText(element);
       if (index === '') throw new SamlError('malformed', 'LogoutRequest has an empty SessionIndex');
       return index;

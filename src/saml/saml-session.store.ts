@@ -47,25 +47,32 @@ export class SamlSessionStore {
       .where('expires_at', '>', sql<Date>`now()`)
       .returning(['id', 'client_id', 'account_id', 'session_uid', 'name_id'])
       .execute();
-    return rows.map((r) => ({ id: r.id, clientId: r.client_id, accountId: r.account_id, sessionUid: r.session_uid, nameId: r.name_id as unknown as NameId }));
+    return rows.map(toSession);
   }
 
-  /** The live SAML session an SP's LogoutRequest names (its SessionIndex), if it is that SP's. */
-  async find(id: string, clientId: string): Promise<SamlSession | undefined> {
-    if (id.length > 100) return undefined;
-    const r = await this.#db
+  /**
+   * The live SAML sessions of this SP that an SP's LogoutRequest names: by its SessionIndexes (a
+   * handful at most, readLogoutRequest bounds them), or by the person's NameID when it gives none
+   * (core 3.7.3.2: all of that person's sessions at the SP). One query either way.
+   */
+  async named(clientId: string, by: { ids: readonly string[] } | { nameId: string }): Promise<SamlSession[]> {
+    const live = this.#db
       .selectFrom('saml_session')
       .select(['id', 'client_id', 'account_id', 'session_uid', 'name_id'])
-      .where('id', '=', id)
       .where('client_id', '=', clientId)
       .where('ended_at', 'is', null)
-      .where('expires_at', '>', sql<Date>`now()`)
-      .executeTakeFirst();
-    return r && { id: r.id, clientId: r.client_id, accountId: r.account_id, sessionUid: r.session_uid, nameId: r.name_id as unknown as NameId };
+      .where('expires_at', '>', sql<Date>`now()`);
+    if ('nameId' in by) return (await live.where(sql<string>`name_id->>'value'`, '=', by.nameId).execute()).map(toSession);
+    const ids = by.ids.filter((id) => id.length <= 100);
+    return ids.length ? (await live.where('id', 'in', ids).execute()).map(toSession) : [];
   }
 
   async deleteExpired(limit: number): Promise<number> {
     const result = await sql`delete from saml_session where id in (select id from saml_session where expires_at < now() limit ${limit})`.execute(this.#db);
     return Number(result.numAffectedRows ?? 0);
   }
+}
+
+function toSession(r: { id: string; client_id: string; account_id: string; session_uid: string; name_id: unknown }): SamlSession {
+  return { id: r.id, clientId: r.client_id, accountId: r.account_id, sessionUid: r.session_uid, nameId: r.name_id as NameId };
 }

@@ -40,3 +40,13 @@ export function checkSignature(
   else verifyEmbeddedSignature(message.document, certificates);
   return true;
 }
+
+/**
+ * Where a message from an SP says it is going: a signed one must say (bindings 3.4.5.2, 3.5.5.2),
+ * else it could be replayed at another IdP that trusts the same key; any message addressed to
+ * another endpoint than `endpoint` (the one it arrived at) is refused.
+ */
+export function checkDestination(destination: string | null, endpoint: string, signed: boolean): void {
+  if (signed && destination === null) throw samlRefusal(`a signed message to ${endpoint} without Destination`);
+  if (destination !== null && destination !== endpoint) throw samlRefusal(`the message is addressed to ${destination}, not ${endpoint}`);
+}

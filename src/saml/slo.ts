@@ -8,7 +8,7 @@ import { readLogoutRequest, readLogoutResponse } from './logout-message.ts';
 import { redirectUrl } from './redirect-binding.ts';
 import { SamlError } from './saml-error.ts';
 import type { SamlSession } from './saml-session.store.ts';
-import { checkSignature, findServiceProvider, samlRefusal, type ServiceProvider } from './service-provider.ts';
+import { checkDestination, checkSignature, findServiceProvider, samlRefusal, type ServiceProvider } from './service-provider.ts';
 import { signRoot } from './sign.ts';
 import { postToSp } from './post-binding.ts';
 import type { SamlDeps } from './sso.ts';
@@ -95,15 +95,16 @@ export function samlLogout(deps: SamlDeps, sloUrl: string, idpEntityId: string) 
     const request = readLogoutRequest(xml);
     const sp = await knownSp(request.issuer);
     // Signed whenever the SP has a key; an SP without one names a live SessionIndex of its own
-    // (random, given only to it), which is checked below.
+    // (random, given only to it), which is checked below: its NameID alone is no proof.
     const keyed = sp.values.spMetadata!.signingCertificates.length > 0;
-    checkSignature(sp, { redirect, document: request.document }, keyed);
-    if (request.destination !== null && request.destination !== sloUrl) throw samlRefusal(`the LogoutRequest is addressed to ${request.destination}, not ${sloUrl}`);
+    checkDestination(request.destination, sloUrl, checkSignature(sp, { redirect, document: request.document }, keyed));
     const now = Date.now();
     if (Math.abs(now - request.issueInstant.getTime()) > CLOCK_SKEW_SECONDS * 1000 || (request.notOnOrAfter && request.notOnOrAfter.getTime() < now)) {
       throw samlRefusal('the LogoutRequest is stale');
     }
-    const sessions = (await Promise.all(request.sessionIndexes.map((index) => deps.sessions.find(index, sp.entityId)))).filter((s) => s !== undefined);
+    if (!keyed && request.sessionIndexes.length === 0) throw samlRefusal(`an unsigned LogoutRequest from ${sp.entityId} names no SessionIndex`);
+    // Without a SessionIndex the request is about every session of the person at this SP (core 3.7.3.2).
+    const sessions = await deps.sessions.named(sp.entityId, request.sessionIndexes.length ? { ids: request.sessionIndexes } : { nameId: request.nameId.value });
     const named = sessions.filter((s) => s.nameId.value === request.nameId.value);
     if (!keyed && named.length === 0) throw samlRefusal(`an unsigned LogoutRequest from ${sp.entityId} names no session of its own`);
     const remaining: SamlSession[] = [];

@@ -2,6 +2,11 @@ import Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
 import type Provider from 'oidc-provider';
 import type { AccountRow, AccountStore } from '../account/account.store.ts';
+import type { AccessService } from '../access/access.service.ts';
+import type { DenialReason } from '../access/access-rules.ts';
+import { DENIAL_REASON_TEXT, denialDescription } from '../access/denial-text.ts';
+import type { SigninLog } from '../audit/signin-log.ts';
+import { accessDenied } from '../audit/signin-reasons.ts';
 import type { ClientStore } from '../client/client.store.ts';
 import type { Config } from '../config/config.ts';
 import { randomToken, sha256 } from '../crypto/tokens.ts';
@@ -18,7 +23,7 @@ import { nameIdFor, nameIdSettingOf, releasedAttributes, type NameId, type NameI
 import { readAuthnRequest, type AuthnRequest } from './authn-request.ts';
 import { AUTHN_CONTEXT, BINDING, NAMEID_FORMAT, STATUS } from './constants.ts';
 import { decodePost, decodeRedirect, readRelayState, type RedirectMessage } from './xml.ts';
-import { checkSignature, findServiceProvider, samlRefusal, type ServiceProvider } from './service-provider.ts';
+import { checkDestination, checkSignature, findServiceProvider, samlRefusal, type ServiceProvider } from './service-provider.ts';
 import { buildResponse, buildStatusResponse } from './response.ts';
 import { subjectRequirement } from './requested-subject.ts';
 import { SamlError } from './saml-error.ts';
@@ -48,6 +53,9 @@ export interface SamlDeps {
   state: InteractionStateStore;
   /** Ends one sign-in session by its uid, with the back-channel logout of its relying parties. */
   endSession: (sessionUid: string) => Promise<unknown>;
+  /** The access rules, asked again when the answer is made. */
+  access: AccessService;
+  signinLog: SigninLog;
 }
 
 /** The IdP's name and endpoints, all under the issuer. */
@@ -125,11 +133,28 @@ export function samlRoutes(deps: SamlDeps): { router: Router; afterSignOut: Midd
     ctx.cookies.set(bindingCookie(state), null, { path: SAML_CONTINUE_PATH, signed: false });
     const sp = await serviceProvider(pending.clientId);
     if (!sp) throw new DomainError('saml_expired', `the service provider ${pending.clientId} is no longer registered`);
+    // The metadata may have changed while the person signed in: answer only where it still says.
+    chooseAcs(sp, { protocolBinding: null, acsUrl: pending.acsUrl, acsIndex: null });
     const error = typeof ctx.query.error === 'string' ? ctx.query.error : undefined;
-    if (error)
-      return answerStatus(ctx, sp, pending, { ...statusForError(error, pending), message: typeof ctx.query.error_description === 'string' ? ctx.query.error_description.slice(0, 200) : undefined });
+    // The browser wrote this query: the SP, which takes a signed StatusMessage as Akamon's word, is
+    // told only what Akamon says itself (statusForError).
+    if (error) return answerStatus(ctx, sp, pending, statusForError(error, ctx.query.error_description, pending));
     const signedIn = await redeem(ctx, sp, pending);
     if (!signedIn) return answerStatus(ctx, sp, pending, { top: STATUS.responder, second: STATUS.authnFailed });
+    // The rules are asked again, as at /token (oidc/find-account.ts): the person may have been denied,
+    // or the SP made to require MFA this sign-in did not show, since the code was issued.
+    const decision = await deps.access.decide(signedIn.account, sp.row, { amr: signedIn.amr });
+    if (!decision.allowed) {
+      await deps.signinLog.record({
+        accountId: signedIn.account.id,
+        clientId: sp.row.client_id,
+        ip: ctx.ip,
+        userAgent: ctx.get('user-agent') || null,
+        result: 'failure',
+        reason: accessDenied(decision.reason),
+      });
+      return answerStatus(ctx, sp, pending, { top: STATUS.responder, second: STATUS.requestDenied, message: denialDescription(decision.reason) });
+    }
     // What the request asked of the sign-in is checked on what was done, not on what the browser
     // carried to the provider (it could have edited prompt=login or acr_values out of the URL).
     // auth_time has whole seconds: a sign-in counts as new from the second after the request came.
@@ -155,7 +180,7 @@ export function samlRoutes(deps: SamlDeps): { router: Router; afterSignOut: Midd
   }
 
   /** The consumer service to answer at: the one the request names, if registered for HTTP-POST. */
-  function chooseAcs(sp: ServiceProvider, request: AuthnRequest): string {
+  function chooseAcs(sp: ServiceProvider, request: Pick<AuthnRequest, 'protocolBinding' | 'acsUrl' | 'acsIndex'>): string {
     if (request.protocolBinding && request.protocolBinding !== BINDING.post) throw samlRefusal(`answers go by HTTP-POST only, not ${request.protocolBinding}`);
     const registered = sp.values.spMetadata!.acs.filter((s) => s.binding === BINDING.post);
     if (request.acsUrl !== null) {
@@ -173,10 +198,7 @@ export function samlRoutes(deps: SamlDeps): { router: Router; afterSignOut: Midd
   async function receive(ctx: Context, request: AuthnRequest, relayState: string | null, redirect: RedirectMessage | undefined) {
     const sp = await serviceProvider(request.issuer);
     if (!sp) throw samlRefusal(`unknown service provider ${request.issuer}`);
-    const signed = checkSignature(sp, { redirect, document: request.document });
-    // A signed request names where it is going (bindings 3.4.5.2, 3.5.5.2): else it could be replayed at another IdP.
-    if (signed && request.destination === null) throw samlRefusal('a signed request without Destination');
-    if (request.destination !== null && request.destination !== endpoints.sso) throw samlRefusal(`the request is addressed to ${request.destination}, not ${endpoints.sso}`);
+    checkDestination(request.destination, endpoints.sso, checkSignature(sp, { redirect, document: request.document }));
     const age = (Date.now() - request.issueInstant.getTime()) / 1000;
     if (Math.abs(age) > REQUEST_CLOCK_SKEW_SECONDS) throw samlRefusal(`the request was issued ${Math.round(age)} s from now: too far from this server's clock`);
     const acsUrl = chooseAcs(sp, request);
@@ -283,7 +305,7 @@ export function samlRoutes(deps: SamlDeps): { router: Router; afterSignOut: Midd
     await code.consume();
     const account = await deps.accounts.findById(String(code.accountId));
     if (!account) return undefined;
-    return { account, acr: String(code.acr ?? ''), authTime: new Date(Number(code.authTime) * 1000), sessionUid: String(code.sessionUid) };
+    return { account, acr: String(code.acr ?? ''), amr: code.amr, authTime: new Date(Number(code.authTime) * 1000), sessionUid: String(code.sessionUid) };
   }
 
   /** The person as this SP knows them: what its NameIDs and attributes are made from. */
@@ -363,16 +385,24 @@ function contextNeeds(context: AuthnRequest['requestedAuthnContext']): 'password
   }
 }
 
+const DENIAL_REASONS = Object.keys(DENIAL_REASON_TEXT) as DenialReason[];
+
 /** The parts of a pending request that are the same for every kind of start. */
 function newPending() {
   return { passive: false, forceAuthn: false, wantsMfa: false, receivedAt: Date.now(), verifier: randomToken() };
 }
 
-/** What the SP is told when the authorization ended in an OAuth error. */
-function statusForError(error: string, pending: PendingRequest): { top: string; second?: string } {
+/**
+ * What the SP is told when the authorization ended in an OAuth error. A denial names the rule only
+ * when the description is exactly one Akamon writes (the 53003 page's way back, leaveDenial in
+ * interaction/steps/client-access.ts), and then in Akamon's own words; anything else is a denial
+ * without a reason.
+ */
+function statusForError(error: string, description: unknown, pending: PendingRequest): { top: string; second?: string; message?: string } {
   if (pending.passive && ['login_required', 'interaction_required', 'consent_required', 'account_selection_required'].includes(error)) return { top: STATUS.responder, second: STATUS.noPassive };
-  if (error === 'access_denied') return { top: STATUS.responder, second: STATUS.requestDenied };
-  return { top: STATUS.responder, second: STATUS.authnFailed };
+  if (error !== 'access_denied') return { top: STATUS.responder, second: STATUS.authnFailed };
+  const rule = DENIAL_REASONS.find((reason) => denialDescription(reason) === description);
+  return { top: STATUS.responder, second: STATUS.requestDenied, ...(rule ? { message: denialDescription(rule) } : {}) };
 }
 
 /** A message Akamon will not trust (its signature) is refused; one it cannot read is malformed. */
