@@ -223,7 +223,7 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
 
   const pages = new Router();
   pages.get('/', (ctx) => renderer.page(ctx, 'home', 'home.title', { accountUrl: '/account' }));
-  pages.get('/lang', languageSwitch(config.production));
+  pages.get('/lang', languageSwitch());
   pages.get('/healthz', (ctx) => {
     ctx.body = { status: 'ok' };
   });

@@ -209,7 +209,7 @@ export async function buildDeps(config: Config, logger: Logger, overrides: { dat
     appPasswords,
     audit,
     otpCodes,
-    recoveryEmail: new RecoveryEmail({ accounts, sender: codeSender, mailer }),
+    recoveryEmail: new RecoveryEmail({ accounts, sender: codeSender, mailer, throttle }),
     education,
     accountRules,
     access: new AccessService({ lists: accountRules, education, salvageOpen: (account) => idv.salvageOpen(account), clock, rollout: config.mfaRollout }),

@@ -2,6 +2,11 @@ import type { CodeSender, SendOutcome } from '../mfa/code-sender.ts';
 import type { CodeCheck } from '../mfa/otp-code.store.ts';
 import type { Mailer } from '../mail/mailer.ts';
 import type { AccountStore } from './account.store.ts';
+import { mailedCodeKey, type LoginThrottle, type ThrottleState } from '../throttle/login-throttle.ts';
+import { SECOND_FACTOR_THROTTLE } from '../config/defaults.ts';
+
+/** A mailed code's check: its outcome, or refused unchecked while the account's wrong codes lock it. */
+export type MailedCodeCheck = CodeCheck | { locked: ThrottleState };
 
 // The local part in printable ASCII (RFC 5322 atext and dots), after NFKC has folded full-width
 // input: an address Akamon mails without SMTPUTF8 and keeps in a cookie while it is confirmed.
@@ -28,11 +33,13 @@ export class RecoveryEmail {
   readonly #accounts: AccountStore;
   readonly #sender: CodeSender;
   readonly #mailer: Mailer;
+  readonly #throttle: LoginThrottle;
 
-  constructor(deps: { accounts: AccountStore; sender: CodeSender; mailer: Mailer }) {
+  constructor(deps: { accounts: AccountStore; sender: CodeSender; mailer: Mailer; throttle: LoginThrottle }) {
     this.#accounts = deps.accounts;
     this.#sender = deps.sender;
     this.#mailer = deps.mailer;
+    this.#throttle = deps.throttle;
   }
 
   get available(): boolean {
@@ -44,8 +51,8 @@ export class RecoveryEmail {
   }
 
   /** Uses up a code sent for `purpose` (a password reset), without changing the address. */
-  checkCode(accountId: string, purpose: string, code: string): Promise<CodeCheck> {
-    return this.#sender.check(accountId, purpose, code);
+  checkCode(accountId: string, purpose: string, code: string): Promise<MailedCodeCheck> {
+    return this.#guess(accountId, () => this.#sender.check(accountId, purpose, code));
   }
 
   /** A notice to the recovery address (a password was reset, say); failures are the caller's to log. */
@@ -61,9 +68,18 @@ export class RecoveryEmail {
     if (previous && previous.toLowerCase() !== email.toLowerCase()) await this.notify(previous, message.subject, message.text);
   }
 
-  async confirm(accountId: string, purpose: string, email: string, code: string): Promise<CodeCheck> {
-    const result = await this.#sender.check(accountId, purpose, code);
+  async confirm(accountId: string, purpose: string, email: string, code: string): Promise<MailedCodeCheck> {
+    const result = await this.#guess(accountId, () => this.#sender.check(accountId, purpose, code));
     if (result === 'ok') await this.#accounts.setRecoveryEmail(accountId, email);
     return result;
+  }
+
+  /**
+   * Each code dies after 5 wrong tries, but a new one can be sent: the account's wrong codes are
+   * counted across them, under a second factor's limits (a reset's code stands in for one).
+   */
+  async #guess(accountId: string, check: () => Promise<CodeCheck>): Promise<MailedCodeCheck> {
+    const guessed = await this.#throttle.guess([{ key: mailedCodeKey(accountId), rule: SECOND_FACTOR_THROTTLE }], check, (result) => result === 'ok');
+    return 'locked' in guessed ? guessed : guessed.outcome;
   }
 }

@@ -387,8 +387,21 @@ function devIdvPort(env: Env, production: boolean, port: number): number | undef
   return integer(env, 'AKAMON_DEV_IDV_PORT', port === 0 ? 0 : (port + 1) % 65536, 0, 65535);
 }
 
+/**
+ * Production or not: AKAMON_ENV, else NODE_ENV (which tools set to other words too, read as
+ * development). A mistyped AKAMON_ENV is refused: read as development, it would turn off what
+ * production mode guards (HTTPS, Secure cookies, a real mail server). Empty is unset, as everywhere.
+ */
+function isProduction(env: Env): boolean {
+  const chosen = env.AKAMON_ENV || undefined;
+  if (chosen !== undefined && chosen !== 'production' && chosen !== 'development') {
+    throw new ConfigError(`AKAMON_ENV must be production or development, not "${chosen.slice(0, 40)}"`);
+  }
+  return (chosen ?? env.NODE_ENV) === 'production';
+}
+
 export function loadConfig(env: Env = process.env, readFile: (file: string) => string = (file) => fs.readFileSync(file, 'utf8')): Config {
-  const production = (env.AKAMON_ENV ?? env.NODE_ENV) === 'production';
+  const production = isProduction(env);
   const port = integer(env, 'PORT', 3000, 0, 65535);
   const secret = env.AKAMON_SECRET || undefined;
   const { subnets: proxies, named: proxiesNamed } = trustedProxies(env);

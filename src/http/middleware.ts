@@ -70,23 +70,27 @@ export function requireHttps(production: boolean) {
   };
 }
 
-export const LANGUAGE_COOKIE = 'akamon_lang';
+/**
+ * The language switch's cookie: `__Host-` on HTTPS (always so in production), so that a sibling
+ * subdomain cannot plant a language on Akamon's pages.
+ */
+const languageCookie = (ctx: Context) => (ctx.secure ? '__Host-akamon_lang' : 'akamon_lang');
 
 /**
  * The page language. A choice the person made with the language switch beats the relying
  * party's ui_locales hint (otherwise the switch would do nothing on such a sign-in).
  */
 export function requestLocale(ctx: Context, uiLocales: unknown) {
-  const chosen = ctx.cookies.get(LANGUAGE_COOKIE);
+  const chosen = ctx.cookies.get(languageCookie(ctx));
   return negotiateLocale(chosen ? undefined : typeof uiLocales === 'string' ? uiLocales : undefined, chosen, ctx.get('accept-language'));
 }
 
 /** GET /lang?to=en&back=/path: remembers the language chosen with the switch and goes back (to a path here only). */
-export function languageSwitch(production: boolean) {
+export function languageSwitch() {
   return (ctx: Context) => {
     const to = ctx.query.to === 'en' ? 'en' : 'ja';
     const back = typeof ctx.query.back === 'string' && /^\/(?![/\\])/.test(ctx.query.back) ? ctx.query.back : '/';
-    ctx.cookies.set(LANGUAGE_COOKIE, to, { httpOnly: true, sameSite: 'lax', secure: production, path: '/', maxAge: 365 * 86400 * 1000, signed: false });
+    ctx.cookies.set(languageCookie(ctx), to, { httpOnly: true, sameSite: 'lax', secure: ctx.secure, path: '/', maxAge: 365 * 86400 * 1000, signed: false });
     ctx.redirect(back);
   };
 }

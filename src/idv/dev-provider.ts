@@ -134,7 +134,7 @@ export async function startDevIdv(options: DevIdvOptions): Promise<DevIdv> {
   const router = new Router();
   const page = (ctx: Koa.Context, uid: string, invalid: boolean, status = 200) => renderer.page(ctx, 'dev-idv', 'devidv.title', { action: `/interaction/${uid}/card`, invalid }, status);
 
-  router.get('/lang', languageSwitch(false));
+  router.get('/lang', languageSwitch());
   router.get('/interaction/:uid', async (ctx) => {
     const { uid } = await provider.interactionDetails(ctx.req, ctx.res);
     page(ctx, uid, false);

@@ -9,7 +9,7 @@ import type { SigninReason } from '../audit/signin-reasons.ts';
 export type MfaMethod = 'totp' | 'webauthn' | 'phone';
 export type MfaResult = 'success' | 'wrong_code' | 'replayed' | 'webauthn_failed' | 'expired' | 'locked';
 /** A password reset's steps: the code went out, the code was wrong or stale, the new password was set. */
-export type ResetOutcome = 'code_sent' | 'wrong_code' | 'code_expired' | 'completed';
+export type ResetOutcome = 'code_sent' | 'wrong_code' | 'code_expired' | 'code_locked' | 'completed';
 /**
  * Identity verification: who the verified person is (found, unknown, name_mismatch), a link made or
  * refused, and what a verified person then did (password_reissued, mfa_reset, rate_limited).

@@ -4,7 +4,7 @@ import type { SecretBox } from '../crypto/secret-box.ts';
 import { randomUUID } from 'node:crypto';
 import { isUuid } from '../shared/uuid.ts';
 import type { Clock } from '../shared/clock.ts';
-import type { LoginThrottle, ThrottleRule } from '../throttle/login-throttle.ts';
+import { mailedCodeKey, type LoginThrottle, type ThrottleRule } from '../throttle/login-throttle.ts';
 import type { AccountRow } from '../account/account.store.ts';
 import type { FactorRow, MfaStore } from './mfa.store.ts';
 import { phishingResistant } from './assurance.ts';
@@ -297,9 +297,10 @@ export class MfaService {
     return removed;
   }
 
-  /** An operator's unlock also lifts the locks of the second-factor methods. */
+  /** An operator's unlock also lifts the locks of the second-factor methods and of mailed codes. */
   async clearLocks(accountId: string): Promise<void> {
     for (const method of METHODS) await this.#throttle.clear(methodKey(method, accountId));
+    await this.#throttle.clear(mailedCodeKey(accountId));
   }
 
   /**
@@ -324,18 +325,7 @@ export class MfaService {
   }
 
   async #attempt(accountId: string, method: Method, attempt: () => Promise<VerifyOutcome>): Promise<VerifyOutcome> {
-    const keys = [{ key: methodKey(method, accountId), rule: OTP_RULE }];
-    const state = await this.#throttle.reserve(keys);
-    if (state.blocked || state.waitSeconds > 0) return { ok: false, reason: 'locked', ...state };
-    let outcome: VerifyOutcome;
-    try {
-      outcome = await attempt();
-    } catch (error) {
-      await this.#throttle.release(keys); // not checked: not a guess
-      throw error;
-    }
-    if (outcome.ok) await this.#throttle.succeeded(keys);
-    else await this.#throttle.failed(keys);
-    return outcome;
+    const guessed = await this.#throttle.guess([{ key: methodKey(method, accountId), rule: OTP_RULE }], attempt, (outcome) => outcome.ok);
+    return 'locked' in guessed ? { ok: false, reason: 'locked', ...guessed.locked } : guessed.outcome;
   }
 }

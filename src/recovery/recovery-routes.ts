@@ -1,4 +1,4 @@
-import { sendRefusal } from '../http/send-refusal.ts';
+import { mailedCodeRefusal, sendRefusal } from '../http/send-refusal.ts';
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import type { AccountService } from '../account/account.service.ts';
@@ -204,9 +204,9 @@ export function recoveryRoutes(deps: RecoveryDeps): Router {
     ...step('code', async (ctx, id, flow, body) => {
       const result = await deps.recoveryEmail.checkCode(flow.accountId!, `reset:${id}`, normalizeCode(body.code));
       if (result !== 'ok') {
-        deps.meter.passwordReset(result === 'wrong' ? 'wrong_code' : 'code_expired');
-        const message = t(ctx)(result === 'wrong' ? 'mfa.wrong_email_code' : 'recover.code_expired');
-        return codePage(ctx, flow, message, 400);
+        deps.meter.passwordReset(result === 'wrong' ? 'wrong_code' : result === 'expired_or_used' ? 'code_expired' : 'code_locked');
+        const { error, status } = mailedCodeRefusal(ctx, t(ctx), result, 'recover.code_expired');
+        return codePage(ctx, flow, error, status);
       }
       const hasFactors = (await deps.mfa.factors(flow.accountId!)).length > 0;
       const next: Flow = { ...flow, stage: hasFactors ? 'factor' : 'password' };

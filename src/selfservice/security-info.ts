@@ -1,4 +1,4 @@
-import { sendRefusal } from '../http/send-refusal.ts';
+import { mailedCodeRefusal, sendRefusal } from '../http/send-refusal.ts';
 import type Router from '@koa/router';
 import type { Context } from 'koa';
 import type { AccountRow } from '../account/account.store.ts';
@@ -190,7 +190,10 @@ export function securityInfoRoutes(router: Router, deps: AccountHomeDeps, home: 
       return checked;
     });
     if (result === undefined) return;
-    if (result !== 'ok') return securityPage(ctx, current.account, { errors: [t(result === 'wrong' ? 'mfa.wrong_email_code' : 'mfa.code_expired')], pendingEmail: email }, 400);
+    if (result !== 'ok') {
+      const { error, status } = mailedCodeRefusal(ctx, t, result);
+      return securityPage(ctx, current.account, { errors: [error], pendingEmail: email }, status);
+    }
     setCookie(ctx, 'akamon_home_email', null, 0);
     await deps.recoveryEmail
       .replaced(current.account.recovery_email, email, {

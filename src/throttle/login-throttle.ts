@@ -158,6 +158,26 @@ export class LoginThrottle {
   }
 
   /**
+   * One guess at a secret under `keys`' limits (reserve, then the check): refused unchecked while
+   * they lock it; a wrong guess counts, a right one clears them, and one never checked (the check
+   * threw: too busy) counts nothing.
+   */
+  async guess<T>(keys: ThrottleKey[], check: () => Promise<T>, right: (outcome: T) => boolean): Promise<{ locked: ThrottleState } | { outcome: T }> {
+    const state = await this.reserve(keys);
+    if (state.blocked || state.waitSeconds > 0) return { locked: state };
+    let outcome: T;
+    try {
+      outcome = await check();
+    } catch (error) {
+      await this.release(keys);
+      throw error;
+    }
+    if (right(outcome)) await this.succeeded(keys);
+    else await this.failed(keys);
+    return { outcome };
+  }
+
+  /**
    * A use that counts whatever follows (starting a reset, an identity verification, a recovery):
    * refused while a key is locked, otherwise counted at once.
    */
@@ -323,6 +343,8 @@ export class LoginThrottle {
 }
 
 export const accountKey = (commonId: string): string => `account:${commonId}`;
+/** Codes mailed to an account's recovery address (a reset's, a new address's): guessed like a second factor's. */
+export const mailedCodeKey = (accountId: string): string => `code:email:${accountId}`;
 /**
  * A per-address limit's key: the caller's source (its IPv4 address or IPv6 /64, throttle/source.ts),
  * under the limit's own scope (`recover`, `idv`) or none (password guesses).

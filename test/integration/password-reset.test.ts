@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { generate } from 'otplib';
-import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
+import { adminApi, startAkamon, type RunningAkamon } from '../support/akamon.ts';
 import { Browser } from '../support/browser.ts';
 import { freshTotpStep, redeem, signIn, tokenRequest } from '../support/flows.ts';
 import { mailedCode } from '../support/smtp-sink.ts';
@@ -122,9 +122,37 @@ describe('forgotten password', () => {
     const code = mailedCode(akamon.mails, account.email);
     let current = page;
     for (let i = 0; i < 5; i += 1) current = await browser.submit(current, /\/recover\/code$/, { code: String((Number(code) + 1 + i) % 1_000_000).padStart(6, '0') });
+    // The code is spent, and the account's wrong codes now lock its mailed codes for a while.
     const late = await browser.submit(current, /\/recover\/code$/, { code });
-    expect(late.status).toBe(400);
-    expect(late.html).toContain('Start again');
+    expect(late.status).toBe(429);
+    expect(Number(late.headers.get('retry-after'))).toBeGreaterThan(0);
+    await akamon.deps.mfa.clearLocks(account.id);
+    const spent = await browser.submit(current, /\/recover\/code$/, { code });
+    expect(spent.status).toBe(400);
+    expect(spent.html).toContain('Start again');
+  });
+
+  // Found by a security review: each code died after five wrong tries, but a new reset sent a new
+  // one and the wrong tries counted nowhere else, so guessing went on without end.
+  test("wrong codes count against the account across resets, like a second factor's: the next reset's right code waits", async () => {
+    const account = await withRecoveryEmail();
+    const wrongCodes = async (ip: string) => {
+      const { browser, page } = await start(account.commonId, ip);
+      const code = mailedCode(akamon.mails, account.email);
+      let current = page;
+      for (let i = 0; i < 3; i += 1) current = await browser.submit(current, /\/recover\/code$/, { code: String((Number(code) + 1 + i) % 1_000_000).padStart(6, '0') });
+      return current.status;
+    };
+    expect(await wrongCodes('10.9.8.1')).toBe(400);
+    expect(await wrongCodes('10.9.8.2')).toBe(429);
+    const { browser, page } = await start(account.commonId, '10.9.8.3');
+    const right = await browser.submit(page, /\/recover\/code$/, { code: mailedCode(akamon.mails, account.email) });
+    expect(right.status).toBe(429);
+    expect(right.html).not.toContain('Choose a new password');
+    // The help desk's unlock lifts it.
+    expect((await adminApi(akamon, 'POST', `/accounts/${account.commonId}/unlock`)).status).toBe(200);
+    const again = await browser.submit(page, /\/recover\/code$/, { code: mailedCode(akamon.mails, account.email) });
+    expect(again.html).toContain('Choose a new password');
   });
 
   // Found by a review: a code mailed to an address someone else set was still good after the

@@ -243,6 +243,13 @@ describe('production mode', () => {
       const flow = home.headers.getSetCookie().find((c) => c.startsWith('__Host-akamon_home_flow='));
       expect(flow).toMatch(/;\s*path=\/;/i);
       expect(flow).toMatch(/;\s*secure/i);
+      // The language switch's cookie too (a security review found it plain): a sibling subdomain cannot plant it.
+      const lang = await browser.request('/lang?to=en&back=/');
+      expect(lang.headers.getSetCookie()).toEqual([expect.stringMatching(/^__Host-akamon_lang=en; path=\/;.*secure/i)]);
+      const page = (cookie: string) =>
+        fetch(`${prod.url}/`, { headers: { cookie, 'accept-language': 'ja', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'login.example.ac.jp' } }).then((r) => r.text());
+      expect(await page('__Host-akamon_lang=en')).toContain('<html lang="en"');
+      expect(await page('akamon_lang=en')).toContain('<html lang="ja"');
       // The admin API answers the CLI on the same machine over plain HTTP; other paths do not.
       const admin = await fetch(`${prod.url}/admin/api/clients`, { headers: { authorization: `Bearer ${prod.operatorToken}` } });
       expect(admin.status).toBe(200);

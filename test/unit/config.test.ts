@@ -160,6 +160,17 @@ describe('loadConfig refuses bad values, naming the variable', () => {
     expect(configError({ ...good, AKAMON_TRUST_PROXY: 'false' }).message).toContain('AKAMON_TRUST_PROXY');
     expect(configError({ ...good, AKAMON_ISSUER: 'http://id.example.ac.jp' }).message).toContain('https');
   });
+
+  // Found by a security review: an empty AKAMON_ENV beside NODE_ENV=production, or a mistyped one,
+  // was read as development (http issuer, codes mailed to the log, cookies without Secure).
+  test('an empty AKAMON_ENV is unset (NODE_ENV decides); a value other than production or development is refused', () => {
+    const good = { AKAMON_ISSUER: 'https://id.example.ac.jp', AKAMON_SECRET: SECRET, AKAMON_TRUST_PROXY: 'true' };
+    expect(loadConfig({ ...good, AKAMON_ENV: '', NODE_ENV: 'production' }).production).toBe(true);
+    expect(configError({ ...good, AKAMON_ENV: '', NODE_ENV: 'production', AKAMON_ISSUER: 'http://id.example.ac.jp' }).message).toContain('https');
+    for (const value of ['prod', 'Production', 'production ', 'staging']) expect(configError({ ...good, AKAMON_ENV: value }).message).toContain('AKAMON_ENV must be production or development');
+    expect(loadConfig({ ...good, AKAMON_ENV: 'development', NODE_ENV: 'production' }).production).toBe(false);
+    expect(loadConfig({ ...good, NODE_ENV: 'test' }).production).toBe(false);
+  });
 });
 
 describe('realm suffix', () => {

@@ -1,4 +1,4 @@
-import { sendRefusal } from '../../http/send-refusal.ts';
+import { lockedRefusal, sendRefusal } from '../../http/send-refusal.ts';
 import type { Context } from 'koa';
 import type { AccountStore } from '../../account/account.store.ts';
 import type { Config } from '../../config/config.ts';
@@ -69,10 +69,7 @@ export interface FactorMethod {
 
 /** The page's answer to a refused code or credential: message and status (and Retry-After while locked). */
 export function refused(host: MethodHost, outcome: Exclude<VerifyOutcome, { ok: true }>, wrongCode: MessageKey = 'mfa.wrong_code'): MethodResult {
-  if (outcome.reason === 'locked') {
-    if (!outcome.blocked) host.ctx.set('Retry-After', String(outcome.waitSeconds));
-    return { ok: false, error: outcome.blocked ? host.t('mfa.blocked') : host.t('mfa.locked', { minutes: Math.max(1, Math.ceil(outcome.waitSeconds / 60)) }), status: 429 };
-  }
+  if (outcome.reason === 'locked') return { ok: false, ...lockedRefusal(host.ctx, host.t, outcome) };
   const keys = { replayed: 'mfa.replayed', webauthn_failed: 'mfa.webauthn_failed', expired: 'mfa.code_expired', wrong_code: wrongCode } as const;
   return { ok: false, error: host.t(keys[outcome.reason]), status: 400 };
 }

@@ -1,4 +1,4 @@
-import { sendRefusal } from '../../http/send-refusal.ts';
+import { mailedCodeRefusal, sendRefusal } from '../../http/send-refusal.ts';
 import type { CheckContext, Facts, Step, StepHandler, StepRequest } from '../step.ts';
 import type { StepDeps } from './deps.ts';
 import { finishWithFactor, firstFactorDue, methodHost } from './mfa-common.ts';
@@ -237,7 +237,10 @@ export function mfaEnrollmentStep(deps: StepDeps): Step {
           if (checked === 'ok') await deps.audit.record({ actor: 'self', action: account.recovery_email ? 'recovery_email.changed' : 'recovery_email.confirmed', accountId: account.id });
           return checked;
         });
-        if (result !== 'ok') return emailPage(request, state, request.t(result === 'wrong' ? 'mfa.wrong_email_code' : 'mfa.code_expired'), 400);
+        if (result !== 'ok') {
+          const { error, status } = mailedCodeRefusal(request.ctx, request.t, result);
+          return emailPage(request, state, error, status);
+        }
         await deps.recoveryEmail
           .replaced(account.recovery_email, state.pendingEmail, {
             subject: request.t('mail.email_changed_subject', { service: deps.config.issuerName }),
