@@ -194,6 +194,10 @@ export async function buildDeps(config: Config, logger: Logger, overrides: { dat
         mustChangePassword: async (account) =>
           account.must_change_password || passwordExpiry(account.password_set_at, (await mfaStore.factors(account.id)).length > 0, config.passwordExpiry, clock.now()).expired,
         matchesAppPassword: (accountId, candidate) => appPasswords.matches(accountId, candidate),
+        // The account's factors came with it (findAccount): what is left is the app password's lookup.
+        asForUnknown: async (candidate) => {
+          await appPasswords.matches('00000000-0000-0000-0000-000000000000', candidate);
+        },
       },
     }),
     signinLog,

@@ -41,6 +41,8 @@ export interface LegacyCredentials {
    */
   mustChangePassword(account: AccountRow): Promise<boolean>;
   matchesAppPassword(accountId: string, candidate: string): Promise<boolean>;
+  /** The reads usesMfa and matchesAppPassword make beyond the account's, for no account: an unknown Common ID takes as long at the grant. */
+  asForUnknown(candidate: string): Promise<void>;
 }
 
 export type SigninOutcome =
@@ -107,6 +109,7 @@ export class PasswordSignin {
     if ([...password].length > MAX_PASSWORD_INPUT) return undefined;
     if (!account) {
       await this.#hasher.verifyLike(await this.#census.shapeFor(commonId), password);
+      if (passwordGrant) await this.#legacy.asForUnknown(password);
       return undefined;
     }
     if (!password) {

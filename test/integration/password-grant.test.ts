@@ -101,6 +101,21 @@ describe('the password grant of --legacy-password clients', () => {
     expect(malformed.status).toBe(400);
   });
 
+  // Found by a security review: a known Common ID's refusal also looked up its factors and app
+  // passwords, which an unknown one skipped (about a millisecond on loopback).
+  test('an unknown Common ID costs the same statements as a known one with a wrong password (no timing tells them apart)', async () => {
+    const statements = async (username: string) => {
+      const before = akamon.deps.database.stats().queries;
+      expect((await grant(mail, username, 'abcd efgh ijkl mnop qrst')).body.error).toBe('invalid_grant');
+      return akamon.deps.database.stats().queries - before;
+    };
+    const known = await akamon.createReadyAccount();
+    const withFactor = await withMfa();
+    const counts = { unknown: await statements('7777777701'), known: await statements(known.commonId), mfa: await statements(withFactor.commonId) };
+    expect(counts.unknown).toBeGreaterThan(0);
+    expect(counts).toEqual({ unknown: counts.known, known: counts.known, mfa: counts.known });
+  });
+
   test('a right password whose access decision fails (the database busy) ends its throttle claims and counts no failure', async () => {
     const account = await akamon.createReadyAccount();
     await grant(mail, account.commonId, 'Wrong-0-password');
