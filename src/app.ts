@@ -13,7 +13,7 @@ import { inputGuard, surfaceByRoute } from './http/input-guard.ts';
 import { RouteTable } from './http/route-table.ts';
 import { ClientService } from './client/client.service.ts';
 import { bindIssuer } from './db/issuer-binding.ts';
-import { ensureKeys, loadKeyMaterial, rotateSigningKeys, type KeyTimings } from './oidc/keys.ts';
+import { ensureKeys, loadKeyMaterial, newSigningKeys, rotateSigningKeys, type KeyTimings } from './oidc/keys.ts';
 import { postgresAdapter } from './oidc/adapter.ts';
 import { cappingAnonymousRecords } from './oidc/anonymous-records.ts';
 import { AnonymousCap } from './throttle/anonymous-cap.ts';
@@ -65,7 +65,8 @@ export interface AkamonApp {
   holder: ProviderHolder;
   clients: ClientService;
   sweeper: Sweeper;
-  rotateKeys: () => Promise<string[]>;
+  /** New signing keys; `record` (the audit) lands in the same transaction. */
+  rotateKeys: (record?: (kids: string[]) => Promise<void>) => Promise<string[]>;
   /** Akamon's own routes, which the provider's paths pass by. */
   routes: RouteTable;
 }
@@ -215,8 +216,14 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
     after: (accountId, sessions) => notifyAccountLogout(holder!.provider, accountId, sessions),
   });
 
-  const rotateKeys = async () => {
-    const kids = await rotateSigningKeys(db, box, timings);
+  // The key pairs are made first; their publication and `record` (the audit) are one transaction.
+  const rotateKeys = async (record: (kids: string[]) => Promise<void> = async () => undefined) => {
+    const keys = await newSigningKeys(box);
+    const kids = await database.unitOfWork(async () => {
+      const published = await rotateSigningKeys(db, keys, timings);
+      await record(published);
+      return published;
+    });
     await holder!.refresh();
     return kids;
   };

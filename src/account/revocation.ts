@@ -6,7 +6,8 @@ import type { AuditLog } from '../audit/audit-log.ts';
 import type { Clock } from '../shared/clock.ts';
 import { DomainError } from '../shared/errors.ts';
 import { databaseAway, tellingAlongside } from '../db/driver.ts';
-import { startOfDay } from '../shared/time-zone.ts';
+import { inCalendarRange, startOfDay } from '../shared/time-zone.ts';
+import { excerpt } from '../shared/text.ts';
 import type { AccountService } from './account.service.ts';
 import type { AccountRow, AccountStore } from './account.store.ts';
 
@@ -16,7 +17,7 @@ const REASON_PATTERN = /^[\p{L}\p{N} ._:/-]{1,100}$/u;
 export function revocationTime(value: unknown, timeZone: string, what = 'on'): Date {
   if (typeof value !== 'string') throw new DomainError('invalid_request', `${what} must be a date such as 2027-03-31`);
   const date = /^\d{4}-\d{2}-\d{2}$/.test(value) ? startOfDay(value, timeZone) : new Date(value);
-  if (Number.isNaN(date.getTime()) || !/^\d{4}-\d{2}-\d{2}/.test(value)) throw new DomainError('invalid_request', `${what} must be a date such as 2027-03-31, got "${value.slice(0, 40)}"`);
+  if (!inCalendarRange(date) || !/^\d{4}-\d{2}-\d{2}/.test(value)) throw new DomainError('invalid_request', `${what} must be a date such as 2027-03-31, got "${excerpt(value)}"`);
   return date;
 }
 

@@ -13,7 +13,7 @@ import type { HelpDesk } from '../operator/help-desk.ts';
 import { authorize, type Principal } from '../operator/permissions.ts';
 import { bearerOperator, unauthorized } from '../http/operator-bearer.ts';
 import type { DashboardService } from '../dashboard/dashboard.service.ts';
-import { roleAndScope, tokenExpiry, tokenName } from '../operator/operator-input.ts';
+import { apiTokenId, roleAndScope, tokenExpiry, tokenName } from '../operator/operator-input.ts';
 import type { TokenService } from '../mfa/token.service.ts';
 import type { AuditLog } from '../audit/audit-log.ts';
 import type { AccountRuleStore } from '../access/account-rule.store.ts';
@@ -22,7 +22,9 @@ import { FIRST_PARTY_CLIENT_IDS } from '../selfservice/account-client.ts';
 import { revocationReason, revocationTime, type Revocations } from '../account/revocation.ts';
 import { ACCOUNT_FIELD_KEYS, profileJson } from '../account/account-fields.ts';
 import { normalizeDepartment } from '../account/department.ts';
-import { isoInZone } from '../shared/time-zone.ts';
+import { inCalendarRange, isoInZone } from '../shared/time-zone.ts';
+import { excerpt } from '../shared/text.ts';
+import { sendsOtherThanJson } from '../http/input-guard.ts';
 import { accountEmails } from '../account/reset-address.ts';
 import { OPERATOR_TOKEN_DEFAULT_DAYS } from '../config/defaults.ts';
 
@@ -30,7 +32,8 @@ export interface AdminApiDeps {
   operators: OperatorStore;
   helpDesk: HelpDesk;
   clients: ClientService;
-  rotateKeys: () => Promise<string[]>;
+  /** Publishes new signing keys; `record` writes the audit record in the same transaction. */
+  rotateKeys: (record: (kids: string[]) => Promise<void>) => Promise<string[]>;
   tokens: TokenService;
   audit: AuditLog;
   accountRules: AccountRuleStore;
@@ -78,11 +81,22 @@ const FIELD_LIST = [...ACCOUNT_FIELD_KEYS].join(', ');
 /** A misspelt field would otherwise be dropped without a word, and the operator believe it set. */
 function refuseUnknown(body: Record<string, unknown>, known: (key: string) => boolean, what: string): void {
   const unknown = Object.keys(body).filter((key) => !known(key));
-  if (unknown.length) bad(`unknown field ${unknown.join(', ')}; ${what}`);
+  if (unknown.length) bad(`unknown field ${excerpt(unknown.join(', '))}; ${what}`);
 }
 
 function bad(message: string): never {
   throw new DomainError('invalid_request', message);
+}
+
+/**
+ * A field that holds text: undefined when absent or null, refused when of another JSON type (String()
+ * would store an object as "[object Object]" and a list as its items joined). Every handler reads
+ * its text fields here.
+ */
+function textOf(body: Record<string, unknown>, key: string): string | undefined {
+  const value = body[key];
+  if (value === undefined || value === null) return undefined;
+  return typeof value === 'string' ? value : bad(`${key} must be a string`);
 }
 
 /** The JSON type a setting of each kind takes in the admin API (null clears a nullable one). */
@@ -163,6 +177,7 @@ export function adminApi(deps: AdminApiDeps): Router {
       const principal = await bearerOperator(ctx, deps.operators);
       if (!principal) return unauthorized(ctx, 'akamon-admin');
       ctx.state.principal = principal;
+      if (sendsOtherThanJson(ctx)) throw new DomainError('unsupported_media_type', 'send the body as JSON, with Content-Type: application/json');
       await next();
       // Only a JSON answer: setting an empty body again would turn a 404 into a 204.
       if (ctx.body !== null && typeof ctx.body === 'object') ctx.body = inZone(ctx.body, deps.timeZone);
@@ -182,7 +197,10 @@ export function adminApi(deps: AdminApiDeps): Router {
         ctx.body = { error: 'invalid_request', error_description: (error as Error).message };
         return;
       }
-      throw error;
+      // The API's own shape for the unexpected too: no HTML page, and no stack or message for the caller.
+      ctx.state.log.error({ err: error }, 'admin request failed');
+      ctx.status = 500;
+      ctx.body = { error: 'server_error', error_description: 'the request could not be completed; try again later' };
     }
   });
 
@@ -194,7 +212,7 @@ export function adminApi(deps: AdminApiDeps): Router {
 
   const body = (ctx: Context) => {
     const value = ctx.request.body;
-    // The input guard parses forms too; this API reads JSON only, as it always has.
+    // A body of another type was refused above (415); no body at all is an empty one.
     if (value === undefined || value === null || !ctx.request.is('json', '+json')) return {};
     if (typeof value !== 'object' || Array.isArray(value)) bad('the body must be a JSON object');
     return value as Record<string, unknown>;
@@ -210,10 +228,10 @@ export function adminApi(deps: AdminApiDeps): Router {
     const b = body(ctx);
     refuseUnknown(b, (key) => ACCOUNT_KEYS.has(key), `an account has ${[...ACCOUNT_KEYS].join(', ')}`);
     const { account, initialPassword } = await desk.create(who(ctx), {
-      commonId: String(b.commonId ?? ''),
-      name: String(b.name ?? ''),
-      affiliation: String(b.affiliation ?? ''),
-      email: typeof b.email === 'string' ? b.email : null,
+      commonId: textOf(b, 'commonId') ?? '',
+      name: textOf(b, 'name') ?? '',
+      affiliation: textOf(b, 'affiliation') ?? '',
+      email: textOf(b, 'email') ?? null,
       profile: b,
     });
     ctx.status = 201;
@@ -271,11 +289,7 @@ export function adminApi(deps: AdminApiDeps): Router {
     ctx.body = accountJson(account!);
   });
 
-  const justification = (b: Record<string, unknown>) => ({
-    reason: typeof b.reason === 'string' ? b.reason : undefined,
-    checked: typeof b.checked === 'string' ? b.checked : undefined,
-    by: typeof b.by === 'string' ? b.by : undefined,
-  });
+  const justification = (b: Record<string, unknown>) => ({ reason: textOf(b, 'reason'), checked: textOf(b, 'checked'), by: textOf(b, 'by') });
 
   router.post('/accounts/:commonId/reset-mfa', async (ctx) => {
     const { account, removed } = await desk.resetMfa(who(ctx), ctx.params.commonId, justification(body(ctx)));
@@ -354,7 +368,7 @@ export function adminApi(deps: AdminApiDeps): Router {
     authorize(who(ctx), 'client.write');
     const b = body(ctx);
     const client = await deps.clients.show(ctx.params.clientId);
-    const commonId = String(b.commonId ?? '');
+    const commonId = textOf(b, 'commonId') ?? '';
     if (!COMMON_ID_PATTERN.test(commonId)) bad('commonId must be 10 digits');
     if (b.effect !== 'allow' && b.effect !== 'deny') bad('effect must be allow or deny');
     const effect = b.effect;
@@ -369,7 +383,7 @@ export function adminApi(deps: AdminApiDeps): Router {
     authorize(who(ctx), 'client.write');
     const client = await deps.clients.show(ctx.params.clientId);
     await recorded(async () => {
-      if (!(await deps.accountRules.remove(client.clientId, ctx.params.commonId))) throw new DomainError('rule_not_found', `${ctx.params.commonId} is on no list of ${client.clientId}`);
+      if (!(await deps.accountRules.remove(client.clientId, ctx.params.commonId))) throw new DomainError('rule_not_found', `${excerpt(ctx.params.commonId)} is on no list of ${client.clientId}`);
       await audit(ctx, 'client.account_unlisted', null, { clientId: client.clientId, commonId: ctx.params.commonId });
     });
     ctx.status = 204;
@@ -377,14 +391,14 @@ export function adminApi(deps: AdminApiDeps): Router {
 
   router.post('/education', async (ctx) => {
     const b = body(ctx);
-    const { account, ...result } = await desk.recordEducation(who(ctx), String(b.commonId ?? ''), b.year, b.passedOn);
+    const { account, ...result } = await desk.recordEducation(who(ctx), textOf(b, 'commonId') ?? '', b.year, b.passedOn);
     ctx.body = { commonId: account.common_id, ...result };
   });
 
   // Akamon's own first-party clients are registered by the server itself and must keep working.
   router.use('/clients/:clientId', async (ctx, next) => {
     if (FIRST_PARTY_CLIENT_IDS.includes(ctx.params.clientId) && (ctx.method === 'PATCH' || ctx.method === 'DELETE')) {
-      throw new DomainError('protected_client', `${ctx.params.clientId} is one of Akamon's own pages and is managed by the server`);
+      throw new DomainError('protected_client', `${excerpt(ctx.params.clientId)} is one of Akamon's own pages and is managed by the server`);
     }
     await next();
   });
@@ -429,7 +443,7 @@ export function adminApi(deps: AdminApiDeps): Router {
   });
 
   router.post('/tokens/:serial/assign', async (ctx) => {
-    const account = await desk.lendToken(who(ctx), ctx.params.serial, String(body(ctx).commonId ?? ''));
+    const account = await desk.lendToken(who(ctx), ctx.params.serial, textOf(body(ctx), 'commonId') ?? '');
     ctx.body = { serial: ctx.params.serial, assignedTo: account.common_id };
   });
 
@@ -440,8 +454,8 @@ export function adminApi(deps: AdminApiDeps): Router {
 
   router.post('/keys/rotate', async (ctx) => {
     authorize(who(ctx), 'keys.rotate');
-    const kids = await deps.rotateKeys();
-    await audit(ctx, 'keys.rotated', null, { kids });
+    // The new keys and their record are one transaction (the key pairs are made before it opens).
+    const kids = await deps.rotateKeys((published) => audit(ctx, 'keys.rotated', null, { kids: published }));
     ctx.body = { kids };
   });
 
@@ -457,9 +471,9 @@ export function adminApi(deps: AdminApiDeps): Router {
     const { account, since } = ctx.query;
     const limit = limitOf(ctx, 10000);
     let sinceDate: Date | undefined;
-    if (typeof since === 'string') {
-      sinceDate = new Date(since);
-      if (Number.isNaN(sinceDate.getTime())) bad('since must be a date, such as 2026-04-01 or 2026-04-01T09:00:00Z');
+    if (since !== undefined) {
+      sinceDate = typeof since === 'string' ? new Date(since) : undefined;
+      if (!sinceDate || !inCalendarRange(sinceDate)) bad('since must be one date of the years 1 to 9999, such as 2026-04-01 or 2026-04-01T09:00:00Z');
     }
     const rows = await desk.signins(who(ctx), { commonId: typeof account === 'string' ? account : undefined, since: sinceDate, limit });
     ctx.body = {
@@ -510,9 +524,7 @@ export function adminApi(deps: AdminApiDeps): Router {
   });
 
   router.delete('/operators/tokens/:id', async (ctx) => {
-    const id = Number(ctx.params.id);
-    if (!Number.isSafeInteger(id) || id < 1) bad('the token id is a positive whole number');
-    await desk.revokeApiToken(who(ctx), id);
+    await desk.revokeApiToken(who(ctx), apiTokenId(ctx.params.id));
     ctx.status = 204;
   });
 
@@ -554,9 +566,9 @@ export function adminApi(deps: AdminApiDeps): Router {
   // other methods, else 404.
   router.all('/{*rest}', (ctx) => {
     const methods = [...new Set(router.match(ctx.path, ctx.method).path.flatMap((layer) => (layer === fallback ? [] : layer.methods)))];
-    if (methods.length === 0) throw new DomainError('no_such_endpoint', `no endpoint ${ctx.method} ${ctx.path.slice(0, 100)}`);
+    if (methods.length === 0) throw new DomainError('no_such_endpoint', `no endpoint ${ctx.method} ${excerpt(ctx.path)}`);
     ctx.set('Allow', methods.join(', '));
-    throw new DomainError('method_not_allowed', `${ctx.method} is not allowed on ${ctx.path.slice(0, 100)}; allowed: ${methods.join(', ')}`);
+    throw new DomainError('method_not_allowed', `${ctx.method} is not allowed on ${excerpt(ctx.path)}; allowed: ${methods.join(', ')}`);
   });
   const fallback = router.stack.at(-1);
 

@@ -28,16 +28,31 @@ export function serverUrl(option: string | undefined, env: Env = process.env): s
   return url.href.replace(/\/+$/, '');
 }
 
-/** The operator token: --token, else AKAMON_OPERATOR_TOKEN, else the file the server's first start wrote. */
+/** Every token Akamon issues is visible ASCII; anything else was pasted wrongly (a second line, a stray character). */
+const TOKEN_TEXT = /^[\x21-\x7e]+$/;
+
+/**
+ * The operator token: --token, else AKAMON_OPERATOR_TOKEN, else the file the server's first start
+ * wrote. A token that a header cannot carry is refused here, before any request, in words that never
+ * repeat it (fetch's own refusal would print the whole header).
+ */
 export async function operatorToken(option: string | undefined, env: Env = process.env): Promise<string> {
   const given = option ?? env.AKAMON_OPERATOR_TOKEN;
-  if (given) return given.trim();
   const file = path.resolve(env.AKAMON_DATA_DIR ?? './data', OPERATOR_TOKEN_FILE);
-  try {
-    return (await fs.readFile(file, 'utf8')).trim();
-  } catch {
-    throw new CliError(`no operator token: give --token, set AKAMON_OPERATOR_TOKEN, or start the server once so that it writes ${file}`);
+  let token: string;
+  if (given) token = given.trim();
+  else {
+    try {
+      token = (await fs.readFile(file, 'utf8')).trim();
+    } catch {
+      throw new CliError(`no operator token: give --token, set AKAMON_OPERATOR_TOKEN, or start the server once so that it writes ${file}`);
+    }
   }
+  if (!TOKEN_TEXT.test(token)) {
+    const source = option !== undefined ? '--token' : given ? 'AKAMON_OPERATOR_TOKEN' : file;
+    throw new CliError(`the operator token from ${source} holds characters other than printable ASCII (such as a line break); copy it again`);
+  }
+  return token;
 }
 
 /** A refusal by the admin API: {"error": code, "error_description": text}. */
@@ -133,9 +148,10 @@ export class AdminClient {
 }
 
 function unreachable(url: string, error: unknown): CliError {
-  const e = error as { name?: string; cause?: { code?: string; message?: string } };
+  const e = error as { name?: string; cause?: { code?: string } };
   if (e.name === 'TimeoutError') return new CliError(`the server at ${url} did not answer within ${REQUEST_TIMEOUT_MS / 1000} seconds`);
-  const reason = e.cause?.code ?? e.cause?.message ?? (error as Error).message;
+  // The code only: a message of fetch's may quote the request's headers, and with them the token.
+  const reason = e.cause?.code ?? 'no connection';
   return new CliError(`cannot reach the Akamon server at ${url} (${reason}); start it with \`npm start\` or give --url`);
 }
 

@@ -11,6 +11,7 @@ import { signinsCommand } from './commands/signins.ts';
 import { auditCommand } from './commands/audit.ts';
 import { err, out, printJsonError } from './output.ts';
 import { ApiError } from './admin-client.ts';
+import { DomainError } from '../shared/errors.ts';
 
 const GROUPS: Group[] = [accountGroup, clientGroup, spGroup, tokenGroup, educationGroup, keysGroup, operatorGroup];
 const COMMANDS: Command[] = [signinsCommand, auditCommand, migrateCommand];
@@ -80,6 +81,16 @@ function wantsJson(argv: readonly string[]): boolean {
   return (end === -1 ? argv : argv.slice(0, end)).includes('--json');
 }
 
+/**
+ * What a failure says: Akamon's own words (the CLI's, the server's, the domain's), else only what
+ * kind of error it was. A message of the platform's may quote a request and its headers (the token).
+ */
+function messageOf(error: unknown): string {
+  if (error instanceof CliError || error instanceof UsageError || error instanceof DomainError) return oneLine(error.message);
+  const name = error instanceof Error ? error.name : typeof error;
+  return `unexpected ${name}; run it again with AKAMON_DEBUG=1 to see where`;
+}
+
 /** The machine code of a failure: the server's for a refusal, else what kind of failure it was. */
 function errorCode(error: unknown): string {
   if (error instanceof ApiError) return error.code;
@@ -93,7 +104,7 @@ export async function run(argv: string[]): Promise<number> {
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (error) {
     const usage = error instanceof UsageError;
-    const message = oneLine((error as Error).message ?? String(error));
+    const message = messageOf(error);
     const help = usage ? ` (see akamon ${error.command ? `${error.command} ` : ''}--help)` : '';
     if (process.env.AKAMON_DEBUG && !(error instanceof CliError) && !usage) err(String((error as Error).stack));
     if (wantsJson(argv)) printJsonError(errorCode(error), `${message}${help}`);

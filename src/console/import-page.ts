@@ -11,6 +11,7 @@ import type { ImportJob, ImportRowResult } from '../operator/import-job.ts';
 import { may, type Principal } from '../operator/permissions.ts';
 import { csvLine } from '../shared/csv-table.ts';
 import { DomainError } from '../shared/errors.ts';
+import { textFault } from '../shared/text.ts';
 import type { ConsoleDeps, ConsoleOperator, ConsoleSession } from './console-session.ts';
 
 /** The multipart envelope around the file (boundaries, the other fields) on top of the file's own limit. */
@@ -157,6 +158,8 @@ export function importRoutes(router: Router, deps: ConsoleDeps, session: Console
     const file = form.get('file');
     if (!isKind(kind) || !kindsOf(who.principal).includes(kind)) return formPage(ctx, who, new Refused('import.not_allowed', {}, 403));
     if (!(file instanceof File) || file.size === 0) return formPage(ctx, who, new Refused('import.file_missing'));
+    // The name is shown on the job's page and kept in the audit: the text rules of every other name.
+    if (textFault(file.name)) return formPage(ctx, who, new Refused('import.file_name_invalid'));
     try {
       const id = await jobs.start(who.principal, kind, file.name || 'upload.csv', new Uint8Array(await file.arrayBuffer()), CSV_MAX_BYTES);
       ctx.status = 303;

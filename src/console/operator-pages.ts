@@ -6,7 +6,7 @@ import { errorAnswer } from '../http/error-map.ts';
 import { formBody } from '../http/form-body.ts';
 import type { MessageKey } from '../i18n/en.ts';
 import { formatDateTime, translator } from '../i18n/i18n.ts';
-import { roleAndScope, tokenExpiry, tokenName } from '../operator/operator-input.ts';
+import { apiTokenId, roleAndScope, tokenExpiry, tokenName } from '../operator/operator-input.ts';
 import { OPERATOR_TOKEN_DEFAULT_DAYS, OPERATOR_TOKEN_MAX_DAYS } from '../config/defaults.ts';
 import { may, PERSON_ROLES, ROLES } from '../operator/permissions.ts';
 import { DomainError } from '../shared/errors.ts';
@@ -129,10 +129,8 @@ export function operatorRoutes(router: Router, deps: ConsoleDeps, session: Conso
   router.post(`${PAGE}/tokens/:id/revoke`, formBody, async (ctx) => {
     const who = await manager(ctx, true);
     if (!who) return;
-    const id = Number(ctx.params.id);
     await change(ctx, who, async () => {
-      if (!Number.isSafeInteger(id) || id < 1) throw new DomainError('token_not_found', 'no such token');
-      await desk.revokeApiToken(who.principal, id);
+      await desk.revokeApiToken(who.principal, apiTokenId(ctx.params.id));
       return { done: 'revoked' };
     });
   });

@@ -37,6 +37,8 @@ export const ERROR_ANSWERS: Readonly<Record<string, ErrorAnswer>> = {
   // The admin API's answer to a path or method it does not serve (its pages answer 404 and 405 themselves).
   no_such_endpoint: notFound,
   method_not_allowed: { status: 405, message: 'error.bad_request' },
+  // A JSON API sent a body of another type (src/http/input-guard.ts, sendsOtherThanJson).
+  unsupported_media_type: { status: 415, message: 'error.bad_request' },
 
   account_exists: conflict,
   client_exists: conflict,

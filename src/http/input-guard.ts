@@ -27,6 +27,8 @@ export type Surface = 'page' | 'admin' | 'scim' | 'protocol';
 const BODY_LIMIT = REQUEST_BODY_MAX_BYTES;
 const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
 const UTF8 = new TextDecoder('utf-8', { fatal: true });
+/** How deep a JSON body may nest: far beyond any request Akamon takes, and every later walk of it stays shallow. */
+const JSON_MAX_DEPTH = 32;
 
 const ANY_FIELD: TextRules = { bidi: true };
 /** Fields whose values may hold more than the default (see shared/text.ts for the rules themselves). */
@@ -51,7 +53,7 @@ interface Refusal {
   status: 400 | 413 | 415;
   /** For the log and the JSON answer: which part of the request, and what is wrong with it. */
   where: string;
-  problem: TextFault | 'too_large' | 'unsupported_body' | 'invalid_json' | 'unreadable_body';
+  problem: TextFault | 'too_large' | 'unsupported_body' | 'invalid_json' | 'too_deep' | 'duplicate_key' | 'unreadable_body';
 }
 
 /** What the JSON answer says after `where`, and what a page says. */
@@ -62,6 +64,8 @@ const PROBLEMS: Record<Refusal['problem'], { says: string; page: MessageKey }> =
   too_large: { says: `is larger than ${BODY_LIMIT / 1024} KB`, page: 'error.too_large' },
   unsupported_body: { says: 'must be UTF-8 and not compressed', page: 'error.bad_request' },
   invalid_json: { says: 'is not valid JSON', page: 'error.bad_request' },
+  too_deep: { says: `nests objects and lists deeper than ${JSON_MAX_DEPTH} levels`, page: 'error.bad_request' },
+  duplicate_key: { says: 'is given more than once in one object', page: 'error.bad_request' },
   unreadable_body: { says: 'could not be read', page: 'error.bad_request' },
 };
 
@@ -118,6 +122,52 @@ function jsonRefusal(root: unknown): Refusal | undefined {
         if (refusal) return refusal;
         pending.push([key, item]);
       }
+    }
+  }
+  return undefined;
+}
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const OPEN_OBJECT = 0x7b;
+const OPEN_ARRAY = 0x5b;
+const CLOSE_OBJECT = 0x7d;
+const CLOSE_ARRAY = 0x5d;
+const COMMA = 0x2c;
+
+/**
+ * The shape of a JSON text that JSON.parse accepted: nested deeper than JSON_MAX_DEPTH, or an object
+ * that names a key twice (JSON.parse keeps the last silently, so `"role":"admin","role":"helpdesk"`
+ * would mean what the last reader of the text decides; a form takes each field once, so does JSON).
+ * One pass over the text without recursion: a stack of the open containers, each object with the
+ * keys it has named (compared decoded, so "\u0061" and "a" are one key).
+ */
+function structureRefusal(text: string): Refusal | undefined {
+  // A Set of names for each open object, null for each open list.
+  const open: Array<Set<string> | null> = [];
+  let keyNext = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === QUOTE) {
+      let end = i + 1;
+      while (text.charCodeAt(end) !== QUOTE) end += text.charCodeAt(end) === BACKSLASH ? 2 : 1;
+      const names = open.at(-1);
+      if (keyNext && names) {
+        const key = JSON.parse(text.slice(i, end + 1)) as string;
+        if (names.has(key)) return { status: 400, where: fieldName(key, 'field'), problem: 'duplicate_key' };
+        names.add(key);
+      }
+      keyNext = false;
+      i = end;
+    } else if (c === OPEN_OBJECT || c === OPEN_ARRAY) {
+      if (open.length === JSON_MAX_DEPTH) return { status: 400, where: 'the request body', problem: 'too_deep' };
+      open.push(c === OPEN_OBJECT ? new Set() : null);
+      keyNext = c === OPEN_OBJECT;
+    } else if (c === CLOSE_OBJECT || c === CLOSE_ARRAY) {
+      open.pop();
+      keyNext = false;
+    } else if (c === COMMA) {
+      keyNext = open.at(-1) instanceof Set;
     }
   }
   return undefined;
@@ -186,7 +236,7 @@ async function inspect(ctx: Context): Promise<Refusal | undefined> {
   } catch {
     return { status: 400, where: 'the request body', problem: 'invalid_json' };
   }
-  return jsonRefusal(ctx.request.body);
+  return structureRefusal(text) ?? jsonRefusal(ctx.request.body);
 }
 
 /**
@@ -217,13 +267,26 @@ export function inputGuard(renderer: Renderer, surfaceOf: (ctx: Context) => Surf
   };
 }
 
-/** RFC 7644 3.12: unreadable JSON is invalidSyntax, a bad character in a value invalidValue; too large or unsupported bodies have no scimType. */
+/** Refusals of a JSON text's form rather than of a value in it. */
+const SYNTAX_PROBLEMS: ReadonlySet<Refusal['problem']> = new Set(['invalid_json', 'too_deep', 'duplicate_key']);
+
+/** RFC 7644 3.12: unreadable or ill-shaped JSON is invalidSyntax, a bad character in a value invalidValue; too large or unsupported bodies have no scimType. */
 function scimRefusal(ctx: Context, refusal: Refusal, detail: string): void {
-  const scimType = refusal.problem === 'invalid_json' ? 'invalidSyntax' : refusal.status === 400 ? 'invalidValue' : undefined;
+  const scimType = SYNTAX_PROBLEMS.has(refusal.problem) ? 'invalidSyntax' : refusal.status === 400 ? 'invalidValue' : undefined;
   ctx.status = refusal.status;
   ctx.set('Cache-Control', 'no-store');
   ctx.body = scimErrorBody(refusal.status, scimType, detail);
   ctx.type = SCIM_CONTENT_TYPE;
+}
+
+/**
+ * A POST, PUT or PATCH that carries a body other than JSON. A JSON API refuses it (415) rather than
+ * act as though nothing had been sent: a revocation "on" a date sent as text/plain must not revoke now.
+ */
+export function sendsOtherThanJson(ctx: Context): boolean {
+  if (!BODY_METHODS.has(ctx.method)) return false;
+  const carriesBody = ctx.get('transfer-encoding') !== '' || Number(ctx.get('content-length')) > 0;
+  return carriesBody && !ctx.request.is('json', '+json');
 }
 
 const ADMIN_API = '/admin/api';

@@ -661,6 +661,7 @@ export const en = {
   'import.passwords_gone': 'The initial passwords of this import were downloaded or have expired; they cannot be shown again.',
   'import.not_allowed': 'Your role cannot import this kind of file.',
   'import.file_missing': 'Choose a CSV file to upload.',
+  'import.file_name_invalid': 'The file’s name holds a control or bidirectional formatting character. Rename the file and upload it again.',
   'import.file_csv_too_large': 'The file is larger than {megabytes} MB. Split it into smaller files.',
   'import.file_csv_too_many_rows': 'The file has more than {max} rows. Split it into smaller files.',
   'import.file_csv_not_utf8': 'The file is not UTF-8 text. Save it as “CSV UTF-8” and upload it again.',

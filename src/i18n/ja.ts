@@ -655,6 +655,7 @@ export const ja: Messages = {
   'import.passwords_gone': 'この一括登録の初期パスワードはダウンロード済みか期限切れのため、再表示できません。',
   'import.not_allowed': 'あなたの役割では、この種類のファイルは取り込めません。',
   'import.file_missing': 'アップロードする CSV ファイルを選んでください。',
+  'import.file_name_invalid': 'ファイル名に制御文字または双方向書式文字が含まれています。ファイル名を変えてからもう一度アップロードしてください。',
   'import.file_csv_too_large': 'ファイルが {megabytes} MB を超えています。分割してください。',
   'import.file_csv_too_many_rows': 'ファイルが {max} 行を超えています。分割してください。',
   'import.file_csv_not_utf8': 'ファイルが UTF-8 ではありません。「CSV UTF-8」で保存し直してアップロードしてください。',

@@ -49,18 +49,17 @@ export class TokenService {
   }
 
   async add(input: TokenInput): Promise<TokenView> {
-    const serial = String(input.serial ?? '').trim();
-    if (!SERIAL.test(serial)) throw new DomainError('invalid_serial', 'the serial must be 1 to 64 letters, digits, dots, hyphens or underscores');
-    const secret = String(input.secret ?? '')
-      .replace(/\s/g, '')
-      .toUpperCase();
+    // Each field of its own JSON type: a list or an object is no serial, "6" no number of digits.
+    const serial = typeof input.serial === 'string' ? input.serial.trim() : '';
+    if (!SERIAL.test(serial)) throw new DomainError('invalid_serial', 'the serial must be text of 1 to 64 letters, digits, dots, hyphens or underscores');
+    const secret = typeof input.secret === 'string' ? input.secret.replace(/\s/g, '').toUpperCase() : '';
     if (!isBase32Secret(secret) || !(await totpUsable(secret))) {
       throw new DomainError('invalid_secret', 'the secret must be base32 (A-Z, 2-7) of at least 128 bits (26 characters or more)');
     }
-    const digits = Number(input.digits);
-    if (digits !== 6 && digits !== 8) throw new DomainError('invalid_digits', 'digits must be 6 or 8');
-    const period = Number(input.period);
-    if (period !== 30 && period !== 60) throw new DomainError('invalid_period', 'period must be 30 or 60 seconds');
+    const digits = input.digits;
+    if (digits !== 6 && digits !== 8) throw new DomainError('invalid_digits', 'digits must be the number 6 or 8');
+    const period = input.period;
+    if (period !== 30 && period !== 60) throw new DomainError('invalid_period', 'period must be the number 30 or 60 (seconds)');
     if (!(await this.#store.insert({ serial, secretEnc: this.#box.encrypt(secret.replace(/=+$/, '')), digits, period }))) {
       throw new DomainError('token_exists', `a token with serial ${serial} is already loaded`);
     }

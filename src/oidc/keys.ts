@@ -58,26 +58,31 @@ export async function ensureKeys(db: Kysely<DB>, box: SecretBox): Promise<boolea
   });
 }
 
+/** The key pairs of a rotation, one per algorithm, made before its transaction (an RSA key takes CPU time). */
+export type NewSigningKeys = Array<Awaited<ReturnType<typeof newSigningKey>>>;
+
+export function newSigningKeys(box: SecretBox): Promise<NewSigningKeys> {
+  return Promise.all(SIGNING_ALGS.map((alg) => newSigningKey(alg, box)));
+}
+
 /**
- * Adds a new key per algorithm. It is published at once but signs only after the propagation
- * delay; the keys it replaces stop signing then and leave JWKS after the grace period.
+ * Publishes keys made by newSigningKeys: each is published at once but signs only after the
+ * propagation delay; the keys it replaces stop signing then and leave JWKS after the grace period.
+ * Its own transaction, or a savepoint of the caller's unit of work (where the audit record joins it).
  */
-export async function rotateSigningKeys(db: Kysely<DB>, box: SecretBox, timings: KeyTimings): Promise<string[]> {
+export async function rotateSigningKeys(db: Kysely<DB>, keys: NewSigningKeys, timings: KeyTimings): Promise<string[]> {
   return db.transaction().execute(async (trx) => {
     await sql`select pg_advisory_xact_lock(${KEY_LOCK})`.execute(trx);
     const activatesAt = sql<Date>`now() + make_interval(secs => ${timings.propagationSeconds})`;
     await trx.updateTable('signing_key').set({ retired_at: activatesAt }).where('retired_at', 'is', null).execute();
-    const kids: string[] = [];
-    for (const alg of SIGNING_ALGS) {
-      const key = await newSigningKey(alg, box);
+    for (const key of keys) {
       await trx
         .insertInto('signing_key')
         .values({ ...key, activates_at: activatesAt } as never)
         .execute();
-      kids.push(key.kid);
     }
     await trx.deleteFrom('signing_key').where('retired_at', '<', sql<Date>`now() - make_interval(secs => ${timings.retiredGraceSeconds})`).execute();
-    return kids;
+    return keys.map((key) => key.kid);
   });
 }
 

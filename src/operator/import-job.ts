@@ -132,13 +132,18 @@ export class ImportJobs {
     const parsed = parseCsvTable(bytes, IMPORT_COLUMNS[kind], { name: 'the file', maxBytes, maxRows: IMPORT_MAX_ROWS });
     if (!parsed.length) throw new DomainError('csv_no_rows', 'the file has a header but no rows');
     const rows = checkImportRows(kind, parsed);
-    const job = await this.#db
-      .insertInto('import_job')
-      .values({ kind, actor: principal.actor, file_name: fileName.slice(0, 200), total: rows.length, created_at: this.#clock.now(), heartbeat_at: this.#clock.now() })
-      .returning('id')
-      .executeTakeFirstOrThrow();
-    // Each row's create or revocation has its own record (HelpDesk's); this one ties them to the file.
-    await this.#audit.record({ actor: principal.actor, action: 'import.started', accountId: null, details: { job: job.id, kind, file: fileName.slice(0, 200), rows: rows.length } });
+    // The job and its record are one unit: a job nobody can trace to its operator never runs.
+    const job = await this.#unitOfWork(async () => {
+      const created = await this.#db
+        .insertInto('import_job')
+        .values({ kind, actor: principal.actor, file_name: fileName.slice(0, 200), total: rows.length, created_at: this.#clock.now(), heartbeat_at: this.#clock.now() })
+        .returning('id')
+        .executeTakeFirstOrThrow();
+      // Each row's create or revocation has its own record (HelpDesk's); this one ties them to the file.
+      await this.#audit.record({ actor: principal.actor, action: 'import.started', accountId: null, details: { job: created.id, kind, file: fileName.slice(0, 200), rows: rows.length } });
+      return created;
+    });
+    // Only now, after the commit: the rows' own units of work must find the job.
     const run = this.#run(job.id, principal, kind, rows)
       .catch((error: unknown) => this.#logger.error({ err: error, job: job.id }, 'import stopped; it shows as interrupted'))
       .finally(() => this.#running.delete(run));

@@ -2,6 +2,7 @@ import { AFFILIATIONS } from '../account/account-input.ts';
 import { normalizeDepartment } from '../account/department.ts';
 import type { Affiliation } from '../db/schema.ts';
 import { DomainError } from '../shared/errors.ts';
+import { excerpt } from '../shared/text.ts';
 import { PERSON_ROLES, ROLES, type Role, type Scope, takesScope } from './permissions.ts';
 import { OPERATOR_TOKEN_MAX_DAYS } from '../config/defaults.ts';
 
@@ -26,7 +27,9 @@ export function roleAndScope(
   const roles: readonly Role[] = forPerson ? PERSON_ROLES : ROLES;
   const role = given.role as Role;
   if (!roles.includes(role)) bad(`role must be one of ${roles.join(', ')}`);
-  const codes = given.departments.map((d) => (typeof d === 'string' && normalizeDepartment(d)) || bad(`department ${JSON.stringify(d).slice(0, 80)} is not a department code such as eng or eng/mech`));
+  const codes = given.departments.map(
+    (d) => (typeof d === 'string' && normalizeDepartment(d)) || bad(`department ${excerpt(JSON.stringify(d) ?? String(d))} is not a department code such as eng or eng/mech`),
+  );
   const groups = given.affiliations.map((a) => (AFFILIATIONS.includes(a as Affiliation) ? (a as Affiliation) : bad(`affiliations must be among ${AFFILIATIONS.join(', ')}`)));
   const unlimited = !codes.length && !groups.length;
   if (given.wholeUniversity && !unlimited) bad('give departments or affiliations, or the whole university, not both');
@@ -46,4 +49,17 @@ export function tokenName(value: unknown): string {
 export function tokenExpiry(days: unknown, now: Date): Date {
   if (!Number.isInteger(days) || (days as number) < 1 || (days as number) > OPERATOR_TOKEN_MAX_DAYS) bad(`expiresInDays must be a whole number from 1 to ${OPERATOR_TOKEN_MAX_DAYS}`);
   return new Date(now.getTime() + (days as number) * 86_400_000);
+}
+
+/** The largest id the operator table's id column (a serial: a 4-byte integer) holds. */
+const TOKEN_ID_MAX = 2_147_483_647;
+
+/**
+ * An API token's id as a path names it (the admin API, the console's revoke button): anything but
+ * a whole number the column can hold is no token at all, rather than a query the database refuses.
+ */
+export function apiTokenId(raw: string): number {
+  const id = /^\d{1,10}$/.test(raw) ? Number(raw) : 0;
+  if (id < 1 || id > TOKEN_ID_MAX) throw new DomainError('token_not_found', `no live API token with id ${excerpt(raw)}`);
+  return id;
 }

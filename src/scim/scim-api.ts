@@ -14,6 +14,8 @@ import { DomainError, RetryLaterError } from '../shared/errors.ts';
 import { isUuid } from '../shared/uuid.ts';
 import { invalidValue, ScimError } from './scim-error.ts';
 import { SCIM_CONTENT_TYPE, scimErrorBody } from '../http/scim-answer.ts';
+import { sendsOtherThanJson } from '../http/input-guard.ts';
+import { excerpt } from '../shared/text.ts';
 import { member, parseFilter } from './scim-filter.ts';
 import { applyPatch } from './scim-patch.ts';
 import { filterCondition } from './scim-query.ts';
@@ -118,6 +120,7 @@ export function scimApi(deps: ScimApiDeps): Router {
         throw new ScimError(401, undefined, 'an API token of the provisioning role is required (Authorization: Bearer ...)');
       }
       ctx.state.principal = principal;
+      if (sendsOtherThanJson(ctx)) throw new ScimError(415, undefined, 'send the body as JSON, with Content-Type: application/scim+json');
       await next();
       if (ctx.method !== 'GET') ctx.state.log.info({ operator: principal.actor, role: principal.role, method: ctx.method, path: ctx.path, status: ctx.status }, 'scim request');
     } catch (error) {
@@ -136,7 +139,7 @@ export function scimApi(deps: ScimApiDeps): Router {
     // and the account home holds one while it changes the row; in the other order the two deadlock.
     if (writing && isUuid(id)) await deps.lockSessionsOf(id);
     const row = isUuid(id) ? await deps.accounts.findById(id, writing) : undefined;
-    const notFound = new ScimError(404, undefined, `no User with id ${id.slice(0, 60)}`);
+    const notFound = new ScimError(404, undefined, `no User with id ${excerpt(id)}`);
     if (!row) throw notFound;
     try {
       return await desk.account(who(ctx), row.common_id, permission);
@@ -224,7 +227,7 @@ export function scimApi(deps: ScimApiDeps): Router {
   });
 
   router.get('/v2/Schemas/:id', (ctx) => {
-    if (!SCHEMA_IDS.includes(ctx.params.id!)) throw new ScimError(404, undefined, `no schema ${ctx.params.id!.slice(0, 100)}`);
+    if (!SCHEMA_IDS.includes(ctx.params.id!)) throw new ScimError(404, undefined, `no schema ${excerpt(ctx.params.id!)}`);
     ctx.body = schemaJson(ctx.params.id!, base);
   });
 
@@ -319,7 +322,7 @@ export function scimApi(deps: ScimApiDeps): Router {
   // Anything else under /scim: another protocol version, or no such endpoint.
   router.all('/{*rest}', (ctx) => {
     if (ctx.path !== SCIM_PREFIX && !ctx.path.startsWith(`${SCIM_PREFIX}/`)) throw new ScimError(400, 'invalidVers', `this server speaks SCIM 2.0 at ${SCIM_PREFIX}`);
-    throw new ScimError(404, undefined, `no endpoint ${ctx.method} ${ctx.path.slice(0, 100)}; see ${SCIM_PREFIX}/ResourceTypes`);
+    throw new ScimError(404, undefined, `no endpoint ${ctx.method} ${excerpt(ctx.path)}; see ${SCIM_PREFIX}/ResourceTypes`);
   });
 
   return router;

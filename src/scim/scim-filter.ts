@@ -1,5 +1,6 @@
 import { ScimError } from './scim-error.ts';
 import { SCIM_FILTER_LIMITS } from '../config/defaults.ts';
+import { excerpt } from '../shared/text.ts';
 
 /**
  * SCIM filters (RFC 7644 3.4.2.2): `userName eq "0123456789"`, `meta.lastModified gt "..."`,
@@ -58,7 +59,7 @@ class Parser {
 
   parse(): Filter {
     const filter = this.#or(0);
-    if (this.#at < this.#tokens.length) refuse(`unexpected "${this.#tokens[this.#at]!.text.slice(0, 40)}" in the filter`);
+    if (this.#at < this.#tokens.length) refuse(`unexpected "${excerpt(this.#tokens[this.#at]!.text)}" in the filter`);
     return filter;
   }
 
@@ -112,7 +113,7 @@ class Parser {
 
   #comparison(depth: number): Filter {
     const path = this.#tokens[this.#at];
-    if (path?.kind !== 'word') return refuse(path ? `an attribute name expected in the filter, not "${path.text.slice(0, 40)}"` : 'the filter ends too early');
+    if (path?.kind !== 'word') return refuse(path ? `an attribute name expected in the filter, not "${excerpt(path.text)}"` : 'the filter ends too early');
     this.#at += 1;
     this.#terms += 1;
     if (this.#terms > SCIM_FILTER_LIMITS.terms) refuse(`the filter is too long: at most ${SCIM_FILTER_LIMITS.terms} comparisons`);
@@ -126,14 +127,14 @@ class Parser {
     const op = next?.kind === 'word' ? next.text.toLowerCase() : '';
     this.#at += 1;
     if (op === 'pr') return { op: 'pr', path: path.text };
-    if (!COMPARE.has(op)) return refuse(`an operator (eq, ne, co, sw, ew, gt, lt, ge, le, pr) expected after ${path.text.slice(0, 60)}`);
+    if (!COMPARE.has(op)) return refuse(`an operator (eq, ne, co, sw, ew, gt, lt, ge, le, pr) expected after ${excerpt(path.text)}`);
     const operand = this.#tokens[this.#at];
     this.#at += 1;
     if (operand?.kind === 'string' || operand?.kind === 'number') return { op: op as CompareOp, path: path.text, value: operand.value! };
     const literal = operand?.kind === 'word' ? operand.text.toLowerCase() : '';
     if (literal === 'true' || literal === 'false') return { op: op as CompareOp, path: path.text, value: literal === 'true' };
     if (literal === 'null') return { op: op as CompareOp, path: path.text, value: null };
-    return refuse(`a value ("text", a number, true, false or null) expected after ${path.text.slice(0, 60)} ${op}`);
+    return refuse(`a value ("text", a number, true, false or null) expected after ${excerpt(path.text)} ${op}`);
   }
 }
 

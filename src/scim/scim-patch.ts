@@ -2,6 +2,7 @@ import { ScimError, invalidValue } from './scim-error.ts';
 import { type Filter, matches, member, parseFilter } from './scim-filter.ts';
 import { type AttributePath, PATCH_SCHEMA, resolvePath, SCHEMA_IDS, USER_SCHEMA } from './scim-schema.ts';
 import { SCIM_PATCH_MAX_OPERATIONS } from '../config/defaults.ts';
+import { excerpt } from '../shared/text.ts';
 
 /**
  * PATCH (RFC 7644 3.5.2) on a resource's JSON: add, replace and remove, with or without a path,
@@ -22,9 +23,9 @@ function parsePath(path: string): Target {
   const open = path.indexOf('[');
   if (open < 0) return resolvePath(path, 'invalidPath');
   const close = path.lastIndexOf(']');
-  if (close < open) throw new ScimError(400, 'invalidPath', `"]" is missing in the path ${path.slice(0, 100)}`);
+  if (close < open) throw new ScimError(400, 'invalidPath', `"]" is missing in the path ${excerpt(path)}`);
   const after = path.slice(close + 1);
-  if (after && !after.startsWith('.')) throw new ScimError(400, 'invalidPath', `the path ${path.slice(0, 100)} cannot be read`);
+  if (after && !after.startsWith('.')) throw new ScimError(400, 'invalidPath', `the path ${excerpt(path)} cannot be read`);
   const target: Target = { ...resolvePath(`${path.slice(0, open)}${after}`, 'invalidPath'), filter: parseFilter(path.slice(open + 1, close)) };
   if (!target.attribute.multiValued) throw new ScimError(400, 'invalidPath', `${target.attribute.name} has a single value: a filter in brackets does not apply`);
   return target;

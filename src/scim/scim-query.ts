@@ -3,6 +3,7 @@ import { isUuid } from '../shared/uuid.ts';
 import { ScimError } from './scim-error.ts';
 import type { CompareOp, Filter, Value } from './scim-filter.ts';
 import { AKAMON_SCHEMA, ENTERPRISE_SCHEMA, resolvePath } from './scim-schema.ts';
+import { excerpt } from '../shared/text.ts';
 
 type Kind = 'text' | 'exact' | 'date' | 'uuid' | 'active';
 
@@ -122,7 +123,7 @@ function workEmail(filter: Filter, userName: (value: string) => string): RawBuil
         const holds = filter.op === 'pr' || (filter.op === 'eq' && (name === 'type' ? typeof filter.value === 'string' && filter.value.toLowerCase() === 'work' : filter.value === true));
         return holds ? present : sql<boolean>`false`;
       }
-      return refuse(`emails has value, type and primary, not ${filter.path.slice(0, 60)}`);
+      return refuse(`emails has value, type and primary, not ${excerpt(filter.path)}`);
     }
   }
 }

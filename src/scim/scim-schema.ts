@@ -1,5 +1,6 @@
 import { AFFILIATIONS } from '../account/account-input.ts';
 import { ScimError } from './scim-error.ts';
+import { excerpt } from '../shared/text.ts';
 
 export const USER_SCHEMA = 'urn:ietf:params:scim:schemas:core:2.0:User';
 export const ENTERPRISE_SCHEMA = 'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User';
@@ -156,7 +157,7 @@ export function resolvePath(raw: string, scimType: 'invalidFilter' | 'invalidPat
   const attribute = byName(SCHEMAS[schema]!.attributes, name ?? '');
   const sub = subName === undefined ? undefined : byName(attribute?.subAttributes, subName);
   if (!attribute || more.length || (subName !== undefined && !sub)) {
-    throw new ScimError(400, scimType, `unknown attribute "${raw.slice(0, 100)}"; see /Schemas for the attributes of a User`);
+    throw new ScimError(400, scimType, `unknown attribute "${excerpt(raw)}"; see /Schemas for the attributes of a User`);
   }
   const prefix = schema === USER_SCHEMA ? '' : `${schema}:`;
   return { schema, attribute, sub, key: `${prefix}${attribute.name}${sub ? `.${sub.name}` : ''}` };

@@ -54,3 +54,17 @@ export function cleanName(value: string, max: number, rules: Pick<TextRules, 'li
   const name = value.normalize('NFC').trim();
   return name && name.length <= max && !textFault(name, rules) ? name : undefined;
 }
+
+/** How much of a caller's own text an error message repeats back (a path, a field name, a value). */
+const EXCERPT_MAX = 64;
+
+/**
+ * A caller's text as an error message quotes it: at most EXCERPT_MAX characters, with an ellipsis
+ * when cut, so a refusal never echoes a whole oversized value back into answers and logs.
+ */
+export function excerpt(text: string): string {
+  if (text.length <= EXCERPT_MAX) return text;
+  // A cut between the halves of a surrogate pair would leave ill-formed text.
+  const end = /[\ud800-\udbff]/.test(text.charAt(EXCERPT_MAX - 1)) ? EXCERPT_MAX - 1 : EXCERPT_MAX;
+  return `${text.slice(0, end)}…`;
+}

@@ -72,6 +72,16 @@ export function startOfDay(day: string, timeZone: string): Date {
   return new Date(utcMidnight.getTime() - wallClock(first, timeZone).offsetMinutes * 60_000);
 }
 
+/**
+ * Whether an instant falls in the years 1 to 9999 (UTC): what ISO 8601 writes without a sign, and
+ * what the database and the date formatters take (an invalid Date is not). The one range check of
+ * the dates operators give.
+ */
+export function inCalendarRange(at: Date): boolean {
+  const year = at.getUTCFullYear();
+  return year >= 1 && year <= 9999;
+}
+
 const pad = (n: number, width = 2) => String(Math.abs(n)).padStart(width, '0');
 
 /**

@@ -30,6 +30,42 @@ const refuseRecord = (action: string, accountId?: string) =>
   refuseWrites(akamon.deps.database.db, 'refuse_audit_record', { table: 'audit_event', on: 'insert', when: `new.action = '${action}'${accountId ? ` and new.account_id = '${accountId}'` : ''}` });
 
 describe('an operator task whose audit record is refused', () => {
+  // Found by a probe of the operator surfaces: the keys were rotated first and recorded after.
+  test('a key rotation: 503 and no key published; the retry publishes keys with their record', async () => {
+    const live = async () => (await akamon.deps.database.db.selectFrom('signing_key').select('kid').where('retired_at', 'is', null).execute()).map((k) => k.kid).sort();
+    const before = await live();
+    const stop = await refuseRecord('keys.rotated');
+    try {
+      expect((await adminApi(akamon, 'POST', '/keys/rotate')).status).toBe(503);
+    } finally {
+      await stop();
+    }
+    expect(await live()).toEqual(before);
+    expect(await records(null, 'keys.rotated')).toBe(0);
+
+    const rotated = await adminApi(akamon, 'POST', '/keys/rotate');
+    expect(rotated.status).toBe(200);
+    expect(await live()).toEqual([...rotated.body.kids].sort());
+    expect(await records(null, 'keys.rotated')).toBe(1);
+  });
+
+  test('a record refused by an error of its statement: the admin API answers JSON 500 server_error, not an HTML page', async () => {
+    const before = akamon.logs.length;
+    const recorded = await records(null, 'keys.rotated');
+    const stop = await refuseWrites(akamon.deps.database.db, 'refuse_audit_record', { table: 'audit_event', on: 'insert', when: "new.action = 'keys.rotated'", sqlState: 'P0001' });
+    let response: Response;
+    try {
+      response = await fetch(`${akamon.url}/admin/api/keys/rotate`, { method: 'POST', headers: { authorization: `Bearer ${akamon.operatorToken}` } });
+    } finally {
+      await stop();
+    }
+    expect({ status: response.status, type: response.headers.get('content-type') }).toEqual({ status: 500, type: expect.stringMatching(/^application\/json/) });
+    expect(await response.json()).toEqual({ error: 'server_error', error_description: 'the request could not be completed; try again later' });
+    // Told in the log, with its stack there only.
+    expect(akamon.logs.slice(before).join('')).toMatch(/"msg":"admin request failed"/);
+    expect(await records(null, 'keys.rotated')).toBe(recorded);
+  });
+
   test('a password reissue: 503, the old password and its sessions stay; the retry makes both', async () => {
     const { id, commonId } = await akamon.createReadyAccount();
     const before = await account(id);

@@ -402,6 +402,25 @@ describe('akamon CLI', () => {
     expectOneErrorLine(flag);
   });
 
+  // Found by a probe of the operator surfaces: fetch refused the header and its message, printed
+  // as it was, held the whole "Bearer ..." line and with it the token.
+  test('a token that is not printable ASCII is refused before any request, in one line that never repeats it', async () => {
+    const secret = 'akop_probe-SECRET-value';
+    for (const [token, source] of [
+      [`${secret}\nsecond-line`, 'AKAMON_OPERATOR_TOKEN'],
+      [`${secret}\u00e9`, 'AKAMON_OPERATOR_TOKEN'],
+    ]) {
+      const r = await cli(['client', 'list'], { AKAMON_OPERATOR_TOKEN: token! });
+      expect(r.code).toBe(1);
+      expectOneErrorLine(r, new RegExp(`the operator token from ${source} holds characters other than printable ASCII`));
+      expect(r.stderr + r.stdout).not.toContain('SECRET');
+    }
+    const flag = await cli(['client', 'list', '--token', `${secret}\u0007`, '--json']);
+    expect(flag.code).toBe(1);
+    expect(JSON.parse(flag.stderr)).toEqual({ error: 'failed', error_description: expect.stringMatching(/^the operator token from --token holds/) });
+    expect(flag.stderr).not.toContain('SECRET');
+  });
+
   test('migrate applies the migrations to a new embedded database once, and refuses while a server holds one', async () => {
     const fresh = await fs.mkdtemp(path.join(os.tmpdir(), 'akamon-cli-migrate-'));
     const nobody = `http://127.0.0.1:${await freePort()}`;

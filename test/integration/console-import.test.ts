@@ -295,6 +295,34 @@ describe('an administrator imports accounts', () => {
       .executeTakeFirstOrThrow();
     expect(Number(after.n)).toBe(Number(before.n));
   });
+
+  // Found by a probe of the operator surfaces: a NUL in the file's name reached the database (500).
+  test('a file name with a control or bidirectional formatting character is refused with the form (400) and starts no job', async () => {
+    const jobs = async () => (await akamon.deps.database.db.selectFrom('import_job').select('id').execute()).length;
+    const before = await jobs();
+    for (const [n, name] of ['list\u0000.csv', 'list\u0085.csv', 'vsc.\u202Eexe.csv'].entries()) {
+      const page = await upload(admin.browser, 'accounts', `common_id,name,affiliation\n${cid(30 + n)},Odd Name,student\n`, { name });
+      expect({ name, status: page.status }).toEqual({ name, status: 400 });
+      expect(page.html).toContain('holds a control or bidirectional formatting character');
+      await akamon.deps.importJobs.settled();
+      expect(await akamon.deps.accounts.findByCommonId(cid(30 + n))).toBeUndefined();
+    }
+    expect(await jobs()).toBe(before);
+  });
+
+  // Found by the same probe: the job was inserted and started before its record was written.
+  test('no job is left, and none runs, when its import.started record cannot be written', async () => {
+    const csv = `common_id,name,affiliation\n${cid(40)},Audit Less,student\n`;
+    const stop = await refuseWrites(akamon.deps.database.db, 'refuse_import_record', { table: 'audit_event', on: 'insert', when: "new.action = 'import.started'" });
+    try {
+      expect((await upload(admin.browser, 'accounts', csv, { name: 'unaudited.csv' })).status).toBe(503);
+    } finally {
+      await stop();
+    }
+    await akamon.deps.importJobs.settled();
+    expect(await akamon.deps.database.db.selectFrom('import_job').select('id').where('file_name', '=', 'unaudited.csv').execute()).toEqual([]);
+    expect(await akamon.deps.accounts.findByCommonId(cid(40))).toBeUndefined();
+  });
 });
 
 describe('an office operator of eng', () => {

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
-import { Browser, pkce, type Page } from '../support/browser.ts';
+import { adminApi, newCommonId, startAkamon, type RunningAkamon } from '../support/akamon.ts';
+import { Browser, decode, pkce, type Page } from '../support/browser.ts';
+import { consoleOperator } from '../support/console-operator.ts';
 import { enterCredentials, redeem, signIn, startAuthorization, tokenRequest } from '../support/flows.ts';
 import { runCli } from '../support/processes.ts';
 
@@ -409,6 +410,126 @@ describe('admin API and CLI', () => {
     const anonymous = await fetch(`${akamon.url}/admin/api/nothing/here`);
     expect(anonymous.status).toBe(401);
     expect(anonymous.headers.get('www-authenticate')).toMatch(/^Bearer/);
+  });
+
+  // Found by a probe of the operator surfaces (admin API, SCIM, console import, CLI): each input
+  // below was half-accepted or answered with a 500 before.
+  describe('bodies, dates and ids a careless or hostile caller sends', () => {
+    /** A body sent as it is, with the content type given ('' sends none of its own). */
+    const raw = (method: string, pathname: string, body: string, type: string) =>
+      fetch(`${akamon.url}/admin/api${pathname}`, { method, headers: { authorization: `Bearer ${akamon.operatorToken}`, ...(type ? { 'content-type': type } : {}) }, body });
+
+    /** The admin API's refusal: `status`, JSON {error, error_description}. */
+    async function refusal(response: Response, status = 400): Promise<{ error: string; error_description: string }> {
+      const text = await response.text();
+      expect({ status: response.status, type: response.headers.get('content-type') }).toEqual({ status, type: expect.stringMatching(/^application\/json/) });
+      return JSON.parse(text) as { error: string; error_description: string };
+    }
+
+    const deep = (levels: number) => `${'['.repeat(levels)}1${']'.repeat(levels)}`;
+
+    test('a text field sent as an object or a list is refused, never stored as "[object Object]" or the list joined', async () => {
+      const accounts = await count('account');
+      const [objectName, listId] = [newCommonId(), newCommonId()];
+      expect(await refusal(await admin('POST', '/accounts', { commonId: objectName, name: {}, affiliation: 'student' }))).toEqual({
+        error: 'invalid_request',
+        error_description: 'name must be a string',
+      });
+      expect((await refusal(await admin('POST', '/accounts', { commonId: [listId], name: 'List Id', affiliation: 'student' }))).error_description).toBe('commonId must be a string');
+      expect((await refusal(await admin('POST', '/accounts', { commonId: newCommonId(), name: 'List Affiliation', affiliation: ['student'] }))).error_description).toBe('affiliation must be a string');
+      expect((await refusal(await admin('POST', '/education', { commonId: [listId], year: 2026, passedOn: '2026-05-01' }))).error_description).toBe('commonId must be a string');
+      expect(await akamon.deps.accounts.findByCommonId(objectName)).toBeUndefined();
+      expect(await akamon.deps.accounts.findByCommonId(listId)).toBeUndefined();
+      expect(await count('account')).toBe(accounts);
+    });
+
+    test('a hardware token whose serial is not text, or whose digits and period are not numbers, is refused', async () => {
+      const secret = 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP';
+      expect((await refusal(await admin('POST', '/tokens', { serial: ['PROBE-1'], secret, digits: 6, period: 30 }))).error).toBe('invalid_serial');
+      expect((await refusal(await admin('POST', '/tokens', { serial: 'PROBE-1', secret, digits: '6', period: 30 }))).error).toBe('invalid_digits');
+      expect((await refusal(await admin('POST', '/tokens', { serial: 'PROBE-1', secret, digits: 6, period: [30] }))).error).toBe('invalid_period');
+      const tokens = (await adminApi(akamon, 'GET', '/tokens')).body.tokens as Array<{ serial: string }>;
+      expect(tokens.map((t) => t.serial)).not.toContain('PROBE-1');
+    });
+
+    test('a body that is not JSON is refused with 415, so a revocation "on" a date sent as text/plain revokes nothing', async () => {
+      for (const type of ['text/plain', '', 'application/x-www-form-urlencoded']) {
+        const account = await akamon.createReadyAccount();
+        const response = await raw('POST', `/accounts/${account.commonId}/revoke`, JSON.stringify({ on: '2031-03-31', reason: 'graduation' }), type);
+        expect({ type, error: (await refusal(response, 415)).error }).toEqual({ type, error: 'unsupported_media_type' });
+        const row = (await akamon.deps.accounts.findByCommonId(account.commonId))!;
+        expect({ type, status: row.status, revokedAt: row.revoked_at, revokeAt: row.revoke_at }).toEqual({ type, status: 'active', revokedAt: null, revokeAt: null });
+      }
+      // No body at all is still no body: this task takes none.
+      const account = await akamon.createReadyAccount();
+      expect((await raw('POST', `/accounts/${account.commonId}/unlock`, '', '')).status).toBe(200);
+    });
+
+    test('a date outside the years 1 to 9999 is a JSON 400 naming the parameter, not a 500 page', async () => {
+      const lines = await logsOf(async () => {
+        for (const since of ['-200000-01-01T00:00:00Z', '+275760-09-13T00:00:00Z', '0000-12-31T00:00:00Z']) {
+          expect((await refusal(await admin('GET', `/signins?since=${encodeURIComponent(since)}`))).error_description).toMatch(/^since must be one date of the years 1 to 9999/);
+        }
+        expect((await refusal(await admin('GET', '/revocations?until=99999-01-01'))).error_description).toMatch(/^until must be a date/);
+        const account = await akamon.createReadyAccount();
+        // 23:00 on the last day of 9999 five hours west of UTC is already the year 10000 in UTC.
+        expect((await refusal(await admin('POST', `/accounts/${account.commonId}/revoke`, { on: '9999-12-31T23:00:00-05:00' }))).error_description).toMatch(/^on must be a date/);
+        expect((await akamon.deps.accounts.findByCommonId(account.commonId))!.revoke_at).toBeNull();
+      });
+      expect(lines.filter((l) => (l.level as number) >= 50)).toEqual([]);
+      expect((await admin('GET', `/signins?since=${encodeURIComponent('2026-04-01T00:00:00Z')}`)).status).toBe(200);
+    });
+
+    test('an API token id beyond the id column is not found on the admin API and in the console, not a 500', async () => {
+      const lines = await logsOf(async () => {
+        for (const id of ['99999999999', '2147483648', '0', 'abc']) {
+          expect((await refusal(await admin('DELETE', `/operators/tokens/${id}`), 404)).error).toBe('token_not_found');
+        }
+        const { browser } = await consoleOperator(akamon, 'admin', null, '/console/operators');
+        const page = await browser.visit('/console/operators');
+        const csrf = decode(/name="_csrf" value="([^"]+)"/.exec(page.html)![1]);
+        const revoke = await browser.request('/console/operators/tokens/99999999999/revoke', {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          body: `_csrf=${encodeURIComponent(csrf)}`,
+          redirect: 'manual',
+        } as RequestInit);
+        expect(revoke.status).toBe(404);
+      });
+      expect(lines.filter((l) => (l.level as number) >= 50)).toEqual([]);
+    });
+
+    test('JSON nested deeper than 32 levels is a JSON 400 (it overflowed the stack: 500), and 32 levels are read', async () => {
+      const accounts = await count('account');
+      const body = (levels: number) => `{"commonId":"${newCommonId()}","name":${deep(levels)},"affiliation":"student"}`;
+      expect(Buffer.byteLength(body(30_000))).toBeLessThan(64 * 1024);
+      expect(await refusal(await raw('POST', '/accounts', body(30_000), 'application/json'))).toEqual({
+        error: 'invalid_request',
+        error_description: 'the request body nests objects and lists deeper than 32 levels',
+      });
+      expect((await refusal(await raw('POST', '/accounts', body(32), 'application/json'))).error_description).toMatch(/deeper than 32/);
+      // The object and 31 lists: 32 levels, read, and refused for what they say.
+      expect((await refusal(await raw('POST', '/accounts', body(31), 'application/json'))).error_description).toBe('name must be a string');
+      expect(await count('account')).toBe(accounts);
+    });
+
+    test('a JSON object naming a key twice is refused (role "admin" then "helpdesk" made an admin or a help desk token by whim)', async () => {
+      expect(await refusal(await raw('POST', '/operators/tokens', '{"name":"dup-role","role":"admin","role":"helpdesk"}', 'application/json'))).toEqual({
+        error: 'invalid_request',
+        error_description: 'the role field is given more than once in one object',
+      });
+      // The same key written with an escape is the same key.
+      expect((await raw('POST', '/operators/tokens', '{"name":"dup-role","role":"helpdesk","\\u0072ole":"admin"}', 'application/json')).status).toBe(400);
+      const once = await raw('POST', '/operators/tokens', '{"name":"dup-role-ok","role":"helpdesk","departments":[],"affiliations":[]}', 'application/json');
+      expect(once.status).toBe(201);
+      const tokens = (await adminApi(akamon, 'GET', '/operators/tokens')).body.tokens as Array<{ name: string }>;
+      expect(tokens.map((t) => t.name).filter((n) => n.startsWith('dup-role'))).toEqual(['dup-role-ok']);
+    });
+
+    test('an unknown field of any length is echoed in at most 64 characters', async () => {
+      const body = await refusal(await admin('POST', '/accounts', { commonId: newCommonId(), name: 'Long Field', affiliation: 'student', ['x'.repeat(5000)]: 1 }));
+      expect(body.error_description).toMatch(/^unknown field x{64}…; an account has/);
+    });
   });
 
   test('the CLI answers with a non-zero exit and one line', async () => {

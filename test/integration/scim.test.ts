@@ -418,7 +418,8 @@ describe('bad input is a SCIM error, never a server error', () => {
     const commonId = newCommonId();
     expectError(await sis.request('POST', '/Users', '{"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": '), 400, 'invalidSyntax');
     expectError(await sis.request('POST', '/Users', '[1, 2]'), 400, 'invalidSyntax');
-    expectError(await sis.request('POST', '/Users', 'userName=1', { 'content-type': 'text/plain' }), 400, 'invalidSyntax');
+    // A body that is not JSON is not read as an empty one: 415, as on the admin API.
+    expectError(await sis.request('POST', '/Users', 'userName=1', { 'content-type': 'text/plain' }), 415);
     expectError(await sis.createUser(studentUser(commonId, { userName: 1234567890 })), 400, 'invalidValue');
     expectError(await sis.createUser(studentUser('abc')), 400, 'invalidValue');
     expectError(await sis.createUser(studentUser(commonId, { active: 'maybe' })), 400, 'invalidValue');
@@ -438,6 +439,22 @@ describe('bad input is a SCIM error, never a server error', () => {
     expect(huge.headers.get('content-type')).toContain(MEDIA_TYPE);
     // None of it made an account.
     expect((await sis.listUsers({ filter: `userName eq "${commonId}"` })).body.totalResults).toBe(0);
+  });
+
+  // Found by a probe of the operator surfaces: 30,000 nested lists (well under the body limit)
+  // overflowed the stack on the way to the account (500), and a key given twice was taken as its last.
+  test('JSON nested deeper than 32 levels, or naming a key twice, is an invalidSyntax 400 and makes no account', async () => {
+    const commonId = newCommonId();
+    const deep = (levels: number) => `${'['.repeat(levels)}1${']'.repeat(levels)}`;
+    const nested = await sis.request('POST', '/Users', `{"schemas":["${USER_SCHEMA}",${deep(30_000)}],"userName":"${commonId}","displayName":"Deep"}`);
+    expectError(nested, 400, 'invalidSyntax');
+    expect(nested.body.detail).toMatch(/deeper than 32 levels/);
+    const user = JSON.stringify(studentUser(commonId));
+    const last = newCommonId();
+    const twice = await sis.request('POST', '/Users', `${user.slice(0, -1)},"userName":"${last}"}`);
+    expectError(twice, 400, 'invalidSyntax');
+    expect(twice.body.detail).toMatch(/the userName field is given more than once/);
+    for (const id of [commonId, last]) expect((await sis.listUsers({ filter: `userName eq "${id}"` })).body.totalResults).toBe(0);
   });
 });
 
