@@ -1,6 +1,7 @@
 import type { Database } from '../db/database.ts';
 import type { AccountStatus } from '../db/schema.ts';
 import { DomainError } from '../shared/errors.ts';
+import { excerpt } from '../shared/text.ts';
 import { checkPassword, type PolicyProfile } from '../password/password-policy.ts';
 import { generateInitialPassword } from '../password/initial-password.ts';
 import type { PasswordHasher } from '../password/password-hasher.ts';
@@ -20,7 +21,7 @@ export { AFFILIATIONS, validateAccountInput, type AccountInput } from './account
 
 /** The one answer for an account that is not there (or, to a scoped operator, not theirs to see). */
 export function accountNotFound(commonId: string): DomainError {
-  return new DomainError('account_not_found', `no account with Common ID ${commonId}`);
+  return new DomainError('account_not_found', `no account with Common ID ${excerpt(commonId)}`);
 }
 
 export const STATUSES: readonly AccountStatus[] = ['active', 'suspended', 'revoked'];

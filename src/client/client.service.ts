@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { SecretBox } from '../crypto/secret-box.ts';
 import { DomainError } from '../shared/errors.ts';
+import { excerpt } from '../shared/text.ts';
 import {
   checkValues,
   defaultValues,
@@ -107,7 +108,7 @@ export class ClientService {
   }
 
   async delete(clientId: string): Promise<void> {
-    if (!(await this.#store.delete(clientId))) throw new DomainError('client_not_found', `no client ${clientId}`);
+    if (!(await this.#store.delete(clientId))) throw new DomainError('client_not_found', `no client ${excerpt(clientId)}`);
   }
 
   /** The registration as oidc-provider reads it, secret decrypted; undefined for unknown ids. */
@@ -136,7 +137,7 @@ export class ClientService {
 
   async #find(clientId: string): Promise<ClientRow> {
     const row = clientId.length <= 200 ? await this.#store.find(clientId) : undefined;
-    if (!row) throw new DomainError('client_not_found', `no client ${clientId}`);
+    if (!row) throw new DomainError('client_not_found', `no client ${excerpt(clientId)}`);
     return row;
   }
 

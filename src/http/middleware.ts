@@ -49,6 +49,8 @@ export function securityHeaders(production: boolean) {
     // post, which would block the return to the relying party.
     ctx.set('Content-Security-Policy', `default-src 'none'; style-src 'self'; img-src 'self' data:; script-src 'nonce-${ctx.state.nonce}'; base-uri 'none'; frame-ancestors 'none'`);
     await next();
+    // An answer that sets a cookie (a sign-in's redirect, the language switch) is never kept by a cache.
+    if (ctx.response.get('Set-Cookie') && !ctx.response.get('Cache-Control')) ctx.set('Cache-Control', 'no-store');
   };
 }
 

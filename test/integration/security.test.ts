@@ -246,6 +246,8 @@ describe('production mode', () => {
       // The language switch's cookie too (a security review found it plain): a sibling subdomain cannot plant it.
       const lang = await browser.request('/lang?to=en&back=/');
       expect(lang.headers.getSetCookie()).toEqual([expect.stringMatching(/^__Host-akamon_lang=en; path=\/;.*secure/i)]);
+      // Answers that set cookies are never cached (a review found the redirects without Cache-Control).
+      expect([lang.headers.get('cache-control'), home.headers.get('cache-control')]).toEqual(['no-store', 'no-store']);
       const page = (cookie: string) =>
         fetch(`${prod.url}/`, { headers: { cookie, 'accept-language': 'ja', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'login.example.ac.jp' } }).then((r) => r.text());
       expect(await page('__Host-akamon_lang=en')).toContain('<html lang="en"');
