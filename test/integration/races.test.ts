@@ -278,7 +278,9 @@ describe('second factors and codes', () => {
     const code = mailedCode(akamon.mails, email);
     const results = await Promise.all(Array.from({ length: PARALLEL }, () => akamon.deps.recoveryEmail.checkCode(account.id, purpose, code)));
     expect(results.filter((r) => r === 'ok')).toHaveLength(1);
-    expect(results.filter((r) => r !== 'ok' && r !== 'expired_or_used')).toEqual([]);
+    // The account's limit on mailed codes lets as many checks run at once as it has free failures
+    // left; the others are refused unchecked (locked), never let through.
+    expect(results.filter((r) => r !== 'ok' && r !== 'expired_or_used' && !(typeof r === 'object' && 'locked' in r))).toEqual([]);
   });
 
   test('twenty codes issued at once for one purpose leave one live code', async () => {
@@ -308,9 +310,13 @@ describe('second factors and codes', () => {
     const email = `new-${account.commonId}@example.com`;
     const pending = await browser.submit(page, /\/account\/security\/email$/, { email });
     const answers = await race(browser, browser.form(pending, /\/account\/security\/email\/confirm$/, { code: mailedCode(akamon.mails, email) }));
-    expect(statuses(answers)).toEqual([...repeat(200, 1), ...repeat(400, PARALLEL - 1)]);
+    // One is changed; the others find the code used, or are told to wait by the account's limit on
+    // mailed codes (as many run at once as it has free failures left).
+    expect(statuses(answers).filter((status) => status === 200)).toHaveLength(1);
+    expect(statuses(answers).filter((status) => status !== 200 && status !== 400 && status !== 429)).toEqual([]);
     expect(answers.find((a) => a.status === 200)!.html).toContain('Your recovery email was changed.');
     expect(answers.filter((a) => a.status === 400).every((a) => a.html.includes('That code has expired or was already used'))).toBe(true);
+    expect(answers.filter((a) => a.status === 429).every((a) => a.html.includes('Too many wrong codes'))).toBe(true);
     expect(await auditCount(account.id, 'recovery_email.changed')).toBe(1);
     expect(mailsTo(previous)).toBe(1);
     expect((await akamon.deps.accounts.findById(account.id))!.recovery_email).toBe(email);
