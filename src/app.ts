@@ -128,6 +128,7 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
         idv: deps.idv,
         stateTtlSeconds: config.ttl.interaction,
         upstream: new UpstreamIdp(deps.idvSettings, `${config.issuer}/idv/callback`),
+        unitOfWork: (work, keep) => database.unitOfWork(work, keep),
       })
     : undefined;
 
@@ -261,6 +262,7 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
     endSession: (uid) => endSessionByUid(holder!.provider, uid),
     access: deps.access,
     signinLog: deps.signinLog,
+    unitOfWork: (work, keep) => database.unitOfWork(work, keep),
   });
 
   const routers = [

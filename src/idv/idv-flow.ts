@@ -2,6 +2,7 @@ import Router from '@koa/router';
 import type { Context } from 'koa';
 import { withRealm } from '../account/common-id.ts';
 import type { Config } from '../config/config.ts';
+import type { Database } from '../db/database.ts';
 import type { CsrfGuard } from '../http/csrf.ts';
 import { formBody } from '../http/form-body.ts';
 import type { PageData } from '../http/renderer.ts';
@@ -34,6 +35,8 @@ export interface IdvFlowDeps extends FlowStoreDeps {
   upstream: UpstreamIdp;
   idv: IdentityVerification;
   stateTtlSeconds: number;
+  /** One transaction for a verification used up and what it was used for (the link). */
+  unitOfWork: Database['unitOfWork'];
 }
 
 /**
@@ -95,24 +98,36 @@ export class IdvFlow {
 
   /**
    * Hands the verified identity of a finished link flow (once) to `use`, for the account that
-   * started it; `use` gets undefined when there is none.
+   * started it; `use` gets undefined when there is none. The identity is used up in the unit of
+   * work `use` runs in: a fault in it (the link's) leaves it for the reload.
    */
   async takeLink(ctx: Context, accountId: string, use: (identity: VerifiedIdentity | undefined) => Promise<void>): Promise<void> {
     await this.#flows.withFlow(ctx, async (current) => {
-      if (current?.flow.purpose !== 'link' || current.flow.stage !== 'verified' || current.flow.accountId !== accountId || !current.flow.identity) return use(undefined);
-      await this.#flows.save(current.id, { ...current.flow, stage: 'done', identity: null });
-      await use(current.flow.identity);
+      const identity = current?.flow.identity;
+      if (current?.flow.purpose !== 'link' || current.flow.stage !== 'verified' || current.flow.accountId !== accountId || !identity) return use(undefined);
+      await this.#deps.unitOfWork(async () => {
+        await this.#flows.save(current.id, { ...current.flow, stage: 'done', identity: null });
+        await use(identity);
+      });
     });
   }
 
-  /** What the verified person chose: the verification is used up first, whatever follows. */
+  /**
+   * What the verified person chose: the verification is used up whatever follows, in the unit of
+   * work of the recovery itself (a fault there leaves it for the retry), or on its own when the
+   * recovery is refused.
+   */
   async #recover(ctx: Context, kind: RecoveryKind, current: CurrentFlow<Flow> | undefined): Promise<void> {
     const deps = this.#deps;
-    if (current?.flow.purpose !== 'recover' || current.flow.stage !== 'verified' || !current.flow.accountId) return deps.renderer.error(ctx, 'error.expired', 400);
-    await this.#flows.save(current.id, { ...current.flow, stage: 'done' });
-    const account = await deps.idv.accountById(current.flow.accountId);
-    if (account?.status !== 'active') return deps.renderer.error(ctx, 'error.expired', 400);
-    const outcome = await deps.idv.recover(account, kind);
+    const accountId = current?.flow.accountId;
+    if (current?.flow.purpose !== 'recover' || current.flow.stage !== 'verified' || !accountId) return deps.renderer.error(ctx, 'error.expired', 400);
+    const usedUp = () => this.#flows.save(current.id, { ...current.flow, stage: 'done' });
+    const account = await deps.idv.accountById(accountId);
+    if (account?.status !== 'active') {
+      await usedUp();
+      return deps.renderer.error(ctx, 'error.expired', 400);
+    }
+    const outcome = await deps.idv.recover(account, kind, usedUp);
     if (!outcome.ok) {
       ctx.set('Retry-After', String(outcome.waitSeconds));
       return deps.renderer.page(ctx, 'error', 'error.title', { message: this.#t(ctx)('idv.recover_limited', { hours: Math.max(1, Math.ceil(outcome.waitSeconds / 3600)) }) }, 429);

@@ -1,4 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { DeliveryDeferred } from '../shared/errors.ts';
 import type { Context, Next } from 'koa';
 import type Provider from 'oidc-provider';
 import type { FactorKind } from '../db/schema.ts';
@@ -157,7 +158,9 @@ export class Metrics implements Meter {
     provider.on('grant.success', (ctx) => this.#grants.inc({ grant_type: known(ctx.oidc.params?.grant_type, GRANT_TYPES), result: 'success' }));
     provider.on('grant.error', (ctx, error) => this.#grants.inc({ grant_type: known(ctx.oidc?.params?.grant_type, GRANT_TYPES), result: known((error as { error?: unknown }).error, GRANT_ERRORS) }));
     provider.on('backchannel.success', () => this.#backchannel.inc({ outcome: 'success' }));
-    provider.on('backchannel.error', () => this.#backchannel.inc({ outcome: 'error' }));
+    provider.on('backchannel.error', (_ctx: unknown, error: unknown) => {
+      if (!(error instanceof DeliveryDeferred)) this.#backchannel.inc({ outcome: 'error' });
+    });
   }
 
   /** The password hasher's limiter: waiting and running hashes, and those refused at once (503). */

@@ -50,7 +50,8 @@ const writingRowsOf = <T>(models: string[], write: () => Promise<T>): Promise<T>
 };
 
 /** The models whose saves wait for the end of the work that holds writes (one-statement.ts), when one does. */
-const HELD_MODELS = ['Interaction', 'Session', 'Grant', 'AuthorizationCode'];
+// DeviceCode: the device flow's resume saves the approved code with the session and grant (provider-gate.ts).
+const HELD_MODELS = ['Interaction', 'Session', 'Grant', 'AuthorizationCode', 'DeviceCode'];
 
 /** The models whose rows a rotation writes (rotation.ts). */
 const ROTATION_MODELS = ['RefreshToken', 'AccessToken'];

@@ -1,4 +1,5 @@
 import type Provider from 'oidc-provider';
+import { DeliveryDeferred } from '../shared/errors.ts';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { Logger } from 'pino';
 
@@ -76,6 +77,7 @@ export function logRefusals(provider: Provider, logger: Logger): void {
   }
   // Delivery to a relying party's back-channel logout URI failed (the person is signed out anyway).
   provider.on('backchannel.error', (ctx: KoaContextWithOIDC, error: Error, client: { clientId: string }) => {
+    if (error instanceof DeliveryDeferred) return;
     requestLog(ctx, logger).warn({ err: { message: error.message }, clientId: client.clientId }, 'back-channel logout delivery failed');
   });
 }

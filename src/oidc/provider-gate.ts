@@ -14,8 +14,15 @@ import { consumesPresented, servingTokenRequest } from './token-retry.ts';
 // consume something need the unit: a password grant would hold its throttle row's lock over a hash.
 const isTokenRequest = (ctx: Context) => ctx.method === 'POST' && /^\/token\/?$/i.test(ctx.path);
 const consumesSomething = (ctx: Context) => consumesPresented((ctx.request.body as Record<string, unknown> | undefined)?.grant_type);
-/** The authorization's resume after an interaction (GET /auth/:uid), where the sign-in's session, grant and code are saved. */
-const isResume = (ctx: Context) => ctx.method === 'GET' && /^\/auth\/[^/]+\/?$/i.test(ctx.path);
+/**
+ * The resume after an interaction, where the sign-in's session, grant and code are saved: the
+ * authorization's (GET /auth/:uid) or the device flow's (GET /device/:uid, its device code approved).
+ */
+const isResume = (ctx: Context) => ctx.method === 'GET' && /^\/(?:auth|device)\/[^/]+\/?$/i.test(ctx.path);
+/** The confirmed sign-out: the session ends, and so do its SAML sessions (saml/slo.ts afterSignOut, inside the gate). */
+const isSignOut = (ctx: Context) => ctx.method === 'POST' && /^\/session\/end\/confirm\/?$/i.test(ctx.path);
+/** Requests whose writes stand or fall together, and whose failed answer leaves the browser as it was (unsaved). */
+const allOrNothing = (ctx: Context) => isResume(ctx) || isSignOut(ctx);
 
 /**
  * What a failed request would have saved was not (or not all of it): neither its redirect (a code
@@ -44,22 +51,24 @@ export function providerGate(database: Database, renderer: Renderer) {
     try {
       // Its arrival is taken before it waits for a connection: a retry of a lost answer must come after it (token-retry.ts).
       if (isTokenRequest(ctx) && consumesSomething(ctx)) await servingTokenRequest(ctx, () => database.unitOfWork(next, served));
-      // A resume uses up its interaction and saves the session, its grant and the code: all of it
-      // or none, so that after a fault the browser's retry (a reload) finishes the sign-in. The
-      // three saves go out in one statement as it answers (adapter.ts holds them).
-      else if (isResume(ctx)) await database.unitOfWork(() => withHeldWrites(database.db, next, served), served);
+      // A resume uses up its interaction and saves the session, its grant and the code (or the
+      // approved device code): all of it or none, so that after a fault the browser's retry (a
+      // reload) finishes the sign-in. The saves go out in one statement as it answers (adapter.ts
+      // holds them). A sign-out ends the session and its SAML sessions together: after a fault the
+      // session (and its cookie) is still there, and the retry signs out and goes round the SPs.
+      else if (allOrNothing(ctx)) await database.unitOfWork(() => withHeldWrites(database.db, next, served), served);
       else await next();
     } catch (error) {
       if (!(error instanceof RetryLaterError)) {
-        if (isResume(ctx)) unsaved(ctx);
+        if (allOrNothing(ctx)) unsaved(ctx);
         throw error;
       }
       ctx.state[PROVIDER_ERROR] = error;
       ctx.body = undefined;
     }
     const error = ctx.state[PROVIDER_ERROR];
-    // A resume not served, however (the provider's own error page included), was rolled back.
-    if (error instanceof RetryLaterError || (isResume(ctx) && !served())) unsaved(ctx);
+    // A resume or sign-out not served, however (the provider's own error page included), was rolled back.
+    if (error instanceof RetryLaterError || (allOrNothing(ctx) && !served())) unsaved(ctx);
     if (!(error instanceof RetryLaterError)) return;
     // 503 for an outage or overload, 429 for an address over its cap of anonymous records (error map).
     const { status } = errorAnswer(error);

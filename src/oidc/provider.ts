@@ -1,4 +1,5 @@
 import Provider, { type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import { deliverAfterCommit } from './backchannel.ts';
 import type { Config } from '../config/config.ts';
 import { hmac } from '../crypto/tokens.ts';
 import type { KeyMaterial } from './keys.ts';
@@ -139,6 +140,7 @@ export function createProvider(config: Config, keys: KeyMaterial, hooks: Provide
   };
   const provider = new Provider(config.issuer, configuration);
   keepSignInTime(provider);
+  deliverAfterCommit(provider);
   provider.registerGrantType('password', hooks.passwordGrant, PASSWORD_GRANT_PARAMETERS);
   provider.use(refreshUsesSession(provider, sessionLimits));
   provider.use(hooks.resourceServers.introspectionUsername);

@@ -107,14 +107,18 @@ export function samlLogout(deps: SamlDeps, sloUrl: string, idpEntityId: string) 
     const sessions = await deps.sessions.named(sp.entityId, request.sessionIndexes.length ? { ids: request.sessionIndexes } : { nameId: request.nameId.value });
     const named = sessions.filter((s) => s.nameId.value === request.nameId.value);
     if (!keyed && named.length === 0) throw samlRefusal(`an unsigned LogoutRequest from ${sp.entityId} names no session of its own`);
-    const remaining: SamlSession[] = [];
-    for (const uid of new Set(named.map((s) => s.sessionUid))) {
-      await deps.endSession(uid);
-      remaining.push(...(await deps.sessions.end({ sessionUid: uid })).filter((s) => s.clientId !== sp.entityId));
-    }
-    ctx.state.log.info({ sp: sp.entityId, sessions: named.length, others: remaining.length }, 'SAML logout requested');
-    const id = randomToken();
-    await carryOn(ctx, id, { initiator: { clientId: sp.entityId, requestId: request.id, relayState }, afterwards: null, remaining, waiting: null });
+    // The sign-in sessions end with their SAML sessions and the journey's first step, or none of
+    // it does: after a fault the SP's retry finds them all still there and goes round the other SPs.
+    // The relying parties are told once it has committed (endSession: afterUnitCommits).
+    await deps.unitOfWork(async () => {
+      const remaining: SamlSession[] = [];
+      for (const uid of new Set(named.map((s) => s.sessionUid))) {
+        await deps.endSession(uid);
+        remaining.push(...(await deps.sessions.end({ sessionUid: uid })).filter((s) => s.clientId !== sp.entityId));
+      }
+      ctx.state.log.info({ sp: sp.entityId, sessions: named.length, others: remaining.length }, 'SAML logout requested');
+      await carryOn(ctx, randomToken(), { initiator: { clientId: sp.entityId, requestId: request.id, relayState }, afterwards: null, remaining, waiting: null });
+    });
   }
 
   async function knownSp(entityId: string): Promise<ServiceProvider> {

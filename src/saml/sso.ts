@@ -9,6 +9,7 @@ import type { SigninLog } from '../audit/signin-log.ts';
 import { accessDenied } from '../audit/signin-reasons.ts';
 import type { ClientStore } from '../client/client.store.ts';
 import type { Config } from '../config/config.ts';
+import type { Database } from '../db/database.ts';
 import { randomToken, sha256 } from '../crypto/tokens.ts';
 import { formBody } from '../http/form-body.ts';
 import type { Renderer } from '../http/renderer.ts';
@@ -56,6 +57,8 @@ export interface SamlDeps {
   /** The access rules, asked again when the answer is made. */
   access: AccessService;
   signinLog: SigninLog;
+  /** One transaction for what an answer uses up and writes (at /saml/continue, to a LogoutRequest): all of it or none. */
+  unitOfWork: Database['unitOfWork'];
 }
 
 /** The IdP's name and endpoints, all under the issuer. */
@@ -126,11 +129,20 @@ export function samlRoutes(deps: SamlDeps): { router: Router; afterSignOut: Midd
     await start(ctx, sp, { ...newPending(), acsUrl: defaultAcs(sp), relayState, requestId: null, nameIdFormat: sp.values.nameIdFormat });
   });
 
+  // The request's take, the code's redemption, the access decision's log row and the SAML session
+  // are one unit of work: after a fault none of them was kept, the binding cookie is still there,
+  // and the browser's reload answers the request. The take's row lock makes parallel answers wait
+  // for the first one's outcome: exactly one of them answers.
   router.get(SAML_CONTINUE_PATH, async (ctx) => {
     const state = typeof ctx.query.state === 'string' ? ctx.query.state : '';
-    const pending = await deps.requests.take(state, browserBinding(ctx, state));
-    if (!pending) throw new DomainError('saml_expired', 'no SAML request of this browser is waiting for this answer');
+    const binding = browserBinding(ctx, state);
+    await deps.unitOfWork(() => answerContinue(ctx, state, binding));
     ctx.cookies.set(bindingCookie(state), null, { path: SAML_CONTINUE_PATH, signed: false });
+  });
+
+  async function answerContinue(ctx: Context, state: string, binding: string) {
+    const pending = await deps.requests.take(state, binding);
+    if (!pending) throw new DomainError('saml_expired', 'no SAML request of this browser is waiting for this answer');
     const sp = await serviceProvider(pending.clientId);
     if (!sp) throw new DomainError('saml_expired', `the service provider ${pending.clientId} is no longer registered`);
     // The metadata may have changed while the person signed in: answer only where it still says.
@@ -170,7 +182,7 @@ export function samlRoutes(deps: SamlDeps): { router: Router; afterSignOut: Midd
       return answerStatus(ctx, sp, pending, { top: STATUS.requester, second: STATUS.unknownPrincipal, message: 'the person signed in is not the Subject the request named' });
     }
     await answerAssertion(ctx, sp, pending, signedIn);
-  });
+  }
 
   const serviceProvider = (entityId: string) => findServiceProvider(deps.clients, entityId);
 

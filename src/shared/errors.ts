@@ -37,3 +37,12 @@ export class DatabaseUnavailableError extends RetryLaterError {
     super('database_unavailable', 'the database is temporarily unavailable; try again in a moment', retryAfterSeconds, { cause });
   }
 }
+
+/**
+ * What a relying party's back-channel logout answers the provider's own end_session when Akamon
+ * makes the delivery itself once the sign-out's unit of work has committed (oidc/backchannel.ts):
+ * not an outcome, which listeners skip; the delivery's own is emitted when it is made.
+ */
+export class DeliveryDeferred extends Error {
+  override name = 'DeliveryDeferred';
+}

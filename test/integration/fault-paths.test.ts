@@ -2,11 +2,14 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
 import net, { type AddressInfo, type Socket } from 'node:net';
 import { sql } from 'kysely';
+import * as client from 'openid-client';
 import { generate } from 'otplib';
 import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
-import { Browser } from '../support/browser.ts';
+import { Browser, type Page } from '../support/browser.ts';
 import { refuseWrites } from '../support/faults.ts';
-import { chooseMethod, enterCredentials, freshTotpStep, secretOn, startAuthorization } from '../support/flows.ts';
+import { chooseMethod, enterCredentials, freshTotpStep, secretOn, startAuthorization, tokenRequest } from '../support/flows.ts';
+import { discover } from '../support/openid-rp.ts';
+import { librarySp, passwordSteps, postedTo, responseStatus, type LibrarySp } from '../support/saml-sp.ts';
 import { freePort, spawnServer } from '../support/processes.ts';
 import { startReset } from '../support/recovery.ts';
 import { mailedCode } from '../support/smtp-sink.ts';
@@ -17,6 +20,9 @@ import { mailedCode } from '../support/smtp-sink.ts';
 // could not finish); the enrolment's recovery-email code was spent on an address a stall kept from
 // being saved; a notice pass waited on a hanging mail server once per notice; a port already in
 // use left the process running (it served nothing) and then exiting 0.
+// A later fault probe of SAML and the device flow (identity verification's are in its own file):
+// a step committed what uses up the person's attempt (the SAML request, the ended session, the
+// approval) before the write the fault refused, so the retry the 503 asks for found it spent.
 
 let akamon: RunningAkamon;
 const sockets = new Set<Socket>();
@@ -161,6 +167,154 @@ describe('mail server that hangs', () => {
     const tried = await db().selectFrom('notice').select('account_id').where('account_id', 'in', waiting).where('last_error', 'is not', null).execute();
     expect({ tried: tried.length, slow: ms > 8000 }).toEqual({ tried: 1, slow: false });
   }, 40_000);
+});
+
+describe('SAML /saml/continue under a database fault', () => {
+  let sp: LibrarySp;
+  beforeAll(async () => {
+    sp = await librarySp(akamon, { name: 'Fault SP' });
+  });
+
+  /** A sign-in at the SP whose /saml/continue met the fault: its page, and the SP's answer to its reload. */
+  async function continuedAfterFault(account: { id: string; commonId: string; password: string }, fault: () => Promise<() => Promise<void>>) {
+    const browser = new Browser(akamon.url);
+    const stop = await fault();
+    let page: Page;
+    try {
+      page = await passwordSteps(browser, await browser.visit(await sp.loginUrl()), account);
+    } finally {
+      await stop();
+    }
+    expect(page.status).toBe(503);
+    expect(page.headers.get('retry-after')).toMatch(/^\d+$/);
+    expect(new URL(page.url).pathname).toBe('/saml/continue');
+    // The database is back: the reload finishes the sign-in (README: "a reload finishes the sign-in").
+    const reload = await browser.visit(page.url);
+    expect(reload.status).toBe(200);
+    expect(postedTo(reload)).toBe(sp.acsUrl);
+    expect(responseStatus(reload).assertions).toBe(1);
+    return reload;
+  }
+
+  test('a stall at the SAML session insert answers 503, and the reload posts the assertion to the SP', async () => {
+    const account = await akamon.createReadyAccount();
+    const reload = await continuedAfterFault(account, () => refuseWrites(db(), 'stall_saml_session', { table: 'saml_session', on: 'insert', when: `new.account_id = '${account.id}'` }));
+    expect((await sp.accept(reload)).profile).toBeTruthy();
+  }, 30_000);
+
+  test("a stall at the code's redemption answers 503, and the reload posts the assertion to the SP", async () => {
+    const account = await akamon.createReadyAccount();
+    await continuedAfterFault(account, () =>
+      refuseWrites(db(), 'stall_saml_code', { table: 'oidc_payload', on: 'update', when: `new.model = 'AuthorizationCode' and new.account_id = '${account.id}'` }),
+    );
+  }, 30_000);
+});
+
+describe('SAML logout under a database fault', () => {
+  let sp: LibrarySp;
+  let other: LibrarySp;
+  beforeAll(async () => {
+    sp = await librarySp(akamon, { name: 'Fault Library' });
+    other = await librarySp(akamon, { name: 'Fault Mail' });
+  });
+
+  const liveSamlSessions = (accountId: string) => db().selectFrom('saml_session').select('client_id').where('account_id', '=', accountId).where('ended_at', 'is', null).execute();
+
+  /** Signed in at both SPs in one browser; the first SP's view of the person. */
+  async function signedInAtBoth(account: { id: string; commonId: string; password: string }) {
+    const browser = new Browser(akamon.url);
+    const atFirst = (await sp.accept(await passwordSteps(browser, await browser.visit(await sp.loginUrl()), account))).profile!;
+    await other.accept(await browser.visit(await other.loginUrl()));
+    expect(await liveSamlSessions(account.id)).toHaveLength(2);
+    return { browser, atFirst };
+  }
+
+  /** The provider's sign-out (the account home's), confirmed as the browser would: its answer, not followed. */
+  async function signOut(browser: Browser) {
+    const logout = await browser.visit('/session/end');
+    const xsrf = /name="xsrf" value="([^"]+)"/.exec(logout.html)?.[1];
+    if (!xsrf) return { status: logout.status, location: logout.url };
+    const confirmed = await browser.request(`${akamon.url}/session/end/confirm`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ xsrf, logout: 'yes' }).toString(),
+    });
+    return { status: confirmed.status, location: confirmed.headers.get('location') };
+  }
+
+  test('a stall as a sign-out at Akamon ends the SAML sessions answers 503 and ends nothing; the retry signs out and goes round the SPs', async () => {
+    const account = await akamon.createReadyAccount();
+    const { browser } = await signedInAtBoth(account);
+    const stop = await refuseWrites(db(), 'stall_signout_saml', { table: 'saml_session', on: 'update', when: `new.account_id = '${account.id}'` });
+    let failed;
+    try {
+      failed = await signOut(browser);
+    } finally {
+      await stop();
+    }
+    expect(failed.status).toBe(503);
+    expect(await liveSamlSessions(account.id)).toHaveLength(2);
+    // The session cookie was kept: the retry is the same sign-out, made now, and the SPs are visited.
+    const retry = await signOut(browser);
+    expect([sp.sloUrl, other.sloUrl].some((url) => String(retry.location).startsWith(url))).toBe(true);
+    expect(await liveSamlSessions(account.id)).toEqual([]);
+  }, 30_000);
+
+  test("a stall as an SP's logout is first saved answers 503; the SP's retry still sends the browser round the other SP first", async () => {
+    const account = await akamon.createReadyAccount();
+    const { browser, atFirst } = await signedInAtBoth(account);
+    const logoutUrl = await sp.saml.getLogoutUrlAsync(atFirst, 'relay', {});
+    // The journey (which SPs are still to be told) is refused as it is first saved.
+    const stop = await refuseWrites(db(), 'stall_slo_journey', { table: 'interaction_state', on: 'insert', when: `new.uid like 'saml-logout:%'` });
+    let failed: Response;
+    try {
+      failed = await browser.request(logoutUrl);
+    } finally {
+      await stop();
+    }
+    expect(failed.status).toBe(503);
+    expect(failed.headers.get('retry-after')).toMatch(/^\d+$/);
+    expect(await liveSamlSessions(account.id)).toHaveLength(2);
+    // The SP (or the person's reload) sends the same LogoutRequest again: the other SP is visited
+    // before the initiator hears "success", as without the fault.
+    const retry = await browser.request(logoutUrl);
+    expect(retry.status).toBe(302);
+    expect(String(retry.headers.get('location')).startsWith(other.sloUrl)).toBe(true);
+  }, 30_000);
+});
+
+describe('the device flow under a database fault at approval', () => {
+  const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
+
+  test('a stall as the approved device code is saved answers 503 and saves no half of it; the reload approves, and the device gets its tokens', async () => {
+    const hpc = await akamon.createClient({ name: 'Fault HPC', redirectUris: [], deviceFlow: true, public: true, firstParty: true });
+    const account = await akamon.createReadyAccount();
+    const device = await client.initiateDeviceAuthorization(await discover(akamon, hpc), { scope: 'openid offline_access' });
+    const browser = new Browser(akamon.url);
+    // The device code's save with the account (the resume at /device/<uid>), on insert or on the upsert's update.
+    const when = `new.model = 'DeviceCode' and new.account_id = '${account.id}'`;
+    const stops = [
+      await refuseWrites(db(), 'stall_device_insert', { table: 'oidc_payload', on: 'insert', when }),
+      await refuseWrites(db(), 'stall_device_update', { table: 'oidc_payload', on: 'update', when }),
+    ];
+    let page: Page;
+    try {
+      const confirm = await browser.submit(await browser.visit('/device'), /\/device$/, { user_code: device.user_code });
+      page = await enterCredentials(browser, await browser.submit(confirm, /\/device$/, { confirm: 'yes' }), account.commonId, account.password);
+    } finally {
+      for (const stop of stops) await stop();
+    }
+    expect(page.status).toBe(503);
+    expect(page.headers.get('retry-after')).toMatch(/^\d+$/);
+    // Nothing of the failed resume stayed: no grant or session for the account without the approval.
+    const saved = await db().selectFrom('oidc_payload').select('model').where('account_id', '=', account.id).where('model', 'in', ['Grant', 'Session']).execute();
+    expect(saved).toEqual([]);
+    // The page says the sign-in continues where it stopped: the reload approves the device.
+    const reload = await browser.visit(page.url);
+    expect(reload.status).toBe(200);
+    const tokens = await tokenRequest(akamon, { clientId: hpc.clientId, clientSecret: null }, { grant_type: DEVICE_GRANT, device_code: device.device_code });
+    expect(tokens.status).toBe(200);
+  }, 60_000);
 });
 
 describe('the server process', () => {

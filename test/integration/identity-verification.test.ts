@@ -4,6 +4,7 @@ import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
 import { Browser, decode, type Page } from '../support/browser.ts';
 import { codeFrom, enterCredentials, freshTotpStep, redeem, signIn, startAuthorization, tokenRequest } from '../support/flows.ts';
 import { shiftableClock } from '../support/clock.ts';
+import { refuseWrites } from '../support/faults.ts';
 import { upstreamIdv, verifyUpstream } from '../support/idv.ts';
 
 const DAY = 24 * 3600 * 1000;
@@ -271,6 +272,70 @@ describe('recovery through the link', () => {
     // Without the flow cookie (another browser) the answer is refused.
     expect((await new Browser(akamon.url).visit(`${akamon.url}/idv/callback?code=x&state=${state}`)).status).toBe(400);
   });
+});
+
+// Found by a fault probe: the verification was used up (saved done) before the link or the
+// reissue, in a transaction of its own, so the retry a 503 asks for found it spent.
+describe('under a database fault', () => {
+  /** Through the upstream provider with a card; the URL it sends the browser back to (not yet visited). */
+  async function upstreamAnswer(atUpstream: Page, card: string, name: string): Promise<string> {
+    const there = new Browser(new URL(atUpstream.url).origin);
+    const back = await there.submit(await there.visit(atUpstream.url), /\/card$/, { card, name });
+    expect(new URL(back.url).pathname).toBe('/idv/callback');
+    return back.url;
+  }
+
+  /** Signed in at the account home's ID card page and verified upstream: the browser, sent on to /account/idv/linked but not yet there. */
+  async function verifiedForLink(account: { commonId: string; password: string }, card: string): Promise<Browser> {
+    const { browser, page } = await idvHome(account);
+    const back = await browser.request(await upstreamAnswer(await browser.submit(page, /\/account\/idv\/link$/, {}), card, 'Fault Person'));
+    expect(back.headers.get('location')).toBe('/account/idv/linked');
+    return browser;
+  }
+
+  test('a stall at the link answers 503, and the reload links the card', async () => {
+    const account = await akamon.createReadyAccount({ name: 'Fault Person' });
+    const browser = await verifiedForLink(account, newCard());
+    const stop = await refuseWrites(akamon.deps.database.db, 'stall_idv_link', { table: 'identity_link', on: 'insert', when: `new.account_id = '${account.id}'` });
+    let failed: Page;
+    try {
+      failed = await browser.visit('/account/idv/linked');
+    } finally {
+      await stop();
+    }
+    expect(failed.status).toBe(503);
+    const reload = await browser.visit('/account/idv/linked');
+    expect(reload.status).toBe(200);
+    expect(reload.html).toContain('Your ID card is now linked to this account.');
+    expect(await akamon.deps.database.db.selectFrom('identity_link').select('account_id').where('account_id', '=', account.id).execute()).toHaveLength(1);
+  }, 60_000);
+
+  test('a stall at the password reissue answers 503, and the choice sent again issues the temporary password', async () => {
+    const account = await akamon.createReadyAccount({ name: 'Fault Person' });
+    const card = newCard();
+    expect((await (await verifiedForLink(account, card)).visit('/account/idv/linked')).status).toBe(200);
+    const browser = new Browser(akamon.url);
+    const started = await startAuthorization(browser, akamon, portal);
+    const choice = await browser.visit(await upstreamAnswer(await browser.submit(started.page, /\/idv$/, {}), card, 'Fault Person'));
+    expect(choice.html).toContain('/idv/recover/password');
+    const form = browser.form(choice, /\/idv\/recover\/password$/, {});
+    const choose = () => browser.visit(form.url, { method: 'POST', body: new URLSearchParams(form.body), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    const stop = await refuseWrites(akamon.deps.database.db, 'stall_idv_reissue', {
+      table: 'account',
+      on: 'update',
+      when: `new.id = '${account.id}' and new.password_hash is distinct from old.password_hash`,
+    });
+    let failed: Page;
+    try {
+      failed = await choose();
+    } finally {
+      await stop();
+    }
+    expect(failed.status).toBe(503);
+    const retry = await choose();
+    expect(retry.status).toBe(200);
+    expect(retry.html).toContain('temporary-password');
+  }, 60_000);
 });
 
 describe('hostile input on the identity-verification endpoints', () => {

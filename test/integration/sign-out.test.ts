@@ -183,6 +183,46 @@ describe('a plain sign-out', () => {
   });
 });
 
+describe('a sign-out and a relying party that does not answer', () => {
+  // A sign-out is one unit of work (its SAML sessions end with it). The provider told the relying
+  // parties inside it, so one that hangs held its transaction (on PGlite, the one connection, so
+  // everyone waited) until the delivery timed out; now they are told once it has committed.
+  test('while the delivery hangs the database serves others; the relying party is told after the commit', async () => {
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let arrived = false;
+    const receiver = await backchannelReceiver(async () => {
+      arrived = true;
+      await held;
+    });
+    const gaveUp = () => a.logs.join('').includes('back-channel logout delivery failed');
+    try {
+      const account = await a.createReadyAccount();
+      const { device } = await homeOn(account);
+      const mail = await relyingParty(device, { name: 'Slow mail', backchannelLogoutUri: receiver.url, redirectUris: ['http://127.0.0.1:9/slow-mail'] });
+      const confirm = await device.visit(`${a.url}/account/logout`);
+      const done = device.submit(confirm, /\/session\/end\/confirm$/, { logout: 'yes' });
+      const deadline = Date.now() + 2000;
+      while (!arrived && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(arrived).toBe(true);
+      // The delivery is in flight and not yet given up on (its timeout is 2.5 s): the database answers.
+      expect((await a.deps.accounts.findById(account.id))?.common_id).toBe(account.commonId);
+      expect(gaveUp()).toBe(false);
+      release();
+      expect(new URL((await done).url).pathname).toBe('/session/end/success');
+      const [logoutToken] = await receiver.waitFor(1);
+      expect(JSON.parse(Buffer.from(logoutToken.split('.')[1], 'base64url').toString()).aud).toBe(mail.rp.clientId);
+      expect(await mail.refreshes()).toBe(400);
+      expect(gaveUp()).toBe(false);
+    } finally {
+      release();
+      await receiver.close();
+    }
+  });
+});
+
 describe('operators and recovery end the account home on every device', () => {
   const actions: Array<[string, (account: Account) => Promise<unknown>]> = [
     ['suspension', (account) => operator(b, `/accounts/${account.commonId}/suspend`)],
