@@ -44,7 +44,7 @@ import { factsLoader } from './interaction/facts.ts';
 import { interactionRouter } from './interaction/router.ts';
 import { KnownAccounts } from './interaction/known-accounts.ts';
 import { accountHome } from './selfservice/account-home.ts';
-import { ACCOUNT_CLIENT_ID, CONSOLE_CLIENT_ID } from './selfservice/account-client.ts';
+import { ACCOUNT_CLIENT_ID, CONSOLE_CLIENT_ID, FIRST_PARTY_SITES, type FirstPartySite } from './selfservice/account-client.ts';
 import { consoleRoutes } from './console/console-routes.ts';
 import { adminApi } from './admin/admin-api.ts';
 import { scimApi } from './scim/scim-api.ts';
@@ -71,12 +71,16 @@ export interface AkamonApp {
   routes: RouteTable;
 }
 
-/** Akamon's own sites (the account home, the console) are first-party clients of itself, registered on first start. */
-async function ensureFirstPartyClient(clients: ClientService, issuer: string, clientId: string, name: string, prefix: string): Promise<void> {
-  const wanted = { name, redirectUris: [`${issuer}${prefix}/callback`], postLogoutRedirectUris: [`${issuer}/`], firstParty: true };
+/**
+ * Akamon's own sites (the account home, the console) are first-party clients of itself, registered
+ * on first start and brought up to date at every start (a new issuer, names added in a release).
+ */
+async function ensureFirstPartyClient(clients: ClientService, issuer: string, site: FirstPartySite): Promise<void> {
+  const { clientId, name, nameJa, prefix } = site;
+  const wanted = { name, nameJa, redirectUris: [`${issuer}${prefix}/callback`], postLogoutRedirectUris: [`${issuer}/`], firstParty: true };
   try {
     const existing = await clients.show(clientId);
-    if (existing.redirectUris[0] !== wanted.redirectUris[0]) await clients.update(clientId, wanted);
+    if (existing.redirectUris[0] !== wanted.redirectUris[0] || existing.name !== name || existing.nameJa !== nameJa) await clients.update(clientId, wanted);
   } catch (error) {
     if (!isDomainError(error, 'client_not_found')) throw error;
     await clients.create(wanted, clientId).catch((e) => {
@@ -178,7 +182,7 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
     pairwiseKey: box.deriveKey('pairwise-subject'),
     passwordGrant: passwordGrant(deps.passwordSignin, deps.clientStore, deps.access, config.realmSuffix),
     resourceServers: resourceServers({ clients: deps.clientStore, accounts: deps.accounts, access: deps.access }),
-    ...providerPages(renderer, ACCOUNT_CLIENT_ID),
+    ...providerPages(renderer, FIRST_PARTY_SITES),
     devicePages: devicePages(renderer),
   };
   const build = (keys: Parameters<typeof createProvider>[1]) => {
@@ -207,8 +211,7 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
   });
   const samlRequests = new SamlRequestStore(db);
   const samlSessions = new SamlSessionStore(db);
-  await ensureFirstPartyClient(clients, config.issuer, ACCOUNT_CLIENT_ID, 'Akamon account', '/account');
-  await ensureFirstPartyClient(clients, config.issuer, CONSOLE_CLIENT_ID, 'Akamon console', '/console');
+  for (const site of FIRST_PARTY_SITES) await ensureFirstPartyClient(clients, config.issuer, site);
   // Every session of the account ends: SAML SPs have no back channel here, their sessions are
   // marked ended with the rest (a later LogoutRequest finds none); then the relying parties with
   // back-channel logout are told.

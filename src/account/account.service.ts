@@ -8,6 +8,7 @@ import type { PasswordHasher } from '../password/password-hasher.ts';
 import type { AccountRow, AccountStore } from './account.store.ts';
 import type { AppPasswordService } from './app-password.service.ts';
 import { COMMON_ID_PATTERN } from './common-id.ts';
+import { asTyped } from './password-signin.ts';
 import { accountKey, ACCOUNT_RULE, type LoginThrottle } from '../throttle/login-throttle.ts';
 import { ACCOUNT_FIELD_KEYS, readProfile } from './account-fields.ts';
 import { type AccountInput, type CoreField, validateAccountInput, validateCoreChanges } from './account-input.ts';
@@ -215,7 +216,7 @@ export class AccountService {
     if (state.blocked || state.waitSeconds > 0) throw new DomainError('locked', 'too many failed attempts', { waitSeconds: state.waitSeconds });
     let verified;
     try {
-      verified = await this.#hasher.verify(account.password_hash, current);
+      verified = await this.#hasher.verify(account.password_hash, asTyped(account, current));
     } catch (error) {
       await this.#throttle.release(keys); // too busy to check: not a guess
       throw error;
@@ -225,7 +226,7 @@ export class AccountService {
       throw new DomainError('wrong_current_password', 'the current password is not correct');
     }
     await this.#throttle.succeeded(keys);
-    const policy = checkPassword(next, { profile: this.#profile, commonId: account.common_id, currentPassword: current });
+    const policy = checkPassword(next, { profile: this.#profile, commonId: account.common_id, currentPassword: asTyped(account, current) });
     if (!policy.ok) throw new DomainError('password_policy', 'the new password breaks the password rules', { violations: policy.violations, limits: policy.limits });
     const hash = await this.#hasher.hash(next);
     await this.#unitOfWork(async () => {

@@ -60,6 +60,16 @@ export type GrantOutcome = SigninOutcome | { ok: false; reason: 'password_change
 const MAX_PASSWORD_INPUT = PASSWORD_INPUT_MAX_LENGTH;
 
 /**
+ * The password as it is verified (at sign-in and as the current one of a change). An initial or
+ * reissued one (must_change_password) has no whitespace in its alphabet (password/initial-password.ts)
+ * and the letter prints it in groups of four: the gaps typed with it are left out, before the one
+ * verification every attempt makes.
+ */
+export function asTyped(account: AccountRow, password: string): string {
+  return account.must_change_password ? password.replace(/\s/gu, '') : password;
+}
+
+/**
  * Checks a Common ID and password under the brute-force limits, spending the same hashing time
  * whether or not the account exists, and records the attempt in the sign-in log.
  */
@@ -112,17 +122,18 @@ export class PasswordSignin {
       if (passwordGrant) await this.#legacy.asForUnknown(password);
       return undefined;
     }
-    if (!password) {
-      await this.#hasher.verifyLike(account.password_hash, password);
+    const typed = asTyped(account, password);
+    if (!typed) {
+      await this.#hasher.verifyLike(account.password_hash, typed);
       return undefined;
     }
     if (passwordGrant && (await this.#legacy.usesMfa(account))) {
-      await this.#hasher.verifyLike(account.password_hash, password);
+      await this.#hasher.verifyLike(account.password_hash, typed);
       return (await this.#legacy.matchesAppPassword(account.id, password)) ? 'app_password' : undefined;
     }
-    const result = await this.#hasher.verify(account.password_hash, password);
+    const result = await this.#hasher.verify(account.password_hash, typed);
     if (result.ok) {
-      if (result.needsRehash) await this.#accounts.rehash(account.id, account.password_hash, await this.#hasher.hash(password));
+      if (result.needsRehash) await this.#accounts.rehash(account.id, account.password_hash, await this.#hasher.hash(typed));
       return 'password';
     }
     return passwordGrant && (await this.#legacy.matchesAppPassword(account.id, password)) ? 'app_password' : undefined;

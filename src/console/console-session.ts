@@ -5,18 +5,25 @@
  *
  *   interface ConsoleSession {
  *     // The signed-in operator of this request, or undefined when the answer was already sent: a
- *     // redirect to the console's sign-in, or the plain 404 page for a person without a console role.
- *     operator(ctx): Promise<ConsoleOperator | undefined>;
+ *     // redirect to the console's sign-in (which comes back to this page, or to `back` for a POST),
+ *     // or the plain 404 page for a person without a console role.
+ *     operator(ctx, back?): Promise<ConsoleOperator | undefined>;
  *     // The same for a POST, after its CSRF token (_csrf in the form body, parsed by formBody) was
- *     // checked; a bad token answers the 403 page.
- *     posted(ctx): Promise<ConsoleOperator | undefined>;
+ *     // checked; a bad token answers the 403 page. `back`: the page the form is on.
+ *     posted(ctx, back): Promise<ConsoleOperator | undefined>;
  *     // A second factor shown within CONSOLE_FRESH_SECONDS; otherwise a step-up through the sign-in is
- *     // started that comes back to `back` (a /console path) and false is returned (answer sent).
- *     fresh(ctx, operator, back): boolean;
- *     // A page in the console's frame (views/console-layout.eta: the nav of CONSOLE_NAV the role may see).
+ *     // started that comes back to `back` (a /console path) and false is returned (answer sent). The
+ *     // `values` typed into a form sent then are kept for `back` (draft below), never in a URL.
+ *     fresh(ctx, operator, back, values?): Promise<boolean>;
+ *     // The values kept by fresh for this page and operator, once; {} when there are none.
+ *     draft(ctx, operator): Promise<Record<string, string>>;
+ *     // A page in the console's frame (views/console-layout.eta: the nav of CONSOLE_NAV the role may
+ *     // see). data.invalid names the id of the field a refusal is about: the view's it.field(id, hint?)
+ *     // marks it (aria-invalid, aria-describedby the alert of views/console-alert.eta).
  *     page(ctx, operator, view, titleKey, data?, status?): void;
- *     // The console's error page: a message key, or a DomainError from HelpDesk (shown through error-map.ts).
- *     error(ctx, operator, problem, status?): void;
+ *     // The console's error page: a message key, or a DomainError from HelpDesk (shown through
+ *     // error-map.ts; a role's refusal says which roles may); `back` is the page it links back to.
+ *     error(ctx, operator, problem, status?, back?): void;
  *     // The plain 404 page, the same for an unknown path, a person without a role and an out-of-scope account.
  *     notFound(ctx): void;
  *   }
@@ -35,11 +42,11 @@ import type { ClientStore } from '../client/client.store.ts';
 import { CONSOLE_FRESH_SECONDS, CONSOLE_SESSION_TTL_SECONDS } from '../config/defaults.ts';
 import { errorAnswer } from '../http/error-map.ts';
 import type { MessageKey } from '../i18n/en.ts';
-import { translator } from '../i18n/i18n.ts';
+import { type Translate, translator } from '../i18n/i18n.ts';
 import { ACR_PHISHING_RESISTANT, phishingResistant } from '../mfa/assurance.ts';
 import type { HelpDesk } from '../operator/help-desk.ts';
 import type { OperatorStore } from '../operator/operator.store.ts';
-import { may, type Permission, type Principal } from '../operator/permissions.ts';
+import { may, PERMISSIONS, PERSON_ROLES, type Permission, type Principal } from '../operator/permissions.ts';
 import type { ImportJobs } from '../operator/import-job.ts';
 import { CONSOLE_CLIENT_ID } from '../selfservice/account-client.ts';
 import { type FirstPartySite, homeSession, type SiteSessionDeps } from '../selfservice/home-session.ts';
@@ -58,11 +65,12 @@ export interface ConsoleOperator {
 }
 
 export interface ConsoleSession {
-  operator(ctx: Context): Promise<ConsoleOperator | undefined>;
-  posted(ctx: Context): Promise<ConsoleOperator | undefined>;
-  fresh(ctx: Context, operator: ConsoleOperator, back: string): boolean;
+  operator(ctx: Context, back?: string): Promise<ConsoleOperator | undefined>;
+  posted(ctx: Context, back: string): Promise<ConsoleOperator | undefined>;
+  fresh(ctx: Context, operator: ConsoleOperator, back: string, values?: Record<string, string>): Promise<boolean>;
+  draft(ctx: Context, operator: ConsoleOperator): Promise<Record<string, string>>;
   page(ctx: Context, operator: ConsoleOperator, view: string, titleKey: MessageKey, data?: Record<string, unknown>, status?: number): void;
-  error(ctx: Context, operator: ConsoleOperator | undefined, problem: MessageKey | unknown, status?: number): void;
+  error(ctx: Context, operator: ConsoleOperator | undefined, problem: MessageKey | unknown, status?: number, back?: string): void;
   notFound(ctx: Context): void;
 }
 
@@ -91,12 +99,18 @@ export interface ConsoleDeps extends SiteSessionDeps {
   importJobs: ImportJobs;
   /** The ICT office's figures (dashboard-page.ts). */
   dashboard: DashboardService;
-  /** Short-lived server-side state: the single-use attempt of each reissue form (help-desk-pages.ts). */
-  state: Pick<InteractionStateStore, 'merge' | 'transition'>;
+  /** Short-lived server-side state: the single-use attempts of forms (form-attempt.ts), the drafts kept across a step-up. */
+  state: Pick<InteractionStateStore, 'get' | 'merge' | 'transition'>;
 }
 
 /** Paths a sign-in may come back to: the console's own pages (Common IDs and ids in them). */
 const CONSOLE_PATH = /^\/console(\/[A-Za-z0-9/_-]*)?$/;
+
+/** How long a form's values wait for the operator to come back from a step-up (a sign-in with the key). */
+const DRAFT_SECONDS = 10 * 60;
+
+/** The id of a refused form's alert (views/console-alert.eta), which the field it is about points to. */
+const ERROR_ID = 'console-error';
 
 /** A clock skew allowed between the provider's auth_time and this check (the same process, in practice). */
 const SKEW_SECONDS = 5;
@@ -148,12 +162,13 @@ export function consoleSession(deps: ConsoleDeps, router: Router): ConsoleSessio
 
   const notFound = (ctx: Context) => deps.renderer.error(ctx, 'error.not_found', 404);
 
-  async function operator(ctx: Context): Promise<ConsoleOperator | undefined> {
+  async function operator(ctx: Context, back = ctx.method === 'GET' ? ctx.path : undefined): Promise<ConsoleOperator | undefined> {
     const current = await site.session(ctx);
     if (!current || !phishingResistant(current.amr)) {
-      const back = CONSOLE_PATH.test(ctx.path) && ctx.method === 'GET' ? `?back=${encodeURIComponent(ctx.path)}` : '';
+      // Back to the page asked for, or to the page of the form sent after the session ended.
+      const query = back && CONSOLE_PATH.test(back) ? `?back=${encodeURIComponent(back)}` : '';
       ctx.status = 303;
-      ctx.redirect(`/console/login${back}`);
+      ctx.redirect(`/console/login${query}`);
       return undefined;
     }
     const principal = await deps.operators.personPrincipal(current.account.id, current.account.common_id);
@@ -169,32 +184,68 @@ export function consoleSession(deps: ConsoleDeps, router: Router): ConsoleSessio
       ...entry,
       current: entry.path === '/console' ? ctx.path === '/console' || ctx.path.startsWith('/console/accounts') : ctx.path.startsWith(entry.path),
     }));
-    deps.renderer.page(ctx, view, titleKey, { nav, operatorName: who.account.name, operatorRole: who.principal.role, logoutUrl: '/console/logout', wide: true, ...data }, status);
+    const { invalid } = data;
+    // A field's aria attributes: marked and pointing to the alert when the refusal is about it, and to its own hint.
+    const field = (id: string, hint?: string) => {
+      const described = [invalid === id ? ERROR_ID : '', hint ?? ''].filter(Boolean).join(' ');
+      return `${invalid === id ? ' aria-invalid="true"' : ''}${described ? ` aria-describedby="${described}"` : ''}`;
+    };
+    deps.renderer.page(
+      ctx,
+      view,
+      titleKey,
+      { nav, operatorName: who.account.name, operatorRole: who.principal.role, logoutUrl: '/console/logout', wide: true, field, errorId: ERROR_ID, ...data },
+      status,
+    );
+  }
+
+  const draftKey = (who: ConsoleOperator, path: string) => `console-draft:${who.principal.actor}:${path}`;
+
+  /** What a refusal says: a role's says who may do it instead; others are HelpDesk's or the page's message. */
+  function refusalText(t: Translate, problem: unknown): { message: string; hint?: string } {
+    if (!(problem instanceof DomainError)) return { message: t(problem as MessageKey) };
+    const answer = errorAnswer(problem);
+    const permission = problem.code === 'forbidden' ? problem.details.permission : undefined;
+    if (typeof permission !== 'string' || !Object.hasOwn(PERMISSIONS, permission)) return { message: t(answer.message) };
+    const roles = PERSON_ROLES.filter((role) => (PERMISSIONS[permission as Permission] as readonly string[]).includes(role));
+    return {
+      message: t(answer.message),
+      hint: roles.length ? t('console.forbidden_roles', { roles: roles.map((role) => t(`console.role_${role}`)).join(t('console.list_separator')) }) : t('console.forbidden_nobody'),
+    };
   }
 
   return {
     operator,
-    async posted(ctx) {
+    async posted(ctx, back) {
       if (!deps.csrf.valid(ctx, (ctx.request.body as Record<string, unknown> | undefined)?._csrf)) {
         deps.renderer.error(ctx, 'error.csrf', 403);
         return undefined;
       }
-      return operator(ctx);
+      return operator(ctx, back);
     },
-    fresh(ctx, who, back) {
+    async fresh(ctx, who, back, values) {
       const age = deps.clock.now().getTime() / 1000 - who.authTime;
       if (phishingResistant(who.amr) && age <= CONSOLE_FRESH_SECONDS) return true;
+      // Kept server-side for this operator and page: a reason is no URL's business.
+      if (values) await deps.state.merge(draftKey(who, back), { values }, DRAFT_SECONDS);
       ctx.status = 303;
       ctx.redirect(`/console/login?fresh=1&back=${encodeURIComponent(back)}`);
       return false;
     },
+    async draft(ctx, who) {
+      const key = draftKey(who, ctx.path);
+      const { values } = await deps.state.get(key);
+      if (!values) return {};
+      await deps.state.merge(key, { values: null }, DRAFT_SECONDS);
+      return values as Record<string, string>;
+    },
     page,
-    error(ctx, who, problem, status = 400) {
+    error(ctx, who, problem, status = 400, back) {
       const answer = problem instanceof DomainError ? errorAnswer(problem) : undefined;
       if (problem instanceof Error && !answer) throw problem;
-      const message = translator(ctx.state.locale)(answer ? answer.message : (problem as MessageKey));
+      const { message, hint } = refusalText(translator(ctx.state.locale), problem);
       if (!who) return deps.renderer.page(ctx, 'error', 'error.title', { message }, answer?.status ?? status);
-      page(ctx, who, 'console-error', 'error.title', { message }, answer?.status ?? status);
+      page(ctx, who, 'console-error', 'error.title', { message, hint, back: back ?? null, pageUrl: back ?? '/console' }, answer?.status ?? status);
     },
     notFound,
   };

@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { parseIdentifier, withRealm } from '../account/common-id.ts';
@@ -17,6 +17,7 @@ import { emailRows } from '../selfservice/email-rows.ts';
 import { DomainError } from '../shared/errors.ts';
 import { reasonWords } from './reason-words.ts';
 import type { ConsoleDeps, ConsoleOperator, ConsoleSession } from './console-session.ts';
+import { FormAttempts } from './form-attempt.ts';
 import { CONSOLE_SEARCH_LIMIT } from '../config/defaults.ts';
 
 /** Identity documents a counter checks before reissuing a password (what the audit records). */
@@ -38,7 +39,7 @@ type Confirmed = keyof typeof CONFIRMED;
 const isConfirmed = (action: string): action is Confirmed => Object.hasOwn(CONFIRMED, action);
 
 /** The actions made straight from the account page; `done` names the line shown after each. */
-const DONE = ['unlocked', 'reactivated', 'lent', 'collected', 'cancelled', 'mfa_reset', 'suspended', 'scheduled', 'reissue_used'] as const;
+const DONE = ['unlocked', 'reactivated', 'lent', 'collected', 'cancelled', 'education_recorded', 'mfa_reset', 'suspended', 'scheduled', 'reissue_used'] as const;
 type Done = (typeof DONE)[number];
 
 /**
@@ -47,7 +48,19 @@ type Done = (typeof DONE)[number];
  * would void the letter already printed.
  */
 const REISSUE_ATTEMPT_SECONDS = 30 * 60;
-const attemptKey = (attempt: string) => `console-reissue:${attempt}`;
+
+/**
+ * HelpDesk's refusals of an action on the account page that the page itself explains (the rest are
+ * the error page's): the text, and the id of the field the refusal is about.
+ */
+const ACCOUNT_REFUSALS: Record<string, { key: MessageKey; field?: string }> = {
+  // Lending: no token loaded with that serial, or one lent already; collecting: none lent to this account.
+  token_unavailable: { key: 'console.token_unavailable', field: 'serial' },
+  invalid_serial: { key: 'console.token_unavailable', field: 'serial' },
+  token_not_found: { key: 'console.token_not_lent' },
+  invalid_date: { key: 'console.education_date_invalid', field: 'passed-on' },
+  date_outside_year: { key: 'console.education_date_invalid', field: 'passed-on' },
+};
 
 const text = (value: unknown) => (typeof value === 'string' ? value.trim() : '');
 
@@ -61,11 +74,19 @@ export function helpDeskRoutes(router: Router, deps: ConsoleDeps, session: Conso
   const desk = deps.helpDesk;
   const { config } = deps;
   const accountUrl = (commonId: string) => `/console/accounts/${commonId}`;
+  const attempts = new FormAttempts(deps.state, 'reissue', REISSUE_ATTEMPT_SECONDS);
 
   router.get('/console', async (ctx) => {
     const who = await session.operator(ctx);
     if (!who) return;
-    if (!may(who.principal, 'account.read')) return ctx.redirect('/console/dashboard');
+    if (!may(who.principal, 'account.read')) {
+      if (may(who.principal, 'dashboard.read')) return ctx.redirect('/console/dashboard');
+      // No page of the console is this role's (a scoped auditor): say what it may use, and where.
+      return session.page(ctx, who, 'console-no-pages', 'console.no_pages_title', {
+        role: translator(ctx.state.locale)(`console.role_${who.principal.role}`),
+        reads: may(who.principal, 'signins.read'),
+      });
+    }
     const query = typeof ctx.query.q === 'string' ? ctx.query.q.normalize('NFKC').trim().slice(0, 100) : '';
     // The realm-suffixed form is the Common ID; anything else is the start of one or a part of a name.
     const exact = parseIdentifier(query, config.realmSuffix);
@@ -87,7 +108,10 @@ export function helpDeskRoutes(router: Router, deps: ConsoleDeps, session: Conso
     });
   });
 
-  async function accountPage(ctx: Context, who: ConsoleOperator, commonId: string, notice: { done?: Done; error?: string } = {}, status = 200) {
+  /** An action refused on the account page: the message, the id of the field it is about, what was typed. */
+  type Refusal = { error: string; invalid?: string; typed?: Record<string, string> };
+
+  async function accountPage(ctx: Context, who: ConsoleOperator, commonId: string, notice: { done?: Done; refusal?: Refusal } = {}, status = 200) {
     const t = translator(ctx.state.locale);
     const { account, factors, education, identityLink } = await desk.details(who.principal, commonId);
     const when = (d: Date | string | null) => (d ? formatDateTime(ctx.state.locale, d, config.timeZone) : t('account.never'));
@@ -134,13 +158,18 @@ export function helpDeskRoutes(router: Router, deps: ConsoleDeps, session: Conso
           reason: reasonWords(t, e.reason),
         })),
         done: notice.done ? t(`console.done_${notice.done}` as MessageKey) : null,
-        error: notice.error ?? null,
+        error: notice.refusal?.error ?? null,
+        invalid: notice.refusal?.invalid,
+        values: notice.refusal?.typed ?? {},
+        // The page of a refused action's POST: reloaded, or in the other language, it is the account page.
+        pageUrl: accountUrl(account.common_id),
         base: accountUrl(account.common_id),
+        educationYear: education.passedOn ? null : education.year,
         active: account.status === 'active',
         suspended: account.status === 'suspended',
         scheduled: account.revoke_at !== null,
         revoked: account.status === 'revoked',
-        can: { credentials: can('account.credentials'), status: can('account.status'), tokens: can('token.lend') },
+        can: { credentials: can('account.credentials'), status: can('account.status'), tokens: can('token.lend'), education: can('education.record') },
       },
       status,
     );
@@ -150,24 +179,30 @@ export function helpDeskRoutes(router: Router, deps: ConsoleDeps, session: Conso
     const who = await session.operator(ctx);
     if (!who) return;
     const done = DONE.find((d) => d === ctx.query.done);
-    await run(ctx, who, () => accountPage(ctx, who, ctx.params.commonId, { done }));
+    await run(ctx, who, () => accountPage(ctx, who, ctx.params.commonId, { done }), ctx.params.commonId);
   });
 
-  /** Runs a page's work; HelpDesk's refusals (not found, out of scope, forbidden, bad input) become the console's error pages. */
-  async function run(ctx: Context, who: ConsoleOperator, work: () => Promise<void>) {
+  /**
+   * Runs a page's work on the account `commonId`; HelpDesk's refusals (not found, out of scope,
+   * forbidden, bad input) become the console's error pages, a role's refusal with a link back to the account.
+   */
+  async function run(ctx: Context, who: ConsoleOperator, work: () => Promise<void>, commonId: string) {
     try {
       await work();
     } catch (error) {
       if (!(error instanceof DomainError)) throw error;
-      session.error(ctx, who, error);
+      session.error(ctx, who, error, undefined, error.code === 'forbidden' ? accountUrl(commonId) : undefined);
     }
   }
 
-  /** The account page again with an error of the action just tried (HelpDesk's bad input, a conflict). */
-  async function refused(ctx: Context, who: ConsoleOperator, commonId: string, error: DomainError) {
+  /** The account page again with an error of the action just tried (HelpDesk's bad input, a conflict), and what was typed. */
+  async function refused(ctx: Context, who: ConsoleOperator, commonId: string, error: DomainError, typed: Record<string, string>) {
     const answer = errorAnswer(error);
-    if (answer.status === 404 || answer.status === 403) return session.error(ctx, who, error);
-    await accountPage(ctx, who, commonId, { error: translator(ctx.state.locale)(answer.message) }, answer.status);
+    const known = Object.hasOwn(ACCOUNT_REFUSALS, error.code) ? ACCOUNT_REFUSALS[error.code] : undefined;
+    // Not found, out of scope, forbidden: the error page (run's).
+    if (!known && (answer.status === 404 || answer.status === 403)) throw error;
+    const t = translator(ctx.state.locale);
+    await accountPage(ctx, who, commonId, { refusal: { error: t(known?.key ?? answer.message), invalid: known?.field, typed } }, known ? 400 : answer.status);
   }
 
   // The direct actions: no reason asked, nothing lost that cannot be put back; `done` is the line shown after.
@@ -186,31 +221,35 @@ export function helpDeskRoutes(router: Router, deps: ConsoleDeps, session: Conso
       },
     },
     'cancel-revocation': { done: 'cancelled', act: (who, commonId) => desk.cancelRevocation(who.principal, commonId) },
+    // This year's information-security education, passed on the date given (today when none).
+    education: { done: 'education_recorded', act: (who, commonId, body) => desk.recordEducation(who.principal, commonId, text(body.year), text(body.passed_on)) },
   };
 
   for (const [action, { done, act }] of Object.entries(direct)) {
     router.post(`/console/accounts/:commonId/${action}`, formBody, async (ctx) => {
-      const who = await session.posted(ctx);
-      if (!who) return;
       const { commonId } = ctx.params;
+      const who = await session.posted(ctx, accountUrl(commonId));
+      if (!who) return;
+      const body = ctx.request.body as Record<string, unknown>;
       try {
-        await act(who, commonId, ctx.request.body as Record<string, unknown>);
+        await act(who, commonId, body);
         ctx.status = 303;
         ctx.redirect(`${accountUrl(commonId)}?done=${done}`);
       } catch (error) {
         if (!(error instanceof DomainError)) throw error;
-        await run(ctx, who, () => refused(ctx, who, commonId, error));
+        // What was typed into the form sent (a collect button's serial is no typing).
+        const typed = { serial: action === 'lend' ? text(body.serial) : '', passed_on: text(body.passed_on) };
+        await run(ctx, who, () => refused(ctx, who, commonId, error, typed), commonId);
       }
     });
   }
 
   // The dangerous actions: a confirmation page (GET), then the action (POST), both after a fresh key.
-  async function confirmPage(ctx: Context, who: ConsoleOperator, action: Confirmed, commonId: string, values: Record<string, string>, error: string | null, status = 200) {
+  async function confirmPage(ctx: Context, who: ConsoleOperator, action: Confirmed, commonId: string, values: Record<string, string>, refusal: Refusal | null, status = 200) {
     const account = await desk.account(who.principal, commonId, CONFIRMED[action].permission);
     const t = translator(ctx.state.locale);
     // Every reissue form is a new attempt, also when it comes back with a message.
-    const attempt = action === 'reissue' ? randomUUID() : undefined;
-    if (attempt) await deps.state.merge(attemptKey(attempt), { commonId: account.common_id, actor: who.principal.actor }, REISSUE_ATTEMPT_SECONDS);
+    const attempt = action === 'reissue' ? await attempts.issue({ commonId: account.common_id, actor: who.principal.actor }) : undefined;
     session.page(
       ctx,
       who,
@@ -224,7 +263,9 @@ export function helpDeskRoutes(router: Router, deps: ConsoleDeps, session: Conso
         dateField: action === 'revoke',
         reasonHint: action === 'revoke' ? t('console.revoke_reason_hint') : null,
         values: { ...values, attempt },
-        error,
+        error: refusal?.error ?? null,
+        invalid: refusal?.invalid,
+        pageUrl: `${accountUrl(commonId)}/${action}`,
       },
       status,
     );
@@ -234,35 +275,45 @@ export function helpDeskRoutes(router: Router, deps: ConsoleDeps, session: Conso
     const { commonId, action } = ctx.params;
     if (!isConfirmed(action)) return session.notFound(ctx);
     const who = await session.operator(ctx);
-    if (!who || !session.fresh(ctx, who, ctx.path)) return;
-    await run(ctx, who, () => confirmPage(ctx, who, action, commonId, {}, null));
+    if (!who || !(await session.fresh(ctx, who, ctx.path))) return;
+    // What was typed before a step-up brought the operator here again (kept by session.fresh).
+    const values = await session.draft(ctx, who);
+    await run(ctx, who, () => confirmPage(ctx, who, action, commonId, values, null), commonId);
   });
 
   router.post('/console/accounts/:commonId/:action', formBody, async (ctx) => {
     const { commonId, action } = ctx.params;
     if (!isConfirmed(action)) return session.notFound(ctx);
-    const who = await session.posted(ctx);
-    if (!who || !session.fresh(ctx, who, `${accountUrl(commonId)}/${action}`)) return;
+    const path = `${accountUrl(commonId)}/${action}`;
+    const who = await session.posted(ctx, path);
     const body = ctx.request.body as Record<string, unknown>;
-    const values = { reason: text(body.reason), document: text(body.document), on: text(body.on), attempt: text(body.attempt) };
+    const typed = { reason: text(body.reason), document: text(body.document), on: text(body.on) };
+    if (!who || !(await session.fresh(ctx, who, path, typed))) return;
+    const values = { ...typed, attempt: text(body.attempt) };
     const t = translator(ctx.state.locale);
     const missing = missingInput(t, action, values);
-    if (missing) return run(ctx, who, () => confirmPage(ctx, who, action, commonId, values, missing, 400));
-    await run(ctx, who, async () => {
-      try {
-        await confirmedAction(ctx, who, action, commonId, values);
-      } catch (error) {
-        // Bad input HelpDesk found (a reason or date it does not accept): the same page, with the message.
-        if (!(error instanceof DomainError) || (error.code !== 'invalid_request' && error.code !== 'already_revoked')) throw error;
-        await confirmPage(ctx, who, action, commonId, values, t(error.code === 'already_revoked' ? 'error.conflict' : 'console.input_refused'), 400);
-      }
-    });
+    if (missing) return run(ctx, who, () => confirmPage(ctx, who, action, commonId, values, missing, 400), commonId);
+    await run(
+      ctx,
+      who,
+      async () => {
+        try {
+          await confirmedAction(ctx, who, action, commonId, values);
+        } catch (error) {
+          // Bad input HelpDesk found (a reason or date it does not accept): the same page, with the message.
+          if (!(error instanceof DomainError) || (error.code !== 'invalid_request' && error.code !== 'already_revoked')) throw error;
+          const refusal = error.code === 'already_revoked' ? { error: t('error.conflict') } : { error: t('console.input_refused'), invalid: action === 'revoke' ? 'on' : 'reason' };
+          await confirmPage(ctx, who, action, commonId, values, refusal, 400);
+        }
+      },
+      commonId,
+    );
   });
 
-  function missingInput(t: Translate, action: Confirmed, values: Record<string, string>): string | null {
-    if (!values.reason || values.reason.length > REASON_MAX) return t('console.reason_required');
-    if (action === 'reissue' && !(ID_DOCUMENTS as readonly string[]).includes(values.document)) return t('console.document_required');
-    if (action === 'revoke' && !/^\d{4}-\d{2}-\d{2}$/.test(values.on)) return t('console.date_required');
+  function missingInput(t: Translate, action: Confirmed, values: Record<string, string>): Refusal | null {
+    if (!values.reason || values.reason.length > REASON_MAX) return { error: t('console.reason_required'), invalid: 'reason' };
+    if (action === 'reissue' && !(ID_DOCUMENTS as readonly string[]).includes(values.document)) return { error: t('console.document_required'), invalid: 'document' };
+    if (action === 'revoke' && !/^\d{4}-\d{2}-\d{2}$/.test(values.on)) return { error: t('console.date_required'), invalid: 'on' };
     return null;
   }
 
@@ -274,14 +325,11 @@ export function helpDeskRoutes(router: Router, deps: ConsoleDeps, session: Conso
     switch (action) {
       case 'reissue': {
         // The form's attempt, used up by this one POST (of parallel ones, exactly one goes on).
-        const fresh = values.attempt && (await deps.state.transition(attemptKey(values.attempt), { commonId, actor: who.principal.actor, used: null }, { used: true }, REISSUE_ATTEMPT_SECONDS));
-        if (!fresh) return redirect('reissue_used');
-        const issued = await desk.reissuePassword(who.principal, commonId, { reason: values.reason, checked: values.document }).catch(async (error: unknown) => {
-          // Nothing was issued (a refusal, a busy server): the same form may be sent again.
-          await deps.state.transition(attemptKey(values.attempt), { used: true }, { used: null }, REISSUE_ATTEMPT_SECONDS);
-          throw error;
-        });
-        return letterPage(ctx, issued.account, issued.initialPassword);
+        const issued = await attempts.once(values.attempt, { commonId, actor: who.principal.actor }, () =>
+          desk.reissuePassword(who.principal, commonId, { reason: values.reason, checked: values.document }),
+        );
+        if (!issued) return redirect('reissue_used');
+        return letterPage(ctx, issued.value.account, issued.value.initialPassword);
       }
       case 'reset-mfa':
         await desk.resetMfa(who.principal, commonId, { reason: values.reason });
@@ -301,9 +349,11 @@ export function helpDeskRoutes(router: Router, deps: ConsoleDeps, session: Conso
    * this answer's CSP allows that one stylesheet by its hash, and nothing else inline.
    */
   async function letterPage(ctx: Context, account: AccountRow, password: string) {
-    const html = await renderLetters([
-      { name: account.name, commonId: withRealm(account.common_id, config.realmSuffix), password, serverUrl: config.issuer, issuedAt: account.password_set_at, timeZone: config.timeZone },
-    ]);
+    const html = await renderLetters(
+      [{ name: account.name, commonId: withRealm(account.common_id, config.realmSuffix), password, serverUrl: config.issuer, issuedAt: account.password_set_at, timeZone: config.timeZone }],
+      // The console's way on from the letter (not printed).
+      { url: accountUrl(account.common_id), label: translator(ctx.state.locale)('console.back_to_account'), lang: ctx.state.locale },
+    );
     const inline = /<style>([\s\S]*?)<\/style>/.exec(html)?.[1];
     if (inline !== undefined)
       ctx.set('Content-Security-Policy', ctx.response.get('Content-Security-Policy').replace("style-src 'self'", `style-src 'self' 'sha256-${createHash('sha256').update(inline).digest('base64')}'`));

@@ -19,6 +19,7 @@ const ENVELOPE_BYTES = 64 * 1024;
 /** How often a running import's page reloads itself (a meta refresh: the console's CSP allows no script). */
 const REFRESH_SECONDS = 2;
 
+const PAGE = '/console/import';
 const KINDS: readonly ImportKind[] = ['accounts', 'revocations'];
 const PERMISSION = { accounts: 'account.create', revocations: 'account.status' } as const;
 const isKind = (value: unknown): value is ImportKind => KINDS.includes(value as ImportKind);
@@ -92,7 +93,8 @@ export function importRoutes(router: Router, deps: ConsoleDeps, session: Console
   const { config } = deps;
   const kindsOf = (principal: Principal) => KINDS.filter((kind) => may(principal, PERMISSION[kind]));
 
-  async function formPage(ctx: Context, who: ConsoleOperator, error?: Refused) {
+  /** The form, with a refusal's message on the field it is about and the kind of import chosen (`kind`). */
+  async function formPage(ctx: Context, who: ConsoleOperator, error?: Refused, kind?: ImportKind) {
     const t = translator(ctx.state.locale);
     const recent = await jobs.recent(who.principal);
     session.page(
@@ -102,6 +104,9 @@ export function importRoutes(router: Router, deps: ConsoleDeps, session: Console
       'import.title',
       {
         error: error ? t(error.key, error.vars) : undefined,
+        invalid: error && (error.key === 'import.not_allowed' ? 'kind' : 'file'),
+        kind,
+        pageUrl: PAGE,
         kinds: kindsOf(who.principal).map((kind) => ({
           kind,
           label: t(`import.kind_${kind}`),
@@ -131,16 +136,16 @@ export function importRoutes(router: Router, deps: ConsoleDeps, session: Console
     return job;
   }
 
-  router.get('/console/import', async (ctx) => {
+  router.get(PAGE, async (ctx) => {
     const who = await session.operator(ctx);
     if (!who) return;
     if (!kindsOf(who.principal).length) return session.notFound(ctx);
     await formPage(ctx, who);
   });
 
-  router.post('/console/import', async (ctx) => {
+  router.post(PAGE, async (ctx) => {
     // The session first: a stranger's upload is not read.
-    const signedIn = await session.operator(ctx);
+    const signedIn = await session.operator(ctx, PAGE);
     if (!signedIn) return;
     let form: FormData;
     try {
@@ -150,23 +155,23 @@ export function importRoutes(router: Router, deps: ConsoleDeps, session: Console
       throw error;
     }
     ctx.request.body = { _csrf: form.get('_csrf') };
-    const who = await session.posted(ctx);
+    const who = await session.posted(ctx, PAGE);
     if (!who) return;
     // Creating or revoking many accounts at once is a dangerous action: a key shown a few minutes ago.
-    if (!session.fresh(ctx, who, '/console/import')) return;
+    if (!(await session.fresh(ctx, who, PAGE))) return;
     const kind = form.get('kind');
     const file = form.get('file');
     if (!isKind(kind) || !kindsOf(who.principal).includes(kind)) return formPage(ctx, who, new Refused('import.not_allowed', {}, 403));
-    if (!(file instanceof File) || file.size === 0) return formPage(ctx, who, new Refused('import.file_missing'));
+    if (!(file instanceof File) || file.size === 0) return formPage(ctx, who, new Refused('import.file_missing'), kind);
     // The name is shown on the job's page and kept in the audit: the text rules of every other name.
-    if (textFault(file.name)) return formPage(ctx, who, new Refused('import.file_name_invalid'));
+    if (textFault(file.name)) return formPage(ctx, who, new Refused('import.file_name_invalid'), kind);
     try {
       const id = await jobs.start(who.principal, kind, file.name || 'upload.csv', new Uint8Array(await file.arrayBuffer()), CSV_MAX_BYTES);
       ctx.status = 303;
       ctx.redirect(`/console/import/${id}`);
     } catch (error) {
       if (error instanceof DomainError && error.code.startsWith('csv_'))
-        return formPage(ctx, who, new Refused(`import.file_${error.code}` as MessageKey, error.details as Record<string, string | number>));
+        return formPage(ctx, who, new Refused(`import.file_${error.code}` as MessageKey, error.details as Record<string, string | number>), kind);
       throw error;
     }
   });
@@ -196,9 +201,9 @@ export function importRoutes(router: Router, deps: ConsoleDeps, session: Console
 
   // Once only: the passwords are wiped as they are handed out (ImportJobs.takeSecrets).
   router.post('/console/import/:id/passwords', formBody, async (ctx) => {
-    const who = await session.posted(ctx);
+    const who = await session.posted(ctx, `/console/import/${ctx.params.id}`);
     if (!who) return;
-    if (!session.fresh(ctx, who, `/console/import/${ctx.params.id}`)) return;
+    if (!(await session.fresh(ctx, who, `/console/import/${ctx.params.id}`))) return;
     const job = await ownJob(ctx, who);
     if (!job) return;
     const secrets = await jobs.takeSecrets(who.principal, job);

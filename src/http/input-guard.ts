@@ -259,12 +259,27 @@ export function inputGuard(renderer: Renderer, surfaceOf: (ctx: Context) => Surf
     // Which part and why, never the value: it may be a code, a token or a password.
     ctx.state.log.info({ where: refusal.where, problem: refusal.problem, surface }, 'input refused');
     const problem = PROBLEMS[refusal.problem];
-    if (surface === 'page') return renderer.error(ctx, problem.page, refusal.status);
+    if (surface === 'page') return renderer.error(ctx, problem.page, refusal.status, formPage(ctx));
     if (surface === 'scim') return scimRefusal(ctx, refusal, `${refusal.where} ${problem.says}`);
     ctx.status = refusal.status;
     ctx.set('Cache-Control', 'no-store');
     ctx.body = { error: 'invalid_request', error_description: `${refusal.where} ${problem.says}` };
   };
+}
+
+/**
+ * The page the refused form was on, for the error page's way back: the Referer when it is this
+ * site's own and names a local path (never another host, nor "//host" or "/\\host"), else none.
+ */
+function formPage(ctx: Context): string | undefined {
+  let referer: URL;
+  try {
+    referer = new URL(ctx.get('referer'));
+  } catch {
+    return undefined;
+  }
+  const path = `${referer.pathname}${referer.search}`;
+  return referer.host === ctx.host && /^\/(?![/\\])/.test(path) ? path : undefined;
 }
 
 /** Refusals of a JSON text's form rather than of a value in it. */

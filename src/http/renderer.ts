@@ -33,7 +33,8 @@ export class Renderer {
    * A page answering a form (a POST) names, as `pageUrl`, the address that shows it again: the
    * browser's address becomes it (a reload or a return through the history asks for that page
    * instead of sending the form again) and the language switch leads there. The form's own address
-   * takes posts only; a page that names none switches language to the start page.
+   * takes posts only; a page that names none switches language to `back` (where an error page
+   * leads back to), else to the start page.
    */
   page(ctx: Context, view: string, titleKey: MessageKey, data: PageData = {}, status = 200): void {
     const locale: Locale = ctx.state.locale;
@@ -43,11 +44,12 @@ export class Renderer {
     ctx.set('Cache-Control', 'no-store');
     const answersForm = ctx.method !== 'GET' && ctx.method !== 'HEAD';
     const pageUrl = answersForm && typeof data.pageUrl === 'string' ? data.pageUrl : undefined;
+    const back = typeof data.back === 'string' ? data.back : undefined;
     const html = this.#eta.render(view, {
       t,
       locale,
       title: t(titleKey),
-      langUrl: languageSwitchUrl(ctx, answersForm ? (pageUrl ?? '/') : ctx.originalUrl),
+      langUrl: languageSwitchUrl(ctx, answersForm ? (pageUrl ?? back ?? '/') : ctx.originalUrl),
       csrf: this.#csrf.token(ctx),
       requestId: ctx.state.requestId,
       nonce: ctx.state.nonce,
@@ -58,8 +60,9 @@ export class Renderer {
     ctx.body = phraseBreaks(html);
   }
 
-  error(ctx: Context, messageKey: MessageKey, status: number): void {
-    this.page(ctx, 'error', 'error.title', { message: translator(ctx.state.locale)(messageKey) }, status);
+  /** An error page; `back` (a local path, such as the page of the refused form) is its way on, else the start page. */
+  error(ctx: Context, messageKey: MessageKey, status: number, back?: string): void {
+    this.page(ctx, 'error', 'error.title', { message: translator(ctx.state.locale)(messageKey), back: back ?? null }, status);
   }
 
   /** "Try again in a moment" (an overload, a database outage, an address over its cap) with its status and Retry-After. */

@@ -394,6 +394,7 @@ export const en = {
   'letter.password': 'Initial password',
   'letter.url': 'Sign-in page',
   'letter.steps': 'Sign in at the address above with your Common ID and this initial password. You will be asked to choose your own password at once; the initial password then stops working.',
+  'letter.spaces': 'The gaps in the initial password are only there to make it easier to read: you do not need to type them.',
   'letter.issued': 'Issued on {date}',
   'denied.reason.salvage_over': 'The period in which a closed account can still reach {client} has ended.',
 
@@ -471,11 +472,13 @@ export const en = {
   'saml.expired': 'This sign-in has expired, was already completed, or was started in another browser. Go back to the service you came from and start again.',
   // Issue 14 points 3-6: next steps on terminal pages, feedback, the directory.
   'common.services_link': 'See which systems you can use (service directory)',
+  'error.back': 'Back to the form',
   'error.home': 'Go to the Akamon home page',
   'denied.other_account': 'Sign in with another account',
   'logout.done_client_body':
     'You have signed out of {client}. You are still signed in to Akamon on this device, so other university systems will not ask for your password again until you sign out of Akamon.',
   'logout.account_home': 'your account page',
+  'logout.console': 'the operators’ console',
   'logout.sign_in_again': 'Sign in again',
   'recover.no_email_office':
     'Ask the account office of your faculty or department to reissue your password, and bring your student or staff ID card. Once you can sign in again, register a recovery email address on the Security info page, so that next time you can reset your password yourself.',
@@ -622,6 +625,32 @@ export const en = {
   'console.done_token_revoked': 'The API token was revoked.',
   'console.done_role_granted': 'The console role was given.',
   'console.done_role_withdrawn': 'The console role was withdrawn.',
+  'console.done_token_used':
+    'That new-token form had been sent already, so no second token was made: the token was made then, and its secret shown once. If it was not copied, revoke that token and make another.',
+  'console.refused_role': 'Choose one of the roles listed.',
+  'console.refused_department': '"{value}" is not a department code such as eng or eng/mech.',
+  'console.refused_affiliation': 'Choose affiliations from the boxes listed.',
+  'console.refused_scope_and_whole': 'Give departments or affiliations, or tick "the whole university", not both.',
+  'console.refused_no_scope': 'The role {role} reads university-wide figures only: leave departments and affiliations empty.',
+  'console.refused_scope_needed': 'The role {role} needs departments or affiliations, or "the whole university" ticked on purpose.',
+  'console.refused_token_name': 'Give the token a name of 1 to 64 letters, digits, spaces, dots, dashes or underscores.',
+  'console.refused_days': 'Enter a whole number of days from 1 to {max}.',
+  'console.forbidden_roles': 'This is done by: {roles}. Ask one of them, or an administrator if your work needs this role.',
+  'console.forbidden_nobody': 'No console role does this. Ask an administrator.',
+  'console.list_separator': ', ',
+  'console.back_to_account': 'Back to the account',
+  'console.no_pages_title': 'Your console role',
+  'console.no_pages_lead': 'Your role, {role}, has no page of its own in the console.',
+  'console.no_pages_reads':
+    'What it may read, the audit trail and the sign-in log (of your scope), is read with the akamon command or the admin API (akamon audit, akamon signins), using an API token an administrator makes for you.',
+  'console.no_pages_ask': 'If your work needs finding accounts or the dashboard here, ask an administrator for another role.',
+  'console.token_unavailable': 'No hardware token with this serial number is free to lend: none was loaded with it, or it is lent to someone. Check the serial printed on the token.',
+  'console.token_not_lent': 'No hardware token with this serial number is lent to this account.',
+  'console.education_label': 'Record the information-security education of {year} as passed, on',
+  'console.education_hint': 'The date of the pass (YYYY-MM-DD); left empty, today.',
+  'console.education_record': 'Record the education',
+  'console.education_date_invalid': 'Enter a real date within that academic year, or leave it empty for today.',
+  'console.done_education_recorded': "This year's information-security education was recorded as passed.",
   // The console's CSV import (src/console/import-page.ts).
   'import.title': 'Import from a CSV file',
   'import.lead':

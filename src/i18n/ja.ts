@@ -392,6 +392,7 @@ export const ja: Messages = {
   'letter.password': '初期パスワード',
   'letter.url': 'サインインページ',
   'letter.steps': '上記のページで、共通IDと初期パスワードを使ってサインインしてください。すぐにご自身のパスワードの設定を求められます。設定後、初期パスワードは使えなくなります。',
+  'letter.spaces': '初期パスワードの区切りの空白は読みやすくするためのものです。入力する必要はありません。',
   'letter.issued': '発行日: {date}',
   'denied.reason.salvage_over': '廃止されたアカウントで {client} を利用できる期間は終了しました。',
 
@@ -468,11 +469,13 @@ export const ja: Messages = {
   'saml.expired': 'このサインインは期限が切れたか、すでに完了したか、別のブラウザーで始められたものです。元のサービスに戻って、最初からやり直してください。',
   // Issue 14 points 3-6: next steps on terminal pages, feedback, the directory.
   'common.services_link': '利用できるシステムを見る(サービス一覧)',
+  'error.back': '入力画面に戻る',
   'error.home': 'Akamon のトップページへ',
   'denied.other_account': '別のアカウントでサインインする',
   'logout.done_client_body':
     '{client} からサインアウトしました。この端末では Akamon へのサインインが続いているため、Akamon からサインアウトするまで、他の学内システムではパスワードを再び求められません。',
   'logout.account_home': 'アカウントページ',
+  'logout.console': '管理コンソール',
   'logout.sign_in_again': 'もう一度サインインする',
   'recover.no_email_office':
     '所属する学部・研究科等のアカウント担当窓口で、パスワードの再発行を受けてください(学生証または職員証を持参してください)。再びサインインできるようになったら、次回はご自身で再設定できるよう、「セキュリティ情報」のページで回復用メールアドレスを登録してください。',
@@ -616,6 +619,31 @@ export const ja: Messages = {
   'console.done_token_revoked': 'APIトークンを無効にしました。',
   'console.done_role_granted': '管理コンソールの役割を与えました。',
   'console.done_role_withdrawn': '管理コンソールの役割を外しました。',
+  'console.done_token_used':
+    'この新規トークンの申請は送信済みのため、2つ目のトークンは作成していません。トークンはそのときに作成され、秘密の値も一度だけ表示されました。控えていない場合は、そのトークンを無効にして作り直してください。',
+  'console.refused_role': '一覧にある役割から選んでください。',
+  'console.refused_department': '「{value}」は部局コード（例: eng、eng/mech）ではありません。',
+  'console.refused_affiliation': '身分は一覧のチェックボックスから選んでください。',
+  'console.refused_scope_and_whole': '部局・身分を指定するか「全学」を選ぶか、どちらか一方にしてください。',
+  'console.refused_no_scope': '{role}は全学の集計だけを読む役割です。部局と身分は空欄にしてください。',
+  'console.refused_scope_needed': '{role}には部局か身分の指定が必要です（全学とする場合は「全学」に意図してチェックを入れてください）。',
+  'console.refused_token_name': 'トークン名は1〜64文字の英数字・かな漢字、空白、ピリオド、ハイフン、下線で付けてください。',
+  'console.refused_days': '日数は1から{max}までの整数で入力してください。',
+  'console.forbidden_roles': 'この操作ができるのは{roles}です。その担当者に依頼するか、業務上この役割が必要なら管理者に相談してください。',
+  'console.forbidden_nobody': 'この操作ができる管理コンソールの役割はありません。管理者に相談してください。',
+  'console.list_separator': '、',
+  'console.back_to_account': 'アカウントに戻る',
+  'console.no_pages_title': 'あなたの役割',
+  'console.no_pages_lead': 'あなたの役割（{role}）で使える画面は管理コンソールにはありません。',
+  'console.no_pages_reads': 'この役割で読める監査記録とサインイン記録（担当範囲内）は、管理者が発行するAPIトークンを使い、akamonコマンドまたは管理APIで参照します（akamon audit、akamon signins）。',
+  'console.no_pages_ask': 'ここでアカウント検索やダッシュボードを使う必要があれば、管理者に別の役割を依頼してください。',
+  'console.token_unavailable': 'このシリアル番号で貸し出せるハードウェアトークンはありません（登録されていないか、貸出中です）。トークンに印字されたシリアル番号を確かめてください。',
+  'console.token_not_lent': 'このシリアル番号のハードウェアトークンは、このアカウントに貸し出されていません。',
+  'console.education_label': '{year}年度の情報セキュリティ教育の受講済みを記録（受講日）',
+  'console.education_hint': '受講日（YYYY-MM-DD）。空欄なら今日の日付で記録します。',
+  'console.education_record': '受講を記録',
+  'console.education_date_invalid': 'その年度内の正しい日付を入力するか、今日なら空欄にしてください。',
+  'console.done_education_recorded': '今年度の情報セキュリティ教育の受講を記録しました。',
   // The console's CSV import (src/console/import-page.ts).
   'import.title': 'CSV ファイルから一括登録',
   'import.lead':

@@ -25,14 +25,22 @@ const STYLESHEET_LINK = '<link rel="stylesheet" href="/static/akamon.css">';
 let eta: Eta | undefined;
 let stylesheet: string | undefined;
 
+/** A link on the screen above the letters (not printed): the console's way back to the account. */
+export interface LetterBack {
+  url: string;
+  label: string;
+  lang: string;
+}
+
 /**
  * One HTML document with a letter per account, each on its own printed page. The stylesheet is
  * inlined so that the file prints the same when opened from disk (a saved download, a letter file).
  */
-export async function renderLetters(letters: readonly LetterData[]): Promise<string> {
+export async function renderLetters(letters: readonly LetterData[], back?: LetterBack): Promise<string> {
   eta ??= new Eta({ views: viewsDir, autoEscape: true, cache: true });
   stylesheet ??= await fs.readFile(path.join(viewsDir, 'static', 'akamon.css'), 'utf8').catch(() => '');
   const html = eta.render('letter', {
+    back,
     tja: translator('ja'),
     ten: translator('en'),
     letters: letters.map((data) => ({

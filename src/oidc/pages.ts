@@ -6,20 +6,31 @@ import type { Renderer } from '../http/renderer.ts';
 import { RetryLaterError } from '../shared/errors.ts';
 import { clientDisplayName } from '../client/client-settings.ts';
 
+/** One of Akamon's own sites (selfservice/account-client.ts FIRST_PARTY_SITES), as these pages need it. */
+export interface OwnSite {
+  clientId: string;
+  /** Its sign-in is `${prefix}/login`. */
+  prefix: string;
+  /** How Akamon's sentences name it. */
+  ownName: MessageKey;
+}
+
 /**
- * oidc-provider's own pages (logout, errors) drawn in Akamon's style and language. `ownClientId`
- * is the account home's client: its own Sign out button leads to the logout page, which then
- * speaks as Akamon's confirmation rather than as another system asking.
+ * oidc-provider's own pages (logout, errors) drawn in Akamon's style and language. `ownSites` are
+ * Akamon's first-party clients: their Sign out buttons lead to the logout page, which then speaks
+ * as Akamon's confirmation rather than as another system asking, and "Sign in again" leads back to
+ * the site the person left.
  */
-export function providerPages(renderer: Renderer, ownClientId: string) {
+export function providerPages(renderer: Renderer, ownSites: readonly OwnSite[]) {
   // The provider runs on the app's own context (see provider-holder.ts), so locale and request id are set.
   const koa = (ctx: KoaContextWithOIDC) => ctx as unknown as Context;
+  const ownSite = (clientId: string | undefined) => ownSites.find((site) => site.clientId === clientId);
 
   return {
     logoutSource(ctx: KoaContextWithOIDC, form: string) {
       const t = translator(koa(ctx).state.locale);
       const client = ctx.oidc.client;
-      const lead = client && client.clientId !== ownClientId ? t('logout.lead_client', { client: clientDisplayName(client, koa(ctx).state.locale) }) : t('logout.lead');
+      const lead = client && !ownSite(client.clientId) ? t('logout.lead_client', { client: clientDisplayName(client, koa(ctx).state.locale) }) : t('logout.lead');
       renderer.page(koa(ctx), 'logout', 'logout.title', { form, lead });
     },
     // The provider names the client here only when the person chose "Stay signed in": then only
@@ -27,8 +38,9 @@ export function providerPages(renderer: Renderer, ownClientId: string) {
     postLogoutSuccessSource(ctx: KoaContextWithOIDC) {
       const client = ctx.oidc.client;
       const t = translator(koa(ctx).state.locale);
-      const stayed = client ? t('logout.done_client_body', { client: client.clientId === ownClientId ? t('logout.account_home') : clientDisplayName(client, koa(ctx).state.locale) }) : null;
-      renderer.page(koa(ctx), 'logged-out', 'logout.done_title', { stayed });
+      const site = ownSite(client?.clientId);
+      const stayed = client ? t('logout.done_client_body', { client: site ? t(site.ownName) : clientDisplayName(client, koa(ctx).state.locale) }) : null;
+      renderer.page(koa(ctx), 'logged-out', 'logout.done_title', { stayed, signInUrl: `${site?.prefix ?? '/account'}/login` });
     },
     renderError(ctx: KoaContextWithOIDC, out: { error: string; error_description?: string }, error: Error) {
       if (error instanceof RetryLaterError) return renderer.retryLater(koa(ctx), error);

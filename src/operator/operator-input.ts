@@ -6,9 +6,15 @@ import { excerpt } from '../shared/text.ts';
 import { PERSON_ROLES, ROLES, type Role, type Scope, takesScope } from './permissions.ts';
 import { OPERATOR_TOKEN_MAX_DAYS } from '../config/defaults.ts';
 
-const bad = (message: string): never => {
-  throw new DomainError('invalid_request', message);
+/**
+ * A refusal: the admin API's English `message`, and the rule broken (`problem`, with the values it
+ * names) for pages that say it in their own language (the console's operators page).
+ */
+const bad = (message: string, problem: OperatorInputProblem, vars: Record<string, string | number> = {}): never => {
+  throw new DomainError('invalid_request', message, { problem, ...vars });
 };
+
+export type OperatorInputProblem = 'role' | 'department' | 'affiliation' | 'scope_and_whole' | 'no_scope' | 'scope_needed' | 'name' | 'days';
 
 /** Roles that change accounts: for these a scope left empty by mistake must not become the whole university. */
 const WRITING_ROLES: readonly Role[] = ['office', 'provisioning'];
@@ -26,28 +32,32 @@ export function roleAndScope(
 ): { role: Role; scope: Scope | null } {
   const roles: readonly Role[] = forPerson ? PERSON_ROLES : ROLES;
   const role = given.role as Role;
-  if (!roles.includes(role)) bad(`role must be one of ${roles.join(', ')}`);
+  if (!roles.includes(role)) bad(`role must be one of ${roles.join(', ')}`, 'role');
   const codes = given.departments.map(
-    (d) => (typeof d === 'string' && normalizeDepartment(d)) || bad(`department ${excerpt(JSON.stringify(d) ?? String(d))} is not a department code such as eng or eng/mech`),
+    (d) =>
+      (typeof d === 'string' && normalizeDepartment(d)) ||
+      bad(`department ${excerpt(JSON.stringify(d) ?? String(d))} is not a department code such as eng or eng/mech`, 'department', { value: excerpt(String(d)) }),
   );
-  const groups = given.affiliations.map((a) => (AFFILIATIONS.includes(a as Affiliation) ? (a as Affiliation) : bad(`affiliations must be among ${AFFILIATIONS.join(', ')}`)));
+  const groups = given.affiliations.map((a) => (AFFILIATIONS.includes(a as Affiliation) ? (a as Affiliation) : bad(`affiliations must be among ${AFFILIATIONS.join(', ')}`, 'affiliation')));
   const unlimited = !codes.length && !groups.length;
-  if (given.wholeUniversity && !unlimited) bad('give departments or affiliations, or the whole university, not both');
-  if (!unlimited && !takesScope(role)) bad(`the ${role} role reads university-wide figures only; it takes no departments or affiliations`);
-  if (unlimited && WRITING_ROLES.includes(role) && !given.wholeUniversity) bad(`the ${role} role needs departments or affiliations (or the whole university, said on purpose)`);
+  if (given.wholeUniversity && !unlimited) bad('give departments or affiliations, or the whole university, not both', 'scope_and_whole');
+  if (!unlimited && !takesScope(role)) bad(`the ${role} role reads university-wide figures only; it takes no departments or affiliations`, 'no_scope', { role });
+  if (unlimited && WRITING_ROLES.includes(role) && !given.wholeUniversity)
+    bad(`the ${role} role needs departments or affiliations (or the whole university, said on purpose)`, 'scope_needed', { role });
   return { role, scope: role === 'admin' || unlimited ? null : { departments: codes, affiliations: groups } };
 }
 
 /** An API token's name: what lists and the audit trail show of it. */
 export function tokenName(value: unknown): string {
   const name = typeof value === 'string' ? value.trim() : '';
-  if (!/^[\p{L}\p{N} ._-]{1,64}$/u.test(name)) bad('name must be 1 to 64 letters, digits, spaces, dots, dashes or underscores');
+  if (!/^[\p{L}\p{N} ._-]{1,64}$/u.test(name)) bad('name must be 1 to 64 letters, digits, spaces, dots, dashes or underscores', 'name');
   return name;
 }
 
 /** When a token made now for `days` days expires. */
 export function tokenExpiry(days: unknown, now: Date): Date {
-  if (!Number.isInteger(days) || (days as number) < 1 || (days as number) > OPERATOR_TOKEN_MAX_DAYS) bad(`expiresInDays must be a whole number from 1 to ${OPERATOR_TOKEN_MAX_DAYS}`);
+  if (!Number.isInteger(days) || (days as number) < 1 || (days as number) > OPERATOR_TOKEN_MAX_DAYS)
+    bad(`expiresInDays must be a whole number from 1 to ${OPERATOR_TOKEN_MAX_DAYS}`, 'days', { max: OPERATOR_TOKEN_MAX_DAYS });
   return new Date(now.getTime() + (days as number) * 86_400_000);
 }
 

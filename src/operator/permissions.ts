@@ -82,7 +82,8 @@ export function may(principal: Principal, permission: Permission): boolean {
 export function authorize(principal: Principal, permission: Permission): void {
   if (may(principal, permission)) return;
   const why = principal.scope && WHOLE_UNIVERSITY_ONLY.has(permission) ? 'these figures are university-wide and this operator is scoped' : `the ${principal.role} role may not do this`;
-  throw new DomainError('forbidden', `${why} (${permission})`);
+  // The permission named: the console tells the operator which roles may (console-session.ts).
+  throw new DomainError('forbidden', `${why} (${permission})`, { permission });
 }
 
 /** Whether an account (its department and affiliation) is within the operator's scope. */

@@ -23,6 +23,8 @@ import type { MfaService } from '../mfa/mfa.service.ts';
 import { passwordExpiry } from '../password/expiry.ts';
 import type { Clock } from '../shared/clock.ts';
 import { DomainError } from '../shared/errors.ts';
+import { errorAnswer } from '../http/error-map.ts';
+import { isDomainError } from '../http/middleware.ts';
 import { emailRows } from './email-rows.ts';
 import { homeSession } from './home-session.ts';
 import { securityInfoRoutes } from './security-info.ts';
@@ -30,6 +32,15 @@ import { serviceDirectoryRoutes } from './service-directory.ts';
 import { identityLinkRoutes } from './identity-link-page.ts';
 import type { IdentityVerification } from '../idv/identity-verification.ts';
 import type { IdvFlow } from '../idv/idv-flow.ts';
+
+/** What the account home says after the app-password form. */
+interface AppPasswordAnswer {
+  created?: { name: string; secret: string };
+  refused?: { error: string; name: string };
+}
+
+/** AppPasswordService#create's refusals of what the person typed (their text: http/error-map.ts). */
+const APP_PASSWORD_REFUSALS = ['too_many_app_passwords', 'invalid_app_password_name'];
 
 export interface AccountHomeDeps {
   config: Config;
@@ -77,7 +88,8 @@ export function accountHome(deps: AccountHomeDeps): Router {
     return passedOn ? t('account.education_passed', { year, date: passedOn }) : t('account.education_not_taken', { year });
   }
 
-  async function accountPage(ctx: Context, account: AccountRow, newAppPassword: { name: string; secret: string } | null = null) {
+  /** The account home; answering the app-password form, with the new one shown once or why the name typed was refused. */
+  async function accountPage(ctx: Context, account: AccountRow, answer: AppPasswordAnswer = {}, status = 200) {
     const t = translator(ctx.state.locale);
     const factors = await deps.mfa.factors(account.id);
     const when = (d: Date | string | null) => (d ? formatDateTime(ctx.state.locale, d, deps.config.timeZone) : t('account.never'));
@@ -106,31 +118,39 @@ export function accountHome(deps: AccountHomeDeps): Router {
     );
     // Answering a POST (a new app password shown once), the page is the account home: a reload
     // shows it again without the password and makes no second one.
-    deps.renderer.page(ctx, 'account', 'account.title', {
-      pageUrl: '/account',
-      recentSignins: signins.map((e) => ({
-        at: when(e.occurred_at),
-        system: e.client_id ? (clientNames.get(e.client_id) ?? e.client_id) : '-',
-        place: e.ip ?? '-',
-        result: t(e.result === 'success' ? 'account.signin_success' : 'account.signin_failure'),
-      })),
-      signOutEverywhereAction: '/account/sign-out-everywhere',
-      name: account.name,
-      rows: rows.map(([label, value]) => ({ label: t(label), value })),
-      emails: emailRows(t, accountEmails(account, config), { addLink: true }),
-      logoutUrl: '/account/logout',
-      mfaApplyAction: factors.length === 0 && !account.mfa_required ? '/account/mfa' : null,
-      // Applied for (or required) but not set up, say after Cancel: the set-up starts again from here.
-      mfaSetupUrl: factors.length === 0 && account.mfa_required ? '/account/login?add=1&fresh=recent&back=%2Faccount' : null,
-      appPasswords: (await deps.appPasswords.list(account.id)).map((p) => ({
-        name: p.name,
-        created: when(p.created_at),
-        lastUsed: when(p.last_used_at),
-        revokeAction: `/account/app-passwords/${p.id}/revoke`,
-      })),
-      appPasswordAction: '/account/app-passwords',
-      newAppPassword,
-    });
+    deps.renderer.page(
+      ctx,
+      'account',
+      'account.title',
+      {
+        pageUrl: '/account',
+        recentSignins: signins.map((e) => ({
+          at: when(e.occurred_at),
+          system: e.client_id ? (clientNames.get(e.client_id) ?? e.client_id) : '-',
+          place: e.ip ?? '-',
+          result: t(e.result === 'success' ? 'account.signin_success' : 'account.signin_failure'),
+        })),
+        signOutEverywhereAction: '/account/sign-out-everywhere',
+        name: account.name,
+        rows: rows.map(([label, value]) => ({ label: t(label), value })),
+        emails: emailRows(t, accountEmails(account, config), { addLink: true }),
+        logoutUrl: '/account/logout',
+        mfaApplyAction: factors.length === 0 && !account.mfa_required ? '/account/mfa' : null,
+        // Applied for (or required) but not set up, say after Cancel: the set-up starts again from here.
+        mfaSetupUrl: factors.length === 0 && account.mfa_required ? '/account/login?add=1&fresh=recent&back=%2Faccount' : null,
+        appPasswords: (await deps.appPasswords.list(account.id)).map((p) => ({
+          name: p.name,
+          created: when(p.created_at),
+          lastUsed: when(p.last_used_at),
+          revokeAction: `/account/app-passwords/${p.id}/revoke`,
+        })),
+        appPasswordAction: '/account/app-passwords',
+        newAppPassword: answer.created ?? null,
+        appPasswordError: answer.refused?.error ?? null,
+        appPasswordName: answer.refused?.name ?? '',
+      },
+      status,
+    );
   }
 
   router.get('/account', async (ctx) => {
@@ -154,13 +174,21 @@ export function accountHome(deps: AccountHomeDeps): Router {
     const current = await postedBy(ctx);
     if (!current) return;
     if (!(await freshEnough(ctx, current, '/account'))) return;
-    // A refused name or the cap is a DomainError: the error pages answer it from the error map.
-    const created = await whileLive(ctx, current, async () => {
-      const made = await deps.appPasswords.create(current.account.id, String((ctx.request.body as Record<string, unknown>).name ?? ''));
-      await deps.audit.record({ actor: 'self', action: 'app_password.created', accountId: current.account.id, details: { name: made.appPassword.name } });
-      return made;
-    });
-    if (created) await accountPage(ctx, current.account, { name: created.appPassword.name, secret: created.secret });
+    const name = String((ctx.request.body as Record<string, unknown>).name ?? '');
+    let created: Awaited<ReturnType<AppPasswordService['create']>> | undefined;
+    try {
+      created = await whileLive(ctx, current, async () => {
+        const made = await deps.appPasswords.create(current.account.id, name);
+        await deps.audit.record({ actor: 'self', action: 'app_password.created', accountId: current.account.id, details: { name: made.appPassword.name } });
+        return made;
+      });
+    } catch (error) {
+      // A refused name or the cap: said on this page, which has the revoke buttons, with the name kept.
+      if (!APP_PASSWORD_REFUSALS.some((code) => isDomainError(error, code))) throw error;
+      const { message, status } = errorAnswer(error as DomainError);
+      return accountPage(ctx, current.account, { refused: { error: translator(ctx.state.locale)(message), name } }, status);
+    }
+    if (created) await accountPage(ctx, current.account, { created: { name: created.appPassword.name, secret: created.secret } });
   });
 
   router.post('/account/app-passwords/:id/revoke', formBody, async (ctx) => {

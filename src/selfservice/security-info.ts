@@ -36,8 +36,12 @@ export function securityInfoRoutes(router: Router, deps: AccountHomeDeps, home: 
     setCookie(ctx, 'akamon_home_flash', null, 0);
     return accountId === account.id && Object.hasOwn(FLASH_TEXT, flash) ? FLASH_TEXT[flash as Flash] : undefined;
   }
-  /** "Security info": the sign-in methods, the password and the recovery email. */
-  async function securityPage(ctx: Context, account: AccountRow, notice: { errors?: string[]; message?: string; pendingEmail?: string } = {}, status = 200) {
+  /**
+   * "Security info": the sign-in methods, the password and the recovery email. `typedEmail` is the
+   * address a refused change form sent, kept for correcting; the field is never filled otherwise
+   * (not with the university address either: the person types the address they mean).
+   */
+  async function securityPage(ctx: Context, account: AccountRow, notice: { errors?: string[]; message?: string; pendingEmail?: string; typedEmail?: string } = {}, status = 200) {
     const t = translator(ctx.state.locale);
     const factors = await deps.mfa.factors(account.id);
     deps.renderer.page(
@@ -60,6 +64,7 @@ export function securityInfoRoutes(router: Router, deps: AccountHomeDeps, home: 
         emailAction: '/account/security/email',
         emailConfirmAction: notice.pendingEmail ? '/account/security/email/confirm' : null,
         pendingEmail: notice.pendingEmail ?? null,
+        typedEmail: notice.typedEmail ?? '',
         errors: notice.errors ?? [],
         message: notice.message ?? null,
       },
@@ -157,15 +162,17 @@ export function securityInfoRoutes(router: Router, deps: AccountHomeDeps, home: 
     if (!current) return;
     if (!(await freshEnough(ctx, current, '/account/security'))) return;
     const t = translator(ctx.state.locale);
-    const email = normalizeEmail((ctx.request.body as Record<string, unknown>).email);
-    if (!email) return securityPage(ctx, current.account, { errors: [t('mfa.recovery_invalid')] }, 400);
+    const typed = (ctx.request.body as Record<string, unknown>).email;
+    const typedEmail = typeof typed === 'string' ? typed : '';
+    const email = normalizeEmail(typed);
+    if (!email) return securityPage(ctx, current.account, { errors: [t('mfa.recovery_invalid')], typedEmail }, 400);
     const sent = await deps.recoveryEmail.sendCode(current.account.id, `change-email:${sha256(email.toLowerCase()).slice(0, 22)}`, email, (code) => ({
       subject: t('mail.code_subject', { service: deps.config.issuerName }),
       text: t('mail.code_body', { service: deps.config.issuerName, code, minutes: OTP_CODE_TTL_SECONDS / 60 }),
     }));
     if (!sent.ok) {
       const { error, status } = sendRefusal(ctx, t, sent);
-      return securityPage(ctx, current.account, { errors: [error] }, status);
+      return securityPage(ctx, current.account, { errors: [error], typedEmail }, status);
     }
     setCookie(ctx, 'akamon_home_email', email, 600);
     await securityPage(ctx, current.account, { pendingEmail: email });

@@ -1,9 +1,11 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
-import { Browser, type Page } from '../support/browser.ts';
+import { Browser, decode, type Page } from '../support/browser.ts';
+import { consoleOperator } from '../support/console-operator.ts';
 import { enterCredentials } from '../support/flows.ts';
 import { SoftwareAuthenticator, webauthnOptions } from '../support/webauthn.ts';
 import type { Role, Scope } from '../../src/operator/permissions.ts';
+import { translator } from '../../src/i18n/i18n.ts';
 
 /**
  * The operators' console over real HTTP: its sign-in (a security key or passkey, a role), the help
@@ -373,5 +375,242 @@ describe("operators' own pages", () => {
     const other = new Browser(akamon.url);
     await signInWithKey(other, office, officeKey);
     expect((await other.visit('/console/operators')).status).toBe(404);
+  });
+});
+
+// The pages as a first-day operator uses them: nothing done twice on a reload, what was typed kept when
+// a form is refused or a step-up intervenes, the message read first and in the page's language, and
+// the language switch, the address bar and the sign-in leading back to the same page.
+
+/** The value attribute of the input named `name` on the page ('' when it has none). */
+function inputValue(page: Page, name: string): string {
+  const tag = new RegExp(`<input[^>]*name="${name}"[^>]*>`).exec(page.html)?.[0] ?? '';
+  return decode(/value="([^"]*)"/.exec(tag)?.[1] ?? '');
+}
+
+/** Where the page's language switch leads back to. */
+function languageBack(page: Page): string {
+  const href = decode(/class="lang-switch" href="([^"]+)"/.exec(page.html)?.[1] ?? '');
+  return new URL(href, akamon.url).searchParams.get('back') ?? '';
+}
+
+/** The address the page puts in the browser's address bar (static/page-url.js), if any. */
+function pageUrl(page: Page): string | undefined {
+  return /data-url="([^"]+)"/.exec(page.html)?.[1];
+}
+
+const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
+
+describe('operators page: forms as an administrator sends them', () => {
+  let browser: Browser;
+
+  beforeAll(async () => {
+    ({ browser } = await consoleOperator(akamon, 'admin', null));
+  });
+
+  test('the new-token form sent again (a reload of the page showing the secret) makes no second token, and the page names its own address', async () => {
+    const page = await browser.visit('/console/operators');
+    const form = browser.form(page, /\/console\/operators\/tokens$/, { name: 'reload probe', role: 'auditor', days: '30' });
+    const post = () => browser.request(form.url, { method: 'POST', body: form.body, headers: FORM });
+    const first = await post();
+    const html = await first.text();
+    expect(first.status).toBe(200);
+    expect(html).toContain('reload probe');
+    expect(pageUrl({ html } as Page)).toBe('/console/operators');
+    // The browser's reload of that answer sends the very same form again.
+    const again = await post();
+    expect(again.status).toBe(303);
+    expect(again.headers.get('location')).toBe('/console/operators?done=token_used');
+    expect((await akamon.deps.operators.listTokens()).filter((k) => k.name === 'reload probe')).toHaveLength(1);
+  });
+
+  test('a refused new-token form keeps everything typed, marks the field and leads the language switch back to the page', async () => {
+    const page = await browser.visit('/console/operators');
+    // A scope and "the whole university" both: refused, as the README says.
+    const typed = { name: 'typed probe', role: 'helpdesk', departments: 'eng, sci/phys', whole_university: 'yes', affiliation_student: 'yes', days: '45' };
+    const refused = await browser.submit(page, /\/console\/operators\/tokens$/, typed);
+    expect(refused.status).toBe(400);
+    expect(refused.html).toContain('Give departments or affiliations, or tick');
+    expect(inputValue(refused, 'name')).toBe('typed probe');
+    // The appointment form above it has a departments field too: this one is the token form's.
+    expect(refused.html).toMatch(/<input[^>]*id="token-departments"[^>]*value="eng, sci\/phys"/);
+    expect(inputValue(refused, 'days')).toBe('45');
+    expect(refused.html).toMatch(/<input[^>]*id="token-aff-student"[^>]*checked/);
+    expect(refused.html).toMatch(/<select[^>]*id="token-role"[^>]*>[\s\S]*?<option value="helpdesk" selected>/);
+    expect(refused.html).toMatch(/<input[^>]*id="token-whole"[^>]*checked aria-invalid="true" aria-describedby="console-error token-whole-hint"/);
+    expect((await akamon.deps.operators.listTokens()).filter((k) => k.name === 'typed probe')).toHaveLength(0);
+    // The appointment form on the same page stays empty.
+    expect(inputValue(refused, 'commonId')).toBe('');
+    expect(languageBack(refused)).toBe('/console/operators');
+  });
+
+  test('a refused appointment keeps the Common ID typed', async () => {
+    const page = await browser.visit('/console/operators');
+    const refused = await browser.submit(page, /\/console\/operators\/people$/, { commonId: '0999999999', role: 'helpdesk' });
+    expect(refused.status).toBe(404);
+    expect(refused.html).toContain('alert--error');
+    expect(inputValue(refused, 'commonId')).toBe('0999999999');
+    expect(refused.html).toMatch(/<input[^>]*id="grant-id"[^>]*aria-invalid="true"/);
+  });
+
+  test('a refused new-token form says why in Japanese on a Japanese page, not in the admin API English', async () => {
+    const { browser: ja } = await consoleOperator(akamon, 'admin', null);
+    ja.acceptLanguage = 'ja';
+    const page = await ja.visit('/console/operators');
+    expect(page.html).toContain('<html lang="ja">');
+    const refused = await ja.submit(page, /\/console\/operators\/tokens$/, { name: '工学部 同期', role: 'office', departments: '', days: '30' });
+    expect(refused.status).toBe(400);
+    const alert = /<div class="alert alert--error"[^>]*><p>([\s\S]*?)<\/p>/.exec(refused.html)?.[1] ?? '';
+    expect(alert.replace(/<wbr>/g, '')).toBe(translator('ja')('console.refused_scope_needed', { role: translator('ja')('console.role_office') }));
+    // No run of English words in the message shown to a Japanese reader.
+    expect(alert).not.toMatch(/[A-Za-z]{3,}(?: [A-Za-z]{2,}){2,}/);
+  });
+});
+
+describe('account pages: forms as an office operator of eng sends them', () => {
+  let browser: Browser;
+  let student: { commonId: string; id: string };
+
+  beforeAll(async () => {
+    ({ browser } = await consoleOperator(akamon, 'office', { departments: ['eng'], affiliations: [] }));
+    student = await akamon.createReadyAccount({ name: 'Probe Student', affiliation: 'student', profile: { department: 'eng/mech' } });
+  });
+
+  test('a refused token loan keeps the serial typed, says why, and its reload and language switch lead to the account page', async () => {
+    const page = await browser.visit(`/console/accounts/${student.commonId}`);
+    const refused = await browser.submit(page, /\/lend$/, { serial: 'NO-SUCH-TOKEN-42' });
+    expect(refused.status).toBe(400);
+    expect(refused.html).toContain('No hardware token with this serial number is free to lend');
+    expect(inputValue(refused, 'serial')).toBe('NO-SUCH-TOKEN-42');
+    expect(refused.html).toMatch(/<input[^>]*name="serial"[^>]*aria-invalid="true" aria-describedby="console-error"/);
+    expect(languageBack(refused)).toBe(`/console/accounts/${student.commonId}`);
+    expect(pageUrl(refused)).toBe(`/console/accounts/${student.commonId}`);
+  });
+
+  test('a console form sent after the session ended comes back to that form after the sign-in, not to the search page', async () => {
+    const form = await browser.visit(`/console/accounts/${student.commonId}/suspend`);
+    expect(form.status).toBe(200);
+    const lend = await browser.visit(`/console/accounts/${student.commonId}`);
+    // The operator is called away; the console's hour runs out while the form is open.
+    clock.offsetMs = 61 * 60 * 1000;
+    try {
+      for (const [page, action, back] of [
+        [form, /\/suspend$/, `/console/accounts/${student.commonId}/suspend`],
+        [lend, /\/lend$/, `/console/accounts/${student.commonId}`],
+      ] as const) {
+        const { url, body } = browser.form(page, action, { reason: 'reported stolen laptop', serial: 'T-1' });
+        const answer = await browser.request(url, { method: 'POST', body, headers: FORM });
+        expect(answer.status).toBe(303);
+        const login = new URL(answer.headers.get('location')!, akamon.url);
+        expect(login.pathname).toBe('/console/login');
+        expect(login.searchParams.get('back')).toBe(back);
+      }
+    } finally {
+      clock.offsetMs = 0;
+    }
+  });
+
+  test('a reason typed into a form whose security-key check lapsed is there again after the step-up, and was in no URL', async () => {
+    const form = await browser.visit(`/console/accounts/${student.commonId}/suspend`);
+    const reason = 'student reported a phishing mail';
+    // The key was shown more than CONSOLE_FRESH_SECONDS ago by the time the form is sent.
+    clock.offsetMs = 6 * 60 * 1000;
+    let back: string;
+    try {
+      const { url, body } = browser.form(form, /\/suspend$/, { reason });
+      const answer = await browser.request(url, { method: 'POST', body, headers: FORM });
+      expect(answer.status).toBe(303);
+      const location = answer.headers.get('location')!;
+      expect(location).not.toContain('phishing');
+      const login = new URL(location, akamon.url);
+      expect(login.searchParams.get('fresh')).toBe('1');
+      back = login.searchParams.get('back')!;
+    } finally {
+      // The step-up: a key shown just now (the clock back to the sign-in's own time stands for it).
+      clock.offsetMs = 0;
+    }
+    const again = await browser.visit(back);
+    expect(again.status).toBe(200);
+    expect(inputValue(again, 'reason')).toBe(reason);
+    // Once: the form opened afterwards is empty again.
+    expect(inputValue(await browser.visit(back), 'reason')).toBe('');
+    expect((await akamon.deps.accounts.findById(student.id))!.status).toBe('active');
+  });
+
+  test('a refused confirmation form puts focus on its error and marks the field, as the sign-in forms do', async () => {
+    const form = await browser.visit(`/console/accounts/${student.commonId}/revoke`);
+    // A date already past: HelpDesk refuses it, and the same form comes back with the message.
+    const refused = await browser.submit(form, /\/revoke$/, { on: '2001-04-01', reason: 'graduated' });
+    expect(refused.status).toBe(400);
+    const alert = /<div class="alert alert--error"[^>]*>/.exec(refused.html)?.[0] ?? '';
+    expect(alert).toContain('role="alert"');
+    // views/password.eta: tabindex="-1" autofocus on the alert, aria-invalid on the field it is about.
+    expect(alert).toMatch(/\bautofocus\b/);
+    expect(alert).toContain('id="console-error"');
+    expect(refused.html).toMatch(/<input[^>]*name="on"[^>]*aria-invalid="true" aria-describedby="console-error"/);
+    expect(inputValue(refused, 'reason')).toBe('graduated');
+    expect(pageUrl(refused)).toBe(`/console/accounts/${student.commonId}/revoke`);
+  });
+
+  test("an office operator records the student's education from the account page that shows it as not taken", async () => {
+    const learner = await akamon.createReadyAccount({ name: 'Learning Student', affiliation: 'student', profile: { department: 'eng' } });
+    const page = await browser.visit(`/console/accounts/${learner.commonId}`);
+    expect(page.html).toMatch(/<form[^>]*method="post"[^>]*action="[^"]*\/education"/);
+    const bad = await browser.submit(page, /\/education$/, { passed_on: '1999-01-01' });
+    expect(bad.status).toBe(400);
+    expect(bad.html).toMatch(/<input[^>]*name="passed_on"[^>]*value="1999-01-01"[^>]*aria-invalid="true"/);
+    const done = await browser.submit(bad, /\/education$/, {});
+    expect(new URL(done.url).searchParams.get('done')).toBe('education_recorded');
+    expect(done.html).toContain('information-security education was recorded as passed.');
+    // Recorded: the form is gone, and the audit names the operator.
+    expect(done.html).not.toMatch(/action="[^"]*\/education"/);
+    expect(await auditOf(learner.id, 'education.recorded')).toHaveLength(1);
+  });
+
+  test('the reissued-password letter links back to the account (on the screen, not on paper)', async () => {
+    const form = await browser.visit(`/console/accounts/${student.commonId}/reissue`);
+    const letter = await browser.submit(form, /\/reissue$/, { document: 'student_card', reason: 'forgot the initial password' });
+    expect(letter.status).toBe(200);
+    expect(letter.html).toContain('class="letter"');
+    // In .actions, which the print stylesheet hides.
+    expect(letter.html).toMatch(new RegExp(`<p class="actions"[^>]*><a [^>]*href="/console/accounts/${student.commonId}"`));
+  });
+});
+
+describe('imports: a refused upload as an office operator of eng', () => {
+  test('keeps the kind of import chosen (revocations stays selected)', async () => {
+    const { browser } = await consoleOperator(akamon, 'office', { departments: ['eng'], affiliations: [] });
+    const page = await browser.visit('/console/import');
+    const form = new FormData();
+    form.set('_csrf', browser.form(page, /\/console\/import$/, {}).body.get('_csrf')!);
+    form.set('kind', 'revocations');
+    // An empty file: refused before any row is read.
+    form.set('file', new File([''], 'revocations.csv', { type: 'text/csv' }));
+    const answer = await browser.request('/console/import', { method: 'POST', body: form });
+    const html = await answer.text();
+    expect(answer.status).toBe(400);
+    expect(html).toContain('alert--error');
+    expect(html).toMatch(/<option value="revocations"[^>]*\bselected\b/);
+    expect(html).toMatch(/<input[^>]*name="file"[^>]*aria-invalid="true"/);
+    expect(pageUrl({ html } as Page)).toBe('/console/import');
+  });
+});
+
+describe('roles without the permission or without a page', () => {
+  test('a help-desk reader opening an action it may not use is told who can do it, with a link back to the account', async () => {
+    const { browser } = await consoleOperator(akamon, 'helpdesk', null);
+    const student = await akamon.createReadyAccount({ name: 'Asking Student', affiliation: 'student', profile: { department: 'eng' } });
+    // A colleague's link, or a bookmark from a previous job.
+    const page = await browser.visit(`/console/accounts/${student.commonId}/reissue`);
+    expect(page.status).toBe(403);
+    expect(page.html).toContain('This is done by: Administrator, Office operator.');
+    expect(page.html).toContain(`href="/console/accounts/${student.commonId}"`);
+  });
+
+  test('a scoped auditor signing in lands on a page saying what the role can use, not on a 403 whose only link leads back to it', async () => {
+    const { landing } = await consoleOperator(akamon, 'auditor', { departments: ['eng'], affiliations: [] });
+    expect(landing.status).toBe(200);
+    expect(landing.html).toContain('Your role, Auditor, has no page of its own in the console.');
+    expect(landing.html).toContain('akamon audit');
   });
 });

@@ -342,6 +342,28 @@ describe('pages answer a ja/en page', () => {
     expect((await signIn(new Browser(akamon.url), akamon, client, account)).code).toBeTruthy();
   });
 
+  test("a form refused for a pasted tab leads back to the form's page (its Referer on this site), never elsewhere", async () => {
+    const account = await akamon.createReadyAccount();
+    const browser = new Browser(akamon.url);
+    const home = await enterCredentials(browser, await browser.visit(`${akamon.url}/account`), account.commonId, account.password);
+    // A name pasted from a spreadsheet cell, with a tab in it; the browser names the page the form was on.
+    const { url, body } = browser.form(home, /\/account\/app-passwords$/, { name: 'Thunderbird\tlaptop' });
+    const send = (referer: string) => browser.visit(url, { method: 'POST', body, headers: { 'content-type': 'application/x-www-form-urlencoded', referer } });
+    const refused = await send(`${akamon.url}/account`);
+    expect(refused.status).toBe(400);
+    expect(refused.html).toContain('contains characters that cannot be accepted');
+    expect(refused.html).toContain('<a href="/account">Back to the form</a>');
+    expect(refused.html).not.toContain('Go to the Akamon home page');
+    expect(refused.html).toContain(`href="/lang?to=ja&amp;back=${encodeURIComponent('/account')}"`);
+    // Another site's page, or a path that a browser reads as another host, is no way back: the start page is.
+    for (const referer of ['https://evil.example/account', `${akamon.url}//evil.example/x`, `${akamon.url}/\\evil.example/x`, 'not a url']) {
+      const elsewhere = await send(referer);
+      expect(elsewhere.status).toBe(400);
+      expect(elsewhere.html).toContain('<a href="/">Go to the Akamon home page</a>');
+    }
+    expect(await akamon.deps.appPasswords.list(account.id)).toEqual([]);
+  });
+
   test('an app-password name with a bidi override is refused and nothing is created', async () => {
     const account = await akamon.createReadyAccount();
     const browser = new Browser(akamon.url);

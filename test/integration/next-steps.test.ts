@@ -3,6 +3,8 @@ import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
 import { Browser, decode, type Page } from '../support/browser.ts';
 import { codeFrom, enterCredentials, freshTotpStep, signIn, startAuthorization } from '../support/flows.ts';
 import { freePort, processDatabase, spawnServer } from '../support/processes.ts';
+import { consoleOperator } from '../support/console-operator.ts';
+import { translator } from '../../src/i18n/i18n.ts';
 
 // Issue 14 points 3 to 6: every page a person can end on says what to do next and links to it;
 // every change is confirmed; the service directory is on the way; the documented sign-in name
@@ -136,6 +138,22 @@ describe('feedback for every change', () => {
     expect((await browser.visit(`${akamon.url}/account`)).status).toBe(200);
   });
 
+  test('signing out of the console is Akamon’s own sign-out too (in Japanese as in English); "Stay signed in" leads back to the console’s sign-in', async () => {
+    const { browser } = await consoleOperator(akamon, 'helpdesk', null);
+    browser.acceptLanguage = 'ja';
+    const confirm = await browser.visit(`${akamon.url}/console/logout`);
+    expect(confirm.status).toBe(200);
+    expect(confirm.html).toContain('<html lang="ja">');
+    const lead = /<p class="lead">([\s\S]*?)<\/p>/.exec(confirm.html)?.[1] ?? '';
+    expect(lead.replace(/<wbr>/g, '')).toBe(translator('ja')('logout.lead'));
+    browser.acceptLanguage = 'en';
+    const stayed = await browser.submit(confirm, /\/session\/end\/confirm$/, {});
+    expect(stayed.status).toBe(200);
+    expect(stayed.html).toContain('You have signed out of the operators’ console. You are still signed in to Akamon');
+    expect(hrefs(stayed)).toContain('/console/login');
+    expect(hrefs(stayed)).not.toContain('/account/login');
+  });
+
   test('another system’s sign-out asks whether to leave Akamon too, naming it', async () => {
     const library = await akamon.createClient({ name: 'Library', redirectUris: ['http://127.0.0.1:9/library'] });
     const browser = new Browser(akamon.url);
@@ -155,6 +173,19 @@ describe('feedback for every change', () => {
     const reloaded = await browser.visit(`${akamon.url}/account/security`);
     expect(reloaded.status).toBe(200);
     expect(reloaded.html).not.toContain('Your password was changed.');
+  });
+
+  test('a refused recovery address is kept on the security page for correcting; the field is never filled otherwise', async () => {
+    const typedEmail = (page: Page) => decode(/value="([^"]*)"/.exec(/<input[^>]*name="email"[^>]*>/.exec(page.html)?.[0] ?? '')?.[1] ?? '');
+    const { browser, page } = await homeAt(akamon, await akamon.createReadyAccount(), '/account/security');
+    // Not prefilled, not even with the university address (the person types the address they mean).
+    expect(typedEmail(page)).toBe('');
+    // The browser's own check (type=email) lets a host without a dot through.
+    const refused = await browser.submit(page, /\/account\/security\/email$/, { email: 'taro.yamada@gmail' });
+    expect(refused.status).toBe(400);
+    expect(refused.html).toContain('alert--error');
+    expect(typedEmail(refused)).toBe('taro.yamada@gmail');
+    expect(typedEmail(await browser.visit(`${akamon.url}/account/security`))).toBe('');
   });
 
   test('a pending recovery-email code form survives a reload', async () => {

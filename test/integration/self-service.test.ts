@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
-import { Browser } from '../support/browser.ts';
+import { Browser, decode } from '../support/browser.ts';
 import { chooseMethod, codeFrom, enterCredentials, freshTotpStep, redeem, secretOn, signIn, startAuthorization, tokenRequest } from '../support/flows.ts';
 
 const DAY = 24 * 3600 * 1000;
@@ -93,6 +93,35 @@ describe('account information', () => {
     expect(new URL(silent.page.url).searchParams.get('error')).toBe('login_required');
     const [audit] = await akamon.deps.audit.list({ accountId: account.id, limit: 1 });
     expect(audit.action).toBe('sessions.ended');
+  });
+});
+
+describe('app passwords', () => {
+  /** The value attribute of the input named `name` on the page ('' when it has none). */
+  const inputValue = (html: string, name: string) => decode(/value="([^"]*)"/.exec(new RegExp(`<input[^>]*name="${name}"[^>]*>`).exec(html)?.[0] ?? '')?.[1] ?? '');
+
+  test('one refused (the cap reached, or a name with a text-direction mark) is said on the account page with its revoke buttons, the name typed kept', async () => {
+    clock.current = new Date();
+    const account = await akamon.createReadyAccount();
+    const browser = new Browser(akamon.url);
+    const home = await enterCredentials(browser, await browser.visit(`${akamon.url}/account`), account.commonId, account.password);
+    const { MAX_APP_PASSWORDS } = await import('../../src/account/app-password.service.ts');
+    for (let i = 0; i < MAX_APP_PASSWORDS; i += 1) await akamon.deps.appPasswords.create(account.id, `device ${i}`);
+    const full = await browser.submit(home, /\/account\/app-passwords$/, { name: 'one more' });
+    expect(full.status).toBe(400);
+    expect(full.html).toContain('You already have the most app passwords allowed. Revoke one first.');
+    // The way out the message names is on the page itself, and the name waits for the retry.
+    expect(full.html).toMatch(/action="\/account\/app-passwords\/[^"]+\/revoke"/);
+    expect(inputValue(full.html, 'name')).toBe('one more');
+    expect(await akamon.deps.appPasswords.list(account.id)).toHaveLength(MAX_APP_PASSWORDS);
+
+    const revoked = await browser.submit(full, /\/account\/app-passwords\/[^/]+\/revoke$/, {});
+    const badName = await browser.submit(revoked, /\/account\/app-passwords$/, { name: 'Mail\u200F' });
+    expect(badName.status).toBe(400);
+    expect(badName.html).toContain('without control or text-direction characters');
+    expect(badName.html).toMatch(/<input[^>]*name="name"[^>]*aria-invalid="true"/);
+    expect(inputValue(badName.html, 'name')).toBe('Mail\u200F');
+    expect(await akamon.deps.appPasswords.list(account.id)).toHaveLength(MAX_APP_PASSWORDS - 1);
   });
 });
 

@@ -3,6 +3,9 @@ import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
 import { Browser, decode } from '../support/browser.ts';
 import { codeFrom, enterCredentials, pastRetryGrace, redeem, signIn, startAuthorization, tokenRequest } from '../support/flows.ts';
+import { translator } from '../../src/i18n/i18n.ts';
+import { renderLetters } from '../../src/letter/letter.ts';
+import { ACCOUNT_CLIENT_ID, CONSOLE_CLIENT_ID } from '../../src/selfservice/account-client.ts';
 
 let akamon: RunningAkamon;
 let client: Awaited<ReturnType<RunningAkamon['createClient']>>;
@@ -99,6 +102,41 @@ describe('authorization code flow', () => {
     expect(log[0]).toMatchObject({ result: 'failure', reason: 'wrong_password' });
   });
 
+  test('an initial password typed as the letter prints it (groups of four, gaps between) is taken, with one verification; a chosen password is not', async () => {
+    const student = await akamon.createAccount();
+    // As typed from the paper: spaces between the groups, an ideographic one from a Japanese keyboard.
+    const groups = student.password.match(/.{1,4}/gu)!;
+    const printed = `${groups.slice(0, 2).join(' ')}\u3000${groups.slice(2).join(' ')}`;
+    const verify = jest.spyOn(akamon.deps.hasher, 'verify');
+    try {
+      const browser = new Browser(akamon.url);
+      const { page } = await startAuthorization(browser, akamon, client);
+      verify.mockClear();
+      const change = await enterCredentials(browser, page, student.commonId, printed);
+      expect(verify).toHaveBeenCalledTimes(1);
+      expect(change.html).toContain('Choose a new password');
+      // The change step asks for the current password again: typed the same way, it is taken there too.
+      const next = 'Correct-Horse-77#Tokyo';
+      const done = await browser.submit(change, /\/change$/, { current: printed, new: next, confirm: next });
+      expect(done.url).toMatch(/^http:\/\/127\.0\.0\.1:9\/callback\?code=/);
+
+      // A password the person chose is checked as typed: spaces in it are part of it.
+      const ready = await akamon.createReadyAccount();
+      const other = new Browser(akamon.url);
+      const started = await startAuthorization(other, akamon, client);
+      verify.mockClear();
+      const refused = await enterCredentials(other, started.page, ready.commonId, ready.password.match(/.{1,4}/gu)!.join(' '));
+      expect(verify).toHaveBeenCalledTimes(1);
+      expect(refused.status).toBe(401);
+    } finally {
+      verify.mockRestore();
+    }
+    // The letter prints the groups apart, and says the gaps need not be typed.
+    const letter = await renderLetters([{ name: 'Letter Student', commonId: student.commonId, password: student.password, serverUrl: akamon.url, issuedAt: new Date(), timeZone: 'Asia/Tokyo' }]);
+    expect(letter).toContain(translator('en')('letter.spaces'));
+    expect(letter).toContain(translator('ja')('letter.spaces'));
+  });
+
   test('the identifier is answered with the password page itself; its language switch leads to the interaction page, and the password still answers 303', async () => {
     const account = await akamon.createReadyAccount();
     const browser = new Browser(akamon.url);
@@ -181,6 +219,30 @@ describe('authorization code flow', () => {
     expect(inactive).toEqual({ active: false });
     const userinfo = await fetch(`${akamon.url}/me`, { headers: { authorization: `Bearer ${tokens.body.access_token}` } });
     expect(userinfo.status).toBe(401);
+  });
+});
+
+describe("Akamon's own sites by name", () => {
+  test('Japanese sign-in pages name the account home and the console in Japanese, also where a database registered them before the names existed', async () => {
+    const clients = akamon.akamon.clients;
+    // As a database from before the Japanese names: the account home registered without one.
+    await clients.update(ACCOUNT_CLIENT_ID, { nameJa: null });
+    // A node starting on that database (the same issuer) brings the registration up to date.
+    await (await startAkamon({ share: akamon, env: { AKAMON_ISSUER: akamon.url } })).close();
+    expect((await clients.show(ACCOUNT_CLIENT_ID)).nameJa).toBe('Akamon アカウント');
+    expect((await clients.show(CONSOLE_CLIENT_ID)).nameJa).toBe('Akamon 管理コンソール');
+    const browser = new Browser(akamon.url);
+    browser.acceptLanguage = 'ja';
+    for (const [site, name] of [
+      ['/account', 'Akamon アカウント'],
+      ['/console', 'Akamon 管理コンソール'],
+    ]) {
+      const login = await browser.visit(`${akamon.url}${site}/login`);
+      expect(login.html).toContain('<html lang="ja">');
+      expect(login.html).toContain('name="identifier"');
+      expect(login.html).not.toMatch(/Akamon (account|console)/);
+      expect(login.html.replace(/<wbr>/g, '')).toContain(name);
+    }
   });
 });
 
