@@ -264,3 +264,20 @@ describe('a form left open too long', () => {
     });
   }, 120_000);
 });
+
+describe('a form refused for what was pasted into it', () => {
+  // Found by a walk-through: the error page led to the start page. Its way back comes from the
+  // browser's Referer, which a real browser sends only because pages say Referrer-Policy: same-origin.
+  test('a Common ID pasted with a tab: the error page leads back to the form in a real browser', async () => {
+    await onPhone('en', async (page) => {
+      await page.goto(`${akamon.url}/recover`);
+      await page.locator('input[name="identifier"]').evaluate((input) => {
+        (input as HTMLInputElement).value = '0123\t456789';
+      });
+      const send = page.locator('main form button[type=submit]');
+      await send.and(page.locator(':enabled')).waitFor({ timeout: 30_000 });
+      expect(await statusAfter(page, () => send.click())).toBe(400);
+      expect((await seen(page)).links).toContain('/recover');
+    });
+  }, 60_000);
+});

@@ -192,7 +192,7 @@ describe('headers and cookies', () => {
     const page = await browser.request(response.headers.get('location')!);
     expect(page.headers.get('content-security-policy')).toMatch(/default-src 'none'.*frame-ancestors 'none'/);
     expect(page.headers.get('x-frame-options')).toBe('DENY');
-    expect(page.headers.get('referrer-policy')).toBe('no-referrer');
+    expect(page.headers.get('referrer-policy')).toBe('same-origin');
     expect(page.headers.get('x-content-type-options')).toBe('nosniff');
     expect(page.headers.get('cache-control')).toBe('no-store');
     for (const cookie of [...response.headers.getSetCookie(), ...page.headers.getSetCookie()]) {
