@@ -272,7 +272,7 @@ describe('a form refused for what was pasted into it', () => {
     await onPhone('en', async (page) => {
       await page.goto(`${akamon.url}/recover`);
       await page.locator('input[name="identifier"]').evaluate((input) => {
-        (input as HTMLInputElement).value = '0123\t456789';
+        (input as unknown as { value: string }).value = '0123\t456789';
       });
       const send = page.locator('main form button[type=submit]');
       await send.and(page.locator(':enabled')).waitFor({ timeout: 30_000 });
