@@ -22,7 +22,7 @@ import { localName } from '../client/client-settings.ts';
 import type { MfaService } from '../mfa/mfa.service.ts';
 import { passwordExpiry } from '../password/expiry.ts';
 import type { Clock } from '../shared/clock.ts';
-import { DomainError } from '../shared/errors.ts';
+import type { DomainError } from '../shared/errors.ts';
 import { errorAnswer } from '../http/error-map.ts';
 import { isDomainError } from '../http/middleware.ts';
 import { emailRows } from './email-rows.ts';
@@ -200,7 +200,8 @@ export function accountHome(deps: AccountHomeDeps): Router {
         await deps.audit.record({ actor: 'self', action: 'app_password.revoked', accountId: current.account.id });
       });
     } catch (error) {
-      if (!(error instanceof DomainError)) throw error; // already gone: nothing to do
+      // Already gone: nothing to do. Anything else (the database away) is for the error pages.
+      if (!isDomainError(error, 'app_password_not_found')) throw error;
     }
     ctx.status = 303;
     ctx.redirect('/account');

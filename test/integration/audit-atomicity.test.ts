@@ -208,6 +208,25 @@ describe("a person's own change whose audit record is refused", () => {
     expect(await records(person.id, 'mfa.enrolled')).toBe(1);
   });
 
+  // Found in the final read: the revoke's catch took the database's refusal for "already gone".
+  test('an app password revoked at the account home: the refusal is a 503, not a silent return; the retry revokes it', async () => {
+    const person = await akamon.createReadyAccount();
+    const { appPassword } = await akamon.deps.appPasswords.create(person.id, 'Mail');
+    const { browser } = await homeAt(person, '/account');
+    const home = await browser.visit(`${akamon.url}/account`);
+    const revoke = () => browser.submit(home, new RegExp(`/account/app-passwords/${appPassword.id}/revoke$`), {});
+    const stop = await refuseRecord('app_password.revoked', person.id);
+    try {
+      expect((await revoke()).status).toBe(503);
+    } finally {
+      await stop();
+    }
+    expect(await akamon.deps.appPasswords.list(person.id)).toHaveLength(1);
+    expect(new URL((await revoke()).url).pathname).toBe('/account');
+    expect(await akamon.deps.appPasswords.list(person.id)).toHaveLength(0);
+    expect(await records(person.id, 'app_password.revoked')).toBe(1);
+  });
+
   test('"sign out everywhere": the sessions stay until the retry ends them with the record', async () => {
     const person = await akamon.createReadyAccount();
     const { browser, page } = await homeAt(person, '/account');
