@@ -61,16 +61,14 @@ test('tables whose rows ended are vacuumed: their dead rows are gone and their e
 });
 
 test('a table whose name needs quoting is vacuumed as itself', async () => {
+  // Not dropped afterwards: dropping a table while another file's migrator introspects every
+  // schema fails that migration (test/support/database.ts); the file's schema goes as a whole.
   await sql`create table "Odd.Name" (id int primary key, pad text)`.execute(single.db);
-  try {
-    await sql`insert into "Odd.Name" select g, repeat('x', 200) from generate_series(1, 500) g`.execute(single.db);
-    await sql`delete from "Odd.Name"`.execute(single.db);
-    await statsWhen('Odd.Name', (s) => s.dead >= 500);
-    expect(await vacuumEmbedded(single.db, 100)).toBeGreaterThanOrEqual(1);
-    expect((await statsWhen('Odd.Name', (s) => s.vacuumed)).vacuumed).toBe(true);
-  } finally {
-    await sql`drop table "Odd.Name"`.execute(single.db);
-  }
+  await sql`insert into "Odd.Name" select g, repeat('x', 200) from generate_series(1, 500) g`.execute(single.db);
+  await sql`delete from "Odd.Name"`.execute(single.db);
+  await statsWhen('Odd.Name', (s) => s.dead >= 500);
+  expect(await vacuumEmbedded(single.db, 100)).toBeGreaterThanOrEqual(1);
+  expect((await statsWhen('Odd.Name', (s) => s.vacuumed)).vacuumed).toBe(true);
 });
 
 test("the sweeper does it on the embedded database only: a server's autovacuum does its own", async () => {
