@@ -6,6 +6,7 @@ import type { Config } from '../config/config.ts';
 import type { Database } from '../db/database.ts';
 import type { CsrfGuard } from '../http/csrf.ts';
 import type { Renderer } from '../http/renderer.ts';
+import { formBody } from '../http/form-body.ts';
 import type { MfaService } from '../mfa/mfa.service.ts';
 import type { Clock } from '../shared/clock.ts';
 import { ACR_MFA } from '../mfa/assurance.ts';
@@ -193,7 +194,7 @@ export function homeSession(deps: SiteSessionDeps, site: FirstPartySite = ACCOUN
     return current;
   }
 
-  /** GET <prefix>/login, <prefix>/callback and <prefix>/logout. */
+  /** GET <prefix>/login and <prefix>/callback, POST <prefix>/logout. */
   function routes(router: Router): void {
     async function reachableConfiguration(ctx: Context): Promise<oidc.Configuration | undefined> {
       try {
@@ -267,13 +268,21 @@ export function homeSession(deps: SiteSessionDeps, site: FirstPartySite = ACCOUN
       ctx.redirect(back || prefix);
     });
 
-    router.get(`${prefix}/logout`, async (ctx) => {
+    // A sign-out is a POST with the form's CSRF token: a link on another site must not end it. A
+    // GET (an old bookmark) changes nothing and leads to the page with the sign-out button.
+    router.get(`${prefix}/logout`, (ctx) => {
+      ctx.status = 303;
+      ctx.redirect(prefix);
+    });
+    router.post(`${prefix}/logout`, formBody, async (ctx) => {
+      if (!deps.csrf.valid(ctx, (ctx.request.body as Record<string, unknown> | undefined)?._csrf)) return deps.renderer.error(ctx, 'error.csrf', 403);
       const idToken = ctx.cookies.get(cookie(site.cookieName), { signed: true })?.split('|')[5];
       setCookie(ctx, site.cookieName, null, 0);
       const discovered = await reachableConfiguration(ctx);
       if (!discovered) return;
       // No post_logout_redirect_uri: the provider's own "You are signed out" page is the answer.
       const url = oidc.buildEndSessionUrl(discovered, idToken ? { id_token_hint: idToken } : {});
+      ctx.status = 303;
       ctx.redirect(url.href);
     });
   }

@@ -243,7 +243,7 @@ const FLOWS: Flow[] = [
       step('security info after a password change', (w) => fillAndSubmit(w, { current: NEW_PASSWORD, new: `${NEW_PASSWORD}2`, confirm: `${NEW_PASSWORD}2` })),
       step('service directory', (w) => goto(w, '/services')),
       step('account home', (w) => goto(w, '/account')),
-      step('sign-out confirmation', (w) => click(w, 'main a[href="/account/logout"]')),
+      step('sign-out confirmation', (w) => click(w, 'main form[action="/account/logout"] button')),
       step('after sign-out', (w) => click(w, 'button[name=logout][value=yes]')),
       step('account picker', (w) => goto(w, '/account')),
       step('identifier (another account)', (w) => click(w, 'button[name=account][value=other]')),

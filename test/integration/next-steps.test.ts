@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
-import { Browser, decode, type Page } from '../support/browser.ts';
+import { Browser, decode, pressSignOut, type Page } from '../support/browser.ts';
 import { codeFrom, enterCredentials, freshTotpStep, signIn, startAuthorization } from '../support/flows.ts';
 import { freePort, processDatabase, spawnServer } from '../support/processes.ts';
 import { consoleOperator } from '../support/console-operator.ts';
@@ -114,7 +114,7 @@ describe('no dead ends', () => {
 describe('feedback for every change', () => {
   test('signing out of the account home: a confirmation in Akamon’s own words, then "You are signed out" with a way back', async () => {
     const { browser } = await homeAt(akamon, await akamon.createReadyAccount(), '/account');
-    const confirm = await browser.visit(`${akamon.url}/account/logout`);
+    const confirm = await pressSignOut(browser, `${akamon.url}/account`);
     expect(confirm.status).toBe(200);
     expect(confirm.html).toContain('to end your Akamon sign-in on this device');
     expect(confirm.html).not.toContain('asks you to sign out');
@@ -131,7 +131,7 @@ describe('feedback for every change', () => {
 
   test('"Stay signed in" says that only the account page was left', async () => {
     const { browser } = await homeAt(akamon, await akamon.createReadyAccount(), '/account');
-    const confirm = await browser.visit(`${akamon.url}/account/logout`);
+    const confirm = await pressSignOut(browser, `${akamon.url}/account`);
     const stayed = await browser.submit(confirm, /\/session\/end\/confirm$/, {});
     expect(stayed.status).toBe(200);
     expect(stayed.html).toContain('You have signed out of your account page. You are still signed in to Akamon');
@@ -141,7 +141,7 @@ describe('feedback for every change', () => {
   test('signing out of the console is Akamon’s own sign-out too (in Japanese as in English); "Stay signed in" leads back to the console’s sign-in', async () => {
     const { browser } = await consoleOperator(akamon, 'helpdesk', null);
     browser.acceptLanguage = 'ja';
-    const confirm = await browser.visit(`${akamon.url}/console/logout`);
+    const confirm = await pressSignOut(browser, `${akamon.url}/console`);
     expect(confirm.status).toBe(200);
     expect(confirm.html).toContain('<html lang="ja">');
     const lead = /<p class="lead">([\s\S]*?)<\/p>/.exec(confirm.html)?.[1] ?? '';

@@ -3,7 +3,7 @@ import { generate } from 'otplib';
 import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
 import { backchannelReceiver } from '../support/backchannel.ts';
 import { refuseWrites } from '../support/faults.ts';
-import { Browser, type Page } from '../support/browser.ts';
+import { Browser, pressSignOut, type Page } from '../support/browser.ts';
 import { solveCaptcha } from '../support/captcha.ts';
 import { codeFrom, enterCredentials, redeem, startAuthorization, tokenRequest } from '../support/flows.ts';
 import { mailedCode } from '../support/smtp-sink.ts';
@@ -153,7 +153,7 @@ describe('a plain sign-out', () => {
     const other = await homeOn(account);
     const replay = copyOf(device);
 
-    const confirm = await device.visit(`${a.url}/account/logout`);
+    const confirm = await pressSignOut(device, `${a.url}/account`);
     expect(confirm.html).toContain('Yes, sign me out');
     const done = await device.submit(confirm, /\/session\/end\/confirm$/, { logout: 'yes' });
     expect(new URL(done.url).pathname).toBe('/session/end/success');
@@ -169,12 +169,25 @@ describe('a plain sign-out', () => {
     expect(await homeStatus(other.device, b)).toBe(200);
   });
 
+  test('another site can sign no one out: a GET changes nothing, a POST needs the form’s token', async () => {
+    const account = await a.createReadyAccount();
+    const { device } = await homeOn(account);
+    for (const site of ['/account', '/console']) {
+      const link = await device.request(`${a.url}${site}/logout`);
+      expect([link.status, link.headers.get('location')]).toEqual([303, site]);
+      const forged = await device.request(`${a.url}${site}/logout`, { method: 'POST', body: '_csrf=forged', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+      expect(forged.status).toBe(403);
+      expect(forged.headers.get('location')).toBeNull();
+    }
+    expect(await homeStatus(device, a)).toBe(200);
+  });
+
   test('signing out of the account home only ends it there: the replayed cookie is refused while single sign-on goes on', async () => {
     const account = await a.createReadyAccount();
     const { device } = await homeOn(account);
     const portal = await relyingParty(device, { name: 'Portal', redirectUris: ['http://127.0.0.1:9/portal'] });
     const replay = copyOf(device);
-    const confirm = await device.visit(`${a.url}/account/logout`);
+    const confirm = await pressSignOut(device, `${a.url}/account`);
     await device.submit(confirm, /\/session\/end\/confirm$/, {});
 
     for (const node of [a, b]) expect(await homeStatus(replay, node)).toBe(302);
@@ -202,7 +215,7 @@ describe('a sign-out and a relying party that does not answer', () => {
       const account = await a.createReadyAccount();
       const { device } = await homeOn(account);
       const mail = await relyingParty(device, { name: 'Slow mail', backchannelLogoutUri: receiver.url, redirectUris: ['http://127.0.0.1:9/slow-mail'] });
-      const confirm = await device.visit(`${a.url}/account/logout`);
+      const confirm = await pressSignOut(device, `${a.url}/account`);
       const done = device.submit(confirm, /\/session\/end\/confirm$/, { logout: 'yes' });
       const deadline = Date.now() + 2000;
       while (!arrived && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));

@@ -140,3 +140,8 @@ export function authorizeUrl(origin: string, params: Record<string, string>): st
   for (const [k, v] of Object.entries({ response_type: 'code', scope: 'openid profile email', state: crypto.randomBytes(8).toString('hex'), ...params })) url.searchParams.set(k, v);
   return url.href;
 }
+
+/** Presses "Sign out" on a first-party site's page (`home`: /account or /console): the provider's question follows. */
+export async function pressSignOut(browser: Browser, home: string): Promise<Page> {
+  return browser.submit(await browser.visit(home), /\/logout$/, {});
+}
