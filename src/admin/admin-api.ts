@@ -7,7 +7,7 @@ import { SETTING_ENTRIES, type ClientInput, type SettingType } from '../client/c
 import type { AccountStatus, Affiliation } from '../db/schema.ts';
 import type { Database } from '../db/database.ts';
 import { DomainError, RetryLaterError } from '../shared/errors.ts';
-import { errorAnswer, setRetryAfter } from '../http/error-map.ts';
+import { answerTo } from '../http/error-map.ts';
 import type { OperatorStore } from '../operator/operator.store.ts';
 import type { HelpDesk } from '../operator/help-desk.ts';
 import { authorize, type Principal } from '../operator/permissions.ts';
@@ -184,8 +184,7 @@ export function adminApi(deps: AdminApiDeps): Router {
       if (ctx.method !== 'GET') ctx.state.log.info({ operator: principal.actor, role: principal.role, method: ctx.method, path: ctx.path, status: ctx.status }, 'admin action');
     } catch (error) {
       if (error instanceof DomainError) {
-        const { status } = errorAnswer(error);
-        if (error instanceof RetryLaterError) setRetryAfter(ctx, error);
+        const { status } = answerTo(ctx, error);
         if (status >= 500 && !(error instanceof RetryLaterError)) ctx.state.log.error({ err: error }, 'admin request failed');
         ctx.status = status;
         ctx.body = { error: error.code, error_description: error.message, ...error.details };

@@ -40,7 +40,7 @@ import type Router from '@koa/router';
 import type { AccountRow } from '../account/account.store.ts';
 import type { ClientStore } from '../client/client.store.ts';
 import { CONSOLE_FRESH_SECONDS, CONSOLE_SESSION_TTL_SECONDS } from '../config/defaults.ts';
-import { errorAnswer } from '../http/error-map.ts';
+import { answerTo, errorAnswer } from '../http/error-map.ts';
 import type { MessageKey } from '../i18n/en.ts';
 import { type Translate, translator } from '../i18n/i18n.ts';
 import { ACR_PHISHING_RESISTANT, phishingResistant } from '../mfa/assurance.ts';
@@ -241,7 +241,7 @@ export function consoleSession(deps: ConsoleDeps, router: Router): ConsoleSessio
     },
     page,
     error(ctx, who, problem, status = 400, back) {
-      const answer = problem instanceof DomainError ? errorAnswer(problem) : undefined;
+      const answer = problem instanceof DomainError ? answerTo(ctx, problem) : undefined;
       if (problem instanceof Error && !answer) throw problem;
       const { message, hint } = refusalText(translator(ctx.state.locale), problem);
       if (!who) return deps.renderer.page(ctx, 'error', 'error.title', { message }, answer?.status ?? status);

@@ -6,7 +6,7 @@ import type { AccountRow } from '../account/account.store.ts';
 import { accountEmails } from '../account/reset-address.ts';
 import { revocationReason, revocationTime } from '../account/revocation.ts';
 import { localName } from '../client/client-settings.ts';
-import { errorAnswer } from '../http/error-map.ts';
+import { answerTo } from '../http/error-map.ts';
 import { formBody } from '../http/form-body.ts';
 import type { MessageKey } from '../i18n/en.ts';
 import { formatDate, formatDateTime, translator, type Translate } from '../i18n/i18n.ts';
@@ -197,7 +197,7 @@ export function helpDeskRoutes(router: Router, deps: ConsoleDeps, session: Conso
 
   /** The account page again with an error of the action just tried (HelpDesk's bad input, a conflict), and what was typed. */
   async function refused(ctx: Context, who: ConsoleOperator, commonId: string, error: DomainError, typed: Record<string, string>) {
-    const answer = errorAnswer(error);
+    const answer = answerTo(ctx, error);
     const known = Object.hasOwn(ACCOUNT_REFUSALS, error.code) ? ACCOUNT_REFUSALS[error.code] : undefined;
     // Not found, out of scope, forbidden: the error page (run's).
     if (!known && (answer.status === 404 || answer.status === 403)) throw error;

@@ -2,7 +2,7 @@ import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { AFFILIATIONS } from '../account/account-input.ts';
 import { withRealm } from '../account/common-id.ts';
-import { errorAnswer } from '../http/error-map.ts';
+import { answerTo } from '../http/error-map.ts';
 import { formBody } from '../http/form-body.ts';
 import type { MessageKey } from '../i18n/en.ts';
 import { formatDateTime, translator } from '../i18n/i18n.ts';
@@ -144,7 +144,7 @@ export function operatorRoutes(router: Router, deps: ConsoleDeps, session: Conso
       outcome = await work();
     } catch (error) {
       if (!(error instanceof DomainError)) throw error;
-      const answer = errorAnswer(error);
+      const answer = answerTo(ctx, error);
       const t = translator(ctx.state.locale);
       const named = error.details.problem as OperatorInputProblem;
       const problem = error.code === 'invalid_request' && Object.hasOwn(PROBLEMS, named) ? PROBLEMS[named] : undefined;

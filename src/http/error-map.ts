@@ -1,6 +1,6 @@
 import type { Context } from 'koa';
 import type { MessageKey } from '../i18n/en.ts';
-import type { DomainError, RetryLaterError } from '../shared/errors.ts';
+import { type DomainError, RetryLaterError } from '../shared/errors.ts';
 
 export interface ErrorAnswer {
   readonly status: number;
@@ -100,6 +100,12 @@ const UNDECLARED: ErrorAnswer = { status: 500, message: 'error.generic' };
 
 export function errorAnswer(error: DomainError): ErrorAnswer {
   return ERROR_ANSWERS[error.code] ?? UNDECLARED;
+}
+
+/** `error`'s answer, with Retry-After set when the caller is to come back: every surface answers it so. */
+export function answerTo(ctx: Context, error: DomainError): ErrorAnswer {
+  if (error instanceof RetryLaterError) setRetryAfter(ctx, error);
+  return errorAnswer(error);
 }
 
 /** A 503 (or whatever is declared) that tells the caller when to come back. */

@@ -4,7 +4,7 @@ import type { Context, Next } from 'koa';
 import type { AccountInput } from '../account/account-input.ts';
 import type { AccountRow, AccountStore } from '../account/account.store.ts';
 import type { Database } from '../db/database.ts';
-import { errorAnswer, setRetryAfter } from '../http/error-map.ts';
+import { answerTo } from '../http/error-map.ts';
 import { bearerOperator } from '../http/operator-bearer.ts';
 import type { HelpDesk } from '../operator/help-desk.ts';
 import type { OperatorStore } from '../operator/operator.store.ts';
@@ -50,9 +50,8 @@ function answerError(ctx: Context, error: unknown): void {
   let answer: ScimError;
   if (error instanceof ScimError) answer = error;
   else if (error instanceof DomainError) {
-    const { status } = errorAnswer(error);
-    if (error instanceof RetryLaterError) setRetryAfter(ctx, error);
-    else if (status >= 500) ctx.state.log.error({ err: error }, 'scim request failed');
+    const { status } = answerTo(ctx, error);
+    if (status >= 500 && !(error instanceof RetryLaterError)) ctx.state.log.error({ err: error }, 'scim request failed');
     answer = new ScimError(status, error.code === 'account_exists' ? 'uniqueness' : status === 400 ? 'invalidValue' : undefined, error.message);
   } else {
     const status = (error as { status?: number }).status;

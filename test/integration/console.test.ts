@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
 import { Browser, decode, type Page } from '../support/browser.ts';
 import { consoleOperator } from '../support/console-operator.ts';
+import { refuseWrites } from '../support/faults.ts';
 import { enterCredentials } from '../support/flows.ts';
 import { SoftwareAuthenticator, webauthnOptions } from '../support/webauthn.ts';
 import type { Role, Scope } from '../../src/operator/permissions.ts';
@@ -193,6 +194,20 @@ describe('help desk as an office operator of eng', () => {
     page = await browser.submit(page, /\/collect$/, {});
     expect(page.html).toContain('The hardware token was collected.');
     expect((await akamon.deps.mfa.factors(student.id)).some((f) => f.kind === 'token')).toBe(false);
+  });
+
+  test('a change the database cannot take just now: the console’s page says so with 503 and Retry-After, and nothing changed', async () => {
+    const stop = await refuseWrites(akamon.deps.database.db, 'refuse_console_unlock', { table: 'audit_event', on: 'insert', when: "new.action = 'account.unlocked'" });
+    try {
+      const before = (await auditOf(student.id, 'account.unlocked')).length;
+      const refused = await browser.submit(await browser.visit(`/console/accounts/${student.commonId}`), /\/unlock$/, {});
+      expect(refused.status).toBe(503);
+      expect(refused.headers.get('retry-after')).toMatch(/^[1-9]\d*$/);
+      expect(refused.html).toContain('console-nav');
+      expect((await auditOf(student.id, 'account.unlocked')).length).toBe(before);
+    } finally {
+      await stop();
+    }
   });
 
   test('reissue: a reason and the document are required; then the letter with the new password, which works', async () => {
