@@ -140,11 +140,11 @@ export async function buildDeps(config: Config, logger: Logger, overrides: { dat
   const phone = new PhoneService({ store: mfaStore, sender: codeSender, gateway: phoneGatewayFromConfig(config, logger), box });
   const education = new EducationService({ store: new EducationStore(db), clock, academicYearStart: config.academicYearStart, timeZone: config.timeZone });
   const accountRules = new AccountRuleStore(db);
-  const appPasswords = new AppPasswordService({ store: new AppPasswordStore(db), key: box.deriveKey('app-password') });
+  const audit = new AuditLog(db);
+  const appPasswords = new AppPasswordService({ store: new AppPasswordStore(db), key: box.deriveKey('app-password'), unitOfWork, audit });
   const accountService = new AccountService({ store: accounts, hasher, profile: config.passwordProfile, sessions: payloads, throttle, unitOfWork, appPasswords });
   const mailer = mailerFromConfig(config, logger);
   const notices = new Notices({ store: new NoticeStore(db), mailer, compose: noticeMail(config), clock, logger, config });
-  const audit = new AuditLog(db);
   const mfa = new MfaService({
     store: mfaStore,
     box,

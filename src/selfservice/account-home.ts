@@ -2,7 +2,7 @@ import Router from '@koa/router';
 import type { Context } from 'koa';
 import type { AccountService } from '../account/account.service.ts';
 import type { AccountRow, AccountStore } from '../account/account.store.ts';
-import type { AppPasswordService } from '../account/app-password.service.ts';
+import { type AppPasswordService, isAppPasswordRefusal } from '../account/app-password.service.ts';
 import { withRealm } from '../account/common-id.ts';
 import { accountEmails } from '../account/reset-address.ts';
 import type { RecoveryEmail } from '../account/recovery-email.ts';
@@ -22,7 +22,6 @@ import { localName } from '../client/client-settings.ts';
 import type { MfaService } from '../mfa/mfa.service.ts';
 import { passwordExpiry } from '../password/expiry.ts';
 import type { Clock } from '../shared/clock.ts';
-import type { DomainError } from '../shared/errors.ts';
 import { errorAnswer } from '../http/error-map.ts';
 import { isDomainError } from '../http/middleware.ts';
 import { emailRows } from './email-rows.ts';
@@ -40,7 +39,6 @@ interface AppPasswordAnswer {
 }
 
 /** AppPasswordService#create's refusals of what the person typed (their text: http/error-map.ts). */
-const APP_PASSWORD_REFUSALS = ['too_many_app_passwords', 'invalid_app_password_name'];
 
 export interface AccountHomeDeps {
   config: Config;
@@ -177,15 +175,11 @@ export function accountHome(deps: AccountHomeDeps): Router {
     const name = String((ctx.request.body as Record<string, unknown>).name ?? '');
     let created: Awaited<ReturnType<AppPasswordService['create']>> | undefined;
     try {
-      created = await whileLive(ctx, current, async () => {
-        const made = await deps.appPasswords.create(current.account.id, name);
-        await deps.audit.record({ actor: 'self', action: 'app_password.created', accountId: current.account.id, details: { name: made.appPassword.name } });
-        return made;
-      });
+      created = await whileLive(ctx, current, () => deps.appPasswords.create(current.account.id, name));
     } catch (error) {
       // A refused name or the cap: said on this page, which has the revoke buttons, with the name kept.
-      if (!APP_PASSWORD_REFUSALS.some((code) => isDomainError(error, code))) throw error;
-      const { message, status } = errorAnswer(error as DomainError);
+      if (!isAppPasswordRefusal(error)) throw error;
+      const { message, status } = errorAnswer(error);
       return accountPage(ctx, current.account, { refused: { error: translator(ctx.state.locale)(message), name } }, status);
     }
     if (created) await accountPage(ctx, current.account, { created: { name: created.appPassword.name, secret: created.secret } });
@@ -195,10 +189,7 @@ export function accountHome(deps: AccountHomeDeps): Router {
     const current = await postedBy(ctx);
     if (!current) return;
     try {
-      await deps.unitOfWork(async () => {
-        await deps.appPasswords.revoke(current.account.id, ctx.params.id);
-        await deps.audit.record({ actor: 'self', action: 'app_password.revoked', accountId: current.account.id });
-      });
+      await deps.appPasswords.revoke(current.account.id, ctx.params.id);
     } catch (error) {
       // Already gone: nothing to do. Anything else (the database away) is for the error pages.
       if (!isDomainError(error, 'app_password_not_found')) throw error;

@@ -3,8 +3,8 @@ import type { CheckContext, Facts, Step, StepHandler, StepRequest } from '../ste
 import type { StepDeps } from './deps.ts';
 import { finishWithFactor, firstFactorDue, methodHost } from './mfa-common.ts';
 import { normalizeEmail } from '../../account/recovery-email.ts';
+import { isAppPasswordRefusal } from '../../account/app-password.service.ts';
 import { normalizeCode } from '../../mfa/totp.ts';
-import { DomainError, RetryLaterError } from '../../shared/errors.ts';
 import { errorAnswer } from '../../http/error-map.ts';
 import { sha256 } from '../../crypto/tokens.ts';
 import { ACCOUNT_CLIENT_ID } from '../../selfservice/account-client.ts';
@@ -252,16 +252,11 @@ export function mfaEnrollmentStep(deps: StepDeps): Step {
       }),
       app_password: at(afterMethod, async (request) => {
         try {
-          const accountId = request.details.session!.accountId;
-          const { appPassword, secret } = await deps.unitOfWork(async () => {
-            const made = await deps.appPasswords.create(accountId, String(request.body.name ?? ''));
-            await deps.audit.record({ actor: 'self', action: 'app_password.created', accountId, details: { name: made.appPassword.name } });
-            return made;
-          });
+          const { appPassword, secret } = await deps.appPasswords.create(request.details.session!.accountId, String(request.body.name ?? ''));
           await request.saveState({ appPasswordDone: true });
           await page(request, null, 200, { newAppPassword: { name: appPassword.name, secret } });
         } catch (error) {
-          if (!(error instanceof DomainError) || error instanceof RetryLaterError) throw error;
+          if (!isAppPasswordRefusal(error)) throw error;
           const { message, status } = errorAnswer(error);
           await page(request, request.t(message), status);
         }
