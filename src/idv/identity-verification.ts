@@ -1,4 +1,4 @@
-import type { AccountService } from '../account/account.service.ts';
+import type { AccountService, InitialPassword } from '../account/account.service.ts';
 import type { AccountRow, AccountStore } from '../account/account.store.ts';
 import type { AuditLog } from '../audit/audit-log.ts';
 import type { Database } from '../db/database.ts';
@@ -121,32 +121,39 @@ export class IdentityVerification {
    * What a verified person asked for: (a) a temporary password, shown once and changed at the next
    * sign-in (second factors stay), or (b) every second factor removed, to enrol again at the next
    * sign-in. Either way every session, refresh token and app password of the account ends.
-   * `usedUp` (the verification's end) is written in the same unit of work as the recovery, or as
-   * its refusal: a fault leaves neither, and the retry recovers.
+   * `settle` (the verification's end, and what the caller continues with the outcome) is written in
+   * the same unit of work as the recovery, or as its refusal: a fault leaves none of it, and the
+   * retry recovers.
    */
-  async recover(account: AccountRow, kind: RecoveryKind, usedUp: () => Promise<unknown> = async () => undefined): Promise<RecoveryOutcome> {
+  async recover(account: AccountRow, kind: RecoveryKind, settle: (outcome: RecoveryOutcome) => Promise<unknown> = async () => undefined): Promise<RecoveryOutcome> {
     // Hashed before the unit: no connection (on PGlite the only one) is held while the hash runs.
     const initial = kind === 'password' ? await this.#accountService.initialPassword() : undefined;
-    const outcome = await this.#recorded(async (): Promise<RecoveryOutcome> => {
-      await usedUp();
-      const state = await this.#throttle.countUse([{ key: `idv:recover:${account.id}`, rule: RECOVERY_RULE }]);
-      if (state.blocked || state.waitSeconds > 0) return { ok: false, waitSeconds: state.waitSeconds };
-      if (initial) {
-        await this.#accountService.reissuePassword(account.common_id, initial);
-        await this.#audit.record({ actor: 'self', action: 'password.reissued', accountId: account.id, details: { via: 'identity_verification' } });
-        return { ok: true, temporaryPassword: initial.password };
-      }
-      await this.#accountService.recovering(account.id, async () => {
-        const removed = await this.#mfa.reset(account.id);
-        // The recovery address goes too: whoever held the account may have set theirs, and with the
-        // factors gone it alone would reset the password. The set-up at the next sign-in asks again.
-        await this.#accounts.clearRecoveryEmail(account.id);
-        await this.#accounts.setMfaRequired(account.id, true);
-        await this.#audit.record({ actor: 'self', action: 'mfa.reset', accountId: account.id, details: { via: 'identity_verification', removedFactors: removed } });
-      });
-      return { ok: true, temporaryPassword: null };
+    const outcome = await this.#recorded(async () => {
+      const made = await this.#recoverIn(account, initial);
+      await settle(made);
+      return made;
     });
     this.#meter.identityVerification(!outcome.ok ? 'rate_limited' : initial ? 'password_reissued' : 'mfa_reset');
     return outcome;
+  }
+
+  /** The recovery itself, or its refusal when the account's recoveries are used up (inside recover's unit). */
+  async #recoverIn(account: AccountRow, initial: InitialPassword | undefined): Promise<RecoveryOutcome> {
+    const state = await this.#throttle.countUse([{ key: `idv:recover:${account.id}`, rule: RECOVERY_RULE }]);
+    if (state.blocked || state.waitSeconds > 0) return { ok: false, waitSeconds: state.waitSeconds };
+    if (initial) {
+      await this.#accountService.reissuePassword(account.common_id, initial);
+      await this.#audit.record({ actor: 'self', action: 'password.reissued', accountId: account.id, details: { via: 'identity_verification' } });
+      return { ok: true, temporaryPassword: initial.password };
+    }
+    await this.#accountService.recovering(account.id, async () => {
+      const removed = await this.#mfa.reset(account.id);
+      // The recovery address goes too: whoever held the account may have set theirs, and with the
+      // factors gone it alone would reset the password. The set-up at the next sign-in asks again.
+      await this.#accounts.clearRecoveryEmail(account.id);
+      await this.#accounts.setMfaRequired(account.id, true);
+      await this.#audit.record({ actor: 'self', action: 'mfa.reset', accountId: account.id, details: { via: 'identity_verification', removedFactors: removed } });
+    });
+    return { ok: true, temporaryPassword: null };
   }
 }

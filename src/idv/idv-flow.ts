@@ -127,14 +127,17 @@ export class IdvFlow {
       await usedUp();
       return deps.renderer.error(ctx, 'error.expired', 400);
     }
-    const outcome = await deps.idv.recover(account, kind, usedUp);
+    const uid = current.flow.uid;
+    const outcome = await deps.idv.recover(account, kind, async (made) => {
+      await usedUp();
+      // Continuing the sign-in it came from: straight to the password page of this account. In the
+      // recovery's unit: a temporary password is issued only together with the way to use it.
+      if (made.ok && uid) await deps.state.merge(uid, { identifier: account.common_id }, deps.stateTtlSeconds);
+    });
     if (!outcome.ok) {
       ctx.set('Retry-After', String(outcome.waitSeconds));
       return deps.renderer.page(ctx, 'error', 'error.title', { message: this.#t(ctx)('idv.recover_limited', { hours: Math.max(1, Math.ceil(outcome.waitSeconds / 3600)) }) }, 429);
     }
-    const uid = current.flow.uid;
-    // Continuing the sign-in it came from: straight to the password page of this account.
-    if (uid) await deps.state.merge(uid, { identifier: account.common_id }, deps.stateTtlSeconds);
     this.#page(ctx, 'idv-recovered', 'idv.recovered_title', {
       commonId: withRealm(account.common_id, deps.config.realmSuffix),
       temporaryPassword: outcome.temporaryPassword,

@@ -336,6 +336,69 @@ describe('under a database fault', () => {
     expect(retry.status).toBe(200);
     expect(retry.html).toContain('temporary-password');
   }, 60_000);
+
+  /** A linked account verified from a sign-in at the portal: the browser, the sign-in's uid, and the temporary-password choice (sent as often as asked). */
+  async function recoveringFromSignIn(account: { id: string; commonId: string; password: string }) {
+    const card = newCard();
+    expect((await (await verifiedForLink(account, card)).visit('/account/idv/linked')).status).toBe(200);
+    const browser = new Browser(akamon.url);
+    const started = await startAuthorization(browser, akamon, portal);
+    const uid = new URL(started.page.url).pathname.split('/')[2]!;
+    const choice = await browser.visit(await upstreamAnswer(await browser.submit(started.page, /\/idv$/, {}), card, 'Fault Person'));
+    const form = browser.form(choice, /\/idv\/recover\/password$/, {});
+    const choose = () => browser.visit(form.url, { method: 'POST', body: new URLSearchParams(form.body), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    return { browser, uid, choose };
+  }
+
+  /** The temporary password a recovery page shows, proven by signing in with it where the page continues. */
+  async function usable(browser: Browser, issued: Page, account: { commonId: string }) {
+    const temporary = decode(/id="temporary-password"><code>([^<]+)<\/code>/.exec(issued.html)![1]);
+    const passwordPage = await browser.visit(decode(/href="([^"]+)">Continue to sign in/.exec(issued.html)![1]));
+    expect(passwordPage.html).toContain(account.commonId);
+    expect((await browser.submit(passwordPage, /\/password$/, { password: temporary })).html).toContain('Choose a new password');
+  }
+
+  // Found by a fault review: the temporary password was issued in the recovery's unit, and the
+  // sign-in it continues was told the account afterwards; that write refused, the answer was 503,
+  // the old password was gone and the new one never shown (the retry found the verification spent).
+  test('a stall as the sign-in is told the recovered account answers 503 and issues nothing; the choice sent again shows the password', async () => {
+    const account = await akamon.createReadyAccount({ name: 'Fault Person' });
+    const { browser, uid, choose } = await recoveringFromSignIn(account);
+    const hash = async () => (await akamon.deps.accounts.findById(account.id))!.password_hash;
+    const before = await hash();
+    const when = `new.uid = '${uid}' and new.data ? 'identifier'`;
+    const db = akamon.deps.database.db;
+    const stops = [
+      await refuseWrites(db, 'stall_idv_continue_insert', { table: 'interaction_state', on: 'insert', when }),
+      await refuseWrites(db, 'stall_idv_continue_update', { table: 'interaction_state', on: 'update', when }),
+    ];
+    let failed: Page;
+    try {
+      failed = await choose();
+    } finally {
+      for (const stop of stops) await stop();
+    }
+    expect(failed.status).toBe(503);
+    expect(await hash()).toBe(before);
+    const retry = await choose();
+    expect(retry.status).toBe(200);
+    await usable(browser, retry, account);
+  }, 60_000);
+
+  test("a stall as the recovery's turn is given back: the temporary password is shown all the same", async () => {
+    const account = await akamon.createReadyAccount({ name: 'Fault Person' });
+    const { browser, choose } = await recoveringFromSignIn(account);
+    // The identity-verification flow's turn ends (its state without the turn) meets a statement timeout.
+    const stop = await refuseWrites(akamon.deps.database.db, 'stall_idv_turn_end', { table: 'interaction_state', on: 'update', when: `new.uid like 'idv:%' and not (new.data ? '_turn')` });
+    let issued: Page;
+    try {
+      issued = await choose();
+    } finally {
+      await stop();
+    }
+    expect(issued.status).toBe(200);
+    await usable(browser, issued, account);
+  }, 60_000);
 });
 
 describe('hostile input on the identity-verification endpoints', () => {
