@@ -374,7 +374,7 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
   app.use(staticFiles());
   app.use(routes.middleware());
   app.use(protocolMethods());
-  app.use(providerGate(database, renderer));
+  app.use(providerGate(database, renderer, () => holder!.provider));
   app.use(saml.afterSignOut);
   app.use(holder.middleware());
 

@@ -128,9 +128,10 @@ export function outboundFetch(allowPrivate: boolean, now: () => number = Date.no
 /**
  * Documents fetched with GET (a client's jwks_uri) whose last fetch failed without an answer (a
  * timeout, a refused connection): for UNREACHABLE_SECONDS they fail at once. A token request
- * authenticating such a client runs in a transaction (provider-gate.ts), and each wait for the
- * timeout would hold a database connection (on PGlite the only one); an answer that is an HTTP
- * error is the provider's own to remember (it keeps a failed JWKS for a minute).
+ * authenticating such a client fetches its keys before its transaction (client-keys.ts); the
+ * provider's second try inside it must not wait again, holding a database connection (on PGlite
+ * the only one). An answer that is an HTTP error is the provider's own to remember (it keeps a
+ * failed JWKS for a minute).
  */
 class Unreachable {
   readonly #until = new Map<string, number>();

@@ -1,9 +1,11 @@
 import type { Context, Next } from 'koa';
+import type Provider from 'oidc-provider';
 import type { Database } from '../db/database.ts';
 import { withHeldWrites } from '../db/one-statement.ts';
 import type { Renderer } from '../http/renderer.ts';
 import { errorAnswer, setRetryAfter, TEMPORARILY_UNAVAILABLE } from '../http/error-map.ts';
 import { RetryLaterError } from '../shared/errors.ts';
+import { refreshClientKeys } from './client-keys.ts';
 import { consumesPresented, servingTokenRequest } from './token-retry.ts';
 
 /**
@@ -44,13 +46,19 @@ export const PROVIDER_ERROR = 'providerError';
  * with Retry-After instead of the provider's 500 server_error: RFC 6749 JSON
  * `temporarily_unavailable` on the JSON endpoints, the ja/en page where a person is looking.
  */
-export function providerGate(database: Database, renderer: Renderer) {
+export function providerGate(database: Database, renderer: Renderer, provider: () => Provider) {
   return async (ctx: Context, next: Next) => {
     // Not served: an error page, or the busy page (a 429 for an address over its cap included).
     const served = () => ctx.status < 500 && !(ctx.state[PROVIDER_ERROR] instanceof RetryLaterError);
     try {
       // Its arrival is taken before it waits for a connection: a retry of a lost answer must come after it (token-retry.ts).
-      if (isTokenRequest(ctx) && consumesSomething(ctx)) await servingTokenRequest(ctx, () => database.unitOfWork(next, served));
+      if (isTokenRequest(ctx) && consumesSomething(ctx)) {
+        await servingTokenRequest(ctx, async () => {
+          // A client's keys at its jwks_uri are fetched before the unit: no transaction waits on another server.
+          await refreshClientKeys(provider(), ctx);
+          await database.unitOfWork(next, served);
+        });
+      }
       // A resume uses up its interaction and saves the session, its grant and the code (or the
       // approved device code): all of it or none, so that after a fault the browser's retry (a
       // reload) finishes the sign-in. The saves go out in one statement as it answers (adapter.ts

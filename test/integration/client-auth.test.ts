@@ -317,6 +317,63 @@ describe('the outbound guard', () => {
   });
 });
 
+describe('a jwks_uri that does not answer', () => {
+  let silent: http.Server;
+  let silentUrl: string;
+  let silentAsked = 0;
+  beforeAll(async () => {
+    // Takes the request and never answers.
+    silent = http.createServer(() => {
+      silentAsked += 1;
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    silentUrl = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    silent.closeAllConnections();
+    await new Promise((resolve) => silent.close(resolve));
+  });
+
+  // Found by a fault review: the first token request of such a client fetched the keys inside its
+  // unit of work, holding a transaction (on PGlite the only connection) while the fetch waited.
+  test('the token request waits for it without holding the database, and is answered invalid_client', async () => {
+    const { privateKey, jwk } = await keyPair('ES256');
+    const redirectUri = 'http://127.0.0.1:9/silent/callback';
+    const rp = await register({ name: 'Silent keys RP', redirectUris: [redirectUri], tokenEndpointAuthMethod: 'private_key_jwt', jwksUri: `${silentUrl}/keys` });
+    let answeredAt = 0;
+    const answer = fetch(`${akamon.url}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({
+        grant_type: 'authorization_code',
+        code: 'not-a-code',
+        redirect_uri: redirectUri,
+        client_id: rp.clientId,
+        client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+        client_assertion: await assertion(rp.clientId, 'ES256', privateKey, { kid: jwk.kid }),
+      }),
+    }).then((response) => {
+      answeredAt = Date.now();
+      return response;
+    });
+    // While the key server keeps it waiting, something else needs the database.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const asked = Date.now();
+    await akamon.deps.database.db.selectFrom('client').select('client_id').where('client_id', '=', rp.clientId).execute();
+    const queriedAt = Date.now();
+    const response = await answer;
+    expect({ status: response.status, type: response.headers.get('content-type'), body: await response.json() }).toMatchObject({
+      status: 401,
+      type: expect.stringContaining('application/json'),
+      body: { error: 'invalid_client' },
+    });
+    // The query was answered at once, while the fetch still waited (oidc-provider gives it 2.5 s).
+    expect({ queryWaitedLong: queriedAt - asked > 1000, answeredFirst: answeredAt < queriedAt }).toEqual({ queryWaitedLong: false, answeredFirst: false });
+    // Asked once: the provider's own try inside the unit failed at once (outbound-fetch.ts).
+    expect(silentAsked).toBe(1);
+  }, 30_000);
+});
+
 test('a misspelt setting is refused, not dropped: 400 naming it, and nothing is registered', async () => {
   const before = (await admin(akamon, 'GET', '/clients')).body.clients.length;
   const created = await admin(akamon, 'POST', '/clients', { name: 'Typo', redirectUris: ['http://127.0.0.1:9/typo'], requireMFA: true });
