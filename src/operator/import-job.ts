@@ -10,6 +10,7 @@ import { IMPORT_MAX_ROWS, IMPORT_SECRET_TTL_SECONDS, IMPORT_STALL_SECONDS } from
 import type { SecretBox } from '../crypto/secret-box.ts';
 import type { DB } from '../db/schema.ts';
 import type { Database } from '../db/database.ts';
+import { afterUnitCommits } from '../db/driver.ts';
 import type { InitialPassword } from '../account/account.service.ts';
 import type { Clock } from '../shared/clock.ts';
 import { parseCsvTable } from '../shared/csv-table.ts';
@@ -141,14 +142,20 @@ export class ImportJobs {
         .executeTakeFirstOrThrow();
       // Each row's create or revocation has its own record (HelpDesk's); this one ties them to the file.
       await this.#audit.record({ actor: principal.actor, action: 'import.started', accountId: null, details: { job: created.id, kind, file: fileName.slice(0, 200), rows: rows.length } });
+      // Started once committed (also a unit this one is inside of): the rows' own units must find
+      // the job, and a job rolled back never runs.
+      await afterUnitCommits(async () => this.#launch(created.id, principal, kind, rows));
       return created;
     });
-    // Only now, after the commit: the rows' own units of work must find the job.
-    const run = this.#run(job.id, principal, kind, rows)
-      .catch((error: unknown) => this.#logger.error({ err: error, job: job.id }, 'import stopped; it shows as interrupted'))
+    return job.id;
+  }
+
+  /** Runs the job in the background; settled() waits for it. */
+  #launch(id: string, principal: Principal, kind: ImportKind, rows: Array<CheckedRow<AccountInput | RevocationInput>>): void {
+    const run = this.#run(id, principal, kind, rows)
+      .catch((error: unknown) => this.#logger.error({ err: error, job: id }, 'import stopped; it shows as interrupted'))
       .finally(() => this.#running.delete(run));
     this.#running.add(run);
-    return job.id;
   }
 
   /**

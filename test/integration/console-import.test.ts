@@ -399,6 +399,31 @@ describe('an office operator of eng', () => {
     for (const [i, n] of [211, 212, 213, 214].entries()) expect(Boolean(await akamon.deps.accounts.findByCommonId(cid(n)))).toBe(rows[i]!.outcome === 'created');
   });
 
+  test('a job started inside a unit of work that rolls back never runs; inside one that commits, it runs once that has committed', async () => {
+    const principal = { actor: 'operator:import-outer', role: 'admin' as const, scope: null };
+    const file = (n: number) => new TextEncoder().encode(`common_id,name,affiliation\n${cid(n)},Outer ${n},student\n`);
+    // The outer work goes on a while after the start: a job begun at once would run meanwhile.
+    const pause = () => new Promise((resolve) => setTimeout(resolve, 300));
+    const jobs = async () => (await akamon.deps.database.db.selectFrom('import_job').select('id').where('actor', '=', principal.actor).execute()).length;
+    await expect(
+      akamon.deps.database.unitOfWork(async () => {
+        await akamon.deps.importJobs.start(principal, 'accounts', 'outer.csv', file(231), 100_000);
+        await pause();
+        // Not begun inside this unit's transaction: its row would be this unit's to keep or lose.
+        expect(await akamon.deps.accounts.findByCommonId(cid(231))).toBeUndefined();
+        throw new Error('the outer work fails');
+      }),
+    ).rejects.toThrow('the outer work fails');
+    await akamon.deps.importJobs.settled();
+    expect([await jobs(), await akamon.deps.accounts.findByCommonId(cid(231))]).toEqual([0, undefined]);
+    // Committed at once: a job begun inside it would go on in a transaction that has ended.
+    const many = new TextEncoder().encode(['common_id,name,affiliation', ...[232, 233, 234, 235].map((n) => `${cid(n)},Outer ${n},student`)].join('\n'));
+    const id = await akamon.deps.database.unitOfWork(() => akamon.deps.importJobs.start(principal, 'accounts', 'outer.csv', many, 100_000));
+    await akamon.deps.importJobs.settled();
+    expect((await rowsOf(id)).map((r) => r.outcome)).toEqual(['created', 'created', 'created', 'created']);
+    for (const n of [232, 233, 234, 235]) expect(await akamon.deps.accounts.findByCommonId(cid(n))).toBeDefined();
+  });
+
   // Found by a fault review: a row's account was created and committed first and its record (with
   // the encrypted initial password) written after, so a stall in between lost the password (the
   // account existed, its password was nowhere) and stopped the file. Now both are one unit, done
