@@ -140,7 +140,9 @@ export function importRoutes(router: Router, deps: ConsoleDeps, session: Console
     const who = await session.operator(ctx);
     if (!who) return;
     if (!kindsOf(who.principal).length) return session.notFound(ctx);
-    await formPage(ctx, who);
+    // The kind chosen before a step-up brought the operator here again (a browser never fills in a file).
+    const { kind } = await session.draft(ctx, who);
+    await formPage(ctx, who, undefined, isKind(kind) ? kind : undefined);
   });
 
   router.post(PAGE, async (ctx) => {
@@ -157,9 +159,9 @@ export function importRoutes(router: Router, deps: ConsoleDeps, session: Console
     ctx.request.body = { _csrf: form.get('_csrf') };
     const who = await session.posted(ctx, PAGE);
     if (!who) return;
-    // Creating or revoking many accounts at once is a dangerous action: a key shown a few minutes ago.
-    if (!(await session.fresh(ctx, who, PAGE))) return;
     const kind = form.get('kind');
+    // Creating or revoking many accounts at once is a dangerous action: a key shown a few minutes ago.
+    if (!(await session.fresh(ctx, who, PAGE, isKind(kind) ? { kind } : undefined))) return;
     const file = form.get('file');
     if (!isKind(kind) || !kindsOf(who.principal).includes(kind)) return formPage(ctx, who, new Refused('import.not_allowed', {}, 403));
     if (!(file instanceof File) || file.size === 0) return formPage(ctx, who, new Refused('import.file_missing'), kind);

@@ -18,15 +18,24 @@ const PAGE = '/console/operators';
 /** How long a new-token form stays good: one POST of it makes a token (a reload of the secret's page makes none). */
 const TOKEN_ATTEMPT_SECONDS = 30 * 60;
 
-/** The page's two forms (a person's role, a new token): which one a refusal is about and what was typed in it. */
+/** The page's two forms (a person's role, a new token): which one a refusal or a step-up is about and what was typed in it. */
 type Form = 'grant' | 'token';
 type Typed = Record<string, string>;
+type Filled = { form: Form; typed: Typed };
 
 /** What was typed into a form, as the form names its fields, for the form shown again with a message. */
 function typedIn(body: Record<string, unknown>): Typed {
   const typed: Typed = {};
   for (const [name, value] of Object.entries(body)) if (name !== '_csrf' && name !== 'attempt' && typeof value === 'string') typed[name] = value;
   return typed;
+}
+
+/**
+ * A form sent when the key had to be shown again, from the draft session.fresh kept for the page: its
+ * fields, and under `form` which of the two forms they are (no field of either is so named).
+ */
+function filledFrom({ form, ...typed }: Typed): Filled | undefined {
+  return form === 'grant' || form === 'token' ? { form, typed } : undefined;
 }
 
 /** Each rule of operator-input.ts as the page says it, and the field (its id, without the form's prefix) it is about. */
@@ -63,11 +72,13 @@ export function operatorRoutes(router: Router, deps: ConsoleDeps, session: Conso
   const attempts = new FormAttempts(deps.state, 'token', TOKEN_ATTEMPT_SECONDS);
 
   /** A refused change: the message, and for a form the values typed into it and the id of the field it is about. */
-  type Refusal = { error: string; form?: Form; typed?: Typed; invalid?: string };
+  type Refusal = { error: string; invalid?: string } & Partial<Filled>;
 
-  async function page(ctx: Context, who: ConsoleOperator, notice: { newToken?: { name: string; token: string }; done?: MessageKey; refusal?: Refusal } = {}, status = 200) {
+  /** `filled`: a form sent before a step-up, shown again as it was typed. */
+  async function page(ctx: Context, who: ConsoleOperator, notice: { newToken?: { name: string; token: string }; done?: MessageKey; refusal?: Refusal; filled?: Filled } = {}, status = 200) {
     const t = translator(ctx.state.locale);
     const { refusal } = notice;
+    const filled = notice.filled ?? refusal;
     const when = (d: Date | string | null) => (d ? formatDateTime(ctx.state.locale, d, deps.config.timeZone) : '-');
     const now = deps.clock.now().getTime();
     const [tokens, people] = await Promise.all([desk.listApiTokens(who.principal), desk.listConsoleRoles(who.principal)]);
@@ -106,8 +117,8 @@ export function operatorRoutes(router: Router, deps: ConsoleDeps, session: Conso
         done: notice.done ? t(notice.done) : null,
         error: refusal?.error ?? null,
         invalid: refusal?.invalid,
-        // What was typed, into the form refused; every new-token form is a new attempt.
-        values: { grant: (refusal?.form === 'grant' && refusal.typed) || {}, token: (refusal?.form === 'token' && refusal.typed) || {} },
+        // What was typed, into the form refused or sent before a step-up; every new-token form is a new attempt.
+        values: { grant: (filled?.form === 'grant' && filled.typed) || {}, token: (filled?.form === 'token' && filled.typed) || {} },
         attempt: await attempts.issue({ actor: who.principal.actor }),
         // A reload, the back button and the language switch ask for the page, never send the form again.
         pageUrl: PAGE,
@@ -116,13 +127,17 @@ export function operatorRoutes(router: Router, deps: ConsoleDeps, session: Conso
     );
   }
 
-  /** The page's operator, with a fresh key; undefined when the answer (a step-up, the 404, a refusal) was sent. */
-  async function manager(ctx: Context, posted: boolean): Promise<ConsoleOperator | undefined> {
+  /**
+   * The page's operator, with a fresh key; undefined when the answer (a step-up, the 404, a refusal) was
+   * sent. `form`: the form posted, whose values a step-up keeps for the page (the buttons carry none).
+   */
+  async function manager(ctx: Context, posted: boolean, form?: Form): Promise<ConsoleOperator | undefined> {
     const who = posted ? await session.posted(ctx, PAGE) : await session.operator(ctx);
     if (!who) return undefined;
     // Not a permission check of its own (HelpDesk makes it): a page no role but admin can use is not shown.
     if (!may(who.principal, 'operator.manage')) return void session.notFound(ctx);
-    return (await session.fresh(ctx, who, PAGE)) ? who : undefined;
+    const draft = form ? { ...typedIn(ctx.request.body as Record<string, unknown>), form } : undefined;
+    return (await session.fresh(ctx, who, PAGE, draft)) ? who : undefined;
   }
 
   /** What the page says after each change (its `done` query). */
@@ -163,11 +178,11 @@ export function operatorRoutes(router: Router, deps: ConsoleDeps, session: Conso
     const who = await manager(ctx, false);
     if (!who) return;
     const done = typeof ctx.query.done === 'string' && Object.hasOwn(DONE, ctx.query.done) ? DONE[ctx.query.done as keyof typeof DONE] : undefined;
-    await page(ctx, who, { done });
+    await page(ctx, who, { done, filled: filledFrom(await session.draft(ctx, who)) });
   });
 
   router.post(`${PAGE}/tokens`, formBody, async (ctx) => {
-    const who = await manager(ctx, true);
+    const who = await manager(ctx, true, 'token');
     if (!who) return;
     const b = ctx.request.body as Record<string, unknown>;
     await change(
@@ -195,7 +210,7 @@ export function operatorRoutes(router: Router, deps: ConsoleDeps, session: Conso
   });
 
   router.post(`${PAGE}/people`, formBody, async (ctx) => {
-    const who = await manager(ctx, true);
+    const who = await manager(ctx, true, 'grant');
     if (!who) return;
     const b = ctx.request.body as Record<string, unknown>;
     await change(

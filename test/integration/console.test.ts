@@ -416,6 +416,28 @@ function pageUrl(page: Page): string | undefined {
 
 const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
 
+/**
+ * Sends a form when the key was shown longer ago than CONSOLE_FRESH_SECONDS, then follows the step-up
+ * it starts (Akamon's clock back to the sign-in's own time stands for the key shown again) to the page
+ * it comes back to. None of `typed` is in the step-up's address.
+ */
+async function sentBeforeStepUp(browser: Browser, url: string, body: URLSearchParams | FormData, typed: readonly string[]): Promise<Page> {
+  clock.offsetMs = 6 * 60 * 1000;
+  let location: string;
+  try {
+    const answer = await browser.request(url, { method: 'POST', body, headers: body instanceof FormData ? {} : FORM });
+    expect(answer.status).toBe(303);
+    location = answer.headers.get('location')!;
+  } finally {
+    clock.offsetMs = 0;
+  }
+  expect(new URL(location, akamon.url).searchParams.get('fresh')).toBe('1');
+  for (const value of typed) expect(decodeURIComponent(location)).not.toContain(value);
+  const page = await browser.visit(location);
+  expect(page.status).toBe(200);
+  return page;
+}
+
 describe('operators page: forms as an administrator sends them', () => {
   let browser: Browser;
 
@@ -466,6 +488,41 @@ describe('operators page: forms as an administrator sends them', () => {
     expect(refused.html).toContain('alert--error');
     expect(inputValue(refused, 'commonId')).toBe('0999999999');
     expect(refused.html).toMatch(/<input[^>]*id="grant-id"[^>]*aria-invalid="true"/);
+  });
+
+  test('a new-token form sent when the key had to be shown again is filled in again after the step-up, once, and made no token before it', async () => {
+    const page = await browser.visit('/console/operators');
+    const typed = { name: 'step-up probe', role: 'office', departments: 'eng, sci/phys', affiliation_student: 'yes', days: '45' };
+    const { url, body } = browser.form(page, /\/console\/operators\/tokens$/, typed);
+    const again = await sentBeforeStepUp(browser, url, body, [typed.name, typed.departments]);
+    expect(new URL(again.url).pathname).toBe('/console/operators');
+    expect(inputValue(again, 'name')).toBe('step-up probe');
+    expect(again.html).toMatch(/<select[^>]*id="token-role"[^>]*>[\s\S]*?<option value="office" selected>/);
+    expect(again.html).toMatch(/<input[^>]*id="token-departments"[^>]*value="eng, sci\/phys"/);
+    expect(again.html).toMatch(/<input[^>]*id="token-aff-student"[^>]*checked/);
+    expect(inputValue(again, 'days')).toBe('45');
+    // That form only: the appointment form is empty.
+    expect(inputValue(again, 'commonId')).toBe('');
+    expect((await akamon.deps.operators.listTokens()).filter((k) => k.name === 'step-up probe')).toHaveLength(0);
+    // Once: the page opened afterwards is empty again.
+    expect(inputValue(await browser.visit('/console/operators'), 'name')).toBe('');
+    // The form shown again is a new attempt: sent now, with the key just shown, it makes the token.
+    expect((await browser.submit(again, /\/console\/operators\/tokens$/, typed)).html).toContain('secret-key');
+    expect((await akamon.deps.operators.listTokens()).filter((k) => k.name === 'step-up probe')).toHaveLength(1);
+  });
+
+  test('an appointment sent when the key had to be shown again is filled in again after the step-up, and appointed nobody before it', async () => {
+    const person = await akamon.createReadyAccount({ name: 'Step-up Appointee', profile: { department: 'eng' } });
+    const page = await browser.visit('/console/operators');
+    const typed = { commonId: person.commonId, role: 'helpdesk', departments: 'eng' };
+    const { url, body } = browser.form(page, /\/console\/operators\/people$/, typed);
+    const again = await sentBeforeStepUp(browser, url, body, [person.commonId]);
+    expect(inputValue(again, 'commonId')).toBe(person.commonId);
+    expect(again.html).toMatch(/<select[^>]*id="grant-role"[^>]*>[\s\S]*?<option value="helpdesk" selected>/);
+    expect(again.html).toMatch(/<input[^>]*id="grant-departments"[^>]*value="eng"/);
+    // That form only: the new-token form is empty.
+    expect(inputValue(again, 'name')).toBe('');
+    expect(await akamon.deps.operators.personPrincipal(person.id, person.commonId)).toBeUndefined();
   });
 
   test('a refused new-token form says why in Japanese on a Japanese page, not in the admin API English', async () => {
@@ -526,26 +583,11 @@ describe('account pages: forms as an office operator of eng sends them', () => {
   });
 
   test('a reason typed into a form whose security-key check lapsed is there again after the step-up, and was in no URL', async () => {
-    const form = await browser.visit(`/console/accounts/${student.commonId}/suspend`);
+    const back = `/console/accounts/${student.commonId}/suspend`;
     const reason = 'student reported a phishing mail';
-    // The key was shown more than CONSOLE_FRESH_SECONDS ago by the time the form is sent.
-    clock.offsetMs = 6 * 60 * 1000;
-    let back: string;
-    try {
-      const { url, body } = browser.form(form, /\/suspend$/, { reason });
-      const answer = await browser.request(url, { method: 'POST', body, headers: FORM });
-      expect(answer.status).toBe(303);
-      const location = answer.headers.get('location')!;
-      expect(location).not.toContain('phishing');
-      const login = new URL(location, akamon.url);
-      expect(login.searchParams.get('fresh')).toBe('1');
-      back = login.searchParams.get('back')!;
-    } finally {
-      // The step-up: a key shown just now (the clock back to the sign-in's own time stands for it).
-      clock.offsetMs = 0;
-    }
-    const again = await browser.visit(back);
-    expect(again.status).toBe(200);
+    const { url, body } = browser.form(await browser.visit(back), /\/suspend$/, { reason });
+    const again = await sentBeforeStepUp(browser, url, body, [reason]);
+    expect(new URL(again.url).pathname).toBe(back);
     expect(inputValue(again, 'reason')).toBe(reason);
     // Once: the form opened afterwards is empty again.
     expect(inputValue(await browser.visit(back), 'reason')).toBe('');
@@ -608,6 +650,19 @@ describe('imports: a refused upload as an office operator of eng', () => {
     expect(html).toMatch(/<option value="revocations"[^>]*\bselected\b/);
     expect(html).toMatch(/<input[^>]*name="file"[^>]*aria-invalid="true"/);
     expect(pageUrl({ html } as Page)).toBe('/console/import');
+  });
+
+  test('keeps the kind of import chosen across a step-up, and imports nothing before it', async () => {
+    const { browser } = await consoleOperator(akamon, 'office', { departments: ['eng'], affiliations: [] });
+    const page = await browser.visit('/console/import');
+    const form = new FormData();
+    form.set('_csrf', browser.form(page, /\/console\/import$/, {}).body.get('_csrf')!);
+    form.set('kind', 'revocations');
+    form.set('file', new File(['common_id,revoke_on\n'], 'step-up-revocations.csv', { type: 'text/csv' }));
+    const again = await sentBeforeStepUp(browser, '/console/import', form, []);
+    expect(new URL(again.url).pathname).toBe('/console/import');
+    expect(again.html).toMatch(/<option value="revocations"[^>]*\bselected\b/);
+    expect(again.html).not.toContain('step-up-revocations.csv');
   });
 });
 
