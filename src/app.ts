@@ -287,6 +287,7 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
       clock: deps.clock,
       signinLog: deps.signinLog,
       sessions: deps.payloads,
+      grants: deps.payloads,
       unitOfWork: (work, keep) => database.unitOfWork(work, keep),
       idv: deps.idv,
       idvFlow,

@@ -37,6 +37,17 @@ export function rememberProviderRow(model: string, column: ProviderRowColumn, va
   remember(providerRowMemoKey(model, column, value), row && storedPayload(row));
 }
 
+/** A system the account has granted access to (its grants still in force), as the account home lists it. */
+export interface ConnectedClient {
+  clientId: string;
+  /** The scopes its grants hold, in the order first granted. */
+  scopes: string[];
+  /** When its first grant still in force was made. */
+  since: Date;
+  /** Whether it holds a refresh token (it stays connected while the person is away). */
+  offline: boolean;
+}
+
 /** For every write to the provider's table (see request-memo's `writing`). */
 export const writingProviderRows = <T>(write: () => Promise<T>) => writing(PROVIDER_ROWS_MEMO_PREFIX, write);
 

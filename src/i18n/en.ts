@@ -293,6 +293,16 @@ export const en = {
   'account.education_passed': 'Passed on {date} (academic year {year})',
   'account.education_not_taken': 'Not taken yet (academic year {year})',
 
+  'apps.title': 'Connected systems',
+  'apps.lead': 'Systems you have signed in to with this account and what each may use. A system you no longer use, or one signed in on a device you have lost, can be cut off here.',
+  'apps.none': 'No system holds access to your account just now.',
+  'apps.since': 'Connected since {date}',
+  'apps.remove': 'Remove access',
+  'apps.remove_hint':
+    'Removing access ends the tokens the system holds at once: it cannot read your information or stay connected any more, and asks you to sign in again (and, if it is not run by the university, to allow access again) the next time you use it.',
+  'apps.removed': 'Access was removed from {client}.',
+  'apps.back': 'Back to your account',
+  'account.apps_link': 'Connected systems',
   'services.title': 'Service directory',
   'services.lead': 'The university systems you sign in to with your account. ○ means the system asks for a second factor (multi-factor authentication); × means it does not yet.',
   'services.name': 'System',

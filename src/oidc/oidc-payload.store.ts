@@ -1,6 +1,6 @@
-import { sql, type Kysely } from 'kysely';
+import { type ExpressionBuilder, sql, type Kysely } from 'kysely';
 import type { DB } from '../db/schema.ts';
-import { begunAfterSessionsEnded, live, writingProviderRows } from '../db/provider-rows.ts';
+import { begunAfterSessionsEnded, type ConnectedClient, live, writingProviderRows } from '../db/provider-rows.ts';
 import { isUuid } from '../shared/uuid.ts';
 
 /** The part of a Grant's payload that records consent (oidc-provider's Grant model). */
@@ -117,6 +117,50 @@ export class OidcPayloadStore {
       .where(begunAfterSessionsEnded('oidc_payload', 'Grant'))
       .execute();
     return rows.map((row) => row.payload as GrantConsent);
+  }
+
+  /** The systems the account's grants still in force are to, oldest first (liveGrants' rule of "in force"). */
+  async connectedClients(accountId: string): Promise<ConnectedClient[]> {
+    const rows = await this.#db
+      .selectFrom('oidc_payload as g')
+      .select([
+        sql<string>`g.payload->>'clientId'`.as('client_id'),
+        sql<string | null>`g.payload->'openid'->>'scope'`.as('scope'),
+        sql<string>`g.payload->>'iat'`.as('iat'),
+        sql<boolean>`exists (select 1 from oidc_payload r where r.grant_id = g.id and r.model = 'RefreshToken' and r.consumed_at is null and ${live('r')})`.as('offline'),
+      ])
+      .where('g.model', '=', 'Grant')
+      .where('g.account_id', '=', accountId)
+      .where(live('g'))
+      .where(begunAfterSessionsEnded('g', 'Grant'))
+      .orderBy(sql`(g.payload->>'iat')::bigint`)
+      .execute();
+    const byClient = new Map<string, ConnectedClient>();
+    for (const row of rows) {
+      const client = byClient.get(row.client_id) ?? { clientId: row.client_id, scopes: [], since: new Date(Number(row.iat) * 1000), offline: false };
+      for (const scope of (row.scope ?? '').split(' ')) if (scope && !client.scopes.includes(scope)) client.scopes.push(scope);
+      client.offline ||= row.offline;
+      byClient.set(row.client_id, client);
+    }
+    return [...byClient.values()];
+  }
+
+  /**
+   * Ends every grant of the account to the client, and every code and token issued under them: the
+   * system's next sign-in starts from nothing (a third-party one asks for consent again). Answers how
+   * many grants ended.
+   */
+  async revokeClient(accountId: string, clientId: string): Promise<number> {
+    const grants = (eb: ExpressionBuilder<DB, 'oidc_payload'>) =>
+      eb.selectFrom('oidc_payload as g').select('g.id').where('g.model', '=', 'Grant').where('g.account_id', '=', accountId).where(sql<boolean>`g.payload->>'clientId' = ${clientId}`);
+    const deleted = await writingProviderRows(() =>
+      this.#db
+        .deleteFrom('oidc_payload')
+        .where((eb) => eb.or([eb('grant_id', 'in', grants(eb)), eb.and([eb('model', '=', 'Grant'), eb('id', 'in', grants(eb))])]))
+        .returning('model')
+        .execute(),
+    );
+    return deleted.filter((row) => row.model === 'Grant').length;
   }
 
   /** Deletes at most `limit` expired rows; the sweeper calls it until it returns less than the limit. */

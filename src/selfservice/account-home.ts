@@ -29,6 +29,7 @@ import { homeSession } from './home-session.ts';
 import { securityInfoRoutes } from './security-info.ts';
 import { serviceDirectoryRoutes } from './service-directory.ts';
 import { identityLinkRoutes } from './identity-link-page.ts';
+import { connectedAppsRoutes, type Grants } from './connected-apps.ts';
 import type { IdentityVerification } from '../idv/identity-verification.ts';
 import type { IdvFlow } from '../idv/idv-flow.ts';
 
@@ -37,8 +38,6 @@ interface AppPasswordAnswer {
   created?: { name: string; secret: string };
   refused?: { error: string; name: string };
 }
-
-/** AppPasswordService#create's refusals of what the person typed (their text: http/error-map.ts). */
 
 export interface AccountHomeDeps {
   config: Config;
@@ -53,6 +52,8 @@ export interface AccountHomeDeps {
   access: AccessService;
   clock: Clock;
   signinLog: SigninLog;
+  /** The account's grants to systems, listed and ended on the connected-systems page. */
+  grants: Grants;
   /** The provider's sessions: whether one sign-in in them is still live (oidc-payload.store.ts). */
   sessions: { authorizationLive(accountId: string, clientId: string, sid: string, options?: { hold?: boolean }): Promise<boolean> };
   /** One transaction for a change and the check that its session is live (Database#unitOfWork). */
@@ -79,6 +80,7 @@ export function accountHome(deps: AccountHomeDeps): Router {
   securityInfoRoutes(router, deps, home);
   serviceDirectoryRoutes(router, deps, home);
   identityLinkRoutes(router, deps, home);
+  connectedAppsRoutes(router, deps, home);
 
   async function educationStatus(t: ReturnType<typeof translator>, accountId: string): Promise<string> {
     const year = deps.education.currentYear();

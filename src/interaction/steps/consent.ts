@@ -3,7 +3,7 @@ import type { InteractionDetails, Step } from '../step.ts';
 import type { StepDeps } from './deps.ts';
 
 /** The page's text for each scope, in the order the page lists them. */
-const SCOPE_TEXT: Record<string, MessageKey> = {
+export const SCOPE_TEXT: Record<string, MessageKey> = {
   openid: 'scope.openid',
   profile: 'scope.profile',
   email: 'scope.email',

@@ -1,0 +1,124 @@
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
+import { Browser, decode, type Page } from '../support/browser.ts';
+import { codeFrom, enterCredentials, redeem, startAuthorization, tokenRequest } from '../support/flows.ts';
+
+/**
+ * "Connected systems" on the account home: each system the account has granted access to, what it
+ * may use, and "Remove access", which ends its grants and every token under them at once (a lost
+ * phone's mail app, a third-party service no longer used) and nothing else.
+ */
+
+let akamon: RunningAkamon;
+beforeAll(async () => {
+  akamon = await startAkamon();
+});
+afterAll(() => akamon.close());
+
+type Account = Awaited<ReturnType<RunningAkamon['createReadyAccount']>>;
+
+async function signedInHome(account: Account): Promise<Browser> {
+  const browser = new Browser(akamon.url);
+  const page = await enterCredentials(browser, await browser.visit(`${akamon.url}/account`), account.commonId, account.password);
+  expect(new URL(page.url).pathname).toBe('/account');
+  return browser;
+}
+
+/** A system the browser's person signs in to (allowing access when asked), and its refresh of the tokens it got. */
+async function connect(browser: Browser, input: Parameters<RunningAkamon['createClient']>[0], params: Record<string, string> = {}) {
+  const rp = await akamon.createClient(input);
+  let started = await startAuthorization(browser, akamon, rp, params);
+  if (/name="decision"/.test(started.page.html)) started = { ...started, page: await browser.submit(started.page, /\/decide$/, { decision: 'approve' }) };
+  const tokens = await redeem(akamon, rp, codeFrom(started.page), started.verifier);
+  const refreshes = async () => (await tokenRequest(akamon, rp, { grant_type: 'refresh_token', refresh_token: tokens.body.refresh_token })).status;
+  const userinfo = async () => (await fetch(`${akamon.url}/me`, { headers: { authorization: `Bearer ${tokens.body.access_token}` } })).status;
+  return { rp, refreshes, userinfo };
+}
+
+const listed = (page: Page) => [...page.html.matchAll(/<li>\s*<strong>([^<]+)<\/strong>/g)].map((m) => decode(m[1]!));
+const audited = async (accountId: string) => (await akamon.deps.audit.list({ accountId, limit: 50 })).filter((e) => e.action === 'grant.revoked');
+
+describe('the list', () => {
+  test('names each system with what it may use and whether it stays connected; Akamon’s own sites are not on it', async () => {
+    const account = await akamon.createReadyAccount();
+    const browser = await signedInHome(account);
+    expect(listed(await browser.visit(`${akamon.url}/account/apps`))).toEqual([]);
+    await connect(browser, { name: 'Reading list', firstParty: false, redirectUris: ['http://127.0.0.1:9/reading'] }, { scope: 'openid email offline_access', prompt: 'consent' });
+    await connect(browser, { name: 'Portal', nameJa: 'ポータル', redirectUris: ['http://127.0.0.1:9/portal'] });
+    const page = await browser.visit(`${akamon.url}/account/apps`);
+    expect(page.status).toBe(200);
+    expect(listed(page)).toEqual(['Reading list', 'Portal']);
+    const reading = page.html.slice(page.html.indexOf('Reading list'), page.html.indexOf('Portal'));
+    expect(reading).toContain('Your email address');
+    expect(reading).toContain('Stay connected while you are away');
+    // The account home's own grant is not a system to cut off.
+    expect(page.html).not.toContain('Akamon account');
+    // In Japanese, with the system's Japanese name.
+    browser.acceptLanguage = 'ja';
+    const ja = await browser.visit(`${akamon.url}/account/apps`);
+    expect(ja.html).toContain('<html lang="ja">');
+    expect(listed(ja)).toContain('ポータル');
+    expect(ja.html).toContain('接続中のシステム');
+  });
+
+  test('the account home links to it; signed out, the page leads to the sign-in and back', async () => {
+    const account = await akamon.createReadyAccount();
+    const browser = await signedInHome(account);
+    expect((await browser.visit(`${akamon.url}/account`)).html).toContain('href="/account/apps"');
+    const stranger = await new Browser(akamon.url).request(`${akamon.url}/account/apps`);
+    expect(stranger.status).toBe(302);
+    expect(stranger.headers.get('location')).toBe('/account/login?back=%2Faccount%2Fapps');
+  });
+});
+
+describe('removing access', () => {
+  test('ends that system’s tokens at once, and only its, with an audit record; a reload sends nothing again; its next sign-in asks again', async () => {
+    const account = await akamon.createReadyAccount();
+    const browser = await signedInHome(account);
+    const reading = await connect(browser, { name: 'Reading list', firstParty: false, redirectUris: ['http://127.0.0.1:9/reading'] }, { scope: 'openid email offline_access', prompt: 'consent' });
+    const archive = await connect(browser, { name: 'Archive', firstParty: false, redirectUris: ['http://127.0.0.1:9/archive'] }, { scope: 'openid offline_access', prompt: 'consent' });
+    const page = await browser.visit(`${akamon.url}/account/apps`);
+    const done = await browser.submit(page, new RegExp(`/account/apps/${reading.rp.clientId}/remove$`), {});
+    expect(new URL(done.url).pathname).toBe('/account/apps');
+    expect(done.html).toContain('Access was removed from Reading list.');
+    expect(listed(done)).toEqual(['Archive']);
+    expect([await reading.refreshes(), await reading.userinfo()]).toEqual([400, 401]);
+    expect([await archive.refreshes(), await archive.userinfo()]).toEqual([200, 200]);
+    expect((await audited(account.id)).map((e) => e.details)).toEqual([{ clientId: reading.rp.clientId, grants: 1 }]);
+    // The notice names only a system that is gone from the list: a crafted address says nothing.
+    expect((await browser.visit(`${akamon.url}/account/apps?removed=${archive.rp.clientId}`)).html).not.toContain('Access was removed');
+    // Its next sign-in starts from nothing: the person is asked to allow access again.
+    const again = await startAuthorization(browser, akamon, reading.rp, { scope: 'openid email offline_access' });
+    expect(again.page.html).toContain('name="decision"');
+  });
+
+  test('refused without the form’s token, for another account’s system, and for Akamon’s own sites: nothing ends', async () => {
+    const account = await akamon.createReadyAccount();
+    const other = await akamon.createReadyAccount();
+    const browser = await signedInHome(account);
+    const otherBrowser = await signedInHome(other);
+    const theirs = await connect(otherBrowser, { name: 'Their app', firstParty: false, redirectUris: ['http://127.0.0.1:9/theirs'] }, { scope: 'openid offline_access', prompt: 'consent' });
+    const mine = await connect(browser, { name: 'My app', firstParty: false, redirectUris: ['http://127.0.0.1:9/mine'] }, { scope: 'openid offline_access', prompt: 'consent' });
+    const forged = await browser.request(`${akamon.url}/account/apps/${mine.rp.clientId}/remove`, {
+      method: 'POST',
+      body: '_csrf=forged',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
+    expect(forged.status).toBe(403);
+    const page = await browser.visit(`${akamon.url}/account/apps`);
+    const form = browser.form(page, new RegExp(`/account/apps/${mine.rp.clientId}/remove$`), {});
+    for (const target of [theirs.rp.clientId, 'akamon-account', 'x'.repeat(3000), '%00', 'no-such-system']) {
+      const sent = await browser.request(form.url.replace(encodeURIComponent(mine.rp.clientId), encodeURIComponent(target)), {
+        method: 'POST',
+        body: form.body,
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      });
+      expect({ target: target.slice(0, 20), status: sent.status < 500 }).toEqual({ target: target.slice(0, 20), status: true });
+    }
+    expect([await theirs.refreshes(), await mine.refreshes()]).toEqual([200, 200]);
+    expect(await audited(account.id)).toEqual([]);
+    expect(await audited(other.id)).toEqual([]);
+    // The account home's own sign-in still stands.
+    expect((await browser.visit(`${akamon.url}/account`)).status).toBe(200);
+  });
+});
