@@ -13,7 +13,7 @@ export interface GrantConsent {
 /**
  * What goes with the end of an account's sessions: `alongside`, in the same transaction (what must
  * end with them or not at all: the SAML sessions); `after`, once that transaction is done, with the
- * Session payloads as they were deleted (back-channel logout, which reports its failures and never
+ * Session payloads as they were deleted, or only the sign-ins taken out of them (back-channel logout, which reports its failures and never
  * throws; inside a unit of work that transaction is a savepoint, and the logout waits for the
  * unit's commit by itself: afterUnitCommits).
  */
@@ -146,21 +146,39 @@ export class OidcPayloadStore {
   }
 
   /**
-   * Ends every grant of the account to the client, and every code and token issued under them: the
-   * system's next sign-in starts from nothing (a third-party one asks for consent again). Answers how
-   * many grants ended.
+   * Ends every grant of the account to the client, and every code and token issued under them, and
+   * takes the client's sign-in out of the account's sessions (as a logout from that client alone
+   * does): the system's next sign-in starts from nothing (a third-party one asks for consent again),
+   * and one with back-channel logout is told of each sign-in that ended. Answers how many grants ended.
    */
   async revokeClient(accountId: string, clientId: string): Promise<number> {
     const grants = (eb: ExpressionBuilder<DB, 'oidc_payload'>) =>
       eb.selectFrom('oidc_payload as g').select('g.id').where('g.model', '=', 'Grant').where('g.account_id', '=', accountId).where(sql<boolean>`g.payload->>'clientId' = ${clientId}`);
-    const deleted = await writingProviderRows(() =>
-      this.#db
-        .deleteFrom('oidc_payload')
-        .where((eb) => eb.or([eb('grant_id', 'in', grants(eb)), eb.and([eb('model', '=', 'Grant'), eb('id', 'in', grants(eb))])]))
-        .returning('model')
-        .execute(),
+    const { ended, sids } = await writingProviderRows(() =>
+      this.#db.transaction().execute(async (trx) => {
+        const deleted = await trx
+          .deleteFrom('oidc_payload')
+          .where((eb) => eb.or([eb('grant_id', 'in', grants(eb)), eb.and([eb('model', '=', 'Grant'), eb('id', 'in', grants(eb))])]))
+          .returning('model')
+          .execute();
+        const signIns = await sql<{ sid: string | null }>`
+          with signed as (
+            select id, payload->'authorizations'->${clientId}->>'sid' as sid from oidc_payload
+            where model = 'Session' and account_id = ${accountId} and payload->'authorizations' ? ${clientId}
+            for update
+          )
+          update oidc_payload s set payload = s.payload #- array['authorizations', ${clientId}]::text[]
+          from signed where s.model = 'Session' and s.id = signed.id
+          returning signed.sid`.execute(trx);
+        return { ended: deleted.filter((row) => row.model === 'Grant').length, sids: signIns.rows.flatMap((row) => (row.sid ? [row.sid] : [])) };
+      }),
     );
-    return deleted.filter((row) => row.model === 'Grant').length;
+    if (sids.length)
+      await this.#onRevoke.after(
+        accountId,
+        sids.map((sid) => ({ authorizations: { [clientId]: { sid } } })),
+      );
+    return ended;
   }
 
   /** Deletes at most `limit` expired rows; the sweeper calls it until it returns less than the limit. */

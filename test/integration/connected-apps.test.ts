@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
+import { backchannelReceiver } from '../support/backchannel.ts';
 import { Browser, decode, type Page } from '../support/browser.ts';
 import { codeFrom, enterCredentials, redeem, startAuthorization, tokenRequest } from '../support/flows.ts';
 
@@ -11,7 +12,8 @@ import { codeFrom, enterCredentials, redeem, startAuthorization, tokenRequest } 
 
 let akamon: RunningAkamon;
 beforeAll(async () => {
-  akamon = await startAkamon();
+  // Back-channel logout goes to a loopback receiver.
+  akamon = await startAkamon({ env: { AKAMON_BACKCHANNEL_ALLOW_PRIVATE: 'true' } });
 });
 afterAll(() => akamon.close());
 
@@ -90,6 +92,26 @@ describe('removing access', () => {
     // Its next sign-in starts from nothing: the person is asked to allow access again.
     const again = await startAuthorization(browser, akamon, reading.rp, { scope: 'openid email offline_access' });
     expect(again.page.html).toContain('name="decision"');
+  });
+
+  test('a system with back-channel logout is told its sign-in ended; the session goes on for the others', async () => {
+    const receiver = await backchannelReceiver();
+    try {
+      const account = await akamon.createReadyAccount();
+      const browser = await signedInHome(account);
+      const mail = await connect(browser, { name: 'Mail', backchannelLogoutUri: receiver.url, redirectUris: ['http://127.0.0.1:9/mail'] });
+      const portal = await connect(browser, { name: 'Portal', redirectUris: ['http://127.0.0.1:9/portal'] });
+      await browser.submit(await browser.visit(`${akamon.url}/account/apps`), new RegExp(`/account/apps/${mail.rp.clientId}/remove$`), {});
+      const [logoutToken] = await receiver.waitFor(1);
+      const claims = JSON.parse(Buffer.from(logoutToken!.split('.')[1]!, 'base64url').toString());
+      expect([claims.aud, claims.sub]).toEqual([mail.rp.clientId, expect.any(String)]);
+      expect(claims.sid).toEqual(expect.any(String));
+      // The person is still signed in: the portal signs in silently, the account home stays.
+      expect(codeFrom((await startAuthorization(browser, akamon, portal.rp, { prompt: 'none' })).page)).toBeTruthy();
+      expect((await browser.visit(`${akamon.url}/account`)).status).toBe(200);
+    } finally {
+      await receiver.close();
+    }
   });
 
   test('refused without the form’s token, for another account’s system, and for Akamon’s own sites: nothing ends', async () => {
