@@ -303,6 +303,9 @@ const FLOWS: Flow[] = [
         },
         { offsite: true },
       ),
+      // The system allowed just now, on the account home's list, and taken off it.
+      step('connected systems', (w) => goto(w, '/account/apps')),
+      step('connected systems after removing access', (w) => click(w, 'main .connected-apps button')),
     ],
   },
   {
