@@ -44,6 +44,7 @@ import { factsLoader } from './interaction/facts.ts';
 import { interactionRouter } from './interaction/router.ts';
 import { KnownAccounts } from './interaction/known-accounts.ts';
 import { accountHome } from './selfservice/account-home.ts';
+import { takeSiteSignedOutOf } from './selfservice/home-session.ts';
 import { ACCOUNT_CLIENT_ID, CONSOLE_CLIENT_ID, FIRST_PARTY_SITES, type FirstPartySite } from './selfservice/account-client.ts';
 import { consoleRoutes } from './console/console-routes.ts';
 import { adminApi } from './admin/admin-api.ts';
@@ -182,7 +183,7 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
     pairwiseKey: box.deriveKey('pairwise-subject'),
     passwordGrant: passwordGrant(deps.passwordSignin, deps.clientStore, deps.access, config.realmSuffix),
     resourceServers: resourceServers({ clients: deps.clientStore, accounts: deps.accounts, access: deps.access }),
-    ...providerPages(renderer, FIRST_PARTY_SITES),
+    ...providerPages(renderer, FIRST_PARTY_SITES, takeSiteSignedOutOf(config)),
     devicePages: devicePages(renderer),
   };
   const build = (keys: Parameters<typeof createProvider>[1]) => {

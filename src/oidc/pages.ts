@@ -19,9 +19,9 @@ export interface OwnSite {
  * oidc-provider's own pages (logout, errors) drawn in Akamon's style and language. `ownSites` are
  * Akamon's first-party clients: their Sign out buttons lead to the logout page, which then speaks
  * as Akamon's confirmation rather than as another system asking, and "Sign in again" leads back to
- * the site the person left.
+ * the site the person left (named by the provider after "Stay signed in", else by `siteSignedOutOf`).
  */
-export function providerPages(renderer: Renderer, ownSites: readonly OwnSite[]) {
+export function providerPages(renderer: Renderer, ownSites: readonly OwnSite[], siteSignedOutOf: (ctx: Context) => string | undefined) {
   // The provider runs on the app's own context (see provider-holder.ts), so locale and request id are set.
   const koa = (ctx: KoaContextWithOIDC) => ctx as unknown as Context;
   const ownSite = (clientId: string | undefined) => ownSites.find((site) => site.clientId === clientId);
@@ -38,7 +38,7 @@ export function providerPages(renderer: Renderer, ownSites: readonly OwnSite[]) 
     postLogoutSuccessSource(ctx: KoaContextWithOIDC) {
       const client = ctx.oidc.client;
       const t = translator(koa(ctx).state.locale);
-      const site = ownSite(client?.clientId);
+      const site = ownSite(client ? client.clientId : siteSignedOutOf(koa(ctx)));
       const stayed = client ? t('logout.done_client_body', { client: site ? t(site.ownName) : clientDisplayName(client, koa(ctx).state.locale) }) : null;
       renderer.page(koa(ctx), 'logged-out', 'logout.done_title', { stayed, signInUrl: `${site?.prefix ?? '/account'}/login` });
     },

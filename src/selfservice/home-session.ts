@@ -93,6 +93,24 @@ export const ACCOUNT_HOME_SITE: FirstPartySite = {
  * own. The helpers here read it, check a page's POST, hold it live while a change is made, and ask
  * for a fresh second factor when a change needs one.
  */
+/** Names which of Akamon's own sites the browser signed out of, for the provider's "You are signed out" page. */
+const LEFT_SITE_COOKIE = 'akamon_left_site';
+/** Outlives the provider's "Sign out?" question by far; taken by the first page that reads it. */
+const LEFT_SITE_SECONDS = 600;
+
+/**
+ * The client id of the first-party site this browser just signed out of, taken (read once): after a
+ * full sign-out the provider no longer names the client, and "Sign in again" should lead back there.
+ */
+export function takeSiteSignedOutOf(config: Config) {
+  const name = config.production ? `__Host-${LEFT_SITE_COOKIE}` : LEFT_SITE_COOKIE;
+  return (ctx: Context): string | undefined => {
+    const clientId = ctx.cookies.get(name, { signed: true });
+    if (clientId) ctx.cookies.set(name, null, { signed: true, httpOnly: true, sameSite: 'lax', secure: config.production, path: '/', overwrite: true });
+    return clientId || undefined;
+  };
+}
+
 export function homeSession(deps: SiteSessionDeps, site: FirstPartySite = ACCOUNT_HOME_SITE) {
   const { config } = deps;
   const { clientId, prefix, sessionSeconds } = site;
@@ -278,6 +296,7 @@ export function homeSession(deps: SiteSessionDeps, site: FirstPartySite = ACCOUN
       if (!deps.csrf.valid(ctx, (ctx.request.body as Record<string, unknown> | undefined)?._csrf)) return deps.renderer.error(ctx, 'error.csrf', 403);
       const idToken = ctx.cookies.get(cookie(site.cookieName), { signed: true })?.split('|')[5];
       setCookie(ctx, site.cookieName, null, 0);
+      setCookie(ctx, LEFT_SITE_COOKIE, clientId, LEFT_SITE_SECONDS);
       const discovered = await reachableConfiguration(ctx);
       if (!discovered) return;
       // No post_logout_redirect_uri: the provider's own "You are signed out" page is the answer.

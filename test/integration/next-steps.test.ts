@@ -154,6 +154,16 @@ describe('feedback for every change', () => {
     expect(hrefs(stayed)).not.toContain('/account/login');
   });
 
+  test('signing out of the console altogether: "Sign in again" leads back to the console’s sign-in, once', async () => {
+    const { browser } = await consoleOperator(akamon, 'helpdesk', null);
+    const done = await browser.submit(await pressSignOut(browser, `${akamon.url}/console`), /\/session\/end\/confirm$/, { logout: 'yes' });
+    expect(done.html).toContain('You have signed out of Akamon on this device');
+    expect(hrefs(done)).toContain('/console/login');
+    expect(hrefs(done)).not.toContain('/account/login');
+    // Read once: a later sign-out page (another system's) is not the console's.
+    expect(hrefs(await browser.visit(`${akamon.url}/session/end/success`))).toContain('/account/login');
+  });
+
   test('another system’s sign-out asks whether to leave Akamon too, naming it', async () => {
     const library = await akamon.createClient({ name: 'Library', redirectUris: ['http://127.0.0.1:9/library'] });
     const browser = new Browser(akamon.url);
