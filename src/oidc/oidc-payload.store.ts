@@ -22,6 +22,9 @@ export interface RevokeHooks {
   after: (accountId: string, sessions: unknown[]) => Promise<unknown>;
 }
 
+/** Deletes of a client's grants: one, one after a sign-in in flight saved its grant, and one to find none (revokeClient). */
+const REVOKE_PASSES = 3;
+
 /** Housekeeping on the provider's table that the provider itself does not do. */
 export class OidcPayloadStore {
   readonly #db: Kysely<DB>;
@@ -40,8 +43,9 @@ export class OidcPayloadStore {
    * Locks the account's sessions until the transaction ends: what a change that may end them takes
    * before the account's row (SCIM), as every session-ending change and the account home do.
    */
-  async lockSessionsOf(accountId: string): Promise<void> {
-    await this.#db.selectFrom('oidc_payload').select('id').where('model', '=', 'Session').where('account_id', '=', accountId).forUpdate().execute();
+  async lockSessionsOf(accountId: string, db: Kysely<DB> = this.#db): Promise<void> {
+    // In one order, so that two changes locking the same sessions queue rather than deadlock.
+    await db.selectFrom('oidc_payload').select('id').where('model', '=', 'Session').where('account_id', '=', accountId).orderBy('id').forUpdate().execute();
   }
 
   /**
@@ -104,7 +108,8 @@ export class OidcPayloadStore {
   /**
    * What the account's grants to the client still in force record (not expired, not begun before a
    * sign-out everywhere, suspension or password reset; anything that ends grants deletes the rows):
-   * the consent a new sign-in's grant starts from (grants.ts).
+   * the consent a new sign-in's grant starts from (grants.ts). Held (FOR SHARE) until the sign-in's
+   * unit ends: a Remove access meanwhile waits for it, and then finds the new grant too (revokeClient).
    */
   async liveGrants(accountId: string, clientId: string): Promise<GrantConsent[]> {
     const rows = await this.#db
@@ -115,6 +120,7 @@ export class OidcPayloadStore {
       .where(sql<boolean>`payload->>'clientId' = ${clientId}`)
       .where(live('oidc_payload'))
       .where(begunAfterSessionsEnded('oidc_payload', 'Grant'))
+      .forShare()
       .execute();
     return rows.map((row) => row.payload as GrantConsent);
   }
@@ -149,18 +155,29 @@ export class OidcPayloadStore {
    * Ends every grant of the account to the client, and every code and token issued under them, and
    * takes the client's sign-in out of the account's sessions (as a logout from that client alone
    * does): the system's next sign-in starts from nothing (a third-party one asks for consent again),
-   * and one with back-channel logout is told of each sign-in that ended. Answers how many grants ended.
+   * and one with back-channel logout is told of each sign-in that ended. The account's sessions are
+   * locked first, as every change that ends them does (lockSessionsOf). Answers how many grants and
+   * sign-ins ended.
    */
-  async revokeClient(accountId: string, clientId: string): Promise<number> {
+  async revokeClient(accountId: string, clientId: string): Promise<{ grants: number; signIns: number }> {
     const grants = (eb: ExpressionBuilder<DB, 'oidc_payload'>) =>
       eb.selectFrom('oidc_payload as g').select('g.id').where('g.model', '=', 'Grant').where('g.account_id', '=', accountId).where(sql<boolean>`g.payload->>'clientId' = ${clientId}`);
     const { ended, sids } = await writingProviderRows(() =>
       this.#db.transaction().execute(async (trx) => {
-        const deleted = await trx
-          .deleteFrom('oidc_payload')
-          .where((eb) => eb.or([eb('grant_id', 'in', grants(eb)), eb.and([eb('model', '=', 'Grant'), eb('id', 'in', grants(eb))])]))
-          .returning('model')
-          .execute();
+        await this.lockSessionsOf(accountId, trx);
+        // A sign-in in flight holds the grants it started from (liveGrants): the first delete waits
+        // for it, and a later one, in a snapshot of its own, takes the grant it then saved.
+        let ended = 0;
+        for (let pass = 0; pass < REVOKE_PASSES; pass += 1) {
+          const deleted = await trx
+            .deleteFrom('oidc_payload')
+            .where((eb) => eb.or([eb('grant_id', 'in', grants(eb)), eb.and([eb('model', '=', 'Grant'), eb('id', 'in', grants(eb))])]))
+            .returning('model')
+            .execute();
+          const count = deleted.filter((row) => row.model === 'Grant').length;
+          if (count === 0) break;
+          ended += count;
+        }
         const signIns = await sql<{ sid: string | null }>`
           with signed as (
             select id, payload->'authorizations'->${clientId}->>'sid' as sid from oidc_payload
@@ -170,7 +187,7 @@ export class OidcPayloadStore {
           update oidc_payload s set payload = s.payload #- array['authorizations', ${clientId}]::text[]
           from signed where s.model = 'Session' and s.id = signed.id
           returning signed.sid`.execute(trx);
-        return { ended: deleted.filter((row) => row.model === 'Grant').length, sids: signIns.rows.flatMap((row) => (row.sid ? [row.sid] : [])) };
+        return { ended, sids: signIns.rows.flatMap((row) => (row.sid ? [row.sid] : [])) };
       }),
     );
     if (sids.length)
@@ -178,7 +195,7 @@ export class OidcPayloadStore {
         accountId,
         sids.map((sid) => ({ authorizations: { [clientId]: { sid } } })),
       );
-    return ended;
+    return { grants: ended, signIns: sids.length };
   }
 
   /** Deletes at most `limit` expired rows; the sweeper calls it until it returns less than the limit. */
