@@ -11,7 +11,7 @@ type WithKeyStore = { asymmetricKeyStore: { refresh(): Promise<void> } };
  * unit of work begins (provider-gate.ts). The provider would fetch them inside it, holding a
  * transaction (on PGlite the only connection) over an outgoing request that may take 2.5 s. Keys
  * still fresh are not fetched. A fetch that failed here fails at once inside (a target that did
- * not answer: outbound-fetch.ts; an HTTP error: the provider keeps it), where the provider answers
+ * not answer in full: outbound-fetch.ts; an HTTP error: the provider keeps it), where the provider answers
  * it as for any key that does not verify: invalid_client.
  */
 export async function refreshClientKeys(provider: Provider, ctx: Context): Promise<void> {

@@ -117,7 +117,8 @@ export function outboundFetch(allowPrivate: boolean, now: () => number = Date.no
     if (fetching) unreachable.check(url.href);
     const options = { ...init, dispatcher: agentFor(refused), redirect: 'error' } as Parameters<typeof Undici.fetch>[1];
     try {
-      return (await undici().fetch(url, options)) as unknown as Response;
+      const response = (await undici().fetch(url, options)) as unknown as Response;
+      return fetching ? await wholeDocument(response) : response;
     } catch (error) {
       if (fetching) unreachable.failed(url.href);
       throw error;
@@ -126,9 +127,33 @@ export function outboundFetch(allowPrivate: boolean, now: () => number = Date.no
 }
 
 /**
- * Documents fetched with GET (a client's jwks_uri) whose last fetch failed without an answer (a
- * timeout, a refused connection): for UNREACHABLE_SECONDS they fail at once. A token request
- * authenticating such a client fetches its keys before its transaction (client-keys.ts); the
+ * A fetched document read to its end here (within the request's own timeout), so that one whose
+ * answer began and then stalled, or that is larger than any key set, fails as one that never
+ * answered and is remembered so (Unreachable): the provider reads the body only after the fetch.
+ */
+async function wholeDocument(response: Response): Promise<Response> {
+  const reader = response.body?.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (let read = await reader?.read(); read && !read.done; read = await reader!.read()) {
+    size += read.value.byteLength;
+    if (size > DOCUMENT_MAX_BYTES) {
+      await reader!.cancel();
+      throw new Error(`${response.url} sent more than ${DOCUMENT_MAX_BYTES} bytes`);
+    }
+    chunks.push(read.value);
+  }
+  return new Response(response.status === 204 || response.status === 304 ? null : Buffer.concat(chunks), { status: response.status, statusText: response.statusText, headers: response.headers });
+}
+
+/** Far above any client's key set (a few keys of a few hundred bytes each). */
+const DOCUMENT_MAX_BYTES = 512 * 1024;
+
+/**
+ * Documents fetched with GET (a client's jwks_uri) whose last fetch failed without a whole answer
+ * (a timeout, a refused connection, a body that stalled or was too large): for UNREACHABLE_SECONDS
+ * they fail at once. A token request authenticating such a client fetches its keys before its
+ * transaction (client-keys.ts); the
  * provider's second try inside it must not wait again, holding a database connection (on PGlite
  * the only one). An answer that is an HTTP error is the provider's own to remember (it keeps a
  * failed JWKS for a minute).
