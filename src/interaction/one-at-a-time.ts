@@ -62,7 +62,7 @@ export async function oneAtATime(
 
 /**
  * Ends a turn. When the database cannot take that now (it is away: the request answers 503 with
- * Retry-After), the same statement is tried again every second in the background while the turn's
+ * Retry-After, unless the turn carried nothing: see oneAtATime), the same statement is tried again every second in the background while the turn's
  * hold lasts (no other request can hold the turn meanwhile): the person's retry after Retry-After
  * then finds the step's result (a password proven, a state moved on) as if the statement had gone
  * through at once, not "already done" (409) for the rest of the hold. A session or grant so saved

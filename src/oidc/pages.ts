@@ -38,7 +38,9 @@ export function providerPages(renderer: Renderer, ownSites: readonly OwnSite[], 
     postLogoutSuccessSource(ctx: KoaContextWithOIDC) {
       const client = ctx.oidc.client;
       const t = translator(koa(ctx).state.locale);
-      const site = ownSite(client ? client.clientId : siteSignedOutOf(koa(ctx)));
+      // Taken either way, so that it never names a later sign-out's site.
+      const signedOutOf = siteSignedOutOf(koa(ctx));
+      const site = ownSite(client ? client.clientId : signedOutOf);
       const stayed = client ? t('logout.done_client_body', { client: site ? t(site.ownName) : clientDisplayName(client, koa(ctx).state.locale) }) : null;
       renderer.page(koa(ctx), 'logged-out', 'logout.done_title', { stayed, signInUrl: `${site?.prefix ?? '/account'}/login` });
     },

@@ -82,17 +82,6 @@ export const ACCOUNT_HOME_SITE: FirstPartySite = {
   }),
 };
 
-/**
- * The sign-in of one of Akamon's own sites (`site`; the account home unless named): a first-party
- * relying party of Akamon itself (authorization code + PKCE through openid-client), so it signs in
- * exactly as every campus system does. Its
- * session is a signed cookie bound to the provider session it came from (the ID token's sid):
- * every request checks in the database that this sign-in is still part of a live provider session,
- * so whatever ends that session (a logout, "sign out everywhere", suspension, revocation, a reset
- * or reissued password) ends the account home too, on every device and node, with no check of its
- * own. The helpers here read it, check a page's POST, hold it live while a change is made, and ask
- * for a fresh second factor when a change needs one.
- */
 /** Names which of Akamon's own sites the browser signed out of, for the provider's "You are signed out" page. */
 const LEFT_SITE_COOKIE = 'akamon_left_site';
 /** Outlives the provider's "Sign out?" question by far; taken by the first page that reads it. */
@@ -111,6 +100,17 @@ export function takeSiteSignedOutOf(config: Config) {
   };
 }
 
+/**
+ * The sign-in of one of Akamon's own sites (`site`; the account home unless named): a first-party
+ * relying party of Akamon itself (authorization code + PKCE through openid-client), so it signs in
+ * exactly as every campus system does. Its
+ * session is a signed cookie bound to the provider session it came from (the ID token's sid):
+ * every request checks in the database that this sign-in is still part of a live provider session,
+ * so whatever ends that session (a logout, "sign out everywhere", suspension, revocation, a reset
+ * or reissued password) ends the account home too, on every device and node, with no check of its
+ * own. The helpers here read it, check a page's POST, hold it live while a change is made, and ask
+ * for a fresh second factor when a change needs one.
+ */
 export function homeSession(deps: SiteSessionDeps, site: FirstPartySite = ACCOUNT_HOME_SITE) {
   const { config } = deps;
   const { clientId, prefix, sessionSeconds } = site;

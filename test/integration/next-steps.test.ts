@@ -152,6 +152,8 @@ describe('feedback for every change', () => {
     expect(stayed.html).toContain('You have signed out of the operators’ console. You are still signed in to Akamon');
     expect(hrefs(stayed)).toContain('/console/login');
     expect(hrefs(stayed)).not.toContain('/account/login');
+    // That sign-out is over: a later one's page does not lead to the console.
+    expect(hrefs(await browser.visit(`${akamon.url}/session/end/success`))).toContain('/account/login');
   });
 
   test('signing out of the console altogether: "Sign in again" leads back to the console’s sign-in, once', async () => {
