@@ -119,8 +119,10 @@ export function recoveryRoutes(deps: RecoveryDeps): Router {
     render(ctx, 'mfa-challenge', 'mfa.verify_title', { ...data, lead: t(ctx)('recover.factor_lead'), cantUseUrl: '/recover/factor?help=1', abortAction: null }, status);
   }
 
-  function passwordPage(ctx: Context, errors: string[] = [], status = 200) {
-    render(ctx, 'recover-password', 'recover.password_title', { action: '/recover/password', rules: policyRules(t(ctx), deps.config.passwordProfile), errors }, status);
+  /** The new password's form, naming the account (for the password manager that saves it). */
+  async function passwordPage(ctx: Context, flow: Flow, errors: string[] = [], status = 200) {
+    const commonId = (await deps.accounts.findById(flow.accountId!))?.common_id ?? '';
+    render(ctx, 'recover-password', 'recover.password_title', { action: '/recover/password', rules: policyRules(t(ctx), deps.config.passwordProfile), errors, commonId }, status);
   }
 
   router.get('/', (ctx) => startPage(ctx));
@@ -143,7 +145,7 @@ export function recoveryRoutes(deps: RecoveryDeps): Router {
       const flow = current?.flow;
       if (flow?.stage === 'code') return codePage(ctx, flow);
       if (flow?.stage === 'factor') return factorPage(ctx, hostOf(ctx, current!.id, flow));
-      if (flow?.stage === 'password') return passwordPage(ctx);
+      if (flow?.stage === 'password') return passwordPage(ctx, flow);
       if (flow?.stage === 'done') return donePage(ctx);
       ctx.redirect('/recover');
     }),
@@ -212,7 +214,7 @@ export function recoveryRoutes(deps: RecoveryDeps): Router {
       const next: Flow = { ...flow, stage: hasFactors ? 'factor' : 'password' };
       await flows.save(id, next);
       if (hasFactors) return factorPage(ctx, hostOf(ctx, id, next));
-      passwordPage(ctx);
+      await passwordPage(ctx, next);
     }),
   );
 
@@ -224,7 +226,7 @@ export function recoveryRoutes(deps: RecoveryDeps): Router {
       const result = await challenge.act(ctx.params.action, host);
       if (!result.ok) return factorPage(ctx, host, result.error, result.status);
       await flows.save(id, { stage: 'password' });
-      passwordPage(ctx);
+      await passwordPage(ctx, flow);
     }),
   );
 
@@ -251,11 +253,12 @@ export function recoveryRoutes(deps: RecoveryDeps): Router {
           const vars = { min: limits.minLength, max: limits.maxLength, kinds: limits.minKinds };
           return passwordPage(
             ctx,
+            flow,
             violations.map((v) => t(ctx)(`violation.${v}` as MessageKey, vars)),
             400,
           );
         }
-        if (error.code === 'password_mismatch') return passwordPage(ctx, [t(ctx)('password_change.mismatch')], 400);
+        if (error.code === 'password_mismatch') return passwordPage(ctx, flow, [t(ctx)('password_change.mismatch')], 400);
         throw error;
       }
       await flows.save(id, { stage: 'done' });

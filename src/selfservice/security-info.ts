@@ -58,6 +58,7 @@ export function securityInfoRoutes(router: Router, deps: AccountHomeDeps, home: 
         })),
         addUrl: `/account/login?add=1&fresh=${factors.length ? '1' : 'recent'}&back=%2Faccount%2Fsecurity`,
         passwordAction: '/account/security/password',
+        commonId: account.common_id,
         longNotice: lengthAdvice(await shortestLengthLimit(deps.clients, deps.access, account), t, ctx.state.locale).longNotice,
         rules: policyRules(t, deps.config.passwordProfile),
         emails: emailRows(t, accountEmails(account, deps.config), { addLink: false }),

@@ -37,7 +37,13 @@ export function phone(deps: MethodDeps): FactorMethod {
   const enrolPurpose = (host: MethodHost, target: string) => `${host.flow}:phone:${sha256(target).slice(0, 22)}`;
   /** The calling code the form chose (digits only), else the university's default. */
   const countryOf = (host: MethodHost) => (typeof host.body.country === 'string' && /^\d{1,3}$/.test(host.body.country) ? host.body.country : deps.config.phoneDefaultCountry);
-  const text = (host: MethodHost) => (code: string) => host.t('mfa.phone_text', { code: code.split('').join(' '), service: deps.config.issuerName });
+  // The code is spaced out to be read (or heard) digit by digit; an SMS ends with the origin-bound
+  // line ("@host #code") that iOS and Android's WebOTP read to offer the code on this site only.
+  const originLine = `@${new URL(deps.config.issuer).hostname}`;
+  const text = (host: MethodHost, target: PhoneTarget) => (code: string) => {
+    const spoken = host.t('mfa.phone_text', { code: code.split('').join(' '), service: deps.config.issuerName });
+    return target.channel === 'sms' ? `${spoken}\n\n${originLine} #${code}` : spoken;
+  };
 
   return {
     id: 'phone',
@@ -62,7 +68,7 @@ export function phone(deps: MethodDeps): FactorMethod {
           const number = normalizePhone(host.body.phone, countryOf(host));
           if (!number) return { ok: false, error: host.t('mfa.phone_invalid'), status: 400 };
           const target: PhoneTarget = { phone: number, channel: host.body.channel === 'voice' ? 'voice' : 'sms' };
-          const sent = await deps.mfa.phone.send(host.accountId, enrolPurpose(host, number), target, text(host));
+          const sent = await deps.mfa.phone.send(host.accountId, enrolPurpose(host, number), target, text(host, target));
           if (!sent.ok) return sendRefused(host, sent);
           await host.saveState({ pendingPhone: deps.mfa.phone.seal(target) });
           return samePage;
@@ -97,7 +103,8 @@ export function phone(deps: MethodDeps): FactorMethod {
           // The factor id comes from the form, so it must be one of this account's phones.
           const factor = (await deps.mfa.factors(host.accountId)).find((f) => f.id === host.body.factor && f.kind === 'phone');
           if (!factor) return { ok: false, error: host.t('mfa.code_expired'), status: 400 };
-          const sent = await deps.mfa.phone.send(host.accountId, `${host.flow}:${factor.id}`, deps.mfa.phone.target(factor), text(host));
+          const target = deps.mfa.phone.target(factor);
+          const sent = await deps.mfa.phone.send(host.accountId, `${host.flow}:${factor.id}`, target, text(host, target));
           if (!sent.ok) return sendRefused(host, sent);
           await host.saveState({ phoneFactor: factor.id });
           return samePage;

@@ -39,20 +39,25 @@ export function lengthAdvice(limit: ShortestLengthLimit | null, t: Translate, lo
 export function passwordChangeStep(deps: StepDeps): Step {
   const profile = deps.config.passwordProfile;
 
-  async function limitFor(request: StepRequest): Promise<ShortestLengthLimit | null> {
+  async function accountOf(request: StepRequest) {
     const accountId = request.details.session?.accountId;
-    const account = accountId ? await deps.accounts.findById(accountId) : undefined;
+    return accountId ? await deps.accounts.findById(accountId) : undefined;
+  }
+  async function limitOf(account: Awaited<ReturnType<typeof accountOf>>): Promise<ShortestLengthLimit | null> {
     return account ? shortestLengthLimit(deps.clients, deps.access, account) : null;
   }
 
   async function page(request: StepRequest, errors: string[], rulesBroken: boolean, status: number, length?: number) {
-    const { longNotice, longWarning } = lengthAdvice(await limitFor(request), request.t, request.ctx.state.locale, length);
+    const account = await accountOf(request);
+    const { longNotice, longWarning } = lengthAdvice(await limitOf(account), request.t, request.ctx.state.locale, length);
     const reasons = request.details.prompt.reasons;
     request.render(
       'password-change',
       'password_change.title',
       {
         action: request.url('change'),
+        // The account the new password is for, named to the password manager that saves it.
+        commonId: account?.common_id ?? '',
         lead: request.t(reasons.includes('initial_password') ? 'password_change.lead_initial' : reasons.includes('password_expired') ? 'password_change.lead_expired' : 'password_change.lead_soon'),
         errors,
         rulesBroken,
@@ -91,7 +96,7 @@ export function passwordChangeStep(deps: StepDeps): Step {
         if (!accountId) return request.reload();
         const field = (name: string) => (typeof request.body[name] === 'string' ? (request.body[name] as string) : '');
         const next = field('new');
-        const limit = await limitFor(request);
+        const limit = await limitOf(await accountOf(request));
         if (limit && exceedsLength(next, limit.max) && request.body.acknowledge_length !== 'yes') {
           return page(request, [], false, 400, [...next.normalize('NFC')].length);
         }
