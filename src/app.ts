@@ -179,7 +179,10 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
     ),
     findAccount: findAccount(deps.accounts, deps.mfaStore, deps.clientStore, deps.access, { eduPersonScope: eduPersonScope(config) }),
     policy: buildPolicy(steps, factsLoader({ accounts: deps.accounts, clients: deps.clientStore, mfa: deps.mfaStore, access: deps.access, clock: deps.clock, rollout: config.mfaRollout })),
-    loadExistingGrant: loadExistingGrant((accountId, clientId) => deps.payloads.liveGrants(accountId, clientId)),
+    loadExistingGrant: loadExistingGrant(
+      (accountId, clientId) => deps.payloads.liveGrants(accountId, clientId),
+      (work) => database.unitOfWork(work),
+    ),
     pairwiseKey: box.deriveKey('pairwise-subject'),
     passwordGrant: passwordGrant(deps.passwordSignin, deps.clientStore, deps.access, config.realmSuffix),
     resourceServers: resourceServers({ clients: deps.clientStore, accounts: deps.accounts, access: deps.access }),

@@ -9,14 +9,16 @@ export type LiveGrants = (accountId: string, clientId: string) => Promise<GrantC
  * consent page: their grant is created or widened here. Others keep the grant the person gave in
  * this session, or else start from the consent the account gave the client before (remembered).
  */
-export function loadExistingGrant(liveGrants: LiveGrants) {
+export function loadExistingGrant(liveGrants: LiveGrants, unitOfWork: <T>(work: () => Promise<T>) => Promise<T>) {
   return async (ctx: KoaContextWithOIDC) => {
     const { oidc } = ctx;
     const client = oidc.client!;
     const accountId = oidc.session!.accountId!;
     const grantId = (oidc.result?.consent as { grantId?: string } | undefined)?.grantId ?? oidc.session!.grantIdFor(client.clientId);
     const existing = grantId ? await oidc.provider.Grant.find(grantId) : undefined;
-    if (!(client as unknown as { first_party?: boolean }).first_party) return existing ?? (await remembered(ctx, liveGrants));
+    // Read and saved in one transaction (a resume's, or its own on a silent sign-in): a Remove access
+    // meanwhile waits for it and then takes the grant saved (OidcPayloadStore.revokeClient).
+    if (!(client as unknown as { first_party?: boolean }).first_party) return existing ?? (await unitOfWork(() => remembered(ctx, liveGrants)));
     const grant = existing ?? new oidc.provider.Grant({ clientId: client.clientId, accountId });
     grant.addOIDCScope([...oidc.requestParamOIDCScopes].join(' '));
     grant.addOIDCClaims([...oidc.requestParamClaims]);

@@ -203,7 +203,7 @@ onServer('removing access while something else holds the account', () => {
       if (clientId === reading.rp.clientId && !removed) {
         // Another tab: the person removes the system's access now, while this sign-in goes on.
         removed = home.request(removal.url, { method: 'POST', body: removal.body, headers: { 'content-type': 'application/x-www-form-urlencoded' } });
-        await waitingForLocks(akamon.deps.database.db, 1);
+        await Promise.race([removed, waitingForLocks(akamon.deps.database.db, 1).catch(() => undefined)]);
       }
       return earlier;
     };
@@ -221,5 +221,36 @@ onServer('removing access while something else holds the account', () => {
     expect((await akamon.deps.payloads.connectedClients(account.id)).map((c) => c.clientId)).not.toContain(reading.rp.clientId);
     // The code that sign-in got went with its grant.
     expect((await redeem(akamon, reading.rp, codeFrom(page), signedIn.verifier)).status).toBe(400);
+  }, 30_000);
+
+  // The same on a silent sign-in (prompt=none from a browser signed in to Akamon but not yet to the
+  // system): no resume's transaction there, so the read and the save were two.
+  test('a silent sign-in in flight as access is removed: its grant goes too', async () => {
+    const account = await akamon.createReadyAccount();
+    const home = await signedInHome(account);
+    const reading = await connect(home, { name: 'Reading list', firstParty: false, redirectUris: ['http://127.0.0.1:9/race-silent'] }, { scope: 'openid email', prompt: 'consent' });
+    const other = await signedInHome(account);
+    const removal = home.form(await home.visit(`${akamon.url}/account/apps`), new RegExp(`/account/apps/${reading.rp.clientId}/remove$`), {});
+    const payloads = akamon.deps.payloads as unknown as { liveGrants: (accountId: string, clientId: string) => Promise<unknown[]> };
+    const original = payloads.liveGrants;
+    let removed: Promise<Response> | undefined;
+    payloads.liveGrants = async function (accountId: string, clientId: string) {
+      const earlier = await original.call(this, accountId, clientId);
+      if (clientId === reading.rp.clientId && !removed) {
+        removed = home.request(removal.url, { method: 'POST', body: removal.body, headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+        await Promise.race([removed, waitingForLocks(akamon.deps.database.db, 1).catch(() => undefined)]);
+      }
+      return earlier;
+    };
+    let silent: Awaited<ReturnType<typeof startAuthorization>>;
+    try {
+      silent = await startAuthorization(other, akamon, reading.rp, { scope: 'openid email', prompt: 'none' });
+    } finally {
+      payloads.liveGrants = original;
+    }
+    expect((await removed!).status).toBe(303);
+    expect((await akamon.deps.payloads.connectedClients(account.id)).map((c) => c.clientId)).not.toContain(reading.rp.clientId);
+    const code = codeFrom(silent.page);
+    if (code) expect((await redeem(akamon, reading.rp, code, silent.verifier)).status).toBe(400);
   }, 30_000);
 });
