@@ -66,7 +66,7 @@ describe('real browser', () => {
       await page.getByRole('heading', { name: 'Your account' }).waitFor();
       await expect(page.locator('main').textContent()).resolves.toContain('Hanako Todai');
       await expect(page.locator('main').textContent()).resolves.toContain(account.commonId);
-      await expect(page.getByRole('link', { name: 'Sign out' }).isVisible()).resolves.toBe(true);
+      await expect(page.getByRole('button', { name: 'Sign out', exact: true }).isVisible()).resolves.toBe(true);
 
       const after = await akamon.deps.accounts.findById(account.id);
       expect(after?.must_change_password).toBe(false);
