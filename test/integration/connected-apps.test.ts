@@ -29,6 +29,8 @@ async function signedInHome(account: Account): Promise<Browser> {
   return browser;
 }
 
+type Connected = Awaited<ReturnType<typeof connect>>;
+
 /** A system the browser's person signs in to (allowing access when asked), and its refresh of the tokens it got. */
 async function connect(browser: Browser, input: Parameters<RunningAkamon['createClient']>[0], params: Record<string, string> = {}) {
   const rp = await akamon.createClient(input);
@@ -187,13 +189,15 @@ onServer('removing access while something else holds the account', () => {
     expect(await audited(account.id)).toHaveLength(2);
   }, 30_000);
 
-  // A sign-in's grant starts from the consent the account's live grants hold (grants.ts): read,
-  // then saved as a new grant in the sign-in's unit. A removal committed in between deleted the old
-  // grants and the new one, made from the consent just withdrawn, came after: connected again.
-  test('a sign-in in flight as access is removed: the removal waits for it and takes its grant too', async () => {
+  /**
+   * The person's account with a third-party system it allowed, and `signIn` run (another browser's
+   * sign-in to that system) while, the moment that sign-in has read the consent to start from, the
+   * person presses Remove access in the first browser. Answers the removal and what `signIn` gave.
+   */
+  async function removingDuring<T>(signIn: (account: Account, rp: Connected['rp']) => Promise<T>) {
     const account = await akamon.createReadyAccount();
     const home = await signedInHome(account);
-    const reading = await connect(home, { name: 'Reading list', firstParty: false, redirectUris: ['http://127.0.0.1:9/race-reading'] }, { scope: 'openid email', prompt: 'consent' });
+    const reading = await connect(home, { name: 'Reading list', firstParty: false, redirectUris: [`http://127.0.0.1:9/race-${account.commonId}`] }, { scope: 'openid email', prompt: 'consent' });
     const removal = home.form(await home.visit(`${akamon.url}/account/apps`), new RegExp(`/account/apps/${reading.rp.clientId}/remove$`), {});
     const payloads = akamon.deps.payloads as unknown as { liveGrants: (accountId: string, clientId: string) => Promise<unknown[]> };
     const original = payloads.liveGrants;
@@ -201,56 +205,41 @@ onServer('removing access while something else holds the account', () => {
     payloads.liveGrants = async function (accountId: string, clientId: string) {
       const earlier = await original.call(this, accountId, clientId);
       if (clientId === reading.rp.clientId && !removed) {
-        // Another tab: the person removes the system's access now, while this sign-in goes on.
         removed = home.request(removal.url, { method: 'POST', body: removal.body, headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+        // Until the removal waits for this sign-in (or, were nothing to hold it, has ended).
         await Promise.race([removed, waitingForLocks(akamon.deps.database.db, 1).catch(() => undefined)]);
       }
       return earlier;
     };
-    let signedIn: Awaited<ReturnType<typeof startAuthorization>>;
-    let page: Page;
+    let signedIn: T;
     try {
-      // A second browser of the same person signs in to the system meanwhile.
-      const other = new Browser(akamon.url);
-      signedIn = await startAuthorization(other, akamon, reading.rp, { scope: 'openid email' });
-      page = await enterCredentials(other, signedIn.page, account.commonId, account.password);
+      signedIn = await signIn(account, reading.rp);
     } finally {
       payloads.liveGrants = original;
     }
     expect((await removed!).status).toBe(303);
     expect((await akamon.deps.payloads.connectedClients(account.id)).map((c) => c.clientId)).not.toContain(reading.rp.clientId);
+    return { rp: reading.rp, signedIn };
+  }
+
+  // A sign-in's grant starts from the consent the account's live grants hold (grants.ts): read,
+  // then saved as a new grant in the sign-in's unit. A removal committed in between deleted the old
+  // grants and the new one, made from the consent just withdrawn, came after: connected again.
+  test('a sign-in in flight as access is removed: the removal waits for it and takes its grant too', async () => {
+    const { rp, signedIn } = await removingDuring(async (account, rp) => {
+      const other = new Browser(akamon.url);
+      const started = await startAuthorization(other, akamon, rp, { scope: 'openid email' });
+      return { verifier: started.verifier, page: await enterCredentials(other, started.page, account.commonId, account.password) };
+    });
     // The code that sign-in got went with its grant.
-    expect((await redeem(akamon, reading.rp, codeFrom(page), signedIn.verifier)).status).toBe(400);
+    expect((await redeem(akamon, rp, codeFrom(signedIn.page), signedIn.verifier)).status).toBe(400);
   }, 30_000);
 
   // The same on a silent sign-in (prompt=none from a browser signed in to Akamon but not yet to the
   // system): no resume's transaction there, so the read and the save were two.
   test('a silent sign-in in flight as access is removed: its grant goes too', async () => {
-    const account = await akamon.createReadyAccount();
-    const home = await signedInHome(account);
-    const reading = await connect(home, { name: 'Reading list', firstParty: false, redirectUris: ['http://127.0.0.1:9/race-silent'] }, { scope: 'openid email', prompt: 'consent' });
-    const other = await signedInHome(account);
-    const removal = home.form(await home.visit(`${akamon.url}/account/apps`), new RegExp(`/account/apps/${reading.rp.clientId}/remove$`), {});
-    const payloads = akamon.deps.payloads as unknown as { liveGrants: (accountId: string, clientId: string) => Promise<unknown[]> };
-    const original = payloads.liveGrants;
-    let removed: Promise<Response> | undefined;
-    payloads.liveGrants = async function (accountId: string, clientId: string) {
-      const earlier = await original.call(this, accountId, clientId);
-      if (clientId === reading.rp.clientId && !removed) {
-        removed = home.request(removal.url, { method: 'POST', body: removal.body, headers: { 'content-type': 'application/x-www-form-urlencoded' } });
-        await Promise.race([removed, waitingForLocks(akamon.deps.database.db, 1).catch(() => undefined)]);
-      }
-      return earlier;
-    };
-    let silent: Awaited<ReturnType<typeof startAuthorization>>;
-    try {
-      silent = await startAuthorization(other, akamon, reading.rp, { scope: 'openid email', prompt: 'none' });
-    } finally {
-      payloads.liveGrants = original;
-    }
-    expect((await removed!).status).toBe(303);
-    expect((await akamon.deps.payloads.connectedClients(account.id)).map((c) => c.clientId)).not.toContain(reading.rp.clientId);
-    const code = codeFrom(silent.page);
-    if (code) expect((await redeem(akamon, reading.rp, code, silent.verifier)).status).toBe(400);
+    const { rp, signedIn } = await removingDuring(async (account, rp) => startAuthorization(await signedInHome(account), akamon, rp, { scope: 'openid email', prompt: 'none' }));
+    const code = codeFrom(signedIn.page);
+    if (code) expect((await redeem(akamon, rp, code, signedIn.verifier)).status).toBe(400);
   }, 30_000);
 });
