@@ -41,7 +41,7 @@ import { recoveryRoutes } from './recovery/recovery-routes.ts';
 import { Captcha } from './recovery/captcha.ts';
 import { buildPolicy, buildSteps } from './interaction/policy.ts';
 import { factsLoader } from './interaction/facts.ts';
-import { interactionRouter } from './interaction/router.ts';
+import { interactionPages } from './interaction/router.ts';
 import { KnownAccounts } from './interaction/known-accounts.ts';
 import { accountHome } from './selfservice/account-home.ts';
 import { takeSiteSignedOutOf } from './selfservice/home-session.ts';
@@ -272,11 +272,12 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
     unitOfWork: (work, keep) => database.unitOfWork(work, keep),
   });
 
+  const interaction = interactionPages({ provider: () => holder!.provider, steps, renderer, csrf, state: deps.interactionState, stateTtlSeconds: config.ttl.interaction });
   const routers = [
     pages,
     metricsRoute({ metrics: deps.metrics, operators: deps.operators }),
     deviceVerificationRoutes(deviceLimits, renderer, cookieNames(config).resume),
-    interactionRouter({ provider: () => holder!.provider, steps, renderer, csrf, state: deps.interactionState, stateTtlSeconds: config.ttl.interaction }),
+    interaction.router,
     accountHome({
       config,
       accounts: deps.accounts,
@@ -381,6 +382,7 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
   app.use(protocolMethods());
   app.use(providerGate(database, renderer, () => holder!.provider));
   app.use(saml.afterSignOut);
+  app.use(interaction.drawFirstStep);
   app.use(holder.middleware());
 
   // Named for the metrics (akamon_job_last_success_timestamp_seconds{job}).

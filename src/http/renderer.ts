@@ -18,6 +18,17 @@ export function languageSwitchUrl(ctx: Context, back: string): string {
   return `/lang?to=${ctx.state.locale === 'ja' ? 'en' : 'ja'}&back=${encodeURIComponent(back)}`;
 }
 
+const DRAWN_AWAY = 'pageDrawnAway';
+
+/**
+ * Marks this request's page as drawn at an address that is not its own, as a POST's page is: the
+ * authorization request drawing the sign-in's first step (interaction/router.ts). Its `pageUrl`
+ * then becomes the browser's address and the language switch's way back.
+ */
+export function drawnAway(ctx: Context): void {
+  ctx.state[DRAWN_AWAY] = true;
+}
+
 export class Renderer {
   readonly #eta: Eta;
   readonly #csrf: CsrfGuard;
@@ -42,7 +53,7 @@ export class Renderer {
     ctx.status = status;
     ctx.type = 'text/html; charset=utf-8';
     ctx.set('Cache-Control', 'no-store');
-    const answersForm = ctx.method !== 'GET' && ctx.method !== 'HEAD';
+    const answersForm = ctx.state[DRAWN_AWAY] === true || (ctx.method !== 'GET' && ctx.method !== 'HEAD');
     const pageUrl = answersForm && typeof data.pageUrl === 'string' ? data.pageUrl : undefined;
     const back = typeof data.back === 'string' ? data.back : undefined;
     const html = this.#eta.render(view, {

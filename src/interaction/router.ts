@@ -1,5 +1,5 @@
 import Router from '@koa/router';
-import type { Context } from 'koa';
+import type { Context, Middleware } from 'koa';
 import { errors, type InteractionResults } from 'oidc-provider';
 import type Provider from 'oidc-provider';
 import { translator } from '../i18n/i18n.ts';
@@ -7,7 +7,7 @@ import type { MessageKey } from '../i18n/en.ts';
 import type { CsrfGuard } from '../http/csrf.ts';
 import { formBody } from '../http/form-body.ts';
 import { requestLocale } from '../http/middleware.ts';
-import type { PageData, Renderer } from '../http/renderer.ts';
+import { drawnAway, type PageData, type Renderer } from '../http/renderer.ts';
 import type { InteractionStateStore } from './interaction-state.store.ts';
 import { oneAtATime } from './one-at-a-time.ts';
 import type { InteractionDetails, Step, StepHandler, StepRequest } from './step.ts';
@@ -25,12 +25,16 @@ export interface InteractionRouterDeps {
 /** Leaves the interaction: the relying party gets access_denied. Allowed from every step. */
 const abort: StepHandler = (request) => request.finish({ error: 'access_denied', error_description: 'the person left the sign-in' });
 
+/** A step that, shown in the authorization request's answer, would move on instead of drawing its page. */
+class NotDrawnInPlace extends Error {}
+
 /**
  * GET /interaction/:uid shows the pending step; POST /interaction/:uid/:action runs one of its
  * actions. Every request is checked against the interaction cookie and the pending prompt, so a
- * step cannot be skipped or replayed from another tab's URL.
+ * step cannot be skipped or replayed from another tab's URL. `drawFirstStep` wraps the provider:
+ * see there.
  */
-export function interactionRouter(deps: InteractionRouterDeps): Router {
+export function interactionPages(deps: InteractionRouterDeps): { router: Router; drawFirstStep: Middleware } {
   const router = new Router();
   const byName = new Map(deps.steps.map((s) => [s.name, s]));
 
@@ -69,9 +73,17 @@ export function interactionRouter(deps: InteractionRouterDeps): Router {
 
   /**
    * `turn` is the POST's (see above); without one (a GET) the state is written at once, and `read`
-   * (the state as read with the interaction) answers until the step writes it.
+   * (the state as read with the interaction) answers until the step writes it. `inPlace`: the
+   * authorization request's answer, which can only draw a page (its browser has no interaction
+   * cookie yet to finish with).
    */
-  function request(ctx: Context, details: InteractionDetails, turn?: { state: Record<string, unknown>; leave: (patch: Record<string, unknown>) => void }, read?: Record<string, unknown>): StepRequest {
+  function request(
+    ctx: Context,
+    details: InteractionDetails,
+    turn?: { state: Record<string, unknown>; leave: (patch: Record<string, unknown>) => void },
+    read?: Record<string, unknown>,
+    inPlace = false,
+  ): StepRequest {
     const provider = deps.provider();
     const held = turn && heldState(details.uid, turn.state, turn.leave);
     let known = read;
@@ -109,12 +121,14 @@ export function interactionRouter(deps: InteractionRouterDeps): Router {
       // shows the pending step afresh instead of sending the form again.
       render: (view: string, titleKey: MessageKey, data?: PageData, status?: number) => deps.renderer.page(ctx, view, titleKey, { pageUrl: base, ...data }, status),
       async finish(result: InteractionResults, merge = false) {
+        if (inPlace) throw new NotDrawnInPlace();
         const url = await provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: merge });
         turn?.leave({ completed: true });
         ctx.status = 303;
         ctx.redirect(url);
       },
       reload(query?: string) {
+        if (inPlace) throw new NotDrawnInPlace();
         ctx.status = 303;
         ctx.redirect(query ? `${base}?${query}` : base);
       },
@@ -172,5 +186,33 @@ export function interactionRouter(deps: InteractionRouterDeps): Router {
     if (!ran) deps.renderer.error(ctx, 'error.conflict', 409);
   });
 
-  return router;
+  /**
+   * A new sign-in's first step, drawn in the authorization request's own answer: the provider
+   * answers 303 to /interaction/:uid, whose GET would only draw that page. One request and one
+   * round trip fewer per sign-in. The page moves the browser's address to the interaction's
+   * (page-url.js), so a reload, the history and the language switch ask for /interaction/:uid as
+   * before, and the page's forms post there with the interaction cookie this answer sets. Whatever
+   * cannot be drawn here (a step that moves on when shown, a fault) leaves the provider's redirect.
+   */
+  const drawFirstStep: Middleware = async (ctx, next) => {
+    await next();
+    const details = ctx.oidc?.entities?.Interaction as InteractionDetails | undefined;
+    const location = `/interaction/${details?.uid}`;
+    if (ctx.oidc?.route !== 'authorization' || ctx.status !== 303 || !details || ctx.response.get('Location') !== location) return;
+    const step = byName.get(details.prompt.name);
+    if (!step) return;
+    try {
+      ctx.state.locale = requestLocale(ctx, details.params.ui_locales);
+      drawnAway(ctx);
+      // Nothing can have written the state of an interaction made by this request: it has none.
+      await step.show(request(ctx, details, undefined, {}, true));
+      ctx.remove('Location');
+    } catch (error) {
+      if (!(error instanceof NotDrawnInPlace)) ctx.state.log.warn({ err: error }, 'the first step is left to its own request');
+      ctx.status = 303;
+      ctx.redirect(location);
+    }
+  };
+
+  return { router, drawFirstStep };
 }

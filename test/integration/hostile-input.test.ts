@@ -204,8 +204,8 @@ describe('protocol endpoints answer RFC 6749 JSON 400 and store nothing', () => 
         `${akamon.url}/auth?${form({ response_type: 'code', scope: 'openid', client_id: client.clientId, redirect_uri: encodeURIComponent(client.redirectUri), code_challenge: pkce().challenge, code_challenge_method: 'S256' })}&${extra}`,
         { redirect: 'manual' },
       );
-      expect(response.status).toBe(303);
-      expect(response.headers.get('location')).toMatch(/^\/interaction\//);
+      expect(response.status).toBe(200);
+      expect(await response.text()).toMatch(/action="\/interaction\/[^/"]+\/identifier"/);
     }
   });
 });

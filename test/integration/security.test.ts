@@ -232,7 +232,8 @@ describe('production mode', () => {
       expect(((await discovery.json()) as { issuer: string }).issuer).toBe('https://login.example.ac.jp');
       expect(discovery.headers.get('strict-transport-security')).toMatch(/max-age=\d+; includeSubDomains/);
       const auth = await browser.request(authorizeUrl(prod.url, { client_id: rp.clientId, redirect_uri: rp.redirectUri, code_challenge: 'x'.repeat(43), code_challenge_method: 'S256' }));
-      expect(auth.status).toBe(303);
+      // The first step's page itself (interaction/router.ts drawFirstStep), with the interaction's cookie.
+      expect(auth.status).toBe(200);
       const cookies = auth.headers.getSetCookie();
       expect(cookies.some((c) => c.startsWith('__Secure-akamon_interaction=') && /;\s*secure/i.test(c))).toBe(true);
       // The account home reaches Akamon through the internal URL yet sends the browser to the public

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { startAkamon, type RunningAkamon } from '../support/akamon.ts';
-import { Browser, decode } from '../support/browser.ts';
+import { authorizeUrl, Browser, decode, pkce } from '../support/browser.ts';
+import { refuseWrites } from '../support/faults.ts';
 import { codeFrom, enterCredentials, pastRetryGrace, redeem, signIn, startAuthorization, tokenRequest } from '../support/flows.ts';
 import { translator } from '../../src/i18n/i18n.ts';
 import { renderLetters } from '../../src/letter/letter.ts';
@@ -157,6 +158,55 @@ describe('authorization code flow', () => {
     const signedIn = await post(browser.form(page, /\/password$/, { password: account.password }));
     expect(signedIn.status).toBe(303);
     expect(new URL(signedIn.headers.get('location')!, akamon.url).pathname).toMatch(/^\/auth\//);
+  });
+
+  test("the authorization request answers with the first step's page itself, which takes the interaction's address", async () => {
+    const account = await akamon.createReadyAccount();
+    const browser = new Browser(akamon.url);
+    const { verifier, challenge } = pkce();
+    const answer = await browser.request(authorizeUrl(akamon.url, { client_id: client.clientId, redirect_uri: client.redirectUri, code_challenge: challenge, code_challenge_method: 'S256' }));
+    expect([answer.status, answer.headers.get('location'), answer.headers.get('cache-control')]).toEqual([200, null, 'no-store']);
+    const html = await answer.text();
+    const uid = /action="\/interaction\/([^/"]+)\/identifier"/.exec(html)![1]!;
+    expect(answer.headers.getSetCookie().some((c) => c.startsWith(`akamon_interaction=${uid};`) && c.includes(`path=/interaction/${uid}`))).toBe(true);
+    // The browser's address becomes the interaction's, and the language switch leads there: neither repeats the authorization.
+    expect(html).toContain(`data-url="/interaction/${uid}" defer></script>`);
+    const switchUrl = decode(/class="lang-switch" href="([^"]+)"/.exec(html)![1]!);
+    expect(new URL(switchUrl, akamon.url).searchParams.get('back')).toBe(`/interaction/${uid}`);
+    const interactions = () => akamon.deps.database.db.selectFrom('oidc_payload').select('id').where('model', '=', 'Interaction').where('id', '=', uid).execute();
+    expect(await interactions()).toHaveLength(1);
+    // A reload shows the same step; the page's form signs in.
+    const reloaded = await browser.visit(`/interaction/${uid}`);
+    expect([reloaded.status, /name="identifier"/.test(reloaded.html)]).toEqual([200, true]);
+    const page = { status: 200, url: `${akamon.url}/interaction/${uid}`, html, headers: answer.headers };
+    const done = await enterCredentials(browser, page, account.commonId, account.password);
+    expect((await redeem(akamon, client, codeFrom(done), verifier)).status).toBe(200);
+  });
+
+  test("a first step that cannot be drawn in the authorization's answer (a fault) leaves the provider's redirect to its page", async () => {
+    const account = await akamon.createReadyAccount();
+    const browser = new Browser(akamon.url);
+    await signIn(browser, akamon, client, account);
+    // prompt=login with a live session: the step notes the session's Common ID as it shows the password page.
+    const stop = await refuseWrites(akamon.deps.database.db, 'refuse_first_step_note', { table: 'interaction_state', on: 'insert', when: `new.data ? 'identifier'` });
+    let uid: string;
+    try {
+      const { challenge } = pkce();
+      const answer = await browser.request(
+        authorizeUrl(akamon.url, { client_id: client.clientId, redirect_uri: client.redirectUri, code_challenge: challenge, code_challenge_method: 'S256', prompt: 'login' }),
+      );
+      expect(answer.status).toBe(303);
+      uid = /^\/interaction\/([^/]+)$/.exec(answer.headers.get('location')!)![1]!;
+      expect(answer.headers.getSetCookie().some((c) => c.startsWith(`akamon_interaction=${uid};`))).toBe(true);
+      expect(akamon.logs.join('')).toContain('the first step is left to its own request');
+      // Its own page meets the same fault: the busy page, with Retry-After.
+      const busy = await browser.request(`/interaction/${uid}`);
+      expect([busy.status, Number(busy.headers.get('retry-after')) > 0]).toEqual([503, true]);
+    } finally {
+      await stop();
+    }
+    const shown = await browser.visit(`/interaction/${uid}`);
+    expect([shown.status, /name="password"/.test(shown.html), shown.html.includes(account.commonId)]).toEqual([200, true, true]);
   });
 
   test('a code is single-use: 20 concurrent redemptions give one token set and 19 invalid_grant', async () => {

@@ -15,8 +15,9 @@ export interface Page {
 }
 
 /**
- * A minimal browser over real HTTP: a cookie jar that honours Path, manual redirects, and form
- * posts with the page's CSRF token. Redirects leaving Akamon's origin (to a relying party) stop.
+ * A minimal browser over real HTTP: a cookie jar that honours Path, manual redirects, form posts
+ * with the page's CSRF token, and the address a page moves to (page-url.js). Redirects leaving
+ * Akamon's origin (to a relying party) stop.
  */
 export class Browser {
   readonly origin: string;
@@ -86,7 +87,11 @@ export class Browser {
       if (new URL(current).origin !== this.origin) return { status: response.status, url: current, html: '', headers: response.headers };
       response = await this.request(current);
     }
-    const page = { status: response.status, url: current, html: await response.text(), headers: response.headers };
+    const html = await response.text();
+    // A page drawn away from its own address (a form's answer, the authorization's first step) moves
+    // the address bar there (page-url.js): a reload or a later visit of `url` asks for that page.
+    const address = /<script src="\/static\/page-url\.js"[^>]*data-url="([^"]+)"/.exec(html);
+    const page = { status: response.status, url: address ? new URL(decode(address[1]!), current).href : current, html, headers: response.headers };
     // oidc-provider's self-submitting forms (ending the previous session when another account
     // signs in): a browser runs their script, so the driver submits them too.
     if (/document\.forms\[0\]\.submit\(\)/.test(page.html)) {
