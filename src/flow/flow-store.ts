@@ -6,6 +6,7 @@ import { oneAtATime } from '../interaction/one-at-a-time.ts';
 import type { AnonymousCap } from '../throttle/anonymous-cap.ts';
 import { addressKey, type LoginThrottle } from '../throttle/login-throttle.ts';
 import { FLOW_KINDS, type FlowKind, type FlowKindSettings } from './flow-kinds.ts';
+import { siteCookieName, siteCookieOptions } from '../http/site-cookie.ts';
 
 export interface FlowStoreDeps {
   config: { readonly production: boolean };
@@ -45,7 +46,7 @@ export class FlowStore<F extends object> {
     this.#kind = kind;
     this.#settings = FLOW_KINDS[kind];
     this.#deps = deps;
-    this.#cookie = deps.config.production ? `__Host-${this.#settings.cookie}` : this.#settings.cookie;
+    this.#cookie = siteCookieName(this.#settings.cookie, deps.config.production);
   }
 
   #key(id: string): string {
@@ -74,7 +75,7 @@ export class FlowStore<F extends object> {
     const id = randomBytes(16).toString('base64url');
     await this.save(id, initial);
     const { production } = this.#deps.config;
-    ctx.cookies.set(this.#cookie, id, { signed: true, httpOnly: true, sameSite: 'lax', secure: production, path: '/', maxAge: this.#settings.lifetimeSeconds * 1000, overwrite: true });
+    ctx.cookies.set(this.#cookie, id, siteCookieOptions(production, { maxAgeSeconds: this.#settings.lifetimeSeconds }));
     return id;
   }
 

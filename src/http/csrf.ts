@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Context } from 'koa';
 import { hmac, safeEqual } from '../crypto/tokens.ts';
+import { siteCookieName, siteCookieOptions } from './site-cookie.ts';
 
 /**
  * CSRF protection for Akamon's own forms: a random per-browser cookie, and in each form an HMAC of
@@ -14,7 +15,7 @@ export class CsrfGuard {
   /** `name` keeps another server on the same host (cookies ignore ports) from overwriting ours. */
   constructor(key: Buffer, production: boolean, name = 'akamon_csrf') {
     this.#key = key;
-    this.#cookieName = production ? `__Host-${name}` : name;
+    this.#cookieName = siteCookieName(name, production);
     this.#secure = production;
   }
 
@@ -22,7 +23,7 @@ export class CsrfGuard {
     let secret = (ctx.state.csrfSecret as string | undefined) ?? ctx.cookies.get(this.#cookieName);
     if (!secret || !/^[A-Za-z0-9_-]{43}$/.test(secret)) {
       secret = randomBytes(32).toString('base64url');
-      ctx.cookies.set(this.#cookieName, secret, { httpOnly: true, sameSite: 'lax', secure: this.#secure, path: '/', overwrite: true, signed: false });
+      ctx.cookies.set(this.#cookieName, secret, siteCookieOptions(this.#secure, { signed: false }));
     }
     ctx.state.csrfSecret = secret;
     return hmac(this.#key, secret);

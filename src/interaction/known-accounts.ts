@@ -1,9 +1,10 @@
 import type { Context } from 'koa';
 import { COMMON_ID_PATTERN } from '../account/common-id.ts';
 import { KNOWN_ACCOUNTS_DAYS, KNOWN_ACCOUNTS_MAX } from '../config/defaults.ts';
+import { siteCookieName, siteCookieOptions } from '../http/site-cookie.ts';
 
 const MAX_ACCOUNTS = KNOWN_ACCOUNTS_MAX;
-const MAX_AGE_MS = KNOWN_ACCOUNTS_DAYS * 86400 * 1000;
+const MAX_AGE_SECONDS = KNOWN_ACCOUNTS_DAYS * 86400;
 
 /**
  * The accounts used before in this browser, for the account picker: a signed cookie holding only
@@ -14,7 +15,7 @@ export class KnownAccounts {
   readonly #secure: boolean;
 
   constructor(production: boolean) {
-    this.#name = production ? '__Host-akamon_accounts' : 'akamon_accounts';
+    this.#name = siteCookieName('akamon_accounts', production);
     this.#secure = production;
   }
 
@@ -28,6 +29,6 @@ export class KnownAccounts {
 
   remember(ctx: Context, commonId: string): void {
     const ids = [commonId, ...this.read(ctx).filter((id) => id !== commonId)].slice(0, MAX_ACCOUNTS);
-    ctx.cookies.set(this.#name, ids.join('.'), { signed: true, httpOnly: true, sameSite: 'lax', secure: this.#secure, path: '/', maxAge: MAX_AGE_MS, overwrite: true });
+    ctx.cookies.set(this.#name, ids.join('.'), siteCookieOptions(this.#secure, { maxAgeSeconds: MAX_AGE_SECONDS }));
   }
 }

@@ -13,6 +13,7 @@ import { ACR_MFA } from '../mfa/assurance.ts';
 import { ACCOUNT_CLIENT_ID } from './account-client.ts';
 import { DATABASE_RETRY_AFTER_SECONDS, FRESH_SIGNIN_SECONDS, HOME_SESSION_TTL_SECONDS } from '../config/defaults.ts';
 import { DatabaseUnavailableError } from '../shared/errors.ts';
+import { siteCookieName, siteCookieOptions } from '../http/site-cookie.ts';
 
 /** The token endpoint answered 503 (openid-client's ClientError holds the response as its cause): worth a retry. */
 function providerUnavailable(error: unknown): boolean {
@@ -92,10 +93,10 @@ const LEFT_SITE_SECONDS = 600;
  * full sign-out the provider no longer names the client, and "Sign in again" should lead back there.
  */
 export function takeSiteSignedOutOf(config: Config) {
-  const name = config.production ? `__Host-${LEFT_SITE_COOKIE}` : LEFT_SITE_COOKIE;
+  const name = siteCookieName(LEFT_SITE_COOKIE, config.production);
   return (ctx: Context): string | undefined => {
     const clientId = ctx.cookies.get(name, { signed: true });
-    if (clientId) ctx.cookies.set(name, null, { signed: true, httpOnly: true, sameSite: 'lax', secure: config.production, path: '/', overwrite: true });
+    if (clientId) ctx.cookies.set(name, null, siteCookieOptions(config.production));
     return clientId || undefined;
   };
 }
@@ -115,7 +116,7 @@ export function homeSession(deps: SiteSessionDeps, site: FirstPartySite = ACCOUN
   const { config } = deps;
   const { clientId, prefix, sessionSeconds } = site;
   const secure = config.production;
-  const cookie = (name: string) => (secure ? `__Host-${name}` : name);
+  const cookie = (name: string) => siteCookieName(name, secure);
   const redirectUri = `${config.issuer}${prefix}/callback`;
   let discovered: Promise<oidc.Configuration> | undefined;
 
@@ -145,9 +146,7 @@ export function homeSession(deps: SiteSessionDeps, site: FirstPartySite = ACCOUN
     return discovered;
   }
 
-  // Path=/ because browsers accept a __Host- cookie only with it.
-  const setCookie = (ctx: Context, name: string, value: string | null, maxAgeSeconds: number) =>
-    ctx.cookies.set(cookie(name), value, { signed: true, httpOnly: true, sameSite: 'lax', secure, path: '/', maxAge: maxAgeSeconds * 1000, overwrite: true });
+  const setCookie = (ctx: Context, name: string, value: string | null, maxAgeSeconds: number) => ctx.cookies.set(cookie(name), value, siteCookieOptions(secure, { maxAgeSeconds }));
 
   /**
    * The signed-in person of the site, the assurance of that sign-in and when it happened;
