@@ -192,3 +192,27 @@ describe('a document that did not answer', () => {
     expect(connections).toBe(3);
   });
 });
+
+describe('a document larger than any key set', () => {
+  let server: http.Server;
+  let requests = 0;
+  beforeAll(async () => {
+    // 600 KiB in 64 KiB chunks: past the 512 KiB a fetched document may have.
+    server = http.createServer((_request, response) => {
+      requests += 1;
+      response.writeHead(200, { 'content-type': 'application/json' });
+      for (let i = 0; i < 10; i += 1) response.write('x'.repeat(64 * 1024));
+      response.end();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  });
+  afterAll(() => new Promise((resolve) => server.close(resolve)));
+
+  test('fails as one that did not answer, and is remembered so', async () => {
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks`;
+    const fetcher = outboundFetch(true);
+    await expect(fetcher(url)).rejects.toThrow(/sent more than 524288 bytes/);
+    await expect(fetcher(url)).rejects.toThrow(/did not answer a moment ago/);
+    expect(requests).toBe(1);
+  });
+});
