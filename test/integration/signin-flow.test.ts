@@ -181,6 +181,11 @@ describe('authorization code flow', () => {
     const page = { status: 200, url: `${akamon.url}/interaction/${uid}`, html, headers: answer.headers };
     const done = await enterCredentials(browser, page, account.commonId, account.password);
     expect((await redeem(akamon, client, codeFrom(done), verifier)).status).toBe(200);
+    // The relying party's ui_locales decides the language of the page drawn in place, as of every step's page.
+    const japanese = await new Browser(akamon.url).request(
+      authorizeUrl(akamon.url, { client_id: client.clientId, redirect_uri: client.redirectUri, code_challenge: challenge, code_challenge_method: 'S256', ui_locales: 'ja' }),
+    );
+    expect([japanese.status, /<html lang="ja"[\s\S]*name="identifier"/.test(await japanese.text())]).toEqual([200, true]);
   });
 
   test("a first step that cannot be drawn in the authorization's answer (a fault) leaves the provider's redirect to its page", async () => {
