@@ -210,7 +210,7 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
   const loadKeys = () => loadKeyMaterial(db, box, timings);
   const samlKeys = new SamlKeys(config.issuer);
   holder = new ProviderHolder(await loadKeys(), build, loadKeys, (keys) => {
-    app.keys = keys.cookieKeys;
+    app.keys = keys.cookieSignatures;
     samlKeys.update(keys.rsaKeys);
   });
   const samlRequests = new SamlRequestStore(db);

@@ -61,7 +61,7 @@ const configuration: Configuration = {
   clients: [],
   findAccount,
   jwks: keys.jwks as Configuration['jwks'],
-  cookies: { keys: keys.cookieKeys },
+  cookies: { keys: keys.cookieSignatures },
   claims: { openid: ['sub'], profile: ['name', 'preferred_username'], email: ['email'] },
   extraClientMetadata: { properties: ['first_party', CLIENT_NAME_JA] },
   responseTypes: ['code'],

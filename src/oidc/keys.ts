@@ -4,13 +4,14 @@ import { sql, type Kysely } from 'kysely';
 import type { DB } from '../db/schema.ts';
 import type { SecretBox } from '../crypto/secret-box.ts';
 import { randomToken, sha256 } from '../crypto/tokens.ts';
+import { CookieSignatures } from '../crypto/cookie-signatures.ts';
 
 export const SIGNING_ALGS = ['ES256', 'RS256'] as const;
 
 export interface KeyMaterial {
   /** Private JWKs in the order oidc-provider needs: the first key of an algorithm signs. */
   readonly jwks: { keys: Record<string, unknown>[] };
-  readonly cookieKeys: string[];
+  readonly cookieSignatures: CookieSignatures;
   /**
    * The RS256 keys as SAML uses them (it names keys by certificate): the one that signs first, then
    * the next one (published before it signs, so SPs learn it from the metadata) and retired ones.
@@ -108,7 +109,7 @@ export async function loadKeyMaterial(db: Kysely<DB>, box: SecretBox, timings: K
   const privateJwks = rows.map((r) => JSON.parse(open(r.private_jwk_enc)) as JWK);
   return {
     jwks: { keys: privateJwks as Record<string, unknown>[] },
-    cookieKeys: cookieRows.map((r) => open(r.key_enc)),
+    cookieSignatures: new CookieSignatures(cookieRows.map((r) => open(r.key_enc))),
     rsaKeys: rows.flatMap((r, i) => (r.alg === 'RS256' ? [{ kid: r.kid, privateJwk: privateJwks[i], publicJwk: r.public_jwk as JWK, createdAt: new Date(r.activates_at) }] : [])),
     fingerprint: sha256(JSON.stringify([rows.map((r) => [r.kid, rank(r)]), cookieRows.map((r) => r.id)])),
   };

@@ -50,7 +50,7 @@ export function createProvider(config: Config, keys: KeyMaterial, hooks: Provide
     findAccount: hooks.findAccount,
     jwks: keys.jwks as Configuration['jwks'],
     cookies: {
-      keys: keys.cookieKeys,
+      keys: keys.cookieSignatures,
       names: cookieNames(config),
       long: { signed: true, httpOnly: true, sameSite: 'lax' },
       short: { signed: true, httpOnly: true, sameSite: 'lax' },
