@@ -14,7 +14,7 @@ import { samlSp } from './saml.ts';
 import { basic, call, refresher, signIn, submitPassword, toPasswordPage, tokenRequest, type Tokens } from './client.ts';
 
 // npm run bench [-- --concurrency C --signins N --seconds S --server-cpus K --profile --rounds R
-// --round-signins N --round-seconds S] [--scale ROWS]: Akamon as a separate process with production
+// --round-signins N --round-seconds S --warm-up N] [--scale ROWS]: Akamon as a separate process with production
 // argon2 parameters, on PGlite, or on Postgres when DATABASE_URL is set, and beside it the baseline
 // (compare.ts). Loopback only; the servers and this load generator run on CPUs of their own.
 
@@ -30,6 +30,7 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '3' },
     'round-signins': { type: 'string', default: '30' },
     'round-seconds': { type: 'string', default: '2.5' },
+    'warm-up': { type: 'string', default: '1000' },
   },
 });
 const machineCores = os.availableParallelism();
@@ -38,6 +39,7 @@ const C = Number(values.concurrency ?? plan.serverCores * 4);
 const SIGNINS = Number(values.signins);
 const SECONDS = Number(values.seconds);
 const ROUND_SIGNINS = Number(values['round-signins']);
+const WARM_UP = Number(values['warm-up']);
 const argonParams = loadConfig({}).argon2;
 
 const ratio = (a: number, b: number) => (b ? Math.round((a / b) * 100) / 100 : null);
@@ -56,7 +58,7 @@ function argon2Bound(): Summary & { concurrency: number; cpuMsPerVerify: number 
 async function main(): Promise<void> {
   const database = process.env.DATABASE_URL ? 'postgres' : 'pglite';
   // Enough accounts for every sign-in of the run, SAML, the storm and the comparison included (each signs in once).
-  const seeded = await seed({ people: SIGNINS * 5 + C * SECONDS * 4 + ROUND_SIGNINS * 2 + 3, databaseUrl: process.env.DATABASE_URL });
+  const seeded = await seed({ people: WARM_UP + SIGNINS * 5 + C * SECONDS * 4 + ROUND_SIGNINS * 2 + 3, databaseUrl: process.env.DATABASE_URL });
   const pair = await startPair(seeded, plan, { profileDir: values.profile ? path.resolve(values.out!, 'profiles') : undefined });
   const [akamon] = pair.sides;
   const { server } = akamon;
@@ -71,9 +73,10 @@ async function main(): Promise<void> {
     const bound = argon2Bound();
 
     // a. Full sign-ins with C concurrent people, in the steady state as the bound is: the first
-    // sign-ins after start (unmeasured, as many as a comparison round's) compile the hot code and
-    // meet the libraries still loading in the background; what they cost is reported apart.
-    const { summary: warmUp, ...warmUpCost } = await meter(akamon, () => load({ concurrency: C, count: ROUND_SIGNINS }, async () => (await signIn(url, seeded.client, accounts.pop()!)) !== undefined));
+    // sign-ins after start (unmeasured) meet the libraries still loading in the background and pay
+    // for compiling the hot code, which V8 goes on optimising for the first several hundred
+    // (server CPU per sign-in falls by a third over them); what they cost is reported apart.
+    const { summary: warmUp, ...warmUpCost } = await meter(akamon, () => load({ concurrency: C, count: WARM_UP }, async () => (await signIn(url, seeded.client, accounts.pop()!)) !== undefined));
     const tokens: Tokens[] = [];
     const { summary: signins, ...signinCost } = await meter(akamon, () =>
       load({ concurrency: C, count: SIGNINS }, async () => {
@@ -139,6 +142,7 @@ async function main(): Promise<void> {
       rounds: Number(values.rounds),
       concurrency: C,
       signins: ROUND_SIGNINS,
+      warmUpSignins: WARM_UP,
       seconds: Number(values['round-seconds']),
       hashMs: bound.cpuMsPerVerify,
     });

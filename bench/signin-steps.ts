@@ -4,15 +4,17 @@ import { cpuPlan, pinSelf } from './cpus.ts';
 import { runNanoseconds, threadNanoseconds } from './measure.ts';
 import { seed, startServer } from './setup.ts';
 
-// node bench/signin-steps.ts [--signins N] [--profile DIR]: where a sign-in's server CPU goes, request by
-// request, and what one request to each token and metadata endpoint costs.
+// node bench/signin-steps.ts [--signins N] [--warm-up N] [--profile DIR]: where a sign-in's server CPU
+// goes, request by request, and what one request to each token and metadata endpoint costs, after
+// N unmeasured sign-ins (1,000: the steady state, as in `npm run bench`).
 // Sign-ins run one at a time, so every CPU nanosecond the server spends between a request and its
 // answer belongs to that request. On PGlite the database's work counts too; on Postgres it does not.
 
-const { values } = parseArgs({ options: { signins: { type: 'string', default: '100' }, profile: { type: 'string' } } });
+const { values } = parseArgs({ options: { signins: { type: 'string', default: '100' }, 'warm-up': { type: 'string', default: '1000' }, profile: { type: 'string' } } });
 const count = Number(values.signins);
+const warmUp = Number(values['warm-up']);
 const plan = cpuPlan();
-const seeded = await seed({ people: count, databaseUrl: process.env.DATABASE_URL });
+const seeded = await seed({ people: warmUp + count, databaseUrl: process.env.DATABASE_URL });
 const server = await startServer(seeded.env, { cpus: plan.server, profileDir: values.profile });
 pinSelf(plan.generator);
 const pid = server.process.pid!;
@@ -20,6 +22,7 @@ const pid = server.process.pid!;
 const perStep: Charges = new Map();
 
 try {
+  for (const account of seeded.accounts.slice(count, count + warmUp)) if (!(await signIn(server.url, seeded.client, account))) throw new Error('a sign-in failed');
   let total = 0;
   const threadsBefore = threadNanoseconds(pid);
   const issued: Tokens[] = [];
