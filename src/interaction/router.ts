@@ -101,6 +101,7 @@ export function interactionPages(deps: InteractionRouterDeps): { router: Router;
         return clientName;
       },
       body: (ctx.request.body ?? {}) as Record<string, unknown>,
+      query: inPlace ? {} : ctx.query,
       t: translator(ctx.state.locale),
       state: held ? held.state : async () => (known ? { ...known } : deps.state.get(details.uid)),
       saveState: held
@@ -198,7 +199,8 @@ export function interactionPages(deps: InteractionRouterDeps): { router: Router;
     await next();
     const details = ctx.oidc?.entities?.Interaction as InteractionDetails | undefined;
     const location = `/interaction/${details?.uid}`;
-    if (ctx.oidc?.route !== 'authorization' || ctx.status !== 303 || !details || ctx.response.get('Location') !== location) return;
+    // A GET only: a HEAD (a link checker) gets the redirect and runs no step.
+    if (ctx.method !== 'GET' || ctx.oidc?.route !== 'authorization' || ctx.status !== 303 || !details || ctx.response.get('Location') !== location) return;
     const step = byName.get(details.prompt.name);
     if (!step) return;
     try {

@@ -60,6 +60,11 @@ export interface StepRequest {
   /** The client's name in the page's language, read when a page needs it: a POST that moves on does not. */
   clientName(): Promise<string>;
   body: Record<string, unknown>;
+  /**
+   * The query of the interaction's own address (`?account=other`, `?help=1`): empty where the
+   * authorization request draws the first step, whose query is the relying party's.
+   */
+  query: Record<string, unknown>;
   t: Translate;
   /** Server-side state of this interaction (never hidden form fields). */
   state(): Promise<Record<string, unknown>>;

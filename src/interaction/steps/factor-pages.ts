@@ -35,7 +35,7 @@ export function factorChallengePages(deps: StepDeps) {
 
   return {
     actionNames: challenge.actionNames,
-    show: (request: StepRequest, subject: FactorSubject) => (request.ctx.query.help === '1' ? Promise.resolve(cantUsePage(request)) : page(request, subject, null)),
+    show: (request: StepRequest, subject: FactorSubject) => (request.query.help === '1' ? Promise.resolve(cantUsePage(request)) : page(request, subject, null)),
     async act(name: string, request: StepRequest, subject: FactorSubject): Promise<void> {
       const result = await challenge.act(name, host(request, subject));
       if (result.ok) return subject.finish(result.proven.amr);

@@ -153,7 +153,7 @@ function signInPages(deps: StepDeps, pickerFirst: boolean, factorNext: FactorNex
   }
 
   async function show(request: StepRequest): Promise<void> {
-    if (request.ctx.query.account === 'other') return identifierPage(request, '', null);
+    if (request.query.account === 'other') return identifierPage(request, '', null);
     const state = await request.state();
     if (typeof state.idvAccountId === 'string') return salvage(request, state.idvAccountId);
     const proven = await standing(request, state);
