@@ -7,7 +7,7 @@ import { Browser } from '../test/support/browser.ts';
 import { parseExposition, seriesValue } from '../test/support/prometheus-text.ts';
 import { baselineSteps, basic, call, credentialSteps, MeteredBrowser, passwordSteps, refresher, signIn, tokenRequest, type Charges, type Steps, type Tokens } from './client.ts';
 import type { CpuPlan } from './cpus.ts';
-import { load, runNanoseconds, type Summary } from './measure.ts';
+import { load, runNanoseconds, threadNanoseconds, type Summary } from './measure.ts';
 import { freePort, startServer, type BenchAccount, type Seeded, type Server } from './setup.ts';
 
 // Akamon beside the baseline (bench/baseline/server.ts: oidc-provider with Akamon's adapter, keys
@@ -32,6 +32,11 @@ export interface Cost {
   perSecond: number;
   /** CPU ms of the server process (all its threads, PGlite and hashing included). */
   serverMs: number;
+  /**
+   * Of that, the CPU ms of its libuv threadpool, where argon2 hashes (and WebCrypto signs): what the
+   * password sign-in's "outside hashing" leaves out, measured in the same window as the rest.
+   */
+  poolMs: number;
   /** CPU ms of its PostgreSQL backends (0 on PGlite). */
   databaseMs: number;
   statements: number;
@@ -44,14 +49,18 @@ const median = (values: number[]) => {
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 };
 
+const poolNanoseconds = (pid: number) => threadNanoseconds(pid).get('libuv-worker') ?? 0;
+
 /** Runs `work` and charges the servers' and their backends' CPU and the statements to its operations. */
 export async function meter(side: Side, work: () => Promise<Summary>): Promise<Cost & { summary: Summary }> {
   const pid = side.server.process.pid!;
   const statements = await side.statements();
   const backends = await side.backends();
   const cpu = runNanoseconds(pid);
+  const pool = poolNanoseconds(pid);
   const summary = await work();
   const serverNs = runNanoseconds(pid) - cpu;
+  const poolNs = poolNanoseconds(pid) - pool;
   const backendsAfter = await side.backends();
   const statementsAfter = await side.statements();
   // A backend that began inside the window ran all its time there; one that ended took its time along.
@@ -63,6 +72,7 @@ export async function meter(side: Side, work: () => Promise<Summary>): Promise<C
     errors: summary.errors,
     perSecond: summary.perSecond,
     serverMs: round2(serverNs / 1e6 / count),
+    poolMs: round2(poolNs / 1e6 / count),
     databaseMs: round2(databaseNs / 1e6 / count),
     statements: round2((statementsAfter - statements) / count),
   };
@@ -258,7 +268,15 @@ export async function compare(sides: [Side, Side], seeded: Seeded, accounts: Ben
           const of = (field: keyof Cost) => round2(median(all.map((c) => c[field])));
           return [
             side.name,
-            { count: of('count'), errors: all.reduce((n, c) => n + c.errors, 0), perSecond: of('perSecond'), serverMs: of('serverMs'), databaseMs: of('databaseMs'), statements: of('statements') },
+            {
+              count: of('count'),
+              errors: all.reduce((n, c) => n + c.errors, 0),
+              perSecond: of('perSecond'),
+              serverMs: of('serverMs'),
+              poolMs: of('poolMs'),
+              databaseMs: of('databaseMs'),
+              statements: of('statements'),
+            },
           ];
         }),
       ),
@@ -281,11 +299,19 @@ export interface TargetInputs {
   readyMs: number;
 }
 
+/**
+ * A sign-in's CPU outside its hashing: the server's outside its libuv threadpool, and the database's.
+ * Measured in the window itself rather than as the total less one verification measured apart, whose
+ * cost moves with the machine between the two measures by as much as the difference sought.
+ */
+const outsideHashing = (cost: Cost) => cost.serverMs - cost.poolMs + cost.databaseMs;
+
 /** The targets of issue 15, each with what this run measured and whether it is met. */
 export function targets(t: TargetInputs): Array<{ target: string; measured: number | null; bound: string; met: boolean | null }> {
   const c = t.comparison;
   const total = (cost: Cost) => cost.serverMs + cost.databaseMs;
-  const cpuRatio = (operation: Operation, minusHash = 0) => round2((total(c[operation].akamon) - minusHash) / (total(c[operation].baseline) - minusHash));
+  const cpuRatio = (operation: Operation) => round2(total(c[operation].akamon) / total(c[operation].baseline));
+  const outside = (side: Side['name']) => outsideHashing(c['password sign-in'][side]);
   const at = (target: string, measured: number | null, limit: number, sense: '<=' | '>=') => ({
     target,
     measured,
@@ -294,7 +320,7 @@ export function targets(t: TargetInputs): Array<{ target: string; measured: numb
   });
   const embedded = t.database === 'pglite';
   return [
-    at('password sign-in CPU outside hashing (server + database), Akamon / baseline', cpuRatio('password sign-in', c.hashMs), 1.3, '<='),
+    at('password sign-in CPU outside hashing (server + database), Akamon / baseline', round2(outside('akamon') / outside('baseline')), 1.3, '<='),
     at('full sign-in (password + TOTP) rate / argon2 bound, per server core', t.fullSigninToBound, 0.6, '>='),
     at('the same from CPU: one hash / server CPU per full sign-in', t.fullSigninHashShare, 0.6, '>='),
     at('refresh grant CPU, Akamon / baseline', cpuRatio('refresh grant'), 1.15, '<='),
@@ -314,7 +340,7 @@ export function comparisonMarkdown(t: TargetInputs): string {
   const rows = OPERATIONS.flatMap((operation) =>
     (['akamon', 'baseline'] as const).map((name) => {
       const cost = c[operation][name];
-      const outside = operation === 'password sign-in' ? ` (${round2(cost.serverMs + cost.databaseMs - c.hashMs)} outside hashing)` : '';
+      const outside = operation === 'password sign-in' ? ` (${round2(outsideHashing(cost))} outside hashing; hashing threads ${cost.poolMs})` : '';
       return `| ${operation} | ${name} | ${cost.serverMs} | ${t.database === 'postgres' ? cost.databaseMs : '—'} | ${round2(cost.serverMs + cost.databaseMs)}${outside} | ${cost.statements} | ${cost.perSecond} | ${cost.errors} |`;
     }),
   );
