@@ -49,18 +49,22 @@ const median = (values: number[]) => {
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 };
 
-const poolNanoseconds = (pid: number) => threadNanoseconds(pid).get('libuv-worker') ?? 0;
+/** Nanoseconds the process has run so far: all its threads, and its libuv threadpool (one read of /proc). */
+function cpuSoFar(pid: number): { all: number; pool: number } {
+  const threads = threadNanoseconds(pid);
+  return { all: [...threads.values()].reduce((sum, n) => sum + n, 0), pool: threads.get('libuv-worker') ?? 0 };
+}
 
 /** Runs `work` and charges the servers' and their backends' CPU and the statements to its operations. */
 export async function meter(side: Side, work: () => Promise<Summary>): Promise<Cost & { summary: Summary }> {
   const pid = side.server.process.pid!;
   const statements = await side.statements();
   const backends = await side.backends();
-  const cpu = runNanoseconds(pid);
-  const pool = poolNanoseconds(pid);
+  const cpu = cpuSoFar(pid);
   const summary = await work();
-  const serverNs = runNanoseconds(pid) - cpu;
-  const poolNs = poolNanoseconds(pid) - pool;
+  const cpuAfter = cpuSoFar(pid);
+  const serverNs = cpuAfter.all - cpu.all;
+  const poolNs = cpuAfter.pool - cpu.pool;
   const backendsAfter = await side.backends();
   const statementsAfter = await side.statements();
   // A backend that began inside the window ran all its time there; one that ended took its time along.
