@@ -26,7 +26,9 @@ export class CookieSignatures {
 
   /** The index of the key that made `signature`, or -1. */
   index(data: string, signature: string): number {
-    const given = Buffer.from(String(signature));
+    // Only a string is a signature (the cookies package passes the .sig cookie's text).
+    if (typeof signature !== 'string') return -1;
+    const given = Buffer.from(signature);
     for (const [i, key] of this.#keys.entries()) {
       const expected = Buffer.from(digest(key, data));
       if (expected.length === given.length && timingSafeEqual(expected, given)) return i;

@@ -22,13 +22,14 @@ describe('cookie signatures', () => {
     expect(rotated.verify(data, rotated.sign(data))).toBe(true);
   });
 
-  test('refuse another value, a signature of another length, an empty one and one from an unknown key', () => {
+  test('refuse another value, a signature of another length, an empty one, one that is no string and one from an unknown key', () => {
     const signatures = new CookieSignatures(['a key']);
     const signature = signatures.sign(data);
     expect(signatures.verify(`${data}x`, signature)).toBe(false);
     expect(signatures.verify(data, signature.slice(1))).toBe(false);
     expect(signatures.verify(data, `${signature}A`)).toBe(false);
     expect(signatures.verify(data, '')).toBe(false);
+    expect(signatures.index(data, [signature] as unknown as string)).toBe(-1);
     expect(signatures.index(data, new CookieSignatures(['another key']).sign(data))).toBe(-1);
     expect(() => new CookieSignatures([])).toThrow(/need a key/);
   });
