@@ -43,15 +43,23 @@ afterEach(() => expect(akamon.logs.slice(logLines).filter((line) => /"level":(50
 interface Answer {
   status: number;
   location: string | null;
+  retryAfter: string | null;
   html: string;
 }
 
 /**
  * Sends the same request PARALLEL times at once (`vary` may change the i-th copy's form), with the
  * browser's cookies as they are now. The answers' cookies are not kept: the browser goes on as the
- * person would after the winner.
+ * person would after the winner. `hashing`: each copy checks a password, and twenty at once may
+ * overflow the hashing queue (HASH_QUEUE_PER_THREAD) on a slow machine: its busy page (503 with
+ * Retry-After) is then a clear answer too; any other 5xx never is.
  */
-async function race(browser: Browser, request: string | { url: string; body: URLSearchParams }, vary?: (body: URLSearchParams, i: number) => void): Promise<Answer[]> {
+async function race(
+  browser: Browser,
+  request: string | { url: string; body: URLSearchParams },
+  vary?: (body: URLSearchParams, i: number) => void,
+  options: { hashing?: boolean } = {},
+): Promise<Answer[]> {
   const { url, body } = typeof request === 'string' ? { url: request, body: undefined } : request;
   const target = new URL(url, akamon.url);
   const headers: Record<string, string> = { cookie: browser.cookieHeader(target), 'accept-language': 'en', ...browser.extraHeaders };
@@ -61,10 +69,11 @@ async function race(browser: Browser, request: string | { url: string; body: URL
       const copy = body && new URLSearchParams(body);
       if (copy) vary?.(copy, i);
       const response = await fetch(target, { method: body ? 'POST' : 'GET', headers, body: copy, redirect: 'manual' });
-      return { status: response.status, location: response.headers.get('location'), html: await response.text() };
+      return { status: response.status, location: response.headers.get('location'), retryAfter: response.headers.get('retry-after'), html: await response.text() };
     }),
   );
-  expect(answers.filter((a) => a.status >= 500)).toEqual([]);
+  const hashingBusy = (a: Answer) => options.hashing === true && a.status === 503 && Number(a.retryAfter) > 0 && a.html.includes('Akamon is busy');
+  expect(answers.filter((a) => a.status >= 500 && !hashingBusy(a))).toEqual([]);
   return answers;
 }
 
@@ -491,11 +500,11 @@ describe('account home', () => {
     const account = await akamon.createReadyAccount();
     const { browser, page } = await home(account, '/account/security');
     const next = 'Changed-Once-Password-55';
-    const answers = await race(browser, browser.form(page, /\/account\/security\/password$/, { current: account.password, new: next, confirm: next }));
+    const answers = await race(browser, browser.form(page, /\/account\/security\/password$/, { current: account.password, new: next, confirm: next }), undefined, { hashing: true });
     // One changes it; the others find the current password current no more (400), find the page's
-    // session ended by the change (302 to sign in again), or are told to wait (429).
+    // session ended by the change (302 to sign in again), or are told to wait (429, or 503 from a full hashing queue).
     expect(answers.filter((a) => a.status === 303)).toHaveLength(1);
-    expect(answers.filter((a) => ![303, 400, 302, 429].includes(a.status))).toEqual([]);
+    expect(answers.filter((a) => ![303, 400, 302, 429, 503].includes(a.status))).toEqual([]);
     expect(await auditCount(account.id, 'password.changed')).toBe(1);
     expect((await akamon.deps.passwordSignin.signIn({ commonId: account.commonId, password: next, ip: '10.12.3.1', userAgent: null, clientId: null })).ok).toBe(true);
   });
