@@ -123,7 +123,7 @@ function backendReader(monitor: Database | undefined, database: string, applicat
  * (the same node flags and CPUs) on the seeded database. PGlite is one process's database: the
  * baseline gets a copy of the seeded data directory, made before Akamon opens it.
  */
-export async function startPair(seeded: Seeded, plan: CpuPlan, options: { profileDir?: string } = {}): Promise<{ sides: [Side, Side]; stop(): Promise<void> }> {
+export async function startPair(seeded: Seeded, plan: CpuPlan, options: { profileDir?: string; nodeFlags?: string[] } = {}): Promise<{ sides: [Side, Side]; stop(): Promise<void> }> {
   const postgres = seeded.env.DATABASE_URL;
   const copy = postgres ? undefined : fs.mkdtempSync(path.join(os.tmpdir(), 'akamon-bench-baseline-'));
   if (copy) fs.cpSync(seeded.env.AKAMON_DATA_DIR!, copy, { recursive: true });
@@ -133,7 +133,7 @@ export async function startPair(seeded: Seeded, plan: CpuPlan, options: { profil
     const metricsPort = await freePort();
     const server = await startServer(
       { ...env, AKAMON_METRICS_PORT: String(metricsPort), PGAPPNAME: `bench-${name}` },
-      { cpus: plan.server, entry, profileDir: name === 'akamon' ? options.profileDir : undefined },
+      { cpus: plan.server, entry, profileDir: name === 'akamon' ? options.profileDir : undefined, nodeFlags: options.nodeFlags },
     );
     return { name, server, statements: statementReader(metricsPort), backends: backendReader(monitor, databaseName, `bench-${name}`) };
   };

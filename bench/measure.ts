@@ -71,6 +71,12 @@ export function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / TICKS;
 }
 
+/** CPU seconds a process's main thread has run so far in user and in kernel mode (the kernel's share is its system calls: sockets, epoll, memory). */
+export function mainThreadUserSystem(pid: number): { user: number; system: number } {
+  const fields = fs.readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return { user: Number(fields[11]) / TICKS, system: Number(fields[12]) / TICKS };
+}
+
 /** The peak resident set size of a process, in MiB. */
 export function peakRssMiB(pid: number): number {
   const line = fs

@@ -1,7 +1,9 @@
 import fs from 'node:fs';
 
-// node bench/profile-summary.ts FILE.cpuprofile [--top N]: where a V8 CPU profile (from
-// `npm run bench -- --profile`) spends its time, by function and by package or source file.
+// node bench/profile-summary.ts FILE.cpuprofile [--top N] [--since-us T]: where a V8 CPU profile
+// (from `npm run bench -- --profile`) spends its time, by function and by package or source file;
+// with --since-us, only from the monotonic clock's microsecond T on (bench/signin-steps.ts prints
+// it where its measured sign-ins begin: V8's profile and Node's hrtime read the same clock).
 
 interface ProfileNode {
   id: number;
@@ -9,6 +11,7 @@ interface ProfileNode {
   children?: number[];
 }
 interface Profile {
+  startTime: number;
   nodes: ProfileNode[];
   samples: number[];
   timeDeltas: number[];
@@ -21,7 +24,9 @@ if (!file) {
 }
 // Piped into head, the reader may leave early: that is the end, not an error.
 process.stdout.on('error', () => process.exit(0));
-const top = Number(rest[rest.indexOf('--top') + 1]) || 25;
+const option = (name: string) => (rest.includes(name) ? Number(rest[rest.indexOf(name) + 1]) : undefined);
+const top = option('--top') || 25;
+const since = option('--since-us') ?? 0;
 const profile = JSON.parse(fs.readFileSync(file, 'utf8')) as Profile;
 const byId = new Map(profile.nodes.map((node) => [node.id, node]));
 const parent = new Map<number, number>();
@@ -41,8 +46,11 @@ const self = new Map<string, number>();
 const inclusive = new Map<string, number>();
 const byOwner = new Map<string, number>();
 let total = 0;
+let sampledAt = profile.startTime;
 profile.samples.forEach((id, i) => {
   const micros = profile.timeDeltas[i] ?? 0;
+  sampledAt += micros;
+  if (sampledAt < since) return;
   total += micros;
   const node = byId.get(id)!;
   const { functionName, url, lineNumber } = node.callFrame;

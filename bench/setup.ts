@@ -184,10 +184,10 @@ export function startCommand(): { env: Record<string, string>; nodeArgs: string[
  * Starts the server as `npm start` does (on `cpus` if given), and waits for its ready line (a log
  * record with readyMs). `entry` runs another script with the same node flags (the baseline).
  */
-export async function startServer(env: Record<string, string>, options: { profileDir?: string; cpus?: string; entry?: string } = {}): Promise<Server> {
+export async function startServer(env: Record<string, string>, options: { profileDir?: string; cpus?: string; entry?: string; nodeFlags?: string[] } = {}): Promise<Server> {
   const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('AKAMON_') && k !== 'DATABASE_URL' && k !== 'NODE_OPTIONS'));
   const start = startCommand();
-  const profile = options.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.profileDir}`] : [];
+  const profile = [...(options.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.profileDir}`] : []), ...(options.nodeFlags ?? [])];
   const nodeArgs = options.entry ? [...start.nodeArgs.slice(0, -1), options.entry] : start.nodeArgs;
   const [command, args] = onCpus(options.cpus, path.join(ROOT, 'node_modules/.bin/node'), [...profile, ...nodeArgs]);
   const child = spawn(command, args, { cwd: ROOT, env: { ...clean, ...start.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
