@@ -110,7 +110,7 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
     retiredGraceSeconds: Math.max(config.ttl.idToken, config.ttl.accessToken),
   };
 
-  const csrf = new CsrfGuard(box.deriveKey('csrf'), config.production);
+  const csrf = new CsrfGuard(box.macKey('csrf'), config.production);
   const renderer = new Renderer(csrf);
   const app = new Koa();
   // For X-Forwarded-Proto and -Host; the client's address is clientAddressMiddleware's alone.
@@ -183,7 +183,7 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
       (accountId, clientId) => deps.payloads.liveGrants(accountId, clientId),
       (work) => database.unitOfWork(work),
     ),
-    pairwiseKey: box.deriveKey('pairwise-subject'),
+    pairwiseKey: box.macKey('pairwise-subject'),
     passwordGrant: passwordGrant(deps.passwordSignin, deps.clientStore, deps.access, config.realmSuffix),
     resourceServers: resourceServers({ clients: deps.clientStore, accounts: deps.accounts, access: deps.access }),
     ...providerPages(renderer, FIRST_PARTY_SITES, takeSiteSignedOutOf(config)),
@@ -264,7 +264,7 @@ export async function buildApp(deps: Deps): Promise<AkamonApp> {
     requests: samlRequests,
     sessions: samlSessions,
     anonymousCap,
-    pairwiseKey: box.deriveKey('saml-pairwise'),
+    pairwiseKey: box.macKey('saml-pairwise'),
     state: deps.interactionState,
     endSession: (uid) => endSessionByUid(holder!.provider, uid),
     access: deps.access,

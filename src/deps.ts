@@ -136,12 +136,12 @@ export async function buildDeps(config: Config, logger: Logger, overrides: { dat
   const signinLog = new SigninLog(db, metrics);
   const mfaStore = new MfaStore(db);
   const otpCodes = new OtpCodeStore(db);
-  const codeSender = new CodeSender({ codes: otpCodes, throttle, key: box.deriveKey('otp-code') });
+  const codeSender = new CodeSender({ codes: otpCodes, throttle, key: box.macKey('otp-code') });
   const phone = new PhoneService({ store: mfaStore, sender: codeSender, gateway: phoneGatewayFromConfig(config, logger), box });
   const education = new EducationService({ store: new EducationStore(db), clock, academicYearStart: config.academicYearStart, timeZone: config.timeZone });
   const accountRules = new AccountRuleStore(db);
   const audit = new AuditLog(db);
-  const appPasswords = new AppPasswordService({ store: new AppPasswordStore(db), key: box.deriveKey('app-password'), unitOfWork, audit });
+  const appPasswords = new AppPasswordService({ store: new AppPasswordStore(db), key: box.macKey('app-password'), unitOfWork, audit });
   const accountService = new AccountService({ store: accounts, hasher, profile: config.passwordProfile, sessions: payloads, throttle, unitOfWork, appPasswords });
   const mailer = mailerFromConfig(config, logger);
   const notices = new Notices({ store: new NoticeStore(db), mailer, compose: noticeMail(config), clock, logger, config });
@@ -185,7 +185,7 @@ export async function buildDeps(config: Config, logger: Logger, overrides: { dat
       accounts,
       findAccount: async (commonId) => (await mfaStore.accountWithFactorsByCommonId(commonId))?.account,
       hasher,
-      census: new HashCensus({ count: () => accounts.hashShapes(), hasher, key: box.deriveKey('hash-census'), clock, refreshSeconds: HASH_CENSUS_REFRESH_SECONDS }),
+      census: new HashCensus({ count: () => accounts.hashShapes(), hasher, key: box.macKey('hash-census'), clock, refreshSeconds: HASH_CENSUS_REFRESH_SECONDS }),
       throttle,
       log: signinLog,
       legacy: {

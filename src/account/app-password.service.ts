@@ -1,4 +1,4 @@
-import { randomInt } from 'node:crypto';
+import { type KeyObject, randomInt } from 'node:crypto';
 import { hmac } from '../crypto/tokens.ts';
 import type { AuditLog } from '../audit/audit-log.ts';
 import type { Database } from '../db/database.ts';
@@ -23,11 +23,11 @@ export function isAppPasswordRefusal(error: unknown): error is DomainError {
  */
 export class AppPasswordService {
   readonly #store: AppPasswordStore;
-  readonly #key: Buffer;
+  readonly #key: KeyObject;
   readonly #unitOfWork: Database['unitOfWork'];
   readonly #audit: AuditLog;
 
-  constructor(deps: { store: AppPasswordStore; key: Buffer; unitOfWork: Database['unitOfWork']; audit: AuditLog }) {
+  constructor(deps: { store: AppPasswordStore; key: KeyObject; unitOfWork: Database['unitOfWork']; audit: AuditLog }) {
     this.#store = deps.store;
     this.#key = deps.key;
     this.#unitOfWork = deps.unitOfWork;

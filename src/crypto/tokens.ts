@@ -1,4 +1,4 @@
-import { createHash, createHmac, randomBytes, randomFillSync, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, type KeyObject, randomBytes, randomFillSync, timingSafeEqual } from 'node:crypto';
 
 /** 256 bits from the CSPRNG, base64url: for secrets people never type. */
 export function randomToken(prefix = ''): string {
@@ -26,7 +26,8 @@ export function sha256(value: string): string {
   return createHash('sha256').update(value).digest('base64url');
 }
 
-export function hmac(key: Buffer, value: string): string {
+/** HMAC-SHA-256, base64url, under a key made once (SecretBox.macKey). */
+export function hmac(key: KeyObject, value: string): string {
   return createHmac('sha256', key).update(value).digest('base64url');
 }
 

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { type KeyObject, randomBytes } from 'node:crypto';
 import type { Context } from 'koa';
 import { hmac, safeEqual } from '../crypto/tokens.ts';
 import { siteCookieName, siteCookieOptions } from './site-cookie.ts';
@@ -8,12 +8,12 @@ import { siteCookieName, siteCookieOptions } from './site-cookie.ts';
  * it that another site can neither read nor compute.
  */
 export class CsrfGuard {
-  readonly #key: Buffer;
+  readonly #key: KeyObject;
   readonly #cookieName: string;
   readonly #secure: boolean;
 
   /** `name` keeps another server on the same host (cookies ignore ports) from overwriting ours. */
-  constructor(key: Buffer, production: boolean, name = 'akamon_csrf') {
+  constructor(key: KeyObject, production: boolean, name = 'akamon_csrf') {
     this.#key = key;
     this.#cookieName = siteCookieName(name, production);
     this.#secure = production;

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createSecretKey, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Koa from 'koa';
@@ -94,7 +94,7 @@ export async function startDevIdv(options: DevIdvOptions): Promise<DevIdv> {
     server.listen(options.port, options.host, () => resolve());
   });
   const issuer = `http://${options.publicHost ?? options.host}:${(server.address() as AddressInfo).port}`;
-  const pairwiseKey = randomBytes(32);
+  const pairwiseKey = createSecretKey(randomBytes(32));
   // The provider's routes run inside this Koa app: both must sign cookies with the same keys.
   const cookieKeys = [randomBytes(32).toString('base64url')];
   const { privateKey } = await generateKeyPair('ES256', { extractable: true });
@@ -102,7 +102,7 @@ export async function startDevIdv(options: DevIdvOptions): Promise<DevIdv> {
   const names = new Map<string, string>();
 
   // Its own cookie names: cookies ignore ports, and Akamon runs on the same host.
-  const csrf = new CsrfGuard(randomBytes(32), false, 'devidv_csrf');
+  const csrf = new CsrfGuard(createSecretKey(randomBytes(32)), false, 'devidv_csrf');
   const renderer = new Renderer(csrf);
   const provider = new Provider(issuer, {
     adapter: memoryAdapter(),

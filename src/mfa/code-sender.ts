@@ -1,4 +1,4 @@
-import { randomInt } from 'node:crypto';
+import { type KeyObject, randomInt } from 'node:crypto';
 import { hmac } from '../crypto/tokens.ts';
 import type { LoginThrottle, ThrottleRule } from '../throttle/login-throttle.ts';
 import type { CodeCheck, OtpCodeStore } from './otp-code.store.ts';
@@ -28,9 +28,9 @@ export class DeliveryError extends Error {
 export class CodeSender {
   readonly #codes: OtpCodeStore;
   readonly #throttle: LoginThrottle;
-  readonly #key: Buffer;
+  readonly #key: KeyObject;
 
-  constructor(deps: { codes: OtpCodeStore; throttle: LoginThrottle; key: Buffer }) {
+  constructor(deps: { codes: OtpCodeStore; throttle: LoginThrottle; key: KeyObject }) {
     this.#codes = deps.codes;
     this.#throttle = deps.throttle;
     this.#key = deps.key;

@@ -1,3 +1,4 @@
+import type { KeyObject } from 'node:crypto';
 import Provider, { type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import { deliverAfterCommit } from './backchannel.ts';
 import type { Config } from '../config/config.ts';
@@ -25,7 +26,7 @@ export interface ProviderHooks {
   renderError: NonNullable<Configuration['renderError']>;
   logoutSource: (ctx: KoaContextWithOIDC, form: string) => Promise<void> | void;
   postLogoutSuccessSource: (ctx: KoaContextWithOIDC) => Promise<void> | void;
-  pairwiseKey: Buffer;
+  pairwiseKey: KeyObject;
   passwordGrant: (ctx: KoaContextWithOIDC) => Promise<void>;
   /** APIs: their resource indicators, who may introspect which token, and the introspection's username. */
   resourceServers: ResourceServers;

@@ -1,4 +1,4 @@
-import { createHmac } from 'node:crypto';
+import { createHmac, type KeyObject } from 'node:crypto';
 import type { Clock } from '../shared/clock.ts';
 import type { HashShape, PasswordHasher } from './password-hasher.ts';
 
@@ -23,13 +23,13 @@ export interface ShapeCount {
 export class HashCensus {
   readonly #count: () => Promise<ShapeCount[]>;
   readonly #hasher: PasswordHasher;
-  readonly #key: Buffer;
+  readonly #key: KeyObject;
   readonly #clock: Clock;
   readonly #refreshMs: number;
   #census: { shapes: ShapeCount[]; total: number; takenAt: number } | undefined;
   #refreshing: Promise<void> | undefined;
 
-  constructor(deps: { count: () => Promise<ShapeCount[]>; hasher: PasswordHasher; key: Buffer; clock: Clock; refreshSeconds: number }) {
+  constructor(deps: { count: () => Promise<ShapeCount[]>; hasher: PasswordHasher; key: KeyObject; clock: Clock; refreshSeconds: number }) {
     this.#count = deps.count;
     this.#hasher = deps.hasher;
     this.#key = deps.key;

@@ -1,4 +1,4 @@
-import { createHmac } from 'node:crypto';
+import { createHmac, type KeyObject } from 'node:crypto';
 import type { AccountRow } from '../account/account.store.ts';
 import { eduPersonClaims } from '../account/eduperson.ts';
 import { ATTRIBUTE, ATTRNAME_FORMAT, NAMEID_FORMAT } from './constants.ts';
@@ -41,7 +41,7 @@ export interface Subject {
   /** The university's security domain (eduperson.ts: the realm suffix or the issuer's host). */
   scope: string;
   /** The key the pairwise identifiers are made with (derived from AKAMON_SECRET). */
-  pairwiseKey: Buffer;
+  pairwiseKey: KeyObject;
 }
 
 /**

@@ -1,3 +1,4 @@
+import type { KeyObject } from 'node:crypto';
 import Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
 import type Provider from 'oidc-provider';
@@ -49,7 +50,7 @@ export interface SamlDeps {
   requests: SamlRequestStore;
   sessions: SamlSessionStore;
   anonymousCap: AnonymousCap;
-  pairwiseKey: Buffer;
+  pairwiseKey: KeyObject;
   /** Where a logout's progress is kept (the interaction state store, under its own keys). */
   state: InteractionStateStore;
   /** Ends one sign-in session by its uid, with the back-channel logout of its relying parties. */

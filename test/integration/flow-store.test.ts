@@ -39,7 +39,7 @@ const servers: http.Server[] = [];
 async function flowApp(production = false) {
   const state = new InteractionStateStore(db());
   const throttle = new LoginThrottle(db(), systemClock);
-  const csrf = new CsrfGuard(Buffer.alloc(32, 1), production);
+  const csrf = new CsrfGuard(crypto.createSecretKey(Buffer.alloc(32, 1)), production);
   const deps: FlowStoreDeps = {
     config: { production },
     renderer: new Renderer(csrf),

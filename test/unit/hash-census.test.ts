@@ -1,4 +1,5 @@
 import { describe, expect, test } from '@jest/globals';
+import { createSecretKey } from 'node:crypto';
 import { HashCensus, type ShapeCount } from '../../src/password/hash-census.ts';
 import { PasswordHasher, shapeOf, type HashWork } from '../../src/password/password-hasher.ts';
 import { ConcurrencyLimiter } from '../../src/shared/concurrency-limiter.ts';
@@ -14,7 +15,7 @@ const NEW = '$argon2id$v=19$m=2048,t=2,p=1';
 const hasher = new PasswordHasher({ memoryCost: 2048, timeCost: 2, parallelism: 1 }, new ConcurrencyLimiter(2, 100));
 const clock = { offsetMs: 0, now: () => new Date(Date.now() + clock.offsetMs) };
 
-function census(counts: ShapeCount[], key = Buffer.alloc(32, 7)) {
+function census(counts: ShapeCount[], key = createSecretKey(Buffer.alloc(32, 7))) {
   const source = { calls: 0, counts };
   const made = new HashCensus({
     count: async () => {
@@ -59,7 +60,7 @@ describe('the shape an unknown Common ID is checked with', () => {
           { shape: OLD, count: 3 },
           { shape: NEW, count: 1 },
         ],
-        Buffer.alloc(32, 8),
+        createSecretKey(Buffer.alloc(32, 8)),
       ).census,
     );
     const differ = ids.filter((id) => otherKey.get(id) !== first.get(id)).length / ids.length;

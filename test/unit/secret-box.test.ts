@@ -1,4 +1,5 @@
 import { describe, expect, test } from '@jest/globals';
+import { createSecretKey } from 'node:crypto';
 import { SecretBox } from '../../src/crypto/secret-box.ts';
 import { hmac, randomToken, safeEqual, sha256 } from '../../src/crypto/tokens.ts';
 
@@ -121,8 +122,8 @@ describe('tokens', () => {
 
   test('sha256 and hmac are deterministic and keyed', () => {
     expect(sha256('abc')).toBe('ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0');
-    const k1 = Buffer.alloc(32, 1);
-    const k2 = Buffer.alloc(32, 2);
+    const k1 = createSecretKey(Buffer.alloc(32, 1));
+    const k2 = createSecretKey(Buffer.alloc(32, 2));
     expect(hmac(k1, 'v')).toBe(hmac(k1, 'v'));
     expect(hmac(k1, 'v')).not.toBe(hmac(k2, 'v'));
     expect(hmac(k1, 'v')).not.toBe(hmac(k1, 'w'));
