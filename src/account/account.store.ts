@@ -6,6 +6,44 @@ import type { ProfileValues } from './account-fields.ts';
 
 export type AccountRow = Selectable<AccountTable>;
 
+/**
+ * Every column of `account`, by name: what a prepared read of the whole row selects (a prepared
+ * statement names its columns, db/prepared.ts). A column added to AccountTable and not here fails
+ * to compile where such a read is typed as an AccountRow (mfa.store.ts).
+ */
+export const ACCOUNT_COLUMNS = [
+  'id',
+  'common_id',
+  'name',
+  'email',
+  'email_verified',
+  'family_name',
+  'given_name',
+  'family_name_ja',
+  'given_name_ja',
+  'family_name_kana',
+  'given_name_kana',
+  'department',
+  'external_id',
+  'entitlements',
+  'affiliation',
+  'status',
+  'password_hash',
+  'password_set_at',
+  'must_change_password',
+  'mfa_required',
+  'recovery_email',
+  'recovery_email_verified_at',
+  'mfa_postpone_count',
+  'mfa_postponed_at',
+  'revoke_at',
+  'revoke_reason',
+  'revoked_at',
+  'sessions_ended_at',
+  'created_at',
+  'updated_at',
+] as const satisfies ReadonlyArray<keyof AccountTable>;
+
 export interface NewAccount {
   commonId: string;
   name: string;

@@ -157,7 +157,8 @@ export class InteractionStateStore {
       })
       .where('uid', '=', uid)
       .where(sql<boolean>`data -> ${TURN}::text ->> 'token' = ${token}::text`);
-    await (alongside.length ? inOneStatement([...alongside, end]).execute(this.#db) : end.execute());
+    // Alone (a step that wrote nothing else), the same text each time, by its key: prepared (db/prepared.ts).
+    await (alongside.length ? inOneStatement([...alongside, end]) : prepared(sql`${end}`)).execute(this.#db);
   }
 
   async deleteExpired(limit: number): Promise<number> {

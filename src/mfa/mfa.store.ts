@@ -4,7 +4,8 @@ import { lockAccountRow } from '../db/row-locks.ts';
 import { DomainError } from '../shared/errors.ts';
 import { isUuid } from '../shared/uuid.ts';
 import { memoised, remember, writing } from '../shared/request-memo.ts';
-import type { AccountRow } from '../account/account.store.ts';
+import { ACCOUNT_COLUMNS, type AccountRow } from '../account/account.store.ts';
+import { prepared } from '../db/prepared.ts';
 import type { DB, FactorKind, MfaFactorTable } from '../db/schema.ts';
 
 export type FactorRow = Selectable<MfaFactorTable>;
@@ -42,6 +43,8 @@ export async function keepOneDefault(trx: Transaction<DB>, accountId: string): P
     .execute();
 }
 
+const ACCOUNT_SELECTION = sql.join(ACCOUNT_COLUMNS.map((column) => sql.ref(`account.${column}`)));
+
 export class MfaStore {
   readonly #db: Kysely<DB>;
 
@@ -70,15 +73,15 @@ export class MfaStore {
     return this.#withFactors('common_id', commonId);
   }
 
+  /** Read at every password and every resume of a sign-in, by a key: prepared (db/prepared.ts), so its columns are named. */
   async #withFactors(column: 'id' | 'common_id', value: string): Promise<{ account: AccountRow; factors: FactorRow[] } | undefined> {
-    const row = await this.#db
-      .selectFrom('account')
-      .selectAll('account')
-      .select(sql<FactorJson[]>`coalesce((select json_agg(f order by f.is_default desc, f.created_at) from mfa_factor f where f.account_id = account.id), '[]')`.as('mfa_factors'))
-      .where(column, '=', value)
-      .executeTakeFirst();
+    const { rows } = await prepared(sql<Pick<AccountRow, (typeof ACCOUNT_COLUMNS)[number]> & { mfa_factors: FactorJson[] }>`
+      select ${ACCOUNT_SELECTION}, coalesce((select json_agg(f order by f.is_default desc, f.created_at) from mfa_factor f where f.account_id = account.id), '[]') as mfa_factors
+      from account where ${sql.ref(`account.${column}`)} = ${value}`).execute(this.#db);
+    const row = rows[0];
     if (!row) return undefined;
-    const { mfa_factors: factors, ...account } = row;
+    const { mfa_factors: factors, ...rest } = row;
+    const account: AccountRow = rest;
     const restored = factors.map(factorFromJson);
     // Later reads of the factors in this request (the sign-in's checks) get these, until a write of factors.
     remember(FACTORS_MEMO + account.id, restored);
