@@ -2,6 +2,7 @@ import { sql, type Kysely, type OperationNodeSource, type RawBuilder } from 'kys
 import type { DB } from '../db/schema.ts';
 import { inOneStatement } from '../db/one-statement.ts';
 import { prepared } from '../db/prepared.ts';
+import { compiledOnce } from '../db/compiled-once.ts';
 import { begunAfterSessionsEnded, live, rememberProviderRow } from '../db/provider-rows.ts';
 import { clientMemoKey, clientRowQuery, type ClientRow } from '../client/client.store.ts';
 import { remember } from '../shared/request-memo.ts';
@@ -9,8 +10,11 @@ import { remember } from '../shared/request-memo.ts';
 /** Where the holder of a flow's turn is written in its state; never handed to callers. */
 const TURN = '_turn';
 
+/** A value of a statement: given, or bound at each run of a statement compiled once (compiledOnce). */
+type Value<T> = T | RawBuilder<T>;
+
 /** The live Interaction row of the provider with this uid (its id), as the adapter reads it. */
-const interactionRow = (uid: string) => sql`select payload, consumed_at from oidc_payload where model = 'Interaction' and id = ${uid} and ${live('oidc_payload')}`;
+const interactionRow = (uid: Value<string>) => sql`select payload, consumed_at from oidc_payload where model = 'Interaction' and id = ${uid} and ${live('oidc_payload')}`;
 /** The live Session row of `uid`, as the adapter's read of it by uid finds it. */
 const sessionRow = (uid: RawBuilder<unknown>) =>
   sql`select payload, consumed_at from oidc_payload where model = 'Session' and uid = ${uid} and ${live('oidc_payload')} and ${begunAfterSessionsEnded('oidc_payload', 'Session')} limit 1`;
@@ -26,7 +30,7 @@ type ReadWithInteraction = {
 } & Partial<ClientRow>;
 
 /** The statement that takes a turn (see takeTurn); `only` (a WHERE on the values) may skip it. */
-function turnTaking(uid: string, token: string, holdSeconds: number, only = sql``) {
+function turnTaking(uid: Value<string>, token: Value<string>, holdSeconds: Value<number>, only = sql``) {
   const until = sql<Date>`now() + make_interval(secs => ${holdSeconds})`;
   return sql`
     insert into interaction_state as s (uid, data, expires_at)
@@ -37,6 +41,48 @@ function turnTaking(uid: string, token: string, holdSeconds: number, only = sql`
     where s.expires_at <= now() or s.data -> ${TURN}::text is null or (s.data -> ${TURN}::text ->> 'until')::timestamptz <= now()
     returning s.data - ${TURN}::text as data`;
 }
+
+/**
+ * One statement: the interaction, its signed-in session (by uid), its client (by the client_id it
+ * was begun with) and `data` (with `turn` as a CTE beside them). Every step's page and form makes
+ * it, and each of its lookups is by a key: prepared (db/prepared.ts), and compiled once.
+ */
+function readWithInteraction(db: Kysely<DB>, uid: Value<string>, data: RawBuilder<unknown>, turn?: RawBuilder<unknown>) {
+  return prepared(sql<ReadWithInteraction>`
+      with interaction as (${interactionRow(uid)})${turn ? sql`, turn as (${turn})` : sql``}
+      select i.payload as interaction_payload, i.consumed_at as interaction_consumed_at, i.payload is not null as found, ${data} as data,
+        s.payload as session_payload, s.consumed_at as session_consumed_at, c.*
+      from (select 1) one left join interaction i on true
+      left join lateral (${sessionRow(sql`i.payload->'session'->>'uid'`)}) s on true
+      left join lateral ${clientRowQuery(db, sql<string>`i.payload->'params'->>'client_id'`)} c on true`);
+}
+
+/** takeInteractionTurn's statement: no state is written for an interaction that does not exist or has expired. */
+const readTakingTurn = compiledOnce<{ uid: string; token: string; holdSeconds: number }, ReadWithInteraction>((bind, db) =>
+  readWithInteraction(db, bind('uid'), sql`(select data from turn)`, turnTaking(bind('uid'), bind('token'), bind('holdSeconds'), sql`where exists (select 1 from interaction)`)),
+);
+
+/** getWithInteraction's statement. */
+const readState = compiledOnce<{ uid: string }, ReadWithInteraction>((bind, db) =>
+  readWithInteraction(db, bind('uid'), sql`(select s.data - ${TURN}::text from interaction_state s where s.uid = ${bind('uid')} and s.expires_at > now())`),
+);
+
+type TurnEnd = { uid: string; token: string; patch: string; ttlSeconds: number };
+
+/** The update that gives a turn back (endTurn), with the values given or bound. */
+function turnEnd(db: Kysely<DB>, values: { [K in keyof TurnEnd]: Value<TurnEnd[K]> }) {
+  return db
+    .updateTable('interaction_state')
+    .set({
+      data: sql`(data - ${TURN}::text) || ${values.patch}::jsonb`,
+      expires_at: sql<Date>`greatest(expires_at, now() + make_interval(secs => ${values.ttlSeconds}))` as never,
+    })
+    .where('uid', '=', values.uid)
+    .where(sql<boolean>`data -> ${TURN}::text ->> 'token' = ${values.token}::text`);
+}
+
+/** A turn's end alone (a step that wrote nothing else): the same text each time, by its key: prepared (db/prepared.ts), compiled once. */
+const endingTurn = compiledOnce<TurnEnd, unknown>((bind, db) => prepared(sql`${turnEnd(db, { uid: bind('uid'), token: bind('token'), patch: bind('patch'), ttlSeconds: bind('ttlSeconds') })}`));
 
 /**
  * Server-side state of one sign-in interaction (the identifier typed so far, later a pending
@@ -110,38 +156,25 @@ export class InteractionStateStore {
    * expired: the caller gets an empty state, finds no interaction, and answers so.
    */
   async takeInteractionTurn(uid: string, token: string, holdSeconds: number): Promise<Record<string, unknown> | undefined> {
-    const turn = turnTaking(uid, token, holdSeconds, sql`where exists (select 1 from interaction)`);
-    const row = await this.#readWithInteraction(uid, sql`(select data from turn)`, turn);
+    const row = this.#remembered((await readTakingTurn(this.#db, { uid, token, holdSeconds })).rows[0]!, uid);
     if (!row.found) return {};
     return row.data ?? undefined;
   }
 
   /** get for a sign-in interaction, in the same statement as the reads of its rows (see takeInteractionTurn). */
   async getWithInteraction(uid: string): Promise<Record<string, unknown>> {
-    const row = await this.#readWithInteraction(uid, sql`(select s.data - ${TURN}::text from interaction_state s where s.uid = ${uid} and s.expires_at > now())`);
-    return row.data ?? {};
+    return this.#remembered((await readState(this.#db, { uid })).rows[0]!, uid).data ?? {};
   }
 
-  /**
-   * One statement: the interaction, its signed-in session (by uid), its client (by the client_id it
-   * was begun with) and `data` (with `turn` as a CTE beside them). Every step's page and form makes
-   * it, and each of its lookups is by a key: prepared (db/prepared.ts).
-   */
-  async #readWithInteraction(uid: string, data: RawBuilder<unknown>, turn?: RawBuilder<unknown>) {
-    const { rows } = await prepared(sql<ReadWithInteraction>`
-      with interaction as (${interactionRow(uid)})${turn ? sql`, turn as (${turn})` : sql``}
-      select i.payload as interaction_payload, i.consumed_at as interaction_consumed_at, i.payload is not null as found, ${data} as data,
-        s.payload as session_payload, s.consumed_at as session_consumed_at, c.*
-      from (select 1) one left join interaction i on true
-      left join lateral (${sessionRow(sql`i.payload->'session'->>'uid'`)}) s on true
-      left join lateral ${clientRowQuery(this.#db, sql<string>`i.payload->'params'->>'client_id'`)} c on true`).execute(this.#db);
-    const { interaction_payload, interaction_consumed_at, found, data: read, session_payload, session_consumed_at, ...client } = rows[0]!;
+  /** What a read with the interaction brought, kept for the provider's and the client store's reads in this request. */
+  #remembered(row: ReadWithInteraction, uid: string): { found: boolean; data: Record<string, unknown> | null } {
+    const { interaction_payload, interaction_consumed_at, found, data, session_payload, session_consumed_at, ...client } = row;
     rememberProviderRow('Interaction', 'id', uid, found ? { payload: interaction_payload, consumed_at: interaction_consumed_at } : undefined);
     // The provider checks the signed-in session of an interaction by its uid (interactionDetails).
     const sessionUid = (interaction_payload as { session?: { uid?: unknown } } | null)?.session?.uid;
     if (typeof sessionUid === 'string') rememberProviderRow('Session', 'uid', sessionUid, session_payload ? { payload: session_payload, consumed_at: session_consumed_at } : undefined);
     if (client.client_id) remember(clientMemoKey(client.client_id), client);
-    return { found, data: read };
+    return { found, data };
   }
 
   /**
@@ -149,16 +182,8 @@ export class InteractionStateStore {
    * a turn taken over meanwhile is not touched. `alongside`: writes made in the same statement.
    */
   async endTurn(uid: string, token: string, patch: Record<string, unknown>, ttlSeconds: number, alongside: OperationNodeSource[] = []): Promise<void> {
-    const end = this.#db
-      .updateTable('interaction_state')
-      .set({
-        data: sql`(data - ${TURN}::text) || ${JSON.stringify(patch)}::jsonb`,
-        expires_at: sql<Date>`greatest(expires_at, now() + make_interval(secs => ${ttlSeconds}))` as never,
-      })
-      .where('uid', '=', uid)
-      .where(sql<boolean>`data -> ${TURN}::text ->> 'token' = ${token}::text`);
-    // Alone (a step that wrote nothing else), the same text each time, by its key: prepared (db/prepared.ts).
-    await (alongside.length ? inOneStatement([...alongside, end]) : prepared(sql`${end}`)).execute(this.#db);
+    const values = { uid, token, patch: JSON.stringify(patch), ttlSeconds };
+    await (alongside.length ? inOneStatement([...alongside, turnEnd(this.#db, values)]).execute(this.#db) : endingTurn(this.#db, values));
   }
 
   async deleteExpired(limit: number): Promise<number> {

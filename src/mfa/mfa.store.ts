@@ -6,6 +6,7 @@ import { isUuid } from '../shared/uuid.ts';
 import { memoised, remember, writing } from '../shared/request-memo.ts';
 import { ACCOUNT_COLUMNS, type AccountRow } from '../account/account.store.ts';
 import { prepared } from '../db/prepared.ts';
+import { compiledOnce } from '../db/compiled-once.ts';
 import type { DB, FactorKind, MfaFactorTable } from '../db/schema.ts';
 
 export type FactorRow = Selectable<MfaFactorTable>;
@@ -43,7 +44,15 @@ export async function keepOneDefault(trx: Transaction<DB>, accountId: string): P
     .execute();
 }
 
-const ACCOUNT_SELECTION = sql.join(ACCOUNT_COLUMNS.map((column) => sql.ref(`account.${column}`)));
+/** The account's row (every column, by name) and its factors as JSON, by `column`. */
+const accountWithFactorsBy = (column: 'id' | 'common_id') =>
+  compiledOnce<{ value: string }, Pick<AccountRow, (typeof ACCOUNT_COLUMNS)[number]> & { mfa_factors: FactorJson[] }>(
+    (bind) => prepared(sql`
+      select ${sql.join(ACCOUNT_COLUMNS.map((name) => sql.ref(`account.${name}`)))},
+        coalesce((select json_agg(f order by f.is_default desc, f.created_at) from mfa_factor f where f.account_id = account.id), '[]') as mfa_factors
+      from account where ${sql.ref(`account.${column}`)} = ${bind('value')}`),
+  );
+const ACCOUNT_WITH_FACTORS = { id: accountWithFactorsBy('id'), common_id: accountWithFactorsBy('common_id') };
 
 export class MfaStore {
   readonly #db: Kysely<DB>;
@@ -73,11 +82,9 @@ export class MfaStore {
     return this.#withFactors('common_id', commonId);
   }
 
-  /** Read at every password and every resume of a sign-in, by a key: prepared (db/prepared.ts), so its columns are named. */
+  /** Read at every password and every resume of a sign-in, by a key: prepared (db/prepared.ts), so its columns are named, and compiled once. */
   async #withFactors(column: 'id' | 'common_id', value: string): Promise<{ account: AccountRow; factors: FactorRow[] } | undefined> {
-    const { rows } = await prepared(sql<Pick<AccountRow, (typeof ACCOUNT_COLUMNS)[number]> & { mfa_factors: FactorJson[] }>`
-      select ${ACCOUNT_SELECTION}, coalesce((select json_agg(f order by f.is_default desc, f.created_at) from mfa_factor f where f.account_id = account.id), '[]') as mfa_factors
-      from account where ${sql.ref(`account.${column}`)} = ${value}`).execute(this.#db);
+    const { rows } = await ACCOUNT_WITH_FACTORS[column](this.#db, { value });
     const row = rows[0];
     if (!row) return undefined;
     const { mfa_factors: factors, ...rest } = row;

@@ -5,6 +5,7 @@ import { afterUnitCommits, afterUnitOfWork, isUnavailable } from '../../src/db/d
 import { DatabaseUnavailableError } from '../../src/shared/errors.ts';
 import { HeldWrites, holdWrite, inOneStatement } from '../../src/db/one-statement.ts';
 import { PREPARED_MARK, prepared } from '../../src/db/prepared.ts';
+import { compiledOnce } from '../../src/db/compiled-once.ts';
 import { openDatabase } from '../../src/db/database.ts';
 
 // The driver's unit of work (src/db/driver.ts), on both databases: what the token endpoint's
@@ -371,6 +372,23 @@ describe('prepared statements', () => {
       // introspects every schema fails that migration (test/support/database.ts).
       if (single !== handle.database) await single.close();
     }
+  });
+});
+
+describe('statements compiled once', () => {
+  test('each run binds its own values to the text built at the first run; values written into the text stay; in a transaction too', async () => {
+    let builds = 0;
+    const sum = compiledOnce<{ a: number; b: number }, { total: number; label: string }>((bind) => {
+      builds += 1;
+      return sql`select ${bind('a')}::int + ${bind('b')}::int + ${100}::int as total, ${'fixed'}::text || ${bind('a')}::text as label`;
+    });
+    expect((await sum(db(), { a: 1, b: 2 })).rows).toEqual([{ total: 103, label: 'fixed1' }]);
+    expect((await sum(db(), { a: 40, b: 2 })).rows).toEqual([{ total: 142, label: 'fixed40' }]);
+    const inTransaction = await db()
+      .transaction()
+      .execute(async (trx) => (await sum(trx, { a: -100, b: 7 })).rows);
+    expect(inTransaction).toEqual([{ total: 7, label: 'fixed-100' }]);
+    expect(builds).toBe(1);
   });
 });
 
