@@ -46,8 +46,8 @@ export async function keepOneDefault(trx: Transaction<DB>, accountId: string): P
 
 /** The account's row (every column, by name) and its factors as JSON, by `column`. */
 const accountWithFactorsBy = (column: 'id' | 'common_id') =>
-  compiledOnce<{ value: string }, Pick<AccountRow, (typeof ACCOUNT_COLUMNS)[number]> & { mfa_factors: FactorJson[] }>(
-    (bind) => prepared(sql`
+  compiledOnce<{ value: string }, Pick<AccountRow, (typeof ACCOUNT_COLUMNS)[number]> & { mfa_factors: FactorJson[] }>((bind) =>
+    prepared(sql`
       select ${sql.join(ACCOUNT_COLUMNS.map((name) => sql.ref(`account.${name}`)))},
         coalesce((select json_agg(f order by f.is_default desc, f.created_at) from mfa_factor f where f.account_id = account.id), '[]') as mfa_factors
       from account where ${sql.ref(`account.${column}`)} = ${bind('value')}`),
