@@ -15,9 +15,10 @@ const firstSegment = (path: string) => {
  */
 export class RouteTable {
   readonly #routers: readonly Router[];
-  readonly #segments = new Set<string>();
-  /** A route with a pattern in its first segment may match any path. */
-  #anyPath = false;
+  /** The routers with a route under each first segment, in their order. */
+  readonly #bySegment = new Map<string, Router[]>();
+  /** Routers with a route whose first segment is a pattern: they may match any path. */
+  readonly #anyPath: Router[] = [];
 
   constructor(routers: readonly Router[]) {
     this.#routers = routers;
@@ -26,26 +27,52 @@ export class RouteTable {
       for (const { path, methods } of router.stack) {
         if (methods.length === 0) continue;
         const segment = typeof path === 'string' && path.startsWith('/') ? firstSegment(path) : undefined;
-        if (segment === undefined || /[:*({\\[]/.test(segment)) this.#anyPath = true;
-        else this.#segments.add(segment);
+        if (segment === undefined || /[:*({\\[]/.test(segment)) {
+          if (!this.#anyPath.includes(router)) this.#anyPath.push(router);
+        } else {
+          const serving = this.#bySegment.get(segment) ?? [];
+          if (!serving.includes(router)) this.#bySegment.set(segment, [...serving, router]);
+        }
       }
     }
   }
 
-  /** False when no router can serve the path: the provider's paths, and anything unknown. */
-  mayServe(path: string): boolean {
-    return this.#anyPath || this.#segments.has(firstSegment(path));
+  /** The routers that may serve the path, in their order: none for the provider's paths and anything unknown. */
+  #serving(path: string): readonly Router[] {
+    const bySegment = this.#bySegment.get(firstSegment(path)) ?? [];
+    if (this.#anyPath.length === 0) return bySegment;
+    return this.#routers.filter((router) => bySegment.includes(router) || this.#anyPath.includes(router));
   }
 
-  /** Every router's routes and allowed methods, in order, for the paths they may serve. */
+  /** False when no router can serve the path: the provider's paths, and anything unknown. */
+  mayServe(path: string): boolean {
+    return this.#serving(path).length > 0;
+  }
+
+  /**
+   * The routes and allowed methods of the routers that may serve the path, in order: a router tries
+   * every pattern it has on every request it sees, so a path is shown only to the routers with a
+   * route under its first segment (composed once per segment).
+   */
   middleware(): Middleware {
+    const composed = new Map<string, Middleware>();
     // The routers' middleware types carry their own context; at the app's level they are plain middleware.
-    const all = compose(this.#routers.flatMap((router) => [router.routes(), router.allowedMethods()]) as Middleware[]);
-    return (ctx, next) => (this.mayServe(ctx.path) ? all(ctx, next) : next());
+    const of = (routers: readonly Router[]) => compose(routers.flatMap((router) => [router.routes(), router.allowedMethods()]) as Middleware[]);
+    return (ctx, next) => {
+      const routers = this.#serving(ctx.path);
+      if (routers.length === 0) return next();
+      const key = routers.map((router) => this.#routers.indexOf(router)).join(',');
+      let middleware = composed.get(key);
+      if (!middleware) {
+        middleware = of(routers);
+        composed.set(key, middleware);
+      }
+      return middleware(ctx, next);
+    };
   }
 
   /** Whether one of the routers has a route (not only a middleware) for this request's path and method. */
   serves(ctx: Context): boolean {
-    return this.mayServe(ctx.path) && this.#routers.some((router) => router.match(ctx.path, ctx.method).path.some((layer) => layer.methods.length > 0));
+    return this.#serving(ctx.path).some((router) => router.match(ctx.path, ctx.method).path.some((layer) => layer.methods.length > 0));
   }
 }
