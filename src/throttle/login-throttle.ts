@@ -3,6 +3,7 @@ import { sql, type Kysely, type OperationNodeSource, type RawBuilder } from 'kys
 import type { DB } from '../db/schema.ts';
 import { holdWrite, inOneStatement } from '../db/one-statement.ts';
 import { prepared } from '../db/prepared.ts';
+import { compiledOnce } from '../db/compiled-once.ts';
 import type { Clock } from '../shared/clock.ts';
 import { sourceOf } from './source.ts';
 import { PASSWORD_THROTTLE_PER_ACCOUNT, PASSWORD_THROTTLE_PER_ADDRESS, THROTTLE_RESERVATION_SECONDS } from '../config/defaults.ts';
@@ -128,6 +129,57 @@ function inKeyOrder(keys: ThrottleKey[]): RawBuilder<boolean> {
 /** A reservation whose request died (a node crashed mid-check) stops counting after this. */
 const PENDING_EXPIRY_SECONDS = THROTTLE_RESERVATION_SECONDS;
 
+/** A statement's value: given, or bound at each run of a statement compiled once (compiledOnce). */
+type Value<T> = T | RawBuilder<T>;
+
+/** Failures that still count: a rule may forget them after a quiet period (`forget` seconds; null: never). */
+function failuresNow(forget: Value<number | null>, now: Value<Date>): RawBuilder<number> {
+  return sql<number>`(case
+      when ${forget}::int is not null and t.last_failure_at < ${now}::timestamptz - make_interval(secs => ${forget}::int) then 0
+      else t.failures end)`;
+}
+
+/** The claim of one check on a key (see reserve), returning its key when claimed; `only` (a WHERE on the values) may skip it. */
+function claiming(claim: { key: Value<string>; forget: Value<number | null>; hardStop: Value<number | null>; free: Value<number> }, now: Value<Date>, only: RawBuilder<unknown>) {
+  const failures = failuresNow(claim.forget, now);
+  const pending = sql<number>`(case when t.pending_since < ${now}::timestamptz - make_interval(secs => ${PENDING_EXPIRY_SECONDS}) then 0 else t.pending end)`;
+  return sql`
+      insert into throttle as t (key, failures, pending, pending_since)
+      select ${claim.key}, 0, 1, ${now}::timestamptz ${only}
+      on conflict (key) do update set failures = ${failures}, pending = ${pending} + 1, pending_since = ${now}
+      where (t.locked_until is null or t.locked_until <= ${now})
+        and (${claim.hardStop}::int is null or t.failures < ${claim.hardStop}::int)
+        and (${failures} + ${pending} < ${claim.free}::int or ${pending} = 0)
+      returning t.key`;
+}
+
+/**
+ * reserve's statement for `count` keys, one statement whatever their number: each key is claimed
+ * only if the one before it was. Prepared (db/prepared.ts) and compiled once per number of keys;
+ * each key's values are bound by its index.
+ */
+const claimStatements = new Map<number, ReturnType<typeof compiledOnce<Record<string, unknown>, { claimed: number }>>>();
+function claimStatement(count: number) {
+  let statement = claimStatements.get(count);
+  if (!statement) {
+    statement = compiledOnce<Record<string, unknown>, { claimed: number }>((bind) => {
+      const claims = Array.from({ length: count }, (_, i) => {
+        const claim = {
+          key: bind(`key${i}`) as RawBuilder<string>,
+          forget: bind(`forget${i}`) as RawBuilder<number | null>,
+          hardStop: bind(`hardStop${i}`) as RawBuilder<number | null>,
+          free: bind(`free${i}`) as RawBuilder<number>,
+        };
+        return sql`${sql.id(`claim_${i}`)} as (${claiming(claim, bind('now') as RawBuilder<Date>, i ? sql`where exists (select 1 from ${sql.id(`claim_${i - 1}`)})` : sql``)})`;
+      });
+      const counted = Array.from({ length: count }, (_, i) => sql`(select count(*) from ${sql.id(`claim_${i}`)})`);
+      return prepared(sql<{ claimed: number }>`with ${sql.join(claims)} select (${sql.join(counted, sql` + `)})::int as claimed`);
+    });
+    claimStatements.set(count, statement);
+  }
+  return statement;
+}
+
 export class LoginThrottle {
   readonly #db: Kysely<DB>;
   readonly #clock: Clock;
@@ -146,11 +198,11 @@ export class LoginThrottle {
    */
   async reserve(keys: ThrottleKey[]): Promise<ThrottleState> {
     if (!keys.length) return OPEN;
-    const now = this.#clock.now();
-    // One statement, whatever the number of keys: each key is claimed only if the one before it was.
-    const claims = keys.map((key, i) => sql`${sql.id(`claim_${i}`)} as (${this.#claiming(key, now, i ? sql`where exists (select 1 from ${sql.id(`claim_${i - 1}`)})` : sql``)})`);
-    const counted = keys.map((_, i) => sql`(select count(*) from ${sql.id(`claim_${i}`)})`);
-    const { rows } = await prepared(sql<{ claimed: number }>`with ${sql.join(claims)} select (${sql.join(counted, sql` + `)})::int as claimed`).execute(this.#db);
+    const values: Record<string, unknown> = { now: this.#clock.now() };
+    for (const [i, { key, rule }] of keys.entries()) {
+      Object.assign(values, { [`key${i}`]: storedKey(key), [`forget${i}`]: rule.forgetAfterSeconds ?? null, [`hardStop${i}`]: rule.hardStop ?? null, [`free${i}`]: rule.free });
+    }
+    const { rows } = await claimStatement(keys.length)(this.#db, values);
     const claimed = rows[0]!.claimed;
     if (claimed === keys.length) return OPEN;
     await this.release(keys.slice(0, claimed));
@@ -239,7 +291,7 @@ export class LoginThrottle {
   async failed(keys: ThrottleKey[], alongside?: OperationNodeSource): Promise<void> {
     const now = this.#clock.now();
     const counts = keys.map(({ key, rule }) => {
-      const failures = sql<number>`(${this.#failuresNow(rule, now)} + 1)`;
+      const failures = sql<number>`(${failuresNow(rule.forgetAfterSeconds ?? null, now)} + 1)`;
       return sql`
         update throttle as t set
           failures = ${failures},
@@ -283,28 +335,6 @@ export class LoginThrottle {
   #releasing(keys: ThrottleKey[], all = keys) {
     const stored = keys.map(({ key }) => storedKey(key));
     return sql`update throttle set pending = greatest(pending - 1, 0) where key in (${sql.join(stored)}) and ${inKeyOrder(all)}`;
-  }
-
-  /** Failures that still count: a rule may forget them after a quiet period. */
-  #failuresNow(rule: ThrottleRule, now: Date): RawBuilder<number> {
-    const forget = rule.forgetAfterSeconds ?? null;
-    return sql<number>`(case
-      when ${forget}::int is not null and t.last_failure_at < ${now}::timestamptz - make_interval(secs => ${forget}::int) then 0
-      else t.failures end)`;
-  }
-
-  /** The statement that claims one check on `key` (see reserve), returning its key when claimed; `only` (a WHERE on the values) may skip it. */
-  #claiming({ key, rule }: ThrottleKey, now: Date, only: RawBuilder<unknown>) {
-    const failures = this.#failuresNow(rule, now);
-    const pending = sql<number>`(case when t.pending_since < ${now}::timestamptz - make_interval(secs => ${PENDING_EXPIRY_SECONDS}) then 0 else t.pending end)`;
-    return sql`
-      insert into throttle as t (key, failures, pending, pending_since)
-      select ${storedKey(key)}, 0, 1, ${now}::timestamptz ${only}
-      on conflict (key) do update set failures = ${failures}, pending = ${pending} + 1, pending_since = ${now}
-      where (t.locked_until is null or t.locked_until <= ${now})
-        and (${rule.hardStop ?? null}::int is null or t.failures < ${rule.hardStop ?? null}::int)
-        and (${failures} + ${pending} < ${rule.free}::int or ${pending} = 0)
-      returning t.key`;
   }
 
   async #state({ key, rule }: ThrottleKey): Promise<ThrottleState> {
