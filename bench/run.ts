@@ -28,7 +28,7 @@ const { values } = parseArgs({
     profile: { type: 'boolean', default: false },
     scale: { type: 'string' },
     rounds: { type: 'string', default: '3' },
-    'round-signins': { type: 'string', default: '30' },
+    'round-signins': { type: 'string', default: '150' },
     'round-seconds': { type: 'string', default: '2.5' },
     'warm-up': { type: 'string', default: '1000' },
   },
