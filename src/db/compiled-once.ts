@@ -23,9 +23,14 @@ export type Bind<V> = <K extends keyof V & string>(name: K) => RawBuilder<V[K]>;
  */
 export function compiledOnce<V extends Record<string, unknown>, R>(build: (bind: Bind<V>, db: Kysely<DB>) => RawBuilder<R>): (db: Kysely<DB>, values: V) => Promise<QueryResult<R>> {
   let compiled: CompiledQuery<R> | undefined;
-  return (db, values) => {
+  return async (db, values) => {
     compiled ??= build((name) => sql.val(new Slot(name)) as RawBuilder<never>, db).compile(db);
-    const parameters = compiled.parameters.map((parameter) => (parameter instanceof Slot ? values[parameter.name] : parameter));
+    const parameters = compiled.parameters.map((parameter) => {
+      if (!(parameter instanceof Slot)) return parameter;
+      // A name bound in the text but missing from the run's values is a mistake, not a NULL.
+      if (!Object.hasOwn(values, parameter.name)) throw new Error(`no value for ${parameter.name}`);
+      return values[parameter.name];
+    });
     return db.executeQuery({ ...compiled, parameters });
   };
 }

@@ -389,6 +389,8 @@ describe('statements compiled once', () => {
       .execute(async (trx) => (await sum(trx, { a: -100, b: 7 })).rows);
     expect(inTransaction).toEqual([{ total: 7, label: 'fixed-100' }]);
     expect(builds).toBe(1);
+    // A bound name without a value is refused, not sent as NULL.
+    await expect(sum(db(), { a: 1 } as never)).rejects.toThrow('no value for b');
   });
 });
 
