@@ -10,6 +10,9 @@ class Slot {
   }
 }
 
+/** A statement's value: given, or bound at each run of a statement compiled once. */
+export type Value<T> = T | RawBuilder<T>;
+
 /** A value of the run, as a parameter of the statement being built. */
 export type Bind<V> = <K extends keyof V & string>(name: K) => RawBuilder<V[K]>;
 

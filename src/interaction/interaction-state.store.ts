@@ -2,16 +2,13 @@ import { sql, type Kysely, type OperationNodeSource, type RawBuilder } from 'kys
 import type { DB } from '../db/schema.ts';
 import { inOneStatement } from '../db/one-statement.ts';
 import { prepared } from '../db/prepared.ts';
-import { compiledOnce } from '../db/compiled-once.ts';
+import { compiledOnce, type Value } from '../db/compiled-once.ts';
 import { begunAfterSessionsEnded, live, rememberProviderRow } from '../db/provider-rows.ts';
 import { clientMemoKey, clientRowQuery, type ClientRow } from '../client/client.store.ts';
 import { remember } from '../shared/request-memo.ts';
 
 /** Where the holder of a flow's turn is written in its state; never handed to callers. */
 const TURN = '_turn';
-
-/** A value of a statement: given, or bound at each run of a statement compiled once (compiledOnce). */
-type Value<T> = T | RawBuilder<T>;
 
 /** The live Interaction row of the provider with this uid (its id), as the adapter reads it. */
 const interactionRow = (uid: Value<string>) => sql`select payload, consumed_at from oidc_payload where model = 'Interaction' and id = ${uid} and ${live('oidc_payload')}`;

@@ -3,7 +3,7 @@ import { sql, type Kysely, type OperationNodeSource, type RawBuilder } from 'kys
 import type { DB } from '../db/schema.ts';
 import { holdWrite, inOneStatement } from '../db/one-statement.ts';
 import { prepared } from '../db/prepared.ts';
-import { compiledOnce } from '../db/compiled-once.ts';
+import { compiledOnce, type Value } from '../db/compiled-once.ts';
 import type { Clock } from '../shared/clock.ts';
 import { sourceOf } from './source.ts';
 import { PASSWORD_THROTTLE_PER_ACCOUNT, PASSWORD_THROTTLE_PER_ADDRESS, THROTTLE_RESERVATION_SECONDS } from '../config/defaults.ts';
@@ -128,9 +128,6 @@ function inKeyOrder(keys: ThrottleKey[]): RawBuilder<boolean> {
 
 /** A reservation whose request died (a node crashed mid-check) stops counting after this. */
 const PENDING_EXPIRY_SECONDS = THROTTLE_RESERVATION_SECONDS;
-
-/** A statement's value: given, or bound at each run of a statement compiled once (compiledOnce). */
-type Value<T> = T | RawBuilder<T>;
 
 /** Failures that still count: a rule may forget them after a quiet period (`forget` seconds; null: never). */
 function failuresNow(forget: Value<number | null>, now: Value<Date>): RawBuilder<number> {
