@@ -14,34 +14,35 @@ const firstSegment = (path: string) => {
  * first path segments the routers serve, so those requests pass by without a pattern tried.
  */
 export class RouteTable {
-  readonly #routers: readonly Router[];
-  /** The routers with a route under each first segment, in their order. */
+  /** The routers with a route under each first segment, in their order (with those that may match any path). */
   readonly #bySegment = new Map<string, Router[]>();
   /** Routers with a route whose first segment is a pattern: they may match any path. */
-  readonly #anyPath: Router[] = [];
+  readonly #anyPath: Router[];
 
   constructor(routers: readonly Router[]) {
-    this.#routers = routers;
+    const segments = new Map<Router, Set<string>>();
+    const anyPath = new Set<Router>();
     for (const router of routers) {
       // A router runs its middleware (`use`) only on a path one of its routes matches: routes alone say which paths it serves.
       for (const { path, methods } of router.stack) {
         if (methods.length === 0) continue;
         const segment = typeof path === 'string' && path.startsWith('/') ? firstSegment(path) : undefined;
-        if (segment === undefined || /[:*({\\[]/.test(segment)) {
-          if (!this.#anyPath.includes(router)) this.#anyPath.push(router);
-        } else {
-          const serving = this.#bySegment.get(segment) ?? [];
-          if (!serving.includes(router)) this.#bySegment.set(segment, [...serving, router]);
-        }
+        if (segment === undefined || /[:*({\\[]/.test(segment)) anyPath.add(router);
+        else segments.set(router, (segments.get(router) ?? new Set()).add(segment));
       }
+    }
+    this.#anyPath = routers.filter((router) => anyPath.has(router));
+    for (const segment of new Set([...segments.values()].flatMap((set) => [...set]))) {
+      this.#bySegment.set(
+        segment,
+        routers.filter((router) => anyPath.has(router) || segments.get(router)?.has(segment)),
+      );
     }
   }
 
   /** The routers that may serve the path, in their order: none for the provider's paths and anything unknown. */
   #serving(path: string): readonly Router[] {
-    const bySegment = this.#bySegment.get(firstSegment(path)) ?? [];
-    if (this.#anyPath.length === 0) return bySegment;
-    return this.#routers.filter((router) => bySegment.includes(router) || this.#anyPath.includes(router));
+    return this.#bySegment.get(firstSegment(path)) ?? this.#anyPath;
   }
 
   /** False when no router can serve the path: the provider's paths, and anything unknown. */
@@ -52,22 +53,16 @@ export class RouteTable {
   /**
    * The routes and allowed methods of the routers that may serve the path, in order: a router tries
    * every pattern it has on every request it sees, so a path is shown only to the routers with a
-   * route under its first segment (composed once per segment).
+   * route under its first segment (composed once per segment, at start).
    */
   middleware(): Middleware {
-    const composed = new Map<string, Middleware>();
     // The routers' middleware types carry their own context; at the app's level they are plain middleware.
     const of = (routers: readonly Router[]) => compose(routers.flatMap((router) => [router.routes(), router.allowedMethods()]) as Middleware[]);
+    const bySegment = new Map([...this.#bySegment].map(([segment, routers]) => [segment, of(routers)]));
+    const anyPath = this.#anyPath.length > 0 ? of(this.#anyPath) : undefined;
     return (ctx, next) => {
-      const routers = this.#serving(ctx.path);
-      if (routers.length === 0) return next();
-      const key = routers.map((router) => this.#routers.indexOf(router)).join(',');
-      let middleware = composed.get(key);
-      if (!middleware) {
-        middleware = of(routers);
-        composed.set(key, middleware);
-      }
-      return middleware(ctx, next);
+      const middleware = bySegment.get(firstSegment(ctx.path)) ?? anyPath;
+      return middleware ? middleware(ctx, next) : next();
     };
   }
 
